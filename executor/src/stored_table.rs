@@ -1,0 +1,120 @@
+//! A stored table as a DataFusion `TableProvider`.
+//!
+//! A scan reads the table through a RocksDB snapshot on a blocking thread and hands batches
+//! to the query over a small bounded channel, so memory stays bounded however large the table
+//! is, and a query that stops early (LIMIT, cancellation) stops the read.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::ExecutionPlan;
+use weir_storage::TableStore;
+
+use crate::table_sink::StoredTableSink;
+
+/// How many decoded batches a scan may buffer ahead of the query.
+const SCAN_CHANNEL_BATCHES: usize = 2;
+
+#[derive(Clone)]
+pub struct StoredTable {
+    store: Arc<TableStore>,
+}
+
+impl fmt::Debug for StoredTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredTable").field("table", &self.store.def().name).finish()
+    }
+}
+
+impl StoredTable {
+    pub fn new(store: Arc<TableStore>) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Arc<TableStore> {
+        &self.store
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoredTable {
+    fn schema(&self) -> SchemaRef {
+        self.store.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let partition: Arc<dyn PartitionStream> =
+            Arc::new(TableScanPartition { store: self.store.clone(), schema: self.store.schema() });
+        Ok(Arc::new(StreamingTableExec::try_new(
+            self.store.schema(),
+            vec![partition],
+            projection,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} into a Weir table"
+            )));
+        }
+        let sink = StoredTableSink::new(self.store.clone());
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+#[derive(Debug)]
+struct TableScanPartition {
+    store: Arc<TableStore>,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for TableScanPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(SCAN_CHANNEL_BATCHES);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.scan(|batch| tx.blocking_send(Ok(batch)).is_ok());
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(crate::storage_error(e)));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+    }
+}

@@ -1,0 +1,20 @@
+//! Weir's SQL front half: parsing (Postgres dialect plus Weir's statements), turning DDL into
+//! catalog definitions, and the rewrites that let DataFusion run the SQL Postgres clients send.
+//!
+//! Every error leaving this crate is a [`SqlError`] with a SQLSTATE, so the wire layer can
+//! answer exactly as Postgres would.
+
+mod create_table;
+mod error;
+mod parser;
+mod pg_rewrite;
+mod types;
+
+pub use create_table::{normalize_ident, plan_create_table, split_name, CreateTablePlan};
+pub use error::{sqlstate, SqlError, SqlResult};
+pub use parser::{parse_sql, WeirStatement};
+pub use pg_rewrite::rewrite_for_datafusion;
+pub use types::column_type_from_sql;
+
+/// Re-export of the SQL AST so callers use the exact version DataFusion does.
+pub use datafusion::sql::sqlparser;

@@ -1,0 +1,163 @@
+//! Rewrites that let DataFusion run the SQL Postgres clients send about the catalog.
+//!
+//! psql and drivers write `c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default`,
+//! `pg_catalog.format_type(...)`, `c.oid::pg_catalog.regclass` and similar. These are
+//! rewritten, meaning-preserving, into forms DataFusion understands: the operator becomes the
+//! regex match it names, collations are dropped (Weir compares strings bytewise, like the `C`
+//! collation), the `pg_catalog.` qualifier is dropped from functions and types, and casts to
+//! the `reg*` types become calls to `weir_regclass()` / `weir_regtype()` / ... functions the
+//! server registers (they translate between oids and names).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Statement, VisitMut, VisitorMut,
+};
+
+/// Applies every compatibility rewrite to `statement` in place.
+pub fn rewrite_for_datafusion(statement: &mut Statement) {
+    let _ = statement.visit(&mut PgCompat);
+}
+
+struct PgCompat;
+
+impl VisitorMut for PgCompat {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::BinaryOp { op: op @ BinaryOperator::PGCustomBinaryOperator(_), .. } => {
+                if let BinaryOperator::PGCustomBinaryOperator(parts) = op {
+                    if let Some(mapped) = parts.last().and_then(|p| builtin_operator(p)) {
+                        *op = mapped;
+                    }
+                }
+            }
+            Expr::Collate { expr: inner, .. } => {
+                *expr = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+            }
+            Expr::Cast { expr: inner, data_type, .. } => {
+                if let Some(function) = reg_cast_function(data_type) {
+                    let arg = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                    *expr = call(function, vec![arg]);
+                } else if matches!(data_type, DataType::Array(_)) {
+                    // `x::int2[]` on catalog arrays: the catalog already stores typed lists.
+                    *expr = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                } else if let Some(simple) = simplify_type(data_type) {
+                    *data_type = simple;
+                }
+            }
+            Expr::Function(function) => strip_pg_catalog(&mut function.name),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn builtin_operator(op: &str) -> Option<BinaryOperator> {
+    Some(match op {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "~~" => return None,
+        _ => return None,
+    })
+}
+
+fn type_name(data_type: &DataType) -> Option<String> {
+    match data_type {
+        DataType::Regclass => Some("regclass".into()),
+        DataType::Custom(name, modifiers) if modifiers.is_empty() => {
+            name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase())
+        }
+        _ => None,
+    }
+}
+
+fn reg_cast_function(data_type: &DataType) -> Option<&'static str> {
+    Some(match type_name(data_type)?.as_str() {
+        "regclass" => "weir_regclass",
+        "regtype" => "weir_regtype",
+        "regnamespace" => "weir_regnamespace",
+        "regproc" | "regprocedure" => "weir_regproc",
+        "regrole" => "weir_regrole",
+        _ => return None,
+    })
+}
+
+/// `pg_catalog.text`, `name`, `oid`, `"char"` ... to the types DataFusion knows.
+fn simplify_type(data_type: &DataType) -> Option<DataType> {
+    let DataType::Custom(..) = data_type else { return None };
+    Some(match type_name(data_type)?.as_str() {
+        "text" | "name" | "char" | "bpchar" | "varchar" => DataType::Text,
+        "oid" | "int8" | "xid" => DataType::BigInt(None),
+        "int4" => DataType::Int(None),
+        "int2" => DataType::SmallInt(None),
+        "bool" => DataType::Boolean,
+        "float8" => DataType::DoublePrecision,
+        "float4" => DataType::Real,
+        _ => return None,
+    })
+}
+
+fn strip_pg_catalog(name: &mut ObjectName) {
+    if name.0.len() == 2 {
+        let is_pg_catalog = name.0[0].as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog"));
+        if is_pg_catalog {
+            name.0.remove(0);
+        }
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::{parse_sql, WeirStatement};
+
+    fn rewrite(sql: &str) -> String {
+        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0);
+        rewrite_for_datafusion(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn psql_relation_lookup() {
+        assert_eq!(
+            rewrite("SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(orders)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid)"),
+            "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname ~ '^(orders)$' AND pg_table_is_visible(c.oid)"
+        );
+    }
+
+    #[test]
+    fn reg_casts_become_functions() {
+        assert_eq!(
+            rewrite("SELECT c.oid::pg_catalog.regclass::pg_catalog.text, 'orders'::regclass"),
+            "SELECT CAST(weir_regclass(c.oid) AS TEXT), weir_regclass('orders')"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! The engine: what every session shares — the durable store and the configuration — and
+//! the DataFusion context a statement is planned in.
+//!
+//! A fresh DataFusion `SessionContext` is built per statement. It is cheap (no data is
+//! copied: user tables are providers over RocksDB, catalog tables are built from a small
+//! catalog snapshot) and it means every statement sees the catalog as of its start.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider};
+use datafusion::datasource::TableProvider;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::config::SessionConfig;
+use datafusion::prelude::SessionContext;
+use weir_executor::StoredTable;
+use weir_storage::Store;
+
+use crate::config::Config;
+use crate::pg_catalog::{self, CatalogSnapshot};
+use crate::session::Session;
+
+pub const DEFAULT_DATABASE: &str = "weir";
+pub const DEFAULT_SCHEMA: &str = "public";
+/// The Postgres version Weir speaks; psql picks its catalog queries by it.
+pub const PG_SERVER_VERSION: &str = "15.0";
+
+pub struct Engine {
+    pub store: Arc<Store>,
+    pub config: Config,
+}
+
+impl Engine {
+    pub fn new(store: Arc<Store>, config: Config) -> Self {
+        Self { store, config }
+    }
+
+    pub fn database_exists(&self, name: &str) -> bool {
+        name == DEFAULT_DATABASE
+    }
+
+    pub fn catalog_snapshot(&self, session: &Session) -> Arc<CatalogSnapshot> {
+        Arc::new(CatalogSnapshot {
+            tables: self.store.tables().iter().map(|t| t.def().clone()).collect(),
+            database: session.database.clone(),
+            user: session.user.clone(),
+            settings: session.settings(),
+            server_version: PG_SERVER_VERSION.to_string(),
+        })
+    }
+
+    /// A DataFusion context whose default schema is `public` (Weir's tables), with
+    /// `pg_catalog` and `information_schema` answering from a catalog snapshot.
+    pub fn session_context(&self, session: &Session) -> DfResult<SessionContext> {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(DEFAULT_DATABASE, DEFAULT_SCHEMA)
+            .with_information_schema(false)
+            .with_create_default_catalog_and_schema(false)
+            .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let ctx = SessionContext::new_with_config(config);
+        let snapshot = self.catalog_snapshot(session);
+        let pg = pg_catalog::pg_catalog_schema(snapshot.clone());
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(
+            DEFAULT_SCHEMA,
+            Arc::new(UserSchema { store: self.store.clone(), name: DEFAULT_SCHEMA.into(), fallback: pg.clone() }),
+        )?;
+        catalog.register_schema("pg_catalog", pg)?;
+        catalog.register_schema("information_schema", pg_catalog::information_schema(snapshot.clone()))?;
+        ctx.register_catalog(DEFAULT_DATABASE, Arc::new(catalog));
+        pg_catalog::register_functions(&ctx, snapshot);
+        Ok(ctx)
+    }
+}
+
+/// A user schema: Weir's stored tables. Unqualified names that are not user tables fall
+/// back to `pg_catalog`, as Postgres' `search_path` does implicitly.
+struct UserSchema {
+    store: Arc<Store>,
+    name: String,
+    fallback: Arc<dyn SchemaProvider>,
+}
+
+impl fmt::Debug for UserSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSchema").field("name", &self.name).finish()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for UserSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.store
+            .tables()
+            .iter()
+            .filter(|t| t.def().schema_name == self.name)
+            .map(|t| t.def().name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(table) = self.store.table(&self.name, name) {
+            return Ok(Some(Arc::new(StoredTable::new(table))));
+        }
+        self.fallback.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.store.table(&self.name, name).is_some() || self.fallback.table_exist(name)
+    }
+}

@@ -1,0 +1,224 @@
+//! `INSERT`, `UPDATE` and `DELETE`.
+//!
+//! INSERT is planned by DataFusion (VALUES or SELECT, column lists, type coercion) and
+//! written by the table's sink. UPDATE and DELETE are turned into a SELECT of the affected
+//! rows — old values, and for UPDATE the new ones — so every expression DataFusion supports
+//! works in SET and WHERE; the rows are then replaced or removed by primary key in one
+//! atomic write. The table's write lock is held from the SELECT to the write, so concurrent
+//! statements on a table apply one after another and never lose an update.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::compute::{cast_with_options, concat_batches, CastOptions};
+use weir_planner::sqlparser::ast::{
+    AssignmentTarget, Delete, FromTable, Statement, TableFactor, TableWithJoins, Update,
+};
+use weir_planner::{normalize_ident, parse_sql, split_name, sqlstate, SqlError, SqlResult, WeirStatement};
+use weir_storage::TableStore;
+
+use super::query::{collect, plan};
+use super::{Context, Outcome};
+use crate::engine::Engine;
+use crate::wire::errors::from_storage;
+
+pub async fn insert(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
+    let Statement::Insert(insert) = &statement else {
+        return Err(SqlError::internal("insert handler called with another statement"));
+    };
+    if insert.returning.is_some() {
+        return Err(SqlError::unsupported("INSERT ... RETURNING"));
+    }
+    if insert.on.is_some() {
+        return Err(SqlError::unsupported("INSERT ... ON CONFLICT"));
+    }
+    let name = match &insert.table {
+        weir_planner::sqlparser::ast::TableObject::TableName(name) => name.clone(),
+        other => return Err(SqlError::unsupported(format!("INSERT INTO {other}"))),
+    };
+    resolve_table(cx.engine, &name)?;
+    let (ctx, plan) = plan(cx, statement).await?;
+    let batches = collect(&ctx, plan).await?;
+    let count = batches
+        .first()
+        .filter(|b| b.num_columns() > 0 && b.num_rows() > 0)
+        .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().map(|a| a.value(0)))
+        .unwrap_or(0);
+    Ok(Outcome::Command { tag: "INSERT", rows: Some(count as usize) })
+}
+
+pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
+    let (select, table) = update_select(cx.engine, &update)?;
+    let width = table.def().columns.len();
+    let _guard = table.write_lock.lock().await;
+    let rows = select_rows(cx, select).await?;
+    if rows.num_rows() == 0 {
+        return Ok(Outcome::Command { tag: "UPDATE", rows: Some(0) });
+    }
+    let schema = table.schema();
+    let old = RecordBatch::try_new(schema.clone(), rows.columns()[..width].to_vec())
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+    let options = CastOptions { safe: false, ..Default::default() };
+    let mut new_columns = Vec::with_capacity(width);
+    for (i, field) in schema.fields().iter().enumerate() {
+        let column = rows.column(width + i);
+        new_columns.push(cast_with_options(column, field.data_type(), &options).map_err(|e| {
+            SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!("column \"{}\" is of type {} but the expression cannot be converted: {e}", field.name(), table.def().columns[i].column_type.pg_display_name()),
+            )
+        })?);
+    }
+    let new = RecordBatch::try_new(schema, new_columns).map_err(|e| SqlError::internal(e.to_string()))?;
+    let store = table.clone();
+    let n = tokio::task::spawn_blocking(move || store.update(&old, &new))
+        .await
+        .map_err(|e| SqlError::internal(format!("update task failed: {e}")))?
+        .map_err(from_storage)?;
+    Ok(Outcome::Command { tag: "UPDATE", rows: Some(n) })
+}
+
+pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
+    let (select, table) = delete_select(cx.engine, &delete)?;
+    let _guard = table.write_lock.lock().await;
+    let rows = select_rows(cx, select).await?;
+    if rows.num_rows() == 0 {
+        return Ok(Outcome::Command { tag: "DELETE", rows: Some(0) });
+    }
+    let rows = RecordBatch::try_new(table.schema(), rows.columns().to_vec()).map_err(|e| SqlError::internal(e.to_string()))?;
+    let store = table.clone();
+    let n = tokio::task::spawn_blocking(move || store.delete(&rows))
+        .await
+        .map_err(|e| SqlError::internal(format!("delete task failed: {e}")))?
+        .map_err(from_storage)?;
+    Ok(Outcome::Command { tag: "DELETE", rows: Some(n) })
+}
+
+async fn select_rows(cx: &Context<'_>, select: Statement) -> SqlResult<RecordBatch> {
+    let (ctx, plan) = plan(cx, select).await?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let batches = collect(&ctx, plan).await?;
+    concat_batches(&schema, &batches).map_err(|e| SqlError::internal(e.to_string()))
+}
+
+/// The SELECT that computes an UPDATE: every old column, then every new column value.
+pub fn update_select(engine: &Engine, update: &Update) -> SqlResult<(Statement, Arc<TableStore>)> {
+    if update.from.is_some() {
+        return Err(SqlError::unsupported("UPDATE ... FROM"));
+    }
+    if update.returning.is_some() {
+        return Err(SqlError::unsupported("UPDATE ... RETURNING"));
+    }
+    let (table, relation) = target_of(engine, &update.table)?;
+    let def = table.def();
+    let mut assigned: HashMap<usize, String> = HashMap::new();
+    for assignment in &update.assignments {
+        let AssignmentTarget::ColumnName(name) = &assignment.target else {
+            return Err(SqlError::unsupported("assigning to a tuple of columns"));
+        };
+        let column = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize_ident)
+            .ok_or_else(|| SqlError::syntax(format!("invalid column name {name}")))?;
+        let index = def.column_index(&column).ok_or_else(|| {
+            SqlError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{column}\" of relation \"{}\" does not exist", def.name),
+            )
+        })?;
+        if assigned.insert(index, assignment.value.to_string()).is_some() {
+            return Err(SqlError::syntax(format!("multiple assignments to same column \"{column}\"")));
+        }
+    }
+    let old: Vec<String> = def.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let new: Vec<String> = (0..def.columns.len())
+        .map(|i| assigned.get(&i).cloned().unwrap_or_else(|| quote_ident(&def.columns[i].name)))
+        .collect();
+    let sql = format!(
+        "SELECT {}, {} FROM {}{}",
+        old.join(", "),
+        new.join(", "),
+        relation,
+        update.selection.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default()
+    );
+    Ok((reparse(&sql)?, table))
+}
+
+/// The SELECT that finds the rows a DELETE removes.
+pub fn delete_select(engine: &Engine, delete: &Delete) -> SqlResult<(Statement, Arc<TableStore>)> {
+    if delete.using.is_some() {
+        return Err(SqlError::unsupported("DELETE ... USING"));
+    }
+    if delete.returning.is_some() {
+        return Err(SqlError::unsupported("DELETE ... RETURNING"));
+    }
+    if delete.limit.is_some() || !delete.order_by.is_empty() {
+        return Err(SqlError::unsupported("DELETE with ORDER BY or LIMIT"));
+    }
+    let tables = match &delete.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    let [target] = tables.as_slice() else {
+        return Err(SqlError::unsupported("DELETE from several tables"));
+    };
+    let (table, relation) = target_of(engine, target)?;
+    let columns: Vec<String> = table.def().columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {}{}",
+        columns.join(", "),
+        relation,
+        delete.selection.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default()
+    );
+    Ok((reparse(&sql)?, table))
+}
+
+/// The stored table a DML statement targets, and its FROM-clause text (keeping the alias).
+fn target_of(engine: &Engine, target: &TableWithJoins) -> SqlResult<(Arc<TableStore>, String)> {
+    if !target.joins.is_empty() {
+        return Err(SqlError::unsupported("joins in the target of UPDATE or DELETE"));
+    }
+    let TableFactor::Table { name, alias, .. } = &target.relation else {
+        return Err(SqlError::unsupported(format!("UPDATE or DELETE on {}", target.relation)));
+    };
+    let table = resolve_table(engine, name)?;
+    if !table.def().has_primary_key() {
+        return Err(SqlError::unsupported(format!(
+            "UPDATE and DELETE on table \"{}\", which has no primary key",
+            table.def().name
+        ))
+        .with_hint("declare a PRIMARY KEY on tables you update or delete from"));
+    }
+    let relation = match alias {
+        Some(alias) => format!("{} AS {}", quote_ident(&table.def().name), alias),
+        None => quote_ident(&table.def().name),
+    };
+    Ok((table, relation))
+}
+
+fn resolve_table(engine: &Engine, name: &weir_planner::sqlparser::ast::ObjectName) -> SqlResult<Arc<TableStore>> {
+    let (schema, table) = split_name(name)?;
+    if schema == "pg_catalog" || schema == "information_schema" {
+        return Err(SqlError::new(
+            sqlstate::WRONG_OBJECT_TYPE,
+            format!("cannot change system catalog relation \"{table}\""),
+        ));
+    }
+    engine
+        .store
+        .table(&schema, &table)
+        .ok_or_else(|| SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{table}\" does not exist")))
+}
+
+fn reparse(sql: &str) -> SqlResult<Statement> {
+    match parse_sql(sql)?.into_iter().next() {
+        Some(WeirStatement::Sql(statement)) => Ok(*statement),
+        None => Err(SqlError::internal("empty derived statement")),
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

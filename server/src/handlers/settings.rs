@@ -1,0 +1,108 @@
+//! `SET`, `RESET`, `SET TIME ZONE` and `SHOW`.
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use weir_planner::sqlparser::ast::{Expr, Ident, Set, Value};
+use weir_planner::{sqlstate, SqlError, SqlResult};
+
+use super::{query::rows, Context, Outcome};
+use crate::engine::PG_SERVER_VERSION;
+use crate::session::DEFAULT_SETTINGS;
+
+pub fn set(cx: &Context<'_>, set: Set) -> SqlResult<Outcome> {
+    match set {
+        Set::SingleAssignment { variable, values, .. } => {
+            let name = variable.to_string();
+            let mut session = cx.session()?;
+            if values.len() == 1 && is_default(&values[0]) {
+                session.reset(&name);
+            } else {
+                let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+                session.set(&name, &value)?;
+            }
+            Ok(Outcome::Command { tag: "SET", rows: None })
+        }
+        Set::SetTimeZone { value, .. } => set_time_zone(cx, &value),
+        Set::SetNames { .. } | Set::SetNamesDefault { .. } => Ok(Outcome::Command { tag: "SET", rows: None }),
+        Set::SetTransaction { .. } => Ok(Outcome::Command { tag: "SET", rows: None }),
+        other => Err(SqlError::unsupported(format!("{other}"))),
+    }
+}
+
+pub fn set_time_zone(cx: &Context<'_>, value: &Expr) -> SqlResult<Outcome> {
+    cx.session()?.set("TimeZone", &value_text(value))?;
+    Ok(Outcome::Command { tag: "SET", rows: None })
+}
+
+fn is_default(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("default"))
+}
+
+fn value_text(e: &Expr) -> String {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            Value::Number(n, _) => n.clone(),
+            Value::Boolean(b) => if *b { "on".into() } else { "off".into() },
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => i.value.clone(),
+        Expr::UnaryOp { op, expr } => format!("{op}{}", value_text(expr)),
+        other => other.to_string(),
+    }
+}
+
+pub fn show_schema(variable: &[Ident]) -> SchemaRef {
+    let name = show_name(variable);
+    if name == "all" {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ]))
+    } else {
+        Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
+    }
+}
+
+fn show_name(variable: &[Ident]) -> String {
+    variable.iter().map(|i| i.value.to_ascii_lowercase()).collect::<Vec<_>>().join("_")
+}
+
+pub async fn show(cx: &Context<'_>, variable: &[Ident]) -> SqlResult<Outcome> {
+    let name = show_name(variable);
+    let schema = show_schema(variable);
+    let session = cx.session()?;
+    if name == "all" {
+        let settings = session.settings();
+        let description = |n: &str| {
+            DEFAULT_SETTINGS.iter().find(|(d, _, _)| d.eq_ignore_ascii_case(n)).map(|(_, _, desc)| *desc).unwrap_or("")
+        };
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(settings.iter().map(|(n, _)| n.as_str()))),
+                Arc::new(StringArray::from_iter_values(settings.iter().map(|(_, v)| v.as_str()))),
+                Arc::new(StringArray::from_iter_values(settings.iter().map(|(n, _)| description(n)))),
+            ],
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+        return Ok(rows(batch));
+    }
+    let value = match name.as_str() {
+        "server_version" => Some(PG_SERVER_VERSION.to_string()),
+        "server_version_num" => Some("150000".to_string()),
+        "transaction_isolation_level" => Some("read committed".to_string()),
+        "is_superuser" => Some("on".to_string()),
+        "session_authorization" => Some(session.user.clone()),
+        _ => session.get(&name).map(str::to_string),
+    }
+    .ok_or_else(|| {
+        SqlError::new(sqlstate::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
+    })?;
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![value]))])
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+    Ok(rows(batch))
+}

@@ -1,0 +1,92 @@
+//! The `weir` server: Postgres wire protocol, sessions, statement handlers, the persistent
+//! catalog and the `pg_catalog` views clients rely on.
+
+pub mod config;
+pub mod copy_in;
+pub mod engine;
+pub mod handlers;
+pub mod pg_catalog;
+pub mod session;
+pub mod wire;
+
+use std::sync::Arc;
+
+use pgwire::api::ConnectionManager;
+use pgwire::tokio::process_socket;
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+use weir_storage::Store;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::wire::auth::{ScramVerifier, WeirStartup};
+use crate::wire::{QueryHandler, WeirHandlers};
+
+/// Opens the data directory and serves clients until the process is stopped.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let store = Store::open(&config.data_dir).map_err(|e| format!("cannot open data directory: {e}"))?;
+    let engine = Arc::new(Engine::new(Arc::new(store), config.clone()));
+    let verifier = config.password.as_deref().map(ScramVerifier::parse).transpose()?;
+    let (tls, cert_pem) = load_tls(&config)?;
+    let connections = Arc::new(ConnectionManager::new());
+    let startup = WeirStartup::new(engine.clone(), connections.clone(), verifier, cert_pem)?;
+    let handlers = Arc::new(WeirHandlers {
+        engine: engine.clone(),
+        queries: Arc::new(QueryHandler::new(engine.clone())),
+        startup: Arc::new(startup),
+        connections,
+    });
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    info!(
+        listen = %config.listen,
+        data_dir = %config.data_dir.display(),
+        auth = if config.password.is_some() { "scram-sha-256" } else { "trust" },
+        tls = tls.is_some(),
+        "weir is ready"
+    );
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let handlers = handlers.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            // Each connection runs in its own task: a failure here never affects others.
+            if let Err(e) = process_socket(socket, tls, handlers).await {
+                warn!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn load_tls(config: &Config) -> Result<(Option<pgwire::tokio::TlsAcceptor>, Option<Vec<u8>>), String> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert_path), Some(key_path)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok((None, None));
+    };
+    let cert_pem = std::fs::read(cert_path).map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("invalid certificate {}: {e}", cert_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| format!("invalid key {}: {e}", key_path.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate and key do not match: {e}"))?;
+    if let Err(e) = rustls::crypto::ring::default_provider().install_default() {
+        error!(?e, "a TLS crypto provider was already installed");
+    }
+    Ok((Some(pgwire::tokio::TlsAcceptor::from(Arc::new(server_config))), Some(cert_pem)))
+}

@@ -1,0 +1,94 @@
+//! The `weir` binary. Without a subcommand it runs standalone: one process serving the
+//! Postgres wire protocol, with its data under the data directory.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use weir_server::config::{Config, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about = "Weir: a streaming SQL database that speaks the Postgres protocol")]
+struct Cli {
+    /// Address to listen on for Postgres clients [default: 127.0.0.1:4566]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory holding all data [default: ./weir-data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file; flags given on the command line override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter (e.g. info, debug); WEIR_LOG or RUST_LOG take precedence
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// PEM certificate for TLS (needs --tls-key)
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read a password from stdin and print the SCRAM-SHA-256 verifier to put in the config
+    /// file as auth.password
+    HashPassword,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim_end_matches(['\r', '\n']).is_empty() {
+            eprintln!("weir: expected a password on stdin");
+            return std::process::ExitCode::FAILURE;
+        }
+        return match weir_server::wire::auth::ScramVerifier::generate(line.trim_end_matches(['\r', '\n']), 4096) {
+            Ok(v) => {
+                println!("{v}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("weir: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let overrides = Overrides {
+        listen: cli.listen,
+        data_dir: cli.data_dir,
+        log: cli.log,
+        tls_cert: cli.tls_cert,
+        tls_key: cli.tls_key,
+    };
+    let config = match Config::load(cli.config.as_deref(), overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("weir: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let filter = std::env::var("WEIR_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| config.log.clone());
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weir: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(weir_server::serve(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Per-connection session state: settings (`SET`/`SHOW`), transaction block state, and an
+//! in-progress `COPY FROM STDIN`.
+
+use std::collections::BTreeMap;
+
+use weir_planner::{sqlstate, SqlError, SqlResult};
+
+use crate::copy_in::CopyInState;
+
+/// Settings every session starts with, with the values Postgres reports by default.
+/// `(name, default, description)`.
+pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
+    ("application_name", "", "Sets the application name to be reported in statistics and logs."),
+    ("client_encoding", "UTF8", "Sets the client's character set encoding."),
+    ("DateStyle", "ISO, MDY", "Sets the display format for date and time values."),
+    ("default_transaction_isolation", "read committed", "Sets the transaction isolation level of each new transaction."),
+    ("extra_float_digits", "1", "Sets the number of digits displayed for floating-point values."),
+    ("IntervalStyle", "postgres", "Sets the display format for interval values."),
+    ("search_path", "\"$user\", public", "Sets the schema search order for names that are not schema-qualified."),
+    ("server_encoding", "UTF8", "Shows the server (database) character set encoding."),
+    ("standard_conforming_strings", "on", "Causes '...' strings to treat backslashes literally."),
+    ("statement_timeout", "0", "Sets the maximum allowed duration of any statement (0 disables)."),
+    ("TimeZone", "UTC", "Sets the time zone for displaying and interpreting time stamps."),
+    ("transaction_isolation", "read committed", "Shows the current transaction's isolation level."),
+    ("integer_datetimes", "on", "Shows whether datetimes are integer based."),
+    ("lc_messages", "C", "Sets the language in which messages are displayed."),
+    ("max_identifier_length", "63", "Shows the maximum identifier length."),
+];
+
+/// Settings whose value Weir cannot honour other than the default.
+const FIXED_SETTINGS: &[(&str, &[&str])] = &[
+    ("client_encoding", &["utf8", "utf-8", "unicode"]),
+    ("server_encoding", &["utf8"]),
+    ("timezone", &["utc", "etc/utc", "gmt", "z", "+00:00", "0", "utc0", "zulu"]),
+    ("integer_datetimes", &["on"]),
+    ("standard_conforming_strings", &["on"]),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionState {
+    Idle,
+    /// Inside BEGIN ... COMMIT; `wrote` is set once a statement changed data.
+    InBlock { wrote: bool },
+    /// A statement failed inside a block: everything but COMMIT/ROLLBACK is refused.
+    Failed,
+}
+
+pub struct Session {
+    pub user: String,
+    pub database: String,
+    settings: BTreeMap<String, (String, String)>,
+    pub transaction: TransactionState,
+    pub copy_in: Option<CopyInState>,
+}
+
+impl Session {
+    pub fn new(user: String, database: String) -> Self {
+        let settings = DEFAULT_SETTINGS
+            .iter()
+            .map(|(name, value, _)| (name.to_ascii_lowercase(), (name.to_string(), value.to_string())))
+            .collect();
+        Self { user, database, settings, transaction: TransactionState::Idle, copy_in: None }
+    }
+
+    /// A copy of the settings and identity, without any in-progress COPY, for planning
+    /// outside the session lock.
+    pub fn snapshot_of(other: &Session) -> Session {
+        Session {
+            user: other.user.clone(),
+            database: other.database.clone(),
+            settings: other.settings.clone(),
+            transaction: other.transaction,
+            copy_in: None,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.settings.get(&name.to_ascii_lowercase()).map(|(_, v)| v.as_str())
+    }
+
+    /// All settings as (display name, value), sorted by name.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        self.settings.values().cloned().collect()
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) -> SqlResult<()> {
+        let key = name.to_ascii_lowercase();
+        if let Some((_, allowed)) = FIXED_SETTINGS.iter().find(|(n, _)| *n == key) {
+            if !allowed.contains(&value.to_ascii_lowercase().as_str()) {
+                return Err(SqlError::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("invalid value for parameter \"{name}\": \"{value}\""),
+                )
+                .with_hint(format!("Weir only supports {}", allowed[0].to_uppercase())));
+            }
+        }
+        let value = match key.as_str() {
+            "statement_timeout" => parse_duration_ms(value)?.to_string(),
+            "extra_float_digits" => {
+                let v: i32 = value.parse().map_err(|_| invalid_value(name, value))?;
+                if !(-15..=3).contains(&v) {
+                    return Err(invalid_value(name, value));
+                }
+                v.to_string()
+            }
+            "datestyle" => {
+                let upper = value.to_ascii_uppercase();
+                if !upper.contains("ISO") {
+                    return Err(invalid_value(name, value).with_hint("Weir prints dates in ISO style only"));
+                }
+                "ISO, MDY".to_string()
+            }
+            "timezone" => "UTC".to_string(),
+            "client_encoding" => "UTF8".to_string(),
+            _ => value.to_string(),
+        };
+        let display = self.settings.get(&key).map(|(n, _)| n.clone()).unwrap_or_else(|| name.to_string());
+        self.settings.insert(key, (display, value));
+        Ok(())
+    }
+
+    pub fn reset(&mut self, name: &str) {
+        let key = name.to_ascii_lowercase();
+        if let Some((n, v, _)) = DEFAULT_SETTINGS.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(&key)) {
+            self.settings.insert(key, (n.to_string(), v.to_string()));
+        } else {
+            self.settings.remove(&key);
+        }
+    }
+
+    /// `statement_timeout` in milliseconds; 0 means none.
+    pub fn statement_timeout_ms(&self) -> u64 {
+        self.get("statement_timeout").and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+}
+
+fn invalid_value(name: &str, value: &str) -> SqlError {
+    SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{name}\": \"{value}\""))
+}
+
+/// `5000`, `'5s'`, `'250ms'`, `'1min'` to milliseconds, as Postgres accepts for timeouts.
+fn parse_duration_ms(value: &str) -> SqlResult<u64> {
+    let v = value.trim().to_ascii_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().map_err(|_| invalid_value("statement_timeout", value))?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(invalid_value("statement_timeout", value)),
+    };
+    Ok(n * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip() {
+        let mut s = Session::new("u".into(), "weir".into());
+        s.set("application_name", "psql").unwrap();
+        assert_eq!(s.get("APPLICATION_NAME"), Some("psql"));
+        s.set("statement_timeout", "5s").unwrap();
+        assert_eq!(s.statement_timeout_ms(), 5000);
+        assert!(s.set("client_encoding", "LATIN1").is_err());
+        s.set("TimeZone", "UTC").unwrap();
+        s.reset("application_name");
+        assert_eq!(s.get("application_name"), Some(""));
+    }
+}

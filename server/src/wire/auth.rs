@@ -1,0 +1,219 @@
+//! Connection start-up: which database, who is connecting, and how they prove it.
+//!
+//! * Without a configured password Weir uses trust authentication, and the server refuses to
+//!   start on a non-loopback address in that mode (see `config.rs`).
+//! * With `auth.password` set to a SCRAM-SHA-256 verifier (`weir hash-password` makes one),
+//!   every connection authenticates with SCRAM-SHA-256; with TLS configured, channel binding
+//!   (`SCRAM-SHA-256-PLUS`) is offered too.
+//!
+//! Either way the connection is registered for query cancellation and gets a [`Session`].
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use futures::Sink;
+use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, AuthSource, LoginInfo,
+    Password, ServerParameterProvider, StartupHandler,
+};
+use pgwire::api::{
+    ClientInfo, ConnectionGuard, ConnectionHandle, ConnectionManager, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, METADATA_APPLICATION_NAME, METADATA_USER,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::engine::{Engine, PG_SERVER_VERSION};
+use crate::session::Session;
+
+pub struct WeirStartup {
+    engine: Arc<Engine>,
+    connections: Arc<ConnectionManager>,
+    parameters: Arc<WeirParameters>,
+    scram: Option<SASLAuthStartupHandler<WeirParameters>>,
+    pids: RandomPidSecretKeyGenerator,
+}
+
+impl WeirStartup {
+    pub fn new(
+        engine: Arc<Engine>,
+        connections: Arc<ConnectionManager>,
+        verifier: Option<ScramVerifier>,
+        tls_certificate_pem: Option<Vec<u8>>,
+    ) -> Result<Self, String> {
+        let parameters = Arc::new(WeirParameters);
+        let scram = match verifier {
+            None => None,
+            Some(verifier) => {
+                let iterations = verifier.iterations;
+                let mut scram = ScramAuth::new(Arc::new(VerifierSource(verifier)));
+                scram.set_iterations(iterations);
+                if let Some(pem) = &tls_certificate_pem {
+                    scram.configure_certificate(pem).map_err(|e| format!("TLS certificate for SCRAM channel binding: {e}"))?;
+                }
+                Some(
+                    SASLAuthStartupHandler::new(parameters.clone())
+                        .with_scram(scram)
+                        .with_connection_manager(connections.clone()),
+                )
+            }
+        };
+        Ok(Self { engine, connections, parameters, scram, pids: RandomPidSecretKeyGenerator::default() })
+    }
+}
+
+#[async_trait]
+impl StartupHandler for WeirStartup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            let user = startup.parameters.get(METADATA_USER).cloned().unwrap_or_else(|| "weir".into());
+            let database = startup.parameters.get("database").cloned().unwrap_or_else(|| user.clone());
+            if !self.engine.database_exists(&database) {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "3D000".into(),
+                    format!("database \"{database}\" does not exist"),
+                ))));
+            }
+            client.session_extensions().insert(Mutex::new(Session::new(user, database)));
+        }
+        if let Some(scram) = &self.scram {
+            return scram.on_startup(client, message).await;
+        }
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let (pid, secret) = self.pids.generate(client);
+            client.set_pid_and_secret_key(pid, secret.clone());
+            let (handle, guard) = self.connections.register(pid, secret);
+            client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
+            client.session_extensions().insert::<ConnectionGuard>(guard);
+            finish_authentication(client, self.parameters.as_ref()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The parameters reported to clients after authentication.
+pub struct WeirParameters;
+
+impl ServerParameterProvider for WeirParameters {
+    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
+        let mut p = HashMap::new();
+        p.insert("server_version".into(), PG_SERVER_VERSION.into());
+        p.insert("server_encoding".into(), "UTF8".into());
+        p.insert("client_encoding".into(), "UTF8".into());
+        p.insert("DateStyle".into(), "ISO, MDY".into());
+        p.insert("TimeZone".into(), "UTC".into());
+        p.insert("IntervalStyle".into(), "postgres".into());
+        p.insert("integer_datetimes".into(), "on".into());
+        p.insert("standard_conforming_strings".into(), "on".into());
+        p.insert("is_superuser".into(), "on".into());
+        p.insert("default_transaction_read_only".into(), "off".into());
+        p.insert("in_hot_standby".into(), "off".into());
+        p.insert(
+            "application_name".into(),
+            client.metadata().get(METADATA_APPLICATION_NAME).cloned().unwrap_or_default(),
+        );
+        if let Some(user) = client.metadata().get(METADATA_USER) {
+            p.insert("session_authorization".into(), user.clone());
+        }
+        Some(p)
+    }
+}
+
+/// A parsed Postgres-style SCRAM-SHA-256 verifier:
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` (base64 parts).
+#[derive(Debug, Clone)]
+pub struct ScramVerifier {
+    pub iterations: usize,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+impl ScramVerifier {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let malformed = || "expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>".to_string();
+        let rest = text.strip_prefix("SCRAM-SHA-256$").ok_or_else(malformed)?;
+        let (iter_salt, keys) = rest.split_once('$').ok_or_else(malformed)?;
+        let (iterations, salt) = iter_salt.split_once(':').ok_or_else(malformed)?;
+        let (stored, server) = keys.split_once(':').ok_or_else(malformed)?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(Self {
+            iterations: iterations.parse().map_err(|_| malformed())?,
+            salt: b64.decode(salt).map_err(|_| malformed())?,
+            stored_key: b64.decode(stored).map_err(|_| malformed())?,
+            server_key: b64.decode(server).map_err(|_| malformed())?,
+        })
+    }
+
+    /// Derives a verifier for `password` with a fresh random salt.
+    pub fn generate(password: &str, iterations: usize) -> Result<String, String> {
+        let mut salt = [0u8; 16];
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut salt))
+            .map_err(|e| format!("cannot read random salt: {e}"))?;
+        let salted = pgwire::api::auth::sasl::scram::gen_salted_password(password, &salt, iterations);
+        let ScramSecret::Verifier { stored_key, server_key, .. } =
+            ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, iterations)
+        else {
+            return Err("unexpected SCRAM secret kind".into());
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(format!(
+            "SCRAM-SHA-256${iterations}:{}${}:{}",
+            b64.encode(salt),
+            b64.encode(stored_key),
+            b64.encode(server_key)
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct VerifierSource(ScramVerifier);
+
+#[async_trait]
+impl AuthSource for VerifierSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        Err(PgWireError::InvalidPassword(login.user().unwrap_or_default().to_owned()))
+    }
+
+    async fn get_scram_secret(&self, _login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+        Ok((
+            ScramSecret::Verifier {
+                salt: self.0.salt.clone(),
+                iterations: self.0.iterations,
+                stored_key: self.0.stored_key.clone(),
+                server_key: self.0.server_key.clone(),
+            },
+            None,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_round_trip() {
+        let text = ScramVerifier::generate("pencil", 4096).unwrap();
+        let v = ScramVerifier::parse(&text).unwrap();
+        assert_eq!(v.iterations, 4096);
+        assert_eq!(v.salt.len(), 16);
+        assert_eq!(v.stored_key.len(), 32);
+        assert!(ScramVerifier::parse("md5abc").is_err());
+    }
+}

@@ -1,0 +1,407 @@
+//! The Postgres wire protocol, via `pgwire`: simple and extended query protocol, COPY FROM
+//! STDIN, cancellation and authentication. This layer knows nothing about storage: it parses,
+//! hands statements to `handlers::execute`, and encodes what comes back.
+
+pub mod auth;
+pub mod encode;
+pub mod errors;
+pub mod params;
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::PgWireBackendMessage;
+use tracing::{debug, warn};
+use weir_planner::{parse_sql, sqlstate, SqlError, SqlResult, WeirStatement};
+
+use crate::engine::Engine;
+use crate::handlers::{self, describe_statement, Context, Outcome, StatementDescription};
+use crate::session::Session;
+use errors::to_pgwire;
+
+/// All protocol handlers for one server; cheap to clone per connection.
+pub struct WeirHandlers {
+    pub engine: Arc<Engine>,
+    pub queries: Arc<QueryHandler>,
+    pub startup: Arc<auth::WeirStartup>,
+    pub connections: Arc<ConnectionManager>,
+}
+
+impl PgWireServerHandlers for WeirHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.queries.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(self.connections.clone()))
+    }
+}
+
+/// A statement prepared with Parse: its AST and what Describe reports.
+#[derive(Debug)]
+pub struct Prepared {
+    pub sql: String,
+    pub statement: WeirStatement,
+    pub description: StatementDescription,
+}
+
+pub struct QueryHandler {
+    engine: Arc<Engine>,
+    parser: Arc<WeirQueryParser>,
+}
+
+impl QueryHandler {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { parser: Arc::new(WeirQueryParser { engine: engine.clone() }), engine }
+    }
+}
+
+/// The session of a connection (created at startup; created here if a client skipped it).
+pub fn session_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<Mutex<Session>> {
+    let metadata = client.metadata();
+    let user = metadata.get(pgwire::api::METADATA_USER).cloned().unwrap_or_else(|| "weir".into());
+    let database = metadata.get(pgwire::api::METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
+    let session = client
+        .session_extensions()
+        .get_or_insert_with(|| Mutex::new(Session::new(user, database)));
+    // `get_or_insert_with` hands out `Arc<Mutex<Session>>`.
+    session
+}
+
+async fn run_statement(
+    engine: &Arc<Engine>,
+    session: &Arc<Mutex<Session>>,
+    statement: WeirStatement,
+    params: &[datafusion::common::ScalarValue],
+    format: &Format,
+) -> SqlResult<Response> {
+    let timeout_ms = session.lock().map(|s| s.statement_timeout_ms()).unwrap_or(0);
+    let cx = Context { engine, session, params };
+    let work = async {
+        let outcome = handlers::execute(&cx, statement).await?;
+        to_response(outcome, format, timeout_ms > 0).await
+    };
+    if timeout_ms == 0 {
+        work.await
+    } else {
+        tokio::time::timeout(Duration::from_millis(timeout_ms), work)
+            .await
+            .unwrap_or_else(|_| Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout")))
+    }
+}
+
+async fn to_response(outcome: Outcome, format: &Format, collect_now: bool) -> SqlResult<Response> {
+    Ok(match outcome {
+        Outcome::Rows { schema, stream } => {
+            let fields = Arc::new(encode::field_infos(&schema, format));
+            if collect_now {
+                // Under a statement timeout the rows are produced inside it.
+                let batches: Vec<_> = stream.collect().await;
+                let mut rows = Vec::new();
+                for batch in batches {
+                    let batch = batch.map_err(errors::from_datafusion)?;
+                    rows.extend(encode::encode_batch(&batch, &fields)?.into_iter().map(Ok));
+                }
+                Response::Query(QueryResponse::new(fields, futures::stream::iter(rows)))
+            } else {
+                let row_fields = fields.clone();
+                let rows = stream.flat_map(move |batch| {
+                    let encoded = match batch {
+                        Ok(batch) => match encode::encode_batch(&batch, &row_fields) {
+                            Ok(rows) => rows.into_iter().map(Ok).collect(),
+                            Err(e) => vec![Err(to_pgwire(e))],
+                        },
+                        Err(e) => vec![Err(to_pgwire(errors::from_datafusion(e)))],
+                    };
+                    futures::stream::iter(encoded)
+                });
+                Response::Query(QueryResponse::new(fields, rows))
+            }
+        }
+        Outcome::Command { tag, rows } => {
+            let mut t = Tag::new(tag);
+            if tag == "INSERT" {
+                t = t.with_oid(0);
+            }
+            if let Some(n) = rows {
+                t = t.with_rows(n);
+            }
+            Response::Execution(t)
+        }
+        Outcome::CopyIn { columns } => Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty())),
+        Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
+        Outcome::TransactionEnd { tag, .. } => Response::TransactionEnd(Tag::new(tag)),
+    })
+}
+
+fn error_response(e: &SqlError) -> Response {
+    Response::Error(Box::new(errors::to_error_info(e)))
+}
+
+async fn send_warning<C>(client: &mut C, message: String) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let info = ErrorInfo::new("WARNING".into(), "01000".into(), message);
+    client.send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info))).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        debug!(query, "simple query");
+        let statements = match parse_sql(query) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![error_response(&e)]),
+        };
+        let session = session_of(client);
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let rollback_warning = is_rollback_with_writes(&session, &statement);
+            match run_statement(&self.engine, &session, statement, &[], &Format::UnifiedText).await {
+                Ok(response) => {
+                    if let Some(message) = rollback_warning {
+                        send_warning(client, message).await?;
+                    }
+                    let is_copy = matches!(response, Response::CopyIn(_));
+                    responses.push(response);
+                    if is_copy {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    responses.push(error_response(&e));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+fn is_rollback_with_writes(session: &Arc<Mutex<Session>>, statement: &WeirStatement) -> Option<String> {
+    let WeirStatement::Sql(s) = statement;
+    if !matches!(**s, weir_planner::sqlparser::ast::Statement::Rollback { .. }) {
+        return None;
+    }
+    let wrote = session
+        .lock()
+        .map(|s| s.transaction == crate::session::TransactionState::InBlock { wrote: true })
+        .unwrap_or(false);
+    wrote.then(|| {
+        "Weir commits every statement when it runs; the changes made in this transaction block were not rolled back"
+            .to_string()
+    })
+}
+
+pub struct WeirQueryParser {
+    engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl QueryParser for WeirQueryParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = parse_sql(sql).map_err(to_pgwire)?;
+        if statements.len() > 1 {
+            return Err(to_pgwire(SqlError::syntax("cannot insert multiple commands into a prepared statement")));
+        }
+        let Some(statement) = statements.pop() else { return Ok(None) };
+        let session = session_of(client);
+        let snapshot_session = {
+            let s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
+            Session::snapshot_of(&s)
+        };
+        let WeirStatement::Sql(ast) = &statement;
+        let mut description = describe_statement(&self.engine, &snapshot_session, ast).await.map_err(to_pgwire)?;
+        for (i, ty) in types.iter().enumerate() {
+            if let Some(declared) = ty.as_ref().and_then(params::arrow_type_of) {
+                if description.param_types.len() <= i {
+                    description.param_types.resize(i + 1, None);
+                }
+                if description.param_types[i].is_none() {
+                    description.param_types[i] = Some(declared);
+                }
+            }
+        }
+        Ok(Some(Arc::new(Prepared { sql: sql.to_string(), statement, description })))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .description
+            .param_types
+            .iter()
+            .map(|t| t.as_ref().map(encode::pg_type_of).unwrap_or(Type::TEXT))
+            .collect())
+    }
+
+    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(match &stmt.description.result {
+            Some(schema) => encode::field_infos(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => vec![],
+        })
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = Arc<Prepared>;
+    type QueryParser = WeirQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let declared = &portal.statement.parameter_types;
+        let mut values = Vec::with_capacity(portal.parameter_len());
+        for i in 0..portal.parameter_len() {
+            let target: Option<&DataType> = prepared.description.param_types.get(i).and_then(|t| t.as_ref());
+            let wire_type = declared.get(i).and_then(|t| t.as_ref());
+            let value = params::decode_param(
+                i,
+                portal.parameters.get(i).and_then(|v| v.as_ref()),
+                portal.parameter_format.is_binary(i),
+                wire_type,
+                target,
+            )
+            .map_err(to_pgwire)?;
+            values.push(value);
+        }
+        let session = session_of(client);
+        let rollback_warning = is_rollback_with_writes(&session, &prepared.statement);
+        let result = run_statement(
+            &self.engine,
+            &session,
+            prepared.statement.clone(),
+            &values,
+            &portal.result_column_format,
+        )
+        .await;
+        match result {
+            Ok(response) => {
+                if let Some(message) = rollback_warning {
+                    send_warning(client, message).await?;
+                }
+                Ok(response)
+            }
+            Err(e) => Err(to_pgwire(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl CopyHandler for QueryHandler {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client);
+        let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
+        if let Some(copy) = s.copy_in.as_mut() {
+            copy.push(&copy_data.data);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client);
+        let copy = session
+            .lock()
+            .map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?
+            .copy_in
+            .take()
+            .ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
+        let table = copy.table.clone();
+        let _guard = table.write_lock.lock().await;
+        let written = tokio::task::spawn_blocking(move || -> SqlResult<usize> {
+            let batches = copy.parse()?;
+            let schema = copy.table.schema();
+            let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| SqlError::internal(e.to_string()))?;
+            if batch.num_rows() == 0 {
+                return Ok(0);
+            }
+            copy.table.insert(&batch).map_err(errors::from_storage)
+        })
+        .await
+        .map_err(|e| to_pgwire(SqlError::internal(format!("copy task failed: {e}"))))?;
+        match written {
+            Ok(n) => {
+                let tag = Tag::new("COPY").with_rows(n);
+                client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
+                Ok(())
+            }
+            Err(e) => {
+                warn!(error = %e, "COPY rejected");
+                Err(to_pgwire(e))
+            }
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client);
+        if let Ok(mut s) = session.lock() {
+            s.copy_in = None;
+        }
+        to_pgwire(SqlError::new(sqlstate::QUERY_CANCELED, format!("COPY from stdin failed: {}", fail.message)))
+    }
+}

@@ -1,0 +1,120 @@
+//! Bind parameters (text or binary, as the client chose) to DataFusion scalars of the type
+//! the planner inferred for each `$n`.
+
+use arrow::datatypes::{DataType, TimeUnit};
+use bytes::Bytes;
+use datafusion::common::ScalarValue;
+use pgwire::api::Type;
+use weir_planner::{sqlstate, SqlError, SqlResult};
+
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * 86_400_000_000;
+
+/// The Arrow type a client-declared parameter type stands for.
+pub fn arrow_type_of(ty: &Type) -> Option<DataType> {
+    Some(match *ty {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 | Type::OID => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::NUMERIC => DataType::Decimal128(38, 10),
+        Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR | Type::JSON | Type::JSONB => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIME => DataType::Time64(TimeUnit::Microsecond),
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Type::INTERVAL => DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano),
+        _ => return None,
+    })
+}
+
+/// Decodes parameter `index` (0-based) into a scalar of `target` (or text when unknown).
+pub fn decode_param(
+    index: usize,
+    value: Option<&Bytes>,
+    binary: bool,
+    wire_type: Option<&Type>,
+    target: Option<&DataType>,
+) -> SqlResult<ScalarValue> {
+    let target = target.cloned().or_else(|| wire_type.and_then(arrow_type_of)).unwrap_or(DataType::Utf8);
+    let Some(bytes) = value else {
+        return ScalarValue::try_from(&target).map_err(|e| SqlError::internal(e.to_string()));
+    };
+    let bad = |why: String| {
+        SqlError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid value for parameter ${}: {why}", index + 1),
+        )
+    };
+    let scalar = if binary {
+        decode_binary(bytes, wire_type.cloned().unwrap_or(Type::UNKNOWN), &target).map_err(bad)?
+    } else {
+        let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+        match &target {
+            DataType::Boolean => ScalarValue::Boolean(Some(
+                crate::copy_in::parse_bool(text).ok_or_else(|| bad(format!("\"{text}\" is not a boolean")))?,
+            )),
+            DataType::Binary => ScalarValue::Binary(Some(
+                crate::copy_in::decode_bytea(text).ok_or_else(|| bad(format!("\"{text}\" is not bytea")))?,
+            )),
+            _ => ScalarValue::Utf8(Some(text.to_string())),
+        }
+    };
+    if scalar.data_type() == target {
+        return Ok(scalar);
+    }
+    scalar.cast_to(&target).map_err(|e| bad(format!("cannot convert to {target}: {e}")))
+}
+
+fn decode_binary(bytes: &[u8], ty: Type, target: &DataType) -> Result<ScalarValue, String> {
+    let fixed = |n: usize| -> Result<&[u8], String> {
+        if bytes.len() == n {
+            Ok(bytes)
+        } else {
+            Err(format!("expected {n} bytes for binary {}, got {}", ty.name(), bytes.len()))
+        }
+    };
+    let be8 = |b: &[u8]| -> [u8; 8] { b.try_into().unwrap_or([0; 8]) };
+    let be4 = |b: &[u8]| -> [u8; 4] { b.try_into().unwrap_or([0; 4]) };
+    Ok(match ty {
+        Type::BOOL => ScalarValue::Boolean(Some(fixed(1)?[0] != 0)),
+        Type::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes([fixed(2)?[0], bytes[1]]))),
+        Type::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(be4(fixed(4)?)))),
+        Type::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(be8(fixed(8)?)))),
+        Type::OID => ScalarValue::Int64(Some(u32::from_be_bytes(be4(fixed(4)?)) as i64)),
+        Type::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(be4(fixed(4)?)))),
+        Type::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(be8(fixed(8)?)))),
+        Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
+        Type::DATE => ScalarValue::Date32(Some(i32::from_be_bytes(be4(fixed(4)?)) + PG_EPOCH_DAYS)),
+        Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(be8(fixed(8)?)))),
+        Type::TIMESTAMP => {
+            ScalarValue::TimestampMicrosecond(Some(i64::from_be_bytes(be8(fixed(8)?)) + PG_EPOCH_MICROS), None)
+        }
+        Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
+            Some(i64::from_be_bytes(be8(fixed(8)?)) + PG_EPOCH_MICROS),
+            Some("+00:00".into()),
+        ),
+        Type::NUMERIC => return Err("binary numeric parameters are not supported; send numeric as text".into()),
+        _ if matches!(target, DataType::Binary) => ScalarValue::Binary(Some(bytes.to_vec())),
+        _ => ScalarValue::Utf8(Some(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_binary_parameters() {
+        let v = decode_param(0, Some(&Bytes::from_static(b"42")), false, None, Some(&DataType::Int64)).unwrap();
+        assert_eq!(v, ScalarValue::Int64(Some(42)));
+        let v = decode_param(0, Some(&Bytes::from(7i32.to_be_bytes().to_vec())), true, Some(&Type::INT4), Some(&DataType::Int64)).unwrap();
+        assert_eq!(v, ScalarValue::Int64(Some(7)));
+        let err = decode_param(1, Some(&Bytes::from_static(b"x")), false, None, Some(&DataType::Int32)).unwrap_err();
+        assert_eq!(err.code, "22P02");
+        assert_eq!(decode_param(0, None, false, None, Some(&DataType::Utf8)).unwrap(), ScalarValue::Utf8(None));
+    }
+}

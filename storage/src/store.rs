@@ -1,0 +1,152 @@
+//! The RocksDB instance under the data directory and the catalog it holds.
+//!
+//! The catalog column family maps `table/<id>` to a JSON [`TableDef`]. Creating or dropping
+//! a table is one synced `WriteBatch` (dropping also range-deletes the table's rows and
+//! changelog), so the catalog and data never disagree after a crash.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use tracing::info;
+
+use crate::error::{StorageError, StorageResult};
+use crate::table::TableStore;
+use crate::types::{TableDef, TableId};
+
+pub(crate) const CF_CATALOG: &str = "catalog";
+pub(crate) const CF_ROWS: &str = "table_rows";
+pub(crate) const CF_LOG: &str = "table_log";
+
+const TABLE_KEY_PREFIX: &[u8] = b"table/";
+const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";
+
+/// The durable store: catalog plus every table. Cheap to share behind an `Arc`.
+pub struct Store {
+    db: Arc<DB>,
+    /// Tables by (schema, name). Guarded for concurrent DDL; table data itself is not here.
+    tables: RwLock<BTreeMap<(String, String), Arc<TableStore>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and loads the catalog.
+    pub fn open(dir: &Path) -> StorageResult<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Invalid(format!("cannot create data directory {}: {e}", dir.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.increase_parallelism(2);
+        let cfs = [CF_CATALOG, CF_ROWS, CF_LOG].map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(name, cf_opts)
+        });
+        let db = Arc::new(DB::open_cf_descriptors(&opts, dir.join("rocksdb"), cfs)?);
+        let store = Self { db, tables: RwLock::new(BTreeMap::new()) };
+        store.load_catalog()?;
+        Ok(store)
+    }
+
+    fn load_catalog(&self) -> StorageResult<()> {
+        let cf = self.cf(CF_CATALOG)?;
+        let mut tables = BTreeMap::new();
+        for item in self.db.prefix_iterator_cf(cf, TABLE_KEY_PREFIX) {
+            let (key, value) = item?;
+            if !key.starts_with(TABLE_KEY_PREFIX) {
+                break;
+            }
+            let def: TableDef = serde_json::from_slice(&value)
+                .map_err(|e| StorageError::CorruptCatalog(format!("table definition: {e}")))?;
+            let table = TableStore::open(self.db.clone(), def.clone())?;
+            tables.insert((def.schema_name.clone(), def.name.clone()), Arc::new(table));
+        }
+        info!(tables = tables.len(), "catalog loaded");
+        *self.tables.write().map_err(|_| poisoned())? = tables;
+        Ok(())
+    }
+
+    pub fn table(&self, schema: &str, name: &str) -> Option<Arc<TableStore>> {
+        self.tables.read().ok()?.get(&(schema.to_string(), name.to_string())).cloned()
+    }
+
+    /// All tables, ordered by schema and name.
+    pub fn tables(&self) -> Vec<Arc<TableStore>> {
+        self.tables.read().map(|t| t.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Persists a new table. `def.id` is ignored and assigned here.
+    pub fn create_table(&self, mut def: TableDef) -> StorageResult<Arc<TableStore>> {
+        let mut tables = self.tables.write().map_err(|_| poisoned())?;
+        let key = (def.schema_name.clone(), def.name.clone());
+        if tables.contains_key(&key) {
+            return Err(StorageError::TableExists(def.name));
+        }
+        let cf = self.cf(CF_CATALOG)?;
+        let id = self.next_table_id()?;
+        def.id = id;
+        let json = serde_json::to_vec(&def)
+            .map_err(|e| StorageError::CorruptCatalog(format!("encode table definition: {e}")))?;
+        let mut wb = WriteBatch::default();
+        wb.put_cf(cf, table_key(id), json);
+        wb.put_cf(cf, NEXT_TABLE_ID_KEY, (id + 1).to_be_bytes());
+        self.write_synced(wb)?;
+        let table = Arc::new(TableStore::open(self.db.clone(), def)?);
+        tables.insert(key, table.clone());
+        info!(table = %table.def().name, id, "table created");
+        Ok(table)
+    }
+
+    /// Removes a table, its rows and its changelog.
+    pub fn drop_table(&self, schema: &str, name: &str) -> StorageResult<()> {
+        let mut tables = self.tables.write().map_err(|_| poisoned())?;
+        let key = (schema.to_string(), name.to_string());
+        let table = tables.get(&key).ok_or_else(|| StorageError::TableNotFound(name.to_string()))?;
+        let id = table.def().id;
+        let mut wb = WriteBatch::default();
+        wb.delete_cf(self.cf(CF_CATALOG)?, table_key(id));
+        let (from, to) = (id.to_be_bytes(), (id + 1).to_be_bytes());
+        wb.delete_range_cf(self.cf(CF_ROWS)?, from, to);
+        wb.delete_range_cf(self.cf(CF_LOG)?, from, to);
+        self.write_synced(wb)?;
+        tables.remove(&key);
+        info!(table = name, id, "table dropped");
+        Ok(())
+    }
+
+    fn next_table_id(&self) -> StorageResult<TableId> {
+        let cf = self.cf(CF_CATALOG)?;
+        Ok(match self.db.get_cf(cf, NEXT_TABLE_ID_KEY)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| StorageError::CorruptCatalog("next table id".into()))?,
+            ),
+            None => 1,
+        })
+    }
+
+    fn write_synced(&self, wb: WriteBatch) -> StorageResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        Ok(self.db.write_opt(wb, &opts)?)
+    }
+
+    fn cf(&self, name: &str) -> StorageResult<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StorageError::CorruptCatalog(format!("missing column family {name}")))
+    }
+}
+
+fn table_key(id: TableId) -> Vec<u8> {
+    let mut key = TABLE_KEY_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn poisoned() -> StorageError {
+    StorageError::Invalid("catalog lock poisoned by an earlier panic".into())
+}

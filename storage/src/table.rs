@@ -1,0 +1,391 @@
+//! One stored table: its rows and its changelog.
+//!
+//! Layout in RocksDB (all integers big-endian so keys sort numerically):
+//!
+//! | column family | key                         | value                         |
+//! |---------------|-----------------------------|-------------------------------|
+//! | `table_rows`  | table id · primary-key row  | the full row (Arrow row format) |
+//! | `table_log`   | table id · sequence number  | op byte · the full row         |
+//!
+//! A table without a primary key uses the sequence number of the row's insert as a hidden
+//! row id. Every statement writes its rows and its log entries in one synced `WriteBatch`.
+//! Callers serialize writers to one table by holding [`TableStore::write_lock`]; reads never
+//! block.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
+
+use crate::codec::RowCodec;
+use crate::error::{StorageError, StorageResult};
+use crate::store::{CF_LOG, CF_ROWS};
+use crate::types::TableDef;
+
+/// Rows per batch produced by scans.
+pub const SCAN_BATCH_ROWS: usize = 8192;
+
+const OP_INSERT: u8 = b'+';
+const OP_DELETE: u8 = b'-';
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Insert,
+    Delete,
+}
+
+/// A run of changelog entries decoded into one batch: `ops[i]` applies to row `i`.
+#[derive(Debug, Clone)]
+pub struct ChangelogEntry {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub ops: Vec<ChangeOp>,
+    pub rows: RecordBatch,
+}
+
+pub struct TableStore {
+    /// Writers hold this across their read-check-write sequence (an UPDATE reads the rows it
+    /// changes, a primary-key check reads existing keys), so concurrent statements on one
+    /// table apply one after another. Readers never take it.
+    pub write_lock: tokio::sync::Mutex<()>,
+    db: Arc<DB>,
+    def: TableDef,
+    codec: RowCodec,
+    /// Sequence number the next changelog entry gets.
+    next_seq: AtomicU64,
+}
+
+/// What a finished scan saw: the changelog offset its rows reflect (the first sequence
+/// number *not* included), from which a changelog reader continues without gap or overlap.
+#[derive(Debug, Clone, Copy)]
+pub struct TableScan {
+    pub next_seq: u64,
+}
+
+impl TableStore {
+    pub(crate) fn open(db: Arc<DB>, def: TableDef) -> StorageResult<Self> {
+        let codec = RowCodec::new(&def)?;
+        let next_seq = last_log_seq(&db, def.id)?.map_or(1, |s| s + 1);
+        Ok(Self {
+            write_lock: tokio::sync::Mutex::new(()),
+            db,
+            def,
+            codec,
+            next_seq: AtomicU64::new(next_seq),
+        })
+    }
+
+    pub fn def(&self) -> &TableDef {
+        &self.def
+    }
+
+    pub fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.codec.schema().clone()
+    }
+
+    /// Inserts every row of `batch` or none: fails on a NULL in a NOT NULL column or on a
+    /// primary key that already exists (in the table or twice in the batch).
+    pub fn insert(&self, batch: &RecordBatch) -> StorageResult<usize> {
+        self.check_not_null(batch)?;
+        let values = self.codec.encode_values(batch)?;
+        let keys = self.codec.encode_keys(batch)?;
+        if let Some(keys) = &keys {
+            let key_bytes: Vec<Vec<u8>> =
+                keys.iter().map(|k| self.row_key(k.as_ref())).collect();
+            self.check_unique(batch, &key_bytes, &HashSet::new())?;
+        }
+        let mut wb = WriteBatch::default();
+        let (rows_cf, log_cf) = self.cfs()?;
+        let mut seq = self.next_seq.load(Ordering::SeqCst);
+        for i in 0..batch.num_rows() {
+            let value = values.row(i);
+            let key = match &keys {
+                Some(keys) => self.row_key(keys.row(i).as_ref()),
+                None => self.row_key(&seq.to_be_bytes()),
+            };
+            wb.put_cf(rows_cf, key, value.as_ref());
+            wb.put_cf(log_cf, self.log_key(seq), log_value(OP_INSERT, value.as_ref()));
+            seq += 1;
+        }
+        self.commit(wb, seq)?;
+        Ok(batch.num_rows())
+    }
+
+    /// Deletes the rows of `old_rows` (full rows as read from this table) by primary key.
+    pub fn delete(&self, old_rows: &RecordBatch) -> StorageResult<usize> {
+        let keys = self.require_keys(old_rows)?;
+        let values = self.codec.encode_values(old_rows)?;
+        let mut wb = WriteBatch::default();
+        let (rows_cf, log_cf) = self.cfs()?;
+        let mut seq = self.next_seq.load(Ordering::SeqCst);
+        for i in 0..old_rows.num_rows() {
+            wb.delete_cf(rows_cf, self.row_key(keys.row(i).as_ref()));
+            wb.put_cf(log_cf, self.log_key(seq), log_value(OP_DELETE, values.row(i).as_ref()));
+            seq += 1;
+        }
+        self.commit(wb, seq)?;
+        Ok(old_rows.num_rows())
+    }
+
+    /// Replaces each row of `old_rows` with the row at the same position of `new_rows`. The
+    /// changelog records each update as a delete of the old row followed by an insert.
+    pub fn update(&self, old_rows: &RecordBatch, new_rows: &RecordBatch) -> StorageResult<usize> {
+        if old_rows.num_rows() != new_rows.num_rows() {
+            return Err(StorageError::Invalid("update: old and new row counts differ".into()));
+        }
+        self.check_not_null(new_rows)?;
+        let old_keys = self.require_keys(old_rows)?;
+        let new_keys = self.require_keys(new_rows)?;
+        let old_key_bytes: Vec<Vec<u8>> =
+            old_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
+        let new_key_bytes: Vec<Vec<u8>> =
+            new_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
+        if old_key_bytes != new_key_bytes {
+            let freed: HashSet<&[u8]> = old_key_bytes.iter().map(|k| k.as_slice()).collect();
+            self.check_unique(new_rows, &new_key_bytes, &freed)?;
+        }
+        let old_values = self.codec.encode_values(old_rows)?;
+        let new_values = self.codec.encode_values(new_rows)?;
+        let mut wb = WriteBatch::default();
+        let (rows_cf, log_cf) = self.cfs()?;
+        for key in &old_key_bytes {
+            wb.delete_cf(rows_cf, key);
+        }
+        let mut seq = self.next_seq.load(Ordering::SeqCst);
+        for i in 0..new_rows.num_rows() {
+            wb.put_cf(rows_cf, &new_key_bytes[i], new_values.row(i).as_ref());
+            wb.put_cf(log_cf, self.log_key(seq), log_value(OP_DELETE, old_values.row(i).as_ref()));
+            wb.put_cf(log_cf, self.log_key(seq + 1), log_value(OP_INSERT, new_values.row(i).as_ref()));
+            seq += 2;
+        }
+        self.commit(wb, seq)?;
+        Ok(new_rows.num_rows())
+    }
+
+    /// Scans the table at one consistent point, calling `sink` with batches of up to
+    /// [`SCAN_BATCH_ROWS`] rows in primary-key order. `sink` returns `false` to stop early.
+    /// Runs synchronously: call it from a blocking thread.
+    pub fn scan(&self, mut sink: impl FnMut(RecordBatch) -> bool) -> StorageResult<TableScan> {
+        let snapshot = self.db.snapshot();
+        let rows_cf = self.cf(CF_ROWS)?;
+        let log_cf = self.cf(CF_LOG)?;
+        let prefix = self.def.id.to_be_bytes();
+
+        let mut log_opts = ReadOptions::default();
+        log_opts.set_snapshot(&snapshot);
+        let next_seq = last_log_seq_with(&self.db, log_cf, self.def.id, log_opts)?.map_or(1, |s| s + 1);
+
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&snapshot);
+        opts.set_iterate_upper_bound((self.def.id + 1).to_be_bytes().to_vec());
+        let iter = self.db.iterator_cf_opt(rows_cf, opts, IteratorMode::From(&prefix, Direction::Forward));
+        let mut pending: Vec<Box<[u8]>> = Vec::with_capacity(SCAN_BATCH_ROWS);
+        for item in iter {
+            let (_key, value) = item?;
+            pending.push(value);
+            if pending.len() == SCAN_BATCH_ROWS {
+                let batch = self.codec.decode_values(pending.iter().map(|v| v.as_ref()))?;
+                pending.clear();
+                if !sink(batch) {
+                    return Ok(TableScan { next_seq });
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let batch = self.codec.decode_values(pending.iter().map(|v| v.as_ref()))?;
+            sink(batch);
+        }
+        Ok(TableScan { next_seq })
+    }
+
+    /// Reads the changelog from sequence number `from_seq` (inclusive), in order, in batches
+    /// of up to `max_rows` entries. Returns the sequence number to resume from.
+    pub fn read_changelog(
+        &self,
+        from_seq: u64,
+        max_rows: usize,
+        mut sink: impl FnMut(ChangelogEntry) -> bool,
+    ) -> StorageResult<u64> {
+        let log_cf = self.cf(CF_LOG)?;
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound((self.def.id + 1).to_be_bytes().to_vec());
+        let start = self.log_key(from_seq);
+        let iter = self.db.iterator_cf_opt(log_cf, opts, IteratorMode::From(&start, Direction::Forward));
+        let mut resume = from_seq;
+        let mut ops = Vec::new();
+        let mut values: Vec<Box<[u8]>> = Vec::new();
+        let mut first_seq = from_seq;
+        for item in iter {
+            let (key, value) = item?;
+            let seq = decode_seq(&key)?;
+            let (op, row) = value
+                .split_first()
+                .ok_or_else(|| StorageError::CorruptCatalog("empty changelog entry".into()))?;
+            if ops.is_empty() {
+                first_seq = seq;
+            }
+            ops.push(if *op == OP_DELETE { ChangeOp::Delete } else { ChangeOp::Insert });
+            values.push(row.into());
+            resume = seq + 1;
+            if ops.len() >= max_rows {
+                let rows = self.codec.decode_values(values.iter().map(|v| v.as_ref()))?;
+                let entry = ChangelogEntry { first_seq, last_seq: seq, ops: std::mem::take(&mut ops), rows };
+                values.clear();
+                if !sink(entry) {
+                    return Ok(resume);
+                }
+            }
+        }
+        if !ops.is_empty() {
+            let rows = self.codec.decode_values(values.iter().map(|v| v.as_ref()))?;
+            sink(ChangelogEntry { first_seq, last_seq: resume - 1, ops, rows });
+        }
+        Ok(resume)
+    }
+
+    /// The sequence number the next write will get: a changelog offset meaning "now".
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::SeqCst)
+    }
+
+    fn commit(&self, wb: WriteBatch, next_seq: u64) -> StorageResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(wb, &opts)?;
+        self.next_seq.store(next_seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn require_keys(&self, batch: &RecordBatch) -> StorageResult<arrow::row::Rows> {
+        self.codec.encode_keys(batch)?.ok_or_else(|| {
+            StorageError::Invalid(format!(
+                "table \"{}\" has no primary key; UPDATE and DELETE need one",
+                self.def.name
+            ))
+        })
+    }
+
+    fn check_not_null(&self, batch: &RecordBatch) -> StorageResult<()> {
+        for (i, col) in self.def.columns.iter().enumerate() {
+            let is_key = self.codec.key_indices().contains(&i);
+            if (col.not_null || is_key) && batch.column(i).null_count() > 0 {
+                return Err(StorageError::NotNullViolation {
+                    table: self.def.name.clone(),
+                    column: col.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails if a key occurs twice in `keys` or already exists in the table (unless it is in
+    /// `freed`, keys the same statement removes).
+    fn check_unique(&self, batch: &RecordBatch, keys: &[Vec<u8>], freed: &HashSet<&[u8]>) -> StorageResult<()> {
+        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if !seen.insert(key.as_slice()) {
+                return Err(self.unique_violation(batch, i));
+            }
+        }
+        let rows_cf = self.cf(CF_ROWS)?;
+        for (chunk_index, chunk) in keys.chunks(4096).enumerate() {
+            let results = self.db.batched_multi_get_cf(rows_cf, chunk.iter(), false);
+            for (j, result) in results.into_iter().enumerate() {
+                if result?.is_some() && !freed.contains(chunk[j].as_slice()) {
+                    return Err(self.unique_violation(batch, chunk_index * 4096 + j));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unique_violation(&self, batch: &RecordBatch, row: usize) -> StorageError {
+        let names: Vec<&str> =
+            self.def.primary_key.iter().map(|&i| self.def.columns[i].name.as_str()).collect();
+        let options = FormatOptions::default().with_null("NULL");
+        let values: Vec<String> = self
+            .def
+            .primary_key
+            .iter()
+            .map(|&i| {
+                ArrayFormatter::try_new(batch.column(i).as_ref(), &options)
+                    .map(|f| f.value(row).to_string())
+                    .unwrap_or_else(|_| "?".into())
+            })
+            .collect();
+        StorageError::UniqueViolation {
+            constraint: self.def.primary_key_constraint_name(),
+            detail: format!("Key ({})=({}) already exists.", names.join(", "), values.join(", ")),
+        }
+    }
+
+    fn row_key(&self, suffix: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(8 + suffix.len());
+        key.extend_from_slice(&self.def.id.to_be_bytes());
+        key.extend_from_slice(suffix);
+        key
+    }
+
+    fn log_key(&self, seq: u64) -> [u8; 16] {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&self.def.id.to_be_bytes());
+        key[8..].copy_from_slice(&seq.to_be_bytes());
+        key
+    }
+
+    fn cf(&self, name: &str) -> StorageResult<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StorageError::CorruptCatalog(format!("missing column family {name}")))
+    }
+
+    fn cfs(&self) -> StorageResult<(&rocksdb::ColumnFamily, &rocksdb::ColumnFamily)> {
+        Ok((self.cf(CF_ROWS)?, self.cf(CF_LOG)?))
+    }
+}
+
+fn log_value(op: u8, row: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + row.len());
+    v.push(op);
+    v.extend_from_slice(row);
+    v
+}
+
+fn decode_seq(key: &[u8]) -> StorageResult<u64> {
+    key.get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StorageError::CorruptCatalog("malformed changelog key".into()))
+}
+
+fn last_log_seq(db: &DB, table_id: u64) -> StorageResult<Option<u64>> {
+    let cf = db
+        .cf_handle(CF_LOG)
+        .ok_or_else(|| StorageError::CorruptCatalog("missing table_log column family".into()))?;
+    last_log_seq_with(db, cf, table_id, ReadOptions::default())
+}
+
+fn last_log_seq_with(
+    db: &DB,
+    cf: &rocksdb::ColumnFamily,
+    table_id: u64,
+    mut opts: ReadOptions,
+) -> StorageResult<Option<u64>> {
+    opts.set_iterate_lower_bound(table_id.to_be_bytes().to_vec());
+    let upper = (table_id + 1).to_be_bytes();
+    let mut iter = db.iterator_cf_opt(cf, opts, IteratorMode::From(&upper, Direction::Reverse));
+    match iter.next() {
+        Some(item) => {
+            let (key, _) = item?;
+            if key.len() == 16 && key[..8] == table_id.to_be_bytes() {
+                Ok(Some(decode_seq(&key)?))
+            } else {
+                Ok(None)
+            }
+        }
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,138 @@
+//! Column and table definitions as the catalog stores them.
+//!
+//! Weir keeps Postgres-level types (`varchar(20)`, `numeric(10,2)`, `jsonb`) in the catalog,
+//! because Arrow alone cannot tell `text` from `json` or remember a declared length, and
+//! clients see these names through `pg_catalog`. [`ColumnType::arrow_type`] gives the Arrow
+//! type the data is stored and processed as.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+pub type TableId = u64;
+
+/// Default precision/scale for `NUMERIC` without a type modifier.
+pub const DEFAULT_NUMERIC_PRECISION: u8 = 38;
+pub const DEFAULT_NUMERIC_SCALE: i8 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ColumnType {
+    Boolean,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// `numeric(precision, scale)`; `None` when declared without a modifier.
+    Numeric { precision: Option<u8>, scale: Option<i8> },
+    Text,
+    Varchar { length: Option<u32> },
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    Timestamptz,
+    Interval,
+    Json,
+    Jsonb,
+}
+
+impl ColumnType {
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Int2 => DataType::Int16,
+            ColumnType::Int4 => DataType::Int32,
+            ColumnType::Int8 => DataType::Int64,
+            ColumnType::Float4 => DataType::Float32,
+            ColumnType::Float8 => DataType::Float64,
+            ColumnType::Numeric { precision, scale } => DataType::Decimal128(
+                precision.unwrap_or(DEFAULT_NUMERIC_PRECISION),
+                scale.unwrap_or(if precision.is_some() { 0 } else { DEFAULT_NUMERIC_SCALE }),
+            ),
+            ColumnType::Text | ColumnType::Varchar { .. } | ColumnType::Json | ColumnType::Jsonb => {
+                DataType::Utf8
+            }
+            ColumnType::Bytea => DataType::Binary,
+            ColumnType::Date => DataType::Date32,
+            ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColumnType::Timestamptz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
+            }
+            ColumnType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+        }
+    }
+
+    /// The name `format_type()` prints, e.g. `character varying(20)`.
+    pub fn pg_display_name(&self) -> String {
+        match self {
+            ColumnType::Boolean => "boolean".into(),
+            ColumnType::Int2 => "smallint".into(),
+            ColumnType::Int4 => "integer".into(),
+            ColumnType::Int8 => "bigint".into(),
+            ColumnType::Float4 => "real".into(),
+            ColumnType::Float8 => "double precision".into(),
+            ColumnType::Numeric { precision: Some(p), scale } => {
+                format!("numeric({},{})", p, scale.unwrap_or(0))
+            }
+            ColumnType::Numeric { precision: None, .. } => "numeric".into(),
+            ColumnType::Text => "text".into(),
+            ColumnType::Varchar { length: Some(n) } => format!("character varying({n})"),
+            ColumnType::Varchar { length: None } => "character varying".into(),
+            ColumnType::Bytea => "bytea".into(),
+            ColumnType::Date => "date".into(),
+            ColumnType::Time => "time without time zone".into(),
+            ColumnType::Timestamp => "timestamp without time zone".into(),
+            ColumnType::Timestamptz => "timestamp with time zone".into(),
+            ColumnType::Interval => "interval".into(),
+            ColumnType::Json => "json".into(),
+            ColumnType::Jsonb => "jsonb".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub column_type: ColumnType,
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: TableId,
+    pub schema_name: String,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Indexes into `columns` of the primary key, in key order. Empty: no primary key, rows
+    /// are keyed by a hidden, monotonically increasing row id.
+    pub primary_key: Vec<usize>,
+}
+
+impl TableDef {
+    /// The Arrow schema of the table's rows. Every field is nullable at the Arrow level: NOT
+    /// NULL is enforced by the storage layer with a proper constraint error instead.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.column_type.arrow_type(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn primary_key_constraint_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+
+    pub fn has_primary_key(&self) -> bool {
+        !self.primary_key.is_empty()
+    }
+}
