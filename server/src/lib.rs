@@ -29,12 +29,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let verifier = config.password.as_deref().map(ScramVerifier::parse).transpose()?;
     let (tls, cert_pem) = load_tls(&config)?;
     let connections = Arc::new(ConnectionManager::new());
-    let startup = WeirStartup::new(engine.clone(), connections.clone(), verifier, cert_pem)?;
+    let cancels = Arc::new(wire::cancel::CancelRegistry::default());
+    let startup = WeirStartup::new(engine.clone(), connections.clone(), cancels.clone(), verifier, cert_pem)?;
     let handlers = Arc::new(WeirHandlers {
         engine: engine.clone(),
         queries: Arc::new(QueryHandler::new(engine.clone())),
         startup: Arc::new(startup),
         connections,
+        cancels,
     });
     let listener = TcpListener::bind(config.listen)
         .await

@@ -33,6 +33,7 @@ use crate::session::Session;
 
 pub struct WeirStartup {
     engine: Arc<Engine>,
+    cancels: Arc<super::cancel::CancelRegistry>,
     connections: Arc<ConnectionManager>,
     parameters: Arc<WeirParameters>,
     scram: Option<SASLAuthStartupHandler<WeirParameters>>,
@@ -43,6 +44,7 @@ impl WeirStartup {
     pub fn new(
         engine: Arc<Engine>,
         connections: Arc<ConnectionManager>,
+        cancels: Arc<super::cancel::CancelRegistry>,
         verifier: Option<ScramVerifier>,
         tls_certificate_pem: Option<Vec<u8>>,
     ) -> Result<Self, String> {
@@ -63,7 +65,7 @@ impl WeirStartup {
                 )
             }
         };
-        Ok(Self { engine, connections, parameters, scram, pids: RandomPidSecretKeyGenerator::default() })
+        Ok(Self { engine, cancels, connections, parameters, scram, pids: RandomPidSecretKeyGenerator::default() })
     }
 }
 
@@ -88,7 +90,9 @@ impl StartupHandler for WeirStartup {
             client.session_extensions().insert(Mutex::new(Session::new(user, database)));
         }
         if let Some(scram) = &self.scram {
-            return scram.on_startup(client, message).await;
+            scram.on_startup(client, message).await?;
+            self.register_cancel(client);
+            return Ok(());
         }
         if let PgWireFrontendMessage::Startup(startup) = &message {
             protocol_negotiation(client, startup).await?;
@@ -98,9 +102,23 @@ impl StartupHandler for WeirStartup {
             let (handle, guard) = self.connections.register(pid, secret);
             client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
             client.session_extensions().insert::<ConnectionGuard>(guard);
+            self.register_cancel(client);
             finish_authentication(client, self.parameters.as_ref()).await?;
         }
         Ok(())
+    }
+}
+
+impl WeirStartup {
+    /// Registers the session for cancel requests once its pid and secret key are known.
+    fn register_cancel<C: ClientInfo>(&self, client: &C) {
+        let (pid, secret) = client.pid_and_secret_key();
+        if pid == 0 || client.session_extensions().get::<Arc<super::cancel::SessionCancel>>().is_some() {
+            return;
+        }
+        let (cancel, registration) = self.cancels.register(pid, &secret);
+        client.session_extensions().insert::<Arc<super::cancel::SessionCancel>>(cancel);
+        client.session_extensions().insert(registration);
     }
 }
 

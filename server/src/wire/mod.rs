@@ -3,6 +3,7 @@
 //! hands statements to `handlers::execute`, and encodes what comes back.
 
 pub mod auth;
+pub mod cancel;
 pub mod encode;
 pub mod errors;
 pub mod params;
@@ -39,6 +40,7 @@ pub struct WeirHandlers {
     pub queries: Arc<QueryHandler>,
     pub startup: Arc<auth::WeirStartup>,
     pub connections: Arc<ConnectionManager>,
+    pub cancels: Arc<cancel::CancelRegistry>,
 }
 
 impl PgWireServerHandlers for WeirHandlers {
@@ -59,7 +61,7 @@ impl PgWireServerHandlers for WeirHandlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(self.connections.clone()))
+        Arc::new(cancel::WeirCancelHandler { registry: self.cancels.clone(), connections: self.connections.clone() })
     }
 }
 
@@ -94,18 +96,24 @@ pub fn session_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<Mutex<Session>> {
     session
 }
 
+/// The cancel signal of the client's session, if it registered one at start-up.
+fn cancel_of<C: ClientInfo + ?Sized>(client: &C) -> Option<tokio::sync::watch::Receiver<u64>> {
+    client.session_extensions().get::<Arc<cancel::SessionCancel>>().map(|c| c.subscribe())
+}
+
 async fn run_statement(
     engine: &Arc<Engine>,
     session: &Arc<Mutex<Session>>,
     statement: WeirStatement,
     params: &[datafusion::common::ScalarValue],
     format: &Format,
+    cancel: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> SqlResult<Response> {
     let timeout_ms = session.lock().map(|s| s.statement_timeout_ms()).unwrap_or(0);
     let cx = Context { engine, session, params };
     let work = async {
         let outcome = handlers::execute(&cx, statement).await?;
-        to_response(outcome, format, timeout_ms > 0).await
+        to_response(outcome, format, timeout_ms > 0, cancel).await
     };
     if timeout_ms == 0 {
         work.await
@@ -116,7 +124,12 @@ async fn run_statement(
     }
 }
 
-async fn to_response(outcome: Outcome, format: &Format, collect_now: bool) -> SqlResult<Response> {
+async fn to_response(
+    outcome: Outcome,
+    format: &Format,
+    collect_now: bool,
+    cancel: Option<tokio::sync::watch::Receiver<u64>>,
+) -> SqlResult<Response> {
     Ok(match outcome {
         Outcome::Rows { schema, stream } => {
             let fields = Arc::new(encode::field_infos(&schema, format));
@@ -141,7 +154,12 @@ async fn to_response(outcome: Outcome, format: &Format, collect_now: bool) -> Sq
                     };
                     futures::stream::iter(encoded)
                 });
-                Response::Query(QueryResponse::new(fields, rows))
+                match cancel {
+                    Some(receiver) => {
+                        Response::Query(QueryResponse::new(fields, cancel::Cancellable::new(Box::pin(rows), receiver)))
+                    }
+                    None => Response::Query(QueryResponse::new(fields, rows)),
+                }
             }
         }
         Outcome::Command { tag, rows } => {
@@ -193,7 +211,7 @@ impl SimpleQueryHandler for QueryHandler {
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
             let rollback_warning = is_rollback_with_writes(&session, &statement);
-            match run_statement(&self.engine, &session, statement, &[], &Format::UnifiedText).await {
+            match run_statement(&self.engine, &session, statement, &[], &Format::UnifiedText, cancel_of(client)).await {
                 Ok(response) => {
                     if let Some(message) = rollback_warning {
                         send_warning(client, message).await?;
@@ -323,6 +341,7 @@ impl ExtendedQueryHandler for QueryHandler {
             prepared.statement.clone(),
             &values,
             &portal.result_column_format,
+            cancel_of(client),
         )
         .await;
         match result {

@@ -1,0 +1,170 @@
+//! Postgres' system catalogs (`pg_catalog`) and `information_schema`, answered from Weir's
+//! own catalog.
+//!
+//! psql's meta-commands (`\d`, `\dt`, `\l`, ...), drivers and GUI tools discover a database
+//! by querying these tables and calling a handful of system functions, with exactly the SQL
+//! they send to Postgres. Weir answers that SQL with DataFusion, so the catalogs are ordinary
+//! in-memory tables built from a [`CatalogSnapshot`] taken when the statement is planned:
+//! every table a statement reads agrees with every other, and nothing is maintained
+//! incrementally. The tables are tiny (a few hundred rows), so they are rebuilt on demand.
+//!
+//! Values follow Postgres 15 wherever a client can see them: oids of built-in objects, type
+//! names and modifiers, column names and order, `"char"` codes, owner and collation rules.
+//! Catalogs of features Weir does not have (policies, publications, inheritance, ...) exist
+//! with the right columns and no rows, because psql queries them unconditionally.
+//!
+//! - [`columns`]: how a table is declared and turned into Arrow data.
+//! - [`registry`]: every system table and view, with its oid, namespace and columns.
+//! - [`relations`]: namespaces, relations, attributes, indexes, constraints (`pg_class`, ...).
+//! - [`cluster`]: databases, roles, settings, access methods, collations, tablespaces.
+//! - [`types`]: built-in types, type modifiers and `format_type()`.
+//! - [`information_schema`]: the SQL-standard views over the same data.
+//! - [`functions`]: system functions (`format_type`, `pg_get_indexdef`, `::regclass`, ...).
+//!
+//! Oids are `Int64` columns tagged as `oid` for the wire layer. DataFusion compares them with
+//! the quoted literals psql inlines (`c.oid = '16385'`) by casting the literal.
+
+mod cluster;
+pub(crate) mod columns;
+mod functions;
+mod information_schema;
+mod registry;
+mod relations;
+mod types;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::SchemaProvider;
+use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::error::Result as DfResult;
+use datafusion::prelude::SessionContext;
+use weir_storage::TableDef;
+
+pub use functions::register_functions;
+pub use types::{format_type, type_modifier, type_oid};
+
+/// What the catalog looks like at the moment a statement is planned.
+#[derive(Debug, Clone)]
+pub struct CatalogSnapshot {
+    pub tables: Vec<TableDef>,
+    /// Current database name, e.g. "weir".
+    pub database: String,
+    /// Current user, e.g. "weir".
+    pub user: String,
+    /// Session settings, name -> value (for `pg_settings` / `current_setting`).
+    pub settings: Vec<(String, String)>,
+    /// e.g. "15.0".
+    pub server_version: String,
+}
+
+impl CatalogSnapshot {
+    /// A session setting, matched case-insensitively as Postgres does.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub const PG_CATALOG_NAMESPACE_OID: i64 = 11;
+pub const PG_TOAST_NAMESPACE_OID: i64 = 99;
+pub const PUBLIC_NAMESPACE_OID: i64 = 2200;
+pub const INFORMATION_SCHEMA_NAMESPACE_OID: i64 = 13181;
+/// Weir has one role, the connecting user, with the oid Postgres gives its bootstrap
+/// superuser.
+pub const BOOTSTRAP_SUPERUSER_OID: i64 = 10;
+/// The role that owns `public` since Postgres 15 (`\dn` shows it).
+pub const DATABASE_OWNER_ROLE_OID: i64 = 6171;
+/// The one database.
+pub const DATABASE_OID: i64 = 5;
+/// `pg_am` oids of the two access methods Weir's relations report.
+pub const HEAP_AM_OID: i64 = 2;
+pub const BTREE_AM_OID: i64 = 403;
+
+/// First oid of user objects, as in Postgres (`FirstNormalObjectId`).
+const FIRST_USER_OID: i64 = 16384;
+/// Indexes and constraints get oids from a separate range, two per table.
+const FIRST_INDEX_OID: i64 = 1_000_000;
+
+/// The oid of a user table: stable for the table's life, derived from its id.
+pub fn table_oid(def: &TableDef) -> i64 {
+    FIRST_USER_OID.saturating_add(i64::try_from(def.id).unwrap_or(i64::MAX / 4))
+}
+
+/// The oid of a table's primary-key index.
+pub fn primary_key_index_oid(def: &TableDef) -> i64 {
+    FIRST_INDEX_OID.saturating_add(i64::try_from(def.id).unwrap_or(i64::MAX / 4).saturating_mul(2))
+}
+
+/// The oid of a table's primary-key constraint (`pg_constraint.oid`).
+pub fn primary_key_constraint_oid(def: &TableDef) -> i64 {
+    primary_key_index_oid(def).saturating_add(1)
+}
+
+/// The `pg_catalog` schema: system tables and views.
+pub fn pg_catalog_schema(snapshot: Arc<CatalogSnapshot>) -> Arc<dyn SchemaProvider> {
+    Arc::new(SystemSchema { snapshot, namespace: PG_CATALOG_NAMESPACE_OID })
+}
+
+/// The `information_schema` schema.
+pub fn information_schema(snapshot: Arc<CatalogSnapshot>) -> Arc<dyn SchemaProvider> {
+    Arc::new(SystemSchema { snapshot, namespace: INFORMATION_SCHEMA_NAMESPACE_OID })
+}
+
+/// A schema of system relations, each built from the snapshot when a query names it.
+struct SystemSchema {
+    snapshot: Arc<CatalogSnapshot>,
+    namespace: i64,
+}
+
+impl fmt::Debug for SystemSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemSchema").field("namespace", &self.namespace).finish()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        registry::in_namespace(self.namespace).map(|r| r.name.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(relation) = registry::in_namespace(self.namespace).find(|r| r.name == name) else {
+            return Ok(None);
+        };
+        let batch = relation.build(&self.snapshot)?;
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        Ok(Some(Arc::new(table)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        registry::in_namespace(self.namespace).any(|r| r.name == name)
+    }
+}
+
+/// Registers `pg_catalog` and `information_schema` functions and schemas in a bare context;
+/// for tests that run client queries without the server.
+#[cfg(test)]
+pub(crate) fn test_context(snapshot: Arc<CatalogSnapshot>) -> SessionContext {
+    use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+    use datafusion::execution::config::SessionConfig;
+
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema("weir", "pg_catalog")
+        .with_information_schema(false)
+        .with_create_default_catalog_and_schema(false);
+    let ctx = SessionContext::new_with_config(config);
+    let catalog = MemoryCatalogProvider::new();
+    let _ = catalog.register_schema("pg_catalog", pg_catalog_schema(snapshot.clone()));
+    let _ = catalog.register_schema("information_schema", information_schema(snapshot.clone()));
+    ctx.register_catalog("weir", Arc::new(catalog));
+    register_functions(&ctx, snapshot);
+    ctx
+}
+
+#[cfg(test)]
+mod tests;

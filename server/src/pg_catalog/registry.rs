@@ -1,0 +1,135 @@
+//! Every system table and view Weir answers, in `pg_catalog` or `information_schema`.
+//!
+//! The list is data, not code, so `pg_class`/`pg_attribute` can describe the system
+//! relations themselves (`\d pg_class` works as in Postgres) from the same declarations the
+//! tables are built from. Oids of tables are Postgres' own; views get oids from a private
+//! range since Postgres assigns theirs at `initdb`.
+
+use arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
+
+use super::columns::{build_batch, Columns, Row};
+use super::{cluster, information_schema as info, relations as rel, types};
+use super::{CatalogSnapshot, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemKind {
+    Table,
+    View,
+}
+
+pub struct SystemRelation {
+    pub name: &'static str,
+    pub oid: i64,
+    pub namespace: i64,
+    pub kind: SystemKind,
+    pub columns: Columns,
+    pub rows: fn(&CatalogSnapshot) -> Vec<Row>,
+}
+
+impl SystemRelation {
+    pub fn build(&self, snapshot: &CatalogSnapshot) -> Result<RecordBatch> {
+        build_batch(self.name, self.columns, &(self.rows)(snapshot))
+    }
+}
+
+pub fn in_namespace(namespace: i64) -> impl Iterator<Item = &'static SystemRelation> {
+    SYSTEM_RELATIONS.iter().filter(move |r| r.namespace == namespace)
+}
+
+pub fn all() -> &'static [SystemRelation] {
+    SYSTEM_RELATIONS
+}
+
+fn no_rows(_: &CatalogSnapshot) -> Vec<Row> {
+    Vec::new()
+}
+
+const fn table(name: &'static str, oid: i64, columns: Columns, rows: fn(&CatalogSnapshot) -> Vec<Row>) -> SystemRelation {
+    SystemRelation {
+        name,
+        oid,
+        namespace: PG_CATALOG_NAMESPACE_OID,
+        kind: SystemKind::Table,
+        columns,
+        rows,
+    }
+}
+
+const fn view(name: &'static str, oid: i64, columns: Columns, rows: fn(&CatalogSnapshot) -> Vec<Row>) -> SystemRelation {
+    SystemRelation {
+        name,
+        oid,
+        namespace: PG_CATALOG_NAMESPACE_OID,
+        kind: SystemKind::View,
+        columns,
+        rows,
+    }
+}
+
+const fn info_view(name: &'static str, oid: i64, columns: Columns, rows: fn(&CatalogSnapshot) -> Vec<Row>) -> SystemRelation {
+    SystemRelation {
+        name,
+        oid,
+        namespace: INFORMATION_SCHEMA_NAMESPACE_OID,
+        kind: SystemKind::View,
+        columns,
+        rows,
+    }
+}
+
+static SYSTEM_RELATIONS: &[SystemRelation] = &[
+    // Objects in the database.
+    table("pg_namespace", 2615, rel::PG_NAMESPACE, rel::pg_namespace),
+    table("pg_class", 1259, rel::PG_CLASS, rel::pg_class),
+    table("pg_attribute", 1249, rel::PG_ATTRIBUTE, rel::pg_attribute),
+    table("pg_type", 1247, types::PG_TYPE_COLUMNS, types::pg_type_rows),
+    table("pg_index", 2610, rel::PG_INDEX, rel::pg_index),
+    table("pg_constraint", 2606, rel::PG_CONSTRAINT, rel::pg_constraint),
+    table("pg_attrdef", 2604, rel::PG_ATTRDEF, no_rows),
+    table("pg_description", 2609, rel::PG_DESCRIPTION, no_rows),
+    table("pg_depend", 2608, rel::PG_DEPEND, no_rows),
+    table("pg_inherits", 2611, rel::PG_INHERITS, no_rows),
+    table("pg_partitioned_table", 3350, rel::PG_PARTITIONED_TABLE, no_rows),
+    table("pg_trigger", 2620, rel::PG_TRIGGER, no_rows),
+    table("pg_rewrite", 2618, rel::PG_REWRITE, no_rows),
+    table("pg_sequence", 2224, rel::PG_SEQUENCE, no_rows),
+    table("pg_policy", 3256, rel::PG_POLICY, no_rows),
+    table("pg_statistic_ext", 3381, rel::PG_STATISTIC_EXT, no_rows),
+    table("pg_publication", 6104, rel::PG_PUBLICATION, no_rows),
+    table("pg_publication_namespace", 6237, rel::PG_PUBLICATION_NAMESPACE, no_rows),
+    table("pg_publication_rel", 6106, rel::PG_PUBLICATION_REL, no_rows),
+    table("pg_proc", 1255, cluster::PG_PROC, no_rows),
+    table("pg_enum", 3501, cluster::PG_ENUM, no_rows),
+    table("pg_range", 3541, cluster::PG_RANGE, no_rows),
+    table("pg_extension", 3079, cluster::PG_EXTENSION, no_rows),
+    table("pg_language", 2612, cluster::PG_LANGUAGE, cluster::pg_language),
+    table("pg_collation", 3456, cluster::PG_COLLATION, cluster::pg_collation),
+    table("pg_am", 2601, cluster::PG_AM, cluster::pg_am),
+    // Objects of the cluster.
+    table("pg_database", 1262, cluster::PG_DATABASE, cluster::pg_database),
+    table("pg_authid", 1260, cluster::PG_AUTHID, cluster::pg_authid),
+    table("pg_auth_members", 1261, cluster::PG_AUTH_MEMBERS, no_rows),
+    table("pg_tablespace", 1213, cluster::PG_TABLESPACE, cluster::pg_tablespace),
+    table("pg_shdescription", 2396, rel::PG_SHDESCRIPTION, no_rows),
+    // Views.
+    view("pg_roles", 12001, cluster::PG_ROLES, cluster::pg_roles),
+    view("pg_user", 12002, cluster::PG_USER, cluster::pg_user),
+    view("pg_settings", 12003, cluster::PG_SETTINGS, cluster::pg_settings),
+    view("pg_tables", 12004, rel::PG_TABLES, rel::pg_tables),
+    view("pg_views", 12005, rel::PG_VIEWS, rel::pg_views),
+    view("pg_matviews", 12006, rel::PG_MATVIEWS, no_rows),
+    view("pg_indexes", 12007, rel::PG_INDEXES, rel::pg_indexes),
+    view("pg_stat_activity", 12008, cluster::PG_STAT_ACTIVITY, no_rows),
+    // information_schema.
+    info_view("schemata", 13201, info::SCHEMATA, info::schemata),
+    info_view("tables", 13202, info::TABLES, info::tables),
+    info_view("columns", 13203, info::COLUMNS, info::columns),
+    info_view("views", 13204, info::VIEWS, info::views),
+    info_view("table_constraints", 13205, info::TABLE_CONSTRAINTS, info::table_constraints),
+    info_view("key_column_usage", 13206, info::KEY_COLUMN_USAGE, info::key_column_usage),
+    info_view("constraint_column_usage", 13207, info::CONSTRAINT_COLUMN_USAGE, info::constraint_column_usage),
+    info_view("referential_constraints", 13208, info::REFERENTIAL_CONSTRAINTS, no_rows),
+    info_view("routines", 13209, info::ROUTINES, no_rows),
+    info_view("sequences", 13210, info::SEQUENCES, no_rows),
+];

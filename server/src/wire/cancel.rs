@@ -1,0 +1,130 @@
+//! Query cancellation.
+//!
+//! pgwire cancels a statement's *planning* future when a CancelRequest arrives, but rows are
+//! produced later, while pgwire drains the result stream. So Weir keeps its own registry of
+//! sessions by (pid, secret key); a cancel request bumps the session's cancel generation, and
+//! every result stream stops with `57014` when the generation it started under changes.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use futures::{Future, Stream};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::ConnectionManager;
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::SecretKey;
+use tokio::sync::watch;
+
+type Key = (i32, Vec<u8>);
+
+/// Per-session cancel signal.
+pub struct SessionCancel {
+    generation: watch::Sender<u64>,
+}
+
+impl SessionCancel {
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+}
+
+#[derive(Default)]
+pub struct CancelRegistry {
+    sessions: Mutex<HashMap<Key, Arc<SessionCancel>>>,
+}
+
+/// Removes a session from the registry when its connection ends.
+pub struct Registration {
+    registry: Arc<CancelRegistry>,
+    key: Key,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Ok(mut sessions) = self.registry.sessions.lock() {
+            sessions.remove(&self.key);
+        }
+    }
+}
+
+impl CancelRegistry {
+    pub fn register(self: &Arc<Self>, pid: i32, secret: &SecretKey) -> (Arc<SessionCancel>, Registration) {
+        let key = (pid, secret.to_bytes().to_vec());
+        let (tx, _) = watch::channel(0);
+        let cancel = Arc::new(SessionCancel { generation: tx });
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(key.clone(), cancel.clone());
+        }
+        (cancel, Registration { registry: self.clone(), key })
+    }
+
+    fn cancel(&self, pid: i32, secret: &SecretKey) -> bool {
+        let key = (pid, secret.to_bytes().to_vec());
+        let session = self.sessions.lock().ok().and_then(|s| s.get(&key).cloned());
+        match session {
+            Some(s) => {
+                s.generation.send_modify(|g| *g += 1);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+pub struct WeirCancelHandler {
+    pub registry: Arc<CancelRegistry>,
+    pub connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl CancelHandler for WeirCancelHandler {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let streaming = self.registry.cancel(request.pid, &request.secret_key);
+        let planning = self.connections.cancel(request.pid, &request.secret_key).await;
+        tracing::info!(pid = request.pid, found = streaming || planning, "cancel request");
+    }
+}
+
+/// Ends `inner` with an error item once the session is cancelled.
+pub struct Cancellable<S> {
+    inner: S,
+    cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
+    done: bool,
+}
+
+impl<S> Cancellable<S> {
+    pub fn new(inner: S, mut receiver: watch::Receiver<u64>) -> Self {
+        receiver.mark_unchanged();
+        let cancelled = Box::pin(async move {
+            if receiver.changed().await.is_err() {
+                // The session is gone; never fire.
+                futures::future::pending::<()>().await;
+            }
+        });
+        Self { inner, cancelled, done: false }
+    }
+}
+
+impl<S, T> Stream for Cancellable<S>
+where
+    S: Stream<Item = pgwire::error::PgWireResult<T>> + Unpin,
+{
+    type Item = pgwire::error::PgWireResult<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.cancelled.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(Some(Err(super::errors::to_pgwire(weir_planner::SqlError::new(
+                weir_planner::sqlstate::QUERY_CANCELED,
+                "canceling statement due to user request",
+            )))));
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}

@@ -1,0 +1,295 @@
+//! End-to-end checks with real clients and real process kills.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use futures::SinkExt;
+
+use crate::support::TestServer;
+
+fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
+    if condition {
+        Ok(())
+    } else {
+        Err(what.into())
+    }
+}
+
+fn db_code(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_else(|| e.to_string())
+}
+
+/// Rows acknowledged to a client survive SIGKILL: INSERT, COPY, UPDATE and DELETE results
+/// are all there after restart, and a DDL change too.
+pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE orders (id BIGINT PRIMARY KEY, customer TEXT, amount DOUBLE PRECISION, ts TIMESTAMP);
+             CREATE TABLE gone (x INT);
+             INSERT INTO orders VALUES (1, 'ada', 12.5, '2026-01-01 10:00:00'), (2, 'bob', 3, NULL);
+             UPDATE orders SET amount = amount * 2 WHERE id = 1;
+             DROP TABLE gone;",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let sink = client
+        .copy_in::<_, bytes::Bytes>("COPY orders FROM STDIN WITH (FORMAT csv)")
+        .await
+        .map_err(|e| e.to_string())?;
+    futures::pin_mut!(sink);
+    let mut data = String::new();
+    for i in 3..=1000 {
+        data.push_str(&format!("{i},c{},{}.5,2026-01-02 00:00:00\n", i % 7, i));
+    }
+    sink.send(bytes::Bytes::from(data)).await.map_err(|e| e.to_string())?;
+    let copied = sink.finish().await.map_err(|e| e.to_string())?;
+    check(copied == 998, format!("COPY reported {copied} rows"))?;
+    client.execute("DELETE FROM orders WHERE id = 2", &[]).await.map_err(|e| e.to_string())?;
+    drop(client);
+
+    server.restart();
+    let client = server.connect().await;
+    let row = client
+        .query_one("SELECT count(*), sum(amount), max(id) FROM orders", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    let (count, sum, max): (i64, f64, i64) = (row.get(0), row.get(1), row.get(2));
+    let expected_sum = 25.0 + (3..=1000).map(|i| i as f64 + 0.5).sum::<f64>();
+    check(count == 999, format!("count after restart {count}"))?;
+    check((sum - expected_sum).abs() < 1e-6, format!("sum after restart {sum}, expected {expected_sum}"))?;
+    check(max == 1000, format!("max id {max}"))?;
+    let err = client.simple_query("SELECT * FROM gone").await.err().map(|e| db_code(&e));
+    check(err.as_deref() == Some("42P01"), format!("dropped table still answers: {err:?}"))?;
+    // The primary key index survived too.
+    let dup = client.execute("INSERT INTO orders VALUES (1, 'x', 1, NULL)", &[]).await.err().map(|e| db_code(&e));
+    check(dup.as_deref() == Some("23505"), format!("duplicate key after restart: {dup:?}"))
+}
+
+/// Extended protocol: Parse/Bind/Describe/Execute with typed parameters and binary results.
+pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20), score DOUBLE PRECISION, ok BOOLEAN, \
+             small SMALLINT, mid INT, price NUMERIC(10,2), day DATE, at TIMESTAMP, raw BYTEA)",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let insert = client
+        .prepare("INSERT INTO t (id, name, score, ok, small, mid) VALUES ($1, $2, $3, $4, $5, $6)")
+        .await
+        .map_err(|e| e.to_string())?;
+    for i in 0..20i64 {
+        let name = format!("n{i}");
+        client
+            .execute(&insert, &[&i, &name, &(i as f64 / 2.0), &(i % 2 == 0), &(i as i16), &(i as i32)])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    client
+        .batch_execute("UPDATE t SET price = 12.34, day = '2026-03-04', at = '2026-03-04 05:06:07.5', raw = '\\x0102' WHERE id = 3")
+        .await
+        .map_err(|e| e.to_string())?;
+    let select = client
+        .prepare("SELECT id, name, score, ok, small, mid, day, at, raw FROM t WHERE id >= $1 ORDER BY id LIMIT 3")
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = client.query(&select, &[&2i64]).await.map_err(|e| e.to_string())?;
+    check(rows.len() == 3, format!("{} rows", rows.len()))?;
+    let r = &rows[1];
+    check(r.get::<_, i64>(0) == 3, "id")?;
+    check(r.get::<_, String>(1) == "n3", "name")?;
+    check(r.get::<_, f64>(2) == 1.5, "score")?;
+    check(!r.get::<_, bool>(3), "ok")?;
+    check(r.get::<_, i16>(4) == 3 && r.get::<_, i32>(5) == 3, "ints")?;
+    check(r.get::<_, Vec<u8>>(8) == vec![1u8, 2], "bytea")?;
+    let price = client
+        .query_one("SELECT price::text FROM t WHERE id = 3", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    check(price.get::<_, String>(0) == "12.34", format!("numeric text {}", price.get::<_, String>(0)))?;
+    let described = client.prepare("SELECT name, score FROM t WHERE id = $1").await.map_err(|e| e.to_string())?;
+    check(described.params() == [tokio_postgres::types::Type::INT8], format!("param types {:?}", described.params()))?;
+    check(described.columns().len() == 2, "described columns")?;
+    // Errors through the extended protocol carry SQLSTATEs and leave the session usable.
+    let e = client.prepare("SELECT nope FROM t").await.err().map(|e| db_code(&e));
+    check(e.as_deref() == Some("42703"), format!("unknown column: {e:?}"))?;
+    let e = client.execute(&insert, &[&1i64, &"dup", &0.0f64, &true, &1i16, &1i32]).await.err().map(|e| db_code(&e));
+    check(e.as_deref() == Some("23505"), format!("duplicate: {e:?}"))?;
+    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.map_err(|e| e.to_string())?.get(0);
+    check(n == 20, format!("count {n}"))
+}
+
+/// COPY through the driver (a bad row rejects the whole COPY) and query cancellation.
+pub async fn tokio_postgres_copy_and_cancel() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client.batch_execute("CREATE TABLE c (a INT PRIMARY KEY, b TEXT)").await.map_err(|e| e.to_string())?;
+    let sink = client.copy_in::<_, bytes::Bytes>("COPY c FROM STDIN").await.map_err(|e| e.to_string())?;
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\tone\n2\ttwo\nthree\t3\n4\tfour\n")).await.map_err(|e| e.to_string())?;
+    let err = sink.finish().await.err().ok_or("bad COPY accepted")?;
+    let db = err.as_db_error().ok_or("COPY error is not a database error")?;
+    check(db.code().code() == "22P02", format!("COPY error code {}", db.code().code()))?;
+    check(db.where_().is_some_and(|w| w.contains("line 3")), format!("COPY error context {:?}", db.where_()))?;
+    let n: i64 = client.query_one("SELECT count(*) FROM c", &[]).await.map_err(|e| e.to_string())?.get(0);
+    check(n == 0, format!("a failed COPY left {n} rows"))?;
+
+    let cancel = client.cancel_token();
+    let slow = tokio::spawn(async move {
+        // A cross join large enough to run for a long time.
+        let r = client
+            .simple_query("SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 1000) b")
+            .await;
+        r.err().map(|e| db_code(&e))
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel_query(tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+    let code = tokio::time::timeout(Duration::from_secs(30), slow)
+        .await
+        .map_err(|_| "cancel did not stop the query".to_string())?
+        .map_err(|e| e.to_string())?;
+    check(code.as_deref() == Some("57014"), format!("cancelled query returned {code:?}"))
+}
+
+/// The real psql: `\copy`, `\dt`, `\d NAME`, `\dn`, `\l`, `\dm` against expected output.
+pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
+    if Command::new("psql").arg("--version").output().is_err() {
+        return Err("psql is not installed (apt-get install postgresql-client)".into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let csv = dir.path().join("orders.csv");
+    let mut f = std::fs::File::create(&csv).map_err(|e| e.to_string())?;
+    writeln!(f, "id,customer,amount,ts").map_err(|e| e.to_string())?;
+    for i in 1..=100 {
+        writeln!(f, "{i},{},{}.25,2026-01-01 10:00:00", ["ada", "bob", "cy"][i % 3], i).map_err(|e| e.to_string())?;
+    }
+    drop(f);
+    let psql = |command: &str| -> Result<(String, String, bool), String> {
+        let out = Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "weir", "-d", "weir", "-c", command])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .map_err(|e| e.to_string())?;
+        Ok((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.success(),
+        ))
+    };
+    let run_ok = |command: &str| -> Result<String, String> {
+        let (out, err, ok) = psql(command)?;
+        if ok && err.is_empty() {
+            Ok(out)
+        } else {
+            Err(format!("psql -c {command:?} failed: {err}\n{out}"))
+        }
+    };
+    run_ok("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer TEXT, amount DOUBLE PRECISION, ts TIMESTAMP)")?;
+    run_ok("CREATE TABLE items (sku TEXT NOT NULL, qty INT)")?;
+    let copied = run_ok(&format!("\\copy orders FROM '{}' CSV HEADER", csv.display()))?;
+    check(copied.trim() == "COPY 100", format!("\\copy said {copied:?}"))?;
+    let totals = run_ok("SELECT customer, sum(amount) FROM orders GROUP BY customer ORDER BY 2 DESC")?;
+    check(totals.contains("(3 rows)"), format!("aggregate output:\n{totals}"))?;
+
+    let expected_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/psql");
+    let mut mismatches = Vec::new();
+    for (command, file) in [("\\dt", "dt.out"), ("\\d orders", "d_orders.out"), ("\\d items", "d_items.out"), ("\\dn", "dn.out"), ("\\l", "l.out"), ("\\dm", "dm.out"), ("\\d", "d.out")] {
+        let (out, err, _) = psql(command)?;
+        let actual = format!("{out}{err}");
+        match std::fs::read_to_string(expected_dir.join(file)) {
+            Ok(expected) if expected == actual => {}
+            Ok(expected) => mismatches.push(format!("{command}: expected\n{expected}\ngot\n{actual}")),
+            Err(_) => mismatches.push(format!("{command}: missing expectation file {file}; output was\n{actual}")),
+        }
+    }
+    let (_, err, ok) = psql("\\d nosuchtable")?;
+    check(!ok && err.contains("Did not find any relation named \"nosuchtable\""), format!("\\d nosuchtable: {err}"))?;
+    check(mismatches.is_empty(), mismatches.join("\n----\n"))
+}
+
+/// psycopg 3, the most common Python driver: its implicit transactions, parameters, and
+/// executemany.
+pub async fn psycopg_round_trip() -> Result<(), String> {
+    let probe = Command::new("python3").args(["-c", "import psycopg"]).output().map_err(|e| e.to_string())?;
+    if !probe.status.success() {
+        return Err("Python psycopg 3 is not installed (pip install 'psycopg[binary]')".into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let script = format!(
+        r#"
+import psycopg, datetime
+with psycopg.connect("host=127.0.0.1 port={port} user=weir dbname=weir") as conn:
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE p (id BIGINT PRIMARY KEY, name TEXT, at TIMESTAMP, score DOUBLE PRECISION)")
+        cur.executemany("INSERT INTO p VALUES (%s, %s, %s, %s)",
+            [(i, f"name{{i}}", datetime.datetime(2026, 1, 1, 0, 0, i), i * 1.5) for i in range(10)])
+    conn.commit()
+    with conn.cursor() as cur:
+        for _ in range(7):
+            cur.execute("SELECT name, at, score FROM p WHERE id = %s", (3,))
+            assert cur.fetchone() == ("name3", datetime.datetime(2026, 1, 1, 0, 0, 3), 4.5)
+        cur.execute("SELECT count(*) FROM p WHERE name LIKE %s", ("name%",))
+        assert cur.fetchone()[0] == 10
+        try:
+            cur.execute("SELECT * FROM missing")
+            raise SystemExit("no error for a missing table")
+        except psycopg.errors.UndefinedTable:
+            pass
+    conn.rollback()
+    with conn.cursor() as cur:
+        cur.execute("SELECT version(), current_database(), current_user, current_schema()")
+        v, db, user, schema = cur.fetchone()
+        assert "Weir" in v and db == "weir" and user == "weir" and schema == "public", (v, db, user, schema)
+print("ok")
+"#,
+        port = server.port
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    check(
+        out.status.success() && stdout.trim() == "ok",
+        format!("psycopg script failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Malformed protocol bytes end that connection only.
+pub async fn garbage_bytes() -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let healthy = server.connect().await;
+    for payload in [
+        &b"\x00\x00\x00\x08\x04\xd2\x16\x2fgarbage"[..],
+        &b"\xff\xff\xff\xff\xff\xff\xff\xff"[..],
+        &b"\x00\x00\x00\x09\x00\x03\x00\x00\x00"[..],
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+    ] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.map_err(|e| e.to_string())?;
+        let _ = s.write_all(payload).await;
+        let mut buf = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+    }
+    // A started session that then sends a bogus message type.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.map_err(|e| e.to_string())?;
+    let mut startup = Vec::new();
+    let params = b"user\0weir\0database\0weir\0\0";
+    startup.extend_from_slice(&((8 + params.len()) as i32).to_be_bytes());
+    startup.extend_from_slice(&196608i32.to_be_bytes());
+    startup.extend_from_slice(params);
+    s.write_all(&startup).await.map_err(|e| e.to_string())?;
+    s.write_all(b"Z\x00\x00\x00\x04Q\x7f\xff\xff\xff").await.map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+    let row = healthy.query_one("SELECT 1 + 1", &[]).await.map_err(|e| e.to_string())?;
+    check(row.get::<_, i64>(0) == 2, "healthy session broken")
+}

@@ -1,0 +1,66 @@
+//! Weir's end-to-end tests: every `.slt` file under `sql-tests/` run over the Postgres wire
+//! protocol against a freshly started `weir` process, plus the checks a `.slt` file cannot
+//! express — kill -9 and restart, the real `psql` client, prepared statements through
+//! tokio-postgres, and psycopg 3.
+//!
+//! `cargo test -p weir-server --test integration -- [--complete] [FILTER]`: `--complete`
+//! rewrites the `.slt` expectations from the server's actual output; FILTER runs only tests
+//! whose name contains it.
+
+mod clients;
+mod slt;
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+
+type TestFn = fn() -> Pin<Box<dyn Future<Output = Result<(), String>>>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let complete = args.iter().any(|a| a == "--complete");
+    let filter = args.iter().find(|a| !a.starts_with("--")).cloned();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+
+    let mut tests: Vec<(String, Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), String>>>>>)> = Vec::new();
+    for file in slt::files() {
+        let name = format!("slt::{}", file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        tests.push((name, Box::new(move || Box::pin(slt::run_file(file, complete)))));
+    }
+    let extra: Vec<(&str, TestFn)> = vec![
+        ("restart::kill_9_keeps_acknowledged_rows", || Box::pin(clients::kill_9_keeps_acknowledged_rows())),
+        ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
+        ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
+        ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),
+        ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),
+        ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),
+    ];
+    for (name, f) in extra {
+        tests.push((name.to_string(), Box::new(f)));
+    }
+
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, test) in tests {
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        ran += 1;
+        let started = std::time::Instant::now();
+        let result = runtime.block_on(test());
+        match result {
+            Ok(()) => println!("test {name} ... ok ({:.1}s)", started.elapsed().as_secs_f64()),
+            Err(e) => {
+                println!("test {name} ... FAILED\n{e}\n");
+                failed.push(name);
+            }
+        }
+    }
+    println!("\n{ran} tests, {} failed", failed.len());
+    if !failed.is_empty() {
+        for name in &failed {
+            println!("  failed: {name}");
+        }
+        std::process::exit(1);
+    }
+}
