@@ -92,10 +92,15 @@ impl TableProvider for StoredTable {
     }
 }
 
-#[derive(Debug)]
 struct TableScanPartition {
     store: Arc<TableStore>,
     schema: SchemaRef,
+}
+
+impl fmt::Debug for TableScanPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableScanPartition").field("table", &self.store.def().name).finish()
+    }
 }
 
 impl PartitionStream for TableScanPartition {

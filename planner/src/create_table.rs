@@ -9,6 +9,7 @@ use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::types::column_type_from_sql;
 
 /// A validated table definition and whether `IF NOT EXISTS` was given.
+#[derive(Debug)]
 pub struct CreateTablePlan {
     pub def: TableDef,
     pub if_not_exists: bool,

@@ -16,6 +16,10 @@ fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
     }
 }
 
+fn show<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
 fn db_code(e: &tokio_postgres::Error) -> String {
     e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_else(|| e.to_string())
 }
@@ -23,7 +27,7 @@ fn db_code(e: &tokio_postgres::Error) -> String {
 /// Rows acknowledged to a client survive SIGKILL: INSERT, COPY, UPDATE and DELETE results
 /// are all there after restart, and a DDL change too.
 pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(show)?;
     let mut server = TestServer::start(&dir.path().join("data"));
     let client = server.connect().await;
     client
@@ -35,20 +39,20 @@ pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
              DROP TABLE gone;",
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(show)?;
     let sink = client
         .copy_in::<_, bytes::Bytes>("COPY orders FROM STDIN WITH (FORMAT csv)")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(show)?;
     futures::pin_mut!(sink);
     let mut data = String::new();
     for i in 3..=1000 {
         data.push_str(&format!("{i},c{},{}.5,2026-01-02 00:00:00\n", i % 7, i));
     }
-    sink.send(bytes::Bytes::from(data)).await.map_err(|e| e.to_string())?;
-    let copied = sink.finish().await.map_err(|e| e.to_string())?;
+    sink.send(bytes::Bytes::from(data)).await.map_err(show)?;
+    let copied = sink.finish().await.map_err(show)?;
     check(copied == 998, format!("COPY reported {copied} rows"))?;
-    client.execute("DELETE FROM orders WHERE id = 2", &[]).await.map_err(|e| e.to_string())?;
+    client.execute("DELETE FROM orders WHERE id = 2", &[]).await.map_err(show)?;
     drop(client);
 
     server.restart();
@@ -56,7 +60,7 @@ pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
     let row = client
         .query_one("SELECT count(*), sum(amount), max(id) FROM orders", &[])
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(show)?;
     let (count, sum, max): (i64, f64, i64) = (row.get(0), row.get(1), row.get(2));
     let expected_sum = 25.0 + (3..=1000).map(|i| i as f64 + 0.5).sum::<f64>();
     check(count == 999, format!("count after restart {count}"))?;
@@ -71,7 +75,7 @@ pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
 
 /// Extended protocol: Parse/Bind/Describe/Execute with typed parameters and binary results.
 pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| format!("step 1: {e:?}"))?;
     let server = TestServer::start(&dir.path().join("data"));
     let client = server.connect().await;
     client
@@ -80,27 +84,27 @@ pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
              small SMALLINT, mid INT, price NUMERIC(10,2), day DATE, at TIMESTAMP, raw BYTEA)",
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("step 2: {e:?}"))?;
     let insert = client
         .prepare("INSERT INTO t (id, name, score, ok, small, mid) VALUES ($1, $2, $3, $4, $5, $6)")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("step 3: {e:?}"))?;
     for i in 0..20i64 {
         let name = format!("n{i}");
         client
             .execute(&insert, &[&i, &name, &(i as f64 / 2.0), &(i % 2 == 0), &(i as i16), &(i as i32)])
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("step 4: {e:?}"))?;
     }
     client
         .batch_execute("UPDATE t SET price = 12.34, day = '2026-03-04', at = '2026-03-04 05:06:07.5', raw = '\\x0102' WHERE id = 3")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("step 5: {e:?}"))?;
     let select = client
         .prepare("SELECT id, name, score, ok, small, mid, day, at, raw FROM t WHERE id >= $1 ORDER BY id LIMIT 3")
         .await
-        .map_err(|e| e.to_string())?;
-    let rows = client.query(&select, &[&2i64]).await.map_err(|e| e.to_string())?;
+        .map_err(|e| format!("step 6: {e:?}"))?;
+    let rows = client.query(&select, &[&2i64]).await.map_err(|e| format!("step 7: {e:?}"))?;
     check(rows.len() == 3, format!("{} rows", rows.len()))?;
     let r = &rows[1];
     check(r.get::<_, i64>(0) == 3, "id")?;
@@ -112,9 +116,9 @@ pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
     let price = client
         .query_one("SELECT price::text FROM t WHERE id = 3", &[])
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("step 8: {e:?}"))?;
     check(price.get::<_, String>(0) == "12.34", format!("numeric text {}", price.get::<_, String>(0)))?;
-    let described = client.prepare("SELECT name, score FROM t WHERE id = $1").await.map_err(|e| e.to_string())?;
+    let described = client.prepare("SELECT name, score FROM t WHERE id = $1").await.map_err(|e| format!("step 9: {e:?}"))?;
     check(described.params() == [tokio_postgres::types::Type::INT8], format!("param types {:?}", described.params()))?;
     check(described.columns().len() == 2, "described columns")?;
     // Errors through the extended protocol carry SQLSTATEs and leave the session usable.
@@ -122,24 +126,24 @@ pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
     check(e.as_deref() == Some("42703"), format!("unknown column: {e:?}"))?;
     let e = client.execute(&insert, &[&1i64, &"dup", &0.0f64, &true, &1i16, &1i32]).await.err().map(|e| db_code(&e));
     check(e.as_deref() == Some("23505"), format!("duplicate: {e:?}"))?;
-    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.map_err(|e| e.to_string())?.get(0);
+    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.map_err(|e| format!("step 10: {e:?}"))?.get(0);
     check(n == 20, format!("count {n}"))
 }
 
 /// COPY through the driver (a bad row rejects the whole COPY) and query cancellation.
 pub async fn tokio_postgres_copy_and_cancel() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(show)?;
     let server = TestServer::start(&dir.path().join("data"));
     let client = server.connect().await;
-    client.batch_execute("CREATE TABLE c (a INT PRIMARY KEY, b TEXT)").await.map_err(|e| e.to_string())?;
-    let sink = client.copy_in::<_, bytes::Bytes>("COPY c FROM STDIN").await.map_err(|e| e.to_string())?;
+    client.batch_execute("CREATE TABLE c (a INT PRIMARY KEY, b TEXT)").await.map_err(show)?;
+    let sink = client.copy_in::<_, bytes::Bytes>("COPY c FROM STDIN").await.map_err(show)?;
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"1\tone\n2\ttwo\nthree\t3\n4\tfour\n")).await.map_err(|e| e.to_string())?;
+    sink.send(bytes::Bytes::from_static(b"1\tone\n2\ttwo\nthree\t3\n4\tfour\n")).await.map_err(show)?;
     let err = sink.finish().await.err().ok_or("bad COPY accepted")?;
     let db = err.as_db_error().ok_or("COPY error is not a database error")?;
     check(db.code().code() == "22P02", format!("COPY error code {}", db.code().code()))?;
     check(db.where_().is_some_and(|w| w.contains("line 3")), format!("COPY error context {:?}", db.where_()))?;
-    let n: i64 = client.query_one("SELECT count(*) FROM c", &[]).await.map_err(|e| e.to_string())?.get(0);
+    let n: i64 = client.query_one("SELECT count(*) FROM c", &[]).await.map_err(show)?.get(0);
     check(n == 0, format!("a failed COPY left {n} rows"))?;
 
     let cancel = client.cancel_token();
@@ -151,11 +155,11 @@ pub async fn tokio_postgres_copy_and_cancel() -> Result<(), String> {
         r.err().map(|e| db_code(&e))
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    cancel.cancel_query(tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+    cancel.cancel_query(tokio_postgres::NoTls).await.map_err(show)?;
     let code = tokio::time::timeout(Duration::from_secs(30), slow)
         .await
         .map_err(|_| "cancel did not stop the query".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(show)?;
     check(code.as_deref() == Some("57014"), format!("cancelled query returned {code:?}"))
 }
 
@@ -164,13 +168,13 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
     if Command::new("psql").arg("--version").output().is_err() {
         return Err("psql is not installed (apt-get install postgresql-client)".into());
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(show)?;
     let server = TestServer::start(&dir.path().join("data"));
     let csv = dir.path().join("orders.csv");
-    let mut f = std::fs::File::create(&csv).map_err(|e| e.to_string())?;
-    writeln!(f, "id,customer,amount,ts").map_err(|e| e.to_string())?;
+    let mut f = std::fs::File::create(&csv).map_err(show)?;
+    writeln!(f, "id,customer,amount,ts").map_err(show)?;
     for i in 1..=100 {
-        writeln!(f, "{i},{},{}.25,2026-01-01 10:00:00", ["ada", "bob", "cy"][i % 3], i).map_err(|e| e.to_string())?;
+        writeln!(f, "{i},{},{}.25,2026-01-01 10:00:00", ["ada", "bob", "cy"][i % 3], i).map_err(show)?;
     }
     drop(f);
     let psql = |command: &str| -> Result<(String, String, bool), String> {
@@ -178,7 +182,7 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
             .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "weir", "-d", "weir", "-c", command])
             .env("PGCONNECT_TIMEOUT", "10")
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(show)?;
         Ok((
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -219,11 +223,11 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
 /// psycopg 3, the most common Python driver: its implicit transactions, parameters, and
 /// executemany.
 pub async fn psycopg_round_trip() -> Result<(), String> {
-    let probe = Command::new("python3").args(["-c", "import psycopg"]).output().map_err(|e| e.to_string())?;
+    let probe = Command::new("python3").args(["-c", "import psycopg"]).output().map_err(show)?;
     if !probe.status.success() {
         return Err("Python psycopg 3 is not installed (pip install 'psycopg[binary]')".into());
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(show)?;
     let server = TestServer::start(&dir.path().join("data"));
     let script = format!(
         r#"
@@ -254,7 +258,7 @@ print("ok")
 "#,
         port = server.port
     );
-    let out = Command::new("python3").args(["-c", &script]).output().map_err(|e| e.to_string())?;
+    let out = Command::new("python3").args(["-c", &script]).output().map_err(show)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     check(
         out.status.success() && stdout.trim() == "ok",
@@ -265,7 +269,7 @@ print("ok")
 /// Malformed protocol bytes end that connection only.
 pub async fn garbage_bytes() -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(show)?;
     let server = TestServer::start(&dir.path().join("data"));
     let healthy = server.connect().await;
     for payload in [
@@ -274,22 +278,22 @@ pub async fn garbage_bytes() -> Result<(), String> {
         &b"\x00\x00\x00\x09\x00\x03\x00\x00\x00"[..],
         &b"GET / HTTP/1.1\r\n\r\n"[..],
     ] {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.map_err(|e| e.to_string())?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.map_err(show)?;
         let _ = s.write_all(payload).await;
         let mut buf = [0u8; 256];
         let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
     }
     // A started session that then sends a bogus message type.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.map_err(|e| e.to_string())?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.map_err(show)?;
     let mut startup = Vec::new();
     let params = b"user\0weir\0database\0weir\0\0";
     startup.extend_from_slice(&((8 + params.len()) as i32).to_be_bytes());
     startup.extend_from_slice(&196608i32.to_be_bytes());
     startup.extend_from_slice(params);
-    s.write_all(&startup).await.map_err(|e| e.to_string())?;
-    s.write_all(b"Z\x00\x00\x00\x04Q\x7f\xff\xff\xff").await.map_err(|e| e.to_string())?;
+    s.write_all(&startup).await.map_err(show)?;
+    s.write_all(b"Z\x00\x00\x00\x04Q\x7f\xff\xff\xff").await.map_err(show)?;
     let mut buf = [0u8; 1024];
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
-    let row = healthy.query_one("SELECT 1 + 1", &[]).await.map_err(|e| e.to_string())?;
+    let row = healthy.query_one("SELECT 1 + 1", &[]).await.map_err(show)?;
     check(row.get::<_, i64>(0) == 2, "healthy session broken")
 }

@@ -63,9 +63,14 @@ pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
     let mut new_columns = Vec::with_capacity(width);
     for (i, field) in schema.fields().iter().enumerate() {
         let column = rows.column(width + i);
+        if field.data_type() == &arrow::datatypes::DataType::Binary && column.data_type() == &arrow::datatypes::DataType::Utf8 {
+            new_columns.push(bytea_from_text(column, field.name())?);
+            continue;
+        }
+        let from_text = column.data_type() == &arrow::datatypes::DataType::Utf8;
         new_columns.push(cast_with_options(column, field.data_type(), &options).map_err(|e| {
             SqlError::new(
-                sqlstate::DATATYPE_MISMATCH,
+                if from_text { sqlstate::INVALID_TEXT_REPRESENTATION } else { sqlstate::DATATYPE_MISMATCH },
                 format!("column \"{}\" is of type {} but the expression cannot be converted: {e}", field.name(), table.def().columns[i].column_type.pg_display_name()),
             )
         })?);
@@ -93,6 +98,24 @@ pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
         .map_err(|e| SqlError::internal(format!("delete task failed: {e}")))?
         .map_err(from_storage)?;
     Ok(Outcome::Command { tag: "DELETE", rows: Some(n) })
+}
+
+/// Text assigned to a bytea column, read in Postgres' hex input format.
+fn bytea_from_text(column: &arrow::array::ArrayRef, name: &str) -> SqlResult<arrow::array::ArrayRef> {
+    let strings = column
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .ok_or_else(|| SqlError::internal("text column is not a string array"))?;
+    let mut builder = arrow::array::BinaryBuilder::new();
+    for value in strings.iter() {
+        match value {
+            None => builder.append_null(),
+            Some(v) => builder.append_value(crate::copy_in::decode_bytea(v).ok_or_else(|| {
+                SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type bytea in column \"{name}\": \"{v}\""))
+            })?),
+        }
+    }
+    Ok(Arc::new(builder.finish()))
 }
 
 async fn select_rows(cx: &Context<'_>, select: Statement) -> SqlResult<RecordBatch> {
@@ -133,9 +156,14 @@ pub fn update_select(engine: &Engine, update: &Update) -> SqlResult<(Statement, 
             return Err(SqlError::syntax(format!("multiple assignments to same column \"{column}\"")));
         }
     }
-    let old: Vec<String> = def.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    // Aliases keep the output names unique: an unchanged column appears as old and new.
+    let old: Vec<String> =
+        def.columns.iter().enumerate().map(|(i, c)| format!("{} AS \"old {i}\"", quote_ident(&c.name))).collect();
     let new: Vec<String> = (0..def.columns.len())
-        .map(|i| assigned.get(&i).cloned().unwrap_or_else(|| quote_ident(&def.columns[i].name)))
+        .map(|i| {
+            let value = assigned.get(&i).cloned().unwrap_or_else(|| quote_ident(&def.columns[i].name));
+            format!("{value} AS \"new {i}\"")
+        })
         .collect();
     let sql = format!(
         "SELECT {}, {} FROM {}{}",

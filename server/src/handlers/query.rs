@@ -41,10 +41,41 @@ pub async fn plan(cx: &Context<'_>, statement: Statement) -> SqlResult<(SessionC
 
 async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> SqlResult<LogicalPlan> {
     rewrite_for_datafusion(&mut statement);
-    ctx.state()
+    let plan = ctx
+        .state()
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
-        .map_err(from_datafusion)
+        .map_err(from_datafusion)?;
+    decode_bytea_literals(plan).map_err(from_datafusion)
+}
+
+/// Postgres reads a string literal given for a `bytea` value in its hex input format
+/// (`'\x00ff'` is two bytes); Arrow's cast would keep the six characters. Rewrites
+/// `CAST('<literal>' AS bytea)` into the decoded binary literal.
+fn decode_bytea_literals(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{Cast, Expr};
+    use datafusion::scalar::ScalarValue;
+    plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|expr| {
+            expr.transform_up(|e| {
+                if let Expr::Cast(Cast { expr, field }) = &e {
+                    if field.data_type() != &DataType::Binary {
+                        return Ok(Transformed::no(e));
+                    }
+                    if let Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _) =
+                        expr.as_ref()
+                    {
+                        if let Some(bytes) = text.strip_prefix("\\x").and(crate::copy_in::decode_bytea(text)) {
+                            return Ok(Transformed::yes(Expr::Literal(ScalarValue::Binary(Some(bytes)), None)));
+                        }
+                    }
+                }
+                Ok(Transformed::no(e))
+            })
+        })
+    })
+    .map(|t| t.data)
 }
 
 /// What Describe reports for a prepared statement: parameter types and result columns.

@@ -120,7 +120,6 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     view("pg_views", 12005, rel::PG_VIEWS, rel::pg_views),
     view("pg_matviews", 12006, rel::PG_MATVIEWS, no_rows),
     view("pg_indexes", 12007, rel::PG_INDEXES, rel::pg_indexes),
-    view("pg_stat_activity", 12008, cluster::PG_STAT_ACTIVITY, no_rows),
     // information_schema.
     info_view("schemata", 13201, info::SCHEMATA, info::schemata),
     info_view("tables", 13202, info::TABLES, info::tables),
@@ -130,6 +129,5 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     info_view("key_column_usage", 13206, info::KEY_COLUMN_USAGE, info::key_column_usage),
     info_view("constraint_column_usage", 13207, info::CONSTRAINT_COLUMN_USAGE, info::constraint_column_usage),
     info_view("referential_constraints", 13208, info::REFERENTIAL_CONSTRAINTS, no_rows),
-    info_view("routines", 13209, info::ROUTINES, no_rows),
     info_view("sequences", 13210, info::SEQUENCES, no_rows),
 ];

@@ -10,12 +10,17 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use weir_planner::{sqlstate, SqlError};
 use weir_storage::StorageError;
 
+/// Message fields are NUL-terminated on the wire; a NUL inside one would corrupt the message.
+fn wire_text(s: &str) -> String {
+    s.replace('\0', "\\0")
+}
+
 pub fn to_error_info(e: &SqlError) -> ErrorInfo {
-    let mut info = ErrorInfo::new("ERROR".to_string(), e.code.to_string(), e.message.clone());
-    info.detail = e.detail.clone();
-    info.hint = e.hint.clone();
+    let mut info = ErrorInfo::new("ERROR".to_string(), e.code.to_string(), wire_text(&e.message));
+    info.detail = e.detail.as_deref().map(wire_text);
+    info.hint = e.hint.as_deref().map(wire_text);
     info.position = e.position.map(|p| p.to_string());
-    info.where_context = e.context.clone();
+    info.where_context = e.context.as_deref().map(wire_text);
     info
 }
 
@@ -108,6 +113,10 @@ fn classify_message(m: &str) -> SqlError {
     if lower.contains("invalid function") || lower.contains("no function matches") || lower.contains("function") && lower.contains("not found") {
         return SqlError::new(sqlstate::UNDEFINED_FUNCTION, clean(m))
             .with_hint("No function matches the given name and argument types.");
+    }
+    if lower.contains("cannot coerce arithmetic") || lower.contains("no operator") {
+        return SqlError::new(sqlstate::UNDEFINED_FUNCTION, format!("operator does not exist: {}", clean(m)))
+            .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.");
     }
     if lower.contains("cannot infer common")
         || lower.contains("coercion")

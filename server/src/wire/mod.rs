@@ -179,6 +179,7 @@ async fn to_response(
 }
 
 fn error_response(e: &SqlError) -> Response {
+    debug!(code = e.code, message = %e.message, "statement failed");
     Response::Error(Box::new(errors::to_error_info(e)))
 }
 
@@ -322,7 +323,10 @@ impl ExtendedQueryHandler for QueryHandler {
         let mut values = Vec::with_capacity(portal.parameter_len());
         for i in 0..portal.parameter_len() {
             let target: Option<&DataType> = prepared.description.param_types.get(i).and_then(|t| t.as_ref());
-            let wire_type = declared.get(i).and_then(|t| t.as_ref());
+            // Clients that let the server infer parameter types send values in the type the
+            // ParameterDescription announced.
+            let announced = target.map(encode::pg_type_of);
+            let wire_type = declared.get(i).and_then(|t| t.as_ref()).or(announced.as_ref());
             let value = params::decode_param(
                 i,
                 portal.parameters.get(i).and_then(|v| v.as_ref()),
@@ -351,7 +355,10 @@ impl ExtendedQueryHandler for QueryHandler {
                 }
                 Ok(response)
             }
-            Err(e) => Err(to_pgwire(e)),
+            Err(e) => {
+                debug!(code = e.code, message = %e.message, "statement failed");
+                Err(to_pgwire(e))
+            }
         }
     }
 }
