@@ -41,6 +41,12 @@ pub mod sqlstate {
 pub struct SqlError {
     pub code: &'static str,
     pub message: String,
+    /// The optional fields, boxed so `Result<_, SqlError>` stays small.
+    pub details: Box<ErrorDetails>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorDetails {
     pub detail: Option<String>,
     pub hint: Option<String>,
     /// 1-based character offset into the statement text, as Postgres reports it.
@@ -51,26 +57,26 @@ pub struct SqlError {
 
 impl SqlError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), detail: None, hint: None, position: None, context: None }
+        Self { code, message: message.into(), details: Box::default() }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.details.hint = Some(hint.into());
         self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.details.detail = Some(detail.into());
         self
     }
 
     pub fn with_context(mut self, context: impl Into<String>) -> Self {
-        self.context = Some(context.into());
+        self.details.context = Some(context.into());
         self
     }
 
     pub fn with_position(mut self, position: usize) -> Self {
-        self.position = Some(position);
+        self.details.position = Some(position);
         self
     }
 

@@ -80,13 +80,13 @@ mod tests {
         let err = parse_sql("SELECT * FORM t").unwrap_err();
         assert_eq!(err.code, "42601");
         assert_eq!(err.message, "syntax error at or near \"t\"");
-        assert_eq!(err.position, Some(15));
+        assert_eq!(err.details.position, Some(15));
     }
 
     #[test]
     fn position_counts_lines() {
         let err = parse_sql("SELECT 1;\nSELEC 2").unwrap_err();
-        assert_eq!(err.position, Some(11));
+        assert_eq!(err.details.position, Some(11));
     }
 
     #[test]

@@ -6,14 +6,23 @@
 //! regex match it names, collations are dropped (Weir compares strings bytewise, like the `C`
 //! collation), the `pg_catalog.` qualifier is dropped from functions and types, and casts to
 //! the `reg*` types become calls to `weir_regclass()` / `weir_regtype()` / ... functions the
-//! server registers (they translate between oids and names).
+//! server registers (they translate between oids and names). Bare `current_schema` and
+//! friends become the function calls they are in Postgres, and unaliased select-list
+//! expressions that DataFusion would name identically get distinct names.
+//!
+//! Correlated subqueries in catalog queries are reshaped in [`catalog_subqueries`].
+
+mod catalog_subqueries;
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Statement, VisitMut, VisitorMut,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
+    VisitMut, VisitorMut,
 };
+
+pub use catalog_subqueries::ALWAYS_EMPTY_CATALOG_TABLES;
 
 /// Applies every compatibility rewrite to `statement` in place.
 pub fn rewrite_for_datafusion(statement: &mut Statement) {
@@ -48,10 +57,80 @@ impl VisitorMut for PgCompat {
                     *data_type = simple;
                 }
             }
-            Expr::Function(function) => strip_pg_catalog(&mut function.name),
+            Expr::Function(function) => {
+                strip_pg_catalog(&mut function.name);
+                catalog_subqueries::rewrite_array_subquery(expr);
+            }
+            Expr::Subquery(_) => catalog_subqueries::normalize_scalar_subquery(expr),
+            Expr::Identifier(ident) if ident.quote_style.is_none() => {
+                let lower = ident.value.to_ascii_lowercase();
+                if SQL_VALUE_FUNCTIONS.contains(&lower.as_str()) {
+                    *expr = call(&lower, vec![]);
+                }
+            }
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        catalog_subqueries::prune_empty_catalog_selects(&mut query.body);
+        dedupe_projection_names(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+/// An approximation of the name DataFusion gives an expression: casts are transparent.
+fn datafusion_name(expr: &Expr) -> String {
+    let mut expr = expr.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Cast { expr: inner, .. } = e {
+            *e = inner.as_ref().clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    expr.to_string()
+}
+
+/// Key words Postgres evaluates as functions without parentheses.
+const SQL_VALUE_FUNCTIONS: &[&str] =
+    &["current_schema", "current_catalog", "current_role", "current_user", "session_user", "user"];
+
+/// DataFusion refuses a select list with two expressions of the same name (psql sends
+/// `SELECT pubname, NULL, NULL ...`); Postgres names both `?column?`. Unaliased duplicates
+/// get Postgres' name, suffixed `_1`, `_2`, ... after the first.
+fn dedupe_projection_names(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            let names: Vec<Option<String>> = select
+                .projection
+                .iter()
+                .map(|item| match item {
+                    SelectItem::UnnamedExpr(e) => Some(datafusion_name(e)),
+                    _ => None,
+                })
+                .collect();
+            for (i, item) in select.projection.iter_mut().enumerate() {
+                let Some(name) = &names[i] else { continue };
+                let same: Vec<usize> =
+                    names.iter().enumerate().filter(|(_, n)| n.as_ref() == Some(name)).map(|(j, _)| j).collect();
+                if same.len() < 2 {
+                    continue;
+                }
+                let rank = same.iter().position(|&j| j == i).unwrap_or(0);
+                if let SelectItem::UnnamedExpr(e) = item {
+                    let base = catalog_subqueries::default_column_name(e);
+                    let alias = if rank == 0 { base } else { format!("{base}_{rank}") };
+                    *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', alias) };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            dedupe_projection_names(left);
+            dedupe_projection_names(right);
+        }
+        SetExpr::Query(query) => dedupe_projection_names(&mut query.body),
+        _ => {}
     }
 }
 
@@ -157,7 +236,20 @@ mod tests {
     fn reg_casts_become_functions() {
         assert_eq!(
             rewrite("SELECT c.oid::pg_catalog.regclass::pg_catalog.text, 'orders'::regclass"),
-            "SELECT CAST(weir_regclass(c.oid) AS TEXT), weir_regclass('orders')"
+            "SELECT weir_regclass(c.oid)::TEXT, weir_regclass('orders')"
         );
+    }
+
+    #[test]
+    fn duplicate_unnamed_columns_get_distinct_names() {
+        assert_eq!(
+            rewrite("SELECT pubname, NULL, NULL FROM pg_catalog.pg_publication"),
+            "SELECT pubname, NULL AS \"?column?\", NULL AS \"?column?_1\" FROM pg_catalog.pg_publication"
+        );
+    }
+
+    #[test]
+    fn bare_current_schema_is_a_function_call() {
+        assert_eq!(rewrite("SELECT current_schema"), "SELECT current_schema()");
     }
 }

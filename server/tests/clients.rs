@@ -297,3 +297,75 @@ pub async fn garbage_bytes() -> Result<(), String> {
     let row = healthy.query_one("SELECT 1 + 1", &[]).await.map_err(show)?;
     check(row.get::<_, i64>(0) == 2, "healthy session broken")
 }
+
+/// SCRAM-SHA-256 with a stored verifier, TLS with a configured certificate, an unknown
+/// database, and the refusal to run without a password on a non-loopback address.
+pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let bin = env!("CARGO_BIN_EXE_weir");
+    let mut child = Command::new(bin)
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(show)?;
+    child.stdin.take().ok_or("no stdin")?.write_all(b"pencil\n").map_err(show)?;
+    let out = child.wait_with_output().map_err(show)?;
+    let verifier = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    check(verifier.starts_with("SCRAM-SHA-256$4096:"), format!("verifier {verifier}"))?;
+
+    let cert = dir.path().join("server.crt");
+    let key = dir.path().join("server.key");
+    let openssl = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .map_err(show)?;
+    check(openssl.status.success(), format!("openssl: {}", String::from_utf8_lossy(&openssl.stderr)))?;
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\npassword = \"{verifier}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display()),
+    )
+    .map_err(show)?;
+    let server = TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+
+    let connect = |password: &str, dbname: &str| {
+        format!("host=127.0.0.1 port={} user=weir dbname={dbname} password={password}", server.port)
+    };
+    let (client, connection) =
+        tokio_postgres::connect(&connect("pencil", "weir"), tokio_postgres::NoTls).await.map_err(show)?;
+    tokio::spawn(connection);
+    let two: i64 = client.query_one("SELECT 1 + 1", &[]).await.map_err(show)?.get(0);
+    check(two == 2, "query after SCRAM login")?;
+    let wrong = tokio_postgres::connect(&connect("wrong", "weir"), tokio_postgres::NoTls).await.err().map(|e| db_code(&e));
+    check(wrong.as_deref() == Some("28P01"), format!("wrong password: {wrong:?}"))?;
+
+    // psql over TLS (sslmode=require fails unless the server really speaks TLS).
+    let psql = Command::new("psql")
+        .args(["-X", "-At", "-c", "SELECT 42"])
+        .arg(format!("host=127.0.0.1 port={} user=weir dbname=weir sslmode=require", server.port))
+        .env("PGPASSWORD", "pencil")
+        .output()
+        .map_err(show)?;
+    check(
+        psql.status.success() && String::from_utf8_lossy(&psql.stdout).trim() == "42",
+        format!("psql over TLS: {}", String::from_utf8_lossy(&psql.stderr)),
+    )?;
+    let unknown_db = tokio_postgres::connect(&connect("pencil", "nope"), tokio_postgres::NoTls).await.err().map(|e| db_code(&e));
+    check(unknown_db.as_deref() == Some("3D000"), format!("unknown database: {unknown_db:?}"))?;
+
+    // No password, non-loopback address: refuse to start.
+    let refused = Command::new(bin)
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .map_err(show)?;
+    check(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("without a password"),
+        format!("non-loopback start: {}", String::from_utf8_lossy(&refused.stderr)),
+    )
+}

@@ -34,6 +34,7 @@ fn main() {
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),
         ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),
+        ("security::scram_tls_and_startup_errors", || Box::pin(clients::scram_tls_and_startup_errors())),
     ];
     for (name, f) in extra {
         tests.push((name.to_string(), Box::new(f)));

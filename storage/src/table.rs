@@ -155,8 +155,8 @@ impl TableStore {
             wb.delete_cf(rows_cf, key);
         }
         let mut seq = self.next_seq.load(Ordering::SeqCst);
-        for i in 0..new_rows.num_rows() {
-            wb.put_cf(rows_cf, &new_key_bytes[i], new_values.row(i).as_ref());
+        for (i, new_key) in new_key_bytes.iter().enumerate() {
+            wb.put_cf(rows_cf, new_key, new_values.row(i).as_ref());
             wb.put_cf(log_cf, self.log_key(seq), log_value(OP_DELETE, old_values.row(i).as_ref()));
             wb.put_cf(log_cf, self.log_key(seq + 1), log_value(OP_INSERT, new_values.row(i).as_ref()));
             seq += 2;

@@ -1,7 +1,7 @@
 //! `CREATE TABLE`.
 
 use weir_planner::sqlparser::ast::CreateTable;
-use weir_planner::{plan_create_table, sqlstate, SqlError, SqlResult};
+use weir_planner::{plan_create_table, SqlError, SqlResult};
 use weir_storage::StorageError;
 
 use super::{Context, Outcome};

@@ -110,7 +110,7 @@ pub async fn describe_statement(
     let mut param_types: Vec<Option<DataType>> = Vec::new();
     for (name, ty) in types {
         if let Some(index) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
-            if index >= 1 && index <= 65_535 {
+            if (1..=65_535).contains(&index) {
                 if param_types.len() < index {
                     param_types.resize(index, None);
                 }

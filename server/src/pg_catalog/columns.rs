@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int16Builder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Int16Builder,
     Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -37,7 +37,6 @@ pub enum Col {
     Int4,
     Int8,
     Float4,
-    Float8,
     Timestamptz,
     /// `text[]`, and the array types clients only ever read as text (`aclitem[]`, `name[]`).
     TextArray,
@@ -58,7 +57,6 @@ impl Col {
             Col::Int2 => DataType::Int16,
             Col::Int4 => DataType::Int32,
             Col::Float4 => DataType::Float32,
-            Col::Float8 => DataType::Float64,
             Col::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
             Col::TextArray | Col::CharArray => list_of(DataType::Utf8),
             Col::OidArray => list_of(DataType::Int64),
@@ -88,7 +86,6 @@ impl Col {
             Col::Int4 => types::INT4,
             Col::Int8 => types::INT8,
             Col::Float4 => types::FLOAT4,
-            Col::Float8 => types::FLOAT8,
             Col::Timestamptz => types::TIMESTAMPTZ,
             Col::TextArray => types::TEXT_ARRAY,
             Col::OidArray => types::OID_ARRAY,
@@ -245,13 +242,6 @@ fn build_column(col: Col, cells: &[&Value]) -> std::result::Result<ArrayRef, Val
             let mut b = Float32Builder::new();
             for cell in cells {
                 b.append_option(float(cell)?.map(|v| v as f32));
-            }
-            Arc::new(b.finish())
-        }
-        Col::Float8 => {
-            let mut b = Float64Builder::new();
-            for cell in cells {
-                b.append_option(float(cell)?);
             }
             Arc::new(b.finish())
         }

@@ -448,6 +448,8 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
     ] {
         out.push(function(name, arities, Returns::Fixed(text), constant_text(None)));
     }
+    // Tablespaces are Postgres' built-in ones, which have no location of their own.
+    out.push(function("pg_tablespace_location", &[1], Returns::Fixed(text), constant_text(Some(String::new()))));
 
     // No privilege system: every check passes.
     for name in [

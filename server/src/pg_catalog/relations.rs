@@ -129,10 +129,6 @@ pub fn all_relations(snapshot: &CatalogSnapshot) -> Vec<Relation> {
     relations
 }
 
-pub fn relation_by_oid(snapshot: &CatalogSnapshot, oid: i64) -> Option<Relation> {
-    all_relations(snapshot).into_iter().find(|r| r.oid == oid)
-}
-
 fn table_by_oid(snapshot: &CatalogSnapshot, oid: i64) -> Option<&TableDef> {
     snapshot.tables.iter().find(|t| table_oid(t) == oid)
 }

@@ -17,10 +17,10 @@ fn wire_text(s: &str) -> String {
 
 pub fn to_error_info(e: &SqlError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".to_string(), e.code.to_string(), wire_text(&e.message));
-    info.detail = e.detail.as_deref().map(wire_text);
-    info.hint = e.hint.as_deref().map(wire_text);
-    info.position = e.position.map(|p| p.to_string());
-    info.where_context = e.context.as_deref().map(wire_text);
+    info.detail = e.details.detail.as_deref().map(wire_text);
+    info.hint = e.details.hint.as_deref().map(wire_text);
+    info.position = e.details.position.map(|p| p.to_string());
+    info.where_context = e.details.context.as_deref().map(wire_text);
     info
 }
 

@@ -10,14 +10,21 @@ pub struct TestServer {
     pub port: u16,
     pub data_dir: PathBuf,
     log_path: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl TestServer {
     /// Starts `weir` on a fresh port with `data_dir` (created if missing).
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts `weir` with extra command-line arguments (e.g. `--config FILE`).
+    pub fn start_with(data_dir: &Path, extra_args: &[String]) -> Self {
         let port = free_port();
         let log_path = data_dir.with_extension("log");
-        let mut server = Self { child: None, port, data_dir: data_dir.to_path_buf(), log_path };
+        let mut server =
+            Self { child: None, port, data_dir: data_dir.to_path_buf(), log_path, extra_args: extra_args.to_vec() };
         server.spawn();
         server
     }
@@ -33,6 +40,7 @@ impl TestServer {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.extra_args)
             .env("WEIR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
