@@ -123,3 +123,74 @@ impl PartitionStream for TableScanPartition {
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array};
+    use datafusion::prelude::SessionContext;
+    use weir_storage::{ColumnDef, ColumnType, Store, TableDef};
+
+    use super::StoredTable;
+
+    fn orders_def() -> TableDef {
+        TableDef {
+            id: 0,
+            schema_name: "public".into(),
+            name: "orders".into(),
+            columns: vec![
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
+                ColumnDef { name: "amount".into(), column_type: ColumnType::Float8, not_null: false },
+            ],
+            primary_key: vec![0],
+        }
+    }
+
+    #[tokio::test]
+    async fn insert_then_query_through_datafusion() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let table = store.create_table(orders_def()).unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_table("orders", Arc::new(StoredTable::new(table.clone()))).unwrap();
+
+        // More rows than one scan batch, so the scan streams several batches.
+        let values: Vec<String> = (0..20_000).map(|i| format!("({i}, {}.5)", i % 10)).collect();
+        let inserted = ctx.sql(&format!("INSERT INTO orders VALUES {}", values.join(","))).await.unwrap().collect().await.unwrap();
+        let count = inserted[0].column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().unwrap().value(0);
+        assert_eq!(count, 20_000);
+
+        let result = ctx
+            .sql("SELECT count(*) AS n, sum(amount) AS total, max(id) AS top FROM orders WHERE id >= 100")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let batch = &result[0];
+        assert_eq!(batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 19_900);
+        let expected: f64 = (100..20_000).map(|i| (i % 10) as f64 + 0.5).sum();
+        assert_eq!(batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap().value(0), expected);
+        assert_eq!(batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 19_999);
+
+        // A duplicate key fails the INSERT and writes nothing.
+        let err = ctx.sql("INSERT INTO orders VALUES (20000, 1.0), (5, 1.0)").await.unwrap().collect().await;
+        assert!(err.is_err());
+        let n = ctx.sql("SELECT count(*) FROM orders").await.unwrap().collect().await.unwrap();
+        assert_eq!(n[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 20_000);
+    }
+
+    #[tokio::test]
+    async fn limit_stops_the_scan_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let table = store.create_table(orders_def()).unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_table("orders", Arc::new(StoredTable::new(table))).unwrap();
+        let values: Vec<String> = (0..30_000).map(|i| format!("({i}, 1.0)")).collect();
+        ctx.sql(&format!("INSERT INTO orders VALUES {}", values.join(","))).await.unwrap().collect().await.unwrap();
+        let rows = ctx.sql("SELECT id FROM orders LIMIT 3").await.unwrap().collect().await.unwrap();
+        assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+}

@@ -74,6 +74,7 @@ impl VisitorMut for PgCompat {
     }
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        catalog_subqueries::rewrite_select_list_exists(&mut query.body);
         catalog_subqueries::prune_empty_catalog_selects(&mut query.body);
         dedupe_projection_names(&mut query.body);
         ControlFlow::Continue(())

@@ -27,6 +27,8 @@
 //! - `ARRAY(SELECT f(x) FROM unnest(a) x [WHERE p(x)])`, a map over an array (psql's
 //!   `\d+` writes one), is `coalesce(array_transform(array_filter(a, x -> p(x)), x -> f(x)),
 //!   [])` when `f` and `p` use no column but `x`.
+//! - `EXISTS (SELECT ... FROM catalogs ...)` in a select list (DataFusion runs EXISTS only
+//!   as a filter) is `(SELECT count(*) FROM catalogs ...) > 0`.
 //! - A `SELECT` without aggregation that inner-joins a catalog listed in
 //!   [`ALWAYS_EMPTY_CATALOG_TABLES`] returns no rows, so its select list is never evaluated:
 //!   select-list expressions containing subqueries are replaced by `NULL`.
@@ -440,6 +442,71 @@ fn join_conjuncts(conjuncts: Vec<Expr>) -> Option<Expr> {
         op: BinaryOperator::And,
         right: Box::new(right),
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// EXISTS in select lists
+
+/// Rewrites `[NOT] EXISTS (catalog subquery)` in the select lists of `body` into a count.
+pub fn rewrite_select_list_exists(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in &mut select.projection {
+                let expr = match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                    _ => continue,
+                };
+                let _ = visit_expressions_mut(expr, |e| {
+                    exists_to_count(e);
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            rewrite_select_list_exists(left);
+            rewrite_select_list_exists(right);
+        }
+        SetExpr::Query(query) => rewrite_select_list_exists(&mut query.body),
+        _ => {}
+    }
+}
+
+fn exists_to_count(expr: &mut Expr) {
+    let Expr::Exists { subquery, negated } = expr else { return };
+    let mut query = subquery.clone();
+    {
+        let SetExpr::Select(select) = query.body.as_mut() else { return };
+        if !reads_only_catalogs(select) || has_grouping(select) || select.distinct.is_some() {
+            return;
+        }
+        let count_star = Expr::Function(Function {
+            name: name("count"),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Wildcard)],
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        });
+        select.projection = vec![SelectItem::UnnamedExpr(count_star)];
+    }
+    if query.limit_clause.is_some() || query.fetch.is_some() {
+        return;
+    }
+    query.order_by = None;
+    let mut count = Expr::Subquery(query);
+    normalize_scalar_subquery(&mut count);
+    let op = if *negated { BinaryOperator::Eq } else { BinaryOperator::Gt };
+    *expr = Expr::Nested(Box::new(Expr::BinaryOp {
+        left: Box::new(count),
+        op,
+        right: Box::new(Expr::value(Value::Number("0".into(), false))),
+    }));
 }
 
 // ---------------------------------------------------------------------------------------

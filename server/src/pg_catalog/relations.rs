@@ -931,3 +931,55 @@ pub static PG_PUBLICATION_REL: Columns = &[
     ("prqual", Col::Text),
     ("prattrs", Col::Int2Array),
 ];
+
+/// Event triggers, subscriptions and foreign data: none exist in a fresh Postgres either.
+pub static PG_EVENT_TRIGGER: Columns = &[
+    ("oid", Col::Oid),
+    ("evtname", Col::Name),
+    ("evtevent", Col::Name),
+    ("evtowner", Col::Oid),
+    ("evtfoid", Col::Oid),
+    ("evtenabled", Col::Char),
+    ("evttags", Col::TextArray),
+];
+
+pub static PG_SUBSCRIPTION: Columns = &[
+    ("oid", Col::Oid),
+    ("subdbid", Col::Oid),
+    ("subskiplsn", Col::Text),
+    ("subname", Col::Name),
+    ("subowner", Col::Oid),
+    ("subenabled", Col::Bool),
+    ("subbinary", Col::Bool),
+    ("substream", Col::Bool),
+    ("subtwophasestate", Col::Char),
+    ("subdisableonerr", Col::Bool),
+    ("subconninfo", Col::Text),
+    ("subslotname", Col::Name),
+    ("subsynccommit", Col::Text),
+    ("subpublications", Col::TextArray),
+];
+
+pub static PG_FOREIGN_DATA_WRAPPER: Columns = &[
+    ("oid", Col::Oid),
+    ("fdwname", Col::Name),
+    ("fdwowner", Col::Oid),
+    ("fdwhandler", Col::Oid),
+    ("fdwvalidator", Col::Oid),
+    ("fdwacl", Col::TextArray),
+    ("fdwoptions", Col::TextArray),
+];
+
+pub static PG_FOREIGN_SERVER: Columns = &[
+    ("oid", Col::Oid),
+    ("srvname", Col::Name),
+    ("srvowner", Col::Oid),
+    ("srvfdw", Col::Oid),
+    ("srvtype", Col::Text),
+    ("srvversion", Col::Text),
+    ("srvacl", Col::TextArray),
+    ("srvoptions", Col::TextArray),
+];
+
+pub static PG_FOREIGN_TABLE: Columns =
+    &[("ftrelid", Col::Oid), ("ftserver", Col::Oid), ("ftoptions", Col::TextArray)];
