@@ -83,9 +83,7 @@ impl TableProvider for StoredTable {
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if insert_op != InsertOp::Append {
-            return Err(DataFusionError::NotImplemented(format!(
-                "{insert_op} into a Weir table"
-            )));
+            return Err(DataFusionError::NotImplemented(format!("{insert_op} into a Weir table")));
         }
         let sink = StoredTableSink::new(self.store.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
@@ -117,9 +115,8 @@ impl PartitionStream for TableScanPartition {
                 let _ = tx.blocking_send(Err(crate::storage_error(e)));
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
@@ -157,8 +154,15 @@ mod tests {
 
         // More rows than one scan batch, so the scan streams several batches.
         let values: Vec<String> = (0..20_000).map(|i| format!("({i}, {}.5)", i % 10)).collect();
-        let inserted = ctx.sql(&format!("INSERT INTO orders VALUES {}", values.join(","))).await.unwrap().collect().await.unwrap();
-        let count = inserted[0].column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().unwrap().value(0);
+        let inserted = ctx
+            .sql(&format!("INSERT INTO orders VALUES {}", values.join(",")))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let count =
+            inserted[0].column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().unwrap().value(0);
         assert_eq!(count, 20_000);
 
         let result = ctx
@@ -189,7 +193,12 @@ mod tests {
         let ctx = SessionContext::new();
         ctx.register_table("orders", Arc::new(StoredTable::new(table))).unwrap();
         let values: Vec<String> = (0..30_000).map(|i| format!("({i}, 1.0)")).collect();
-        ctx.sql(&format!("INSERT INTO orders VALUES {}", values.join(","))).await.unwrap().collect().await.unwrap();
+        ctx.sql(&format!("INSERT INTO orders VALUES {}", values.join(",")))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         let rows = ctx.sql("SELECT id FROM orders LIMIT 3").await.unwrap().collect().await.unwrap();
         assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
     }

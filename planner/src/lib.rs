@@ -13,7 +13,7 @@ mod types;
 pub use create_table::{normalize_ident, plan_create_table, split_name, CreateTablePlan};
 pub use error::{sqlstate, ErrorDetails, SqlError, SqlResult};
 pub use parser::{parse_sql, WeirStatement};
-pub use pg_rewrite::{rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
+pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
 pub use types::column_type_from_sql;
 
 /// Re-export of the SQL AST so callers use the exact version DataFusion does.

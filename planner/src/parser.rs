@@ -33,10 +33,7 @@ fn syntax_error(sql: &str, e: ParserError) -> SqlError {
         }
     };
     let (text, position) = split_location(sql, &raw);
-    let near = text
-        .rsplit_once("found: ")
-        .map(|(_, tok)| tok.trim().to_string())
-        .filter(|t| !t.is_empty());
+    let near = text.rsplit_once("found: ").map(|(_, tok)| tok.trim().to_string()).filter(|t| !t.is_empty());
     let message = match near.as_deref() {
         Some("EOF") => "syntax error at end of input".to_string(),
         Some(tok) => format!("syntax error at or near \"{tok}\""),

@@ -18,8 +18,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
-    VisitMut, VisitorMut,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement, VisitMut,
+    VisitorMut,
 };
 
 pub use catalog_subqueries::ALWAYS_EMPTY_CATALOG_TABLES;
@@ -27,6 +27,76 @@ pub use catalog_subqueries::ALWAYS_EMPTY_CATALOG_TABLES;
 /// Applies every compatibility rewrite to `statement` in place.
 pub fn rewrite_for_datafusion(statement: &mut Statement) {
     let _ = statement.visit(&mut PgCompat);
+}
+
+/// Gives a query's result columns the names Postgres would (see
+/// [`name_columns_like_postgres`]). Separate from [`rewrite_for_datafusion`] because it
+/// changes only names, never meaning.
+pub fn name_result_columns(statement: &mut Statement) {
+    if let Statement::Query(query) = statement {
+        name_columns_like_postgres(&mut query.body);
+    }
+}
+
+/// Postgres names an unaliased result column after the function it calls (`count`, not
+/// `count(*)`), looking through casts, and `?column?` for other expressions. Clients show
+/// these names, and some read columns by them. Applied to the outermost select list when the
+/// resulting names stay unique (DataFusion requires that) and no `*` hides other names.
+fn name_columns_like_postgres(body: &mut SetExpr) {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        SetExpr::SetOperation { left, .. } => return name_columns_like_postgres(left),
+        SetExpr::Query(query) => return name_columns_like_postgres(&mut query.body),
+        _ => return,
+    };
+    if select
+        .projection
+        .iter()
+        .any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)))
+    {
+        return;
+    }
+    let proposed: Vec<Option<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => postgres_column_name(e),
+            _ => None,
+        })
+        .collect();
+    let final_names: Vec<String> = select
+        .projection
+        .iter()
+        .zip(&proposed)
+        .map(|(item, p)| match (item, p) {
+            (_, Some(p)) => p.clone(),
+            (SelectItem::ExprWithAlias { alias, .. }, _) => alias.value.clone(),
+            (SelectItem::UnnamedExpr(e), None) => datafusion_name(e),
+            _ => String::new(),
+        })
+        .collect();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let Some(name) = &proposed[i] else { continue };
+        if final_names.iter().filter(|n| *n == name).count() > 1 {
+            continue;
+        }
+        if let SelectItem::UnnamedExpr(e) = item {
+            *item =
+                SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', name.clone()) };
+        }
+    }
+}
+
+fn postgres_column_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => postgres_column_name(expr),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } | Expr::Case { .. } => {
+            Some("?column?".into())
+        }
+        _ => None,
+    }
 }
 
 struct PgCompat;
@@ -44,15 +114,24 @@ impl VisitorMut for PgCompat {
                 }
             }
             Expr::Collate { expr: inner, .. } => {
-                *expr = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                *expr = std::mem::replace(
+                    inner.as_mut(),
+                    Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                );
             }
             Expr::Cast { expr: inner, data_type, .. } => {
                 if let Some(function) = reg_cast_function(data_type) {
-                    let arg = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                    let arg = std::mem::replace(
+                        inner.as_mut(),
+                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                    );
                     *expr = call(function, vec![arg]);
                 } else if matches!(data_type, DataType::Array(_)) {
                     // `x::int2[]` on catalog arrays: the catalog already stores typed lists.
-                    *expr = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                    *expr = std::mem::replace(
+                        inner.as_mut(),
+                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                    );
                 } else if let Some(simple) = simplify_type(data_type) {
                     *data_type = simple;
                 }
@@ -113,8 +192,12 @@ fn dedupe_projection_names(body: &mut SetExpr) {
                 .collect();
             for (i, item) in select.projection.iter_mut().enumerate() {
                 let Some(name) = &names[i] else { continue };
-                let same: Vec<usize> =
-                    names.iter().enumerate().filter(|(_, n)| n.as_ref() == Some(name)).map(|(j, _)| j).collect();
+                let same: Vec<usize> = names
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.as_ref() == Some(name))
+                    .map(|(j, _)| j)
+                    .collect();
                 if same.len() < 2 {
                     continue;
                 }
@@ -122,7 +205,8 @@ fn dedupe_projection_names(body: &mut SetExpr) {
                 if let SelectItem::UnnamedExpr(e) = item {
                     let base = catalog_subqueries::default_column_name(e);
                     let alias = if rank == 0 { base } else { format!("{base}_{rank}") };
-                    *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', alias) };
+                    *item =
+                        SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', alias) };
                 }
             }
         }
@@ -223,6 +307,24 @@ mod tests {
         let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0);
         rewrite_for_datafusion(&mut stmt);
         stmt.to_string()
+    }
+
+    fn named(sql: &str) -> String {
+        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0);
+        rewrite_for_datafusion(&mut stmt);
+        name_result_columns(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn result_columns_get_postgres_names() {
+        assert_eq!(
+            named("SELECT customer, sum(amount), count(*)::int, 1 + 1 FROM orders GROUP BY customer"),
+            "SELECT customer, sum(amount) AS \"sum\", count(*)::INT AS \"count\", 1 + 1 AS \"?column?\" FROM orders GROUP BY customer"
+        );
+        // Names that would collide are left to DataFusion.
+        assert_eq!(named("SELECT max(a), max(b) FROM t"), "SELECT max(a), max(b) FROM t");
+        assert_eq!(named("SELECT *, count(*) FROM t"), "SELECT *, count(*) FROM t");
     }
 
     #[test]

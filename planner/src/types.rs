@@ -14,9 +14,7 @@ pub fn column_type_from_sql(data_type: &DataType) -> SqlResult<ColumnType> {
         D::BigInt(_) | D::Int8(_) => ColumnType::Int8,
         D::Real | D::Float4 => ColumnType::Float4,
         D::Float(ExactNumberInfo::Precision(p)) if *p <= 24 => ColumnType::Float4,
-        D::DoublePrecision | D::Float8 | D::Float(_) | D::Double(ExactNumberInfo::None) => {
-            ColumnType::Float8
-        }
+        D::DoublePrecision | D::Float8 | D::Float(_) | D::Double(ExactNumberInfo::None) => ColumnType::Float8,
         D::Numeric(info) | D::Decimal(info) | D::Dec(info) => numeric(info)?,
         D::Text | D::String(None) => ColumnType::Text,
         D::Varchar(len) | D::CharacterVarying(len) | D::CharVarying(len) => {
@@ -42,8 +40,7 @@ pub fn column_type_from_sql(data_type: &DataType) -> SqlResult<ColumnType> {
             }
         }
         D::Char(_) | D::Character(_) => {
-            return Err(SqlError::unsupported(format!("type {data_type}"))
-                .with_hint("use varchar(n) or text"))
+            return Err(SqlError::unsupported(format!("type {data_type}")).with_hint("use varchar(n) or text"))
         }
         other => return Err(SqlError::unsupported(format!("type {other}"))),
     })
@@ -77,9 +74,11 @@ fn numeric(info: &ExactNumberInfo) -> SqlResult<ColumnType> {
 fn char_length(len: &Option<CharacterLength>) -> SqlResult<Option<u32>> {
     match len {
         None => Ok(None),
-        Some(CharacterLength::IntegerLength { length, .. }) => u32::try_from(*length)
-            .map(Some)
-            .map_err(|_| SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, "length for type varchar is too large")),
+        Some(CharacterLength::IntegerLength { length, .. }) => {
+            u32::try_from(*length).map(Some).map_err(|_| {
+                SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, "length for type varchar is too large")
+            })
+        }
         Some(CharacterLength::Max) => Ok(None),
     }
 }

@@ -43,7 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
     };
-    client.batch_execute("CREATE TABLE bench (id BIGINT PRIMARY KEY, k INT, x DOUBLE PRECISION, note TEXT)").await?;
+    client
+        .batch_execute("CREATE TABLE bench (id BIGINT PRIMARY KEY, k INT, x DOUBLE PRECISION, note TEXT)")
+        .await?;
 
     let mut csv = String::with_capacity(rows * 40);
     for i in 0..rows {
@@ -71,8 +73,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let result = client.simple_query(query).await?;
         let secs = started.elapsed().as_secs_f64();
         best = best.min(secs);
-        let groups = result.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count();
-        println!("aggregate: run {run}: {groups} groups over {rows} rows in {secs:.3} s = {:.0} rows/s", rows as f64 / secs);
+        let groups =
+            result.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count();
+        println!(
+            "aggregate: run {run}: {groups} groups over {rows} rows in {secs:.3} s = {:.0} rows/s",
+            rows as f64 / secs
+        );
     }
     println!("aggregate: best {:.0} rows/s", rows as f64 / best);
     Ok(())

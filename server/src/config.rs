@@ -125,11 +125,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:5000\"\ndata_dir = \"/tmp/x\"\n").unwrap();
-        let c = Config::load(Some(&path), Overrides { data_dir: Some("/tmp/y".into()), ..Default::default() }).unwrap();
+        let c =
+            Config::load(Some(&path), Overrides { data_dir: Some("/tmp/y".into()), ..Default::default() })
+                .unwrap();
         assert_eq!(c.listen.port(), 5000);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/y"));
 
-        let err = Config::load(None, Overrides { listen: Some("0.0.0.0:4566".into()), ..Default::default() }).unwrap_err();
+        let err = Config::load(None, Overrides { listen: Some("0.0.0.0:4566".into()), ..Default::default() })
+            .unwrap_err();
         assert!(err.contains("without a password"));
 
         std::fs::write(&path, "bogus = 1\n").unwrap();

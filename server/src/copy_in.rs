@@ -59,7 +59,10 @@ impl CopyInState {
     /// Parses everything received into batches with the table's schema.
     pub fn parse(&self) -> SqlResult<Vec<RecordBatch>> {
         let text = std::str::from_utf8(&self.buffer).map_err(|e| {
-            SqlError::new("22021", format!("invalid byte sequence for encoding \"UTF8\" at byte {}", e.valid_up_to()))
+            SqlError::new(
+                "22021",
+                format!("invalid byte sequence for encoding \"UTF8\" at byte {}", e.valid_up_to()),
+            )
         })?;
         let mut chunk = Chunk::new(self.columns.len());
         let mut batches = Vec::new();
@@ -109,7 +112,8 @@ impl CopyInState {
         let def = self.table.def();
         let schema = self.table.schema();
         let rows = chunk.lines.len();
-        let mut arrays: Vec<ArrayRef> = schema.fields().iter().map(|f| new_null_array(f.data_type(), rows)).collect();
+        let mut arrays: Vec<ArrayRef> =
+            schema.fields().iter().map(|f| new_null_array(f.data_type(), rows)).collect();
         for (slot, &column) in self.columns.iter().enumerate() {
             let strings = chunk.columns[slot].finish();
             let col_def = &def.columns[column];
@@ -147,7 +151,11 @@ impl Chunk {
 }
 
 /// Converts strings to a column's type; on failure returns the first bad row and a message.
-fn convert_column(strings: &StringArray, column_type: &ColumnType, target: &DataType) -> Result<ArrayRef, (usize, String)> {
+fn convert_column(
+    strings: &StringArray,
+    column_type: &ColumnType,
+    target: &DataType,
+) -> Result<ArrayRef, (usize, String)> {
     let type_name = column_type.pg_display_name();
     let invalid = || format!("invalid input syntax for type {type_name}");
     match column_type {
@@ -208,10 +216,9 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 /// `\x0a0b` hex format, as Postgres prints bytea.
 pub fn decode_bytea(v: &str) -> Option<Vec<u8>> {
     match v.strip_prefix("\\x") {
-        Some(hex) if hex.len() % 2 == 0 => (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-            .collect(),
+        Some(hex) if hex.len() % 2 == 0 => {
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+        }
         Some(_) => None,
         None => Some(v.as_bytes().to_vec()),
     }

@@ -65,7 +65,11 @@ impl Engine {
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(
             DEFAULT_SCHEMA,
-            Arc::new(UserSchema { store: self.store.clone(), name: DEFAULT_SCHEMA.into(), fallback: pg.clone() }),
+            Arc::new(UserSchema {
+                store: self.store.clone(),
+                name: DEFAULT_SCHEMA.into(),
+                fallback: pg.clone(),
+            }),
         )?;
         catalog.register_schema("pg_catalog", pg)?;
         catalog.register_schema("information_schema", pg_catalog::information_schema(snapshot.clone()))?;

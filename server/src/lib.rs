@@ -75,11 +75,13 @@ fn load_tls(config: &Config) -> Result<(Option<pgwire::tokio::TlsAcceptor>, Opti
     let (Some(cert_path), Some(key_path)) = (&config.tls_cert, &config.tls_key) else {
         return Ok((None, None));
     };
-    let cert_pem = std::fs::read(cert_path).map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
+    let cert_pem =
+        std::fs::read(cert_path).map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("invalid certificate {}: {e}", cert_path.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| format!("invalid key {}: {e}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| format!("invalid key {}: {e}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server_config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -44,11 +44,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Some(Command::HashPassword) = cli.command {
         let mut line = String::new();
-        if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim_end_matches(['\r', '\n']).is_empty() {
+        if std::io::stdin().lock().read_line(&mut line).is_err()
+            || line.trim_end_matches(['\r', '\n']).is_empty()
+        {
             eprintln!("weir: expected a password on stdin");
             return std::process::ExitCode::FAILURE;
         }
-        return match weir_server::wire::auth::ScramVerifier::generate(line.trim_end_matches(['\r', '\n']), 4096) {
+        return match weir_server::wire::auth::ScramVerifier::generate(
+            line.trim_end_matches(['\r', '\n']),
+            4096,
+        ) {
             Ok(v) => {
                 println!("{v}");
                 std::process::ExitCode::SUCCESS

@@ -13,10 +13,18 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ("application_name", "", "Sets the application name to be reported in statistics and logs."),
     ("client_encoding", "UTF8", "Sets the client's character set encoding."),
     ("DateStyle", "ISO, MDY", "Sets the display format for date and time values."),
-    ("default_transaction_isolation", "read committed", "Sets the transaction isolation level of each new transaction."),
+    (
+        "default_transaction_isolation",
+        "read committed",
+        "Sets the transaction isolation level of each new transaction.",
+    ),
     ("extra_float_digits", "1", "Sets the number of digits displayed for floating-point values."),
     ("IntervalStyle", "postgres", "Sets the display format for interval values."),
-    ("search_path", "\"$user\", public", "Sets the schema search order for names that are not schema-qualified."),
+    (
+        "search_path",
+        "\"$user\", public",
+        "Sets the schema search order for names that are not schema-qualified.",
+    ),
     ("server_encoding", "UTF8", "Shows the server (database) character set encoding."),
     ("standard_conforming_strings", "on", "Causes '...' strings to treat backslashes literally."),
     ("statement_timeout", "0", "Sets the maximum allowed duration of any statement (0 disables)."),
@@ -40,7 +48,9 @@ const FIXED_SETTINGS: &[(&str, &[&str])] = &[
 pub enum TransactionState {
     Idle,
     /// Inside BEGIN ... COMMIT; `wrote` is set once a statement changed data.
-    InBlock { wrote: bool },
+    InBlock {
+        wrote: bool,
+    },
     /// A statement failed inside a block: everything but COMMIT/ROLLBACK is refused.
     Failed,
 }
@@ -135,7 +145,10 @@ impl Session {
 }
 
 fn invalid_value(name: &str, value: &str) -> SqlError {
-    SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{name}\": \"{value}\""))
+    SqlError::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        format!("invalid value for parameter \"{name}\": \"{value}\""),
+    )
 }
 
 /// `5000`, `'5s'`, `'250ms'`, `'1min'` to milliseconds, as Postgres accepts for timeouts.

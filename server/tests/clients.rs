@@ -40,10 +40,8 @@ pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
         )
         .await
         .map_err(show)?;
-    let sink = client
-        .copy_in::<_, bytes::Bytes>("COPY orders FROM STDIN WITH (FORMAT csv)")
-        .await
-        .map_err(show)?;
+    let sink =
+        client.copy_in::<_, bytes::Bytes>("COPY orders FROM STDIN WITH (FORMAT csv)").await.map_err(show)?;
     futures::pin_mut!(sink);
     let mut data = String::new();
     for i in 3..=1000 {
@@ -57,10 +55,8 @@ pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
 
     server.restart();
     let client = server.connect().await;
-    let row = client
-        .query_one("SELECT count(*), sum(amount), max(id) FROM orders", &[])
-        .await
-        .map_err(show)?;
+    let row =
+        client.query_one("SELECT count(*), sum(amount), max(id) FROM orders", &[]).await.map_err(show)?;
     let (count, sum, max): (i64, f64, i64) = (row.get(0), row.get(1), row.get(2));
     let expected_sum = 25.0 + (3..=1000).map(|i| i as f64 + 0.5).sum::<f64>();
     check(count == 999, format!("count after restart {count}"))?;
@@ -69,7 +65,8 @@ pub async fn kill_9_keeps_acknowledged_rows() -> Result<(), String> {
     let err = client.simple_query("SELECT * FROM gone").await.err().map(|e| db_code(&e));
     check(err.as_deref() == Some("42P01"), format!("dropped table still answers: {err:?}"))?;
     // The primary key index survived too.
-    let dup = client.execute("INSERT INTO orders VALUES (1, 'x', 1, NULL)", &[]).await.err().map(|e| db_code(&e));
+    let dup =
+        client.execute("INSERT INTO orders VALUES (1, 'x', 1, NULL)", &[]).await.err().map(|e| db_code(&e));
     check(dup.as_deref() == Some("23505"), format!("duplicate key after restart: {dup:?}"))
 }
 
@@ -101,7 +98,9 @@ pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
         .await
         .map_err(|e| format!("step 5: {e:?}"))?;
     let select = client
-        .prepare("SELECT id, name, score, ok, small, mid, day, at, raw FROM t WHERE id >= $1 ORDER BY id LIMIT 3")
+        .prepare(
+            "SELECT id, name, score, ok, small, mid, day, at, raw FROM t WHERE id >= $1 ORDER BY id LIMIT 3",
+        )
         .await
         .map_err(|e| format!("step 6: {e:?}"))?;
     let rows = client.query(&select, &[&2i64]).await.map_err(|e| format!("step 7: {e:?}"))?;
@@ -118,15 +117,26 @@ pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
         .await
         .map_err(|e| format!("step 8: {e:?}"))?;
     check(price.get::<_, String>(0) == "12.34", format!("numeric text {}", price.get::<_, String>(0)))?;
-    let described = client.prepare("SELECT name, score FROM t WHERE id = $1").await.map_err(|e| format!("step 9: {e:?}"))?;
-    check(described.params() == [tokio_postgres::types::Type::INT8], format!("param types {:?}", described.params()))?;
+    let described = client
+        .prepare("SELECT name, score FROM t WHERE id = $1")
+        .await
+        .map_err(|e| format!("step 9: {e:?}"))?;
+    check(
+        described.params() == [tokio_postgres::types::Type::INT8],
+        format!("param types {:?}", described.params()),
+    )?;
     check(described.columns().len() == 2, "described columns")?;
     // Errors through the extended protocol carry SQLSTATEs and leave the session usable.
     let e = client.prepare("SELECT nope FROM t").await.err().map(|e| db_code(&e));
     check(e.as_deref() == Some("42703"), format!("unknown column: {e:?}"))?;
-    let e = client.execute(&insert, &[&1i64, &"dup", &0.0f64, &true, &1i16, &1i32]).await.err().map(|e| db_code(&e));
+    let e = client
+        .execute(&insert, &[&1i64, &"dup", &0.0f64, &true, &1i16, &1i32])
+        .await
+        .err()
+        .map(|e| db_code(&e));
     check(e.as_deref() == Some("23505"), format!("duplicate: {e:?}"))?;
-    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.map_err(|e| format!("step 10: {e:?}"))?.get(0);
+    let n: i64 =
+        client.query_one("SELECT count(*) FROM t", &[]).await.map_err(|e| format!("step 10: {e:?}"))?.get(0);
     check(n == 20, format!("count {n}"))
 }
 
@@ -142,7 +152,10 @@ pub async fn tokio_postgres_copy_and_cancel() -> Result<(), String> {
     let err = sink.finish().await.err().ok_or("bad COPY accepted")?;
     let db = err.as_db_error().ok_or("COPY error is not a database error")?;
     check(db.code().code() == "22P02", format!("COPY error code {}", db.code().code()))?;
-    check(db.where_().is_some_and(|w| w.contains("line 3")), format!("COPY error context {:?}", db.where_()))?;
+    check(
+        db.where_().is_some_and(|w| w.contains("line 3")),
+        format!("COPY error context {:?}", db.where_()),
+    )?;
     let n: i64 = client.query_one("SELECT count(*) FROM c", &[]).await.map_err(show)?.get(0);
     check(n == 0, format!("a failed COPY left {n} rows"))?;
 
@@ -179,7 +192,19 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
     drop(f);
     let psql = |command: &str| -> Result<(String, String, bool), String> {
         let out = Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "weir", "-d", "weir", "-c", command])
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+                "-U",
+                "weir",
+                "-d",
+                "weir",
+                "-c",
+                command,
+            ])
             .env("PGCONNECT_TIMEOUT", "10")
             .output()
             .map_err(show)?;
@@ -197,26 +222,47 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
             Err(format!("psql -c {command:?} failed: {err}\n{out}"))
         }
     };
-    run_ok("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer TEXT, amount DOUBLE PRECISION, ts TIMESTAMP)")?;
+    run_ok(
+        "CREATE TABLE orders (id BIGINT PRIMARY KEY, customer TEXT, amount DOUBLE PRECISION, ts TIMESTAMP)",
+    )?;
     run_ok("CREATE TABLE items (sku TEXT NOT NULL, qty INT)")?;
     let copied = run_ok(&format!("\\copy orders FROM '{}' CSV HEADER", csv.display()))?;
     check(copied.trim() == "COPY 100", format!("\\copy said {copied:?}"))?;
     let totals = run_ok("SELECT customer, sum(amount) FROM orders GROUP BY customer ORDER BY 2 DESC")?;
     check(totals.contains("(3 rows)"), format!("aggregate output:\n{totals}"))?;
 
-    let expected_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/psql");
+    let expected_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/psql/expected");
     let mut mismatches = Vec::new();
-    for (command, file) in [("\\dt", "dt.out"), ("\\d orders", "d_orders.out"), ("\\d items", "d_items.out"), ("\\dn", "dn.out"), ("\\l", "l.out"), ("\\dm", "dm.out"), ("\\d", "d.out")] {
+    for (command, file) in [
+        ("\\dt", "dt.out"),
+        ("\\d", "d.out"),
+        ("\\d orders", "d_orders.out"),
+        ("\\d items", "d_items.out"),
+        ("\\d orders_pkey", "d_orders_pkey.out"),
+        ("\\d+ orders", "d_plus_orders.out"),
+        ("\\di", "di.out"),
+        ("\\dn", "dn.out"),
+        ("\\du", "du.out"),
+        ("\\l", "l.out"),
+        ("\\dv", "dv.out"),
+        ("\\dm", "dm.out"),
+        ("\\d nosuchtable", "d_nosuchtable.out"),
+    ] {
         let (out, err, _) = psql(command)?;
         let actual = format!("{out}{err}");
         match std::fs::read_to_string(expected_dir.join(file)) {
             Ok(expected) if expected == actual => {}
             Ok(expected) => mismatches.push(format!("{command}: expected\n{expected}\ngot\n{actual}")),
-            Err(_) => mismatches.push(format!("{command}: missing expectation file {file}; output was\n{actual}")),
+            Err(_) => {
+                mismatches.push(format!("{command}: missing expectation file {file}; output was\n{actual}"))
+            }
         }
     }
     let (_, err, ok) = psql("\\d nosuchtable")?;
-    check(!ok && err.contains("Did not find any relation named \"nosuchtable\""), format!("\\d nosuchtable: {err}"))?;
+    check(
+        !ok && err.contains("Did not find any relation named \"nosuchtable\""),
+        format!("\\d nosuchtable: {err}"),
+    )?;
     check(mismatches.is_empty(), mismatches.join("\n----\n"))
 }
 
@@ -328,10 +374,15 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     let config = dir.path().join("weir.toml");
     std::fs::write(
         &config,
-        format!("[auth]\npassword = \"{verifier}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display()),
+        format!(
+            "[auth]\npassword = \"{verifier}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
     )
     .map_err(show)?;
-    let server = TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
 
     let connect = |password: &str, dbname: &str| {
         format!("host=127.0.0.1 port={} user=weir dbname={dbname} password={password}", server.port)
@@ -341,7 +392,10 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     tokio::spawn(connection);
     let two: i64 = client.query_one("SELECT 1 + 1", &[]).await.map_err(show)?.get(0);
     check(two == 2, "query after SCRAM login")?;
-    let wrong = tokio_postgres::connect(&connect("wrong", "weir"), tokio_postgres::NoTls).await.err().map(|e| db_code(&e));
+    let wrong = tokio_postgres::connect(&connect("wrong", "weir"), tokio_postgres::NoTls)
+        .await
+        .err()
+        .map(|e| db_code(&e));
     check(wrong.as_deref() == Some("28P01"), format!("wrong password: {wrong:?}"))?;
 
     // psql over TLS (sslmode=require fails unless the server really speaks TLS).
@@ -355,7 +409,10 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
         psql.status.success() && String::from_utf8_lossy(&psql.stdout).trim() == "42",
         format!("psql over TLS: {}", String::from_utf8_lossy(&psql.stderr)),
     )?;
-    let unknown_db = tokio_postgres::connect(&connect("pencil", "nope"), tokio_postgres::NoTls).await.err().map(|e| db_code(&e));
+    let unknown_db = tokio_postgres::connect(&connect("pencil", "nope"), tokio_postgres::NoTls)
+        .await
+        .err()
+        .map(|e| db_code(&e));
     check(unknown_db.as_deref() == Some("3D000"), format!("unknown database: {unknown_db:?}"))?;
 
     // No password, non-loopback address: refuse to start.

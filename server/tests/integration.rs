@@ -14,7 +14,9 @@ mod support;
 use std::future::Future;
 use std::pin::Pin;
 
-type TestFn = fn() -> Pin<Box<dyn Future<Output = Result<(), String>>>>;
+type TestFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
+type TestFn = fn() -> TestFuture;
+type Test = Box<dyn FnOnce() -> TestFuture>;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,9 +24,12 @@ fn main() {
     let filter = args.iter().find(|a| !a.starts_with("--")).cloned();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
 
-    let mut tests: Vec<(String, Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), String>>>>>)> = Vec::new();
+    let mut tests: Vec<(String, Test)> = Vec::new();
     for file in slt::files() {
-        let name = format!("slt::{}", file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let name = format!(
+            "slt::{}",
+            file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        );
         tests.push((name, Box::new(move || Box::pin(slt::run_file(file, complete)))));
     }
     let extra: Vec<(&str, TestFn)> = vec![

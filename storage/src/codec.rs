@@ -22,11 +22,7 @@ impl RowCodec {
     pub(crate) fn new(def: &TableDef) -> StorageResult<Self> {
         let schema = def.arrow_schema();
         let value_converter = RowConverter::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
+            schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
         )?;
         let key_converter = if def.primary_key.is_empty() {
             None
@@ -52,8 +48,7 @@ impl RowCodec {
     /// Primary-key bytes per row, or `None` for a table without a primary key.
     pub(crate) fn encode_keys(&self, batch: &RecordBatch) -> StorageResult<Option<Rows>> {
         let Some(converter) = &self.key_converter else { return Ok(None) };
-        let columns: Vec<ArrayRef> =
-            self.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
+        let columns: Vec<ArrayRef> = self.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
         Ok(Some(converter.convert_columns(&columns)?))
     }
 

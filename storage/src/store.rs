@@ -32,8 +32,9 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir` and loads the catalog.
     pub fn open(dir: &Path) -> StorageResult<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Invalid(format!("cannot create data directory {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StorageError::Invalid(format!("cannot create data directory {}: {e}", dir.display()))
+        })?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -120,9 +121,7 @@ impl Store {
         let cf = self.cf(CF_CATALOG)?;
         Ok(match self.db.get_cf(cf, NEXT_TABLE_ID_KEY)? {
             Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StorageError::CorruptCatalog("next table id".into()))?,
+                v.as_slice().try_into().map_err(|_| StorageError::CorruptCatalog("next table id".into()))?,
             ),
             None => 1,
         })

@@ -93,8 +93,7 @@ impl TableStore {
         let values = self.codec.encode_values(batch)?;
         let keys = self.codec.encode_keys(batch)?;
         if let Some(keys) = &keys {
-            let key_bytes: Vec<Vec<u8>> =
-                keys.iter().map(|k| self.row_key(k.as_ref())).collect();
+            let key_bytes: Vec<Vec<u8>> = keys.iter().map(|k| self.row_key(k.as_ref())).collect();
             self.check_unique(batch, &key_bytes, &HashSet::new())?;
         }
         let mut wb = WriteBatch::default();
@@ -139,10 +138,8 @@ impl TableStore {
         self.check_not_null(new_rows)?;
         let old_keys = self.require_keys(old_rows)?;
         let new_keys = self.require_keys(new_rows)?;
-        let old_key_bytes: Vec<Vec<u8>> =
-            old_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
-        let new_key_bytes: Vec<Vec<u8>> =
-            new_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
+        let old_key_bytes: Vec<Vec<u8>> = old_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
+        let new_key_bytes: Vec<Vec<u8>> = new_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
         if old_key_bytes != new_key_bytes {
             let freed: HashSet<&[u8]> = old_key_bytes.iter().map(|k| k.as_slice()).collect();
             self.check_unique(new_rows, &new_key_bytes, &freed)?;
@@ -283,7 +280,12 @@ impl TableStore {
 
     /// Fails if a key occurs twice in `keys` or already exists in the table (unless it is in
     /// `freed`, keys the same statement removes).
-    fn check_unique(&self, batch: &RecordBatch, keys: &[Vec<u8>], freed: &HashSet<&[u8]>) -> StorageResult<()> {
+    fn check_unique(
+        &self,
+        batch: &RecordBatch,
+        keys: &[Vec<u8>],
+        freed: &HashSet<&[u8]>,
+    ) -> StorageResult<()> {
         let mut seen: HashSet<&[u8]> = HashSet::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             if !seen.insert(key.as_slice()) {
@@ -396,7 +398,7 @@ mod tests {
 
     use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 
-    use crate::{ChangeOp, ColumnDef, ColumnType, Store, StorageError, TableDef};
+    use crate::{ChangeOp, ColumnDef, ColumnType, StorageError, Store, TableDef};
 
     fn def(primary_key: Vec<usize>) -> TableDef {
         TableDef {
@@ -428,7 +430,9 @@ mod tests {
         let mut ids = Vec::new();
         let scan = table
             .scan(|b| {
-                ids.extend(b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().iter().copied());
+                ids.extend(
+                    b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().iter().copied(),
+                );
                 true
             })
             .unwrap();
@@ -451,7 +455,10 @@ mod tests {
             }
             other => panic!("unexpected {other}"),
         }
-        assert!(matches!(t.insert(&batch(&t, &[5, 5], &["a", "b"], &[0.0, 0.0])), Err(StorageError::UniqueViolation { .. })));
+        assert!(matches!(
+            t.insert(&batch(&t, &[5, 5], &["a", "b"], &[0.0, 0.0])),
+            Err(StorageError::UniqueViolation { .. })
+        ));
         // Nothing of the failed statements was written.
         assert_eq!(scan_all(&t).0, vec![1, 2, 3]);
     }

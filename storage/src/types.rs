@@ -26,9 +26,14 @@ pub enum ColumnType {
     Float4,
     Float8,
     /// `numeric(precision, scale)`; `None` when declared without a modifier.
-    Numeric { precision: Option<u8>, scale: Option<i8> },
+    Numeric {
+        precision: Option<u8>,
+        scale: Option<i8>,
+    },
     Text,
-    Varchar { length: Option<u32> },
+    Varchar {
+        length: Option<u32>,
+    },
     Bytea,
     Date,
     Time,
@@ -59,9 +64,7 @@ impl ColumnType {
             ColumnType::Date => DataType::Date32,
             ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            ColumnType::Timestamptz => {
-                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
-            }
+            ColumnType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00"))),
             ColumnType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
         }
     }

@@ -35,14 +35,14 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident,
-    JoinOperator, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectName,
-    OneOrManyWithParens, ObjectNamePart, OrderByExpr, OrderByKind, Query, Select, SelectItem,
-    SetExpr, TableFactor, Value, Visit, Visitor,
-};
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, visit_expressions_mut, BinaryOperator, CaseWhen, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident,
+    JoinOperator, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectName, ObjectNamePart,
+    OneOrManyWithParens, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, TableFactor, Value,
+    Visit, Visitor,
+};
 use datafusion::sql::sqlparser::tokenizer::Span;
 
 /// System catalogs the server always serves empty because Weir has no such objects.
@@ -65,8 +65,22 @@ pub const ALWAYS_EMPTY_CATALOG_TABLES: &[&str] = &[
 
 /// Aggregate functions: a select list using one is aggregated (one row on empty input).
 const AGGREGATES: &[&str] = &[
-    "count", "sum", "min", "max", "avg", "array_agg", "string_agg", "bool_and", "bool_or",
-    "every", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "stddev", "variance",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+    "stddev",
+    "variance",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -76,10 +90,14 @@ const AGGREGATES: &[&str] = &[
 /// ...]) FROM ...), make_array())`. Other shapes (aggregates, DISTINCT, LIMIT, set
 /// operations) are left alone.
 pub fn rewrite_array_subquery(expr: &mut Expr) {
-    let Expr::Function(function) = expr else { return };
+    let Expr::Function(function) = expr else {
+        return;
+    };
     let is_array = function.name.0.len() == 1
         && function.name.0[0].as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("array"));
-    let FunctionArguments::Subquery(query) = &function.args else { return };
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return;
+    };
     if !is_array || query.limit_clause.is_some() || query.fetch.is_some() || query.with.is_some() {
         return;
     }
@@ -88,7 +106,9 @@ pub fn rewrite_array_subquery(expr: &mut Expr) {
         return;
     }
     let mut query = query.clone();
-    let SetExpr::Select(select) = query.body.as_mut() else { return };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
     if select.projection.len() != 1
         || select.distinct.is_some()
         || has_grouping(select)
@@ -140,19 +160,34 @@ pub fn rewrite_array_subquery(expr: &mut Expr) {
 
 /// `SELECT f(x) FROM unnest(a) x [WHERE p(x)]` as array functions with lambdas.
 fn array_map(query: &Query) -> Option<Expr> {
-    if query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() || query.with.is_some() {
+    if query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+        || query.with.is_some()
+    {
         return None;
     }
-    let SetExpr::Select(select) = query.body.as_ref() else { return None };
-    let [table] = select.from.as_slice() else { return None };
-    if !table.joins.is_empty() || select.distinct.is_some() || has_grouping(select) || select.projection.len() != 1 {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let [table] = select.from.as_slice() else {
+        return None;
+    };
+    if !table.joins.is_empty()
+        || select.distinct.is_some()
+        || has_grouping(select)
+        || select.projection.len() != 1
+    {
         return None;
     }
     let TableFactor::Table { name, alias: Some(alias), args: Some(args), .. } = &table.relation else {
         return None;
     };
-    let is_unnest = name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("unnest"));
-    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] = args.args.as_slice() else { return None };
+    let is_unnest =
+        name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("unnest"));
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] = args.args.as_slice() else {
+        return None;
+    };
     let element = match alias.columns.as_slice() {
         [] => alias.name.clone(),
         [column] => column.name.clone(),
@@ -177,7 +212,10 @@ fn array_map(query: &Query) -> Option<Expr> {
     }
     let lambda = |body: &Expr| {
         Expr::Lambda(LambdaFunction {
-            params: OneOrManyWithParens::One(LambdaFunctionParameter { name: element.clone(), data_type: None }),
+            params: OneOrManyWithParens::One(LambdaFunctionParameter {
+                name: element.clone(),
+                data_type: None,
+            }),
             body: Box::new(body.clone()),
             syntax: LambdaSyntax::Arrow,
         })
@@ -207,7 +245,9 @@ fn refers_to_output(expr: &Expr, alias: Option<&Ident>) -> bool {
 pub fn normalize_scalar_subquery(expr: &mut Expr) {
     let Expr::Subquery(query) = expr else { return };
     let limited = query.limit_clause.is_some() || query.fetch.is_some();
-    let SetExpr::Select(select) = query.body.as_mut() else { return };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
     if !reads_only_catalogs(select) {
         return;
     }
@@ -289,8 +329,11 @@ fn reads_only_catalogs(select: &Select) -> bool {
 /// The table name of a plain reference to `pg_catalog.x`, `information_schema.x`, or an
 /// unqualified `pg_x`.
 fn catalog_table_name(factor: &TableFactor) -> Option<String> {
-    let TableFactor::Table { name, args: None, .. } = factor else { return None };
-    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_lowercase()).collect();
+    let TableFactor::Table { name, args: None, .. } = factor else {
+        return None;
+    };
+    let parts: Vec<String> =
+        name.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_lowercase()).collect();
     match parts.as_slice() {
         [schema, table] if schema == "pg_catalog" || schema == "information_schema" => Some(table.clone()),
         [table] if table.starts_with("pg_") => Some(table.clone()),
@@ -362,7 +405,10 @@ fn references(expr: &Expr) -> References {
 
 fn is_outer_only(conjunct: &Expr, inner: &[String]) -> bool {
     let r = references(conjunct);
-    !r.qualifiers.is_empty() && !r.unqualified && !r.subquery && r.qualifiers.iter().all(|q| !inner.contains(q))
+    !r.qualifiers.is_empty()
+        && !r.unqualified
+        && !r.subquery
+        && r.qualifiers.iter().all(|q| !inner.contains(q))
 }
 
 fn is_outer_column(expr: &Expr, inner: &[String]) -> bool {
@@ -412,7 +458,9 @@ fn substitute_equated_outer_columns(conjuncts: &mut [Expr], inner: &[String]) {
 
 /// `inner.x = outer.y` (either way round) -> (inner column, outer column).
 fn inner_outer_equality(expr: &Expr, inner: &[String]) -> Option<(Expr, Expr)> {
-    let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = expr else { return None };
+    let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = expr else {
+        return None;
+    };
     if is_inner_column(left, inner) && is_outer_column(right, inner) {
         Some((left.as_ref().clone(), right.as_ref().clone()))
     } else if is_outer_column(left, inner) && is_inner_column(right, inner) {
@@ -472,10 +520,14 @@ pub fn rewrite_select_list_exists(body: &mut SetExpr) {
 }
 
 fn exists_to_count(expr: &mut Expr) {
-    let Expr::Exists { subquery, negated } = expr else { return };
+    let Expr::Exists { subquery, negated } = expr else {
+        return;
+    };
     let mut query = subquery.clone();
     {
-        let SetExpr::Select(select) = query.body.as_mut() else { return };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return;
+        };
         if !reads_only_catalogs(select) || has_grouping(select) || select.distinct.is_some() {
             return;
         }

@@ -2,7 +2,9 @@
 //! session into copy-in mode; the data is parsed and written when the client finishes
 //! (see `copy_in.rs`), all or nothing.
 
-use weir_planner::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget};
+use weir_planner::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
+};
 use weir_planner::{normalize_ident, split_name, sqlstate, SqlError, SqlResult};
 
 use super::{Context, Outcome};
@@ -27,11 +29,9 @@ pub async fn start(
         return Err(SqlError::syntax("COPY FROM needs a table"));
     };
     let (schema, name) = split_name(&table_name)?;
-    let table = cx
-        .engine
-        .store
-        .table(&schema, &name)
-        .ok_or_else(|| SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")))?;
+    let table = cx.engine.store.table(&schema, &name).ok_or_else(|| {
+        SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+    })?;
     let def = table.def();
     let column_indices: Vec<usize> = if columns.is_empty() {
         (0..def.columns.len()).collect()
@@ -53,7 +53,13 @@ pub async fn start(
     for option in options {
         match option {
             CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
-                "csv" => format = CopyFormat { delimiter: b',', null: String::new(), ..CopyFormat::csv_with(format.header) },
+                "csv" => {
+                    format = CopyFormat {
+                        delimiter: b',',
+                        null: String::new(),
+                        ..CopyFormat::csv_with(format.header)
+                    }
+                }
                 "text" => format = CopyFormat { header: format.header, ..CopyFormat::text() },
                 other => return Err(SqlError::unsupported(format!("COPY format {other}"))),
             },
@@ -94,8 +100,10 @@ pub async fn start(
 }
 
 fn single_byte(c: char) -> SqlResult<u8> {
-    u8::try_from(c as u32)
-        .ok()
-        .filter(|b| b.is_ascii())
-        .ok_or_else(|| SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, "COPY delimiter, quote and escape must be single one-byte characters"))
+    u8::try_from(c as u32).ok().filter(|b| b.is_ascii()).ok_or_else(|| {
+        SqlError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "COPY delimiter, quote and escape must be single one-byte characters",
+        )
+    })
 }

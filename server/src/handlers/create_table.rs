@@ -10,17 +10,11 @@ use crate::wire::errors::from_storage;
 pub async fn run(cx: &Context<'_>, create: &CreateTable) -> SqlResult<Outcome> {
     let plan = plan_create_table(create)?;
     if plan.def.schema_name != crate::engine::DEFAULT_SCHEMA {
-        return Err(SqlError::new(
-            "3F000",
-            format!("schema \"{}\" does not exist", plan.def.schema_name),
-        ));
+        return Err(SqlError::new("3F000", format!("schema \"{}\" does not exist", plan.def.schema_name)));
     }
     if plan.def.name.starts_with("pg_") {
-        return Err(SqlError::new(
-            "42939",
-            format!("unacceptable table name \"{}\"", plan.def.name),
-        )
-        .with_detail("The prefix \"pg_\" is reserved for system catalogs."));
+        return Err(SqlError::new("42939", format!("unacceptable table name \"{}\"", plan.def.name))
+            .with_detail("The prefix \"pg_\" is reserved for system catalogs."));
     }
     let store = cx.engine.store.clone();
     let if_not_exists = plan.if_not_exists;
@@ -29,7 +23,9 @@ pub async fn run(cx: &Context<'_>, create: &CreateTable) -> SqlResult<Outcome> {
         .map_err(|e| SqlError::internal(format!("create table task failed: {e}")))?;
     match result {
         Ok(_) => Ok(Outcome::Command { tag: "CREATE TABLE", rows: None }),
-        Err(StorageError::TableExists(_)) if if_not_exists => Ok(Outcome::Command { tag: "CREATE TABLE", rows: None }),
+        Err(StorageError::TableExists(_)) if if_not_exists => {
+            Ok(Outcome::Command { tag: "CREATE TABLE", rows: None })
+        }
         Err(e) => Err(from_storage(e)),
     }
 }

@@ -63,7 +63,9 @@ pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
     let mut new_columns = Vec::with_capacity(width);
     for (i, field) in schema.fields().iter().enumerate() {
         let column = rows.column(width + i);
-        if field.data_type() == &arrow::datatypes::DataType::Binary && column.data_type() == &arrow::datatypes::DataType::Utf8 {
+        if field.data_type() == &arrow::datatypes::DataType::Binary
+            && column.data_type() == &arrow::datatypes::DataType::Utf8
+        {
             new_columns.push(bytea_from_text(column, field.name())?);
             continue;
         }
@@ -71,7 +73,11 @@ pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
         new_columns.push(cast_with_options(column, field.data_type(), &options).map_err(|e| {
             SqlError::new(
                 if from_text { sqlstate::INVALID_TEXT_REPRESENTATION } else { sqlstate::DATATYPE_MISMATCH },
-                format!("column \"{}\" is of type {} but the expression cannot be converted: {e}", field.name(), table.def().columns[i].column_type.pg_display_name()),
+                format!(
+                    "column \"{}\" is of type {} but the expression cannot be converted: {e}",
+                    field.name(),
+                    table.def().columns[i].column_type.pg_display_name()
+                ),
             )
         })?);
     }
@@ -91,7 +97,8 @@ pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
     if rows.num_rows() == 0 {
         return Ok(Outcome::Command { tag: "DELETE", rows: Some(0) });
     }
-    let rows = RecordBatch::try_new(table.schema(), rows.columns().to_vec()).map_err(|e| SqlError::internal(e.to_string()))?;
+    let rows = RecordBatch::try_new(table.schema(), rows.columns().to_vec())
+        .map_err(|e| SqlError::internal(e.to_string()))?;
     let store = table.clone();
     let n = tokio::task::spawn_blocking(move || store.delete(&rows))
         .await
@@ -111,7 +118,10 @@ fn bytea_from_text(column: &arrow::array::ArrayRef, name: &str) -> SqlResult<arr
         match value {
             None => builder.append_null(),
             Some(v) => builder.append_value(crate::copy_in::decode_bytea(v).ok_or_else(|| {
-                SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type bytea in column \"{name}\": \"{v}\""))
+                SqlError::new(
+                    sqlstate::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid input syntax for type bytea in column \"{name}\": \"{v}\""),
+                )
             })?),
         }
     }
@@ -157,8 +167,12 @@ pub fn update_select(engine: &Engine, update: &Update) -> SqlResult<(Statement, 
         }
     }
     // Aliases keep the output names unique: an unchanged column appears as old and new.
-    let old: Vec<String> =
-        def.columns.iter().enumerate().map(|(i, c)| format!("{} AS \"old {i}\"", quote_ident(&c.name))).collect();
+    let old: Vec<String> = def
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} AS \"old {i}\"", quote_ident(&c.name)))
+        .collect();
     let new: Vec<String> = (0..def.columns.len())
         .map(|i| {
             let value = assigned.get(&i).cloned().unwrap_or_else(|| quote_ident(&def.columns[i].name));
@@ -226,7 +240,10 @@ fn target_of(engine: &Engine, target: &TableWithJoins) -> SqlResult<(Arc<TableSt
     Ok((table, relation))
 }
 
-fn resolve_table(engine: &Engine, name: &weir_planner::sqlparser::ast::ObjectName) -> SqlResult<Arc<TableStore>> {
+fn resolve_table(
+    engine: &Engine,
+    name: &weir_planner::sqlparser::ast::ObjectName,
+) -> SqlResult<Arc<TableStore>> {
     let (schema, table) = split_name(name)?;
     if schema == "pg_catalog" || schema == "information_schema" {
         return Err(SqlError::new(
@@ -234,10 +251,9 @@ fn resolve_table(engine: &Engine, name: &weir_planner::sqlparser::ast::ObjectNam
             format!("cannot change system catalog relation \"{table}\""),
         ));
     }
-    engine
-        .store
-        .table(&schema, &table)
-        .ok_or_else(|| SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{table}\" does not exist")))
+    engine.store.table(&schema, &table).ok_or_else(|| {
+        SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{table}\" does not exist"))
+    })
 }
 
 fn reparse(sql: &str) -> SqlResult<Statement> {

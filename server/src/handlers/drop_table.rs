@@ -23,7 +23,10 @@ pub async fn run(
         if cx.engine.store.table(&schema, &table).is_some() {
             to_drop.push((schema, table));
         } else if !if_exists {
-            return Err(SqlError::new(sqlstate::UNDEFINED_TABLE, format!("table \"{table}\" does not exist")));
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("table \"{table}\" does not exist"),
+            ));
         }
     }
     for (schema, table) in to_drop {

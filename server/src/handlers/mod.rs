@@ -30,13 +30,24 @@ pub use query::{describe_statement, StatementDescription};
 
 /// What a statement produced.
 pub enum Outcome {
-    Rows { schema: SchemaRef, stream: SendableRecordBatchStream },
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
     /// A command tag such as `CREATE TABLE`, or `INSERT` / `UPDATE` / `DELETE` with a row count.
-    Command { tag: &'static str, rows: Option<usize> },
+    Command {
+        tag: &'static str,
+        rows: Option<usize>,
+    },
     /// `COPY ... FROM STDIN` accepted: the client may now send data.
-    CopyIn { columns: usize },
+    CopyIn {
+        columns: usize,
+    },
     TransactionStart,
-    TransactionEnd { tag: &'static str, warning: Option<String> },
+    TransactionEnd {
+        tag: &'static str,
+        warning: Option<String>,
+    },
 }
 
 pub struct Context<'a> {

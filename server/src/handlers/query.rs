@@ -9,7 +9,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use weir_planner::sqlparser::ast::Statement;
-use weir_planner::{rewrite_for_datafusion, SqlResult};
+use weir_planner::{name_result_columns, rewrite_for_datafusion, SqlResult};
 
 use super::{Context, Outcome};
 use crate::engine::Engine;
@@ -41,6 +41,7 @@ pub async fn plan(cx: &Context<'_>, statement: Statement) -> SqlResult<(SessionC
 
 async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> SqlResult<LogicalPlan> {
     rewrite_for_datafusion(&mut statement);
+    name_result_columns(&mut statement);
     let plan = ctx
         .state()
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
@@ -63,11 +64,17 @@ fn decode_bytea_literals(plan: LogicalPlan) -> datafusion::error::Result<Logical
                     if field.data_type() != &DataType::Binary {
                         return Ok(Transformed::no(e));
                     }
-                    if let Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _) =
-                        expr.as_ref()
+                    if let Expr::Literal(
+                        ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)),
+                        _,
+                    ) = expr.as_ref()
                     {
-                        if let Some(bytes) = text.strip_prefix("\\x").and(crate::copy_in::decode_bytea(text)) {
-                            return Ok(Transformed::yes(Expr::Literal(ScalarValue::Binary(Some(bytes)), None)));
+                        if let Some(bytes) = text.strip_prefix("\\x").and(crate::copy_in::decode_bytea(text))
+                        {
+                            return Ok(Transformed::yes(Expr::Literal(
+                                ScalarValue::Binary(Some(bytes)),
+                                None,
+                            )));
                         }
                     }
                 }
@@ -96,10 +103,16 @@ pub async fn describe_statement(
         Statement::Update(update) => Some(super::dml::update_select(engine, update)?.0),
         Statement::Delete(delete) => Some(super::dml::delete_select(engine, delete)?.0),
         Statement::ShowVariable { variable } => {
-            return Ok(StatementDescription { param_types: vec![], result: Some(super::settings::show_schema(variable)) })
+            return Ok(StatementDescription {
+                param_types: vec![],
+                result: Some(super::settings::show_schema(variable)),
+            })
         }
         Statement::ShowTables { .. } => {
-            return Ok(StatementDescription { param_types: vec![], result: Some(super::show_tables::schema()) })
+            return Ok(StatementDescription {
+                param_types: vec![],
+                result: Some(super::show_tables::schema()),
+            })
         }
         _ => None,
     };

@@ -45,7 +45,13 @@ fn value_text(e: &Expr) -> String {
         Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
             Value::Number(n, _) => n.clone(),
-            Value::Boolean(b) => if *b { "on".into() } else { "off".into() },
+            Value::Boolean(b) => {
+                if *b {
+                    "on".into()
+                } else {
+                    "off".into()
+                }
+            }
             other => other.to_string(),
         },
         Expr::Identifier(i) => i.value.clone(),
@@ -78,7 +84,11 @@ pub async fn show(cx: &Context<'_>, variable: &[Ident]) -> SqlResult<Outcome> {
     if name == "all" {
         let settings = session.settings();
         let description = |n: &str| {
-            DEFAULT_SETTINGS.iter().find(|(d, _, _)| d.eq_ignore_ascii_case(n)).map(|(_, _, desc)| *desc).unwrap_or("")
+            DEFAULT_SETTINGS
+                .iter()
+                .find(|(d, _, _)| d.eq_ignore_ascii_case(n))
+                .map(|(_, _, desc)| *desc)
+                .unwrap_or("")
         };
         let batch = RecordBatch::try_new(
             schema,

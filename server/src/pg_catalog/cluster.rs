@@ -137,7 +137,21 @@ pub fn pg_roles(snapshot: &CatalogSnapshot) -> Vec<Row> {
     roles(snapshot)
         .into_iter()
         .map(|(oid, name, login)| {
-            row![name, login, true, login, login, login, login, -1i64, "********", Value::Null, login, Value::Null, oid]
+            row![
+                name,
+                login,
+                true,
+                login,
+                login,
+                login,
+                login,
+                -1i64,
+                "********",
+                Value::Null,
+                login,
+                Value::Null,
+                oid
+            ]
         })
         .collect()
 }
@@ -168,12 +182,8 @@ pub fn pg_user(snapshot: &CatalogSnapshot) -> Vec<Row> {
     ]]
 }
 
-pub static PG_AUTH_MEMBERS: Columns = &[
-    ("roleid", Col::Oid),
-    ("member", Col::Oid),
-    ("grantor", Col::Oid),
-    ("admin_option", Col::Bool),
-];
+pub static PG_AUTH_MEMBERS: Columns =
+    &[("roleid", Col::Oid), ("member", Col::Oid), ("grantor", Col::Oid), ("admin_option", Col::Bool)];
 
 pub static PG_TABLESPACE: Columns = &[
     ("oid", Col::Oid),
@@ -268,12 +278,8 @@ pub fn pg_settings(snapshot: &CatalogSnapshot) -> Vec<Row> {
         .collect()
 }
 
-pub static PG_AM: Columns = &[
-    ("oid", Col::Oid),
-    ("amname", Col::Name),
-    ("amhandler", Col::Text),
-    ("amtype", Col::Char),
-];
+pub static PG_AM: Columns =
+    &[("oid", Col::Oid), ("amname", Col::Name), ("amhandler", Col::Text), ("amtype", Col::Char)];
 
 pub fn pg_am(_snapshot: &CatalogSnapshot) -> Vec<Row> {
     vec![
@@ -305,9 +311,33 @@ pub fn pg_collation(_snapshot: &CatalogSnapshot) -> Vec<Row> {
     let ns = PG_CATALOG_NAMESPACE_OID;
     let owner = BOOTSTRAP_SUPERUSER_OID;
     vec![
-        row![DEFAULT_COLLATION_OID, "default", ns, owner, "d", true, -1i64, Value::Null, Value::Null, Value::Null, Value::Null],
+        row![
+            DEFAULT_COLLATION_OID,
+            "default",
+            ns,
+            owner,
+            "d",
+            true,
+            -1i64,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null
+        ],
         row![C_COLLATION_OID, "C", ns, owner, "c", true, -1i64, "C", "C", Value::Null, Value::Null],
-        row![POSIX_COLLATION_OID, "POSIX", ns, owner, "c", true, -1i64, "POSIX", "POSIX", Value::Null, Value::Null],
+        row![
+            POSIX_COLLATION_OID,
+            "POSIX",
+            ns,
+            owner,
+            "c",
+            true,
+            -1i64,
+            "POSIX",
+            "POSIX",
+            Value::Null,
+            Value::Null
+        ],
     ]
 }
 
@@ -365,12 +395,8 @@ pub static PG_PROC: Columns = &[
     ("proacl", Col::TextArray),
 ];
 
-pub static PG_ENUM: Columns = &[
-    ("oid", Col::Oid),
-    ("enumtypid", Col::Oid),
-    ("enumsortorder", Col::Float4),
-    ("enumlabel", Col::Name),
-];
+pub static PG_ENUM: Columns =
+    &[("oid", Col::Oid), ("enumtypid", Col::Oid), ("enumsortorder", Col::Float4), ("enumlabel", Col::Name)];
 
 pub static PG_RANGE: Columns = &[
     ("rngtypid", Col::Oid),

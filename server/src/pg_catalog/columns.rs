@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Int16Builder,
-    Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Int16Builder, Int32Builder, Int64Builder,
+    ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -97,10 +97,9 @@ impl Col {
     pub fn field(self, name: &str) -> Field {
         let field = Field::new(name, self.data_type(), true);
         match self.metadata() {
-            Some(tag) => field.with_metadata(HashMap::from([(
-                PG_TYPE_METADATA_KEY.to_string(),
-                tag.to_string(),
-            )])),
+            Some(tag) => {
+                field.with_metadata(HashMap::from([(PG_TYPE_METADATA_KEY.to_string(), tag.to_string())]))
+            }
             None => field,
         }
     }
@@ -114,9 +113,7 @@ fn list_of(item: DataType) -> DataType {
 pub type Columns = &'static [(&'static str, Col)];
 
 pub fn schema(columns: Columns) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns.iter().map(|(name, col)| col.field(name)).collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(columns.iter().map(|(name, col)| col.field(name)).collect::<Vec<_>>()))
 }
 
 /// One cell of a catalog row, converted to the column's Arrow type when the batch is built.

@@ -15,15 +15,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int64Array, ListBuilder,
-    StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int64Array, ListBuilder, StringArray,
+    StringBuilder,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
@@ -96,11 +95,7 @@ impl ScalarUDFImpl for PgFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = args.args.iter().map(|a| a.to_array(rows)).collect::<Result<Vec<_>>>()?;
         (self.body)(&arrays, rows).map(ColumnarValue::Array)
     }
 }
@@ -158,8 +153,7 @@ fn variadic(
 // Argument and result helpers
 
 fn arg(args: &[ArrayRef], i: usize) -> Result<&ArrayRef> {
-    args.get(i)
-        .ok_or_else(|| DataFusionError::Internal(format!("missing argument {}", i + 1)))
+    args.get(i).ok_or_else(|| DataFusionError::Internal(format!("missing argument {}", i + 1)))
 }
 
 /// An argument as int8; strings holding numbers convert, others become NULL.
@@ -230,17 +224,11 @@ fn bool_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<bool>>) -> R
 }
 
 fn int8_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<i64>>) -> Result<ArrayRef> {
-    (0..rows)
-        .map(&mut f)
-        .collect::<Result<Int64Array>>()
-        .map(|a| Arc::new(a) as ArrayRef)
+    (0..rows).map(&mut f).collect::<Result<Int64Array>>().map(|a| Arc::new(a) as ArrayRef)
 }
 
 fn int4_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<i32>>) -> Result<ArrayRef> {
-    (0..rows)
-        .map(&mut f)
-        .collect::<Result<Int32Array>>()
-        .map(|a| Arc::new(a) as ArrayRef)
+    (0..rows).map(&mut f).collect::<Result<Int32Array>>().map(|a| Arc::new(a) as ArrayRef)
 }
 
 /// A constant for every row.
@@ -319,7 +307,9 @@ fn session_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         };
         let settings = cluster::settings(&snap);
         text_rows(rows, |row| {
-            let Some(name) = str_at(&names, row) else { return Ok(None) };
+            let Some(name) = str_at(&names, row) else {
+                return Ok(None);
+            };
             match settings.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 Some((_, value)) => Ok(Some(value.clone())),
                 None if missing_ok.as_ref().and_then(|m| bool_at(m, row)) == Some(true) => Ok(None),
@@ -449,7 +439,12 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         out.push(function(name, arities, Returns::Fixed(text), constant_text(None)));
     }
     // Tablespaces are Postgres' built-in ones, which have no location of their own.
-    out.push(function("pg_tablespace_location", &[1], Returns::Fixed(text), constant_text(Some(String::new()))));
+    out.push(function(
+        "pg_tablespace_location",
+        &[1],
+        Returns::Fixed(text),
+        constant_text(Some(String::new())),
+    ));
 
     // No privilege system: every check passes.
     for name in [
@@ -606,22 +601,21 @@ fn array_bound(args: &[ArrayRef], rows: usize, upper: bool) -> Result<ArrayRef> 
     })
 }
 
-/// Postgres' `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB, PB, each
-/// rounded half away from zero, switching unit when the value reaches 20 480 (in the
-/// smaller unit, i.e. 10 of the next, counted in halves).
+/// Postgres' `pg_size_pretty(bigint)`: bytes below 10 kB, else the first of kB, MB, GB, TB,
+/// PB in which the value is below 10 240, rounded half away from zero.
 pub fn size_pretty(size: i64) -> String {
-    const LIMIT: i64 = 10 * 1024;
-    const LIMIT2: i64 = LIMIT * 2 - 1;
+    const LIMIT: u64 = 10 * 1024;
+    const LIMIT2: u64 = LIMIT * 2 - 1;
     fn half_rounded(x: i64) -> i64 {
         (x + if x < 0 { -1 } else { 1 }) / 2
     }
-    if size.abs() < LIMIT {
+    if size.unsigned_abs() < LIMIT {
         return format!("{size} bytes");
     }
     // Keep one extra bit for rounding.
     let mut size = size >> 9;
     for unit in ["kB", "MB", "GB", "TB"] {
-        if size.abs() < LIMIT2 {
+        if size.unsigned_abs() < LIMIT2 {
             return format!("{} {unit}", half_rounded(size));
         }
         size >>= 10;
@@ -669,5 +663,6 @@ mod tests {
         assert_eq!(size_pretty(-10240), "-10 kB");
         assert_eq!(size_pretty(1 << 50), "1024 TB");
         assert_eq!(size_pretty(i64::MAX), "8192 PB");
+        assert_eq!(size_pretty(i64::MIN), "-8192 PB");
     }
 }

@@ -8,7 +8,7 @@
 //! base types (`name`, `integer`, text).
 
 use super::columns::{row, Col, Columns, Row, Value};
-use super::relations::{all_relations, namespace_name, namespaces, namespace_oid, Attribute, Relation};
+use super::relations::{all_relations, namespace_name, namespace_oid, namespaces, Attribute, Relation};
 use super::{cluster, table_oid, types, CatalogSnapshot};
 
 fn yes_no(v: bool) -> &'static str {
@@ -254,7 +254,18 @@ pub fn views(snapshot: &CatalogSnapshot) -> Vec<Row> {
         .into_iter()
         .filter(|(_, r)| r.kind == "v")
         .map(|(schema, r)| {
-            row![snapshot.database.as_str(), schema, r.name, Value::Null, "NONE", "NO", "NO", "NO", "NO", "NO"]
+            row![
+                snapshot.database.as_str(),
+                schema,
+                r.name,
+                Value::Null,
+                "NONE",
+                "NO",
+                "NO",
+                "NO",
+                "NO",
+                "NO"
+            ]
         })
         .collect()
 }
@@ -297,7 +308,19 @@ pub fn table_constraints(snapshot: &CatalogSnapshot) -> Vec<Row> {
             let is_key = def.primary_key.contains(&i);
             if c.not_null || is_key {
                 let name = format!("{}_{}_{}_not_null", namespace_oid(schema), table_oid(def), i + 1);
-                rows.push(row![db, schema, name, db, schema, def.name.as_str(), "CHECK", "NO", "NO", "YES", Value::Null]);
+                rows.push(row![
+                    db,
+                    schema,
+                    name,
+                    db,
+                    schema,
+                    def.name.as_str(),
+                    "CHECK",
+                    "NO",
+                    "NO",
+                    "YES",
+                    Value::Null
+                ]);
             }
         }
     }

@@ -39,7 +39,6 @@ use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::Result as DfResult;
-use datafusion::prelude::SessionContext;
 use weir_storage::TableDef;
 
 pub use functions::register_functions;
@@ -62,10 +61,7 @@ pub struct CatalogSnapshot {
 impl CatalogSnapshot {
     /// A session setting, matched case-insensitively as Postgres does.
     pub fn setting(&self, name: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.settings.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -149,7 +145,7 @@ impl SchemaProvider for SystemSchema {
 /// Registers `pg_catalog` and `information_schema` functions and schemas in a bare context;
 /// for tests that run client queries without the server.
 #[cfg(test)]
-pub(crate) fn test_context(snapshot: Arc<CatalogSnapshot>) -> SessionContext {
+pub(crate) fn test_context(snapshot: Arc<CatalogSnapshot>) -> datafusion::prelude::SessionContext {
     use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
     use datafusion::execution::config::SessionConfig;
 
@@ -157,7 +153,7 @@ pub(crate) fn test_context(snapshot: Arc<CatalogSnapshot>) -> SessionContext {
         .with_default_catalog_and_schema("weir", "pg_catalog")
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(false);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
     let catalog = MemoryCatalogProvider::new();
     let _ = catalog.register_schema("pg_catalog", pg_catalog_schema(snapshot.clone()));
     let _ = catalog.register_schema("information_schema", information_schema(snapshot.clone()));

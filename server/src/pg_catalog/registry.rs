@@ -45,29 +45,30 @@ fn no_rows(_: &CatalogSnapshot) -> Vec<Row> {
     Vec::new()
 }
 
-const fn table(name: &'static str, oid: i64, columns: Columns, rows: fn(&CatalogSnapshot) -> Vec<Row>) -> SystemRelation {
-    SystemRelation {
-        name,
-        oid,
-        namespace: PG_CATALOG_NAMESPACE_OID,
-        kind: SystemKind::Table,
-        columns,
-        rows,
-    }
+const fn table(
+    name: &'static str,
+    oid: i64,
+    columns: Columns,
+    rows: fn(&CatalogSnapshot) -> Vec<Row>,
+) -> SystemRelation {
+    SystemRelation { name, oid, namespace: PG_CATALOG_NAMESPACE_OID, kind: SystemKind::Table, columns, rows }
 }
 
-const fn view(name: &'static str, oid: i64, columns: Columns, rows: fn(&CatalogSnapshot) -> Vec<Row>) -> SystemRelation {
-    SystemRelation {
-        name,
-        oid,
-        namespace: PG_CATALOG_NAMESPACE_OID,
-        kind: SystemKind::View,
-        columns,
-        rows,
-    }
+const fn view(
+    name: &'static str,
+    oid: i64,
+    columns: Columns,
+    rows: fn(&CatalogSnapshot) -> Vec<Row>,
+) -> SystemRelation {
+    SystemRelation { name, oid, namespace: PG_CATALOG_NAMESPACE_OID, kind: SystemKind::View, columns, rows }
 }
 
-const fn info_view(name: &'static str, oid: i64, columns: Columns, rows: fn(&CatalogSnapshot) -> Vec<Row>) -> SystemRelation {
+const fn info_view(
+    name: &'static str,
+    oid: i64,
+    columns: Columns,
+    rows: fn(&CatalogSnapshot) -> Vec<Row>,
+) -> SystemRelation {
     SystemRelation {
         name,
         oid,

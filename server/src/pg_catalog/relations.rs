@@ -11,12 +11,12 @@ use weir_storage::TableDef;
 
 use super::columns::{row, Col, Columns, Row, Value};
 use super::registry::{self, SystemKind};
-use super::{types, CatalogSnapshot};
 use super::{
-    primary_key_constraint_oid, primary_key_index_oid, table_oid, BOOTSTRAP_SUPERUSER_OID,
-    BTREE_AM_OID, DATABASE_OWNER_ROLE_OID, HEAP_AM_OID, INFORMATION_SCHEMA_NAMESPACE_OID,
-    PG_CATALOG_NAMESPACE_OID, PG_TOAST_NAMESPACE_OID, PUBLIC_NAMESPACE_OID,
+    primary_key_constraint_oid, primary_key_index_oid, table_oid, BOOTSTRAP_SUPERUSER_OID, BTREE_AM_OID,
+    DATABASE_OWNER_ROLE_OID, HEAP_AM_OID, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID,
+    PG_TOAST_NAMESPACE_OID, PUBLIC_NAMESPACE_OID,
 };
+use super::{types, CatalogSnapshot};
 
 /// A relation as `pg_class` sees it.
 #[derive(Debug, Clone)]
@@ -159,9 +159,9 @@ pub fn namespace_oid(name: &str) -> i64 {
         "public" => PUBLIC_NAMESPACE_OID,
         "information_schema" => INFORMATION_SCHEMA_NAMESPACE_OID,
         other => {
-            let hash = other.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
+            let hash = other
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
             900_000 + i64::try_from(hash % 90_000).unwrap_or(0)
         }
     }
@@ -169,7 +169,11 @@ pub fn namespace_oid(name: &str) -> i64 {
 
 pub fn namespaces(snapshot: &CatalogSnapshot) -> Vec<Namespace> {
     let mut out = vec![
-        Namespace { oid: PG_CATALOG_NAMESPACE_OID, name: "pg_catalog".into(), owner: BOOTSTRAP_SUPERUSER_OID },
+        Namespace {
+            oid: PG_CATALOG_NAMESPACE_OID,
+            name: "pg_catalog".into(),
+            owner: BOOTSTRAP_SUPERUSER_OID,
+        },
         Namespace { oid: PG_TOAST_NAMESPACE_OID, name: "pg_toast".into(), owner: BOOTSTRAP_SUPERUSER_OID },
         Namespace { oid: PUBLIC_NAMESPACE_OID, name: "public".into(), owner: DATABASE_OWNER_ROLE_OID },
         Namespace {
@@ -339,24 +343,158 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Postgres' reserved key words (and the non-reserved ones it also quotes in output).
 static RESERVED_WORDS: &[&str] = &[
-    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization",
-    "between", "bigint", "binary", "bit", "boolean", "both", "case", "cast", "char", "character",
-    "check", "coalesce", "collate", "collation", "column", "concurrently", "constraint", "create",
-    "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time",
-    "current_timestamp", "current_user", "dec", "decimal", "default", "deferrable", "desc",
-    "distinct", "do", "else", "end", "except", "exists", "extract", "false", "fetch", "float",
-    "for", "foreign", "freeze", "from", "full", "grant", "greatest", "group", "grouping", "having",
-    "ilike", "in", "initially", "inner", "inout", "int", "integer", "intersect", "interval", "into",
-    "is", "isnull", "join", "lateral", "leading", "least", "left", "like", "limit", "localtime",
-    "localtimestamp", "national", "natural", "nchar", "none", "normalize", "not", "notnull",
-    "null", "nullif", "numeric", "offset", "on", "only", "or", "order", "out", "outer", "overlaps",
-    "overlay", "placing", "position", "precision", "primary", "real", "references", "returning",
-    "right", "row", "select", "session_user", "setof", "similar", "smallint", "some", "substring",
-    "symmetric", "system_user", "table", "tablesample", "then", "time", "timestamp", "to",
-    "trailing", "treat", "trim", "true", "union", "unique", "user", "using", "values", "varchar",
-    "variadic", "verbose", "when", "where", "window", "with", "xmlattributes", "xmlconcat",
-    "xmlelement", "xmlexists", "xmlforest", "xmlnamespaces", "xmlparse", "xmlpi", "xmlroot",
-    "xmlserialize", "xmltable",
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "between",
+    "bigint",
+    "binary",
+    "bit",
+    "boolean",
+    "both",
+    "case",
+    "cast",
+    "char",
+    "character",
+    "check",
+    "coalesce",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "dec",
+    "decimal",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "exists",
+    "extract",
+    "false",
+    "fetch",
+    "float",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "greatest",
+    "group",
+    "grouping",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "inout",
+    "int",
+    "integer",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "least",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "national",
+    "natural",
+    "nchar",
+    "none",
+    "normalize",
+    "not",
+    "notnull",
+    "null",
+    "nullif",
+    "numeric",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "out",
+    "outer",
+    "overlaps",
+    "overlay",
+    "placing",
+    "position",
+    "precision",
+    "primary",
+    "real",
+    "references",
+    "returning",
+    "right",
+    "row",
+    "select",
+    "session_user",
+    "setof",
+    "similar",
+    "smallint",
+    "some",
+    "substring",
+    "symmetric",
+    "system_user",
+    "table",
+    "tablesample",
+    "then",
+    "time",
+    "timestamp",
+    "to",
+    "trailing",
+    "treat",
+    "trim",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "values",
+    "varchar",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -408,18 +546,11 @@ pub fn is_publishable(snapshot: &CatalogSnapshot, oid: i64) -> bool {
 // ---------------------------------------------------------------------------------------
 // pg_namespace
 
-pub static PG_NAMESPACE: Columns = &[
-    ("oid", Col::Oid),
-    ("nspname", Col::Name),
-    ("nspowner", Col::Oid),
-    ("nspacl", Col::TextArray),
-];
+pub static PG_NAMESPACE: Columns =
+    &[("oid", Col::Oid), ("nspname", Col::Name), ("nspowner", Col::Oid), ("nspacl", Col::TextArray)];
 
 pub fn pg_namespace(snapshot: &CatalogSnapshot) -> Vec<Row> {
-    namespaces(snapshot)
-        .into_iter()
-        .map(|n| row![n.oid, n.name, n.owner, Value::Null])
-        .collect()
+    namespaces(snapshot).into_iter().map(|n| row![n.oid, n.name, n.owner, Value::Null]).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,7 +612,10 @@ pub fn pg_class(snapshot: &CatalogSnapshot) -> Vec<Row> {
                 0i64,
                 0i64,
                 r.has_index,
-                matches!(r.name.as_str(), "pg_database" | "pg_authid" | "pg_auth_members" | "pg_tablespace" | "pg_shdescription"),
+                matches!(
+                    r.name.as_str(),
+                    "pg_database" | "pg_authid" | "pg_auth_members" | "pg_tablespace" | "pg_shdescription"
+                ),
                 "p",
                 r.kind,
                 r.attributes.len(),
@@ -804,12 +938,8 @@ pub fn pg_indexes(snapshot: &CatalogSnapshot) -> Vec<Row> {
 pub static PG_ATTRDEF: Columns =
     &[("oid", Col::Oid), ("adrelid", Col::Oid), ("adnum", Col::Int2), ("adbin", Col::Text)];
 
-pub static PG_DESCRIPTION: Columns = &[
-    ("objoid", Col::Oid),
-    ("classoid", Col::Oid),
-    ("objsubid", Col::Int4),
-    ("description", Col::Text),
-];
+pub static PG_DESCRIPTION: Columns =
+    &[("objoid", Col::Oid), ("classoid", Col::Oid), ("objsubid", Col::Int4), ("description", Col::Text)];
 
 pub static PG_SHDESCRIPTION: Columns =
     &[("objoid", Col::Oid), ("classoid", Col::Oid), ("description", Col::Text)];

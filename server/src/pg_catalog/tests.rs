@@ -66,14 +66,17 @@ async fn run(sql: &str) -> Result<Vec<RecordBatch>, String> {
 
 async fn table(sql: &str) -> String {
     match run(sql).await {
-        Ok(batches) => pretty_format_batches(&batches).map(|t| t.to_string()).unwrap_or_else(|e| e.to_string()),
+        Ok(batches) => {
+            pretty_format_batches(&batches).map(|t| t.to_string()).unwrap_or_else(|e| e.to_string())
+        }
         Err(e) => format!("ERROR {e}"),
     }
 }
 
 fn psql_query(name: &str) -> String {
     let header = format!("-- query: {name}\n");
-    let start = PSQL_QUERIES.find(&header).map(|i| i + header.len()).unwrap_or_else(|| panic!("no query {name}"));
+    let start =
+        PSQL_QUERIES.find(&header).map(|i| i + header.len()).unwrap_or_else(|| panic!("no query {name}"));
     let rest = &PSQL_QUERIES[start..];
     let end = rest.find("-- query:").unwrap_or(rest.len());
     rest[..end].trim().to_string()
@@ -136,7 +139,10 @@ async fn describe_table_resolves_name_then_describes_by_oid() {
         .collect();
     assert_eq!(
         row,
-        ["0", "r", "true", "false", "false", "false", "false", "false", "false", "", "0", "", "p", "d", "heap"]
+        [
+            "0", "r", "true", "false", "false", "false", "false", "false", "false", "", "0", "", "p", "d",
+            "heap"
+        ]
     );
 }
 
@@ -148,7 +154,11 @@ async fn describe_table_columns_and_indexes() {
             (0..columns[0].num_columns())
                 .map(|c| {
                     let col = columns[0].column(c);
-                    if col.is_null(r) { "NULL".into() } else { arrow::util::display::array_value_to_string(col, r).unwrap_or_default() }
+                    if col.is_null(r) {
+                        "NULL".into()
+                    } else {
+                        arrow::util::display::array_value_to_string(col, r).unwrap_or_default()
+                    }
                 })
                 .collect()
         })
@@ -164,7 +174,8 @@ async fn describe_table_columns_and_indexes() {
     );
     let indexes = run(&psql_query("d_orders.4")).await.expect("runs");
     let index_def = arrow::util::display::array_value_to_string(indexes[0].column(5), 0).unwrap_or_default();
-    let constraint_def = arrow::util::display::array_value_to_string(indexes[0].column(6), 0).unwrap_or_default();
+    let constraint_def =
+        arrow::util::display::array_value_to_string(indexes[0].column(6), 0).unwrap_or_default();
     assert_eq!(index_def, "CREATE UNIQUE INDEX orders_pkey ON orders USING btree (id)");
     assert_eq!(constraint_def, "PRIMARY KEY (id)");
 }
@@ -254,21 +265,6 @@ async fn reg_casts_translate_names_and_oids() {
     assert!(error.contains("relation \"nosuch\" does not exist"), "{error}");
 }
 
-/// Development aid: prints the results of the psql queries named in $WEIR_SCRATCH_QUERIES
-/// and of the `;;`-separated statements in $WEIR_SCRATCH_SQL.
-#[tokio::test]
-#[ignore]
-async fn scratch() {
-    for name in std::env::var("WEIR_SCRATCH_QUERIES").unwrap_or_default().split_whitespace() {
-        println!("=== {name}\n{}", table(&psql_query(name)).await);
-    }
-    let Ok(path) = std::env::var("WEIR_SCRATCH_SQL") else { return };
-    let sql = std::fs::read_to_string(path).unwrap_or_default();
-    for statement in sql.split(";;").map(str::trim).filter(|s| !s.is_empty()) {
-        println!("=== {statement}\n{}", table(statement).await);
-    }
-}
-
 /// The query rewriter drops select-list subqueries over catalogs it knows are empty; they
 /// must really be empty here.
 #[tokio::test]
@@ -279,5 +275,20 @@ async fn catalogs_the_rewriter_treats_as_empty_are_empty() {
             .unwrap_or_else(|| panic!("{name} is not a pg_catalog table"));
         let batch = relation.build(&snapshot()).expect("builds");
         assert_eq!(batch.num_rows(), 0, "{name} has rows");
+    }
+}
+
+#[tokio::test]
+async fn every_system_relation_can_be_selected() {
+    for relation in super::registry::all() {
+        let schema = if relation.namespace == super::INFORMATION_SCHEMA_NAMESPACE_OID {
+            "information_schema"
+        } else {
+            "pg_catalog"
+        };
+        let sql = format!("SELECT * FROM {schema}.{}", relation.name);
+        if let Err(e) = run(&sql).await {
+            panic!("{sql}: {e}");
+        }
     }
 }

@@ -151,10 +151,7 @@ static BUILTIN_TYPES: &[BuiltinType] = &[
     t(829, "macaddr", None, 6, "U", 1040, "i"),
     t(1033, "aclitem", None, 12, "U", 1034, "i"),
     collatable(t(BPCHAR, "bpchar", Some("character"), -1, "S", 1014, "i"), DEFAULT_COLLATION_OID),
-    collatable(
-        t(VARCHAR, "varchar", Some("character varying"), -1, "S", 1015, "i"),
-        DEFAULT_COLLATION_OID,
-    ),
+    collatable(t(VARCHAR, "varchar", Some("character varying"), -1, "S", 1015, "i"), DEFAULT_COLLATION_OID),
     t(DATE, "date", None, 4, "D", 1182, "i"),
     t(TIME, "time", Some("time without time zone"), 8, "D", 1183, "d"),
     t(TIMESTAMP, "timestamp", Some("timestamp without time zone"), 8, "D", 1115, "d"),
@@ -337,14 +334,10 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
     if alias.is_some() {
         return alias;
     }
-    BUILTIN_TYPES
-        .iter()
-        .find(|t| t.name == base)
-        .map(|t| t.oid)
-        .or_else(|| {
-            let element = base.strip_prefix('_')?;
-            BUILTIN_TYPES.iter().find(|t| t.name == element && t.array_oid != 0).map(|t| t.array_oid)
-        })
+    BUILTIN_TYPES.iter().find(|t| t.name == base).map(|t| t.oid).or_else(|| {
+        let element = base.strip_prefix('_')?;
+        BUILTIN_TYPES.iter().find(|t| t.name == element && t.array_oid != 0).map(|t| t.array_oid)
+    })
 }
 
 pub static PG_TYPE_COLUMNS: Columns = &[
@@ -522,11 +515,7 @@ mod tests {
     #[test]
     fn format_type_round_trips_every_column_type() {
         for ct in all_column_types() {
-            assert_eq!(
-                format_type(type_oid(&ct), Some(type_modifier(&ct))),
-                ct.pg_display_name(),
-                "{ct:?}"
-            );
+            assert_eq!(format_type(type_oid(&ct), Some(type_modifier(&ct))), ct.pg_display_name(), "{ct:?}");
         }
     }
 

@@ -56,7 +56,9 @@ impl WeirStartup {
                 let mut scram = ScramAuth::new(Arc::new(VerifierSource(verifier)));
                 scram.set_iterations(iterations);
                 if let Some(pem) = &tls_certificate_pem {
-                    scram.configure_certificate(pem).map_err(|e| format!("TLS certificate for SCRAM channel binding: {e}"))?;
+                    scram
+                        .configure_certificate(pem)
+                        .map_err(|e| format!("TLS certificate for SCRAM channel binding: {e}"))?;
                 }
                 Some(
                     SASLAuthStartupHandler::new(parameters.clone())
@@ -65,7 +67,14 @@ impl WeirStartup {
                 )
             }
         };
-        Ok(Self { engine, cancels, connections, parameters, scram, pids: RandomPidSecretKeyGenerator::default() })
+        Ok(Self {
+            engine,
+            cancels,
+            connections,
+            parameters,
+            scram,
+            pids: RandomPidSecretKeyGenerator::default(),
+        })
     }
 }
 

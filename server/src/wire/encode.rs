@@ -106,6 +106,16 @@ pub fn encode_batch(batch: &RecordBatch, fields: &[FieldInfo]) -> Result<Vec<Dat
             let len_at = buf.len();
             buf.put_i32(0);
             match field.format() {
+                FieldFormat::Binary if *field.datatype() == Type::OID => {
+                    let oid =
+                        col.as_primitive_opt::<arrow::datatypes::Int64Type>().map_or(0, |a| a.value(row));
+                    buf.put_u32(oid as u32)
+                }
+                FieldFormat::Binary if *field.datatype() == Type::CHAR => {
+                    let byte =
+                        col.as_string_opt::<i32>().and_then(|a| a.value(row).bytes().next()).unwrap_or(0);
+                    buf.put_u8(byte)
+                }
                 FieldFormat::Binary => write_binary(col, row, &mut buf)?,
                 FieldFormat::Text => write_text(col, row, &mut buf)?,
             }
@@ -128,7 +138,9 @@ fn normalize(col: &ArrayRef) -> Result<ArrayRef, SqlError> {
         DataType::UInt64 => DataType::Decimal128(20, 0),
         DataType::Float16 => DataType::Float32,
         DataType::Date64 => DataType::Date32,
-        DataType::Time32(_) | DataType::Time64(TimeUnit::Nanosecond) => DataType::Time64(TimeUnit::Microsecond),
+        DataType::Time32(_) | DataType::Time64(TimeUnit::Nanosecond) => {
+            DataType::Time64(TimeUnit::Microsecond)
+        }
         DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => {
             DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
         }
@@ -142,7 +154,8 @@ fn normalize(col: &ArrayRef) -> Result<ArrayRef, SqlError> {
     if col.data_type() == &target {
         return Ok(col.clone());
     }
-    arrow::compute::cast(col, &target).map_err(|e| SqlError::internal(format!("cannot encode result column: {e}")))
+    arrow::compute::cast(col, &target)
+        .map_err(|e| SqlError::internal(format!("cannot encode result column: {e}")))
 }
 
 fn write_text(col: &ArrayRef, row: usize, buf: &mut BytesMut) -> Result<(), SqlError> {
@@ -150,11 +163,22 @@ fn write_text(col: &ArrayRef, row: usize, buf: &mut BytesMut) -> Result<(), SqlE
     let mut w = BufWriter(buf);
     match col.data_type() {
         DataType::Boolean => w.0.put_slice(if col.as_boolean().value(row) { b"t" } else { b"f" }),
-        DataType::Int16 => { let _ = write!(w, "{}", col.as_primitive::<arrow::datatypes::Int16Type>().value(row)); }
-        DataType::Int32 => { let _ = write!(w, "{}", col.as_primitive::<arrow::datatypes::Int32Type>().value(row)); }
-        DataType::Int64 => { let _ = write!(w, "{}", col.as_primitive::<arrow::datatypes::Int64Type>().value(row)); }
-        DataType::Float32 => w.0.put_slice(format_float(col.as_primitive::<arrow::datatypes::Float32Type>().value(row) as f64, true).as_bytes()),
-        DataType::Float64 => w.0.put_slice(format_float(col.as_primitive::<arrow::datatypes::Float64Type>().value(row), false).as_bytes()),
+        DataType::Int16 => {
+            let _ = write!(w, "{}", col.as_primitive::<arrow::datatypes::Int16Type>().value(row));
+        }
+        DataType::Int32 => {
+            let _ = write!(w, "{}", col.as_primitive::<arrow::datatypes::Int32Type>().value(row));
+        }
+        DataType::Int64 => {
+            let _ = write!(w, "{}", col.as_primitive::<arrow::datatypes::Int64Type>().value(row));
+        }
+        DataType::Float32 => w.0.put_slice(
+            format_float(col.as_primitive::<arrow::datatypes::Float32Type>().value(row) as f64, true)
+                .as_bytes(),
+        ),
+        DataType::Float64 => w.0.put_slice(
+            format_float(col.as_primitive::<arrow::datatypes::Float64Type>().value(row), false).as_bytes(),
+        ),
         DataType::Decimal128(_, scale) => {
             let v = col.as_primitive::<arrow::datatypes::Decimal128Type>().value(row);
             w.0.put_slice(format_decimal(v, *scale).as_bytes())
@@ -166,7 +190,9 @@ fn write_text(col: &ArrayRef, row: usize, buf: &mut BytesMut) -> Result<(), SqlE
                 write!(w, "{b:02x}").ok();
             }
         }
-        DataType::Date32 => w.0.put_slice(format_date(col.as_primitive::<arrow::datatypes::Date32Type>().value(row)).as_bytes()),
+        DataType::Date32 => w
+            .0
+            .put_slice(format_date(col.as_primitive::<arrow::datatypes::Date32Type>().value(row)).as_bytes()),
         DataType::Time64(_) => {
             let micros = col.as_primitive::<arrow::datatypes::Time64MicrosecondType>().value(row);
             w.0.put_slice(format_time(micros).as_bytes())
@@ -242,11 +268,15 @@ fn write_binary(col: &ArrayRef, row: usize, buf: &mut BytesMut) -> Result<(), Sq
         }
         DataType::Utf8 => buf.put_slice(col.as_string::<i32>().value(row).as_bytes()),
         DataType::Binary => buf.put_slice(col.as_binary::<i32>().value(row)),
-        DataType::Date32 => buf.put_i32(col.as_primitive::<arrow::datatypes::Date32Type>().value(row) - PG_EPOCH_DAYS),
-        DataType::Time64(_) => buf.put_i64(col.as_primitive::<arrow::datatypes::Time64MicrosecondType>().value(row)),
-        DataType::Timestamp(..) => {
-            buf.put_i64(col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(row) - PG_EPOCH_MICROS)
+        DataType::Date32 => {
+            buf.put_i32(col.as_primitive::<arrow::datatypes::Date32Type>().value(row) - PG_EPOCH_DAYS)
         }
+        DataType::Time64(_) => {
+            buf.put_i64(col.as_primitive::<arrow::datatypes::Time64MicrosecondType>().value(row))
+        }
+        DataType::Timestamp(..) => buf.put_i64(
+            col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(row) - PG_EPOCH_MICROS,
+        ),
         DataType::Interval(_) => {
             let v = col.as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>().value(row);
             buf.put_i64(v.nanoseconds / 1000);

@@ -47,7 +47,9 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
     match e {
         DataFusionError::Context(_, inner) => from_datafusion(*inner),
         DataFusionError::Diagnostic(_, inner) => from_datafusion(*inner),
-        DataFusionError::Shared(inner) => from_datafusion(DataFusionError::External(Box::new(SharedError(inner.to_string())))),
+        DataFusionError::Shared(inner) => {
+            from_datafusion(DataFusionError::External(Box::new(SharedError(inner.to_string()))))
+        }
         DataFusionError::External(inner) => match inner.downcast::<StorageError>() {
             Ok(storage) => from_storage(*storage),
             Err(inner) => match inner.downcast::<SqlError>() {
@@ -62,10 +64,9 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
             SqlError::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {parser_error}"))
         }
         DataFusionError::SchemaError(schema_error, _) => match *schema_error {
-            SchemaError::FieldNotFound { ref field, .. } => SqlError::new(
-                sqlstate::UNDEFINED_COLUMN,
-                format!("column \"{}\" does not exist", field.name),
-            ),
+            SchemaError::FieldNotFound { ref field, .. } => {
+                SqlError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{}\" does not exist", field.name))
+            }
             SchemaError::AmbiguousReference { ref field } => SqlError::new(
                 sqlstate::AMBIGUOUS_COLUMN,
                 format!("column reference \"{}\" is ambiguous", field.name),
@@ -110,7 +111,10 @@ fn classify_message(m: &str) -> SqlError {
             return SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"));
         }
     }
-    if lower.contains("invalid function") || lower.contains("no function matches") || lower.contains("function") && lower.contains("not found") {
+    if lower.contains("invalid function")
+        || lower.contains("no function matches")
+        || lower.contains("function") && lower.contains("not found")
+    {
         return SqlError::new(sqlstate::UNDEFINED_FUNCTION, clean(m))
             .with_hint("No function matches the given name and argument types.");
     }
@@ -134,7 +138,10 @@ fn classify_message(m: &str) -> SqlError {
     if lower.contains("divide by zero") || lower.contains("division by zero") {
         return SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero");
     }
-    if lower.contains("cast") || lower.contains("parser error") || lower.contains("invalid") && lower.contains("value") {
+    if lower.contains("cast")
+        || lower.contains("parser error")
+        || lower.contains("invalid") && lower.contains("value")
+    {
         return SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, clean(m));
     }
     if lower.contains("not implemented") || lower.contains("unsupported") {
@@ -156,7 +163,13 @@ fn quoted_after(m: &str, prefix: &str) -> Option<String> {
 
 /// DataFusion prefixes messages with "Error during planning:" and the like; drop that.
 fn clean(m: &str) -> String {
-    let prefixes = ["Error during planning: ", "Execution error: ", "This feature is not implemented: ", "Arrow error: ", "Invalid argument error: "];
+    let prefixes = [
+        "Error during planning: ",
+        "Execution error: ",
+        "This feature is not implemented: ",
+        "Arrow error: ",
+        "Invalid argument error: ",
+    ];
     let mut s = m.trim();
     loop {
         let before = s;

@@ -61,7 +61,10 @@ impl PgWireServerHandlers for WeirHandlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(cancel::WeirCancelHandler { registry: self.cancels.clone(), connections: self.connections.clone() })
+        Arc::new(cancel::WeirCancelHandler {
+            registry: self.cancels.clone(),
+            connections: self.connections.clone(),
+        })
     }
 }
 
@@ -89,9 +92,7 @@ pub fn session_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<Mutex<Session>> {
     let metadata = client.metadata();
     let user = metadata.get(pgwire::api::METADATA_USER).cloned().unwrap_or_else(|| "weir".into());
     let database = metadata.get(pgwire::api::METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
-    let session = client
-        .session_extensions()
-        .get_or_insert_with(|| Mutex::new(Session::new(user, database)));
+    let session = client.session_extensions().get_or_insert_with(|| Mutex::new(Session::new(user, database)));
     // `get_or_insert_with` hands out `Arc<Mutex<Session>>`.
     session
 }
@@ -118,9 +119,9 @@ async fn run_statement(
     if timeout_ms == 0 {
         work.await
     } else {
-        tokio::time::timeout(Duration::from_millis(timeout_ms), work)
-            .await
-            .unwrap_or_else(|_| Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout")))
+        tokio::time::timeout(Duration::from_millis(timeout_ms), work).await.unwrap_or_else(|_| {
+            Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout"))
+        })
     }
 }
 
@@ -155,9 +156,10 @@ async fn to_response(
                     futures::stream::iter(encoded)
                 });
                 match cancel {
-                    Some(receiver) => {
-                        Response::Query(QueryResponse::new(fields, cancel::Cancellable::new(Box::pin(rows), receiver)))
-                    }
+                    Some(receiver) => Response::Query(QueryResponse::new(
+                        fields,
+                        cancel::Cancellable::new(Box::pin(rows), receiver),
+                    )),
                     None => Response::Query(QueryResponse::new(fields, rows)),
                 }
             }
@@ -172,7 +174,9 @@ async fn to_response(
             }
             Response::Execution(t)
         }
-        Outcome::CopyIn { columns } => Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty())),
+        Outcome::CopyIn { columns } => {
+            Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+        }
         Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::TransactionEnd { tag, .. } => Response::TransactionEnd(Tag::new(tag)),
     })
@@ -212,7 +216,16 @@ impl SimpleQueryHandler for QueryHandler {
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
             let rollback_warning = is_rollback_with_writes(&session, &statement);
-            match run_statement(&self.engine, &session, statement, &[], &Format::UnifiedText, cancel_of(client)).await {
+            match run_statement(
+                &self.engine,
+                &session,
+                statement,
+                &[],
+                &Format::UnifiedText,
+                cancel_of(client),
+            )
+            .await
+            {
                 Ok(response) => {
                     if let Some(message) = rollback_warning {
                         send_warning(client, message).await?;
@@ -256,13 +269,20 @@ pub struct WeirQueryParser {
 impl QueryParser for WeirQueryParser {
     type Statement = Arc<Prepared>;
 
-    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut statements = parse_sql(sql).map_err(to_pgwire)?;
         if statements.len() > 1 {
-            return Err(to_pgwire(SqlError::syntax("cannot insert multiple commands into a prepared statement")));
+            return Err(to_pgwire(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            )));
         }
         let Some(statement) = statements.pop() else { return Ok(None) };
         let session = session_of(client);
@@ -271,7 +291,8 @@ impl QueryParser for WeirQueryParser {
             Session::snapshot_of(&s)
         };
         let WeirStatement::Sql(ast) = &statement;
-        let mut description = describe_statement(&self.engine, &snapshot_session, ast).await.map_err(to_pgwire)?;
+        let mut description =
+            describe_statement(&self.engine, &snapshot_session, ast).await.map_err(to_pgwire)?;
         for (i, ty) in types.iter().enumerate() {
             if let Some(declared) = ty.as_ref().and_then(params::arrow_type_of) {
                 if description.param_types.len() <= i {
@@ -294,7 +315,11 @@ impl QueryParser for WeirQueryParser {
             .collect())
     }
 
-    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(match &stmt.description.result {
             Some(schema) => encode::field_infos(schema, format.unwrap_or(&Format::UnifiedText)),
             None => vec![],
@@ -311,7 +336,12 @@ impl ExtendedQueryHandler for QueryHandler {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -397,7 +427,8 @@ impl CopyHandler for QueryHandler {
         let written = tokio::task::spawn_blocking(move || -> SqlResult<usize> {
             let batches = copy.parse()?;
             let schema = copy.table.schema();
-            let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| SqlError::internal(e.to_string()))?;
+            let batch = arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| SqlError::internal(e.to_string()))?;
             if batch.num_rows() == 0 {
                 return Ok(0);
             }
@@ -428,6 +459,9 @@ impl CopyHandler for QueryHandler {
         if let Ok(mut s) = session.lock() {
             s.copy_in = None;
         }
-        to_pgwire(SqlError::new(sqlstate::QUERY_CANCELED, format!("COPY from stdin failed: {}", fail.message)))
+        to_pgwire(SqlError::new(
+            sqlstate::QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        ))
     }
 }

@@ -55,7 +55,8 @@ pub fn decode_param(
         let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
         match &target {
             DataType::Boolean => ScalarValue::Boolean(Some(
-                crate::copy_in::parse_bool(text).ok_or_else(|| bad(format!("\"{text}\" is not a boolean")))?,
+                crate::copy_in::parse_bool(text)
+                    .ok_or_else(|| bad(format!("\"{text}\" is not a boolean")))?,
             )),
             DataType::Binary => ScalarValue::Binary(Some(
                 crate::copy_in::decode_bytea(text).ok_or_else(|| bad(format!("\"{text}\" is not bytea")))?,
@@ -90,14 +91,17 @@ fn decode_binary(bytes: &[u8], ty: Type, target: &DataType) -> Result<ScalarValu
         Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
         Type::DATE => ScalarValue::Date32(Some(i32::from_be_bytes(be4(fixed(4)?)) + PG_EPOCH_DAYS)),
         Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(be8(fixed(8)?)))),
-        Type::TIMESTAMP => {
-            ScalarValue::TimestampMicrosecond(Some(i64::from_be_bytes(be8(fixed(8)?)) + PG_EPOCH_MICROS), None)
-        }
+        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
+            Some(i64::from_be_bytes(be8(fixed(8)?)) + PG_EPOCH_MICROS),
+            None,
+        ),
         Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
             Some(i64::from_be_bytes(be8(fixed(8)?)) + PG_EPOCH_MICROS),
             Some("+00:00".into()),
         ),
-        Type::NUMERIC => return Err("binary numeric parameters are not supported; send numeric as text".into()),
+        Type::NUMERIC => {
+            return Err("binary numeric parameters are not supported; send numeric as text".into())
+        }
         _ if matches!(target, DataType::Binary) => ScalarValue::Binary(Some(bytes.to_vec())),
         _ => ScalarValue::Utf8(Some(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?)),
     })
@@ -109,12 +113,24 @@ mod tests {
 
     #[test]
     fn text_and_binary_parameters() {
-        let v = decode_param(0, Some(&Bytes::from_static(b"42")), false, None, Some(&DataType::Int64)).unwrap();
+        let v =
+            decode_param(0, Some(&Bytes::from_static(b"42")), false, None, Some(&DataType::Int64)).unwrap();
         assert_eq!(v, ScalarValue::Int64(Some(42)));
-        let v = decode_param(0, Some(&Bytes::from(7i32.to_be_bytes().to_vec())), true, Some(&Type::INT4), Some(&DataType::Int64)).unwrap();
+        let v = decode_param(
+            0,
+            Some(&Bytes::from(7i32.to_be_bytes().to_vec())),
+            true,
+            Some(&Type::INT4),
+            Some(&DataType::Int64),
+        )
+        .unwrap();
         assert_eq!(v, ScalarValue::Int64(Some(7)));
-        let err = decode_param(1, Some(&Bytes::from_static(b"x")), false, None, Some(&DataType::Int32)).unwrap_err();
+        let err = decode_param(1, Some(&Bytes::from_static(b"x")), false, None, Some(&DataType::Int32))
+            .unwrap_err();
         assert_eq!(err.code, "22P02");
-        assert_eq!(decode_param(0, None, false, None, Some(&DataType::Utf8)).unwrap(), ScalarValue::Utf8(None));
+        assert_eq!(
+            decode_param(0, None, false, None, Some(&DataType::Utf8)).unwrap(),
+            ScalarValue::Utf8(None)
+        );
     }
 }

@@ -23,8 +23,13 @@ impl TestServer {
     pub fn start_with(data_dir: &Path, extra_args: &[String]) -> Self {
         let port = free_port();
         let log_path = data_dir.with_extension("log");
-        let mut server =
-            Self { child: None, port, data_dir: data_dir.to_path_buf(), log_path, extra_args: extra_args.to_vec() };
+        let mut server = Self {
+            child: None,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            log_path,
+            extra_args: extra_args.to_vec(),
+        };
         server.spawn();
         server
     }
