@@ -126,6 +126,14 @@ pub async fn tokio_postgres_prepared_statements() -> Result<(), String> {
         format!("param types {:?}", described.params()),
     )?;
     check(described.columns().len() == 2, "described columns")?;
+    // A syntax error points at the offending token, as Postgres' error cursor does.
+    let err = client.simple_query("SELECT 1;\nSELEC oops").await.err().ok_or("no syntax error")?;
+    let db = err.as_db_error().ok_or("syntax error is not a database error")?;
+    check(db.code().code() == "42601", format!("syntax error code {}", db.code().code()))?;
+    check(
+        matches!(db.position(), Some(tokio_postgres::error::ErrorPosition::Original(11))),
+        format!("syntax error position {:?}", db.position()),
+    )?;
     // Errors through the extended protocol carry SQLSTATEs and leave the session usable.
     let e = client.prepare("SELECT nope FROM t").await.err().map(|e| db_code(&e));
     check(e.as_deref() == Some("42703"), format!("unknown column: {e:?}"))?;

@@ -112,10 +112,13 @@ async fn run_statement(
 ) -> SqlResult<Response> {
     let timeout_ms = session.lock().map(|s| s.statement_timeout_ms()).unwrap_or(0);
     let cx = Context { engine, session, params };
+    let user = session.lock().map(|s| s.user.clone()).unwrap_or_default();
+    let span = tracing::info_span!("statement", %user, params = params.len());
     let work = async {
         let outcome = handlers::execute(&cx, statement).await?;
         to_response(outcome, format, timeout_ms > 0, cancel).await
     };
+    let work = tracing::Instrument::instrument(work, span);
     if timeout_ms == 0 {
         work.await
     } else {
