@@ -266,6 +266,19 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
             }
         }
     }
+    // ROLLBACK cannot undo a statement that already ran, and says so.
+    let out = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "weir", "-d", "weir"])
+        .args(["-c", "BEGIN", "-c", "INSERT INTO items VALUES ('kept', 1)", "-c", "ROLLBACK"])
+        .output()
+        .map_err(show)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check(
+        stderr.contains("WARNING:  Weir commits every statement when it runs"),
+        format!("ROLLBACK after a write: {stderr}"),
+    )?;
+    let kept = run_ok("SELECT count(*) FROM items WHERE sku = 'kept'")?;
+    check(kept.contains(" 1\n"), format!("row written inside the block: {kept}"))?;
     let (_, err, ok) = psql("\\d nosuchtable")?;
     check(
         !ok && err.contains("Did not find any relation named \"nosuchtable\""),

@@ -109,14 +109,19 @@ async fn run_statement(
     params: &[datafusion::common::ScalarValue],
     format: &Format,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
-) -> SqlResult<Response> {
+) -> SqlResult<(Response, Option<String>)> {
     let timeout_ms = session.lock().map(|s| s.statement_timeout_ms()).unwrap_or(0);
     let cx = Context { engine, session, params };
     let user = session.lock().map(|s| s.user.clone()).unwrap_or_default();
     let span = tracing::info_span!("statement", %user, params = params.len());
     let work = async {
         let outcome = handlers::execute(&cx, statement).await?;
-        to_response(outcome, format, timeout_ms > 0, cancel).await
+        // A warning (ROLLBACK that could not undo writes) goes out as a notice first.
+        let warning = match &outcome {
+            Outcome::TransactionEnd { warning, .. } => warning.clone(),
+            _ => None,
+        };
+        Ok((to_response(outcome, format, timeout_ms > 0, cancel).await?, warning))
     };
     let work = tracing::Instrument::instrument(work, span);
     if timeout_ms == 0 {
@@ -218,7 +223,6 @@ impl SimpleQueryHandler for QueryHandler {
         let session = session_of(client);
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
-            let rollback_warning = is_rollback_with_writes(&session, &statement);
             match run_statement(
                 &self.engine,
                 &session,
@@ -229,8 +233,8 @@ impl SimpleQueryHandler for QueryHandler {
             )
             .await
             {
-                Ok(response) => {
-                    if let Some(message) = rollback_warning {
+                Ok((response, warning)) => {
+                    if let Some(message) = warning {
                         send_warning(client, message).await?;
                     }
                     let is_copy = matches!(response, Response::CopyIn(_));
@@ -247,21 +251,6 @@ impl SimpleQueryHandler for QueryHandler {
         }
         Ok(responses)
     }
-}
-
-fn is_rollback_with_writes(session: &Arc<Mutex<Session>>, statement: &WeirStatement) -> Option<String> {
-    let WeirStatement::Sql(s) = statement;
-    if !matches!(**s, weir_planner::sqlparser::ast::Statement::Rollback { .. }) {
-        return None;
-    }
-    let wrote = session
-        .lock()
-        .map(|s| s.transaction == crate::session::TransactionState::InBlock { wrote: true })
-        .unwrap_or(false);
-    wrote.then(|| {
-        "Weir commits every statement when it runs; the changes made in this transaction block were not rolled back"
-            .to_string()
-    })
 }
 
 pub struct WeirQueryParser {
@@ -371,7 +360,6 @@ impl ExtendedQueryHandler for QueryHandler {
             values.push(value);
         }
         let session = session_of(client);
-        let rollback_warning = is_rollback_with_writes(&session, &prepared.statement);
         let result = run_statement(
             &self.engine,
             &session,
@@ -382,8 +370,8 @@ impl ExtendedQueryHandler for QueryHandler {
         )
         .await;
         match result {
-            Ok(response) => {
-                if let Some(message) = rollback_warning {
+            Ok((response, warning)) => {
+                if let Some(message) = warning {
                     send_warning(client, message).await?;
                 }
                 Ok(response)
