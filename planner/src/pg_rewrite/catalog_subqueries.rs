@@ -35,6 +35,7 @@
 
 use std::ops::ControlFlow;
 
+use super::call;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, BinaryOperator, CaseWhen, Expr, Function, FunctionArg,
@@ -668,23 +669,6 @@ fn null() -> Expr {
 
 fn name(function: &str) -> ObjectName {
     ObjectName(vec![ObjectNamePart::Identifier(Ident::with_span(Span::empty(), function))])
-}
-
-fn call(function: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: name(function),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 #[cfg(test)]
