@@ -1,15 +1,32 @@
 //! Weir's execution layer.
 //!
-//! For batch SQL, stored tables are exposed to DataFusion as [`StoredTable`] providers: a
-//! `SELECT` streams rows straight out of RocksDB (one consistent snapshot per scan, decoded
-//! into Arrow batches), and `INSERT` writes through [`StoredTableSink`] in one atomic, durable
-//! write. Streaming operators (the JobGraph runtime) will live here too.
+//! * Batch SQL: stored tables are DataFusion [`StoredTable`] providers (a `SELECT` streams
+//!   rows out of RocksDB; `INSERT` writes through [`StoredTableSink`] atomically), and
+//!   materialized views are [`ViewTable`] providers over their committed contents.
+//! * Streaming: the [`JobGraph`](job_graph::JobGraph) runtime. The [`JobManager`] deploys
+//!   graphs onto [`TaskManager`]s, injects barriers and commits epochs; tasks run chains of
+//!   [`operators`] connected by bounded channels carrying [`Message`]s.
 
+pub mod data_plane;
+pub mod error;
+pub mod expr;
+pub mod job_graph;
+pub mod job_manager;
+pub mod message;
+pub mod operators;
 mod stored_table;
 mod table_sink;
+pub mod task;
+pub mod task_manager;
+mod view_table;
 
+pub use error::{ExecError, ExecResult};
+pub use job_manager::{ClusterStatus, JobManager, JobManagerConfig, JobStatus, TaskStatus};
+pub use message::Message;
 pub use stored_table::StoredTable;
 pub use table_sink::StoredTableSink;
+pub use task_manager::{LocalTaskManager, TaskManager};
+pub use view_table::ViewTable;
 
 /// Maps a storage error into a DataFusion error, keeping the original as the source so the
 /// server can recover its SQLSTATE.

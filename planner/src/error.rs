@@ -100,3 +100,14 @@ impl fmt::Display for SqlError {
 }
 
 impl std::error::Error for SqlError {}
+
+/// DataFusion errors reaching the planner after binding are Weir's own bugs, except for
+/// features DataFusion reports as not implemented.
+impl From<datafusion::error::DataFusionError> for SqlError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        match e {
+            datafusion::error::DataFusionError::NotImplemented(what) => SqlError::unsupported(what),
+            other => SqlError::internal(other.to_string()),
+        }
+    }
+}

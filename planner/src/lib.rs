@@ -1,5 +1,5 @@
 //! Weir's SQL front half: parsing (Postgres dialect plus Weir's statements), turning DDL into
-//! catalog definitions, and the rewrites that let DataFusion run the SQL Postgres clients send.
+//! catalog definitions, lowering materialized views' queries into JobGraphs, and the rewrites that let DataFusion run the SQL Postgres clients send.
 //!
 //! Every error leaving this crate is a [`SqlError`] with a SQLSTATE, so the wire layer can
 //! answer exactly as Postgres would.
@@ -8,12 +8,14 @@ mod create_table;
 mod error;
 mod parser;
 mod pg_rewrite;
+mod stream_plan;
 mod types;
 
 pub use create_table::{normalize_ident, plan_create_table, split_name, CreateTablePlan};
 pub use error::{sqlstate, ErrorDetails, SqlError, SqlResult};
 pub use parser::{parse_sql, WeirStatement};
 pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
+pub use stream_plan::{plan_job_graph, StreamCatalog, StreamInput};
 pub use types::column_type_from_sql;
 
 /// Re-export of the SQL AST so callers use the exact version DataFusion does.

@@ -12,10 +12,15 @@ use crate::error::{SqlError, SqlResult};
 #[derive(Debug, Clone)]
 pub enum WeirStatement {
     Sql(Box<Statement>),
+    /// `FLUSH`: wait until every acknowledged write is visible in every view.
+    Flush,
 }
 
 /// Parses one or more `;`-separated statements.
 pub fn parse_sql(sql: &str) -> SqlResult<Vec<WeirStatement>> {
+    if sql.trim().trim_end_matches(';').trim().eq_ignore_ascii_case("flush") {
+        return Ok(vec![WeirStatement::Flush]);
+    }
     let dialect = PostgreSqlDialect {};
     let statements = Parser::new(&dialect)
         .with_recursion_limit(200)

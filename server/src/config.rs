@@ -19,6 +19,8 @@ pub struct Config {
     pub password: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// How often the JobManager closes an epoch (`[streaming] barrier_interval_ms`).
+    pub barrier_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             password: None,
             tls_cert: None,
             tls_key: None,
+            barrier_interval_ms: 1000,
         }
     }
 }
@@ -45,6 +48,14 @@ pub struct FileConfig {
     pub auth: AuthSection,
     #[serde(default)]
     pub tls: TlsSection,
+    #[serde(default)]
+    pub streaming: StreamingSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamingSection {
+    pub barrier_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +104,11 @@ impl Config {
             password: file.auth.password,
             tls_cert: flags.tls_cert.or(file.tls.cert),
             tls_key: flags.tls_key.or(file.tls.key),
+            barrier_interval_ms: match file.streaming.barrier_interval_ms {
+                Some(0) => return Err("streaming.barrier_interval_ms must be at least 1".into()),
+                Some(ms) => ms,
+                None => 1000,
+            },
         };
         config.validate()?;
         Ok(config)

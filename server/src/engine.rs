@@ -14,8 +14,8 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
-use weir_executor::StoredTable;
-use weir_storage::Store;
+use weir_executor::{JobManager, StoredTable, ViewTable};
+use weir_storage::{Store, ViewDef, ViewSnapshot, ViewStates};
 
 use crate::config::Config;
 use crate::pg_catalog::{self, CatalogSnapshot};
@@ -29,11 +29,18 @@ pub const PG_SERVER_VERSION: &str = "15.0";
 pub struct Engine {
     pub store: Arc<Store>,
     pub config: Config,
+    /// The streaming runtime: deploys views' jobs and commits epochs.
+    pub jobs: JobManager,
+    /// Every view's committed contents.
+    pub view_states: Arc<ViewStates>,
 }
 
 impl Engine {
+    /// Creates the engine and starts the streaming runtime (must run inside tokio).
     pub fn new(store: Arc<Store>, config: Config) -> Self {
-        Self { store, config }
+        let view_states = Arc::new(ViewStates::new());
+        let jobs = crate::runtime::start(&store, &view_states, &config);
+        Self { store, config, jobs, view_states }
     }
 
     pub fn database_exists(&self, name: &str) -> bool {
@@ -43,6 +50,7 @@ impl Engine {
     pub fn catalog_snapshot(&self, session: &Session) -> Arc<CatalogSnapshot> {
         Arc::new(CatalogSnapshot {
             tables: self.store.tables().iter().map(|t| t.def().clone()).collect(),
+            views: self.store.views(),
             database: session.database.clone(),
             user: session.user.clone(),
             settings: session.settings(),
@@ -67,10 +75,12 @@ impl Engine {
             DEFAULT_SCHEMA,
             Arc::new(UserSchema {
                 store: self.store.clone(),
+                views: self.view_states.snapshot(),
                 name: DEFAULT_SCHEMA.into(),
                 fallback: pg.clone(),
             }),
         )?;
+        catalog.register_schema("weir_catalog", crate::system_tables::schema(self.jobs.clone()))?;
         catalog.register_schema("pg_catalog", pg)?;
         catalog.register_schema("information_schema", pg_catalog::information_schema(snapshot.clone()))?;
         ctx.register_catalog(DEFAULT_DATABASE, Arc::new(catalog));
@@ -83,6 +93,8 @@ impl Engine {
 /// back to `pg_catalog`, as Postgres' `search_path` does implicitly.
 struct UserSchema {
     store: Arc<Store>,
+    /// Views are read at this one committed epoch for the whole statement.
+    views: Arc<ViewSnapshot>,
     name: String,
     fallback: Arc<dyn SchemaProvider>,
 }
@@ -101,6 +113,7 @@ impl SchemaProvider for UserSchema {
             .iter()
             .filter(|t| t.def().schema_name == self.name)
             .map(|t| t.def().name.clone())
+            .chain(self.store.views().into_iter().filter(|v| v.relation.schema_name == self.name).map(|v| v.relation.name))
             .collect()
     }
 
@@ -108,10 +121,31 @@ impl SchemaProvider for UserSchema {
         if let Some(table) = self.store.table(&self.name, name) {
             return Ok(Some(Arc::new(StoredTable::new(table))));
         }
+        if let Some(view) = self.store.view(&self.name, name) {
+            let version = self.views.views.get(&view.id()).cloned();
+            return Ok(Some(Arc::new(ViewTable::new(view.relation.name.clone(), view_schema(&view)?, version))));
+        }
         self.fallback.table(name).await
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.store.table(&self.name, name).is_some() || self.fallback.table_exist(name)
+        self.store.table(&self.name, name).is_some()
+            || self.store.view(&self.name, name).is_some()
+            || self.fallback.table_exist(name)
     }
+}
+
+/// A view's Arrow schema: its column names with the exact types its job produces.
+pub fn view_schema(view: &ViewDef) -> DfResult<arrow::datatypes::SchemaRef> {
+    let fields = view
+        .relation
+        .columns
+        .iter()
+        .zip(&view.arrow_types)
+        .map(|(c, t)| {
+            let data_type = t.parse::<arrow::datatypes::DataType>()?;
+            Ok(arrow::datatypes::Field::new(&c.name, data_type, true))
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
 }

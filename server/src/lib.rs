@@ -6,7 +6,9 @@ pub mod copy_in;
 pub mod engine;
 pub mod handlers;
 pub mod pg_catalog;
+pub mod runtime;
 pub mod session;
+pub mod system_tables;
 pub mod wire;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use crate::wire::{QueryHandler, WeirHandlers};
 pub async fn serve(config: Config) -> Result<(), String> {
     let store = Store::open(&config.data_dir).map_err(|e| format!("cannot open data directory: {e}"))?;
     let engine = Arc::new(Engine::new(Arc::new(store), config.clone()));
+    runtime::redeploy_views(&engine.store, &engine.jobs).await;
     let verifier = config.password.as_deref().map(ScramVerifier::parse).transpose()?;
     let (tls, cert_pem) = load_tls(&config)?;
     let connections = Arc::new(ConnectionManager::new());

@@ -121,6 +121,16 @@ impl Session {
                 "ISO, MDY".to_string()
             }
             "timezone" => "UTC".to_string(),
+            "streaming_parallelism" => {
+                let max = weir_executor::operators::exchange::MAX_PARALLELISM;
+                match value.parse::<usize>() {
+                    Ok(n) if (1..=max).contains(&n) => n.to_string(),
+                    _ => {
+                        return Err(invalid_value(name, value)
+                            .with_hint(format!("streaming_parallelism is a whole number from 1 to {max}")))
+                    }
+                }
+            }
             "client_encoding" => "UTF8".to_string(),
             _ => value.to_string(),
         };
@@ -136,6 +146,14 @@ impl Session {
         } else {
             self.settings.remove(&key);
         }
+    }
+
+    /// Parallelism of new materialized views: `SET streaming_parallelism`, else the number
+    /// of cores.
+    pub fn streaming_parallelism(&self) -> usize {
+        self.get("streaming_parallelism")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// `statement_timeout` in milliseconds; 0 means none.

@@ -3,11 +3,14 @@
 //! Everything that must survive a crash lives here, in one RocksDB instance under the data
 //! directory:
 //!
-//! * the **catalog** (table definitions), see [`Store`];
+//! * the **catalog** (table and materialized view definitions), see [`Store`];
 //! * **table rows**, keyed by primary key (or a hidden row id), see [`TableStore`];
 //! * each table's **changelog**: every insert and delete in commit order, keyed by a per-table
 //!   sequence number, so a streaming job can read a table as "snapshot at offset N, then every
 //!   change after N" and resume from any offset it has recorded.
+//!
+//! Materialized views' contents are held in memory as versioned, epoch-committed state
+//! ([`ViewStates`]) and rebuilt from the tables when the server restarts.
 //!
 //! Writes are applied as one RocksDB `WriteBatch` with a synced WAL, so a statement is either
 //! entirely durable or not applied at all, and it is durable before the client is told so.
@@ -17,8 +20,10 @@ mod error;
 mod store;
 mod table;
 mod types;
+mod view_state;
 
 pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};
-pub use types::{ColumnDef, ColumnType, TableDef, TableId};
+pub use types::{ColumnDef, ColumnType, TableDef, TableId, ViewDef};
+pub use view_state::{ViewRows, ViewSnapshot, ViewStates, ViewVersion};

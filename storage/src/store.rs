@@ -13,13 +13,14 @@ use tracing::info;
 
 use crate::error::{StorageError, StorageResult};
 use crate::table::TableStore;
-use crate::types::{TableDef, TableId};
+use crate::types::{TableDef, TableId, ViewDef};
 
 pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_ROWS: &str = "table_rows";
 pub(crate) const CF_LOG: &str = "table_log";
 
 const TABLE_KEY_PREFIX: &[u8] = b"table/";
+const VIEW_KEY_PREFIX: &[u8] = b"view/";
 const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";
 
 /// The durable store: catalog plus every table. Cheap to share behind an `Arc`.
@@ -27,6 +28,8 @@ pub struct Store {
     db: Arc<DB>,
     /// Tables by (schema, name). Guarded for concurrent DDL; table data itself is not here.
     tables: RwLock<BTreeMap<(String, String), Arc<TableStore>>>,
+    /// Materialized views by (schema, name). Their contents live in memory (`ViewStates`).
+    views: RwLock<BTreeMap<(String, String), ViewDef>>,
 }
 
 impl Store {
@@ -46,7 +49,7 @@ impl Store {
             ColumnFamilyDescriptor::new(name, cf_opts)
         });
         let db = Arc::new(DB::open_cf_descriptors(&opts, dir.join("rocksdb"), cfs)?);
-        let store = Self { db, tables: RwLock::new(BTreeMap::new()) };
+        let store = Self { db, tables: RwLock::new(BTreeMap::new()), views: RwLock::new(BTreeMap::new()) };
         store.load_catalog()?;
         Ok(store)
     }
@@ -64,9 +67,75 @@ impl Store {
             let table = TableStore::open(self.db.clone(), def.clone())?;
             tables.insert((def.schema_name.clone(), def.name.clone()), Arc::new(table));
         }
-        info!(tables = tables.len(), "catalog loaded");
+        let mut views = BTreeMap::new();
+        for item in self.db.prefix_iterator_cf(cf, VIEW_KEY_PREFIX) {
+            let (key, value) = item?;
+            if !key.starts_with(VIEW_KEY_PREFIX) {
+                break;
+            }
+            let def: ViewDef = serde_json::from_slice(&value)
+                .map_err(|e| StorageError::CorruptCatalog(format!("view definition: {e}")))?;
+            views.insert((def.relation.schema_name.clone(), def.relation.name.clone()), def);
+        }
+        info!(tables = tables.len(), views = views.len(), "catalog loaded");
         *self.tables.write().map_err(|_| poisoned())? = tables;
+        *self.views.write().map_err(|_| poisoned())? = views;
         Ok(())
+    }
+
+    pub fn view(&self, schema: &str, name: &str) -> Option<ViewDef> {
+        self.views.read().ok()?.get(&(schema.to_string(), name.to_string())).cloned()
+    }
+
+    /// All materialized views, in creation order (so a view comes after those it reads).
+    pub fn views(&self) -> Vec<ViewDef> {
+        let mut views: Vec<ViewDef> =
+            self.views.read().map(|v| v.values().cloned().collect()).unwrap_or_default();
+        views.sort_by_key(|v| v.id());
+        views
+    }
+
+    /// Allocates the id of a relation about to be created (tables and views share ids, which
+    /// become their `pg_class` oids).
+    pub fn allocate_id(&self) -> StorageResult<TableId> {
+        let _tables = self.tables.write().map_err(|_| poisoned())?;
+        let id = self.next_table_id()?;
+        self.write_synced_put(NEXT_TABLE_ID_KEY, &(id + 1).to_be_bytes())?;
+        Ok(id)
+    }
+
+    /// Persists a view definition whose id came from [`Store::allocate_id`].
+    pub fn create_view(&self, def: ViewDef) -> StorageResult<()> {
+        let tables = self.tables.read().map_err(|_| poisoned())?;
+        let mut views = self.views.write().map_err(|_| poisoned())?;
+        let key = (def.relation.schema_name.clone(), def.relation.name.clone());
+        if tables.contains_key(&key) || views.contains_key(&key) {
+            return Err(StorageError::TableExists(def.relation.name));
+        }
+        let json = serde_json::to_vec(&def)
+            .map_err(|e| StorageError::CorruptCatalog(format!("encode view definition: {e}")))?;
+        self.write_synced_put(&view_key(def.id()), &json)?;
+        info!(view = %def.relation.name, id = def.id(), "materialized view created");
+        views.insert(key, def);
+        Ok(())
+    }
+
+    pub fn drop_view(&self, schema: &str, name: &str) -> StorageResult<ViewDef> {
+        let mut views = self.views.write().map_err(|_| poisoned())?;
+        let key = (schema.to_string(), name.to_string());
+        let def = views.get(&key).ok_or_else(|| StorageError::TableNotFound(name.to_string()))?.clone();
+        let mut wb = WriteBatch::default();
+        wb.delete_cf(self.cf(CF_CATALOG)?, view_key(def.id()));
+        self.write_synced(wb)?;
+        views.remove(&key);
+        info!(view = name, id = def.id(), "materialized view dropped");
+        Ok(def)
+    }
+
+    fn write_synced_put(&self, key: &[u8], value: &[u8]) -> StorageResult<()> {
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.cf(CF_CATALOG)?, key, value);
+        self.write_synced(wb)
     }
 
     pub fn table(&self, schema: &str, name: &str) -> Option<Arc<TableStore>> {
@@ -82,7 +151,8 @@ impl Store {
     pub fn create_table(&self, mut def: TableDef) -> StorageResult<Arc<TableStore>> {
         let mut tables = self.tables.write().map_err(|_| poisoned())?;
         let key = (def.schema_name.clone(), def.name.clone());
-        if tables.contains_key(&key) {
+        let view_exists = self.views.read().map_err(|_| poisoned())?.contains_key(&key);
+        if tables.contains_key(&key) || view_exists {
             return Err(StorageError::TableExists(def.name));
         }
         let cf = self.cf(CF_CATALOG)?;
@@ -142,6 +212,12 @@ impl Store {
 
 fn table_key(id: TableId) -> Vec<u8> {
     let mut key = TABLE_KEY_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn view_key(id: TableId) -> Vec<u8> {
+    let mut key = VIEW_KEY_PREFIX.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     key
 }

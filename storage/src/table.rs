@@ -56,6 +56,8 @@ pub struct TableStore {
     codec: RowCodec,
     /// Sequence number the next changelog entry gets.
     next_seq: AtomicU64,
+    /// Publishes `next_seq` after each commit, so changelog readers wake up on new writes.
+    committed_seq: tokio::sync::watch::Sender<u64>,
 }
 
 /// What a finished scan saw: the changelog offset its rows reflect (the first sequence
@@ -75,6 +77,7 @@ impl TableStore {
             def,
             codec,
             next_seq: AtomicU64::new(next_seq),
+            committed_seq: tokio::sync::watch::Sender::new(next_seq),
         })
     }
 
@@ -248,11 +251,17 @@ impl TableStore {
         self.next_seq.load(Ordering::SeqCst)
     }
 
+    /// Changes whenever a write commits; its value is [`TableStore::next_seq`] after it.
+    pub fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed_seq.subscribe()
+    }
+
     fn commit(&self, wb: WriteBatch, next_seq: u64) -> StorageResult<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(wb, &opts)?;
         self.next_seq.store(next_seq, Ordering::SeqCst);
+        self.committed_seq.send_replace(next_seq);
         Ok(())
     }
 

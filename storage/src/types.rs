@@ -69,6 +69,28 @@ impl ColumnType {
         }
     }
 
+    /// The column type a view column of Arrow type `t` is shown as in `pg_catalog`.
+    pub fn from_arrow(t: &DataType) -> ColumnType {
+        match t {
+            DataType::Boolean => ColumnType::Boolean,
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 => ColumnType::Int2,
+            DataType::Int32 | DataType::UInt16 => ColumnType::Int4,
+            DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ColumnType::Int8,
+            DataType::Float16 | DataType::Float32 => ColumnType::Float4,
+            DataType::Float64 => ColumnType::Float8,
+            DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+                ColumnType::Numeric { precision: Some(*p), scale: Some(*s) }
+            }
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Bytea,
+            DataType::Date32 | DataType::Date64 => ColumnType::Date,
+            DataType::Time32(_) | DataType::Time64(_) => ColumnType::Time,
+            DataType::Timestamp(_, None) => ColumnType::Timestamp,
+            DataType::Timestamp(_, Some(_)) => ColumnType::Timestamptz,
+            DataType::Interval(_) => ColumnType::Interval,
+            _ => ColumnType::Text,
+        }
+    }
+
     /// The name `format_type()` prints, e.g. `character varying(20)`.
     pub fn pg_display_name(&self) -> String {
         match self {
@@ -137,5 +159,33 @@ impl TableDef {
 
     pub fn has_primary_key(&self) -> bool {
         !self.primary_key.is_empty()
+    }
+}
+
+/// A materialized view in the catalog: its relation (columns as `pg_catalog` shows them,
+/// no primary key), its definition, and the JobGraph that maintains it (JSON), so the job
+/// is re-deployed as planned when the server restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub relation: TableDef,
+    /// Exact Arrow types of the columns (as Arrow prints them).
+    pub arrow_types: Vec<String>,
+    /// The `SELECT` the view was created with.
+    pub definition: String,
+    pub parallelism: usize,
+    /// Tables and views this view reads, by id.
+    pub depends_on: Vec<TableId>,
+    pub job_graph: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl ViewDef {
+    pub fn id(&self) -> TableId {
+        self.relation.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.relation.name
     }
 }

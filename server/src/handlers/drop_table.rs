@@ -1,8 +1,15 @@
-//! `DROP TABLE [IF EXISTS] name [, ...]`. All names are checked before anything is dropped,
-//! so a failing DROP drops nothing.
+//! `DROP TABLE` and `DROP MATERIALIZED VIEW` `[IF EXISTS] name [, ...] [CASCADE]`.
+//!
+//! All names and dependencies are checked before anything is dropped, so a failing DROP
+//! drops nothing. Dropping a relation a view reads fails with `2BP01` unless `CASCADE`
+//! is given, which drops the dependent views first (the most recently created first, so
+//! a view always goes before the views it reads).
+
+use std::collections::BTreeSet;
 
 use weir_planner::sqlparser::ast::{ObjectName, ObjectType};
 use weir_planner::{split_name, sqlstate, SqlError, SqlResult};
+use weir_storage::{TableId, ViewDef};
 
 use super::{Context, Outcome};
 use crate::wire::errors::from_storage;
@@ -12,29 +19,87 @@ pub async fn run(
     object_type: ObjectType,
     if_exists: bool,
     names: &[ObjectName],
-    _cascade: bool,
+    cascade: bool,
 ) -> SqlResult<Outcome> {
-    if object_type != ObjectType::Table {
-        return Err(SqlError::unsupported(format!("DROP {object_type}")));
-    }
-    let mut to_drop = Vec::new();
+    let (kind, tag) = match object_type {
+        ObjectType::Table => ("table", "DROP TABLE"),
+        ObjectType::MaterializedView => ("materialized view", "DROP MATERIALIZED VIEW"),
+        other => return Err(SqlError::unsupported(format!("DROP {other}"))),
+    };
+    let store = &cx.engine.store;
+    let views = store.views();
+    let mut tables = Vec::new();
+    let mut doomed_views: BTreeSet<TableId> = BTreeSet::new();
     for name in names {
-        let (schema, table) = split_name(name)?;
-        if cx.engine.store.table(&schema, &table).is_some() {
-            to_drop.push((schema, table));
-        } else if !if_exists {
-            return Err(SqlError::new(
-                sqlstate::UNDEFINED_TABLE,
-                format!("table \"{table}\" does not exist"),
-            ));
+        let (schema, relation) = split_name(name)?;
+        let id = match object_type {
+            ObjectType::Table => store.table(&schema, &relation).map(|t| t.def().id),
+            _ => store.view(&schema, &relation).map(|v| v.id()),
+        };
+        let Some(id) = id else {
+            if let Some(other) = wrong_kind(cx, &schema, &relation, object_type) {
+                return Err(SqlError::new(sqlstate::WRONG_OBJECT_TYPE, format!("\"{relation}\" is not a {kind}"))
+                    .with_hint(format!("Use DROP {other} to remove a {}.", other.to_lowercase())));
+            }
+            if if_exists {
+                continue;
+            }
+            return Err(SqlError::new(sqlstate::UNDEFINED_TABLE, format!("{kind} \"{relation}\" does not exist")));
+        };
+        let dependents = dependents_of(id, &views);
+        if !cascade {
+            if let Some(first) = dependents.iter().find(|d| !doomed_views.contains(d)) {
+                let dependent = views.iter().find(|v| v.id() == *first).map_or("?", |v| v.name());
+                return Err(SqlError::new(
+                    sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!("cannot drop {kind} {relation} because other objects depend on it"),
+                )
+                .with_detail(format!("materialized view {dependent} depends on {kind} {relation}"))
+                .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+            }
+        }
+        doomed_views.extend(dependents);
+        match object_type {
+            ObjectType::Table => tables.push((schema, relation)),
+            _ => {
+                doomed_views.insert(id);
+            }
         }
     }
-    for (schema, table) in to_drop {
-        let store = cx.engine.store.clone();
+    for id in doomed_views.iter().rev() {
+        let Some(view) = views.iter().find(|v| v.id() == *id) else { continue };
+        cx.engine.jobs.drop_job(view.id()).await.map_err(|e| SqlError::internal(e.to_string()))?;
+        store.drop_view(&view.relation.schema_name, &view.relation.name).map_err(from_storage)?;
+    }
+    for (schema, table) in tables {
+        let store = store.clone();
         tokio::task::spawn_blocking(move || store.drop_table(&schema, &table))
             .await
             .map_err(|e| SqlError::internal(format!("drop table task failed: {e}")))?
             .map_err(from_storage)?;
     }
-    Ok(Outcome::Command { tag: "DROP TABLE", rows: None })
+    Ok(Outcome::Command { tag, rows: None })
+}
+
+/// Every view that reads `id`, directly or through other views.
+fn dependents_of(id: TableId, views: &[ViewDef]) -> BTreeSet<TableId> {
+    let mut found = BTreeSet::new();
+    let mut frontier = vec![id];
+    while let Some(current) = frontier.pop() {
+        for view in views {
+            if view.depends_on.contains(&current) && found.insert(view.id()) {
+                frontier.push(view.id());
+            }
+        }
+    }
+    found
+}
+
+/// The other relation kind `name` is, if it exists as one.
+fn wrong_kind(cx: &Context<'_>, schema: &str, name: &str, asked: ObjectType) -> Option<&'static str> {
+    match asked {
+        ObjectType::Table if cx.engine.store.view(schema, name).is_some() => Some("MATERIALIZED VIEW"),
+        ObjectType::MaterializedView if cx.engine.store.table(schema, name).is_some() => Some("TABLE"),
+        _ => None,
+    }
 }

@@ -7,9 +7,11 @@
 //! COMMIT/ROLLBACK is refused, as in Postgres.
 
 mod copy_from;
+mod create_mv;
 mod create_table;
 mod dml;
 mod drop_table;
+mod flush;
 mod query;
 mod settings;
 mod show_tables;
@@ -63,8 +65,10 @@ impl Context<'_> {
 }
 
 pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Outcome> {
-    let WeirStatement::Sql(statement) = statement;
-    let statement = *statement;
+    let statement = match statement {
+        WeirStatement::Sql(statement) => *statement,
+        WeirStatement::Flush => return flush::run(cx).await,
+    };
     let is_transaction_control = matches!(statement, Statement::Commit { .. } | Statement::Rollback { .. });
     let state = cx.session()?.transaction;
     if state == TransactionState::Failed && !is_transaction_control {
@@ -89,7 +93,14 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
 
 async fn dispatch(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
     match statement {
+        Statement::Explain { statement: explained, .. } if matches!(*explained, Statement::CreateView(_)) => {
+            match *explained {
+                Statement::CreateView(create) => create_mv::run(cx, create, true).await,
+                _ => Err(SqlError::internal("EXPLAIN target changed while dispatching")),
+            }
+        }
         Statement::Query(_) | Statement::Explain { .. } => query::run(cx, statement).await,
+        Statement::CreateView(create) => create_mv::run(cx, create, false).await,
         Statement::Insert(_) => dml::insert(cx, statement).await,
         Statement::Update(update) => dml::update(cx, update).await,
         Statement::Delete(delete) => dml::delete(cx, delete).await,

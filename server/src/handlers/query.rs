@@ -99,6 +99,16 @@ pub async fn describe_statement(
     statement: &Statement,
 ) -> SqlResult<StatementDescription> {
     let planned: Option<Statement> = match statement {
+        Statement::Explain { statement: explained, .. } if matches!(**explained, Statement::CreateView(_)) => {
+            return Ok(StatementDescription {
+                param_types: vec![],
+                result: Some(Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+                    "QUERY PLAN",
+                    DataType::Utf8,
+                    false,
+                )]))),
+            })
+        }
         Statement::Query(_) | Statement::Explain { .. } | Statement::Insert(_) => Some(statement.clone()),
         Statement::Update(update) => Some(super::dml::update_select(engine, update)?.0),
         Statement::Delete(delete) => Some(super::dml::delete_select(engine, delete)?.0),

@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use super::relations::{self, all_relations};
-use super::{cluster, types, CatalogSnapshot};
+use super::{cluster, types, viewdef, CatalogSnapshot};
 
 /// Registers every system function, bound to `snapshot`, in `ctx`.
 pub fn register_functions(ctx: &SessionContext, snapshot: Arc<CatalogSnapshot>) {
@@ -422,7 +422,24 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         }));
     }
 
-    // Weir keeps no comments, statistics objects, view or function definitions.
+    // `pg_get_viewdef(view [, pretty])`: the view may be given as an oid or (the obsolete
+    // form) a name; the second argument is `pretty` or, in `(oid, int)`, a wrap column that
+    // implies pretty. NULL for relations that are not materialized views.
+    let s = snapshot.clone();
+    out.push(function("pg_get_viewdef", &[1, 2], Returns::Fixed(text), move |args, rows| {
+        let oids = relation_oids(&s, arg(args, 0)?)?;
+        let pretty = match args.get(1) {
+            Some(a) if a.data_type().is_integer() => Some(BooleanArray::from(vec![true; a.len()])),
+            Some(a) => Some(bools(a)?),
+            None => None,
+        };
+        text_rows(rows, |row| {
+            let pretty = pretty.as_ref().and_then(|p| bool_at(p, row)).unwrap_or(false);
+            Ok(oids.get(row).copied().flatten().and_then(|oid| viewdef::view_definition(&s, oid, pretty)))
+        })
+    }));
+
+    // Weir keeps no comments, statistics objects, rules or function definitions.
     for (name, arities) in [
         ("obj_description", &[1usize, 2][..]),
         ("col_description", &[2]),
@@ -431,7 +448,7 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         ("pg_get_function_result", &[1]),
         ("pg_get_function_arguments", &[1]),
         ("pg_get_function_identity_arguments", &[1]),
-        ("pg_get_viewdef", &[1, 2]),
+        ("pg_get_ruledef", &[1, 2]),
         ("pg_get_triggerdef", &[1, 2]),
         ("pg_get_partkeydef", &[1]),
         ("pg_get_serial_sequence", &[2]),

@@ -15,11 +15,13 @@
 //!
 //! - [`columns`]: how a table is declared and turned into Arrow data.
 //! - [`registry`]: every system table and view, with its oid, namespace and columns.
-//! - [`relations`]: namespaces, relations, attributes, indexes, constraints (`pg_class`, ...).
+//! - [`relations`]: namespaces, relations, attributes, indexes, constraints (`pg_class`, ...);
+//!   user tables (relkind `r`) and materialized views (relkind `m`).
 //! - [`cluster`]: databases, roles, settings, access methods, collations, tablespaces.
 //! - [`types`]: built-in types, type modifiers and `format_type()`.
 //! - [`information_schema`]: the SQL-standard views over the same data.
 //! - [`functions`]: system functions (`format_type`, `pg_get_indexdef`, `::regclass`, ...).
+//! - [`viewdef`]: `pg_get_viewdef`, a view's stored query in Postgres' layout.
 //!
 //! Oids are `Int64` columns tagged as `oid` for the wire layer. DataFusion compares them with
 //! the quoted literals psql inlines (`c.oid = '16385'`) by casting the literal.
@@ -31,6 +33,7 @@ mod information_schema;
 mod registry;
 mod relations;
 mod types;
+mod viewdef;
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,7 +42,7 @@ use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::Result as DfResult;
-use weir_storage::TableDef;
+use weir_storage::{TableDef, ViewDef};
 
 pub use functions::register_functions;
 pub use types::{format_type, type_modifier, type_oid};
@@ -48,6 +51,8 @@ pub use types::{format_type, type_modifier, type_oid};
 #[derive(Debug, Clone)]
 pub struct CatalogSnapshot {
     pub tables: Vec<TableDef>,
+    /// Materialized views (shown in `pg_class` with relkind `m`).
+    pub views: Vec<ViewDef>,
     /// Current database name, e.g. "weir".
     pub database: String,
     /// Current user, e.g. "weir".
@@ -88,6 +93,11 @@ const FIRST_INDEX_OID: i64 = 1_000_000;
 /// The oid of a user table: stable for the table's life, derived from its id.
 pub fn table_oid(def: &TableDef) -> i64 {
     FIRST_USER_OID.saturating_add(i64::try_from(def.id).unwrap_or(i64::MAX / 4))
+}
+
+/// The oid of a materialized view: views and tables share one id space, so the same rule.
+pub fn view_oid(def: &ViewDef) -> i64 {
+    table_oid(&def.relation)
 }
 
 /// The oid of a table's primary-key index.

@@ -124,7 +124,7 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     view("pg_settings", 12003, cluster::PG_SETTINGS, cluster::pg_settings),
     view("pg_tables", 12004, rel::PG_TABLES, rel::pg_tables),
     view("pg_views", 12005, rel::PG_VIEWS, rel::pg_views),
-    view("pg_matviews", 12006, rel::PG_MATVIEWS, no_rows),
+    view("pg_matviews", 12006, rel::PG_MATVIEWS, rel::pg_matviews),
     view("pg_indexes", 12007, rel::PG_INDEXES, rel::pg_indexes),
     // information_schema.
     info_view("schemata", 13201, info::SCHEMATA, info::schemata),

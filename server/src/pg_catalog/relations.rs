@@ -5,18 +5,19 @@
 //! Everything is derived from one [`Relation`] model so that `pg_class`, `pg_attribute`,
 //! `information_schema` and functions like `pg_get_indexdef` cannot disagree. A user table
 //! with a primary key has, as in Postgres, a unique btree index `<table>_pkey` (relkind `i`)
-//! and a constraint of the same name backed by it.
+//! and a constraint of the same name backed by it. A materialized view is a relation of
+//! kind `m` with its columns and no indexes; `pg_matviews` lists it with its definition.
 
-use weir_storage::TableDef;
+use weir_storage::{TableDef, ViewDef};
 
 use super::columns::{row, Col, Columns, Row, Value};
 use super::registry::{self, SystemKind};
 use super::{
-    primary_key_constraint_oid, primary_key_index_oid, table_oid, BOOTSTRAP_SUPERUSER_OID, BTREE_AM_OID,
+    primary_key_constraint_oid, primary_key_index_oid, table_oid, view_oid, BOOTSTRAP_SUPERUSER_OID, BTREE_AM_OID,
     DATABASE_OWNER_ROLE_OID, HEAP_AM_OID, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID,
     PG_TOAST_NAMESPACE_OID, PUBLIC_NAMESPACE_OID,
 };
-use super::{types, CatalogSnapshot};
+use super::{types, viewdef, CatalogSnapshot};
 
 /// A relation as `pg_class` sees it.
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub struct Relation {
     pub oid: i64,
     pub name: String,
     pub namespace: i64,
-    /// `pg_class.relkind`: `r` table, `v` view, `i` index.
+    /// `pg_class.relkind`: `r` table, `v` view, `m` materialized view, `i` index.
     pub kind: &'static str,
     pub attributes: Vec<Attribute>,
     pub has_index: bool,
@@ -43,7 +44,7 @@ pub struct Attribute {
 impl Relation {
     fn access_method(&self) -> i64 {
         match self.kind {
-            "r" => HEAP_AM_OID,
+            "r" | "m" => HEAP_AM_OID,
             "i" => BTREE_AM_OID,
             _ => 0,
         }
@@ -69,6 +70,11 @@ fn user_table(def: &TableDef) -> Relation {
         has_index: def.has_primary_key(),
         user: true,
     }
+}
+
+/// A materialized view: its columns as a table's, stored in the heap, never indexed.
+fn user_view(def: &ViewDef) -> Relation {
+    Relation { oid: view_oid(def), kind: "m", has_index: false, ..user_table(&def.relation) }
 }
 
 fn primary_key_index(def: &TableDef) -> Relation {
@@ -117,7 +123,8 @@ fn system_relation(r: &registry::SystemRelation) -> Relation {
     }
 }
 
-/// Every relation: system catalogs, user tables and their primary-key indexes.
+/// Every relation: system catalogs, user tables and their primary-key indexes,
+/// materialized views.
 pub fn all_relations(snapshot: &CatalogSnapshot) -> Vec<Relation> {
     let mut relations: Vec<Relation> = registry::all().iter().map(system_relation).collect();
     for def in &snapshot.tables {
@@ -126,6 +133,7 @@ pub fn all_relations(snapshot: &CatalogSnapshot) -> Vec<Relation> {
             relations.push(primary_key_index(def));
         }
     }
+    relations.extend(snapshot.views.iter().map(user_view));
     relations
 }
 
@@ -182,7 +190,8 @@ pub fn namespaces(snapshot: &CatalogSnapshot) -> Vec<Namespace> {
             owner: BOOTSTRAP_SUPERUSER_OID,
         },
     ];
-    for def in &snapshot.tables {
+    let user_schemas = snapshot.tables.iter().chain(snapshot.views.iter().map(|v| &v.relation));
+    for def in user_schemas {
         if !out.iter().any(|n| n.name == def.schema_name) {
             out.push(Namespace {
                 oid: namespace_oid(&def.schema_name),
@@ -596,7 +605,10 @@ pub fn pg_class(snapshot: &CatalogSnapshot) -> Vec<Row> {
     all_relations(snapshot)
         .into_iter()
         .map(|r| {
+            // System views have no storage; a materialized view is stored like a table and,
+            // as in Postgres, has rules (its `_RETURN` rule, which psql does not list).
             let is_view = r.kind == "v";
+            let has_rules = matches!(r.kind, "v" | "m");
             row![
                 r.oid,
                 r.name.as_str(),
@@ -620,13 +632,13 @@ pub fn pg_class(snapshot: &CatalogSnapshot) -> Vec<Row> {
                 r.kind,
                 r.attributes.len(),
                 0i64,
-                is_view,
+                has_rules,
                 false,
                 false,
                 false,
                 false,
                 true,
-                if r.user && r.kind == "r" { "d" } else { "n" },
+                if r.user && matches!(r.kind, "r" | "m") { "d" } else { "n" },
                 false,
                 0i64,
                 0i64,
@@ -906,6 +918,24 @@ pub static PG_MATVIEWS: Columns = &[
     ("ispopulated", Col::Bool),
     ("definition", Col::Text),
 ];
+
+pub fn pg_matviews(snapshot: &CatalogSnapshot) -> Vec<Row> {
+    snapshot
+        .views
+        .iter()
+        .map(|def| {
+            row![
+                def.relation.schema_name.as_str(),
+                def.relation.name.as_str(),
+                snapshot.user.as_str(),
+                Value::Null,
+                false,
+                true,
+                viewdef::view_definition(snapshot, view_oid(def), false),
+            ]
+        })
+        .collect()
+}
 
 pub static PG_INDEXES: Columns = &[
     ("schemaname", Col::Name),

@@ -8,14 +8,14 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::sql::parser::Statement as DfStatement;
 use weir_planner::{parse_sql, rewrite_for_datafusion, WeirStatement};
-use weir_storage::{ColumnDef, ColumnType, TableDef};
+use weir_storage::{ColumnDef, ColumnType, TableDef, ViewDef};
 
 use super::{test_context, CatalogSnapshot};
 
 const PSQL_QUERIES: &str = include_str!("testdata/psql15_queries.sql");
 
-/// The tables of the reference capture, with ids chosen so the oids match it
-/// (orders = 16385, items = 16392).
+/// The tables and the materialized view of the reference capture, with ids chosen so the
+/// oids match it (orders = 16385, items = 16392, customer_totals = 16397).
 fn snapshot() -> Arc<CatalogSnapshot> {
     let column = |name: &str, column_type, not_null| ColumnDef { name: name.into(), column_type, not_null };
     Arc::new(CatalogSnapshot {
@@ -40,6 +40,16 @@ fn snapshot() -> Arc<CatalogSnapshot> {
                 primary_key: vec![],
             },
         ],
+        views: vec![view(
+            13,
+            "customer_totals",
+            vec![
+                column("customer", ColumnType::Text, false),
+                column("total", ColumnType::Float8, false),
+                column("n", ColumnType::Int8, false),
+            ],
+            "SELECT customer, sum(amount) AS total, count(*) AS n FROM orders GROUP BY customer",
+        )],
         database: "weir".into(),
         user: "weir".into(),
         settings: vec![
@@ -50,10 +60,33 @@ fn snapshot() -> Arc<CatalogSnapshot> {
     })
 }
 
+/// A materialized view in `public` as `CREATE MATERIALIZED VIEW` stores it.
+fn view(id: u64, name: &str, columns: Vec<ColumnDef>, definition: &str) -> ViewDef {
+    ViewDef {
+        relation: TableDef {
+            id,
+            schema_name: "public".into(),
+            name: name.into(),
+            columns,
+            primary_key: vec![],
+        },
+        arrow_types: vec![],
+        definition: definition.into(),
+        parallelism: 1,
+        depends_on: vec![1],
+        job_graph: String::new(),
+        created_at: 0,
+    }
+}
+
 async fn run(sql: &str) -> Result<Vec<RecordBatch>, String> {
-    let ctx = test_context(snapshot());
+    run_in(snapshot(), sql).await
+}
+
+async fn run_in(snapshot: Arc<CatalogSnapshot>, sql: &str) -> Result<Vec<RecordBatch>, String> {
+    let ctx = test_context(snapshot);
     let mut statements = parse_sql(sql).map_err(|e| format!("parse: {e:?}"))?;
-    let WeirStatement::Sql(mut statement) = statements.remove(0);
+    let WeirStatement::Sql(mut statement) = statements.remove(0) else { return Err("not SQL".into()) };
     rewrite_for_datafusion(&mut statement);
     let plan = ctx
         .state()
@@ -291,4 +324,253 @@ async fn every_system_relation_can_be_selected() {
             panic!("{sql}: {e}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Materialized views
+
+fn cell(batch: &RecordBatch, column: usize, row: usize) -> String {
+    let array = batch.column(column);
+    if array.is_null(row) {
+        "NULL".into()
+    } else {
+        arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+    }
+}
+
+fn first_row(batches: &[RecordBatch]) -> Vec<String> {
+    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
+    (0..batch.num_columns()).map(|c| cell(batch, c, 0)).collect()
+}
+
+#[tokio::test]
+async fn dm_and_d_list_materialized_views_and_dt_does_not() {
+    assert_table!(
+        psql_query("dm.1"),
+        "
+        +--------+-----------------+-------------------+-------+
+        | Schema | Name            | Type              | Owner |
+        +--------+-----------------+-------------------+-------+
+        | public | customer_totals | materialized view | weir  |
+        +--------+-----------------+-------------------+-------+"
+    );
+    assert_table!(
+        psql_query("d.1"),
+        "
+        +--------+-----------------+-------------------+-------+
+        | Schema | Name            | Type              | Owner |
+        +--------+-----------------+-------------------+-------+
+        | public | customer_totals | materialized view | weir  |
+        | public | items           | table             | weir  |
+        | public | orders          | table             | weir  |
+        +--------+-----------------+-------------------+-------+"
+    );
+    assert_table!(
+        psql_query("dm_plus.1"),
+        "
+        +--------+-----------------+-------------------+-------+-------------+---------------+---------+-------------+
+        | Schema | Name            | Type              | Owner | Persistence | Access method | Size    | Description |
+        +--------+-----------------+-------------------+-------+-------------+---------------+---------+-------------+
+        | public | customer_totals | materialized view | weir  | permanent   | heap          | 0 bytes |             |
+        +--------+-----------------+-------------------+-------+-------------+---------------+---------+-------------+"
+    );
+    // dv.1 lists views (relkind 'v') only: none.
+    let views = run(&psql_query("dv.1")).await.expect("runs");
+    assert_eq!(views.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+}
+
+/// Postgres 15's `pg_class` row of a materialized view (reltype aside: Weir's relations have
+/// no row types).
+#[tokio::test]
+async fn materialized_view_in_pg_class_and_pg_attribute() {
+    assert_table!(
+        "SELECT oid, relkind, relam, relfilenode, relhasindex, relhasrules, relpersistence, relnatts, \
+         relispopulated, relreplident, reltuples FROM pg_catalog.pg_class WHERE relname = 'customer_totals'",
+        "
+        +-------+---------+-------+-------------+-------------+-------------+----------------+----------+----------------+--------------+-----------+
+        | oid   | relkind | relam | relfilenode | relhasindex | relhasrules | relpersistence | relnatts | relispopulated | relreplident | reltuples |
+        +-------+---------+-------+-------------+-------------+-------------+----------------+----------+----------------+--------------+-----------+
+        | 16397 | m       | 2     | 16397       | false       | true        | p              | 3        | true           | d            | -1.0      |
+        +-------+---------+-------+-------------+-------------+-------------+----------------+----------+----------------+--------------+-----------+"
+    );
+    assert_table!(
+        "SELECT attname, atttypid, attnum, attnotnull, attstorage FROM pg_catalog.pg_attribute \
+         WHERE attrelid = 'customer_totals'::regclass ORDER BY attnum",
+        "
+        +----------+----------+--------+------------+------------+
+        | attname  | atttypid | attnum | attnotnull | attstorage |
+        +----------+----------+--------+------------+------------+
+        | customer | 25       | 1      | false      | x          |
+        | total    | 701      | 2      | false      | p          |
+        | n        | 20       | 3      | false      | p          |
+        +----------+----------+--------+------------+------------+"
+    );
+}
+
+#[tokio::test]
+async fn describe_materialized_view() {
+    assert_table!(
+        psql_query("d_plus_customer_totals.1"),
+        "
+        +-------+---------+-----------------+
+        | oid   | nspname | relname         |
+        +-------+---------+-----------------+
+        | 16397 | public  | customer_totals |
+        +-------+---------+-----------------+"
+    );
+    assert_eq!(
+        first_row(&run(&psql_query("d_plus_customer_totals.2")).await.expect("runs")),
+        ["0", "m", "false", "true", "false", "false", "false", "false", "false", "", "0", "", "p", "d", "heap"]
+    );
+    let columns = run(&psql_query("d_plus_customer_totals.3")).await.expect("runs");
+    let rendered: Vec<Vec<String>> = columns
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(move |r| (0..b.num_columns()).map(|c| cell(b, c, r)).collect()))
+        .collect();
+    assert_eq!(
+        rendered,
+        [
+            ["customer", "text", "NULL", "false", "NULL", "", "", "x", "", "NULL", "NULL"],
+            ["total", "double precision", "NULL", "false", "NULL", "", "", "p", "", "NULL", "NULL"],
+            ["n", "bigint", "NULL", "false", "NULL", "", "", "p", "", "NULL", "NULL"],
+        ]
+    );
+    // psql prints this under "View definition:", exactly as Postgres 15 does.
+    assert_eq!(
+        first_row(&run(&psql_query("d_plus_customer_totals.7")).await.expect("runs")),
+        [" SELECT orders.customer,\n    sum(orders.amount) AS total,\n    count(*) AS n\n   FROM orders\n  GROUP BY orders.customer;"]
+    );
+    // No rules but the view's own, and no policies, statistics, publications or inheritance.
+    for name in ["4", "5", "6", "8", "9", "10"] {
+        let batches = run(&psql_query(&format!("d_plus_customer_totals.{name}"))).await.expect("runs");
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0, "d_plus_customer_totals.{name}");
+    }
+}
+
+#[tokio::test]
+async fn pg_get_viewdef_forms_and_pg_matviews() {
+    let definition =
+        " SELECT orders.customer,\n    sum(orders.amount) AS total,\n    count(*) AS n\n   FROM orders\n  GROUP BY orders.customer;";
+    let row = first_row(
+        &run("SELECT pg_get_viewdef(16397), pg_get_viewdef(16397, false), pg_get_viewdef('customer_totals'), \
+              pg_get_viewdef('customer_totals'::regclass, 80), pg_get_viewdef(16385), pg_get_viewdef(0)")
+            .await
+            .expect("runs"),
+    );
+    assert_eq!(row, [definition, definition, definition, definition, "NULL", "NULL"]);
+    assert_table!(
+        "SELECT schemaname, matviewname, matviewowner, tablespace, hasindexes, ispopulated \
+         FROM pg_catalog.pg_matviews",
+        "
+        +------------+-----------------+--------------+------------+------------+-------------+
+        | schemaname | matviewname     | matviewowner | tablespace | hasindexes | ispopulated |
+        +------------+-----------------+--------------+------------+------------+-------------+
+        | public     | customer_totals | weir         |            | false      | true        |
+        +------------+-----------------+--------------+------------+------------+-------------+"
+    );
+    let row = first_row(&run("SELECT definition FROM pg_catalog.pg_matviews").await.expect("runs"));
+    assert_eq!(row, [definition]);
+}
+
+/// Postgres lists materialized views in neither `information_schema.tables` nor `.columns`,
+/// nor in `pg_tables`.
+#[tokio::test]
+async fn information_schema_and_pg_tables_leave_out_materialized_views() {
+    for sql in [
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'customer_totals'",
+        "SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'customer_totals'",
+        "SELECT count(*) AS n FROM information_schema.views WHERE table_name = 'customer_totals'",
+        "SELECT count(*) AS n FROM pg_catalog.pg_tables WHERE tablename = 'customer_totals'",
+    ] {
+        assert_table!(sql, "+---+\n| n |\n+---+\n| 0 |\n+---+");
+    }
+    assert_table!(
+        "SELECT 'customer_totals'::regclass::oid AS oid, 16397::regclass AS name",
+        "
+        +-------+-----------------+
+        | oid   | name            |
+        +-------+-----------------+
+        | 16397 | customer_totals |
+        +-------+-----------------+"
+    );
+}
+
+/// Definitions laid out by `pg_get_viewdef`, each compared with what Postgres 15.18 prints
+/// for the same `CREATE MATERIALIZED VIEW` (both pretty and not, where they differ).
+#[test]
+fn pg_get_viewdef_matches_postgres_layout() {
+    let mut base = (*snapshot()).clone();
+    let cases: &[(&str, &[&str], &str, Option<&str>)] = &[
+        (
+            "SELECT customer, count(*) FROM orders GROUP BY customer ORDER BY count(*) DESC, customer",
+            &["customer", "count"],
+            " SELECT orders.customer,\n    count(*) AS count\n   FROM orders\n  GROUP BY orders.customer\n  ORDER BY (count(*)) DESC, orders.customer;",
+            None,
+        ),
+        (
+            "SELECT customer AS \"Cust\", amount AS amount FROM orders",
+            &["Cust", "amount"],
+            " SELECT orders.customer AS \"Cust\",\n    orders.amount\n   FROM orders;",
+            None,
+        ),
+        ("SELECT * FROM items", &["sku", "qty"], " SELECT items.sku,\n    items.qty\n   FROM items;", None),
+        (
+            "SELECT customer, sum(amount) AS total FROM orders GROUP BY 1 ORDER BY 2",
+            &["customer", "total"],
+            " SELECT orders.customer,\n    sum(orders.amount) AS total\n   FROM orders\n  GROUP BY orders.customer\n  ORDER BY (sum(orders.amount));",
+            None,
+        ),
+        (
+            "SELECT DISTINCT customer FROM orders",
+            &["customer"],
+            " SELECT DISTINCT orders.customer\n   FROM orders;",
+            None,
+        ),
+        (
+            "SELECT customer, amount FROM orders",
+            &["a", "b"],
+            " SELECT orders.customer AS a,\n    orders.amount AS b\n   FROM orders;",
+            None,
+        ),
+        (
+            "SELECT o.id, i.qty FROM orders o, items i WHERE o.customer = i.sku ORDER BY o.id LIMIT 5 OFFSET 2",
+            &["id", "qty"],
+            " SELECT o.id,\n    i.qty\n   FROM orders o,\n    items i\n  WHERE o.customer = i.sku\n  ORDER BY o.id\n OFFSET 2\n LIMIT 5;",
+            None,
+        ),
+        (
+            "SELECT o.id, i.qty FROM orders o LEFT JOIN items i ON o.customer = i.sku JOIN orders o2 ON o2.id = o.id",
+            &["id", "qty"],
+            " SELECT o.id,\n    i.qty\n   FROM orders o\n     LEFT JOIN items i ON o.customer = i.sku\n     JOIN orders o2 ON o2.id = o.id;",
+            Some(" SELECT o.id,\n    i.qty\n   FROM ((orders o\n     LEFT JOIN items i ON ((o.customer = i.sku)))\n     JOIN orders o2 ON ((o2.id = o.id)));"),
+        ),
+        (
+            "SELECT o.id, i.qty FROM orders o JOIN items i ON o.customer = i.sku, items i2 \
+             WHERE NOT (o.id > 1 AND o.customer IS NULL) GROUP BY 1, 2 ORDER BY i.qty + 1",
+            &["id", "qty"],
+            " SELECT o.id,\n    i.qty\n   FROM orders o\n     JOIN items i ON o.customer = i.sku,\n    items i2\n  WHERE NOT (o.id > 1 AND o.customer IS NULL)\n  GROUP BY o.id, i.qty\n  ORDER BY (i.qty + 1);",
+            Some(" SELECT o.id,\n    i.qty\n   FROM (orders o\n     JOIN items i ON ((o.customer = i.sku))),\n    items i2\n  WHERE (NOT ((o.id > 1) AND (o.customer IS NULL)))\n  GROUP BY o.id, i.qty\n  ORDER BY (i.qty + 1);"),
+        ),
+        (
+            "SELECT o.customer, count(*) AS n FROM orders o JOIN items i ON o.customer = i.sku \
+             GROUP BY o.customer HAVING count(*) > 1 ORDER BY n DESC LIMIT 10",
+            &["customer", "n"],
+            " SELECT o.customer,\n    count(*) AS n\n   FROM orders o\n     JOIN items i ON o.customer = i.sku\n  GROUP BY o.customer\n HAVING count(*) > 1\n  ORDER BY (count(*)) DESC\n LIMIT 10;",
+            None,
+        ),
+        // Shapes that are not laid out are printed as stored.
+        ("SELECT 1 UNION SELECT 2", &["?column?"], " SELECT 1 UNION SELECT 2;", None),
+    ];
+    let column = |name: &str| ColumnDef { name: name.into(), column_type: ColumnType::Int8, not_null: false };
+    for (i, (sql, names, _, _)) in cases.iter().enumerate() {
+        let id = 100 + i as u64;
+        base.views.push(view(id, &format!("v{id}"), names.iter().map(|n| column(n)).collect(), sql));
+    }
+    for (i, (sql, _, pretty, plain)) in cases.iter().enumerate() {
+        let oid = 16384 + 100 + i as i64;
+        assert_eq!(super::viewdef::view_definition(&base, oid, true).as_deref(), Some(*pretty), "{sql}");
+        let plain = plain.unwrap_or(pretty);
+        assert_eq!(super::viewdef::view_definition(&base, oid, false).as_deref(), Some(plain), "{sql}");
+    }
+    assert_eq!(super::viewdef::view_definition(&base, 16385, true), None);
 }

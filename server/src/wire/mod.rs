@@ -282,9 +282,12 @@ impl QueryParser for WeirQueryParser {
             let s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
             Session::snapshot_of(&s)
         };
-        let WeirStatement::Sql(ast) = &statement;
-        let mut description =
-            describe_statement(&self.engine, &snapshot_session, ast).await.map_err(to_pgwire)?;
+        let mut description = match &statement {
+            WeirStatement::Sql(ast) => {
+                describe_statement(&self.engine, &snapshot_session, ast).await.map_err(to_pgwire)?
+            }
+            WeirStatement::Flush => Default::default(),
+        };
         for (i, ty) in types.iter().enumerate() {
             if let Some(declared) = ty.as_ref().and_then(params::arrow_type_of) {
                 if description.param_types.len() <= i {

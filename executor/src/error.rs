@@ -1,0 +1,33 @@
+//! Errors of the streaming runtime. Each says which layer failed; task-level failures are
+//! wrapped with the operator and epoch they happened in.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Storage(#[from] weir_storage::StorageError),
+    /// The JobGraph cannot be deployed as written (a planner bug or a stale catalog entry).
+    #[error("invalid job graph: {0}")]
+    InvalidGraph(String),
+    /// A peer task or the JobManager went away.
+    #[error("channel closed: {0}")]
+    ChannelClosed(String),
+    /// Likely a bug in Weir.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("operator {operator} (epoch {epoch}): {source}")]
+    InOperator { operator: String, epoch: u64, source: Box<ExecError> },
+}
+
+pub type ExecResult<T> = Result<T, ExecError>;
+
+impl ExecError {
+    pub fn in_operator(self, operator: &str, epoch: u64) -> Self {
+        ExecError::InOperator { operator: operator.to_string(), epoch, source: Box::new(self) }
+    }
+}

@@ -1,0 +1,286 @@
+//! The JobGraph: what the planner hands the runtime, typed and serializable.
+//!
+//! A JobGraph is a DAG of vertices. A vertex is a chain of operators that run in one task
+//! per unit of parallelism (forward edges between same-parallelism operators are chained by
+//! the planner, so no channel hop separates them). Edges say how a producer's rows are
+//! spread over the consumer's subtasks. Expressions are carried as SQL text over positional
+//! column names (`_c0`, `_c1`, ...) and compiled against the input schema at deploy time, so
+//! a graph can be shipped to a TaskManager in another process as JSON.
+
+use std::fmt::{self, Write as _};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ExecError, ExecResult};
+
+pub type VertexId = usize;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobGraph {
+    /// The view this job maintains.
+    pub view_id: u64,
+    pub view_name: String,
+    pub vertices: Vec<Vertex>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Vertex {
+    pub id: VertexId,
+    pub parallelism: usize,
+    pub source: Option<SourceSpec>,
+    pub inputs: Vec<Edge>,
+    /// Operators applied in order to every message of the vertex.
+    pub chain: Vec<OperatorSpec>,
+}
+
+/// Where a vertex's rows come from when it has no upstream vertex in this job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum SourceSpec {
+    /// A stored table: a snapshot of its rows, then its changelog.
+    Table { table_id: u64, table_name: String, schema: Vec<FieldSpec> },
+    /// Another view's materialize subtasks (one channel from each; `parallelism` of this
+    /// vertex equals the upstream view's).
+    View { view_id: u64, view_name: String, schema: Vec<FieldSpec> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Edge {
+    pub from: VertexId,
+    pub partitioning: Partitioning,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Partitioning {
+    /// Subtask `i` feeds subtask `i` (same parallelism).
+    Forward,
+    /// Rows are routed by the hash of these columns (key group, then subtask).
+    Hash(Vec<usize>),
+    /// Everything goes to the single consumer subtask.
+    Single,
+    /// Every row goes to every consumer subtask.
+    Broadcast,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum OperatorSpec {
+    Project { exprs: Vec<String>, output: Vec<FieldSpec> },
+    Filter { predicate: String },
+    HashAggregate(AggregateSpec),
+    /// Merges its inputs (UNION ALL).
+    Union { output: Vec<FieldSpec> },
+    Materialize { view_id: u64 },
+}
+
+/// Incremental grouped aggregation. The input's first `group_columns` columns are the group
+/// key; each aggregate reads one input column (none for `count(*)`). Output: group columns,
+/// then one column per aggregate, typed as `output`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AggregateSpec {
+    pub group_columns: usize,
+    pub aggregates: Vec<AggregateCall>,
+    pub output: Vec<FieldSpec>,
+    /// With no GROUP BY the view has exactly one row, even over no input (as in SQL).
+    pub global: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AggregateCall {
+    pub kind: AggregateKind,
+    pub input_column: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AggregateKind {
+    /// `count(*)`: rows in the group.
+    CountRows,
+    /// `count(x)`: non-null values.
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    BoolAnd,
+    BoolOr,
+}
+
+/// A column of a schema, with its Arrow type written as Arrow's `Display` (parseable back).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FieldSpec {
+    pub name: String,
+    pub data_type: String,
+}
+
+impl FieldSpec {
+    pub fn new(name: impl Into<String>, data_type: &DataType) -> Self {
+        Self { name: name.into(), data_type: data_type.to_string() }
+    }
+
+    pub fn from_schema(schema: &Schema) -> Vec<FieldSpec> {
+        schema.fields().iter().map(|f| FieldSpec::new(f.name(), f.data_type())).collect()
+    }
+
+    pub fn data_type(&self) -> ExecResult<DataType> {
+        self.data_type
+            .parse::<DataType>()
+            .map_err(|e| ExecError::InvalidGraph(format!("type {} of {}: {e}", self.data_type, self.name)))
+    }
+}
+
+/// Builds an Arrow schema (every column nullable) from field specs.
+pub fn schema_of(fields: &[FieldSpec]) -> ExecResult<SchemaRef> {
+    let fields = fields
+        .iter()
+        .map(|f| Ok(Field::new(&f.name, f.data_type()?, true)))
+        .collect::<ExecResult<Vec<_>>>()?;
+    Ok(std::sync::Arc::new(Schema::new(fields)))
+}
+
+impl JobGraph {
+    pub fn vertex(&self, id: VertexId) -> ExecResult<&Vertex> {
+        self.vertices.get(id).ok_or_else(|| ExecError::InvalidGraph(format!("no vertex {id}")))
+    }
+
+    /// Vertices that read from `id`, with the edge.
+    pub fn consumers(&self, id: VertexId) -> Vec<(&Vertex, &Edge)> {
+        self.vertices
+            .iter()
+            .flat_map(|v| v.inputs.iter().filter(move |e| e.from == id).map(move |e| (v, e)))
+            .collect()
+    }
+
+    /// The upstream views this job reads.
+    pub fn view_inputs(&self) -> Vec<u64> {
+        self.vertices
+            .iter()
+            .filter_map(|v| match &v.source {
+                Some(SourceSpec::View { view_id, .. }) => Some(*view_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn table_inputs(&self) -> Vec<u64> {
+        self.vertices
+            .iter()
+            .filter_map(|v| match &v.source {
+                Some(SourceSpec::Table { table_id, .. }) => Some(*table_id),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for JobGraph {
+    /// The EXPLAIN form: one block per vertex, sinks first, like a plan tree read top-down.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "JobGraph for materialized view {}", self.view_name)?;
+        for vertex in self.vertices.iter().rev() {
+            let mut line = format!("Vertex {} (parallelism {})", vertex.id, vertex.parallelism);
+            for edge in &vertex.inputs {
+                let _ = write!(line, " <- vertex {} [{}]", edge.from, edge.partitioning);
+            }
+            writeln!(f, "{line}")?;
+            for op in vertex.chain.iter().rev() {
+                writeln!(f, "  {op}")?;
+            }
+            match &vertex.source {
+                Some(SourceSpec::Table { table_name, .. }) => {
+                    writeln!(f, "  TableSource: {table_name} (snapshot, then changelog)")?
+                }
+                Some(SourceSpec::View { view_name, .. }) => {
+                    writeln!(f, "  ViewSource: {view_name} (contents, then changes)")?
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Partitioning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Partitioning::Forward => write!(f, "forward"),
+            Partitioning::Hash(cols) => {
+                let cols: Vec<String> = cols.iter().map(|c| format!("_c{c}")).collect();
+                write!(f, "hash({})", cols.join(", "))
+            }
+            Partitioning::Single => write!(f, "single"),
+            Partitioning::Broadcast => write!(f, "broadcast"),
+        }
+    }
+}
+
+impl fmt::Display for OperatorSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OperatorSpec::Project { exprs, output } => {
+                let items: Vec<String> =
+                    exprs.iter().zip(output).map(|(e, o)| format!("{e} AS {}", o.name)).collect();
+                write!(f, "Project: {}", items.join(", "))
+            }
+            OperatorSpec::Filter { predicate } => write!(f, "Filter: {predicate}"),
+            OperatorSpec::HashAggregate(spec) => {
+                let groups: Vec<String> = (0..spec.group_columns).map(|c| format!("_c{c}")).collect();
+                let aggs: Vec<String> = spec
+                    .aggregates
+                    .iter()
+                    .zip(spec.output.iter().skip(spec.group_columns))
+                    .map(|(a, o)| {
+                        let arg = a.input_column.map_or("*".to_string(), |c| format!("_c{c}"));
+                        format!("{:?}({arg}) AS {}", a.kind, o.name)
+                    })
+                    .collect();
+                let state = if spec.aggregates.iter().any(|a| {
+                    matches!(a.kind, AggregateKind::Min | AggregateKind::Max | AggregateKind::CountDistinct)
+                }) {
+                    "per group: accumulators + value multisets"
+                } else {
+                    "per group: accumulators"
+                };
+                write!(f, "HashAggregate: group by [{}], [{}]; state: {state}", groups.join(", "), aggs.join(", "))
+            }
+            OperatorSpec::Union { .. } => write!(f, "Union"),
+            OperatorSpec::Materialize { view_id } => {
+                write!(f, "Materialize: view {view_id}; state: view rows with multiplicity")
+            }
+        }
+    }
+}
+
+impl JobGraph {
+    /// The columns vertex `id` receives: its source's, or its first upstream vertex's output.
+    pub fn input_fields(&self, id: VertexId) -> ExecResult<Vec<FieldSpec>> {
+        let vertex = self.vertex(id)?;
+        match (&vertex.source, vertex.inputs.first()) {
+            (Some(SourceSpec::Table { schema, .. }), _) | (Some(SourceSpec::View { schema, .. }), _) => {
+                Ok(schema.clone())
+            }
+            (None, Some(edge)) if edge.from < id => self.output_fields(edge.from),
+            _ => Err(ExecError::InvalidGraph(format!("vertex {id} has no input"))),
+        }
+    }
+
+    /// The columns vertex `id` produces.
+    pub fn output_fields(&self, id: VertexId) -> ExecResult<Vec<FieldSpec>> {
+        let mut fields = self.input_fields(id)?;
+        for op in &self.vertex(id)?.chain {
+            match op {
+                OperatorSpec::Project { output, .. } | OperatorSpec::Union { output } => fields = output.clone(),
+                OperatorSpec::HashAggregate(spec) => fields = spec.output.clone(),
+                OperatorSpec::Filter { .. } | OperatorSpec::Materialize { .. } => {}
+            }
+        }
+        Ok(fields)
+    }
+
+    /// The vertex holding the view's materialize operator.
+    pub fn materialize_vertex(&self) -> ExecResult<&Vertex> {
+        self.vertices
+            .iter()
+            .find(|v| v.chain.iter().any(|op| matches!(op, OperatorSpec::Materialize { .. })))
+            .ok_or_else(|| ExecError::InvalidGraph("job has no materialize operator".into()))
+    }
+}

@@ -1,0 +1,144 @@
+//! What flows between operators: one in-band protocol of data and control.
+//!
+//! Every channel between tasks carries [`Message`]s. Data is an Arrow batch; a stream that
+//! can retract carries an op per row (`+1` insert, `-1` delete; an update is a delete
+//! followed by an insert, like Flink's RowKind). Barriers mark epoch boundaries: an
+//! operator has seen everything of epoch `e` once it has seen `Barrier(e)` on every input.
+//! Watermarks promise that no later row on the channel has an event time below them.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int8Array, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::error::ArrowError;
+
+/// Op of a row in a changelog batch.
+pub const OP_INSERT: i8 = 1;
+pub const OP_DELETE: i8 = -1;
+
+/// Epochs number the intervals between barriers; they only grow.
+pub type Epoch = u64;
+
+/// A batch of rows, with per-row ops when the stream is a changelog.
+#[derive(Debug, Clone)]
+pub struct StreamBatch {
+    pub data: RecordBatch,
+    /// `None`: every row is an insert (an append-only stream). Otherwise one op per row.
+    pub ops: Option<Int8Array>,
+}
+
+impl StreamBatch {
+    /// A batch of inserts.
+    pub fn inserts(data: RecordBatch) -> Self {
+        Self { data, ops: None }
+    }
+
+    /// A changelog batch; `ops` must have one entry per row.
+    pub fn with_ops(data: RecordBatch, ops: Int8Array) -> Self {
+        debug_assert_eq!(data.num_rows(), ops.len());
+        Self { data, ops: Some(ops) }
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.data.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.num_rows() == 0
+    }
+
+    /// The op of row `i`.
+    pub fn op(&self, i: usize) -> i8 {
+        self.ops.as_ref().map_or(OP_INSERT, |ops| ops.value(i))
+    }
+
+    /// Keeps the rows where `mask` is true (ops follow their rows).
+    pub fn filter(&self, mask: &arrow::array::BooleanArray) -> Result<Self, ArrowError> {
+        let data = filter_record_batch(&self.data, mask)?;
+        let ops = match &self.ops {
+            Some(ops) => {
+                let kept = arrow::compute::filter(ops, mask)?;
+                Some(downcast_ops(&kept)?)
+            }
+            None => None,
+        };
+        Ok(Self { data, ops })
+    }
+
+    /// Takes the rows at `indices`, in that order.
+    pub fn take(&self, indices: &arrow::array::UInt32Array) -> Result<Self, ArrowError> {
+        let columns = self
+            .data
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c.as_ref(), indices, None))
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let data = RecordBatch::try_new_with_options(
+            self.data.schema(),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(indices.len())),
+        )?;
+        let ops = match &self.ops {
+            Some(ops) => Some(downcast_ops(&arrow::compute::take(ops, indices, None)?)?),
+            None => None,
+        };
+        Ok(Self { data, ops })
+    }
+
+    /// Concatenates batches of one schema into one (ops become explicit if any has them).
+    pub fn concat(batches: &[StreamBatch]) -> Result<Option<Self>, ArrowError> {
+        let Some(first) = batches.first() else { return Ok(None) };
+        if batches.len() == 1 {
+            return Ok(Some(first.clone()));
+        }
+        let data = concat_batches(&first.data.schema(), batches.iter().map(|b| &b.data))?;
+        let ops = if batches.iter().any(|b| b.ops.is_some()) {
+            let mut ops = Vec::with_capacity(data.num_rows());
+            for b in batches {
+                ops.extend((0..b.num_rows()).map(|i| b.op(i)));
+            }
+            Some(Int8Array::from(ops))
+        } else {
+            None
+        };
+        Ok(Some(Self { data, ops }))
+    }
+}
+
+fn downcast_ops(array: &ArrayRef) -> Result<Int8Array, ArrowError> {
+    array
+        .as_any()
+        .downcast_ref::<Int8Array>()
+        .cloned()
+        .ok_or_else(|| ArrowError::InvalidArgumentError("op column is not Int8".into()))
+}
+
+/// A change to the running dataflow that takes effect exactly at a barrier, so every task
+/// applies it at the same point of the stream.
+#[derive(Debug)]
+pub enum Mutation {
+    /// New jobs read the output of the view's materialize tasks: after passing this
+    /// barrier, materialize subtask `i` sends its current contents to `channels[i]`, then
+    /// every later change and barrier.
+    Subscribe { view_id: u64, channels: Vec<crate::data_plane::ChannelId> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Barrier {
+    pub epoch: Epoch,
+    pub mutation: Option<Arc<Mutation>>,
+}
+
+impl Barrier {
+    pub fn new(epoch: Epoch) -> Self {
+        Self { epoch, mutation: None }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Batch(StreamBatch),
+    /// Event time in microseconds since the Unix epoch.
+    Watermark(i64),
+    Barrier(Barrier),
+}

@@ -1,0 +1,560 @@
+//! HashAggregate: incremental GROUP BY over a changelog stream.
+//!
+//! Each input row is a weighted change (`+1` insert, `-1` delete) to its group's state, and
+//! every accumulator (see [`super::aggregate_state`]) is a commutative group under these
+//! changes: rows may arrive in any order within an epoch (a delete can overtake its insert
+//! when they travel different paths), and only the state at the barrier matters.
+//!
+//! `process_batch` only updates state: the group columns of the whole batch are encoded
+//! once with an arrow [`RowConverter`], each row's group slot is looked up in a hash map of
+//! those keys, and each accumulator updates its columnar per-slot vectors in one typed pass.
+//! Touched groups are remembered in a dirty list. Output is produced at the barrier, as the
+//! epoch's net change: emitting per batch would publish intermediate results (and twice as
+//! many retractions) that the barrier-consistent view never needs. For every dirty group we
+//! keep the last emitted output row (arrow-row encoded) and emit `-old`/`+new` when it
+//! changed, only `-old` when the group's row count dropped to 0 (its slot then goes to a free
+//! list), nothing when it did not change. Deletes come first, then inserts, in one batch.
+//!
+//! Min and max cannot be maintained as a single running value once rows are retracted
+//! (deleting the current max must reveal the previous one), so they keep an ordered multiset
+//! of the group's values; count(DISTINCT) keeps the same multiset.
+//!
+//! Without GROUP BY (`spec.global`) there is one group that always exists: its row is emitted
+//! on the first barrier even over no input (count 0, sum NULL, as in SQL) and never deleted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int8Array, RecordBatch};
+use arrow::compute::{can_cast_types, cast_with_options, CastOptions};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+
+use super::aggregate_state::{create_accumulator, GroupAccumulator};
+use super::Operator;
+use crate::error::{ExecError, ExecResult};
+use crate::job_graph::{schema_of, AggregateSpec};
+use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
+
+pub struct HashAggregate {
+    group_columns: usize,
+    global: bool,
+    input_schema: SchemaRef,
+    output_schema: SchemaRef,
+    /// Input column of each aggregate (None for count(*)), parallel to `accumulators`.
+    inputs: Vec<Option<usize>>,
+    accumulators: Vec<Box<dyn GroupAccumulator>>,
+    /// Encodes the group columns; None without group columns (the key is then empty).
+    group_converter: Option<RowConverter>,
+    /// Encodes full output rows, to remember and compare what was emitted.
+    output_converter: RowConverter,
+    /// Group key (arrow-row bytes) -> slot. Slots index every per-group vector below and
+    /// the accumulators' state.
+    slots: HashMap<Arc<[u8]>, u32>,
+    keys: Vec<Arc<[u8]>>,
+    /// Net row count (sum of ops) per slot.
+    row_counts: Vec<i64>,
+    /// The output row last emitted for the slot, arrow-row encoded.
+    emitted: Vec<Option<Box<[u8]>>>,
+    dirty: Vec<u32>,
+    is_dirty: Vec<bool>,
+    free: Vec<u32>,
+}
+
+fn invalid(msg: String) -> ExecError {
+    ExecError::InvalidGraph(format!("HashAggregate: {msg}"))
+}
+
+impl HashAggregate {
+    pub fn new(spec: &AggregateSpec, input_schema: SchemaRef) -> ExecResult<Self> {
+        let output_schema = schema_of(&spec.output)?;
+        let gc = spec.group_columns;
+        if output_schema.fields().len() != gc + spec.aggregates.len() || output_schema.fields().is_empty() {
+            return Err(invalid(format!(
+                "{} output columns for {gc} group columns and {} aggregates",
+                output_schema.fields().len(),
+                spec.aggregates.len()
+            )));
+        }
+        if gc > input_schema.fields().len() {
+            return Err(invalid(format!(
+                "{gc} group columns over {} input columns",
+                input_schema.fields().len()
+            )));
+        }
+        if spec.global && gc > 0 {
+            return Err(invalid("a global aggregate cannot have group columns".into()));
+        }
+        let out_types: Vec<&DataType> = output_schema.fields().iter().map(|f| f.data_type()).collect();
+        let group_types: Vec<DataType> =
+            input_schema.fields()[..gc].iter().map(|f| f.data_type().clone()).collect();
+        for (from, to) in group_types.iter().zip(&out_types) {
+            if !can_cast_types(from, to) {
+                return Err(invalid(format!("group column of type {from} cannot be output as {to}")));
+            }
+        }
+        let mut accumulators = Vec::with_capacity(spec.aggregates.len());
+        for (call, out_type) in spec.aggregates.iter().zip(&out_types[gc..]) {
+            let input_type = match call.input_column {
+                Some(c) => Some(
+                    input_schema
+                        .fields()
+                        .get(c)
+                        .ok_or_else(|| invalid(format!("{:?} reads missing input column {c}", call.kind)))?
+                        .data_type(),
+                ),
+                None => None,
+            };
+            let acc = create_accumulator(call.kind, input_type, out_type)?;
+            if !can_cast_types(&acc.output_type(), out_type) {
+                return Err(invalid(format!(
+                    "{:?} produces {}, declared {out_type}",
+                    call.kind,
+                    acc.output_type()
+                )));
+            }
+            accumulators.push(acc);
+        }
+        let sort_fields = |types: Vec<DataType>| types.into_iter().map(SortField::new).collect::<Vec<_>>();
+        let group_converter = match gc {
+            0 => None,
+            _ => Some(
+                RowConverter::new(sort_fields(group_types))
+                    .map_err(|e| invalid(format!("group key: {e}")))?,
+            ),
+        };
+        let output_converter = RowConverter::new(sort_fields(out_types.into_iter().cloned().collect()))
+            .map_err(|e| invalid(format!("output row: {e}")))?;
+        let mut op = Self {
+            group_columns: gc,
+            global: spec.global,
+            input_schema,
+            output_schema,
+            inputs: spec.aggregates.iter().map(|a| a.input_column).collect(),
+            accumulators,
+            group_converter,
+            output_converter,
+            slots: HashMap::new(),
+            keys: vec![],
+            row_counts: vec![],
+            emitted: vec![],
+            dirty: vec![],
+            is_dirty: vec![],
+            free: vec![],
+        };
+        if op.global {
+            // The one group exists from the start; dirty so the first barrier emits it.
+            let slot = op.slot_for(&[])?;
+            op.mark_dirty(slot);
+        }
+        Ok(op)
+    }
+
+    /// The slot of group `key`, allocating one (from the free list first) for a new group.
+    fn slot_for(&mut self, key: &[u8]) -> ExecResult<u32> {
+        if let Some(&slot) = self.slots.get(key) {
+            return Ok(slot);
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = u32::try_from(self.keys.len())
+                    .map_err(|_| ExecError::Internal("HashAggregate: too many groups".into()))?;
+                self.keys.push(Arc::from(&[][..]));
+                self.row_counts.push(0);
+                self.emitted.push(None);
+                self.is_dirty.push(false);
+                for acc in &mut self.accumulators {
+                    acc.resize(self.keys.len());
+                }
+                slot
+            }
+        };
+        let key: Arc<[u8]> = Arc::from(key);
+        self.keys[slot as usize] = Arc::clone(&key);
+        self.slots.insert(key, slot);
+        Ok(slot)
+    }
+
+    fn mark_dirty(&mut self, slot: u32) {
+        if !self.is_dirty[slot as usize] {
+            self.is_dirty[slot as usize] = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    fn free_slot(&mut self, slot: u32) {
+        let s = slot as usize;
+        let key = std::mem::replace(&mut self.keys[s], Arc::from(&[][..]));
+        self.slots.remove(&key[..]);
+        self.row_counts[s] = 0;
+        self.emitted[s] = None;
+        for acc in &mut self.accumulators {
+            acc.reset(s);
+        }
+        self.free.push(slot);
+    }
+
+    /// The batch must have the input schema's types at the columns this operator reads.
+    fn check_input(&self, batch: &StreamBatch) -> ExecResult<()> {
+        let used = (0..self.group_columns).chain(self.inputs.iter().flatten().copied());
+        for c in used {
+            let expected = self.input_schema.field(c).data_type();
+            match batch.data.columns().get(c) {
+                Some(col) if col.data_type() == expected => {}
+                other => {
+                    return Err(ExecError::Internal(format!(
+                        "HashAggregate: input column {c} is {:?}, expected {expected}",
+                        other.map(|c| c.data_type())
+                    )))
+                }
+            }
+        }
+        match &batch.ops {
+            Some(ops) if ops.len() != batch.num_rows() => {
+                Err(ExecError::Internal("HashAggregate: ops column length differs from the batch".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Output rows (as arrays of the output schema) of the listed live groups.
+    fn evaluate(&mut self, live: &[u32]) -> ExecResult<Vec<ArrayRef>> {
+        let mut columns = match &self.group_converter {
+            Some(converter) => {
+                let parser = converter.parser();
+                converter.convert_rows(live.iter().map(|&s| parser.parse(&self.keys[s as usize])))?
+            }
+            None => vec![],
+        };
+        for acc in &mut self.accumulators {
+            columns.push(acc.evaluate(live)?);
+        }
+        let options = CastOptions { safe: false, ..Default::default() };
+        columns
+            .into_iter()
+            .zip(self.output_schema.fields())
+            .map(|(col, field)| match col.data_type() == field.data_type() {
+                true => Ok(col),
+                false => Ok(cast_with_options(&col, field.data_type(), &options)?),
+            })
+            .collect()
+    }
+}
+
+impl Operator for HashAggregate {
+    fn name(&self) -> &'static str {
+        "HashAggregate"
+    }
+
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        _out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        self.check_input(&batch)?;
+        let all_inserts;
+        let weights: &[i8] = match &batch.ops {
+            Some(ops) => ops.values(),
+            None => {
+                all_inserts = vec![OP_INSERT; n];
+                &all_inserts
+            }
+        };
+        let keys = match &self.group_converter {
+            Some(converter) => Some(converter.convert_columns(&batch.data.columns()[..self.group_columns])?),
+            None => None,
+        };
+        let mut groups = Vec::with_capacity(n);
+        match &keys {
+            Some(keys) => {
+                for key in keys.iter() {
+                    groups.push(self.slot_for(key.as_ref())?);
+                }
+            }
+            None => groups.resize(n, self.slot_for(&[])?),
+        }
+        for (&slot, &w) in groups.iter().zip(weights) {
+            self.row_counts[slot as usize] += i64::from(w);
+            self.mark_dirty(slot);
+        }
+        for (acc, input) in self.accumulators.iter_mut().zip(&self.inputs) {
+            acc.update(input.map(|c| batch.data.column(c)), &groups, weights)?;
+        }
+        Ok(())
+    }
+
+    fn on_barrier(&mut self, _barrier: &Barrier, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            self.is_dirty[slot as usize] = false;
+        }
+        // A negative count is an epoch that saw a delete without its insert: not present.
+        let (live, gone): (Vec<u32>, Vec<u32>) =
+            dirty.into_iter().partition(|&s| self.global || self.row_counts[s as usize] > 0);
+        let new_rows = match live.is_empty() {
+            true => None,
+            false => {
+                let columns = self.evaluate(&live)?;
+                Some(self.output_converter.convert_columns(&columns)?)
+            }
+        };
+        // Slots whose previous row is deleted, and (slot, index into new_rows) inserted.
+        let mut deletes = Vec::new();
+        let mut inserts = Vec::new();
+        if let Some(rows) = &new_rows {
+            for (i, &slot) in live.iter().enumerate() {
+                match &self.emitted[slot as usize] {
+                    Some(old) if old[..] == *rows.row(i).as_ref() => continue,
+                    Some(_) => deletes.push(slot),
+                    None => {}
+                }
+                inserts.push((slot, i));
+            }
+        }
+        deletes.extend(gone.iter().copied().filter(|&s| self.emitted[s as usize].is_some()));
+
+        if !deletes.is_empty() || !inserts.is_empty() {
+            let parser = self.output_converter.parser();
+            let old_rows =
+                deletes.iter().filter_map(|&s| self.emitted[s as usize].as_deref()).map(|r| parser.parse(r));
+            let ins_rows = new_rows.iter().flat_map(|rows| inserts.iter().map(move |&(_, i)| rows.row(i)));
+            let columns = self.output_converter.convert_rows(old_rows.chain(ins_rows))?;
+            let ops: Vec<i8> = std::iter::repeat_n(OP_DELETE, deletes.len())
+                .chain(std::iter::repeat_n(OP_INSERT, inserts.len()))
+                .collect();
+            let data = RecordBatch::try_new(Arc::clone(&self.output_schema), columns)?;
+            out.push(StreamBatch::with_ops(data, Int8Array::from(ops)));
+        }
+
+        for &slot in &gone {
+            self.emitted[slot as usize] = None;
+            if self.row_counts[slot as usize] == 0 {
+                self.free_slot(slot);
+            }
+        }
+        if let Some(rows) = &new_rows {
+            for &(slot, i) in &inserts {
+                self.emitted[slot as usize] = Some(rows.row(i).as_ref().into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray};
+
+    use super::*;
+    use crate::job_graph::{AggregateCall, AggregateKind, AggregateKind::*, FieldSpec};
+    use crate::operators::test_util::{assert_output, batch};
+
+    fn spec(
+        group_columns: usize,
+        calls: &[(AggregateKind, Option<usize>)],
+        output: &[(&str, DataType)],
+    ) -> AggregateSpec {
+        AggregateSpec {
+            group_columns,
+            aggregates: calls
+                .iter()
+                .map(|&(kind, input_column)| AggregateCall { kind, input_column })
+                .collect(),
+            output: output.iter().map(|(name, dt)| FieldSpec::new(*name, dt)).collect(),
+            global: group_columns == 0,
+        }
+    }
+
+    /// Feeds `batches`, then barrier `epoch`; returns what the barrier emitted.
+    fn epoch(op: &mut HashAggregate, batches: Vec<StreamBatch>, epoch: u64) -> Vec<StreamBatch> {
+        let mut out = vec![];
+        for b in batches {
+            op.process_batch(0, b, &mut out).unwrap();
+        }
+        assert!(out.is_empty(), "process_batch must not emit");
+        op.on_barrier(&Barrier::new(epoch), &mut out).unwrap();
+        assert!(out.len() <= 1, "one batch per barrier");
+        out
+    }
+
+    fn kv(keys: Vec<Option<&str>>, values: Vec<Option<i64>>, ops: Option<Vec<i8>>) -> StreamBatch {
+        batch(
+            vec![
+                ("k", Arc::new(StringArray::from(keys)) as ArrayRef),
+                ("v", Arc::new(Int64Array::from(values))),
+            ],
+            ops,
+        )
+    }
+
+    fn kv_op(calls: &[(AggregateKind, Option<usize>)], output: &[(&str, DataType)]) -> HashAggregate {
+        let schema = kv(vec![], vec![], None).data.schema();
+        HashAggregate::new(&spec(1, calls, output), schema).unwrap()
+    }
+
+    fn sum_max_op() -> HashAggregate {
+        kv_op(
+            &[(CountRows, None), (Sum, Some(1)), (Max, Some(1))],
+            &[("k", DataType::Utf8), ("n", DataType::Int64), ("s", DataType::Int64), ("mx", DataType::Int64)],
+        )
+    }
+
+    #[test]
+    fn grouped_aggregates_over_inserts() {
+        let mut op = kv_op(
+            &[
+                (CountRows, None),
+                (Count, Some(1)),
+                (Sum, Some(1)),
+                (Min, Some(1)),
+                (Max, Some(1)),
+                (Avg, Some(1)),
+            ],
+            &[
+                ("k", DataType::Utf8),
+                ("n", DataType::Int64),
+                ("c", DataType::Int64),
+                ("s", DataType::Int64),
+                ("mn", DataType::Int64),
+                ("mx", DataType::Int64),
+                ("a", DataType::Float64),
+            ],
+        );
+        let input = kv(
+            vec![Some("a"), Some("b"), Some("a"), Some("b"), None, Some("c")],
+            vec![Some(1), Some(5), Some(4), None, Some(7), None],
+            None,
+        );
+        assert_output(&epoch(&mut op, vec![input], 1), &[]);
+    }
+
+    #[test]
+    fn update_is_delete_then_insert_and_max_survives_deletes() {
+        let mut op = sum_max_op();
+        let first = kv(
+            vec![Some("a"), Some("a"), Some("a"), Some("b")],
+            vec![Some(1), Some(5), Some(3), Some(2)],
+            None,
+        );
+        assert_output(&epoch(&mut op, vec![first], 1), &[]);
+        // Delete the current max of `a`; update `b` from 2 to 9.
+        let second =
+            kv(vec![Some("a"), Some("b"), Some("b")], vec![Some(5), Some(2), Some(9)], Some(vec![-1, -1, 1]));
+        assert_output(&epoch(&mut op, vec![second], 2), &[]);
+    }
+
+    #[test]
+    fn group_disappears_with_its_last_row_and_comes_back_fresh() {
+        let mut op = sum_max_op();
+        epoch(&mut op, vec![kv(vec![Some("a"), Some("b")], vec![Some(1), Some(2)], None)], 1);
+        let gone = kv(vec![Some("b")], vec![Some(2)], Some(vec![-1]));
+        assert_output(&epoch(&mut op, vec![gone], 2), &[]);
+        assert_output(&epoch(&mut op, vec![], 3), &[]);
+        let back = kv(vec![Some("b")], vec![Some(7)], None);
+        assert_output(&epoch(&mut op, vec![back], 4), &[]);
+    }
+
+    #[test]
+    fn batches_of_one_epoch_coalesce_and_early_deletes_do_not_panic() {
+        let mut op = sum_max_op();
+        // The delete of (a, 5) overtakes its insert; only the net change is emitted.
+        let early_delete = kv(vec![Some("a")], vec![Some(5)], Some(vec![-1]));
+        let inserts = kv(vec![Some("a"), Some("a")], vec![Some(5), Some(2)], None);
+        assert_output(&epoch(&mut op, vec![early_delete, inserts], 1), &[]);
+        // A net no-op in an epoch: the group is unchanged, nothing is emitted.
+        let noop = kv(vec![Some("a"), Some("a")], vec![Some(2), Some(2)], Some(vec![-1, 1]));
+        assert_output(&epoch(&mut op, vec![noop], 2), &[]);
+    }
+
+    #[test]
+    fn count_distinct_with_duplicates_and_retractions() {
+        let mut op = kv_op(&[(CountDistinct, Some(1))], &[("k", DataType::Utf8), ("d", DataType::Int64)]);
+        let input = kv(vec![Some("a"); 4], vec![Some(1), Some(1), Some(2), None], None);
+        assert_output(&epoch(&mut op, vec![input], 1), &[]);
+        // One of the two 1s goes: still two distinct values, nothing to emit.
+        assert_output(&epoch(&mut op, vec![kv(vec![Some("a")], vec![Some(1)], Some(vec![-1]))], 2), &[]);
+        assert_output(&epoch(&mut op, vec![kv(vec![Some("a")], vec![Some(1)], Some(vec![-1]))], 3), &[]);
+    }
+
+    #[test]
+    fn bool_and_or() {
+        let input = |keys: Vec<&str>, values: Vec<Option<bool>>, ops| {
+            batch(
+                vec![
+                    ("k", Arc::new(StringArray::from(keys)) as ArrayRef),
+                    ("b", Arc::new(BooleanArray::from(values))),
+                ],
+                ops,
+            )
+        };
+        let first = input(
+            vec!["t", "t", "mixed", "mixed", "null"],
+            vec![Some(true), Some(true), Some(true), Some(false), None],
+            None,
+        );
+        let out = [("k", DataType::Utf8), ("all", DataType::Boolean), ("any", DataType::Boolean)];
+        let mut op =
+            HashAggregate::new(&spec(1, &[(BoolAnd, Some(1)), (BoolOr, Some(1))], &out), first.data.schema())
+                .unwrap();
+        assert_output(&epoch(&mut op, vec![first], 1), &[]);
+        let retract_false = input(vec!["mixed"], vec![Some(false)], Some(vec![-1]));
+        assert_output(&epoch(&mut op, vec![retract_false], 2), &[]);
+    }
+
+    #[test]
+    fn global_aggregate_always_has_one_row() {
+        let values = |v: Vec<i64>, ops| batch(vec![("v", Arc::new(Int64Array::from(v)) as ArrayRef)], ops);
+        let out = [("n", DataType::Int64), ("s", DataType::Int64)];
+        let spec = spec(0, &[(CountRows, None), (Sum, Some(0))], &out);
+        let mut op = HashAggregate::new(&spec, values(vec![], None).data.schema()).unwrap();
+        assert_output(&epoch(&mut op, vec![], 1), &[]);
+        assert_output(&epoch(&mut op, vec![], 2), &[]);
+        assert_output(&epoch(&mut op, vec![values(vec![5], None)], 3), &[]);
+        assert_output(&epoch(&mut op, vec![values(vec![5], Some(vec![-1]))], 4), &[]);
+    }
+
+    #[test]
+    fn decimal_and_float_sums_and_averages_with_nulls() {
+        let input = batch(
+            vec![
+                ("k", Arc::new(StringArray::from(vec!["a", "a", "a", "n"])) as ArrayRef),
+                (
+                    "d",
+                    Arc::new(
+                        Decimal128Array::from(vec![Some(125), Some(250), None, None])
+                            .with_precision_and_scale(10, 2)
+                            .unwrap(),
+                    ),
+                ),
+                ("f", Arc::new(Float64Array::from(vec![Some(0.5), None, Some(0.25), None]))),
+            ],
+            None,
+        );
+        let calls = [(Sum, Some(1)), (Avg, Some(1)), (Sum, Some(2)), (Avg, Some(2)), (Count, Some(2))];
+        let out = [
+            ("k", DataType::Utf8),
+            ("sd", DataType::Decimal128(20, 2)),
+            ("ad", DataType::Decimal128(14, 6)),
+            ("sf", DataType::Float64),
+            ("af", DataType::Float64),
+            ("cf", DataType::Int64),
+        ];
+        let mut op = HashAggregate::new(&spec(1, &calls, &out), input.data.schema()).unwrap();
+        assert_output(&epoch(&mut op, vec![input], 1), &[]);
+    }
+
+    #[test]
+    fn rejects_sum_over_strings() {
+        let schema = kv(vec![], vec![], None).data.schema();
+        let spec = spec(1, &[(Sum, Some(0))], &[("k", DataType::Utf8), ("s", DataType::Int64)]);
+        let err = HashAggregate::new(&spec, schema).err().expect("sum over Utf8 must be rejected");
+        assert!(matches!(err, ExecError::InvalidGraph(_)), "{err}");
+        assert!(err.to_string().contains("Sum over Utf8"), "{err}");
+    }
+}

@@ -1,0 +1,284 @@
+//! A task: one subtask of a vertex, running its operator chain.
+//!
+//! The run loop owns everything operators should not have to think about: it reads every
+//! input channel, aligns barriers (an input that delivered `Barrier(e)` is not read again
+//! until all inputs have, so the epoch's rows are exactly those before the barrier on every
+//! input), merges watermarks (the minimum over inputs), pushes batches through the chain,
+//! routes the results through the output gates, applies barrier mutations and reports each
+//! finished epoch to the JobManager.
+
+use futures::future::select_all;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{debug, info_span, Instrument};
+
+use crate::data_plane::LocalDataPlane;
+use crate::error::{ExecError, ExecResult};
+use crate::message::{Barrier, Epoch, Message, Mutation, StreamBatch};
+use crate::operators::exchange::OutputGate;
+use crate::operators::materialize::Materialize;
+use crate::operators::Operator;
+
+/// Identifies one subtask of one vertex of one job (jobs are named by their view's id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskId {
+    pub job: u64,
+    pub vertex: usize,
+    pub subtask: usize,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "job {} vertex {} subtask {}", self.job, self.vertex, self.subtask)
+    }
+}
+
+/// What a task tells the JobManager.
+#[derive(Debug)]
+pub enum TaskEvent {
+    /// The task has processed and forwarded every message of `epoch`.
+    EpochDone { task: TaskId, epoch: Epoch, rows_in: u64, rows_out: u64 },
+    Failed { task: TaskId, error: String },
+}
+
+/// The operators of a task, in order, ending in an optional materialize.
+pub struct Chain {
+    pub operators: Vec<Box<dyn Operator>>,
+    pub materialize: Option<Materialize>,
+}
+
+impl Chain {
+    fn ops(&mut self) -> impl Iterator<Item = &mut dyn Operator> {
+        self.operators
+            .iter_mut()
+            .map(|o| o.as_mut() as &mut dyn Operator)
+            .chain(self.materialize.iter_mut().map(|m| m as &mut dyn Operator))
+    }
+
+    fn names(&self) -> String {
+        let mut names: Vec<&str> = self.operators.iter().map(|o| o.name()).collect();
+        if self.materialize.is_some() {
+            names.push("Materialize");
+        }
+        names.join(" -> ")
+    }
+
+    /// Pushes one input batch through every operator.
+    fn process(&mut self, input: usize, batch: StreamBatch, epoch: Epoch) -> ExecResult<Vec<StreamBatch>> {
+        let mut current = vec![batch];
+        for (i, op) in self.ops().enumerate() {
+            let mut next = Vec::with_capacity(current.len());
+            for batch in current {
+                op.process_batch(if i == 0 { input } else { 0 }, batch, &mut next)
+                    .map_err(|e| e.in_operator(op.name(), epoch))?;
+            }
+            if next.is_empty() {
+                return Ok(next);
+            }
+            current = next;
+        }
+        Ok(current)
+    }
+
+    /// Ends the epoch in every operator, in order: what one emits at the barrier flows
+    /// through the rest before they see the barrier themselves.
+    fn barrier(&mut self, barrier: &Barrier) -> ExecResult<Vec<StreamBatch>> {
+        let mut carried = Vec::new();
+        for op in self.ops() {
+            let mut next = Vec::new();
+            for batch in carried {
+                op.process_batch(0, batch, &mut next).map_err(|e| e.in_operator(op.name(), barrier.epoch))?;
+            }
+            op.on_barrier(barrier, &mut next).map_err(|e| e.in_operator(op.name(), barrier.epoch))?;
+            carried = next;
+        }
+        Ok(carried)
+    }
+
+    fn watermark(&mut self, watermark: i64, epoch: Epoch) -> ExecResult<(Option<i64>, Vec<StreamBatch>)> {
+        let mut carried = Vec::new();
+        let mut current = Some(watermark);
+        for op in self.ops() {
+            let mut next = Vec::new();
+            for batch in carried {
+                op.process_batch(0, batch, &mut next).map_err(|e| e.in_operator(op.name(), epoch))?;
+            }
+            if let Some(w) = current {
+                current = op.on_watermark(w, &mut next).map_err(|e| e.in_operator(op.name(), epoch))?;
+            }
+            carried = next;
+        }
+        Ok((current, carried))
+    }
+}
+
+pub struct Task {
+    pub id: TaskId,
+    pub chain: Chain,
+    pub inputs: Vec<mpsc::Receiver<Message>>,
+    pub outputs: Vec<OutputGate>,
+    pub events: mpsc::UnboundedSender<TaskEvent>,
+    pub data_plane: std::sync::Arc<LocalDataPlane>,
+}
+
+struct Counters {
+    rows_in: u64,
+    rows_out: u64,
+}
+
+impl Task {
+    /// Runs until every input has ended or an error occurs. Failures are reported to the
+    /// JobManager as well as returned.
+    pub async fn run(self) -> ExecResult<()> {
+        let id = self.id;
+        let events = self.events.clone();
+        let span = info_span!("task", job = id.job, vertex = id.vertex, subtask = id.subtask);
+        let result = self.run_loop().instrument(span).await;
+        if let Err(e) = &result {
+            tracing::error!(task = %id, error = %e, "task failed");
+            let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+        }
+        result
+    }
+
+    async fn run_loop(mut self) -> ExecResult<()> {
+        debug!(chain = %self.chain.names(), inputs = self.inputs.len(), "task started");
+        let n = self.inputs.len();
+        let mut blocked = vec![false; n];
+        let mut ended = vec![false; n];
+        let mut watermarks = vec![i64::MIN; n];
+        let mut current_watermark = i64::MIN;
+        let mut aligned = 0usize;
+        let mut epoch: Epoch = 0;
+        let mut counters = Counters { rows_in: 0, rows_out: 0 };
+        loop {
+            let Some((input, message)) = self.next_message(&blocked, &ended).await else {
+                debug!("all inputs ended");
+                return Ok(());
+            };
+            let Some(message) = message else {
+                ended[input] = true;
+                continue;
+            };
+            match message {
+                Message::Batch(batch) => {
+                    counters.rows_in += batch.num_rows() as u64;
+                    let out = self.chain.process(input, batch, epoch + 1)?;
+                    self.emit(out, &mut counters).await?;
+                }
+                Message::Watermark(w) => {
+                    watermarks[input] = watermarks[input].max(w);
+                    let min = watermarks.iter().copied().min().unwrap_or(i64::MIN);
+                    if min > current_watermark {
+                        current_watermark = min;
+                        let (forward, out) = self.chain.watermark(min, epoch + 1)?;
+                        self.emit(out, &mut counters).await?;
+                        if let Some(w) = forward {
+                            self.broadcast(Message::Watermark(w)).await?;
+                        }
+                    }
+                }
+                Message::Barrier(barrier) => {
+                    blocked[input] = true;
+                    aligned += 1;
+                    if aligned < n - ended.iter().filter(|e| **e).count() {
+                        continue;
+                    }
+                    blocked.iter_mut().for_each(|b| *b = false);
+                    aligned = 0;
+                    epoch = barrier.epoch;
+                    let out = self.chain.barrier(&barrier)?;
+                    self.emit(out, &mut counters).await?;
+                    self.broadcast(Message::Barrier(barrier.clone())).await?;
+                    if let Some(mutation) = &barrier.mutation {
+                        self.apply(mutation).await?;
+                    }
+                    self.events
+                        .send(TaskEvent::EpochDone {
+                            task: self.id,
+                            epoch,
+                            rows_in: counters.rows_in,
+                            rows_out: counters.rows_out,
+                        })
+                        .map_err(|_| ExecError::ChannelClosed("job manager".into()))?;
+                }
+            }
+        }
+    }
+
+    /// The next message from any input that is neither blocked on a barrier nor ended;
+    /// `None` once every input has ended. `Some((i, None))` means input `i` just ended.
+    async fn next_message(&mut self, blocked: &[bool], ended: &[bool]) -> Option<(usize, Option<Message>)> {
+        let mut ready: Vec<_> = self
+            .inputs
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| !blocked[*i] && !ended[*i])
+            .map(|(i, rx)| Box::pin(async move { (i, rx.recv().await) }))
+            .collect();
+        match ready.len() {
+            0 => None,
+            1 => Some(ready.remove(0).await),
+            _ => Some(select_all(ready).await.0),
+        }
+    }
+
+    async fn emit(&mut self, batches: Vec<StreamBatch>, counters: &mut Counters) -> ExecResult<()> {
+        for batch in batches {
+            if batch.is_empty() {
+                continue;
+            }
+            counters.rows_out += batch.num_rows() as u64;
+            let mut closed = Vec::new();
+            for (i, gate) in self.outputs.iter().enumerate() {
+                if !gate.send_batch(batch.clone()).await? {
+                    closed.push(i);
+                }
+            }
+            self.remove_gates(closed);
+        }
+        Ok(())
+    }
+
+    async fn broadcast(&mut self, message: Message) -> ExecResult<()> {
+        let mut closed = Vec::new();
+        for (i, gate) in self.outputs.iter().enumerate() {
+            if !gate.send_all(message.clone()).await? {
+                closed.push(i);
+            }
+        }
+        self.remove_gates(closed);
+        Ok(())
+    }
+
+    fn remove_gates(&mut self, closed: Vec<usize>) {
+        for i in closed.into_iter().rev() {
+            debug!("a view reading this one went away; detaching it");
+            self.outputs.remove(i);
+        }
+    }
+
+    /// Applies a barrier's mutation after the barrier has been forwarded.
+    async fn apply(&mut self, mutation: &Mutation) -> ExecResult<()> {
+        match mutation {
+            Mutation::Subscribe { view_id, channels } => {
+                let Some(materialize) = &self.chain.materialize else { return Ok(()) };
+                if materialize.view_id() != *view_id {
+                    return Ok(());
+                }
+                let channel = channels.get(self.id.subtask).ok_or_else(|| {
+                    ExecError::InvalidGraph(format!("no subscription channel for subtask {}", self.id.subtask))
+                })?;
+                let gate = OutputGate::subscriber(self.data_plane.take_sender(*channel)?);
+                for batch in materialize.contents()? {
+                    if !gate.send_batch(batch).await? {
+                        return Ok(());
+                    }
+                }
+                debug!(view_id, "a new view reads this one");
+                self.outputs.push(gate);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! TaskManagers run tasks in slots. The JobManager reaches every TaskManager through the
+//! [`TaskManager`] trait, whether it runs in this process or (later) in another one; the
+//! [`TaskDescriptor`] it deploys is plain serializable data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use weir_storage::{Store, ViewStates};
+
+use crate::data_plane::{ChannelId, LocalDataPlane};
+use crate::error::{ExecError, ExecResult};
+use crate::expr::ExprCompiler;
+use crate::job_graph::{schema_of, OperatorSpec, Partitioning, SourceSpec, Vertex};
+use crate::message::Barrier;
+use crate::operators::exchange::OutputGate;
+use crate::operators::filter::Filter;
+use crate::operators::hash_aggregate::HashAggregate;
+use crate::operators::materialize::Materialize;
+use crate::operators::projection::Projection;
+use crate::operators::table_source::TableSource;
+use crate::operators::union::Union;
+use crate::operators::Operator;
+use crate::task::{Chain, Task, TaskEvent, TaskId};
+
+/// Everything a TaskManager needs to start one subtask.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskDescriptor {
+    pub id: TaskId,
+    pub slot: usize,
+    pub vertex: Vertex,
+    /// Schema of the vertex's input (of its source, or of its upstream vertices' output).
+    pub input_schema: Vec<crate::job_graph::FieldSpec>,
+    /// Input channels (all inputs are aligned alike; `input_edges[i]` names the edge).
+    pub inputs: Vec<ChannelId>,
+    pub input_edges: Vec<usize>,
+    /// One entry per output edge: partitioning and one channel per consumer subtask.
+    pub outputs: Vec<(Partitioning, Vec<ChannelId>)>,
+}
+
+pub trait TaskManager: Send + Sync {
+    fn id(&self) -> usize;
+    fn slots(&self) -> usize;
+    /// Starts a task; fails if its operators cannot be built.
+    fn deploy(&self, task: TaskDescriptor) -> ExecResult<()>;
+    /// Hands a barrier to a source task.
+    fn inject_barrier(&self, task: TaskId, barrier: Barrier) -> ExecResult<()>;
+    /// Stops every task of a job.
+    fn cancel_job(&self, job: u64);
+}
+
+struct RunningTask {
+    handles: Vec<tokio::task::AbortHandle>,
+    barriers: Option<mpsc::UnboundedSender<Barrier>>,
+}
+
+/// A TaskManager inside this process: its channels are local ones.
+pub struct LocalTaskManager {
+    id: usize,
+    slots: usize,
+    store: Arc<Store>,
+    view_states: Arc<ViewStates>,
+    data_plane: Arc<LocalDataPlane>,
+    events: mpsc::UnboundedSender<TaskEvent>,
+    tasks: Mutex<HashMap<TaskId, RunningTask>>,
+}
+
+impl LocalTaskManager {
+    pub fn new(
+        id: usize,
+        slots: usize,
+        store: Arc<Store>,
+        view_states: Arc<ViewStates>,
+        data_plane: Arc<LocalDataPlane>,
+        events: mpsc::UnboundedSender<TaskEvent>,
+    ) -> Self {
+        Self { id, slots, store, view_states, data_plane, events, tasks: Mutex::new(HashMap::new()) }
+    }
+
+    fn build_chain(&self, desc: &TaskDescriptor) -> ExecResult<Chain> {
+        let compiler = ExprCompiler::default();
+        let mut schema: SchemaRef = schema_of(&desc.input_schema)?;
+        let mut operators: Vec<Box<dyn Operator>> = Vec::new();
+        let mut materialize = None;
+        for spec in &desc.vertex.chain {
+            if materialize.is_some() {
+                return Err(ExecError::InvalidGraph("materialize must end its chain".into()));
+            }
+            match spec {
+                OperatorSpec::Project { exprs, output } => {
+                    let op = Projection::new(&compiler, exprs, output, &schema)?;
+                    schema = op.schema().clone();
+                    operators.push(Box::new(op));
+                }
+                OperatorSpec::Filter { predicate } => {
+                    operators.push(Box::new(Filter::new(&compiler, predicate, &schema)?));
+                }
+                OperatorSpec::HashAggregate(spec) => {
+                    operators.push(Box::new(HashAggregate::new(spec, schema.clone())?));
+                    schema = schema_of(&spec.output)?;
+                }
+                OperatorSpec::Union { output } => {
+                    operators.push(Box::new(Union::new(output)?));
+                    schema = schema_of(output)?;
+                }
+                OperatorSpec::Materialize { view_id } => {
+                    materialize =
+                        Some(Materialize::new(*view_id, desc.id.subtask, schema.clone(), self.view_states.clone())?);
+                }
+            }
+        }
+        Ok(Chain { operators, materialize })
+    }
+
+    fn lock(&self) -> ExecResult<std::sync::MutexGuard<'_, HashMap<TaskId, RunningTask>>> {
+        self.tasks.lock().map_err(|_| ExecError::Internal("task table lock poisoned".into()))
+    }
+}
+
+impl TaskManager for LocalTaskManager {
+    fn id(&self) -> usize {
+        self.id
+    }
+
+    fn slots(&self) -> usize {
+        self.slots
+    }
+
+    fn deploy(&self, desc: TaskDescriptor) -> ExecResult<()> {
+        let chain = self.build_chain(&desc)?;
+        let mut inputs = desc.inputs.iter().map(|c| self.data_plane.take_receiver(*c)).collect::<ExecResult<Vec<_>>>()?;
+        let outputs = desc
+            .outputs
+            .iter()
+            .map(|(partitioning, channels)| {
+                let senders =
+                    channels.iter().map(|c| self.data_plane.take_sender(*c)).collect::<ExecResult<Vec<_>>>()?;
+                Ok(OutputGate::new(partitioning.clone(), senders))
+            })
+            .collect::<ExecResult<Vec<_>>>()?;
+
+        let mut handles = Vec::new();
+        let mut barriers = None;
+        if let Some(SourceSpec::Table { table_id, table_name, .. }) = &desc.vertex.source {
+            let table = self
+                .store
+                .tables()
+                .into_iter()
+                .find(|t| t.def().id == *table_id)
+                .ok_or_else(|| ExecError::InvalidGraph(format!("table {table_name} no longer exists")))?;
+            let (tx, rx) = mpsc::channel(crate::data_plane::CHANNEL_CAPACITY);
+            let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
+            inputs.push(rx);
+            barriers = Some(barrier_tx);
+            let events = self.events.clone();
+            let id = desc.id;
+            let span = tracing::info_span!("table_source", job = id.job, table = %table_name);
+            let reader = tokio::spawn(
+                async move {
+                    if let Err(e) = TableSource::new(table, None, tx, barrier_rx).run().await {
+                        tracing::error!(error = %e, "table source failed");
+                        let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+                    }
+                }
+                .instrument(span),
+            );
+            handles.push(reader.abort_handle());
+        }
+        let task = Task {
+            id: desc.id,
+            chain,
+            inputs,
+            outputs,
+            events: self.events.clone(),
+            data_plane: self.data_plane.clone(),
+        };
+        let events = self.events.clone();
+        let id = desc.id;
+        let inner = tokio::spawn(task.run());
+        handles.push(inner.abort_handle());
+        // A panic inside the task is caught here and reported like any failure.
+        tokio::spawn(async move {
+            if let Err(e) = inner.await {
+                if e.is_panic() {
+                    let _ = events.send(TaskEvent::Failed { task: id, error: format!("task panicked: {e}") });
+                }
+            }
+        });
+        self.lock()?.insert(desc.id, RunningTask { handles, barriers });
+        Ok(())
+    }
+
+    fn inject_barrier(&self, task: TaskId, barrier: Barrier) -> ExecResult<()> {
+        let tasks = self.lock()?;
+        let sender = tasks
+            .get(&task)
+            .and_then(|t| t.barriers.as_ref())
+            .ok_or_else(|| ExecError::Internal(format!("{task} is not a running source")))?;
+        sender.send(barrier).map_err(|_| ExecError::ChannelClosed(format!("source {task}")))
+    }
+
+    fn cancel_job(&self, job: u64) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            let ids: Vec<TaskId> = tasks.keys().filter(|t| t.job == job).copied().collect();
+            for id in ids {
+                if let Some(task) = tasks.remove(&id) {
+                    for handle in task.handles {
+                        handle.abort();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Lowers a DataFusion `LogicalPlan` into a [`JobGraph`] that maintains it incrementally.
+//!
+//! DataFusion binds names, coerces types and optimizes (projection pruning, `DISTINCT` to
+//! aggregation); this module then maps each plan node onto streaming operators:
+//!
+//! | plan node            | streaming form                                             |
+//! |----------------------|------------------------------------------------------------|
+//! | `TableScan`          | a source vertex: table (snapshot + changelog) or view      |
+//! | `Projection`/`Filter`| chained into the current vertex                            |
+//! | `Aggregate`          | a pre-projection (keys, arguments), a hash exchange on the |
+//! |                      | keys, and a `HashAggregate` vertex                          |
+//! | `Union` (ALL)        | a `Union` vertex fed by hash exchanges                      |
+//!
+//! Anything else is rejected with `0A000` naming the construct. Expressions are written as
+//! SQL over positional names (`_c0`, ...) so the graph is self-contained and serializable.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{Distinct, Expr, LogicalPlan};
+use datafusion::sql::unparser::expr_to_sql;
+use weir_executor::job_graph::{
+    AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, OperatorSpec, Partitioning,
+    SourceSpec, Vertex,
+};
+
+use crate::error::{SqlError, SqlResult};
+
+/// A relation a view can read, as the catalog knows it.
+pub enum StreamInput {
+    Table { id: u64, name: String },
+    View { id: u64, name: String, parallelism: usize },
+}
+
+/// Looks relations up by the name a plan's `TableScan` carries.
+pub trait StreamCatalog {
+    fn resolve(&self, name: &TableReference) -> Option<StreamInput>;
+}
+
+/// Plans the job that maintains view `view_id` defined by `plan` (already optimized).
+pub fn plan_job_graph(
+    plan: &LogicalPlan,
+    view_id: u64,
+    view_name: &str,
+    parallelism: usize,
+    catalog: &dyn StreamCatalog,
+) -> SqlResult<JobGraph> {
+    let mut lowering = Lowering { vertices: Vec::new(), parallelism: parallelism.max(1), catalog };
+    // ORDER BY of a view's defining query does not order the view (as in RisingWave).
+    let root = match plan {
+        LogicalPlan::Sort(sort) if sort.fetch.is_none() => sort.input.as_ref(),
+        other => other,
+    };
+    let stream = lowering.lower(root)?;
+    lowering.vertices[stream].chain.push(OperatorSpec::Materialize { view_id });
+    Ok(JobGraph { view_id, view_name: view_name.to_string(), vertices: lowering.vertices })
+}
+
+struct Lowering<'a> {
+    vertices: Vec<Vertex>,
+    parallelism: usize,
+    catalog: &'a dyn StreamCatalog,
+}
+
+impl Lowering<'_> {
+    /// Lowers `plan`; returns the vertex whose chain produces its rows.
+    fn lower(&mut self, plan: &LogicalPlan) -> SqlResult<usize> {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                if scan.fetch.is_some() {
+                    return Err(SqlError::unsupported("LIMIT in a materialized view"));
+                }
+                let source = self.catalog.resolve(&scan.table_name).ok_or_else(|| {
+                    SqlError::unsupported(format!(
+                        "reading \"{}\" in a materialized view (only tables and materialized views can be read)",
+                        scan.table_name
+                    ))
+                })?;
+                let schema = fields_of(scan.source.schema().as_ref());
+                let (source, parallelism) = match source {
+                    StreamInput::Table { id, name } => {
+                        (SourceSpec::Table { table_id: id, table_name: name, schema: schema.clone() }, 1)
+                    }
+                    StreamInput::View { id, name, parallelism } => {
+                        (SourceSpec::View { view_id: id, view_name: name, schema: schema.clone() }, parallelism)
+                    }
+                };
+                let vertex = self.add_vertex(parallelism, Some(source), vec![]);
+                for filter in &scan.filters {
+                    let full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?;
+                    let predicate = expr_sql(filter, &full)?;
+                    self.vertices[vertex].chain.push(OperatorSpec::Filter { predicate });
+                }
+                if let Some(projection) = &scan.projection {
+                    let exprs = projection.iter().map(|i| format!("_c{i}")).collect();
+                    let output = projection.iter().map(|i| schema[*i].clone()).collect();
+                    self.vertices[vertex].chain.push(OperatorSpec::Project { exprs, output });
+                }
+                Ok(vertex)
+            }
+            LogicalPlan::Projection(projection) => {
+                let vertex = self.lower(&projection.input)?;
+                let exprs = projection
+                    .expr
+                    .iter()
+                    .map(|e| expr_sql(e, projection.input.schema()))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let output = fields_of(projection.schema.as_arrow());
+                self.vertices[vertex].chain.push(OperatorSpec::Project { exprs, output });
+                Ok(vertex)
+            }
+            LogicalPlan::Filter(filter) => {
+                let vertex = self.lower(&filter.input)?;
+                let predicate = expr_sql(&filter.predicate, filter.input.schema())?;
+                self.vertices[vertex].chain.push(OperatorSpec::Filter { predicate });
+                Ok(vertex)
+            }
+            LogicalPlan::SubqueryAlias(alias) => self.lower(&alias.input),
+            LogicalPlan::Aggregate(aggregate) => {
+                self.lower_aggregate(&aggregate.input, &aggregate.group_expr, &aggregate.aggr_expr, &aggregate.schema)
+            }
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let group: Vec<Expr> =
+                    input.schema().columns().into_iter().map(Expr::Column).collect();
+                self.lower_aggregate(input, &group, &[], input.schema())
+            }
+            LogicalPlan::Union(union) => {
+                let inputs = union.inputs.iter().map(|i| self.lower(i)).collect::<SqlResult<Vec<_>>>()?;
+                let output = fields_of(union.schema.as_arrow());
+                let all_columns: Vec<usize> = (0..output.len()).collect();
+                let edges = inputs
+                    .into_iter()
+                    .map(|from| Edge { from, partitioning: Partitioning::Hash(all_columns.clone()) })
+                    .collect();
+                Ok(self.add_vertex(self.parallelism, None, edges).with_chain(self, OperatorSpec::Union { output }))
+            }
+            LogicalPlan::Join(_) => Err(SqlError::unsupported("JOIN in a materialized view")),
+            LogicalPlan::Window(_) => Err(SqlError::unsupported("window functions (OVER) in a materialized view")),
+            LogicalPlan::Limit(_) => Err(SqlError::unsupported("LIMIT in a materialized view")),
+            LogicalPlan::Sort(_) => Err(SqlError::unsupported("ORDER BY inside a materialized view's query")),
+            LogicalPlan::Values(_) => Err(SqlError::unsupported("VALUES in a materialized view")),
+            LogicalPlan::EmptyRelation(_) => {
+                Err(SqlError::unsupported("a materialized view that reads no table"))
+            }
+            LogicalPlan::Distinct(Distinct::On(_)) => Err(SqlError::unsupported("DISTINCT ON in a materialized view")),
+            LogicalPlan::Subquery(_) => Err(SqlError::unsupported("subqueries in a materialized view")),
+            LogicalPlan::Unnest(_) => Err(SqlError::unsupported("UNNEST in a materialized view")),
+            LogicalPlan::RecursiveQuery(_) => Err(SqlError::unsupported("WITH RECURSIVE in a materialized view")),
+            other => Err(SqlError::unsupported(format!(
+                "{} in a materialized view",
+                other.display().to_string().split(':').next().unwrap_or("this query")
+            ))),
+        }
+    }
+
+    fn lower_aggregate(
+        &mut self,
+        input: &Arc<LogicalPlan>,
+        group_expr: &[Expr],
+        aggr_expr: &[Expr],
+        output_schema: &DFSchema,
+    ) -> SqlResult<usize> {
+        let source = self.lower(input)?;
+        let input_schema = input.schema();
+        let mut exprs = Vec::new();
+        let mut fields = Vec::new();
+        for (i, group) in group_expr.iter().enumerate() {
+            if matches!(group, Expr::GroupingSet(_)) {
+                return Err(SqlError::unsupported("GROUPING SETS, CUBE and ROLLUP in a materialized view"));
+            }
+            exprs.push(expr_sql(group, input_schema)?);
+            fields.push(field_spec(output_schema, i));
+        }
+        let mut aggregates = Vec::new();
+        for aggr in aggr_expr {
+            let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(aggr) else {
+                return Err(SqlError::unsupported(format!("aggregate expression {aggr} in a materialized view")));
+            };
+            if params.filter.is_some() {
+                return Err(SqlError::unsupported("FILTER (WHERE ...) on aggregates in a materialized view"));
+            }
+            if !params.order_by.is_empty() {
+                return Err(SqlError::unsupported("ORDER BY inside aggregate calls in a materialized view"));
+            }
+            let name = func.name().to_ascii_lowercase();
+            let counts_rows = name == "count"
+                && !params.distinct
+                && params.args.iter().all(|a| matches!(a, Expr::Literal(v, _) if !v.is_null()));
+            let kind = match (name.as_str(), params.distinct) {
+                ("count", false) if counts_rows => AggregateKind::CountRows,
+                ("count", false) => AggregateKind::Count,
+                ("count", true) => AggregateKind::CountDistinct,
+                ("sum", false) => AggregateKind::Sum,
+                ("avg" | "mean", false) => AggregateKind::Avg,
+                // min and max ignore DISTINCT.
+                ("min", _) => AggregateKind::Min,
+                ("max", _) => AggregateKind::Max,
+                ("bool_and", _) => AggregateKind::BoolAnd,
+                ("bool_or", _) => AggregateKind::BoolOr,
+                (other, distinct) => {
+                    let what = if distinct { format!("{other}(DISTINCT ...)") } else { format!("{other}()") };
+                    return Err(SqlError::unsupported(format!("aggregate {what} in a materialized view")));
+                }
+            };
+            let input_column = if kind == AggregateKind::CountRows {
+                None
+            } else {
+                let [arg] = params.args.as_slice() else {
+                    return Err(SqlError::unsupported(format!("{name} with several arguments in a materialized view")));
+                };
+                exprs.push(expr_sql(arg, input_schema)?);
+                fields.push(FieldSpec::new(format!("_arg{}", aggregates.len()), &arg.get_type(input_schema)?));
+                Some(exprs.len() - 1)
+            };
+            aggregates.push(AggregateCall { kind, input_column });
+        }
+        self.vertices[source].chain.push(OperatorSpec::Project { exprs, output: fields });
+
+        let group_columns = group_expr.len();
+        let global = group_columns == 0;
+        let output = fields_of(output_schema.as_arrow());
+        let (parallelism, partitioning) = if global {
+            (1, Partitioning::Single)
+        } else {
+            (self.parallelism, Partitioning::Hash((0..group_columns).collect()))
+        };
+        let spec = AggregateSpec { group_columns, aggregates, output, global };
+        Ok(self
+            .add_vertex(parallelism, None, vec![Edge { from: source, partitioning }])
+            .with_chain(self, OperatorSpec::HashAggregate(spec)))
+    }
+
+    fn add_vertex(&mut self, parallelism: usize, source: Option<SourceSpec>, inputs: Vec<Edge>) -> usize {
+        let id = self.vertices.len();
+        self.vertices.push(Vertex { id, parallelism, source, inputs, chain: Vec::new() });
+        id
+    }
+}
+
+trait WithChain {
+    fn with_chain(self, lowering: &mut Lowering<'_>, op: OperatorSpec) -> usize;
+}
+
+impl WithChain for usize {
+    fn with_chain(self, lowering: &mut Lowering<'_>, op: OperatorSpec) -> usize {
+        lowering.vertices[self].chain.push(op);
+        self
+    }
+}
+
+fn unalias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => unalias(&alias.expr),
+        other => other,
+    }
+}
+
+fn fields_of(schema: &arrow::datatypes::Schema) -> Vec<FieldSpec> {
+    FieldSpec::from_schema(schema)
+}
+
+fn field_spec(schema: &DFSchema, i: usize) -> FieldSpec {
+    let field = schema.field(i);
+    FieldSpec::new(field.name(), field.data_type())
+}
+
+/// Writes `expr` as SQL over positional column names of `schema`.
+fn expr_sql(expr: &Expr, schema: &DFSchema) -> SqlResult<String> {
+    let positional = unalias(expr)
+        .clone()
+        .transform_up(|e| match e {
+            Expr::Column(column) => {
+                let index = schema.index_of_column(&column)?;
+                Ok(Transformed::yes(Expr::Column(Column::new_unqualified(format!("_c{index}")))))
+            }
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..) => {
+                Err(datafusion::error::DataFusionError::NotImplemented(
+                    "subqueries in a materialized view".into(),
+                ))
+            }
+            other => Ok(Transformed::no(other)),
+        })
+        .map_err(|e| match e {
+            datafusion::error::DataFusionError::NotImplemented(what) => SqlError::unsupported(what),
+            other => SqlError::internal(format!("cannot plan expression {expr}: {other}")),
+        })?
+        .data;
+    expr_to_sql(&positional)
+        .map(|sql| sql.to_string())
+        .map_err(|e| SqlError::unsupported(format!("expression {expr} in a materialized view ({e})")))
+}

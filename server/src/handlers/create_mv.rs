@@ -1,0 +1,146 @@
+//! `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [(columns)] AS query` and
+//! `EXPLAIN CREATE MATERIALIZED VIEW ...`.
+//!
+//! The query is bound and optimized by DataFusion in the session's catalog, lowered into a
+//! JobGraph by the planner, stored in the catalog with the view, and deployed. The
+//! statement returns once the view holds the backfilled contents of what it reads.
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::TableReference;
+use datafusion::sql::parser::Statement as DfStatement;
+use weir_planner::sqlparser::ast::{CreateView, Statement};
+use weir_planner::{
+    name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate, SqlError,
+    SqlResult, StreamCatalog, StreamInput,
+};
+use weir_storage::{ColumnDef, ColumnType, Store, TableDef, ViewDef};
+
+use super::query::rows;
+use super::{Context, Outcome};
+use crate::engine::DEFAULT_SCHEMA;
+use crate::wire::errors::{from_datafusion, from_storage};
+
+pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResult<Outcome> {
+    if !create.materialized {
+        return Err(SqlError::unsupported("CREATE VIEW (non-materialized views)")
+            .with_hint("Use CREATE MATERIALIZED VIEW."));
+    }
+    if create.or_replace || create.or_alter {
+        return Err(SqlError::unsupported("CREATE OR REPLACE MATERIALIZED VIEW"));
+    }
+    let (schema, name) = split_name(&create.name)?;
+    if schema != DEFAULT_SCHEMA {
+        return Err(SqlError::new(sqlstate::INVALID_CATALOG_NAME, format!("schema \"{schema}\" does not exist")));
+    }
+    let store = &cx.engine.store;
+    if !explain && (store.table(&schema, &name).is_some() || store.view(&schema, &name).is_some()) {
+        if create.if_not_exists {
+            return Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None });
+        }
+        return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+    }
+
+    let (ctx, parallelism) = {
+        let session = cx.session()?;
+        (cx.engine.session_context(&session).map_err(from_datafusion)?, session.streaming_parallelism())
+    };
+    let mut statement = Statement::Query(create.query.clone());
+    rewrite_for_datafusion(&mut statement);
+    name_result_columns(&mut statement);
+    let state = ctx.state();
+    let plan =
+        state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(from_datafusion)?;
+    let optimized = state.optimize(&plan).map_err(from_datafusion)?;
+
+    let view_id = if explain { 0 } else { store.allocate_id().map_err(from_storage)? };
+    let catalog = Catalog { store: store.clone() };
+    let graph = plan_job_graph(&optimized, view_id, &name, parallelism, &catalog)?;
+    if explain {
+        let text = graph.to_string();
+        let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from_iter_values(text.lines()))])
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+        return Ok(rows(batch));
+    }
+
+    let output = plan.schema().as_arrow().clone();
+    let names = column_names(&create, &output)?;
+    let def = ViewDef {
+        relation: TableDef {
+            id: view_id,
+            schema_name: schema.clone(),
+            name: name.clone(),
+            columns: names
+                .iter()
+                .zip(output.fields())
+                .map(|(n, f)| ColumnDef {
+                    name: n.clone(),
+                    column_type: ColumnType::from_arrow(f.data_type()),
+                    not_null: false,
+                })
+                .collect(),
+            primary_key: vec![],
+        },
+        arrow_types: output.fields().iter().map(|f| f.data_type().to_string()).collect(),
+        definition: create.query.to_string(),
+        parallelism,
+        depends_on: graph.table_inputs().into_iter().chain(graph.view_inputs()).collect(),
+        job_graph: serde_json::to_string(&graph).map_err(|e| SqlError::internal(e.to_string()))?,
+        created_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    store.create_view(def).map_err(from_storage)?;
+    if let Err(e) = cx.engine.jobs.deploy(graph).await {
+        // Nothing of a failed CREATE remains.
+        let _ = cx.engine.jobs.drop_job(view_id).await;
+        let _ = store.drop_view(&schema, &name);
+        return Err(SqlError::internal(format!("materialized view \"{name}\" could not be started: {e}")));
+    }
+    Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+}
+
+/// The view's column names: the optional column list, else the query's result names.
+fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> {
+    let names: Vec<String> = if create.columns.is_empty() {
+        output.fields().iter().map(|f| f.name().clone()).collect()
+    } else {
+        if create.columns.len() > output.fields().len() {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "CREATE MATERIALIZED VIEW specifies more column names than columns",
+            ));
+        }
+        let mut names: Vec<String> = create.columns.iter().map(|c| normalize_ident(&c.name)).collect();
+        names.extend(output.fields().iter().skip(names.len()).map(|f| f.name().clone()));
+        names
+    };
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(SqlError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{n}\" specified more than once"))
+                .with_hint("Give the columns distinct names with AS."));
+        }
+    }
+    Ok(names)
+}
+
+struct Catalog {
+    store: Arc<Store>,
+}
+
+impl StreamCatalog for Catalog {
+    fn resolve(&self, name: &TableReference) -> Option<StreamInput> {
+        let schema = name.schema().unwrap_or(DEFAULT_SCHEMA);
+        if let Some(table) = self.store.table(schema, name.table()) {
+            return Some(StreamInput::Table { id: table.def().id, name: table.def().name.clone() });
+        }
+        self.store.view(schema, name.table()).map(|v| StreamInput::View {
+            id: v.id(),
+            name: v.relation.name.clone(),
+            parallelism: v.parallelism,
+        })
+    }
+}

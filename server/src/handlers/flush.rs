@@ -1,0 +1,13 @@
+//! `FLUSH`: returns once every write acknowledged before it is visible in every view.
+//! The JobManager closes an epoch at once (sources read their changelogs to the end
+//! before passing the barrier) and waits for that epoch to commit.
+
+use weir_planner::{SqlError, SqlResult};
+
+use super::{Context, Outcome};
+
+pub async fn run(cx: &Context<'_>) -> SqlResult<Outcome> {
+    let epoch = cx.engine.jobs.flush().await.map_err(|e| SqlError::internal(e.to_string()))?;
+    tracing::debug!(epoch, "flushed");
+    Ok(Outcome::Command { tag: "FLUSH", rows: None })
+}

@@ -1,0 +1,177 @@
+//! Materialized views' contents, versioned by epoch.
+//!
+//! Each materialize subtask owns one partition of its view as a persistent ordered map
+//! (row, Arrow row format → multiplicity). At the end of every epoch it hands a copy of the
+//! map to [`ViewStates::stage`]; thanks to structural sharing that copy costs O(1) and the
+//! task keeps mutating its own version. When the JobManager has seen every task pass epoch
+//! `e`, it calls [`ViewStates::commit`], which publishes one immutable [`ViewSnapshot`] with
+//! every view at `e`. A query takes the snapshot once, so all views it reads agree, and
+//! readers never block writers.
+//!
+//! Row bytes sort like the rows' values (Arrow's row format), so scans come back ordered by
+//! the view's columns; a multiplicity above one is a duplicate row.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::datatypes::SchemaRef;
+
+use crate::types::TableId;
+
+/// One partition of a view: encoded row → how many times it is present.
+pub type ViewRows = imbl::OrdMap<Vec<u8>, i64>;
+
+/// A view's contents at one epoch.
+#[derive(Clone)]
+pub struct ViewVersion {
+    pub schema: SchemaRef,
+    pub partitions: Vec<ViewRows>,
+}
+
+impl ViewVersion {
+    /// Number of rows (counting duplicates).
+    pub fn row_count(&self) -> u64 {
+        self.partitions.iter().flat_map(|p| p.values()).map(|&n| n.max(0) as u64).sum()
+    }
+}
+
+/// Every view's committed contents at one epoch.
+#[derive(Clone, Default)]
+pub struct ViewSnapshot {
+    pub epoch: u64,
+    pub views: HashMap<TableId, Arc<ViewVersion>>,
+}
+
+struct Registered {
+    schema: SchemaRef,
+    /// Latest staged version per partition with its epoch; `None` until the subtask first
+    /// finishes an epoch.
+    staged: Vec<Vec<(u64, ViewRows)>>,
+    current: Vec<Option<ViewRows>>,
+}
+
+/// The staging area and the published snapshot of every view.
+#[derive(Default)]
+pub struct ViewStates {
+    registered: Mutex<HashMap<TableId, Registered>>,
+    committed: RwLock<Arc<ViewSnapshot>>,
+}
+
+impl ViewStates {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts tracking a view with `partitions` materialize subtasks. It becomes visible with
+    /// the first commit after every partition has staged a version.
+    pub fn register(&self, view: TableId, schema: SchemaRef, partitions: usize) {
+        if let Ok(mut registered) = self.registered.lock() {
+            registered.insert(
+                view,
+                Registered { schema, staged: vec![Vec::new(); partitions], current: vec![None; partitions] },
+            );
+        }
+    }
+
+    /// Records partition `partition` of `view` as of the end of `epoch`.
+    pub fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows) {
+        if let Ok(mut registered) = self.registered.lock() {
+            if let Some(slot) = registered.get_mut(&view).and_then(|r| r.staged.get_mut(partition)) {
+                slot.push((epoch, rows));
+            }
+        }
+    }
+
+    /// Publishes every view as of `epoch`: each partition's latest version staged at or
+    /// before `epoch`. Returns the new snapshot.
+    pub fn commit(&self, epoch: u64) -> Arc<ViewSnapshot> {
+        let mut views = HashMap::new();
+        if let Ok(mut registered) = self.registered.lock() {
+            for (id, view) in registered.iter_mut() {
+                for (staged, current) in view.staged.iter_mut().zip(view.current.iter_mut()) {
+                    // Versions are staged in epoch order.
+                    let upto = staged.iter().take_while(|(e, _)| *e <= epoch).count();
+                    if let Some((_, rows)) = staged.drain(..upto).last() {
+                        *current = Some(rows);
+                    }
+                }
+                if view.current.iter().all(Option::is_some) {
+                    let partitions = view.current.iter().flatten().cloned().collect();
+                    views.insert(*id, Arc::new(ViewVersion { schema: view.schema.clone(), partitions }));
+                }
+            }
+        }
+        let snapshot = Arc::new(ViewSnapshot { epoch, views });
+        if let Ok(mut committed) = self.committed.write() {
+            *committed = snapshot.clone();
+        }
+        snapshot
+    }
+
+    /// Forgets a dropped view; the next commit no longer contains it.
+    pub fn remove(&self, view: TableId) {
+        if let Ok(mut registered) = self.registered.lock() {
+            registered.remove(&view);
+        }
+        if let Ok(mut committed) = self.committed.write() {
+            if committed.views.contains_key(&view) {
+                let mut next = (**committed).clone();
+                next.views.remove(&view);
+                *committed = Arc::new(next);
+            }
+        }
+    }
+
+    /// The latest committed snapshot.
+    pub fn snapshot(&self) -> Arc<ViewSnapshot> {
+        self.committed.read().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::Schema;
+
+    use super::*;
+
+    fn rows(items: &[(&[u8], i64)]) -> ViewRows {
+        items.iter().map(|(k, v)| (k.to_vec(), *v)).collect()
+    }
+
+    #[test]
+    fn a_view_becomes_visible_once_every_partition_staged() {
+        let states = ViewStates::new();
+        states.register(7, Arc::new(Schema::empty()), 2);
+        states.stage(7, 0, 1, rows(&[(b"a", 1)]));
+        assert!(states.commit(1).views.is_empty());
+        states.stage(7, 1, 2, rows(&[(b"b", 2)]));
+        let snap = states.commit(2);
+        assert_eq!(snap.epoch, 2);
+        assert_eq!(snap.views[&7].row_count(), 3);
+    }
+
+    #[test]
+    fn commit_takes_the_latest_version_not_after_the_epoch() {
+        let states = ViewStates::new();
+        states.register(1, Arc::new(Schema::empty()), 1);
+        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
+        states.stage(1, 0, 2, rows(&[(b"a", 1), (b"b", 1)]));
+        states.stage(1, 0, 3, rows(&[]));
+        assert_eq!(states.commit(2).views[&1].row_count(), 2);
+        // Readers holding the epoch-2 snapshot keep seeing it after later commits.
+        let old = states.snapshot();
+        assert_eq!(states.commit(3).views[&1].row_count(), 0);
+        assert_eq!(old.views[&1].row_count(), 2);
+    }
+
+    #[test]
+    fn removed_views_disappear() {
+        let states = ViewStates::new();
+        states.register(1, Arc::new(Schema::empty()), 1);
+        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
+        states.commit(1);
+        states.remove(1);
+        assert!(states.snapshot().views.is_empty());
+        assert!(states.commit(2).views.is_empty());
+    }
+}
