@@ -19,7 +19,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Distinct, Expr, LogicalPlan};
+use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan};
 use datafusion::sql::unparser::expr_to_sql;
 use weir_executor::job_graph::{
     AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, OperatorSpec, Partitioning,

@@ -354,6 +354,7 @@ mod tests {
     use super::*;
     use crate::job_graph::{AggregateCall, AggregateKind, AggregateKind::*, FieldSpec};
     use crate::operators::test_util::{assert_output, batch};
+    use DataType::{Boolean, Decimal128, Float64, Int64, Utf8};
 
     fn spec(
         group_columns: usize,
@@ -401,37 +402,34 @@ mod tests {
     fn sum_max_op() -> HashAggregate {
         kv_op(
             &[(CountRows, None), (Sum, Some(1)), (Max, Some(1))],
-            &[("k", DataType::Utf8), ("n", DataType::Int64), ("s", DataType::Int64), ("mx", DataType::Int64)],
+            &[("k", Utf8), ("n", Int64), ("s", Int64), ("mx", Int64)],
         )
     }
 
     #[test]
     fn grouped_aggregates_over_inserts() {
-        let mut op = kv_op(
-            &[
-                (CountRows, None),
-                (Count, Some(1)),
-                (Sum, Some(1)),
-                (Min, Some(1)),
-                (Max, Some(1)),
-                (Avg, Some(1)),
-            ],
-            &[
-                ("k", DataType::Utf8),
-                ("n", DataType::Int64),
-                ("c", DataType::Int64),
-                ("s", DataType::Int64),
-                ("mn", DataType::Int64),
-                ("mx", DataType::Int64),
-                ("a", DataType::Float64),
-            ],
-        );
+        let calls = [(CountRows, None), (Count, Some(1)), (Sum, Some(1)), (Min, Some(1)), (Max, Some(1))];
+        let out = [("k", Utf8), ("n", Int64), ("c", Int64), ("s", Int64), ("mn", Int64), ("mx", Int64)];
+        let mut op =
+            kv_op(&[&calls[..], &[(Avg, Some(1))]].concat(), &[&out[..], &[("a", Float64)]].concat());
         let input = kv(
             vec![Some("a"), Some("b"), Some("a"), Some("b"), None, Some("c")],
             vec![Some(1), Some(5), Some(4), None, Some(7), None],
             None,
         );
-        assert_output(&epoch(&mut op, vec![input], 1), &[]);
+        assert_output(
+            &epoch(&mut op, vec![input], 1),
+            &[
+                "+----+---+---+---+---+----+----+-----+",
+                "| op | k | n | c | s | mn | mx | a   |",
+                "+----+---+---+---+---+----+----+-----+",
+                "| +  | a | 2 | 2 | 5 | 1  | 4  | 2.5 |",
+                "| +  | b | 2 | 1 | 5 | 5  | 5  | 5.0 |",
+                "| +  |   | 1 | 1 | 7 | 7  | 7  | 7.0 |",
+                "| +  | c | 1 | 0 |   |    |    |     |",
+                "+----+---+---+---+---+----+----+-----+",
+            ],
+        );
     }
 
     #[test]
@@ -442,11 +440,33 @@ mod tests {
             vec![Some(1), Some(5), Some(3), Some(2)],
             None,
         );
-        assert_output(&epoch(&mut op, vec![first], 1), &[]);
+        assert_output(
+            &epoch(&mut op, vec![first], 1),
+            &[
+                "+----+---+---+---+----+",
+                "| op | k | n | s | mx |",
+                "+----+---+---+---+----+",
+                "| +  | a | 3 | 9 | 5  |",
+                "| +  | b | 1 | 2 | 2  |",
+                "+----+---+---+---+----+",
+            ],
+        );
         // Delete the current max of `a`; update `b` from 2 to 9.
         let second =
             kv(vec![Some("a"), Some("b"), Some("b")], vec![Some(5), Some(2), Some(9)], Some(vec![-1, -1, 1]));
-        assert_output(&epoch(&mut op, vec![second], 2), &[]);
+        assert_output(
+            &epoch(&mut op, vec![second], 2),
+            &[
+                "+----+---+---+---+----+",
+                "| op | k | n | s | mx |",
+                "+----+---+---+---+----+",
+                "| -  | a | 3 | 9 | 5  |",
+                "| -  | b | 1 | 2 | 2  |",
+                "| +  | a | 2 | 4 | 3  |",
+                "| +  | b | 1 | 9 | 9  |",
+                "+----+---+---+---+----+",
+            ],
+        );
     }
 
     #[test]
@@ -454,10 +474,28 @@ mod tests {
         let mut op = sum_max_op();
         epoch(&mut op, vec![kv(vec![Some("a"), Some("b")], vec![Some(1), Some(2)], None)], 1);
         let gone = kv(vec![Some("b")], vec![Some(2)], Some(vec![-1]));
-        assert_output(&epoch(&mut op, vec![gone], 2), &[]);
+        assert_output(
+            &epoch(&mut op, vec![gone], 2),
+            &[
+                "+----+---+---+---+----+",
+                "| op | k | n | s | mx |",
+                "+----+---+---+---+----+",
+                "| -  | b | 1 | 2 | 2  |",
+                "+----+---+---+---+----+",
+            ],
+        );
         assert_output(&epoch(&mut op, vec![], 3), &[]);
         let back = kv(vec![Some("b")], vec![Some(7)], None);
-        assert_output(&epoch(&mut op, vec![back], 4), &[]);
+        assert_output(
+            &epoch(&mut op, vec![back], 4),
+            &[
+                "+----+---+---+---+----+",
+                "| op | k | n | s | mx |",
+                "+----+---+---+---+----+",
+                "| +  | b | 1 | 7 | 7  |",
+                "+----+---+---+---+----+",
+            ],
+        );
     }
 
     #[test]
@@ -466,7 +504,16 @@ mod tests {
         // The delete of (a, 5) overtakes its insert; only the net change is emitted.
         let early_delete = kv(vec![Some("a")], vec![Some(5)], Some(vec![-1]));
         let inserts = kv(vec![Some("a"), Some("a")], vec![Some(5), Some(2)], None);
-        assert_output(&epoch(&mut op, vec![early_delete, inserts], 1), &[]);
+        assert_output(
+            &epoch(&mut op, vec![early_delete, inserts], 1),
+            &[
+                "+----+---+---+---+----+",
+                "| op | k | n | s | mx |",
+                "+----+---+---+---+----+",
+                "| +  | a | 1 | 2 | 2  |",
+                "+----+---+---+---+----+",
+            ],
+        );
         // A net no-op in an epoch: the group is unchanged, nothing is emitted.
         let noop = kv(vec![Some("a"), Some("a")], vec![Some(2), Some(2)], Some(vec![-1, 1]));
         assert_output(&epoch(&mut op, vec![noop], 2), &[]);
@@ -474,12 +521,25 @@ mod tests {
 
     #[test]
     fn count_distinct_with_duplicates_and_retractions() {
-        let mut op = kv_op(&[(CountDistinct, Some(1))], &[("k", DataType::Utf8), ("d", DataType::Int64)]);
+        let mut op = kv_op(&[(CountDistinct, Some(1))], &[("k", Utf8), ("d", Int64)]);
         let input = kv(vec![Some("a"); 4], vec![Some(1), Some(1), Some(2), None], None);
-        assert_output(&epoch(&mut op, vec![input], 1), &[]);
+        assert_output(
+            &epoch(&mut op, vec![input], 1),
+            &["+----+---+---+", "| op | k | d |", "+----+---+---+", "| +  | a | 2 |", "+----+---+---+"],
+        );
         // One of the two 1s goes: still two distinct values, nothing to emit.
         assert_output(&epoch(&mut op, vec![kv(vec![Some("a")], vec![Some(1)], Some(vec![-1]))], 2), &[]);
-        assert_output(&epoch(&mut op, vec![kv(vec![Some("a")], vec![Some(1)], Some(vec![-1]))], 3), &[]);
+        assert_output(
+            &epoch(&mut op, vec![kv(vec![Some("a")], vec![Some(1)], Some(vec![-1]))], 3),
+            &[
+                "+----+---+---+",
+                "| op | k | d |",
+                "+----+---+---+",
+                "| -  | a | 2 |",
+                "| +  | a | 1 |",
+                "+----+---+---+",
+            ],
+        );
     }
 
     #[test]
@@ -498,25 +558,69 @@ mod tests {
             vec![Some(true), Some(true), Some(true), Some(false), None],
             None,
         );
-        let out = [("k", DataType::Utf8), ("all", DataType::Boolean), ("any", DataType::Boolean)];
+        let out = [("k", Utf8), ("all", Boolean), ("any", Boolean)];
         let mut op =
             HashAggregate::new(&spec(1, &[(BoolAnd, Some(1)), (BoolOr, Some(1))], &out), first.data.schema())
                 .unwrap();
-        assert_output(&epoch(&mut op, vec![first], 1), &[]);
+        assert_output(
+            &epoch(&mut op, vec![first], 1),
+            &[
+                "+----+-------+-------+------+",
+                "| op | k     | all   | any  |",
+                "+----+-------+-------+------+",
+                "| +  | t     | true  | true |",
+                "| +  | mixed | false | true |",
+                "| +  | null  |       |      |",
+                "+----+-------+-------+------+",
+            ],
+        );
         let retract_false = input(vec!["mixed"], vec![Some(false)], Some(vec![-1]));
-        assert_output(&epoch(&mut op, vec![retract_false], 2), &[]);
+        assert_output(
+            &epoch(&mut op, vec![retract_false], 2),
+            &[
+                "+----+-------+-------+------+",
+                "| op | k     | all   | any  |",
+                "+----+-------+-------+------+",
+                "| -  | mixed | false | true |",
+                "| +  | mixed | true  | true |",
+                "+----+-------+-------+------+",
+            ],
+        );
     }
 
     #[test]
     fn global_aggregate_always_has_one_row() {
         let values = |v: Vec<i64>, ops| batch(vec![("v", Arc::new(Int64Array::from(v)) as ArrayRef)], ops);
-        let out = [("n", DataType::Int64), ("s", DataType::Int64)];
+        let out = [("n", Int64), ("s", Int64)];
         let spec = spec(0, &[(CountRows, None), (Sum, Some(0))], &out);
         let mut op = HashAggregate::new(&spec, values(vec![], None).data.schema()).unwrap();
-        assert_output(&epoch(&mut op, vec![], 1), &[]);
+        assert_output(
+            &epoch(&mut op, vec![], 1),
+            &["+----+---+---+", "| op | n | s |", "+----+---+---+", "| +  | 0 |   |", "+----+---+---+"],
+        );
         assert_output(&epoch(&mut op, vec![], 2), &[]);
-        assert_output(&epoch(&mut op, vec![values(vec![5], None)], 3), &[]);
-        assert_output(&epoch(&mut op, vec![values(vec![5], Some(vec![-1]))], 4), &[]);
+        assert_output(
+            &epoch(&mut op, vec![values(vec![5], None)], 3),
+            &[
+                "+----+---+---+",
+                "| op | n | s |",
+                "+----+---+---+",
+                "| -  | 0 |   |",
+                "| +  | 1 | 5 |",
+                "+----+---+---+",
+            ],
+        );
+        assert_output(
+            &epoch(&mut op, vec![values(vec![5], Some(vec![-1]))], 4),
+            &[
+                "+----+---+---+",
+                "| op | n | s |",
+                "+----+---+---+",
+                "| -  | 1 | 5 |",
+                "| +  | 0 |   |",
+                "+----+---+---+",
+            ],
+        );
     }
 
     #[test]
@@ -538,21 +642,31 @@ mod tests {
         );
         let calls = [(Sum, Some(1)), (Avg, Some(1)), (Sum, Some(2)), (Avg, Some(2)), (Count, Some(2))];
         let out = [
-            ("k", DataType::Utf8),
-            ("sd", DataType::Decimal128(20, 2)),
-            ("ad", DataType::Decimal128(14, 6)),
-            ("sf", DataType::Float64),
-            ("af", DataType::Float64),
-            ("cf", DataType::Int64),
+            ("k", Utf8),
+            ("sd", Decimal128(20, 2)),
+            ("ad", Decimal128(14, 6)),
+            ("sf", Float64),
+            ("af", Float64),
+            ("cf", Int64),
         ];
         let mut op = HashAggregate::new(&spec(1, &calls, &out), input.data.schema()).unwrap();
-        assert_output(&epoch(&mut op, vec![input], 1), &[]);
+        assert_output(
+            &epoch(&mut op, vec![input], 1),
+            &[
+                "+----+---+------+----------+------+-------+----+",
+                "| op | k | sd   | ad       | sf   | af    | cf |",
+                "+----+---+------+----------+------+-------+----+",
+                "| +  | a | 3.75 | 1.875000 | 0.75 | 0.375 | 2  |",
+                "| +  | n |      |          |      |       | 0  |",
+                "+----+---+------+----------+------+-------+----+",
+            ],
+        );
     }
 
     #[test]
     fn rejects_sum_over_strings() {
         let schema = kv(vec![], vec![], None).data.schema();
-        let spec = spec(1, &[(Sum, Some(0))], &[("k", DataType::Utf8), ("s", DataType::Int64)]);
+        let spec = spec(1, &[(Sum, Some(0))], &[("k", Utf8), ("s", Int64)]);
         let err = HashAggregate::new(&spec, schema).err().expect("sum over Utf8 must be rejected");
         assert!(matches!(err, ExecError::InvalidGraph(_)), "{err}");
         assert!(err.to_string().contains("Sum over Utf8"), "{err}");

@@ -61,7 +61,7 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
     if explain {
         let text = graph.to_string();
         let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from_iter_values(text.lines()))])
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(text.lines().collect::<Vec<_>>()))])
             .map_err(|e| SqlError::internal(e.to_string()))?;
         return Ok(rows(batch));
     }

@@ -13,9 +13,9 @@ use weir_storage::{TableDef, ViewDef};
 use super::columns::{row, Col, Columns, Row, Value};
 use super::registry::{self, SystemKind};
 use super::{
-    primary_key_constraint_oid, primary_key_index_oid, table_oid, view_oid, BOOTSTRAP_SUPERUSER_OID, BTREE_AM_OID,
-    DATABASE_OWNER_ROLE_OID, HEAP_AM_OID, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID,
-    PG_TOAST_NAMESPACE_OID, PUBLIC_NAMESPACE_OID,
+    primary_key_constraint_oid, primary_key_index_oid, table_oid, view_oid, BOOTSTRAP_SUPERUSER_OID,
+    BTREE_AM_OID, DATABASE_OWNER_ROLE_OID, HEAP_AM_OID, INFORMATION_SCHEMA_NAMESPACE_OID,
+    PG_CATALOG_NAMESPACE_OID, PG_TOAST_NAMESPACE_OID, PUBLIC_NAMESPACE_OID,
 };
 use super::{types, viewdef, CatalogSnapshot};
 

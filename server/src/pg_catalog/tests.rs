@@ -420,7 +420,10 @@ async fn describe_materialized_view() {
     );
     assert_eq!(
         first_row(&run(&psql_query("d_plus_customer_totals.2")).await.expect("runs")),
-        ["0", "m", "false", "true", "false", "false", "false", "false", "false", "", "0", "", "p", "d", "heap"]
+        [
+            "0", "m", "false", "true", "false", "false", "false", "false", "false", "", "0", "", "p", "d",
+            "heap"
+        ]
     );
     let columns = run(&psql_query("d_plus_customer_totals.3")).await.expect("runs");
     let rendered: Vec<Vec<String>> = columns
@@ -452,10 +455,12 @@ async fn pg_get_viewdef_forms_and_pg_matviews() {
     let definition =
         " SELECT orders.customer,\n    sum(orders.amount) AS total,\n    count(*) AS n\n   FROM orders\n  GROUP BY orders.customer;";
     let row = first_row(
-        &run("SELECT pg_get_viewdef(16397), pg_get_viewdef(16397, false), pg_get_viewdef('customer_totals'), \
-              pg_get_viewdef('customer_totals'::regclass, 80), pg_get_viewdef(16385), pg_get_viewdef(0)")
-            .await
-            .expect("runs"),
+        &run(
+            "SELECT pg_get_viewdef(16397), pg_get_viewdef(16397, false), pg_get_viewdef('customer_totals'), \
+              pg_get_viewdef('customer_totals'::regclass, 80), pg_get_viewdef(16385), pg_get_viewdef(0)",
+        )
+        .await
+        .expect("runs"),
     );
     assert_eq!(row, [definition, definition, definition, definition, "NULL", "NULL"]);
     assert_table!(

@@ -20,8 +20,8 @@ use std::ops::ControlFlow;
 use weir_planner::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, Distinct, Expr, GroupByExpr, Ident, Join, JoinConstraint,
     JoinOperator, LimitClause, ObjectName, ObjectNamePart, OrderByExpr, OrderByKind, Query, Select,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor,
-    TableWithJoins, UnaryOperator, Value, WildcardAdditionalOptions,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
+    UnaryOperator, Value, WildcardAdditionalOptions,
 };
 use weir_planner::sqlparser::dialect::PostgreSqlDialect;
 use weir_planner::sqlparser::parser::Parser;
@@ -45,7 +45,12 @@ struct Source {
 
 /// The whole definition in Postgres' layout, or None when the query has a shape this module
 /// does not lay out.
-fn format_definition(snapshot: &CatalogSnapshot, sql: &str, names: &[String], pretty: bool) -> Option<String> {
+fn format_definition(
+    snapshot: &CatalogSnapshot,
+    sql: &str,
+    names: &[String],
+    pretty: bool,
+) -> Option<String> {
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     if statements.len() != 1 {
         return None;
@@ -97,10 +102,9 @@ fn format_definition(snapshot: &CatalogSnapshot, sql: &str, names: &[String], pr
         }
         Some(_) => return None,
     };
-    let GroupByExpr::Expressions(mut group, modifiers) = std::mem::replace(
-        &mut select.group_by,
-        GroupByExpr::Expressions(Vec::new(), Vec::new()),
-    ) else {
+    let GroupByExpr::Expressions(mut group, modifiers) =
+        std::mem::replace(&mut select.group_by, GroupByExpr::Expressions(Vec::new(), Vec::new()))
+    else {
         return None;
     };
     if !modifiers.is_empty() {
@@ -109,7 +113,8 @@ fn format_definition(snapshot: &CatalogSnapshot, sql: &str, names: &[String], pr
 
     let sources = sources(snapshot, &select.from);
     let mut items = expand_wildcards(std::mem::take(&mut select.projection), &sources)?;
-    let outputs: Vec<Option<String>> = if items.iter().all(|i| i.expr.is_some()) && items.len() == names.len() {
+    let outputs: Vec<Option<String>> = if items.iter().all(|i| i.expr.is_some()) && items.len() == names.len()
+    {
         names.iter().cloned().map(Some).collect()
     } else {
         items.iter().map(|i| i.alias.clone()).collect()
@@ -162,14 +167,12 @@ fn format_definition(snapshot: &CatalogSnapshot, sql: &str, names: &[String], pr
         Some(Distinct::On(exprs)) => out.push_str(&format!("DISTINCT ON ({}) ", join_exprs(exprs))),
         Some(Distinct::All) | None => {}
     }
-    let rendered: Vec<String> = items.iter().zip(&outputs).map(|(i, name)| i.render(name.as_deref())).collect();
+    let rendered: Vec<String> =
+        items.iter().zip(&outputs).map(|(i, name)| i.render(name.as_deref())).collect();
     out.push_str(&rendered.join(",\n    "));
     if !select.from.is_empty() {
-        let from = select
-            .from
-            .iter()
-            .map(|t| table_with_joins(snapshot, t, pretty))
-            .collect::<Option<Vec<_>>>()?;
+        let from =
+            select.from.iter().map(|t| table_with_joins(snapshot, t, pretty)).collect::<Option<Vec<_>>>()?;
         out.push_str("\n   FROM ");
         out.push_str(&from.join(",\n    "));
     }
@@ -257,14 +260,14 @@ fn plain_table(factor: &TableFactor) -> Option<(&ObjectName, Option<&TableAlias>
 /// relations.
 fn sources(snapshot: &CatalogSnapshot, from: &[TableWithJoins]) -> Vec<Source> {
     let relations = all_relations(snapshot);
-    let factors = from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    let factors =
+        from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
     factors
         .map(|factor| {
             let Some((name, alias)) = plain_table(factor) else {
                 let qualifier = match factor {
-                    TableFactor::Derived { alias: Some(a), .. } | TableFactor::Function { alias: Some(a), .. } => {
-                        normalize(&a.name)
-                    }
+                    TableFactor::Derived { alias: Some(a), .. }
+                    | TableFactor::Function { alias: Some(a), .. } => normalize(&a.name),
                     _ => String::new(),
                 };
                 return Source { qualifier, columns: None };
@@ -297,7 +300,8 @@ fn table_factor(snapshot: &CatalogSnapshot, factor: &TableFactor) -> String {
         out.push(' ');
         out.push_str(&quote_ident(&normalize(&alias.name)));
         if !alias.columns.is_empty() {
-            let columns: Vec<String> = alias.columns.iter().map(|c| quote_ident(&normalize(&c.name))).collect();
+            let columns: Vec<String> =
+                alias.columns.iter().map(|c| quote_ident(&normalize(&c.name))).collect();
             out.push_str(&format!("({})", columns.join(", ")));
         }
     }
@@ -423,7 +427,9 @@ fn expand_wildcards(projection: Vec<SelectItem>, sources: &[Source]) -> Option<V
     for item in projection {
         match item {
             SelectItem::UnnamedExpr(e) => items.push(Item::expr(e, None)),
-            SelectItem::ExprWithAlias { expr, alias } => items.push(Item::expr(expr, Some(normalize(&alias)))),
+            SelectItem::ExprWithAlias { expr, alias } => {
+                items.push(Item::expr(expr, Some(normalize(&alias))))
+            }
             SelectItem::Wildcard(options) if plain_wildcard(&options) => {
                 match sources.iter().map(qualified_columns).collect::<Option<Vec<_>>>() {
                     Some(columns) if !sources.is_empty() => items.extend(columns.into_iter().flatten()),
@@ -434,7 +440,10 @@ fn expand_wildcards(projection: Vec<SelectItem>, sources: &[Source]) -> Option<V
                 if plain_wildcard(&options) =>
             {
                 let qualifier = name.0.last().and_then(ObjectNamePart::as_ident).map(normalize);
-                match sources.iter().find(|s| Some(&s.qualifier) == qualifier.as_ref()).and_then(qualified_columns)
+                match sources
+                    .iter()
+                    .find(|s| Some(&s.qualifier) == qualifier.as_ref())
+                    .and_then(qualified_columns)
                 {
                     Some(columns) => items.extend(columns),
                     None => items.push(Item { expr: None, alias: None, raw: format!("{name}.*") }),
@@ -494,7 +503,8 @@ fn normalize_names(expr: &mut Expr, sources: &[Source], qualify: bool) {
         match e {
             Expr::Identifier(i) => {
                 let name = normalize(i);
-                let mut owners = sources.iter().filter(|s| s.columns.as_ref().is_some_and(|c| c.contains(&name)));
+                let mut owners =
+                    sources.iter().filter(|s| s.columns.as_ref().is_some_and(|c| c.contains(&name)));
                 match (owners.next(), owners.next()) {
                     (Some(owner), None) if qualify && complete => {
                         *e = Expr::CompoundIdentifier(vec![ident(&owner.qualifier), ident(&name)]);
@@ -570,7 +580,8 @@ fn is_operator(expr: &Expr) -> bool {
 /// A `GROUP BY`/`ORDER BY` expression: Postgres parenthesizes all but plain columns and
 /// constants in pretty mode, and function calls always.
 fn sort_group_expr(expr: &Expr, pretty: bool) -> String {
-    let plain = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Value(_) | Expr::Nested(_));
+    let plain =
+        matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Value(_) | Expr::Nested(_));
     if !plain && (pretty || matches!(expr, Expr::Function(_))) {
         format!("({expr})")
     } else {

@@ -1,0 +1,114 @@
+//! Benchmark: rows through an incrementally maintained aggregate view while a table is
+//! loaded, and the delay from a committed INSERT to its visibility in the view.
+//!
+//! Starts a real Weir server in this process (loopback port, temporary data directory)
+//! and drives it over the Postgres wire protocol with tokio-postgres.
+//!
+//! ```sh
+//! cargo run --release -p weir-server --example bench_streaming_aggregate -- [ROWS] [KEYS] [PARALLELISM]
+//! ```
+//!
+//! 1. `CREATE MATERIALIZED VIEW agg AS SELECT k, count(*), sum(x), min(x), max(x) FROM bench
+//!    GROUP BY k`, then COPY `ROWS` rows in chunks of 100,000 and `FLUSH`. Prints rows/s
+//!    from the start of the load until the view reflects every row (load + changelog read +
+//!    exchange + aggregate + materialize), and the same for the view alone (time from the
+//!    end of the COPY to the end of the FLUSH).
+//! 2. 50 single-row INSERTs, each followed by polling the view until the row's group shows
+//!    it: prints the median and maximum delay (bounded below by the barrier interval, 1 s
+//!    by default, since views change only when an epoch commits).
+
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let rows: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let keys: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let parallelism: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let config = weir_server::config::Config::load(
+        None,
+        weir_server::config::Overrides {
+            listen: Some(format!("127.0.0.1:{port}")),
+            data_dir: Some(dir.path().join("data")),
+            log: Some("warn".into()),
+            ..Default::default()
+        },
+    )?;
+    tokio::spawn(async move {
+        if let Err(e) = weir_server::serve(config).await {
+            eprintln!("server failed: {e}");
+        }
+    });
+    let conn = format!("host=127.0.0.1 port={port} user=bench dbname=weir");
+    let client = loop {
+        match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                break client;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE bench (id BIGINT PRIMARY KEY, k BIGINT, x DOUBLE PRECISION);
+             SET streaming_parallelism = {parallelism};
+             CREATE MATERIALIZED VIEW agg AS
+               SELECT k, count(*) AS n, sum(x) AS total, min(x) AS lo, max(x) AS hi FROM bench GROUP BY k;"
+        ))
+        .await?;
+
+    let started = Instant::now();
+    let chunk_rows = 100_000;
+    let mut loaded = 0;
+    while loaded < rows {
+        let end = (loaded + chunk_rows).min(rows);
+        let mut csv = String::with_capacity((end - loaded) * 32);
+        for i in loaded..end {
+            csv.push_str(&format!("{i},{},{}.5\n", (i * 7919) % keys, i % 1000));
+        }
+        let sink = client.copy_in::<_, bytes::Bytes>("COPY bench FROM STDIN WITH (FORMAT csv)").await?;
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(csv)).await?;
+        sink.finish().await?;
+        loaded = end;
+    }
+    let copied = started.elapsed().as_secs_f64();
+    client.batch_execute("FLUSH").await?;
+    let total = started.elapsed().as_secs_f64();
+    let check = client.query_one("SELECT sum(n)::BIGINT, count(*)::BIGINT FROM agg", &[]).await?;
+    let (counted, groups): (i64, i64) = (check.get(0), check.get(1));
+    assert_eq!(counted as usize, rows, "the view must count every loaded row");
+    println!("load:        {rows} rows by COPY in {copied:.2} s");
+    println!(
+        "view:        {groups} groups; load + view caught up in {total:.2} s = {:.0} rows/s end to end",
+        rows as f64 / total
+    );
+    println!("view lag:    FLUSH after the last COPY took {:.2} s", total - copied);
+
+    let mut delays = Vec::new();
+    for i in 0..50 {
+        let key = 1_000_000_000 + i as i64;
+        let sent = Instant::now();
+        client.execute("INSERT INTO bench VALUES ($1, $2, 1.0)", &[&(key + rows as i64), &key]).await?;
+        loop {
+            let found = client.query("SELECT n FROM agg WHERE k = $1", &[&key]).await?;
+            if !found.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        delays.push(sent.elapsed());
+    }
+    delays.sort();
+    println!(
+        "visibility:  INSERT to visible in the view: median {:.0} ms, max {:.0} ms (50 inserts)",
+        delays[delays.len() / 2].as_secs_f64() * 1000.0,
+        delays[delays.len() - 1].as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
