@@ -23,7 +23,7 @@ use weir_storage::ViewStates;
 use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, JobGraph, OperatorSpec, Partitioning, SourceSpec};
-use crate::message::{Barrier, Epoch, Mutation};
+use crate::message::{Barrier, Epoch, Mutation, Subscription};
 use crate::task::{TaskEvent, TaskId};
 use crate::task_manager::{TaskDescriptor, TaskManager};
 
@@ -377,11 +377,14 @@ impl Actor {
             job.tasks.insert(id, TaskState { tm: tm_id, slot, operators, last_epoch: None, rows_in: 0, rows_out: 0 });
         }
         info!(view = %graph.view_name, tasks = job.tasks.len(), "job deployed");
-        // Subscriptions to upstream views ride their own barrier; the job joins after it.
-        for (upstream, channels) in plan.subscriptions {
-            self.jobs.insert(view_id, job);
-            self.inject(Some(Arc::new(Mutation::Subscribe { view_id: upstream, channels })));
-            job = self.jobs.remove(&view_id).ok_or_else(|| ExecError::Internal("job vanished".into()))?;
+        // Subscriptions to upstream views ride one barrier; the job joins right after it.
+        if !plan.subscriptions.is_empty() {
+            let subscriptions = plan
+                .subscriptions
+                .into_iter()
+                .map(|(view_id, channels)| Subscription { view_id, channels })
+                .collect();
+            self.inject(Some(Arc::new(Mutation::Subscribe(subscriptions))));
         }
         job.first_epoch = self.injected + 1;
         let first_epoch = job.first_epoch;

@@ -117,10 +117,17 @@ fn downcast_ops(array: &ArrayRef) -> Result<Int8Array, ArrowError> {
 /// applies it at the same point of the stream.
 #[derive(Debug)]
 pub enum Mutation {
-    /// New jobs read the output of the view's materialize tasks: after passing this
-    /// barrier, materialize subtask `i` sends its current contents to `channels[i]`, then
-    /// every later change and barrier.
-    Subscribe { view_id: u64, channels: Vec<crate::data_plane::ChannelId> },
+    /// A new job reads the output of views' materialize tasks: after passing this barrier,
+    /// subtask `i` of each listed view's materialize sends its current contents to
+    /// `channels[i]`, then every later change and barrier. All of a job's subscriptions
+    /// ride one barrier, so its inputs start at the same epoch.
+    Subscribe(Vec<Subscription>),
+}
+
+#[derive(Debug)]
+pub struct Subscription {
+    pub view_id: u64,
+    pub channels: Vec<crate::data_plane::ChannelId>,
 }
 
 #[derive(Debug, Clone)]

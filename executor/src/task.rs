@@ -149,6 +149,7 @@ impl Task {
         let mut watermarks = vec![i64::MIN; n];
         let mut current_watermark = i64::MIN;
         let mut aligned = 0usize;
+        let mut aligning: Option<Epoch> = None;
         let mut epoch: Epoch = 0;
         let mut counters = Counters { rows_in: 0, rows_out: 0 };
         loop {
@@ -179,6 +180,17 @@ impl Task {
                     }
                 }
                 Message::Barrier(barrier) => {
+                    // Every input carries the same epochs; anything else is a wiring bug
+                    // that would silently mix epochs, so it fails the task.
+                    match aligning {
+                        Some(e) if e != barrier.epoch => {
+                            return Err(ExecError::Internal(format!(
+                                "barrier {} on input {input} while aligning barrier {e}",
+                                barrier.epoch
+                            )))
+                        }
+                        _ => aligning = Some(barrier.epoch),
+                    }
                     blocked[input] = true;
                     aligned += 1;
                     if aligned < n - ended.iter().filter(|e| **e).count() {
@@ -186,6 +198,7 @@ impl Task {
                     }
                     blocked.iter_mut().for_each(|b| *b = false);
                     aligned = 0;
+                    aligning = None;
                     epoch = barrier.epoch;
                     let out = self.chain.barrier(&barrier)?;
                     self.emit(out, &mut counters).await?;
@@ -261,22 +274,25 @@ impl Task {
     /// Applies a barrier's mutation after the barrier has been forwarded.
     async fn apply(&mut self, mutation: &Mutation) -> ExecResult<()> {
         match mutation {
-            Mutation::Subscribe { view_id, channels } => {
+            Mutation::Subscribe(subscriptions) => {
                 let Some(materialize) = &self.chain.materialize else { return Ok(()) };
-                if materialize.view_id() != *view_id {
-                    return Ok(());
-                }
-                let channel = channels.get(self.id.subtask).ok_or_else(|| {
-                    ExecError::InvalidGraph(format!("no subscription channel for subtask {}", self.id.subtask))
-                })?;
-                let gate = OutputGate::subscriber(self.data_plane.take_sender(*channel)?);
-                for batch in materialize.contents()? {
-                    if !gate.send_batch(batch).await? {
-                        return Ok(());
+                for subscription in subscriptions.iter().filter(|s| s.view_id == materialize.view_id()) {
+                    let channel = subscription.channels.get(self.id.subtask).ok_or_else(|| {
+                        ExecError::InvalidGraph(format!("no subscription channel for subtask {}", self.id.subtask))
+                    })?;
+                    let gate = OutputGate::subscriber(self.data_plane.take_sender(*channel)?);
+                    let mut attached = true;
+                    for batch in materialize.contents()? {
+                        if !gate.send_batch(batch).await? {
+                            attached = false;
+                            break;
+                        }
+                    }
+                    if attached {
+                        debug!(view_id = subscription.view_id, "a new view reads this one");
+                        self.outputs.push(gate);
                     }
                 }
-                debug!(view_id, "a new view reads this one");
-                self.outputs.push(gate);
                 Ok(())
             }
         }

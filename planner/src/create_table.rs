@@ -150,7 +150,7 @@ mod tests {
     use weir_storage::ColumnType;
 
     fn plan(sql: &str) -> SqlResult<CreateTablePlan> {
-        let WeirStatement::Sql(stmt) = parse_sql(sql)?.remove(0);
+        let WeirStatement::Sql(stmt) = parse_sql(sql)?.remove(0) else { panic!("not SQL") };
         match *stmt {
             Statement::CreateTable(ct) => plan_create_table(&ct),
             other => panic!("not a CREATE TABLE: {other}"),

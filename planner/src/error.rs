@@ -20,6 +20,7 @@ pub mod sqlstate {
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const DATA_EXCEPTION: &str = "22000";

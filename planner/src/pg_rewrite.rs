@@ -304,13 +304,13 @@ mod tests {
     use crate::parser::{parse_sql, WeirStatement};
 
     fn rewrite(sql: &str) -> String {
-        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0);
+        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0) else { panic!("not SQL") };
         rewrite_for_datafusion(&mut stmt);
         stmt.to_string()
     }
 
     fn named(sql: &str) -> String {
-        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0);
+        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0) else { panic!("not SQL") };
         rewrite_for_datafusion(&mut stmt);
         name_result_columns(&mut stmt);
         stmt.to_string()

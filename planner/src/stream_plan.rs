@@ -51,6 +51,23 @@ pub fn plan_job_graph(
     // ORDER BY of a view's defining query does not order the view (as in RisingWave).
     let root = match plan {
         LogicalPlan::Sort(sort) if sort.fetch.is_none() => sort.input.as_ref(),
+        LogicalPlan::Projection(projection) => match projection.input.as_ref() {
+            // The optimizer may put a projection above the sort.
+            LogicalPlan::Sort(sort) if sort.fetch.is_none() => {
+                return plan_job_graph(
+                    &LogicalPlan::Projection(datafusion::logical_expr::Projection::try_new_with_schema(
+                        projection.expr.clone(),
+                        sort.input.clone(),
+                        projection.schema.clone(),
+                    )?),
+                    view_id,
+                    view_name,
+                    parallelism,
+                    catalog,
+                )
+            }
+            _ => plan,
+        },
         other => other,
     };
     let stream = lowering.lower(root)?;
@@ -139,6 +156,7 @@ impl Lowering<'_> {
             LogicalPlan::Join(_) => Err(SqlError::unsupported("JOIN in a materialized view")),
             LogicalPlan::Window(_) => Err(SqlError::unsupported("window functions (OVER) in a materialized view")),
             LogicalPlan::Limit(_) => Err(SqlError::unsupported("LIMIT in a materialized view")),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => Err(SqlError::unsupported("LIMIT in a materialized view")),
             LogicalPlan::Sort(_) => Err(SqlError::unsupported("ORDER BY inside a materialized view's query")),
             LogicalPlan::Values(_) => Err(SqlError::unsupported("VALUES in a materialized view")),
             LogicalPlan::EmptyRelation(_) => {

@@ -172,6 +172,8 @@ pub struct ViewDef {
     pub arrow_types: Vec<String>,
     /// The `SELECT` the view was created with.
     pub definition: String,
+    /// Parallelism of the view's materialize operator: its contents' partitions, which is
+    /// also the parallelism of the first vertex of every view that reads this one.
     pub parallelism: usize,
     /// Tables and views this view reads, by id.
     pub depends_on: Vec<TableId>,

@@ -43,10 +43,10 @@ pub(crate) fn create_accumulator(
 ) -> ExecResult<Box<dyn GroupAccumulator>> {
     let arg = || input.ok_or_else(|| ExecError::InvalidGraph(format!("{kind:?} needs an input column")));
     Ok(match kind {
-        AggregateKind::CountRows => Box::new(Count { ignore_nulls: false, counts: vec![] }),
+        AggregateKind::CountRows => Box::new(Counts::new(Counted::Rows)),
         AggregateKind::Count => {
             arg()?;
-            Box::new(Count { ignore_nulls: true, counts: vec![] })
+            Box::new(Counts::new(Counted::NonNull))
         }
         AggregateKind::Sum | AggregateKind::Avg => Box::new(SumAvg::new(kind, arg()?, output)?),
         AggregateKind::Min => Box::new(Multiset::new(arg()?, SetMode::Min)?),
@@ -57,7 +57,8 @@ pub(crate) fn create_accumulator(
             if dt != &DataType::Boolean {
                 return Err(ExecError::InvalidGraph(format!("{kind:?} over {dt}: expected Boolean")));
             }
-            Box::new(Bools { or: kind == AggregateKind::BoolOr, trues: vec![], falses: vec![] })
+            let or = kind == AggregateKind::BoolOr;
+            Box::new(Counts::new(if or { Counted::BoolOr } else { Counted::BoolAnd }))
         }
     })
 }
@@ -66,37 +67,76 @@ fn internal(what: &str, dt: &DataType) -> ExecError {
     ExecError::Internal(format!("{what}: unexpected input type {dt}"))
 }
 
-/// count(*) and count(x).
-struct Count {
-    ignore_nulls: bool,
-    counts: Vec<i64>,
+#[derive(Clone, Copy, PartialEq)]
+enum Counted {
+    Rows,
+    NonNull,
+    BoolAnd,
+    BoolOr,
 }
 
-impl GroupAccumulator for Count {
+/// count(*), count(x), and bool_and/bool_or (counts of true and false values) per group.
+struct Counts {
+    what: Counted,
+    /// Rows, non-null values, or true values.
+    counts: Vec<i64>,
+    falses: Vec<i64>,
+}
+
+impl Counts {
+    fn new(what: Counted) -> Self {
+        Self { what, counts: vec![], falses: vec![] }
+    }
+}
+
+impl GroupAccumulator for Counts {
     fn output_type(&self) -> DataType {
-        DataType::Int64
+        match self.what {
+            Counted::Rows | Counted::NonNull => DataType::Int64,
+            Counted::BoolAnd | Counted::BoolOr => DataType::Boolean,
+        }
     }
     fn resize(&mut self, groups: usize) {
         self.counts.resize(groups, 0);
+        if self.output_type() == DataType::Boolean {
+            self.falses.resize(groups, 0);
+        }
     }
     fn reset(&mut self, group: usize) {
         self.counts[group] = 0;
+        if let Some(falses) = self.falses.get_mut(group) {
+            *falses = 0;
+        }
     }
     fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], weights: &[i8]) -> ExecResult<()> {
-        match values.filter(|v| self.ignore_nulls && v.null_count() > 0) {
-            Some(values) => {
-                for (i, (&g, &w)) in groups.iter().zip(weights).enumerate() {
-                    if values.is_valid(i) {
-                        self.counts[g as usize] += i64::from(w);
-                    }
+        let rows = groups.iter().zip(weights).enumerate();
+        match values {
+            Some(v) if matches!(self.what, Counted::BoolAnd | Counted::BoolOr) => {
+                let bools = v.as_boolean_opt().ok_or_else(|| internal("bool_and/or", v.data_type()))?;
+                for (i, (&g, &w)) in rows.filter(|(i, _)| bools.is_valid(*i)) {
+                    let counts = if bools.value(i) { &mut self.counts } else { &mut self.falses };
+                    counts[g as usize] += i64::from(w);
                 }
             }
-            None => groups.iter().zip(weights).for_each(|(&g, &w)| self.counts[g as usize] += i64::from(w)),
+            Some(v) if self.what == Counted::NonNull && v.null_count() > 0 => rows
+                .filter(|(i, _)| v.is_valid(*i))
+                .for_each(|(_, (&g, &w))| self.counts[g as usize] += i64::from(w)),
+            _ => rows.for_each(|(_, (&g, &w))| self.counts[g as usize] += i64::from(w)),
         }
         Ok(())
     }
     fn evaluate(&mut self, groups: &[u32]) -> ExecResult<ArrayRef> {
-        Ok(Arc::new(Int64Array::from_iter_values(groups.iter().map(|&g| self.counts[g as usize]))))
+        let counts = groups.iter().map(|&g| self.counts[g as usize]);
+        if matches!(self.what, Counted::Rows | Counted::NonNull) {
+            return Ok(Arc::new(Int64Array::from_iter_values(counts)));
+        }
+        // bool_or: true if any true; bool_and: false if any false; NULL over no values.
+        let or = self.what == Counted::BoolOr;
+        let result = groups.iter().map(|&g| {
+            let (t, f) = (self.counts[g as usize] > 0, self.falses[g as usize] > 0);
+            (t || f).then_some(if or { t } else { !f })
+        });
+        Ok(Arc::new(BooleanArray::from_iter(result)))
     }
 }
 
@@ -147,45 +187,39 @@ impl SumAvg {
     }
 }
 
-fn add_exact<T: ArrowPrimitiveType>(
-    values: &ArrayRef,
-    groups: &[u32],
-    weights: &[i8],
-    sums: &mut [i128],
-    counts: &mut [i64],
-) -> ExecResult<()>
-where
-    T::Native: Into<i128>,
-{
-    let values = values.as_primitive_opt::<T>().ok_or_else(|| internal("sum", values.data_type()))?;
-    let raw = values.values();
-    for (i, (&g, &w)) in groups.iter().zip(weights).enumerate() {
-        if values.is_valid(i) {
-            let g = g as usize;
-            sums[g] = sums[g].wrapping_add(raw[i].into().wrapping_mul(i128::from(w)));
-            counts[g] += i64::from(w);
-        }
-    }
-    Ok(())
+/// A running sum: exact (wrapping, so transient overflows cancel) or floating.
+trait Summand: Copy {
+    fn add_weighted(self, value: Self, weight: i8) -> Self;
 }
 
-fn add_float<T: ArrowPrimitiveType>(
+impl Summand for i128 {
+    fn add_weighted(self, value: i128, weight: i8) -> i128 {
+        self.wrapping_add(value.wrapping_mul(i128::from(weight)))
+    }
+}
+
+impl Summand for f64 {
+    fn add_weighted(self, value: f64, weight: i8) -> f64 {
+        self + value * f64::from(weight)
+    }
+}
+
+/// Adds the non-null `values` (of Arrow type `T`) into `sums` and `counts`, typed once.
+fn add<T: ArrowPrimitiveType, S: Summand>(
     values: &ArrayRef,
     groups: &[u32],
     weights: &[i8],
-    sums: &mut [f64],
+    sums: &mut [S],
     counts: &mut [i64],
 ) -> ExecResult<()>
 where
-    T::Native: Into<f64>,
+    T::Native: Into<S>,
 {
     let values = values.as_primitive_opt::<T>().ok_or_else(|| internal("sum", values.data_type()))?;
     let raw = values.values();
-    for (i, (&g, &w)) in groups.iter().zip(weights).enumerate() {
-        if values.is_valid(i) {
-            sums[g as usize] += raw[i].into() * f64::from(w);
-            counts[g as usize] += i64::from(w);
-        }
+    for (i, (&g, &w)) in groups.iter().zip(weights).enumerate().filter(|(i, _)| values.is_valid(*i)) {
+        sums[g as usize] = sums[g as usize].add_weighted(raw[i].into(), w);
+        counts[g as usize] += i64::from(w);
     }
     Ok(())
 }
@@ -216,18 +250,18 @@ impl GroupAccumulator for SumAvg {
         let values = values.ok_or_else(|| ExecError::Internal("sum/avg without input".into()))?;
         let (e, f, c) = (&mut self.exact, &mut self.float, &mut self.counts);
         match values.data_type() {
-            DataType::Int8 => add_exact::<Int8Type>(values, groups, weights, e, c),
-            DataType::Int16 => add_exact::<Int16Type>(values, groups, weights, e, c),
-            DataType::Int32 => add_exact::<Int32Type>(values, groups, weights, e, c),
-            DataType::Int64 => add_exact::<Int64Type>(values, groups, weights, e, c),
-            DataType::UInt8 => add_exact::<UInt8Type>(values, groups, weights, e, c),
-            DataType::UInt16 => add_exact::<UInt16Type>(values, groups, weights, e, c),
-            DataType::UInt32 => add_exact::<UInt32Type>(values, groups, weights, e, c),
-            DataType::UInt64 => add_exact::<UInt64Type>(values, groups, weights, e, c),
-            DataType::Decimal128(..) => add_exact::<Decimal128Type>(values, groups, weights, e, c),
-            DataType::Float16 => add_float::<Float16Type>(values, groups, weights, f, c),
-            DataType::Float32 => add_float::<Float32Type>(values, groups, weights, f, c),
-            DataType::Float64 => add_float::<Float64Type>(values, groups, weights, f, c),
+            DataType::Int8 => add::<Int8Type, _>(values, groups, weights, e, c),
+            DataType::Int16 => add::<Int16Type, _>(values, groups, weights, e, c),
+            DataType::Int32 => add::<Int32Type, _>(values, groups, weights, e, c),
+            DataType::Int64 => add::<Int64Type, _>(values, groups, weights, e, c),
+            DataType::UInt8 => add::<UInt8Type, _>(values, groups, weights, e, c),
+            DataType::UInt16 => add::<UInt16Type, _>(values, groups, weights, e, c),
+            DataType::UInt32 => add::<UInt32Type, _>(values, groups, weights, e, c),
+            DataType::UInt64 => add::<UInt64Type, _>(values, groups, weights, e, c),
+            DataType::Decimal128(..) => add::<Decimal128Type, _>(values, groups, weights, e, c),
+            DataType::Float16 => add::<Float16Type, _>(values, groups, weights, f, c),
+            DataType::Float32 => add::<Float32Type, _>(values, groups, weights, f, c),
+            DataType::Float64 => add::<Float64Type, _>(values, groups, weights, f, c),
             dt => Err(internal("sum", dt)),
         }
     }
@@ -363,49 +397,5 @@ impl GroupAccumulator for Multiset {
         });
         let mut columns = self.converter.convert_rows(rows)?;
         columns.pop().ok_or_else(|| ExecError::Internal("min/max: no column decoded".into()))
-    }
-}
-
-/// bool_and / bool_or: counts of true and false values per group.
-struct Bools {
-    or: bool,
-    trues: Vec<i64>,
-    falses: Vec<i64>,
-}
-
-impl GroupAccumulator for Bools {
-    fn output_type(&self) -> DataType {
-        DataType::Boolean
-    }
-    fn resize(&mut self, groups: usize) {
-        self.trues.resize(groups, 0);
-        self.falses.resize(groups, 0);
-    }
-    fn reset(&mut self, group: usize) {
-        self.trues[group] = 0;
-        self.falses[group] = 0;
-    }
-    fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], weights: &[i8]) -> ExecResult<()> {
-        let values = values.ok_or_else(|| ExecError::Internal("bool_and/or without input".into()))?;
-        let bools = values.as_boolean_opt().ok_or_else(|| internal("bool_and/or", values.data_type()))?;
-        for (i, (&g, &w)) in groups.iter().zip(weights).enumerate() {
-            if bools.is_valid(i) {
-                let counts = if bools.value(i) { &mut self.trues } else { &mut self.falses };
-                counts[g as usize] += i64::from(w);
-            }
-        }
-        Ok(())
-    }
-    fn evaluate(&mut self, groups: &[u32]) -> ExecResult<ArrayRef> {
-        let result = groups.iter().map(|&g| {
-            let (t, f) = (self.trues[g as usize] > 0, self.falses[g as usize] > 0);
-            // bool_or: true if any true; bool_and: false if any false; NULL over no values.
-            if self.or {
-                (t || f).then_some(t)
-            } else {
-                (t || f).then_some(!f)
-            }
-        });
-        Ok(Arc::new(BooleanArray::from_iter(result)))
     }
 }

@@ -197,18 +197,12 @@ impl HashAggregate {
 
     /// The batch must have the input schema's types at the columns this operator reads.
     fn check_input(&self, batch: &StreamBatch) -> ExecResult<()> {
-        let used = (0..self.group_columns).chain(self.inputs.iter().flatten().copied());
-        for c in used {
-            let expected = self.input_schema.field(c).data_type();
-            match batch.data.columns().get(c) {
-                Some(col) if col.data_type() == expected => {}
-                other => {
-                    return Err(ExecError::Internal(format!(
-                        "HashAggregate: input column {c} is {:?}, expected {expected}",
-                        other.map(|c| c.data_type())
-                    )))
-                }
-            }
+        let mut used = (0..self.group_columns).chain(self.inputs.iter().flatten().copied());
+        let expected = |c: usize| Some(self.input_schema.field(c).data_type());
+        if let Some(c) = used.find(|&c| batch.data.columns().get(c).map(|col| col.data_type()) != expected(c))
+        {
+            let msg = format!("input column {c} is not of type {}", self.input_schema.field(c).data_type());
+            return Err(ExecError::Internal(format!("HashAggregate: {msg}")));
         }
         match &batch.ops {
             Some(ops) if ops.len() != batch.num_rows() => {
@@ -356,11 +350,9 @@ mod tests {
     use crate::operators::test_util::{assert_output, batch};
     use DataType::{Boolean, Decimal128, Float64, Int64, Utf8};
 
-    fn spec(
-        group_columns: usize,
-        calls: &[(AggregateKind, Option<usize>)],
-        output: &[(&str, DataType)],
-    ) -> AggregateSpec {
+    type Calls<'a> = &'a [(AggregateKind, Option<usize>)];
+
+    fn spec(group_columns: usize, calls: Calls, output: &[(&str, DataType)]) -> AggregateSpec {
         AggregateSpec {
             group_columns,
             aggregates: calls
@@ -394,24 +386,28 @@ mod tests {
         )
     }
 
-    fn kv_op(calls: &[(AggregateKind, Option<usize>)], output: &[(&str, DataType)]) -> HashAggregate {
-        let schema = kv(vec![], vec![], None).data.schema();
-        HashAggregate::new(&spec(1, calls, output), schema).unwrap()
+    /// Groups `kv` batches by `k`; each aggregate is (output name, kind, input column, output type).
+    fn kv_op(aggs: &[(&str, AggregateKind, Option<usize>, DataType)]) -> HashAggregate {
+        let calls: Vec<_> = aggs.iter().map(|a| (a.1, a.2)).collect();
+        let output: Vec<_> =
+            [("k", Utf8)].into_iter().chain(aggs.iter().map(|a| (a.0, a.3.clone()))).collect();
+        HashAggregate::new(&spec(1, &calls, &output), kv(vec![], vec![], None).data.schema()).unwrap()
     }
 
     fn sum_max_op() -> HashAggregate {
-        kv_op(
-            &[(CountRows, None), (Sum, Some(1)), (Max, Some(1))],
-            &[("k", Utf8), ("n", Int64), ("s", Int64), ("mx", Int64)],
-        )
+        kv_op(&[("n", CountRows, None, Int64), ("s", Sum, Some(1), Int64), ("mx", Max, Some(1), Int64)])
     }
 
     #[test]
     fn grouped_aggregates_over_inserts() {
-        let calls = [(CountRows, None), (Count, Some(1)), (Sum, Some(1)), (Min, Some(1)), (Max, Some(1))];
-        let out = [("k", Utf8), ("n", Int64), ("c", Int64), ("s", Int64), ("mn", Int64), ("mx", Int64)];
-        let mut op =
-            kv_op(&[&calls[..], &[(Avg, Some(1))]].concat(), &[&out[..], &[("a", Float64)]].concat());
+        let mut op = kv_op(&[
+            ("n", CountRows, None, Int64),
+            ("c", Count, Some(1), Int64),
+            ("s", Sum, Some(1), Int64),
+            ("mn", Min, Some(1), Int64),
+            ("mx", Max, Some(1), Int64),
+            ("a", Avg, Some(1), Float64),
+        ]);
         let input = kv(
             vec![Some("a"), Some("b"), Some("a"), Some("b"), None, Some("c")],
             vec![Some(1), Some(5), Some(4), None, Some(7), None],
@@ -433,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn update_is_delete_then_insert_and_max_survives_deletes() {
+    fn updates_max_retraction_and_groups_coming_and_going() {
         let mut op = sum_max_op();
         let first = kv(
             vec![Some("a"), Some("a"), Some("a"), Some("b")],
@@ -467,27 +463,22 @@ mod tests {
                 "+----+---+---+---+----+",
             ],
         );
-    }
-
-    #[test]
-    fn group_disappears_with_its_last_row_and_comes_back_fresh() {
-        let mut op = sum_max_op();
-        epoch(&mut op, vec![kv(vec![Some("a"), Some("b")], vec![Some(1), Some(2)], None)], 1);
-        let gone = kv(vec![Some("b")], vec![Some(2)], Some(vec![-1]));
+        // The last row of `b` goes, and so does the group; it comes back with fresh state.
+        let gone = kv(vec![Some("b")], vec![Some(9)], Some(vec![-1]));
         assert_output(
-            &epoch(&mut op, vec![gone], 2),
+            &epoch(&mut op, vec![gone], 3),
             &[
                 "+----+---+---+---+----+",
                 "| op | k | n | s | mx |",
                 "+----+---+---+---+----+",
-                "| -  | b | 1 | 2 | 2  |",
+                "| -  | b | 1 | 9 | 9  |",
                 "+----+---+---+---+----+",
             ],
         );
-        assert_output(&epoch(&mut op, vec![], 3), &[]);
+        assert_output(&epoch(&mut op, vec![], 4), &[]);
         let back = kv(vec![Some("b")], vec![Some(7)], None);
         assert_output(
-            &epoch(&mut op, vec![back], 4),
+            &epoch(&mut op, vec![back], 5),
             &[
                 "+----+---+---+---+----+",
                 "| op | k | n | s | mx |",
@@ -521,7 +512,7 @@ mod tests {
 
     #[test]
     fn count_distinct_with_duplicates_and_retractions() {
-        let mut op = kv_op(&[(CountDistinct, Some(1))], &[("k", Utf8), ("d", Int64)]);
+        let mut op = kv_op(&[("d", CountDistinct, Some(1), Int64)]);
         let input = kv(vec![Some("a"); 4], vec![Some(1), Some(1), Some(2), None], None);
         assert_output(
             &epoch(&mut op, vec![input], 1),

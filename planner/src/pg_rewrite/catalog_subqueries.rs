@@ -677,7 +677,7 @@ mod tests {
     use crate::pg_rewrite::rewrite_for_datafusion;
 
     fn rewrite(sql: &str) -> String {
-        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0);
+        let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0) else { panic!("not SQL") };
         rewrite_for_datafusion(&mut stmt);
         stmt.to_string()
     }

@@ -33,7 +33,7 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
     }
     let (schema, name) = split_name(&create.name)?;
     if schema != DEFAULT_SCHEMA {
-        return Err(SqlError::new(sqlstate::INVALID_CATALOG_NAME, format!("schema \"{schema}\" does not exist")));
+        return Err(SqlError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")));
     }
     let store = &cx.engine.store;
     if !explain && (store.table(&schema, &name).is_some() || store.view(&schema, &name).is_some()) {
@@ -86,7 +86,7 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
         },
         arrow_types: output.fields().iter().map(|f| f.data_type().to_string()).collect(),
         definition: create.query.to_string(),
-        parallelism,
+        parallelism: graph.materialize_vertex().map_err(|e| SqlError::internal(e.to_string()))?.parallelism,
         depends_on: graph.table_inputs().into_iter().chain(graph.view_inputs()).collect(),
         job_graph: serde_json::to_string(&graph).map_err(|e| SqlError::internal(e.to_string()))?,
         created_at: std::time::SystemTime::now()

@@ -29,7 +29,7 @@ pub async fn run(
     let store = &cx.engine.store;
     let views = store.views();
     let mut tables = Vec::new();
-    let mut doomed_views: BTreeSet<TableId> = BTreeSet::new();
+    let mut requested = Vec::new();
     for name in names {
         let (schema, relation) = split_name(name)?;
         let id = match object_type {
@@ -46,9 +46,18 @@ pub async fn run(
             }
             return Err(SqlError::new(sqlstate::UNDEFINED_TABLE, format!("{kind} \"{relation}\" does not exist")));
         };
-        let dependents = dependents_of(id, &views);
+        requested.push((id, relation.clone()));
+        if object_type == ObjectType::Table {
+            tables.push((schema, relation));
+        }
+    }
+    // Views named in this statement may depend on each other: only others block the drop.
+    let named: BTreeSet<TableId> = requested.iter().map(|(id, _)| *id).collect();
+    let mut doomed_views: BTreeSet<TableId> = BTreeSet::new();
+    for (id, relation) in &requested {
+        let dependents = dependents_of(*id, &views);
         if !cascade {
-            if let Some(first) = dependents.iter().find(|d| !doomed_views.contains(d)) {
+            if let Some(first) = dependents.iter().find(|d| !named.contains(d)) {
                 let dependent = views.iter().find(|v| v.id() == *first).map_or("?", |v| v.name());
                 return Err(SqlError::new(
                     sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
@@ -59,11 +68,8 @@ pub async fn run(
             }
         }
         doomed_views.extend(dependents);
-        match object_type {
-            ObjectType::Table => tables.push((schema, relation)),
-            _ => {
-                doomed_views.insert(id);
-            }
+        if object_type == ObjectType::MaterializedView {
+            doomed_views.insert(*id);
         }
     }
     for id in doomed_views.iter().rev() {

@@ -19,7 +19,8 @@ fn yes_no(v: bool) -> &'static str {
     }
 }
 
-/// Tables and views (not indexes), with their schema name.
+/// Tables and views (not indexes), with their schema name. Materialized views are not
+/// SQL-standard objects and, as in Postgres, appear in no `information_schema` view.
 fn tables_and_views(snapshot: &CatalogSnapshot) -> Vec<(String, Relation)> {
     all_relations(snapshot)
         .into_iter()

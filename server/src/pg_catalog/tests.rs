@@ -1,6 +1,6 @@
 //! psql's and drivers' catalog queries, run as the server runs them (parse, Postgres
-//! compatibility rewrites, DataFusion) against a two-table catalog, with Postgres' answers
-//! as expectations.
+//! compatibility rewrites, DataFusion) against a catalog of two tables and a materialized
+//! view, with Postgres' answers as expectations.
 
 use std::sync::Arc;
 
@@ -541,7 +541,7 @@ fn pg_get_viewdef_matches_postgres_layout() {
             "SELECT o.id, i.qty FROM orders o, items i WHERE o.customer = i.sku ORDER BY o.id LIMIT 5 OFFSET 2",
             &["id", "qty"],
             " SELECT o.id,\n    i.qty\n   FROM orders o,\n    items i\n  WHERE o.customer = i.sku\n  ORDER BY o.id\n OFFSET 2\n LIMIT 5;",
-            None,
+            Some(" SELECT o.id,\n    i.qty\n   FROM orders o,\n    items i\n  WHERE (o.customer = i.sku)\n  ORDER BY o.id\n OFFSET 2\n LIMIT 5;"),
         ),
         (
             "SELECT o.id, i.qty FROM orders o LEFT JOIN items i ON o.customer = i.sku JOIN orders o2 ON o2.id = o.id",
@@ -561,7 +561,7 @@ fn pg_get_viewdef_matches_postgres_layout() {
              GROUP BY o.customer HAVING count(*) > 1 ORDER BY n DESC LIMIT 10",
             &["customer", "n"],
             " SELECT o.customer,\n    count(*) AS n\n   FROM orders o\n     JOIN items i ON o.customer = i.sku\n  GROUP BY o.customer\n HAVING count(*) > 1\n  ORDER BY (count(*)) DESC\n LIMIT 10;",
-            None,
+            Some(" SELECT o.customer,\n    count(*) AS n\n   FROM (orders o\n     JOIN items i ON ((o.customer = i.sku)))\n  GROUP BY o.customer\n HAVING (count(*) > 1)\n  ORDER BY (count(*)) DESC\n LIMIT 10;"),
         ),
         // Shapes that are not laid out are printed as stored.
         ("SELECT 1 UNION SELECT 2", &["?column?"], " SELECT 1 UNION SELECT 2;", None),
