@@ -599,3 +599,7 @@ fn drain_where<T>(items: &mut Vec<T>, mut pred: impl FnMut(&T) -> bool) -> Vec<T
     }
     taken
 }
+
+#[cfg(test)]
+#[path = "job_manager_tests.rs"]
+mod tests;

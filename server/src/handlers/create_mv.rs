@@ -66,7 +66,8 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
         return Ok(rows(batch));
     }
 
-    let output = plan.schema().as_arrow().clone();
+    // Types after optimization: the optimizer reconciles UNION and CASE branch types.
+    let output = optimized.schema().as_arrow().clone();
     let names = column_names(&create, &output)?;
     let def = ViewDef {
         relation: TableDef {
@@ -84,7 +85,14 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
                 .collect(),
             primary_key: vec![],
         },
-        arrow_types: output.fields().iter().map(|f| f.data_type().to_string()).collect(),
+        // Exactly the types the job writes, so the view's rows always decode.
+        arrow_types: graph
+            .materialize_vertex()
+            .and_then(|v| graph.output_fields(v.id))
+            .map_err(|e| SqlError::internal(e.to_string()))?
+            .into_iter()
+            .map(|f| f.data_type)
+            .collect(),
         definition: create.query.to_string(),
         parallelism: graph.materialize_vertex().map_err(|e| SqlError::internal(e.to_string()))?.parallelism,
         depends_on: graph.table_inputs().into_iter().chain(graph.view_inputs()).collect(),

@@ -1,0 +1,217 @@
+//! The runtime end to end without a server: a JobManager with an in-process TaskManager
+//! deploying hand-written JobGraphs over a real stored table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
+use arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use tokio::sync::mpsc;
+use weir_storage::{ColumnDef, ColumnType, Store, TableDef, TableStore, ViewStates};
+
+use super::*;
+use crate::job_graph::{AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, Vertex};
+use crate::task_manager::LocalTaskManager;
+use crate::ViewTable;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    table: Arc<TableStore>,
+    states: Arc<ViewStates>,
+    jobs: JobManager,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let table = store
+        .create_table(TableDef {
+            id: 0,
+            schema_name: "public".into(),
+            name: "t".into(),
+            columns: vec![
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
+                ColumnDef { name: "k".into(), column_type: ColumnType::Text, not_null: false },
+                ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false },
+            ],
+            primary_key: vec![0],
+        })
+        .unwrap();
+    let states = Arc::new(ViewStates::new());
+    let plane = Arc::new(LocalDataPlane::new());
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let tm: Arc<dyn TaskManager> =
+        Arc::new(LocalTaskManager::new(0, 2, store, states.clone(), plane.clone(), events_tx));
+    let config = JobManagerConfig { barrier_interval: Duration::from_millis(50), max_epochs_in_flight: 8 };
+    let jobs = JobManager::start(config, vec![tm], plane, states.clone(), events_rx);
+    Fixture { _dir: dir, table, states, jobs }
+}
+
+fn rows(t: &TableStore, ids: Vec<i64>, ks: Vec<&str>, vs: Vec<i64>) -> RecordBatch {
+    RecordBatch::try_new(
+        t.schema(),
+        vec![
+            Arc::new(Int64Array::from(ids)) as ArrayRef,
+            Arc::new(StringArray::from(ks)),
+            Arc::new(Int64Array::from(vs)),
+        ],
+    )
+    .unwrap()
+}
+
+fn field(name: &str, t: DataType) -> FieldSpec {
+    FieldSpec::new(name, &t)
+}
+
+/// `SELECT k, count(*), sum(v) FROM t GROUP BY k` at parallelism 2, as view 10.
+fn aggregate_graph(table: &TableStore) -> JobGraph {
+    let source_schema = FieldSpec::from_schema(&table.schema());
+    let output = vec![field("k", DataType::Utf8), field("n", DataType::Int64), field("s", DataType::Int64)];
+    JobGraph {
+        view_id: 10,
+        view_name: "agg".into(),
+        vertices: vec![
+            Vertex {
+                id: 0,
+                parallelism: 1,
+                source: Some(SourceSpec::Table { table_id: table.def().id, table_name: "t".into(), schema: source_schema }),
+                inputs: vec![],
+                chain: vec![OperatorSpec::Project {
+                    exprs: vec!["_c1".into(), "_c2".into()],
+                    output: vec![field("k", DataType::Utf8), field("v", DataType::Int64)],
+                }],
+            },
+            Vertex {
+                id: 1,
+                parallelism: 2,
+                source: None,
+                inputs: vec![Edge { from: 0, partitioning: Partitioning::Hash(vec![0]) }],
+                chain: vec![
+                    OperatorSpec::HashAggregate(AggregateSpec {
+                        group_columns: 1,
+                        aggregates: vec![
+                            AggregateCall { kind: AggregateKind::CountRows, input_column: None },
+                            AggregateCall { kind: AggregateKind::Sum, input_column: Some(1) },
+                        ],
+                        output: output.clone(),
+                        global: false,
+                    }),
+                    OperatorSpec::Materialize { view_id: 10 },
+                ],
+            },
+        ],
+    }
+}
+
+/// `SELECT * FROM agg WHERE s > 5` as view 11, reading view 10's two partitions.
+fn filter_graph() -> JobGraph {
+    let schema = vec![field("k", DataType::Utf8), field("n", DataType::Int64), field("s", DataType::Int64)];
+    JobGraph {
+        view_id: 11,
+        view_name: "big".into(),
+        vertices: vec![Vertex {
+            id: 0,
+            parallelism: 2,
+            source: Some(SourceSpec::View { view_id: 10, view_name: "agg".into(), schema }),
+            inputs: vec![],
+            chain: vec![OperatorSpec::Filter { predicate: "_c2 > 5".into() }, OperatorSpec::Materialize { view_id: 11 }],
+        }],
+    }
+}
+
+async fn contents(states: &ViewStates, view: u64) -> Vec<String> {
+    let snapshot = states.snapshot();
+    let version = snapshot.views.get(&view).cloned().expect("view is committed");
+    let ctx = SessionContext::new();
+    ctx.register_table("v", Arc::new(ViewTable::new("v".into(), version.schema.clone(), Some(version)))).unwrap();
+    let batches = ctx.sql("SELECT * FROM v ORDER BY 1").await.unwrap().collect().await.unwrap();
+    pretty_format_batches(&batches).unwrap().to_string().lines().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfills_maintains_and_flushes_a_view() {
+    let f = fixture();
+    f.table.insert(&rows(&f.table, vec![1, 2], vec!["a", "b"], vec![5, 7])).unwrap();
+    f.jobs.deploy(aggregate_graph(&f.table)).await.unwrap();
+    // CREATE returns with the backfill visible.
+    assert_eq!(
+        contents(&f.states, 10).await,
+        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 1 | 5 |", "| b | 1 | 7 |", "+---+---+---+"]
+    );
+
+    f.table.insert(&rows(&f.table, vec![3], vec!["a"], vec![1])).unwrap();
+    f.table.delete(&rows(&f.table, vec![2], vec!["b"], vec![7])).unwrap();
+    f.jobs.flush().await.unwrap();
+    assert_eq!(
+        contents(&f.states, 10).await,
+        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 2 | 6 |", "+---+---+---+"]
+    );
+
+    let status = f.jobs.status().await.unwrap();
+    assert_eq!(status.jobs.len(), 1);
+    assert_eq!(status.jobs[0].status, "running");
+    assert_eq!(status.tasks.len(), 3, "one source subtask and two aggregate subtasks");
+    assert!(status.jobs[0].last_committed_epoch.is_some());
+
+    f.jobs.drop_job(10).await.unwrap();
+    assert!(f.states.snapshot().views.is_empty());
+    assert!(f.jobs.status().await.unwrap().jobs.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_over_a_view_starts_from_its_contents_and_follows_its_changes() {
+    let f = fixture();
+    f.table.insert(&rows(&f.table, vec![1, 2, 3], vec!["a", "b", "c"], vec![5, 7, 9])).unwrap();
+    f.jobs.deploy(aggregate_graph(&f.table)).await.unwrap();
+    f.jobs.deploy(filter_graph()).await.unwrap();
+    assert_eq!(
+        contents(&f.states, 11).await,
+        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| b | 1 | 7 |", "| c | 1 | 9 |", "+---+---+---+"]
+    );
+
+    f.table.insert(&rows(&f.table, vec![4], vec!["a"], vec![3])).unwrap();
+    f.table.delete(&rows(&f.table, vec![3], vec!["c"], vec![9])).unwrap();
+    f.jobs.flush().await.unwrap();
+    // Both views show the same epoch.
+    assert_eq!(
+        contents(&f.states, 11).await,
+        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 2 | 8 |", "| b | 1 | 7 |", "+---+---+---+"]
+    );
+
+    // The upstream view cannot go away under a running reader.
+    f.jobs.drop_job(11).await.unwrap();
+    f.table.insert(&rows(&f.table, vec![5], vec!["b"], vec![1])).unwrap();
+    f.jobs.flush().await.unwrap();
+    assert_eq!(
+        contents(&f.states, 10).await,
+        [
+            "+---+---+---+",
+            "| k | n | s |",
+            "+---+---+---+",
+            "| a | 2 | 8 |",
+            "| b | 2 | 8 |",
+            "+---+---+---+"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_operator_fails_its_job_and_commits_go_on() {
+    let f = fixture();
+    let mut graph = aggregate_graph(&f.table);
+    // 1 / (v - 5) divides by zero on the row with v = 5.
+    graph.vertices[0].chain = vec![OperatorSpec::Project {
+        exprs: vec!["_c1".into(), "10 / (_c2 - 5)".into()],
+        output: vec![field("k", DataType::Utf8), field("v", DataType::Int64)],
+    }];
+    f.jobs.deploy(graph).await.unwrap();
+    f.table.insert(&rows(&f.table, vec![1], vec!["a"], vec![5])).unwrap();
+    f.jobs.flush().await.unwrap();
+    let status = f.jobs.status().await.unwrap();
+    assert!(status.jobs[0].status.starts_with("failed:"), "{}", status.jobs[0].status);
+    assert!(status.jobs[0].status.contains("Divide by zero"), "{}", status.jobs[0].status);
+    // FLUSH keeps working for everyone else.
+    f.jobs.flush().await.unwrap();
+}
