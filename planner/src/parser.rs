@@ -4,6 +4,7 @@
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{SqlError, SqlResult};
 
@@ -18,16 +19,37 @@ pub enum WeirStatement {
 
 /// Parses one or more `;`-separated statements.
 pub fn parse_sql(sql: &str) -> SqlResult<Vec<WeirStatement>> {
-    if sql.trim().trim_end_matches(';').trim().eq_ignore_ascii_case("flush") {
-        return Ok(vec![WeirStatement::Flush]);
-    }
     let dialect = PostgreSqlDialect {};
-    let statements = Parser::new(&dialect)
-        .with_recursion_limit(200)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| syntax_error(sql, e))?;
-    Ok(statements.into_iter().map(|s| WeirStatement::Sql(Box::new(s))).collect())
+    let mut parser =
+        Parser::new(&dialect).with_recursion_limit(200).try_with_sql(sql).map_err(|e| syntax_error(sql, e))?;
+    parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))
+}
+
+/// sqlparser's statement loop, plus Weir's own statements (`FLUSH`).
+fn parse_statements(parser: &mut Parser<'_>) -> Result<Vec<WeirStatement>, ParserError> {
+    let mut statements = Vec::new();
+    let mut expecting_delimiter = false;
+    loop {
+        while parser.consume_token(&Token::SemiColon) {
+            expecting_delimiter = false;
+        }
+        let next = parser.peek_token();
+        if next.token == Token::EOF {
+            return Ok(statements);
+        }
+        if expecting_delimiter {
+            return parser.expected("end of statement", next);
+        }
+        let is_flush = matches!(&next.token, Token::Word(w) if w.value.eq_ignore_ascii_case("flush"))
+            && matches!(parser.peek_nth_token(1).token, Token::SemiColon | Token::EOF);
+        if is_flush {
+            parser.next_token();
+            statements.push(WeirStatement::Flush);
+        } else {
+            statements.push(WeirStatement::Sql(Box::new(parser.parse_statement()?)));
+        }
+        expecting_delimiter = true;
+    }
 }
 
 fn syntax_error(sql: &str, e: ParserError) -> SqlError {
@@ -75,6 +97,13 @@ fn split_location(sql: &str, message: &str) -> (String, Option<usize>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn flush_is_a_statement_of_its_own() {
+        let parsed = super::parse_sql("INSERT INTO t VALUES (1); flush ; SELECT 1").unwrap();
+        assert!(matches!(parsed.as_slice(), [super::WeirStatement::Sql(_), super::WeirStatement::Flush, super::WeirStatement::Sql(_)]));
+        assert!(super::parse_sql("FLUSH x").is_err());
+    }
+
     use super::*;
 
     #[test]
