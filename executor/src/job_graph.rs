@@ -64,12 +64,21 @@ pub enum Partitioning {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum OperatorSpec {
-    Project { exprs: Vec<String>, output: Vec<FieldSpec> },
-    Filter { predicate: String },
+    Project {
+        exprs: Vec<String>,
+        output: Vec<FieldSpec>,
+    },
+    Filter {
+        predicate: String,
+    },
     HashAggregate(AggregateSpec),
     /// Merges its inputs (UNION ALL).
-    Union { output: Vec<FieldSpec> },
-    Materialize { view_id: u64 },
+    Union {
+        output: Vec<FieldSpec>,
+    },
+    Materialize {
+        view_id: u64,
+    },
 }
 
 /// Incremental grouped aggregation. The input's first `group_columns` columns are the group
@@ -240,7 +249,12 @@ impl fmt::Display for OperatorSpec {
                 } else {
                     "per group: accumulators"
                 };
-                write!(f, "HashAggregate: group by [{}], [{}]; state: {state}", groups.join(", "), aggs.join(", "))
+                write!(
+                    f,
+                    "HashAggregate: group by [{}], [{}]; state: {state}",
+                    groups.join(", "),
+                    aggs.join(", ")
+                )
             }
             OperatorSpec::Union { .. } => write!(f, "Union"),
             OperatorSpec::Materialize { view_id } => {
@@ -268,7 +282,9 @@ impl JobGraph {
         let mut fields = self.input_fields(id)?;
         for op in &self.vertex(id)?.chain {
             match op {
-                OperatorSpec::Project { output, .. } | OperatorSpec::Union { output } => fields = output.clone(),
+                OperatorSpec::Project { output, .. } | OperatorSpec::Union { output } => {
+                    fields = output.clone()
+                }
                 OperatorSpec::HashAggregate(spec) => fields = spec.output.clone(),
                 OperatorSpec::Filter { .. } | OperatorSpec::Materialize { .. } => {}
             }

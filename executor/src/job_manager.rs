@@ -199,7 +199,11 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut events: mpsc::UnboundedReceiver<TaskEvent>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<TaskEvent>,
+    ) {
         let mut ticker = tokio::time::interval(self.config.barrier_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -300,9 +304,11 @@ impl Actor {
     fn try_commit(&mut self) {
         while self.committed < self.injected {
             let epoch = self.committed + 1;
-            let complete = self.jobs.values().filter(|j| j.running() && j.first_epoch <= epoch).all(|j| {
-                j.tasks.values().all(|t| t.last_epoch.is_some_and(|e| e >= epoch))
-            });
+            let complete = self
+                .jobs
+                .values()
+                .filter(|j| j.running() && j.first_epoch <= epoch)
+                .all(|j| j.tasks.values().all(|t| t.last_epoch.is_some_and(|e| e >= epoch)));
             if !complete {
                 break;
             }
@@ -374,7 +380,10 @@ impl Actor {
                 self.view_states.remove(view_id);
                 return Err(e);
             }
-            job.tasks.insert(id, TaskState { tm: tm_id, slot, operators, last_epoch: None, rows_in: 0, rows_out: 0 });
+            job.tasks.insert(
+                id,
+                TaskState { tm: tm_id, slot, operators, last_epoch: None, rows_in: 0, rows_out: 0 },
+            );
         }
         info!(view = %graph.view_name, tasks = job.tasks.len(), "job deployed");
         // Subscriptions to upstream views ride one barrier; the job joins right after it.
@@ -398,7 +407,8 @@ impl Actor {
         }
         let mut plan = TaskPlan::default();
         // channel[(consumer vertex, edge index)][(producer subtask, consumer subtask)]
-        let mut edge_channels: BTreeMap<(usize, usize), BTreeMap<(usize, usize), ChannelId>> = BTreeMap::new();
+        let mut edge_channels: BTreeMap<(usize, usize), BTreeMap<(usize, usize), ChannelId>> =
+            BTreeMap::new();
         for vertex in &graph.vertices {
             for (e, edge) in vertex.inputs.iter().enumerate() {
                 let producer = graph.vertex(edge.from)?;
@@ -482,7 +492,8 @@ impl Actor {
             info!(view = %job.graph.view_name, "job stopped");
         }
         for (_, _, waiter) in drain_where(&mut self.deploy_waiters, |(v, _, _)| *v == view_id) {
-            let _ = waiter.send(Err(ExecError::Internal("the view was dropped while it was being created".into())));
+            let _ = waiter
+                .send(Err(ExecError::Internal("the view was dropped while it was being created".into())));
         }
     }
 
@@ -500,8 +511,12 @@ impl Actor {
         for (_, _, waiter) in drain_where(&mut self.deploy_waiters, |(v, _, _)| *v == view_id) {
             let _ = waiter.send(Err(ExecError::Internal(format!("the view's job failed: {reason}"))));
         }
-        let readers: Vec<u64> =
-            self.jobs.iter().filter(|(_, j)| j.graph.view_inputs().contains(&view_id)).map(|(id, _)| *id).collect();
+        let readers: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.graph.view_inputs().contains(&view_id))
+            .map(|(id, _)| *id)
+            .collect();
         for reader in readers {
             warn!(view_id = reader, "failing a job whose input view failed");
             self.fail_job(reader, format!("input view {view_id} failed"));
@@ -554,7 +569,11 @@ struct TaskPlan {
 }
 
 /// The (producer subtask, consumer subtask) pairs an edge connects.
-fn edge_pairs(partitioning: &Partitioning, producers: usize, consumers: usize) -> ExecResult<Vec<(usize, usize)>> {
+fn edge_pairs(
+    partitioning: &Partitioning,
+    producers: usize,
+    consumers: usize,
+) -> ExecResult<Vec<(usize, usize)>> {
     match partitioning {
         Partitioning::Forward if producers == consumers => Ok((0..producers).map(|i| (i, i)).collect()),
         Partitioning::Forward => Err(ExecError::InvalidGraph(format!(

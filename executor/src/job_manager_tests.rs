@@ -76,7 +76,11 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
             Vertex {
                 id: 0,
                 parallelism: 1,
-                source: Some(SourceSpec::Table { table_id: table.def().id, table_name: "t".into(), schema: source_schema }),
+                source: Some(SourceSpec::Table {
+                    table_id: table.def().id,
+                    table_name: "t".into(),
+                    schema: source_schema,
+                }),
                 inputs: vec![],
                 chain: vec![OperatorSpec::Project {
                     exprs: vec!["_c1".into(), "_c2".into()],
@@ -116,7 +120,10 @@ fn filter_graph() -> JobGraph {
             parallelism: 2,
             source: Some(SourceSpec::View { view_id: 10, view_name: "agg".into(), schema }),
             inputs: vec![],
-            chain: vec![OperatorSpec::Filter { predicate: "_c2 > 5".into() }, OperatorSpec::Materialize { view_id: 11 }],
+            chain: vec![
+                OperatorSpec::Filter { predicate: "_c2 > 5".into() },
+                OperatorSpec::Materialize { view_id: 11 },
+            ],
         }],
     }
 }
@@ -125,7 +132,8 @@ async fn contents(states: &ViewStates, view: u64) -> Vec<String> {
     let snapshot = states.snapshot();
     let version = snapshot.views.get(&view).cloned().expect("view is committed");
     let ctx = SessionContext::new();
-    ctx.register_table("v", Arc::new(ViewTable::new("v".into(), version.schema.clone(), Some(version)))).unwrap();
+    ctx.register_table("v", Arc::new(ViewTable::new("v".into(), version.schema.clone(), Some(version))))
+        .unwrap();
     let batches = ctx.sql("SELECT * FROM v ORDER BY 1").await.unwrap().collect().await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string().lines().map(str::to_string).collect()
 }
@@ -138,7 +146,14 @@ async fn backfills_maintains_and_flushes_a_view() {
     // CREATE returns with the backfill visible.
     assert_eq!(
         contents(&f.states, 10).await,
-        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 1 | 5 |", "| b | 1 | 7 |", "+---+---+---+"]
+        [
+            "+---+---+---+",
+            "| k | n | s |",
+            "+---+---+---+",
+            "| a | 1 | 5 |",
+            "| b | 1 | 7 |",
+            "+---+---+---+"
+        ]
     );
 
     f.table.insert(&rows(&f.table, vec![3], vec!["a"], vec![1])).unwrap();
@@ -168,7 +183,14 @@ async fn a_view_over_a_view_starts_from_its_contents_and_follows_its_changes() {
     f.jobs.deploy(filter_graph()).await.unwrap();
     assert_eq!(
         contents(&f.states, 11).await,
-        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| b | 1 | 7 |", "| c | 1 | 9 |", "+---+---+---+"]
+        [
+            "+---+---+---+",
+            "| k | n | s |",
+            "+---+---+---+",
+            "| b | 1 | 7 |",
+            "| c | 1 | 9 |",
+            "+---+---+---+"
+        ]
     );
 
     f.table.insert(&rows(&f.table, vec![4], vec!["a"], vec![3])).unwrap();
@@ -177,7 +199,14 @@ async fn a_view_over_a_view_starts_from_its_contents_and_follows_its_changes() {
     // Both views show the same epoch.
     assert_eq!(
         contents(&f.states, 11).await,
-        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 2 | 8 |", "| b | 1 | 7 |", "+---+---+---+"]
+        [
+            "+---+---+---+",
+            "| k | n | s |",
+            "+---+---+---+",
+            "| a | 2 | 8 |",
+            "| b | 1 | 7 |",
+            "+---+---+---+"
+        ]
     );
 
     // The upstream view cannot go away under a running reader.

@@ -37,8 +37,16 @@ impl std::fmt::Display for TaskId {
 #[derive(Debug)]
 pub enum TaskEvent {
     /// The task has processed and forwarded every message of `epoch`.
-    EpochDone { task: TaskId, epoch: Epoch, rows_in: u64, rows_out: u64 },
-    Failed { task: TaskId, error: String },
+    EpochDone {
+        task: TaskId,
+        epoch: Epoch,
+        rows_in: u64,
+        rows_out: u64,
+    },
+    Failed {
+        task: TaskId,
+        error: String,
+    },
 }
 
 /// The operators of a task, in order, ending in an optional materialize.
@@ -278,7 +286,10 @@ impl Task {
                 let Some(materialize) = &self.chain.materialize else { return Ok(()) };
                 for subscription in subscriptions.iter().filter(|s| s.view_id == materialize.view_id()) {
                     let channel = subscription.channels.get(self.id.subtask).ok_or_else(|| {
-                        ExecError::InvalidGraph(format!("no subscription channel for subtask {}", self.id.subtask))
+                        ExecError::InvalidGraph(format!(
+                            "no subscription channel for subtask {}",
+                            self.id.subtask
+                        ))
                     })?;
                     let gate = OutputGate::subscriber(self.data_plane.take_sender(*channel)?);
                     let mut attached = true;

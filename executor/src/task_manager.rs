@@ -107,8 +107,12 @@ impl LocalTaskManager {
                     schema = schema_of(output)?;
                 }
                 OperatorSpec::Materialize { view_id } => {
-                    materialize =
-                        Some(Materialize::new(*view_id, desc.id.subtask, schema.clone(), self.view_states.clone())?);
+                    materialize = Some(Materialize::new(
+                        *view_id,
+                        desc.id.subtask,
+                        schema.clone(),
+                        self.view_states.clone(),
+                    )?);
                 }
             }
         }
@@ -131,13 +135,16 @@ impl TaskManager for LocalTaskManager {
 
     fn deploy(&self, desc: TaskDescriptor) -> ExecResult<()> {
         let chain = self.build_chain(&desc)?;
-        let mut inputs = desc.inputs.iter().map(|c| self.data_plane.take_receiver(*c)).collect::<ExecResult<Vec<_>>>()?;
+        let mut inputs =
+            desc.inputs.iter().map(|c| self.data_plane.take_receiver(*c)).collect::<ExecResult<Vec<_>>>()?;
         let outputs = desc
             .outputs
             .iter()
             .map(|(partitioning, channels)| {
-                let senders =
-                    channels.iter().map(|c| self.data_plane.take_sender(*c)).collect::<ExecResult<Vec<_>>>()?;
+                let senders = channels
+                    .iter()
+                    .map(|c| self.data_plane.take_sender(*c))
+                    .collect::<ExecResult<Vec<_>>>()?;
                 Ok(OutputGate::new(partitioning.clone(), senders))
             })
             .collect::<ExecResult<Vec<_>>>()?;

@@ -61,7 +61,8 @@ impl TableProvider for ViewTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let partitions: Vec<ViewRows> = self.version.as_ref().map(|v| v.partitions.clone()).unwrap_or_default();
+        let partitions: Vec<ViewRows> =
+            self.version.as_ref().map(|v| v.partitions.clone()).unwrap_or_default();
         let partition: Arc<dyn PartitionStream> =
             Arc::new(ViewScanPartition { schema: self.schema.clone(), partitions });
         Ok(Arc::new(StreamingTableExec::try_new(
@@ -110,9 +111,18 @@ struct ViewBatches {
 
 impl ViewBatches {
     fn new(schema: SchemaRef, partitions: Vec<ViewRows>) -> Self {
-        let converter =
-            RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect()).ok();
-        Self { schema, converter, partitions: partitions.into_iter(), current: None, repeat: None, failed: false }
+        let converter = RowConverter::new(
+            schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
+        )
+        .ok();
+        Self {
+            schema,
+            converter,
+            partitions: partitions.into_iter(),
+            current: None,
+            repeat: None,
+            failed: false,
+        }
     }
 
     fn next_row(&mut self) -> Option<Vec<u8>> {

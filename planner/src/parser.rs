@@ -20,8 +20,10 @@ pub enum WeirStatement {
 /// Parses one or more `;`-separated statements.
 pub fn parse_sql(sql: &str) -> SqlResult<Vec<WeirStatement>> {
     let dialect = PostgreSqlDialect {};
-    let mut parser =
-        Parser::new(&dialect).with_recursion_limit(200).try_with_sql(sql).map_err(|e| syntax_error(sql, e))?;
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(200)
+        .try_with_sql(sql)
+        .map_err(|e| syntax_error(sql, e))?;
     parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))
 }
 
@@ -100,7 +102,10 @@ mod tests {
     #[test]
     fn flush_is_a_statement_of_its_own() {
         let parsed = super::parse_sql("INSERT INTO t VALUES (1); flush ; SELECT 1").unwrap();
-        assert!(matches!(parsed.as_slice(), [super::WeirStatement::Sql(_), super::WeirStatement::Flush, super::WeirStatement::Sql(_)]));
+        assert!(matches!(
+            parsed.as_slice(),
+            [super::WeirStatement::Sql(_), super::WeirStatement::Flush, super::WeirStatement::Sql(_)]
+        ));
         assert!(super::parse_sql("FLUSH x").is_err());
     }
 

@@ -100,13 +100,15 @@ impl Lowering<'_> {
                     StreamInput::Table { id, name } => {
                         (SourceSpec::Table { table_id: id, table_name: name, schema: schema.clone() }, 1)
                     }
-                    StreamInput::View { id, name, parallelism } => {
-                        (SourceSpec::View { view_id: id, view_name: name, schema: schema.clone() }, parallelism)
-                    }
+                    StreamInput::View { id, name, parallelism } => (
+                        SourceSpec::View { view_id: id, view_name: name, schema: schema.clone() },
+                        parallelism,
+                    ),
                 };
                 let vertex = self.add_vertex(parallelism, Some(source), vec![]);
                 for filter in &scan.filters {
-                    let full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?;
+                    let full =
+                        DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?;
                     let predicate = expr_sql(filter, &full)?;
                     self.vertices[vertex].chain.push(OperatorSpec::Filter { predicate });
                 }
@@ -135,12 +137,14 @@ impl Lowering<'_> {
                 Ok(vertex)
             }
             LogicalPlan::SubqueryAlias(alias) => self.lower(&alias.input),
-            LogicalPlan::Aggregate(aggregate) => {
-                self.lower_aggregate(&aggregate.input, &aggregate.group_expr, &aggregate.aggr_expr, &aggregate.schema)
-            }
+            LogicalPlan::Aggregate(aggregate) => self.lower_aggregate(
+                &aggregate.input,
+                &aggregate.group_expr,
+                &aggregate.aggr_expr,
+                &aggregate.schema,
+            ),
             LogicalPlan::Distinct(Distinct::All(input)) => {
-                let group: Vec<Expr> =
-                    input.schema().columns().into_iter().map(Expr::Column).collect();
+                let group: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
                 self.lower_aggregate(input, &group, &[], input.schema())
             }
             LogicalPlan::Union(union) => {
@@ -151,21 +155,31 @@ impl Lowering<'_> {
                     .into_iter()
                     .map(|from| Edge { from, partitioning: Partitioning::Hash(all_columns.clone()) })
                     .collect();
-                Ok(self.add_vertex(self.parallelism, None, edges).with_chain(self, OperatorSpec::Union { output }))
+                Ok(self
+                    .add_vertex(self.parallelism, None, edges)
+                    .with_chain(self, OperatorSpec::Union { output }))
             }
             LogicalPlan::Join(_) => Err(SqlError::unsupported("JOIN in a materialized view")),
-            LogicalPlan::Window(_) => Err(SqlError::unsupported("window functions (OVER) in a materialized view")),
+            LogicalPlan::Window(_) => {
+                Err(SqlError::unsupported("window functions (OVER) in a materialized view"))
+            }
             LogicalPlan::Limit(_) => Err(SqlError::unsupported("LIMIT in a materialized view")),
-            LogicalPlan::Sort(sort) if sort.fetch.is_some() => Err(SqlError::unsupported("LIMIT in a materialized view")),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => {
+                Err(SqlError::unsupported("LIMIT in a materialized view"))
+            }
             LogicalPlan::Sort(_) => Err(SqlError::unsupported("ORDER BY inside a materialized view's query")),
             LogicalPlan::Values(_) => Err(SqlError::unsupported("VALUES in a materialized view")),
             LogicalPlan::EmptyRelation(_) => {
                 Err(SqlError::unsupported("a materialized view that reads no table"))
             }
-            LogicalPlan::Distinct(Distinct::On(_)) => Err(SqlError::unsupported("DISTINCT ON in a materialized view")),
+            LogicalPlan::Distinct(Distinct::On(_)) => {
+                Err(SqlError::unsupported("DISTINCT ON in a materialized view"))
+            }
             LogicalPlan::Subquery(_) => Err(SqlError::unsupported("subqueries in a materialized view")),
             LogicalPlan::Unnest(_) => Err(SqlError::unsupported("UNNEST in a materialized view")),
-            LogicalPlan::RecursiveQuery(_) => Err(SqlError::unsupported("WITH RECURSIVE in a materialized view")),
+            LogicalPlan::RecursiveQuery(_) => {
+                Err(SqlError::unsupported("WITH RECURSIVE in a materialized view"))
+            }
             other => Err(SqlError::unsupported(format!(
                 "{} in a materialized view",
                 other.display().to_string().split(':').next().unwrap_or("this query")
@@ -194,7 +208,9 @@ impl Lowering<'_> {
         let mut aggregates = Vec::new();
         for aggr in aggr_expr {
             let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(aggr) else {
-                return Err(SqlError::unsupported(format!("aggregate expression {aggr} in a materialized view")));
+                return Err(SqlError::unsupported(format!(
+                    "aggregate expression {aggr} in a materialized view"
+                )));
             };
             if params.filter.is_some() {
                 return Err(SqlError::unsupported("FILTER (WHERE ...) on aggregates in a materialized view"));
@@ -226,10 +242,13 @@ impl Lowering<'_> {
                 None
             } else {
                 let [arg] = params.args.as_slice() else {
-                    return Err(SqlError::unsupported(format!("{name} with several arguments in a materialized view")));
+                    return Err(SqlError::unsupported(format!(
+                        "{name} with several arguments in a materialized view"
+                    )));
                 };
                 exprs.push(expr_sql(arg, input_schema)?);
-                fields.push(FieldSpec::new(format!("_arg{}", aggregates.len()), &arg.get_type(input_schema)?));
+                fields
+                    .push(FieldSpec::new(format!("_arg{}", aggregates.len()), &arg.get_type(input_schema)?));
                 Some(exprs.len() - 1)
             };
             aggregates.push(AggregateCall { kind, input_column });
@@ -293,11 +312,12 @@ fn expr_sql(expr: &Expr, schema: &DFSchema) -> SqlResult<String> {
                 let index = schema.index_of_column(&column)?;
                 Ok(Transformed::yes(Expr::Column(Column::new_unqualified(format!("_c{index}")))))
             }
-            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..) => {
-                Err(datafusion::error::DataFusionError::NotImplemented(
-                    "subqueries in a materialized view".into(),
-                ))
-            }
+            Expr::ScalarSubquery(_)
+            | Expr::Exists(_)
+            | Expr::InSubquery(_)
+            | Expr::OuterReferenceColumn(..) => Err(datafusion::error::DataFusionError::NotImplemented(
+                "subqueries in a materialized view".into(),
+            )),
             other => Ok(Transformed::no(other)),
         })
         .map_err(|e| match e {

@@ -103,7 +103,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
     let secs = started.elapsed().as_secs_f64();
-    println!("backfill:    CREATE MATERIALIZED VIEW over {rows} rows in {secs:.2} s = {:.0} rows/s", rows as f64 / secs);
+    println!(
+        "backfill:    CREATE MATERIALIZED VIEW over {rows} rows in {secs:.2} s = {:.0} rows/s",
+        rows as f64 / secs
+    );
 
     let mut delays = Vec::new();
     for i in 0..50 {

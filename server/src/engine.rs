@@ -113,7 +113,13 @@ impl SchemaProvider for UserSchema {
             .iter()
             .filter(|t| t.def().schema_name == self.name)
             .map(|t| t.def().name.clone())
-            .chain(self.store.views().into_iter().filter(|v| v.relation.schema_name == self.name).map(|v| v.relation.name))
+            .chain(
+                self.store
+                    .views()
+                    .into_iter()
+                    .filter(|v| v.relation.schema_name == self.name)
+                    .map(|v| v.relation.name),
+            )
             .collect()
     }
 
@@ -123,7 +129,11 @@ impl SchemaProvider for UserSchema {
         }
         if let Some(view) = self.store.view(&self.name, name) {
             let version = self.views.views.get(&view.id()).cloned();
-            return Ok(Some(Arc::new(ViewTable::new(view.relation.name.clone(), view_schema(&view)?, version))));
+            return Ok(Some(Arc::new(ViewTable::new(
+                view.relation.name.clone(),
+                view_schema(&view)?,
+                version,
+            ))));
         }
         self.fallback.table(name).await
     }

@@ -57,7 +57,9 @@ pub async fn redeploy_views(store: &Store, jobs: &JobManager) {
         };
         let started = std::time::Instant::now();
         match jobs.deploy(graph).await {
-            Ok(()) => info!(view = %view.name(), elapsed_ms = started.elapsed().as_millis() as u64, "view rebuilt"),
+            Ok(()) => {
+                info!(view = %view.name(), elapsed_ms = started.elapsed().as_millis() as u64, "view rebuilt")
+            }
             Err(e) => error!(view = %view.name(), error = %e, "view could not be re-deployed"),
         }
     }

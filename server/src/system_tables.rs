@@ -49,10 +49,9 @@ impl SchemaProvider for WeirCatalog {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(TABLES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, kind)| Arc::new(SystemTable { kind: *kind, jobs: self.jobs.clone() }) as Arc<dyn TableProvider>))
+        Ok(TABLES.iter().find(|(n, _)| *n == name).map(|(_, kind)| {
+            Arc::new(SystemTable { kind: *kind, jobs: self.jobs.clone() }) as Arc<dyn TableProvider>
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -91,7 +90,11 @@ impl SystemTable {
                 text("view"),
                 text("status"),
                 int("parallelism"),
-                Field::new("created", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false),
+                Field::new(
+                    "created",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                    false,
+                ),
                 bigint("last_committed_epoch", true),
             ],
             Kind::Tasks => vec![
@@ -120,11 +123,15 @@ impl SystemTable {
                     Arc::new(Int32Array::from_iter_values(jobs.iter().map(|j| j.parallelism as i32))),
                     Arc::new(
                         TimestampMicrosecondArray::from_iter_values(jobs.iter().map(|j| {
-                            j.created.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+                            j.created
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_micros() as i64)
                         }))
                         .with_timezone("+00:00"),
                     ),
-                    Arc::new(Int64Array::from_iter(jobs.iter().map(|j| j.last_committed_epoch.map(|e| e as i64)))),
+                    Arc::new(Int64Array::from_iter(
+                        jobs.iter().map(|j| j.last_committed_epoch.map(|e| e as i64)),
+                    )),
                 ]
             }
             Kind::Tasks => {

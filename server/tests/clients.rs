@@ -248,9 +248,8 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
             match std::fs::read_to_string(expected_dir.join(file)) {
                 Ok(expected) if expected == actual => {}
                 Ok(expected) => mismatches.push(format!("{command}: expected\n{expected}\ngot\n{actual}")),
-                Err(_) => {
-                    mismatches.push(format!("{command}: missing expectation file {file}; output was\n{actual}"))
-                }
+                Err(_) => mismatches
+                    .push(format!("{command}: missing expectation file {file}; output was\n{actual}")),
             }
         }
         Ok(())
@@ -499,14 +498,9 @@ pub async fn views_are_redeployed_after_kill_9() -> Result<(), String> {
     let after: (i64, i64, i64) = (after.get(0), after.get::<_, i64>(1), after.get(2));
     check(before == after, format!("views after restart {after:?}, before {before:?}"))?;
 
-    client
-        .batch_execute("INSERT INTO orders VALUES (10, 'new', 7); FLUSH;")
-        .await
-        .map_err(show)?;
-    let row = client
-        .query_one("SELECT n, total FROM revenue WHERE customer = 'new'", &[])
-        .await
-        .map_err(show)?;
+    client.batch_execute("INSERT INTO orders VALUES (10, 'new', 7); FLUSH;").await.map_err(show)?;
+    let row =
+        client.query_one("SELECT n, total FROM revenue WHERE customer = 'new'", &[]).await.map_err(show)?;
     check(row.get::<_, i64>(0) == 1 && row.get::<_, i64>(1) == 7, "a new write reaches the rebuilt view")?;
     let jobs: Vec<String> = client
         .query("SELECT view || ':' || status FROM weir_catalog.jobs ORDER BY view", &[])

@@ -34,7 +34,9 @@ fn main() {
     }
     let extra: Vec<(&str, TestFn)> = vec![
         ("restart::kill_9_keeps_acknowledged_rows", || Box::pin(clients::kill_9_keeps_acknowledged_rows())),
-        ("restart::views_are_redeployed_after_kill_9", || Box::pin(clients::views_are_redeployed_after_kill_9())),
+        ("restart::views_are_redeployed_after_kill_9", || {
+            Box::pin(clients::views_are_redeployed_after_kill_9())
+        }),
         ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
         ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),

@@ -91,7 +91,7 @@ impl ViewStates {
                 for (staged, current) in view.staged.iter_mut().zip(view.current.iter_mut()) {
                     // Versions are staged in epoch order.
                     let upto = staged.iter().take_while(|(e, _)| *e <= epoch).count();
-                    if let Some((_, rows)) = staged.drain(..upto).last() {
+                    if let Some((_, rows)) = staged.drain(..upto).next_back() {
                         *current = Some(rows);
                     }
                 }

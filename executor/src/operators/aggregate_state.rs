@@ -121,7 +121,7 @@ impl GroupAccumulator for Counts {
             Some(v) if self.what == Counted::NonNull && v.null_count() > 0 => rows
                 .filter(|(i, _)| v.is_valid(*i))
                 .for_each(|(_, (&g, &w))| self.counts[g as usize] += i64::from(w)),
-            _ => rows.for_each(|(_, (&g, &w))| self.counts[g as usize] += i64::from(w)),
+            _ => groups.iter().zip(weights).for_each(|(&g, &w)| self.counts[g as usize] += i64::from(w)),
         }
         Ok(())
     }

@@ -104,7 +104,8 @@ impl OutputGate {
     }
 
     async fn send_to(&self, target: usize, message: Message) -> ExecResult<bool> {
-        let sender = self.senders.get(target).ok_or_else(|| ExecError::Internal("no such consumer".into()))?;
+        let sender =
+            self.senders.get(target).ok_or_else(|| ExecError::Internal("no such consumer".into()))?;
         match sender.send(message).await {
             Ok(()) => Ok(true),
             Err(_) if self.detachable => Ok(false),

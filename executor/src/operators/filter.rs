@@ -28,7 +28,12 @@ impl Operator for Filter {
         "Filter"
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         let mask = self.predicate.evaluate(&batch.data)?.into_array(batch.num_rows())?;
         let mask = mask
             .as_any()

@@ -31,9 +31,15 @@ pub struct Materialize {
 }
 
 impl Materialize {
-    pub fn new(view_id: u64, partition: usize, schema: SchemaRef, states: Arc<ViewStates>) -> ExecResult<Self> {
-        let converter =
-            RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())?;
+    pub fn new(
+        view_id: u64,
+        partition: usize,
+        schema: SchemaRef,
+        states: Arc<ViewStates>,
+    ) -> ExecResult<Self> {
+        let converter = RowConverter::new(
+            schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
+        )?;
         Ok(Self { view_id, partition, schema, converter, rows: ViewRows::new(), states })
     }
 
@@ -74,7 +80,12 @@ impl Operator for Materialize {
         "Materialize"
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         let encoded = self.converter.convert_columns(batch.data.columns())?;
         for (i, row) in encoded.iter().enumerate() {
             let delta = i64::from(batch.op(i));

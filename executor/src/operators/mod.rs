@@ -25,7 +25,12 @@ pub trait Operator: Send {
     fn name(&self) -> &'static str;
 
     /// Processes one batch from input `input` (0 for single-input operators).
-    fn process_batch(&mut self, input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()>;
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()>;
 
     /// Called once every input has delivered `barrier`, before it is forwarded: the end of
     /// the epoch. Stateful operators emit the epoch's net changes here.

@@ -45,7 +45,12 @@ impl Operator for Projection {
         "Project"
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         let rows = batch.num_rows();
         let columns = self
             .exprs
@@ -86,7 +91,8 @@ mod tests {
             FieldSpec::new("id_plus", &DataType::Int64),
         ];
         let exprs = ["upper(_c1)".to_string(), "_c2 * 2".to_string(), "_c0 + 10".to_string()];
-        let mut op = Projection::new(&ExprCompiler::default(), &exprs, &output, &input.data.schema()).unwrap();
+        let mut op =
+            Projection::new(&ExprCompiler::default(), &exprs, &output, &input.data.schema()).unwrap();
         let mut out = vec![];
         op.process_batch(0, input, &mut out).unwrap();
         assert_output(

@@ -24,7 +24,12 @@ impl Operator for Union {
         "Union"
     }
 
-    fn process_batch(&mut self, input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         let rows = batch.num_rows();
         let columns = batch.data.columns().to_vec();
         for (column, field) in columns.iter().zip(self.schema.fields()) {

@@ -13,8 +13,8 @@ use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use weir_planner::sqlparser::ast::{CreateView, Statement};
 use weir_planner::{
-    name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate, SqlError,
-    SqlResult, StreamCatalog, StreamInput,
+    name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate,
+    SqlError, SqlResult, StreamCatalog, StreamInput,
 };
 use weir_storage::{ColumnDef, ColumnType, Store, TableDef, ViewDef};
 
@@ -33,7 +33,10 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
     }
     let (schema, name) = split_name(&create.name)?;
     if schema != DEFAULT_SCHEMA {
-        return Err(SqlError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")));
+        return Err(SqlError::new(
+            sqlstate::INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+        ));
     }
     let store = &cx.engine.store;
     if !explain && (store.table(&schema, &name).is_some() || store.view(&schema, &name).is_some()) {
@@ -51,8 +54,10 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
     rewrite_for_datafusion(&mut statement);
     name_result_columns(&mut statement);
     let state = ctx.state();
-    let plan =
-        state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await.map_err(from_datafusion)?;
+    let plan = state
+        .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+        .await
+        .map_err(from_datafusion)?;
     let optimized = state.optimize(&plan).map_err(from_datafusion)?;
 
     let view_id = if explain { 0 } else { store.allocate_id().map_err(from_storage)? };
@@ -61,8 +66,11 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
     if explain {
         let text = graph.to_string();
         let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(text.lines().collect::<Vec<_>>()))])
-            .map_err(|e| SqlError::internal(e.to_string()))?;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(text.lines().collect::<Vec<_>>()))],
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?;
         return Ok(rows(batch));
     }
 
@@ -128,8 +136,11 @@ fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> 
     };
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
-            return Err(SqlError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{n}\" specified more than once"))
-                .with_hint("Give the columns distinct names with AS."));
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{n}\" specified more than once"),
+            )
+            .with_hint("Give the columns distinct names with AS."));
         }
     }
     Ok(names)

@@ -38,13 +38,19 @@ pub async fn run(
         };
         let Some(id) = id else {
             if let Some(other) = wrong_kind(cx, &schema, &relation, object_type) {
-                return Err(SqlError::new(sqlstate::WRONG_OBJECT_TYPE, format!("\"{relation}\" is not a {kind}"))
-                    .with_hint(format!("Use DROP {other} to remove a {}.", other.to_lowercase())));
+                return Err(SqlError::new(
+                    sqlstate::WRONG_OBJECT_TYPE,
+                    format!("\"{relation}\" is not a {kind}"),
+                )
+                .with_hint(format!("Use DROP {other} to remove a {}.", other.to_lowercase())));
             }
             if if_exists {
                 continue;
             }
-            return Err(SqlError::new(sqlstate::UNDEFINED_TABLE, format!("{kind} \"{relation}\" does not exist")));
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("{kind} \"{relation}\" does not exist"),
+            ));
         };
         requested.push((id, relation.clone()));
         if object_type == ObjectType::Table {

@@ -98,34 +98,35 @@ pub async fn describe_statement(
     session: &Session,
     statement: &Statement,
 ) -> SqlResult<StatementDescription> {
-    let planned: Option<Statement> = match statement {
-        Statement::Explain { statement: explained, .. } if matches!(**explained, Statement::CreateView(_)) => {
-            return Ok(StatementDescription {
-                param_types: vec![],
-                result: Some(Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-                    "QUERY PLAN",
-                    DataType::Utf8,
-                    false,
-                )]))),
-            })
-        }
-        Statement::Query(_) | Statement::Explain { .. } | Statement::Insert(_) => Some(statement.clone()),
-        Statement::Update(update) => Some(super::dml::update_select(engine, update)?.0),
-        Statement::Delete(delete) => Some(super::dml::delete_select(engine, delete)?.0),
-        Statement::ShowVariable { variable } => {
-            return Ok(StatementDescription {
-                param_types: vec![],
-                result: Some(super::settings::show_schema(variable)),
-            })
-        }
-        Statement::ShowTables { .. } => {
-            return Ok(StatementDescription {
-                param_types: vec![],
-                result: Some(super::show_tables::schema()),
-            })
-        }
-        _ => None,
-    };
+    let planned: Option<Statement> =
+        match statement {
+            Statement::Explain { statement: explained, .. }
+                if matches!(**explained, Statement::CreateView(_)) =>
+            {
+                return Ok(StatementDescription {
+                    param_types: vec![],
+                    result: Some(Arc::new(arrow::datatypes::Schema::new(vec![
+                        arrow::datatypes::Field::new("QUERY PLAN", DataType::Utf8, false),
+                    ]))),
+                })
+            }
+            Statement::Query(_) | Statement::Explain { .. } | Statement::Insert(_) => Some(statement.clone()),
+            Statement::Update(update) => Some(super::dml::update_select(engine, update)?.0),
+            Statement::Delete(delete) => Some(super::dml::delete_select(engine, delete)?.0),
+            Statement::ShowVariable { variable } => {
+                return Ok(StatementDescription {
+                    param_types: vec![],
+                    result: Some(super::settings::show_schema(variable)),
+                })
+            }
+            Statement::ShowTables { .. } => {
+                return Ok(StatementDescription {
+                    param_types: vec![],
+                    result: Some(super::show_tables::schema()),
+                })
+            }
+            _ => None,
+        };
     let Some(statement) = planned else { return Ok(StatementDescription::default()) };
     let ctx = engine.session_context(session).map_err(from_datafusion)?;
     let plan = plan_in(&ctx, statement.clone()).await?;
