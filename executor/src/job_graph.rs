@@ -192,7 +192,14 @@ impl fmt::Display for JobGraph {
             }
             writeln!(f, "{line}")?;
             for op in vertex.chain.iter().rev() {
-                writeln!(f, "  {op}")?;
+                match op {
+                    OperatorSpec::Materialize { .. } => writeln!(
+                        f,
+                        "  Materialize: {}; state: the view's rows with their multiplicity",
+                        self.view_name
+                    )?,
+                    other => writeln!(f, "  {other}")?,
+                }
             }
             match &vertex.source {
                 Some(SourceSpec::Table { table_name, .. }) => {
@@ -239,15 +246,25 @@ impl fmt::Display for OperatorSpec {
                     .zip(spec.output.iter().skip(spec.group_columns))
                     .map(|(a, o)| {
                         let arg = a.input_column.map_or("*".to_string(), |c| format!("_c{c}"));
-                        format!("{:?}({arg}) AS {}", a.kind, o.name)
+                        let call = match a.kind {
+                            AggregateKind::CountRows | AggregateKind::Count => format!("count({arg})"),
+                            AggregateKind::CountDistinct => format!("count(DISTINCT {arg})"),
+                            AggregateKind::Sum => format!("sum({arg})"),
+                            AggregateKind::Avg => format!("avg({arg})"),
+                            AggregateKind::Min => format!("min({arg})"),
+                            AggregateKind::Max => format!("max({arg})"),
+                            AggregateKind::BoolAnd => format!("bool_and({arg})"),
+                            AggregateKind::BoolOr => format!("bool_or({arg})"),
+                        };
+                        format!("{call} AS {}", o.name)
                     })
                     .collect();
                 let state = if spec.aggregates.iter().any(|a| {
                     matches!(a.kind, AggregateKind::Min | AggregateKind::Max | AggregateKind::CountDistinct)
                 }) {
-                    "per group: accumulators + value multisets"
+                    "per group: row count, accumulators, value multisets for min/max/distinct"
                 } else {
-                    "per group: accumulators"
+                    "per group: row count, accumulators"
                 };
                 write!(
                     f,

@@ -115,7 +115,7 @@ impl Lowering<'_> {
                 if let Some(projection) = &scan.projection {
                     let exprs = projection.iter().map(|i| format!("_c{i}")).collect();
                     let output = projection.iter().map(|i| schema[*i].clone()).collect();
-                    self.vertices[vertex].chain.push(OperatorSpec::Project { exprs, output });
+                    self.push_project(vertex, exprs, output);
                 }
                 Ok(vertex)
             }
@@ -127,7 +127,7 @@ impl Lowering<'_> {
                     .map(|e| expr_sql(e, projection.input.schema()))
                     .collect::<SqlResult<Vec<_>>>()?;
                 let output = fields_of(projection.schema.as_arrow());
-                self.vertices[vertex].chain.push(OperatorSpec::Project { exprs, output });
+                self.push_project(vertex, exprs, output);
                 Ok(vertex)
             }
             LogicalPlan::Filter(filter) => {
@@ -253,7 +253,7 @@ impl Lowering<'_> {
             };
             aggregates.push(AggregateCall { kind, input_column });
         }
-        self.vertices[source].chain.push(OperatorSpec::Project { exprs, output: fields });
+        self.push_project(source, exprs, fields);
 
         let group_columns = group_expr.len();
         let global = group_columns == 0;
@@ -267,6 +267,28 @@ impl Lowering<'_> {
         Ok(self
             .add_vertex(parallelism, None, vec![Edge { from: source, partitioning }])
             .with_chain(self, OperatorSpec::HashAggregate(spec)))
+    }
+
+    /// Appends a projection to a vertex's chain. A projection that only picks columns is
+    /// folded into a projection right before it, so no batch is built twice.
+    fn push_project(&mut self, vertex: usize, exprs: Vec<String>, output: Vec<FieldSpec>) {
+        let picked: Option<Vec<usize>> = exprs.iter().map(|e| e.strip_prefix("_c")?.parse().ok()).collect();
+        if let (Some(picked), Some(OperatorSpec::Project { exprs: before, output: before_out })) =
+            (&picked, self.vertices[vertex].chain.last())
+        {
+            let same_types = picked
+                .iter()
+                .zip(&output)
+                .all(|(i, o)| before_out.get(*i).is_some_and(|b| b.data_type == o.data_type));
+            if same_types && picked.iter().all(|i| *i < before.len()) {
+                let exprs = picked.iter().map(|i| before[*i].clone()).collect();
+                if let Some(last) = self.vertices[vertex].chain.last_mut() {
+                    *last = OperatorSpec::Project { exprs, output };
+                }
+                return;
+            }
+        }
+        self.vertices[vertex].chain.push(OperatorSpec::Project { exprs, output });
     }
 
     fn add_vertex(&mut self, parallelism: usize, source: Option<SourceSpec>, inputs: Vec<Edge>) -> usize {

@@ -82,7 +82,11 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
     match (&result, session.transaction) {
         (Err(_), TransactionState::InBlock { .. }) => session.transaction = TransactionState::Failed,
         (Ok(Outcome::Command { tag, .. }), TransactionState::InBlock { .. })
-            if matches!(*tag, "INSERT" | "UPDATE" | "DELETE" | "CREATE TABLE" | "DROP TABLE") =>
+            if matches!(
+                *tag,
+                "INSERT" | "UPDATE" | "DELETE" | "CREATE TABLE" | "DROP TABLE" | "CREATE MATERIALIZED VIEW"
+                    | "DROP MATERIALIZED VIEW"
+            ) =>
         {
             session.transaction = TransactionState::InBlock { wrote: true }
         }
