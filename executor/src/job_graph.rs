@@ -32,6 +32,32 @@ pub struct Vertex {
     pub inputs: Vec<Edge>,
     /// Operators applied in order to every message of the vertex.
     pub chain: Vec<OperatorSpec>,
+    /// What the planner derived about the rows the chain emits.
+    #[serde(default)]
+    pub output: StreamProperties,
+}
+
+/// Plan properties of a stream, derived per vertex by the planner.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StreamProperties {
+    /// Only inserts ever flow; otherwise deletes (and updates as delete + insert) too.
+    pub append_only: bool,
+    /// Columns that identify a row; `None` when rows form a multiset (duplicates possible).
+    pub stream_key: Option<Vec<usize>>,
+}
+
+impl fmt::Display for StreamProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.append_only { "append-only" } else { "retracting" })?;
+        match &self.stream_key {
+            Some(key) if key.is_empty() => write!(f, ", at most one row"),
+            Some(key) => {
+                let cols: Vec<String> = key.iter().map(|c| format!("_c{c}")).collect();
+                write!(f, ", stream key [{}]", cols.join(", "))
+            }
+            None => write!(f, ", no stream key"),
+        }
+    }
 }
 
 /// Where a vertex's rows come from when it has no upstream vertex in this job.
@@ -186,7 +212,8 @@ impl fmt::Display for JobGraph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "JobGraph for materialized view {}", self.view_name)?;
         for vertex in self.vertices.iter().rev() {
-            let mut line = format!("Vertex {} (parallelism {})", vertex.id, vertex.parallelism);
+            let mut line =
+                format!("Vertex {} (parallelism {}; {})", vertex.id, vertex.parallelism, vertex.output);
             for edge in &vertex.inputs {
                 let _ = write!(line, " <- vertex {} [{}]", edge.from, edge.partitioning);
             }

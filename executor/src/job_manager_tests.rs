@@ -86,6 +86,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
                     exprs: vec!["_c1".into(), "_c2".into()],
                     output: vec![field("k", DataType::Utf8), field("v", DataType::Int64)],
                 }],
+                output: Default::default(),
             },
             Vertex {
                 id: 1,
@@ -104,6 +105,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
                     }),
                     OperatorSpec::Materialize { view_id: 10 },
                 ],
+                output: Default::default(),
             },
         ],
     }
@@ -124,6 +126,7 @@ fn filter_graph() -> JobGraph {
                 OperatorSpec::Filter { predicate: "_c2 > 5".into() },
                 OperatorSpec::Materialize { view_id: 11 },
             ],
+            output: Default::default(),
         }],
     }
 }

@@ -23,15 +23,25 @@ use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan};
 use datafusion::sql::unparser::expr_to_sql;
 use weir_executor::job_graph::{
     AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, OperatorSpec, Partitioning,
-    SourceSpec, Vertex,
+    SourceSpec, StreamProperties, Vertex,
 };
 
 use crate::error::{SqlError, SqlResult};
 
 /// A relation a view can read, as the catalog knows it.
 pub enum StreamInput {
-    Table { id: u64, name: String },
-    View { id: u64, name: String, parallelism: usize },
+    /// `primary_key`: column indexes (empty without a primary key).
+    Table {
+        id: u64,
+        name: String,
+        primary_key: Vec<usize>,
+    },
+    View {
+        id: u64,
+        name: String,
+        parallelism: usize,
+        properties: StreamProperties,
+    },
 }
 
 /// Looks relations up by the name a plan's `TableScan` carries.
@@ -96,16 +106,24 @@ impl Lowering<'_> {
                     ))
                 })?;
                 let schema = fields_of(scan.source.schema().as_ref());
-                let (source, parallelism) = match source {
-                    StreamInput::Table { id, name } => {
-                        (SourceSpec::Table { table_id: id, table_name: name, schema: schema.clone() }, 1)
-                    }
-                    StreamInput::View { id, name, parallelism } => (
+                let (source, parallelism, properties) = match source {
+                    StreamInput::Table { id, name, primary_key } => (
+                        SourceSpec::Table { table_id: id, table_name: name, schema: schema.clone() },
+                        1,
+                        // Tables take UPDATE and DELETE; without a primary key rows may repeat.
+                        StreamProperties {
+                            append_only: false,
+                            stream_key: (!primary_key.is_empty()).then_some(primary_key),
+                        },
+                    ),
+                    StreamInput::View { id, name, parallelism, properties } => (
                         SourceSpec::View { view_id: id, view_name: name, schema: schema.clone() },
                         parallelism,
+                        properties,
                     ),
                 };
                 let vertex = self.add_vertex(parallelism, Some(source), vec![]);
+                self.vertices[vertex].output = properties;
                 for filter in &scan.filters {
                     let full =
                         DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?;
@@ -150,6 +168,7 @@ impl Lowering<'_> {
             LogicalPlan::Union(union) => {
                 let inputs = union.inputs.iter().map(|i| self.lower(i)).collect::<SqlResult<Vec<_>>>()?;
                 let output = fields_of(union.schema.as_arrow());
+                let append_only = inputs.iter().all(|v| self.vertices[*v].output.append_only);
                 let all_columns: Vec<usize> = (0..output.len()).collect();
                 let edges = inputs
                     .into_iter()
@@ -264,14 +283,23 @@ impl Lowering<'_> {
             (self.parallelism, Partitioning::Hash((0..group_columns).collect()))
         };
         let spec = AggregateSpec { group_columns, aggregates, output, global };
-        Ok(self
+        let vertex = self
             .add_vertex(parallelism, None, vec![Edge { from: source, partitioning }])
-            .with_chain(self, OperatorSpec::HashAggregate(spec)))
+            .with_chain(self, OperatorSpec::HashAggregate(spec));
+        // One row per group, updated in place: a retracting stream keyed by the group.
+        self.vertices[vertex].output =
+            StreamProperties { append_only: false, stream_key: Some((0..group_columns).collect()) };
+        Ok(vertex)
     }
 
     /// Appends a projection to a vertex's chain. A projection that only picks columns is
     /// folded into a projection right before it, so no batch is built twice.
     fn push_project(&mut self, vertex: usize, exprs: Vec<String>, output: Vec<FieldSpec>) {
+        // The stream key survives if every key column is passed through as is.
+        let key = self.vertices[vertex].output.stream_key.take();
+        self.vertices[vertex].output.stream_key = key.and_then(|key| {
+            key.iter().map(|k| exprs.iter().position(|e| *e == format!("_c{k}"))).collect::<Option<Vec<_>>>()
+        });
         let picked: Option<Vec<usize>> = exprs.iter().map(|e| e.strip_prefix("_c")?.parse().ok()).collect();
         if let (Some(picked), Some(OperatorSpec::Project { exprs: before, output: before_out })) =
             (&picked, self.vertices[vertex].chain.last())
@@ -293,7 +321,14 @@ impl Lowering<'_> {
 
     fn add_vertex(&mut self, parallelism: usize, source: Option<SourceSpec>, inputs: Vec<Edge>) -> usize {
         let id = self.vertices.len();
-        self.vertices.push(Vertex { id, parallelism, source, inputs, chain: Vec::new() });
+        self.vertices.push(Vertex {
+            id,
+            parallelism,
+            source,
+            inputs,
+            chain: Vec::new(),
+            output: Default::default(),
+        });
         id
     }
 }

@@ -11,6 +11,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
+use weir_executor::job_graph::JobGraph;
 use weir_planner::sqlparser::ast::{CreateView, Statement};
 use weir_planner::{
     name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate,
@@ -154,12 +155,25 @@ impl StreamCatalog for Catalog {
     fn resolve(&self, name: &TableReference) -> Option<StreamInput> {
         let schema = name.schema().unwrap_or(DEFAULT_SCHEMA);
         if let Some(table) = self.store.table(schema, name.table()) {
-            return Some(StreamInput::Table { id: table.def().id, name: table.def().name.clone() });
+            let def = table.def();
+            return Some(StreamInput::Table {
+                id: def.id,
+                name: def.name.clone(),
+                primary_key: def.primary_key.clone(),
+            });
         }
-        self.store.view(schema, name.table()).map(|v| StreamInput::View {
-            id: v.id(),
-            name: v.relation.name.clone(),
-            parallelism: v.parallelism,
+        self.store.view(schema, name.table()).map(|v| {
+            // What the upstream job's planner derived about the view's rows.
+            let properties = serde_json::from_str::<JobGraph>(&v.job_graph)
+                .ok()
+                .and_then(|g| g.materialize_vertex().ok().map(|m| m.output.clone()))
+                .unwrap_or_default();
+            StreamInput::View {
+                id: v.id(),
+                name: v.relation.name.clone(),
+                parallelism: v.parallelism,
+                properties,
+            }
         })
     }
 }

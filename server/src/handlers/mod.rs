@@ -84,7 +84,12 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
         (Ok(Outcome::Command { tag, .. }), TransactionState::InBlock { .. })
             if matches!(
                 *tag,
-                "INSERT" | "UPDATE" | "DELETE" | "CREATE TABLE" | "DROP TABLE" | "CREATE MATERIALIZED VIEW"
+                "INSERT"
+                    | "UPDATE"
+                    | "DELETE"
+                    | "CREATE TABLE"
+                    | "DROP TABLE"
+                    | "CREATE MATERIALIZED VIEW"
                     | "DROP MATERIALIZED VIEW"
             ) =>
         {

@@ -107,6 +107,7 @@ pub async fn show(cx: &Context<'_>, variable: &[Ident]) -> SqlResult<Outcome> {
         "transaction_isolation_level" => Some("read committed".to_string()),
         "is_superuser" => Some("on".to_string()),
         "session_authorization" => Some(session.user.clone()),
+        "streaming_parallelism" => Some(session.streaming_parallelism().to_string()),
         _ => session.get(&name).map(str::to_string),
     }
     .ok_or_else(|| {
