@@ -174,9 +174,12 @@ impl Lowering<'_> {
                     .into_iter()
                     .map(|from| Edge { from, partitioning: Partitioning::Hash(all_columns.clone()) })
                     .collect();
-                Ok(self
+                let vertex = self
                     .add_vertex(self.parallelism, None, edges)
-                    .with_chain(self, OperatorSpec::Union { output }))
+                    .with_chain(self, OperatorSpec::Union { output });
+                // A union may repeat rows across its inputs: no key survives.
+                self.vertices[vertex].output = StreamProperties { append_only, stream_key: None };
+                Ok(vertex)
             }
             LogicalPlan::Join(_) => Err(SqlError::unsupported("JOIN in a materialized view")),
             LogicalPlan::Window(_) => {
