@@ -131,6 +131,13 @@ impl JobManager {
         rx.await.map_err(|_| gone())
     }
 
+    /// Stops a job without waiting (for cleanup paths that cannot await). Commands are
+    /// handled in order, so any later command sees the job gone.
+    pub fn stop_job(&self, view_id: u64) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.send(Command::Drop { view_id, reply });
+    }
+
     /// Returns once everything written before the call is visible in every view.
     pub async fn flush(&self) -> ExecResult<Epoch> {
         let (reply, rx) = oneshot::channel();

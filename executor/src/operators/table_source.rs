@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::Int8Array;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::info;
 use weir_storage::{ChangeOp, TableStore};
 
 use crate::error::{ExecError, ExecResult};
@@ -41,11 +41,17 @@ impl TableSource {
     /// Runs until the barrier channel closes (the job is stopped) or the consumer goes away.
     pub async fn run(mut self) -> ExecResult<()> {
         let mut commits = self.table.watch_commits();
+        let started = std::time::Instant::now();
         let mut offset = match self.offset {
             Some(offset) => offset,
             None => self.snapshot().await?,
         };
-        debug!(table = %self.table.def().name, offset, "table source caught up with snapshot");
+        info!(
+            table = %self.table.def().name,
+            offset,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "table source read its snapshot; following the changelog"
+        );
         loop {
             tokio::select! {
                 barrier = self.barriers.recv() => {

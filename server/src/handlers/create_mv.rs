@@ -111,13 +111,39 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
             .map_or(0, |d| d.as_secs() as i64),
     };
     store.create_view(def).map_err(from_storage)?;
+    // Nothing of a failed or cancelled CREATE remains: until the backfill is visible, the
+    // guard undoes the catalog entry and the job if this statement ends early.
+    let mut guard = Undo { engine: cx.engine.clone(), view_id, schema, name: name.clone(), armed: true };
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
-        // Nothing of a failed CREATE remains.
-        let _ = cx.engine.jobs.drop_job(view_id).await;
-        let _ = store.drop_view(&schema, &name);
         return Err(SqlError::internal(format!("materialized view \"{name}\" could not be started: {e}")));
     }
+    guard.armed = false;
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+}
+
+/// Removes a half-created view when the statement fails or is cancelled (its future
+/// dropped by `statement_timeout` or a cancel request).
+struct Undo {
+    engine: Arc<crate::engine::Engine>,
+    view_id: u64,
+    schema: String,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        tracing::info!(view = %self.name, "undoing a materialized view whose CREATE did not complete");
+        // Both happen before the session's next statement can look: the catalog write is
+        // synchronous, and the JobManager handles the stop before any later command.
+        self.engine.jobs.stop_job(self.view_id);
+        if let Err(e) = self.engine.store.drop_view(&self.schema, &self.name) {
+            tracing::warn!(view = %self.name, error = %e, "could not remove the unfinished view");
+        }
+    }
 }
 
 /// The view's column names: the optional column list, else the query's result names.
