@@ -19,7 +19,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan};
+use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan, Volatility};
 use datafusion::sql::unparser::expr_to_sql;
 use weir_executor::job_graph::{
     AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, OperatorSpec, Partitioning,
@@ -371,6 +371,14 @@ fn expr_sql(expr: &Expr, schema: &DFSchema) -> SqlResult<String> {
             Expr::Column(column) => {
                 let index = schema.index_of_column(&column)?;
                 Ok(Transformed::yes(Expr::Column(Column::new_unqualified(format!("_c{index}")))))
+            }
+            // A delete must compute exactly the row its insert computed; a volatile
+            // function would not, and the view would keep rows that no longer exist.
+            Expr::ScalarFunction(ref f) if f.func.signature().volatility == Volatility::Volatile => {
+                Err(datafusion::error::DataFusionError::NotImplemented(format!(
+                    "volatile function {}() in a materialized view",
+                    f.name()
+                )))
             }
             Expr::ScalarSubquery(_)
             | Expr::Exists(_)
