@@ -512,6 +512,8 @@ impl Actor {
         }
         error!(view = %job.graph.view_name, reason = %reason, "job failed");
         job.failure = Some(reason.clone());
+        // Some partitions may have finished an epoch the others never will.
+        self.view_states.freeze(view_id);
         for tm in &self.task_managers {
             tm.cancel_job(view_id);
         }

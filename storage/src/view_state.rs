@@ -48,6 +48,8 @@ struct Registered {
     /// finishes an epoch.
     staged: Vec<Vec<(u64, ViewRows)>>,
     current: Vec<Option<ViewRows>>,
+    /// Set when the view's job failed: staged versions are ignored from then on.
+    frozen: bool,
 }
 
 /// The staging area and the published snapshot of every view.
@@ -68,7 +70,12 @@ impl ViewStates {
         if let Ok(mut registered) = self.registered.lock() {
             registered.insert(
                 view,
-                Registered { schema, staged: vec![Vec::new(); partitions], current: vec![None; partitions] },
+                Registered {
+                    schema,
+                    staged: vec![Vec::new(); partitions],
+                    current: vec![None; partitions],
+                    frozen: false,
+                },
             );
         }
     }
@@ -76,7 +83,8 @@ impl ViewStates {
     /// Records partition `partition` of `view` as of the end of `epoch`.
     pub fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows) {
         if let Ok(mut registered) = self.registered.lock() {
-            if let Some(slot) = registered.get_mut(&view).and_then(|r| r.staged.get_mut(partition)) {
+            let live = registered.get_mut(&view).filter(|r| !r.frozen);
+            if let Some(slot) = live.and_then(|r| r.staged.get_mut(partition)) {
                 slot.push((epoch, rows));
             }
         }
@@ -106,6 +114,17 @@ impl ViewStates {
             *committed = snapshot.clone();
         }
         snapshot
+    }
+
+    /// Keeps a view at its last published contents: versions staged after a failure may
+    /// cover only some partitions, so none of them is published.
+    pub fn freeze(&self, view: TableId) {
+        if let Ok(mut registered) = self.registered.lock() {
+            if let Some(r) = registered.get_mut(&view) {
+                r.frozen = true;
+                r.staged.iter_mut().for_each(Vec::clear);
+            }
+        }
     }
 
     /// Forgets a dropped view; the next commit no longer contains it.
@@ -162,6 +181,20 @@ mod tests {
         let old = states.snapshot();
         assert_eq!(states.commit(3).views[&1].row_count(), 0);
         assert_eq!(old.views[&1].row_count(), 2);
+    }
+
+    #[test]
+    fn a_frozen_view_keeps_its_last_published_contents() {
+        let states = ViewStates::new();
+        states.register(1, Arc::new(Schema::empty()), 2);
+        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
+        states.stage(1, 1, 1, rows(&[(b"b", 1)]));
+        states.commit(1);
+        // Partition 0 finished epoch 2, then partition 1 failed.
+        states.stage(1, 0, 2, rows(&[]));
+        states.freeze(1);
+        states.stage(1, 0, 3, rows(&[]));
+        assert_eq!(states.commit(3).views[&1].row_count(), 2);
     }
 
     #[test]
