@@ -127,6 +127,8 @@ pub struct Task {
     pub outputs: Vec<OutputGate>,
     pub events: mpsc::UnboundedSender<TaskEvent>,
     pub data_plane: std::sync::Arc<LocalDataPlane>,
+    /// Where input polling starts next (see `next_message`).
+    pub poll_start: usize,
 }
 
 struct Counters {
@@ -230,6 +232,10 @@ impl Task {
     /// The next message from any input that is neither blocked on a barrier nor ended;
     /// `None` once every input has ended. `Some((i, None))` means input `i` just ended.
     async fn next_message(&mut self, blocked: &[bool], ended: &[bool]) -> Option<(usize, Option<Message>)> {
+        // Polling starts at a rotating input so a busy input cannot starve the others.
+        let n = self.inputs.len().max(1);
+        self.poll_start = (self.poll_start + 1) % n;
+        let start = self.poll_start;
         let mut ready: Vec<_> = self
             .inputs
             .iter_mut()
@@ -237,6 +243,8 @@ impl Task {
             .filter(|(i, _)| !blocked[*i] && !ended[*i])
             .map(|(i, rx)| Box::pin(async move { (i, rx.recv().await) }))
             .collect();
+        let shift = start.min(ready.len().saturating_sub(1));
+        ready.rotate_left(shift);
         match ready.len() {
             0 => None,
             1 => Some(ready.remove(0).await),
@@ -307,5 +315,112 @@ impl Task {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array};
+    use arrow::datatypes::DataType;
+
+    use super::*;
+    use crate::job_graph::{FieldSpec, Partitioning};
+    use crate::operators::test_util::batch;
+    use crate::operators::union::Union;
+
+    struct Harness {
+        inputs: Vec<mpsc::Sender<Message>>,
+        output: mpsc::Receiver<Message>,
+        events: mpsc::UnboundedReceiver<TaskEvent>,
+        handle: tokio::task::JoinHandle<ExecResult<()>>,
+    }
+
+    /// A two-input union task whose output goes to one channel.
+    fn union_task() -> Harness {
+        let (in0, rx0) = mpsc::channel(8);
+        let (in1, rx1) = mpsc::channel(8);
+        let (out_tx, output) = mpsc::channel(64);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let task = Task {
+            id: TaskId { job: 1, vertex: 0, subtask: 0 },
+            chain: Chain {
+                operators: vec![Box::new(Union::new(&[FieldSpec::new("v", &DataType::Int64)]).unwrap())],
+                materialize: None,
+            },
+            inputs: vec![rx0, rx1],
+            outputs: vec![OutputGate::new(Partitioning::Forward, vec![out_tx])],
+            events: events_tx,
+            data_plane: Arc::new(LocalDataPlane::new()),
+            poll_start: 0,
+        };
+        Harness { inputs: vec![in0, in1], output, events, handle: tokio::spawn(task.run()) }
+    }
+
+    fn values(v: Vec<i64>) -> Message {
+        Message::Batch(batch(vec![("v", Arc::new(Int64Array::from(v)) as ArrayRef)], None))
+    }
+
+    /// What came out, as `[1, 2]` for batches, `B1` for barriers, `W5` for watermarks.
+    fn describe(message: Message) -> String {
+        match message {
+            Message::Batch(b) => {
+                let col = b.data.column(0).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+                format!("{:?}", col.values().to_vec())
+            }
+            Message::Barrier(b) => format!("B{}", b.epoch),
+            Message::Watermark(w) => format!("W{w}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn barriers_are_aligned_across_inputs() {
+        let mut h = union_task();
+        h.inputs[0].send(values(vec![1])).await.unwrap();
+        h.inputs[0].send(Message::Barrier(Barrier::new(1))).await.unwrap();
+        // Sent after input 0's barrier: belongs to epoch 2 and must wait for input 1's barrier.
+        h.inputs[0].send(values(vec![3])).await.unwrap();
+        h.inputs[1].send(values(vec![2])).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        h.inputs[1].send(Message::Barrier(Barrier::new(1))).await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(describe(h.output.recv().await.unwrap()));
+        }
+        // Epoch 1's rows in either order, then the barrier, then epoch 2's row.
+        seen[..2].sort();
+        assert_eq!(seen, ["[1]", "[2]", "B1", "[3]"]);
+        match h.events.recv().await.unwrap() {
+            TaskEvent::EpochDone { epoch, rows_in, .. } => {
+                assert_eq!(epoch, 1);
+                assert_eq!(rows_in, 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        drop(h.inputs);
+        h.handle.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_watermark_is_the_minimum_over_inputs() {
+        let mut h = union_task();
+        h.inputs[0].send(Message::Watermark(5)).await.unwrap();
+        h.inputs[1].send(Message::Watermark(3)).await.unwrap();
+        assert_eq!(describe(h.output.recv().await.unwrap()), "W3");
+        h.inputs[1].send(Message::Watermark(7)).await.unwrap();
+        assert_eq!(describe(h.output.recv().await.unwrap()), "W5");
+        drop(h.inputs);
+        h.handle.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn mismatched_barriers_fail_the_task() {
+        let mut h = union_task();
+        h.inputs[0].send(Message::Barrier(Barrier::new(1))).await.unwrap();
+        h.inputs[1].send(Message::Barrier(Barrier::new(2))).await.unwrap();
+        let err = h.handle.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("while aligning barrier"), "{err}");
+        assert!(matches!(h.events.recv().await, Some(TaskEvent::Failed { .. })));
     }
 }

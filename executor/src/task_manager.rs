@@ -183,6 +183,7 @@ impl TaskManager for LocalTaskManager {
             outputs,
             events: self.events.clone(),
             data_plane: self.data_plane.clone(),
+            poll_start: 0,
         };
         let events = self.events.clone();
         let id = desc.id;
