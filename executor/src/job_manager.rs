@@ -354,7 +354,7 @@ impl Actor {
         }
         let materialize = graph.materialize_vertex()?;
         let view_schema = schema_of(&graph.output_fields(materialize.id)?)?;
-        let plan = self.plan_tasks(&graph)?;
+        let plan = self.execution_graph(&graph)?;
         self.view_states.register(view_id, view_schema, materialize.parallelism);
 
         let mut job = Job {
@@ -408,11 +408,13 @@ impl Actor {
         Ok(first_epoch)
     }
 
-    fn plan_tasks(&self, graph: &JobGraph) -> ExecResult<TaskPlan> {
+    /// Expands a JobGraph into its ExecutionGraph: one task per subtask, placed on a slot,
+    /// with a channel for every producer/consumer pair of every edge.
+    fn execution_graph(&self, graph: &JobGraph) -> ExecResult<ExecutionGraph> {
         if self.slots.is_empty() {
             return Err(ExecError::Internal("no taskmanager slots".into()));
         }
-        let mut plan = TaskPlan::default();
+        let mut plan = ExecutionGraph::default();
         // channel[(consumer vertex, edge index)][(producer subtask, consumer subtask)]
         let mut edge_channels: BTreeMap<(usize, usize), BTreeMap<(usize, usize), ChannelId>> =
             BTreeMap::new();
@@ -569,8 +571,10 @@ impl Actor {
     }
 }
 
+/// A JobGraph expanded for deployment: every subtask's descriptor and placement, the
+/// channels between them, and the channels new subscriptions to upstream views will use.
 #[derive(Default)]
-struct TaskPlan {
+struct ExecutionGraph {
     tasks: Vec<TaskDescriptor>,
     placement: BTreeMap<TaskId, (usize, usize)>,
     channels: Vec<ChannelId>,

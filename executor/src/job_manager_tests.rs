@@ -24,6 +24,11 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(1, 2)
+}
+
+/// `task_managers` in-process TaskManagers with `slots` slots each.
+fn fixture_with(task_managers: usize, slots: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let table = store
@@ -42,10 +47,20 @@ fn fixture() -> Fixture {
     let states = Arc::new(ViewStates::new());
     let plane = Arc::new(LocalDataPlane::new());
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let tm: Arc<dyn TaskManager> =
-        Arc::new(LocalTaskManager::new(0, 2, store, states.clone(), plane.clone(), events_tx));
+    let tms: Vec<Arc<dyn TaskManager>> = (0..task_managers)
+        .map(|id| {
+            Arc::new(LocalTaskManager::new(
+                id,
+                slots,
+                store.clone(),
+                states.clone(),
+                plane.clone(),
+                events_tx.clone(),
+            )) as Arc<dyn TaskManager>
+        })
+        .collect();
     let config = JobManagerConfig { barrier_interval: Duration::from_millis(50), max_epochs_in_flight: 8 };
-    let jobs = JobManager::start(config, vec![tm], plane, states.clone(), events_rx);
+    let jobs = JobManager::start(config, tms, plane, states.clone(), events_rx);
     Fixture { _dir: dir, table, states, jobs }
 }
 
@@ -246,4 +261,28 @@ async fn a_failing_operator_fails_its_job_and_commits_go_on() {
     assert!(status.jobs[0].status.contains("Divide by zero"), "{}", status.jobs[0].status);
     // FLUSH keeps working for everyone else.
     f.jobs.flush().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subtasks_spread_over_taskmanagers_and_agree_with_one() {
+    let f = fixture_with(2, 1);
+    let keys: Vec<i64> = (0..2000).collect();
+    let names: Vec<String> = keys.iter().map(|k| format!("k{}", k % 37)).collect();
+    f.table
+        .insert(&rows(&f.table, keys.clone(), names.iter().map(String::as_str).collect(), keys.clone()))
+        .unwrap();
+    f.jobs.deploy(aggregate_graph(&f.table)).await.unwrap();
+    let status = f.jobs.status().await.unwrap();
+    let used: std::collections::BTreeSet<usize> = status.tasks.iter().map(|t| t.taskmanager).collect();
+    assert_eq!(used.len(), 2, "both taskmanagers run subtasks: {:?}", status.tasks);
+    let spread = contents(&f.states, 10).await;
+
+    let single = fixture_with(1, 1);
+    single
+        .table
+        .insert(&rows(&single.table, keys.clone(), names.iter().map(String::as_str).collect(), keys))
+        .unwrap();
+    single.jobs.deploy(aggregate_graph(&single.table)).await.unwrap();
+    assert_eq!(spread, contents(&single.states, 10).await);
+    assert_eq!(spread.len(), 37 + 4, "37 groups plus the table frame");
 }

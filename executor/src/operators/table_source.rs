@@ -199,6 +199,30 @@ mod tests {
         source.await.unwrap().unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consumer_that_does_not_read_holds_the_snapshot_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = table(&store);
+        let ids: Vec<i64> = (0..50_000).collect();
+        let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+        t.insert(&rows(&t, ids, names.iter().map(String::as_str).collect())).unwrap();
+
+        let (out_tx, mut out_rx) = mpsc::channel(2);
+        let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
+        barrier_tx.send(Barrier::new(1)).unwrap();
+        let source = tokio::spawn(TableSource::new(t.clone(), None, out_tx, barrier_rx).run());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Bounded channel: two batches wait, the scan is parked on the third.
+        assert_eq!(out_rx.len(), 2);
+        assert!(!source.is_finished());
+        let (batches, epoch) = until_barrier(&mut out_rx).await;
+        assert_eq!(epoch, 1);
+        assert_eq!(batches.iter().map(StreamBatch::num_rows).sum::<usize>(), 50_000);
+        drop(barrier_tx);
+        source.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn resumes_from_an_offset() {
         let dir = tempfile::tempdir().unwrap();
