@@ -210,12 +210,18 @@ impl Task {
                     aligned = 0;
                     aligning = None;
                     epoch = barrier.epoch;
-                    let out = self.chain.barrier(&barrier)?;
-                    self.emit(out, &mut counters).await?;
-                    self.broadcast(Message::Barrier(barrier.clone())).await?;
-                    if let Some(mutation) = &barrier.mutation {
-                        self.apply(mutation).await?;
+                    let span = tracing::debug_span!("barrier", epoch);
+                    async {
+                        let out = self.chain.barrier(&barrier)?;
+                        self.emit(out, &mut counters).await?;
+                        self.broadcast(Message::Barrier(barrier.clone())).await?;
+                        if let Some(mutation) = &barrier.mutation {
+                            self.apply(mutation).await?;
+                        }
+                        ExecResult::Ok(())
                     }
+                    .instrument(span)
+                    .await?;
                     self.events
                         .send(TaskEvent::EpochDone {
                             task: self.id,

@@ -17,6 +17,9 @@ use weir_storage::{ChangeOp, TableStore};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch, OP_DELETE, OP_INSERT};
 
+/// A snapshot logs its progress every this many rows.
+const SNAPSHOT_PROGRESS_ROWS: usize = 1_000_000;
+
 /// Changelog entries per emitted batch.
 const CHANGELOG_BATCH_ROWS: usize = 8192;
 
@@ -78,7 +81,17 @@ impl TableSource {
         let table = self.table.clone();
         let out = self.out.clone();
         let scan = tokio::task::spawn_blocking(move || {
-            table.scan(|batch| out.blocking_send(Message::Batch(StreamBatch::inserts(batch))).is_ok())
+            let mut rows = 0usize;
+            let name = table.def().name.clone();
+            table.scan(|batch| {
+                // A large backfill says how far it got.
+                let before = rows / SNAPSHOT_PROGRESS_ROWS;
+                rows += batch.num_rows();
+                if rows / SNAPSHOT_PROGRESS_ROWS > before {
+                    info!(table = %name, rows, "table source snapshot in progress");
+                }
+                out.blocking_send(Message::Batch(StreamBatch::inserts(batch))).is_ok()
+            })
         })
         .await
         .map_err(|e| ExecError::Internal(format!("table snapshot task: {e}")))??;
