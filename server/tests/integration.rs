@@ -37,6 +37,9 @@ fn main() {
         ("restart::views_are_redeployed_after_kill_9", || {
             Box::pin(clients::views_are_redeployed_after_kill_9())
         }),
+        ("streaming::concurrent_writers_agree_with_batch", || {
+            Box::pin(clients::concurrent_writers_agree_with_batch())
+        }),
         ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
         ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),
