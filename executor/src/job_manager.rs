@@ -368,7 +368,12 @@ impl Actor {
             channels: plan.channels.clone(),
         };
         for desc in plan.tasks {
-            let (tm_id, slot) = (plan.placement[&desc.id].0, desc.slot);
+            let tm_id = plan
+                .placement
+                .get(&desc.id)
+                .map(|(tm, _)| *tm)
+                .ok_or_else(|| ExecError::Internal(format!("{} was not placed", desc.id)))?;
+            let slot = desc.slot;
             let tm = self
                 .task_managers
                 .iter()
@@ -440,7 +445,9 @@ impl Actor {
                 let mut inputs = Vec::new();
                 let mut input_edges = Vec::new();
                 for (e, _) in vertex.inputs.iter().enumerate() {
-                    for ((_, consumer), channel) in &edge_channels[&(vertex.id, e)] {
+                    let channels =
+                        edge_channels.get(&(vertex.id, e)).ok_or_else(|| missing_edge(vertex.id, e))?;
+                    for ((_, consumer), channel) in channels {
                         if *consumer == subtask {
                             inputs.push(*channel);
                             input_edges.push(e);
@@ -457,7 +464,9 @@ impl Actor {
                 let mut outputs = Vec::new();
                 for (consumer, edge) in graph.consumers(vertex.id) {
                     let e = consumer.inputs.iter().position(|x| x == edge).unwrap_or(0);
-                    let channels: Vec<ChannelId> = edge_channels[&(consumer.id, e)]
+                    let channels: Vec<ChannelId> = edge_channels
+                        .get(&(consumer.id, e))
+                        .ok_or_else(|| missing_edge(consumer.id, e))?
                         .iter()
                         .filter(|((producer, _), _)| *producer == subtask)
                         .map(|(_, c)| *c)
@@ -598,6 +607,10 @@ fn edge_pairs(
             Ok((0..producers).flat_map(|p| (0..consumers).map(move |c| (p, c))).collect())
         }
     }
+}
+
+fn missing_edge(vertex: usize, edge: usize) -> ExecError {
+    ExecError::Internal(format!("no channels for input {edge} of vertex {vertex}"))
 }
 
 fn describe_chain(desc: &TaskDescriptor) -> String {
