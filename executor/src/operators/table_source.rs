@@ -225,8 +225,12 @@ mod tests {
         let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
         barrier_tx.send(Barrier::new(1)).unwrap();
         let source = tokio::spawn(TableSource::new(t.clone(), None, out_tx, barrier_rx).run());
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        // Bounded channel: two batches wait, the scan is parked on the third.
+        // Bounded channel: two batches wait, and the scan stays parked on the third.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while out_rx.len() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert_eq!(out_rx.len(), 2);
         assert!(!source.is_finished());
         let (batches, epoch) = until_barrier(&mut out_rx).await;
