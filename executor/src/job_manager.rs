@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
-use weir_storage::ViewStates;
+use weir_storage::ViewStateStore;
 
 use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
@@ -95,7 +95,7 @@ impl JobManager {
         config: JobManagerConfig,
         task_managers: Vec<Arc<dyn TaskManager>>,
         data_plane: Arc<LocalDataPlane>,
-        view_states: Arc<ViewStates>,
+        view_states: Arc<dyn ViewStateStore>,
         events: mpsc::UnboundedReceiver<TaskEvent>,
     ) -> Self {
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -197,7 +197,7 @@ struct Actor {
     /// Every (taskmanager, slot) pair.
     slots: Vec<(usize, usize)>,
     data_plane: Arc<LocalDataPlane>,
-    view_states: Arc<ViewStates>,
+    view_states: Arc<dyn ViewStateStore>,
     injected: Epoch,
     committed: Epoch,
     jobs: BTreeMap<u64, Job>,

@@ -9,7 +9,7 @@ use arrow::datatypes::DataType;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 use tokio::sync::mpsc;
-use weir_storage::{ColumnDef, ColumnType, Store, TableDef, TableStore, ViewStates};
+use weir_storage::{ColumnDef, ColumnType, InMemoryViewStates, Store, TableDef, TableStore, ViewStateStore};
 
 use super::*;
 use crate::job_graph::{AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, Vertex};
@@ -19,7 +19,7 @@ use crate::ViewTable;
 struct Fixture {
     _dir: tempfile::TempDir,
     table: Arc<TableStore>,
-    states: Arc<ViewStates>,
+    states: Arc<dyn ViewStateStore>,
     jobs: JobManager,
 }
 
@@ -44,7 +44,7 @@ fn fixture_with(task_managers: usize, slots: usize) -> Fixture {
             primary_key: vec![0],
         })
         .unwrap();
-    let states = Arc::new(ViewStates::new());
+    let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
     let plane = Arc::new(LocalDataPlane::new());
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let tms: Vec<Arc<dyn TaskManager>> = (0..task_managers)
@@ -146,7 +146,7 @@ fn filter_graph() -> JobGraph {
     }
 }
 
-async fn contents(states: &ViewStates, view: u64) -> Vec<String> {
+async fn contents(states: &Arc<dyn ViewStateStore>, view: u64) -> Vec<String> {
     let snapshot = states.snapshot();
     let version = snapshot.views.get(&view).cloned().expect("view is committed");
     let ctx = SessionContext::new();

@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use weir_storage::{Store, ViewStates};
+use weir_storage::{Store, ViewStateStore};
 
 use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
@@ -62,7 +62,7 @@ pub struct LocalTaskManager {
     id: usize,
     slots: usize,
     store: Arc<Store>,
-    view_states: Arc<ViewStates>,
+    view_states: Arc<dyn ViewStateStore>,
     data_plane: Arc<LocalDataPlane>,
     events: mpsc::UnboundedSender<TaskEvent>,
     tasks: Mutex<HashMap<TaskId, RunningTask>>,
@@ -73,7 +73,7 @@ impl LocalTaskManager {
         id: usize,
         slots: usize,
         store: Arc<Store>,
-        view_states: Arc<ViewStates>,
+        view_states: Arc<dyn ViewStateStore>,
         data_plane: Arc<LocalDataPlane>,
         events: mpsc::UnboundedSender<TaskEvent>,
     ) -> Self {

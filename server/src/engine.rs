@@ -15,7 +15,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
 use weir_executor::{JobManager, StoredTable, ViewTable};
-use weir_storage::{Store, ViewDef, ViewSnapshot, ViewStates};
+use weir_storage::{InMemoryViewStates, Store, ViewDef, ViewSnapshot, ViewStateStore};
 
 use crate::config::Config;
 use crate::pg_catalog::{self, CatalogSnapshot};
@@ -32,13 +32,13 @@ pub struct Engine {
     /// The streaming runtime: deploys views' jobs and commits epochs.
     pub jobs: JobManager,
     /// Every view's committed contents.
-    pub view_states: Arc<ViewStates>,
+    pub view_states: Arc<dyn ViewStateStore>,
 }
 
 impl Engine {
     /// Creates the engine and starts the streaming runtime (must run inside tokio).
     pub fn new(store: Arc<Store>, config: Config) -> Self {
-        let view_states = Arc::new(ViewStates::new());
+        let view_states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
         let jobs = crate::runtime::start(&store, &view_states, &config);
         Self { store, config, jobs, view_states }
     }

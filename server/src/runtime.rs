@@ -9,14 +9,14 @@ use tracing::{error, info};
 use weir_executor::data_plane::LocalDataPlane;
 use weir_executor::job_graph::JobGraph;
 use weir_executor::{JobManager, JobManagerConfig, LocalTaskManager, TaskManager};
-use weir_storage::{Store, ViewStates};
+use weir_storage::{Store, ViewStateStore};
 
 use crate::config::Config;
 
 /// In-process TaskManagers in standalone mode.
 const LOCAL_TASK_MANAGERS: usize = 1;
 
-pub fn start(store: &Arc<Store>, view_states: &Arc<ViewStates>, config: &Config) -> JobManager {
+pub fn start(store: &Arc<Store>, view_states: &Arc<dyn ViewStateStore>, config: &Config) -> JobManager {
     let data_plane = Arc::new(LocalDataPlane::new());
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let slots = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -10,7 +10,7 @@
 //!   change after N" and resume from any offset it has recorded.
 //!
 //! Materialized views' contents are held in memory as versioned, epoch-committed state
-//! ([`ViewStates`]) and rebuilt from the tables when the server restarts.
+//! ([`ViewStateStore`], in memory for now: [`InMemoryViewStates`]) and rebuilt from the tables when the server restarts.
 //!
 //! Writes are applied as one RocksDB `WriteBatch` with a synced WAL, so a statement is either
 //! entirely durable or not applied at all, and it is durable before the client is told so.
@@ -26,4 +26,4 @@ pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};
 pub use types::{ColumnDef, ColumnType, TableDef, TableId, ViewDef};
-pub use view_state::{ViewRows, ViewSnapshot, ViewStates, ViewVersion};
+pub use view_state::{InMemoryViewStates, ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};

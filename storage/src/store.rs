@@ -28,7 +28,7 @@ pub struct Store {
     db: Arc<DB>,
     /// Tables by (schema, name). Guarded for concurrent DDL; table data itself is not here.
     tables: RwLock<BTreeMap<(String, String), Arc<TableStore>>>,
-    /// Materialized views by (schema, name). Their contents live in memory (`ViewStates`).
+    /// Materialized views by (schema, name). Their contents live in memory (`ViewStateStore`).
     views: RwLock<BTreeMap<(String, String), ViewDef>>,
 }
 

@@ -2,9 +2,9 @@
 //!
 //! Each materialize subtask owns one partition of its view as a persistent ordered map
 //! (row, Arrow row format → multiplicity). At the end of every epoch it hands a copy of the
-//! map to [`ViewStates::stage`]; thanks to structural sharing that copy costs O(1) and the
+//! map to [`ViewStateStore::stage`]; thanks to structural sharing that copy costs O(1) and the
 //! task keeps mutating its own version. When the JobManager has seen every task pass epoch
-//! `e`, it calls [`ViewStates::commit`], which publishes one immutable [`ViewSnapshot`] with
+//! `e`, it calls [`ViewStateStore::commit`], which publishes one immutable [`ViewSnapshot`] with
 //! every view at `e`. A query takes the snapshot once, so all views it reads agree, and
 //! readers never block writers.
 //!
@@ -52,21 +52,45 @@ struct Registered {
     frozen: bool,
 }
 
-/// The staging area and the published snapshot of every view.
+/// Where materialized views' contents live between epochs: materialize tasks stage a
+/// version of their partition at each barrier, the JobManager commits epochs, and queries
+/// read one consistent snapshot of every view. A durable implementation (RocksDB, with
+/// checkpoints) slots in behind this trait.
+pub trait ViewStateStore: Send + Sync {
+    /// Starts tracking a view with `partitions` materialize subtasks. It becomes visible with
+    /// the first commit after every partition has staged a version.
+    fn register(&self, view: TableId, schema: SchemaRef, partitions: usize);
+    /// Records partition `partition` of `view` as of the end of `epoch`.
+    fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows);
+    /// Publishes every view as of `epoch`: each partition's latest version staged at or
+    /// before `epoch`. Returns the new snapshot.
+    fn commit(&self, epoch: u64) -> Arc<ViewSnapshot>;
+    /// Keeps a view at its last published contents (its job failed).
+    fn freeze(&self, view: TableId);
+    /// Forgets a dropped view; the next commit no longer contains it.
+    fn remove(&self, view: TableId);
+    /// The latest committed snapshot.
+    fn snapshot(&self) -> Arc<ViewSnapshot>;
+}
+
+/// The in-memory [`ViewStateStore`]: staged versions and the published snapshot of every
+/// view live in this process; a restart rebuilds them from the tables.
 #[derive(Default)]
-pub struct ViewStates {
+pub struct InMemoryViewStates {
     registered: Mutex<HashMap<TableId, Registered>>,
     committed: RwLock<Arc<ViewSnapshot>>,
 }
 
-impl ViewStates {
+impl InMemoryViewStates {
     pub fn new() -> Self {
         Self::default()
     }
+}
 
+impl ViewStateStore for InMemoryViewStates {
     /// Starts tracking a view with `partitions` materialize subtasks. It becomes visible with
     /// the first commit after every partition has staged a version.
-    pub fn register(&self, view: TableId, schema: SchemaRef, partitions: usize) {
+    fn register(&self, view: TableId, schema: SchemaRef, partitions: usize) {
         if let Ok(mut registered) = self.registered.lock() {
             registered.insert(
                 view,
@@ -81,7 +105,7 @@ impl ViewStates {
     }
 
     /// Records partition `partition` of `view` as of the end of `epoch`.
-    pub fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows) {
+    fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows) {
         if let Ok(mut registered) = self.registered.lock() {
             let live = registered.get_mut(&view).filter(|r| !r.frozen);
             if let Some(slot) = live.and_then(|r| r.staged.get_mut(partition)) {
@@ -92,7 +116,7 @@ impl ViewStates {
 
     /// Publishes every view as of `epoch`: each partition's latest version staged at or
     /// before `epoch`. Returns the new snapshot.
-    pub fn commit(&self, epoch: u64) -> Arc<ViewSnapshot> {
+    fn commit(&self, epoch: u64) -> Arc<ViewSnapshot> {
         let mut views = HashMap::new();
         if let Ok(mut registered) = self.registered.lock() {
             for (id, view) in registered.iter_mut() {
@@ -118,7 +142,7 @@ impl ViewStates {
 
     /// Keeps a view at its last published contents: versions staged after a failure may
     /// cover only some partitions, so none of them is published.
-    pub fn freeze(&self, view: TableId) {
+    fn freeze(&self, view: TableId) {
         if let Ok(mut registered) = self.registered.lock() {
             if let Some(r) = registered.get_mut(&view) {
                 r.frozen = true;
@@ -128,7 +152,7 @@ impl ViewStates {
     }
 
     /// Forgets a dropped view; the next commit no longer contains it.
-    pub fn remove(&self, view: TableId) {
+    fn remove(&self, view: TableId) {
         if let Ok(mut registered) = self.registered.lock() {
             registered.remove(&view);
         }
@@ -142,7 +166,7 @@ impl ViewStates {
     }
 
     /// The latest committed snapshot.
-    pub fn snapshot(&self) -> Arc<ViewSnapshot> {
+    fn snapshot(&self) -> Arc<ViewSnapshot> {
         self.committed.read().map(|c| c.clone()).unwrap_or_default()
     }
 }
@@ -159,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_view_becomes_visible_once_every_partition_staged() {
-        let states = ViewStates::new();
+        let states = InMemoryViewStates::new();
         states.register(7, Arc::new(Schema::empty()), 2);
         states.stage(7, 0, 1, rows(&[(b"a", 1)]));
         assert!(states.commit(1).views.is_empty());
@@ -171,7 +195,7 @@ mod tests {
 
     #[test]
     fn commit_takes_the_latest_version_not_after_the_epoch() {
-        let states = ViewStates::new();
+        let states = InMemoryViewStates::new();
         states.register(1, Arc::new(Schema::empty()), 1);
         states.stage(1, 0, 1, rows(&[(b"a", 1)]));
         states.stage(1, 0, 2, rows(&[(b"a", 1), (b"b", 1)]));
@@ -185,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_frozen_view_keeps_its_last_published_contents() {
-        let states = ViewStates::new();
+        let states = InMemoryViewStates::new();
         states.register(1, Arc::new(Schema::empty()), 2);
         states.stage(1, 0, 1, rows(&[(b"a", 1)]));
         states.stage(1, 1, 1, rows(&[(b"b", 1)]));
@@ -199,7 +223,7 @@ mod tests {
 
     #[test]
     fn removed_views_disappear() {
-        let states = ViewStates::new();
+        let states = InMemoryViewStates::new();
         states.register(1, Arc::new(Schema::empty()), 1);
         states.stage(1, 0, 1, rows(&[(b"a", 1)]));
         states.commit(1);

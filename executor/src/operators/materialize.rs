@@ -4,7 +4,7 @@
 //! multiplicity, so a view needs no key: an insert adds one, a delete takes one away, and a
 //! row disappears at zero. Counts may dip below zero within an epoch when a delete overtakes
 //! its insert on another path; only the state at a barrier is published. At each barrier
-//! the partition is staged in [`ViewStates`] (an O(1) copy thanks to structural sharing)
+//! the partition is staged in [`ViewStateStore`] (an O(1) copy thanks to structural sharing)
 //! for the JobManager to publish when the epoch commits. Rows pass through unchanged, so
 //! views defined on this view can follow its changes.
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use weir_storage::{ViewRows, ViewStates};
+use weir_storage::{ViewRows, ViewStateStore};
 
 use super::Operator;
 use crate::error::ExecResult;
@@ -27,7 +27,7 @@ pub struct Materialize {
     schema: SchemaRef,
     converter: RowConverter,
     rows: ViewRows,
-    states: Arc<ViewStates>,
+    states: Arc<dyn ViewStateStore>,
 }
 
 impl Materialize {
@@ -35,7 +35,7 @@ impl Materialize {
         view_id: u64,
         partition: usize,
         schema: SchemaRef,
-        states: Arc<ViewStates>,
+        states: Arc<dyn ViewStateStore>,
     ) -> ExecResult<Self> {
         let converter = RowConverter::new(
             schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
@@ -118,6 +118,8 @@ impl Operator for Materialize {
 mod tests {
     use arrow::array::{ArrayRef, Int64Array, StringArray};
 
+    use weir_storage::InMemoryViewStates;
+
     use super::*;
     use crate::operators::test_util::{assert_output, batch};
 
@@ -133,7 +135,7 @@ mod tests {
 
     #[test]
     fn applies_changes_and_publishes_at_commit() {
-        let states = Arc::new(ViewStates::new());
+        let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
         let first = rows(vec!["b", "a", "a"], vec![2, 1, 1], None);
         let schema = first.data.schema();
         states.register(9, schema.clone(), 1);
@@ -164,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_delete_before_its_insert_cancels_out() {
-        let states = Arc::new(ViewStates::new());
+        let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
         let del = rows(vec!["x"], vec![1], Some(vec![-1]));
         let mut op = Materialize::new(1, 0, del.data.schema(), states).unwrap();
         let mut out = vec![];
