@@ -103,9 +103,9 @@ struct ViewBatches {
     schema: SchemaRef,
     converter: Option<RowConverter>,
     partitions: std::vec::IntoIter<ViewRows>,
-    current: Option<imbl::ordmap::ConsumingIter<Vec<u8>, i64, imbl::shared_ptr::DefaultSharedPtr>>,
+    current: Option<imbl::ordmap::ConsumingIter<Arc<[u8]>, i64, imbl::shared_ptr::DefaultSharedPtr>>,
     /// Copies of a duplicated row still to emit.
-    repeat: Option<(Vec<u8>, i64)>,
+    repeat: Option<(Arc<[u8]>, i64)>,
     failed: bool,
 }
 
@@ -125,7 +125,7 @@ impl ViewBatches {
         }
     }
 
-    fn next_row(&mut self) -> Option<Vec<u8>> {
+    fn next_row(&mut self) -> Option<Arc<[u8]>> {
         loop {
             if let Some((row, left)) = &mut self.repeat {
                 if *left > 0 {
@@ -165,7 +165,7 @@ impl Iterator for ViewBatches {
                 datafusion::error::DataFusionError::Internal("view columns cannot be row-decoded".into())
             })?;
             let parser = converter.parser();
-            let columns = converter.convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+            let columns = converter.convert_rows(rows.iter().map(|r| parser.parse(r.as_ref())))?;
             Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
         })();
         self.failed = result.is_err();

@@ -18,8 +18,10 @@ use arrow::datatypes::SchemaRef;
 
 use crate::types::TableId;
 
-/// One partition of a view: encoded row → how many times it is present.
-pub type ViewRows = imbl::OrdMap<Vec<u8>, i64>;
+/// One partition of a view: encoded row → how many times it is present. Rows are shared
+/// (`Arc`), so the node copies a persistent map makes after a snapshot, and scans of a
+/// shared map, copy pointers rather than row bytes.
+pub type ViewRows = imbl::OrdMap<Arc<[u8]>, i64>;
 
 /// A view's contents at one epoch.
 #[derive(Clone)]
@@ -178,7 +180,7 @@ mod tests {
     use super::*;
 
     fn rows(items: &[(&[u8], i64)]) -> ViewRows {
-        items.iter().map(|(k, v)| (k.to_vec(), *v)).collect()
+        items.iter().map(|(k, v)| (Arc::<[u8]>::from(*k), *v)).collect()
     }
 
     #[test]

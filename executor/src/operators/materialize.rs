@@ -55,7 +55,7 @@ impl Materialize {
         let parser = self.converter.parser();
         for (row, &count) in self.rows.iter() {
             for _ in 0..count.max(0) {
-                pending.push(row.as_slice());
+                pending.push(row.as_ref());
             }
             if pending.len() >= SNAPSHOT_BATCH_ROWS {
                 batches.push(self.decode(&parser, &mut pending)?);
@@ -96,7 +96,7 @@ impl Operator for Materialize {
                     *count == 0
                 }
                 None => {
-                    self.rows.insert(key.to_vec(), delta);
+                    self.rows.insert(Arc::from(key), delta);
                     false
                 }
             };
