@@ -62,14 +62,7 @@ impl ExprCompiler {
     /// Compiles a predicate; it must be boolean.
     pub fn compile_predicate(&self, sql: &str, input: &SchemaRef) -> ExecResult<Arc<dyn PhysicalExpr>> {
         let expr = self.compile(sql, input, None)?;
-        let positional = Schema::new(
-            input
-                .fields()
-                .iter()
-                .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-                .collect::<Vec<_>>(),
-        );
-        if expr.data_type(&positional)? != DataType::Boolean {
+        if expr.data_type(input)? != DataType::Boolean {
             return Err(ExecError::InvalidGraph(format!("filter predicate {sql} is not boolean")));
         }
         Ok(expr)

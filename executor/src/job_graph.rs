@@ -172,6 +172,31 @@ pub fn schema_of(fields: &[FieldSpec]) -> ExecResult<SchemaRef> {
     Ok(std::sync::Arc::new(Schema::new(fields)))
 }
 
+impl OperatorSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorSpec::Project { .. } => "Project",
+            OperatorSpec::Filter { .. } => "Filter",
+            OperatorSpec::HashAggregate(_) => "HashAggregate",
+            OperatorSpec::Union { .. } => "Union",
+            OperatorSpec::Materialize { .. } => "Materialize",
+        }
+    }
+}
+
+impl Vertex {
+    /// The vertex's source and operators in data-flow order, e.g.
+    /// `TableSource -> Filter -> Project` (as `weir_catalog.tasks` shows them).
+    pub fn operator_names(&self) -> String {
+        let source = match &self.source {
+            Some(SourceSpec::Table { .. }) => Some("TableSource"),
+            Some(SourceSpec::View { .. }) => Some("ViewSource"),
+            None => None,
+        };
+        source.into_iter().chain(self.chain.iter().map(OperatorSpec::name)).collect::<Vec<_>>().join(" -> ")
+    }
+}
+
 impl JobGraph {
     pub fn vertex(&self, id: VertexId) -> ExecResult<&Vertex> {
         self.vertices.get(id).ok_or_else(|| ExecError::InvalidGraph(format!("no vertex {id}")))

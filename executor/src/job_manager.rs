@@ -22,7 +22,7 @@ use weir_storage::ViewStateStore;
 
 use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::{schema_of, JobGraph, OperatorSpec, Partitioning, SourceSpec};
+use crate::job_graph::{schema_of, JobGraph, Partitioning, SourceSpec};
 use crate::message::{Barrier, Epoch, Mutation, Subscription};
 use crate::task::{TaskEvent, TaskId};
 use crate::task_manager::{TaskDescriptor, TaskManager};
@@ -382,7 +382,7 @@ impl Actor {
             if matches!(desc.vertex.source, Some(SourceSpec::Table { .. })) {
                 job.sources.push(desc.id);
             }
-            let operators = describe_chain(&desc);
+            let operators = desc.vertex.operator_names();
             let id = desc.id;
             if let Err(e) = tm.deploy(desc) {
                 for tm in &self.task_managers {
@@ -611,25 +611,6 @@ fn edge_pairs(
 
 fn missing_edge(vertex: usize, edge: usize) -> ExecError {
     ExecError::Internal(format!("no channels for input {edge} of vertex {vertex}"))
-}
-
-fn describe_chain(desc: &TaskDescriptor) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    match &desc.vertex.source {
-        Some(SourceSpec::Table { .. }) => names.push("TableSource"),
-        Some(SourceSpec::View { .. }) => names.push("ViewSource"),
-        None => {}
-    }
-    for op in &desc.vertex.chain {
-        names.push(match op {
-            OperatorSpec::Project { .. } => "Project",
-            OperatorSpec::Filter { .. } => "Filter",
-            OperatorSpec::HashAggregate(_) => "HashAggregate",
-            OperatorSpec::Union { .. } => "Union",
-            OperatorSpec::Materialize { .. } => "Materialize",
-        });
-    }
-    names.join(" -> ")
 }
 
 fn drain_where<T>(items: &mut Vec<T>, mut pred: impl FnMut(&T) -> bool) -> Vec<T> {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use weir_storage::{ColumnDef, ColumnType, InMemoryViewStates, Store, TableDef, TableStore, ViewStateStore};
 
 use super::*;
-use crate::job_graph::{AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, Vertex};
+use crate::job_graph::{AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, OperatorSpec, Vertex};
 use crate::task_manager::LocalTaskManager;
 use crate::ViewTable;
 

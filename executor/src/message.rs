@@ -52,6 +52,17 @@ impl StreamBatch {
         self.ops.as_ref().map_or(OP_INSERT, |ops| ops.value(i))
     }
 
+    /// The same rows and ops with other columns (a projection or a relabelling).
+    pub fn with_columns(
+        &self,
+        schema: arrow::datatypes::SchemaRef,
+        columns: Vec<ArrayRef>,
+    ) -> Result<Self, ArrowError> {
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(self.num_rows()));
+        let data = RecordBatch::try_new_with_options(schema, columns, &options)?;
+        Ok(Self { data, ops: self.ops.clone() })
+    }
+
     /// Keeps the rows where `mask` is true (ops follow their rows).
     pub fn filter(&self, mask: &arrow::array::BooleanArray) -> Result<Self, ArrowError> {
         let data = filter_record_batch(&self.data, mask)?;
@@ -67,17 +78,15 @@ impl StreamBatch {
 
     /// Takes the rows at `indices`, in that order.
     pub fn take(&self, indices: &arrow::array::UInt32Array) -> Result<Self, ArrowError> {
+        // Not `take_record_batch`: it cannot rebuild a batch without columns (`count(*)`).
         let columns = self
             .data
             .columns()
             .iter()
             .map(|c| arrow::compute::take(c.as_ref(), indices, None))
             .collect::<Result<Vec<ArrayRef>, _>>()?;
-        let data = RecordBatch::try_new_with_options(
-            self.data.schema(),
-            columns,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(indices.len())),
-        )?;
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(indices.len()));
+        let data = RecordBatch::try_new_with_options(self.data.schema(), columns, &options)?;
         let ops = match &self.ops {
             Some(ops) => Some(downcast_ops(&arrow::compute::take(ops, indices, None)?)?),
             None => None,

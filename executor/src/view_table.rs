@@ -151,8 +151,10 @@ impl PartitionStream for ViewScanPartition {
     }
 }
 
-/// Decodes a view's rows into batches, partition after partition.
-struct ViewBatches {
+/// Decodes a view's rows into batches, partition after partition, each row repeated by
+/// its multiplicity. Used by scans and by materialize tasks sending their contents to a
+/// new reader.
+pub(crate) struct ViewBatches {
     schema: SchemaRef,
     converter: Option<RowConverter>,
     partitions: std::vec::IntoIter<ViewRows>,
@@ -163,7 +165,7 @@ struct ViewBatches {
 }
 
 impl ViewBatches {
-    fn new(schema: SchemaRef, partitions: Vec<ViewRows>) -> Self {
+    pub(crate) fn new(schema: SchemaRef, partitions: Vec<ViewRows>) -> Self {
         let converter = RowConverter::new(
             schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
         )

@@ -13,36 +13,15 @@ use std::time::Instant;
 
 use futures::SinkExt;
 
+mod support;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let rows: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let keys: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let config = weir_server::config::Config::load(
-        None,
-        weir_server::config::Overrides {
-            listen: Some(format!("127.0.0.1:{port}")),
-            data_dir: Some(dir.path().join("data")),
-            ..Default::default()
-        },
-    )?;
-    tokio::spawn(async move {
-        if let Err(e) = weir_server::serve(config).await {
-            eprintln!("server failed: {e}");
-        }
-    });
-    let conn = format!("host=127.0.0.1 port={port} user=bench dbname=weir");
-    let client = loop {
-        match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                break client;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    };
+    let server = support::start(|_| {}).await?;
+    let client = &server.client;
     client
         .batch_execute("CREATE TABLE bench (id BIGINT PRIMARY KEY, k INT, x DOUBLE PRECISION, note TEXT)")
         .await?;

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use futures::SinkExt;
 
+mod support;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -31,33 +33,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let parallelism: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2);
     let barrier_interval_ms: u64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut config = weir_server::config::Config::load(
-        None,
-        weir_server::config::Overrides {
-            listen: Some(format!("127.0.0.1:{port}")),
-            data_dir: Some(dir.path().join("data")),
-            log: Some("warn".into()),
-            ..Default::default()
-        },
-    )?;
-    config.barrier_interval_ms = barrier_interval_ms;
-    tokio::spawn(async move {
-        if let Err(e) = weir_server::serve(config).await {
-            eprintln!("server failed: {e}");
-        }
-    });
-    let conn = format!("host=127.0.0.1 port={port} user=bench dbname=weir");
-    let client = loop {
-        match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                break client;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    let server = support::start(|config| {
+        config.log = "warn".into();
+        config.barrier_interval_ms = barrier_interval_ms;
+    })
+    .await?;
+    let client = &server.client;
     client
         .batch_execute(&format!(
             "CREATE TABLE bench (id BIGINT PRIMARY KEY, k BIGINT, x DOUBLE PRECISION);

@@ -17,9 +17,7 @@ use weir_storage::{ViewRows, ViewStateStore};
 use super::Operator;
 use crate::error::ExecResult;
 use crate::message::{Barrier, StreamBatch};
-
-/// Rows per batch when the contents are sent to a new subscriber.
-const SNAPSHOT_BATCH_ROWS: usize = 4096;
+use crate::view_table::ViewBatches;
 
 pub struct Materialize {
     view_id: u64,
@@ -50,28 +48,9 @@ impl Materialize {
     /// The partition's current contents as insert batches, for a view that starts reading
     /// this one.
     pub fn contents(&self) -> ExecResult<Vec<StreamBatch>> {
-        let mut batches = Vec::new();
-        let mut pending: Vec<&[u8]> = Vec::with_capacity(SNAPSHOT_BATCH_ROWS);
-        let parser = self.converter.parser();
-        for (row, &count) in self.rows.iter() {
-            for _ in 0..count.max(0) {
-                pending.push(row.as_ref());
-            }
-            if pending.len() >= SNAPSHOT_BATCH_ROWS {
-                batches.push(self.decode(&parser, &mut pending)?);
-            }
-        }
-        if !pending.is_empty() {
-            batches.push(self.decode(&parser, &mut pending)?);
-        }
-        Ok(batches)
-    }
-
-    fn decode(&self, parser: &arrow::row::RowParser, pending: &mut Vec<&[u8]>) -> ExecResult<StreamBatch> {
-        let columns = self.converter.convert_rows(pending.iter().map(|r| parser.parse(r)))?;
-        pending.clear();
-        let data = arrow::array::RecordBatch::try_new(self.schema.clone(), columns)?;
-        Ok(StreamBatch::inserts(data))
+        ViewBatches::new(self.schema.clone(), vec![self.rows.clone()])
+            .map(|batch| Ok(StreamBatch::inserts(batch?)))
+            .collect()
     }
 }
 

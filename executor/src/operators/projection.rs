@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -57,12 +57,7 @@ impl Operator for Projection {
             .iter()
             .map(|e| e.evaluate(&batch.data)?.into_array(rows))
             .collect::<Result<Vec<ArrayRef>, _>>()?;
-        let data = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        out.push(StreamBatch { data, ops: batch.ops });
+        out.push(batch.with_columns(self.schema.clone(), columns)?);
         Ok(())
     }
 }

@@ -1,7 +1,6 @@
 //! Union (UNION ALL): merges its inputs into one stream. The planner has already made the
 //! inputs' column types equal; the union only relabels batches with its own schema.
 
-use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 
 use super::Operator;
@@ -30,7 +29,6 @@ impl Operator for Union {
         batch: StreamBatch,
         out: &mut Vec<StreamBatch>,
     ) -> ExecResult<()> {
-        let rows = batch.num_rows();
         let columns = batch.data.columns().to_vec();
         for (column, field) in columns.iter().zip(self.schema.fields()) {
             if column.data_type() != field.data_type() {
@@ -42,12 +40,7 @@ impl Operator for Union {
                 )));
             }
         }
-        let data = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        out.push(StreamBatch { data, ops: batch.ops });
+        out.push(batch.with_columns(self.schema.clone(), columns)?);
         Ok(())
     }
 }
