@@ -17,6 +17,10 @@ pub enum ExecError {
     /// A peer task or the JobManager went away.
     #[error("channel closed: {0}")]
     ChannelClosed(String),
+    /// A source's definition or input is wrong in a way the user must fix (SQLSTATE 22023
+    /// at CREATE time).
+    #[error("{0}")]
+    Connector(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,0 +1,128 @@
+//! Connectors: where a source's rows come from.
+//!
+//! A source is declared with `CREATE SOURCE ... WITH (connector = '...', ...)`. Its connector
+//! validates the options once, at CREATE time ([`open_connector`]), and later opens one
+//! [`SplitReader`] per split; each split is read by its own source subtask. A reader is
+//! plain, blocking, synchronous code: the source task (see `operators::connector_source`)
+//! drives it on a blocking thread, generates watermarks, injects barriers between batches
+//! and records offsets, so a connector only has to turn its input into Arrow batches of the
+//! declared schema and say where it is.
+//!
+//! Every reader is resumable: `offset()` is a JSON value that, given to `seek` on a freshly
+//! opened reader of the same split, continues right after the last row returned. That is
+//! what checkpoints record.
+
+pub mod datagen;
+pub mod file;
+pub mod nexmark;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use thiserror::Error;
+
+use crate::error::{ExecError, ExecResult};
+
+/// `WITH (...)` options of a source, keys lower-cased, `connector` itself excluded.
+pub type ConnectorOptions = BTreeMap<String, String>;
+
+/// Rows per batch a reader returns unless its options say otherwise.
+pub const DEFAULT_BATCH_ROWS: usize = 8192;
+
+/// A source definition the user must fix: unknown option, bad value, missing file...
+/// The server reports it as SQLSTATE 22023 (invalid_parameter_value).
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct OptionError(pub String);
+
+impl From<OptionError> for ExecError {
+    fn from(e: OptionError) -> Self {
+        ExecError::Connector(e.0)
+    }
+}
+
+/// What one call to [`SplitReader::next_batch`] produced.
+#[derive(Debug)]
+pub enum ReadOutcome {
+    /// Rows in the source's declared schema (never empty).
+    Batch(RecordBatch),
+    /// Nothing to return before this much time has passed (a rate limit, or an unbounded
+    /// input with nothing new yet). The caller keeps serving barriers meanwhile.
+    Wait(Duration),
+    /// A bounded split has been read to its end; later calls keep returning `Finished`.
+    Finished,
+}
+
+/// A malformed input row that was skipped (or, with `on_error = 'fail'`, that failed the
+/// source).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowError {
+    /// Where the row is, for a person to find it: e.g. `bids.csv line 1234`.
+    pub location: String,
+    /// What is wrong with it: e.g. `column price: cannot parse "abc" as bigint`.
+    pub reason: String,
+}
+
+/// A resumable, ordered reader of one split.
+pub trait SplitReader: Send {
+    /// Reads the next rows (at most the connector's batch size).
+    fn next_batch(&mut self) -> ExecResult<ReadOutcome>;
+
+    /// Malformed rows skipped since the last call, oldest first (drained by the caller).
+    fn take_errors(&mut self) -> Vec<RowError> {
+        Vec::new()
+    }
+
+    /// The position right after the last row returned.
+    fn offset(&self) -> serde_json::Value;
+
+    /// Moves a freshly opened reader to `offset` (a value `offset()` returned before).
+    fn seek(&mut self, offset: &serde_json::Value) -> ExecResult<()>;
+}
+
+/// A configured connector: knows its splits and opens readers for them.
+pub trait Connector: Send + Sync {
+    /// Number of splits; the source vertex runs one subtask per split.
+    fn splits(&self) -> usize;
+
+    /// Opens split `split` (in `0..splits()`), positioned at its beginning.
+    fn open(&self, split: usize) -> ExecResult<Box<dyn SplitReader>>;
+
+    /// Whether every split ends (a file) or runs forever (a generator without an event count).
+    fn bounded(&self) -> bool;
+}
+
+/// Options every source accepts, handled by the source task rather than the connector.
+pub const COMMON_OPTIONS: &[&str] = &["on_error", "idle_timeout_ms"];
+
+/// Validates `options` for connector `name` against the declared `schema` and returns the
+/// configured connector. Called at `CREATE SOURCE` (so mistakes are reported there) and
+/// again when a job deploys.
+pub fn open_connector(name: &str, options: &ConnectorOptions, schema: SchemaRef) -> ExecResult<Box<dyn Connector>> {
+    let options: ConnectorOptions =
+        options.iter().filter(|(k, _)| !COMMON_OPTIONS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    match name.to_ascii_lowercase().as_str() {
+        "file" => Ok(Box::new(file::FileConnector::new(&options, schema)?)),
+        "nexmark" => Ok(Box::new(nexmark::NexmarkConnector::new(&options, schema)?)),
+        "datagen" => Ok(Box::new(datagen::DatagenConnector::new(&options, schema)?)),
+        other => Err(OptionError(format!(
+            "unknown connector '{other}'; the connectors are 'file', 'nexmark' and 'datagen'"
+        ))
+        .into()),
+    }
+}
+
+/// Rejects options a connector does not know, naming the ones it does.
+pub fn check_known_options(connector: &str, options: &ConnectorOptions, known: &[&str]) -> Result<(), OptionError> {
+    for key in options.keys() {
+        if !known.contains(&key.as_str()) {
+            return Err(OptionError(format!(
+                "unknown option '{key}' for connector '{connector}'; it accepts: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
