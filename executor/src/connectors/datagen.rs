@@ -793,7 +793,7 @@ fn parse_interval_micros(value: &str, bare_unit: i64) -> Option<i64> {
         return n.checked_mul(bare_unit);
     }
     let words: Vec<&str> = value.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return None;
     }
     let mut total: i64 = 0;
@@ -1249,11 +1249,14 @@ mod tests {
         assert_eq!(parse_interval_micros("2 fortnights", 1), None);
     }
 
+    /// Declared columns, options, and a piece of the expected error message.
+    type Case<'a> = (&'a [(&'a str, DataType)], Vec<(&'a str, &'a str)>, &'a str);
+
     #[test]
     fn option_mistakes_are_reported() {
         let int = [("id", DataType::Int32)];
         let ts = [("t", DataType::Timestamp(TimeUnit::Microsecond, None))];
-        let cases: Vec<(&[(&str, DataType)], Vec<(&str, &str)>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (&int, vec![("datagen.rows", "5")], "it accepts: datagen.rows.per.second"),
             (&int, vec![("fields.nosuch.kind", "random")], "columns are: id"),
             (&int, vec![("fields.id.kind", "bogus")], "must be 'sequence' or 'random', not 'bogus'"),
