@@ -333,12 +333,11 @@ fn extra_len(r: &mut Rng, current: u64, avg: u64) -> usize {
 // ---------------------------------------------------------------------------------------
 // Id rules of the standard generator.
 
-/// The id (base 0) of the last person created at or before event `n`.
+/// The id (base 0) of the last person created at or before event `n`: one person opens
+/// every period of 50 events (`PERSON_PROPORTION` is 1).
 #[inline(always)]
 fn last_base0_person_id(n: u64) -> i64 {
-    let epoch = (n / PROPORTION_DENOMINATOR) as i64;
-    let offset = (n % PROPORTION_DENOMINATOR).min(PERSON_PROPORTION - 1) as i64;
-    epoch * PERSON_PROPORTION as i64 + offset
+    (n / PROPORTION_DENOMINATOR) as i64
 }
 
 /// The id (base 0) of the last auction created at or before event `n` (-1 before any).
