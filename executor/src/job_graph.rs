@@ -44,6 +44,14 @@ pub struct StreamProperties {
     pub append_only: bool,
     /// Columns that identify a row; `None` when rows form a multiset (duplicates possible).
     pub stream_key: Option<Vec<usize>>,
+    /// Columns the event-time watermark bounds: after `Watermark(w)`, an on-time row has
+    /// `column >= w` (the source's event-time column; `window_end` of a window, which is
+    /// even `> w`). Windowed operators close state by these columns.
+    #[serde(default)]
+    pub watermark_columns: Vec<usize>,
+    /// The watermarked columns that are a window's exclusive end (`window_end`).
+    #[serde(default)]
+    pub window_end_columns: Vec<usize>,
 }
 
 impl fmt::Display for StreamProperties {
@@ -56,7 +64,12 @@ impl fmt::Display for StreamProperties {
                 write!(f, ", stream key [{}]", cols.join(", "))
             }
             None => write!(f, ", no stream key"),
+        }?;
+        if !self.watermark_columns.is_empty() {
+            let cols: Vec<String> = self.watermark_columns.iter().map(|c| format!("_c{c}")).collect();
+            write!(f, ", watermark on [{}]", cols.join(", "))?;
         }
+        Ok(())
     }
 }
 
@@ -68,6 +81,66 @@ pub enum SourceSpec {
     /// Another view's materialize subtasks (one channel from each; `parallelism` of this
     /// vertex equals the upstream view's).
     View { view_id: u64, view_name: String, schema: Vec<FieldSpec> },
+    /// A source declared with `CREATE SOURCE`: one subtask per split of its connector.
+    Connector {
+        source_id: u64,
+        source_name: String,
+        connector: String,
+        options: std::collections::BTreeMap<String, String>,
+        schema: Vec<FieldSpec>,
+        /// `WATERMARK FOR`: the event-time column and the watermark expression over `_cN`.
+        watermark: Option<WatermarkSpec>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WatermarkSpec {
+    pub column: usize,
+    pub expr: String,
+}
+
+/// A window table-valued function's assignment of rows to windows. Times in microseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd)]
+pub enum WindowKind {
+    /// `TUMBLE(src, ts, size [, offset])`: one window `[start, start + size)` per row.
+    Tumble { size: i64, offset: i64 },
+    /// `HOP(src, ts, slide, size [, offset])`: the `size / slide` windows containing the row.
+    Hop { slide: i64, size: i64, offset: i64 },
+    /// `CUMULATE(src, ts, step, size)`: windows `[start, start + k * step)` within each
+    /// `size`-long period that contain the row.
+    Cumulate { step: i64, size: i64, offset: i64 },
+    /// `SESSION(src, ts, gap [, key...])`: rows of one key closer than `gap` form a window.
+    Session { gap: i64 },
+}
+
+impl fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |us: i64| format_interval(us);
+        match *self {
+            WindowKind::Tumble { size, offset: 0 } => write!(f, "tumble(size {})", d(size)),
+            WindowKind::Tumble { size, offset } => write!(f, "tumble(size {}, offset {})", d(size), d(offset)),
+            WindowKind::Hop { slide, size, offset: 0 } => write!(f, "hop(slide {}, size {})", d(slide), d(size)),
+            WindowKind::Hop { slide, size, offset } => {
+                write!(f, "hop(slide {}, size {}, offset {})", d(slide), d(size), d(offset))
+            }
+            WindowKind::Cumulate { step, size, offset: 0 } => write!(f, "cumulate(step {}, size {})", d(step), d(size)),
+            WindowKind::Cumulate { step, size, offset } => {
+                write!(f, "cumulate(step {}, size {}, offset {})", d(step), d(size), d(offset))
+            }
+            WindowKind::Session { gap } => write!(f, "session(gap {})", d(gap)),
+        }
+    }
+}
+
+/// `1500000` -> `1.5 s`, `60000000` -> `60 s`.
+fn format_interval(us: i64) -> String {
+    if us % 1_000_000 == 0 {
+        format!("{} s", us / 1_000_000)
+    } else if us % 1000 == 0 {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{us} us")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -105,6 +178,25 @@ pub enum OperatorSpec {
     Materialize {
         view_id: u64,
     },
+    /// Appends `window_start` and `window_end` to every row, expanding a row into one copy
+    /// per window containing it (TUMBLE, HOP, CUMULATE).
+    WindowAssign {
+        kind: WindowKind,
+        time_column: usize,
+    },
+    /// SESSION windows: holds rows per key until the watermark closes their session, then
+    /// emits them with `window_start` / `window_end` appended.
+    SessionWindow {
+        gap: i64,
+        time_column: usize,
+        keys: Vec<usize>,
+    },
+    /// Writes the rows out of Weir (`CREATE SINK`).
+    Sink {
+        sink_id: u64,
+        connector: String,
+        options: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// Incremental grouped aggregation. The input's first `group_columns` columns are the group
@@ -117,6 +209,23 @@ pub struct AggregateSpec {
     pub output: Vec<FieldSpec>,
     /// With no GROUP BY the view has exactly one row, even over no input (as in SQL).
     pub global: bool,
+    /// Set when a group column carries the watermark: groups close by it.
+    #[serde(default)]
+    pub window: Option<WindowedGroups>,
+}
+
+/// How an aggregate grouped by a watermarked column (a window's `window_end`, or the event
+/// time itself) closes groups.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WindowedGroups {
+    /// The group column (an index below `group_columns`) that carries the watermark.
+    pub column: usize,
+    /// `window_end` is exclusive: a group with `window_end <= w` is closed. For an event-time
+    /// column a group is closed only when `value < w`.
+    pub exclusive_end: bool,
+    /// `EMIT ON WINDOW CLOSE`: emit each group once, final, when it closes (append-only
+    /// output); otherwise emit changes every epoch and drop closed groups' state.
+    pub emit_on_close: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -180,6 +289,9 @@ impl OperatorSpec {
             OperatorSpec::HashAggregate(_) => "HashAggregate",
             OperatorSpec::Union { .. } => "Union",
             OperatorSpec::Materialize { .. } => "Materialize",
+            OperatorSpec::WindowAssign { .. } => "WindowAssign",
+            OperatorSpec::SessionWindow { .. } => "SessionWindow",
+            OperatorSpec::Sink { .. } => "Sink",
         }
     }
 }
@@ -191,6 +303,7 @@ impl Vertex {
         let source = match &self.source {
             Some(SourceSpec::Table { .. }) => Some("TableSource"),
             Some(SourceSpec::View { .. }) => Some("ViewSource"),
+            Some(SourceSpec::Connector { .. }) => Some("ConnectorSource"),
             None => None,
         };
         source.into_iter().chain(self.chain.iter().map(OperatorSpec::name)).collect::<Vec<_>>().join(" -> ")
@@ -221,6 +334,17 @@ impl JobGraph {
             .collect()
     }
 
+    /// The sources (`CREATE SOURCE`) this job reads.
+    pub fn source_inputs(&self) -> Vec<u64> {
+        self.vertices
+            .iter()
+            .filter_map(|v| match &v.source {
+                Some(SourceSpec::Connector { source_id, .. }) => Some(*source_id),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn table_inputs(&self) -> Vec<u64> {
         self.vertices
             .iter()
@@ -235,7 +359,10 @@ impl JobGraph {
 impl fmt::Display for JobGraph {
     /// The EXPLAIN form: one block per vertex, sinks first, like a plan tree read top-down.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "JobGraph for materialized view {}", self.view_name)?;
+        match self.is_sink() {
+            true => writeln!(f, "JobGraph for sink {}", self.view_name)?,
+            false => writeln!(f, "JobGraph for materialized view {}", self.view_name)?,
+        }
         for vertex in self.vertices.iter().rev() {
             let mut line =
                 format!("Vertex {} (parallelism {}; {})", vertex.id, vertex.parallelism, vertex.output);
@@ -259,6 +386,13 @@ impl fmt::Display for JobGraph {
                 }
                 Some(SourceSpec::View { view_name, .. }) => {
                     writeln!(f, "  ViewSource: {view_name} (contents, then changes)")?
+                }
+                Some(SourceSpec::Connector { source_name, connector, watermark, .. }) => {
+                    let wm = match watermark {
+                        Some(w) => format!("watermark {}", w.expr),
+                        None => "no watermark".into(),
+                    };
+                    writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm})")?
                 }
                 None => {}
             }
@@ -318,9 +452,14 @@ impl fmt::Display for OperatorSpec {
                 } else {
                     "per group: row count, accumulators"
                 };
+                let window = match &spec.window {
+                    Some(w) if w.emit_on_close => format!("; emit on close of _c{}", w.column),
+                    Some(w) => format!("; groups close by _c{}", w.column),
+                    None => String::new(),
+                };
                 write!(
                     f,
-                    "HashAggregate: group by [{}], [{}]; state: {state}",
+                    "HashAggregate: group by [{}], [{}]{window}; state: {state}",
                     groups.join(", "),
                     aggs.join(", ")
                 )
@@ -329,6 +468,19 @@ impl fmt::Display for OperatorSpec {
             OperatorSpec::Materialize { view_id } => {
                 write!(f, "Materialize: view {view_id}; state: view rows with multiplicity")
             }
+            OperatorSpec::WindowAssign { kind, time_column } => {
+                write!(f, "WindowAssign: {kind} on _c{time_column}")
+            }
+            OperatorSpec::SessionWindow { gap, time_column, keys } => {
+                let keys: Vec<String> = keys.iter().map(|c| format!("_c{c}")).collect();
+                write!(
+                    f,
+                    "SessionWindow: gap {} on _c{time_column}, per [{}]; state: rows of open sessions",
+                    format_interval(*gap),
+                    keys.join(", ")
+                )
+            }
+            OperatorSpec::Sink { connector, .. } => write!(f, "Sink: {connector}"),
         }
     }
 }
@@ -338,9 +490,9 @@ impl JobGraph {
     pub fn input_fields(&self, id: VertexId) -> ExecResult<Vec<FieldSpec>> {
         let vertex = self.vertex(id)?;
         match (&vertex.source, vertex.inputs.first()) {
-            (Some(SourceSpec::Table { schema, .. }), _) | (Some(SourceSpec::View { schema, .. }), _) => {
-                Ok(schema.clone())
-            }
+            (Some(SourceSpec::Table { schema, .. }), _)
+            | (Some(SourceSpec::View { schema, .. }), _)
+            | (Some(SourceSpec::Connector { schema, .. }), _) => Ok(schema.clone()),
             (None, Some(edge)) if edge.from < id => self.output_fields(edge.from),
             _ => Err(ExecError::InvalidGraph(format!("vertex {id} has no input"))),
         }
@@ -355,10 +507,24 @@ impl JobGraph {
                     fields = output.clone()
                 }
                 OperatorSpec::HashAggregate(spec) => fields = spec.output.clone(),
-                OperatorSpec::Filter { .. } | OperatorSpec::Materialize { .. } => {}
+                OperatorSpec::WindowAssign { time_column, .. } | OperatorSpec::SessionWindow { time_column, .. } => {
+                    let ts = fields
+                        .get(*time_column)
+                        .ok_or_else(|| ExecError::InvalidGraph(format!("no time column {time_column}")))?
+                        .data_type
+                        .clone();
+                    fields.push(FieldSpec { name: "window_start".into(), data_type: ts.clone() });
+                    fields.push(FieldSpec { name: "window_end".into(), data_type: ts });
+                }
+                OperatorSpec::Filter { .. } | OperatorSpec::Materialize { .. } | OperatorSpec::Sink { .. } => {}
             }
         }
         Ok(fields)
+    }
+
+    /// Whether the job ends in a sink rather than a materialized view.
+    pub fn is_sink(&self) -> bool {
+        self.vertices.iter().any(|v| v.chain.iter().any(|op| matches!(op, OperatorSpec::Sink { .. })))
     }
 
     /// The vertex holding the view's materialize operator.

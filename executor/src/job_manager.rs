@@ -24,7 +24,7 @@ use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, JobGraph, Partitioning, SourceSpec};
 use crate::message::{Barrier, Epoch, Mutation, Subscription};
-use crate::task::{TaskEvent, TaskId};
+use crate::task::{OperatorStats, TaskEvent, TaskId};
 use crate::task_manager::{TaskDescriptor, TaskManager};
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,10 @@ pub struct TaskStatus {
     pub rows_in: u64,
     pub rows_out: u64,
     pub last_epoch: Option<Epoch>,
+    /// The task's input watermark (microseconds), once it has one.
+    pub watermark: Option<i64>,
+    /// Per operator: late rows dropped and state entries held.
+    pub operator_stats: Vec<OperatorStats>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -167,6 +171,8 @@ struct TaskState {
     last_epoch: Option<Epoch>,
     rows_in: u64,
     rows_out: u64,
+    watermark: i64,
+    operator_stats: Vec<OperatorStats>,
 }
 
 struct Job {
@@ -267,11 +273,13 @@ impl Actor {
 
     fn handle_event(&mut self, event: TaskEvent) {
         match event {
-            TaskEvent::EpochDone { task, epoch, rows_in, rows_out } => {
+            TaskEvent::EpochDone { task, epoch, rows_in, rows_out, watermark, operators } => {
                 if let Some(state) = self.jobs.get_mut(&task.job).and_then(|j| j.tasks.get_mut(&task)) {
                     state.last_epoch = Some(epoch);
                     state.rows_in = rows_in;
                     state.rows_out = rows_out;
+                    state.watermark = watermark;
+                    state.operator_stats = operators;
                 }
                 self.try_commit();
             }
@@ -352,10 +360,17 @@ impl Actor {
                 }
             }
         }
-        let materialize = graph.materialize_vertex()?;
-        let view_schema = schema_of(&graph.output_fields(materialize.id)?)?;
+        let materialized = match graph.is_sink() {
+            true => None,
+            false => {
+                let materialize = graph.materialize_vertex()?;
+                Some((schema_of(&graph.output_fields(materialize.id)?)?, materialize.parallelism))
+            }
+        };
         let plan = self.execution_graph(&graph)?;
-        self.view_states.register(view_id, view_schema, materialize.parallelism);
+        if let Some((view_schema, parallelism)) = materialized {
+            self.view_states.register(view_id, view_schema, parallelism);
+        }
 
         let mut job = Job {
             graph: graph.clone(),
@@ -379,7 +394,7 @@ impl Actor {
                 .iter()
                 .find(|m| m.id() == tm_id)
                 .ok_or_else(|| ExecError::Internal(format!("no taskmanager {tm_id}")))?;
-            if matches!(desc.vertex.source, Some(SourceSpec::Table { .. })) {
+            if matches!(desc.vertex.source, Some(SourceSpec::Table { .. } | SourceSpec::Connector { .. })) {
                 job.sources.push(desc.id);
             }
             let operators = desc.vertex.operator_names();
@@ -394,7 +409,16 @@ impl Actor {
             }
             job.tasks.insert(
                 id,
-                TaskState { tm: tm_id, slot, operators, last_epoch: None, rows_in: 0, rows_out: 0 },
+                TaskState {
+                    tm: tm_id,
+                    slot,
+                    operators,
+                    last_epoch: None,
+                    rows_in: 0,
+                    rows_out: 0,
+                    watermark: i64::MIN,
+                    operator_stats: Vec::new(),
+                },
             );
         }
         info!(view = %graph.view_name, tasks = job.tasks.len(), "job deployed");
@@ -507,6 +531,7 @@ impl Actor {
                 tm.cancel_job(view_id);
             }
             self.data_plane.release(&job.channels);
+            crate::connectors::metrics::unregister_job(view_id);
             info!(view = %job.graph.view_name, "job stopped");
         }
         for (_, _, waiter) in drain_where(&mut self.deploy_waiters, |(v, _, _)| *v == view_id) {
@@ -573,6 +598,8 @@ impl Actor {
                     rows_in: t.rows_in,
                     rows_out: t.rows_out,
                     last_epoch: t.last_epoch,
+                    watermark: (t.watermark != i64::MIN).then_some(t.watermark),
+                    operator_stats: t.operator_stats.clone(),
                 });
             }
         }

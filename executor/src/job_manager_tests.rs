@@ -117,6 +117,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
                         ],
                         output: output.clone(),
                         global: false,
+                        window: None,
                     }),
                     OperatorSpec::Materialize { view_id: 10 },
                 ],

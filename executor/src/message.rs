@@ -156,5 +156,8 @@ pub enum Message {
     Batch(StreamBatch),
     /// Event time in microseconds since the Unix epoch.
     Watermark(i64),
+    /// The producer has had no rows for its idle timeout: leave it out of the watermark
+    /// minimum until it sends a row or a watermark again.
+    Idle,
     Barrier(Barrier),
 }

@@ -34,6 +34,14 @@ impl std::fmt::Display for TaskId {
 }
 
 /// What a task tells the JobManager.
+/// What an operator reports at each barrier, for `weir_catalog.watermarks` and `tasks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorStats {
+    pub name: &'static str,
+    pub late_rows: u64,
+    pub state_rows: u64,
+}
+
 #[derive(Debug)]
 pub enum TaskEvent {
     /// The task has processed and forwarded every message of `epoch`.
@@ -42,6 +50,10 @@ pub enum TaskEvent {
         epoch: Epoch,
         rows_in: u64,
         rows_out: u64,
+        /// The task's input watermark (`i64::MIN` before the first one).
+        watermark: i64,
+        /// Per operator of the chain: (name, late rows dropped so far, state entries).
+        operators: Vec<OperatorStats>,
     },
     Failed {
         task: TaskId,
@@ -69,6 +81,13 @@ impl Chain {
             names.push("Materialize");
         }
         names.join(" -> ")
+    }
+
+    fn stats(&self) -> Vec<OperatorStats> {
+        let ops = self.operators.iter().map(|o| o.as_ref() as &dyn Operator);
+        ops.chain(self.materialize.iter().map(|m| m as &dyn Operator))
+            .map(|o| OperatorStats { name: o.name(), late_rows: o.late_rows(), state_rows: o.state_rows() })
+            .collect()
     }
 
     /// Pushes one input batch through every operator.
@@ -157,6 +176,7 @@ impl Task {
         let mut blocked = vec![false; n];
         let mut ended = vec![false; n];
         let mut watermarks = vec![i64::MIN; n];
+        let mut idle = vec![false; n];
         let mut current_watermark = i64::MIN;
         let mut aligned = 0usize;
         let mut aligning: Option<Epoch> = None;
@@ -173,20 +193,24 @@ impl Task {
             };
             match message {
                 Message::Batch(batch) => {
+                    idle[input] = false;
                     counters.rows_in += batch.num_rows() as u64;
                     let out = self.chain.process(input, batch, epoch + 1)?;
                     self.emit(out, &mut counters).await?;
                 }
                 Message::Watermark(w) => {
+                    idle[input] = false;
                     watermarks[input] = watermarks[input].max(w);
-                    let min = watermarks.iter().copied().min().unwrap_or(i64::MIN);
-                    if min > current_watermark {
-                        current_watermark = min;
-                        let (forward, out) = self.chain.watermark(min, epoch + 1)?;
-                        self.emit(out, &mut counters).await?;
-                        if let Some(w) = forward {
-                            self.broadcast(Message::Watermark(w)).await?;
-                        }
+                    self.advance_watermark(&watermarks, &idle, &mut current_watermark, epoch, &mut counters).await?;
+                }
+                Message::Idle => {
+                    idle[input] = true;
+                    if idle.iter().all(|i| *i) {
+                        // Every input is idle: so is this task, for the operators downstream.
+                        self.broadcast(Message::Idle).await?;
+                    } else {
+                        self.advance_watermark(&watermarks, &idle, &mut current_watermark, epoch, &mut counters)
+                            .await?;
                     }
                 }
                 Message::Barrier(barrier) => {
@@ -228,6 +252,8 @@ impl Task {
                             epoch,
                             rows_in: counters.rows_in,
                             rows_out: counters.rows_out,
+                            watermark: current_watermark,
+                            operators: self.chain.stats(),
                         })
                         .map_err(|_| ExecError::ChannelClosed("job manager".into()))?;
                 }
@@ -256,6 +282,30 @@ impl Task {
             1 => Some(ready.remove(0).await),
             _ => Some(select_all(ready).await.0),
         }
+    }
+
+    /// The watermark is the minimum over the inputs that are not idle; when it advances, the
+    /// chain sees it and the result goes downstream.
+    async fn advance_watermark(
+        &mut self,
+        watermarks: &[i64],
+        idle: &[bool],
+        current: &mut i64,
+        epoch: Epoch,
+        counters: &mut Counters,
+    ) -> ExecResult<()> {
+        let min = watermarks.iter().zip(idle).filter(|(_, idle)| !**idle).map(|(w, _)| *w).min();
+        let Some(min) = min else { return Ok(()) };
+        if min <= *current {
+            return Ok(());
+        }
+        *current = min;
+        let (forward, out) = self.chain.watermark(min, epoch + 1)?;
+        self.emit(out, counters).await?;
+        if let Some(w) = forward {
+            self.broadcast(Message::Watermark(w)).await?;
+        }
+        Ok(())
     }
 
     async fn emit(&mut self, batches: Vec<StreamBatch>, counters: &mut Counters) -> ExecResult<()> {
@@ -377,6 +427,7 @@ mod tests {
             }
             Message::Barrier(b) => format!("B{}", b.epoch),
             Message::Watermark(w) => format!("W{w}"),
+            Message::Idle => "I".to_string(),
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use weir_storage::{Store, ViewStateStore};
 
+use crate::connectors::metrics::SourceMetrics;
 use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::expr::ExprCompiler;
@@ -22,7 +23,11 @@ use crate::operators::hash_aggregate::HashAggregate;
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::table_source::TableSource;
+use crate::operators::connector_source::{ConnectorSource, OnError, SourceSettings};
+use crate::operators::session_window::SessionWindow;
+use crate::operators::sink::{Sink, SinkConfig};
 use crate::operators::union::Union;
+use crate::operators::window_assign::WindowAssign;
 use crate::operators::Operator;
 use crate::task::{Chain, Task, TaskEvent, TaskId};
 
@@ -56,6 +61,27 @@ struct RunningTask {
     handles: Vec<tokio::task::AbortHandle>,
     barriers: Option<mpsc::UnboundedSender<Barrier>>,
 }
+
+/// The options every source takes besides its connector's: `on_error` and `idle_timeout_ms`.
+pub fn source_settings(options: &std::collections::BTreeMap<String, String>) -> ExecResult<SourceSettings> {
+    let on_error = match options.get("on_error").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("skip") => OnError::Skip,
+        Some("fail") => OnError::Fail,
+        Some(other) => {
+            return Err(ExecError::Connector(format!("on_error must be 'skip' or 'fail', not '{other}'")))
+        }
+    };
+    let idle_timeout_ms = match options.get("idle_timeout_ms") {
+        None => DEFAULT_IDLE_TIMEOUT_MS,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ExecError::Connector(format!("idle_timeout_ms must be a whole number of milliseconds, not '{v}'"))
+        })?,
+    };
+    Ok(SourceSettings { on_error, idle_timeout: std::time::Duration::from_millis(idle_timeout_ms) })
+}
+
+/// A source split with no rows for this long stops holding back the watermark.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 5000;
 
 /// A TaskManager inside this process: its channels are local ones.
 pub struct LocalTaskManager {
@@ -105,6 +131,20 @@ impl LocalTaskManager {
                 OperatorSpec::Union { output } => {
                     operators.push(Box::new(Union::new(output)?));
                     schema = schema_of(output)?;
+                }
+                OperatorSpec::WindowAssign { kind, time_column } => {
+                    let op = WindowAssign::new(*kind, *time_column, &schema)?;
+                    schema = op.schema().clone();
+                    operators.push(Box::new(op));
+                }
+                OperatorSpec::SessionWindow { gap, time_column, keys } => {
+                    let op = SessionWindow::new(*gap, *time_column, keys.clone(), &schema)?;
+                    schema = op.schema().clone();
+                    operators.push(Box::new(op));
+                }
+                OperatorSpec::Sink { connector, options, .. } => {
+                    let config = SinkConfig::parse(connector, options)?;
+                    operators.push(Box::new(Sink::new(&config, desc.id.subtask)?));
                 }
                 OperatorSpec::Materialize { view_id } => {
                     materialize = Some(Materialize::new(
@@ -175,6 +215,33 @@ impl TaskManager for LocalTaskManager {
                 .instrument(span),
             );
             handles.push(reader.abort_handle());
+        }
+        if let Some(SourceSpec::Connector { source_id, source_name, connector, options, schema, watermark }) =
+            &desc.vertex.source
+        {
+            let schema = schema_of(schema)?;
+            let settings = source_settings(options)?;
+            let reader = crate::connectors::open_connector(connector, options, schema.clone())?
+                .open(desc.id.subtask)?;
+            let metrics = Arc::new(SourceMetrics::new(*source_id, source_name, connector, desc.id.subtask));
+            crate::connectors::metrics::register(desc.id, metrics.clone());
+            let (tx, rx) = mpsc::channel(crate::data_plane::CHANNEL_CAPACITY);
+            let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
+            let source =
+                ConnectorSource::new(reader, &schema, watermark.as_ref(), settings, metrics, tx, barrier_rx)?;
+            inputs.push(rx);
+            barriers = Some(barrier_tx);
+            let events = self.events.clone();
+            let id = desc.id;
+            let span = tracing::info_span!("source", job = id.job, source = %source_name, split = id.subtask);
+            // A blocking reader cannot be aborted: it stops when its barrier sender is dropped.
+            tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
+                if let Err(e) = source.run_blocking() {
+                    tracing::error!(error = %e, "source failed");
+                    let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+                }
+            });
         }
         let task = Task {
             id: desc.id,

@@ -7,6 +7,9 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{SqlError, SqlResult};
+use crate::stream_ddl::{
+    parse_emit_on_window_close, parse_stream_ddl, starts_stream_ddl, CreateSink, CreateSource, DropStream, StreamDdl,
+};
 
 /// A parsed statement. Kept as an enum so Weir's own statements (FLUSH, CREATE SOURCE, ...)
 /// can join standard SQL without a second parser pass.
@@ -15,6 +18,11 @@ pub enum WeirStatement {
     Sql(Box<Statement>),
     /// `FLUSH`: wait until every acknowledged write is visible in every view.
     Flush,
+    /// `[EXPLAIN] CREATE MATERIALIZED VIEW ... EMIT ON WINDOW CLOSE`.
+    EmitOnWindowClose(Box<Statement>),
+    CreateSource(Box<CreateSource>),
+    CreateSink(Box<CreateSink>),
+    DropStream(DropStream),
 }
 
 /// Parses one or more `;`-separated statements.
@@ -47,8 +55,24 @@ fn parse_statements(parser: &mut Parser<'_>) -> Result<Vec<WeirStatement>, Parse
         if is_flush {
             parser.next_token();
             statements.push(WeirStatement::Flush);
+        } else if starts_stream_ddl(parser) {
+            statements.push(match parse_stream_ddl(parser)? {
+                StreamDdl::CreateSource(c) => WeirStatement::CreateSource(Box::new(c)),
+                StreamDdl::CreateSink(c) => WeirStatement::CreateSink(Box::new(c)),
+                StreamDdl::Drop(d) => WeirStatement::DropStream(d),
+            });
         } else {
-            statements.push(WeirStatement::Sql(Box::new(parser.parse_statement()?)));
+            let statement = parser.parse_statement()?;
+            let creates_view = match &statement {
+                Statement::CreateView(_) => true,
+                Statement::Explain { statement, .. } => matches!(**statement, Statement::CreateView(_)),
+                _ => false,
+            };
+            if creates_view && parse_emit_on_window_close(parser)? {
+                statements.push(WeirStatement::EmitOnWindowClose(Box::new(statement)));
+            } else {
+                statements.push(WeirStatement::Sql(Box::new(statement)));
+            }
         }
         expecting_delimiter = true;
     }
@@ -123,6 +147,36 @@ mod tests {
     fn position_counts_lines() {
         let err = parse_sql("SELECT 1;\nSELEC 2").unwrap_err();
         assert_eq!(err.details.position, Some(11));
+    }
+
+    #[test]
+    fn parses_streaming_ddl() {
+        let parsed = parse_sql(
+            "CREATE SOURCE bid (auction BIGINT, date_time TIMESTAMP, \
+             WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) \
+             WITH (connector = 'nexmark', nexmark.table.type = 'Bid', \"nexmark.event.num\" = 10);
+             CREATE MATERIALIZED VIEW v AS SELECT 1 EMIT ON WINDOW CLOSE;
+             CREATE SINK s AS SELECT * FROM v WITH (connector = 'blackhole');
+             DROP SOURCE IF EXISTS bid CASCADE",
+        )
+        .unwrap();
+        let WeirStatement::CreateSource(source) = &parsed[0] else { panic!("{parsed:?}") };
+        assert_eq!(source.columns.len(), 2);
+        assert_eq!(source.watermark.as_ref().unwrap().1.to_string(), "date_time - INTERVAL '4' SECOND");
+        assert_eq!(
+            source.options,
+            vec![
+                ("connector".to_string(), "nexmark".to_string()),
+                ("nexmark.table.type".to_string(), "Bid".to_string()),
+                ("nexmark.event.num".to_string(), "10".to_string())
+            ]
+        );
+        assert!(matches!(parsed[1], WeirStatement::EmitOnWindowClose(_)));
+        assert!(matches!(parsed[2], WeirStatement::CreateSink(_)));
+        assert!(matches!(&parsed[3], WeirStatement::DropStream(d) if d.if_exists && d.cascade && !d.sink));
+        let plan = crate::stream_ddl::plan_create_source(source).unwrap();
+        assert_eq!(plan.watermark.unwrap().positional_expr, "_c1 - INTERVAL '4' SECOND");
+        assert!(parse_sql("CREATE SOURCE s (a INT) WITH (connector = )").is_err());
     }
 
     #[test]

@@ -23,8 +23,10 @@ use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan, Volat
 use datafusion::sql::unparser::expr_to_sql;
 use weir_executor::job_graph::{
     AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, OperatorSpec, Partitioning,
-    SourceSpec, StreamProperties, Vertex,
+    SourceSpec, StreamProperties, Vertex, WatermarkSpec, WindowKind, WindowedGroups,
 };
+
+use crate::window_tvf::WindowTvf;
 
 use crate::error::{SqlError, SqlResult};
 
@@ -42,6 +44,24 @@ pub enum StreamInput {
         parallelism: usize,
         properties: StreamProperties,
     },
+    /// A `CREATE SOURCE`: `splits` source subtasks, append-only.
+    Source {
+        id: u64,
+        name: String,
+        connector: String,
+        options: std::collections::BTreeMap<String, String>,
+        splits: usize,
+        watermark: Option<WatermarkSpec>,
+    },
+}
+
+/// What a job ends in, and how it emits.
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    /// `EMIT ON WINDOW CLOSE`.
+    pub emit_on_window_close: bool,
+    /// `Some((connector, options))` for `CREATE SINK`; otherwise the job materializes a view.
+    pub sink: Option<(String, std::collections::BTreeMap<String, String>)>,
 }
 
 /// Looks relations up by the name a plan's `TableScan` carries.
@@ -56,8 +76,15 @@ pub fn plan_job_graph(
     view_name: &str,
     parallelism: usize,
     catalog: &dyn StreamCatalog,
+    options: &JobOptions,
 ) -> SqlResult<JobGraph> {
-    let mut lowering = Lowering { vertices: Vec::new(), parallelism: parallelism.max(1), catalog };
+    let mut lowering = Lowering {
+        vertices: Vec::new(),
+        parallelism: parallelism.max(1),
+        catalog,
+        emit_on_window_close: options.emit_on_window_close,
+        emits_on_close: false,
+    };
     // ORDER BY of a view's defining query does not order the view (as in RisingWave).
     let root = match plan {
         LogicalPlan::Sort(sort) if sort.fetch.is_none() => sort.input.as_ref(),
@@ -74,6 +101,7 @@ pub fn plan_job_graph(
                     view_name,
                     parallelism,
                     catalog,
+                    options,
                 )
             }
             _ => plan,
@@ -81,14 +109,41 @@ pub fn plan_job_graph(
         other => other,
     };
     let stream = lowering.lower(root)?;
-    lowering.vertices[stream].chain.push(OperatorSpec::Materialize { view_id });
+    if options.emit_on_window_close && !lowering.emits_on_close {
+        return Err(unbounded_window_close());
+    }
+    let terminal = match &options.sink {
+        None => OperatorSpec::Materialize { view_id },
+        Some((connector, sink_options)) => {
+            if connector == "file" && !lowering.vertices[stream].output.append_only {
+                return Err(SqlError::unsupported("a file sink over a query that updates or deletes rows")
+                    .with_hint(
+                        "A file cannot take back a row. Use EMIT ON WINDOW CLOSE on a window aggregate, \
+                         a query without aggregation, or connector = 'blackhole'.",
+                    ));
+            }
+            OperatorSpec::Sink { sink_id: view_id, connector: connector.clone(), options: sink_options.clone() }
+        }
+    };
+    lowering.vertices[stream].chain.push(terminal);
     Ok(JobGraph { view_id, view_name: view_name.to_string(), vertices: lowering.vertices })
+}
+
+fn unbounded_window_close() -> SqlError {
+    SqlError::unsupported("EMIT ON WINDOW CLOSE on a query whose groups never close").with_hint(
+        "EMIT ON WINDOW CLOSE needs every aggregate to GROUP BY window_end (or window_start) of TUMBLE, HOP, \
+         CUMULATE or SESSION over a source or table with a WATERMARK FOR clause; otherwise no group ever \
+         closes and the state would grow without bound.",
+    )
 }
 
 struct Lowering<'a> {
     vertices: Vec<Vertex>,
     parallelism: usize,
     catalog: &'a dyn StreamCatalog,
+    emit_on_window_close: bool,
+    /// Set once an aggregate has been planned to emit on window close.
+    emits_on_close: bool,
 }
 
 impl Lowering<'_> {
@@ -114,6 +169,7 @@ impl Lowering<'_> {
                         StreamProperties {
                             append_only: false,
                             stream_key: (!primary_key.is_empty()).then_some(primary_key),
+                            ..Default::default()
                         },
                     ),
                     StreamInput::View { id, name, parallelism, properties } => (
@@ -121,6 +177,23 @@ impl Lowering<'_> {
                         parallelism,
                         properties,
                     ),
+                    StreamInput::Source { id, name, connector, options, splits, watermark } => {
+                        let properties = StreamProperties {
+                            append_only: true,
+                            stream_key: None,
+                            watermark_columns: watermark.iter().map(|w| w.column).collect(),
+                            window_end_columns: vec![],
+                        };
+                        let source = SourceSpec::Connector {
+                            source_id: id,
+                            source_name: name,
+                            connector,
+                            options,
+                            schema: schema.clone(),
+                            watermark,
+                        };
+                        (source, splits.max(1), properties)
+                    }
                 };
                 let vertex = self.add_vertex(parallelism, Some(source), vec![]);
                 self.vertices[vertex].output = properties;
@@ -178,8 +251,14 @@ impl Lowering<'_> {
                     .add_vertex(self.parallelism, None, edges)
                     .with_chain(self, OperatorSpec::Union { output });
                 // A union may repeat rows across its inputs: no key survives.
-                self.vertices[vertex].output = StreamProperties { append_only, stream_key: None };
+                self.vertices[vertex].output = StreamProperties { append_only, ..Default::default() };
                 Ok(vertex)
+            }
+            LogicalPlan::Extension(extension) => {
+                let Some(window) = extension.node.as_any().downcast_ref::<WindowTvf>() else {
+                    return Err(SqlError::unsupported(format!("{} in a materialized view", extension.node.name())));
+                };
+                self.lower_window(window)
             }
             LogicalPlan::Join(_) => Err(SqlError::unsupported("JOIN in a materialized view")),
             LogicalPlan::Window(_) => {
@@ -279,20 +358,92 @@ impl Lowering<'_> {
 
         let group_columns = group_expr.len();
         let global = group_columns == 0;
+        // A group column carrying the watermark closes groups; prefer a window end.
+        let properties = &self.vertices[source].output;
+        let window_column = (0..group_columns)
+            .find(|c| properties.window_end_columns.contains(c))
+            .or_else(|| (0..group_columns).find(|c| properties.watermark_columns.contains(c)));
+        let window = window_column.map(|column| WindowedGroups {
+            column,
+            exclusive_end: properties.window_end_columns.contains(&column),
+            emit_on_close: self.emit_on_window_close,
+        });
+        if self.emit_on_window_close {
+            if window.is_none() {
+                return Err(unbounded_window_close());
+            }
+            self.emits_on_close = true;
+        }
         let output = fields_of(output_schema.as_arrow());
         let (parallelism, partitioning) = if global {
             (1, Partitioning::Single)
         } else {
             (self.parallelism, Partitioning::Hash((0..group_columns).collect()))
         };
-        let spec = AggregateSpec { group_columns, aggregates, output, global };
+        let emit_on_close = window.as_ref().is_some_and(|w| w.emit_on_close);
+        let closing: Vec<usize> = window.iter().map(|w| w.column).collect();
+        let window_end = window.iter().filter(|w| w.exclusive_end).map(|w| w.column).collect();
+        let spec = AggregateSpec { group_columns, aggregates, output, global, window };
         let vertex = self
             .add_vertex(parallelism, None, vec![Edge { from: source, partitioning }])
             .with_chain(self, OperatorSpec::HashAggregate(spec));
-        // One row per group, updated in place: a retracting stream keyed by the group.
-        self.vertices[vertex].output =
-            StreamProperties { append_only: false, stream_key: Some((0..group_columns).collect()) };
+        // One row per group, updated in place: a retracting stream keyed by the group; or,
+        // emitting on window close, each group once.
+        self.vertices[vertex].output = StreamProperties {
+            append_only: emit_on_close,
+            stream_key: Some((0..group_columns).collect()),
+            watermark_columns: closing,
+            window_end_columns: window_end,
+        };
         Ok(vertex)
+    }
+
+    /// A window TVF: `WindowAssign` chained onto its input, or a `SessionWindow` vertex
+    /// behind a hash exchange on the session keys.
+    fn lower_window(&mut self, window: &WindowTvf) -> SqlResult<usize> {
+        let input = self.lower(&window.input)?;
+        let width = window.input.schema().fields().len();
+        let (start, end) = (width, width + 1);
+        let properties = self.vertices[input].output.clone();
+        let time_has_watermark = properties.watermark_columns.contains(&window.time_column);
+        let mut output = properties.clone();
+        if time_has_watermark {
+            output.watermark_columns.push(end);
+            output.window_end_columns.push(end);
+        }
+        match window.kind {
+            WindowKind::Session { gap } => {
+                if !properties.append_only {
+                    return Err(SqlError::unsupported("SESSION windows over a table that takes updates or deletes")
+                        .with_hint("SESSION reads append-only sources."));
+                }
+                if !time_has_watermark {
+                    return Err(SqlError::unsupported("SESSION windows over a time column without a watermark")
+                        .with_hint("Declare WATERMARK FOR the time column on the source: sessions close when the watermark passes them."));
+                }
+                let (parallelism, partitioning) = match window.keys.is_empty() {
+                    true => (1, Partitioning::Single),
+                    false => (self.parallelism, Partitioning::Hash(window.keys.clone())),
+                };
+                let op = OperatorSpec::SessionWindow { gap, time_column: window.time_column, keys: window.keys.clone() };
+                let vertex = self.add_vertex(parallelism, None, vec![Edge { from: input, partitioning }]).with_chain(self, op);
+                output.stream_key = None;
+                self.vertices[vertex].output = output;
+                Ok(vertex)
+            }
+            kind => {
+                self.vertices[input].chain.push(OperatorSpec::WindowAssign { kind, time_column: window.time_column });
+                // A row becomes one row per window: a key needs the window to stay unique.
+                if !matches!(kind, WindowKind::Tumble { .. }) {
+                    output.stream_key = output.stream_key.map(|mut k| {
+                        k.push(start);
+                        k
+                    });
+                }
+                self.vertices[input].output = output;
+                Ok(input)
+            }
+        }
     }
 
     /// Appends a projection to a vertex's chain. A projection that only picks columns is
@@ -303,6 +454,13 @@ impl Lowering<'_> {
         self.vertices[vertex].output.stream_key = key.and_then(|key| {
             key.iter().map(|k| exprs.iter().position(|e| *e == format!("_c{k}"))).collect::<Option<Vec<_>>>()
         });
+        // Watermarked columns survive where they are passed through as is.
+        let passed = |columns: &[usize]| -> Vec<usize> {
+            (0..exprs.len()).filter(|i| columns.iter().any(|c| exprs[*i] == format!("_c{c}"))).collect()
+        };
+        let out = &mut self.vertices[vertex].output;
+        out.watermark_columns = passed(&out.watermark_columns);
+        out.window_end_columns = passed(&out.window_end_columns);
         let picked: Option<Vec<usize>> = exprs.iter().map(|e| e.strip_prefix("_c")?.parse().ok()).collect();
         if let (Some(picked), Some(OperatorSpec::Project { exprs: before, output: before_out })) =
             (&picked, self.vertices[vertex].chain.last())

@@ -25,5 +25,5 @@ mod view_state;
 pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};
-pub use types::{ColumnDef, ColumnType, TableDef, TableId, ViewDef};
+pub use types::{ColumnDef, ColumnType, SinkDef, SourceDef, TableDef, TableId, ViewDef, WatermarkDef};
 pub use view_state::{InMemoryViewStates, ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};

@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::error::{StorageError, StorageResult};
 use crate::table::TableStore;
-use crate::types::{TableDef, TableId, ViewDef};
+use crate::types::{SinkDef, SourceDef, TableDef, TableId, ViewDef};
 
 pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_ROWS: &str = "table_rows";
@@ -21,6 +21,8 @@ pub(crate) const CF_LOG: &str = "table_log";
 
 const TABLE_KEY_PREFIX: &[u8] = b"table/";
 const VIEW_KEY_PREFIX: &[u8] = b"view/";
+const SOURCE_KEY_PREFIX: &[u8] = b"source/";
+const SINK_KEY_PREFIX: &[u8] = b"sink/";
 const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";
 
 /// The durable store: catalog plus every table. Cheap to share behind an `Arc`.
@@ -30,6 +32,9 @@ pub struct Store {
     tables: RwLock<BTreeMap<(String, String), Arc<TableStore>>>,
     /// Materialized views by (schema, name). Their contents live in memory (`ViewStateStore`).
     views: RwLock<BTreeMap<(String, String), ViewDef>>,
+    /// Sources and sinks by (schema, name); definitions only.
+    sources: RwLock<BTreeMap<(String, String), SourceDef>>,
+    sinks: RwLock<BTreeMap<(String, String), SinkDef>>,
 }
 
 impl Store {
@@ -49,7 +54,13 @@ impl Store {
             ColumnFamilyDescriptor::new(name, cf_opts)
         });
         let db = Arc::new(DB::open_cf_descriptors(&opts, dir.join("rocksdb"), cfs)?);
-        let store = Self { db, tables: RwLock::new(BTreeMap::new()), views: RwLock::new(BTreeMap::new()) };
+        let store = Self {
+            db,
+            tables: RwLock::new(BTreeMap::new()),
+            views: RwLock::new(BTreeMap::new()),
+            sources: RwLock::new(BTreeMap::new()),
+            sinks: RwLock::new(BTreeMap::new()),
+        };
         store.load_catalog()?;
         Ok(store)
     }
@@ -77,9 +88,21 @@ impl Store {
                 .map_err(|e| StorageError::CorruptCatalog(format!("view definition: {e}")))?;
             views.insert((def.relation.schema_name.clone(), def.relation.name.clone()), def);
         }
-        info!(tables = tables.len(), views = views.len(), "catalog loaded");
+        let sources: BTreeMap<_, SourceDef> = self
+            .load_objects(SOURCE_KEY_PREFIX, "source")?
+            .into_iter()
+            .map(|d: SourceDef| ((d.schema_name.clone(), d.name.clone()), d))
+            .collect();
+        let sinks: BTreeMap<_, SinkDef> = self
+            .load_objects(SINK_KEY_PREFIX, "sink")?
+            .into_iter()
+            .map(|d: SinkDef| ((d.schema_name.clone(), d.name.clone()), d))
+            .collect();
+        info!(tables = tables.len(), views = views.len(), sources = sources.len(), sinks = sinks.len(), "catalog loaded");
         *self.tables.write().map_err(|_| poisoned())? = tables;
         *self.views.write().map_err(|_| poisoned())? = views;
+        *self.sources.write().map_err(|_| poisoned())? = sources;
+        *self.sinks.write().map_err(|_| poisoned())? = sinks;
         Ok(())
     }
 
@@ -109,7 +132,7 @@ impl Store {
         let tables = self.tables.read().map_err(|_| poisoned())?;
         let mut views = self.views.write().map_err(|_| poisoned())?;
         let key = (def.relation.schema_name.clone(), def.relation.name.clone());
-        if tables.contains_key(&key) || views.contains_key(&key) {
+        if tables.contains_key(&key) || views.contains_key(&key) || self.is_stream_object(&key)? {
             return Err(StorageError::TableExists(def.relation.name));
         }
         let json = serde_json::to_vec(&def)
@@ -129,6 +152,119 @@ impl Store {
         self.write_synced(wb)?;
         views.remove(&key);
         info!(view = name, id = def.id(), "materialized view dropped");
+        Ok(def)
+    }
+
+    fn load_objects<T: serde::de::DeserializeOwned>(&self, prefix: &[u8], what: &str) -> StorageResult<Vec<T>> {
+        let cf = self.cf(CF_CATALOG)?;
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(cf, prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push(
+                serde_json::from_slice(&value)
+                    .map_err(|e| StorageError::CorruptCatalog(format!("{what} definition: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether a source or sink already has this name.
+    fn is_stream_object(&self, key: &(String, String)) -> StorageResult<bool> {
+        Ok(self.sources.read().map_err(|_| poisoned())?.contains_key(key)
+            || self.sinks.read().map_err(|_| poisoned())?.contains_key(key))
+    }
+
+    pub fn source(&self, schema: &str, name: &str) -> Option<SourceDef> {
+        self.sources.read().ok()?.get(&(schema.to_string(), name.to_string())).cloned()
+    }
+
+    /// All sources, in creation order.
+    pub fn sources(&self) -> Vec<SourceDef> {
+        let mut all: Vec<SourceDef> =
+            self.sources.read().map(|v| v.values().cloned().collect()).unwrap_or_default();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Persists a source whose id came from [`Store::allocate_id`].
+    pub fn create_source(&self, def: SourceDef) -> StorageResult<()> {
+        let tables = self.tables.read().map_err(|_| poisoned())?;
+        let views = self.views.read().map_err(|_| poisoned())?;
+        let mut sources = self.sources.write().map_err(|_| poisoned())?;
+        let key = (def.schema_name.clone(), def.name.clone());
+        let taken = tables.contains_key(&key)
+            || views.contains_key(&key)
+            || sources.contains_key(&key)
+            || self.sinks.read().map_err(|_| poisoned())?.contains_key(&key);
+        if taken {
+            return Err(StorageError::TableExists(def.name));
+        }
+        let json = serde_json::to_vec(&def)
+            .map_err(|e| StorageError::CorruptCatalog(format!("encode source definition: {e}")))?;
+        self.write_synced_put(&object_key(SOURCE_KEY_PREFIX, def.id), &json)?;
+        info!(source = %def.name, id = def.id, connector = %def.connector, "source created");
+        sources.insert(key, def);
+        Ok(())
+    }
+
+    pub fn drop_source(&self, schema: &str, name: &str) -> StorageResult<SourceDef> {
+        let mut sources = self.sources.write().map_err(|_| poisoned())?;
+        let key = (schema.to_string(), name.to_string());
+        let def = sources.get(&key).ok_or_else(|| StorageError::TableNotFound(name.to_string()))?.clone();
+        let mut wb = WriteBatch::default();
+        wb.delete_cf(self.cf(CF_CATALOG)?, object_key(SOURCE_KEY_PREFIX, def.id));
+        self.write_synced(wb)?;
+        sources.remove(&key);
+        info!(source = name, id = def.id, "source dropped");
+        Ok(def)
+    }
+
+    pub fn sink(&self, schema: &str, name: &str) -> Option<SinkDef> {
+        self.sinks.read().ok()?.get(&(schema.to_string(), name.to_string())).cloned()
+    }
+
+    /// All sinks, in creation order.
+    pub fn sinks(&self) -> Vec<SinkDef> {
+        let mut all: Vec<SinkDef> = self.sinks.read().map(|v| v.values().cloned().collect()).unwrap_or_default();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Persists a sink whose id came from [`Store::allocate_id`].
+    pub fn create_sink(&self, def: SinkDef) -> StorageResult<()> {
+        let tables = self.tables.read().map_err(|_| poisoned())?;
+        let views = self.views.read().map_err(|_| poisoned())?;
+        // Lock order everywhere: tables, views, sources, sinks.
+        let sources = self.sources.read().map_err(|_| poisoned())?;
+        let mut sinks = self.sinks.write().map_err(|_| poisoned())?;
+        let key = (def.schema_name.clone(), def.name.clone());
+        let taken = tables.contains_key(&key)
+            || views.contains_key(&key)
+            || sinks.contains_key(&key)
+            || sources.contains_key(&key);
+        if taken {
+            return Err(StorageError::TableExists(def.name));
+        }
+        let json = serde_json::to_vec(&def)
+            .map_err(|e| StorageError::CorruptCatalog(format!("encode sink definition: {e}")))?;
+        self.write_synced_put(&object_key(SINK_KEY_PREFIX, def.id), &json)?;
+        info!(sink = %def.name, id = def.id, connector = %def.connector, "sink created");
+        sinks.insert(key, def);
+        Ok(())
+    }
+
+    pub fn drop_sink(&self, schema: &str, name: &str) -> StorageResult<SinkDef> {
+        let mut sinks = self.sinks.write().map_err(|_| poisoned())?;
+        let key = (schema.to_string(), name.to_string());
+        let def = sinks.get(&key).ok_or_else(|| StorageError::TableNotFound(name.to_string()))?.clone();
+        let mut wb = WriteBatch::default();
+        wb.delete_cf(self.cf(CF_CATALOG)?, object_key(SINK_KEY_PREFIX, def.id));
+        self.write_synced(wb)?;
+        sinks.remove(&key);
+        info!(sink = name, id = def.id, "sink dropped");
         Ok(def)
     }
 
@@ -152,7 +288,7 @@ impl Store {
         let mut tables = self.tables.write().map_err(|_| poisoned())?;
         let key = (def.schema_name.clone(), def.name.clone());
         let view_exists = self.views.read().map_err(|_| poisoned())?.contains_key(&key);
-        if tables.contains_key(&key) || view_exists {
+        if tables.contains_key(&key) || view_exists || self.is_stream_object(&key)? {
             return Err(StorageError::TableExists(def.name));
         }
         let cf = self.cf(CF_CATALOG)?;
@@ -218,6 +354,12 @@ fn table_key(id: TableId) -> Vec<u8> {
 
 fn view_key(id: TableId) -> Vec<u8> {
     let mut key = VIEW_KEY_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn object_key(prefix: &[u8], id: TableId) -> Vec<u8> {
+    let mut key = prefix.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     key
 }

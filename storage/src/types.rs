@@ -191,3 +191,60 @@ impl ViewDef {
         &self.relation.name
     }
 }
+
+/// `WATERMARK FOR column AS expr`: the event-time column of a source and how its watermark
+/// follows the rows (typically `column - INTERVAL '4' SECOND`, a bounded out-of-orderness).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatermarkDef {
+    /// Index of the event-time column.
+    pub column: usize,
+    /// The expression as SQL text over the source's column names, e.g. `date_time - INTERVAL '4' SECOND`.
+    pub expr: String,
+    /// The same expression over positional names (`_c5 - INTERVAL '4' SECOND`), as the
+    /// runtime compiles it.
+    pub positional_expr: String,
+}
+
+/// A source: an unpersisted stream declared with `CREATE SOURCE`, read by the views over it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceDef {
+    pub id: TableId,
+    pub schema_name: String,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub watermark: Option<WatermarkDef>,
+    pub connector: String,
+    /// `WITH (...)` options except `connector`, keys lower-cased.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl SourceDef {
+    /// The columns as a table definition (sources and tables share column handling).
+    pub fn relation(&self) -> TableDef {
+        TableDef {
+            id: self.id,
+            schema_name: self.schema_name.clone(),
+            name: self.name.clone(),
+            columns: self.columns.clone(),
+            primary_key: Vec::new(),
+        }
+    }
+}
+
+/// A sink: a continuous query whose rows leave Weir (`CREATE SINK ... AS SELECT ... WITH (...)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkDef {
+    pub id: TableId,
+    pub schema_name: String,
+    pub name: String,
+    /// The `SELECT` the sink was created with.
+    pub definition: String,
+    pub connector: String,
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Tables, views and sources the sink reads, by id.
+    pub depends_on: Vec<TableId>,
+    pub job_graph: String,
+    pub created_at: i64,
+}

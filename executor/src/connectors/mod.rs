@@ -14,6 +14,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod metrics;
 pub mod nexmark;
 
 use std::collections::BTreeMap;

@@ -156,7 +156,7 @@ mod tests {
                 match m {
                     Message::Batch(b) => total += b.num_rows(),
                     Message::Barrier(b) => assert_eq!(b.epoch, 1),
-                    Message::Watermark(_) => unreachable!(),
+                    Message::Watermark(_) | Message::Idle => unreachable!(),
                 }
             }
         }

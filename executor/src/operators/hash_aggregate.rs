@@ -19,13 +19,21 @@
 //! (deleting the current max must reveal the previous one), so they keep an ordered multiset
 //! of the group's values; count(DISTINCT) keeps the same multiset.
 //!
+//! Windowed groups (`spec.window`: a group column carries the watermark, e.g. `window_end`)
+//! close when the watermark passes them. A row for a closed group is late: it is dropped and
+//! counted. In emit-on-update mode a closed group's last row stays in the view and its state
+//! is dropped after the next barrier; with `EMIT ON WINDOW CLOSE` nothing is emitted at
+//! barriers and each group is emitted once, final, as an insert when the watermark closes it.
+//! Either way, state holds only open windows, so it stays bounded on an endless stream.
+//!
 //! Without GROUP BY (`spec.global`) there is one group that always exists: its row is emitted
 //! on the first barrier even over no input (count 0, sum NULL, as in SQL) and never deleted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int8Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
 use arrow::compute::{can_cast_types, cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
@@ -33,7 +41,7 @@ use arrow::row::{RowConverter, SortField};
 use super::aggregate_state::{create_accumulator, GroupAccumulator};
 use super::Operator;
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::{schema_of, AggregateSpec};
+use crate::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
 
 pub struct HashAggregate {
@@ -59,6 +67,14 @@ pub struct HashAggregate {
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
     free: Vec<u32>,
+    window: Option<WindowedGroups>,
+    watermark: i64,
+    late_rows: u64,
+    /// Windowed groups by their window column's value (microseconds), to close them in order.
+    /// The key is kept to recognise a slot that was freed and reused meanwhile.
+    open: BTreeMap<i64, Vec<(u32, Arc<[u8]>)>>,
+    /// Emit-on-update: groups closed by the watermark, dropped after the next barrier's output.
+    closing: Vec<u32>,
 }
 
 fn invalid(msg: String) -> ExecError {
@@ -84,6 +100,12 @@ impl HashAggregate {
         }
         if spec.global && gc > 0 {
             return Err(invalid("a global aggregate cannot have group columns".into()));
+        }
+        if let Some(w) = &spec.window {
+            let timestamp = input_schema.fields().get(w.column).map(|f| f.data_type());
+            if w.column >= gc || !matches!(timestamp, Some(DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _))) {
+                return Err(invalid(format!("window column {} is not a timestamp group column", w.column)));
+            }
         }
         let out_types: Vec<&DataType> = output_schema.fields().iter().map(|f| f.data_type()).collect();
         let group_types: Vec<DataType> =
@@ -141,6 +163,11 @@ impl HashAggregate {
             dirty: vec![],
             is_dirty: vec![],
             free: vec![],
+            window: spec.window.clone(),
+            watermark: i64::MIN,
+            late_rows: 0,
+            open: BTreeMap::new(),
+            closing: vec![],
         };
         if op.global {
             // The one group exists from the start; dirty so the first barrier emits it.
@@ -152,8 +179,13 @@ impl HashAggregate {
 
     /// The slot of group `key`, allocating one (from the free list first) for a new group.
     fn slot_for(&mut self, key: &[u8]) -> ExecResult<u32> {
+        Ok(self.find_or_create(key)?.0)
+    }
+
+    /// The slot of group `key` and whether it was just created.
+    fn find_or_create(&mut self, key: &[u8]) -> ExecResult<(u32, bool)> {
         if let Some(&slot) = self.slots.get(key) {
-            return Ok(slot);
+            return Ok((slot, false));
         }
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -173,7 +205,65 @@ impl HashAggregate {
         let key: Arc<[u8]> = Arc::from(key);
         self.keys[slot as usize] = Arc::clone(&key);
         self.slots.insert(key, slot);
-        Ok(slot)
+        Ok((slot, true))
+    }
+
+    /// Whether a group whose window column is `value` can no longer receive on-time rows.
+    fn is_closed(&self, value: i64) -> bool {
+        match &self.window {
+            Some(w) if w.exclusive_end => value <= self.watermark,
+            Some(_) => value < self.watermark,
+            None => false,
+        }
+    }
+
+    /// Drops the rows of closed windows from `batch`, counting them.
+    fn drop_late_rows(&mut self, batch: StreamBatch, column: usize) -> ExecResult<StreamBatch> {
+        let values = batch
+            .data
+            .column(column)
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| ExecError::Internal("HashAggregate: window column is not a timestamp".into()))?;
+        let keep: BooleanArray =
+            (0..values.len()).map(|i| Some(values.is_null(i) || !self.is_closed(values.value(i)))).collect();
+        let late = keep.false_count();
+        if late == 0 {
+            return Ok(batch);
+        }
+        self.late_rows += late as u64;
+        tracing::debug!(late, watermark = self.watermark, "late rows dropped");
+        Ok(batch.filter(&keep)?)
+    }
+
+    /// Removes and returns the groups the current watermark closes.
+    fn take_closed(&mut self) -> Vec<u32> {
+        let Some(w) = &self.window else { return vec![] };
+        // `open` keeps the keys that are still open: `> watermark` (exclusive end) or `>= watermark`.
+        let first_open = match w.exclusive_end {
+            true => self.watermark.saturating_add(1),
+            false => self.watermark,
+        };
+        let still_open = self.open.split_off(&first_open);
+        let closed = std::mem::replace(&mut self.open, still_open);
+        closed
+            .into_values()
+            .flatten()
+            .filter(|(slot, key)| Arc::ptr_eq(&self.keys[*slot as usize], key))
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+
+    /// `EMIT ON WINDOW CLOSE`: the final rows of the closed groups, as inserts; frees them.
+    fn emit_closed(&mut self, closed: Vec<u32>, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        let live: Vec<u32> = closed.iter().copied().filter(|&s| self.row_counts[s as usize] > 0).collect();
+        if !live.is_empty() {
+            let columns = self.evaluate(&live)?;
+            out.push(StreamBatch::inserts(RecordBatch::try_new(Arc::clone(&self.output_schema), columns)?));
+        }
+        for slot in closed {
+            self.free_slot(slot);
+        }
+        Ok(())
     }
 
     fn mark_dirty(&mut self, slot: u32) {
@@ -252,6 +342,15 @@ impl Operator for HashAggregate {
             return Ok(());
         }
         self.check_input(&batch)?;
+        let window_column = self.window.as_ref().map(|w| w.column);
+        let batch = match window_column {
+            Some(column) => self.drop_late_rows(batch, column)?,
+            None => batch,
+        };
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
         let all_inserts;
         let weights: &[i8] = match &batch.ops {
             Some(ops) => ops.values(),
@@ -265,17 +364,31 @@ impl Operator for HashAggregate {
             None => None,
         };
         let mut groups = Vec::with_capacity(n);
-        match &keys {
-            Some(keys) => {
+        match (&keys, window_column) {
+            (Some(keys), Some(column)) => {
+                let values = batch.data.column(column).as_primitive::<TimestampMicrosecondType>();
+                for (i, key) in keys.iter().enumerate() {
+                    let (slot, created) = self.find_or_create(key.as_ref())?;
+                    if created && values.is_valid(i) {
+                        let key = Arc::clone(&self.keys[slot as usize]);
+                        self.open.entry(values.value(i)).or_default().push((slot, key));
+                    }
+                    groups.push(slot);
+                }
+            }
+            (Some(keys), None) => {
                 for key in keys.iter() {
                     groups.push(self.slot_for(key.as_ref())?);
                 }
             }
-            None => groups.resize(n, self.slot_for(&[])?),
+            (None, _) => groups.resize(n, self.slot_for(&[])?),
         }
+        let emit_on_close = self.window.as_ref().is_some_and(|w| w.emit_on_close);
         for (&slot, &w) in groups.iter().zip(weights) {
             self.row_counts[slot as usize] += i64::from(w);
-            self.mark_dirty(slot);
+            if !emit_on_close {
+                self.mark_dirty(slot);
+            }
         }
         for (acc, input) in self.accumulators.iter_mut().zip(&self.inputs) {
             acc.update(input.map(|c| batch.data.column(c)), &groups, weights)?;
@@ -337,7 +450,35 @@ impl Operator for HashAggregate {
                 self.emitted[slot as usize] = Some(rows.row(i).as_ref().into());
             }
         }
+        // Closed windows: their final row stays in the view; their state goes.
+        for slot in std::mem::take(&mut self.closing) {
+            if !self.keys[slot as usize].is_empty() {
+                self.free_slot(slot);
+            }
+        }
         Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Vec<StreamBatch>) -> ExecResult<Option<i64>> {
+        if watermark <= self.watermark || self.window.is_none() {
+            self.watermark = self.watermark.max(watermark);
+            return Ok(Some(watermark));
+        }
+        self.watermark = watermark;
+        let closed = self.take_closed();
+        match self.window.as_ref().is_some_and(|w| w.emit_on_close) {
+            true => self.emit_closed(closed, out)?,
+            false => self.closing.extend(closed),
+        }
+        Ok(Some(watermark))
+    }
+
+    fn late_rows(&self) -> u64 {
+        self.late_rows
+    }
+
+    fn state_rows(&self) -> u64 {
+        self.slots.len() as u64
     }
 }
 
@@ -361,6 +502,7 @@ mod tests {
                 .collect(),
             output: output.iter().map(|(name, dt)| FieldSpec::new(*name, dt)).collect(),
             global: group_columns == 0,
+            window: None,
         }
     }
 

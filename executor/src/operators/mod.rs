@@ -11,8 +11,12 @@ pub mod filter;
 pub mod hash_aggregate;
 pub mod materialize;
 pub mod projection;
+pub mod session_window;
+pub mod sink;
 pub mod table_source;
 pub mod union;
+pub mod window_assign;
+pub mod connector_source;
 
 #[cfg(test)]
 pub(crate) mod test_util;
@@ -42,5 +46,16 @@ pub trait Operator: Send {
     /// (an operator may hold it back).
     fn on_watermark(&mut self, watermark: i64, _out: &mut Vec<StreamBatch>) -> ExecResult<Option<i64>> {
         Ok(Some(watermark))
+    }
+
+    /// Rows dropped so far because they arrived after the watermark closed their window.
+    fn late_rows(&self) -> u64 {
+        0
+    }
+
+    /// Entries of state the operator holds now (groups, buffered rows), for
+    /// `weir_catalog.tasks`; 0 for stateless operators.
+    fn state_rows(&self) -> u64 {
+        0
     }
 }

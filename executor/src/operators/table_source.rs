@@ -158,7 +158,7 @@ mod tests {
             match rx.recv().await.unwrap() {
                 Message::Batch(b) => batches.push(b),
                 Message::Barrier(b) => return (batches, b.epoch),
-                Message::Watermark(_) => {}
+                Message::Watermark(_) | Message::Idle => {}
             }
         }
     }

@@ -1,0 +1,107 @@
+//! Live progress of every source reader, for `weir_catalog.sources` and the logs.
+//!
+//! Readers run on the TaskManager; the registry is process-wide so the system table can
+//! list them without a round trip through the JobManager (a standalone server has one
+//! TaskManager in-process; remote TaskManagers will report the same figures with their
+//! heartbeats).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::task::TaskId;
+
+/// One split reader's counters.
+#[derive(Debug, Default)]
+pub struct SourceMetrics {
+    pub source_id: u64,
+    pub source_name: String,
+    pub connector: String,
+    pub split: usize,
+    pub rows_read: AtomicU64,
+    pub parse_errors: AtomicU64,
+    /// Microseconds; `i64::MIN` until the first watermark.
+    pub watermark: AtomicI64,
+    state: Mutex<ReaderState>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ReaderState {
+    pub status: String,
+    pub last_error: Option<String>,
+    pub offset: String,
+}
+
+impl SourceMetrics {
+    pub fn new(source_id: u64, source_name: &str, connector: &str, split: usize) -> Self {
+        Self {
+            source_id,
+            source_name: source_name.to_string(),
+            connector: connector.to_string(),
+            split,
+            watermark: AtomicI64::new(i64::MIN),
+            state: Mutex::new(ReaderState { status: "starting".into(), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    pub fn state(&self) -> ReaderState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn set_status(&self, status: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.status = status.to_string();
+        }
+    }
+
+    pub fn set_offset(&self, offset: String) {
+        if let Ok(mut s) = self.state.lock() {
+            s.offset = offset;
+        }
+    }
+
+    pub fn set_error(&self, error: String) {
+        if let Ok(mut s) = self.state.lock() {
+            s.last_error = Some(error);
+        }
+    }
+
+    pub fn add_rows(&self, rows: u64) {
+        self.rows_read.fetch_add(rows, Ordering::Relaxed);
+    }
+}
+
+type Registry = Mutex<BTreeMap<TaskId, Arc<SourceMetrics>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+/// Registers the reader of source task `task`.
+pub fn register(task: TaskId, metrics: Arc<SourceMetrics>) {
+    if let Ok(mut r) = registry().lock() {
+        r.insert(task, metrics);
+    }
+}
+
+/// Forgets every reader of a job (it was dropped).
+pub fn unregister_job(job: u64) {
+    if let Ok(mut r) = registry().lock() {
+        r.retain(|t, _| t.job != job);
+    }
+}
+
+/// Every registered reader, by task.
+pub fn snapshot() -> Vec<(TaskId, Arc<SourceMetrics>)> {
+    registry().lock().map(|r| r.iter().map(|(t, m)| (*t, m.clone())).collect()).unwrap_or_default()
+}
+
+pub fn load(value: &AtomicI64) -> i64 {
+    value.load(Ordering::Relaxed)
+}
+
+pub fn count(value: &AtomicU64) -> u64 {
+    value.load(Ordering::Relaxed)
+}

@@ -1,0 +1,262 @@
+//! Weir's streaming DDL: `CREATE SOURCE`, `CREATE SINK`, `DROP SOURCE`, `DROP SINK`, and the
+//! `EMIT ON WINDOW CLOSE` clause of a materialized view. sqlparser does not know these, so
+//! they are parsed here with its token-level API, reusing its column-definition, expression
+//! and query parsers for the parts that are standard SQL.
+//!
+//! `WITH (...)` options follow RisingWave: keys may be dotted (`nexmark.table.type`) or
+//! quoted, values are string literals or numbers.
+
+use std::collections::BTreeMap;
+
+use datafusion::sql::sqlparser::ast::{
+    ColumnDef as SqlColumnDef, ColumnOption, Expr, Ident, ObjectName, Query, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+use weir_storage::{ColumnDef, SourceDef, WatermarkDef};
+
+use crate::create_table::{normalize_ident, split_name};
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::types::column_type_from_sql;
+
+#[derive(Debug, Clone)]
+pub struct CreateSource {
+    pub name: ObjectName,
+    pub if_not_exists: bool,
+    pub columns: Vec<SqlColumnDef>,
+    /// `WATERMARK FOR column AS expr`.
+    pub watermark: Option<(Ident, Expr)>,
+    pub options: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateSink {
+    pub name: ObjectName,
+    pub if_not_exists: bool,
+    pub query: Box<Query>,
+    pub emit_on_window_close: bool,
+    pub options: Vec<(String, String)>,
+}
+
+/// `DROP SOURCE` / `DROP SINK`.
+#[derive(Debug, Clone)]
+pub struct DropStream {
+    pub sink: bool,
+    pub if_exists: bool,
+    pub names: Vec<ObjectName>,
+    pub cascade: bool,
+}
+
+fn word_is(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
+}
+
+/// Whether the parser stands at `CREATE SOURCE`, `CREATE SINK`, `DROP SOURCE` or `DROP SINK`.
+pub(crate) fn starts_stream_ddl(parser: &Parser<'_>) -> bool {
+    let first = parser.peek_nth_token(0).token;
+    let second = parser.peek_nth_token(1).token;
+    (word_is(&first, "create") || word_is(&first, "drop")) && (word_is(&second, "source") || word_is(&second, "sink"))
+}
+
+pub(crate) enum StreamDdl {
+    CreateSource(CreateSource),
+    CreateSink(CreateSink),
+    Drop(DropStream),
+}
+
+pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, ParserError> {
+    let create = word_is(&parser.next_token().token, "create");
+    let sink = word_is(&parser.next_token().token, "sink");
+    if !create {
+        let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let names = parser.parse_comma_separated(|p| p.parse_object_name(false))?;
+        let cascade = parser.parse_keyword(Keyword::CASCADE);
+        if !cascade {
+            let _ = parser.parse_keyword(Keyword::RESTRICT);
+        }
+        return Ok(StreamDdl::Drop(DropStream { sink, if_exists, names, cascade }));
+    }
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false)?;
+    if sink {
+        if !parser.parse_keyword(Keyword::AS) {
+            return parser.expected("AS followed by a query", parser.peek_token());
+        }
+        let query = parser.parse_query()?;
+        let emit_on_window_close = parse_emit_on_window_close(parser)?;
+        let options = parse_with_options(parser)?;
+        return Ok(StreamDdl::CreateSink(CreateSink { name, if_not_exists, query, emit_on_window_close, options }));
+    }
+    parser.expect_token(&Token::LParen)?;
+    let mut columns = Vec::new();
+    let mut watermark = None;
+    loop {
+        if word_is(&parser.peek_token().token, "watermark") && !matches!(parser.peek_nth_token(1).token, Token::Word(ref w) if !w.value.eq_ignore_ascii_case("for")) {
+            parser.next_token();
+            parser.expect_keyword(Keyword::FOR)?;
+            let column = parser.parse_identifier()?;
+            parser.expect_keyword(Keyword::AS)?;
+            watermark = Some((column, parser.parse_expr()?));
+        } else {
+            columns.push(parser.parse_column_def()?);
+        }
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    parser.expect_token(&Token::RParen)?;
+    let options = parse_with_options(parser)?;
+    Ok(StreamDdl::CreateSource(CreateSource { name, if_not_exists, columns, watermark, options }))
+}
+
+/// `EMIT ON WINDOW CLOSE`, if it comes next.
+pub(crate) fn parse_emit_on_window_close(parser: &mut Parser<'_>) -> Result<bool, ParserError> {
+    if !word_is(&parser.peek_token().token, "emit") {
+        return Ok(false);
+    }
+    parser.next_token();
+    parser.expect_keyword(Keyword::ON)?;
+    parser.expect_keyword(Keyword::WINDOW)?;
+    parser.expect_keyword(Keyword::CLOSE)?;
+    Ok(true)
+}
+
+/// `WITH (key = 'value', ...)`; keys are lower-cased unless quoted.
+fn parse_with_options(parser: &mut Parser<'_>) -> Result<Vec<(String, String)>, ParserError> {
+    if !parser.parse_keyword(Keyword::WITH) {
+        return parser.expected("WITH (connector = '...', ...)", parser.peek_token());
+    }
+    parser.expect_token(&Token::LParen)?;
+    let mut options = Vec::new();
+    loop {
+        let mut key = String::new();
+        loop {
+            let token = parser.next_token();
+            match token.token {
+                Token::Word(w) if w.quote_style.is_some() => key.push_str(&w.value),
+                Token::Word(w) => key.push_str(&w.value.to_ascii_lowercase()),
+                Token::SingleQuotedString(s) => key.push_str(&s),
+                _ => return parser.expected("an option name", token),
+            }
+            if !parser.consume_token(&Token::Period) {
+                break;
+            }
+            key.push('.');
+        }
+        parser.expect_token(&Token::Eq)?;
+        let token = parser.next_token();
+        let value = match token.token {
+            Token::SingleQuotedString(s) => s,
+            Token::Number(n, _) => n,
+            Token::Word(w) => w.value,
+            _ => return parser.expected("an option value in single quotes", token),
+        };
+        options.push((key, value));
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    parser.expect_token(&Token::RParen)?;
+    Ok(options)
+}
+
+/// Options as a map without `connector`, rejecting duplicates; returns (connector, options).
+pub fn split_connector(options: &[(String, String)]) -> SqlResult<(String, BTreeMap<String, String>)> {
+    let mut map = BTreeMap::new();
+    for (key, value) in options {
+        if map.insert(key.clone(), value.clone()).is_some() {
+            return Err(SqlError::new(sqlstate::SYNTAX_ERROR, format!("option \"{key}\" specified more than once")));
+        }
+    }
+    let connector = map.remove("connector").ok_or_else(|| {
+        SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, "missing option connector")
+            .with_hint("Add WITH (connector = 'file' | 'nexmark' | 'datagen', ...).")
+    })?;
+    Ok((connector.to_ascii_lowercase(), map))
+}
+
+/// Validates a `CREATE SOURCE` into its catalog definition (id 0, connector options not yet
+/// checked: that is the connector's job).
+pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
+    let (schema_name, name) = split_name(&stmt.name)?;
+    if stmt.columns.is_empty() {
+        return Err(SqlError::unsupported("a source without columns"));
+    }
+    let mut columns: Vec<ColumnDef> = Vec::new();
+    for column in &stmt.columns {
+        let column_name = normalize_ident(&column.name);
+        if columns.iter().any(|c| c.name == column_name) {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{column_name}\" specified more than once"),
+            ));
+        }
+        let mut not_null = false;
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::NotNull => not_null = true,
+                ColumnOption::Null => not_null = false,
+                other => {
+                    return Err(SqlError::unsupported(format!("column option {other} on a source"))
+                        .with_hint("A source column takes only NULL or NOT NULL."))
+                }
+            }
+        }
+        columns.push(ColumnDef { name: column_name, column_type: column_type_from_sql(&column.data_type)?, not_null });
+    }
+    let watermark = match &stmt.watermark {
+        None => None,
+        Some((column, expr)) => Some(plan_watermark(&columns, column, expr)?),
+    };
+    let (connector, options) = split_connector(&stmt.options)?;
+    Ok(SourceDef { id: 0, schema_name, name, columns, watermark, connector, options, created_at: 0 })
+}
+
+fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> SqlResult<WatermarkDef> {
+    let name = normalize_ident(column);
+    let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
+        SqlError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{name}\" named in WATERMARK FOR does not exist"))
+    })?;
+    if !matches!(columns[index].column_type, weir_storage::ColumnType::Timestamp | weir_storage::ColumnType::Timestamptz)
+    {
+        return Err(SqlError::new(
+            sqlstate::DATATYPE_MISMATCH,
+            format!("WATERMARK FOR column \"{name}\" must be a timestamp, not {}", columns[index].column_type.pg_display_name()),
+        ));
+    }
+    let mut positional = expr.clone();
+    let mut rewriter = Positional { columns, error: None };
+    let _ = positional.visit(&mut rewriter);
+    if let Some(e) = rewriter.error {
+        return Err(e);
+    }
+    Ok(WatermarkDef { column: index, expr: expr.to_string(), positional_expr: positional.to_string() })
+}
+
+/// Rewrites column names to `_cN`.
+struct Positional<'a> {
+    columns: &'a [ColumnDef],
+    error: Option<SqlError>,
+}
+
+impl VisitorMut for Positional<'_> {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> std::ops::ControlFlow<()> {
+        if let Expr::Identifier(ident) = expr {
+            let name = normalize_ident(ident);
+            match self.columns.iter().position(|c| c.name == name) {
+                Some(i) => *expr = Expr::Identifier(Ident::new(format!("_c{i}"))),
+                None => {
+                    self.error = Some(SqlError::new(
+                        sqlstate::UNDEFINED_COLUMN,
+                        format!("column \"{name}\" in the WATERMARK expression does not exist"),
+                    ));
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
