@@ -50,6 +50,8 @@ pub struct JobStatus {
     pub parallelism: usize,
     pub created: SystemTime,
     pub last_committed_epoch: Option<Epoch>,
+    /// `materialized view` or `sink`.
+    pub kind: &'static str,
 }
 
 /// A task as `weir_catalog.tasks` shows it.
@@ -584,6 +586,7 @@ impl Actor {
                 parallelism: job.parallelism(),
                 created: job.created,
                 last_committed_epoch: job.last_committed,
+                kind: if job.graph.is_sink() { "sink" } else { "materialized view" },
             });
             for (task, t) in &job.tasks {
                 status.tasks.push(TaskStatus {

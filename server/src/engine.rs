@@ -80,10 +80,11 @@ impl Engine {
                 fallback: pg.clone(),
             }),
         )?;
-        catalog.register_schema("weir_catalog", crate::system_tables::schema(self.jobs.clone()))?;
+        catalog.register_schema("weir_catalog", crate::system_tables::schema(self.jobs.clone(), self.store.clone()))?;
         catalog.register_schema("pg_catalog", pg)?;
         catalog.register_schema("information_schema", pg_catalog::information_schema(snapshot.clone()))?;
         ctx.register_catalog(DEFAULT_DATABASE, Arc::new(catalog));
+        ctx.register_relation_planner(Arc::new(weir_planner::WindowTvfPlanner))?;
         pg_catalog::register_functions(&ctx, snapshot);
         Ok(ctx)
     }
@@ -120,6 +121,13 @@ impl SchemaProvider for UserSchema {
                     .filter(|v| v.relation.schema_name == self.name)
                     .map(|v| v.relation.name),
             )
+            .chain(
+                self.store
+                    .sources()
+                    .into_iter()
+                    .filter(|s| s.schema_name == self.name)
+                    .map(|s| s.name),
+            )
             .collect()
     }
 
@@ -135,12 +143,17 @@ impl SchemaProvider for UserSchema {
                 version,
             ))));
         }
+        if let Some(source) = self.store.source(&self.name, name) {
+            let schema = source.relation().arrow_schema();
+            return Ok(Some(Arc::new(crate::source_table::SourceTable { name: source.name, schema })));
+        }
         self.fallback.table(name).await
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.store.table(&self.name, name).is_some()
             || self.store.view(&self.name, name).is_some()
+            || self.store.source(&self.name, name).is_some()
             || self.fallback.table_exist(name)
     }
 }

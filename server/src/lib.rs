@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod pg_catalog;
 pub mod runtime;
 pub mod session;
+pub mod source_table;
 pub mod system_tables;
 pub mod wire;
 

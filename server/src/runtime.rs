@@ -39,28 +39,30 @@ pub fn start(store: &Arc<Store>, view_states: &Arc<dyn ViewStateStore>, config: 
     JobManager::start(jm_config, task_managers, data_plane, view_states.clone(), events_rx)
 }
 
-/// Re-deploys the job of every view in the catalog, upstream views first. Their contents
-/// are rebuilt from the tables (there are no checkpoints yet).
+/// Re-deploys the job of every view and sink in the catalog, in creation order (so a view
+/// comes after the views it reads). Their contents are rebuilt from the tables and sources
+/// (there are no checkpoints yet).
 pub async fn redeploy_views(store: &Store, jobs: &JobManager) {
-    let views = store.views();
-    if views.is_empty() {
+    let mut all: Vec<(u64, String, String)> =
+        store.views().into_iter().map(|v| (v.id(), v.name().to_string(), v.job_graph)).collect();
+    all.extend(store.sinks().into_iter().map(|s| (s.id, s.name, s.job_graph)));
+    all.sort_by_key(|(id, _, _)| *id);
+    if all.is_empty() {
         return;
     }
-    info!(views = views.len(), "re-deploying materialized views");
-    for view in views {
-        let graph: JobGraph = match serde_json::from_str(&view.job_graph) {
+    info!(jobs = all.len(), "re-deploying materialized views and sinks");
+    for (_, name, job_graph) in all {
+        let graph: JobGraph = match serde_json::from_str(&job_graph) {
             Ok(graph) => graph,
             Err(e) => {
-                error!(view = %view.name(), error = %e, "stored job graph is unreadable; view not maintained");
+                error!(job = %name, error = %e, "stored job graph is unreadable; job not started");
                 continue;
             }
         };
         let started = std::time::Instant::now();
         match jobs.deploy(graph).await {
-            Ok(()) => {
-                info!(view = %view.name(), elapsed_ms = started.elapsed().as_millis() as u64, "view rebuilt")
-            }
-            Err(e) => error!(view = %view.name(), error = %e, "view could not be re-deployed"),
+            Ok(()) => info!(job = %name, elapsed_ms = started.elapsed().as_millis() as u64, "job re-deployed"),
+            Err(e) => error!(job = %name, error = %e, "job could not be re-deployed"),
         }
     }
 }

@@ -4,7 +4,11 @@
 //! * `jobs`: one row per materialized view's job — view, status, parallelism, created,
 //!   last committed epoch.
 //! * `tasks`: one row per subtask — job, vertex, subtask, operators, taskmanager, slot,
-//!   status, rows in / out, last finished epoch.
+//!   status, rows in / out, last finished epoch, input watermark, state entries.
+//! * `sources`: one row per source split being read (and one per source no job reads) —
+//!   status, rows read, malformed rows skipped, last error, offset, watermark.
+//! * `watermarks`: one row per operator of every task that has a watermark — its current
+//!   watermark and the late rows it dropped.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,14 +22,17 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
+use weir_executor::connectors::metrics;
 use weir_executor::{ClusterStatus, JobManager};
+use weir_storage::Store;
 
-pub fn schema(jobs: JobManager) -> Arc<dyn SchemaProvider> {
-    Arc::new(WeirCatalog { jobs })
+pub fn schema(jobs: JobManager, store: Arc<Store>) -> Arc<dyn SchemaProvider> {
+    Arc::new(WeirCatalog { jobs, store })
 }
 
 struct WeirCatalog {
     jobs: JobManager,
+    store: Arc<Store>,
 }
 
 impl fmt::Debug for WeirCatalog {
@@ -38,9 +45,12 @@ impl fmt::Debug for WeirCatalog {
 enum Kind {
     Jobs,
     Tasks,
+    Sources,
+    Watermarks,
 }
 
-const TABLES: [(&str, Kind); 2] = [("jobs", Kind::Jobs), ("tasks", Kind::Tasks)];
+const TABLES: [(&str, Kind); 4] =
+    [("jobs", Kind::Jobs), ("tasks", Kind::Tasks), ("sources", Kind::Sources), ("watermarks", Kind::Watermarks)];
 
 #[async_trait]
 impl SchemaProvider for WeirCatalog {
@@ -50,7 +60,8 @@ impl SchemaProvider for WeirCatalog {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         Ok(TABLES.iter().find(|(n, _)| *n == name).map(|(_, kind)| {
-            Arc::new(SystemTable { kind: *kind, jobs: self.jobs.clone() }) as Arc<dyn TableProvider>
+            Arc::new(SystemTable { kind: *kind, jobs: self.jobs.clone(), store: self.store.clone() })
+                as Arc<dyn TableProvider>
         }))
     }
 
@@ -62,6 +73,7 @@ impl SchemaProvider for WeirCatalog {
 struct SystemTable {
     kind: Kind,
     jobs: JobManager,
+    store: Arc<Store>,
 }
 
 impl fmt::Debug for SystemTable {
@@ -82,6 +94,19 @@ fn bigint(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Int64, nullable)
 }
 
+fn timestamp(name: &str) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)
+}
+
+/// A watermark as a timestamp column value: none before the first, and the end-of-input
+/// watermark of a finished source shown as the largest timestamp.
+fn watermark_value(w: Option<i64>) -> Option<i64> {
+    w.filter(|w| *w != i64::MIN).map(|w| w.min(MAX_TIMESTAMP_MICROS))
+}
+
+/// 9999-12-31 23:59:59.999999, the largest timestamp clients print.
+const MAX_TIMESTAMP_MICROS: i64 = 253_402_300_799_999_999;
+
 impl SystemTable {
     fn table_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(match self.kind {
@@ -96,6 +121,7 @@ impl SystemTable {
                     false,
                 ),
                 bigint("last_committed_epoch", true),
+                text("kind"),
             ],
             Kind::Tasks => vec![
                 text("job"),
@@ -108,6 +134,28 @@ impl SystemTable {
                 bigint("rows_in", false),
                 bigint("rows_out", false),
                 bigint("last_epoch", true),
+                timestamp("watermark"),
+                bigint("state_rows", false),
+            ],
+            Kind::Sources => vec![
+                text("source"),
+                text("connector"),
+                Field::new("job", DataType::Utf8, true),
+                Field::new("split", DataType::Int32, true),
+                text("status"),
+                bigint("rows_read", false),
+                bigint("parse_errors", false),
+                Field::new("last_error", DataType::Utf8, true),
+                Field::new("offset", DataType::Utf8, true),
+                timestamp("watermark"),
+            ],
+            Kind::Watermarks => vec![
+                text("job"),
+                int("vertex"),
+                int("subtask"),
+                text("operator"),
+                timestamp("watermark"),
+                bigint("late_rows", false),
             ],
         }))
     }
@@ -132,6 +180,7 @@ impl SystemTable {
                     Arc::new(Int64Array::from_iter(
                         jobs.iter().map(|j| j.last_committed_epoch.map(|e| e as i64)),
                     )),
+                    Arc::new(StringArray::from_iter_values(jobs.iter().map(|j| j.kind))),
                 ]
             }
             Kind::Tasks => {
@@ -147,10 +196,89 @@ impl SystemTable {
                     Arc::new(Int64Array::from_iter_values(tasks.iter().map(|t| t.rows_in as i64))),
                     Arc::new(Int64Array::from_iter_values(tasks.iter().map(|t| t.rows_out as i64))),
                     Arc::new(Int64Array::from_iter(tasks.iter().map(|t| t.last_epoch.map(|e| e as i64)))),
+                    Arc::new(TimestampMicrosecondArray::from_iter(tasks.iter().map(|t| watermark_value(t.watermark)))),
+                    Arc::new(Int64Array::from_iter_values(
+                        tasks.iter().map(|t| t.operator_stats.iter().map(|o| o.state_rows as i64).sum::<i64>()),
+                    )),
+                ]
+            }
+            Kind::Sources => self.source_rows(status),
+            Kind::Watermarks => {
+                let rows: Vec<_> = status
+                    .tasks
+                    .iter()
+                    .flat_map(|t| t.operator_stats.iter().map(move |o| (t, o)))
+                    .filter(|(t, o)| t.watermark.is_some() || o.late_rows > 0)
+                    .collect();
+                vec![
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|(t, _)| t.view_name.as_str()))),
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|(t, _)| t.vertex as i32))),
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|(t, _)| t.subtask as i32))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, o)| o.name))),
+                    Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(|(t, _)| watermark_value(t.watermark)))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, o)| o.late_rows as i64))),
                 ]
             }
         };
         Ok(RecordBatch::try_new(self.table_schema(), columns)?)
+    }
+}
+
+impl SystemTable {
+    /// Every running split reader, then every source no job reads.
+    fn source_rows(&self, status: &ClusterStatus) -> Vec<ArrayRef> {
+        let readers = metrics::snapshot();
+        let job_name = |job: u64| status.jobs.iter().find(|j| j.view_id == job).map(|j| j.view_name.clone());
+        let mut source = Vec::new();
+        let mut connector = Vec::new();
+        let mut job = Vec::new();
+        let mut split = Vec::new();
+        let mut state = Vec::new();
+        let mut rows_read = Vec::new();
+        let mut parse_errors = Vec::new();
+        let mut last_error = Vec::new();
+        let mut offset = Vec::new();
+        let mut watermark = Vec::new();
+        for (task, m) in &readers {
+            let s = m.state();
+            source.push(m.source_name.clone());
+            connector.push(m.connector.clone());
+            job.push(job_name(task.job));
+            split.push(Some(m.split as i32));
+            state.push(s.status);
+            rows_read.push(metrics::count(&m.rows_read) as i64);
+            parse_errors.push(metrics::count(&m.parse_errors) as i64);
+            last_error.push(s.last_error);
+            offset.push((!s.offset.is_empty()).then_some(s.offset));
+            watermark.push(watermark_value(Some(metrics::load(&m.watermark))));
+        }
+        for def in self.store.sources() {
+            if readers.iter().any(|(_, m)| m.source_id == def.id) {
+                continue;
+            }
+            source.push(def.name.clone());
+            connector.push(def.connector.clone());
+            job.push(None);
+            split.push(None);
+            state.push("not read by any view".to_string());
+            rows_read.push(0);
+            parse_errors.push(0);
+            last_error.push(None);
+            offset.push(None);
+            watermark.push(None);
+        }
+        vec![
+            Arc::new(StringArray::from(source)),
+            Arc::new(StringArray::from(connector)),
+            Arc::new(StringArray::from(job)),
+            Arc::new(Int32Array::from(split)),
+            Arc::new(StringArray::from(state)),
+            Arc::new(Int64Array::from(rows_read)),
+            Arc::new(Int64Array::from(parse_errors)),
+            Arc::new(StringArray::from(last_error)),
+            Arc::new(StringArray::from(offset)),
+            Arc::new(TimestampMicrosecondArray::from(watermark)),
+        ]
     }
 }
 

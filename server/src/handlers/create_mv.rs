@@ -12,10 +12,12 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use weir_executor::job_graph::JobGraph;
-use weir_planner::sqlparser::ast::{CreateView, Statement};
+use datafusion::logical_expr::LogicalPlan;
+use weir_executor::job_graph::WatermarkSpec;
+use weir_planner::sqlparser::ast::{CreateView, Query, Statement};
 use weir_planner::{
     name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate,
-    SqlError, SqlResult, StreamCatalog, StreamInput,
+    JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
 };
 use weir_storage::{ColumnDef, ColumnType, Store, TableDef, ViewDef};
 
@@ -24,7 +26,7 @@ use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
 use crate::wire::errors::{from_datafusion, from_storage};
 
-pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResult<Outcome> {
+pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool, emit_on_window_close: bool) -> SqlResult<Outcome> {
     if !create.materialized {
         return Err(SqlError::unsupported("CREATE VIEW (non-materialized views)")
             .with_hint("Use CREATE MATERIALIZED VIEW."));
@@ -40,30 +42,20 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
         ));
     }
     let store = &cx.engine.store;
-    if !explain && (store.table(&schema, &name).is_some() || store.view(&schema, &name).is_some()) {
+    let taken = store.table(&schema, &name).is_some()
+        || store.view(&schema, &name).is_some()
+        || store.source(&schema, &name).is_some()
+        || store.sink(&schema, &name).is_some();
+    if !explain && taken {
         if create.if_not_exists {
             return Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None });
         }
         return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
     }
 
-    let (ctx, parallelism) = {
-        let session = cx.session()?;
-        (cx.engine.session_context(&session).map_err(from_datafusion)?, session.streaming_parallelism())
-    };
-    let mut statement = Statement::Query(create.query.clone());
-    rewrite_for_datafusion(&mut statement);
-    name_result_columns(&mut statement);
-    let state = ctx.state();
-    let plan = state
-        .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-        .await
-        .map_err(from_datafusion)?;
-    let optimized = state.optimize(&plan).map_err(from_datafusion)?;
-
     let view_id = if explain { 0 } else { store.allocate_id().map_err(from_storage)? };
-    let catalog = Catalog { store: store.clone() };
-    let graph = plan_job_graph(&optimized, view_id, &name, parallelism, &catalog)?;
+    let options = JobOptions { emit_on_window_close, sink: None };
+    let (graph, optimized) = plan_stream_job(cx, &create.query, view_id, &name, &options).await?;
     if explain {
         let text = graph.to_string();
         let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
@@ -104,7 +96,12 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
             .collect(),
         definition: create.query.to_string(),
         parallelism: graph.materialize_vertex().map_err(|e| SqlError::internal(e.to_string()))?.parallelism,
-        depends_on: graph.table_inputs().into_iter().chain(graph.view_inputs()).collect(),
+        depends_on: graph
+            .table_inputs()
+            .into_iter()
+            .chain(graph.view_inputs())
+            .chain(graph.source_inputs())
+            .collect(),
         job_graph: serde_json::to_string(&graph).map_err(|e| SqlError::internal(e.to_string()))?,
         created_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -119,6 +116,33 @@ pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool) -> SqlResu
     }
     guard.armed = false;
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+}
+
+/// Plans `query` as the job `id` named `name`: DataFusion binds and optimizes it in the
+/// session's catalog, then the stream planner lowers it to a JobGraph.
+pub(crate) async fn plan_stream_job(
+    cx: &Context<'_>,
+    query: &Query,
+    id: u64,
+    name: &str,
+    options: &JobOptions,
+) -> SqlResult<(JobGraph, LogicalPlan)> {
+    let (ctx, parallelism) = {
+        let session = cx.session()?;
+        (cx.engine.session_context(&session).map_err(from_datafusion)?, session.streaming_parallelism())
+    };
+    let mut statement = Statement::Query(Box::new(query.clone()));
+    rewrite_for_datafusion(&mut statement);
+    name_result_columns(&mut statement);
+    let state = ctx.state();
+    let plan = state
+        .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+        .await
+        .map_err(from_datafusion)?;
+    let optimized = state.optimize(&plan).map_err(from_datafusion)?;
+    let catalog = Catalog { store: cx.engine.store.clone() };
+    let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, options)?;
+    Ok((graph, optimized))
 }
 
 /// Removes a half-created view when the statement fails or is cancelled (its future
@@ -180,6 +204,27 @@ struct Catalog {
 impl StreamCatalog for Catalog {
     fn resolve(&self, name: &TableReference) -> Option<StreamInput> {
         let schema = name.schema().unwrap_or(DEFAULT_SCHEMA);
+        if let Some(source) = self.store.source(schema, name.table()) {
+            // Options were checked at CREATE SOURCE; the split count comes from the connector.
+            let splits = weir_executor::connectors::open_connector(
+                &source.connector,
+                &source.options,
+                source.relation().arrow_schema(),
+            )
+            .map(|c| c.splits())
+            .unwrap_or(1);
+            return Some(StreamInput::Source {
+                id: source.id,
+                name: source.name.clone(),
+                connector: source.connector.clone(),
+                options: source.options.clone(),
+                splits,
+                watermark: source
+                    .watermark
+                    .as_ref()
+                    .map(|w| WatermarkSpec { column: w.column, expr: w.positional_expr.clone() }),
+            });
+        }
         if let Some(table) = self.store.table(schema, name.table()) {
             let def = table.def();
             return Some(StreamInput::Table {

@@ -259,7 +259,7 @@ fn resolve_table(
 fn reparse(sql: &str) -> SqlResult<Statement> {
     match parse_sql(sql)?.into_iter().next() {
         Some(WeirStatement::Sql(statement)) => Ok(*statement),
-        Some(WeirStatement::Flush) | None => Err(SqlError::internal("empty derived statement")),
+        Some(_) | None => Err(SqlError::internal("empty derived statement")),
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn run(
         other => return Err(SqlError::unsupported(format!("DROP {other}"))),
     };
     let store = &cx.engine.store;
-    let views = store.views();
+    let views = dependent_jobs(cx);
     let mut tables = Vec::new();
     let mut requested = Vec::new();
     for name in names {
@@ -64,12 +64,12 @@ pub async fn run(
         let dependents = dependents_of(*id, &views);
         if !cascade {
             if let Some(first) = dependents.iter().find(|d| !named.contains(d)) {
-                let dependent = views.iter().find(|v| v.id() == *first).map_or("?", |v| v.name());
+                let dependent = views.iter().find(|v| v.id == *first).map_or("?".to_string(), |v| v.describe());
                 return Err(SqlError::new(
                     sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
                     format!("cannot drop {kind} {relation} because other objects depend on it"),
                 )
-                .with_detail(format!("materialized view {dependent} depends on {kind} {relation}"))
+                .with_detail(format!("{dependent} depends on {kind} {relation}"))
                 .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
             }
         }
@@ -78,11 +78,7 @@ pub async fn run(
             doomed_views.insert(*id);
         }
     }
-    for id in doomed_views.iter().rev() {
-        let Some(view) = views.iter().find(|v| v.id() == *id) else { continue };
-        cx.engine.jobs.drop_job(view.id()).await.map_err(|e| SqlError::internal(e.to_string()))?;
-        store.drop_view(&view.relation.schema_name, &view.relation.name).map_err(from_storage)?;
-    }
+    drop_jobs(cx, &views, &doomed_views).await?;
     for (schema, table) in tables {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.drop_table(&schema, &table))
@@ -93,14 +89,66 @@ pub async fn run(
     Ok(Outcome::Command { tag, rows: None })
 }
 
-/// Every view that reads `id`, directly or through other views.
-fn dependents_of(id: TableId, views: &[ViewDef]) -> BTreeSet<TableId> {
+/// A materialized view or a sink: a job that reads other relations.
+pub(crate) struct DependentJob {
+    pub id: TableId,
+    pub schema: String,
+    pub name: String,
+    pub sink: bool,
+    pub depends_on: Vec<TableId>,
+}
+
+impl DependentJob {
+    pub fn describe(&self) -> String {
+        match self.sink {
+            true => format!("sink {}", self.name),
+            false => format!("materialized view {}", self.name),
+        }
+    }
+}
+
+/// Every materialized view and sink.
+pub(crate) fn dependent_jobs(cx: &Context<'_>) -> Vec<DependentJob> {
+    let views = cx.engine.store.views().into_iter().map(|v: ViewDef| DependentJob {
+        id: v.id(),
+        schema: v.relation.schema_name.clone(),
+        name: v.relation.name.clone(),
+        sink: false,
+        depends_on: v.depends_on,
+    });
+    let sinks = cx.engine.store.sinks().into_iter().map(|s| DependentJob {
+        id: s.id,
+        schema: s.schema_name,
+        name: s.name,
+        sink: true,
+        depends_on: s.depends_on,
+    });
+    views.chain(sinks).collect()
+}
+
+/// Stops and removes the jobs `doomed`, newest first (a view goes before those it reads).
+pub(crate) async fn drop_jobs(cx: &Context<'_>, jobs: &[DependentJob], doomed: &BTreeSet<TableId>) -> SqlResult<()> {
+    for id in doomed.iter().rev() {
+        let Some(job) = jobs.iter().find(|v| v.id == *id) else { continue };
+        cx.engine.jobs.drop_job(job.id).await.map_err(|e| SqlError::internal(e.to_string()))?;
+        let store = &cx.engine.store;
+        match job.sink {
+            true => store.drop_sink(&job.schema, &job.name).map(|_| ()),
+            false => store.drop_view(&job.schema, &job.name).map(|_| ()),
+        }
+        .map_err(from_storage)?;
+    }
+    Ok(())
+}
+
+/// Every view or sink that reads `id`, directly or through other views.
+pub(crate) fn dependents_of(id: TableId, jobs: &[DependentJob]) -> BTreeSet<TableId> {
     let mut found = BTreeSet::new();
     let mut frontier = vec![id];
     while let Some(current) = frontier.pop() {
-        for view in views {
-            if view.depends_on.contains(&current) && found.insert(view.id()) {
-                frontier.push(view.id());
+        for job in jobs {
+            if job.depends_on.contains(&current) && found.insert(job.id) {
+                frontier.push(job.id);
             }
         }
     }

@@ -15,6 +15,7 @@ mod flush;
 mod query;
 mod settings;
 mod show_tables;
+mod stream_ddl;
 mod transaction;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,6 +69,10 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
     let statement = match statement {
         WeirStatement::Sql(statement) => *statement,
         WeirStatement::Flush => return flush::run(cx).await,
+        WeirStatement::CreateSource(create) => return stream_ddl::create_source(cx, &create).await,
+        WeirStatement::CreateSink(create) => return stream_ddl::create_sink(cx, &create).await,
+        WeirStatement::DropStream(drop) => return stream_ddl::drop(cx, &drop).await,
+        WeirStatement::EmitOnWindowClose(statement) => return dispatch_emit_on_window_close(cx, *statement).await,
     };
     let is_transaction_control = matches!(statement, Statement::Commit { .. } | Statement::Rollback { .. });
     let state = cx.session()?.transaction;
@@ -100,16 +105,27 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
     result
 }
 
+async fn dispatch_emit_on_window_close(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
+    match statement {
+        Statement::CreateView(create) => create_mv::run(cx, create, false, true).await,
+        Statement::Explain { statement, .. } => match *statement {
+            Statement::CreateView(create) => create_mv::run(cx, create, true, true).await,
+            _ => Err(SqlError::syntax("EMIT ON WINDOW CLOSE ends a CREATE MATERIALIZED VIEW")),
+        },
+        _ => Err(SqlError::syntax("EMIT ON WINDOW CLOSE ends a CREATE MATERIALIZED VIEW")),
+    }
+}
+
 async fn dispatch(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
     match statement {
         Statement::Explain { statement: explained, .. } if matches!(*explained, Statement::CreateView(_)) => {
             match *explained {
-                Statement::CreateView(create) => create_mv::run(cx, create, true).await,
+                Statement::CreateView(create) => create_mv::run(cx, create, true, false).await,
                 _ => Err(SqlError::internal("EXPLAIN target changed while dispatching")),
             }
         }
         Statement::Query(_) | Statement::Explain { .. } => query::run(cx, statement).await,
-        Statement::CreateView(create) => create_mv::run(cx, create, false).await,
+        Statement::CreateView(create) => create_mv::run(cx, create, false, false).await,
         Statement::Insert(_) => dml::insert(cx, statement).await,
         Statement::Update(update) => dml::update(cx, update).await,
         Statement::Delete(delete) => dml::delete(cx, delete).await,

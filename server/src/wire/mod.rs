@@ -286,7 +286,7 @@ impl QueryParser for WeirQueryParser {
             WeirStatement::Sql(ast) => {
                 describe_statement(&self.engine, &snapshot_session, ast).await.map_err(to_pgwire)?
             }
-            WeirStatement::Flush => Default::default(),
+            _ => Default::default(),
         };
         for (i, ty) in types.iter().enumerate() {
             if let Some(declared) = ty.as_ref().and_then(params::arrow_type_of) {

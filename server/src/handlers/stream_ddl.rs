@@ -1,0 +1,146 @@
+//! `CREATE SOURCE`, `CREATE SINK`, `DROP SOURCE` and `DROP SINK`.
+//!
+//! A source is only a catalog entry until a view or sink reads it: each reading job runs
+//! its own readers (one per split). Its connector options are checked at CREATE, so a
+//! mistake is reported there with SQLSTATE 22023 rather than when a view first reads it. A
+//! sink is a job like a materialized view whose rows leave Weir instead of being stored.
+
+use std::collections::BTreeSet;
+
+use weir_executor::expr::ExprCompiler;
+use weir_planner::{plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource, DropStream};
+use weir_planner::{JobOptions, SqlError, SqlResult};
+use weir_storage::{SinkDef, TableId};
+
+use super::create_mv::plan_stream_job;
+use super::drop_table::{dependent_jobs, dependents_of, drop_jobs};
+use super::{Context, Outcome};
+use crate::engine::DEFAULT_SCHEMA;
+use crate::wire::errors::from_storage;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn check_schema(schema: &str) -> SqlResult<()> {
+    match schema == DEFAULT_SCHEMA {
+        true => Ok(()),
+        false => Err(SqlError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist"))),
+    }
+}
+
+fn name_taken(cx: &Context<'_>, schema: &str, name: &str) -> bool {
+    let store = &cx.engine.store;
+    store.table(schema, name).is_some()
+        || store.view(schema, name).is_some()
+        || store.source(schema, name).is_some()
+        || store.sink(schema, name).is_some()
+}
+
+fn invalid_option(e: impl std::fmt::Display) -> SqlError {
+    SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, e.to_string())
+}
+
+pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<Outcome> {
+    let mut def = plan_create_source(stmt)?;
+    check_schema(&def.schema_name)?;
+    if name_taken(cx, &def.schema_name, &def.name) {
+        if stmt.if_not_exists {
+            return Ok(Outcome::Command { tag: "CREATE SOURCE", rows: None });
+        }
+        return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{}\" already exists", def.name)));
+    }
+    let schema = def.relation().arrow_schema();
+    // The connector checks its options against the columns; the watermark must compile.
+    weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone()).map_err(invalid_option)?;
+    weir_executor::task_manager::source_settings(&def.options).map_err(invalid_option)?;
+    if let Some(w) = &def.watermark {
+        let time_type = schema.field(w.column).data_type().clone();
+        ExprCompiler::default().compile(&w.positional_expr, &schema, Some(&time_type)).map_err(|e| {
+            SqlError::new(sqlstate::DATATYPE_MISMATCH, format!("invalid WATERMARK expression {}: {e}", w.expr))
+                .with_hint("Write it as the column minus an interval, e.g. ts - INTERVAL '5' SECOND.")
+        })?;
+    }
+    def.id = cx.engine.store.allocate_id().map_err(from_storage)?;
+    def.created_at = now_secs();
+    cx.engine.store.create_source(def).map_err(from_storage)?;
+    Ok(Outcome::Command { tag: "CREATE SOURCE", rows: None })
+}
+
+pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outcome> {
+    let (schema, name) = split_name(&stmt.name)?;
+    check_schema(&schema)?;
+    if name_taken(cx, &schema, &name) {
+        if stmt.if_not_exists {
+            return Ok(Outcome::Command { tag: "CREATE SINK", rows: None });
+        }
+        return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+    }
+    let (connector, options) = split_connector(&stmt.options)?;
+    weir_executor::operators::sink::SinkConfig::parse(&connector, &options).map_err(invalid_option)?;
+    let store = &cx.engine.store;
+    let id = store.allocate_id().map_err(from_storage)?;
+    let job_options =
+        JobOptions { emit_on_window_close: stmt.emit_on_window_close, sink: Some((connector.clone(), options.clone())) };
+    let (graph, _) = plan_stream_job(cx, &stmt.query, id, &name, &job_options).await?;
+    let def = SinkDef {
+        id,
+        schema_name: schema.clone(),
+        name: name.clone(),
+        definition: stmt.query.to_string(),
+        connector,
+        options,
+        depends_on: graph.table_inputs().into_iter().chain(graph.view_inputs()).chain(graph.source_inputs()).collect(),
+        job_graph: serde_json::to_string(&graph).map_err(|e| SqlError::internal(e.to_string()))?,
+        created_at: now_secs(),
+    };
+    store.create_sink(def).map_err(from_storage)?;
+    if let Err(e) = cx.engine.jobs.deploy(graph).await {
+        cx.engine.jobs.stop_job(id);
+        let _ = store.drop_sink(&schema, &name);
+        return Err(SqlError::internal(format!("sink \"{name}\" could not be started: {e}")));
+    }
+    Ok(Outcome::Command { tag: "CREATE SINK", rows: None })
+}
+
+pub async fn drop(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcome> {
+    let (kind, tag) = if stmt.sink { ("sink", "DROP SINK") } else { ("source", "DROP SOURCE") };
+    let store = &cx.engine.store;
+    let jobs = dependent_jobs(cx);
+    let mut sources = Vec::new();
+    let mut doomed: BTreeSet<TableId> = BTreeSet::new();
+    for name in &stmt.names {
+        let (schema, relation) = split_name(name)?;
+        let id = match stmt.sink {
+            true => store.sink(&schema, &relation).map(|s| s.id),
+            false => store.source(&schema, &relation).map(|s| s.id),
+        };
+        let Some(id) = id else {
+            if stmt.if_exists {
+                continue;
+            }
+            return Err(SqlError::new(sqlstate::UNDEFINED_OBJECT, format!("{kind} \"{relation}\" does not exist")));
+        };
+        if stmt.sink {
+            doomed.insert(id);
+            continue;
+        }
+        let dependents = dependents_of(id, &jobs);
+        if let (false, Some(first)) = (stmt.cascade, dependents.iter().next()) {
+            let dependent = jobs.iter().find(|j| j.id == *first).map_or("?".to_string(), |j| j.describe());
+            return Err(SqlError::new(
+                sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+                format!("cannot drop source {relation} because other objects depend on it"),
+            )
+            .with_detail(format!("{dependent} depends on source {relation}"))
+            .with_hint("Use DROP SOURCE ... CASCADE to drop the dependent objects too."));
+        }
+        doomed.extend(dependents);
+        sources.push((schema, relation));
+    }
+    drop_jobs(cx, &jobs, &doomed).await?;
+    for (schema, name) in sources {
+        store.drop_source(&schema, &name).map_err(from_storage)?;
+    }
+    Ok(Outcome::Command { tag, rows: None })
+}
