@@ -20,7 +20,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 use super::convert::{quote_value, read_schema, sql_type_name};
-use super::text::{Decoded, Record, RecordFormat, Scanned};
+use super::text::{find_either, Decoded, Record, RecordFormat, Scanned};
 use super::CsvOptions;
 use crate::error::ExecResult;
 
@@ -44,7 +44,12 @@ impl CsvFormat {
 
     /// Decodes `bytes` (whole records) with arrow-csv. `Ok(None)` if they hold more than
     /// `expected` rows.
-    fn decode_bytes(&self, schema: &SchemaRef, bytes: &[u8], expected: usize) -> Result<Option<RecordBatch>, ArrowError> {
+    fn decode_bytes(
+        &self,
+        schema: &SchemaRef,
+        bytes: &[u8],
+        expected: usize,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
         let mut decoder = ReaderBuilder::new(Arc::clone(schema))
             .with_header(false)
             .with_delimiter(self.delimiter)
@@ -150,7 +155,7 @@ impl CsvFormat {
 impl RecordFormat for CsvFormat {
     fn scan(&self, buf: &[u8], eof: bool) -> Option<Scanned> {
         // Fast path: a line without quotes.
-        match buf.iter().position(|&b| b == b'\n' || b == QUOTE) {
+        match find_either(buf, b'\n', QUOTE) {
             Some(i) if buf[i] == b'\n' => Some(line_end(buf, i, false)),
             Some(_) => scan_quoted(buf, eof, self.delimiter),
             None if eof && !buf.is_empty() => {

@@ -15,7 +15,7 @@ use arrow::error::ArrowError;
 use arrow_json::ReaderBuilder;
 
 use super::convert::{quote_value, read_schema, sql_type_name};
-use super::text::{Decoded, Record, RecordFormat, Scanned};
+use super::text::{find_either, Decoded, Record, RecordFormat, Scanned};
 use crate::error::ExecResult;
 
 /// The JSON-lines [`RecordFormat`] of one source.
@@ -31,7 +31,11 @@ impl JsonFormat {
     }
 
     /// Decodes `bytes` with arrow-json. `Ok(None)` if they hold more than `expected` rows.
-    fn decode_bytes(schema: &SchemaRef, bytes: &[u8], expected: usize) -> Result<Option<RecordBatch>, ArrowError> {
+    fn decode_bytes(
+        schema: &SchemaRef,
+        bytes: &[u8],
+        expected: usize,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
         let mut decoder = ReaderBuilder::new(Arc::clone(schema))
             .with_batch_size(expected + 1)
             .with_coerce_primitive(true)
@@ -71,7 +75,11 @@ impl JsonFormat {
                     serde_json::Value::String(s) => quote_value(s),
                     other => other.to_string(),
                 };
-                return format!("column {}: cannot parse {shown} as {}", field.name(), sql_type_name(declared.data_type()));
+                return format!(
+                    "column {}: cannot parse {shown} as {}",
+                    field.name(),
+                    sql_type_name(declared.data_type())
+                );
             }
         }
         error.to_string()
@@ -80,7 +88,7 @@ impl JsonFormat {
 
 impl RecordFormat for JsonFormat {
     fn scan(&self, buf: &[u8], eof: bool) -> Option<Scanned> {
-        match buf.iter().position(|&b| b == b'\n') {
+        match find_either(buf, b'\n', b'\n') {
             Some(i) => Some(Scanned { content_end: i, next: i + 1, newlines: 1, flag: false }),
             None if eof && !buf.is_empty() => {
                 Some(Scanned { content_end: buf.len(), next: buf.len(), newlines: 1, flag: false })

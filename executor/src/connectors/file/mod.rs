@@ -74,9 +74,9 @@ impl FileConnector {
     /// Validates `options` against the declared `schema` and lists the files `path` matches.
     pub fn new(options: &ConnectorOptions, schema: SchemaRef) -> Result<Self, OptionError> {
         check_known_options("file", options, KNOWN_OPTIONS)?;
-        let pattern = options
-            .get("path")
-            .ok_or_else(|| OptionError("connector 'file' needs option 'path' (a file path or a glob)".into()))?;
+        let pattern = options.get("path").ok_or_else(|| {
+            OptionError("connector 'file' needs option 'path' (a file path or a glob)".into())
+        })?;
         let format = match options.get("format").map(|f| f.trim().to_ascii_lowercase()) {
             None => {
                 return Err(OptionError(
@@ -132,7 +132,10 @@ impl Connector for FileConnector {
 
     fn open(&self, split: usize) -> ExecResult<Box<dyn SplitReader>> {
         let path = self.files.get(split).ok_or_else(|| {
-            ExecError::Internal(format!("file source has {} splits, asked for split {split}", self.files.len()))
+            ExecError::Internal(format!(
+                "file source has {} splits, asked for split {split}",
+                self.files.len()
+            ))
         })?;
         let schema = Arc::clone(&self.schema);
         Ok(match self.format {

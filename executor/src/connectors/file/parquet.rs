@@ -21,10 +21,14 @@ use crate::connectors::{ReadOutcome, RowError, SplitReader};
 use crate::error::{ExecError, ExecResult};
 
 /// Opens `path` and finds, for each declared column, the index of the file's column to read.
-fn open_builder(path: &Path, schema: &SchemaRef) -> ExecResult<(ParquetRecordBatchReaderBuilder<File>, Vec<usize>)> {
+fn open_builder(
+    path: &Path,
+    schema: &SchemaRef,
+) -> ExecResult<(ParquetRecordBatchReaderBuilder<File>, Vec<usize>)> {
     let file = File::open(path).map_err(|e| io_error(path, "open", e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| ExecError::Connector(format!("'{}' is not a readable Parquet file: {e}", path.display())))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+        ExecError::Connector(format!("'{}' is not a readable Parquet file: {e}", path.display()))
+    })?;
     let file_schema = builder.schema();
     let mut indices = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
@@ -92,7 +96,8 @@ impl ParquetReader {
         let (builder, indices) = open_builder(&self.path, &self.schema)?;
         let names: Vec<String> = indices.iter().map(|&i| builder.schema().field(i).name().clone()).collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-        let offset = usize::try_from(self.row).map_err(|_| ExecError::Internal("row offset too large".into()))?;
+        let offset =
+            usize::try_from(self.row).map_err(|_| ExecError::Internal("row offset too large".into()))?;
         let reader = builder
             .with_projection(mask)
             .with_batch_size(self.batch_size)

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Schema,
-    SchemaRef, TimeUnit, TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -15,7 +15,9 @@ use super::FileConnector;
 use crate::connectors::{Connector, ConnectorOptions, ReadOutcome, RowError, SplitReader};
 
 fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
-    Arc::new(Schema::new(fields.iter().map(|(n, t, null)| Field::new(*n, t.clone(), *null)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        fields.iter().map(|(n, t, null)| Field::new(*n, t.clone(), *null)).collect::<Vec<_>>(),
+    ))
 }
 
 fn options(pairs: &[(&str, &str)]) -> ConnectorOptions {
@@ -61,8 +63,11 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for batch in batches {
-        let formatters: Vec<_> =
-            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("fmt")).collect();
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("fmt"))
+            .collect();
         for row in 0..batch.num_rows() {
             out.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join("|"));
         }
@@ -171,7 +176,11 @@ fn csv_quoted_fields() {
 
 #[test]
 fn csv_empty_fields_are_null_but_quoted_empty_text_is_empty() {
-    let s = schema(&[("id", DataType::Int64, true), ("name", DataType::Utf8, true), ("n", DataType::Int32, true)]);
+    let s = schema(&[
+        ("id", DataType::Int64, true),
+        ("name", DataType::Utf8, true),
+        ("n", DataType::Int32, true),
+    ]);
     let (rows, errors) = read_csv(",,\n1,\"\",\"\"\n2,,3\n", &[], s);
     assert_eq!(rows, vec!["NULL|NULL|NULL", "1||NULL", "2|NULL|3"]);
     assert!(errors.is_empty());
@@ -411,13 +420,25 @@ fn option_errors() {
         (vec![("format", "csv")], "needs option 'path'"),
         (vec![("path", &p)], "needs option 'format'"),
         (vec![("path", &p), ("format", "xml")], "unknown format 'xml'"),
-        (vec![("path", &p), ("format", "csv"), ("delimiter", ";;")], "option 'delimiter' must be a single character"),
+        (
+            vec![("path", &p), ("format", "csv"), ("delimiter", ";;")],
+            "option 'delimiter' must be a single character",
+        ),
         (vec![("path", &p), ("format", "csv"), ("delimiter", "\"")], "option 'delimiter' cannot be"),
-        (vec![("path", &p), ("format", "csv"), ("header", "yes")], "option 'header' must be 'true' or 'false'"),
+        (
+            vec![("path", &p), ("format", "csv"), ("header", "yes")],
+            "option 'header' must be 'true' or 'false'",
+        ),
         (vec![("path", &p), ("format", "csv"), ("batch.size", "0")], "option 'batch.size' must be"),
         (vec![("path", &p), ("format", "csv"), ("colour", "red")], "unknown option 'colour'"),
-        (vec![("path", &p), ("format", "json"), ("header", "true")], "option 'header' only applies to format 'csv'"),
-        (vec![("path", "/nonexistent/dir/*.csv"), ("format", "csv")], "no file matches path '/nonexistent/dir/*.csv'"),
+        (
+            vec![("path", &p), ("format", "json"), ("header", "true")],
+            "option 'header' only applies to format 'csv'",
+        ),
+        (
+            vec![("path", "/nonexistent/dir/*.csv"), ("format", "csv")],
+            "no file matches path '/nonexistent/dir/*.csv'",
+        ),
         (vec![("path", "[unclosed"), ("format", "csv")], "not a valid glob pattern"),
         (vec![("path", &p), ("format", "parquet")], "not a readable Parquet file"),
     ];
@@ -471,4 +492,20 @@ fn csv_bid_throughput() {
         content.len() / 1_000_000,
         n as f64 / elapsed.as_secs_f64() / 1e6
     );
+}
+
+#[test]
+fn find_either_matches_a_plain_search() {
+    let text: Vec<u8> = (0..300u32)
+        .map(|i| [b'a', b'\n', b'"', 0x80, 0xff, b'x', 0x0a ^ 0x80][(i * 7 % 13 % 7) as usize])
+        .collect();
+    for start in 0..text.len() {
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 40] {
+            let s = &text[start..(start + len).min(text.len())];
+            let plain = s.iter().position(|&c| c == b'\n' || c == b'"');
+            assert_eq!(super::text::find_either(s, b'\n', b'"'), plain);
+            let plain = s.iter().position(|&c| c == 0x80);
+            assert_eq!(super::text::find_either(s, 0x80, 0x80), plain);
+        }
+    }
 }

@@ -24,6 +24,30 @@ pub(super) const READ_CHUNK: usize = 4 << 20;
 /// A record longer than this (e.g. an unterminated quote swallowing the file) fails the read.
 const MAX_RECORD_BYTES: usize = 64 << 20;
 
+/// Position of the first byte of `buf` equal to `a` or `b`. Scans eight bytes at a time
+/// (a byte-wise "has zero" test on `u64` words), since finding line ends is the one pass
+/// over every input byte outside arrow's decoders.
+pub(super) fn find_either(buf: &[u8], a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
+    let mut words = buf.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let v = u64::from_le_bytes(bytes);
+        let (xa, xb) = (v ^ pa, v ^ pb);
+        let hits = (xa.wrapping_sub(ONES) & !xa & HIGHS) | (xb.wrapping_sub(ONES) & !xb & HIGHS);
+        if hits != 0 {
+            // The lowest flagged byte is exact (borrows only run towards higher bytes).
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words.remainder().iter().position(|&c| c == a || c == b).map(|i| at + i)
+}
+
 /// Where a record found by [`RecordFormat::scan`] ends, relative to its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Scanned {
@@ -129,20 +153,13 @@ impl<F: RecordFormat> TextReader<F> {
             self.pos = 0;
         }
         while !self.eof && self.buf.len() < want {
-            let old = self.buf.len();
-            let len = want.max(old + READ_CHUNK / 4);
-            self.buf.resize(len, 0);
-            match self.file.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(io_error(&self.path, "read", e));
-                }
+            let ask = (want - self.buf.len()).max(READ_CHUNK / 4);
+            // `read_to_end` on a `take` appends without zero-filling the buffer first.
+            match (&mut self.file).take(ask as u64).read_to_end(&mut self.buf) {
+                Ok(n) if n < ask => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(&self.path, "read", e)),
             }
         }
         Ok(())
@@ -174,7 +191,11 @@ impl<F: RecordFormat> TextReader<F> {
     }
 
     /// Decodes a chunk of records into a batch (if any row is good), recording row errors.
-    fn decode_chunk(&mut self, records: &[Record], end: usize) -> ExecResult<Option<arrow::array::RecordBatch>> {
+    fn decode_chunk(
+        &mut self,
+        records: &[Record],
+        end: usize,
+    ) -> ExecResult<Option<arrow::array::RecordBatch>> {
         let chunk = &self.buf[self.pos..end];
         let decoded = self.format.decode(chunk, records)?;
         let mut errors = decoded.errors;
