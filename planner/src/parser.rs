@@ -156,7 +156,7 @@ mod tests {
              WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) \
              WITH (connector = 'nexmark', nexmark.table.type = 'Bid', \"nexmark.event.num\" = 10);
              CREATE MATERIALIZED VIEW v AS SELECT 1 EMIT ON WINDOW CLOSE;
-             CREATE SINK s AS SELECT * FROM v WITH (connector = 'blackhole');
+             CREATE SINK s AS SELECT * FROM v WHERE a IN (SELECT 1) WITH (connector = 'blackhole');
              DROP SOURCE IF EXISTS bid CASCADE",
         )
         .unwrap();

@@ -83,9 +83,47 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
         if !parser.parse_keyword(Keyword::AS) {
             return parser.expected("AS followed by a query", parser.peek_token());
         }
-        let query = parser.parse_query()?;
-        let emit_on_window_close = parse_emit_on_window_close(parser)?;
-        let options = parse_with_options(parser)?;
+        // `... FROM t WITH (...)` would parse as table hints, so the statement is split at
+        // its last top-level `WITH (` first: the query before it, the options after.
+        let mut tokens = Vec::new();
+        let mut depth = 0i32;
+        loop {
+            let token = parser.peek_token();
+            match token.token {
+                Token::EOF => break,
+                Token::SemiColon if depth == 0 => break,
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                _ => {}
+            }
+            tokens.push(parser.next_token());
+        }
+        let mut depth = 0i32;
+        let mut split = None;
+        for (i, token) in tokens.iter().enumerate() {
+            match &token.token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::Word(w) if depth == 0 && w.keyword == Keyword::WITH => {
+                    if matches!(tokens.get(i + 1).map(|t| &t.token), Some(Token::LParen)) {
+                        split = Some(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(split) = split else {
+            return parser.expected("WITH (connector = '...', ...) after the sink's query", parser.peek_token());
+        };
+        let options_tokens = tokens.split_off(split);
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let mut query_parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+        let query = query_parser.parse_query()?;
+        let emit_on_window_close = parse_emit_on_window_close(&mut query_parser)?;
+        query_parser.expect_token(&Token::EOF)?;
+        let mut options_parser = Parser::new(&dialect).with_tokens_with_locations(options_tokens);
+        let options = parse_with_options(&mut options_parser)?;
+        options_parser.expect_token(&Token::EOF)?;
         return Ok(StreamDdl::CreateSink(CreateSink { name, if_not_exists, query, emit_on_window_close, options }));
     }
     parser.expect_token(&Token::LParen)?;

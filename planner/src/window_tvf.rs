@@ -12,9 +12,11 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::common::{plan_err, DFSchema, DFSchemaRef, Result as DfResult, ScalarValue};
+use datafusion::common::{plan_err, DFSchema, DFSchemaRef, Result as DfResult, ScalarValue, TableReference};
 use datafusion::logical_expr::planner::{PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning};
-use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, LogicalPlanBuilder, TableSource, UserDefinedLogicalNodeCore,
+};
 use datafusion::sql::sqlparser::ast::{self, FunctionArg, FunctionArgExpr, TableFactor};
 use weir_executor::job_graph::WindowKind;
 
@@ -88,9 +90,28 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
     }
 }
 
+/// Finds a table, view or source by name for a window call's first argument.
+pub type ResolveTable = dyn Fn(&TableReference) -> Option<Arc<dyn TableSource>> + Send + Sync;
+
 /// Plans `TUMBLE(...)`, `HOP(...)`, `CUMULATE(...)` and `SESSION(...)` in `FROM`.
-#[derive(Debug, Default)]
-pub struct WindowTvfPlanner;
+///
+/// DataFusion fetches the tables a statement names before planning it, but a window call's
+/// source is an argument, not a table reference, so it is looked up here with `resolve`.
+pub struct WindowTvfPlanner {
+    resolve: Arc<ResolveTable>,
+}
+
+impl WindowTvfPlanner {
+    pub fn new(resolve: Arc<ResolveTable>) -> Self {
+        Self { resolve }
+    }
+}
+
+impl fmt::Debug for WindowTvfPlanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WindowTvfPlanner")
+    }
+}
 
 impl RelationPlanner for WindowTvfPlanner {
     fn plan_relation(
@@ -136,13 +157,15 @@ impl RelationPlanner for WindowTvfPlanner {
             ast::Expr::CompoundIdentifier(parts) => ast::ObjectName::from(parts.clone()),
             other => return plan_err!("the first argument of {usage} must name a table or source, not {other}"),
         };
-        let mut source = relation.clone();
-        if let TableFactor::Table { name, args, alias, .. } = &mut source {
-            *name = source_name;
-            *args = None;
-            *alias = None;
-        }
-        let input = context.plan(source)?;
+        let reference = context.object_name_to_table_reference(source_name)?;
+        let table = match context.context_provider().get_table_source(reference.clone()) {
+            Ok(table) => table,
+            Err(_) => match (self.resolve)(&reference) {
+                Some(table) => table,
+                None => return plan_err!("table \"{reference}\" does not exist (the first argument of {usage})"),
+            },
+        };
+        let input = LogicalPlanBuilder::scan(reference, table, None)?.build()?;
         let column = |expr: &ast::Expr, what: &str| -> DfResult<usize> {
             let ast::Expr::Identifier(ident) = expr else {
                 return plan_err!("the {what} argument of {usage} must be a column name, not {expr}");

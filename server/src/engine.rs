@@ -71,20 +71,25 @@ impl Engine {
         let snapshot = self.catalog_snapshot(session);
         let pg = pg_catalog::pg_catalog_schema(snapshot.clone());
         let catalog = MemoryCatalogProvider::new();
-        catalog.register_schema(
-            DEFAULT_SCHEMA,
-            Arc::new(UserSchema {
-                store: self.store.clone(),
-                views: self.view_states.snapshot(),
-                name: DEFAULT_SCHEMA.into(),
-                fallback: pg.clone(),
-            }),
-        )?;
+        let user_schema = Arc::new(UserSchema {
+            store: self.store.clone(),
+            views: self.view_states.snapshot(),
+            name: DEFAULT_SCHEMA.into(),
+            fallback: pg.clone(),
+        });
+        catalog.register_schema(DEFAULT_SCHEMA, user_schema.clone())?;
         catalog.register_schema("weir_catalog", crate::system_tables::schema(self.jobs.clone(), self.store.clone()))?;
         catalog.register_schema("pg_catalog", pg)?;
         catalog.register_schema("information_schema", pg_catalog::information_schema(snapshot.clone()))?;
         ctx.register_catalog(DEFAULT_DATABASE, Arc::new(catalog));
-        ctx.register_relation_planner(Arc::new(weir_planner::WindowTvfPlanner))?;
+        let resolve = move |name: &datafusion::common::TableReference| {
+            let schema = name.schema().unwrap_or(DEFAULT_SCHEMA);
+            if schema != DEFAULT_SCHEMA {
+                return None;
+            }
+            user_schema.user_relation(name.table()).ok().flatten().map(datafusion::datasource::provider_as_source)
+        };
+        ctx.register_relation_planner(Arc::new(weir_planner::WindowTvfPlanner::new(Arc::new(resolve))))?;
         pg_catalog::register_functions(&ctx, snapshot);
         Ok(ctx)
     }
@@ -103,6 +108,28 @@ struct UserSchema {
 impl fmt::Debug for UserSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserSchema").field("name", &self.name).finish()
+    }
+}
+
+impl UserSchema {
+    /// The user's table, view or source `name` (sources plan but cannot be scanned).
+    fn user_relation(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(table) = self.store.table(&self.name, name) {
+            return Ok(Some(Arc::new(StoredTable::new(table))));
+        }
+        if let Some(view) = self.store.view(&self.name, name) {
+            let version = self.views.views.get(&view.id()).cloned();
+            return Ok(Some(Arc::new(ViewTable::new(
+                view.relation.name.clone(),
+                view_schema(&view)?,
+                version,
+            ))));
+        }
+        if let Some(source) = self.store.source(&self.name, name) {
+            let schema = source.relation().arrow_schema();
+            return Ok(Some(Arc::new(crate::source_table::SourceTable { name: source.name, schema })));
+        }
+        Ok(None)
     }
 }
 
@@ -132,22 +159,10 @@ impl SchemaProvider for UserSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if let Some(table) = self.store.table(&self.name, name) {
-            return Ok(Some(Arc::new(StoredTable::new(table))));
+        match self.user_relation(name)? {
+            Some(table) => Ok(Some(table)),
+            None => self.fallback.table(name).await,
         }
-        if let Some(view) = self.store.view(&self.name, name) {
-            let version = self.views.views.get(&view.id()).cloned();
-            return Ok(Some(Arc::new(ViewTable::new(
-                view.relation.name.clone(),
-                view_schema(&view)?,
-                version,
-            ))));
-        }
-        if let Some(source) = self.store.source(&self.name, name) {
-            let schema = source.relation().arrow_schema();
-            return Ok(Some(Arc::new(crate::source_table::SourceTable { name: source.name, schema })));
-        }
-        self.fallback.table(name).await
     }
 
     fn table_exist(&self, name: &str) -> bool {
