@@ -242,6 +242,15 @@ impl Lowering<'_> {
                 let inputs = union.inputs.iter().map(|i| self.lower(i)).collect::<SqlResult<Vec<_>>>()?;
                 let output = fields_of(union.schema.as_arrow());
                 let append_only = inputs.iter().all(|v| self.vertices[*v].output.append_only);
+                // A column carries the watermark after the union if it does in every input
+                // (the union's watermark is the minimum over its inputs).
+                let in_all = |pick: fn(&StreamProperties) -> &Vec<usize>| -> Vec<usize> {
+                    (0..output.len())
+                        .filter(|c| inputs.iter().all(|v| pick(&self.vertices[*v].output).contains(c)))
+                        .collect()
+                };
+                let watermark_columns = in_all(|p| &p.watermark_columns);
+                let window_end_columns = in_all(|p| &p.window_end_columns);
                 let all_columns: Vec<usize> = (0..output.len()).collect();
                 let edges = inputs
                     .into_iter()
@@ -251,7 +260,8 @@ impl Lowering<'_> {
                     .add_vertex(self.parallelism, None, edges)
                     .with_chain(self, OperatorSpec::Union { output });
                 // A union may repeat rows across its inputs: no key survives.
-                self.vertices[vertex].output = StreamProperties { append_only, ..Default::default() };
+                self.vertices[vertex].output =
+                    StreamProperties { append_only, stream_key: None, watermark_columns, window_end_columns };
                 Ok(vertex)
             }
             LogicalPlan::Extension(extension) => {

@@ -35,9 +35,13 @@ pub async fn run_file(path: PathBuf, complete: bool) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = TestServer::start(&dir.path().join("data"));
     let conn = server.connection_string();
+    let work_dir = dir.path().join("work");
+    std::fs::create_dir_all(&work_dir).map_err(|e| e.to_string())?;
+    let work_dir = work_dir.display().to_string();
     let mut runner = sqllogictest::Runner::new(move || {
         let conn = conn.clone();
-        async move { Weir::connect(&conn).await }
+        let work_dir = work_dir.clone();
+        async move { Weir::connect(&conn, work_dir).await }
     });
     let result = if complete {
         runner
@@ -61,8 +65,16 @@ fn tail(s: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// One connection. In statements, `__DATA_DIR__` becomes the absolute path of
+/// `sql-tests/data` (input files for sources) and `__WORK_DIR__` a scratch directory of this
+/// test file (sink output, generated files).
 pub struct Weir {
     client: tokio_postgres::Client,
+    work_dir: String,
+}
+
+pub fn data_dir() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/data").display().to_string()
 }
 
 #[derive(Debug)]
@@ -86,12 +98,12 @@ impl From<tokio_postgres::Error> for WeirError {
 }
 
 impl Weir {
-    async fn connect(conn: &str) -> Result<Self, WeirError> {
+    async fn connect(conn: &str, work_dir: String) -> Result<Self, WeirError> {
         let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Self { client })
+        Ok(Self { client, work_dir })
     }
 }
 
@@ -101,7 +113,8 @@ impl sqllogictest::AsyncDB for Weir {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, WeirError> {
-        let messages = self.client.simple_query(sql).await?;
+        let sql = sql.replace("__DATA_DIR__", &data_dir()).replace("__WORK_DIR__", &self.work_dir);
+        let messages = self.client.simple_query(&sql).await?;
         let mut rows = Vec::new();
         let mut columns = None;
         let mut affected = 0;
