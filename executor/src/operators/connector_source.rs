@@ -210,3 +210,144 @@ impl ConnectorSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use arrow::array::{RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    use super::*;
+    use crate::connectors::RowError;
+
+    const S: i64 = 1_000_000;
+
+    /// Returns scripted outcomes, then `Finished` (or waits forever when `endless`).
+    struct Scripted {
+        script: VecDeque<ReadOutcome>,
+        errors: Vec<RowError>,
+        endless: bool,
+        read: usize,
+    }
+
+    impl SplitReader for Scripted {
+        fn next_batch(&mut self) -> ExecResult<ReadOutcome> {
+            match self.script.pop_front() {
+                Some(outcome) => {
+                    self.read += 1;
+                    Ok(outcome)
+                }
+                None if self.endless => Ok(ReadOutcome::Wait(Duration::from_millis(5))),
+                None => Ok(ReadOutcome::Finished),
+            }
+        }
+
+        fn take_errors(&mut self) -> Vec<RowError> {
+            std::mem::take(&mut self.errors)
+        }
+
+        fn offset(&self) -> serde_json::Value {
+            serde_json::json!({ "read": self.read })
+        }
+
+        fn seek(&mut self, _offset: &serde_json::Value) -> ExecResult<()> {
+            Ok(())
+        }
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true)]))
+    }
+
+    fn rows(secs: &[i64]) -> ReadOutcome {
+        let ts = TimestampMicrosecondArray::from(secs.iter().map(|s| s * S).collect::<Vec<_>>());
+        ReadOutcome::Batch(RecordBatch::try_new(schema(), vec![Arc::new(ts)]).unwrap())
+    }
+
+    /// Starts a source over `reader`; returns its output, its barrier sender and metrics.
+    fn start(
+        reader: Scripted,
+        on_error: OnError,
+        idle_ms: u64,
+    ) -> (mpsc::Receiver<Message>, mpsc::UnboundedSender<Barrier>, Arc<SourceMetrics>, std::thread::JoinHandle<ExecResult<()>>)
+    {
+        let (tx, rx) = mpsc::channel(64);
+        let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(SourceMetrics::new(1, "s", "test", 0));
+        let watermark = WatermarkSpec { column: 0, expr: "_c0 - INTERVAL '4' SECOND".into() };
+        let settings = SourceSettings { on_error, idle_timeout: Duration::from_millis(idle_ms) };
+        let source =
+            ConnectorSource::new(Box::new(reader), &schema(), Some(&watermark), settings, metrics.clone(), tx, barrier_rx)
+                .unwrap();
+        let handle = std::thread::spawn(move || source.run_blocking());
+        (rx, barrier_tx, metrics, handle)
+    }
+
+    fn describe(message: &Message) -> String {
+        match message {
+            Message::Batch(b) => format!("rows {}", b.num_rows()),
+            Message::Watermark(i64::MAX) => "W end".into(),
+            Message::Watermark(w) => format!("W {}", w / S),
+            Message::Idle => "idle".into(),
+            Message::Barrier(b) => format!("B{}", b.epoch),
+        }
+    }
+
+    #[test]
+    fn watermarks_follow_the_rows_and_the_end_closes_everything() {
+        let script = VecDeque::from([rows(&[10, 12]), rows(&[11]), rows(&[20])]);
+        let reader = Scripted { script, errors: vec![], endless: false, read: 0 };
+        let (mut rx, barriers, metrics, handle) = start(reader, OnError::Skip, 60_000);
+        let mut seen = Vec::new();
+        while seen.last().map(String::as_str) != Some("W end") {
+            seen.push(describe(&rx.blocking_recv().unwrap()));
+        }
+        // 11 s does not move the watermark back or repeat it.
+        assert_eq!(seen, ["rows 2", "W 8", "rows 1", "rows 1", "W 16", "W end"]);
+        // A finished source keeps passing barriers, with its final offset recorded.
+        barriers.send(Barrier::new(1)).unwrap();
+        assert_eq!(describe(&rx.blocking_recv().unwrap()), "B1");
+        assert_eq!(metrics.state().status, "finished");
+        assert_eq!(metrics.state().offset, r#"{"read":3}"#);
+        assert_eq!(crate::connectors::metrics::count(&metrics.rows_read), 4);
+        drop(barriers);
+        handle.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_split_without_rows_goes_idle() {
+        let reader = Scripted { script: VecDeque::from([rows(&[10])]), errors: vec![], endless: true, read: 0 };
+        let (mut rx, barriers, metrics, handle) = start(reader, OnError::Skip, 50);
+        let seen: Vec<String> = (0..3).map(|_| describe(&rx.blocking_recv().unwrap())).collect();
+        assert_eq!(seen, ["rows 1", "W 6", "idle"]);
+        assert_eq!(metrics.state().status, "idle");
+        barriers.send(Barrier::new(1)).unwrap();
+        assert_eq!(describe(&rx.blocking_recv().unwrap()), "B1");
+        drop(barriers);
+        handle.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn malformed_rows_are_counted_or_fail_the_source() {
+        let error = RowError { location: "f.csv line 3".into(), reason: "bad".into() };
+        let make = || Scripted {
+            script: VecDeque::from([rows(&[1])]),
+            errors: vec![error.clone()],
+            endless: false,
+            read: 0,
+        };
+        let (mut rx, barriers, metrics, handle) = start(make(), OnError::Skip, 60_000);
+        assert_eq!(describe(&rx.blocking_recv().unwrap()), "rows 1");
+        assert_eq!(crate::connectors::metrics::count(&metrics.parse_errors), 1);
+        assert_eq!(metrics.state().last_error.as_deref(), Some("f.csv line 3: bad"));
+        drop(barriers);
+        drop(rx);
+        let _ = handle.join().unwrap();
+
+        let (_rx, _barriers, metrics, handle) = start(make(), OnError::Fail, 60_000);
+        let err = handle.join().unwrap().unwrap_err();
+        assert!(err.to_string().contains("f.csv line 3"), "{err}");
+        assert_eq!(metrics.state().status, "failed");
+    }
+}

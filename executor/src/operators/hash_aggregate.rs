@@ -804,4 +804,114 @@ mod tests {
         assert!(matches!(err, ExecError::InvalidGraph(_)), "{err}");
         assert!(err.to_string().contains("Sum over Utf8"), "{err}");
     }
+
+    const S: i64 = 1_000_000;
+
+    /// Rows (window_end seconds, value) grouped by window_end; count(*) and sum(v).
+    fn windowed(emit_on_close: bool) -> HashAggregate {
+        let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+        let mut spec = spec(1, &[(CountRows, None), (Sum, Some(1))], &[("window_end", ts.clone()), ("n", Int64), ("s", Int64)]);
+        spec.window = Some(WindowedGroups { column: 0, exclusive_end: true, emit_on_close });
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("window_end", ts, true),
+            arrow::datatypes::Field::new("v", Int64, true),
+        ]));
+        HashAggregate::new(&spec, schema).unwrap()
+    }
+
+    fn ends(ends: Vec<i64>, values: Vec<i64>) -> StreamBatch {
+        batch(
+            vec![
+                (
+                    "window_end",
+                    Arc::new(arrow::array::TimestampMicrosecondArray::from(
+                        ends.into_iter().map(|e| e * S).collect::<Vec<_>>(),
+                    )) as ArrayRef,
+                ),
+                ("v", Arc::new(Int64Array::from(values))),
+            ],
+            None,
+        )
+    }
+
+    #[test]
+    fn emit_on_window_close_emits_each_window_once_when_the_watermark_passes_it() {
+        let mut op = windowed(true);
+        let mut out = vec![];
+        op.process_batch(0, ends(vec![10, 10, 20], vec![1, 2, 3]), &mut out).unwrap();
+        op.on_barrier(&Barrier::new(1), &mut out).unwrap();
+        assert!(out.is_empty(), "nothing before the window closes");
+        assert_eq!(op.state_rows(), 2);
+        // The window ending at 10 s closes once the watermark reaches 10 s.
+        op.on_watermark(9 * S, &mut out).unwrap();
+        assert!(out.is_empty());
+        op.on_watermark(10 * S, &mut out).unwrap();
+        assert_output(
+            &out,
+            &[
+                "+----+---------------------+---+---+",
+                "| op | window_end          | n | s |",
+                "+----+---------------------+---+---+",
+                "| +  | 1970-01-01T00:00:10 | 2 | 3 |",
+                "+----+---------------------+---+---+",
+            ],
+        );
+        assert_eq!(op.state_rows(), 1, "the closed window's state is gone");
+        // A row for the closed window is late: dropped and counted.
+        out.clear();
+        op.process_batch(0, ends(vec![10, 20], vec![100, 4]), &mut out).unwrap();
+        assert_eq!(op.late_rows(), 1);
+        op.on_watermark(i64::MAX, &mut out).unwrap();
+        assert_output(
+            &out,
+            &[
+                "+----+---------------------+---+---+",
+                "| op | window_end          | n | s |",
+                "+----+---------------------+---+---+",
+                "| +  | 1970-01-01T00:00:20 | 2 | 7 |",
+                "+----+---------------------+---+---+",
+            ],
+        );
+        assert_eq!(op.state_rows(), 0);
+    }
+
+    #[test]
+    fn emit_on_update_keeps_closed_rows_and_drops_their_state_after_the_barrier() {
+        let mut op = windowed(false);
+        let first = epoch(&mut op, vec![ends(vec![10, 20], vec![1, 2])], 1);
+        assert_eq!(first[0].num_rows(), 2);
+        let mut out = vec![];
+        // The watermark closes window 10 in the middle of epoch 2, after a row for it arrived.
+        op.process_batch(0, ends(vec![10], vec![5]), &mut out).unwrap();
+        op.on_watermark(15 * S, &mut out).unwrap();
+        assert!(out.is_empty(), "emit on update emits only at barriers");
+        op.on_barrier(&Barrier::new(2), &mut out).unwrap();
+        assert_output(
+            &out,
+            &[
+                "+----+---------------------+---+---+",
+                "| op | window_end          | n | s |",
+                "+----+---------------------+---+---+",
+                "| -  | 1970-01-01T00:00:10 | 1 | 1 |",
+                "| +  | 1970-01-01T00:00:10 | 2 | 6 |",
+                "+----+---------------------+---+---+",
+            ],
+        );
+        assert_eq!(op.state_rows(), 1, "window 10 is evicted without a retraction");
+        out.clear();
+        op.process_batch(0, ends(vec![10, 20], vec![7, 8]), &mut out).unwrap();
+        assert_eq!(op.late_rows(), 1);
+        op.on_barrier(&Barrier::new(3), &mut out).unwrap();
+        assert_output(
+            &out,
+            &[
+                "+----+---------------------+---+----+",
+                "| op | window_end          | n | s  |",
+                "+----+---------------------+---+----+",
+                "| -  | 1970-01-01T00:00:20 | 1 | 2  |",
+                "| +  | 1970-01-01T00:00:20 | 2 | 10 |",
+                "+----+---------------------+---+----+",
+            ],
+        );
+    }
 }

@@ -79,8 +79,9 @@ impl SessionWindow {
         let Some(mut held) = self.held.remove(key) else { return };
         held.sort_by_key(|(ts, _)| *ts);
         let mut kept = Vec::new();
-        let i = 0;
-        while i < held.len() {
+        // Each pass takes the first session off the front of `held`.
+        while !held.is_empty() {
+            let i = 0;
             // One session: rows while the next starts before the current end.
             let mut j = i + 1;
             let mut end = held[i].0 + self.gap;
@@ -126,7 +127,11 @@ impl Operator for SessionWindow {
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
             .ok_or_else(|| ExecError::Internal("SessionWindow: time column is not a timestamp".into()))?;
         let key_columns: Vec<_> = self.keys.iter().map(|&c| batch.data.column(c).clone()).collect();
-        let keys = self.key_converter.convert_columns(&key_columns)?;
+        // Without key columns every row belongs to the one empty key.
+        let keys = match key_columns.is_empty() {
+            true => None,
+            false => Some(self.key_converter.convert_columns(&key_columns)?),
+        };
         let rows = self.row_converter.convert_columns(batch.data.columns())?;
         for i in 0..batch.num_rows() {
             if times.is_null(i) {
@@ -137,9 +142,13 @@ impl Operator for SessionWindow {
                 self.late_rows += 1;
                 continue;
             }
-            let key: Arc<[u8]> = match self.held.get_key_value(keys.row(i).as_ref()) {
+            let key_bytes: &[u8] = match &keys {
+                Some(keys) => keys.row(i).data(),
+                None => &[],
+            };
+            let key: Arc<[u8]> = match self.held.get_key_value(key_bytes) {
                 Some((k, _)) => Arc::clone(k),
-                None => Arc::from(keys.row(i).as_ref()),
+                None => Arc::from(key_bytes),
             };
             self.held.entry(Arc::clone(&key)).or_default().push((ts, rows.row(i).owned()));
             self.deadlines.entry(ts + self.gap).or_default().push(key);
