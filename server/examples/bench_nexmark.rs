@@ -1,0 +1,92 @@
+//! Benchmark: Nexmark queries into blackhole sinks, with the built-in generator or over a
+//! CSV file of bids, on a real Weir server started in this process.
+//!
+//! ```sh
+//! cargo run --release -p weir-server --example bench_nexmark -- \
+//!     [QUERIES=q0,q1,q2,q5,q7] [SOURCE=generator|/path/bids.csv] [EVENTS=10000000] [PARALLELISM=2]
+//! ```
+//!
+//! For each query (`sql-tests/nexmark/<q>.sql`), the sink is created over a fresh `bid`
+//! source; the run ends when every split of the source has read all its input and a FLUSH
+//! has passed through the job (so every row has reached the sink). Prints the bids read,
+//! wall time, events per second and the process's CPU seconds per million events.
+//!
+//! With the generator, EVENTS counts Nexmark events of all types (46 in 50 are bids, as in
+//! RisingWave's `nexmark.event.num`) and the source has PARALLELISM splits. A CSV file is
+//! one split, so the source and the stateless queries run on one core, as in Flink.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+mod support;
+
+fn query_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/nexmark")
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let queries: Vec<String> =
+        args.get(1).map_or("q0,q1,q2,q5,q7", String::as_str).split(',').map(str::to_string).collect();
+    let source = args.get(2).cloned().unwrap_or_else(|| "generator".into());
+    let events: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
+    let parallelism: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let server = support::start(|config| config.log = "warn".into()).await?;
+    let client = &server.client;
+    client.batch_execute(&format!("SET streaming_parallelism = {parallelism}")).await?;
+
+    let source_sql = if source == "generator" {
+        std::fs::read_to_string(query_dir().join("source_generator.sql"))?
+            .replace("__EVENTS__", &events.to_string())
+            .replace("__SPLITS__", &parallelism.to_string())
+    } else {
+        std::fs::read_to_string(query_dir().join("source_csv.sql"))?.replace("__BIDS_CSV__", &source)
+    };
+    println!("source: {source}, parallelism {parallelism}");
+    println!("| query | bids | seconds | events/s | CPU s per M events |");
+    println!("|---|---|---|---|---|");
+    for query in &queries {
+        client.batch_execute(&source_sql).await?;
+        let sql = std::fs::read_to_string(query_dir().join(format!("{query}.sql")))?;
+        let cpu_before = cpu_seconds();
+        let started = Instant::now();
+        client.batch_execute(&sql).await?;
+        let rows = loop {
+            let row = client
+                .query_one(
+                    "SELECT bool_and(status = 'finished'), sum(rows_read) FROM weir_catalog.sources WHERE job = $1",
+                    &[query],
+                )
+                .await?;
+            if row.get::<_, Option<bool>>(0) == Some(true) {
+                break row.get::<_, Option<i64>>(1).unwrap_or(0);
+            }
+            let failed = client
+                .query_opt("SELECT status FROM weir_catalog.jobs WHERE view = $1 AND status LIKE 'failed%'", &[query])
+                .await?;
+            if let Some(failed) = failed {
+                return Err(format!("{query}: {}", failed.get::<_, String>(0)).into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        client.batch_execute("FLUSH").await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu_before;
+        println!(
+            "| {query} | {rows} | {seconds:.2} | {:.0} | {:.2} |",
+            rows as f64 / seconds,
+            cpu / (rows as f64 / 1e6)
+        );
+        client.batch_execute(&format!("DROP SINK {query}; DROP SOURCE bid")).await?;
+    }
+    Ok(())
+}
