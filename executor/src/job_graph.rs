@@ -212,6 +212,9 @@ pub struct AggregateSpec {
     /// Set when a group column carries the watermark: groups close by it.
     #[serde(default)]
     pub window: Option<WindowedGroups>,
+    /// The input never retracts a row, so min/max keep only the current extreme.
+    #[serde(default)]
+    pub append_only_input: bool,
 }
 
 /// How an aggregate grouped by a watermarked column (a window's `window_end`, or the event
@@ -445,9 +448,10 @@ impl fmt::Display for OperatorSpec {
                         format!("{call} AS {}", o.name)
                     })
                     .collect();
-                let state = if spec.aggregates.iter().any(|a| {
-                    matches!(a.kind, AggregateKind::Min | AggregateKind::Max | AggregateKind::CountDistinct)
-                }) {
+                let has = |kinds: &[AggregateKind]| spec.aggregates.iter().any(|a| kinds.contains(&a.kind));
+                let state = if has(&[AggregateKind::CountDistinct])
+                    || (!spec.append_only_input && has(&[AggregateKind::Min, AggregateKind::Max]))
+                {
                     "per group: row count, accumulators, value multisets for min/max/distinct"
                 } else {
                     "per group: row count, accumulators"

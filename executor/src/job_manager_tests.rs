@@ -118,6 +118,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
                         output: output.clone(),
                         global: false,
                         window: None,
+                        append_only_input: false,
                     }),
                     OperatorSpec::Materialize { view_id: 10 },
                 ],

@@ -393,7 +393,8 @@ impl Lowering<'_> {
         let emit_on_close = window.as_ref().is_some_and(|w| w.emit_on_close);
         let closing: Vec<usize> = window.iter().map(|w| w.column).collect();
         let window_end = window.iter().filter(|w| w.exclusive_end).map(|w| w.column).collect();
-        let spec = AggregateSpec { group_columns, aggregates, output, global, window };
+        let append_only_input = self.vertices[source].output.append_only;
+        let spec = AggregateSpec { group_columns, aggregates, output, global, window, append_only_input };
         let vertex = self
             .add_vertex(parallelism, None, vec![Edge { from: source, partitioning }])
             .with_chain(self, OperatorSpec::HashAggregate(spec));

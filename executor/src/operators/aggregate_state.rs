@@ -40,6 +40,7 @@ pub(crate) fn create_accumulator(
     kind: AggregateKind,
     input: Option<&DataType>,
     output: &DataType,
+    append_only: bool,
 ) -> ExecResult<Box<dyn GroupAccumulator>> {
     let arg = || input.ok_or_else(|| ExecError::InvalidGraph(format!("{kind:?} needs an input column")));
     Ok(match kind {
@@ -49,6 +50,8 @@ pub(crate) fn create_accumulator(
             Box::new(Counts::new(Counted::NonNull))
         }
         AggregateKind::Sum | AggregateKind::Avg => Box::new(SumAvg::new(kind, arg()?, output)?),
+        AggregateKind::Min if append_only => Box::new(Extreme::new(arg()?, false)?),
+        AggregateKind::Max if append_only => Box::new(Extreme::new(arg()?, true)?),
         AggregateKind::Min => Box::new(Multiset::new(arg()?, SetMode::Min)?),
         AggregateKind::Max => Box::new(Multiset::new(arg()?, SetMode::Max)?),
         AggregateKind::CountDistinct => Box::new(Multiset::new(arg()?, SetMode::Distinct)?),
@@ -395,6 +398,65 @@ impl GroupAccumulator for Multiset {
             let extreme = if self.mode == SetMode::Max { present.next_back() } else { present.next() };
             parser.parse(extreme.map_or(&self.null_row, |(value, _)| value))
         });
+        let mut columns = self.converter.convert_rows(rows)?;
+        columns.pop().ok_or_else(|| ExecError::Internal("min/max: no column decoded".into()))
+    }
+}
+
+/// min and max over an append-only input: nothing is ever retracted, so each group keeps
+/// only its current extreme (arrow-row encoded, whose byte order is the value order).
+struct Extreme {
+    max: bool,
+    input_type: DataType,
+    converter: RowConverter,
+    null_row: Box<[u8]>,
+    best: Vec<Option<Box<[u8]>>>,
+}
+
+impl Extreme {
+    fn new(input: &DataType, max: bool) -> ExecResult<Self> {
+        let converter = RowConverter::new(vec![SortField::new(input.clone())])
+            .map_err(|e| ExecError::InvalidGraph(format!("min/max over {input}: {e}")))?;
+        let null_row = converter.convert_columns(&[new_null_array(input, 1)])?.row(0).as_ref().into();
+        Ok(Self { max, input_type: input.clone(), converter, null_row, best: vec![] })
+    }
+}
+
+impl GroupAccumulator for Extreme {
+    fn output_type(&self) -> DataType {
+        self.input_type.clone()
+    }
+    fn resize(&mut self, groups: usize) {
+        self.best.resize(groups, None);
+    }
+    fn reset(&mut self, group: usize) {
+        self.best[group] = None;
+    }
+    fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], weights: &[i8]) -> ExecResult<()> {
+        let values = values.ok_or_else(|| ExecError::Internal("min/max without input".into()))?;
+        let rows = self.converter.convert_columns(std::slice::from_ref(values))?;
+        for (i, (&g, &w)) in groups.iter().zip(weights).enumerate() {
+            if w < 0 {
+                return Err(ExecError::Internal("min/max planned for an append-only input got a delete".into()));
+            }
+            if values.is_null(i) || w == 0 {
+                continue;
+            }
+            let value = rows.row(i);
+            let better = match &self.best[g as usize] {
+                None => true,
+                Some(best) if self.max => value.as_ref() > &best[..],
+                Some(best) => value.as_ref() < &best[..],
+            };
+            if better {
+                self.best[g as usize] = Some(value.as_ref().into());
+            }
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self, groups: &[u32]) -> ExecResult<ArrayRef> {
+        let parser = self.converter.parser();
+        let rows = groups.iter().map(|&g| parser.parse(self.best[g as usize].as_deref().unwrap_or(&self.null_row)));
         let mut columns = self.converter.convert_rows(rows)?;
         columns.pop().ok_or_else(|| ExecError::Internal("min/max: no column decoded".into()))
     }

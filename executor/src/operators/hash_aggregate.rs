@@ -127,7 +127,7 @@ impl HashAggregate {
                 ),
                 None => None,
             };
-            let acc = create_accumulator(call.kind, input_type, out_type)?;
+            let acc = create_accumulator(call.kind, input_type, out_type, spec.append_only_input)?;
             if !can_cast_types(&acc.output_type(), out_type) {
                 return Err(invalid(format!(
                     "{:?} produces {}, declared {out_type}",
@@ -503,6 +503,7 @@ mod tests {
             output: output.iter().map(|(name, dt)| FieldSpec::new(*name, dt)).collect(),
             global: group_columns == 0,
             window: None,
+            append_only_input: false,
         }
     }
 
@@ -913,5 +914,28 @@ mod tests {
                 "+----+---------------------+---+----+",
             ],
         );
+    }
+
+    #[test]
+    fn append_only_min_max_keep_the_extreme_and_refuse_deletes() {
+        let mut spec = spec(1, &[(Max, Some(1)), (Min, Some(1))], &[("k", Utf8), ("max", Int64), ("min", Int64)]);
+        spec.append_only_input = true;
+        let mut op = HashAggregate::new(&spec, kv(vec![], vec![], None).data.schema()).unwrap();
+        epoch(&mut op, vec![kv(vec![Some("a"), Some("a"), Some("b")], vec![Some(3), Some(5), None], None)], 1);
+        // a's 4 changes neither extreme, so a's row is not re-emitted.
+        let out = epoch(&mut op, vec![kv(vec![Some("a"), Some("b")], vec![Some(4), Some(1)], None)], 2);
+        assert_output(
+            &out,
+            &[
+                "+----+---+-----+-----+",
+                "| op | k | max | min |",
+                "+----+---+-----+-----+",
+                "| -  | b |     |     |",
+                "| +  | b | 1   | 1   |",
+                "+----+---+-----+-----+",
+            ],
+        );
+        let delete = kv(vec![Some("a")], vec![Some(5)], Some(vec![-1]));
+        assert!(op.process_batch(0, delete, &mut vec![]).is_err());
     }
 }
