@@ -126,6 +126,7 @@ pub fn plan_job_graph(
         }
     };
     lowering.vertices[stream].chain.push(terminal);
+    crate::hop_panes::combine_hop_panes(&mut lowering.vertices);
     Ok(JobGraph { view_id, view_name: view_name.to_string(), vertices: lowering.vertices })
 }
 
