@@ -6,6 +6,7 @@
 
 mod create_table;
 mod error;
+mod flink_syntax;
 mod hop_panes;
 mod parser;
 mod pg_rewrite;

@@ -4,12 +4,10 @@
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{SqlError, SqlResult};
-use crate::stream_ddl::{
-    parse_emit_on_window_close, parse_stream_ddl, starts_stream_ddl, CreateSink, CreateSource, DropStream, StreamDdl,
-};
+use crate::stream_ddl::{parse_stream_ddl, starts_stream_ddl, CreateSink, CreateSource, DropStream, StreamDdl};
 
 /// A parsed statement. Kept as an enum so Weir's own statements (FLUSH, CREATE SOURCE, ...)
 /// can join standard SQL without a second parser pass.
@@ -28,15 +26,52 @@ pub enum WeirStatement {
 /// Parses one or more `;`-separated statements.
 pub fn parse_sql(sql: &str) -> SqlResult<Vec<WeirStatement>> {
     let dialect = PostgreSqlDialect {};
-    let mut parser = Parser::new(&dialect)
-        .with_recursion_limit(200)
-        .try_with_sql(sql)
-        .map_err(|e| syntax_error(sql, e))?;
-    parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| syntax_error(sql, ParserError::TokenizerError(e.to_string())))?;
+    let (tokens, emits) = take_emit_on_window_close(crate::flink_syntax::rewrite_window_tvfs(tokens));
+    let mut parser = Parser::new(&dialect).with_recursion_limit(200).with_tokens_with_locations(tokens);
+    parse_statements(&mut parser, &emits).map_err(|e| syntax_error(sql, e))
+}
+
+/// Removes every `EMIT ON WINDOW CLOSE` (outside parentheses) from the tokens and returns
+/// the token index each stood at. As a trailing clause it would otherwise parse as an alias
+/// (`SELECT * FROM t EMIT ...`); the statement whose tokens span such an index gets it.
+fn take_emit_on_window_close(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<usize>) {
+    let words = ["emit", "on", "window", "close"];
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut emits = Vec::new();
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i].token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            let significant: Vec<usize> = (i..tokens.len())
+                .filter(|&j| !matches!(tokens[j].token, Token::Whitespace(_)))
+                .take(words.len())
+                .collect();
+            let matches = significant.len() == words.len()
+                && significant.iter().zip(words).all(|(&j, w)| {
+                    matches!(&tokens[j].token, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
+                });
+            if matches {
+                emits.push(out.len());
+                i = significant[words.len() - 1] + 1;
+                continue;
+            }
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    (out, emits)
 }
 
 /// sqlparser's statement loop, plus Weir's own statements (`FLUSH`).
-fn parse_statements(parser: &mut Parser<'_>) -> Result<Vec<WeirStatement>, ParserError> {
+fn parse_statements(parser: &mut Parser<'_>, emits: &[usize]) -> Result<Vec<WeirStatement>, ParserError> {
     let mut statements = Vec::new();
     let mut expecting_delimiter = false;
     loop {
@@ -50,15 +85,25 @@ fn parse_statements(parser: &mut Parser<'_>) -> Result<Vec<WeirStatement>, Parse
         if expecting_delimiter {
             return parser.expected("end of statement", next);
         }
+        let start = parser.index();
+        let emit_here = |end: usize| emits.iter().any(|&e| e > start && e <= end);
         let is_flush = matches!(&next.token, Token::Word(w) if w.value.eq_ignore_ascii_case("flush"))
             && matches!(parser.peek_nth_token(1).token, Token::SemiColon | Token::EOF);
         if is_flush {
             parser.next_token();
             statements.push(WeirStatement::Flush);
         } else if starts_stream_ddl(parser) {
-            statements.push(match parse_stream_ddl(parser)? {
+            let ddl = parse_stream_ddl(parser)?;
+            let emit = emit_here(parser.index());
+            statements.push(match ddl {
+                StreamDdl::CreateSource(_) | StreamDdl::Drop(_) if emit => {
+                    return Err(ParserError::ParserError("EMIT ON WINDOW CLOSE ends a query".into()))
+                }
                 StreamDdl::CreateSource(c) => WeirStatement::CreateSource(Box::new(c)),
-                StreamDdl::CreateSink(c) => WeirStatement::CreateSink(Box::new(c)),
+                StreamDdl::CreateSink(mut c) => {
+                    c.emit_on_window_close |= emit;
+                    WeirStatement::CreateSink(Box::new(c))
+                }
                 StreamDdl::Drop(d) => WeirStatement::DropStream(d),
             });
         } else {
@@ -68,7 +113,13 @@ fn parse_statements(parser: &mut Parser<'_>) -> Result<Vec<WeirStatement>, Parse
                 Statement::Explain { statement, .. } => matches!(**statement, Statement::CreateView(_)),
                 _ => false,
             };
-            if creates_view && parse_emit_on_window_close(parser)? {
+            let emit = emit_here(parser.index());
+            if emit && !creates_view {
+                return Err(ParserError::ParserError(
+                    "EMIT ON WINDOW CLOSE ends the query of CREATE MATERIALIZED VIEW or CREATE SINK".into(),
+                ));
+            }
+            if emit {
                 statements.push(WeirStatement::EmitOnWindowClose(Box::new(statement)));
             } else {
                 statements.push(WeirStatement::Sql(Box::new(statement)));
@@ -155,7 +206,7 @@ mod tests {
             "CREATE SOURCE bid (auction BIGINT, date_time TIMESTAMP, \
              WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND) \
              WITH (connector = 'nexmark', nexmark.table.type = 'Bid', \"nexmark.event.num\" = 10);
-             CREATE MATERIALIZED VIEW v AS SELECT 1 EMIT ON WINDOW CLOSE;
+             CREATE MATERIALIZED VIEW v AS SELECT * FROM t EMIT ON WINDOW CLOSE;
              CREATE SINK s AS SELECT * FROM v WHERE a IN (SELECT 1) WITH (connector = 'blackhole');
              DROP SOURCE IF EXISTS bid CASCADE",
         )
@@ -172,7 +223,12 @@ mod tests {
             ]
         );
         assert!(matches!(parsed[1], WeirStatement::EmitOnWindowClose(_)));
-        assert!(matches!(parsed[2], WeirStatement::CreateSink(_)));
+        assert!(matches!(&parsed[2], WeirStatement::CreateSink(s) if !s.emit_on_window_close));
+        let sink = parse_sql("CREATE SINK s AS SELECT * FROM v EMIT ON WINDOW CLOSE WITH (connector = 'blackhole'); SELECT 1")
+            .unwrap();
+        assert!(matches!(&sink[0], WeirStatement::CreateSink(s) if s.emit_on_window_close));
+        assert!(matches!(&sink[1], WeirStatement::Sql(_)));
+        assert!(parse_sql("SELECT 1 EMIT ON WINDOW CLOSE").is_err());
         assert!(matches!(&parsed[3], WeirStatement::DropStream(d) if d.if_exists && d.cascade && !d.sink));
         let plan = crate::stream_ddl::plan_create_source(source).unwrap();
         assert_eq!(plan.watermark.unwrap().positional_expr, "_c1 - INTERVAL '4' SECOND");

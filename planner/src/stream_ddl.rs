@@ -119,12 +119,12 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
         let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
         let mut query_parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
         let query = query_parser.parse_query()?;
-        let emit_on_window_close = parse_emit_on_window_close(&mut query_parser)?;
         query_parser.expect_token(&Token::EOF)?;
         let mut options_parser = Parser::new(&dialect).with_tokens_with_locations(options_tokens);
         let options = parse_with_options(&mut options_parser)?;
         options_parser.expect_token(&Token::EOF)?;
-        return Ok(StreamDdl::CreateSink(CreateSink { name, if_not_exists, query, emit_on_window_close, options }));
+        // `EMIT ON WINDOW CLOSE` was taken out of the tokens before parsing (see `parser.rs`).
+        return Ok(StreamDdl::CreateSink(CreateSink { name, if_not_exists, query, emit_on_window_close: false, options }));
     }
     parser.expect_token(&Token::LParen)?;
     let mut columns = Vec::new();
@@ -146,18 +146,6 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
     parser.expect_token(&Token::RParen)?;
     let options = parse_with_options(parser)?;
     Ok(StreamDdl::CreateSource(CreateSource { name, if_not_exists, columns, watermark, options }))
-}
-
-/// `EMIT ON WINDOW CLOSE`, if it comes next.
-pub(crate) fn parse_emit_on_window_close(parser: &mut Parser<'_>) -> Result<bool, ParserError> {
-    if !word_is(&parser.peek_token().token, "emit") {
-        return Ok(false);
-    }
-    parser.next_token();
-    parser.expect_keyword(Keyword::ON)?;
-    parser.expect_keyword(Keyword::WINDOW)?;
-    parser.expect_keyword(Keyword::CLOSE)?;
-    Ok(true)
 }
 
 /// `WITH (key = 'value', ...)`; keys are lower-cased unless quoted.
