@@ -608,3 +608,72 @@ pub async fn concurrent_writers_agree_with_batch() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// An endless Nexmark source under window views: the aggregates' state holds only the
+/// windows the watermark has not closed, so it stays small while the views keep growing.
+pub async fn window_state_stays_bounded_on_an_endless_source() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE SOURCE bid (auction BIGINT, price BIGINT, date_time TIMESTAMP,
+               WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
+             WITH (connector = 'nexmark', nexmark.table.type = 'Bid');
+             SET streaming_parallelism = 2;
+             CREATE MATERIALIZED VIEW on_close AS
+               SELECT auction, window_start, window_end, count(*) AS n, max(price) AS top
+               FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+               GROUP BY auction, window_start, window_end EMIT ON WINDOW CLOSE;
+             CREATE MATERIALIZED VIEW on_update AS
+               SELECT auction, window_start, window_end, count(*) AS n
+               FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+               GROUP BY auction, window_start, window_end;",
+        )
+        .await
+        .map_err(show)?;
+    let started = std::time::Instant::now();
+    let mut max_state = [0i64; 2];
+    let mut rows_read = 0i64;
+    while rows_read < 3_000_000 {
+        if started.elapsed() > Duration::from_secs(180) {
+            return Err(format!("only {rows_read} bids read in 180 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for (i, view) in ["on_close", "on_update"].iter().enumerate() {
+            let row = client
+                .query_one(
+                    "SELECT coalesce(max(state_rows), 0) FROM weir_catalog.tasks
+                     WHERE job = $1 AND operators LIKE 'HashAggregate%'",
+                    &[view],
+                )
+                .await
+                .map_err(show)?;
+            max_state[i] = max_state[i].max(row.get(0));
+        }
+        let row = client
+            .query_one("SELECT coalesce(min(rows_read), 0)::BIGINT FROM weir_catalog.sources", &[])
+            .await
+            .map_err(show)?;
+        rows_read = row.get(0);
+    }
+    let emitted: i64 = client.query_one("SELECT count(*) FROM on_close", &[]).await.map_err(show)?.get(0);
+    let total: i64 = client.query_one("SELECT count(*) FROM on_update", &[]).await.map_err(show)?.get(0);
+    let windows: i64 = client
+        .query_one("SELECT count(DISTINCT window_start) FROM on_close", &[])
+        .await
+        .map_err(show)?
+        .get(0);
+    // 3 M bids are 300 s of event time: about 30 windows. Each view has emitted tens of
+    // thousands of groups, while each aggregate subtask holds only the open windows' groups.
+    println!("  {rows_read} bids, {windows} closed windows, {emitted} groups emitted, peak state {max_state:?}");
+    if windows < 20 || emitted < 50_000 || total < emitted {
+        return Err(format!("too little output: {windows} windows, {emitted} rows on close, {total} on update"));
+    }
+    for (view, peak) in ["on_close", "on_update"].iter().zip(max_state) {
+        if peak == 0 || peak * 4 > emitted {
+            return Err(format!("{view}: peak state {peak} rows is not bounded by the open windows ({emitted} emitted)"));
+        }
+    }
+    Ok(())
+}
