@@ -227,7 +227,7 @@ impl TaskManager for LocalTaskManager {
             crate::connectors::metrics::register(desc.id, metrics.clone());
             let (tx, rx) = mpsc::channel(crate::data_plane::CHANNEL_CAPACITY);
             let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
-            let source =
+            let mut source =
                 ConnectorSource::new(reader, &schema, watermark.as_ref(), settings, metrics, tx, barrier_rx)?;
             inputs.push(rx);
             barriers = Some(barrier_tx);
@@ -237,10 +237,13 @@ impl TaskManager for LocalTaskManager {
             // A blocking reader cannot be aborted: it stops when its barrier sender is dropped.
             tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
+                // The failure is reported while the source still holds its barrier channel, so
+                // the JobManager hears the reason before it finds the channel closed.
                 if let Err(e) = source.run_blocking() {
                     tracing::error!(error = %e, "source failed");
                     let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
                 }
+                drop(source);
             });
         }
         let task = Task {

@@ -133,6 +133,9 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
         if word_is(&parser.peek_token().token, "watermark") && !matches!(parser.peek_nth_token(1).token, Token::Word(ref w) if !w.value.eq_ignore_ascii_case("for")) {
             parser.next_token();
             parser.expect_keyword(Keyword::FOR)?;
+            if watermark.is_some() {
+                return Err(ParserError::ParserError("a source takes one WATERMARK FOR clause".into()));
+            }
             let column = parser.parse_identifier()?;
             parser.expect_keyword(Keyword::AS)?;
             watermark = Some((column, parser.parse_expr()?));

@@ -20,6 +20,8 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{self, FunctionArg, FunctionArgExpr, TableFactor};
 use weir_executor::job_graph::WindowKind;
 
+use crate::error::{sqlstate, SqlError};
+
 /// The logical node of a window TVF.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WindowTvf {
@@ -173,16 +175,22 @@ impl RelationPlanner for WindowTvfPlanner {
             let name = if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() };
             match input.schema().fields().iter().position(|f| f.name() == &name) {
                 Some(i) => Ok(i),
-                None => plan_err!("column \"{name}\" (the {what} argument of {usage}) does not exist"),
+                None => Err(sql_error(
+                    sqlstate::UNDEFINED_COLUMN,
+                    format!("column \"{name}\" (the {what} argument of {usage}) does not exist"),
+                )),
             }
         };
         let time_column = column(args[1], "time column")?;
         let time_type = input.schema().field(time_column).data_type().clone();
         if !matches!(time_type, arrow::datatypes::DataType::Timestamp(_, _)) {
-            return plan_err!(
-                "the time column of {usage} must be a timestamp; column {} is {time_type}",
-                input.schema().field(time_column).name()
-            );
+            return Err(sql_error(
+                sqlstate::DATATYPE_MISMATCH,
+                format!(
+                    "the time column of {usage} must be a timestamp; column {} is {time_type}",
+                    input.schema().field(time_column).name()
+                ),
+            ));
         }
         let mut interval = |expr: &ast::Expr, what: &str| -> DfResult<i64> {
             let planned = context.sql_to_expr(expr.clone(), &DFSchema::empty())?;
@@ -229,6 +237,11 @@ impl RelationPlanner for WindowTvfPlanner {
         let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias.clone()))))
     }
+}
+
+/// An error with its SQLSTATE, carried through DataFusion to the client.
+fn sql_error(code: &'static str, message: String) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(SqlError::new(code, message)))
 }
 
 /// An interval literal in microseconds (no months: a month has no fixed length).

@@ -40,9 +40,10 @@ fn main() {
         ("streaming::concurrent_writers_agree_with_batch", || {
             Box::pin(clients::concurrent_writers_agree_with_batch())
         }),
-        ("streaming::window_state_stays_bounded_on_an_endless_source", || {
-            Box::pin(clients::window_state_stays_bounded_on_an_endless_source())
+        ("streaming::window_state_stays_bounded_on_a_long_stream", || {
+            Box::pin(clients::window_state_stays_bounded_on_a_long_stream())
         }),
+        ("sources::on_error_fail_reports_the_row", || Box::pin(clients::on_error_fail_reports_the_row())),
         ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
         ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),

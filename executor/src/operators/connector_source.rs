@@ -86,7 +86,7 @@ impl ConnectorSource {
 
     /// Reads until the job is stopped (the barrier channel closes) or the consumer is gone.
     /// Blocking: run it with `spawn_blocking`.
-    pub fn run_blocking(mut self) -> ExecResult<()> {
+    pub fn run_blocking(&mut self) -> ExecResult<()> {
         let name = self.metrics.source_name.clone();
         let split = self.metrics.split;
         self.metrics.set_status("running");
@@ -280,7 +280,10 @@ mod tests {
         let source =
             ConnectorSource::new(Box::new(reader), &schema(), Some(&watermark), settings, metrics.clone(), tx, barrier_rx)
                 .unwrap();
-        let handle = std::thread::spawn(move || source.run_blocking());
+        let handle = std::thread::spawn(move || {
+            let mut source = source;
+            source.run_blocking()
+        });
         (rx, barrier_tx, metrics, handle)
     }
 

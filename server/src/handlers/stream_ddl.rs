@@ -55,11 +55,19 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
     weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone()).map_err(invalid_option)?;
     weir_executor::task_manager::source_settings(&def.options).map_err(invalid_option)?;
     if let Some(w) = &def.watermark {
-        let time_type = schema.field(w.column).data_type().clone();
-        ExprCompiler::default().compile(&w.positional_expr, &schema, Some(&time_type)).map_err(|e| {
+        let hint = "Write it as the column minus an interval, e.g. ts - INTERVAL '5' SECOND.";
+        let expr = ExprCompiler::default().compile(&w.positional_expr, &schema, None).map_err(|e| {
             SqlError::new(sqlstate::DATATYPE_MISMATCH, format!("invalid WATERMARK expression {}: {e}", w.expr))
-                .with_hint("Write it as the column minus an interval, e.g. ts - INTERVAL '5' SECOND.")
+                .with_hint(hint)
         })?;
+        let actual = expr.data_type(&schema).map_err(|e| SqlError::internal(e.to_string()))?;
+        if !matches!(actual, arrow::datatypes::DataType::Timestamp(_, _)) {
+            return Err(SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!("the WATERMARK expression {} must be a timestamp, not {actual}", w.expr),
+            )
+            .with_hint(hint));
+        }
     }
     def.id = cx.engine.store.allocate_id().map_err(from_storage)?;
     def.created_at = now_secs();
