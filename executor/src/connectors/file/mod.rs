@@ -37,7 +37,11 @@ use super::{check_known_options, Connector, ConnectorOptions, OptionError, Split
 use crate::error::{ExecError, ExecResult};
 
 /// Every option the connector understands (some only for one format).
-const KNOWN_OPTIONS: &[&str] = &["path", "format", "header", "delimiter", "batch.size"];
+const KNOWN_OPTIONS: &[&str] = &["path", "format", "header", "delimiter", "batch.size", "split.size"];
+
+/// CSV and JSON files larger than this are read as several splits (byte ranges) in
+/// parallel, unless `split.size` says otherwise.
+const DEFAULT_SPLIT_BYTES: u64 = 128 << 20;
 
 /// Largest accepted `batch.size`.
 const MAX_BATCH_ROWS: usize = 1 << 20;
@@ -64,6 +68,8 @@ pub struct CsvOptions {
 #[derive(Debug)]
 pub struct FileConnector {
     files: Vec<PathBuf>,
+    /// (file index, first byte, end byte) per split.
+    splits: Vec<(usize, u64, u64)>,
     format: FileFormat,
     csv: CsvOptions,
     batch_size: usize,
@@ -110,13 +116,29 @@ impl FileConnector {
         for field in schema.fields() {
             convert::check_supported(field)?;
         }
+        let split_bytes = parse_split_size(options.get("split.size"))?;
         let files = list_files(pattern)?;
         if format == FileFormat::Parquet {
             for file in &files {
                 parquet::resolve_columns(file, &schema).map_err(|e| OptionError(e.to_string()))?;
             }
         }
-        Ok(FileConnector { files, format, csv, batch_size, schema })
+        let mut splits = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let len = std::fs::metadata(file)
+                .map_err(|e| OptionError(format!("cannot read '{}': {e}", file.display())))?
+                .len();
+            // Parquet files are one split each; a text file is cut into byte ranges.
+            let pieces = match format {
+                FileFormat::Parquet => 1,
+                _ => len.div_ceil(split_bytes).max(1),
+            };
+            let step = len.div_ceil(pieces).max(1);
+            for p in 0..pieces {
+                splits.push((i, p * step, if p + 1 == pieces { u64::MAX } else { (p + 1) * step }));
+            }
+        }
+        Ok(FileConnector { files, splits, format, csv, batch_size, schema })
     }
 
     /// The files read, one per split, in split order.
@@ -127,25 +149,29 @@ impl FileConnector {
 
 impl Connector for FileConnector {
     fn splits(&self) -> usize {
-        self.files.len()
+        self.splits.len()
     }
 
     fn open(&self, split: usize) -> ExecResult<Box<dyn SplitReader>> {
-        let path = self.files.get(split).ok_or_else(|| {
-            ExecError::Internal(format!(
-                "file source has {} splits, asked for split {split}",
-                self.files.len()
-            ))
-        })?;
+        let (path, range) = self
+            .splits
+            .get(split)
+            .and_then(|(file, start, end)| Some((self.files.get(*file)?, (*start, *end))))
+            .ok_or_else(|| {
+                ExecError::Internal(format!(
+                    "file source has {} splits, asked for split {split}",
+                    self.splits.len()
+                ))
+            })?;
         let schema = Arc::clone(&self.schema);
         Ok(match self.format {
             FileFormat::Csv => {
                 let format = csv::CsvFormat::new(Arc::clone(&schema), self.csv);
-                Box::new(text::TextReader::open(path, format, schema, self.batch_size, self.csv.header)?)
+                Box::new(text::TextReader::open(path, format, schema, self.batch_size, self.csv.header, range)?)
             }
             FileFormat::Json => {
                 let format = json::JsonFormat::new(Arc::clone(&schema));
-                Box::new(text::TextReader::open(path, format, schema, self.batch_size, false)?)
+                Box::new(text::TextReader::open(path, format, schema, self.batch_size, false, range)?)
             }
             FileFormat::Parquet => Box::new(parquet::ParquetReader::open(path, schema, self.batch_size)?),
         })
@@ -153,6 +179,29 @@ impl Connector for FileConnector {
 
     fn bounded(&self) -> bool {
         true
+    }
+}
+
+/// `split.size`: bytes per split of a CSV or JSON file, e.g. `'64MB'`, `'1GB'` or `'1048576'`.
+fn parse_split_size(value: Option<&String>) -> Result<u64, OptionError> {
+    let Some(value) = value else { return Ok(DEFAULT_SPLIT_BYTES) };
+    let text = value.trim().to_ascii_uppercase();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text.as_str(), ""),
+    };
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "K" => 1 << 10,
+        "MB" | "M" => 1 << 20,
+        "GB" | "G" => 1 << 30,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && multiplier > 0 => Ok(n.saturating_mul(multiplier)),
+        _ => Err(OptionError(format!(
+            "option 'split.size' must be a positive size such as '64MB', '1GB' or a number of bytes, not '{value}'"
+        ))),
     }
 }
 

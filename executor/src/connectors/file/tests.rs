@@ -509,3 +509,50 @@ fn find_either_matches_a_plain_search() {
         }
     }
 }
+
+#[test]
+fn a_large_text_file_is_read_as_byte_ranges_that_together_hold_every_row_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut content = String::from("id,name\n");
+    for i in 0..500 {
+        match i {
+            // A quoted field with a newline, and a malformed row in a later range.
+            137 => content.push_str("137,\"two\nlines\"\n"),
+            400 => content.push_str("oops,bad\n"),
+            _ => content.push_str(&format!("{i},name-{i}\n")),
+        }
+    }
+    let path = write(dir.path(), "big.csv", &content);
+    let whole = connector(&path, &[("format", "csv"), ("header", "true")], two_columns());
+    assert_eq!(whole.splits(), 1, "below the default split size");
+    let (batches, whole_errors) = read_all(whole.open(0).expect("open").as_mut());
+    let expected = rows(&batches);
+
+    let ranged = connector(&path, &[("format", "csv"), ("header", "true"), ("split.size", "1KB")], two_columns());
+    assert!(ranged.splits() > 5, "{} splits", ranged.splits());
+    let mut all = Vec::new();
+    let mut errors = Vec::new();
+    for split in 0..ranged.splits() {
+        let (batches, e) = read_all(ranged.open(split).expect("open").as_mut());
+        all.extend(rows(&batches));
+        errors.extend(e);
+    }
+    assert_eq!(all, expected, "the ranges read every row once, in order");
+    assert_eq!(all.len(), 499);
+    // The malformed row is reported with its line in the whole file (the header is line 1,
+    // and the quoted field takes two lines).
+    assert_eq!(errors, whole_errors);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].location, "big.csv line 403");
+}
+
+#[test]
+fn split_size_is_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "t.csv", "1,a\n").to_string_lossy().into_owned();
+    for bad in ["0", "12XB", "-1", "MB"] {
+        let opts = options(&[("path", &path), ("format", "csv"), ("split.size", bad)]);
+        let e = FileConnector::new(&opts, two_columns()).expect_err(bad);
+        assert!(e.to_string().contains("split.size"), "{e}");
+    }
+}

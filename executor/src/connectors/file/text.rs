@@ -116,18 +116,26 @@ pub(super) struct TextReader<F> {
     header_pending: bool,
     finished: bool,
     errors: Vec<RowError>,
+    /// This split's byte range of the file: records that start in `[start, end)`.
+    range: (u64, u64),
+    /// Lines of the file before `range.0`, counted the first time an error needs them.
+    lines_before: Option<u64>,
 }
 
 impl<F: RecordFormat> TextReader<F> {
+    /// Opens the split of `path` holding the records that start in bytes `range`. A split
+    /// that does not start the file begins after the first line end at or after its start
+    /// (the record under way belongs to the split before).
     pub(super) fn open(
         path: &Path,
         format: F,
         schema: SchemaRef,
         batch_size: usize,
         header: bool,
+        range: (u64, u64),
     ) -> ExecResult<Self> {
         let file = File::open(path).map_err(|e| io_error(path, "open", e))?;
-        Ok(TextReader {
+        let mut reader = TextReader {
             path: path.to_path_buf(),
             name: display_name(path),
             format,
@@ -139,10 +147,48 @@ impl<F: RecordFormat> TextReader<F> {
             buf_offset: 0,
             eof: false,
             line: 0,
-            header_pending: header,
+            header_pending: header && range.0 == 0,
             finished: false,
             errors: Vec::new(),
-        })
+            range,
+            lines_before: (range.0 == 0).then_some(0),
+        };
+        if range.0 > 0 {
+            reader.skip_to_record_start()?;
+        }
+        Ok(reader)
+    }
+
+    /// Positions a split that starts mid-file at the first record starting at or after
+    /// `range.0`: right after the first `\n` at or after `range.0 - 1`.
+    fn skip_to_record_start(&mut self) -> ExecResult<()> {
+        let from = self.range.0 - 1;
+        self.file.seek(SeekFrom::Start(from)).map_err(|e| io_error(&self.path, "seek in", e))?;
+        self.buf_offset = from;
+        loop {
+            self.fill(READ_CHUNK)?;
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                self.pos = i + 1;
+                // From here on the split starts at its first record.
+                self.range.0 = self.buf_offset + self.pos as u64;
+                return Ok(());
+            }
+            if self.eof {
+                self.pos = self.buf.len();
+                self.finished = true;
+                return Ok(());
+            }
+            self.pos = self.buf.len();
+        }
+    }
+
+    /// The file's line number of line `line` of this split (counting the lines before the
+    /// split once, when first needed: only error messages need it).
+    fn file_line(&mut self, line: u64) -> u64 {
+        if self.lines_before.is_none() {
+            self.lines_before = Some(count_lines_before(&self.path, self.range.0).unwrap_or(0));
+        }
+        self.lines_before.unwrap_or(0) + line
     }
 
     /// Drops consumed bytes and reads until `want` unconsumed bytes are buffered or the file ends.
@@ -172,6 +218,10 @@ impl<F: RecordFormat> TextReader<F> {
         let mut p = self.pos;
         let mut line = self.line;
         while records.len() < self.batch_size && p < self.buf.len() {
+            if self.buf_offset + p as u64 >= self.range.1 {
+                // The next record starts in the following split.
+                break;
+            }
             let Some(s) = self.format.scan(&self.buf[p..], self.eof) else { break };
             let content = &self.buf[p..p + s.content_end];
             if self.header_pending {
@@ -210,6 +260,7 @@ impl<F: RecordFormat> TextReader<F> {
         errors.sort_by_key(|(record, _)| *record);
         for (record, reason) in errors {
             let line = records.get(record).map_or(0, |r| r.line);
+            let line = self.file_line(line);
             self.errors.push(RowError { location: format!("{} line {line}", self.name), reason });
         }
         Ok(batch)
@@ -227,17 +278,18 @@ impl<F: RecordFormat> SplitReader for TextReader<F> {
             }
             let (records, end, line) = self.collect();
             if end == self.pos {
-                if self.pos == self.buf.len() && self.eof {
+                let at_range_end = self.buf_offset + self.pos as u64 >= self.range.1;
+                if at_range_end || (self.pos == self.buf.len() && self.eof) {
                     self.finished = true;
                     continue;
                 }
                 // One record longer than the buffered input: read more.
                 let pending = self.buf.len() - self.pos;
                 if pending >= MAX_RECORD_BYTES {
+                    let line = self.file_line(self.line + 1);
                     return Err(ExecError::Connector(format!(
-                        "file source: {} line {}: a record is longer than {} MiB (unterminated quote?)",
+                        "file source: {} line {line}: a record is longer than {} MiB (unterminated quote?)",
                         self.name,
-                        self.line + 1,
                         MAX_RECORD_BYTES >> 20
                     )));
                 }
@@ -286,9 +338,23 @@ impl<F: RecordFormat> SplitReader for TextReader<F> {
         self.eof = false;
         self.line = line;
         self.finished = false;
-        if byte > 0 {
+        if byte > self.range.0 {
             self.header_pending = false;
         }
         Ok(())
+    }
+}
+
+/// Newlines in the first `bytes` bytes of the file at `path`.
+fn count_lines_before(path: &Path, bytes: u64) -> std::io::Result<u64> {
+    let mut file = File::open(path)?.take(bytes);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut lines = 0;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
     }
 }
