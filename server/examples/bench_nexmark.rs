@@ -3,7 +3,8 @@
 //!
 //! ```sh
 //! cargo run --release -p weir-server --example bench_nexmark -- \
-//!     [QUERIES=q0,q1,q2,q5,q7] [SOURCE=generator|/path/bids.csv] [EVENTS=10000000] [PARALLELISM=2]
+//!     [QUERIES=q0,q1,q2,q5,q7] [SOURCE=generator|/path/bids.csv] [EVENTS=10000000] [PARALLELISM=2] \
+//!     [SPLIT_SIZE]
 //! ```
 //!
 //! For each query (`sql-tests/nexmark/<q>.sql`), the sink is created over a fresh `bid`
@@ -13,7 +14,8 @@
 //!
 //! With the generator, EVENTS counts Nexmark events of all types (46 in 50 are bids, as in
 //! RisingWave's `nexmark.event.num`) and the source has PARALLELISM splits. A CSV file is
-//! one split, so the source and the stateless queries run on one core, as in Flink.
+//! read as splits of SPLIT_SIZE bytes (the file connector's `split.size`, default 128MB),
+//! one source subtask each.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -40,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = args.get(2).cloned().unwrap_or_else(|| "generator".into());
     let events: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
     let parallelism: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let split_size = args.get(5).cloned();
     let server = support::start(|config| config.log = "warn".into()).await?;
     let client = &server.client;
     client.batch_execute(&format!("SET streaming_parallelism = {parallelism}")).await?;
@@ -49,9 +52,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .replace("__EVENTS__", &events.to_string())
             .replace("__SPLITS__", &parallelism.to_string())
     } else {
-        std::fs::read_to_string(query_dir().join("source_csv.sql"))?.replace("__BIDS_CSV__", &source)
+        let sql = std::fs::read_to_string(query_dir().join("source_csv.sql"))?.replace("__BIDS_CSV__", &source);
+        match &split_size {
+            Some(size) => sql.replace("header = 'false')", &format!("header = 'false', split.size = '{size}')")),
+            None => sql,
+        }
     };
-    println!("source: {source}, parallelism {parallelism}");
+    println!("source: {source}, parallelism {parallelism}, split size {}", split_size.as_deref().unwrap_or("default"));
     println!("| query | bids | seconds | events/s | CPU s per M events |");
     println!("|---|---|---|---|---|");
     for query in &queries {

@@ -173,6 +173,25 @@ impl SchemaProvider for UserSchema {
     }
 }
 
+/// The error for writing to `name`, which is not a table: `42809` naming what it is, or
+/// `42P01` when nothing has that name.
+pub fn not_a_writable_table(store: &Store, schema: &str, name: &str) -> weir_planner::SqlError {
+    use weir_planner::{sqlstate, SqlError};
+    let what = if store.view(schema, name).is_some() {
+        Some("a materialized view: it is maintained from its query")
+    } else if store.source(schema, name).is_some() {
+        Some("a source: its rows come from its connector")
+    } else if store.sink(schema, name).is_some() {
+        Some("a sink")
+    } else {
+        None
+    };
+    match what {
+        Some(what) => SqlError::new(sqlstate::WRONG_OBJECT_TYPE, format!("cannot write to \"{name}\": it is {what}")),
+        None => SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")),
+    }
+}
+
 /// A view's Arrow schema: its column names with the exact types its job produces.
 pub fn view_schema(view: &ViewDef) -> DfResult<arrow::datatypes::SchemaRef> {
     let fields = view

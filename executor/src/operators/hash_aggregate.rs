@@ -37,6 +37,7 @@ use arrow::datatypes::TimestampMicrosecondType;
 use arrow::compute::{can_cast_types, cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
+use datafusion::common::hash_utils::RandomState;
 
 use super::aggregate_state::{create_accumulator, GroupAccumulator};
 use super::Operator;
@@ -58,7 +59,9 @@ pub struct HashAggregate {
     output_converter: RowConverter,
     /// Group key (arrow-row bytes) -> slot. Slots index every per-group vector below and
     /// the accumulators' state.
-    slots: HashMap<Arc<[u8]>, u32>,
+    slots: HashMap<Arc<[u8]>, u32, RandomState>,
+    /// The key of a free slot (shared, so freeing a slot allocates nothing).
+    no_key: Arc<[u8]>,
     keys: Vec<Arc<[u8]>>,
     /// Net row count (sum of ops) per slot.
     row_counts: Vec<i64>,
@@ -156,7 +159,8 @@ impl HashAggregate {
             accumulators,
             group_converter,
             output_converter,
-            slots: HashMap::new(),
+            slots: HashMap::default(),
+            no_key: Arc::from(&[][..]),
             keys: vec![],
             row_counts: vec![],
             emitted: vec![],
@@ -192,7 +196,7 @@ impl HashAggregate {
             None => {
                 let slot = u32::try_from(self.keys.len())
                     .map_err(|_| ExecError::Internal("HashAggregate: too many groups".into()))?;
-                self.keys.push(Arc::from(&[][..]));
+                self.keys.push(Arc::clone(&self.no_key));
                 self.row_counts.push(0);
                 self.emitted.push(None);
                 self.is_dirty.push(false);
@@ -275,7 +279,7 @@ impl HashAggregate {
 
     fn free_slot(&mut self, slot: u32) {
         let s = slot as usize;
-        let key = std::mem::replace(&mut self.keys[s], Arc::from(&[][..]));
+        let key = std::mem::replace(&mut self.keys[s], Arc::clone(&self.no_key));
         self.slots.remove(&key[..]);
         self.row_counts[s] = 0;
         self.emitted[s] = None;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::hash_utils::RandomState;
 
 use super::window_assign::{time_type, timestamps, window_schema};
 use super::Operator;
@@ -31,7 +32,7 @@ pub struct SessionWindow {
     key_converter: RowConverter,
     row_converter: RowConverter,
     /// Held rows per key: (event time, the full input row).
-    held: HashMap<Arc<[u8]>, Vec<(i64, OwnedRow)>>,
+    held: HashMap<Arc<[u8]>, Vec<(i64, OwnedRow)>, RandomState>,
     /// `ts + gap` of held rows -> keys to re-examine once the watermark reaches it.
     deadlines: BTreeMap<i64, Vec<Arc<[u8]>>>,
     held_rows: u64,
@@ -62,7 +63,7 @@ impl SessionWindow {
             time_type,
             key_converter: RowConverter::new(key_fields)?,
             row_converter: RowConverter::new(row_fields)?,
-            held: HashMap::new(),
+            held: HashMap::default(),
             deadlines: BTreeMap::new(),
             held_rows: 0,
             watermark: i64::MIN,
@@ -164,7 +165,7 @@ impl Operator for SessionWindow {
         self.watermark = watermark;
         let pending = self.deadlines.split_off(&watermark.saturating_add(1));
         let due = std::mem::replace(&mut self.deadlines, pending);
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<Arc<[u8]>, RandomState> = HashSet::default();
         let (mut rows, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         for key in due.into_values().flatten() {
             if seen.insert(Arc::clone(&key)) {

@@ -29,9 +29,11 @@ pub async fn start(
         return Err(SqlError::syntax("COPY FROM needs a table"));
     };
     let (schema, name) = split_name(&table_name)?;
-    let table = cx.engine.store.table(&schema, &name).ok_or_else(|| {
-        SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
-    })?;
+    let table = cx
+        .engine
+        .store
+        .table(&schema, &name)
+        .ok_or_else(|| crate::engine::not_a_writable_table(&cx.engine.store, &schema, &name))?;
     let def = table.def();
     let column_indices: Vec<usize> = if columns.is_empty() {
         (0..def.columns.len()).collect()

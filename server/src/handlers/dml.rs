@@ -251,9 +251,10 @@ fn resolve_table(
             format!("cannot change system catalog relation \"{table}\""),
         ));
     }
-    engine.store.table(&schema, &table).ok_or_else(|| {
-        SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{table}\" does not exist"))
-    })
+    engine
+        .store
+        .table(&schema, &table)
+        .ok_or_else(|| crate::engine::not_a_writable_table(&engine.store, &schema, &table))
 }
 
 fn reparse(sql: &str) -> SqlResult<Statement> {

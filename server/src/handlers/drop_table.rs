@@ -157,6 +157,12 @@ pub(crate) fn dependents_of(id: TableId, jobs: &[DependentJob]) -> BTreeSet<Tabl
 
 /// The other relation kind `name` is, if it exists as one.
 fn wrong_kind(cx: &Context<'_>, schema: &str, name: &str, asked: ObjectType) -> Option<&'static str> {
+    if cx.engine.store.source(schema, name).is_some() {
+        return Some("SOURCE");
+    }
+    if cx.engine.store.sink(schema, name).is_some() {
+        return Some("SINK");
+    }
     match asked {
         ObjectType::Table if cx.engine.store.view(schema, name).is_some() => Some("MATERIALIZED VIEW"),
         ObjectType::MaterializedView if cx.engine.store.table(schema, name).is_some() => Some("TABLE"),
