@@ -118,12 +118,18 @@ impl fmt::Display for WindowKind {
         let d = |us: i64| format_interval(us);
         match *self {
             WindowKind::Tumble { size, offset: 0 } => write!(f, "tumble(size {})", d(size)),
-            WindowKind::Tumble { size, offset } => write!(f, "tumble(size {}, offset {})", d(size), d(offset)),
-            WindowKind::Hop { slide, size, offset: 0 } => write!(f, "hop(slide {}, size {})", d(slide), d(size)),
+            WindowKind::Tumble { size, offset } => {
+                write!(f, "tumble(size {}, offset {})", d(size), d(offset))
+            }
+            WindowKind::Hop { slide, size, offset: 0 } => {
+                write!(f, "hop(slide {}, size {})", d(slide), d(size))
+            }
             WindowKind::Hop { slide, size, offset } => {
                 write!(f, "hop(slide {}, size {}, offset {})", d(slide), d(size), d(offset))
             }
-            WindowKind::Cumulate { step, size, offset: 0 } => write!(f, "cumulate(step {}, size {})", d(step), d(size)),
+            WindowKind::Cumulate { step, size, offset: 0 } => {
+                write!(f, "cumulate(step {}, size {})", d(step), d(size))
+            }
             WindowKind::Cumulate { step, size, offset } => {
                 write!(f, "cumulate(step {}, size {}, offset {})", d(step), d(size), d(offset))
             }
@@ -511,7 +517,8 @@ impl JobGraph {
                     fields = output.clone()
                 }
                 OperatorSpec::HashAggregate(spec) => fields = spec.output.clone(),
-                OperatorSpec::WindowAssign { time_column, .. } | OperatorSpec::SessionWindow { time_column, .. } => {
+                OperatorSpec::WindowAssign { time_column, .. }
+                | OperatorSpec::SessionWindow { time_column, .. } => {
                     let ts = fields
                         .get(*time_column)
                         .ok_or_else(|| ExecError::InvalidGraph(format!("no time column {time_column}")))?
@@ -520,7 +527,9 @@ impl JobGraph {
                     fields.push(FieldSpec { name: "window_start".into(), data_type: ts.clone() });
                     fields.push(FieldSpec { name: "window_end".into(), data_type: ts });
                 }
-                OperatorSpec::Filter { .. } | OperatorSpec::Materialize { .. } | OperatorSpec::Sink { .. } => {}
+                OperatorSpec::Filter { .. }
+                | OperatorSpec::Materialize { .. }
+                | OperatorSpec::Sink { .. } => {}
             }
         }
         Ok(fields)

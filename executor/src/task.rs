@@ -201,7 +201,8 @@ impl Task {
                 Message::Watermark(w) => {
                     idle[input] = false;
                     watermarks[input] = watermarks[input].max(w);
-                    self.advance_watermark(&watermarks, &idle, &mut current_watermark, epoch, &mut counters).await?;
+                    self.advance_watermark(&watermarks, &idle, &mut current_watermark, epoch, &mut counters)
+                        .await?;
                 }
                 Message::Idle => {
                     idle[input] = true;
@@ -209,8 +210,14 @@ impl Task {
                         // Every input is idle: so is this task, for the operators downstream.
                         self.broadcast(Message::Idle).await?;
                     } else {
-                        self.advance_watermark(&watermarks, &idle, &mut current_watermark, epoch, &mut counters)
-                            .await?;
+                        self.advance_watermark(
+                            &watermarks,
+                            &idle,
+                            &mut current_watermark,
+                            epoch,
+                            &mut counters,
+                        )
+                        .await?;
                     }
                 }
                 Message::Barrier(barrier) => {

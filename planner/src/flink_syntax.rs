@@ -71,7 +71,8 @@ fn match_call(tokens: &[TokenWithSpan], start: usize) -> Option<(Vec<TokenWithSp
     let mut name = Vec::new();
     let mut keys = Vec::new();
     let mut j = sig.next()?;
-    while matches!(tokens[j].token, Token::Word(_) | Token::Period) && !is_word(&tokens[j].token, "partition") {
+    while matches!(tokens[j].token, Token::Word(_) | Token::Period) && !is_word(&tokens[j].token, "partition")
+    {
         name.push(tokens[j].clone());
         j = sig.next()?;
     }
@@ -84,7 +85,9 @@ fn match_call(tokens: &[TokenWithSpan], start: usize) -> Option<(Vec<TokenWithSp
         loop {
             j = sig.next()?;
             let before_descriptor = tokens[j].token == Token::Comma
-                && significant_from(tokens, j + 1).next().is_some_and(|n| is_word(&tokens[n].token, "descriptor"));
+                && significant_from(tokens, j + 1)
+                    .next()
+                    .is_some_and(|n| is_word(&tokens[n].token, "descriptor"));
             if before_descriptor {
                 break;
             }
@@ -125,7 +128,8 @@ fn match_call(tokens: &[TokenWithSpan], start: usize) -> Option<(Vec<TokenWithSp
         return None;
     }
     let comma = || TokenWithSpan::wrap(Token::Comma);
-    let space = || TokenWithSpan::wrap(Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space));
+    let space =
+        || TokenWithSpan::wrap(Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space));
     let mut out = vec![tokens[function].clone(), tokens[open_call].clone()];
     out.extend(name);
     out.push(comma());
@@ -154,7 +158,9 @@ mod tests {
     #[test]
     fn rewrites_flink_window_calls() {
         assert_eq!(
-            rewrite("SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) AS w"),
+            rewrite(
+                "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) AS w"
+            ),
             "SELECT * FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) AS w"
         );
         assert_eq!(
@@ -162,7 +168,9 @@ mod tests {
             "FROM HOP(public.bid, ts, INTERVAL '2' SECOND, INTERVAL '10' SECOND )"
         );
         assert_eq!(
-            rewrite("FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(ts), INTERVAL '10' SECOND))"),
+            rewrite(
+                "FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(ts), INTERVAL '10' SECOND))"
+            ),
             "FROM SESSION(bid, ts, INTERVAL '10' SECOND, bidder)"
         );
         // Anything else is left for the parser.

@@ -80,15 +80,26 @@ fn eligible(vertices: &[Vertex], consumer: usize) -> Option<Rewrite> {
         return None;
     }
     let mergeable = |k: AggregateKind| {
-        matches!(k, AggregateKind::CountRows | AggregateKind::Count | AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max)
+        matches!(
+            k,
+            AggregateKind::CountRows
+                | AggregateKind::Count
+                | AggregateKind::Sum
+                | AggregateKind::Min
+                | AggregateKind::Max
+        )
     };
     if !spec.aggregates.iter().all(|a| mergeable(a.kind)) {
         return None;
     }
     let producer = vertex.inputs[0].from;
     let chain = &vertices[producer].chain;
-    let assign = chain.iter().position(|op| matches!(op, OperatorSpec::WindowAssign { kind: WindowKind::Hop { .. }, .. }))?;
-    let OperatorSpec::WindowAssign { kind: WindowKind::Hop { slide, size, offset }, time_column: _ } = chain[assign] else {
+    let assign = chain
+        .iter()
+        .position(|op| matches!(op, OperatorSpec::WindowAssign { kind: WindowKind::Hop { .. }, .. }))?;
+    let OperatorSpec::WindowAssign { kind: WindowKind::Hop { slide, size, offset }, time_column: _ } =
+        chain[assign]
+    else {
         return None;
     };
     // Trace the window columns through the rest of the producer's chain.
@@ -104,7 +115,10 @@ fn eligible(vertices: &[Vertex], consumer: usize) -> Option<Rewrite> {
                     .map(|e| match e.strip_prefix("_c").and_then(|n| n.parse::<usize>().ok()) {
                         Some(c) => origins.get(c).copied().unwrap_or(Origin::Other),
                         None if referenced_columns(e).iter().any(|c| {
-                            matches!(origins.get(*c), Some(Origin::WindowStart | Origin::WindowEnd | Origin::DependsOnWindow))
+                            matches!(
+                                origins.get(*c),
+                                Some(Origin::WindowStart | Origin::WindowEnd | Origin::DependsOnWindow)
+                            )
                         }) =>
                         {
                             Origin::DependsOnWindow
@@ -131,7 +145,9 @@ fn eligible(vertices: &[Vertex], consumer: usize) -> Option<Rewrite> {
         return None;
     }
     // Every other column the aggregate reads must not depend on the window.
-    let reads = (0..gc).filter(|c| *c != start_col && *c != end_col).chain(spec.aggregates.iter().filter_map(|a| a.input_column));
+    let reads = (0..gc)
+        .filter(|c| *c != start_col && *c != end_col)
+        .chain(spec.aggregates.iter().filter_map(|a| a.input_column));
     for c in reads {
         if origins.get(c) != Some(&Origin::Other) {
             return None;
@@ -162,7 +178,9 @@ fn vertices_output_width_before(vertices: &[Vertex], vertex: usize, index: usize
 
 fn apply(vertices: &mut [Vertex], consumer: usize, rw: Rewrite) {
     let Some(OperatorSpec::HashAggregate(spec)) = vertices[consumer].chain.first().cloned() else { return };
-    let OperatorSpec::WindowAssign { time_column, .. } = vertices[rw.producer].chain[rw.assign] else { return };
+    let OperatorSpec::WindowAssign { time_column, .. } = vertices[rw.producer].chain[rw.assign] else {
+        return;
+    };
     // 1. Panes: a tumble of `slide`.
     vertices[rw.producer].chain[rw.assign] = OperatorSpec::WindowAssign {
         kind: WindowKind::Tumble { size: rw.slide, offset: rw.offset },

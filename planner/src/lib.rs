@@ -12,8 +12,8 @@ mod parser;
 mod pg_rewrite;
 mod stream_ddl;
 mod stream_plan;
-mod window_tvf;
 mod types;
+mod window_tvf;
 
 pub use create_table::{normalize_ident, plan_create_table, split_name, CreateTablePlan};
 pub use error::{sqlstate, ErrorDetails, SqlError, SqlResult};
@@ -21,8 +21,8 @@ pub use parser::{parse_sql, WeirStatement};
 pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
 pub use stream_ddl::{plan_create_source, split_connector, CreateSink, CreateSource, DropStream};
 pub use stream_plan::{plan_job_graph, JobOptions, StreamCatalog, StreamInput};
-pub use window_tvf::{WindowTvf, WindowTvfPlanner};
 pub use types::column_type_from_sql;
+pub use window_tvf::{WindowTvf, WindowTvfPlanner};
 
 /// Re-export of the SQL AST so callers use the exact version DataFusion does.
 pub use datafusion::sql::sqlparser;

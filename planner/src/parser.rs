@@ -7,7 +7,9 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{SqlError, SqlResult};
-use crate::stream_ddl::{parse_stream_ddl, starts_stream_ddl, CreateSink, CreateSource, DropStream, StreamDdl};
+use crate::stream_ddl::{
+    parse_stream_ddl, starts_stream_ddl, CreateSink, CreateSource, DropStream, StreamDdl,
+};
 
 /// A parsed statement. Kept as an enum so Weir's own statements (FLUSH, CREATE SOURCE, ...)
 /// can join standard SQL without a second parser pass.
@@ -99,10 +101,10 @@ fn parse_statements(parser: &mut Parser<'_>, emits: &[usize]) -> Result<Vec<Weir
                 StreamDdl::CreateSource(_) | StreamDdl::Drop(_) if emit => {
                     return Err(ParserError::ParserError("EMIT ON WINDOW CLOSE ends a query".into()))
                 }
-                StreamDdl::CreateSource(c) => WeirStatement::CreateSource(Box::new(c)),
+                StreamDdl::CreateSource(c) => WeirStatement::CreateSource(c),
                 StreamDdl::CreateSink(mut c) => {
                     c.emit_on_window_close |= emit;
-                    WeirStatement::CreateSink(Box::new(c))
+                    WeirStatement::CreateSink(c)
                 }
                 StreamDdl::Drop(d) => WeirStatement::DropStream(d),
             });
@@ -224,8 +226,10 @@ mod tests {
         );
         assert!(matches!(parsed[1], WeirStatement::EmitOnWindowClose(_)));
         assert!(matches!(&parsed[2], WeirStatement::CreateSink(s) if !s.emit_on_window_close));
-        let sink = parse_sql("CREATE SINK s AS SELECT * FROM v EMIT ON WINDOW CLOSE WITH (connector = 'blackhole'); SELECT 1")
-            .unwrap();
+        let sink = parse_sql(
+            "CREATE SINK s AS SELECT * FROM v EMIT ON WINDOW CLOSE WITH (connector = 'blackhole'); SELECT 1",
+        )
+        .unwrap();
         assert!(matches!(&sink[0], WeirStatement::CreateSink(s) if s.emit_on_window_close));
         assert!(matches!(&sink[1], WeirStatement::Sql(_)));
         assert!(parse_sql("SELECT 1 EMIT ON WINDOW CLOSE").is_err());

@@ -56,12 +56,13 @@ fn word_is(token: &Token, word: &str) -> bool {
 pub(crate) fn starts_stream_ddl(parser: &Parser<'_>) -> bool {
     let first = parser.peek_nth_token(0).token;
     let second = parser.peek_nth_token(1).token;
-    (word_is(&first, "create") || word_is(&first, "drop")) && (word_is(&second, "source") || word_is(&second, "sink"))
+    (word_is(&first, "create") || word_is(&first, "drop"))
+        && (word_is(&second, "source") || word_is(&second, "sink"))
 }
 
 pub(crate) enum StreamDdl {
-    CreateSource(CreateSource),
-    CreateSink(CreateSink),
+    CreateSource(Box<CreateSource>),
+    CreateSink(Box<CreateSink>),
     Drop(DropStream),
 }
 
@@ -113,7 +114,8 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
             }
         }
         let Some(split) = split else {
-            return parser.expected("WITH (connector = '...', ...) after the sink's query", parser.peek_token());
+            return parser
+                .expected("WITH (connector = '...', ...) after the sink's query", parser.peek_token());
         };
         let options_tokens = tokens.split_off(split);
         let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
@@ -124,13 +126,21 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
         let options = parse_with_options(&mut options_parser)?;
         options_parser.expect_token(&Token::EOF)?;
         // `EMIT ON WINDOW CLOSE` was taken out of the tokens before parsing (see `parser.rs`).
-        return Ok(StreamDdl::CreateSink(CreateSink { name, if_not_exists, query, emit_on_window_close: false, options }));
+        return Ok(StreamDdl::CreateSink(Box::new(CreateSink {
+            name,
+            if_not_exists,
+            query,
+            emit_on_window_close: false,
+            options,
+        })));
     }
     parser.expect_token(&Token::LParen)?;
     let mut columns = Vec::new();
     let mut watermark = None;
     loop {
-        if word_is(&parser.peek_token().token, "watermark") && !matches!(parser.peek_nth_token(1).token, Token::Word(ref w) if !w.value.eq_ignore_ascii_case("for")) {
+        if word_is(&parser.peek_token().token, "watermark")
+            && !matches!(parser.peek_nth_token(1).token, Token::Word(ref w) if !w.value.eq_ignore_ascii_case("for"))
+        {
             parser.next_token();
             parser.expect_keyword(Keyword::FOR)?;
             if watermark.is_some() {
@@ -148,7 +158,7 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
     }
     parser.expect_token(&Token::RParen)?;
     let options = parse_with_options(parser)?;
-    Ok(StreamDdl::CreateSource(CreateSource { name, if_not_exists, columns, watermark, options }))
+    Ok(StreamDdl::CreateSource(Box::new(CreateSource { name, if_not_exists, columns, watermark, options })))
 }
 
 /// `WITH (key = 'value', ...)`; keys are lower-cased unless quoted.
@@ -195,7 +205,10 @@ pub fn split_connector(options: &[(String, String)]) -> SqlResult<(String, BTree
     let mut map = BTreeMap::new();
     for (key, value) in options {
         if map.insert(key.clone(), value.clone()).is_some() {
-            return Err(SqlError::new(sqlstate::SYNTAX_ERROR, format!("option \"{key}\" specified more than once")));
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!("option \"{key}\" specified more than once"),
+            ));
         }
     }
     let connector = map.remove("connector").ok_or_else(|| {
@@ -232,7 +245,11 @@ pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
                 }
             }
         }
-        columns.push(ColumnDef { name: column_name, column_type: column_type_from_sql(&column.data_type)?, not_null });
+        columns.push(ColumnDef {
+            name: column_name,
+            column_type: column_type_from_sql(&column.data_type)?,
+            not_null,
+        });
     }
     let watermark = match &stmt.watermark {
         None => None,
@@ -245,13 +262,21 @@ pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
 fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> SqlResult<WatermarkDef> {
     let name = normalize_ident(column);
     let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
-        SqlError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{name}\" named in WATERMARK FOR does not exist"))
+        SqlError::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!("column \"{name}\" named in WATERMARK FOR does not exist"),
+        )
     })?;
-    if !matches!(columns[index].column_type, weir_storage::ColumnType::Timestamp | weir_storage::ColumnType::Timestamptz)
-    {
+    if !matches!(
+        columns[index].column_type,
+        weir_storage::ColumnType::Timestamp | weir_storage::ColumnType::Timestamptz
+    ) {
         return Err(SqlError::new(
             sqlstate::DATATYPE_MISMATCH,
-            format!("WATERMARK FOR column \"{name}\" must be a timestamp, not {}", columns[index].column_type.pg_display_name()),
+            format!(
+                "WATERMARK FOR column \"{name}\" must be a timestamp, not {}",
+                columns[index].column_type.pg_display_name()
+            ),
         ));
     }
     let mut positional = expr.clone();

@@ -122,7 +122,11 @@ pub fn plan_job_graph(
                          a query without aggregation, or connector = 'blackhole'.",
                     ));
             }
-            OperatorSpec::Sink { sink_id: view_id, connector: connector.clone(), options: sink_options.clone() }
+            OperatorSpec::Sink {
+                sink_id: view_id,
+                connector: connector.clone(),
+                options: sink_options.clone(),
+            }
         }
     };
     lowering.vertices[stream].chain.push(terminal);
@@ -267,7 +271,10 @@ impl Lowering<'_> {
             }
             LogicalPlan::Extension(extension) => {
                 let Some(window) = extension.node.as_any().downcast_ref::<WindowTvf>() else {
-                    return Err(SqlError::unsupported(format!("{} in a materialized view", extension.node.name())));
+                    return Err(SqlError::unsupported(format!(
+                        "{} in a materialized view",
+                        extension.node.name()
+                    )));
                 };
                 self.lower_window(window)
             }
@@ -426,8 +433,10 @@ impl Lowering<'_> {
         match window.kind {
             WindowKind::Session { gap } => {
                 if !properties.append_only {
-                    return Err(SqlError::unsupported("SESSION windows over a table that takes updates or deletes")
-                        .with_hint("SESSION reads append-only sources."));
+                    return Err(SqlError::unsupported(
+                        "SESSION windows over a table that takes updates or deletes",
+                    )
+                    .with_hint("SESSION reads append-only sources."));
                 }
                 if !time_has_watermark {
                     return Err(SqlError::unsupported("SESSION windows over a time column without a watermark")
@@ -437,14 +446,22 @@ impl Lowering<'_> {
                     true => (1, Partitioning::Single),
                     false => (self.parallelism, Partitioning::Hash(window.keys.clone())),
                 };
-                let op = OperatorSpec::SessionWindow { gap, time_column: window.time_column, keys: window.keys.clone() };
-                let vertex = self.add_vertex(parallelism, None, vec![Edge { from: input, partitioning }]).with_chain(self, op);
+                let op = OperatorSpec::SessionWindow {
+                    gap,
+                    time_column: window.time_column,
+                    keys: window.keys.clone(),
+                };
+                let vertex = self
+                    .add_vertex(parallelism, None, vec![Edge { from: input, partitioning }])
+                    .with_chain(self, op);
                 output.stream_key = None;
                 self.vertices[vertex].output = output;
                 Ok(vertex)
             }
             kind => {
-                self.vertices[input].chain.push(OperatorSpec::WindowAssign { kind, time_column: window.time_column });
+                self.vertices[input]
+                    .chain
+                    .push(OperatorSpec::WindowAssign { kind, time_column: window.time_column });
                 // A row becomes one row per window: a key needs the window to stay unique.
                 if !matches!(kind, WindowKind::Tumble { .. }) {
                     output.stream_key = output.stream_key.map(|mut k| {

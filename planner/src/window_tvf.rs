@@ -13,7 +13,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::common::{plan_err, DFSchema, DFSchemaRef, Result as DfResult, ScalarValue, TableReference};
-use datafusion::logical_expr::planner::{PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning};
+use datafusion::logical_expr::planner::{
+    PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
+};
 use datafusion::logical_expr::{
     Expr, Extension, LogicalPlan, LogicalPlanBuilder, TableSource, UserDefinedLogicalNodeCore,
 };
@@ -44,12 +46,16 @@ impl PartialOrd for WindowTvf {
 }
 
 impl WindowTvf {
-    pub fn try_new(input: LogicalPlan, kind: WindowKind, time_column: usize, keys: Vec<usize>) -> DfResult<Self> {
+    pub fn try_new(
+        input: LogicalPlan,
+        kind: WindowKind,
+        time_column: usize,
+        keys: Vec<usize>,
+    ) -> DfResult<Self> {
         let input_schema = input.schema();
         let (_, time_field) = input_schema.qualified_field(time_column);
         let time_type = time_field.data_type().clone();
-        let mut fields: Vec<_> =
-            input_schema.iter().map(|(q, f)| (q.cloned(), f.clone())).collect();
+        let mut fields: Vec<_> = input_schema.iter().map(|(q, f)| (q.cloned(), f.clone())).collect();
         for name in ["window_start", "window_end"] {
             fields.push((None, Arc::new(arrow::datatypes::Field::new(name, time_type.clone(), true))));
         }
@@ -86,7 +92,9 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DfResult<Self> {
         match inputs.pop() {
-            Some(input) if inputs.is_empty() => Self::try_new(input, self.kind, self.time_column, self.keys.clone()),
+            Some(input) if inputs.is_empty() => {
+                Self::try_new(input, self.kind, self.time_column, self.keys.clone())
+            }
             _ => plan_err!("WindowTvf takes exactly one input"),
         }
     }
@@ -157,14 +165,18 @@ impl RelationPlanner for WindowTvfPlanner {
         let source_name = match args[0] {
             ast::Expr::Identifier(i) => ast::ObjectName::from(vec![i.clone()]),
             ast::Expr::CompoundIdentifier(parts) => ast::ObjectName::from(parts.clone()),
-            other => return plan_err!("the first argument of {usage} must name a table or source, not {other}"),
+            other => {
+                return plan_err!("the first argument of {usage} must name a table or source, not {other}")
+            }
         };
         let reference = context.object_name_to_table_reference(source_name)?;
         let table = match context.context_provider().get_table_source(reference.clone()) {
             Ok(table) => table,
             Err(_) => match (self.resolve)(&reference) {
                 Some(table) => table,
-                None => return plan_err!("table \"{reference}\" does not exist (the first argument of {usage})"),
+                None => {
+                    return plan_err!("table \"{reference}\" does not exist (the first argument of {usage})")
+                }
             },
         };
         let input = LogicalPlanBuilder::scan(reference, table, None)?.build()?;
@@ -172,7 +184,8 @@ impl RelationPlanner for WindowTvfPlanner {
             let ast::Expr::Identifier(ident) = expr else {
                 return plan_err!("the {what} argument of {usage} must be a column name, not {expr}");
             };
-            let name = if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() };
+            let name =
+                if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() };
             match input.schema().fields().iter().position(|f| f.name() == &name) {
                 Some(i) => Ok(i),
                 None => Err(sql_error(
@@ -194,10 +207,11 @@ impl RelationPlanner for WindowTvfPlanner {
         }
         let mut interval = |expr: &ast::Expr, what: &str| -> DfResult<i64> {
             let planned = context.sql_to_expr(expr.clone(), &DFSchema::empty())?;
-            let us = interval_micros(&planned)
-                .ok_or_else(|| datafusion::error::DataFusionError::Plan(format!(
+            let us = interval_micros(&planned).ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan(format!(
                     "the {what} of {usage} must be an interval such as INTERVAL '10' SECOND, not {expr}"
-                )))?;
+                ))
+            })?;
             if what != "offset" && us <= 0 {
                 return plan_err!("the {what} of {usage} must be positive");
             }

@@ -52,13 +52,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .replace("__EVENTS__", &events.to_string())
             .replace("__SPLITS__", &parallelism.to_string())
     } else {
-        let sql = std::fs::read_to_string(query_dir().join("source_csv.sql"))?.replace("__BIDS_CSV__", &source);
+        let sql =
+            std::fs::read_to_string(query_dir().join("source_csv.sql"))?.replace("__BIDS_CSV__", &source);
         match &split_size {
-            Some(size) => sql.replace("header = 'false')", &format!("header = 'false', split.size = '{size}')")),
+            Some(size) => {
+                sql.replace("header = 'false')", &format!("header = 'false', split.size = '{size}')"))
+            }
             None => sql,
         }
     };
-    println!("source: {source}, parallelism {parallelism}, split size {}", split_size.as_deref().unwrap_or("default"));
+    println!(
+        "source: {source}, parallelism {parallelism}, split size {}",
+        split_size.as_deref().unwrap_or("default")
+    );
     println!("| query | bids | seconds | events/s | CPU s per M events |");
     println!("|---|---|---|---|---|");
     for query in &queries {
@@ -78,7 +84,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 break row.get::<_, Option<i64>>(1).unwrap_or(0);
             }
             let failed = client
-                .query_opt("SELECT status FROM weir_catalog.jobs WHERE view = $1 AND status LIKE 'failed%'", &[query])
+                .query_opt(
+                    "SELECT status FROM weir_catalog.jobs WHERE view = $1 AND status LIKE 'failed%'",
+                    &[query],
+                )
                 .await?;
             if let Some(failed) = failed {
                 return Err(format!("{query}: {}", failed.get::<_, String>(0)).into());

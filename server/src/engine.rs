@@ -78,7 +78,10 @@ impl Engine {
             fallback: pg.clone(),
         });
         catalog.register_schema(DEFAULT_SCHEMA, user_schema.clone())?;
-        catalog.register_schema("weir_catalog", crate::system_tables::schema(self.jobs.clone(), self.store.clone()))?;
+        catalog.register_schema(
+            "weir_catalog",
+            crate::system_tables::schema(self.jobs.clone(), self.store.clone()),
+        )?;
         catalog.register_schema("pg_catalog", pg)?;
         catalog.register_schema("information_schema", pg_catalog::information_schema(snapshot.clone()))?;
         ctx.register_catalog(DEFAULT_DATABASE, Arc::new(catalog));
@@ -87,7 +90,11 @@ impl Engine {
             if schema != DEFAULT_SCHEMA {
                 return None;
             }
-            user_schema.user_relation(name.table()).ok().flatten().map(datafusion::datasource::provider_as_source)
+            user_schema
+                .user_relation(name.table())
+                .ok()
+                .flatten()
+                .map(datafusion::datasource::provider_as_source)
         };
         ctx.register_relation_planner(Arc::new(weir_planner::WindowTvfPlanner::new(Arc::new(resolve))))?;
         pg_catalog::register_functions(&ctx, snapshot);
@@ -148,13 +155,7 @@ impl SchemaProvider for UserSchema {
                     .filter(|v| v.relation.schema_name == self.name)
                     .map(|v| v.relation.name),
             )
-            .chain(
-                self.store
-                    .sources()
-                    .into_iter()
-                    .filter(|s| s.schema_name == self.name)
-                    .map(|s| s.name),
-            )
+            .chain(self.store.sources().into_iter().filter(|s| s.schema_name == self.name).map(|s| s.name))
             .collect()
     }
 
@@ -187,7 +188,9 @@ pub fn not_a_writable_table(store: &Store, schema: &str, name: &str) -> weir_pla
         None
     };
     match what {
-        Some(what) => SqlError::new(sqlstate::WRONG_OBJECT_TYPE, format!("cannot write to \"{name}\": it is {what}")),
+        Some(what) => {
+            SqlError::new(sqlstate::WRONG_OBJECT_TYPE, format!("cannot write to \"{name}\": it is {what}"))
+        }
         None => SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")),
     }
 }

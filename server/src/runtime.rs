@@ -61,7 +61,9 @@ pub async fn redeploy_views(store: &Store, jobs: &JobManager) {
         };
         let started = std::time::Instant::now();
         match jobs.deploy(graph).await {
-            Ok(()) => info!(job = %name, elapsed_ms = started.elapsed().as_millis() as u64, "job re-deployed"),
+            Ok(()) => {
+                info!(job = %name, elapsed_ms = started.elapsed().as_millis() as u64, "job re-deployed")
+            }
             Err(e) => error!(job = %name, error = %e, "job could not be re-deployed"),
         }
     }

@@ -41,9 +41,8 @@ impl TableProvider for SourceTable {
 }
 
 pub fn source_not_queryable(name: &str) -> SqlError {
-    SqlError::unsupported(format!("querying source \"{name}\" directly"))
-        .with_hint(format!(
-            "A source is a stream, not stored data. Create a materialized view over it, e.g. \
+    SqlError::unsupported(format!("querying source \"{name}\" directly")).with_hint(format!(
+        "A source is a stream, not stored data. Create a materialized view over it, e.g. \
              CREATE MATERIALIZED VIEW {name}_rows AS SELECT * FROM {name}; then query the view."
-        ))
+    ))
 }

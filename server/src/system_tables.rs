@@ -49,8 +49,12 @@ enum Kind {
     Watermarks,
 }
 
-const TABLES: [(&str, Kind); 4] =
-    [("jobs", Kind::Jobs), ("tasks", Kind::Tasks), ("sources", Kind::Sources), ("watermarks", Kind::Watermarks)];
+const TABLES: [(&str, Kind); 4] = [
+    ("jobs", Kind::Jobs),
+    ("tasks", Kind::Tasks),
+    ("sources", Kind::Sources),
+    ("watermarks", Kind::Watermarks),
+];
 
 #[async_trait]
 impl SchemaProvider for WeirCatalog {
@@ -196,9 +200,13 @@ impl SystemTable {
                     Arc::new(Int64Array::from_iter_values(tasks.iter().map(|t| t.rows_in as i64))),
                     Arc::new(Int64Array::from_iter_values(tasks.iter().map(|t| t.rows_out as i64))),
                     Arc::new(Int64Array::from_iter(tasks.iter().map(|t| t.last_epoch.map(|e| e as i64)))),
-                    Arc::new(TimestampMicrosecondArray::from_iter(tasks.iter().map(|t| watermark_value(t.watermark)))),
+                    Arc::new(TimestampMicrosecondArray::from_iter(
+                        tasks.iter().map(|t| watermark_value(t.watermark)),
+                    )),
                     Arc::new(Int64Array::from_iter_values(
-                        tasks.iter().map(|t| t.operator_stats.iter().map(|o| o.state_rows as i64).sum::<i64>()),
+                        tasks
+                            .iter()
+                            .map(|t| t.operator_stats.iter().map(|o| o.state_rows as i64).sum::<i64>()),
                     )),
                 ]
             }
@@ -215,7 +223,9 @@ impl SystemTable {
                     Arc::new(Int32Array::from_iter_values(rows.iter().map(|(t, _)| t.vertex as i32))),
                     Arc::new(Int32Array::from_iter_values(rows.iter().map(|(t, _)| t.subtask as i32))),
                     Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, o)| o.name))),
-                    Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(|(t, _)| watermark_value(t.watermark)))),
+                    Arc::new(TimestampMicrosecondArray::from_iter(
+                        rows.iter().map(|(t, _)| watermark_value(t.watermark)),
+                    )),
                     Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, o)| o.late_rows as i64))),
                 ]
             }

@@ -664,8 +664,11 @@ pub async fn window_state_stays_bounded_on_a_long_stream() -> Result<(), String>
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     client.batch_execute("FLUSH").await.map_err(show)?;
-    let rows_read: i64 =
-        client.query_one("SELECT sum(rows_read)::BIGINT FROM weir_catalog.sources", &[]).await.map_err(show)?.get(0);
+    let rows_read: i64 = client
+        .query_one("SELECT sum(rows_read)::BIGINT FROM weir_catalog.sources", &[])
+        .await
+        .map_err(show)?
+        .get(0);
     let emitted: i64 = client.query_one("SELECT count(*) FROM on_close", &[]).await.map_err(show)?.get(0);
     let total: i64 = client.query_one("SELECT count(*) FROM on_update", &[]).await.map_err(show)?.get(0);
     let windows: i64 = client
@@ -680,11 +683,15 @@ pub async fn window_state_stays_bounded_on_a_long_stream() -> Result<(), String>
          peak state {max_state:?} in {samples} samples"
     );
     if windows < 20 || emitted < 50_000 || total < emitted {
-        return Err(format!("too little output: {windows} windows, {emitted} rows on close, {total} on update"));
+        return Err(format!(
+            "too little output: {windows} windows, {emitted} rows on close, {total} on update"
+        ));
     }
     for (view, peak) in ["on_close", "on_update"].iter().zip(max_state) {
         if peak == 0 || peak * 4 > emitted {
-            return Err(format!("{view}: peak state {peak} rows is not bounded by the open windows ({emitted} emitted)"));
+            return Err(format!(
+                "{view}: peak state {peak} rows is not bounded by the open windows ({emitted} emitted)"
+            ));
         }
     }
     Ok(())

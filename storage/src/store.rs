@@ -98,7 +98,13 @@ impl Store {
             .into_iter()
             .map(|d: SinkDef| ((d.schema_name.clone(), d.name.clone()), d))
             .collect();
-        info!(tables = tables.len(), views = views.len(), sources = sources.len(), sinks = sinks.len(), "catalog loaded");
+        info!(
+            tables = tables.len(),
+            views = views.len(),
+            sources = sources.len(),
+            sinks = sinks.len(),
+            "catalog loaded"
+        );
         *self.tables.write().map_err(|_| poisoned())? = tables;
         *self.views.write().map_err(|_| poisoned())? = views;
         *self.sources.write().map_err(|_| poisoned())? = sources;
@@ -155,7 +161,11 @@ impl Store {
         Ok(def)
     }
 
-    fn load_objects<T: serde::de::DeserializeOwned>(&self, prefix: &[u8], what: &str) -> StorageResult<Vec<T>> {
+    fn load_objects<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        what: &str,
+    ) -> StorageResult<Vec<T>> {
         let cf = self.cf(CF_CATALOG)?;
         let mut out = Vec::new();
         for item in self.db.prefix_iterator_cf(cf, prefix) {
@@ -228,7 +238,8 @@ impl Store {
 
     /// All sinks, in creation order.
     pub fn sinks(&self) -> Vec<SinkDef> {
-        let mut all: Vec<SinkDef> = self.sinks.read().map(|v| v.values().cloned().collect()).unwrap_or_default();
+        let mut all: Vec<SinkDef> =
+            self.sinks.read().map(|v| v.values().cloned().collect()).unwrap_or_default();
         all.sort_by_key(|s| s.id);
         all
     }

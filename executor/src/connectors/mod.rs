@@ -101,9 +101,16 @@ pub const COMMON_OPTIONS: &[&str] = &["on_error", "idle_timeout_ms"];
 /// Validates `options` for connector `name` against the declared `schema` and returns the
 /// configured connector. Called at `CREATE SOURCE` (so mistakes are reported there) and
 /// again when a job deploys.
-pub fn open_connector(name: &str, options: &ConnectorOptions, schema: SchemaRef) -> ExecResult<Box<dyn Connector>> {
-    let options: ConnectorOptions =
-        options.iter().filter(|(k, _)| !COMMON_OPTIONS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn open_connector(
+    name: &str,
+    options: &ConnectorOptions,
+    schema: SchemaRef,
+) -> ExecResult<Box<dyn Connector>> {
+    let options: ConnectorOptions = options
+        .iter()
+        .filter(|(k, _)| !COMMON_OPTIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     match name.to_ascii_lowercase().as_str() {
         "file" => Ok(Box::new(file::FileConnector::new(&options, schema)?)),
         "nexmark" => Ok(Box::new(nexmark::NexmarkConnector::new(&options, schema)?)),
@@ -116,7 +123,11 @@ pub fn open_connector(name: &str, options: &ConnectorOptions, schema: SchemaRef)
 }
 
 /// Rejects options a connector does not know, naming the ones it does.
-pub fn check_known_options(connector: &str, options: &ConnectorOptions, known: &[&str]) -> Result<(), OptionError> {
+pub fn check_known_options(
+    connector: &str,
+    options: &ConnectorOptions,
+    known: &[&str],
+) -> Result<(), OptionError> {
     for key in options.keys() {
         if !known.contains(&key.as_str()) {
             return Err(OptionError(format!(

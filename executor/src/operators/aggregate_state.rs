@@ -437,7 +437,9 @@ impl GroupAccumulator for Extreme {
         let rows = self.converter.convert_columns(std::slice::from_ref(values))?;
         for (i, (&g, &w)) in groups.iter().zip(weights).enumerate() {
             if w < 0 {
-                return Err(ExecError::Internal("min/max planned for an append-only input got a delete".into()));
+                return Err(ExecError::Internal(
+                    "min/max planned for an append-only input got a delete".into(),
+                ));
             }
             if values.is_null(i) || w == 0 {
                 continue;
@@ -456,7 +458,8 @@ impl GroupAccumulator for Extreme {
     }
     fn evaluate(&mut self, groups: &[u32]) -> ExecResult<ArrayRef> {
         let parser = self.converter.parser();
-        let rows = groups.iter().map(|&g| parser.parse(self.best[g as usize].as_deref().unwrap_or(&self.null_row)));
+        let rows =
+            groups.iter().map(|&g| parser.parse(self.best[g as usize].as_deref().unwrap_or(&self.null_row)));
         let mut columns = self.converter.convert_rows(rows)?;
         columns.pop().ok_or_else(|| ExecError::Internal("min/max: no column decoded".into()))
     }

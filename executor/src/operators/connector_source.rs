@@ -89,11 +89,10 @@ impl ConnectorSource {
     ) -> ExecResult<Self> {
         let watermark = match watermark {
             Some(spec) => {
-                let time_type = schema
-                    .fields()
-                    .get(spec.column)
-                    .map(|f| f.data_type().clone())
-                    .ok_or_else(|| ExecError::InvalidGraph(format!("no watermark column {}", spec.column)))?;
+                let time_type =
+                    schema.fields().get(spec.column).map(|f| f.data_type().clone()).ok_or_else(|| {
+                        ExecError::InvalidGraph(format!("no watermark column {}", spec.column))
+                    })?;
                 let expr = ExprCompiler::default().compile(&spec.expr, schema, Some(&time_type))?;
                 let time_only = reads_only(&expr, spec.column).then_some(spec.column);
                 Some(WatermarkGenerator { expr, time_only, current: i64::MIN })
@@ -145,7 +144,8 @@ impl ConnectorSource {
                 }
                 Ok(ReadOutcome::Wait(wait)) => {
                     self.report_errors()?;
-                    if !idle && self.watermark.is_some() && last_rows.elapsed() >= self.settings.idle_timeout {
+                    if !idle && self.watermark.is_some() && last_rows.elapsed() >= self.settings.idle_timeout
+                    {
                         idle = true;
                         self.metrics.set_status("idle");
                         info!(source = %name, split, "source split is idle; it no longer holds back the watermark");
@@ -305,16 +305,27 @@ mod tests {
         reader: Scripted,
         on_error: OnError,
         idle_ms: u64,
-    ) -> (mpsc::Receiver<Message>, mpsc::UnboundedSender<Barrier>, Arc<SourceMetrics>, std::thread::JoinHandle<ExecResult<()>>)
-    {
+    ) -> (
+        mpsc::Receiver<Message>,
+        mpsc::UnboundedSender<Barrier>,
+        Arc<SourceMetrics>,
+        std::thread::JoinHandle<ExecResult<()>>,
+    ) {
         let (tx, rx) = mpsc::channel(64);
         let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
         let metrics = Arc::new(SourceMetrics::new(1, "s", "test", 0));
         let watermark = WatermarkSpec { column: 0, expr: "_c0 - INTERVAL '4' SECOND".into() };
         let settings = SourceSettings { on_error, idle_timeout: Duration::from_millis(idle_ms) };
-        let source =
-            ConnectorSource::new(Box::new(reader), &schema(), Some(&watermark), settings, metrics.clone(), tx, barrier_rx)
-                .unwrap();
+        let source = ConnectorSource::new(
+            Box::new(reader),
+            &schema(),
+            Some(&watermark),
+            settings,
+            metrics.clone(),
+            tx,
+            barrier_rx,
+        )
+        .unwrap();
         let handle = std::thread::spawn(move || {
             let mut source = source;
             source.run_blocking()
@@ -355,7 +366,8 @@ mod tests {
 
     #[test]
     fn a_split_without_rows_goes_idle() {
-        let reader = Scripted { script: VecDeque::from([rows(&[10])]), errors: vec![], endless: true, read: 0 };
+        let reader =
+            Scripted { script: VecDeque::from([rows(&[10])]), errors: vec![], endless: true, read: 0 };
         let (mut rx, barriers, metrics, handle) = start(reader, OnError::Skip, 50);
         let seen: Vec<String> = (0..3).map(|_| describe(&rx.blocking_recv().unwrap())).collect();
         assert_eq!(seen, ["rows 1", "W 6", "idle"]);

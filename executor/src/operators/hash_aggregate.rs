@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch};
-use arrow::datatypes::TimestampMicrosecondType;
 use arrow::compute::{can_cast_types, cast_with_options, CastOptions};
+use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::hash_utils::RandomState;
@@ -44,6 +44,9 @@ use super::Operator;
 use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
+
+/// A windowed group's slot, with its key to recognise a slot freed and reused meanwhile.
+type OpenGroup = (u32, Arc<[u8]>);
 
 pub struct HashAggregate {
     group_columns: usize,
@@ -75,7 +78,7 @@ pub struct HashAggregate {
     late_rows: u64,
     /// Windowed groups by their window column's value (microseconds), to close them in order.
     /// The key is kept to recognise a slot that was freed and reused meanwhile.
-    open: BTreeMap<i64, Vec<(u32, Arc<[u8]>)>>,
+    open: BTreeMap<i64, Vec<OpenGroup>>,
     /// Emit-on-update: groups closed by the watermark, dropped after the next barrier's output.
     closing: Vec<u32>,
 }
@@ -106,7 +109,9 @@ impl HashAggregate {
         }
         if let Some(w) = &spec.window {
             let timestamp = input_schema.fields().get(w.column).map(|f| f.data_type());
-            if w.column >= gc || !matches!(timestamp, Some(DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _))) {
+            if w.column >= gc
+                || !matches!(timestamp, Some(DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _)))
+            {
                 return Err(invalid(format!("window column {} is not a timestamp group column", w.column)));
             }
         }
@@ -223,11 +228,10 @@ impl HashAggregate {
 
     /// Drops the rows of closed windows from `batch`, counting them.
     fn drop_late_rows(&mut self, batch: StreamBatch, column: usize) -> ExecResult<StreamBatch> {
-        let values = batch
-            .data
-            .column(column)
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(|| ExecError::Internal("HashAggregate: window column is not a timestamp".into()))?;
+        let values =
+            batch.data.column(column).as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| {
+                ExecError::Internal("HashAggregate: window column is not a timestamp".into())
+            })?;
         let keep: BooleanArray =
             (0..values.len()).map(|i| Some(values.is_null(i) || !self.is_closed(values.value(i)))).collect();
         let late = keep.false_count();
@@ -815,7 +819,11 @@ mod tests {
     /// Rows (window_end seconds, value) grouped by window_end; count(*) and sum(v).
     fn windowed(emit_on_close: bool) -> HashAggregate {
         let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
-        let mut spec = spec(1, &[(CountRows, None), (Sum, Some(1))], &[("window_end", ts.clone()), ("n", Int64), ("s", Int64)]);
+        let mut spec = spec(
+            1,
+            &[(CountRows, None), (Sum, Some(1))],
+            &[("window_end", ts.clone()), ("n", Int64), ("s", Int64)],
+        );
         spec.window = Some(WindowedGroups { column: 0, exclusive_end: true, emit_on_close });
         let schema = Arc::new(arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new("window_end", ts, true),
@@ -922,10 +930,15 @@ mod tests {
 
     #[test]
     fn append_only_min_max_keep_the_extreme_and_refuse_deletes() {
-        let mut spec = spec(1, &[(Max, Some(1)), (Min, Some(1))], &[("k", Utf8), ("max", Int64), ("min", Int64)]);
+        let mut spec =
+            spec(1, &[(Max, Some(1)), (Min, Some(1))], &[("k", Utf8), ("max", Int64), ("min", Int64)]);
         spec.append_only_input = true;
         let mut op = HashAggregate::new(&spec, kv(vec![], vec![], None).data.schema()).unwrap();
-        epoch(&mut op, vec![kv(vec![Some("a"), Some("a"), Some("b")], vec![Some(3), Some(5), None], None)], 1);
+        epoch(
+            &mut op,
+            vec![kv(vec![Some("a"), Some("a"), Some("b")], vec![Some(3), Some(5), None], None)],
+            1,
+        );
         // a's 4 changes neither extreme, so a's row is not re-emitted.
         let out = epoch(&mut op, vec![kv(vec![Some("a"), Some("b")], vec![Some(4), Some(1)], None)], 2);
         assert_output(

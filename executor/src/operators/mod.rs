@@ -6,6 +6,7 @@
 //! the state it keeps between batches.
 
 pub mod aggregate_state;
+pub mod connector_source;
 pub mod exchange;
 pub mod filter;
 pub mod hash_aggregate;
@@ -16,7 +17,6 @@ pub mod sink;
 pub mod table_source;
 pub mod union;
 pub mod window_assign;
-pub mod connector_source;
 
 #[cfg(test)]
 pub(crate) mod test_util;

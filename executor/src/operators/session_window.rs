@@ -76,7 +76,13 @@ impl SessionWindow {
     }
 
     /// Emits every closed session of `key`, keeping the rest.
-    fn close_sessions(&mut self, key: &Arc<[u8]>, rows: &mut Vec<OwnedRow>, starts: &mut Vec<i64>, ends: &mut Vec<i64>) {
+    fn close_sessions(
+        &mut self,
+        key: &Arc<[u8]>,
+        rows: &mut Vec<OwnedRow>,
+        starts: &mut Vec<i64>,
+        ends: &mut Vec<i64>,
+    ) {
         let Some(mut held) = self.held.remove(key) else { return };
         held.sort_by_key(|(ts, _)| *ts);
         let mut kept = Vec::new();
@@ -114,7 +120,12 @@ impl Operator for SessionWindow {
         "SessionWindow"
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        _out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -203,7 +214,12 @@ mod tests {
         batch(
             vec![
                 ("k", Arc::new(Int64Array::from(keys))),
-                ("ts", Arc::new(TimestampMicrosecondArray::from(secs.into_iter().map(|s| s * S).collect::<Vec<_>>()))),
+                (
+                    "ts",
+                    Arc::new(TimestampMicrosecondArray::from(
+                        secs.into_iter().map(|s| s * S).collect::<Vec<_>>(),
+                    )),
+                ),
             ],
             None,
         )

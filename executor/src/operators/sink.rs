@@ -45,13 +45,17 @@ impl SinkConfig {
                     Some("csv") | None => FileFormat::Csv,
                     Some("json") => FileFormat::Json,
                     Some(other) => {
-                        return Err(OptionError(format!("unknown sink format '{other}'; use 'csv' or 'json'")))
+                        return Err(OptionError(format!(
+                            "unknown sink format '{other}'; use 'csv' or 'json'"
+                        )))
                     }
                 };
                 let header = match options.get("header").map(|h| h.to_ascii_lowercase()).as_deref() {
                     Some("true") => true,
                     Some("false") | None => false,
-                    Some(other) => return Err(OptionError(format!("header must be 'true' or 'false', not '{other}'"))),
+                    Some(other) => {
+                        return Err(OptionError(format!("header must be 'true' or 'false', not '{other}'")))
+                    }
                 };
                 Ok(SinkConfig::File { path, format, header })
             }
@@ -89,7 +93,13 @@ impl Sink {
                     .open(&path)
                     .map_err(|e| ExecError::Connector(format!("cannot open sink file {path}: {e}")))?;
                 let wrote_header = file.metadata().map(|m| m.len() > 0).unwrap_or(false);
-                Some(FileWriter { path, format: *format, header: *header, wrote_header, out: BufWriter::new(file) })
+                Some(FileWriter {
+                    path,
+                    format: *format,
+                    header: *header,
+                    wrote_header,
+                    out: BufWriter::new(file),
+                })
             }
         };
         Ok(Self { writer })
@@ -101,7 +111,8 @@ impl FileWriter {
         match self.format {
             FileFormat::Csv => {
                 let with_header = self.header && !self.wrote_header;
-                let mut writer = arrow::csv::WriterBuilder::new().with_header(with_header).build(&mut self.out);
+                let mut writer =
+                    arrow::csv::WriterBuilder::new().with_header(with_header).build(&mut self.out);
                 writer.write(&batch.data)?;
                 self.wrote_header = true;
             }
@@ -124,7 +135,12 @@ impl Operator for Sink {
         "Sink"
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        _out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         if let Some(writer) = &mut self.writer {
             if batch.ops.as_ref().is_some_and(|ops| ops.values().iter().any(|&op| op < 0)) {
                 return Err(ExecError::Internal("file sink received a retraction".into()));
@@ -155,7 +171,8 @@ mod tests {
     fn file_sink_appends_csv_and_flushes_at_barriers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.csv").display().to_string();
-        let options = BTreeMap::from([("path".to_string(), path.clone()), ("header".to_string(), "true".to_string())]);
+        let options =
+            BTreeMap::from([("path".to_string(), path.clone()), ("header".to_string(), "true".to_string())]);
         let config = SinkConfig::parse("file", &options).expect("config");
         let mut sink = Sink::new(&config, 0).expect("sink");
         let rows = batch(
@@ -177,7 +194,10 @@ mod tests {
         assert!(SinkConfig::parse("blackhole", &BTreeMap::new()).is_ok());
         assert!(SinkConfig::parse("file", &BTreeMap::new()).is_err());
         assert!(SinkConfig::parse("kafka", &BTreeMap::new()).is_err());
-        let bad = BTreeMap::from([("path".to_string(), "/tmp/x".to_string()), ("format".to_string(), "xml".to_string())]);
+        let bad = BTreeMap::from([
+            ("path".to_string(), "/tmp/x".to_string()),
+            ("format".to_string(), "xml".to_string()),
+        ]);
         assert!(SinkConfig::parse("file", &bad).is_err());
     }
 }

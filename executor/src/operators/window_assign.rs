@@ -120,7 +120,12 @@ impl Operator for WindowAssign {
         "WindowAssign"
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());
@@ -206,7 +211,10 @@ mod tests {
 
     #[test]
     fn tumble_with_offset() {
-        let out = run(WindowKind::Tumble { size: 10 * S, offset: 3 * S }, input(vec![Some(2 * S), Some(3 * S)], None));
+        let out = run(
+            WindowKind::Tumble { size: 10 * S, offset: 3 * S },
+            input(vec![Some(2 * S), Some(3 * S)], None),
+        );
         assert_output(
             &out,
             &[
@@ -222,7 +230,10 @@ mod tests {
 
     #[test]
     fn hop_copies_a_row_into_every_window_and_keeps_ops() {
-        let out = run(WindowKind::Hop { slide: 2 * S, size: 6 * S, offset: 0 }, input(vec![Some(5 * S)], Some(vec![-1])));
+        let out = run(
+            WindowKind::Hop { slide: 2 * S, size: 6 * S, offset: 0 },
+            input(vec![Some(5 * S)], Some(vec![-1])),
+        );
         assert_output(
             &out,
             &[
@@ -239,7 +250,8 @@ mod tests {
 
     #[test]
     fn cumulate_emits_every_growing_window_containing_the_row() {
-        let out = run(WindowKind::Cumulate { step: 2 * S, size: 6 * S, offset: 0 }, input(vec![Some(3 * S)], None));
+        let out =
+            run(WindowKind::Cumulate { step: 2 * S, size: 6 * S, offset: 0 }, input(vec![Some(3 * S)], None));
         assert_output(
             &out,
             &[
@@ -257,6 +269,8 @@ mod tests {
     fn rejects_a_non_timestamp_time_column() {
         let b = input(vec![Some(0)], None);
         assert!(WindowAssign::new(WindowKind::Tumble { size: S, offset: 0 }, 0, &b.data.schema()).is_err());
-        assert!(WindowAssign::new(WindowKind::Hop { slide: 0, size: S, offset: 0 }, 1, &b.data.schema()).is_err());
+        assert!(
+            WindowAssign::new(WindowKind::Hop { slide: 0, size: S, offset: 0 }, 1, &b.data.schema()).is_err()
+        );
     }
 }

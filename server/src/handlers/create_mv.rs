@@ -10,9 +10,9 @@ use std::sync::Arc;
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use weir_executor::job_graph::JobGraph;
-use datafusion::logical_expr::LogicalPlan;
 use weir_executor::job_graph::WatermarkSpec;
 use weir_planner::sqlparser::ast::{CreateView, Query, Statement};
 use weir_planner::{
@@ -26,7 +26,12 @@ use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
 use crate::wire::errors::{from_datafusion, from_storage};
 
-pub async fn run(cx: &Context<'_>, create: CreateView, explain: bool, emit_on_window_close: bool) -> SqlResult<Outcome> {
+pub async fn run(
+    cx: &Context<'_>,
+    create: CreateView,
+    explain: bool,
+    emit_on_window_close: bool,
+) -> SqlResult<Outcome> {
     if !create.materialized {
         return Err(SqlError::unsupported("CREATE VIEW (non-materialized views)")
             .with_hint("Use CREATE MATERIALIZED VIEW."));

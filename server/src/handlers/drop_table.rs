@@ -64,7 +64,8 @@ pub async fn run(
         let dependents = dependents_of(*id, &views);
         if !cascade {
             if let Some(first) = dependents.iter().find(|d| !named.contains(d)) {
-                let dependent = views.iter().find(|v| v.id == *first).map_or("?".to_string(), |v| v.describe());
+                let dependent =
+                    views.iter().find(|v| v.id == *first).map_or("?".to_string(), |v| v.describe());
                 return Err(SqlError::new(
                     sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
                     format!("cannot drop {kind} {relation} because other objects depend on it"),
@@ -127,7 +128,11 @@ pub(crate) fn dependent_jobs(cx: &Context<'_>) -> Vec<DependentJob> {
 }
 
 /// Stops and removes the jobs `doomed`, newest first (a view goes before those it reads).
-pub(crate) async fn drop_jobs(cx: &Context<'_>, jobs: &[DependentJob], doomed: &BTreeSet<TableId>) -> SqlResult<()> {
+pub(crate) async fn drop_jobs(
+    cx: &Context<'_>,
+    jobs: &[DependentJob],
+    doomed: &BTreeSet<TableId>,
+) -> SqlResult<()> {
     for id in doomed.iter().rev() {
         let Some(job) = jobs.iter().find(|v| v.id == *id) else { continue };
         cx.engine.jobs.drop_job(job.id).await.map_err(|e| SqlError::internal(e.to_string()))?;

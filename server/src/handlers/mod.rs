@@ -72,7 +72,9 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
         WeirStatement::CreateSource(create) => return stream_ddl::create_source(cx, &create).await,
         WeirStatement::CreateSink(create) => return stream_ddl::create_sink(cx, &create).await,
         WeirStatement::DropStream(drop) => return stream_ddl::drop(cx, &drop).await,
-        WeirStatement::EmitOnWindowClose(statement) => return dispatch_emit_on_window_close(cx, *statement).await,
+        WeirStatement::EmitOnWindowClose(statement) => {
+            return dispatch_emit_on_window_close(cx, *statement).await
+        }
     };
     let is_transaction_control = matches!(statement, Statement::Commit { .. } | Statement::Rollback { .. });
     let state = cx.session()?.transaction;

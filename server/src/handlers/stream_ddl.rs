@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 
 use weir_executor::expr::ExprCompiler;
-use weir_planner::{plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource, DropStream};
+use weir_planner::{
+    plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource, DropStream,
+};
 use weir_planner::{JobOptions, SqlError, SqlResult};
 use weir_storage::{SinkDef, TableId};
 
@@ -25,7 +27,9 @@ fn now_secs() -> i64 {
 fn check_schema(schema: &str) -> SqlResult<()> {
     match schema == DEFAULT_SCHEMA {
         true => Ok(()),
-        false => Err(SqlError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist"))),
+        false => {
+            Err(SqlError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")))
+        }
     }
 }
 
@@ -48,17 +52,24 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
         if stmt.if_not_exists {
             return Ok(Outcome::Command { tag: "CREATE SOURCE", rows: None });
         }
-        return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{}\" already exists", def.name)));
+        return Err(SqlError::new(
+            sqlstate::DUPLICATE_TABLE,
+            format!("relation \"{}\" already exists", def.name),
+        ));
     }
     let schema = def.relation().arrow_schema();
     // The connector checks its options against the columns; the watermark must compile.
-    weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone()).map_err(invalid_option)?;
+    weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone())
+        .map_err(invalid_option)?;
     weir_executor::task_manager::source_settings(&def.options).map_err(invalid_option)?;
     if let Some(w) = &def.watermark {
         let hint = "Write it as the column minus an interval, e.g. ts - INTERVAL '5' SECOND.";
         let expr = ExprCompiler::default().compile(&w.positional_expr, &schema, None).map_err(|e| {
-            SqlError::new(sqlstate::DATATYPE_MISMATCH, format!("invalid WATERMARK expression {}: {e}", w.expr))
-                .with_hint(hint)
+            SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!("invalid WATERMARK expression {}: {e}", w.expr),
+            )
+            .with_hint(hint)
         })?;
         let actual = expr.data_type(&schema).map_err(|e| SqlError::internal(e.to_string()))?;
         if !matches!(actual, arrow::datatypes::DataType::Timestamp(_, _)) {
@@ -88,8 +99,10 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
     weir_executor::operators::sink::SinkConfig::parse(&connector, &options).map_err(invalid_option)?;
     let store = &cx.engine.store;
     let id = store.allocate_id().map_err(from_storage)?;
-    let job_options =
-        JobOptions { emit_on_window_close: stmt.emit_on_window_close, sink: Some((connector.clone(), options.clone())) };
+    let job_options = JobOptions {
+        emit_on_window_close: stmt.emit_on_window_close,
+        sink: Some((connector.clone(), options.clone())),
+    };
     let (graph, _) = plan_stream_job(cx, &stmt.query, id, &name, &job_options).await?;
     let def = SinkDef {
         id,
@@ -98,7 +111,12 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         definition: stmt.query.to_string(),
         connector,
         options,
-        depends_on: graph.table_inputs().into_iter().chain(graph.view_inputs()).chain(graph.source_inputs()).collect(),
+        depends_on: graph
+            .table_inputs()
+            .into_iter()
+            .chain(graph.view_inputs())
+            .chain(graph.source_inputs())
+            .collect(),
         job_graph: serde_json::to_string(&graph).map_err(|e| SqlError::internal(e.to_string()))?,
         created_at: now_secs(),
     };
@@ -127,7 +145,10 @@ pub async fn drop(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcome> {
             if stmt.if_exists {
                 continue;
             }
-            return Err(SqlError::new(sqlstate::UNDEFINED_OBJECT, format!("{kind} \"{relation}\" does not exist")));
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("{kind} \"{relation}\" does not exist"),
+            ));
         };
         if stmt.sink {
             doomed.insert(id);

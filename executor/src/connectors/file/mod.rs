@@ -167,7 +167,14 @@ impl Connector for FileConnector {
         Ok(match self.format {
             FileFormat::Csv => {
                 let format = csv::CsvFormat::new(Arc::clone(&schema), self.csv);
-                Box::new(text::TextReader::open(path, format, schema, self.batch_size, self.csv.header, range)?)
+                Box::new(text::TextReader::open(
+                    path,
+                    format,
+                    schema,
+                    self.batch_size,
+                    self.csv.header,
+                    range,
+                )?)
             }
             FileFormat::Json => {
                 let format = json::JsonFormat::new(Arc::clone(&schema));

@@ -528,7 +528,8 @@ fn a_large_text_file_is_read_as_byte_ranges_that_together_hold_every_row_once() 
     let (batches, whole_errors) = read_all(whole.open(0).expect("open").as_mut());
     let expected = rows(&batches);
 
-    let ranged = connector(&path, &[("format", "csv"), ("header", "true"), ("split.size", "1KB")], two_columns());
+    let ranged =
+        connector(&path, &[("format", "csv"), ("header", "true"), ("split.size", "1KB")], two_columns());
     assert!(ranged.splits() > 5, "{} splits", ranged.splits());
     let mut all = Vec::new();
     let mut errors = Vec::new();
