@@ -77,7 +77,14 @@ impl fmt::Display for StreamProperties {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum SourceSpec {
     /// A stored table: a snapshot of its rows, then its changelog.
-    Table { table_id: u64, table_name: String, schema: Vec<FieldSpec> },
+    Table {
+        table_id: u64,
+        table_name: String,
+        schema: Vec<FieldSpec>,
+        /// `WATERMARK FOR` of an append-only table.
+        #[serde(default)]
+        watermark: Option<WatermarkSpec>,
+    },
     /// Another view's materialize subtasks (one channel from each; `parallelism` of this
     /// vertex equals the upstream view's).
     View { view_id: u64, view_name: String, schema: Vec<FieldSpec> },

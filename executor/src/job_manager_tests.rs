@@ -42,6 +42,7 @@ fn fixture_with(task_managers: usize, slots: usize) -> Fixture {
                 ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false },
             ],
             primary_key: vec![0],
+            watermark: None,
         })
         .unwrap();
     let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
@@ -95,6 +96,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
                     table_id: table.def().id,
                     table_name: "t".into(),
                     schema: source_schema,
+                    watermark: None,
                 }),
                 inputs: vec![],
                 chain: vec![OperatorSpec::Project {

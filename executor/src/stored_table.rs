@@ -141,6 +141,7 @@ mod tests {
                 ColumnDef { name: "amount".into(), column_type: ColumnType::Float8, not_null: false },
             ],
             primary_key: vec![0],
+            watermark: None,
         }
     }
 

@@ -27,6 +27,7 @@ use crate::operators::session_window::SessionWindow;
 use crate::operators::sink::{Sink, SinkConfig};
 use crate::operators::table_source::TableSource;
 use crate::operators::union::Union;
+use crate::operators::watermark::WatermarkGenerator;
 use crate::operators::window_assign::WindowAssign;
 use crate::operators::Operator;
 use crate::task::{Chain, Task, TaskEvent, TaskId};
@@ -191,13 +192,17 @@ impl TaskManager for LocalTaskManager {
 
         let mut handles = Vec::new();
         let mut barriers = None;
-        if let Some(SourceSpec::Table { table_id, table_name, .. }) = &desc.vertex.source {
+        if let Some(SourceSpec::Table { table_id, table_name, schema, watermark }) = &desc.vertex.source {
             let table = self
                 .store
                 .tables()
                 .into_iter()
                 .find(|t| t.def().id == *table_id)
                 .ok_or_else(|| ExecError::InvalidGraph(format!("table {table_name} no longer exists")))?;
+            let generator = match watermark {
+                Some(spec) => Some(WatermarkGenerator::new(spec, &schema_of(schema)?)?),
+                None => None,
+            };
             let (tx, rx) = mpsc::channel(crate::data_plane::CHANNEL_CAPACITY);
             let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
             inputs.push(rx);
@@ -205,9 +210,13 @@ impl TaskManager for LocalTaskManager {
             let events = self.events.clone();
             let id = desc.id;
             let span = tracing::info_span!("table_source", job = id.job, table = %table_name);
+            let mut source = TableSource::new(table, None, tx, barrier_rx);
+            if let Some(generator) = generator {
+                source = source.with_watermark(generator);
+            }
             let reader = tokio::spawn(
                 async move {
-                    if let Err(e) = TableSource::new(table, None, tx, barrier_rx).run().await {
+                    if let Err(e) = source.run().await {
                         tracing::error!(error = %e, "table source failed");
                         let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
                     }

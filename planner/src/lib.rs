@@ -19,7 +19,9 @@ pub use create_table::{normalize_ident, plan_create_table, split_name, CreateTab
 pub use error::{sqlstate, ErrorDetails, SqlError, SqlResult};
 pub use parser::{parse_sql, WeirStatement};
 pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
-pub use stream_ddl::{plan_create_source, split_connector, CreateSink, CreateSource, DropStream};
+pub use stream_ddl::{
+    plan_create_source, plan_watermark, split_connector, CreateSink, CreateSource, DropStream,
+};
 pub use stream_plan::{plan_job_graph, JobOptions, StreamCatalog, StreamInput};
 pub use types::column_type_from_sql;
 pub use window_tvf::{WindowTvf, WindowTvfPlanner};

@@ -1,8 +1,9 @@
 //! Parsing: the Postgres dialect of `sqlparser`, with errors turned into Postgres-style
 //! `42601 syntax error at or near "..."` carrying the cursor position of the offending token.
 
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Expr, Ident, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
@@ -20,6 +21,9 @@ pub enum WeirStatement {
     Flush,
     /// `[EXPLAIN] CREATE MATERIALIZED VIEW ... EMIT ON WINDOW CLOSE`.
     EmitOnWindowClose(Box<Statement>),
+    /// `CREATE TABLE (..., WATERMARK FOR column AS expression)`: an append-only table with
+    /// event time.
+    CreateTableWithWatermark(Box<Statement>, Ident, Expr),
     CreateSource(Box<CreateSource>),
     CreateSink(Box<CreateSink>),
     DropStream(DropStream),
@@ -32,8 +36,95 @@ pub fn parse_sql(sql: &str) -> SqlResult<Vec<WeirStatement>> {
         .tokenize_with_location()
         .map_err(|e| syntax_error(sql, ParserError::TokenizerError(e.to_string())))?;
     let (tokens, emits) = take_emit_on_window_close(crate::flink_syntax::rewrite_window_tvfs(tokens));
+    let (tokens, watermarks) = take_table_watermarks(tokens);
     let mut parser = Parser::new(&dialect).with_recursion_limit(200).with_tokens_with_locations(tokens);
-    parse_statements(&mut parser, &emits).map_err(|e| syntax_error(sql, e))
+    parse_statements(&mut parser, &emits, &watermarks).map_err(|e| syntax_error(sql, e))
+}
+
+/// A `WATERMARK FOR ...` clause taken out of a `CREATE TABLE` column list (sqlparser does
+/// not know it): the token index it stood at, and its tokens.
+type TableWatermark = (usize, Vec<TokenWithSpan>);
+
+fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// Removes `, WATERMARK FOR col AS expr` from the column lists of `CREATE TABLE` statements.
+fn take_table_watermarks(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<TableWatermark>) {
+    let significant =
+        |from: usize| (from..tokens.len()).find(|&j| !matches!(tokens[j].token, Token::Whitespace(_)));
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut found = Vec::new();
+    let mut in_create_table = false;
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i].token;
+        if is_word(token, "create") && significant(i + 1).is_some_and(|j| is_word(&tokens[j].token, "table"))
+        {
+            in_create_table = true;
+            depth = 0;
+        }
+        match token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    in_create_table = false;
+                }
+            }
+            Token::SemiColon => in_create_table = false,
+            _ => {}
+        }
+        let starts_clause = in_create_table
+            && depth == 1
+            && is_word(token, "watermark")
+            && significant(i + 1).is_some_and(|j| is_word(&tokens[j].token, "for"));
+        if !starts_clause {
+            out.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        // The clause runs to the next comma or closing parenthesis of the column list.
+        let mut end = i;
+        let mut inner = 0i32;
+        while end < tokens.len() {
+            match tokens[end].token {
+                Token::LParen => inner += 1,
+                Token::RParen if inner == 0 => break,
+                Token::RParen => inner -= 1,
+                Token::Comma if inner == 0 => break,
+                _ => {}
+            }
+            end += 1;
+        }
+        // Drop the comma before it (or, first in the list, the comma after it).
+        while matches!(out.last().map(|t| &t.token), Some(Token::Whitespace(_))) {
+            out.pop();
+        }
+        let mut next = end;
+        if matches!(out.last().map(|t| &t.token), Some(Token::Comma)) {
+            out.pop();
+        } else if matches!(tokens.get(end).map(|t| &t.token), Some(Token::Comma)) {
+            next = end + 1;
+        }
+        found.push((out.len(), tokens[i..end].to_vec()));
+        i = next;
+    }
+    (out, found)
+}
+
+/// Parses a `WATERMARK FOR column AS expression` clause.
+fn parse_table_watermark(tokens: &[TokenWithSpan]) -> Result<(Ident, Expr), ParserError> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens.to_vec());
+    parser.next_token();
+    parser.expect_keyword(Keyword::FOR)?;
+    let column = parser.parse_identifier()?;
+    parser.expect_keyword(Keyword::AS)?;
+    let expr = parser.parse_expr()?;
+    parser.expect_token(&Token::EOF)?;
+    Ok((column, expr))
 }
 
 /// Removes every `EMIT ON WINDOW CLOSE` (outside parentheses) from the tokens and returns
@@ -73,7 +164,11 @@ fn take_emit_on_window_close(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>,
 }
 
 /// sqlparser's statement loop, plus Weir's own statements (`FLUSH`).
-fn parse_statements(parser: &mut Parser<'_>, emits: &[usize]) -> Result<Vec<WeirStatement>, ParserError> {
+fn parse_statements(
+    parser: &mut Parser<'_>,
+    emits: &[usize],
+    watermarks: &[TableWatermark],
+) -> Result<Vec<WeirStatement>, ParserError> {
     let mut statements = Vec::new();
     let mut expecting_delimiter = false;
     loop {
@@ -115,7 +210,20 @@ fn parse_statements(parser: &mut Parser<'_>, emits: &[usize]) -> Result<Vec<Weir
                 Statement::Explain { statement, .. } => matches!(**statement, Statement::CreateView(_)),
                 _ => false,
             };
-            let emit = emit_here(parser.index());
+            let end = parser.index();
+            let table_watermarks: Vec<&TableWatermark> =
+                watermarks.iter().filter(|(at, _)| *at > start && *at <= end).collect();
+            if !table_watermarks.is_empty() {
+                let (Statement::CreateTable(_), [(_, clause)]) = (&statement, table_watermarks.as_slice())
+                else {
+                    return Err(ParserError::ParserError("a table takes one WATERMARK FOR clause".into()));
+                };
+                let (column, expr) = parse_table_watermark(clause)?;
+                statements.push(WeirStatement::CreateTableWithWatermark(Box::new(statement), column, expr));
+                expecting_delimiter = true;
+                continue;
+            }
+            let emit = emit_here(end);
             if emit && !creates_view {
                 return Err(ParserError::ParserError(
                     "EMIT ON WINDOW CLOSE ends the query of CREATE MATERIALIZED VIEW or CREATE SINK".into(),
@@ -237,6 +345,25 @@ mod tests {
         let plan = crate::stream_ddl::plan_create_source(source).unwrap();
         assert_eq!(plan.watermark.unwrap().positional_expr, "_c1 - INTERVAL '4' SECOND");
         assert!(parse_sql("CREATE SOURCE s (a INT) WITH (connector = )").is_err());
+    }
+
+    #[test]
+    fn create_table_takes_a_watermark() {
+        let parsed = parse_sql(
+            "CREATE TABLE t (id INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, v INT); \
+             CREATE TABLE u (WATERMARK FOR ts AS ts, ts TIMESTAMP); CREATE TABLE plain (a INT)",
+        )
+        .unwrap();
+        let WeirStatement::CreateTableWithWatermark(table, column, expr) = &parsed[0] else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(table.to_string(), "CREATE TABLE t (id INT, ts TIMESTAMP, v INT)");
+        assert_eq!((column.value.as_str(), expr.to_string().as_str()), ("ts", "ts - INTERVAL '1' SECOND"));
+        assert!(matches!(&parsed[1], WeirStatement::CreateTableWithWatermark(t, _, _)
+            if t.to_string() == "CREATE TABLE u (ts TIMESTAMP)"));
+        assert!(matches!(&parsed[2], WeirStatement::Sql(_)));
+        assert!(parse_sql("CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts, WATERMARK FOR ts AS ts)")
+            .is_err());
     }
 
     #[test]

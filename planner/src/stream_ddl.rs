@@ -259,7 +259,8 @@ pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
     Ok(SourceDef { id: 0, schema_name, name, columns, watermark, connector, options, created_at: 0 })
 }
 
-fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> SqlResult<WatermarkDef> {
+/// Validates `WATERMARK FOR column AS expr` against a table's or source's columns.
+pub fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> SqlResult<WatermarkDef> {
     let name = normalize_ident(column);
     let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
         SqlError::new(

@@ -37,6 +37,8 @@ pub enum StreamInput {
         id: u64,
         name: String,
         primary_key: Vec<usize>,
+        /// `WATERMARK FOR`: the table is append-only and carries event time.
+        watermark: Option<WatermarkSpec>,
     },
     View {
         id: u64,
@@ -167,16 +169,23 @@ impl Lowering<'_> {
                 })?;
                 let schema = fields_of(scan.source.schema().as_ref());
                 let (source, parallelism, properties) = match source {
-                    StreamInput::Table { id, name, primary_key } => (
-                        SourceSpec::Table { table_id: id, table_name: name, schema: schema.clone() },
-                        1,
-                        // Tables take UPDATE and DELETE; without a primary key rows may repeat.
-                        StreamProperties {
-                            append_only: false,
+                    StreamInput::Table { id, name, primary_key, watermark } => {
+                        // Tables take UPDATE and DELETE, unless declared with a watermark;
+                        // without a primary key rows may repeat.
+                        let properties = StreamProperties {
+                            append_only: watermark.is_some(),
                             stream_key: (!primary_key.is_empty()).then_some(primary_key),
-                            ..Default::default()
-                        },
-                    ),
+                            watermark_columns: watermark.iter().map(|w| w.column).collect(),
+                            window_end_columns: vec![],
+                        };
+                        let source = SourceSpec::Table {
+                            table_id: id,
+                            table_name: name,
+                            schema: schema.clone(),
+                            watermark,
+                        };
+                        (source, 1, properties)
+                    }
                     StreamInput::View { id, name, parallelism, properties } => (
                         SourceSpec::View { view_id: id, view_name: name, schema: schema.clone() },
                         parallelism,

@@ -420,6 +420,7 @@ mod tests {
                 ColumnDef { name: "amount".into(), column_type: ColumnType::Float8, not_null: false },
             ],
             primary_key,
+            watermark: None,
         }
     }
 

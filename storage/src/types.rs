@@ -135,6 +135,10 @@ pub struct TableDef {
     /// Indexes into `columns` of the primary key, in key order. Empty: no primary key, rows
     /// are keyed by a hidden, monotonically increasing row id.
     pub primary_key: Vec<usize>,
+    /// `WATERMARK FOR` in `CREATE TABLE`: the table is append-only and views read it with
+    /// event time, like a source.
+    #[serde(default)]
+    pub watermark: Option<WatermarkDef>,
 }
 
 impl TableDef {
@@ -229,6 +233,7 @@ impl SourceDef {
             name: self.name.clone(),
             columns: self.columns.clone(),
             primary_key: Vec::new(),
+            watermark: self.watermark.clone(),
         }
     }
 }

@@ -16,9 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, TimestampMicrosecondArray};
-use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::datatypes::SchemaRef;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tracing::{info, warn};
@@ -26,26 +24,12 @@ use tracing::{info, warn};
 use crate::connectors::metrics::SourceMetrics;
 use crate::connectors::{ReadOutcome, SplitReader};
 use crate::error::{ExecError, ExecResult};
-use crate::expr::ExprCompiler;
 use crate::job_graph::WatermarkSpec;
 use crate::message::{Barrier, Message, StreamBatch};
+use crate::operators::watermark::WatermarkGenerator;
 
 /// Longest sleep between checks for barriers while a reader has nothing to return.
 const MAX_POLL_SLEEP: Duration = Duration::from_millis(10);
-
-/// The largest non-null timestamp of a watermark expression's result.
-fn max_time(values: &arrow::array::ArrayRef) -> ExecResult<Option<i64>> {
-    let values = values
-        .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or_else(|| ExecError::Internal("watermark expression is not a timestamp".into()))?;
-    Ok(arrow::compute::max(values))
-}
-
-/// Whether `expr` reads column `column` and no other.
-fn reads_only(expr: &Arc<dyn PhysicalExpr>, column: usize) -> bool {
-    let columns = datafusion::physical_expr::utils::collect_columns(expr);
-    !columns.is_empty() && columns.iter().all(|c| c.index() == column)
-}
 
 /// How a source treats malformed rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,15 +41,6 @@ pub enum OnError {
 pub struct SourceSettings {
     pub on_error: OnError,
     pub idle_timeout: Duration,
-}
-
-struct WatermarkGenerator {
-    expr: Arc<dyn PhysicalExpr>,
-    /// The event-time column, when the expression reads no other column: it is then applied
-    /// to the batch's largest event time only, not to every row (`ts - INTERVAL ...` is
-    /// monotonic, so the result is the same).
-    time_only: Option<usize>,
-    current: i64,
 }
 
 pub struct ConnectorSource {
@@ -87,18 +62,7 @@ impl ConnectorSource {
         out: mpsc::Sender<Message>,
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> ExecResult<Self> {
-        let watermark = match watermark {
-            Some(spec) => {
-                let time_type =
-                    schema.fields().get(spec.column).map(|f| f.data_type().clone()).ok_or_else(|| {
-                        ExecError::InvalidGraph(format!("no watermark column {}", spec.column))
-                    })?;
-                let expr = ExprCompiler::default().compile(&spec.expr, schema, Some(&time_type))?;
-                let time_only = reads_only(&expr, spec.column).then_some(spec.column);
-                Some(WatermarkGenerator { expr, time_only, current: i64::MIN })
-            }
-            None => None,
-        };
+        let watermark = watermark.map(|spec| WatermarkGenerator::new(spec, schema)).transpose()?;
         Ok(Self { reader, watermark, settings, metrics, out, barriers })
     }
 
@@ -211,38 +175,11 @@ impl ConnectorSource {
     /// advanced.
     fn advance_watermark(&mut self, batch: &arrow::array::RecordBatch) -> ExecResult<Option<i64>> {
         let Some(generator) = &mut self.watermark else { return Ok(None) };
-        let max = match generator.time_only {
-            Some(column) => {
-                let times = batch
-                    .column(column)
-                    .as_primitive_opt::<TimestampMicrosecondType>()
-                    .ok_or_else(|| ExecError::Internal("event-time column is not a timestamp".into()))?;
-                match arrow::compute::max(times) {
-                    // The expression over a one-row batch holding the largest time.
-                    Some(latest) => {
-                        let row = batch.slice(0, 1);
-                        let mut columns = row.columns().to_vec();
-                        let latest = TimestampMicrosecondArray::from(vec![latest]);
-                        columns[column] = match times.timezone() {
-                            Some(tz) => Arc::new(latest.with_timezone(tz)),
-                            None => Arc::new(latest),
-                        };
-                        let row = arrow::array::RecordBatch::try_new(row.schema(), columns)?;
-                        max_time(&generator.expr.evaluate(&row)?.into_array(1)?)?
-                    }
-                    None => None,
-                }
-            }
-            None => max_time(&generator.expr.evaluate(batch)?.into_array(batch.num_rows())?)?,
-        };
-        match max {
-            Some(max) if max > generator.current => {
-                generator.current = max;
-                self.metrics.watermark.store(max, std::sync::atomic::Ordering::Relaxed);
-                Ok(Some(max))
-            }
-            _ => Ok(None),
+        let advanced = generator.observe(batch)?;
+        if let Some(w) = advanced {
+            self.metrics.watermark.store(w, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok(advanced)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod session_window;
 pub mod sink;
 pub mod table_source;
 pub mod union;
+pub mod watermark;
 pub mod window_assign;
 
 #[cfg(test)]

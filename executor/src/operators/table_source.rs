@@ -7,7 +7,7 @@
 //! write acknowledged before the barrier was injected belongs to that epoch or an earlier
 //! one. That is what makes `FLUSH` exact.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::Int8Array;
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ use weir_storage::{ChangeOp, TableStore};
 
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch, OP_DELETE, OP_INSERT};
+use crate::operators::watermark::WatermarkGenerator;
 
 /// A snapshot logs its progress every this many rows.
 const SNAPSHOT_PROGRESS_ROWS: usize = 1_000_000;
@@ -25,6 +26,8 @@ const CHANGELOG_BATCH_ROWS: usize = 8192;
 
 pub struct TableSource {
     table: Arc<TableStore>,
+    /// Set for a table declared with `WATERMARK FOR` (append-only, read with event time).
+    watermark: Option<Arc<Mutex<WatermarkGenerator>>>,
     /// `None`: start with a snapshot. `Some(seq)`: resume the changelog at `seq`.
     offset: Option<u64>,
     out: mpsc::Sender<Message>,
@@ -38,7 +41,13 @@ impl TableSource {
         out: mpsc::Sender<Message>,
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> Self {
-        Self { table, offset, out, barriers }
+        Self { table, watermark: None, offset, out, barriers }
+    }
+
+    /// Generates watermarks from the rows read, as a source does.
+    pub fn with_watermark(mut self, generator: WatermarkGenerator) -> Self {
+        self.watermark = Some(Arc::new(Mutex::new(generator)));
+        self
     }
 
     /// Runs until the barrier channel closes (the job is stopped) or the consumer goes away.
@@ -80,6 +89,7 @@ impl TableSource {
     async fn snapshot(&self) -> ExecResult<u64> {
         let table = self.table.clone();
         let out = self.out.clone();
+        let watermark = self.watermark.clone();
         let scan = tokio::task::spawn_blocking(move || {
             let mut rows = 0usize;
             let name = table.def().name.clone();
@@ -90,7 +100,9 @@ impl TableSource {
                 if rows / SNAPSHOT_PROGRESS_ROWS > before {
                     info!(table = %name, rows, "table source snapshot in progress");
                 }
+                let advanced = observe(&watermark, &batch);
                 out.blocking_send(Message::Batch(StreamBatch::inserts(batch))).is_ok()
+                    && advanced.is_none_or(|w| out.blocking_send(Message::Watermark(w)).is_ok())
             })
         })
         .await
@@ -105,8 +117,10 @@ impl TableSource {
         }
         let table = self.table.clone();
         let out = self.out.clone();
+        let watermark = self.watermark.clone();
         tokio::task::spawn_blocking(move || {
             table.read_changelog(offset, CHANGELOG_BATCH_ROWS, |entry| {
+                let advanced = observe(&watermark, &entry.rows);
                 let ops: Int8Array = entry
                     .ops
                     .iter()
@@ -114,11 +128,28 @@ impl TableSource {
                     .collect::<Vec<i8>>()
                     .into();
                 out.blocking_send(Message::Batch(StreamBatch::with_ops(entry.rows, ops))).is_ok()
+                    && advanced.is_none_or(|w| out.blocking_send(Message::Watermark(w)).is_ok())
             })
         })
         .await
         .map_err(|e| ExecError::Internal(format!("changelog reader task: {e}")))?
         .map_err(ExecError::from)
+    }
+}
+
+/// The watermark after `batch`, if the table has one and it advanced. An expression that
+/// cannot be evaluated is logged and yields no watermark (the rows still flow).
+fn observe(
+    generator: &Option<Arc<Mutex<WatermarkGenerator>>>,
+    batch: &arrow::array::RecordBatch,
+) -> Option<i64> {
+    let mut generator = generator.as_ref()?.lock().ok()?;
+    match generator.observe(batch) {
+        Ok(advanced) => advanced,
+        Err(e) => {
+            tracing::warn!(error = %e, "table watermark expression failed");
+            None
+        }
     }
 }
 
@@ -140,6 +171,7 @@ mod tests {
                 ColumnDef { name: "name".into(), column_type: ColumnType::Text, not_null: false },
             ],
             primary_key: vec![0],
+            watermark: None,
         };
         store.create_table(def).unwrap()
     }

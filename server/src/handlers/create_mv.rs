@@ -90,6 +90,7 @@ pub async fn run(
                 })
                 .collect(),
             primary_key: vec![],
+            watermark: None,
         },
         // Exactly the types the job writes, so the view's rows always decode.
         arrow_types: graph
@@ -236,6 +237,10 @@ impl StreamCatalog for Catalog {
                 id: def.id,
                 name: def.name.clone(),
                 primary_key: def.primary_key.clone(),
+                watermark: def
+                    .watermark
+                    .as_ref()
+                    .map(|w| WatermarkSpec { column: w.column, expr: w.positional_expr.clone() }),
             });
         }
         self.store.view(schema, name.table()).map(|v| {

@@ -1,14 +1,24 @@
 //! `CREATE TABLE`.
 
-use weir_planner::sqlparser::ast::CreateTable;
-use weir_planner::{plan_create_table, SqlError, SqlResult};
+use weir_planner::sqlparser::ast::{CreateTable, Expr, Ident};
+use weir_planner::{plan_create_table, plan_watermark, SqlError, SqlResult};
 use weir_storage::StorageError;
 
 use super::{Context, Outcome};
 use crate::wire::errors::from_storage;
 
-pub async fn run(cx: &Context<'_>, create: &CreateTable) -> SqlResult<Outcome> {
-    let plan = plan_create_table(create)?;
+/// `watermark`: `WATERMARK FOR column AS expr`, which makes the table append-only.
+pub async fn run(
+    cx: &Context<'_>,
+    create: &CreateTable,
+    watermark: Option<(&Ident, &Expr)>,
+) -> SqlResult<Outcome> {
+    let mut plan = plan_create_table(create)?;
+    if let Some((column, expr)) = watermark {
+        let def = plan_watermark(&plan.def.columns, column, expr)?;
+        super::stream_ddl::check_watermark_expression(&plan.def.arrow_schema(), &def)?;
+        plan.def.watermark = Some(def);
+    }
     if plan.def.schema_name != crate::engine::DEFAULT_SCHEMA {
         return Err(SqlError::new("3F000", format!("schema \"{}\" does not exist", plan.def.schema_name)));
     }

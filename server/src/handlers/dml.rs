@@ -143,7 +143,7 @@ pub fn update_select(engine: &Engine, update: &Update) -> SqlResult<(Statement, 
     if update.returning.is_some() {
         return Err(SqlError::unsupported("UPDATE ... RETURNING"));
     }
-    let (table, relation) = target_of(engine, &update.table)?;
+    let (table, relation) = target_of(engine, &update.table, "UPDATE")?;
     let def = table.def();
     let mut assigned: HashMap<usize, String> = HashMap::new();
     for assignment in &update.assignments {
@@ -206,7 +206,7 @@ pub fn delete_select(engine: &Engine, delete: &Delete) -> SqlResult<(Statement, 
     let [target] = tables.as_slice() else {
         return Err(SqlError::unsupported("DELETE from several tables"));
     };
-    let (table, relation) = target_of(engine, target)?;
+    let (table, relation) = target_of(engine, target, "DELETE")?;
     let columns: Vec<String> = table.def().columns.iter().map(|c| quote_ident(&c.name)).collect();
     let sql = format!(
         "SELECT {} FROM {}{}",
@@ -217,8 +217,22 @@ pub fn delete_select(engine: &Engine, delete: &Delete) -> SqlResult<(Statement, 
     Ok((reparse(&sql)?, table))
 }
 
+/// A table declared with `WATERMARK FOR` is append-only: views read it with event time and
+/// cannot take back rows of windows they have closed.
+fn refuse_append_only(table: &TableStore, statement: &str) -> SqlResult<()> {
+    match table.def().watermark {
+        Some(_) => Err(SqlError::unsupported(format!("{statement} of table \"{}\"", table.def().name))
+            .with_hint("A table with WATERMARK FOR is append-only: only INSERT and COPY add rows to it.")),
+        None => Ok(()),
+    }
+}
+
 /// The stored table a DML statement targets, and its FROM-clause text (keeping the alias).
-fn target_of(engine: &Engine, target: &TableWithJoins) -> SqlResult<(Arc<TableStore>, String)> {
+fn target_of(
+    engine: &Engine,
+    target: &TableWithJoins,
+    statement: &str,
+) -> SqlResult<(Arc<TableStore>, String)> {
     if !target.joins.is_empty() {
         return Err(SqlError::unsupported("joins in the target of UPDATE or DELETE"));
     }
@@ -226,6 +240,7 @@ fn target_of(engine: &Engine, target: &TableWithJoins) -> SqlResult<(Arc<TableSt
         return Err(SqlError::unsupported(format!("UPDATE or DELETE on {}", target.relation)));
     };
     let table = resolve_table(engine, name)?;
+    refuse_append_only(&table, statement)?;
     if !table.def().has_primary_key() {
         return Err(SqlError::unsupported(format!(
             "UPDATE and DELETE on table \"{}\", which has no primary key",

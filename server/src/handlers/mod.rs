@@ -75,6 +75,14 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
         WeirStatement::EmitOnWindowClose(statement) => {
             return dispatch_emit_on_window_close(cx, *statement).await
         }
+        WeirStatement::CreateTableWithWatermark(statement, column, expr) => {
+            return match *statement {
+                Statement::CreateTable(create) => {
+                    create_table::run(cx, &create, Some((&column, &expr))).await
+                }
+                _ => Err(SqlError::syntax("WATERMARK FOR belongs in CREATE TABLE or CREATE SOURCE")),
+            }
+        }
     };
     let is_transaction_control = matches!(statement, Statement::Commit { .. } | Statement::Rollback { .. });
     let state = cx.session()?.transaction;
@@ -131,7 +139,7 @@ async fn dispatch(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> 
         Statement::Insert(_) => dml::insert(cx, statement).await,
         Statement::Update(update) => dml::update(cx, update).await,
         Statement::Delete(delete) => dml::delete(cx, delete).await,
-        Statement::CreateTable(create) => create_table::run(cx, &create).await,
+        Statement::CreateTable(create) => create_table::run(cx, &create, None).await,
         Statement::Drop { object_type, if_exists, names, cascade, .. } => {
             drop_table::run(cx, object_type, if_exists, &names, cascade).await
         }

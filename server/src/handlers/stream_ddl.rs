@@ -12,7 +12,7 @@ use weir_planner::{
     plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource, DropStream,
 };
 use weir_planner::{JobOptions, SqlError, SqlResult};
-use weir_storage::{SinkDef, TableId};
+use weir_storage::{SinkDef, TableId, WatermarkDef};
 
 use super::create_mv::plan_stream_job;
 use super::drop_table::{dependent_jobs, dependents_of, drop_jobs};
@@ -63,27 +63,33 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
         .map_err(invalid_option)?;
     weir_executor::task_manager::source_settings(&def.options).map_err(invalid_option)?;
     if let Some(w) = &def.watermark {
-        let hint = "Write it as the column minus an interval, e.g. ts - INTERVAL '5' SECOND.";
-        let expr = ExprCompiler::default().compile(&w.positional_expr, &schema, None).map_err(|e| {
-            SqlError::new(
-                sqlstate::DATATYPE_MISMATCH,
-                format!("invalid WATERMARK expression {}: {e}", w.expr),
-            )
-            .with_hint(hint)
-        })?;
-        let actual = expr.data_type(&schema).map_err(|e| SqlError::internal(e.to_string()))?;
-        if !matches!(actual, arrow::datatypes::DataType::Timestamp(_, _)) {
-            return Err(SqlError::new(
-                sqlstate::DATATYPE_MISMATCH,
-                format!("the WATERMARK expression {} must be a timestamp, not {actual}", w.expr),
-            )
-            .with_hint(hint));
-        }
+        check_watermark_expression(&schema, w)?;
     }
     def.id = cx.engine.store.allocate_id().map_err(from_storage)?;
     def.created_at = now_secs();
     cx.engine.store.create_source(def).map_err(from_storage)?;
     Ok(Outcome::Command { tag: "CREATE SOURCE", rows: None })
+}
+
+/// The watermark expression must compile over the columns and give a timestamp.
+pub(crate) fn check_watermark_expression(
+    schema: &arrow::datatypes::SchemaRef,
+    w: &WatermarkDef,
+) -> SqlResult<()> {
+    let hint = "Write it as the column minus an interval, e.g. ts - INTERVAL '5' SECOND.";
+    let expr = ExprCompiler::default().compile(&w.positional_expr, schema, None).map_err(|e| {
+        SqlError::new(sqlstate::DATATYPE_MISMATCH, format!("invalid WATERMARK expression {}: {e}", w.expr))
+            .with_hint(hint)
+    })?;
+    let actual = expr.data_type(schema).map_err(|e| SqlError::internal(e.to_string()))?;
+    if !matches!(actual, arrow::datatypes::DataType::Timestamp(_, _)) {
+        return Err(SqlError::new(
+            sqlstate::DATATYPE_MISMATCH,
+            format!("the WATERMARK expression {} must be a timestamp, not {actual}", w.expr),
+        )
+        .with_hint(hint));
+    }
+    Ok(())
 }
 
 pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outcome> {

@@ -31,6 +31,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
                     column("ts", ColumnType::Timestamp, false),
                 ],
                 primary_key: vec![0],
+                watermark: None,
             },
             TableDef {
                 id: 8,
@@ -38,6 +39,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
                 name: "items".into(),
                 columns: vec![column("sku", ColumnType::Text, true), column("qty", ColumnType::Int4, false)],
                 primary_key: vec![],
+                watermark: None,
             },
         ],
         views: vec![view(
@@ -69,6 +71,7 @@ fn view(id: u64, name: &str, columns: Vec<ColumnDef>, definition: &str) -> ViewD
             name: name.into(),
             columns,
             primary_key: vec![],
+            watermark: None,
         },
         arrow_types: vec![],
         definition: definition.into(),
