@@ -23,7 +23,7 @@ pub enum WeirStatement {
     EmitOnWindowClose(Box<Statement>),
     /// `CREATE TABLE (..., WATERMARK FOR column AS expression)`: an append-only table with
     /// event time.
-    CreateTableWithWatermark(Box<Statement>, Ident, Expr),
+    CreateTableWithWatermark(Box<(Statement, Ident, Expr)>),
     CreateSource(Box<CreateSource>),
     CreateSink(Box<CreateSink>),
     DropStream(DropStream),
@@ -219,7 +219,7 @@ fn parse_statements(
                     return Err(ParserError::ParserError("a table takes one WATERMARK FOR clause".into()));
                 };
                 let (column, expr) = parse_table_watermark(clause)?;
-                statements.push(WeirStatement::CreateTableWithWatermark(Box::new(statement), column, expr));
+                statements.push(WeirStatement::CreateTableWithWatermark(Box::new((statement, column, expr))));
                 expecting_delimiter = true;
                 continue;
             }
@@ -354,13 +354,12 @@ mod tests {
              CREATE TABLE u (WATERMARK FOR ts AS ts, ts TIMESTAMP); CREATE TABLE plain (a INT)",
         )
         .unwrap();
-        let WeirStatement::CreateTableWithWatermark(table, column, expr) = &parsed[0] else {
-            panic!("{parsed:?}")
-        };
+        let WeirStatement::CreateTableWithWatermark(create) = &parsed[0] else { panic!("{parsed:?}") };
+        let (table, column, expr) = create.as_ref();
         assert_eq!(table.to_string(), "CREATE TABLE t (id INT, ts TIMESTAMP, v INT)");
         assert_eq!((column.value.as_str(), expr.to_string().as_str()), ("ts", "ts - INTERVAL '1' SECOND"));
-        assert!(matches!(&parsed[1], WeirStatement::CreateTableWithWatermark(t, _, _)
-            if t.to_string() == "CREATE TABLE u (ts TIMESTAMP)"));
+        assert!(matches!(&parsed[1], WeirStatement::CreateTableWithWatermark(t)
+            if t.0.to_string() == "CREATE TABLE u (ts TIMESTAMP)"));
         assert!(matches!(&parsed[2], WeirStatement::Sql(_)));
         assert!(parse_sql("CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts, WATERMARK FOR ts AS ts)")
             .is_err());

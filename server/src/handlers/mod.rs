@@ -75,13 +75,14 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
         WeirStatement::EmitOnWindowClose(statement) => {
             return dispatch_emit_on_window_close(cx, *statement).await
         }
-        WeirStatement::CreateTableWithWatermark(statement, column, expr) => {
-            return match *statement {
+        WeirStatement::CreateTableWithWatermark(create) => {
+            let (statement, column, expr) = *create;
+            return match statement {
                 Statement::CreateTable(create) => {
                     create_table::run(cx, &create, Some((&column, &expr))).await
                 }
                 _ => Err(SqlError::syntax("WATERMARK FOR belongs in CREATE TABLE or CREATE SOURCE")),
-            }
+            };
         }
     };
     let is_transaction_control = matches!(statement, Statement::Commit { .. } | Statement::Rollback { .. });
