@@ -610,26 +610,32 @@ pub async fn concurrent_writers_agree_with_batch() -> Result<(), String> {
 }
 
 /// A long Nexmark stream under window views: the aggregates' state holds only the windows
-/// the watermark has not closed, so it stays small while the views keep growing. (The source
-/// is bounded only so that the test ends: 3.3 M events are 330 s of event time, about 33
-/// windows; state is sampled while they flow.)
+/// the watermark has not closed, so it stays small while the views keep growing. The
+/// generator is paced at a million events per second of wall time, one event per
+/// microsecond of event time, into 100 ms windows: 5.5 M events are about 55 windows over
+/// 5.5 s, while the state is sampled. (The source is bounded only so that the test ends.)
 pub async fn window_state_stays_bounded_on_a_long_stream() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
-    let server = TestServer::start(&dir.path().join("data"));
+    // Operators report their state at barriers: a short interval samples the run often.
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "[streaming]\nbarrier_interval_ms = 50\n").map_err(show)?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
     let client = server.connect().await;
     client
         .batch_execute(
             "CREATE SOURCE bid (auction BIGINT, price BIGINT, date_time TIMESTAMP,
-               WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
-             WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '3300000');
+               WATERMARK FOR date_time AS date_time - INTERVAL '100' MILLISECOND)
+             WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '5500000',
+                   nexmark.min.event.gap.in.ns = '1000', nexmark.use.real.time = 'true');
              SET streaming_parallelism = 2;
              CREATE MATERIALIZED VIEW on_close AS
                SELECT auction, window_start, window_end, count(*) AS n, max(price) AS top
-               FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+               FROM TUMBLE(bid, date_time, INTERVAL '100' MILLISECOND)
                GROUP BY auction, window_start, window_end EMIT ON WINDOW CLOSE;
              CREATE MATERIALIZED VIEW on_update AS
                SELECT auction, window_start, window_end, count(*) AS n
-               FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND)
+               FROM TUMBLE(bid, date_time, INTERVAL '100' MILLISECOND)
                GROUP BY auction, window_start, window_end;",
         )
         .await
@@ -682,7 +688,7 @@ pub async fn window_state_stays_bounded_on_a_long_stream() -> Result<(), String>
         "  {rows_read} bids read by the two views, {windows} windows, {emitted} groups emitted, \
          peak state {max_state:?} in {samples} samples"
     );
-    if windows < 20 || emitted < 50_000 || total < emitted {
+    if windows < 40 || emitted < 100_000 || total < emitted {
         return Err(format!(
             "too little output: {windows} windows, {emitted} rows on close, {total} on update"
         ));
