@@ -86,28 +86,27 @@ impl SessionWindow {
         let Some(mut held) = self.held.remove(key) else { return };
         held.sort_by_key(|(ts, _)| *ts);
         let mut kept = Vec::new();
-        // Each pass takes the first session off the front of `held`.
-        while !held.is_empty() {
-            let i = 0;
-            // One session: rows while the next starts before the current end.
-            let mut j = i + 1;
-            let mut end = held[i].0 + self.gap;
-            while j < held.len() && held[j].0 < end {
-                end = end.max(held[j].0 + self.gap);
-                j += 1;
+        let mut rows_in_order = held.into_iter().peekable();
+        // One session per pass: rows while the next starts before the session's end.
+        while let Some(first) = rows_in_order.next() {
+            let start = first.0;
+            let mut end = start + self.gap;
+            let mut session = vec![first];
+            while let Some(next) = rows_in_order.next_if(|(ts, _)| *ts < end) {
+                end = end.max(next.0 + self.gap);
+                session.push(next);
             }
-            let start = held[i].0;
             if end <= self.watermark {
-                for (_, row) in held.drain(i..j).collect::<Vec<_>>() {
+                self.held_rows -= session.len() as u64;
+                for (_, row) in session {
                     rows.push(row);
                     starts.push(start);
                     ends.push(end);
                 }
-                self.held_rows -= (j - i) as u64;
-                // `drain` shifted the rest down to `i`.
-                continue;
+            } else {
+                // Still open: keep the rows with their times, to extend the session later.
+                kept.extend(session);
             }
-            kept.extend(held.drain(i..j));
         }
         if !kept.is_empty() {
             self.held.insert(Arc::clone(key), kept);
