@@ -12,7 +12,9 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::common::{plan_err, DFSchema, DFSchemaRef, Result as DfResult, ScalarValue, TableReference};
+use datafusion::common::{
+    plan_err, Column, DFSchema, DFSchemaRef, Result as DfResult, ScalarValue, TableReference,
+};
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
@@ -90,13 +92,33 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
         ["window_start", "window_end"].into_iter().map(String::from).collect()
     }
 
+    /// Projection pushdown: the input columns a parent needs, plus the time and key columns.
+    /// Rows then carry only those through the window operators (a row is copied once per
+    /// window, and SESSION holds rows until their session closes).
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        let width = self.input.schema().fields().len();
+        let mut needed: Vec<usize> = output_columns.iter().copied().filter(|c| *c < width).collect();
+        needed.push(self.time_column);
+        needed.extend(&self.keys);
+        needed.sort_unstable();
+        needed.dedup();
+        Some(vec![needed])
+    }
+
+    /// The input may come back with fewer columns (after projection pushdown): the time and
+    /// key columns are found again by name.
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DfResult<Self> {
-        match inputs.pop() {
-            Some(input) if inputs.is_empty() => {
-                Self::try_new(input, self.kind, self.time_column, self.keys.clone())
-            }
-            _ => plan_err!("WindowTvf takes exactly one input"),
-        }
+        let (Some(input), true) = (inputs.pop(), inputs.is_empty()) else {
+            return plan_err!("WindowTvf takes exactly one input");
+        };
+        let old = self.input.schema();
+        let find = |index: usize| -> DfResult<usize> {
+            let (qualifier, field) = old.qualified_field(index);
+            input.schema().index_of_column(&Column::new(qualifier.cloned(), field.name()))
+        };
+        let time_column = find(self.time_column)?;
+        let keys = self.keys.iter().map(|k| find(*k)).collect::<DfResult<Vec<_>>>()?;
+        Self::try_new(input, self.kind, time_column, keys)
     }
 }
 
