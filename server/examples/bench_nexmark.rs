@@ -14,7 +14,7 @@
 //!
 //! With the generator, EVENTS counts Nexmark events of all types (46 in 50 are bids, as in
 //! RisingWave's `nexmark.event.num`) and the source has PARALLELISM splits. A CSV file is
-//! read as splits of SPLIT_SIZE bytes (the file connector's `split.size`, default 128MB),
+//! read as splits of SPLIT_SIZE bytes (the file connector's `split.size`, default 1GB),
 //! one source subtask each.
 
 use std::path::PathBuf;
