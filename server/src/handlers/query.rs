@@ -47,7 +47,26 @@ async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> SqlResult<Lo
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
         .map_err(from_datafusion)?;
+    reject_window_tvfs(&plan)?;
     decode_bytea_literals(plan).map_err(from_datafusion)
+}
+
+/// Window TVFs are streaming operators: a one-off query says how to get the same buckets.
+fn reject_window_tvfs(plan: &LogicalPlan) -> SqlResult<()> {
+    use datafusion::common::tree_node::TreeNode;
+    let has_window = plan
+        .exists(|node| Ok(matches!(node, LogicalPlan::Extension(e) if e.node.name() == "WindowTvf")))
+        .unwrap_or(false);
+    match has_window {
+        true => {
+            Err(weir_planner::SqlError::unsupported("TUMBLE, HOP, CUMULATE and SESSION in a one-off query")
+                .with_hint(
+                    "Use them in CREATE MATERIALIZED VIEW or CREATE SINK. In a query, bucket with \
+                 date_bin(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01') instead.",
+                ))
+        }
+        false => Ok(()),
+    }
 }
 
 /// Postgres reads a string literal given for a `bytea` value in its hex input format
