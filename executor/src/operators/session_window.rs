@@ -90,10 +90,10 @@ impl SessionWindow {
         // One session per pass: rows while the next starts before the session's end.
         while let Some(first) = rows_in_order.next() {
             let start = first.0;
-            let mut end = start + self.gap;
+            let mut end = start.saturating_add(self.gap);
             let mut session = vec![first];
             while let Some(next) = rows_in_order.next_if(|(ts, _)| *ts < end) {
-                end = end.max(next.0 + self.gap);
+                end = end.max(next.0.saturating_add(self.gap));
                 session.push(next);
             }
             if end <= self.watermark {
@@ -162,7 +162,7 @@ impl Operator for SessionWindow {
                 None => Arc::from(key_bytes),
             };
             self.held.entry(Arc::clone(&key)).or_default().push((ts, rows.row(i).owned()));
-            self.deadlines.entry(ts + self.gap).or_default().push(key);
+            self.deadlines.entry(ts.saturating_add(self.gap)).or_default().push(key);
             self.held_rows += 1;
         }
         Ok(())

@@ -51,35 +51,42 @@ impl WindowAssign {
     fn assign(&self, row: u32, ts: i64, rows: &mut Vec<u32>, starts: &mut Vec<i64>, ends: &mut Vec<i64>) {
         match self.kind {
             WindowKind::Tumble { size, offset } => {
-                let start = ts - (ts - offset).rem_euclid(size);
+                let start = ts.saturating_sub(ts.wrapping_sub(offset).rem_euclid(size));
                 rows.push(row);
                 starts.push(start);
-                ends.push(start + size);
+                ends.push(start.saturating_add(size));
             }
             WindowKind::Hop { slide, size, offset } => {
-                let mut start = ts - (ts - offset).rem_euclid(slide);
+                let mut start = ts.saturating_sub(ts.wrapping_sub(offset).rem_euclid(slide));
                 // Oldest window first, so output is ordered by window within a row.
                 let mut windows = Vec::new();
-                while start > ts - size {
+                while start > ts.saturating_sub(size) {
                     windows.push(start);
-                    start -= slide;
+                    start = start.saturating_sub(slide);
+                    if start == i64::MIN {
+                        break;
+                    }
                 }
                 for start in windows.into_iter().rev() {
                     rows.push(row);
                     starts.push(start);
-                    ends.push(start + size);
+                    ends.push(start.saturating_add(size));
                 }
             }
             WindowKind::Cumulate { step, size, offset } => {
-                let start = ts - (ts - offset).rem_euclid(size);
-                let mut end = start + step;
-                while end <= start + size {
+                let start = ts.saturating_sub(ts.wrapping_sub(offset).rem_euclid(size));
+                let last = start.saturating_add(size);
+                let mut end = start.saturating_add(step);
+                while end <= last {
                     if end > ts {
                         rows.push(row);
                         starts.push(start);
                         ends.push(end);
                     }
-                    end += step;
+                    if end == i64::MAX {
+                        break;
+                    }
+                    end = end.saturating_add(step);
                 }
             }
             WindowKind::Session { .. } => {}
@@ -272,5 +279,17 @@ mod tests {
         assert!(
             WindowAssign::new(WindowKind::Hop { slide: 0, size: S, offset: 0 }, 1, &b.data.schema()).is_err()
         );
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        for kind in [
+            WindowKind::Tumble { size: 10 * S, offset: 0 },
+            WindowKind::Hop { slide: 2 * S, size: 10 * S, offset: 0 },
+            WindowKind::Cumulate { step: 2 * S, size: 10 * S, offset: 0 },
+        ] {
+            let out = run(kind, input(vec![Some(i64::MIN + 1), Some(i64::MAX - 1)], None));
+            assert!(!out.is_empty(), "{kind}");
+        }
     }
 }
