@@ -17,6 +17,7 @@
 
 mod codec;
 mod error;
+pub mod keyed_state;
 mod store;
 mod table;
 mod types;

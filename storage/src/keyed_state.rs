@@ -1,0 +1,571 @@
+//! Keyed operator state: one trait, two backends (memory and RocksDB).
+//!
+//! Operators (aggregates, windows, joins later) keep per-key state. This module is where it
+//! lives once it outgrows the operator's own memory, and what checkpoints snapshot:
+//!
+//! * Every entry belongs to a [`StateNamespace`] (one operator of one job) and a *key group*
+//!   (`0..MAX_KEY_GROUPS`, the same key groups the hash exchange routes by). A stored key is
+//!   `namespace | key group | user key`, so one subtask's state is a few contiguous key
+//!   ranges, and a later rescale hands whole key-group ranges to other subtasks without
+//!   rewriting any key.
+//! * Writes go in [`StateWriteBatch`]es, applied atomically: operators keep hot state in
+//!   memory and flush changes at barriers, not one backend call per row.
+//! * [`KeyedStateBackend::snapshot`] writes a point-in-time copy of a namespace's key groups
+//!   as a self-describing stream of entries (checkpoints upload it), and
+//!   [`KeyedStateBackend::restore`] loads one back. A snapshot reads a consistent view (an
+//!   `imbl` map clone in memory, a RocksDB snapshot on disk), so writers are not blocked
+//!   while it is written out.
+
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use imbl::OrdMap;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB,
+};
+
+use crate::error::{StorageError, StorageResult};
+
+/// Key groups: the unit of state ownership, as routed by the hash exchange.
+pub const MAX_KEY_GROUPS: u16 = 128;
+
+/// Magic bytes at the start of a serialized snapshot (format version 1).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRST01";
+
+const CF_STATE: &str = "keyed_state";
+
+/// One operator's state within a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateNamespace {
+    pub job: u64,
+    pub vertex: u32,
+    pub operator: u32,
+}
+
+impl StateNamespace {
+    fn prefix(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.job.to_be_bytes());
+        out[8..12].copy_from_slice(&self.vertex.to_be_bytes());
+        out[12..].copy_from_slice(&self.operator.to_be_bytes());
+        out
+    }
+
+    /// The stored key of `key` in key group `key_group`.
+    fn key(&self, key_group: u16, key: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(18 + key.len());
+        out.extend_from_slice(&self.prefix());
+        out.extend_from_slice(&key_group.to_be_bytes());
+        out.extend_from_slice(key);
+        out
+    }
+
+    /// Stored keys of key groups `groups` start at the first bound and end before the second.
+    fn bounds(&self, groups: &Range<u16>) -> (Vec<u8>, Vec<u8>) {
+        (self.key(groups.start, &[]), self.key(groups.end, &[]))
+    }
+}
+
+/// Changes to apply atomically: `(key group, key, Some(value))` puts, `None` deletes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StateWriteBatch {
+    pub changes: Vec<(u16, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl StateWriteBatch {
+    pub fn put(&mut self, key_group: u16, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.changes.push((key_group, key.into(), Some(value.into())));
+    }
+
+    pub fn delete(&mut self, key_group: u16, key: impl Into<Vec<u8>>) {
+        self.changes.push((key_group, key.into(), None));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Receives entries of a scan in key order; returns `false` to stop.
+pub type Visitor<'a> = dyn FnMut(u16, &[u8], &[u8]) -> bool + 'a;
+
+/// Receives stored (key, value) pairs; `Ok(false)` stops the scan.
+type RawVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> StorageResult<bool> + 'a;
+
+pub trait KeyedStateBackend: Send + Sync {
+    fn get(&self, ns: StateNamespace, key_group: u16, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
+
+    /// Applies every change of `batch`, all or none.
+    fn write(&self, ns: StateNamespace, batch: StateWriteBatch) -> StorageResult<()>;
+
+    /// Visits the entries of key groups `groups` whose key starts with `prefix`, in order of
+    /// (key group, key).
+    fn scan(
+        &self,
+        ns: StateNamespace,
+        groups: Range<u16>,
+        prefix: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> StorageResult<()>;
+
+    /// Writes a consistent copy of key groups `groups` of `ns` to `out`; returns the bytes
+    /// written. Later writes to the backend do not change what is written.
+    fn snapshot(&self, ns: StateNamespace, groups: Range<u16>, out: &mut dyn Write) -> StorageResult<u64>;
+
+    /// Replaces the contents of the key groups a snapshot covers with the snapshot's entries.
+    fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()>;
+
+    /// Removes every entry of `ns` (its job was dropped).
+    fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()>;
+}
+
+fn check_groups(groups: &Range<u16>) -> StorageResult<()> {
+    match groups.start <= groups.end && groups.end <= MAX_KEY_GROUPS {
+        true => Ok(()),
+        false => Err(StorageError::Invalid(format!("key groups {groups:?} are outside 0..{MAX_KEY_GROUPS}"))),
+    }
+}
+
+fn split_key(stored: &[u8]) -> Option<(u16, &[u8])> {
+    let group = u16::from_be_bytes(stored.get(16..18)?.try_into().ok()?);
+    Some((group, &stored[18..]))
+}
+
+/// Snapshot stream: magic, key-group range, then `(u32 key length, key, u32 value length,
+/// value)` per entry with the namespace stripped (so it restores into another namespace, as
+/// a job restarted under a new id would), and a final `u32::MAX`.
+struct SnapshotWriter<'a> {
+    out: &'a mut dyn Write,
+    bytes: u64,
+}
+
+impl SnapshotWriter<'_> {
+    fn put(&mut self, data: &[u8]) -> StorageResult<()> {
+        self.out.write_all(data).map_err(io)?;
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+
+    fn begin(&mut self, groups: &Range<u16>) -> StorageResult<()> {
+        self.put(SNAPSHOT_MAGIC)?;
+        self.put(&groups.start.to_be_bytes())?;
+        self.put(&groups.end.to_be_bytes())
+    }
+
+    fn entry(&mut self, group_and_key: &[u8], value: &[u8]) -> StorageResult<()> {
+        let key_len = u32::try_from(group_and_key.len()).map_err(|_| invalid("state key too long"))?;
+        let value_len = u32::try_from(value.len()).map_err(|_| invalid("state value too long"))?;
+        self.put(&key_len.to_be_bytes())?;
+        self.put(group_and_key)?;
+        self.put(&value_len.to_be_bytes())?;
+        self.put(value)
+    }
+
+    fn finish(&mut self) -> StorageResult<u64> {
+        self.put(&u32::MAX.to_be_bytes())?;
+        Ok(self.bytes)
+    }
+}
+
+/// Reads a snapshot stream: its key-group range, then entries as (key group and key, value).
+fn read_snapshot(
+    input: &mut dyn Read,
+    mut entry: impl FnMut(Vec<u8>, Vec<u8>) -> StorageResult<()>,
+) -> StorageResult<Range<u16>> {
+    let mut magic = [0u8; 8];
+    input.read_exact(&mut magic).map_err(io)?;
+    if &magic != SNAPSHOT_MAGIC {
+        return Err(invalid("not a keyed state snapshot (bad magic)"));
+    }
+    let mut u16s = [0u8; 4];
+    input.read_exact(&mut u16s).map_err(io)?;
+    let groups = u16::from_be_bytes([u16s[0], u16s[1]])..u16::from_be_bytes([u16s[2], u16s[3]]);
+    check_groups(&groups)?;
+    let read_len = |input: &mut dyn Read| -> StorageResult<u32> {
+        let mut len = [0u8; 4];
+        input.read_exact(&mut len).map_err(io)?;
+        Ok(u32::from_be_bytes(len))
+    };
+    loop {
+        let key_len = read_len(input)?;
+        if key_len == u32::MAX {
+            return Ok(groups);
+        }
+        let mut key = vec![0u8; key_len as usize];
+        input.read_exact(&mut key).map_err(io)?;
+        let value_len = read_len(input)?;
+        let mut value = vec![0u8; value_len as usize];
+        input.read_exact(&mut value).map_err(io)?;
+        match key.get(..2).map(|g| u16::from_be_bytes([g[0], g[1]])) {
+            Some(group) if groups.contains(&group) => entry(key, value)?,
+            _ => return Err(invalid("snapshot entry outside its key groups")),
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> StorageError {
+    StorageError::Invalid(format!("keyed state snapshot I/O: {e}"))
+}
+
+fn invalid(what: &str) -> StorageError {
+    StorageError::Invalid(format!("keyed state: {what}"))
+}
+
+/// State in memory: one ordered persistent map, so a snapshot is an O(1) clone.
+#[derive(Default)]
+pub struct InMemoryStateBackend {
+    entries: RwLock<OrdMap<Vec<u8>, Arc<[u8]>>>,
+}
+
+impl InMemoryStateBackend {
+    fn read(&self) -> StorageResult<OrdMap<Vec<u8>, Arc<[u8]>>> {
+        self.entries.read().map(|e| e.clone()).map_err(|_| invalid("state lock poisoned"))
+    }
+
+    fn replace_range(&self, from: &[u8], to: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> StorageResult<()> {
+        let mut map = self.entries.write().map_err(|_| invalid("state lock poisoned"))?;
+        let doomed: Vec<Vec<u8>> = map.range(from.to_vec()..to.to_vec()).map(|(k, _)| k.clone()).collect();
+        for key in doomed {
+            map.remove(&key);
+        }
+        for (key, value) in entries {
+            map.insert(key, Arc::from(value));
+        }
+        Ok(())
+    }
+}
+
+impl KeyedStateBackend for InMemoryStateBackend {
+    fn get(&self, ns: StateNamespace, key_group: u16, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        let map = self.entries.read().map_err(|_| invalid("state lock poisoned"))?;
+        Ok(map.get(&ns.key(key_group, key)).map(|v| v.to_vec()))
+    }
+
+    fn write(&self, ns: StateNamespace, batch: StateWriteBatch) -> StorageResult<()> {
+        for (group, _, _) in &batch.changes {
+            check_groups(&(*group..*group + 1))?;
+        }
+        let mut map = self.entries.write().map_err(|_| invalid("state lock poisoned"))?;
+        for (group, key, value) in batch.changes {
+            match value {
+                Some(value) => map.insert(ns.key(group, &key), Arc::from(value)),
+                None => map.remove(&ns.key(group, &key)),
+            };
+        }
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        ns: StateNamespace,
+        groups: Range<u16>,
+        prefix: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> StorageResult<()> {
+        check_groups(&groups)?;
+        let map = self.read()?;
+        let (from, to) = ns.bounds(&groups);
+        for (key, value) in map.range(from..to) {
+            let Some((group, user_key)) = split_key(key) else { continue };
+            if user_key.starts_with(prefix) && !visit(group, user_key, value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, ns: StateNamespace, groups: Range<u16>, out: &mut dyn Write) -> StorageResult<u64> {
+        check_groups(&groups)?;
+        let map = self.read()?;
+        let (from, to) = ns.bounds(&groups);
+        let mut writer = SnapshotWriter { out, bytes: 0 };
+        writer.begin(&groups)?;
+        for (key, value) in map.range(from..to) {
+            writer.entry(&key[16..], value)?;
+        }
+        writer.finish()
+    }
+
+    fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()> {
+        let prefix = ns.prefix();
+        let mut entries = Vec::new();
+        let groups = read_snapshot(input, |group_and_key, value| {
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(&group_and_key);
+            entries.push((key, value));
+            Ok(())
+        })?;
+        let (from, to) = ns.bounds(&groups);
+        self.replace_range(&from, &to, entries)
+    }
+
+    fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
+        let (from, to) = ns.bounds(&(0..MAX_KEY_GROUPS));
+        self.replace_range(&from, &to, Vec::new())
+    }
+}
+
+/// Tuning of the RocksDB backend (from the server's configuration).
+#[derive(Debug, Clone)]
+pub struct RocksDbStateOptions {
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for RocksDbStateOptions {
+    fn default() -> Self {
+        Self { block_cache_bytes: 256 << 20, write_buffer_bytes: 64 << 20 }
+    }
+}
+
+/// State on disk: one RocksDB instance (per TaskManager) with one column family; namespaces
+/// and key groups are key prefixes. Larger than memory works: reads go through the block
+/// cache, writes through the memtable.
+pub struct RocksDbStateBackend {
+    db: DB,
+}
+
+impl RocksDbStateBackend {
+    pub fn open(dir: &Path, tuning: &RocksDbStateOptions) -> StorageResult<Self> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        let mut cf_opts = Options::default();
+        cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        cf_opts.set_write_buffer_size(tuning.write_buffer_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&Cache::new_lru_cache(tuning.block_cache_bytes));
+        cf_opts.set_block_based_table_factory(&table);
+        let db = DB::open_cf_descriptors(&db_opts, dir, [ColumnFamilyDescriptor::new(CF_STATE, cf_opts)])?;
+        Ok(Self { db })
+    }
+
+    fn cf(&self) -> StorageResult<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(CF_STATE).ok_or_else(|| invalid("missing column family"))
+    }
+
+    /// Visits stored (key, value) pairs in `[from, to)` as of `snapshot` (or now).
+    fn range(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        snapshot: Option<&rocksdb::Snapshot<'_>>,
+        visit: &mut RawVisitor<'_>,
+    ) -> StorageResult<()> {
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_iterate_upper_bound(to.to_vec());
+        if let Some(snapshot) = snapshot {
+            read.set_snapshot(snapshot);
+        }
+        let iter = self.db.iterator_cf_opt(self.cf()?, read, IteratorMode::From(from, Direction::Forward));
+        for item in iter {
+            let (key, value) = item?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeyedStateBackend for RocksDbStateBackend {
+    fn get(&self, ns: StateNamespace, key_group: u16, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf()?, ns.key(key_group, key))?)
+    }
+
+    fn write(&self, ns: StateNamespace, batch: StateWriteBatch) -> StorageResult<()> {
+        let cf = self.cf()?;
+        let mut wb = WriteBatch::default();
+        for (group, key, value) in batch.changes {
+            check_groups(&(group..group + 1))?;
+            match value {
+                Some(value) => wb.put_cf(cf, ns.key(group, &key), value),
+                None => wb.delete_cf(cf, ns.key(group, &key)),
+            }
+        }
+        // Not synced: state is made durable by checkpoints, not by each write.
+        Ok(self.db.write(wb)?)
+    }
+
+    fn scan(
+        &self,
+        ns: StateNamespace,
+        groups: Range<u16>,
+        prefix: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> StorageResult<()> {
+        check_groups(&groups)?;
+        let (from, to) = ns.bounds(&groups);
+        self.range(&from, &to, None, &mut |key, value| {
+            let Some((group, user_key)) = split_key(key) else { return Ok(true) };
+            Ok(!user_key.starts_with(prefix) || visit(group, user_key, value))
+        })
+    }
+
+    fn snapshot(&self, ns: StateNamespace, groups: Range<u16>, out: &mut dyn Write) -> StorageResult<u64> {
+        check_groups(&groups)?;
+        let snapshot = self.db.snapshot();
+        let (from, to) = ns.bounds(&groups);
+        let mut writer = SnapshotWriter { out, bytes: 0 };
+        writer.begin(&groups)?;
+        self.range(&from, &to, Some(&snapshot), &mut |key, value| {
+            writer.entry(&key[16..], value)?;
+            Ok(true)
+        })?;
+        writer.finish()
+    }
+
+    fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()> {
+        let cf = self.cf()?;
+        let prefix = ns.prefix();
+        let mut wb = WriteBatch::default();
+        let mut pending = Vec::new();
+        let groups = read_snapshot(input, |group_and_key, value| {
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(&group_and_key);
+            pending.push((key, value));
+            Ok(())
+        })?;
+        let (from, to) = ns.bounds(&groups);
+        wb.delete_range_cf(cf, &from, &to);
+        for (key, value) in pending {
+            wb.put_cf(cf, key, value);
+        }
+        Ok(self.db.write(wb)?)
+    }
+
+    fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
+        let (from, to) = ns.bounds(&(0..MAX_KEY_GROUPS));
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(self.cf()?, from, to);
+        Ok(self.db.write(wb)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS: StateNamespace = StateNamespace { job: 7, vertex: 1, operator: 2 };
+    const OTHER: StateNamespace = StateNamespace { job: 7, vertex: 1, operator: 3 };
+
+    /// Runs `check` against both backends.
+    fn both(check: impl Fn(&dyn KeyedStateBackend)) {
+        check(&InMemoryStateBackend::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rocks = RocksDbStateBackend::open(dir.path(), &RocksDbStateOptions::default()).expect("open");
+        check(&rocks);
+    }
+
+    fn scan_all(
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+        groups: Range<u16>,
+        prefix: &[u8],
+    ) -> Vec<String> {
+        let mut seen = Vec::new();
+        backend
+            .scan(ns, groups, prefix, &mut |group, key, value| {
+                seen.push(format!(
+                    "{group}:{}={}",
+                    String::from_utf8_lossy(key),
+                    String::from_utf8_lossy(value)
+                ));
+                true
+            })
+            .expect("scan");
+        seen
+    }
+
+    #[test]
+    fn batches_apply_puts_and_deletes_per_namespace_and_key_group() {
+        both(|b| {
+            let mut batch = StateWriteBatch::default();
+            batch.put(3, "apple", "1");
+            batch.put(3, "apricot", "2");
+            batch.put(9, "apple", "3");
+            batch.put(3, "banana", "4");
+            b.write(NS, batch).expect("write");
+            let mut other = StateWriteBatch::default();
+            other.put(3, "apple", "other");
+            b.write(OTHER, other).expect("write");
+            assert_eq!(b.get(NS, 3, b"apple").expect("get"), Some(b"1".to_vec()));
+            assert_eq!(b.get(NS, 9, b"apple").expect("get"), Some(b"3".to_vec()));
+            assert_eq!(b.get(OTHER, 3, b"apple").expect("get"), Some(b"other".to_vec()));
+            assert_eq!(b.get(NS, 4, b"apple").expect("get"), None);
+            assert_eq!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"ap"), ["3:apple=1", "3:apricot=2", "9:apple=3"]);
+            assert_eq!(scan_all(b, NS, 4..MAX_KEY_GROUPS, b""), ["9:apple=3"]);
+            let mut delete = StateWriteBatch::default();
+            delete.delete(3, "apple");
+            delete.put(3, "banana", "5");
+            b.write(NS, delete).expect("write");
+            assert_eq!(scan_all(b, NS, 3..4, b""), ["3:apricot=2", "3:banana=5"]);
+            let mut bad = StateWriteBatch::default();
+            bad.put(MAX_KEY_GROUPS, "x", "y");
+            assert!(b.write(NS, bad).is_err(), "key group out of range");
+        });
+    }
+
+    #[test]
+    fn a_snapshot_is_a_consistent_copy_that_restores_exactly() {
+        both(|b| {
+            let mut batch = StateWriteBatch::default();
+            for i in 0..100u32 {
+                batch.put((i % 10) as u16, format!("k{i:03}"), i.to_be_bytes());
+            }
+            b.write(NS, batch).expect("write");
+            let mut image = Vec::new();
+            let bytes = b.snapshot(NS, 0..5, &mut image).expect("snapshot");
+            assert_eq!(bytes as usize, image.len());
+            // Later changes do not reach the snapshot; restoring brings key groups 0..5 back
+            // and leaves the others alone.
+            let mut later = StateWriteBatch::default();
+            later.put(1, "k001", "changed");
+            later.put(2, "new", "x");
+            later.put(7, "k007", "changed too");
+            b.write(NS, later).expect("write");
+            b.restore(NS, &mut image.as_slice()).expect("restore");
+            assert_eq!(b.get(NS, 1, b"k001").expect("get"), Some(1u32.to_be_bytes().to_vec()));
+            assert_eq!(b.get(NS, 2, b"new").expect("get"), None);
+            assert_eq!(b.get(NS, 7, b"k007").expect("get"), Some(b"changed too".to_vec()));
+            assert_eq!(scan_all(b, NS, 0..5, b"").len(), 50);
+            // Into another namespace (a job restored under a new id).
+            b.restore(OTHER, &mut image.as_slice()).expect("restore elsewhere");
+            assert_eq!(scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"").len(), 50);
+            // A damaged image is an error, not a panic.
+            assert!(b.restore(NS, &mut &image[..image.len() / 2]).is_err());
+            assert!(b.restore(NS, &mut &b"nonsense"[..]).is_err());
+            b.drop_namespace(NS).expect("drop");
+            assert!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"").is_empty());
+            assert_eq!(scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"").len(), 50);
+        });
+    }
+
+    #[test]
+    fn rocksdb_state_outgrows_a_small_block_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tuning = RocksDbStateOptions { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20 };
+        let b = RocksDbStateBackend::open(dir.path(), &tuning).expect("open");
+        // 200k keys of 100-byte values: ~20 MB of state through a 1 MB cache and memtable.
+        for chunk in 0..20u32 {
+            let mut batch = StateWriteBatch::default();
+            for i in chunk * 10_000..(chunk + 1) * 10_000 {
+                batch.put((i % MAX_KEY_GROUPS as u32) as u16, i.to_be_bytes(), vec![(i % 251) as u8; 100]);
+            }
+            b.write(NS, batch).expect("write");
+        }
+        for i in (0..200_000u32).step_by(997) {
+            let value = b.get(NS, (i % MAX_KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
+            assert_eq!(value, Some(vec![(i % 251) as u8; 100]), "key {i}");
+        }
+        let mut count = 0;
+        b.scan(NS, 0..MAX_KEY_GROUPS, b"", &mut |_, _, _| {
+            count += 1;
+            true
+        })
+        .expect("scan");
+        assert_eq!(count, 200_000);
+    }
+}
