@@ -725,6 +725,20 @@ mod tests {
     }
 
     #[test]
+    fn failure_after_acknowledging_still_abandons() {
+        let mut c = coordinator(1);
+        c.trigger(1, tasks(), 0).expect("trigger");
+        let t = task(1, 0);
+        c.acknowledge(1, t, vec![piece(t, "1/1-0", 4)], None, 1);
+        let outcome = c.decline(1, t, "lost its upload".into(), 2);
+        let DeclineOutcome::Abandoned { abandoned, .. } = outcome else {
+            panic!("expected abandonment, got {outcome:?}");
+        };
+        assert_eq!(abandoned.pieces, vec![piece(t, "1/1-0", 4)]);
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
     fn abandoned_by_timeout_returns_uploaded_pieces() {
         let mut c = coordinator(1);
         c.trigger(1, tasks(), 100).expect("trigger 1");
