@@ -7,6 +7,7 @@
 //!   graphs onto [`TaskManager`]s, injects barriers and commits epochs; tasks run chains of
 //!   [`operators`] connected by bounded channels carrying [`Message`]s.
 
+pub mod checkpoint_protocol;
 pub mod connectors;
 pub mod data_plane;
 pub mod error;
