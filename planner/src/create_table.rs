@@ -21,40 +21,7 @@ pub fn plan_create_table(stmt: &CreateTable) -> SqlResult<CreateTablePlan> {
     if stmt.columns.is_empty() {
         return Err(SqlError::unsupported("a table without columns"));
     }
-    let mut columns: Vec<ColumnDef> = Vec::with_capacity(stmt.columns.len());
-    let mut primary_key: Vec<usize> = Vec::new();
-    for (index, column) in stmt.columns.iter().enumerate() {
-        let column_name = normalize_ident(&column.name);
-        if columns.iter().any(|c| c.name == column_name) {
-            return Err(SqlError::new(
-                sqlstate::DUPLICATE_COLUMN,
-                format!("column \"{column_name}\" specified more than once"),
-            ));
-        }
-        let mut not_null = false;
-        for option in &column.options {
-            match &option.option {
-                ColumnOption::NotNull => not_null = true,
-                ColumnOption::Null => not_null = false,
-                ColumnOption::PrimaryKey(_) => {
-                    if !primary_key.is_empty() {
-                        return Err(multiple_primary_keys(&name));
-                    }
-                    primary_key.push(index);
-                    not_null = true;
-                }
-                other => {
-                    return Err(SqlError::unsupported(format!("column option {other}"))
-                        .with_hint("Weir supports NOT NULL, NULL and PRIMARY KEY on columns"))
-                }
-            }
-        }
-        columns.push(ColumnDef {
-            name: column_name,
-            column_type: column_type_from_sql(&column.data_type)?,
-            not_null,
-        });
-    }
+    let (mut columns, mut primary_key) = plan_columns(&stmt.columns, &name, true)?;
     for constraint in &stmt.constraints {
         match constraint {
             TableConstraint::PrimaryKey(pk) => {
@@ -106,6 +73,54 @@ fn reject_unsupported_clauses(stmt: &CreateTable) -> SqlResult<()> {
         return Err(SqlError::unsupported("CREATE OR REPLACE TABLE"));
     }
     Ok(())
+}
+
+/// The columns of a `CREATE TABLE` or `CREATE SOURCE`, and the indexes of those declared
+/// `PRIMARY KEY` (allowed only when `primary_key_allowed`).
+pub(crate) fn plan_columns(
+    declared: &[datafusion::sql::sqlparser::ast::ColumnDef],
+    relation: &str,
+    primary_key_allowed: bool,
+) -> SqlResult<(Vec<ColumnDef>, Vec<usize>)> {
+    let mut columns: Vec<ColumnDef> = Vec::with_capacity(declared.len());
+    let mut primary_key: Vec<usize> = Vec::new();
+    for (index, column) in declared.iter().enumerate() {
+        let column_name = normalize_ident(&column.name);
+        if columns.iter().any(|c| c.name == column_name) {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{column_name}\" specified more than once"),
+            ));
+        }
+        let mut not_null = false;
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::NotNull => not_null = true,
+                ColumnOption::Null => not_null = false,
+                ColumnOption::PrimaryKey(_) if primary_key_allowed => {
+                    if !primary_key.is_empty() {
+                        return Err(multiple_primary_keys(relation));
+                    }
+                    primary_key.push(index);
+                    not_null = true;
+                }
+                other if primary_key_allowed => {
+                    return Err(SqlError::unsupported(format!("column option {other}"))
+                        .with_hint("Weir supports NOT NULL, NULL and PRIMARY KEY on columns"))
+                }
+                other => {
+                    return Err(SqlError::unsupported(format!("column option {other} on a source"))
+                        .with_hint("A source column takes only NULL or NOT NULL."))
+                }
+            }
+        }
+        columns.push(ColumnDef {
+            name: column_name,
+            column_type: column_type_from_sql(&column.data_type)?,
+            not_null,
+        });
+    }
+    Ok((columns, primary_key))
 }
 
 fn multiple_primary_keys(table: &str) -> SqlError {

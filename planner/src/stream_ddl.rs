@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use datafusion::sql::sqlparser::ast::{
-    ColumnDef as SqlColumnDef, ColumnOption, Expr, Ident, ObjectName, Query, VisitMut, VisitorMut,
+    ColumnDef as SqlColumnDef, Expr, Ident, ObjectName, Query, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -18,7 +18,6 @@ use weir_storage::{ColumnDef, SourceDef, WatermarkDef};
 
 use crate::create_table::{normalize_ident, split_name};
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::types::column_type_from_sql;
 
 #[derive(Debug, Clone)]
 pub struct CreateSource {
@@ -225,32 +224,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
     if stmt.columns.is_empty() {
         return Err(SqlError::unsupported("a source without columns"));
     }
-    let mut columns: Vec<ColumnDef> = Vec::new();
-    for column in &stmt.columns {
-        let column_name = normalize_ident(&column.name);
-        if columns.iter().any(|c| c.name == column_name) {
-            return Err(SqlError::new(
-                sqlstate::DUPLICATE_COLUMN,
-                format!("column \"{column_name}\" specified more than once"),
-            ));
-        }
-        let mut not_null = false;
-        for option in &column.options {
-            match &option.option {
-                ColumnOption::NotNull => not_null = true,
-                ColumnOption::Null => not_null = false,
-                other => {
-                    return Err(SqlError::unsupported(format!("column option {other} on a source"))
-                        .with_hint("A source column takes only NULL or NOT NULL."))
-                }
-            }
-        }
-        columns.push(ColumnDef {
-            name: column_name,
-            column_type: column_type_from_sql(&column.data_type)?,
-            not_null,
-        });
-    }
+    let (columns, _) = crate::create_table::plan_columns(&stmt.columns, &name, false)?;
     let watermark = match &stmt.watermark {
         None => None,
         Some((column, expr)) => Some(plan_watermark(&columns, column, expr)?),
