@@ -10,11 +10,11 @@
 //!   rewriting any key.
 //! * Writes go in [`StateWriteBatch`]es, applied atomically: operators keep hot state in
 //!   memory and flush changes at barriers, not one backend call per row.
-//! * [`KeyedStateBackend::snapshot`] writes a point-in-time copy of a namespace's key groups
-//!   as a self-describing stream of entries (checkpoints upload it), and
-//!   [`KeyedStateBackend::restore`] loads one back. A snapshot reads a consistent view (an
-//!   `imbl` map clone in memory, a RocksDB snapshot on disk), so writers are not blocked
-//!   while it is written out.
+//! * [`KeyedStateBackend::snapshot_handle`] captures a point-in-time view of a namespace's
+//!   key groups cheaply (an `imbl` map clone in memory, a RocksDB snapshot on disk) at the
+//!   barrier; the returned [`StateSnapshot`] writes it out later, on another thread, as a
+//!   self-describing stream of entries (checkpoints upload it) while writers carry on.
+//!   [`KeyedStateBackend::restore`] loads such a stream back.
 
 use std::io::{Read, Write};
 use std::ops::Range;
@@ -23,7 +23,8 @@ use std::sync::{Arc, RwLock};
 
 use imbl::OrdMap;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, Direction, IteratorMode, Options, Snapshot, WriteBatch,
+    DB,
 };
 
 use crate::error::{StorageError, StorageResult};
@@ -35,6 +36,11 @@ pub const MAX_KEY_GROUPS: u16 = 128;
 const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRST01";
 
 const CF_STATE: &str = "keyed_state";
+
+/// A RocksDB restore writes a batch once it holds this many entries or bytes, so restoring a
+/// snapshot larger than memory never holds more than one batch.
+const RESTORE_BATCH_ENTRIES: usize = 16 * 1024;
+const RESTORE_BATCH_BYTES: usize = 4 << 20;
 
 /// One operator's state within a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -110,15 +116,38 @@ pub trait KeyedStateBackend: Send + Sync {
         visit: &mut Visitor<'_>,
     ) -> StorageResult<()>;
 
+    /// Captures key groups `groups` of `ns` as they are now, to be written out later by the
+    /// returned handle. Cheap (no entry is copied), so it can be taken at a barrier; writes
+    /// made after it returns do not change what the handle writes.
+    fn snapshot_handle(
+        &self,
+        ns: StateNamespace,
+        groups: Range<u16>,
+    ) -> StorageResult<Box<dyn StateSnapshot>>;
+
     /// Writes a consistent copy of key groups `groups` of `ns` to `out`; returns the bytes
     /// written. Later writes to the backend do not change what is written.
-    fn snapshot(&self, ns: StateNamespace, groups: Range<u16>, out: &mut dyn Write) -> StorageResult<u64>;
+    fn snapshot(&self, ns: StateNamespace, groups: Range<u16>, out: &mut dyn Write) -> StorageResult<u64> {
+        self.snapshot_handle(ns, groups)?.write_to(out)
+    }
 
     /// Replaces the contents of the key groups a snapshot covers with the snapshot's entries.
+    /// If it fails part way (a damaged or truncated stream), those key groups may hold part
+    /// of the snapshot: restore again, or drop the namespace, before using them.
     fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()>;
 
     /// Removes every entry of `ns` (its job was dropped).
     fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()>;
+}
+
+/// A point-in-time view of some key groups, captured by
+/// [`KeyedStateBackend::snapshot_handle`] and not yet written out. It holds that view (and,
+/// for RocksDB, keeps the database's older versions of the entries) until it is written or
+/// dropped, so write it soon.
+pub trait StateSnapshot: Send {
+    /// Writes the captured entries to `out` in the snapshot stream format that
+    /// [`KeyedStateBackend::restore`] reads; returns the bytes written.
+    fn write_to(self: Box<Self>, out: &mut dyn Write) -> StorageResult<u64>;
 }
 
 fn check_groups(groups: &Range<u16>) -> StorageResult<()> {
@@ -169,11 +198,8 @@ impl SnapshotWriter<'_> {
     }
 }
 
-/// Reads a snapshot stream: its key-group range, then entries as (key group and key, value).
-fn read_snapshot(
-    input: &mut dyn Read,
-    mut entry: impl FnMut(Vec<u8>, Vec<u8>) -> StorageResult<()>,
-) -> StorageResult<Range<u16>> {
+/// Reads a snapshot stream's header: the key-group range it covers.
+fn read_snapshot_header(input: &mut dyn Read) -> StorageResult<Range<u16>> {
     let mut magic = [0u8; 8];
     input.read_exact(&mut magic).map_err(io)?;
     if &magic != SNAPSHOT_MAGIC {
@@ -183,6 +209,16 @@ fn read_snapshot(
     input.read_exact(&mut u16s).map_err(io)?;
     let groups = u16::from_be_bytes([u16s[0], u16s[1]])..u16::from_be_bytes([u16s[2], u16s[3]]);
     check_groups(&groups)?;
+    Ok(groups)
+}
+
+/// Reads the entries following the header (which said they are in `groups`), as (key group
+/// and key, value), up to the end marker.
+fn read_snapshot_entries(
+    input: &mut dyn Read,
+    groups: &Range<u16>,
+    mut entry: impl FnMut(Vec<u8>, Vec<u8>) -> StorageResult<()>,
+) -> StorageResult<()> {
     let read_len = |input: &mut dyn Read| -> StorageResult<u32> {
         let mut len = [0u8; 4];
         input.read_exact(&mut len).map_err(io)?;
@@ -191,7 +227,7 @@ fn read_snapshot(
     loop {
         let key_len = read_len(input)?;
         if key_len == u32::MAX {
-            return Ok(groups);
+            return Ok(());
         }
         let mut key = vec![0u8; key_len as usize];
         input.read_exact(&mut key).map_err(io)?;
@@ -276,22 +312,22 @@ impl KeyedStateBackend for InMemoryStateBackend {
         Ok(())
     }
 
-    fn snapshot(&self, ns: StateNamespace, groups: Range<u16>, out: &mut dyn Write) -> StorageResult<u64> {
+    fn snapshot_handle(
+        &self,
+        ns: StateNamespace,
+        groups: Range<u16>,
+    ) -> StorageResult<Box<dyn StateSnapshot>> {
         check_groups(&groups)?;
-        let map = self.read()?;
-        let (from, to) = ns.bounds(&groups);
-        let mut writer = SnapshotWriter { out, bytes: 0 };
-        writer.begin(&groups)?;
-        for (key, value) in map.range(from..to) {
-            writer.entry(&key[16..], value)?;
-        }
-        writer.finish()
+        Ok(Box::new(InMemorySnapshot { map: self.read()?, ns, groups }))
     }
 
+    /// Collects the entries first and swaps them in under one lock: the state is in memory
+    /// anyway, and the swap is all or nothing.
     fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()> {
         let prefix = ns.prefix();
         let mut entries = Vec::new();
-        let groups = read_snapshot(input, |group_and_key, value| {
+        let groups = read_snapshot_header(input)?;
+        read_snapshot_entries(input, &groups, |group_and_key, value| {
             let mut key = prefix.to_vec();
             key.extend_from_slice(&group_and_key);
             entries.push((key, value));
@@ -304,6 +340,25 @@ impl KeyedStateBackend for InMemoryStateBackend {
     fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
         let (from, to) = ns.bounds(&(0..MAX_KEY_GROUPS));
         self.replace_range(&from, &to, Vec::new())
+    }
+}
+
+/// The memory backend's snapshot: its own O(1) clone of the map, untouched by later writes.
+struct InMemorySnapshot {
+    map: OrdMap<Vec<u8>, Arc<[u8]>>,
+    ns: StateNamespace,
+    groups: Range<u16>,
+}
+
+impl StateSnapshot for InMemorySnapshot {
+    fn write_to(self: Box<Self>, out: &mut dyn Write) -> StorageResult<u64> {
+        let (from, to) = self.ns.bounds(&self.groups);
+        let mut writer = SnapshotWriter { out, bytes: 0 };
+        writer.begin(&self.groups)?;
+        for (key, value) in self.map.range(from..to) {
+            writer.entry(&key[16..], value)?;
+        }
+        writer.finish()
     }
 }
 
@@ -322,9 +377,10 @@ impl Default for RocksDbStateOptions {
 
 /// State on disk: one RocksDB instance (per TaskManager) with one column family; namespaces
 /// and key groups are key prefixes. Larger than memory works: reads go through the block
-/// cache, writes through the memtable.
+/// cache, writes through the memtable. The database is shared with the snapshot handles,
+/// which may outlive the backend.
 pub struct RocksDbStateBackend {
-    db: DB,
+    db: Arc<DB>,
 }
 
 impl RocksDbStateBackend {
@@ -339,34 +395,79 @@ impl RocksDbStateBackend {
         table.set_block_cache(&Cache::new_lru_cache(tuning.block_cache_bytes));
         cf_opts.set_block_based_table_factory(&table);
         let db = DB::open_cf_descriptors(&db_opts, dir, [ColumnFamilyDescriptor::new(CF_STATE, cf_opts)])?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
     }
 
     fn cf(&self) -> StorageResult<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(CF_STATE).ok_or_else(|| invalid("missing column family"))
+        state_cf(&self.db)
     }
+}
 
-    /// Visits stored (key, value) pairs in `[from, to)` as of `snapshot` (or now).
-    fn range(
-        &self,
-        from: &[u8],
-        to: &[u8],
-        snapshot: Option<&rocksdb::Snapshot<'_>>,
-        visit: &mut RawVisitor<'_>,
-    ) -> StorageResult<()> {
-        let mut read = rocksdb::ReadOptions::default();
-        read.set_iterate_upper_bound(to.to_vec());
-        if let Some(snapshot) = snapshot {
-            read.set_snapshot(snapshot);
+fn state_cf(db: &DB) -> StorageResult<&rocksdb::ColumnFamily> {
+    db.cf_handle(CF_STATE).ok_or_else(|| invalid("missing column family"))
+}
+
+/// Visits stored (key, value) pairs of `db` in `[from, to)` as of `snapshot` (or now).
+fn visit_range(
+    db: &DB,
+    from: &[u8],
+    to: &[u8],
+    snapshot: Option<&Snapshot<'_>>,
+    visit: &mut RawVisitor<'_>,
+) -> StorageResult<()> {
+    let mut read = rocksdb::ReadOptions::default();
+    read.set_iterate_upper_bound(to.to_vec());
+    if let Some(snapshot) = snapshot {
+        read.set_snapshot(snapshot);
+    }
+    let iter = db.iterator_cf_opt(state_cf(db)?, read, IteratorMode::From(from, Direction::Forward));
+    for item in iter {
+        let (key, value) = item?;
+        if !visit(&key, &value)? {
+            break;
         }
-        let iter = self.db.iterator_cf_opt(self.cf()?, read, IteratorMode::From(from, Direction::Forward));
-        for item in iter {
-            let (key, value) = item?;
-            if !visit(&key, &value)? {
-                break;
-            }
-        }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// The RocksDB backend's snapshot: a RocksDB snapshot (the sequence number it pins, so
+/// compaction keeps the versions it sees) and the database it belongs to.
+///
+/// `rocksdb::Snapshot` borrows its database, and rocksdb 0.25 has no owning variant, so the
+/// borrow is stretched to `'static` and the database is kept alive by the `Arc` alongside it.
+struct RocksDbSnapshot {
+    /// Declared before `db` so that it is dropped (the RocksDB snapshot released) first.
+    snapshot: Snapshot<'static>,
+    db: Arc<DB>,
+    ns: StateNamespace,
+    groups: Range<u16>,
+}
+
+impl RocksDbSnapshot {
+    fn take(db: &Arc<DB>, ns: StateNamespace, groups: Range<u16>) -> Self {
+        let db = Arc::clone(db);
+        // SAFETY: the reference points into the `Arc`'s heap allocation, which neither moves
+        // nor is freed while `db` (stored in the same struct) holds a count on it. The
+        // reference lives only inside `snapshot`; it never leaves this struct, and struct
+        // fields drop in declaration order, so `snapshot` (which releases the RocksDB
+        // snapshot through the reference) is dropped while `db` still keeps the database
+        // open. `DB` is `Sync`, so using it through a shared reference from the thread that
+        // writes the handle out is fine.
+        let pinned: &'static DB = unsafe { &*Arc::as_ptr(&db) };
+        RocksDbSnapshot { snapshot: pinned.snapshot(), db, ns, groups }
+    }
+}
+
+impl StateSnapshot for RocksDbSnapshot {
+    fn write_to(self: Box<Self>, out: &mut dyn Write) -> StorageResult<u64> {
+        let (from, to) = self.ns.bounds(&self.groups);
+        let mut writer = SnapshotWriter { out, bytes: 0 };
+        writer.begin(&self.groups)?;
+        visit_range(&self.db, &from, &to, Some(&self.snapshot), &mut |key, value| {
+            writer.entry(&key[16..], value)?;
+            Ok(true)
+        })?;
+        writer.finish()
     }
 }
 
@@ -398,41 +499,42 @@ impl KeyedStateBackend for RocksDbStateBackend {
     ) -> StorageResult<()> {
         check_groups(&groups)?;
         let (from, to) = ns.bounds(&groups);
-        self.range(&from, &to, None, &mut |key, value| {
+        visit_range(&self.db, &from, &to, None, &mut |key, value| {
             let Some((group, user_key)) = split_key(key) else { return Ok(true) };
             Ok(!user_key.starts_with(prefix) || visit(group, user_key, value))
         })
     }
 
-    fn snapshot(&self, ns: StateNamespace, groups: Range<u16>, out: &mut dyn Write) -> StorageResult<u64> {
+    fn snapshot_handle(
+        &self,
+        ns: StateNamespace,
+        groups: Range<u16>,
+    ) -> StorageResult<Box<dyn StateSnapshot>> {
         check_groups(&groups)?;
-        let snapshot = self.db.snapshot();
-        let (from, to) = ns.bounds(&groups);
-        let mut writer = SnapshotWriter { out, bytes: 0 };
-        writer.begin(&groups)?;
-        self.range(&from, &to, Some(&snapshot), &mut |key, value| {
-            writer.entry(&key[16..], value)?;
-            Ok(true)
-        })?;
-        writer.finish()
+        Ok(Box::new(RocksDbSnapshot::take(&self.db, ns, groups)))
     }
 
+    /// Streams the snapshot in: the header names the key groups, so their old contents are
+    /// deleted first (in the first batch), and entries follow in batches of bounded size.
     fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()> {
         let cf = self.cf()?;
         let prefix = ns.prefix();
+        let groups = read_snapshot_header(input)?;
+        let (from, to) = ns.bounds(&groups);
         let mut wb = WriteBatch::default();
-        let mut pending = Vec::new();
-        let groups = read_snapshot(input, |group_and_key, value| {
+        wb.delete_range_cf(cf, &from, &to);
+        let mut batch_bytes = 0;
+        read_snapshot_entries(input, &groups, |group_and_key, value| {
             let mut key = prefix.to_vec();
             key.extend_from_slice(&group_and_key);
-            pending.push((key, value));
+            batch_bytes += key.len() + value.len();
+            wb.put_cf(cf, key, value);
+            if wb.len() >= RESTORE_BATCH_ENTRIES || batch_bytes >= RESTORE_BATCH_BYTES {
+                self.db.write(std::mem::take(&mut wb))?;
+                batch_bytes = 0;
+            }
             Ok(())
         })?;
-        let (from, to) = ns.bounds(&groups);
-        wb.delete_range_cf(cf, &from, &to);
-        for (key, value) in pending {
-            wb.put_cf(cf, key, value);
-        }
         Ok(self.db.write(wb)?)
     }
 
@@ -541,6 +643,93 @@ mod tests {
             assert!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"").is_empty());
             assert_eq!(scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"").len(), 50);
         });
+    }
+
+    #[test]
+    fn a_handle_writes_the_state_as_of_when_it_was_taken() {
+        both(|b| {
+            let mut batch = StateWriteBatch::default();
+            for i in 0..50u32 {
+                batch.put((i % 5) as u16, format!("k{i:02}"), format!("v{i}"));
+            }
+            b.write(NS, batch).expect("write");
+            let handle = b.snapshot_handle(NS, 0..MAX_KEY_GROUPS).expect("handle");
+            // Writes and deletes after the handle was taken, while it is written out on
+            // another thread.
+            let writer = std::thread::spawn(move || {
+                let mut image = Vec::new();
+                handle.write_to(&mut image).map(|_| image)
+            });
+            let mut later = StateWriteBatch::default();
+            for i in 0..50u32 {
+                match i % 2 {
+                    0 => later.delete((i % 5) as u16, format!("k{i:02}")),
+                    _ => later.put((i % 5) as u16, format!("k{i:02}"), "changed"),
+                }
+            }
+            later.put(3, "new", "x");
+            b.write(NS, later).expect("write");
+            let image = writer.join().expect("join").expect("write_to");
+            b.restore(OTHER, &mut image.as_slice()).expect("restore");
+            let restored = scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"");
+            assert_eq!(restored.len(), 50);
+            assert!(restored.contains(&"2:k37=v37".to_string()), "{restored:?}");
+            assert!(restored.contains(&"0:k00=v0".to_string()), "{restored:?}");
+            assert_eq!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"").len(), 26);
+            // The default `snapshot` is a handle written at once.
+            let mut now = Vec::new();
+            b.snapshot(OTHER, 0..MAX_KEY_GROUPS, &mut now).expect("snapshot");
+            assert_eq!(now, image);
+        });
+    }
+
+    #[test]
+    fn a_rocksdb_handle_outlives_its_backend() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = RocksDbStateBackend::open(dir.path(), &RocksDbStateOptions::default()).expect("open");
+        let mut batch = StateWriteBatch::default();
+        batch.put(1, "k", "v");
+        b.write(NS, batch).expect("write");
+        let handle = b.snapshot_handle(NS, 0..2).expect("handle");
+        drop(b);
+        let mut image = Vec::new();
+        handle.write_to(&mut image).expect("write_to");
+        let memory = InMemoryStateBackend::default();
+        memory.restore(NS, &mut image.as_slice()).expect("restore");
+        assert_eq!(memory.get(NS, 1, b"k").expect("get"), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn rocksdb_restores_a_large_snapshot_in_batches() {
+        let source = InMemoryStateBackend::default();
+        const ENTRIES: u32 = 300_000;
+        for chunk in 0..ENTRIES / 50_000 {
+            let mut batch = StateWriteBatch::default();
+            for i in chunk * 50_000..(chunk + 1) * 50_000 {
+                batch.put((i % MAX_KEY_GROUPS as u32) as u16, i.to_be_bytes(), vec![(i % 251) as u8; 40]);
+            }
+            source.write(NS, batch).expect("write");
+        }
+        let mut image = Vec::new();
+        source.snapshot(NS, 0..MAX_KEY_GROUPS, &mut image).expect("snapshot");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = RocksDbStateBackend::open(dir.path(), &RocksDbStateOptions::default()).expect("open");
+        let mut stale = StateWriteBatch::default();
+        stale.put(5, "stale", "gone after restore");
+        b.write(NS, stale).expect("write");
+        b.restore(NS, &mut image.as_slice()).expect("restore");
+        assert_eq!(b.get(NS, 5, b"stale").expect("get"), None);
+        for i in (0..ENTRIES).step_by(1009) {
+            let value = b.get(NS, (i % MAX_KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
+            assert_eq!(value, Some(vec![(i % 251) as u8; 40]), "key {i}");
+        }
+        let mut count = 0;
+        b.scan(NS, 0..MAX_KEY_GROUPS, b"", &mut |_, _, _| {
+            count += 1;
+            true
+        })
+        .expect("scan");
+        assert_eq!(count, ENTRIES);
     }
 
     #[test]

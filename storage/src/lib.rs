@@ -12,9 +12,13 @@
 //! Materialized views' contents are held in memory as versioned, epoch-committed state
 //! ([`ViewStateStore`], in memory for now: [`InMemoryViewStates`]) and rebuilt from the tables when the server restarts.
 //!
+//! Checkpoints (state snapshots and their manifests) go to a [`CheckpointStore`], a directory of
+//! objects that may later live in an object store instead of on the local disk.
+//!
 //! Writes are applied as one RocksDB `WriteBatch` with a synced WAL, so a statement is either
 //! entirely durable or not applied at all, and it is durable before the client is told so.
 
+mod checkpoint_store;
 mod codec;
 mod error;
 pub mod keyed_state;
@@ -23,6 +27,7 @@ mod table;
 mod types;
 mod view_state;
 
+pub use checkpoint_store::CheckpointStore;
 pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};
