@@ -24,20 +24,43 @@ use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, JobGraph, Partitioning, SourceSpec};
 use crate::message::{Barrier, Epoch, Mutation, Subscription};
-use crate::task::{OperatorStats, TaskEvent, TaskId};
+use crate::checkpoint_protocol::CheckpointCoordinator;
+use crate::task::{job_prefix, OperatorStats, TaskEvent, TaskId};
+pub use checkpoints::{CheckpointRecord, CheckpointSettings, Recovered};
+
+#[path = "job_checkpoints.rs"]
+mod checkpoints;
+
+/// Whether a job takes checkpoints: one that reads other views rebuilds its state from
+/// them instead, so it is never ahead of or behind what it reads.
+fn takes_checkpoints(graph: &JobGraph) -> bool {
+    graph.view_inputs().is_empty()
+}
 use crate::task_manager::{TaskDescriptor, TaskManager};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobManagerConfig {
     pub barrier_interval: Duration,
     /// Injected but uncommitted epochs allowed before the timer stops injecting (so a
     /// back-pressured job is not flooded with barriers).
     pub max_epochs_in_flight: u64,
+    /// Checkpoints; `None` turns them off (jobs then start from scratch after a restart).
+    pub checkpoints: Option<CheckpointSettings>,
+    /// A failed job is restarted after this delay, doubled at every failure up to
+    /// `max_restart_backoff`; zero turns restarts off.
+    pub restart_backoff: Duration,
+    pub max_restart_backoff: Duration,
 }
 
 impl Default for JobManagerConfig {
     fn default() -> Self {
-        Self { barrier_interval: Duration::from_secs(1), max_epochs_in_flight: 8 }
+        Self {
+            barrier_interval: Duration::from_secs(1),
+            max_epochs_in_flight: 8,
+            checkpoints: None,
+            restart_backoff: Duration::from_secs(1),
+            max_restart_backoff: Duration::from_secs(30),
+        }
     }
 }
 
@@ -52,6 +75,9 @@ pub struct JobStatus {
     pub last_committed_epoch: Option<Epoch>,
     /// `materialized view` or `sink`.
     pub kind: &'static str,
+    /// Times the job was restarted after a failure, and the last failure.
+    pub restarts: u32,
+    pub last_failure: Option<String>,
 }
 
 /// A task as `weir_catalog.tasks` shows it.
@@ -72,6 +98,8 @@ pub struct TaskStatus {
     pub watermark: Option<i64>,
     /// Per operator: late rows dropped and state entries held.
     pub operator_stats: Vec<OperatorStats>,
+    /// Size of the task's state in its latest checkpoint.
+    pub state_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,10 +107,15 @@ pub struct ClusterStatus {
     pub jobs: Vec<JobStatus>,
     pub tasks: Vec<TaskStatus>,
     pub committed_epoch: Epoch,
+    pub checkpoints: Vec<CheckpointRecord>,
 }
 
 enum Command {
-    Deploy { graph: JobGraph, reply: oneshot::Sender<ExecResult<()>> },
+    Deploy { graph: JobGraph, restore: Option<Recovered>, reply: oneshot::Sender<ExecResult<()>> },
+    StartAt { epoch: Epoch },
+    Restart { view_id: u64 },
+    InjectFailure { view_id: u64, reply: oneshot::Sender<ExecResult<()>> },
+    CheckpointWritten { job: u64, epoch: Epoch, result: Result<(), String> },
     Drop { view_id: u64, reply: oneshot::Sender<()> },
     Flush { reply: oneshot::Sender<ExecResult<Epoch>> },
     Status { reply: oneshot::Sender<ClusterStatus> },
@@ -92,6 +125,7 @@ enum Command {
 #[derive(Clone)]
 pub struct JobManager {
     commands: mpsc::UnboundedSender<Command>,
+    checkpoints: Option<CheckpointSettings>,
 }
 
 impl JobManager {
@@ -106,7 +140,11 @@ impl JobManager {
     ) -> Self {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let slots = task_managers.iter().flat_map(|tm| (0..tm.slots()).map(move |s| (tm.id(), s))).collect();
+        let checkpoints = config.checkpoints.clone();
         let actor = Actor {
+            commands: commands.clone(),
+            last_checkpoint: std::time::Instant::now(),
+            history: BTreeMap::new(),
             config,
             task_managers,
             slots,
@@ -119,14 +157,50 @@ impl JobManager {
             deploy_waiters: Vec::new(),
         };
         tokio::spawn(actor.run(command_rx, events));
-        Self { commands }
+        Self { commands, checkpoints }
     }
 
-    /// Deploys a job and returns once its view holds the backfilled contents (the job's
-    /// first epoch is committed).
+    /// Deploys a new job and returns once its view holds the backfilled contents (the job's
+    /// first epoch is committed). Checkpoints left by an earlier job of the same id are
+    /// discarded.
     pub async fn deploy(&self, graph: JobGraph) -> ExecResult<()> {
+        if let Some(settings) = &self.checkpoints {
+            settings.store.delete_prefix(&format!("{}/", job_prefix(graph.view_id))).await?;
+        }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Deploy { graph, reply })?;
+        self.send(Command::Deploy { graph, restore: None, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// What a job deployed again after a restart resumes from: its latest committed
+    /// checkpoint, if it has one and takes part in checkpoints. Also clears what partial
+    /// and expired checkpoints left in the store.
+    pub async fn recovery_point(&self, graph: &JobGraph) -> ExecResult<Option<Recovered>> {
+        match &self.checkpoints {
+            Some(settings) if takes_checkpoints(graph) => {
+                checkpoints::load_recovery_point(settings, graph.view_id).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Before any job is deployed at startup: epochs continue after `epoch` (the latest
+    /// checkpoint found), so new checkpoints never reuse an epoch.
+    pub fn start_at(&self, epoch: Epoch) -> ExecResult<()> {
+        self.send(Command::StartAt { epoch })
+    }
+
+    /// Deploys a job found in the catalog at startup, from `restore` when given.
+    pub async fn recover(&self, graph: JobGraph, restore: Option<Recovered>) -> ExecResult<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Deploy { graph, restore, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Makes the job's tasks fail on their next batch, as an operator error would.
+    pub async fn inject_failure(&self, view_id: u64) -> ExecResult<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::InjectFailure { view_id, reply })?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -175,12 +249,17 @@ struct TaskState {
     rows_out: u64,
     watermark: i64,
     operator_stats: Vec<OperatorStats>,
+    state_bytes: Option<u64>,
 }
 
 struct Job {
     graph: JobGraph,
     created: SystemTime,
     failure: Option<String>,
+    /// `None` for a job that takes no checkpoints (checkpoints are off, or it reads views).
+    coordinator: Option<CheckpointCoordinator>,
+    restarts: u32,
+    last_failure: Option<String>,
     /// The first epoch this job takes part in.
     first_epoch: Epoch,
     last_committed: Option<Epoch>,
@@ -201,6 +280,11 @@ impl Job {
 
 struct Actor {
     config: JobManagerConfig,
+    /// For work spawned off the actor to report back.
+    commands: mpsc::UnboundedSender<Command>,
+    last_checkpoint: std::time::Instant,
+    /// Recent checkpoints by (job, epoch), for `weir_catalog.checkpoints`.
+    history: BTreeMap<(u64, Epoch), CheckpointRecord>,
     task_managers: Vec<Arc<dyn TaskManager>>,
     /// Every (taskmanager, slot) pair.
     slots: Vec<(usize, usize)>,
@@ -229,8 +313,10 @@ impl Actor {
                 },
                 Some(event) = events.recv() => self.handle_event(event),
                 _ = ticker.tick() => {
+                    self.expire_checkpoints();
                     if self.injected - self.committed < self.config.max_epochs_in_flight {
-                        self.inject(None);
+                        let checkpoint = self.checkpoint_due();
+                        self.inject_barrier(None, checkpoint);
                         self.try_commit();
                     }
                 }
@@ -240,9 +326,9 @@ impl Actor {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Deploy { graph, reply } => {
+            Command::Deploy { graph, restore, reply } => {
                 let view_id = graph.view_id;
-                match self.deploy(graph) {
+                match self.deploy(graph, restore) {
                     Ok(first_epoch) => {
                         self.deploy_waiters.push((view_id, first_epoch, reply));
                         // Do not wait for the timer: the first barrier closes the backfill.
@@ -270,6 +356,24 @@ impl Actor {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::StartAt { epoch } => {
+                if self.jobs.is_empty() && epoch > self.injected {
+                    self.injected = epoch;
+                    self.committed = epoch;
+                }
+            }
+            Command::Restart { view_id } => self.restart(view_id),
+            Command::InjectFailure { view_id, reply } => {
+                let result = match self.jobs.get(&view_id) {
+                    Some(job) if job.running() => {
+                        self.inject(Some(Arc::new(Mutation::InjectFailure { job: view_id })));
+                        Ok(())
+                    }
+                    _ => Err(ExecError::InvalidGraph(format!("job {view_id} is not running"))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::CheckpointWritten { job, epoch, result } => self.checkpoint_written(job, epoch, result),
         }
     }
 
@@ -286,18 +390,35 @@ impl Actor {
                 self.try_commit();
             }
             TaskEvent::Failed { task, error } => self.fail_job(task.job, format!("{task}: {error}")),
+            TaskEvent::Checkpointed { task, epoch, piece, source_offset } => {
+                self.checkpoint_acknowledged(task, epoch, piece, source_offset)
+            }
+            TaskEvent::CheckpointFailed { task, epoch, error } => self.checkpoint_declined(task, epoch, error),
         }
     }
 
-    /// Injects the next barrier at every source of every running job that takes part.
+    /// Injects the next barrier (not a checkpoint) at every source.
     fn inject(&mut self, mutation: Option<Arc<Mutation>>) {
+        self.inject_barrier(mutation, false);
+    }
+
+    /// Injects the next barrier at every source of every running job that takes part; a
+    /// checkpoint barrier starts a checkpoint of every job that takes checkpoints.
+    fn inject_barrier(&mut self, mutation: Option<Arc<Mutation>>, checkpoint: bool) {
         self.injected += 1;
-        let barrier = Barrier { epoch: self.injected, mutation };
+        let epoch = self.injected;
+        if checkpoint {
+            self.last_checkpoint = std::time::Instant::now();
+            self.trigger_checkpoints(epoch);
+        }
         let mut failed = Vec::new();
         for (id, job) in &self.jobs {
-            if !job.running() || job.first_epoch > barrier.epoch {
+            if !job.running() || job.first_epoch > epoch {
                 continue;
             }
+            let barrier =
+                Barrier { checkpoint: checkpoint && job.coordinator.is_some(), ..Barrier::new(epoch) };
+            let barrier = Barrier { mutation: mutation.clone(), ..barrier };
             for source in &job.sources {
                 let tm = job.tasks.get(source).map(|t| t.tm).unwrap_or(0);
                 let result = self
@@ -347,7 +468,7 @@ impl Actor {
         }
     }
 
-    fn deploy(&mut self, graph: JobGraph) -> ExecResult<Epoch> {
+    fn deploy(&mut self, graph: JobGraph, restore: Option<Recovered>) -> ExecResult<Epoch> {
         let view_id = graph.view_id;
         if self.jobs.contains_key(&view_id) {
             return Err(ExecError::InvalidGraph(format!("job {view_id} is already running")));
@@ -369,15 +490,30 @@ impl Actor {
                 Some((schema_of(&graph.output_fields(materialize.id)?)?, materialize.parallelism))
             }
         };
-        let plan = self.execution_graph(&graph)?;
+        let mut plan = self.execution_graph(&graph)?;
+        let checkpointed = self.config.checkpoints.is_some() && takes_checkpoints(&graph);
+        for task in &mut plan.tasks {
+            task.checkpointed = checkpointed;
+            task.restore = restore.as_ref().map(|r| r.task_restore(task.id));
+        }
         if let Some((view_schema, parallelism)) = materialized {
             self.view_states.register(view_id, view_schema, parallelism);
         }
 
+        let coordinator = match (&self.config.checkpoints, checkpointed) {
+            (Some(settings), true) => {
+                let committed = restore.map(|r| r.committed).unwrap_or_default();
+                Some(CheckpointCoordinator::recovered(view_id, settings.protocol, committed).0)
+            }
+            _ => None,
+        };
         let mut job = Job {
             graph: graph.clone(),
             created: SystemTime::now(),
             failure: None,
+            coordinator,
+            restarts: 0,
+            last_failure: None,
             first_epoch: Epoch::MAX,
             last_committed: None,
             tasks: BTreeMap::new(),
@@ -420,6 +556,7 @@ impl Actor {
                     rows_out: 0,
                     watermark: i64::MIN,
                     operator_stats: Vec::new(),
+                    state_bytes: None,
                 },
             );
         }
@@ -508,6 +645,8 @@ impl Actor {
                     inputs,
                     input_edges,
                     outputs,
+                    restore: None,
+                    checkpointed: false,
                 });
             }
             if let Some(SourceSpec::View { view_id, .. }) = &vertex.source {
@@ -534,6 +673,7 @@ impl Actor {
             }
             self.data_plane.release(&job.channels);
             crate::connectors::metrics::unregister_job(view_id);
+            self.forget_checkpoints(view_id);
             info!(view = %job.graph.view_name, "job stopped");
         }
         for (_, _, waiter) in drain_where(&mut self.deploy_waiters, |(v, _, _)| *v == view_id) {
@@ -548,8 +688,12 @@ impl Actor {
         if !job.running() {
             return;
         }
-        error!(view = %job.graph.view_name, reason = %reason, "job failed");
+        error!(view = %job.graph.view_name, reason = %reason, restarts = job.restarts, "job failed");
         job.failure = Some(reason.clone());
+        job.last_failure = Some(reason.clone());
+        let abandoned = job.coordinator.as_mut().map(|c| c.abandon_all()).unwrap_or_default();
+        self.checkpoints_abandoned(view_id, abandoned);
+        self.schedule_restart(view_id);
         // Some partitions may have finished an epoch the others never will.
         self.view_states.freeze(view_id);
         for tm in &self.task_managers {
@@ -573,8 +717,10 @@ impl Actor {
 
     fn status(&self) -> ClusterStatus {
         let mut status = ClusterStatus { committed_epoch: self.committed, ..Default::default() };
+        status.checkpoints = self.history.values().cloned().collect();
         for (id, job) in &self.jobs {
             let state = match &job.failure {
+                Some(_) if self.config.restart_backoff > Duration::ZERO => "restarting".to_string(),
                 Some(reason) => format!("failed: {reason}"),
                 None if job.last_committed.is_none() => "creating".to_string(),
                 None => "running".to_string(),
@@ -587,6 +733,8 @@ impl Actor {
                 created: job.created,
                 last_committed_epoch: job.last_committed,
                 kind: if job.graph.is_sink() { "sink" } else { "materialized view" },
+                restarts: job.restarts,
+                last_failure: job.last_failure.clone(),
             });
             for (task, t) in &job.tasks {
                 status.tasks.push(TaskStatus {
@@ -603,6 +751,7 @@ impl Actor {
                     last_epoch: t.last_epoch,
                     watermark: (t.watermark != i64::MIN).then_some(t.watermark),
                     operator_stats: t.operator_stats.clone(),
+                    state_bytes: t.state_bytes,
                 });
             }
         }

@@ -20,6 +20,7 @@ mod stored_table;
 mod table_sink;
 pub mod task;
 pub mod task_manager;
+pub mod task_snapshot;
 mod view_table;
 
 pub use error::{ExecError, ExecResult};

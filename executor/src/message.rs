@@ -131,6 +131,9 @@ pub enum Mutation {
     /// `channels[i]`, then every later change and barrier. All of a job's subscriptions
     /// ride one barrier, so its inputs start at the same epoch.
     Subscribe(Vec<Subscription>),
+    /// Test and chaos tooling: the tasks of `job` fail on the next batch they process after
+    /// this barrier, through the same path as any operator error.
+    InjectFailure { job: u64 },
 }
 
 #[derive(Debug)]
@@ -143,11 +146,21 @@ pub struct Subscription {
 pub struct Barrier {
     pub epoch: Epoch,
     pub mutation: Option<Arc<Mutation>>,
+    /// Every task snapshots its state for this epoch and acknowledges it to the JobManager.
+    pub checkpoint: bool,
+    /// Set by the source that emits the barrier: its position once every row before the
+    /// barrier is sent, so recovery from this epoch resumes exactly there.
+    pub source_offset: Option<Arc<serde_json::Value>>,
 }
 
 impl Barrier {
     pub fn new(epoch: Epoch) -> Self {
-        Self { epoch, mutation: None }
+        Self { epoch, mutation: None, checkpoint: false, source_offset: None }
+    }
+
+    /// A barrier that takes a checkpoint.
+    pub fn checkpoint(epoch: Epoch) -> Self {
+        Self { checkpoint: true, ..Self::new(epoch) }
     }
 }
 

@@ -10,14 +10,17 @@
 use futures::future::select_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, info, info_span, Instrument};
+use weir_storage::{CheckpointStore, StorageError};
 
+use crate::checkpoint_protocol::StatePiece;
 use crate::data_plane::LocalDataPlane;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Epoch, Message, Mutation, StreamBatch};
 use crate::operators::exchange::OutputGate;
 use crate::operators::materialize::Materialize;
-use crate::operators::Operator;
+use crate::operators::{Operator, OperatorSnapshot};
+use crate::task_snapshot::{read_task_snapshot, write_task_snapshot};
 
 /// Identifies one subtask of one vertex of one job (jobs are named by their view's id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -57,6 +60,20 @@ pub enum TaskEvent {
     },
     Failed {
         task: TaskId,
+        error: String,
+    },
+    /// The task's state as of checkpoint `epoch` is in the checkpoint store (`piece`, if it
+    /// has state); a source task also reports where it will resume from.
+    Checkpointed {
+        task: TaskId,
+        epoch: Epoch,
+        piece: Option<StatePiece>,
+        source_offset: Option<serde_json::Value>,
+    },
+    /// The task could not write its state for checkpoint `epoch`.
+    CheckpointFailed {
+        task: TaskId,
+        epoch: Epoch,
         error: String,
     },
 }
@@ -122,6 +139,28 @@ impl Chain {
         Ok(carried)
     }
 
+    /// Every stateful operator's snapshot, by its index in the chain.
+    fn snapshot(&mut self) -> ExecResult<Vec<(u32, OperatorSnapshot)>> {
+        let mut sections = Vec::new();
+        for (i, op) in self.ops().enumerate() {
+            if let Some(snapshot) = op.snapshot().map_err(|e| e.in_operator(op.name(), 0))? {
+                sections.push((i as u32, snapshot));
+            }
+        }
+        Ok(sections)
+    }
+
+    /// Hands every section of a task snapshot to the operator it belongs to.
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> ExecResult<()> {
+        let mut ops: Vec<&mut dyn Operator> = self.ops().collect();
+        read_task_snapshot(input, |index, meta, state| {
+            let op = ops
+                .get_mut(index as usize)
+                .ok_or_else(|| ExecError::Internal(format!("snapshot of operator {index}, not in the chain")))?;
+            op.restore(meta, state).map_err(|e| e.in_operator(op.name(), 0))
+        })
+    }
+
     fn watermark(&mut self, watermark: i64, epoch: Epoch) -> ExecResult<(Option<i64>, Vec<StreamBatch>)> {
         let mut carried = Vec::new();
         let mut current = Some(watermark);
@@ -148,6 +187,27 @@ pub struct Task {
     pub data_plane: std::sync::Arc<LocalDataPlane>,
     /// Where input polling starts next (see `next_message`).
     pub poll_start: usize,
+    /// Where checkpoint barriers send the task's state; `None` when checkpoints are off.
+    pub checkpoints: Option<CheckpointStore>,
+    /// The piece of a checkpoint to restore the chain from before the first message.
+    pub restore_from: Option<String>,
+    /// Set by an injected failure: the next batch fails the task.
+    pub fail_next_batch: bool,
+}
+
+/// Where task `id` stores its state for checkpoint `epoch`.
+pub fn piece_path(id: TaskId, epoch: Epoch) -> String {
+    format!("{}/{}/v{}-s{}.state", job_prefix(id.job), epoch_dir(epoch), id.vertex, id.subtask)
+}
+
+/// The folder of a job's checkpoints in the store.
+pub fn job_prefix(job: u64) -> String {
+    format!("job-{job}")
+}
+
+/// The folder of one checkpoint inside its job's folder (zero-padded so listings sort).
+pub fn epoch_dir(epoch: Epoch) -> String {
+    format!("epoch-{epoch:012}")
 }
 
 struct Counters {
@@ -172,6 +232,9 @@ impl Task {
 
     async fn run_loop(mut self) -> ExecResult<()> {
         debug!(chain = %self.chain.names(), inputs = self.inputs.len(), "task started");
+        if let Some(path) = self.restore_from.take() {
+            self.restore(path).await?;
+        }
         let n = self.inputs.len();
         let mut blocked = vec![false; n];
         let mut ended = vec![false; n];
@@ -193,6 +256,9 @@ impl Task {
             };
             match message {
                 Message::Batch(batch) => {
+                    if self.fail_next_batch {
+                        return Err(ExecError::Internal("failure injected by weir_inject_failure".into()));
+                    }
                     idle[input] = false;
                     counters.rows_in += batch.num_rows() as u64;
                     let out = self.chain.process(input, batch, epoch + 1)?;
@@ -249,6 +315,9 @@ impl Task {
                         if let Some(mutation) = &barrier.mutation {
                             self.apply(mutation).await?;
                         }
+                        if barrier.checkpoint {
+                            self.checkpoint(&barrier)?;
+                        }
                         ExecResult::Ok(())
                     }
                     .instrument(span)
@@ -266,6 +335,60 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// Restores the chain from a checkpoint piece, streamed from the store.
+    async fn restore(&mut self, path: String) -> ExecResult<()> {
+        let store = self
+            .checkpoints
+            .clone()
+            .ok_or_else(|| ExecError::Internal("a restore without a checkpoint store".into()))?;
+        let started = std::time::Instant::now();
+        let mut chain = std::mem::replace(&mut self.chain, Chain { operators: vec![], materialize: None });
+        let (chain, result) = store
+            .get_streamed(&path, move |input| {
+                let result = chain.restore(input);
+                Ok((chain, result))
+            })
+            .await?;
+        self.chain = chain;
+        result?;
+        info!(piece = %path, elapsed_ms = started.elapsed().as_millis() as u64, "task state restored");
+        Ok(())
+    }
+
+    /// Snapshots the chain at a checkpoint barrier: the cheap part here, on the data path;
+    /// writing it to the store runs on its own and acknowledges to the JobManager when done.
+    fn checkpoint(&mut self, barrier: &Barrier) -> ExecResult<()> {
+        let sections = self.chain.snapshot()?;
+        let source_offset = barrier.source_offset.as_deref().cloned();
+        let (task, epoch, events) = (self.id, barrier.epoch, self.events.clone());
+        let Some(store) = self.checkpoints.clone() else {
+            return Ok(());
+        };
+        if sections.is_empty() {
+            let _ = events.send(TaskEvent::Checkpointed { task, epoch, piece: None, source_offset });
+            return Ok(());
+        }
+        let path = piece_path(task, epoch);
+        tokio::spawn(
+            async move {
+                let write = move |out: &mut dyn std::io::Write| {
+                    write_task_snapshot(sections, out).map_err(|e| StorageError::Invalid(e.to_string()))
+                };
+                let event = match store.put_streamed(&path, write).await {
+                    Ok(bytes) => {
+                        debug!(bytes, "task state uploaded");
+                        let piece = Some(StatePiece { task, path, bytes });
+                        TaskEvent::Checkpointed { task, epoch, piece, source_offset }
+                    }
+                    Err(e) => TaskEvent::CheckpointFailed { task, epoch, error: e.to_string() },
+                };
+                let _ = events.send(event);
+            }
+            .instrument(tracing::debug_span!("checkpoint_upload", epoch)),
+        );
+        Ok(())
     }
 
     /// The next message from any input that is neither blocked on a barrier nor ended;
@@ -353,6 +476,10 @@ impl Task {
     /// Applies a barrier's mutation after the barrier has been forwarded.
     async fn apply(&mut self, mutation: &Mutation) -> ExecResult<()> {
         match mutation {
+            Mutation::InjectFailure { job } => {
+                self.fail_next_batch |= *job == self.id.job;
+                Ok(())
+            }
             Mutation::Subscribe(subscriptions) => {
                 let Some(materialize) = &self.chain.materialize else { return Ok(()) };
                 for subscription in subscriptions.iter().filter(|s| s.view_id == materialize.view_id()) {
@@ -417,6 +544,9 @@ mod tests {
             events: events_tx,
             data_plane: Arc::new(LocalDataPlane::new()),
             poll_start: 0,
+            checkpoints: None,
+            restore_from: None,
+            fail_next_batch: false,
         };
         Harness { inputs: vec![in0, in1], output, events, handle: tokio::spawn(task.run()) }
     }

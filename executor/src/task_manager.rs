@@ -9,7 +9,8 @@ use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use weir_storage::{Store, ViewStateStore};
+use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, StateNamespace};
+use weir_storage::{CheckpointStore, Store, ViewStateStore};
 
 use crate::connectors::metrics::SourceMetrics;
 use crate::data_plane::{ChannelId, LocalDataPlane};
@@ -20,7 +21,7 @@ use crate::message::Barrier;
 use crate::operators::connector_source::{ConnectorSource, OnError, SourceSettings};
 use crate::operators::exchange::OutputGate;
 use crate::operators::filter::Filter;
-use crate::operators::hash_aggregate::HashAggregate;
+use crate::operators::hash_aggregate::{HashAggregate, KeyedState};
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::session_window::SessionWindow;
@@ -45,6 +46,40 @@ pub struct TaskDescriptor {
     pub input_edges: Vec<usize>,
     /// One entry per output edge: partitioning and one channel per consumer subtask.
     pub outputs: Vec<(Partitioning, Vec<ChannelId>)>,
+    /// What to resume from: the task's piece of a committed checkpoint and, for a source,
+    /// the offset recorded with it. `None` starts from scratch.
+    #[serde(default)]
+    pub restore: Option<TaskRestore>,
+    /// Whether the task snapshots its state at checkpoint barriers.
+    #[serde(default)]
+    pub checkpointed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskRestore {
+    pub piece: Option<String>,
+    pub source_offset: Option<serde_json::Value>,
+}
+
+/// Where a TaskManager keeps operator state and sends checkpoints.
+#[derive(Clone)]
+pub struct StateServices {
+    /// Keyed operator state (memory or RocksDB), one per TaskManager.
+    pub backend: Arc<dyn KeyedStateBackend>,
+    /// Groups a keyed operator keeps in memory before it evicts clean ones to the backend.
+    pub cache_groups: usize,
+    /// The checkpoint store; `None` when checkpoints are off.
+    pub checkpoints: Option<CheckpointStore>,
+}
+
+impl Default for StateServices {
+    fn default() -> Self {
+        Self {
+            backend: Arc::new(InMemoryStateBackend::default()),
+            cache_groups: usize::MAX,
+            checkpoints: None,
+        }
+    }
 }
 
 pub trait TaskManager: Send + Sync {
@@ -81,6 +116,11 @@ pub fn source_settings(options: &std::collections::BTreeMap<String, String>) -> 
     Ok(SourceSettings { on_error, idle_timeout: std::time::Duration::from_millis(idle_timeout_ms) })
 }
 
+/// The source offset a restored task resumes from.
+fn restore_offset(desc: &TaskDescriptor) -> Option<&serde_json::Value> {
+    desc.restore.as_ref().and_then(|r| r.source_offset.as_ref())
+}
+
 /// A source split with no rows for this long stops holding back the watermark.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 5000;
 
@@ -93,6 +133,7 @@ pub struct LocalTaskManager {
     data_plane: Arc<LocalDataPlane>,
     events: mpsc::UnboundedSender<TaskEvent>,
     tasks: Mutex<HashMap<TaskId, RunningTask>>,
+    state: StateServices,
 }
 
 impl LocalTaskManager {
@@ -104,7 +145,22 @@ impl LocalTaskManager {
         data_plane: Arc<LocalDataPlane>,
         events: mpsc::UnboundedSender<TaskEvent>,
     ) -> Self {
-        Self { id, slots, store, view_states, data_plane, events, tasks: Mutex::new(HashMap::new()) }
+        Self {
+            id,
+            slots,
+            store,
+            view_states,
+            data_plane,
+            events,
+            tasks: Mutex::new(HashMap::new()),
+            state: StateServices::default(),
+        }
+    }
+
+    /// Keeps keyed state in `state.backend` and checkpoints to `state.checkpoints`.
+    pub fn with_state(mut self, state: StateServices) -> Self {
+        self.state = state;
+        self
     }
 
     fn build_chain(&self, desc: &TaskDescriptor) -> ExecResult<Chain> {
@@ -112,7 +168,7 @@ impl LocalTaskManager {
         let mut schema: SchemaRef = schema_of(&desc.input_schema)?;
         let mut operators: Vec<Box<dyn Operator>> = Vec::new();
         let mut materialize = None;
-        for spec in &desc.vertex.chain {
+        for (index, spec) in desc.vertex.chain.iter().enumerate() {
             if materialize.is_some() {
                 return Err(ExecError::InvalidGraph("materialize must end its chain".into()));
             }
@@ -126,7 +182,23 @@ impl LocalTaskManager {
                     operators.push(Box::new(Filter::new(&compiler, predicate, &schema)?));
                 }
                 OperatorSpec::HashAggregate(spec) => {
-                    operators.push(Box::new(HashAggregate::new(spec, schema.clone())?));
+                    // Each subtask has its own namespace: the chain index in the low 16 bits
+                    // of `operator`, the subtask above.
+                    let namespace = StateNamespace {
+                        job: desc.id.job,
+                        vertex: desc.id.vertex as u32,
+                        operator: ((desc.id.subtask as u32) << 16) | index as u32,
+                    };
+                    let mut op = HashAggregate::new(spec, schema.clone())?;
+                    if desc.checkpointed || self.state.cache_groups != usize::MAX {
+                        if desc.restore.as_ref().and_then(|r| r.piece.as_ref()).is_none() {
+                            // What an earlier run of this task left behind is not its state.
+                            self.state.backend.drop_namespace(namespace)?;
+                        }
+                        let backend = self.state.backend.clone();
+                        op = op.with_state(KeyedState::new(backend, namespace, self.state.cache_groups));
+                    }
+                    operators.push(Box::new(op));
                     schema = schema_of(&spec.output)?;
                 }
                 OperatorSpec::Union { output } => {
@@ -210,7 +282,13 @@ impl TaskManager for LocalTaskManager {
             let events = self.events.clone();
             let id = desc.id;
             let span = tracing::info_span!("table_source", job = id.job, table = %table_name);
-            let mut source = TableSource::new(table, None, tx, barrier_rx);
+            let offset = match restore_offset(&desc) {
+                Some(offset) => Some(offset.as_u64().ok_or_else(|| {
+                    ExecError::Internal(format!("table offset {offset} in a checkpoint is not a number"))
+                })?),
+                None => None,
+            };
+            let mut source = TableSource::new(table, offset, tx, barrier_rx);
             if let Some(generator) = generator {
                 source = source.with_watermark(generator);
             }
@@ -230,8 +308,11 @@ impl TaskManager for LocalTaskManager {
         {
             let schema = schema_of(schema)?;
             let settings = source_settings(options)?;
-            let reader = crate::connectors::open_connector(connector, options, schema.clone())?
+            let mut reader = crate::connectors::open_connector(connector, options, schema.clone())?
                 .open(desc.id.subtask)?;
+            if let Some(offset) = restore_offset(&desc) {
+                reader.seek(offset)?;
+            }
             let metrics = Arc::new(SourceMetrics::new(*source_id, source_name, connector, desc.id.subtask));
             crate::connectors::metrics::register(desc.id, metrics.clone());
             let (tx, rx) = mpsc::channel(crate::data_plane::CHANNEL_CAPACITY);
@@ -263,6 +344,9 @@ impl TaskManager for LocalTaskManager {
             events: self.events.clone(),
             data_plane: self.data_plane.clone(),
             poll_start: 0,
+            checkpoints: self.state.checkpoints.clone().filter(|_| desc.checkpointed),
+            restore_from: desc.restore.as_ref().and_then(|r| r.piece.clone()),
+            fail_next_batch: false,
         };
         let events = self.events.clone();
         let id = desc.id;

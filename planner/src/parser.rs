@@ -1,7 +1,7 @@
 //! Parsing: the Postgres dialect of `sqlparser`, with errors turned into Postgres-style
 //! `42601 syntax error at or near "..."` carrying the cursor position of the offending token.
 
-use datafusion::sql::sqlparser::ast::{Expr, Ident, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -27,6 +27,9 @@ pub enum WeirStatement {
     CreateSource(Box<CreateSource>),
     CreateSink(Box<CreateSink>),
     DropStream(DropStream),
+    /// `INJECT FAILURE name`: fails the job of view or sink `name` on its next batch, as an
+    /// operator error would (for testing recovery).
+    InjectFailure(ObjectName),
 }
 
 /// Parses one or more `;`-separated statements.
@@ -186,9 +189,15 @@ fn parse_statements(
         let emit_here = |end: usize| emits.iter().any(|&e| e > start && e <= end);
         let is_flush = matches!(&next.token, Token::Word(w) if w.value.eq_ignore_ascii_case("flush"))
             && matches!(parser.peek_nth_token(1).token, Token::SemiColon | Token::EOF);
+        let is_inject = matches!(&next.token, Token::Word(w) if w.value.eq_ignore_ascii_case("inject"))
+            && matches!(&parser.peek_nth_token(1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("failure"));
         if is_flush {
             parser.next_token();
             statements.push(WeirStatement::Flush);
+        } else if is_inject {
+            parser.next_token();
+            parser.next_token();
+            statements.push(WeirStatement::InjectFailure(parser.parse_object_name(false)?));
         } else if starts_stream_ddl(parser) {
             let ddl = parse_stream_ddl(parser)?;
             let emit = emit_here(parser.index());

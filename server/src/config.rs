@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -21,6 +22,38 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// How often the JobManager closes an epoch (`[streaming] barrier_interval_ms`).
     pub barrier_interval_ms: u64,
+    /// Where operators keep keyed state (`[state]`).
+    pub state: StateConfig,
+    /// Checkpoints (`[checkpoint]`); `None` when `interval = "off"`.
+    pub checkpoint: Option<CheckpointConfig>,
+    /// First delay before a failed job restarts (`[restart] backoff`); zero turns restarts off.
+    pub restart_backoff: Duration,
+    pub max_restart_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackendKind {
+    Memory,
+    RocksDb,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub backend: StateBackendKind,
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+    /// Groups an aggregate keeps in memory before it evicts clean ones to the backend
+    /// (unlimited with the memory backend).
+    pub cache_groups: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    pub interval: Duration,
+    /// An object-store URL (`file:///...`); a plain path is a local directory.
+    pub dir: String,
+    pub retained: usize,
+    pub timeout: Duration,
 }
 
 impl Default for Config {
@@ -33,9 +66,26 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             barrier_interval_ms: 1000,
+            state: StateConfig {
+                backend: StateBackendKind::Memory,
+                block_cache_bytes: 64 << 20,
+                write_buffer_bytes: 32 << 20,
+                cache_groups: usize::MAX,
+            },
+            checkpoint: Some(CheckpointConfig {
+                interval: Duration::from_secs(1),
+                dir: Path::new(DEFAULT_DATA_DIR).join("checkpoints").display().to_string(),
+                retained: 2,
+                timeout: Duration::from_secs(600),
+            }),
+            restart_backoff: Duration::from_secs(1),
+            max_restart_backoff: Duration::from_secs(30),
         }
     }
 }
+
+/// Groups a RocksDB-backed aggregate keeps in memory by default.
+pub const DEFAULT_ROCKSDB_CACHE_GROUPS: usize = 1_000_000;
 
 /// The TOML file layout.
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +100,56 @@ pub struct FileConfig {
     pub tls: TlsSection,
     #[serde(default)]
     pub streaming: StreamingSection,
+    #[serde(default)]
+    pub state: StateSection,
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+    #[serde(default)]
+    pub restart: RestartSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// `memory` (default) or `rocksdb`.
+    pub backend: Option<String>,
+    pub block_cache_mb: Option<usize>,
+    pub write_buffer_mb: Option<usize>,
+    pub cache_groups: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// A duration (`"1s"`, `"500ms"`) or `"off"`.
+    pub interval: Option<String>,
+    pub dir: Option<String>,
+    pub retained: Option<usize>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSection {
+    pub backoff: Option<String>,
+    pub max_backoff: Option<String>,
+}
+
+/// Parses `"250ms"`, `"1s"`, `"2m"`, `"1h"` (a bare number is milliseconds).
+pub fn parse_duration(key: &str, text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 =
+        number.parse().map_err(|_| format!("{key}: \"{text}\" is not a duration like \"500ms\" or \"1s\""))?;
+    let millis = match unit.trim() {
+        "" | "ms" => Some(value),
+        "s" => value.checked_mul(1000),
+        "m" | "min" => value.checked_mul(60_000),
+        "h" => value.checked_mul(3_600_000),
+        other => return Err(format!("{key}: unknown unit \"{other}\" (use ms, s, m or h)")),
+    };
+    millis.map(Duration::from_millis).ok_or_else(|| format!("{key}: \"{text}\" is too long"))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,9 +197,59 @@ impl Config {
             Some(text) => text.parse().map_err(|e| format!("invalid listen address \"{text}\": {e}"))?,
             None => defaults.listen,
         };
+        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir);
+        let backend = match file.state.backend.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("memory") => StateBackendKind::Memory,
+            Some("rocksdb") => StateBackendKind::RocksDb,
+            Some(other) => return Err(format!("state.backend must be \"memory\" or \"rocksdb\", not \"{other}\"")),
+        };
+        let state = StateConfig {
+            backend,
+            block_cache_bytes: file.state.block_cache_mb.map_or(defaults.state.block_cache_bytes, |mb| mb << 20),
+            write_buffer_bytes: file.state.write_buffer_mb.map_or(defaults.state.write_buffer_bytes, |mb| mb << 20),
+            cache_groups: match (file.state.cache_groups, backend) {
+                (Some(0), _) => return Err("state.cache_groups must be at least 1".into()),
+                (Some(n), _) => n,
+                (None, StateBackendKind::Memory) => usize::MAX,
+                (None, StateBackendKind::RocksDb) => DEFAULT_ROCKSDB_CACHE_GROUPS,
+            },
+        };
+        let checkpoint = match file.checkpoint.interval.as_deref().map(str::trim) {
+            Some("off") => None,
+            interval => {
+                let interval = match interval {
+                    Some(text) => parse_duration("checkpoint.interval", text)?,
+                    None => Duration::from_secs(1),
+                };
+                if interval.is_zero() {
+                    return Err("checkpoint.interval must be positive (or \"off\")".into());
+                }
+                Some(CheckpointConfig {
+                    interval,
+                    dir: file.checkpoint.dir.unwrap_or_else(|| data_dir.join("checkpoints").display().to_string()),
+                    retained: file.checkpoint.retained.unwrap_or(2).max(1),
+                    timeout: match file.checkpoint.timeout {
+                        Some(text) => parse_duration("checkpoint.timeout", &text)?,
+                        None => Duration::from_secs(600),
+                    },
+                })
+            }
+        };
+        let restart_backoff = match file.restart.backoff {
+            Some(text) => parse_duration("restart.backoff", &text)?,
+            None => defaults.restart_backoff,
+        };
+        let max_restart_backoff = match file.restart.max_backoff {
+            Some(text) => parse_duration("restart.max_backoff", &text)?,
+            None => defaults.max_restart_backoff,
+        };
         let config = Config {
             listen,
-            data_dir: flags.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
+            data_dir,
+            state,
+            checkpoint,
+            restart_backoff,
+            max_restart_backoff,
             log: flags.log.or(file.log).unwrap_or(defaults.log),
             password: file.auth.password,
             tls_cert: flags.tls_cert.or(file.tls.cert),
@@ -153,5 +303,29 @@ mod tests {
 
         std::fs::write(&path, "bogus = 1\n").unwrap();
         assert!(Config::load(Some(&path), Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn state_and_checkpoint_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        let text = "state.backend = \"rocksdb\"\ncheckpoint.interval = \"250ms\"\n\
+                    checkpoint.dir = \"file:///tmp/ck\"\n[restart]\nbackoff = \"2s\"\n";
+        std::fs::write(&path, text).unwrap();
+        let c = Config::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.state.backend, StateBackendKind::RocksDb);
+        assert_eq!(c.state.cache_groups, DEFAULT_ROCKSDB_CACHE_GROUPS);
+        let checkpoint = c.checkpoint.unwrap();
+        assert_eq!(checkpoint.interval, Duration::from_millis(250));
+        assert_eq!(checkpoint.dir, "file:///tmp/ck");
+        assert_eq!(c.restart_backoff, Duration::from_secs(2));
+
+        std::fs::write(&path, "checkpoint.interval = \"off\"\n").unwrap();
+        assert!(Config::load(Some(&path), Overrides::default()).unwrap().checkpoint.is_none());
+        std::fs::write(&path, "checkpoint.interval = \"1 fortnight\"\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.contains("unknown unit"), "{err}");
+        std::fs::write(&path, "state.backend = \"tape\"\n").unwrap();
+        assert!(Config::load(Some(&path), Overrides::default()).unwrap_err().contains("state.backend"));
     }
 }

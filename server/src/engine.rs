@@ -37,10 +37,10 @@ pub struct Engine {
 
 impl Engine {
     /// Creates the engine and starts the streaming runtime (must run inside tokio).
-    pub fn new(store: Arc<Store>, config: Config) -> Self {
+    pub fn new(store: Arc<Store>, config: Config) -> Result<Self, String> {
         let view_states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
-        let jobs = crate::runtime::start(&store, &view_states, &config);
-        Self { store, config, jobs, view_states }
+        let jobs = crate::runtime::start(&store, &view_states, &config)?;
+        Ok(Self { store, config, jobs, view_states })
     }
 
     pub fn database_exists(&self, name: &str) -> bool {

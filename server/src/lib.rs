@@ -28,7 +28,7 @@ use crate::wire::{QueryHandler, WeirHandlers};
 /// Opens the data directory and serves clients until the process is stopped.
 pub async fn serve(config: Config) -> Result<(), String> {
     let store = Store::open(&config.data_dir).map_err(|e| format!("cannot open data directory: {e}"))?;
-    let engine = Arc::new(Engine::new(Arc::new(store), config.clone()));
+    let engine = Arc::new(Engine::new(Arc::new(store), config.clone())?);
     runtime::redeploy_views(&engine.store, &engine.jobs).await;
     let verifier = config.password.as_deref().map(ScramVerifier::parse).transpose()?;
     let (tls, cert_pem) = load_tls(&config)?;

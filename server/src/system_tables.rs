@@ -9,11 +9,13 @@
 //!   status, rows read, malformed rows skipped, last error, offset, watermark.
 //! * `watermarks`: one row per operator of every task that has a watermark — its current
 //!   watermark and the late rows it dropped.
+//! * `checkpoints`: the recent checkpoints of every job — epoch, start, duration (seconds),
+//!   bytes, status (`in_progress`, `completed`, `failed`) and why one failed.
 
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session};
@@ -47,13 +49,15 @@ enum Kind {
     Tasks,
     Sources,
     Watermarks,
+    Checkpoints,
 }
 
-const TABLES: [(&str, Kind); 4] = [
+const TABLES: [(&str, Kind); 5] = [
     ("jobs", Kind::Jobs),
     ("tasks", Kind::Tasks),
     ("sources", Kind::Sources),
     ("watermarks", Kind::Watermarks),
+    ("checkpoints", Kind::Checkpoints),
 ];
 
 #[async_trait]
@@ -126,6 +130,8 @@ impl SystemTable {
                 ),
                 bigint("last_committed_epoch", true),
                 text("kind"),
+                int("restarts"),
+                Field::new("last_failure", DataType::Utf8, true),
             ],
             Kind::Tasks => vec![
                 text("job"),
@@ -140,6 +146,7 @@ impl SystemTable {
                 bigint("last_epoch", true),
                 timestamp("watermark"),
                 bigint("state_rows", false),
+                bigint("state_bytes", true),
             ],
             Kind::Sources => vec![
                 text("source"),
@@ -160,6 +167,15 @@ impl SystemTable {
                 text("operator"),
                 timestamp("watermark"),
                 bigint("late_rows", false),
+            ],
+            Kind::Checkpoints => vec![
+                text("job"),
+                bigint("epoch", false),
+                Field::new("started", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false),
+                Field::new("duration", DataType::Float64, true),
+                bigint("bytes", false),
+                text("status"),
+                Field::new("failure_reason", DataType::Utf8, true),
             ],
         }))
     }
@@ -185,6 +201,8 @@ impl SystemTable {
                         jobs.iter().map(|j| j.last_committed_epoch.map(|e| e as i64)),
                     )),
                     Arc::new(StringArray::from_iter_values(jobs.iter().map(|j| j.kind))),
+                    Arc::new(Int32Array::from_iter_values(jobs.iter().map(|j| j.restarts as i32))),
+                    Arc::new(StringArray::from_iter(jobs.iter().map(|j| j.last_failure.as_deref()))),
                 ]
             }
             Kind::Tasks => {
@@ -208,9 +226,28 @@ impl SystemTable {
                             .iter()
                             .map(|t| t.operator_stats.iter().map(|o| o.state_rows as i64).sum::<i64>()),
                     )),
+                    Arc::new(Int64Array::from_iter(tasks.iter().map(|t| t.state_bytes.map(|b| b as i64)))),
                 ]
             }
             Kind::Sources => self.source_rows(status),
+            Kind::Checkpoints => {
+                let rows = &status.checkpoints;
+                let micros = |t: std::time::SystemTime| {
+                    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+                };
+                vec![
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|c| c.job_name.as_str()))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.epoch as i64))),
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(rows.iter().map(|c| micros(c.started)))
+                            .with_timezone("+00:00"),
+                    ),
+                    Arc::new(Float64Array::from_iter(rows.iter().map(|c| c.duration.map(|d| d.as_secs_f64())))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.bytes as i64))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|c| c.status))),
+                    Arc::new(StringArray::from_iter(rows.iter().map(|c| c.failure.as_deref()))),
+                ]
+            }
             Kind::Watermarks => {
                 let rows: Vec<_> = status
                     .tasks

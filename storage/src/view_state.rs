@@ -94,6 +94,14 @@ impl ViewStateStore for InMemoryViewStates {
     /// the first commit after every partition has staged a version.
     fn register(&self, view: TableId, schema: SchemaRef, partitions: usize) {
         if let Ok(mut registered) = self.registered.lock() {
+            // A job deployed again after a failure: its view keeps showing what it last
+            // published until every partition has staged again.
+            if let Some(r) = registered.get_mut(&view).filter(|r| r.current.len() == partitions) {
+                r.frozen = false;
+                r.schema = schema;
+                r.staged.iter_mut().for_each(Vec::clear);
+                return;
+            }
             registered.insert(
                 view,
                 Registered {

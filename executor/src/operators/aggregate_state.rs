@@ -39,13 +39,10 @@ pub(crate) trait GroupAccumulator: Send {
     fn evaluate(&mut self, groups: &[u32]) -> ExecResult<ArrayRef>;
     /// Appends the complete state of slot `group` to `out`: loading it into any slot gives a
     /// group that updates and evaluates exactly as this one does.
-    // Until HashAggregate's checkpoints call save and load.
-    #[allow(dead_code)]
     fn save(&self, group: usize, out: &mut Vec<u8>);
     /// Reads what [`Self::save`] appended from the front of `input` (advancing it past those
     /// bytes only) into slot `group`, which must exist (see [`Self::resize`]). The slot is
     /// overwritten whatever it held, and left unchanged if the input is truncated or corrupt.
-    #[allow(dead_code)]
     fn load(&mut self, group: usize, input: &mut &[u8]) -> ExecResult<()>;
 }
 

@@ -137,8 +137,12 @@ impl ConnectorSource {
         }
     }
 
-    fn barrier(&mut self, barrier: Barrier) -> ExecResult<()> {
-        self.metrics.set_offset(self.reader.offset().to_string());
+    fn barrier(&mut self, mut barrier: Barrier) -> ExecResult<()> {
+        let offset = self.reader.offset();
+        self.metrics.set_offset(offset.to_string());
+        if barrier.checkpoint {
+            barrier.source_offset = Some(Arc::new(offset));
+        }
         self.send(Message::Barrier(barrier))
     }
 

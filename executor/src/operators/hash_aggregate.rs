@@ -45,6 +45,10 @@ use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
 
+#[path = "aggregate_persistence.rs"]
+mod persistence;
+pub use persistence::KeyedState;
+
 /// A windowed group's slot, with its key to recognise a slot freed and reused meanwhile.
 type OpenGroup = (u32, Arc<[u8]>);
 
@@ -81,6 +85,8 @@ pub struct HashAggregate {
     open: BTreeMap<i64, Vec<OpenGroup>>,
     /// Emit-on-update: groups closed by the watermark, dropped after the next barrier's output.
     closing: Vec<u32>,
+    /// The copy of the groups in a state backend, when there is one.
+    persistence: Option<persistence::Persistence>,
 }
 
 fn invalid(msg: String) -> ExecError {
@@ -177,6 +183,7 @@ impl HashAggregate {
             late_rows: 0,
             open: BTreeMap::new(),
             closing: vec![],
+            persistence: None,
         };
         if op.global {
             // The one group exists from the start; dirty so the first barrier emits it.
@@ -208,6 +215,7 @@ impl HashAggregate {
                 for acc in &mut self.accumulators {
                     acc.resize(self.keys.len());
                 }
+                self.persistence_resize(self.keys.len());
                 slot
             }
         };
@@ -282,8 +290,18 @@ impl HashAggregate {
     }
 
     fn free_slot(&mut self, slot: u32) {
+        self.release_slot(slot, false);
+    }
+
+    /// Frees a clean slot whose group stays in the state backend.
+    fn free_slot_evicted(&mut self, slot: u32) {
+        self.release_slot(slot, true);
+    }
+
+    fn release_slot(&mut self, slot: u32, evicted: bool) {
         let s = slot as usize;
         let key = std::mem::replace(&mut self.keys[s], Arc::clone(&self.no_key));
+        self.persistence_free(slot, &key, evicted);
         self.slots.remove(&key[..]);
         self.row_counts[s] = 0;
         self.emitted[s] = None;
@@ -371,6 +389,9 @@ impl Operator for HashAggregate {
             Some(converter) => Some(converter.convert_columns(&batch.data.columns()[..self.group_columns])?),
             None => None,
         };
+        if let Some(keys) = &keys {
+            self.load_missing(&batch, keys)?;
+        }
         let mut groups = Vec::with_capacity(n);
         match (&keys, window_column) {
             (Some(keys), Some(column)) => {
@@ -396,6 +417,11 @@ impl Operator for HashAggregate {
             self.row_counts[slot as usize] += i64::from(w);
             if !emit_on_close {
                 self.mark_dirty(slot);
+            }
+        }
+        if self.persistence.is_some() {
+            for &slot in &groups {
+                self.mark_unflushed(slot);
             }
         }
         for (acc, input) in self.accumulators.iter_mut().zip(&self.inputs) {
@@ -464,7 +490,7 @@ impl Operator for HashAggregate {
                 self.free_slot(slot);
             }
         }
-        Ok(())
+        self.flush()
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<StreamBatch>) -> ExecResult<Option<i64>> {
@@ -487,6 +513,14 @@ impl Operator for HashAggregate {
 
     fn state_rows(&self) -> u64 {
         self.slots.len() as u64
+    }
+
+    fn snapshot(&mut self) -> ExecResult<Option<super::OperatorSnapshot>> {
+        self.snapshot_state()
+    }
+
+    fn restore(&mut self, meta: &[u8], deferred: Option<&mut dyn std::io::Read>) -> ExecResult<()> {
+        self.restore_state(meta, deferred)
     }
 }
 

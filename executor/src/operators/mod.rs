@@ -22,8 +22,20 @@ pub mod window_assign;
 #[cfg(test)]
 pub(crate) mod test_util;
 
-use crate::error::ExecResult;
+use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, StreamBatch};
+
+/// The bulk of an operator's state, captured cheaply at a checkpoint barrier (an O(1) copy
+/// of a persistent map, or a storage snapshot) and written out later by the checkpoint
+/// upload, off the data path.
+pub type DeferredState = Box<dyn FnOnce(&mut dyn std::io::Write) -> ExecResult<()> + Send>;
+
+/// What an operator hands over when a checkpoint barrier passes.
+pub struct OperatorSnapshot {
+    /// Small state read at the barrier (a watermark, counters), stored as is.
+    pub meta: Vec<u8>,
+    pub deferred: Option<DeferredState>,
+}
 
 pub trait Operator: Send {
     /// Short name for logs, EXPLAIN and `weir_catalog.tasks`.
@@ -58,5 +70,18 @@ pub trait Operator: Send {
     /// `weir_catalog.tasks`; 0 for stateless operators.
     fn state_rows(&self) -> u64 {
         0
+    }
+
+    /// Called right after `on_barrier` of a checkpoint barrier: the state as of the end of
+    /// the epoch, or `None` for a stateless operator. Only the cheap part may run here; the
+    /// rest goes into [`OperatorSnapshot::deferred`].
+    fn snapshot(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+        Ok(None)
+    }
+
+    /// Called before the first message, with what `snapshot` produced: `meta` and, if the
+    /// snapshot had deferred state, a reader of exactly what it wrote.
+    fn restore(&mut self, _meta: &[u8], _deferred: Option<&mut dyn std::io::Read>) -> ExecResult<()> {
+        Err(ExecError::Internal(format!("{} keeps no state to restore", self.name())))
     }
 }

@@ -67,8 +67,11 @@ impl TableSource {
         loop {
             tokio::select! {
                 barrier = self.barriers.recv() => {
-                    let Some(barrier) = barrier else { return Ok(()) };
+                    let Some(mut barrier) = barrier else { return Ok(()) };
                     offset = self.read_changelog(offset).await?;
+                    if barrier.checkpoint {
+                        barrier.source_offset = Some(Arc::new(serde_json::Value::from(offset)));
+                    }
                     self.send(Message::Barrier(barrier)).await?;
                 }
                 changed = commits.changed() => {

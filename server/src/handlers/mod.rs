@@ -69,6 +69,7 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
     let statement = match statement {
         WeirStatement::Sql(statement) => *statement,
         WeirStatement::Flush => return flush::run(cx).await,
+        WeirStatement::InjectFailure(name) => return flush::inject_failure(cx, &name).await,
         WeirStatement::CreateSource(create) => return stream_ddl::create_source(cx, &create).await,
         WeirStatement::CreateSink(create) => return stream_ddl::create_sink(cx, &create).await,
         WeirStatement::DropStream(drop) => return stream_ddl::drop(cx, &drop).await,

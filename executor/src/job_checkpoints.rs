@@ -1,0 +1,382 @@
+//! The JobManager's side of checkpoints and failover: it drives one
+//! [`CheckpointCoordinator`] per job (the decisions are there, as pure logic) and performs
+//! the effects — commit records, deletions, restarts.
+//!
+//! Every `checkpoint_interval` the barrier the timer injects is a checkpoint barrier. Each
+//! task of a job that takes checkpoints snapshots its chain when the barrier passes, uploads
+//! the snapshot and acknowledges with the piece's path (sources add their offset). When the
+//! coordinator reports the checkpoint complete, its commit record
+//! (`job-<id>/epoch-<n>/_metadata.json`) is written, and only then are checkpoints beyond
+//! the retention deleted: a crash at any point leaves at least one complete checkpoint.
+//!
+//! A failed job is restarted after a backoff that doubles with every failure, from its
+//! latest committed checkpoint (or from scratch when it has none).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::{info, warn};
+use weir_storage::CheckpointStore;
+
+use super::{Actor, Command};
+use crate::checkpoint_protocol::{
+    choose_restore, Abandoned, AbandonReason, AckOutcome, CheckpointConfig, CheckpointMetadata,
+    CheckpointCoordinator, DeclineOutcome, Progress, StatePiece, StoredCheckpoint,
+};
+use crate::error::ExecResult;
+use crate::message::Epoch;
+use crate::task::{epoch_dir, job_prefix, TaskId};
+use crate::task_manager::TaskRestore;
+
+const METADATA_FILE: &str = "_metadata.json";
+/// Checkpoints kept per job in `weir_catalog.checkpoints`.
+const HISTORY_PER_JOB: usize = 50;
+
+#[derive(Clone)]
+pub struct CheckpointSettings {
+    pub store: CheckpointStore,
+    pub interval: Duration,
+    pub protocol: CheckpointConfig,
+}
+
+/// A job's checkpoints found at startup: the one to restore and every committed one.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub chosen: CheckpointMetadata,
+    pub committed: Vec<CheckpointMetadata>,
+}
+
+impl Recovered {
+    /// What task `task` resumes from.
+    pub fn task_restore(&self, task: TaskId) -> TaskRestore {
+        TaskRestore {
+            piece: self.chosen.pieces.iter().find(|p| p.task == task).map(|p| p.path.clone()),
+            source_offset: self.chosen.source_offsets.get(&task).cloned(),
+        }
+    }
+}
+
+/// A checkpoint as `weir_catalog.checkpoints` shows it.
+#[derive(Debug, Clone)]
+pub struct CheckpointRecord {
+    pub job: u64,
+    pub job_name: String,
+    pub epoch: Epoch,
+    pub started: SystemTime,
+    pub duration: Option<Duration>,
+    pub bytes: u64,
+    /// `in_progress`, `completed` or `failed`.
+    pub status: &'static str,
+    pub failure: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn metadata_path(job: u64, epoch: Epoch) -> String {
+    format!("{}/{}/{METADATA_FILE}", job_prefix(job), epoch_dir(epoch))
+}
+
+/// Reads the commit records of `job`, picks the one to restore, and deletes what no
+/// retained checkpoint needs (partial checkpoints of a crash, expired ones).
+pub(super) async fn load_recovery_point(
+    settings: &CheckpointSettings,
+    job: u64,
+) -> ExecResult<Option<Recovered>> {
+    let store = &settings.store;
+    let prefix = format!("{}/", job_prefix(job));
+    let listing = store.list(&prefix).await?;
+    let mut found = Vec::new();
+    for path in listing.iter().filter(|p| p.ends_with(METADATA_FILE)) {
+        let Some(bytes) = store.get_bytes(path).await? else { continue };
+        match serde_json::from_slice::<CheckpointMetadata>(&bytes) {
+            Ok(metadata) => found.push(StoredCheckpoint { metadata, intact: true }),
+            Err(e) => warn!(path = %path, error = %e, "ignoring an unreadable checkpoint record"),
+        }
+    }
+    let Some(chosen) = choose_restore(job, found.iter().cloned()) else {
+        if !listing.is_empty() {
+            store.delete_prefix(&prefix).await?;
+        }
+        return Ok(None);
+    };
+    let committed: Vec<CheckpointMetadata> =
+        found.into_iter().map(|s| s.metadata).filter(|m| m.epoch <= chosen.epoch).collect();
+    let (coordinator, _) = CheckpointCoordinator::recovered(job, settings.protocol, committed.clone());
+    let keep: Vec<String> =
+        coordinator.retained().map(|m| format!("{prefix}{}/", epoch_dir(m.epoch))).collect();
+    for path in &listing {
+        if !keep.iter().any(|k| path.starts_with(k.as_str())) {
+            store.delete(path).await?;
+        }
+    }
+    let committed = coordinator.retained().cloned().collect();
+    info!(job, epoch = chosen.epoch, bytes = chosen.bytes, "recovering from checkpoint");
+    Ok(Some(Recovered { chosen, committed }))
+}
+
+impl Actor {
+    /// Whether the next timer barrier should be a checkpoint.
+    pub(super) fn checkpoint_due(&self) -> bool {
+        self.config.checkpoints.as_ref().is_some_and(|c| self.last_checkpoint.elapsed() >= c.interval)
+    }
+
+    /// Starts checkpoint `epoch` in every running job that takes checkpoints.
+    pub(super) fn trigger_checkpoints(&mut self, epoch: Epoch) {
+        let started = now_ms();
+        for (id, job) in self.jobs.iter_mut() {
+            if !job.running() || job.first_epoch > epoch {
+                continue;
+            }
+            let Some(coordinator) = job.coordinator.as_mut() else { continue };
+            match coordinator.trigger(epoch, job.tasks.keys().copied(), started) {
+                Ok(()) => {
+                    self.history.insert(
+                        (*id, epoch),
+                        CheckpointRecord {
+                            job: *id,
+                            job_name: job.graph.view_name.clone(),
+                            epoch,
+                            started: SystemTime::now(),
+                            duration: None,
+                            bytes: 0,
+                            status: "in_progress",
+                            failure: None,
+                        },
+                    );
+                }
+                Err(e) => warn!(job = id, epoch, error = %e, "checkpoint not triggered"),
+            }
+        }
+        self.prune_history();
+    }
+
+    pub(super) fn checkpoint_acknowledged(
+        &mut self,
+        task: TaskId,
+        epoch: Epoch,
+        piece: Option<StatePiece>,
+        source_offset: Option<serde_json::Value>,
+    ) {
+        let uploaded = piece.as_ref().map(|p| p.path.clone());
+        if let Some(state) = self.jobs.get_mut(&task.job).and_then(|j| j.tasks.get_mut(&task)) {
+            state.state_bytes = Some(piece.as_ref().map_or(0, |p| p.bytes));
+        }
+        let outcome = match self.jobs.get_mut(&task.job).and_then(|j| j.coordinator.as_mut()) {
+            Some(coordinator) => coordinator.acknowledge(epoch, task, piece.into_iter().collect(), source_offset, now_ms()),
+            None => AckOutcome::Ignored(crate::checkpoint_protocol::Ignored::UnknownCheckpoint),
+        };
+        match outcome {
+            AckOutcome::Committed(progress) => self.checkpoints_committed(task.job, progress),
+            AckOutcome::Ignored(reason) => {
+                // A late or stray upload: nothing will ever refer to it.
+                warn!(%task, epoch, ?reason, "checkpoint acknowledgement ignored");
+                if let Some(path) = uploaded {
+                    self.delete_paths(vec![path]);
+                }
+            }
+            AckOutcome::Accepted { .. } | AckOutcome::WaitingForEarlier { .. } => {}
+        }
+    }
+
+    pub(super) fn checkpoint_declined(&mut self, task: TaskId, epoch: Epoch, error: String) {
+        warn!(%task, epoch, error = %error, "task could not write its checkpoint");
+        let Some(coordinator) = self.jobs.get_mut(&task.job).and_then(|j| j.coordinator.as_mut()) else { return };
+        if let DeclineOutcome::Abandoned { abandoned, progress } = coordinator.decline(epoch, task, error, now_ms()) {
+            self.checkpoints_abandoned(task.job, vec![abandoned]);
+            self.checkpoints_committed(task.job, progress);
+        }
+    }
+
+    /// Abandons checkpoints that timed out.
+    pub(super) fn expire_checkpoints(&mut self) {
+        let now = now_ms();
+        let mut results = Vec::new();
+        for (id, job) in self.jobs.iter_mut() {
+            if let Some(coordinator) = job.coordinator.as_mut() {
+                let (abandoned, progress) = coordinator.expire(now);
+                if !abandoned.is_empty() || !progress.is_empty() {
+                    results.push((*id, abandoned, progress));
+                }
+            }
+        }
+        for (job, abandoned, progress) in results {
+            self.checkpoints_abandoned(job, abandoned);
+            self.checkpoints_committed(job, progress);
+        }
+    }
+
+    pub(super) fn checkpoints_abandoned(&mut self, job: u64, abandoned: Vec<Abandoned>) {
+        let mut paths = Vec::new();
+        for a in abandoned {
+            let reason = match &a.reason {
+                AbandonReason::TaskFailed { task, error } => format!("{task}: {error}"),
+                AbandonReason::Timeout => "timed out".to_string(),
+                AbandonReason::JobFailed => "the job failed".to_string(),
+            };
+            warn!(job, epoch = a.epoch, reason = %reason, "checkpoint abandoned");
+            if let Some(record) = self.history.get_mut(&(job, a.epoch)) {
+                record.status = "failed";
+                record.failure = Some(reason);
+            }
+            paths.push(format!("{}/{}/", job_prefix(job), epoch_dir(a.epoch)));
+        }
+        if let Some(settings) = self.config.checkpoints.clone() {
+            if !paths.is_empty() {
+                tokio::spawn(async move {
+                    for prefix in paths {
+                        if let Err(e) = settings.store.delete_prefix(&prefix).await {
+                            warn!(prefix = %prefix, error = %e, "could not delete an abandoned checkpoint");
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Writes the commit records of newly complete checkpoints, then deletes what retention
+    /// let go of (only once the records are durable).
+    pub(super) fn checkpoints_committed(&mut self, job: u64, progress: Progress) {
+        if progress.is_empty() {
+            return;
+        }
+        let Some(settings) = self.config.checkpoints.clone() else { return };
+        for m in &progress.committed {
+            if let Some(record) = self.history.get_mut(&(job, m.epoch)) {
+                record.duration = Some(m.duration);
+                record.bytes = m.bytes;
+            }
+        }
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let mut durable = true;
+            for m in &progress.committed {
+                let result = match serde_json::to_vec(m) {
+                    Ok(json) => settings
+                        .store
+                        .put_bytes(&metadata_path(job, m.epoch), json.into())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                durable &= result.is_ok();
+                let _ = commands.send(Command::CheckpointWritten { job, epoch: m.epoch, result });
+            }
+            if !durable {
+                return;
+            }
+            for m in &progress.expired {
+                let prefix = format!("{}/{}/", job_prefix(job), epoch_dir(m.epoch));
+                if let Err(e) = settings.store.delete_prefix(&prefix).await {
+                    warn!(prefix = %prefix, error = %e, "could not delete an expired checkpoint");
+                }
+            }
+        });
+    }
+
+    pub(super) fn checkpoint_written(&mut self, job: u64, epoch: Epoch, result: Result<(), String>) {
+        let Some(record) = self.history.get_mut(&(job, epoch)) else { return };
+        match result {
+            Ok(()) => {
+                record.status = "completed";
+                info!(
+                    job,
+                    epoch,
+                    bytes = record.bytes,
+                    duration_ms = record.duration.map(|d| d.as_millis() as u64),
+                    "checkpoint committed"
+                );
+            }
+            Err(e) => {
+                warn!(job, epoch, error = %e, "checkpoint commit record not written");
+                record.status = "failed";
+                record.failure = Some(format!("commit record not written: {e}"));
+            }
+        }
+    }
+
+    fn delete_paths(&self, paths: Vec<String>) {
+        let Some(settings) = self.config.checkpoints.clone() else { return };
+        tokio::spawn(async move {
+            for path in paths {
+                let _ = settings.store.delete(&path).await;
+            }
+        });
+    }
+
+    /// A dropped job's checkpoints go with it.
+    pub(super) fn forget_checkpoints(&mut self, job: u64) {
+        self.history.retain(|(j, _), _| *j != job);
+        let Some(settings) = self.config.checkpoints.clone() else { return };
+        tokio::spawn(async move {
+            if let Err(e) = settings.store.delete_prefix(&format!("{}/", job_prefix(job))).await {
+                warn!(job, error = %e, "could not delete a dropped job's checkpoints");
+            }
+        });
+    }
+
+    fn prune_history(&mut self) {
+        let jobs: Vec<u64> = self.history.keys().map(|(j, _)| *j).collect();
+        for job in jobs {
+            let epochs: Vec<Epoch> = self.history.keys().filter(|(j, _)| *j == job).map(|(_, e)| *e).collect();
+            for epoch in epochs.iter().take(epochs.len().saturating_sub(HISTORY_PER_JOB)) {
+                self.history.remove(&(job, *epoch));
+            }
+        }
+    }
+
+    /// Restarts a failed job after its backoff (if restarts are on).
+    pub(super) fn schedule_restart(&mut self, view_id: u64) {
+        let base = self.config.restart_backoff;
+        if base.is_zero() {
+            return;
+        }
+        let Some(job) = self.jobs.get_mut(&view_id) else { return };
+        let delay = base.saturating_mul(1u32 << job.restarts.min(16)).min(self.config.max_restart_backoff);
+        info!(view = %job.graph.view_name, delay_ms = delay.as_millis() as u64, "job restart scheduled");
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = commands.send(Command::Restart { view_id });
+        });
+    }
+
+    /// Deploys a failed job again, from its latest committed checkpoint.
+    pub(super) fn restart(&mut self, view_id: u64) {
+        let Some(old) = self.jobs.get(&view_id) else { return };
+        if old.running() {
+            return;
+        }
+        let Some(mut old) = self.jobs.remove(&view_id) else { return };
+        self.data_plane.release(&old.channels);
+        let restore = old.coordinator.as_ref().and_then(|c| {
+            let chosen = c.latest_committed()?.clone();
+            Some(Recovered { chosen, committed: c.retained().cloned().collect() })
+        });
+        let from = restore.as_ref().map(|r| r.chosen.epoch);
+        old.restarts += 1;
+        match self.deploy(old.graph.clone(), restore) {
+            Ok(first_epoch) => {
+                if let Some(job) = self.jobs.get_mut(&view_id) {
+                    job.restarts = old.restarts;
+                    job.last_failure = old.last_failure.clone();
+                    job.created = old.created;
+                }
+                info!(view = %old.graph.view_name, restarts = old.restarts, from_checkpoint = ?from, "job restarted");
+                while self.injected < first_epoch {
+                    self.inject(None);
+                }
+                self.try_commit();
+            }
+            Err(e) => {
+                // Put the failed job back and try again later (an input view may still be
+                // restarting).
+                warn!(view = %old.graph.view_name, error = %e, "job restart failed");
+                old.failure = Some(e.to_string());
+                old.last_failure = Some(e.to_string());
+                self.jobs.insert(view_id, old);
+                self.schedule_restart(view_id);
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The HashAggregate's groups in a keyed state backend: checkpoints and state larger than
+//! memory.
+//!
+//! Groups live in the operator's slots, in memory, where updates are fast. At every barrier
+//! the groups changed since the last one are encoded (row count, last emitted row, each
+//! accumulator's state) and written to the backend in one write batch, and freed groups are
+//! deleted — never one backend call per row. The backend then holds every group as of the
+//! barrier, so a checkpoint only takes the backend's snapshot handle (an O(1) copy in
+//! memory, a RocksDB snapshot) and streams it to the store off the data path.
+//!
+//! An aggregate without windows has no bound on its groups. Past `cache_groups` groups in
+//! memory, clean groups are evicted after the flush, and a group missing from memory is
+//! looked up in the backend before it is created: with RocksDB the state outgrows memory.
+//! Windowed and global aggregates keep every group in memory (the watermark bounds them) and
+//! load them all back on restore, so window closing keeps working from its in-memory index.
+//!
+//! State keys are the group's arrow-row encoding, under its key group (the hash of the group
+//! columns, as the exchange routes them); each subtask has its own namespace.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::TimestampMicrosecondType;
+use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch, MAX_KEY_GROUPS};
+
+use super::HashAggregate;
+use crate::error::{ExecError, ExecResult};
+use crate::message::StreamBatch;
+use crate::operators::exchange::key_groups;
+use crate::operators::{DeferredState, OperatorSnapshot};
+
+/// Where a HashAggregate keeps its groups beyond memory.
+pub struct KeyedState {
+    backend: Arc<dyn KeyedStateBackend>,
+    namespace: StateNamespace,
+    cache_groups: usize,
+}
+
+impl KeyedState {
+    pub fn new(backend: Arc<dyn KeyedStateBackend>, namespace: StateNamespace, cache_groups: usize) -> Self {
+        Self { backend, namespace, cache_groups: cache_groups.max(1) }
+    }
+}
+
+/// Per-slot bookkeeping of what the backend holds.
+pub(super) struct Persistence {
+    state: KeyedState,
+    unflushed: Vec<u32>,
+    is_unflushed: Vec<bool>,
+    /// Whether the backend holds the slot's group, and under which key group.
+    persisted: Vec<Option<u16>>,
+    /// Groups freed since the last flush that the backend holds.
+    deleted: Vec<(u16, Arc<[u8]>)>,
+    /// Groups may be in the backend and not in memory (after a restore or an eviction).
+    backend_has_more: bool,
+    /// Without windows or a global group, clean groups may leave memory.
+    evictable: bool,
+}
+
+fn corrupt(what: &str) -> ExecError {
+    ExecError::Internal(format!("HashAggregate state is corrupt: {what}"))
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> ExecResult<&'a [u8]> {
+    if input.len() < n {
+        return Err(corrupt("truncated group"));
+    }
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
+fn take_u32(input: &mut &[u8]) -> ExecResult<u32> {
+    let bytes = take(input, 4)?;
+    Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+fn take_i64(input: &mut &[u8]) -> ExecResult<i64> {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(take(input, 8)?);
+    Ok(i64::from_le_bytes(bytes))
+}
+
+impl HashAggregate {
+    /// Keeps the groups in `state` too (for checkpoints, and beyond memory).
+    pub fn with_state(mut self, state: KeyedState) -> Self {
+        let evictable = self.window.is_none() && !self.global;
+        self.persistence = Some(Persistence {
+            state,
+            unflushed: vec![],
+            is_unflushed: vec![],
+            persisted: vec![],
+            deleted: vec![],
+            backend_has_more: false,
+            evictable,
+        });
+        self.persistence_resize(self.keys.len());
+        if self.global {
+            // The global group's first row is emitted even without input: it must be stored.
+            self.mark_unflushed(0);
+        }
+        self
+    }
+
+    /// Slot bookkeeping grows with the slots.
+    pub(super) fn persistence_resize(&mut self, slots: usize) {
+        if let Some(p) = &mut self.persistence {
+            p.is_unflushed.resize(slots, false);
+            p.persisted.resize(slots, None);
+        }
+    }
+
+    pub(super) fn mark_unflushed(&mut self, slot: u32) {
+        if let Some(p) = &mut self.persistence {
+            if !p.is_unflushed[slot as usize] {
+                p.is_unflushed[slot as usize] = true;
+                p.unflushed.push(slot);
+            }
+        }
+    }
+
+    /// The slot is being freed: the backend's copy goes too, unless it is only evicted.
+    pub(super) fn persistence_free(&mut self, slot: u32, key: &Arc<[u8]>, evicted: bool) {
+        if let Some(p) = &mut self.persistence {
+            if let Some(group) = p.persisted[slot as usize].take() {
+                if !evicted {
+                    p.deleted.push((group, Arc::clone(key)));
+                }
+            }
+        }
+    }
+
+    /// Before a batch updates its groups: brings groups the backend holds and memory does not
+    /// into slots.
+    pub(super) fn load_missing(&mut self, batch: &StreamBatch, keys: &arrow::row::Rows) -> ExecResult<()> {
+        let Some(p) = &self.persistence else { return Ok(()) };
+        if !p.backend_has_more {
+            return Ok(());
+        }
+        let missing: Vec<usize> =
+            keys.iter().enumerate().filter(|(_, k)| !self.slots.contains_key(k.as_ref())).map(|(i, _)| i).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let columns: Vec<usize> = (0..self.group_columns).collect();
+        let groups = key_groups(batch, &columns)?;
+        for i in missing {
+            let key = keys.row(i);
+            if self.slots.contains_key(key.as_ref()) {
+                continue; // an earlier row of this batch loaded it
+            }
+            let group = groups[i] as u16;
+            let Some(p) = &self.persistence else { return Ok(()) };
+            let found = p.state.backend.get(p.state.namespace, group, key.as_ref())?;
+            if let Some(value) = found {
+                self.load_group(key.as_ref(), group, &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a stored group into a slot; returns the slot.
+    fn load_group(&mut self, key: &[u8], group: u16, mut value: &[u8]) -> ExecResult<u32> {
+        let slot = self.slot_for(key)?;
+        let s = slot as usize;
+        for acc in &mut self.accumulators {
+            acc.reset(s);
+        }
+        self.row_counts[s] = take_i64(&mut value)?;
+        self.emitted[s] = match take_u32(&mut value)? {
+            u32::MAX => None,
+            len => Some(take(&mut value, len as usize)?.into()),
+        };
+        for acc in &mut self.accumulators {
+            acc.load(s, &mut value)?;
+        }
+        if !value.is_empty() {
+            return Err(corrupt("trailing bytes after a group"));
+        }
+        if let Some(p) = &mut self.persistence {
+            p.persisted[s] = Some(group);
+        }
+        Ok(slot)
+    }
+
+    fn encode_group(&self, slot: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.row_counts[slot].to_le_bytes());
+        match &self.emitted[slot] {
+            Some(row) => {
+                out.extend_from_slice(&(row.len() as u32).to_le_bytes());
+                out.extend_from_slice(row);
+            }
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+        for acc in &self.accumulators {
+            acc.save(slot, out);
+        }
+    }
+
+    /// At the end of every barrier: writes the changed groups and deletes the freed ones in
+    /// one batch, then evicts clean groups beyond the cache size.
+    pub(super) fn flush(&mut self) -> ExecResult<()> {
+        let Some(p) = &mut self.persistence else { return Ok(()) };
+        let unflushed = std::mem::take(&mut p.unflushed);
+        let deleted = std::mem::take(&mut p.deleted);
+        let mut batch = StateWriteBatch::default();
+        for (group, key) in deleted {
+            batch.delete(group, key.to_vec());
+        }
+        // Live slots (a freed slot has the empty key; the global group is never freed).
+        let live: Vec<u32> = unflushed
+            .iter()
+            .copied()
+            .filter(|&s| {
+                p.is_unflushed[s as usize] = false;
+                self.global || !self.keys[s as usize].is_empty()
+            })
+            .collect();
+        if !live.is_empty() {
+            let groups = self.key_groups_of(&live)?;
+            let mut value = Vec::new();
+            for (&slot, group) in live.iter().zip(groups) {
+                value.clear();
+                self.encode_group(slot as usize, &mut value);
+                batch.put(group, self.keys[slot as usize].to_vec(), value.clone());
+                if let Some(p) = &mut self.persistence {
+                    p.persisted[slot as usize] = Some(group);
+                }
+            }
+        }
+        let Some(p) = &mut self.persistence else { return Ok(()) };
+        if !batch.is_empty() {
+            p.state.backend.write(p.state.namespace, batch)?;
+        }
+        if p.evictable && self.slots.len() > p.state.cache_groups {
+            self.evict();
+        }
+        Ok(())
+    }
+
+    /// Frees clean groups (all are, right after a flush) down to three quarters of the cache.
+    fn evict(&mut self) {
+        let Some(p) = &mut self.persistence else { return };
+        let target = p.state.cache_groups / 4 * 3;
+        p.backend_has_more = true;
+        let excess = self.slots.len().saturating_sub(target);
+        let victims: Vec<u32> = self.slots.values().copied().take(excess).collect();
+        for slot in victims {
+            self.free_slot_evicted(slot);
+        }
+        tracing::debug!(evicted = excess, kept = self.slots.len(), "aggregate groups evicted to the state backend");
+    }
+
+    /// The key group of each slot's group: the hash of its group columns, as routed.
+    fn key_groups_of(&self, slots: &[u32]) -> ExecResult<Vec<u16>> {
+        let Some(converter) = &self.group_converter else { return Ok(vec![0; slots.len()]) };
+        let parser = converter.parser();
+        let columns = converter.convert_rows(slots.iter().map(|&s| parser.parse(&self.keys[s as usize])))?;
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(slots.len()));
+        let fields: Vec<_> = self.input_schema.fields()[..self.group_columns].to_vec();
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let batch = arrow::array::RecordBatch::try_new_with_options(schema, columns, &options)?;
+        let all: Vec<usize> = (0..self.group_columns).collect();
+        Ok(key_groups(&StreamBatch::inserts(batch), &all)?.into_iter().map(|g| g as u16).collect())
+    }
+
+    /// The checkpoint's share: the backend already holds the barrier's state.
+    pub(super) fn snapshot_state(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+        let Some(p) = &self.persistence else { return Ok(None) };
+        let handle = p.state.backend.snapshot_handle(p.state.namespace, 0..MAX_KEY_GROUPS)?;
+        let mut meta = Vec::with_capacity(16);
+        meta.extend_from_slice(&self.watermark.to_le_bytes());
+        meta.extend_from_slice(&self.late_rows.to_le_bytes());
+        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
+            handle.write_to(out)?;
+            Ok(())
+        });
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred) }))
+    }
+
+    pub(super) fn restore_state(&mut self, mut meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let Some(p) = &mut self.persistence else {
+            return Err(ExecError::Internal("HashAggregate: a restore without a state backend".into()));
+        };
+        let input = deferred.ok_or_else(|| corrupt("no groups in the snapshot"))?;
+        p.state.backend.restore(p.state.namespace, input)?;
+        p.backend_has_more = true;
+        let evictable = p.evictable;
+        let (backend, namespace) = (Arc::clone(&p.state.backend), p.state.namespace);
+        self.watermark = take_i64(&mut meta)?;
+        self.late_rows = take_i64(&mut meta)? as u64;
+        if evictable {
+            return Ok(()); // groups come back into memory as rows for them arrive
+        }
+        let mut stored = Vec::new();
+        backend.scan(namespace, 0..MAX_KEY_GROUPS, &[], &mut |group, key, value| {
+            stored.push((group, key.to_vec(), value.to_vec()));
+            true
+        })?;
+        let mut loaded = Vec::with_capacity(stored.len());
+        for (group, key, value) in stored {
+            loaded.push(self.load_group(&key, group, &value)?);
+        }
+        if let Some(p) = &mut self.persistence {
+            p.backend_has_more = false;
+        }
+        self.reindex_open_windows(&loaded)
+    }
+
+    /// Windowed groups loaded from a snapshot join the index that closes them.
+    fn reindex_open_windows(&mut self, slots: &[u32]) -> ExecResult<()> {
+        let (Some(window), Some(converter)) = (&self.window, &self.group_converter) else { return Ok(()) };
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let parser = converter.parser();
+        let columns = converter.convert_rows(slots.iter().map(|&s| parser.parse(&self.keys[s as usize])))?;
+        let values = columns
+            .get(window.column)
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| corrupt("window column is not a timestamp"))?
+            .clone();
+        for (i, &slot) in slots.iter().enumerate() {
+            if values.is_valid(i) {
+                let key = Arc::clone(&self.keys[slot as usize]);
+                self.open.entry(values.value(i)).or_default().push((slot, key));
+            }
+        }
+        Ok(())
+    }
+}
