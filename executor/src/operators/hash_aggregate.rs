@@ -530,7 +530,7 @@ mod tests {
 
     use super::*;
     use crate::job_graph::{AggregateCall, AggregateKind, AggregateKind::*, FieldSpec};
-    use crate::operators::test_util::{assert_output, batch};
+    use crate::operators::test_util::{assert_output, batch, format};
     use DataType::{Boolean, Decimal128, Float64, Int64, Utf8};
 
     type Calls<'a> = &'a [(AggregateKind, Option<usize>)];
@@ -988,5 +988,114 @@ mod tests {
         );
         let delete = kv(vec![Some("a")], vec![Some(5)], Some(vec![-1]));
         assert!(op.process_batch(0, delete, &mut vec![]).is_err());
+    }
+
+    use weir_storage::keyed_state::{
+        InMemoryStateBackend, KeyedStateBackend, RocksDbStateBackend, StateNamespace,
+    };
+
+    const NS: StateNamespace = StateNamespace { job: 1, vertex: 0, operator: 0 };
+
+    fn keyed(op: HashAggregate, backend: &Arc<dyn KeyedStateBackend>, cache: usize) -> HashAggregate {
+        op.with_state(KeyedState::new(Arc::clone(backend), NS, cache))
+    }
+
+    fn memory() -> Arc<dyn KeyedStateBackend> {
+        Arc::new(InMemoryStateBackend::default())
+    }
+
+    /// Takes a checkpoint snapshot and writes it out, as a task's upload would.
+    fn checkpoint(op: &mut HashAggregate) -> (Vec<u8>, Vec<u8>) {
+        let snapshot = op.snapshot().unwrap().expect("stateful");
+        let mut state = Vec::new();
+        (snapshot.deferred.expect("deferred groups"))(&mut state).unwrap();
+        (snapshot.meta, state)
+    }
+
+    fn restored(
+        fresh: HashAggregate,
+        backend: &Arc<dyn KeyedStateBackend>,
+        cache: usize,
+        cp: &(Vec<u8>, Vec<u8>),
+    ) -> HashAggregate {
+        let mut op = keyed(fresh, backend, cache);
+        op.restore(&cp.0, Some(&mut cp.1.as_slice())).unwrap();
+        op
+    }
+
+    fn keys_and_values(n: i64, offset: i64) -> StreamBatch {
+        let keys: Vec<String> = (0..n).map(|i| format!("k{}", i % 50)).collect();
+        let keys: Vec<Option<&str>> = keys.iter().map(|k| Some(k.as_str())).collect();
+        kv(keys, (0..n).map(|i| Some(i + offset)).collect(), None)
+    }
+
+    #[test]
+    fn a_restored_aggregate_continues_like_one_that_never_stopped() {
+        let backend = memory();
+        let mut op = keyed(sum_max_op(), &backend, usize::MAX);
+        epoch(&mut op, vec![keys_and_values(200, 0)], 1);
+        let cp = checkpoint(&mut op);
+        // What happens after the checkpoint is replayed into the restored copy.
+        let later = vec![
+            keys_and_values(120, 1000),
+            kv(vec![Some("k3"), Some("k7")], vec![Some(1003), Some(7)], Some(vec![-1, -1])),
+        ];
+        let expected = epoch(&mut op, later.clone(), 2);
+        let mut copy = restored(sum_max_op(), &memory(), usize::MAX, &cp);
+        assert_eq!(format(&epoch(&mut copy, later, 2)), format(&expected));
+        assert_eq!(copy.state_rows(), op.state_rows());
+    }
+
+    #[test]
+    fn evicted_groups_come_back_from_rocksdb_with_their_emitted_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks: Arc<dyn KeyedStateBackend> =
+            Arc::new(RocksDbStateBackend::open(dir.path(), &Default::default()).unwrap());
+        let mut small = keyed(sum_max_op(), &rocks, 8);
+        let mut all_in_memory = sum_max_op();
+        for (i, batch) in [keys_and_values(500, 0), keys_and_values(70, 5000), keys_and_values(500, 9)]
+            .into_iter()
+            .enumerate()
+        {
+            let retract = kv(vec![Some("k1")], vec![Some(5001)], Some(vec![-1]));
+            let input = vec![batch, retract];
+            let expected = epoch(&mut all_in_memory, input.clone(), i as u64 + 1);
+            assert_eq!(format(&epoch(&mut small, input, i as u64 + 1)), format(&expected), "epoch {}", i + 1);
+            assert!(small.state_rows() <= 8, "{} groups in memory", small.state_rows());
+        }
+        // A restore from its checkpoint keeps agreeing.
+        let cp = checkpoint(&mut small);
+        let mut copy = restored(sum_max_op(), &rocks, 8, &cp);
+        let input = vec![keys_and_values(60, 77)];
+        let expected = epoch(&mut all_in_memory, input.clone(), 4);
+        assert_eq!(format(&epoch(&mut copy, input, 4)), format(&expected));
+    }
+
+    #[test]
+    fn restored_windows_still_close_on_the_watermark() {
+        let backend = memory();
+        let mut op = keyed(windowed(true), &backend, usize::MAX);
+        let mut out = vec![];
+        op.process_batch(0, ends(vec![10, 10, 20], vec![1, 2, 3]), &mut out).unwrap();
+        op.on_watermark(5 * S, &mut out).unwrap();
+        op.on_barrier(&Barrier::new(1), &mut out).unwrap();
+        let cp = checkpoint(&mut op);
+        let mut copy = restored(windowed(true), &memory(), 3, &cp);
+        assert_eq!(copy.state_rows(), 2, "windowed groups are loaded eagerly");
+        // Late for the watermark restored with the state.
+        copy.process_batch(0, ends(vec![5, 20], vec![9, 4]), &mut out).unwrap();
+        assert_eq!(copy.late_rows(), 1);
+        copy.on_watermark(i64::MAX, &mut out).unwrap();
+        assert_output(
+            &out,
+            &[
+                "+----+---------------------+---+---+",
+                "| op | window_end          | n | s |",
+                "+----+---------------------+---+---+",
+                "| +  | 1970-01-01T00:00:10 | 2 | 3 |",
+                "| +  | 1970-01-01T00:00:20 | 2 | 7 |",
+                "+----+---------------------+---+---+",
+            ],
+        );
     }
 }
