@@ -20,11 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 use weir_storage::ViewStateStore;
 
+use crate::checkpoint_protocol::CheckpointCoordinator;
 use crate::data_plane::{ChannelId, LocalDataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, JobGraph, Partitioning, SourceSpec};
 use crate::message::{Barrier, Epoch, Mutation, Subscription};
-use crate::checkpoint_protocol::CheckpointCoordinator;
 use crate::task::{job_prefix, OperatorStats, TaskEvent, TaskId};
 pub use checkpoints::{CheckpointRecord, CheckpointSettings, Recovered};
 
@@ -393,7 +393,9 @@ impl Actor {
             TaskEvent::Checkpointed { task, epoch, piece, source_offset } => {
                 self.checkpoint_acknowledged(task, epoch, piece, source_offset)
             }
-            TaskEvent::CheckpointFailed { task, epoch, error } => self.checkpoint_declined(task, epoch, error),
+            TaskEvent::CheckpointFailed { task, epoch, error } => {
+                self.checkpoint_declined(task, epoch, error)
+            }
         }
     }
 
@@ -427,8 +429,12 @@ impl Actor {
                     .find(|m| m.id() == tm)
                     .ok_or_else(|| ExecError::Internal(format!("no taskmanager {tm}")))
                     .and_then(|m| m.inject_barrier(*source, barrier.clone()));
-                if let Err(e) = result {
-                    failed.push((*id, e.to_string()));
+                match result {
+                    // The source has stopped: it failed and reports why itself (its event
+                    // may still be queued), or its job is being cancelled.
+                    Err(ExecError::ChannelClosed(what)) => debug!(%what, "barrier not delivered"),
+                    Err(e) => failed.push((*id, e.to_string())),
+                    Ok(()) => {}
                 }
             }
         }
@@ -720,8 +726,8 @@ impl Actor {
         status.checkpoints = self.history.values().cloned().collect();
         for (id, job) in &self.jobs {
             let state = match &job.failure {
-                Some(_) if self.config.restart_backoff > Duration::ZERO => "restarting".to_string(),
                 Some(reason) => format!("failed: {reason}"),
+                None if job.last_committed.is_none() && job.restarts > 0 => "restarting".to_string(),
                 None if job.last_committed.is_none() => "creating".to_string(),
                 None => "running".to_string(),
             };
