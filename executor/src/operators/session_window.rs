@@ -9,8 +9,14 @@
 //!
 //! Keys to look at are found through a deadline index (`ts + gap` of every held row), so a
 //! watermark only touches keys that may have a closed session.
+//!
+//! Checkpoints: `meta` holds the gap, the watermark and the late-row count; the deferred
+//! state holds the held rows per key and the deadline index, both in their in-memory order
+//! (which decides the order of emitted rows), so a restored operator emits exactly what an
+//! uninterrupted one would.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -19,7 +25,7 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::hash_utils::RandomState;
 
 use super::window_assign::{time_type, timestamps, window_schema};
-use super::Operator;
+use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{StreamBatch, OP_DELETE};
 
@@ -198,6 +204,175 @@ impl Operator for SessionWindow {
     fn state_rows(&self) -> u64 {
         self.held_rows
     }
+
+    /// The held rows are plain (not persistent) maps, so they are encoded here, on the data
+    /// path: a copy of every held row's bytes, O(held rows) per checkpoint. The watermark
+    /// bounds what is held (rows of sessions that are still open), and one flat buffer costs
+    /// less than cloning the maps row by row.
+    fn snapshot(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+        let mut meta = Vec::with_capacity(25);
+        meta.push(SNAPSHOT_VERSION);
+        meta.extend_from_slice(&self.gap.to_le_bytes());
+        meta.extend_from_slice(&self.watermark.to_le_bytes());
+        meta.extend_from_slice(&self.late_rows.to_le_bytes());
+        let state = self.encode_state()?;
+        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| out.write_all(&state).map_err(io));
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred) }))
+    }
+
+    fn restore(&mut self, mut meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let version = take(&mut meta, 1)?[0];
+        if version != SNAPSHOT_VERSION {
+            return Err(corrupt(&format!("unknown snapshot version {version}")));
+        }
+        let gap = take_i64(&mut meta)?;
+        if gap != self.gap {
+            return Err(corrupt(&format!("the snapshot has a gap of {gap}, the operator {}", self.gap)));
+        }
+        let watermark = take_i64(&mut meta)?;
+        let late_rows = take_i64(&mut meta)? as u64;
+        if !meta.is_empty() {
+            return Err(corrupt("trailing bytes in meta"));
+        }
+        let input = deferred.ok_or_else(|| corrupt("no held rows in the snapshot"))?;
+        self.decode_state(&mut std::io::BufReader::new(input))?;
+        self.watermark = watermark;
+        self.late_rows = late_rows;
+        Ok(())
+    }
+}
+
+const SNAPSHOT_VERSION: u8 = 1;
+
+impl SessionWindow {
+    /// The held rows and the deadline index (see [`Self::decode_state`]).
+    ///
+    /// * held: `u64` keys, then per key: key (`u32` length, bytes), `u64` rows, then per row
+    ///   `i64` event time and the row (`u32` length, arrow-row bytes), in held order;
+    /// * deadlines: `u64` entries, then per entry: `i64` deadline, `u64` keys, each key
+    ///   (`u32` length, bytes), in index order.
+    fn encode_state(&self) -> ExecResult<Vec<u8>> {
+        let row_bytes: usize =
+            self.held.values().flatten().map(|(_, row)| row.row().as_ref().len() + 12).sum();
+        let mut out = Vec::with_capacity(row_bytes + 16);
+        out.extend_from_slice(&(self.held.len() as u64).to_le_bytes());
+        for (key, rows) in &self.held {
+            put_bytes(&mut out, key)?;
+            out.extend_from_slice(&(rows.len() as u64).to_le_bytes());
+            for (ts, row) in rows {
+                out.extend_from_slice(&ts.to_le_bytes());
+                put_bytes(&mut out, row.row().as_ref())?;
+            }
+        }
+        out.extend_from_slice(&(self.deadlines.len() as u64).to_le_bytes());
+        for (deadline, keys) in &self.deadlines {
+            out.extend_from_slice(&deadline.to_le_bytes());
+            out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+            for key in keys {
+                put_bytes(&mut out, key)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the held rows and the deadline index with what [`Self::encode_state`] wrote.
+    fn decode_state(&mut self, input: &mut impl Read) -> ExecResult<()> {
+        let parser = self.row_converter.parser();
+        let mut held: HashMap<Arc<[u8]>, Vec<(i64, OwnedRow)>, RandomState> = HashMap::default();
+        let mut held_rows = 0u64;
+        for _ in 0..read_u64(input)? {
+            let key: Arc<[u8]> = read_bytes(input)?.into();
+            let count = read_u64(input)?;
+            let mut rows = Vec::new();
+            for _ in 0..count {
+                let ts = read_u64(input)? as i64;
+                let bytes = read_bytes(input)?;
+                rows.push((ts, parser.parse(&bytes).owned()));
+            }
+            held_rows += count;
+            if held.insert(key, rows).is_some() {
+                return Err(corrupt("a key held twice"));
+            }
+        }
+        let mut deadlines: BTreeMap<i64, Vec<Arc<[u8]>>> = BTreeMap::new();
+        for _ in 0..read_u64(input)? {
+            let deadline = read_u64(input)? as i64;
+            let count = read_u64(input)?;
+            let mut keys = Vec::new();
+            for _ in 0..count {
+                let bytes = read_bytes(input)?;
+                // Share the held key's allocation, as `process_batch` does.
+                keys.push(match held.get_key_value(bytes.as_slice()) {
+                    Some((key, _)) => Arc::clone(key),
+                    None => Arc::from(bytes),
+                });
+            }
+            if deadlines.insert(deadline, keys).is_some() {
+                return Err(corrupt("a deadline listed twice"));
+            }
+        }
+        if input.read(&mut [0u8; 1]).map_err(io)? != 0 {
+            return Err(corrupt("trailing bytes after the deadlines"));
+        }
+        self.held = held;
+        self.deadlines = deadlines;
+        self.held_rows = held_rows;
+        Ok(())
+    }
+}
+
+fn corrupt(what: &str) -> ExecError {
+    ExecError::Internal(format!("SessionWindow state is corrupt: {what}"))
+}
+
+fn io(e: std::io::Error) -> ExecError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => corrupt("truncated"),
+        _ => ExecError::Internal(format!("SessionWindow state: {e}")),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> ExecResult<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| ExecError::Internal("SessionWindow: a row over 4 GiB".into()))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn read_u64(input: &mut impl Read) -> ExecResult<u64> {
+    let mut bytes = [0u8; 8];
+    input.read_exact(&mut bytes).map_err(io)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn read_bytes(input: &mut impl Read) -> ExecResult<Vec<u8>> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len).map_err(io)?;
+    let len = u64::from(u32::from_le_bytes(len));
+    // Read through `take` rather than into a buffer of `len`: a corrupt length fails as
+    // truncated instead of allocating gigabytes.
+    let mut bytes = Vec::new();
+    input.take(len).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 != len {
+        return Err(corrupt("truncated"));
+    }
+    Ok(bytes)
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> ExecResult<&'a [u8]> {
+    if input.len() < n {
+        return Err(corrupt("truncated meta"));
+    }
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
+fn take_i64(input: &mut &[u8]) -> ExecResult<i64> {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(take(input, 8)?);
+    Ok(i64::from_le_bytes(bytes))
 }
 
 #[cfg(test)]
@@ -205,7 +380,7 @@ mod tests {
     use arrow::array::{Int64Array, TimestampMicrosecondArray};
 
     use super::*;
-    use crate::operators::test_util::{assert_output, batch};
+    use crate::operators::test_util::{assert_output, batch, format};
 
     const S: i64 = 1_000_000;
 
@@ -261,6 +436,122 @@ mod tests {
         op.process_batch(0, rows(vec![3], vec![2]), &mut out).expect("process");
         assert_eq!(op.late_rows(), 1);
         assert!(out.is_empty());
+    }
+
+    fn named_rows(keys: Vec<i64>, names: Vec<&str>, secs: Vec<i64>) -> StreamBatch {
+        batch(
+            vec![
+                ("k", Arc::new(Int64Array::from(keys))),
+                ("name", Arc::new(arrow::array::StringArray::from(names))),
+                (
+                    "ts",
+                    Arc::new(TimestampMicrosecondArray::from(
+                        secs.into_iter().map(|s| s * S).collect::<Vec<_>>(),
+                    )),
+                ),
+            ],
+            None,
+        )
+    }
+
+    /// Input B and its watermarks, fed to an operator; everything it emits.
+    fn feed_b(op: &mut SessionWindow) -> Vec<StreamBatch> {
+        let mut out = vec![];
+        // Key 1's sessions [6, 11) and [14, 19) merge through the row at 10 s; key 3 is new.
+        op.process_batch(0, named_rows(vec![1, 3, 2], vec!["bridge", "new", "b2"], vec![10, 9, 8]), &mut out)
+            .expect("process");
+        op.on_watermark(12 * S, &mut out).expect("watermark"); // nothing closes
+                                                               // Late: its window [1, 6) closed at 12 s.
+        op.process_batch(0, named_rows(vec![2], vec!["late"], vec![1]), &mut out).expect("process");
+        op.process_batch(0, named_rows(vec![3, 1], vec!["x", "y"], vec![13, 16]), &mut out).expect("process");
+        op.on_watermark(14 * S, &mut out).expect("watermark");
+        op.on_watermark(100 * S, &mut out).expect("watermark");
+        out
+    }
+
+    #[test]
+    fn a_restored_operator_emits_what_an_uninterrupted_one_does() {
+        let a = named_rows(
+            vec![1, 2, 1, 2, 4, 2, 5],
+            vec!["a", "bb", "c", "dd", "e", "ff", "g"],
+            vec![6, 2, 14, 6, 3, 7, 30],
+        );
+        let schema = a.data.schema();
+        let mut op = SessionWindow::new(5 * S, 2, vec![0], &schema).expect("operator");
+        let mut out_a = vec![];
+        op.process_batch(0, a, &mut out_a).expect("process");
+        // Key 4's [3, 8) closes; key 2's [2, 12) stays open; key 1 has two open sessions,
+        // [6, 11) and [14, 19), that input B merges.
+        op.on_watermark(8 * S, &mut out_a).expect("watermark");
+        op.process_batch(0, named_rows(vec![4], vec!["late"], vec![1]), &mut out_a).expect("process");
+        assert_eq!(format(&out_a).len(), 5, "one row emitted before the checkpoint: {out_a:?}");
+        op.on_barrier(&crate::message::Barrier::new(1), &mut out_a).expect("barrier");
+        let snapshot = op.snapshot().expect("snapshot").expect("stateful");
+        let mut state = Vec::new();
+        (snapshot.deferred.expect("held rows"))(&mut state).expect("write state");
+
+        let mut restored = SessionWindow::new(5 * S, 2, vec![0], &schema).expect("operator");
+        restored.restore(&snapshot.meta, Some(&mut state.as_slice())).expect("restore");
+        assert_eq!(restored.state_rows(), op.state_rows());
+        assert_eq!(restored.late_rows(), 1);
+
+        let expected = feed_b(&mut op);
+        let actual = feed_b(&mut restored);
+        assert_eq!(format(&actual), format(&expected));
+        assert_eq!(restored.late_rows(), op.late_rows());
+        assert_eq!(restored.late_rows(), 2);
+        assert_eq!(restored.state_rows(), 0);
+        assert_output(
+            &expected,
+            &[
+                "+----+---+--------+---------------------+---------------------+---------------------+",
+                "| op | k | name   | ts                  | window_start        | window_end          |",
+                "+----+---+--------+---------------------+---------------------+---------------------+",
+                "| +  | 2 | bb     | 1970-01-01T00:00:02 | 1970-01-01T00:00:02 | 1970-01-01T00:00:13 |",
+                "| +  | 2 | dd     | 1970-01-01T00:00:06 | 1970-01-01T00:00:02 | 1970-01-01T00:00:13 |",
+                "| +  | 2 | ff     | 1970-01-01T00:00:07 | 1970-01-01T00:00:02 | 1970-01-01T00:00:13 |",
+                "| +  | 2 | b2     | 1970-01-01T00:00:08 | 1970-01-01T00:00:02 | 1970-01-01T00:00:13 |",
+                "| +  | 1 | a      | 1970-01-01T00:00:06 | 1970-01-01T00:00:06 | 1970-01-01T00:00:21 |",
+                "| +  | 1 | bridge | 1970-01-01T00:00:10 | 1970-01-01T00:00:06 | 1970-01-01T00:00:21 |",
+                "| +  | 1 | c      | 1970-01-01T00:00:14 | 1970-01-01T00:00:06 | 1970-01-01T00:00:21 |",
+                "| +  | 1 | y      | 1970-01-01T00:00:16 | 1970-01-01T00:00:06 | 1970-01-01T00:00:21 |",
+                "| +  | 3 | new    | 1970-01-01T00:00:09 | 1970-01-01T00:00:09 | 1970-01-01T00:00:18 |",
+                "| +  | 3 | x      | 1970-01-01T00:00:13 | 1970-01-01T00:00:09 | 1970-01-01T00:00:18 |",
+                "| +  | 5 | g      | 1970-01-01T00:00:30 | 1970-01-01T00:00:30 | 1970-01-01T00:00:35 |",
+                "+----+---+--------+---------------------+---------------------+---------------------+",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_empty_operator_snapshots_and_restores() {
+        let input = rows(vec![1], vec![0]);
+        let mut op = SessionWindow::new(5 * S, 1, vec![0], &input.data.schema()).expect("operator");
+        let snapshot = op.snapshot().expect("snapshot").expect("stateful");
+        let mut state = Vec::new();
+        (snapshot.deferred.expect("held rows"))(&mut state).expect("write state");
+        let mut restored = SessionWindow::new(5 * S, 1, vec![0], &input.data.schema()).expect("operator");
+        restored.restore(&snapshot.meta, Some(&mut state.as_slice())).expect("restore");
+        let mut out = vec![];
+        restored.process_batch(0, input, &mut out).expect("process");
+        restored.on_watermark(5 * S, &mut out).expect("watermark");
+        assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_of_another_gap_or_a_truncated_one_is_refused() {
+        let input = rows(vec![1, 2], vec![0, 1]);
+        let mut op = SessionWindow::new(5 * S, 1, vec![0], &input.data.schema()).expect("operator");
+        op.process_batch(0, input.clone(), &mut vec![]).expect("process");
+        let snapshot = op.snapshot().expect("snapshot").expect("stateful");
+        let mut state = Vec::new();
+        (snapshot.deferred.expect("held rows"))(&mut state).expect("write state");
+        let mut other = SessionWindow::new(6 * S, 1, vec![0], &input.data.schema()).expect("operator");
+        assert!(other.restore(&snapshot.meta, Some(&mut state.as_slice())).is_err());
+        let mut same = SessionWindow::new(5 * S, 1, vec![0], &input.data.schema()).expect("operator");
+        let cut = &state[..state.len() - 3];
+        assert!(same.restore(&snapshot.meta, Some(&mut &cut[..])).is_err());
+        assert!(same.restore(&snapshot.meta, None).is_err());
     }
 
     #[test]

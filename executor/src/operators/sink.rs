@@ -5,12 +5,15 @@
 //! * `file` appends rows to a file as CSV or JSON lines, flushed at every barrier. Only
 //!   append-only queries can write to a file (the planner checks), since a file cannot take
 //!   back a row. Each subtask writes its own file: `path` for subtask 0, `path.N` for N > 0.
+//!   A new sink appends to whatever the file holds. At a checkpoint the sink records the
+//!   file's length; a sink restored from it truncates the file back to that length (the rows
+//!   after it are replayed), so a recovered job writes each row once.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 
-use super::Operator;
+use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::connectors::{check_known_options, OptionError};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, StreamBatch};
@@ -126,9 +129,38 @@ impl FileWriter {
     }
 
     fn flush(&mut self) -> ExecResult<()> {
-        self.out.flush().map_err(|e| ExecError::Connector(format!("writing sink file {}: {e}", self.path)))
+        self.out.flush().map_err(|e| self.error("writing", e))
+    }
+
+    fn error(&self, doing: &str, e: std::io::Error) -> ExecError {
+        ExecError::Connector(format!("{doing} sink file {}: {e}", self.path))
+    }
+
+    /// Flushes and returns the file's length: every row written so far is in the file.
+    fn flushed_len(&mut self) -> ExecResult<u64> {
+        self.flush()?;
+        self.out.get_ref().metadata().map(|m| m.len()).map_err(|e| self.error("reading the length of", e))
+    }
+
+    /// Cuts the file back to `len` bytes, the length at a checkpoint; writing goes on from
+    /// there (the file is opened for appending).
+    fn truncate(&mut self, len: u64) -> ExecResult<()> {
+        let now = self.flushed_len()?;
+        if now < len {
+            return Err(ExecError::Connector(format!(
+                "sink file {} has {now} bytes, fewer than the {len} it had at the checkpoint being restored: \
+                 it was changed outside Weir",
+                self.path
+            )));
+        }
+        if now > len {
+            self.out.get_ref().set_len(len).map_err(|e| self.error("truncating", e))?;
+        }
+        Ok(())
     }
 }
+
+const SNAPSHOT_VERSION: u8 = 1;
 
 impl Operator for Sink {
     fn name(&self) -> &'static str {
@@ -157,6 +189,49 @@ impl Operator for Sink {
             Some(writer) => writer.flush(),
             None => Ok(()),
         }
+    }
+
+    /// A file sink's position: `meta` is the format version, whether the CSV header is
+    /// written, the file's length (`u64`) and its path. The deferred part writes nothing: it
+    /// only syncs the file to disk, off the data path, before the checkpoint can commit.
+    /// A blackhole has no state.
+    fn snapshot(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+        let Some(writer) = &mut self.writer else { return Ok(None) };
+        let len = writer.flushed_len()?;
+        let mut meta = Vec::with_capacity(10 + writer.path.len());
+        meta.push(SNAPSHOT_VERSION);
+        meta.push(u8::from(writer.wrote_header));
+        meta.extend_from_slice(&len.to_le_bytes());
+        meta.extend_from_slice(writer.path.as_bytes());
+        let file = writer.out.get_ref().try_clone().map_err(|e| writer.error("opening", e))?;
+        let path = writer.path.clone();
+        let deferred: DeferredState = Box::new(move |_out: &mut dyn Write| {
+            file.sync_data().map_err(|e| ExecError::Connector(format!("syncing sink file {path}: {e}")))
+        });
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred) }))
+    }
+
+    fn restore(&mut self, meta: &[u8], _deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let Some(writer) = &mut self.writer else {
+            return Err(ExecError::Internal("a blackhole sink keeps no state to restore".into()));
+        };
+        let corrupt = || ExecError::Internal("Sink: the snapshot is corrupt".into());
+        let (&version, rest) = meta.split_first().ok_or_else(corrupt)?;
+        if version != SNAPSHOT_VERSION {
+            return Err(ExecError::Internal(format!("Sink: unknown snapshot version {version}")));
+        }
+        let (&wrote_header, rest) = rest.split_first().ok_or_else(corrupt)?;
+        let (len, path) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let path = std::str::from_utf8(path).map_err(|_| corrupt())?;
+        if path != writer.path {
+            return Err(ExecError::Connector(format!(
+                "the checkpoint has the sink writing to {path}, the sink is configured for {}",
+                writer.path
+            )));
+        }
+        writer.truncate(u64::from_le_bytes(*len))?;
+        writer.wrote_header = wrote_header != 0;
+        Ok(())
     }
 }
 
@@ -187,6 +262,147 @@ mod tests {
         sink.on_barrier(&Barrier::new(1), &mut vec![]).expect("flush");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text, "id,name\n1,a\n2,\n1,a\n2,\n");
+    }
+
+    fn file_config(path: &str, format: &str, header: bool) -> SinkConfig {
+        let options = BTreeMap::from([
+            ("path".to_string(), path.to_string()),
+            ("format".to_string(), format.to_string()),
+            ("header".to_string(), header.to_string()),
+        ]);
+        SinkConfig::parse("file", &options).expect("config")
+    }
+
+    fn numbers(from: i64, to: i64) -> StreamBatch {
+        let names: Vec<String> = (from..to).map(|i| format!("n{i}")).collect();
+        batch(
+            vec![
+                ("id", std::sync::Arc::new(Int64Array::from((from..to).collect::<Vec<_>>()))),
+                ("name", std::sync::Arc::new(StringArray::from(names))),
+            ],
+            None,
+        )
+    }
+
+    fn write(sink: &mut Sink, batch: StreamBatch) {
+        sink.process_batch(0, batch, &mut vec![]).expect("write");
+    }
+
+    fn barrier(sink: &mut Sink, epoch: u64) {
+        sink.on_barrier(&Barrier::new(epoch), &mut vec![]).expect("barrier");
+    }
+
+    /// What `snapshot` hands over, with its deferred part run (it writes nothing).
+    fn checkpoint(sink: &mut Sink, epoch: u64) -> Vec<u8> {
+        barrier(sink, epoch);
+        let snapshot = sink.snapshot().expect("snapshot").expect("a file sink has state");
+        let mut written = Vec::new();
+        if let Some(deferred) = snapshot.deferred {
+            deferred(&mut written).expect("sync");
+        }
+        assert!(written.is_empty());
+        snapshot.meta
+    }
+
+    /// Rows 0..10 in batches, with barriers between, into a file nobody interrupts.
+    fn uninterrupted(path: &str, config: &SinkConfig) -> String {
+        let mut sink = Sink::new(config, 0).expect("sink");
+        for (i, (from, to)) in [(0, 3), (3, 5), (5, 10)].into_iter().enumerate() {
+            write(&mut sink, numbers(from, to));
+            barrier(&mut sink, i as u64 + 1);
+        }
+        std::fs::read_to_string(path).expect("read")
+    }
+
+    #[test]
+    fn a_restored_file_sink_writes_each_row_once() {
+        for (format, header) in [("csv", true), ("csv", false), ("json", false)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let expected_path = dir.path().join("expected").display().to_string();
+            let expected = uninterrupted(&expected_path, &file_config(&expected_path, format, header));
+
+            let path = dir.path().join("out").display().to_string();
+            let config = file_config(&path, format, header);
+            let mut sink = Sink::new(&config, 0).expect("sink");
+            write(&mut sink, numbers(0, 3));
+            let meta = checkpoint(&mut sink, 1);
+            // Epoch 2 reaches the file but its checkpoint never completes; then a crash.
+            write(&mut sink, numbers(3, 5));
+            barrier(&mut sink, 2);
+            write(&mut sink, numbers(5, 6));
+            drop(sink);
+            assert!(std::fs::metadata(&path).expect("file").len() > 0);
+
+            let mut restored = Sink::new(&config, 0).expect("sink");
+            restored.restore(&meta, None).expect("restore");
+            // The replay after checkpoint 1.
+            write(&mut restored, numbers(3, 5));
+            barrier(&mut restored, 2);
+            write(&mut restored, numbers(5, 10));
+            barrier(&mut restored, 3);
+            let text = std::fs::read_to_string(&path).expect("read");
+            assert_eq!(text, expected, "format {format}, header {header}");
+        }
+    }
+
+    #[test]
+    fn a_sink_restored_to_an_empty_checkpoint_writes_the_header_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv").display().to_string();
+        let config = file_config(&path, "csv", true);
+        let mut sink = Sink::new(&config, 0).expect("sink");
+        let meta = checkpoint(&mut sink, 1);
+        write(&mut sink, numbers(0, 3));
+        barrier(&mut sink, 2);
+        drop(sink);
+
+        let mut restored = Sink::new(&config, 0).expect("sink");
+        restored.restore(&meta, Some(&mut &b""[..])).expect("restore");
+        for (i, (from, to)) in [(0, 3), (3, 5), (5, 10)].into_iter().enumerate() {
+            write(&mut restored, numbers(from, to));
+            barrier(&mut restored, i as u64 + 2);
+        }
+        let expected_path = dir.path().join("expected.csv").display().to_string();
+        let expected = uninterrupted(&expected_path, &file_config(&expected_path, "csv", true));
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), expected);
+    }
+
+    #[test]
+    fn a_new_sink_still_appends_to_an_existing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv").display().to_string();
+        std::fs::write(&path, "id,name\n").expect("existing file");
+        let mut sink = Sink::new(&file_config(&path, "csv", true), 0).expect("sink");
+        write(&mut sink, numbers(0, 1));
+        barrier(&mut sink, 1);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "id,name\n0,n0\n");
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_checkpoint_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv").display().to_string();
+        let config = file_config(&path, "csv", false);
+        let mut sink = Sink::new(&config, 0).expect("sink");
+        write(&mut sink, numbers(0, 3));
+        let meta = checkpoint(&mut sink, 1);
+        drop(sink);
+        std::fs::write(&path, "0,n0\n").expect("someone else's edit");
+        let mut restored = Sink::new(&config, 0).expect("sink");
+        let error = restored.restore(&meta, None).expect_err("shorter file");
+        assert!(error.to_string().contains("changed outside Weir"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "0,n0\n", "left as it was");
+
+        // Another subtask's file is not this one's checkpoint.
+        let mut other = Sink::new(&config, 1).expect("sink");
+        assert!(other.restore(&meta, None).is_err());
+    }
+
+    #[test]
+    fn a_blackhole_has_no_state() {
+        let mut sink = Sink::new(&SinkConfig::Blackhole, 0).expect("sink");
+        write(&mut sink, numbers(0, 3));
+        assert!(sink.snapshot().expect("snapshot").is_none());
     }
 
     #[test]
