@@ -19,8 +19,8 @@ use weir_storage::CheckpointStore;
 
 use super::{Actor, Command};
 use crate::checkpoint_protocol::{
-    choose_restore, Abandoned, AbandonReason, AckOutcome, CheckpointConfig, CheckpointMetadata,
-    CheckpointCoordinator, DeclineOutcome, Progress, StatePiece, StoredCheckpoint,
+    choose_restore, AbandonReason, Abandoned, AckOutcome, CheckpointConfig, CheckpointCoordinator,
+    CheckpointMetadata, DeclineOutcome, Progress, StatePiece, StoredCheckpoint,
 };
 use crate::error::ExecResult;
 use crate::message::Epoch;
@@ -116,9 +116,13 @@ pub(super) async fn load_recovery_point(
 }
 
 impl Actor {
-    /// Whether the next timer barrier should be a checkpoint.
+    /// Whether the next timer barrier should be a checkpoint: the interval has passed and
+    /// no checkpoint is still being written (one at a time, as Flink's default, so a slow
+    /// upload delays the next checkpoint instead of piling more onto the disk or network).
     pub(super) fn checkpoint_due(&self) -> bool {
-        self.config.checkpoints.as_ref().is_some_and(|c| self.last_checkpoint.elapsed() >= c.interval)
+        let Some(settings) = &self.config.checkpoints else { return false };
+        let busy = self.jobs.values().any(|j| j.coordinator.as_ref().is_some_and(|c| c.in_flight() > 0));
+        !busy && self.last_checkpoint.elapsed() >= settings.interval
     }
 
     /// Starts checkpoint `epoch` in every running job that takes checkpoints.
@@ -163,7 +167,9 @@ impl Actor {
             state.state_bytes = Some(piece.as_ref().map_or(0, |p| p.bytes));
         }
         let outcome = match self.jobs.get_mut(&task.job).and_then(|j| j.coordinator.as_mut()) {
-            Some(coordinator) => coordinator.acknowledge(epoch, task, piece.into_iter().collect(), source_offset, now_ms()),
+            Some(coordinator) => {
+                coordinator.acknowledge(epoch, task, piece.into_iter().collect(), source_offset, now_ms())
+            }
             None => AckOutcome::Ignored(crate::checkpoint_protocol::Ignored::UnknownCheckpoint),
         };
         match outcome {
@@ -181,8 +187,12 @@ impl Actor {
 
     pub(super) fn checkpoint_declined(&mut self, task: TaskId, epoch: Epoch, error: String) {
         warn!(%task, epoch, error = %error, "task could not write its checkpoint");
-        let Some(coordinator) = self.jobs.get_mut(&task.job).and_then(|j| j.coordinator.as_mut()) else { return };
-        if let DeclineOutcome::Abandoned { abandoned, progress } = coordinator.decline(epoch, task, error, now_ms()) {
+        let Some(coordinator) = self.jobs.get_mut(&task.job).and_then(|j| j.coordinator.as_mut()) else {
+            return;
+        };
+        if let DeclineOutcome::Abandoned { abandoned, progress } =
+            coordinator.decline(epoch, task, error, now_ms())
+        {
             self.checkpoints_abandoned(task.job, vec![abandoned]);
             self.checkpoints_committed(task.job, progress);
         }
@@ -318,7 +328,8 @@ impl Actor {
     fn prune_history(&mut self) {
         let jobs: Vec<u64> = self.history.keys().map(|(j, _)| *j).collect();
         for job in jobs {
-            let epochs: Vec<Epoch> = self.history.keys().filter(|(j, _)| *j == job).map(|(_, e)| *e).collect();
+            let epochs: Vec<Epoch> =
+                self.history.keys().filter(|(j, _)| *j == job).map(|(_, e)| *e).collect();
             for epoch in epochs.iter().take(epochs.len().saturating_sub(HISTORY_PER_JOB)) {
                 self.history.remove(&(job, *epoch));
             }

@@ -154,9 +154,9 @@ impl Chain {
     fn restore(&mut self, input: &mut dyn std::io::Read) -> ExecResult<()> {
         let mut ops: Vec<&mut dyn Operator> = self.ops().collect();
         read_task_snapshot(input, |index, meta, state| {
-            let op = ops
-                .get_mut(index as usize)
-                .ok_or_else(|| ExecError::Internal(format!("snapshot of operator {index}, not in the chain")))?;
+            let op = ops.get_mut(index as usize).ok_or_else(|| {
+                ExecError::Internal(format!("snapshot of operator {index}, not in the chain"))
+            })?;
             op.restore(meta, state).map_err(|e| e.in_operator(op.name(), 0))
         })
     }

@@ -140,8 +140,9 @@ pub fn parse_duration(key: &str, text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 =
-        number.parse().map_err(|_| format!("{key}: \"{text}\" is not a duration like \"500ms\" or \"1s\""))?;
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{key}: \"{text}\" is not a duration like \"500ms\" or \"1s\""))?;
     let millis = match unit.trim() {
         "" | "ms" => Some(value),
         "s" => value.checked_mul(1000),
@@ -201,12 +202,20 @@ impl Config {
         let backend = match file.state.backend.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("memory") => StateBackendKind::Memory,
             Some("rocksdb") => StateBackendKind::RocksDb,
-            Some(other) => return Err(format!("state.backend must be \"memory\" or \"rocksdb\", not \"{other}\"")),
+            Some(other) => {
+                return Err(format!("state.backend must be \"memory\" or \"rocksdb\", not \"{other}\""))
+            }
         };
         let state = StateConfig {
             backend,
-            block_cache_bytes: file.state.block_cache_mb.map_or(defaults.state.block_cache_bytes, |mb| mb << 20),
-            write_buffer_bytes: file.state.write_buffer_mb.map_or(defaults.state.write_buffer_bytes, |mb| mb << 20),
+            block_cache_bytes: file
+                .state
+                .block_cache_mb
+                .map_or(defaults.state.block_cache_bytes, |mb| mb << 20),
+            write_buffer_bytes: file
+                .state
+                .write_buffer_mb
+                .map_or(defaults.state.write_buffer_bytes, |mb| mb << 20),
             cache_groups: match (file.state.cache_groups, backend) {
                 (Some(0), _) => return Err("state.cache_groups must be at least 1".into()),
                 (Some(n), _) => n,
@@ -226,7 +235,10 @@ impl Config {
                 }
                 Some(CheckpointConfig {
                     interval,
-                    dir: file.checkpoint.dir.unwrap_or_else(|| data_dir.join("checkpoints").display().to_string()),
+                    dir: file
+                        .checkpoint
+                        .dir
+                        .unwrap_or_else(|| data_dir.join("checkpoints").display().to_string()),
                     retained: file.checkpoint.retained.unwrap_or(2).max(1),
                     timeout: match file.checkpoint.timeout {
                         Some(text) => parse_duration("checkpoint.timeout", &text)?,

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::{error, info};
+use weir_executor::checkpoint_protocol::CheckpointConfig as CheckpointProtocol;
 use weir_executor::data_plane::LocalDataPlane;
 use weir_executor::job_graph::JobGraph;
-use weir_executor::checkpoint_protocol::CheckpointConfig as CheckpointProtocol;
 use weir_executor::job_manager::CheckpointSettings;
 use weir_executor::task_manager::StateServices;
 use weir_executor::{JobManager, JobManagerConfig, LocalTaskManager, TaskManager};
-use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, RocksDbStateBackend, RocksDbStateOptions};
+use weir_storage::keyed_state::{
+    InMemoryStateBackend, KeyedStateBackend, RocksDbStateBackend, RocksDbStateOptions,
+};
 use weir_storage::{CheckpointStore, Store, ViewStateStore};
 
 use crate::config::{Config, StateBackendKind};
@@ -58,15 +60,17 @@ pub fn start(
     let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
     let task_managers: Vec<Arc<dyn TaskManager>> = (0..LOCAL_TASK_MANAGERS)
         .map(|id| {
-            Arc::new(LocalTaskManager::new(
-                id,
-                slots,
-                store.clone(),
-                view_states.clone(),
-                data_plane.clone(),
-                events_tx.clone(),
-            )
-            .with_state(state.clone())) as Arc<dyn TaskManager>
+            Arc::new(
+                LocalTaskManager::new(
+                    id,
+                    slots,
+                    store.clone(),
+                    view_states.clone(),
+                    data_plane.clone(),
+                    events_tx.clone(),
+                )
+                .with_state(state.clone()),
+            ) as Arc<dyn TaskManager>
         })
         .collect();
     let checkpoints = match (&config.checkpoint, state.checkpoints) {

@@ -15,7 +15,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session};
@@ -171,7 +173,11 @@ impl SystemTable {
             Kind::Checkpoints => vec![
                 text("job"),
                 bigint("epoch", false),
-                Field::new("started", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false),
+                Field::new(
+                    "started",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                    false,
+                ),
                 Field::new("duration", DataType::Float64, true),
                 bigint("bytes", false),
                 text("status"),
@@ -242,7 +248,9 @@ impl SystemTable {
                         TimestampMicrosecondArray::from_iter_values(rows.iter().map(|c| micros(c.started)))
                             .with_timezone("+00:00"),
                     ),
-                    Arc::new(Float64Array::from_iter(rows.iter().map(|c| c.duration.map(|d| d.as_secs_f64())))),
+                    Arc::new(Float64Array::from_iter(
+                        rows.iter().map(|c| c.duration.map(|d| d.as_secs_f64())),
+                    )),
                     Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.bytes as i64))),
                     Arc::new(StringArray::from_iter_values(rows.iter().map(|c| c.status))),
                     Arc::new(StringArray::from_iter(rows.iter().map(|c| c.failure.as_deref()))),

@@ -138,8 +138,12 @@ impl HashAggregate {
         if !p.backend_has_more {
             return Ok(());
         }
-        let missing: Vec<usize> =
-            keys.iter().enumerate().filter(|(_, k)| !self.slots.contains_key(k.as_ref())).map(|(i, _)| i).collect();
+        let missing: Vec<usize> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !self.slots.contains_key(k.as_ref()))
+            .map(|(i, _)| i)
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -249,7 +253,11 @@ impl HashAggregate {
         for slot in victims {
             self.free_slot_evicted(slot);
         }
-        tracing::debug!(evicted = excess, kept = self.slots.len(), "aggregate groups evicted to the state backend");
+        tracing::debug!(
+            evicted = excess,
+            kept = self.slots.len(),
+            "aggregate groups evicted to the state backend"
+        );
     }
 
     /// The key group of each slot's group: the hash of its group columns, as routed.
@@ -279,7 +287,11 @@ impl HashAggregate {
         Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred) }))
     }
 
-    pub(super) fn restore_state(&mut self, mut meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+    pub(super) fn restore_state(
+        &mut self,
+        mut meta: &[u8],
+        deferred: Option<&mut dyn Read>,
+    ) -> ExecResult<()> {
         let Some(p) = &mut self.persistence else {
             return Err(ExecError::Internal("HashAggregate: a restore without a state backend".into()));
         };

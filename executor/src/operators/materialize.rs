@@ -102,7 +102,8 @@ impl Operator for Materialize {
     }
 
     fn restore(&mut self, _meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
-        let input = deferred.ok_or_else(|| ExecError::Internal("Materialize: snapshot without rows".into()))?;
+        let input =
+            deferred.ok_or_else(|| ExecError::Internal("Materialize: snapshot without rows".into()))?;
         self.rows = read_rows(input).map_err(io)?;
         Ok(())
     }

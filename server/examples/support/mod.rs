@@ -23,6 +23,7 @@ pub async fn start(
             ..Default::default()
         },
     )?;
+    apply_state_settings(&mut config)?;
     adjust(&mut config);
     tokio::spawn(async move {
         if let Err(e) = weir_server::serve(config).await {
@@ -40,4 +41,35 @@ pub async fn start(
         }
     };
     Ok(BenchServer { _dir: dir, client })
+}
+
+/// `WEIR_BENCH_CHECKPOINT` (`off`, or an interval such as `1s`; default: Weir's default) and
+/// `WEIR_BENCH_STATE` (`memory` or `rocksdb`) choose how a benchmark's server keeps state.
+fn apply_state_settings(config: &mut weir_server::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+    if let Ok(interval) = std::env::var("WEIR_BENCH_CHECKPOINT") {
+        match interval.as_str() {
+            "off" => config.checkpoint = None,
+            text => {
+                let interval = weir_server::config::parse_duration("WEIR_BENCH_CHECKPOINT", text)?;
+                if let Some(checkpoint) = &mut config.checkpoint {
+                    checkpoint.interval = interval;
+                }
+            }
+        }
+    }
+    if let Ok(backend) = std::env::var("WEIR_BENCH_STATE") {
+        config.state.backend = match backend.as_str() {
+            "rocksdb" => weir_server::config::StateBackendKind::RocksDb,
+            _ => weir_server::config::StateBackendKind::Memory,
+        };
+        if config.state.backend == weir_server::config::StateBackendKind::RocksDb {
+            config.state.cache_groups = weir_server::config::DEFAULT_ROCKSDB_CACHE_GROUPS;
+        }
+    }
+    eprintln!(
+        "state backend {:?}, checkpoints {}",
+        config.state.backend,
+        config.checkpoint.as_ref().map_or("off".to_string(), |c| format!("every {:?}", c.interval))
+    );
+    Ok(())
 }

@@ -18,7 +18,10 @@ pub async fn run(cx: &Context<'_>) -> SqlResult<Outcome> {
 pub async fn inject_failure(cx: &Context<'_>, name: &ObjectName) -> SqlResult<Outcome> {
     let (schema, relation) = split_name(name)?;
     let store = &cx.engine.store;
-    let id = store.view(&schema, &relation).map(|v| v.id()).or_else(|| store.sink(&schema, &relation).map(|s| s.id));
+    let id = store
+        .view(&schema, &relation)
+        .map(|v| v.id())
+        .or_else(|| store.sink(&schema, &relation).map(|s| s.id));
     let Some(id) = id else {
         return Err(SqlError::new(
             sqlstate::UNDEFINED_TABLE,
