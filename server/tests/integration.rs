@@ -8,6 +8,7 @@
 //! whose name contains it.
 
 mod clients;
+mod recovery;
 mod slt;
 mod support;
 
@@ -42,6 +43,12 @@ fn main() {
         }),
         ("streaming::window_state_stays_bounded_on_a_long_stream", || {
             Box::pin(clients::window_state_stays_bounded_on_a_long_stream())
+        }),
+        ("recovery::kill_9_at_random_moments_is_exactly_once", || {
+            Box::pin(recovery::kill_9_at_random_moments_is_exactly_once())
+        }),
+        ("recovery::injected_failures_recover_exactly_once", || {
+            Box::pin(recovery::injected_failures_recover_exactly_once())
         }),
         ("sources::on_error_fail_reports_the_row", || Box::pin(clients::on_error_fail_reports_the_row())),
         ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
