@@ -12,6 +12,7 @@
 //! A failed job is restarted after a backoff that doubles with every failure, from its
 //! latest committed checkpoint (or from scratch when it has none).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
@@ -116,25 +117,29 @@ pub(super) async fn load_recovery_point(
 }
 
 impl Actor {
-    /// Whether the next timer barrier should be a checkpoint: the interval has passed and
-    /// no checkpoint is still being written (one at a time, as Flink's default, so a slow
-    /// upload delays the next checkpoint instead of piling more onto the disk or network).
+    /// Whether the next timer barrier should be a checkpoint.
     pub(super) fn checkpoint_due(&self) -> bool {
-        let Some(settings) = &self.config.checkpoints else { return false };
-        let busy = self.jobs.values().any(|j| j.coordinator.as_ref().is_some_and(|c| c.in_flight() > 0));
-        !busy && self.last_checkpoint.elapsed() >= settings.interval
+        self.config.checkpoints.as_ref().is_some_and(|c| self.last_checkpoint.elapsed() >= c.interval)
     }
 
-    /// Starts checkpoint `epoch` in every running job that takes checkpoints.
-    pub(super) fn trigger_checkpoints(&mut self, epoch: Epoch) {
+    /// Starts checkpoint `epoch` in every running job that takes checkpoints and is not still
+    /// writing its previous one (one at a time per job, as Flink's default: a slow upload
+    /// delays that job's next checkpoint instead of piling more onto the disk or network,
+    /// and does not hold back the other jobs). Returns the jobs it started in.
+    pub(super) fn trigger_checkpoints(&mut self, epoch: Epoch) -> BTreeSet<u64> {
         let started = now_ms();
+        let mut triggered = BTreeSet::new();
         for (id, job) in self.jobs.iter_mut() {
             if !job.running() || job.first_epoch > epoch {
                 continue;
             }
             let Some(coordinator) = job.coordinator.as_mut() else { continue };
+            if coordinator.in_flight() > 0 {
+                continue;
+            }
             match coordinator.trigger(epoch, job.tasks.keys().copied(), started) {
                 Ok(()) => {
+                    triggered.insert(*id);
                     self.history.insert(
                         (*id, epoch),
                         CheckpointRecord {
@@ -153,6 +158,7 @@ impl Actor {
             }
         }
         self.prune_history();
+        triggered
     }
 
     pub(super) fn checkpoint_acknowledged(

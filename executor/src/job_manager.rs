@@ -409,17 +409,19 @@ impl Actor {
     fn inject_barrier(&mut self, mutation: Option<Arc<Mutation>>, checkpoint: bool) {
         self.injected += 1;
         let epoch = self.injected;
-        if checkpoint {
-            self.last_checkpoint = std::time::Instant::now();
-            self.trigger_checkpoints(epoch);
-        }
+        let checkpointing = match checkpoint {
+            true => {
+                self.last_checkpoint = std::time::Instant::now();
+                self.trigger_checkpoints(epoch)
+            }
+            false => Default::default(),
+        };
         let mut failed = Vec::new();
         for (id, job) in &self.jobs {
             if !job.running() || job.first_epoch > epoch {
                 continue;
             }
-            let barrier =
-                Barrier { checkpoint: checkpoint && job.coordinator.is_some(), ..Barrier::new(epoch) };
+            let barrier = Barrier { checkpoint: checkpointing.contains(id), ..Barrier::new(epoch) };
             let barrier = Barrier { mutation: mutation.clone(), ..barrier };
             for source in &job.sources {
                 let tm = job.tasks.get(source).map(|t| t.tm).unwrap_or(0);

@@ -360,12 +360,14 @@ impl Task {
     /// Snapshots the chain at a checkpoint barrier: the cheap part here, on the data path;
     /// writing it to the store runs on its own and acknowledges to the JobManager when done.
     fn checkpoint(&mut self, barrier: &Barrier) -> ExecResult<()> {
-        let sections = self.chain.snapshot()?;
-        let source_offset = barrier.source_offset.as_deref().cloned();
-        let (task, epoch, events) = (self.id, barrier.epoch, self.events.clone());
+        // A job that takes no checkpoints can still see checkpoint barriers of the views it
+        // reads.
         let Some(store) = self.checkpoints.clone() else {
             return Ok(());
         };
+        let sections = self.chain.snapshot()?;
+        let source_offset = barrier.source_offset.as_deref().cloned();
+        let (task, epoch, events) = (self.id, barrier.epoch, self.events.clone());
         if sections.is_empty() {
             let _ = events.send(TaskEvent::Checkpointed { task, epoch, piece: None, source_offset });
             return Ok(());

@@ -66,7 +66,8 @@ pub struct TaskRestore {
 pub struct StateServices {
     /// Keyed operator state (memory or RocksDB), one per TaskManager.
     pub backend: Arc<dyn KeyedStateBackend>,
-    /// Groups a keyed operator keeps in memory before it evicts clean ones to the backend.
+    /// Groups a keyed operator keeps in memory before it evicts clean ones to the backend;
+    /// `usize::MAX` keeps them all in memory (and out of the backend).
     pub cache_groups: usize,
     /// The checkpoint store; `None` when checkpoints are off.
     pub checkpoints: Option<CheckpointStore>,
@@ -190,7 +191,9 @@ impl LocalTaskManager {
                         operator: ((desc.id.subtask as u32) << 16) | index as u32,
                     };
                     let mut op = HashAggregate::new(spec, schema.clone())?;
-                    if desc.checkpointed || self.state.cache_groups != usize::MAX {
+                    // Groups go to the backend only when they may outgrow memory; otherwise
+                    // checkpoints encode them straight from memory.
+                    if self.state.cache_groups != usize::MAX {
                         if desc.restore.as_ref().and_then(|r| r.piece.as_ref()).is_none() {
                             // What an earlier run of this task left behind is not its state.
                             self.state.backend.drop_namespace(namespace)?;
@@ -294,9 +297,13 @@ impl TaskManager for LocalTaskManager {
             }
             let reader = tokio::spawn(
                 async move {
-                    if let Err(e) = source.run().await {
-                        tracing::error!(error = %e, "table source failed");
-                        let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+                    match source.run().await {
+                        Err(ExecError::ChannelClosed(_)) => tracing::debug!("table source output closed"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "table source failed");
+                            let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+                        }
+                        Ok(()) => {}
                     }
                 }
                 .instrument(span),
@@ -329,9 +336,14 @@ impl TaskManager for LocalTaskManager {
                 let _entered = span.enter();
                 // The failure is reported while the source still holds its barrier channel, so
                 // the JobManager hears the reason before it finds the channel closed.
-                if let Err(e) = source.run_blocking() {
-                    tracing::error!(error = %e, "source failed");
-                    let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+                match source.run_blocking() {
+                    // Its task has stopped; the task reports why (or its job was stopped).
+                    Err(ExecError::ChannelClosed(_)) => tracing::debug!("source output closed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "source failed");
+                        let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+                    }
+                    Ok(()) => {}
                 }
                 drop(source);
             });
@@ -383,6 +395,10 @@ impl TaskManager for LocalTaskManager {
                     }
                 }
             }
+        }
+        // Its state is in its checkpoints; a restarted job restores or rebuilds it.
+        if let Err(e) = self.state.backend.drop_job(job) {
+            tracing::warn!(job, error = %e, "could not drop the state of a stopped job");
         }
     }
 }

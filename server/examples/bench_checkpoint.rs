@@ -29,11 +29,19 @@ fn weir_binary() -> Result<PathBuf, String> {
     let binary = dir.join("weir");
     match binary.exists() {
         true => Ok(binary),
-        false => Err(format!("{} not found: build it with `cargo build --release -p weir-server`", binary.display())),
+        false => Err(format!(
+            "{} not found: build it with `cargo build --release -p weir-server`",
+            binary.display()
+        )),
     }
 }
 
-fn start(config: &Path, data_dir: &Path, port: u16, log: &Path) -> Result<Server, Box<dyn std::error::Error>> {
+fn start(
+    config: &Path,
+    data_dir: &Path,
+    port: u16,
+    log: &Path,
+) -> Result<Server, Box<dyn std::error::Error>> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let child = Command::new(weir_binary()?)
         .args(["--config", &config.display().to_string(), "--listen", &format!("127.0.0.1:{port}")])
@@ -92,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                fields.payload.length = '{payload}');
              SET streaming_parallelism = 2;
              CREATE MATERIALIZED VIEW totals AS
-               SELECT count(*) AS groups, sum(n) AS rows_, max(p) AS top
+               SELECT count(*) AS groups, sum(n) AS rows_, sum(length(p)) AS payload_bytes
                FROM (SELECT k, count(*) AS n, max(payload) AS p FROM keys GROUP BY k) g;"
         ))
         .await?;

@@ -743,3 +743,75 @@ pub async fn on_error_fail_reports_the_row() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Keyed state larger than the memory it may use: an aggregate over 400,000 keys keeps at
+/// most `cache_groups` of them in memory and the rest in RocksDB (4 MB block cache), takes
+/// checkpoints of all of them, survives kill -9 in the middle, and ends exactly right.
+pub async fn rocksdb_state_outgrows_memory_and_survives_kill_9() -> Result<(), String> {
+    const KEYS: i64 = 400_000;
+    const ROWS: i64 = 600_000;
+    const CACHE: i64 = 20_000;
+    let dir = tempfile::tempdir().map_err(show)?;
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[state]\nbackend = \"rocksdb\"\nblock_cache_mb = 4\nwrite_buffer_mb = 4\ncache_groups = {CACHE}\n\
+             [checkpoint]\ninterval = \"500ms\"\n[streaming]\nbarrier_interval_ms = 100\n"
+        ),
+    )
+    .map_err(show)?;
+    let mut server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE keys (k BIGINT) WITH (connector = 'datagen', datagen.rows.per.second = '200000',
+               fields.k.kind = 'sequence', fields.k.start = '1', fields.k.end = '{ROWS}');
+             SET streaming_parallelism = 2;
+             CREATE MATERIALIZED VIEW totals AS
+               SELECT count(*) AS groups, sum(n) AS rows_, max(n) AS most
+               FROM (SELECT k % {KEYS} AS key, count(*) AS n FROM keys GROUP BY k % {KEYS}) g;"
+        ))
+        .await
+        .map_err(show)?;
+    let in_memory = "SELECT coalesce(max(state_rows), 0) FROM weir_catalog.tasks \
+                     WHERE job = 'totals' AND vertex = 1";
+    let progress = "SELECT coalesce((SELECT groups FROM totals), 0)";
+    let finished = "SELECT count(*) FILTER (WHERE status = 'finished') = count(*) FROM weir_catalog.sources \
+                    WHERE job = 'totals'";
+    let mut peak = 0i64;
+    let mut killed = false;
+    let started = std::time::Instant::now();
+    let mut client = client;
+    loop {
+        if started.elapsed() > Duration::from_secs(240) {
+            return Err(format!("the source did not finish in 240 s; log:\n{}", server.log()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(row) = client.query_one(in_memory, &[]).await else { continue };
+        peak = peak.max(row.get::<_, i64>(0));
+        let groups: i64 = client.query_one(progress, &[]).await.map_err(show)?.get(0);
+        if !killed && groups > KEYS / 3 {
+            // A checkpoint of state mostly in RocksDB, then kill -9 in the middle of the stream.
+            server.restart();
+            client = server.connect().await;
+            killed = true;
+            continue;
+        }
+        if killed && client.query_one(finished, &[]).await.map_err(show)?.get::<_, bool>(0) {
+            break;
+        }
+    }
+    client.batch_execute("FLUSH").await.map_err(show)?;
+    let row = client.query_one("SELECT groups, rows_, most FROM totals", &[]).await.map_err(show)?;
+    let result: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    check(result == (KEYS, ROWS, 2), format!("totals {result:?}, expected ({KEYS}, {ROWS}, 2)"))?;
+    // Between barriers the groups an epoch touches are added; evictions bring memory back
+    // to three quarters of the cache at each barrier.
+    check(
+        peak > 0 && peak <= 2 * CACHE,
+        format!("{peak} groups in one task's memory (cache {CACHE}, {KEYS} groups in all)"),
+    )?;
+    check(server.log().contains("recovering from checkpoint"), "the restart did not restore a checkpoint")
+}

@@ -47,6 +47,9 @@ fn main() {
         ("recovery::kill_9_at_random_moments_is_exactly_once", || {
             Box::pin(recovery::kill_9_at_random_moments_is_exactly_once())
         }),
+        ("recovery::rocksdb_state_outgrows_memory_and_survives_kill_9", || {
+            Box::pin(clients::rocksdb_state_outgrows_memory_and_survives_kill_9())
+        }),
         ("recovery::injected_failures_recover_exactly_once", || {
             Box::pin(recovery::injected_failures_recover_exactly_once())
         }),

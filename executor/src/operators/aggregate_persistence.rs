@@ -54,8 +54,10 @@ pub(super) struct Persistence {
     deleted: Vec<(u16, Arc<[u8]>)>,
     /// Groups may be in the backend and not in memory (after a restore or an eviction).
     backend_has_more: bool,
-    /// Without windows or a global group, clean groups may leave memory.
-    evictable: bool,
+    /// The flush count when each slot was last updated: eviction frees the least recently
+    /// updated groups, so a hot group stays in memory.
+    touched: Vec<u64>,
+    flushes: u64,
 }
 
 fn corrupt(what: &str) -> ExecError {
@@ -83,9 +85,14 @@ fn take_i64(input: &mut &[u8]) -> ExecResult<i64> {
 }
 
 impl HashAggregate {
-    /// Keeps the groups in `state` too (for checkpoints, and beyond memory).
+    /// Keeps the groups in `state` too, when they may outgrow memory: an aggregate without
+    /// windows. Windowed and global aggregates keep every group in memory (the watermark
+    /// bounds them) and checkpoint them directly (see [`Self::snapshot_in_memory`]), which
+    /// costs far less than writing every changed group to a backend at every barrier.
     pub fn with_state(mut self, state: KeyedState) -> Self {
-        let evictable = self.window.is_none() && !self.global;
+        if self.window.is_some() || self.global {
+            return self;
+        }
         self.persistence = Some(Persistence {
             state,
             unflushed: vec![],
@@ -93,13 +100,10 @@ impl HashAggregate {
             persisted: vec![],
             deleted: vec![],
             backend_has_more: false,
-            evictable,
+            touched: vec![],
+            flushes: 0,
         });
         self.persistence_resize(self.keys.len());
-        if self.global {
-            // The global group's first row is emitted even without input: it must be stored.
-            self.mark_unflushed(0);
-        }
         self
     }
 
@@ -108,6 +112,7 @@ impl HashAggregate {
         if let Some(p) = &mut self.persistence {
             p.is_unflushed.resize(slots, false);
             p.persisted.resize(slots, None);
+            p.touched.resize(slots, 0);
         }
     }
 
@@ -115,6 +120,7 @@ impl HashAggregate {
         if let Some(p) = &mut self.persistence {
             if !p.is_unflushed[slot as usize] {
                 p.is_unflushed[slot as usize] = true;
+                p.touched[slot as usize] = p.flushes;
                 p.unflushed.push(slot);
             }
         }
@@ -206,6 +212,7 @@ impl HashAggregate {
     /// one batch, then evicts clean groups beyond the cache size.
     pub(super) fn flush(&mut self) -> ExecResult<()> {
         let Some(p) = &mut self.persistence else { return Ok(()) };
+        p.flushes += 1;
         let unflushed = std::mem::take(&mut p.unflushed);
         let deleted = std::mem::take(&mut p.deleted);
         let mut batch = StateWriteBatch::default();
@@ -237,20 +244,24 @@ impl HashAggregate {
         if !batch.is_empty() {
             p.state.backend.write(p.state.namespace, batch)?;
         }
-        if p.evictable && self.slots.len() > p.state.cache_groups {
+        if self.slots.len() > p.state.cache_groups {
             self.evict();
         }
         Ok(())
     }
 
-    /// Frees clean groups (all are, right after a flush) down to three quarters of the cache.
+    /// Frees clean groups (all are, right after a flush) down to three quarters of the cache,
+    /// least recently updated first.
     fn evict(&mut self) {
         let Some(p) = &mut self.persistence else { return };
         let target = p.state.cache_groups / 4 * 3;
         p.backend_has_more = true;
         let excess = self.slots.len().saturating_sub(target);
-        let victims: Vec<u32> = self.slots.values().copied().take(excess).collect();
-        for slot in victims {
+        let mut by_age: Vec<(u64, u32)> = self.slots.values().map(|&s| (p.touched[s as usize], s)).collect();
+        if excess < by_age.len() {
+            by_age.select_nth_unstable(excess);
+        }
+        for &(_, slot) in by_age.iter().take(excess) {
             self.free_slot_evicted(slot);
         }
         tracing::debug!(
@@ -273,13 +284,12 @@ impl HashAggregate {
         Ok(key_groups(&StreamBatch::inserts(batch), &all)?.into_iter().map(|g| g as u16).collect())
     }
 
-    /// The checkpoint's share: the backend already holds the barrier's state.
+    /// The checkpoint's share: the backend already holds the barrier's state; without a
+    /// backend, the groups are encoded from memory.
     pub(super) fn snapshot_state(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
-        let Some(p) = &self.persistence else { return Ok(None) };
+        let Some(p) = &self.persistence else { return Ok(Some(self.snapshot_in_memory())) };
         let handle = p.state.backend.snapshot_handle(p.state.namespace, 0..MAX_KEY_GROUPS)?;
-        let mut meta = Vec::with_capacity(16);
-        meta.extend_from_slice(&self.watermark.to_le_bytes());
-        meta.extend_from_slice(&self.late_rows.to_le_bytes());
+        let meta = self.snapshot_meta();
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
             handle.write_to(out)?;
             Ok(())
@@ -292,31 +302,69 @@ impl HashAggregate {
         mut meta: &[u8],
         deferred: Option<&mut dyn Read>,
     ) -> ExecResult<()> {
-        let Some(p) = &mut self.persistence else {
-            return Err(ExecError::Internal("HashAggregate: a restore without a state backend".into()));
-        };
+        let Some(p) = &mut self.persistence else { return self.restore_in_memory(meta, deferred) };
         let input = deferred.ok_or_else(|| corrupt("no groups in the snapshot"))?;
         p.state.backend.restore(p.state.namespace, input)?;
+        // Groups come back into memory as rows for them arrive.
         p.backend_has_more = true;
-        let evictable = p.evictable;
-        let (backend, namespace) = (Arc::clone(&p.state.backend), p.state.namespace);
         self.watermark = take_i64(&mut meta)?;
         self.late_rows = take_i64(&mut meta)? as u64;
-        if evictable {
-            return Ok(()); // groups come back into memory as rows for them arrive
+        Ok(())
+    }
+
+    /// The operator's meta: its watermark and late-row count.
+    fn snapshot_meta(&self) -> Vec<u8> {
+        let mut meta = Vec::with_capacity(16);
+        meta.extend_from_slice(&self.watermark.to_le_bytes());
+        meta.extend_from_slice(&self.late_rows.to_le_bytes());
+        meta
+    }
+
+    /// Encodes every group now, on the data path (one pass over the groups, which the
+    /// watermark keeps few), and hands the bytes to the upload: (`u32` key length, key,
+    /// `u32` value length, value)..., then `u32::MAX`.
+    fn snapshot_in_memory(&self) -> OperatorSnapshot {
+        let mut groups = Vec::new();
+        let mut value = Vec::new();
+        for (key, &slot) in &self.slots {
+            value.clear();
+            self.encode_group(slot as usize, &mut value);
+            groups.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            groups.extend_from_slice(key);
+            groups.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            groups.extend_from_slice(&value);
         }
-        let mut stored = Vec::new();
-        backend.scan(namespace, 0..MAX_KEY_GROUPS, &[], &mut |group, key, value| {
-            stored.push((group, key.to_vec(), value.to_vec()));
-            true
-        })?;
-        let mut loaded = Vec::with_capacity(stored.len());
-        for (group, key, value) in stored {
-            loaded.push(self.load_group(&key, group, &value)?);
+        groups.extend_from_slice(&u32::MAX.to_le_bytes());
+        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
+            out.write_all(&groups).map_err(|e| ExecError::Internal(format!("HashAggregate state: {e}")))
+        });
+        OperatorSnapshot { meta: self.snapshot_meta(), deferred: Some(deferred) }
+    }
+
+    fn restore_in_memory(&mut self, mut meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let input = deferred.ok_or_else(|| corrupt("no groups in the snapshot"))?;
+        let mut input = std::io::BufReader::new(input);
+        let read = |input: &mut std::io::BufReader<&mut dyn Read>, buf: &mut Vec<u8>| -> ExecResult<bool> {
+            let mut len = [0u8; 4];
+            input.read_exact(&mut len).map_err(|e| corrupt(&e.to_string()))?;
+            let len = u32::from_le_bytes(len);
+            if len == u32::MAX {
+                return Ok(false);
+            }
+            buf.resize(len as usize, 0);
+            input.read_exact(buf).map_err(|e| corrupt(&e.to_string()))?;
+            Ok(true)
+        };
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        let mut loaded = Vec::new();
+        while read(&mut input, &mut key)? {
+            if !read(&mut input, &mut value)? {
+                return Err(corrupt("a group without its value"));
+            }
+            loaded.push(self.load_group(&key, 0, &value)?);
         }
-        if let Some(p) = &mut self.persistence {
-            p.backend_has_more = false;
-        }
+        self.watermark = take_i64(&mut meta)?;
+        self.late_rows = take_i64(&mut meta)? as u64;
         self.reindex_open_windows(&loaded)
     }
 
