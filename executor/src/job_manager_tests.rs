@@ -29,6 +29,12 @@ fn fixture() -> Fixture {
 
 /// `task_managers` in-process TaskManagers with `slots` slots each.
 fn fixture_with(task_managers: usize, slots: usize) -> Fixture {
+    fixture_full(task_managers, slots, false)
+}
+
+/// With `checkpoints`, a checkpoint every 100 ms into a store in the fixture's directory,
+/// and restarts after 50 ms.
+fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let table = store
@@ -48,6 +54,16 @@ fn fixture_with(task_managers: usize, slots: usize) -> Fixture {
     let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
     let plane = Arc::new(LocalDataPlane::new());
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let store_dir = dir.path().join("checkpoints");
+    let settings = checkpoints.then(|| CheckpointSettings {
+        store: weir_storage::CheckpointStore::open(&store_dir.display().to_string()).unwrap(),
+        interval: Duration::from_millis(100),
+        protocol: Default::default(),
+    });
+    let state = crate::task_manager::StateServices {
+        checkpoints: settings.as_ref().map(|s| s.store.clone()),
+        ..Default::default()
+    };
     let tms: Vec<Arc<dyn TaskManager>> = (0..task_managers)
         .map(|id| {
             Arc::new(LocalTaskManager::new(
@@ -57,12 +73,15 @@ fn fixture_with(task_managers: usize, slots: usize) -> Fixture {
                 states.clone(),
                 plane.clone(),
                 events_tx.clone(),
-            )) as Arc<dyn TaskManager>
+            )
+            .with_state(state.clone())) as Arc<dyn TaskManager>
         })
         .collect();
     let config = JobManagerConfig {
         barrier_interval: Duration::from_millis(50),
         max_epochs_in_flight: 8,
+        checkpoints: settings,
+        restart_backoff: Duration::from_millis(50),
         ..JobManagerConfig::default()
     };
     let jobs = JobManager::start(config, tms, plane, states.clone(), events_rx);
@@ -302,4 +321,55 @@ async fn subtasks_spread_over_taskmanagers_and_agree_with_one() {
     single.jobs.deploy(aggregate_graph(&single.table)).await.unwrap();
     assert_eq!(spread, contents(&single.states, 10).await);
     assert_eq!(spread.len(), 37 + 4, "37 groups plus the table frame");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_restarts_from_its_checkpoint_and_loses_nothing() {
+    let f = fixture_full(1, 2, true);
+    f.table.insert(&rows(&f.table, vec![1, 2, 3], vec!["a", "b", "a"], vec![5, 7, 1])).unwrap();
+    let graph = aggregate_graph(&f.table);
+    f.jobs.deploy(graph.clone()).await.unwrap();
+    // Wait for a committed checkpoint: its record names a piece per stateful task and the
+    // table source's changelog offset.
+    let recovered = loop {
+        if let Some(r) = f.jobs.recovery_point(&graph).await.unwrap() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(recovered.chosen.pieces.iter().any(|p| p.task.vertex == 1), "{:?}", recovered.chosen);
+    assert_eq!(recovered.chosen.source_offsets.len(), 1);
+    let status = f.jobs.status().await.unwrap();
+    assert!(status.checkpoints.iter().any(|c| c.status == "completed"), "{:?}", status.checkpoints);
+
+    // Rows after the checkpoint, then a failure: the restarted job restores the checkpoint
+    // and reads the changelog from its offset, so every row counts once.
+    f.table.insert(&rows(&f.table, vec![4], vec!["b"], vec![10])).unwrap();
+    f.jobs.flush().await.unwrap();
+    f.jobs.inject_failure(10).await.unwrap();
+    f.table.insert(&rows(&f.table, vec![5], vec!["c"], vec![2])).unwrap();
+    for _ in 0..200 {
+        let status = f.jobs.status().await.unwrap();
+        if status.jobs[0].restarts >= 1 && status.jobs[0].status == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = f.jobs.status().await.unwrap();
+    assert_eq!((status.jobs[0].restarts, status.jobs[0].status.as_str()), (1, "running"));
+    assert!(status.jobs[0].last_failure.as_deref().unwrap_or("").contains("failure injected"));
+    f.table.insert(&rows(&f.table, vec![6], vec!["a"], vec![100])).unwrap();
+    f.jobs.flush().await.unwrap();
+    assert_eq!(
+        contents(&f.states, 10).await,
+        [
+            "+---+---+-----+",
+            "| k | n | s   |",
+            "+---+---+-----+",
+            "| a | 3 | 106 |",
+            "| b | 2 | 17  |",
+            "| c | 1 | 2   |",
+            "+---+---+-----+"
+        ]
+    );
 }

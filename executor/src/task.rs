@@ -311,7 +311,9 @@ impl Task {
                     async {
                         let out = self.chain.barrier(&barrier)?;
                         self.emit(out, &mut counters).await?;
-                        self.broadcast(Message::Barrier(barrier.clone())).await?;
+                        // The offset is this task's source's, not one for the tasks downstream.
+                        let forwarded = Barrier { source_offset: None, ..barrier.clone() };
+                        self.broadcast(Message::Barrier(forwarded)).await?;
                         if let Some(mutation) = &barrier.mutation {
                             self.apply(mutation).await?;
                         }
