@@ -66,15 +66,17 @@ fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixtur
     };
     let tms: Vec<Arc<dyn TaskManager>> = (0..task_managers)
         .map(|id| {
-            Arc::new(LocalTaskManager::new(
-                id,
-                slots,
-                store.clone(),
-                states.clone(),
-                plane.clone(),
-                events_tx.clone(),
-            )
-            .with_state(state.clone())) as Arc<dyn TaskManager>
+            Arc::new(
+                LocalTaskManager::new(
+                    id,
+                    slots,
+                    store.clone(),
+                    states.clone(),
+                    plane.clone(),
+                    events_tx.clone(),
+                )
+                .with_state(state.clone()),
+            ) as Arc<dyn TaskManager>
         })
         .collect();
     let config = JobManagerConfig {

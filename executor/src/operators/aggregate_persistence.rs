@@ -107,6 +107,13 @@ impl HashAggregate {
         self
     }
 
+    /// Whether the groups in memory have reached twice the cache size within one epoch: its
+    /// changes are then emitted early so that groups can be evicted (memory stays bounded
+    /// however many new groups an epoch brings).
+    pub(super) fn over_memory_limit(&self) -> bool {
+        self.persistence.as_ref().is_some_and(|p| self.slots.len() > p.state.cache_groups.saturating_mul(2))
+    }
+
     /// Slot bookkeeping grows with the slots.
     pub(super) fn persistence_resize(&mut self, slots: usize) {
         if let Some(p) = &mut self.persistence {
