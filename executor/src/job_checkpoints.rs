@@ -117,6 +117,23 @@ pub(super) async fn load_recovery_point(
 }
 
 impl Actor {
+    /// Checkpoints found in the store when a job is deployed from one show as completed.
+    pub(super) fn remember_committed(&mut self, job: u64, name: &str, committed: &[CheckpointMetadata]) {
+        for m in committed {
+            let started = UNIX_EPOCH + Duration::from_millis(m.started);
+            self.history.entry((job, m.epoch)).or_insert(CheckpointRecord {
+                job,
+                job_name: name.to_string(),
+                epoch: m.epoch,
+                started,
+                duration: Some(m.duration),
+                bytes: m.bytes,
+                status: "completed",
+                failure: None,
+            });
+        }
+    }
+
     /// Whether the next timer barrier should be a checkpoint.
     pub(super) fn checkpoint_due(&self) -> bool {
         self.config.checkpoints.as_ref().is_some_and(|c| self.last_checkpoint.elapsed() >= c.interval)

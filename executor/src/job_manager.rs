@@ -508,10 +508,12 @@ impl Actor {
             self.view_states.register(view_id, view_schema, parallelism);
         }
 
-        let coordinator = match (&self.config.checkpoints, checkpointed) {
-            (Some(settings), true) => {
+        let protocol = self.config.checkpoints.as_ref().map(|c| c.protocol);
+        let coordinator = match (protocol, checkpointed) {
+            (Some(protocol), true) => {
                 let committed = restore.map(|r| r.committed).unwrap_or_default();
-                Some(CheckpointCoordinator::recovered(view_id, settings.protocol, committed).0)
+                self.remember_committed(view_id, &graph.view_name, &committed);
+                Some(CheckpointCoordinator::recovered(view_id, protocol, committed).0)
             }
             _ => None,
         };
