@@ -1,18 +1,25 @@
-//! The HashAggregate's groups in a keyed state backend: checkpoints and state larger than
-//! memory.
+//! The HashAggregate's state in checkpoints, and in a keyed state backend when it may
+//! outgrow memory.
 //!
-//! Groups live in the operator's slots, in memory, where updates are fast. At every barrier
-//! the groups changed since the last one are encoded (row count, last emitted row, each
-//! accumulator's state) and written to the backend in one write batch, and freed groups are
-//! deleted — never one backend call per row. The backend then holds every group as of the
-//! barrier, so a checkpoint only takes the backend's snapshot handle (an O(1) copy in
-//! memory, a RocksDB snapshot) and streams it to the store off the data path.
+//! Groups live in the operator's slots, in memory, where updates are fast. A group's state
+//! is encoded as its row count, its last emitted row and each accumulator's state.
 //!
-//! An aggregate without windows has no bound on its groups. Past `cache_groups` groups in
-//! memory, clean groups are evicted after the flush, and a group missing from memory is
-//! looked up in the backend before it is created: with RocksDB the state outgrows memory.
-//! Windowed and global aggregates keep every group in memory (the watermark bounds them) and
-//! load them all back on restore, so window closing keeps working from its in-memory index.
+//! **In memory** (the memory backend, and every windowed or global aggregate): a checkpoint
+//! encodes every group at the barrier and hands the bytes to the upload. The watermark
+//! keeps windowed groups few, so that is cheap; restore loads them all back and rebuilds
+//! the index that closes windows.
+//!
+//! **With a backend** (RocksDB, for an aggregate without windows, whose groups have no
+//! bound): at every barrier the groups changed since the last one are written to the backend
+//! in one write batch and freed groups are deleted — never one backend call per row. The
+//! backend then holds every group as of the barrier, so a checkpoint only takes the
+//! backend's snapshot handle and streams it to the store off the data path. Past
+//! `cache_groups` groups in memory, the least recently updated clean groups are evicted
+//! after the flush, and a group missing from memory is looked up in the backend before it
+//! is created. Within an epoch, at twice the cache size, the epoch's changes are emitted
+//! early so that groups can be evicted: memory stays bounded however many new groups an
+//! epoch brings. Restore streams the snapshot into the backend; groups come back into
+//! memory as rows for them arrive.
 //!
 //! State keys are the group's arrow-row encoding, under its key group (the hash of the group
 //! columns, as the exchange routes them); each subtask has its own namespace.
