@@ -91,7 +91,14 @@ pub(super) async fn load_recovery_point(
     for path in listing.iter().filter(|p| p.ends_with(METADATA_FILE)) {
         let Some(bytes) = store.get_bytes(path).await? else { continue };
         match serde_json::from_slice::<CheckpointMetadata>(&bytes) {
-            Ok(metadata) => found.push(StoredCheckpoint { metadata, intact: true }),
+            Ok(metadata) => {
+                // A record whose pieces are not all there cannot be restored.
+                let intact = metadata.pieces.iter().all(|p| listing.contains(&p.path));
+                if !intact {
+                    warn!(path = %path, "checkpoint record with missing pieces; not restorable");
+                }
+                found.push(StoredCheckpoint { metadata, intact })
+            }
             Err(e) => warn!(path = %path, error = %e, "ignoring an unreadable checkpoint record"),
         }
     }
@@ -101,8 +108,12 @@ pub(super) async fn load_recovery_point(
         }
         return Ok(None);
     };
-    let committed: Vec<CheckpointMetadata> =
-        found.into_iter().map(|s| s.metadata).filter(|m| m.epoch <= chosen.epoch).collect();
+    let committed: Vec<CheckpointMetadata> = found
+        .into_iter()
+        .filter(|s| s.intact)
+        .map(|s| s.metadata)
+        .filter(|m| m.epoch <= chosen.epoch)
+        .collect();
     let (coordinator, _) = CheckpointCoordinator::recovered(job, settings.protocol, committed.clone());
     let keep: Vec<String> =
         coordinator.retained().map(|m| format!("{prefix}{}/", epoch_dir(m.epoch))).collect();
@@ -412,5 +423,54 @@ impl Actor {
                 self.schedule_restart(view_id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn record(epoch: Epoch, pieces: &[&str]) -> CheckpointMetadata {
+        let task = TaskId { job: 3, vertex: 1, subtask: 0 };
+        CheckpointMetadata {
+            job: 3,
+            epoch,
+            started: 1,
+            duration: Duration::from_millis(5),
+            pieces: pieces.iter().map(|p| StatePiece { task, path: p.to_string(), bytes: 1 }).collect(),
+            source_offsets: BTreeMap::new(),
+            bytes: pieces.len() as u64,
+        }
+    }
+
+    #[tokio::test]
+    async fn recovery_skips_a_checkpoint_with_a_missing_piece_and_sweeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(&dir.path().display().to_string()).unwrap();
+        let settings = CheckpointSettings {
+            store: store.clone(),
+            interval: Duration::from_secs(1),
+            protocol: Default::default(),
+        };
+        let piece = |epoch| format!("job-3/{}/v1-s0.state", epoch_dir(epoch));
+        for (epoch, write_piece) in [(5, true), (7, false)] {
+            let m = record(epoch, &[&piece(epoch)]);
+            store.put_bytes(&metadata_path(3, epoch), serde_json::to_vec(&m).unwrap().into()).await.unwrap();
+            if write_piece {
+                store.put_bytes(&piece(epoch), vec![1u8].into()).await.unwrap();
+            }
+        }
+        // A crash in the middle of checkpoint 9: a piece without a commit record.
+        store.put_bytes(&piece(9), vec![1u8].into()).await.unwrap();
+
+        let recovered = load_recovery_point(&settings, 3).await.unwrap().expect("a checkpoint to restore");
+        assert_eq!(recovered.chosen.epoch, 5);
+        assert_eq!(recovered.task_restore(TaskId { job: 3, vertex: 1, subtask: 0 }).piece, Some(piece(5)));
+        // Only the restorable checkpoint is left.
+        let left = store.list("job-3/").await.unwrap();
+        assert_eq!(left, vec![metadata_path(3, 5), piece(5)]);
+        assert!(load_recovery_point(&settings, 4).await.unwrap().is_none(), "another job has none");
     }
 }
