@@ -50,7 +50,8 @@ impl Recovered {
     /// What task `task` resumes from.
     pub fn task_restore(&self, task: TaskId) -> TaskRestore {
         TaskRestore {
-            piece: self.chosen.pieces.iter().find(|p| p.task == task).map(|p| p.path.clone()),
+            epoch: self.chosen.epoch,
+            pieces: self.chosen.pieces.iter().filter(|p| p.task == task).cloned().collect(),
             source_offset: self.chosen.source_offsets.get(&task).cloned(),
         }
     }
@@ -115,12 +116,14 @@ pub(super) async fn load_recovery_point(
         .filter(|m| m.epoch <= chosen.epoch)
         .collect();
     let (coordinator, _) = CheckpointCoordinator::recovered(job, settings.protocol, committed.clone());
-    let keep: Vec<String> =
-        coordinator.retained().map(|m| format!("{prefix}{}/", epoch_dir(m.epoch))).collect();
-    for path in &listing {
-        if !keep.iter().any(|k| path.starts_with(k.as_str())) {
-            store.delete(path).await?;
-        }
+    // Keep the retained records and every piece they refer to (a delta chain reaches into
+    // older checkpoints' folders); everything else is left over from crashes and expiry.
+    let keep: std::collections::BTreeSet<String> = coordinator
+        .retained()
+        .flat_map(|m| m.pieces.iter().map(|p| p.path.clone()).chain([metadata_path(job, m.epoch)]))
+        .collect();
+    for path in listing.iter().filter(|p| !keep.contains(p.as_str())) {
+        store.delete(path).await?;
     }
     let committed = coordinator.retained().cloned().collect();
     info!(job, epoch = chosen.epoch, bytes = chosen.bytes, "recovering from checkpoint");
@@ -193,17 +196,16 @@ impl Actor {
         &mut self,
         task: TaskId,
         epoch: Epoch,
-        piece: Option<StatePiece>,
+        pieces: Vec<StatePiece>,
         source_offset: Option<serde_json::Value>,
     ) {
-        let uploaded = piece.as_ref().map(|p| p.path.clone());
+        // The piece this acknowledgement uploaded; earlier ones belong to earlier checkpoints.
+        let uploaded = pieces.last().map(|p| p.path.clone()).filter(|p| p.contains(&epoch_dir(epoch)));
         if let Some(state) = self.jobs.get_mut(&task.job).and_then(|j| j.tasks.get_mut(&task)) {
-            state.state_bytes = Some(piece.as_ref().map_or(0, |p| p.bytes));
+            state.state_bytes = Some(pieces.iter().map(|p| p.bytes).sum());
         }
         let outcome = match self.jobs.get_mut(&task.job).and_then(|j| j.coordinator.as_mut()) {
-            Some(coordinator) => {
-                coordinator.acknowledge(epoch, task, piece.into_iter().collect(), source_offset, now_ms())
-            }
+            Some(coordinator) => coordinator.acknowledge(epoch, task, pieces, source_offset, now_ms()),
             None => AckOutcome::Ignored(crate::checkpoint_protocol::Ignored::UnknownCheckpoint),
         };
         match outcome {
@@ -263,19 +265,10 @@ impl Actor {
                 record.status = "failed";
                 record.failure = Some(reason);
             }
-            paths.push(format!("{}/{}/", job_prefix(job), epoch_dir(a.epoch)));
+            // Only pieces no other checkpoint refers to (the coordinator checked).
+            paths.extend(a.pieces.into_iter().map(|p| p.path));
         }
-        if let Some(settings) = self.config.checkpoints.clone() {
-            if !paths.is_empty() {
-                tokio::spawn(async move {
-                    for prefix in paths {
-                        if let Err(e) = settings.store.delete_prefix(&prefix).await {
-                            warn!(prefix = %prefix, error = %e, "could not delete an abandoned checkpoint");
-                        }
-                    }
-                });
-            }
-        }
+        self.delete_paths(paths);
     }
 
     /// Writes the commit records of newly complete checkpoints, then deletes what retention
@@ -309,10 +302,11 @@ impl Actor {
             if !durable {
                 return;
             }
-            for m in &progress.expired {
-                let prefix = format!("{}/{}/", job_prefix(job), epoch_dir(m.epoch));
-                if let Err(e) = settings.store.delete_prefix(&prefix).await {
-                    warn!(prefix = %prefix, error = %e, "could not delete an expired checkpoint");
+            // Expired records, and their pieces that no retained checkpoint shares.
+            let records = progress.expired.iter().map(|m| metadata_path(job, m.epoch));
+            for path in records.chain(progress.delete_paths.iter().cloned()) {
+                if let Err(e) = settings.store.delete(&path).await {
+                    warn!(path = %path, error = %e, "could not delete an expired checkpoint");
                 }
             }
         });
@@ -340,6 +334,9 @@ impl Actor {
     }
 
     fn delete_paths(&self, paths: Vec<String>) {
+        if paths.is_empty() {
+            return;
+        }
         let Some(settings) = self.config.checkpoints.clone() else { return };
         tokio::spawn(async move {
             for path in paths {
@@ -467,7 +464,8 @@ mod tests {
 
         let recovered = load_recovery_point(&settings, 3).await.unwrap().expect("a checkpoint to restore");
         assert_eq!(recovered.chosen.epoch, 5);
-        assert_eq!(recovered.task_restore(TaskId { job: 3, vertex: 1, subtask: 0 }).piece, Some(piece(5)));
+        let restore = recovered.task_restore(TaskId { job: 3, vertex: 1, subtask: 0 });
+        assert_eq!(restore.pieces.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), [piece(5)]);
         // Only the restorable checkpoint is left.
         let left = store.list("job-3/").await.unwrap();
         assert_eq!(left, vec![metadata_path(3, 5), piece(5)]);

@@ -390,8 +390,8 @@ impl Actor {
                 self.try_commit();
             }
             TaskEvent::Failed { task, error } => self.fail_job(task.job, format!("{task}: {error}")),
-            TaskEvent::Checkpointed { task, epoch, piece, source_offset } => {
-                self.checkpoint_acknowledged(task, epoch, piece, source_offset)
+            TaskEvent::Checkpointed { task, epoch, pieces, source_offset } => {
+                self.checkpoint_acknowledged(task, epoch, pieces, source_offset)
             }
             TaskEvent::CheckpointFailed { task, epoch, error } => {
                 self.checkpoint_declined(task, epoch, error)
@@ -421,7 +421,10 @@ impl Actor {
             if !job.running() || job.first_epoch > epoch {
                 continue;
             }
-            let barrier = Barrier { checkpoint: checkpointing.contains(id), ..Barrier::new(epoch) };
+            let base_checkpoint =
+                job.coordinator.as_ref().and_then(|c| c.latest_committed()).map(|m| m.epoch);
+            let barrier =
+                Barrier { checkpoint: checkpointing.contains(id), base_checkpoint, ..Barrier::new(epoch) };
             let barrier = Barrier { mutation: mutation.clone(), ..barrier };
             for source in &job.sources {
                 let tm = job.tasks.get(source).map(|t| t.tm).unwrap_or(0);

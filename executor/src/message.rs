@@ -151,11 +151,14 @@ pub struct Barrier {
     /// Set by the source that emits the barrier: its position once every row before the
     /// barrier is sent, so recovery from this epoch resumes exactly there.
     pub source_offset: Option<Arc<serde_json::Value>>,
+    /// On a checkpoint barrier: the job's latest committed checkpoint, which a task's
+    /// snapshot may be a delta of.
+    pub base_checkpoint: Option<Epoch>,
 }
 
 impl Barrier {
     pub fn new(epoch: Epoch) -> Self {
-        Self { epoch, mutation: None, checkpoint: false, source_offset: None }
+        Self { epoch, mutation: None, checkpoint: false, source_offset: None, base_checkpoint: None }
     }
 
     /// A barrier that takes a checkpoint.

@@ -7,6 +7,8 @@
 //! routes the results through the output gates, applies barrier mutations and reports each
 //! finished epoch to the JobManager.
 
+use std::sync::Arc;
+
 use futures::future::select_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -67,7 +69,8 @@ pub enum TaskEvent {
     Checkpointed {
         task: TaskId,
         epoch: Epoch,
-        piece: Option<StatePiece>,
+        /// The task's state: one piece, or a full piece followed by deltas.
+        pieces: Vec<StatePiece>,
         source_offset: Option<serde_json::Value>,
     },
     /// The task could not write its state for checkpoint `epoch`.
@@ -140,10 +143,10 @@ impl Chain {
     }
 
     /// Every stateful operator's snapshot, by its index in the chain.
-    fn snapshot(&mut self) -> ExecResult<Vec<(u32, OperatorSnapshot)>> {
+    fn snapshot(&mut self, incremental: bool) -> ExecResult<Vec<(u32, OperatorSnapshot)>> {
         let mut sections = Vec::new();
         for (i, op) in self.ops().enumerate() {
-            if let Some(snapshot) = op.snapshot().map_err(|e| e.in_operator(op.name(), 0))? {
+            if let Some(snapshot) = op.snapshot(incremental).map_err(|e| e.in_operator(op.name(), 0))? {
                 sections.push((i as u32, snapshot));
             }
         }
@@ -189,15 +192,28 @@ pub struct Task {
     pub poll_start: usize,
     /// Where checkpoint barriers send the task's state; `None` when checkpoints are off.
     pub checkpoints: Option<CheckpointStore>,
-    /// The piece of a checkpoint to restore the chain from before the first message.
-    pub restore_from: Option<String>,
+    /// The pieces of a checkpoint to restore the chain from before the first message (a
+    /// full snapshot and the deltas after it, in order), and that checkpoint's epoch.
+    pub restore_from: Vec<StatePiece>,
+    pub restored_epoch: Option<Epoch>,
+    /// The pieces of the task's latest snapshot, and its epoch: the next snapshot may be a
+    /// delta on top of them if that epoch is the job's latest committed checkpoint.
+    pub pieces: Arc<std::sync::Mutex<Vec<StatePiece>>>,
+    pub pieces_epoch: Option<Epoch>,
     /// Set by an injected failure: the next batch fails the task.
     pub fail_next_batch: bool,
 }
 
+/// Deltas after a full snapshot before the next one is full again (a restore reads them all).
+const MAX_DELTAS: usize = 8;
+
 /// Where task `id` stores its state for checkpoint `epoch`.
 pub fn piece_path(id: TaskId, epoch: Epoch) -> String {
     format!("{}/{}/v{}-s{}.state", job_prefix(id.job), epoch_dir(epoch), id.vertex, id.subtask)
+}
+
+fn poisoned() -> ExecError {
+    ExecError::Internal("task checkpoint pieces lock poisoned".into())
 }
 
 /// The folder of a job's checkpoints in the store.
@@ -232,8 +248,13 @@ impl Task {
 
     async fn run_loop(mut self) -> ExecResult<()> {
         debug!(chain = %self.chain.names(), inputs = self.inputs.len(), "task started");
-        if let Some(path) = self.restore_from.take() {
-            self.restore(path).await?;
+        let pieces = std::mem::take(&mut self.restore_from);
+        for piece in &pieces {
+            self.restore(piece.path.clone()).await?;
+        }
+        if !pieces.is_empty() {
+            self.pieces_epoch = self.restored_epoch;
+            *self.pieces.lock().map_err(|_| poisoned())? = pieces;
         }
         let n = self.inputs.len();
         let mut blocked = vec![false; n];
@@ -367,14 +388,33 @@ impl Task {
         let Some(store) = self.checkpoints.clone() else {
             return Ok(());
         };
-        let sections = self.chain.snapshot()?;
+        // A delta builds on the previous snapshot, so that one must be committed: the
+        // JobManager names the job's latest committed checkpoint on the barrier (and starts
+        // the next checkpoint only once the previous one is committed or abandoned).
+        let earlier = self.pieces.lock().map_err(|_| poisoned())?.clone();
+        let incremental = !earlier.is_empty()
+            && self.pieces_epoch.is_some()
+            && barrier.base_checkpoint == self.pieces_epoch
+            && earlier.len() <= MAX_DELTAS;
+        let sections = self.chain.snapshot(incremental)?;
         let source_offset = barrier.source_offset.as_deref().cloned();
         let (task, epoch, events) = (self.id, barrier.epoch, self.events.clone());
+        self.pieces_epoch = Some(epoch);
         if sections.is_empty() {
-            let _ = events.send(TaskEvent::Checkpointed { task, epoch, piece: None, source_offset });
+            self.pieces.lock().map_err(|_| poisoned())?.clear();
+            let _ = events.send(TaskEvent::Checkpointed { task, epoch, pieces: vec![], source_offset });
             return Ok(());
         }
+        let mut chain = match sections.iter().any(|(_, s)| s.delta) {
+            true => earlier,
+            false => Vec::new(),
+        };
         let path = piece_path(task, epoch);
+        let pieces = Arc::clone(&self.pieces);
+        // Until the upload reports its size the piece counts 0 bytes; the next checkpoint
+        // starts only after this one is acknowledged.
+        chain.push(StatePiece { task, path: path.clone(), bytes: 0 });
+        *pieces.lock().map_err(|_| poisoned())? = chain.clone();
         tokio::spawn(
             async move {
                 let write = move |out: &mut dyn std::io::Write| {
@@ -382,9 +422,14 @@ impl Task {
                 };
                 let event = match store.put_streamed(&path, write).await {
                     Ok(bytes) => {
-                        debug!(bytes, "task state uploaded");
-                        let piece = Some(StatePiece { task, path, bytes });
-                        TaskEvent::Checkpointed { task, epoch, piece, source_offset }
+                        debug!(bytes, deltas = chain.len() - 1, "task state uploaded");
+                        if let Some(last) = chain.last_mut() {
+                            last.bytes = bytes;
+                        }
+                        if let Ok(mut shared) = pieces.lock() {
+                            *shared = chain.clone();
+                        }
+                        TaskEvent::Checkpointed { task, epoch, pieces: chain, source_offset }
                     }
                     Err(e) => TaskEvent::CheckpointFailed { task, epoch, error: e.to_string() },
                 };
@@ -549,7 +594,10 @@ mod tests {
             data_plane: Arc::new(LocalDataPlane::new()),
             poll_start: 0,
             checkpoints: None,
-            restore_from: None,
+            restore_from: vec![],
+            restored_epoch: None,
+            pieces: Default::default(),
+            pieces_epoch: None,
             fail_next_batch: false,
         };
         Harness { inputs: vec![in0, in1], output, events, handle: tokio::spawn(task.run()) }

@@ -57,7 +57,11 @@ pub struct TaskDescriptor {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TaskRestore {
-    pub piece: Option<String>,
+    /// The epoch of the checkpoint.
+    pub epoch: u64,
+    /// The task's state in it: a full snapshot and the deltas after it, in order (none for
+    /// a stateless task).
+    pub pieces: Vec<crate::checkpoint_protocol::StatePiece>,
     pub source_offset: Option<serde_json::Value>,
 }
 
@@ -194,7 +198,7 @@ impl LocalTaskManager {
                     // Groups go to the backend only when they may outgrow memory; otherwise
                     // checkpoints encode them straight from memory.
                     if self.state.cache_groups != usize::MAX {
-                        if desc.restore.as_ref().and_then(|r| r.piece.as_ref()).is_none() {
+                        if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
                             // What an earlier run of this task left behind is not its state.
                             self.state.backend.drop_namespace(namespace)?;
                         }
@@ -357,7 +361,10 @@ impl TaskManager for LocalTaskManager {
             data_plane: self.data_plane.clone(),
             poll_start: 0,
             checkpoints: self.state.checkpoints.clone().filter(|_| desc.checkpointed),
-            restore_from: desc.restore.as_ref().and_then(|r| r.piece.clone()),
+            restore_from: desc.restore.as_ref().map(|r| r.pieces.clone()).unwrap_or_default(),
+            restored_epoch: desc.restore.as_ref().map(|r| r.epoch),
+            pieces: Default::default(),
+            pieces_epoch: None,
             fail_next_batch: false,
         };
         let events = self.events.clone();

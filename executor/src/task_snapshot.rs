@@ -160,6 +160,7 @@ mod tests {
         OperatorSnapshot {
             meta: vec![7],
             deferred: Some(Box::new(move |out: &mut dyn Write| out.write_all(&data).map_err(io))),
+            delta: false,
         }
     }
 
@@ -167,7 +168,7 @@ mod tests {
     fn sections_round_trip_and_unread_state_is_skipped() {
         let big: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
         let sections = vec![
-            (0, OperatorSnapshot { meta: b"watermark".to_vec(), deferred: None }),
+            (0, OperatorSnapshot { meta: b"watermark".to_vec(), deferred: None, delta: false }),
             (2, deferred(big.clone())),
             (3, deferred(b"tail".to_vec())),
         ];

@@ -37,6 +37,30 @@ use crate::message::StreamBatch;
 use crate::operators::exchange::key_groups;
 use crate::operators::{DeferredState, OperatorSnapshot};
 
+/// Groups changed or removed since the last snapshot, for delta snapshots of groups kept in
+/// memory. Tracking starts with the first snapshot (or restore), so it costs nothing when
+/// checkpoints are off.
+#[derive(Default)]
+pub(super) struct ChangeLog {
+    tracking: bool,
+    changed: Vec<u32>,
+    is_changed: Vec<bool>,
+    removed: Vec<Arc<[u8]>>,
+}
+
+impl ChangeLog {
+    fn reset(&mut self) {
+        self.tracking = true;
+        for &slot in &self.changed {
+            if let Some(flag) = self.is_changed.get_mut(slot as usize) {
+                *flag = false;
+            }
+        }
+        self.changed.clear();
+        self.removed.clear();
+    }
+}
+
 /// Where a HashAggregate keeps its groups beyond memory.
 pub struct KeyedState {
     backend: Arc<dyn KeyedStateBackend>,
@@ -65,6 +89,27 @@ pub(super) struct Persistence {
     /// updated groups, so a hot group stays in memory.
     touched: Vec<u64>,
     flushes: u64,
+}
+
+/// Snapshot kinds (the first byte of the meta) and entry tags of in-memory snapshots.
+const FULL: u8 = 0;
+const DELTA: u8 = 1;
+const PUT: u8 = 0;
+const REMOVE: u8 = 1;
+const END: u8 = 2;
+
+fn read_u8(input: &mut impl Read) -> ExecResult<u8> {
+    let mut byte = [0u8];
+    input.read_exact(&mut byte).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(byte[0])
+}
+
+/// Reads a `u32`-length prefixed byte string into `buf`.
+fn read_bytes(input: &mut impl Read, buf: &mut Vec<u8>) -> ExecResult<()> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len).map_err(|e| corrupt(&e.to_string()))?;
+    buf.resize(u32::from_le_bytes(len) as usize, 0);
+    input.read_exact(buf).map_err(|e| corrupt(&e.to_string()))
 }
 
 fn corrupt(what: &str) -> ExecError {
@@ -130,6 +175,25 @@ impl HashAggregate {
         }
     }
 
+    pub(super) fn changes_tracked(&self) -> bool {
+        self.changes.tracking
+    }
+
+    /// Records that a group in memory changed, for the next delta snapshot.
+    pub(super) fn mark_changed(&mut self, slot: u32) {
+        let c = &mut self.changes;
+        if !c.tracking {
+            return;
+        }
+        if c.is_changed.len() <= slot as usize {
+            c.is_changed.resize(self.keys.len().max(slot as usize + 1), false);
+        }
+        if !c.is_changed[slot as usize] {
+            c.is_changed[slot as usize] = true;
+            c.changed.push(slot);
+        }
+    }
+
     pub(super) fn mark_unflushed(&mut self, slot: u32) {
         if let Some(p) = &mut self.persistence {
             if !p.is_unflushed[slot as usize] {
@@ -142,6 +206,9 @@ impl HashAggregate {
 
     /// The slot is being freed: the backend's copy goes too, unless it is only evicted.
     pub(super) fn persistence_free(&mut self, slot: u32, key: &Arc<[u8]>, evicted: bool) {
+        if self.changes.tracking && !evicted {
+            self.changes.removed.push(Arc::clone(key));
+        }
         if let Some(p) = &mut self.persistence {
             if let Some(group) = p.persisted[slot as usize].take() {
                 if !evicted {
@@ -184,9 +251,9 @@ impl HashAggregate {
         Ok(())
     }
 
-    /// Puts a stored group into a slot; returns the slot.
-    fn load_group(&mut self, key: &[u8], group: u16, mut value: &[u8]) -> ExecResult<u32> {
-        let slot = self.slot_for(key)?;
+    /// Puts a stored group into a slot; returns the slot and whether it is a new one.
+    fn load_group(&mut self, key: &[u8], group: u16, mut value: &[u8]) -> ExecResult<(u32, bool)> {
+        let (slot, created) = self.find_or_create(key)?;
         let s = slot as usize;
         for acc in &mut self.accumulators {
             acc.reset(s);
@@ -205,7 +272,7 @@ impl HashAggregate {
         if let Some(p) = &mut self.persistence {
             p.persisted[s] = Some(group);
         }
-        Ok(slot)
+        Ok((slot, created))
     }
 
     fn encode_group(&self, slot: usize, out: &mut Vec<u8>) {
@@ -299,86 +366,122 @@ impl HashAggregate {
     }
 
     /// The checkpoint's share: the backend already holds the barrier's state; without a
-    /// backend, the groups are encoded from memory.
-    pub(super) fn snapshot_state(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
-        let Some(p) = &self.persistence else { return Ok(Some(self.snapshot_in_memory())) };
+    /// backend, the groups are encoded from memory (only the changed ones when
+    /// `incremental`).
+    pub(super) fn snapshot_state(&mut self, incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
+        let Some(p) = &self.persistence else { return Ok(Some(self.snapshot_in_memory(incremental))) };
         let handle = p.state.backend.snapshot_handle(p.state.namespace, 0..MAX_KEY_GROUPS)?;
-        let meta = self.snapshot_meta();
+        let meta = self.snapshot_meta(FULL);
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
             handle.write_to(out)?;
             Ok(())
         });
-        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred) }))
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
     }
 
-    pub(super) fn restore_state(
-        &mut self,
-        mut meta: &[u8],
-        deferred: Option<&mut dyn Read>,
-    ) -> ExecResult<()> {
-        let Some(p) = &mut self.persistence else { return self.restore_in_memory(meta, deferred) };
+    pub(super) fn restore_state(&mut self, meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let (kind, mut rest) = meta.split_first().ok_or_else(|| corrupt("empty meta"))?;
+        self.watermark = take_i64(&mut rest)?;
+        self.late_rows = take_i64(&mut rest)? as u64;
         let input = deferred.ok_or_else(|| corrupt("no groups in the snapshot"))?;
+        let Some(p) = &mut self.persistence else { return self.restore_in_memory(*kind, input) };
+        if *kind != FULL {
+            return Err(corrupt("a delta snapshot for state in a backend"));
+        }
         p.state.backend.restore(p.state.namespace, input)?;
         // Groups come back into memory as rows for them arrive.
         p.backend_has_more = true;
-        self.watermark = take_i64(&mut meta)?;
-        self.late_rows = take_i64(&mut meta)? as u64;
         Ok(())
     }
 
-    /// The operator's meta: its watermark and late-row count.
-    fn snapshot_meta(&self) -> Vec<u8> {
-        let mut meta = Vec::with_capacity(16);
+    /// The operator's meta: whether the snapshot is full or a delta, its watermark and its
+    /// late-row count.
+    fn snapshot_meta(&self, kind: u8) -> Vec<u8> {
+        let mut meta = Vec::with_capacity(17);
+        meta.push(kind);
         meta.extend_from_slice(&self.watermark.to_le_bytes());
         meta.extend_from_slice(&self.late_rows.to_le_bytes());
         meta
     }
 
-    /// Encodes every group now, on the data path (one pass over the groups, which the
-    /// watermark keeps few), and hands the bytes to the upload: (`u32` key length, key,
-    /// `u32` value length, value)..., then `u32::MAX`.
-    fn snapshot_in_memory(&self) -> OperatorSnapshot {
-        let mut groups = Vec::new();
+    /// Encodes the groups now, on the data path, and hands the bytes to the upload: every
+    /// group (a full snapshot), or with `incremental` only those changed or removed since
+    /// the previous snapshot (a delta). Entries: `PUT` key value | `REMOVE` key, then `END`;
+    /// keys and values are `u32`-length prefixed.
+    fn snapshot_in_memory(&mut self, incremental: bool) -> OperatorSnapshot {
+        let delta = incremental && self.changes.tracking;
+        let mut out = Vec::new();
         let mut value = Vec::new();
-        for (key, &slot) in &self.slots {
+        let mut put = |out: &mut Vec<u8>, key: &[u8], slot: u32, this: &Self| {
             value.clear();
-            self.encode_group(slot as usize, &mut value);
-            groups.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            groups.extend_from_slice(key);
-            groups.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            groups.extend_from_slice(&value);
+            this.encode_group(slot as usize, &mut value);
+            out.push(PUT);
+            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(&value);
+        };
+        if delta {
+            for key in &self.changes.removed {
+                out.push(REMOVE);
+                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                out.extend_from_slice(key);
+            }
+            for &slot in &self.changes.changed {
+                // Freed since (its key is in `removed`), unless reused or global.
+                if self.global || !self.keys[slot as usize].is_empty() {
+                    put(&mut out, &self.keys[slot as usize], slot, self);
+                }
+            }
+        } else {
+            for (key, &slot) in &self.slots {
+                put(&mut out, key, slot, self);
+            }
         }
-        groups.extend_from_slice(&u32::MAX.to_le_bytes());
-        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
-            out.write_all(&groups).map_err(|e| ExecError::Internal(format!("HashAggregate state: {e}")))
+        out.push(END);
+        self.changes.reset();
+        let deferred: DeferredState = Box::new(move |sink: &mut dyn Write| {
+            sink.write_all(&out).map_err(|e| ExecError::Internal(format!("HashAggregate state: {e}")))
         });
-        OperatorSnapshot { meta: self.snapshot_meta(), deferred: Some(deferred) }
+        let meta = self.snapshot_meta(if delta { DELTA } else { FULL });
+        OperatorSnapshot { meta, deferred: Some(deferred), delta }
     }
 
-    fn restore_in_memory(&mut self, mut meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
-        let input = deferred.ok_or_else(|| corrupt("no groups in the snapshot"))?;
-        let mut input = std::io::BufReader::new(input);
-        let read = |input: &mut std::io::BufReader<&mut dyn Read>, buf: &mut Vec<u8>| -> ExecResult<bool> {
-            let mut len = [0u8; 4];
-            input.read_exact(&mut len).map_err(|e| corrupt(&e.to_string()))?;
-            let len = u32::from_le_bytes(len);
-            if len == u32::MAX {
-                return Ok(false);
+    /// A full snapshot replaces the groups; a delta applies to them.
+    fn restore_in_memory(&mut self, kind: u8, input: &mut dyn Read) -> ExecResult<()> {
+        if kind == FULL {
+            let all: Vec<u32> = self.slots.values().copied().collect();
+            for slot in all {
+                self.free_slot(slot);
             }
-            buf.resize(len as usize, 0);
-            input.read_exact(buf).map_err(|e| corrupt(&e.to_string()))?;
-            Ok(true)
-        };
+            self.open.clear();
+        }
+        let mut input = std::io::BufReader::new(input);
         let (mut key, mut value) = (Vec::new(), Vec::new());
         let mut loaded = Vec::new();
-        while read(&mut input, &mut key)? {
-            if !read(&mut input, &mut value)? {
-                return Err(corrupt("a group without its value"));
+        loop {
+            match read_u8(&mut input)? {
+                END => break,
+                PUT => {
+                    read_bytes(&mut input, &mut key)?;
+                    read_bytes(&mut input, &mut value)?;
+                    // A group already loaded from an earlier piece is already indexed.
+                    let (slot, created) = self.load_group(&key, 0, &value)?;
+                    if created {
+                        loaded.push(slot);
+                    }
+                }
+                REMOVE => {
+                    read_bytes(&mut input, &mut key)?;
+                    if let Some(&slot) = self.slots.get(&key[..]) {
+                        self.free_slot(slot);
+                    }
+                }
+                _ => return Err(corrupt("unknown entry")),
             }
-            loaded.push(self.load_group(&key, 0, &value)?);
         }
-        self.watermark = take_i64(&mut meta)?;
-        self.late_rows = take_i64(&mut meta)? as u64;
+        // Later snapshots are deltas of this state.
+        self.changes.reset();
         self.reindex_open_windows(&loaded)
     }
 

@@ -95,10 +95,10 @@ impl Operator for Materialize {
     }
 
     /// The partition is a persistent map: capturing it is an O(1) copy, written out later.
-    fn snapshot(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         let rows = self.rows.clone();
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| write_rows(&rows, out).map_err(io));
-        Ok(Some(OperatorSnapshot { meta: vec![], deferred: Some(deferred) }))
+        Ok(Some(OperatorSnapshot { meta: vec![], deferred: Some(deferred), delta: false }))
     }
 
     fn restore(&mut self, _meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
@@ -214,7 +214,7 @@ mod tests {
         let mut op = Materialize::new(3, 0, schema.clone(), states.clone()).unwrap();
         let mut out = vec![];
         op.process_batch(0, first, &mut out).unwrap();
-        let snapshot = op.snapshot().unwrap().unwrap();
+        let snapshot = op.snapshot(false).unwrap().unwrap();
         // Changes after the barrier are not part of the snapshot.
         op.process_batch(0, rows(vec!["c"], vec![3], None), &mut out).unwrap();
         let mut file = Vec::new();

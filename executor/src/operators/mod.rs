@@ -35,6 +35,9 @@ pub struct OperatorSnapshot {
     /// Small state read at the barrier (a watermark, counters), stored as is.
     pub meta: Vec<u8>,
     pub deferred: Option<DeferredState>,
+    /// Only the changes since the operator's previous snapshot (see
+    /// [`Operator::snapshot`]); restoring it needs that snapshot's chain first.
+    pub delta: bool,
 }
 
 pub trait Operator: Send {
@@ -74,13 +77,17 @@ pub trait Operator: Send {
 
     /// Called right after `on_barrier` of a checkpoint barrier: the state as of the end of
     /// the epoch, or `None` for a stateless operator. Only the cheap part may run here; the
-    /// rest goes into [`OperatorSnapshot::deferred`].
-    fn snapshot(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+    /// rest goes into [`OperatorSnapshot::deferred`]. With `incremental`, the previous
+    /// snapshot is part of a committed checkpoint, so the operator may return only what
+    /// changed since then (a delta); otherwise it must return all of its state.
+    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         Ok(None)
     }
 
     /// Called before the first message, with what `snapshot` produced: `meta` and, if the
-    /// snapshot had deferred state, a reader of exactly what it wrote.
+    /// snapshot had deferred state, a reader of exactly what it wrote. A checkpoint may be a
+    /// chain of snapshots, restored oldest first: a full snapshot replaces the operator's
+    /// state, a delta applies to it.
     fn restore(&mut self, _meta: &[u8], _deferred: Option<&mut dyn std::io::Read>) -> ExecResult<()> {
         Err(ExecError::Internal(format!("{} keeps no state to restore", self.name())))
     }

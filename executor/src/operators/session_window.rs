@@ -209,7 +209,7 @@ impl Operator for SessionWindow {
     /// path: a copy of every held row's bytes, O(held rows) per checkpoint. The watermark
     /// bounds what is held (rows of sessions that are still open), and one flat buffer costs
     /// less than cloning the maps row by row.
-    fn snapshot(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         let mut meta = Vec::with_capacity(25);
         meta.push(SNAPSHOT_VERSION);
         meta.extend_from_slice(&self.gap.to_le_bytes());
@@ -217,7 +217,7 @@ impl Operator for SessionWindow {
         meta.extend_from_slice(&self.late_rows.to_le_bytes());
         let state = self.encode_state()?;
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| out.write_all(&state).map_err(io));
-        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred) }))
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
     }
 
     fn restore(&mut self, mut meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
@@ -486,7 +486,7 @@ mod tests {
         op.process_batch(0, named_rows(vec![4], vec!["late"], vec![1]), &mut out_a).expect("process");
         assert_eq!(format(&out_a).len(), 5, "one row emitted before the checkpoint: {out_a:?}");
         op.on_barrier(&crate::message::Barrier::new(1), &mut out_a).expect("barrier");
-        let snapshot = op.snapshot().expect("snapshot").expect("stateful");
+        let snapshot = op.snapshot(false).expect("snapshot").expect("stateful");
         let mut state = Vec::new();
         (snapshot.deferred.expect("held rows"))(&mut state).expect("write state");
 
@@ -527,7 +527,7 @@ mod tests {
     fn an_empty_operator_snapshots_and_restores() {
         let input = rows(vec![1], vec![0]);
         let mut op = SessionWindow::new(5 * S, 1, vec![0], &input.data.schema()).expect("operator");
-        let snapshot = op.snapshot().expect("snapshot").expect("stateful");
+        let snapshot = op.snapshot(false).expect("snapshot").expect("stateful");
         let mut state = Vec::new();
         (snapshot.deferred.expect("held rows"))(&mut state).expect("write state");
         let mut restored = SessionWindow::new(5 * S, 1, vec![0], &input.data.schema()).expect("operator");
@@ -543,7 +543,7 @@ mod tests {
         let input = rows(vec![1, 2], vec![0, 1]);
         let mut op = SessionWindow::new(5 * S, 1, vec![0], &input.data.schema()).expect("operator");
         op.process_batch(0, input.clone(), &mut vec![]).expect("process");
-        let snapshot = op.snapshot().expect("snapshot").expect("stateful");
+        let snapshot = op.snapshot(false).expect("snapshot").expect("stateful");
         let mut state = Vec::new();
         (snapshot.deferred.expect("held rows"))(&mut state).expect("write state");
         let mut other = SessionWindow::new(6 * S, 1, vec![0], &input.data.schema()).expect("operator");

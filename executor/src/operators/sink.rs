@@ -195,7 +195,7 @@ impl Operator for Sink {
     /// written, the file's length (`u64`) and its path. The deferred part writes nothing: it
     /// only syncs the file to disk, off the data path, before the checkpoint can commit.
     /// A blackhole has no state.
-    fn snapshot(&mut self) -> ExecResult<Option<OperatorSnapshot>> {
+    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         let Some(writer) = &mut self.writer else { return Ok(None) };
         let len = writer.flushed_len()?;
         let mut meta = Vec::with_capacity(10 + writer.path.len());
@@ -208,7 +208,7 @@ impl Operator for Sink {
         let deferred: DeferredState = Box::new(move |_out: &mut dyn Write| {
             file.sync_data().map_err(|e| ExecError::Connector(format!("syncing sink file {path}: {e}")))
         });
-        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred) }))
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
     }
 
     fn restore(&mut self, meta: &[u8], _deferred: Option<&mut dyn Read>) -> ExecResult<()> {
@@ -295,7 +295,7 @@ mod tests {
     /// What `snapshot` hands over, with its deferred part run (it writes nothing).
     fn checkpoint(sink: &mut Sink, epoch: u64) -> Vec<u8> {
         barrier(sink, epoch);
-        let snapshot = sink.snapshot().expect("snapshot").expect("a file sink has state");
+        let snapshot = sink.snapshot(false).expect("snapshot").expect("a file sink has state");
         let mut written = Vec::new();
         if let Some(deferred) = snapshot.deferred {
             deferred(&mut written).expect("sync");
@@ -402,7 +402,7 @@ mod tests {
     fn a_blackhole_has_no_state() {
         let mut sink = Sink::new(&SinkConfig::Blackhole, 0).expect("sink");
         write(&mut sink, numbers(0, 3));
-        assert!(sink.snapshot().expect("snapshot").is_none());
+        assert!(sink.snapshot(false).expect("snapshot").is_none());
     }
 
     #[test]
