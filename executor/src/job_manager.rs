@@ -174,7 +174,8 @@ impl JobManager {
 
     /// What a job deployed again after a restart resumes from: its latest committed
     /// checkpoint, if it has one and takes part in checkpoints. Also clears what partial
-    /// and expired checkpoints left in the store.
+    /// and expired checkpoints left in the store, so call it only at startup, before the
+    /// job runs.
     pub async fn recovery_point(&self, graph: &JobGraph) -> ExecResult<Option<Recovered>> {
         match &self.checkpoints {
             Some(settings) if takes_checkpoints(graph) => {

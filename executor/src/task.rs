@@ -153,13 +153,18 @@ impl Chain {
         Ok(sections)
     }
 
-    /// Hands every section of a task snapshot to the operator it belongs to.
-    fn restore(&mut self, input: &mut dyn std::io::Read) -> ExecResult<()> {
+    /// Hands the sections of a task snapshot to the operators they belong to: all of them
+    /// for the last piece of a checkpoint, only those of operators that write deltas for the
+    /// pieces before it (the others' state is all in the last piece).
+    fn restore(&mut self, input: &mut dyn std::io::Read, last: bool) -> ExecResult<()> {
         let mut ops: Vec<&mut dyn Operator> = self.ops().collect();
         read_task_snapshot(input, |index, meta, state| {
             let op = ops.get_mut(index as usize).ok_or_else(|| {
                 ExecError::Internal(format!("snapshot of operator {index}, not in the chain"))
             })?;
+            if !last && !op.writes_deltas() {
+                return Ok(());
+            }
             op.restore(meta, state).map_err(|e| e.in_operator(op.name(), 0))
         })
     }
@@ -249,8 +254,8 @@ impl Task {
     async fn run_loop(mut self) -> ExecResult<()> {
         debug!(chain = %self.chain.names(), inputs = self.inputs.len(), "task started");
         let pieces = std::mem::take(&mut self.restore_from);
-        for piece in &pieces {
-            self.restore(piece.path.clone()).await?;
+        for (i, piece) in pieces.iter().enumerate() {
+            self.restore(piece.path.clone(), i + 1 == pieces.len()).await?;
         }
         if !pieces.is_empty() {
             self.pieces_epoch = self.restored_epoch;
@@ -361,7 +366,7 @@ impl Task {
     }
 
     /// Restores the chain from a checkpoint piece, streamed from the store.
-    async fn restore(&mut self, path: String) -> ExecResult<()> {
+    async fn restore(&mut self, path: String, last: bool) -> ExecResult<()> {
         let store = self
             .checkpoints
             .clone()
@@ -370,7 +375,7 @@ impl Task {
         let mut chain = std::mem::replace(&mut self.chain, Chain { operators: vec![], materialize: None });
         let (chain, result) = store
             .get_streamed(&path, move |input| {
-                let result = chain.restore(input);
+                let result = chain.restore(input, last);
                 Ok((chain, result))
             })
             .await?;

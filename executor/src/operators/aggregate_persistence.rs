@@ -175,6 +175,11 @@ impl HashAggregate {
         }
     }
 
+    /// Groups kept in memory are snapshotted as deltas; a backend's snapshots are full.
+    pub(super) fn writes_deltas_in_memory(&self) -> bool {
+        self.persistence.is_none()
+    }
+
     pub(super) fn changes_tracked(&self) -> bool {
         self.changes.tracking
     }

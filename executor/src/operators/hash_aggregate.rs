@@ -468,6 +468,10 @@ impl Operator for HashAggregate {
         self.slots.len() as u64
     }
 
+    fn writes_deltas(&self) -> bool {
+        self.writes_deltas_in_memory()
+    }
+
     fn snapshot(&mut self, incremental: bool) -> ExecResult<Option<super::OperatorSnapshot>> {
         self.snapshot_state(incremental)
     }

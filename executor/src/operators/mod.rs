@@ -84,6 +84,13 @@ pub trait Operator: Send {
         Ok(None)
     }
 
+    /// Whether `snapshot(true)` may return deltas. A restore applies every piece of a chain
+    /// to such an operator, and only the last piece to the others (their snapshots are
+    /// always full).
+    fn writes_deltas(&self) -> bool {
+        false
+    }
+
     /// Called before the first message, with what `snapshot` produced: `meta` and, if the
     /// snapshot had deferred state, a reader of exactly what it wrote. A checkpoint may be a
     /// chain of snapshots, restored oldest first: a full snapshot replaces the operator's
