@@ -49,8 +49,9 @@ pub(super) struct ChangeLog {
 }
 
 impl ChangeLog {
-    fn reset(&mut self) {
-        self.tracking = true;
+    /// Starts a new interval; `track` says whether to record changes in it at all.
+    fn reset(&mut self, track: bool) {
+        self.tracking = track;
         for &slot in &self.changed {
             if let Some(flag) = self.is_changed.get_mut(slot as usize) {
                 *flag = false;
@@ -176,8 +177,12 @@ impl HashAggregate {
     }
 
     /// Groups kept in memory are snapshotted as deltas; a backend's snapshots are full.
+    /// Unbounded groups kept in memory are snapshotted as deltas. Windowed groups are few
+    /// but change and close all the time (a delta would be as large as a full snapshot, and
+    /// tracking costs on every row), a global aggregate has one group, and a backend's
+    /// snapshots are full.
     pub(super) fn writes_deltas_in_memory(&self) -> bool {
-        self.persistence.is_none()
+        self.persistence.is_none() && self.window.is_none() && !self.global
     }
 
     pub(super) fn changes_tracked(&self) -> bool {
@@ -444,7 +449,8 @@ impl HashAggregate {
             }
         }
         out.push(END);
-        self.changes.reset();
+        let track = self.writes_deltas_in_memory();
+        self.changes.reset(track);
         let deferred: DeferredState = Box::new(move |sink: &mut dyn Write| {
             sink.write_all(&out).map_err(|e| ExecError::Internal(format!("HashAggregate state: {e}")))
         });
@@ -486,7 +492,8 @@ impl HashAggregate {
             }
         }
         // Later snapshots are deltas of this state.
-        self.changes.reset();
+        let track = self.writes_deltas_in_memory();
+        self.changes.reset(track);
         self.reindex_open_windows(&loaded)
     }
 

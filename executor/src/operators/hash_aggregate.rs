@@ -1179,7 +1179,8 @@ mod tests {
                 }
                 op.on_barrier(&Barrier::new(i as u64 + 1), &mut out).unwrap();
                 let (meta, state, delta) = written(op.snapshot(i > 0).unwrap().expect("stateful"));
-                assert_eq!(delta, i > 0, "snapshot {i}");
+                // Windowed groups churn: their snapshots stay full.
+                assert_eq!(delta, i > 0 && !windowed_op, "snapshot {i}");
                 chain.push((meta, state));
             }
             // Restore the chain into a fresh operator; both continue identically.
