@@ -16,6 +16,7 @@ pub mod job_graph;
 pub mod job_manager;
 pub mod message;
 pub mod operators;
+mod state_codec;
 mod stored_table;
 mod table_sink;
 pub mod task;

@@ -8,7 +8,7 @@ use futures::SinkExt;
 
 use crate::support::TestServer;
 
-fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
+pub fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
     if condition {
         Ok(())
     } else {
@@ -16,7 +16,7 @@ fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
     }
 }
 
-fn show<E: std::fmt::Debug>(e: E) -> String {
+pub fn show<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 

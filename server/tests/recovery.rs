@@ -12,19 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use crate::clients::{check, show};
 use crate::support::TestServer;
-
-fn check(condition: bool, what: impl Into<String>) -> Result<(), String> {
-    if condition {
-        Ok(())
-    } else {
-        Err(what.into())
-    }
-}
-
-fn show<E: std::fmt::Debug>(e: E) -> String {
-    format!("{e:?}")
-}
 
 /// A seeded linear congruential generator (Knuth's MMIX constants), so that a failing run
 /// can be replayed with `WEIR_RECOVERY_SEED`.

@@ -36,6 +36,7 @@ use crate::error::{ExecError, ExecResult};
 use crate::message::StreamBatch;
 use crate::operators::exchange::key_groups;
 use crate::operators::{DeferredState, OperatorSnapshot};
+use crate::state_codec;
 
 /// Groups changed or removed since the last snapshot, for delta snapshots of groups kept in
 /// memory. Tracking starts with the first snapshot (or restore), so it costs nothing when
@@ -100,17 +101,11 @@ const REMOVE: u8 = 1;
 const END: u8 = 2;
 
 fn read_u8(input: &mut impl Read) -> ExecResult<u8> {
-    let mut byte = [0u8];
-    input.read_exact(&mut byte).map_err(|e| corrupt(&e.to_string()))?;
-    Ok(byte[0])
+    state_codec::read_u8(input).map_err(|e| corrupt(&e.to_string()))
 }
 
-/// Reads a `u32`-length prefixed byte string into `buf`.
 fn read_bytes(input: &mut impl Read, buf: &mut Vec<u8>) -> ExecResult<()> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len).map_err(|e| corrupt(&e.to_string()))?;
-    buf.resize(u32::from_le_bytes(len) as usize, 0);
-    input.read_exact(buf).map_err(|e| corrupt(&e.to_string()))
+    state_codec::read_bytes(input, buf).map_err(|e| corrupt(&e.to_string()))
 }
 
 fn corrupt(what: &str) -> ExecError {
@@ -118,23 +113,15 @@ fn corrupt(what: &str) -> ExecError {
 }
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> ExecResult<&'a [u8]> {
-    if input.len() < n {
-        return Err(corrupt("truncated group"));
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Ok(head)
+    state_codec::take(input, n).ok_or_else(|| corrupt("truncated group"))
 }
 
 fn take_u32(input: &mut &[u8]) -> ExecResult<u32> {
-    let bytes = take(input, 4)?;
-    Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    state_codec::take_u32(input).ok_or_else(|| corrupt("truncated group"))
 }
 
 fn take_i64(input: &mut &[u8]) -> ExecResult<i64> {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(take(input, 8)?);
-    Ok(i64::from_le_bytes(bytes))
+    state_codec::take_i64(input).ok_or_else(|| corrupt("truncated group"))
 }
 
 impl HashAggregate {

@@ -28,6 +28,7 @@ use super::window_assign::{time_type, timestamps, window_schema};
 use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{StreamBatch, OP_DELETE};
+use crate::state_codec;
 
 pub struct SessionWindow {
     gap: i64,
@@ -341,38 +342,21 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> ExecResult<()> {
 }
 
 fn read_u64(input: &mut impl Read) -> ExecResult<u64> {
-    let mut bytes = [0u8; 8];
-    input.read_exact(&mut bytes).map_err(io)?;
-    Ok(u64::from_le_bytes(bytes))
+    state_codec::read_u64(input).map_err(io)
 }
 
 fn read_bytes(input: &mut impl Read) -> ExecResult<Vec<u8>> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len).map_err(io)?;
-    let len = u64::from(u32::from_le_bytes(len));
-    // Read through `take` rather than into a buffer of `len`: a corrupt length fails as
-    // truncated instead of allocating gigabytes.
     let mut bytes = Vec::new();
-    input.take(len).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() as u64 != len {
-        return Err(corrupt("truncated"));
-    }
+    state_codec::read_bytes(input, &mut bytes).map_err(io)?;
     Ok(bytes)
 }
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> ExecResult<&'a [u8]> {
-    if input.len() < n {
-        return Err(corrupt("truncated meta"));
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Ok(head)
+    state_codec::take(input, n).ok_or_else(|| corrupt("truncated meta"))
 }
 
 fn take_i64(input: &mut &[u8]) -> ExecResult<i64> {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(take(input, 8)?);
-    Ok(i64::from_le_bytes(bytes))
+    state_codec::take_i64(input).ok_or_else(|| corrupt("truncated meta"))
 }
 
 #[cfg(test)]
