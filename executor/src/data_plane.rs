@@ -1,29 +1,71 @@
 //! The data plane: channels between tasks, named by id.
 //!
-//! The JobManager decides which channels a job needs and gives each an id; tasks look
-//! their ends up here when they start. In standalone mode every channel is a bounded tokio
-//! channel, so a slow consumer back-pressures its producers; a TaskManager in another
-//! process would resolve the same ids to network streams.
+//! The JobManager decides which channels a job needs and gives each an id (see
+//! [`ChannelIds`]); it creates nothing. A TaskManager resolves the ids in a task's
+//! descriptor through its [`DataPlane`] when it deploys the task. Inside a task every
+//! channel end is an in-process bounded channel ([`ChannelSender`], [`ChannelReceiver`]),
+//! so a slow consumer back-pressures its producers: [`LocalDataPlane`] connects both ends
+//! directly; a data plane for TaskManagers in other processes resolves an id whose other
+//! end is remote to a local channel that a network stream fills or drains, with the
+//! channel's capacity as the consumer's credit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
+pub use weir_plan::ChannelId;
 
 use crate::error::{ExecError, ExecResult};
 use crate::message::Message;
 
-pub type ChannelId = u64;
-
 /// Messages buffered per channel before the producer waits.
 pub const CHANNEL_CAPACITY: usize = 16;
 
+/// The sending end of a channel, as a task's output gate holds it.
+pub type ChannelSender = mpsc::Sender<Message>;
+/// The receiving end of a channel, as a task's input holds it.
+pub type ChannelReceiver = mpsc::Receiver<Message>;
+
+/// A bounded in-process channel, for the ends a task makes for itself (its source's output).
+pub fn local_channel() -> (ChannelSender, ChannelReceiver) {
+    mpsc::channel(CHANNEL_CAPACITY)
+}
+
+/// Resolves channel ids to the ends a task reads and writes.
+pub trait DataPlane: Send + Sync {
+    /// The sending end of channel `id`; each end is opened once.
+    fn open_sender(&self, id: ChannelId) -> ExecResult<ChannelSender>;
+    /// The receiving end of channel `id`; each end is opened once.
+    fn open_receiver(&self, id: ChannelId) -> ExecResult<ChannelReceiver>;
+    /// Forgets channels of a stopped job, including ends that were never opened.
+    fn release(&self, ids: &[ChannelId]);
+}
+
+/// Hands out channel ids, unique for the JobManager's life.
+#[derive(Default)]
+pub struct ChannelIds {
+    next: AtomicU64,
+}
+
+impl ChannelIds {
+    pub fn allocate(&self) -> ChannelId {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The ends of a channel not opened yet. Once both are, the entry stays (empty) until the
+/// job releases its channels, so that opening an end twice is an error, not a new channel.
+struct Ends {
+    sender: Option<ChannelSender>,
+    receiver: Option<ChannelReceiver>,
+}
+
+/// Every channel in this process: the tokio channel behind an id is made when either of
+/// its ends is first opened.
 #[derive(Default)]
 pub struct LocalDataPlane {
-    next_id: AtomicU64,
-    senders: Mutex<HashMap<ChannelId, mpsc::Sender<Message>>>,
-    receivers: Mutex<HashMap<ChannelId, mpsc::Receiver<Message>>>,
+    channels: Mutex<HashMap<ChannelId, Ends>>,
 }
 
 impl LocalDataPlane {
@@ -31,40 +73,64 @@ impl LocalDataPlane {
         Self::default()
     }
 
-    /// Creates a channel; each end can be taken once.
-    pub fn create(&self) -> ChannelId {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        if let (Ok(mut s), Ok(mut r)) = (self.senders.lock(), self.receivers.lock()) {
-            s.insert(id, tx);
-            r.insert(id, rx);
-        }
-        id
+    fn open<T>(&self, id: ChannelId, take: impl FnOnce(&mut Ends) -> Option<T>, what: &str) -> ExecResult<T> {
+        let mut channels =
+            self.channels.lock().map_err(|_| ExecError::Internal("data plane lock poisoned".into()))?;
+        let ends = channels.entry(id).or_insert_with(|| {
+            let (sender, receiver) = local_channel();
+            Ends { sender: Some(sender), receiver: Some(receiver) }
+        });
+        take(ends).ok_or_else(|| ExecError::InvalidGraph(format!("channel {id} has no free {what} end")))
+    }
+}
+
+impl DataPlane for LocalDataPlane {
+    fn open_sender(&self, id: ChannelId) -> ExecResult<ChannelSender> {
+        self.open(id, |ends| ends.sender.take(), "sending")
     }
 
-    pub fn take_sender(&self, id: ChannelId) -> ExecResult<mpsc::Sender<Message>> {
-        self.senders
-            .lock()
-            .map_err(|_| ExecError::Internal("data plane lock poisoned".into()))?
-            .remove(&id)
-            .ok_or_else(|| ExecError::InvalidGraph(format!("channel {id} has no free sending end")))
+    fn open_receiver(&self, id: ChannelId) -> ExecResult<ChannelReceiver> {
+        self.open(id, |ends| ends.receiver.take(), "receiving")
     }
 
-    pub fn take_receiver(&self, id: ChannelId) -> ExecResult<mpsc::Receiver<Message>> {
-        self.receivers
-            .lock()
-            .map_err(|_| ExecError::Internal("data plane lock poisoned".into()))?
-            .remove(&id)
-            .ok_or_else(|| ExecError::InvalidGraph(format!("channel {id} has no free receiving end")))
-    }
-
-    /// Forgets channels whose ends were never taken (a job dropped before they were used).
-    pub fn release(&self, ids: &[ChannelId]) {
-        if let (Ok(mut s), Ok(mut r)) = (self.senders.lock(), self.receivers.lock()) {
+    fn release(&self, ids: &[ChannelId]) {
+        if let Ok(mut channels) = self.channels.lock() {
             for id in ids {
-                s.remove(id);
-                r.remove(id);
+                channels.remove(id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    #[tokio::test]
+    async fn either_end_may_be_opened_first_and_each_once() {
+        let plane = LocalDataPlane::new();
+        let ids = ChannelIds::default();
+        let (a, b) = (ids.allocate(), ids.allocate());
+        assert_ne!(a, b);
+        let mut rx = plane.open_receiver(a).unwrap();
+        let tx = plane.open_sender(a).unwrap();
+        tx.send(Message::Watermark(7)).await.unwrap();
+        assert!(matches!(rx.recv().await, Some(Message::Watermark(7))));
+        assert!(plane.open_receiver(a).is_err(), "a receiving end opens once");
+
+        let tx = plane.open_sender(b).unwrap();
+        assert!(plane.open_sender(b).is_err(), "a sending end opens once");
+        let mut rx = plane.open_receiver(b).unwrap();
+        tx.send(Message::Idle).await.unwrap();
+        assert!(matches!(rx.recv().await, Some(Message::Idle)));
+    }
+
+    #[test]
+    fn release_forgets_unopened_ends() {
+        let plane = LocalDataPlane::new();
+        let _tx = plane.open_sender(3).unwrap();
+        plane.release(&[3]);
+        assert!(plane.channels.lock().unwrap().is_empty());
     }
 }

@@ -11,6 +11,8 @@ pub enum ExecError {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Storage(#[from] weir_storage::StorageError),
+    #[error(transparent)]
+    Plan(#[from] weir_plan::PlanError),
     /// The JobGraph cannot be deployed as written (a planner bug or a stale catalog entry).
     #[error("invalid job graph: {0}")]
     InvalidGraph(String),

@@ -3,7 +3,7 @@
 //! * Batch SQL: stored tables are DataFusion [`StoredTable`] providers (a `SELECT` streams
 //!   rows out of RocksDB; `INSERT` writes through [`StoredTableSink`] atomically), and
 //!   materialized views are [`ViewTable`] providers over their committed contents.
-//! * Streaming: the [`JobGraph`](job_graph::JobGraph) runtime. The [`JobManager`] deploys
+//! * Streaming: the [`JobGraph`](weir_plan::JobGraph) runtime. The [`JobManager`] deploys
 //!   graphs onto [`TaskManager`]s, injects barriers and commits epochs; tasks run chains of
 //!   [`operators`] connected by bounded channels carrying [`Message`]s.
 
@@ -11,15 +11,17 @@ pub mod checkpoint_protocol;
 pub mod connectors;
 pub mod data_plane;
 pub mod error;
+pub mod exchange;
 pub mod expr;
-pub mod job_graph;
 pub mod job_manager;
 pub mod message;
 pub mod operators;
+pub mod sources;
 mod state_codec;
 mod stored_table;
 mod table_sink;
 pub mod task;
+pub mod task_events;
 pub mod task_manager;
 pub mod task_snapshot;
 mod view_table;

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, Int8Array, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::error::ArrowError;
+use serde::{Deserialize, Serialize};
 
 /// Op of a row in a changelog batch.
 pub const OP_INSERT: i8 = 1;
 pub const OP_DELETE: i8 = -1;
 
-/// Epochs number the intervals between barriers; they only grow.
-pub type Epoch = u64;
+pub use weir_plan::Epoch;
 
 /// A batch of rows, with per-row ops when the stream is a changelog.
 #[derive(Debug, Clone)]
@@ -124,7 +124,7 @@ fn downcast_ops(array: &ArrayRef) -> Result<Int8Array, ArrowError> {
 
 /// A change to the running dataflow that takes effect exactly at a barrier, so every task
 /// applies it at the same point of the stream.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Mutation {
     /// A new job reads the output of views' materialize tasks: after passing this barrier,
     /// subtask `i` of each listed view's materialize sends its current contents to
@@ -136,24 +136,46 @@ pub enum Mutation {
     InjectFailure { job: u64 },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Subscription {
     pub view_id: u64,
-    pub channels: Vec<crate::data_plane::ChannelId>,
+    pub channels: Vec<weir_plan::ChannelId>,
 }
 
-#[derive(Debug, Clone)]
+/// Serializable, like every control message, so that it can cross to another process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Barrier {
     pub epoch: Epoch,
+    /// Shared by every copy of the barrier in this process; sent by value between processes.
+    #[serde(with = "shared")]
     pub mutation: Option<Arc<Mutation>>,
     /// Every task snapshots its state for this epoch and acknowledges it to the JobManager.
     pub checkpoint: bool,
     /// Set by the source that emits the barrier: its position once every row before the
     /// barrier is sent, so recovery from this epoch resumes exactly there.
+    #[serde(with = "shared")]
     pub source_offset: Option<Arc<serde_json::Value>>,
     /// On a checkpoint barrier: the job's latest committed checkpoint, which a task's
     /// snapshot may be a delta of.
     pub base_checkpoint: Option<Epoch>,
+}
+
+/// Serde for an optional `Arc`: the value itself (serde's own impl needs its `rc` feature,
+/// which would rebuild every crate that uses serde).
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &Option<Arc<T>>, s: S) -> Result<S::Ok, S::Error> {
+        value.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<T>>, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.map(Arc::new))
+    }
 }
 
 impl Barrier {

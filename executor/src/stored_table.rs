@@ -127,7 +127,8 @@ mod tests {
 
     use arrow::array::{Float64Array, Int64Array};
     use datafusion::prelude::SessionContext;
-    use weir_storage::{ColumnDef, ColumnType, Store, TableDef};
+    use weir_plan::catalog::{ColumnDef, ColumnType, TableDef};
+    use weir_storage::Store;
 
     use super::StoredTable;
 

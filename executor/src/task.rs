@@ -10,76 +10,20 @@
 use std::sync::Arc;
 
 use futures::future::select_all;
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, Instrument};
 use weir_storage::{CheckpointStore, StorageError};
 
 use crate::checkpoint_protocol::StatePiece;
-use crate::data_plane::LocalDataPlane;
+use crate::data_plane::{ChannelReceiver, DataPlane};
 use crate::error::{ExecError, ExecResult};
+use crate::exchange::OutputGate;
 use crate::message::{Barrier, Epoch, Message, Mutation, StreamBatch};
-use crate::operators::exchange::OutputGate;
 use crate::operators::materialize::Materialize;
 use crate::operators::{Operator, OperatorSnapshot};
+use crate::task_events::{JobManagerEndpoint, OperatorStats, TaskEvent};
 use crate::task_snapshot::{read_task_snapshot, write_task_snapshot};
 
-/// Identifies one subtask of one vertex of one job (jobs are named by their view's id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TaskId {
-    pub job: u64,
-    pub vertex: usize,
-    pub subtask: usize,
-}
-
-impl std::fmt::Display for TaskId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "job {} vertex {} subtask {}", self.job, self.vertex, self.subtask)
-    }
-}
-
-/// What a task tells the JobManager.
-/// What an operator reports at each barrier, for `weir_catalog.watermarks` and `tasks`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OperatorStats {
-    pub name: &'static str,
-    pub late_rows: u64,
-    pub state_rows: u64,
-}
-
-#[derive(Debug)]
-pub enum TaskEvent {
-    /// The task has processed and forwarded every message of `epoch`.
-    EpochDone {
-        task: TaskId,
-        epoch: Epoch,
-        rows_in: u64,
-        rows_out: u64,
-        /// The task's input watermark (`i64::MIN` before the first one).
-        watermark: i64,
-        /// Per operator of the chain: (name, late rows dropped so far, state entries).
-        operators: Vec<OperatorStats>,
-    },
-    Failed {
-        task: TaskId,
-        error: String,
-    },
-    /// The task's state as of checkpoint `epoch` is in the checkpoint store (`piece`, if it
-    /// has state); a source task also reports where it will resume from.
-    Checkpointed {
-        task: TaskId,
-        epoch: Epoch,
-        /// The task's state: one piece, or a full piece followed by deltas.
-        pieces: Vec<StatePiece>,
-        source_offset: Option<serde_json::Value>,
-    },
-    /// The task could not write its state for checkpoint `epoch`.
-    CheckpointFailed {
-        task: TaskId,
-        epoch: Epoch,
-        error: String,
-    },
-}
+pub use weir_plan::TaskId;
 
 /// The operators of a task, in order, ending in an optional materialize.
 pub struct Chain {
@@ -106,17 +50,22 @@ impl Chain {
     fn stats(&self) -> Vec<OperatorStats> {
         let ops = self.operators.iter().map(|o| o.as_ref() as &dyn Operator);
         ops.chain(self.materialize.iter().map(|m| m as &dyn Operator))
-            .map(|o| OperatorStats { name: o.name(), late_rows: o.late_rows(), state_rows: o.state_rows() })
+            .map(|o| OperatorStats {
+                name: o.name().to_string(),
+                late_rows: o.late_rows(),
+                state_rows: o.state_rows(),
+            })
             .collect()
     }
 
-    /// Pushes one input batch through every operator.
-    fn process(&mut self, input: usize, batch: StreamBatch, epoch: Epoch) -> ExecResult<Vec<StreamBatch>> {
+    /// Pushes one batch from input edge `edge` through every operator (the first operator
+    /// sees the edge; the rest have one input each).
+    fn process(&mut self, edge: usize, batch: StreamBatch, epoch: Epoch) -> ExecResult<Vec<StreamBatch>> {
         let mut current = vec![batch];
         for (i, op) in self.ops().enumerate() {
             let mut next = Vec::with_capacity(current.len());
             for batch in current {
-                op.process_batch(if i == 0 { input } else { 0 }, batch, &mut next)
+                op.process_batch(if i == 0 { edge } else { 0 }, batch, &mut next)
                     .map_err(|e| e.in_operator(op.name(), epoch))?;
             }
             if next.is_empty() {
@@ -189,10 +138,12 @@ impl Chain {
 pub struct Task {
     pub id: TaskId,
     pub chain: Chain,
-    pub inputs: Vec<mpsc::Receiver<Message>>,
+    /// Every input channel, aligned alike; several may belong to one input edge (one per
+    /// upstream subtask).
+    pub inputs: Vec<TaskInput>,
     pub outputs: Vec<OutputGate>,
-    pub events: mpsc::UnboundedSender<TaskEvent>,
-    pub data_plane: std::sync::Arc<LocalDataPlane>,
+    pub events: Arc<dyn JobManagerEndpoint>,
+    pub data_plane: Arc<dyn DataPlane>,
     /// Where input polling starts next (see `next_message`).
     pub poll_start: usize,
     /// Where checkpoint barriers send the task's state; `None` when checkpoints are off.
@@ -207,6 +158,19 @@ pub struct Task {
     pub pieces_epoch: Option<Epoch>,
     /// Set by an injected failure: the next batch fails the task.
     pub fail_next_batch: bool,
+}
+
+/// One input channel of a task and the input edge of the vertex it belongs to, which is
+/// what operators with several inputs (a union, a join) tell their sides apart by.
+pub struct TaskInput {
+    pub edge: usize,
+    pub channel: ChannelReceiver,
+}
+
+impl TaskInput {
+    pub fn new(edge: usize, channel: ChannelReceiver) -> Self {
+        Self { edge, channel }
+    }
 }
 
 /// Deltas after a full snapshot before the next one is full again (a restore reads them all).
@@ -246,7 +210,7 @@ impl Task {
         let result = self.run_loop().instrument(span).await;
         if let Err(e) = &result {
             tracing::error!(task = %id, error = %e, "task failed");
-            let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
+            let _ = events.report(TaskEvent::Failed { task: id, error: e.to_string() });
         }
         result
     }
@@ -287,7 +251,8 @@ impl Task {
                     }
                     idle[input] = false;
                     counters.rows_in += batch.num_rows() as u64;
-                    let out = self.chain.process(input, batch, epoch + 1)?;
+                    let edge = self.inputs[input].edge;
+                    let out = self.chain.process(edge, batch, epoch + 1)?;
                     self.emit(out, &mut counters).await?;
                 }
                 Message::Watermark(w) => {
@@ -350,16 +315,14 @@ impl Task {
                     }
                     .instrument(span)
                     .await?;
-                    self.events
-                        .send(TaskEvent::EpochDone {
-                            task: self.id,
-                            epoch,
-                            rows_in: counters.rows_in,
-                            rows_out: counters.rows_out,
-                            watermark: current_watermark,
-                            operators: self.chain.stats(),
-                        })
-                        .map_err(|_| ExecError::ChannelClosed("job manager".into()))?;
+                    self.events.report(TaskEvent::EpochDone {
+                        task: self.id,
+                        epoch,
+                        rows_in: counters.rows_in,
+                        rows_out: counters.rows_out,
+                        watermark: current_watermark,
+                        operators: self.chain.stats(),
+                    })?;
                 }
             }
         }
@@ -407,7 +370,7 @@ impl Task {
         self.pieces_epoch = Some(epoch);
         if sections.is_empty() {
             self.pieces.lock().map_err(|_| poisoned())?.clear();
-            let _ = events.send(TaskEvent::Checkpointed { task, epoch, pieces: vec![], source_offset });
+            let _ = events.report(TaskEvent::Checkpointed { task, epoch, pieces: vec![], source_offset });
             return Ok(());
         }
         let mut chain = match sections.iter().any(|(_, s)| s.delta) {
@@ -438,7 +401,7 @@ impl Task {
                     }
                     Err(e) => TaskEvent::CheckpointFailed { task, epoch, error: e.to_string() },
                 };
-                let _ = events.send(event);
+                let _ = events.report(event);
             }
             .instrument(tracing::debug_span!("checkpoint_upload", epoch)),
         );
@@ -457,7 +420,7 @@ impl Task {
             .iter_mut()
             .enumerate()
             .filter(|(i, _)| !blocked[*i] && !ended[*i])
-            .map(|(i, rx)| Box::pin(async move { (i, rx.recv().await) }))
+            .map(|(i, input)| Box::pin(async move { (i, input.channel.recv().await) }))
             .collect();
         let shift = start.min(ready.len().saturating_sub(1));
         ready.rotate_left(shift);
@@ -543,7 +506,7 @@ impl Task {
                             self.id.subtask
                         ))
                     })?;
-                    let gate = OutputGate::subscriber(self.data_plane.take_sender(*channel)?);
+                    let gate = OutputGate::subscriber(self.data_plane.open_sender(*channel)?);
                     let mut attached = true;
                     for batch in materialize.contents()? {
                         if !gate.send_batch(batch).await? {
@@ -569,10 +532,14 @@ mod tests {
     use arrow::array::{ArrayRef, Int64Array};
     use arrow::datatypes::DataType;
 
+    use tokio::sync::mpsc;
+    use weir_plan::job_graph::{FieldSpec, Partitioning};
+
     use super::*;
-    use crate::job_graph::{FieldSpec, Partitioning};
+    use crate::data_plane::LocalDataPlane;
     use crate::operators::test_util::batch;
     use crate::operators::union::Union;
+    use crate::task_events::LocalEndpoint;
 
     struct Harness {
         inputs: Vec<mpsc::Sender<Message>>,
@@ -583,19 +550,28 @@ mod tests {
 
     /// A two-input union task whose output goes to one channel.
     fn union_task() -> Harness {
-        let (in0, rx0) = mpsc::channel(8);
-        let (in1, rx1) = mpsc::channel(8);
+        let union = Union::new(&[FieldSpec::new("v", &DataType::Int64)]).unwrap();
+        task_with(Box::new(union), &[0, 1])
+    }
+
+    /// A task running `operator` with one input channel per entry of `edges` (the channel's
+    /// input edge), whose output goes to one channel.
+    fn task_with(operator: Box<dyn Operator>, edges: &[usize]) -> Harness {
+        let (senders, inputs): (Vec<_>, Vec<_>) = edges
+            .iter()
+            .map(|edge| {
+                let (tx, rx) = mpsc::channel(8);
+                (tx, TaskInput::new(*edge, rx))
+            })
+            .unzip();
         let (out_tx, output) = mpsc::channel(64);
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (endpoint, events) = LocalEndpoint::new();
         let task = Task {
             id: TaskId { job: 1, vertex: 0, subtask: 0 },
-            chain: Chain {
-                operators: vec![Box::new(Union::new(&[FieldSpec::new("v", &DataType::Int64)]).unwrap())],
-                materialize: None,
-            },
-            inputs: vec![rx0, rx1],
+            chain: Chain { operators: vec![operator], materialize: None },
+            inputs,
             outputs: vec![OutputGate::new(Partitioning::Forward, vec![out_tx])],
-            events: events_tx,
+            events: Arc::new(endpoint),
             data_plane: Arc::new(LocalDataPlane::new()),
             poll_start: 0,
             checkpoints: None,
@@ -605,7 +581,7 @@ mod tests {
             pieces_epoch: None,
             fail_next_batch: false,
         };
-        Harness { inputs: vec![in0, in1], output, events, handle: tokio::spawn(task.run()) }
+        Harness { inputs: senders, output, events, handle: tokio::spawn(task.run()) }
     }
 
     fn values(v: Vec<i64>) -> Message {
@@ -673,5 +649,49 @@ mod tests {
         let err = h.handle.await.unwrap().unwrap_err();
         assert!(err.to_string().contains("while aligning barrier"), "{err}");
         assert!(matches!(h.events.recv().await, Some(TaskEvent::Failed { .. })));
+    }
+
+    /// Tags every row with the input edge its batch arrived on (`v * 10 + edge`), as a
+    /// two-input operator tells its sides apart.
+    struct EdgeTagger;
+
+    impl Operator for EdgeTagger {
+        fn name(&self) -> &'static str {
+            "EdgeTagger"
+        }
+
+        fn process_batch(
+            &mut self,
+            edge: usize,
+            batch: StreamBatch,
+            out: &mut Vec<StreamBatch>,
+        ) -> ExecResult<()> {
+            let values = batch.data.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let tagged: Int64Array = values.iter().map(|v| v.map(|v| v * 10 + edge as i64)).collect();
+            out.push(batch.with_columns(batch.data.schema(), vec![Arc::new(tagged)])?);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_two_input_operator_sees_the_edge_at_parallelism_three_on_both_sides() {
+        // Channels 0, 2, 4 come from the three subtasks of edge 0 and channels 1, 3, 5 from
+        // those of edge 1: the channel index is not the side.
+        let edges = [0, 1, 0, 1, 0, 1];
+        let mut h = task_with(Box::new(EdgeTagger), &edges);
+        for (channel, input) in h.inputs.iter().enumerate() {
+            input.send(values(vec![channel as i64])).await.unwrap();
+            input.send(Message::Barrier(Barrier::new(1))).await.unwrap();
+        }
+        let mut rows = Vec::new();
+        for _ in 0..edges.len() {
+            rows.push(describe(h.output.recv().await.unwrap()));
+        }
+        rows.sort();
+        assert_eq!(rows, ["[0]", "[11]", "[20]", "[31]", "[40]", "[51]"]);
+        // The barrier comes out once, after every channel delivered it.
+        assert_eq!(describe(h.output.recv().await.unwrap()), "B1");
+        drop(h.inputs);
+        h.handle.await.unwrap().unwrap();
     }
 }

@@ -8,30 +8,27 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tracing::Instrument;
+use weir_plan::job_graph::{schema_of, FieldSpec, OperatorSpec, Partitioning, Vertex};
 use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, StateNamespace};
 use weir_storage::{CheckpointStore, Store, ViewStateStore};
 
-use crate::connectors::metrics::SourceMetrics;
-use crate::data_plane::{ChannelId, LocalDataPlane};
+use crate::data_plane::{ChannelId, DataPlane};
 use crate::error::{ExecError, ExecResult};
+use crate::exchange::OutputGate;
 use crate::expr::ExprCompiler;
-use crate::job_graph::{schema_of, OperatorSpec, Partitioning, SourceSpec, Vertex};
 use crate::message::Barrier;
-use crate::operators::connector_source::{ConnectorSource, OnError, SourceSettings};
-use crate::operators::exchange::OutputGate;
 use crate::operators::filter::Filter;
 use crate::operators::hash_aggregate::{HashAggregate, KeyedState};
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::session_window::SessionWindow;
 use crate::operators::sink::{Sink, SinkConfig};
-use crate::operators::table_source::TableSource;
 use crate::operators::union::Union;
-use crate::operators::watermark::WatermarkGenerator;
 use crate::operators::window_assign::WindowAssign;
 use crate::operators::Operator;
-use crate::task::{Chain, Task, TaskEvent, TaskId};
+use crate::sources::SourceContext;
+use crate::task::{Chain, Task, TaskId, TaskInput};
+use crate::task_events::{JobManagerEndpoint, TaskEvent};
 
 /// Everything a TaskManager needs to start one subtask.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,11 +36,10 @@ pub struct TaskDescriptor {
     pub id: TaskId,
     pub slot: usize,
     pub vertex: Vertex,
-    /// Schema of the vertex's input (of its source, or of its upstream vertices' output).
-    pub input_schema: Vec<crate::job_graph::FieldSpec>,
-    /// Input channels (all inputs are aligned alike; `input_edges[i]` names the edge).
-    pub inputs: Vec<ChannelId>,
-    pub input_edges: Vec<usize>,
+    /// The columns of each input edge (of the source, or of each upstream vertex's output).
+    pub input_schemas: Vec<Vec<FieldSpec>>,
+    /// Input channels, each with the input edge it belongs to (all are aligned alike).
+    pub inputs: Vec<InputChannel>,
     /// One entry per output edge: partitioning and one channel per consumer subtask.
     pub outputs: Vec<(Partitioning, Vec<ChannelId>)>,
     /// What to resume from: the task's piece of a committed checkpoint and, for a source,
@@ -53,6 +49,13 @@ pub struct TaskDescriptor {
     /// Whether the task snapshots its state at checkpoint barriers.
     #[serde(default)]
     pub checkpointed: bool,
+}
+
+/// One input channel of a task and the vertex's input edge it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputChannel {
+    pub channel: ChannelId,
+    pub edge: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -96,6 +99,8 @@ pub trait TaskManager: Send + Sync {
     fn inject_barrier(&self, task: TaskId, barrier: Barrier) -> ExecResult<()>;
     /// Stops every task of a job.
     fn cancel_job(&self, job: u64);
+    /// Forgets channels of a stopped job (or of one whose deployment failed).
+    fn release_channels(&self, channels: &[ChannelId]);
 }
 
 struct RunningTask {
@@ -103,31 +108,10 @@ struct RunningTask {
     barriers: Option<mpsc::UnboundedSender<Barrier>>,
 }
 
-/// The options every source takes besides its connector's: `on_error` and `idle_timeout_ms`.
-pub fn source_settings(options: &std::collections::BTreeMap<String, String>) -> ExecResult<SourceSettings> {
-    let on_error = match options.get("on_error").map(|v| v.to_ascii_lowercase()).as_deref() {
-        None | Some("skip") => OnError::Skip,
-        Some("fail") => OnError::Fail,
-        Some(other) => {
-            return Err(ExecError::Connector(format!("on_error must be 'skip' or 'fail', not '{other}'")))
-        }
-    };
-    let idle_timeout_ms = match options.get("idle_timeout_ms") {
-        None => DEFAULT_IDLE_TIMEOUT_MS,
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            ExecError::Connector(format!("idle_timeout_ms must be a whole number of milliseconds, not '{v}'"))
-        })?,
-    };
-    Ok(SourceSettings { on_error, idle_timeout: std::time::Duration::from_millis(idle_timeout_ms) })
-}
-
 /// The source offset a restored task resumes from.
 fn restore_offset(desc: &TaskDescriptor) -> Option<&serde_json::Value> {
     desc.restore.as_ref().and_then(|r| r.source_offset.as_ref())
 }
-
-/// A source split with no rows for this long stops holding back the watermark.
-pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 5000;
 
 /// A TaskManager inside this process: its channels are local ones.
 pub struct LocalTaskManager {
@@ -135,8 +119,8 @@ pub struct LocalTaskManager {
     slots: usize,
     store: Arc<Store>,
     view_states: Arc<dyn ViewStateStore>,
-    data_plane: Arc<LocalDataPlane>,
-    events: mpsc::UnboundedSender<TaskEvent>,
+    data_plane: Arc<dyn DataPlane>,
+    events: Arc<dyn JobManagerEndpoint>,
     tasks: Mutex<HashMap<TaskId, RunningTask>>,
     state: StateServices,
 }
@@ -147,8 +131,8 @@ impl LocalTaskManager {
         slots: usize,
         store: Arc<Store>,
         view_states: Arc<dyn ViewStateStore>,
-        data_plane: Arc<LocalDataPlane>,
-        events: mpsc::UnboundedSender<TaskEvent>,
+        data_plane: Arc<dyn DataPlane>,
+        events: Arc<dyn JobManagerEndpoint>,
     ) -> Self {
         Self {
             id,
@@ -170,7 +154,13 @@ impl LocalTaskManager {
 
     fn build_chain(&self, desc: &TaskDescriptor) -> ExecResult<Chain> {
         let compiler = ExprCompiler::default();
-        let mut schema: SchemaRef = schema_of(&desc.input_schema)?;
+        // Operators with several input edges receive batches of each edge's schema; the
+        // planner makes them equal where an operator needs that (a union).
+        let first = desc
+            .input_schemas
+            .first()
+            .ok_or_else(|| ExecError::InvalidGraph(format!("{} has no input schema", desc.id)))?;
+        let mut schema: SchemaRef = schema_of(first)?;
         let mut operators: Vec<Box<dyn Operator>> = Vec::new();
         let mut materialize = None;
         for (index, spec) in desc.vertex.chain.iter().enumerate() {
@@ -255,102 +245,38 @@ impl TaskManager for LocalTaskManager {
 
     fn deploy(&self, desc: TaskDescriptor) -> ExecResult<()> {
         let chain = self.build_chain(&desc)?;
-        let mut inputs =
-            desc.inputs.iter().map(|c| self.data_plane.take_receiver(*c)).collect::<ExecResult<Vec<_>>>()?;
+        let mut inputs = desc
+            .inputs
+            .iter()
+            .map(|input| Ok(TaskInput::new(input.edge, self.data_plane.open_receiver(input.channel)?)))
+            .collect::<ExecResult<Vec<_>>>()?;
         let outputs = desc
             .outputs
             .iter()
             .map(|(partitioning, channels)| {
                 let senders = channels
                     .iter()
-                    .map(|c| self.data_plane.take_sender(*c))
+                    .map(|c| self.data_plane.open_sender(*c))
                     .collect::<ExecResult<Vec<_>>>()?;
                 Ok(OutputGate::new(partitioning.clone(), senders))
             })
             .collect::<ExecResult<Vec<_>>>()?;
 
+        let source = crate::sources::start(
+            desc.vertex.source.as_ref(),
+            SourceContext {
+                task: desc.id,
+                store: &self.store,
+                events: self.events.clone(),
+                offset: restore_offset(&desc),
+            },
+        )?;
         let mut handles = Vec::new();
         let mut barriers = None;
-        if let Some(SourceSpec::Table { table_id, table_name, schema, watermark }) = &desc.vertex.source {
-            let table = self
-                .store
-                .tables()
-                .into_iter()
-                .find(|t| t.def().id == *table_id)
-                .ok_or_else(|| ExecError::InvalidGraph(format!("table {table_name} no longer exists")))?;
-            let generator = match watermark {
-                Some(spec) => Some(WatermarkGenerator::new(spec, &schema_of(schema)?)?),
-                None => None,
-            };
-            let (tx, rx) = mpsc::channel(crate::data_plane::CHANNEL_CAPACITY);
-            let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
-            inputs.push(rx);
-            barriers = Some(barrier_tx);
-            let events = self.events.clone();
-            let id = desc.id;
-            let span = tracing::info_span!("table_source", job = id.job, table = %table_name);
-            let offset = match restore_offset(&desc) {
-                Some(offset) => Some(offset.as_u64().ok_or_else(|| {
-                    ExecError::Internal(format!("table offset {offset} in a checkpoint is not a number"))
-                })?),
-                None => None,
-            };
-            let mut source = TableSource::new(table, offset, tx, barrier_rx);
-            if let Some(generator) = generator {
-                source = source.with_watermark(generator);
-            }
-            let reader = tokio::spawn(
-                async move {
-                    match source.run().await {
-                        Err(ExecError::ChannelClosed(_)) => tracing::debug!("table source output closed"),
-                        Err(e) => {
-                            tracing::error!(error = %e, "table source failed");
-                            let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
-                        }
-                        Ok(()) => {}
-                    }
-                }
-                .instrument(span),
-            );
-            handles.push(reader.abort_handle());
-        }
-        if let Some(SourceSpec::Connector { source_id, source_name, connector, options, schema, watermark }) =
-            &desc.vertex.source
-        {
-            let schema = schema_of(schema)?;
-            let settings = source_settings(options)?;
-            let mut reader = crate::connectors::open_connector(connector, options, schema.clone())?
-                .open(desc.id.subtask)?;
-            if let Some(offset) = restore_offset(&desc) {
-                reader.seek(offset)?;
-            }
-            let metrics = Arc::new(SourceMetrics::new(*source_id, source_name, connector, desc.id.subtask));
-            crate::connectors::metrics::register(desc.id, metrics.clone());
-            let (tx, rx) = mpsc::channel(crate::data_plane::CHANNEL_CAPACITY);
-            let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
-            let mut source =
-                ConnectorSource::new(reader, &schema, watermark.as_ref(), settings, metrics, tx, barrier_rx)?;
-            inputs.push(rx);
-            barriers = Some(barrier_tx);
-            let events = self.events.clone();
-            let id = desc.id;
-            let span = tracing::info_span!("source", job = id.job, source = %source_name, split = id.subtask);
-            // A blocking reader cannot be aborted: it stops when its barrier sender is dropped.
-            tokio::task::spawn_blocking(move || {
-                let _entered = span.enter();
-                // The failure is reported while the source still holds its barrier channel, so
-                // the JobManager hears the reason before it finds the channel closed.
-                match source.run_blocking() {
-                    // Its task has stopped; the task reports why (or its job was stopped).
-                    Err(ExecError::ChannelClosed(_)) => tracing::debug!("source output closed"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "source failed");
-                        let _ = events.send(TaskEvent::Failed { task: id, error: e.to_string() });
-                    }
-                    Ok(()) => {}
-                }
-                drop(source);
-            });
+        if let Some(source) = source {
+            inputs.push(source.input);
+            barriers = Some(source.barriers);
+            handles.extend(source.abort);
         }
         let task = Task {
             id: desc.id,
@@ -375,7 +301,8 @@ impl TaskManager for LocalTaskManager {
         tokio::spawn(async move {
             if let Err(e) = inner.await {
                 if e.is_panic() {
-                    let _ = events.send(TaskEvent::Failed { task: id, error: format!("task panicked: {e}") });
+                    let _ =
+                        events.report(TaskEvent::Failed { task: id, error: format!("task panicked: {e}") });
                 }
             }
         });
@@ -407,5 +334,9 @@ impl TaskManager for LocalTaskManager {
         if let Err(e) = self.state.backend.drop_job(job) {
             tracing::warn!(job, error = %e, "could not drop the state of a stopped job");
         }
+    }
+
+    fn release_channels(&self, channels: &[ChannelId]) {
+        self.data_plane.release(channels);
     }
 }

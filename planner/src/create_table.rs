@@ -3,7 +3,7 @@
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, Expr, ObjectName, ObjectNamePart, TableConstraint,
 };
-use weir_storage::{ColumnDef, TableDef};
+use weir_plan::catalog::{ColumnDef, TableDef};
 
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::types::column_type_from_sql;
@@ -162,7 +162,7 @@ mod tests {
     use super::*;
     use crate::parser::{parse_sql, WeirStatement};
     use datafusion::sql::sqlparser::ast::Statement;
-    use weir_storage::ColumnType;
+    use weir_plan::catalog::ColumnType;
 
     fn plan(sql: &str) -> SqlResult<CreateTablePlan> {
         let WeirStatement::Sql(stmt) = parse_sql(sql)?.remove(0) else { panic!("not SQL") };

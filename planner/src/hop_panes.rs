@@ -16,7 +16,7 @@
 //! non-window group columns only, so steps 2–4 run chained in one task per key range, and
 //! a pane always reaches the merge before the watermark that closes its windows.
 
-use weir_executor::job_graph::{
+use weir_plan::job_graph::{
     AggregateCall, AggregateKind, AggregateSpec, FieldSpec, OperatorSpec, Partitioning, Vertex, WindowKind,
     WindowedGroups,
 };
@@ -160,9 +160,9 @@ fn eligible(vertices: &[Vertex], consumer: usize) -> Option<Rewrite> {
 fn vertices_output_width_before(vertices: &[Vertex], vertex: usize, index: usize) -> Option<usize> {
     let v = &vertices[vertex];
     let mut width = match &v.source {
-        Some(weir_executor::job_graph::SourceSpec::Table { schema, .. })
-        | Some(weir_executor::job_graph::SourceSpec::View { schema, .. })
-        | Some(weir_executor::job_graph::SourceSpec::Connector { schema, .. }) => schema.len(),
+        Some(weir_plan::job_graph::SourceSpec::Table { schema, .. })
+        | Some(weir_plan::job_graph::SourceSpec::View { schema, .. })
+        | Some(weir_plan::job_graph::SourceSpec::Connector { schema, .. }) => schema.len(),
         None => return None,
     };
     for op in &v.chain[..index] {

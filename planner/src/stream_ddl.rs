@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
-use weir_storage::{ColumnDef, SourceDef, WatermarkDef};
+use weir_plan::catalog::{ColumnDef, SourceDef, Watermark};
 
 use crate::create_table::{normalize_ident, split_name};
 use crate::error::{sqlstate, SqlError, SqlResult};
@@ -234,7 +234,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
 }
 
 /// Validates `WATERMARK FOR column AS expr` against a table's or source's columns.
-pub fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> SqlResult<WatermarkDef> {
+pub fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> SqlResult<Watermark> {
     let name = normalize_ident(column);
     let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
         SqlError::new(
@@ -244,7 +244,7 @@ pub fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> Sql
     })?;
     if !matches!(
         columns[index].column_type,
-        weir_storage::ColumnType::Timestamp | weir_storage::ColumnType::Timestamptz
+        weir_plan::catalog::ColumnType::Timestamp | weir_plan::catalog::ColumnType::Timestamptz
     ) {
         return Err(SqlError::new(
             sqlstate::DATATYPE_MISMATCH,
@@ -260,7 +260,7 @@ pub fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> Sql
     if let Some(e) = rewriter.error {
         return Err(e);
     }
-    Ok(WatermarkDef { column: index, expr: expr.to_string(), positional_expr: positional.to_string() })
+    Ok(Watermark { column: index, expr: expr.to_string(), positional_expr: positional.to_string() })
 }
 
 /// Rewrites column names to `_cN`.

@@ -21,9 +21,10 @@ use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan, Volatility};
 use datafusion::sql::unparser::expr_to_sql;
-use weir_executor::job_graph::{
-    AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, OperatorSpec, Partitioning,
-    SourceSpec, StreamProperties, Vertex, WatermarkSpec, WindowKind, WindowedGroups,
+use weir_plan::catalog::Watermark;
+use weir_plan::job_graph::{
+    AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, JobTarget, OperatorSpec,
+    Partitioning, SourceSpec, StreamProperties, TargetKind, Vertex, WindowKind, WindowedGroups,
 };
 
 use crate::window_tvf::WindowTvf;
@@ -38,7 +39,7 @@ pub enum StreamInput {
         name: String,
         primary_key: Vec<usize>,
         /// `WATERMARK FOR`: the table is append-only and carries event time.
-        watermark: Option<WatermarkSpec>,
+        watermark: Option<Watermark>,
     },
     View {
         id: u64,
@@ -53,7 +54,7 @@ pub enum StreamInput {
         connector: String,
         options: std::collections::BTreeMap<String, String>,
         splits: usize,
-        watermark: Option<WatermarkSpec>,
+        watermark: Option<Watermark>,
     },
 }
 
@@ -133,7 +134,12 @@ pub fn plan_job_graph(
     };
     lowering.vertices[stream].chain.push(terminal);
     crate::hop_panes::combine_hop_panes(&mut lowering.vertices);
-    Ok(JobGraph { view_id, view_name: view_name.to_string(), vertices: lowering.vertices })
+    let kind = match options.sink {
+        Some(_) => TargetKind::Sink,
+        None => TargetKind::MaterializedView,
+    };
+    let target = JobTarget { id: view_id, name: view_name.to_string(), kind };
+    Ok(JobGraph { target, vertices: lowering.vertices })
 }
 
 fn unbounded_window_close() -> SqlError {

@@ -1,7 +1,7 @@
 //! SQL type names to Weir column types.
 
 use datafusion::sql::sqlparser::ast::{CharacterLength, DataType, ExactNumberInfo, TimezoneInfo};
-use weir_storage::ColumnType;
+use weir_plan::catalog::ColumnType;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
 

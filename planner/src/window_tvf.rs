@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     Expr, Extension, LogicalPlan, LogicalPlanBuilder, TableSource, UserDefinedLogicalNodeCore,
 };
 use datafusion::sql::sqlparser::ast::{self, FunctionArg, FunctionArgExpr, TableFactor};
-use weir_executor::job_graph::WindowKind;
+use weir_plan::job_graph::WindowKind;
 
 use crate::error::{sqlstate, SqlError};
 

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use arrow::array::{new_null_array, Array, ArrayRef, BinaryBuilder, RecordBatch, StringArray, StringBuilder};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::DataType;
+use weir_plan::catalog::ColumnType;
 use weir_planner::{sqlstate, SqlError, SqlResult};
-use weir_storage::{ColumnType, TableStore};
+use weir_storage::TableStore;
 
 /// Rows converted per batch; bounds the transient string buffers.
 const CHUNK_ROWS: usize = 65_536;

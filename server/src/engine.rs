@@ -15,7 +15,8 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
 use weir_executor::{JobManager, StoredTable, ViewTable};
-use weir_storage::{InMemoryViewStates, Store, ViewDef, ViewSnapshot, ViewStateStore};
+use weir_plan::catalog::ViewDef;
+use weir_storage::{InMemoryViewStates, Store, ViewSnapshot, ViewStateStore};
 
 use crate::config::Config;
 use crate::pg_catalog::{self, CatalogSnapshot};

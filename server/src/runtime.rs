@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tracing::{error, info};
 use weir_executor::checkpoint_protocol::CheckpointConfig as CheckpointProtocol;
-use weir_executor::data_plane::LocalDataPlane;
-use weir_executor::job_graph::JobGraph;
+use weir_executor::data_plane::{DataPlane, LocalDataPlane};
 use weir_executor::job_manager::CheckpointSettings;
+use weir_executor::task_events::{JobManagerEndpoint, LocalEndpoint};
 use weir_executor::task_manager::StateServices;
 use weir_executor::{JobManager, JobManagerConfig, LocalTaskManager, TaskManager};
+use weir_plan::JobGraph;
 use weir_storage::keyed_state::{
     InMemoryStateBackend, KeyedStateBackend, RocksDbStateBackend, RocksDbStateOptions,
 };
@@ -55,8 +55,9 @@ pub fn start(
     config: &Config,
 ) -> Result<JobManager, String> {
     let state = state_services(config)?;
-    let data_plane = Arc::new(LocalDataPlane::new());
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let data_plane: Arc<dyn DataPlane> = Arc::new(LocalDataPlane::new());
+    let (endpoint, events_rx) = LocalEndpoint::new();
+    let endpoint: Arc<dyn JobManagerEndpoint> = Arc::new(endpoint);
     let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
     let task_managers: Vec<Arc<dyn TaskManager>> = (0..LOCAL_TASK_MANAGERS)
         .map(|id| {
@@ -67,7 +68,7 @@ pub fn start(
                     store.clone(),
                     view_states.clone(),
                     data_plane.clone(),
-                    events_tx.clone(),
+                    endpoint.clone(),
                 )
                 .with_state(state.clone()),
             ) as Arc<dyn TaskManager>
@@ -93,7 +94,7 @@ pub fn start(
         checkpoints = config.checkpoint.as_ref().map(|c| c.dir.as_str()).unwrap_or("off"),
         "streaming runtime started"
     );
-    Ok(JobManager::start(jm_config, task_managers, data_plane, view_states.clone(), events_rx))
+    Ok(JobManager::start(jm_config, task_managers, view_states.clone(), events_rx))
 }
 
 /// Re-deploys the job of every view and sink in the catalog, in creation order (so a view
@@ -101,23 +102,16 @@ pub fn start(
 /// sources rewound to the checkpoint's offsets; one without (or reading other views)
 /// rebuilds its contents from its inputs.
 pub async fn redeploy_views(store: &Store, jobs: &JobManager) {
-    let mut all: Vec<(u64, String, String)> =
-        store.views().into_iter().map(|v| (v.id(), v.name().to_string(), v.job_graph)).collect();
-    all.extend(store.sinks().into_iter().map(|s| (s.id, s.name, s.job_graph)));
-    all.sort_by_key(|(id, _, _)| *id);
+    let mut all: Vec<JobGraph> = store.views().into_iter().map(|v| v.job_graph).collect();
+    all.extend(store.sinks().into_iter().map(|s| s.job_graph));
+    all.sort_by_key(JobGraph::id);
     if all.is_empty() {
         return;
     }
     info!(jobs = all.len(), "re-deploying materialized views and sinks");
     let mut recovering = Vec::new();
-    for (_, name, job_graph) in all {
-        let graph: JobGraph = match serde_json::from_str(&job_graph) {
-            Ok(graph) => graph,
-            Err(e) => {
-                error!(job = %name, error = %e, "stored job graph is unreadable; job not started");
-                continue;
-            }
-        };
+    for graph in all {
+        let name = graph.target.name.clone();
         let restore = match jobs.recovery_point(&graph).await {
             Ok(restore) => restore,
             Err(e) => {

@@ -122,7 +122,7 @@ impl Session {
             }
             "timezone" => "UTC".to_string(),
             "streaming_parallelism" => {
-                let max = weir_executor::operators::exchange::MAX_PARALLELISM;
+                let max = weir_plan::KEY_GROUPS as usize;
                 match value.parse::<usize>() {
                     Ok(n) if (1..=max).contains(&n) => n.to_string(),
                     _ => {

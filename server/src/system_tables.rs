@@ -267,7 +267,7 @@ impl SystemTable {
                     Arc::new(StringArray::from_iter_values(rows.iter().map(|(t, _)| t.view_name.as_str()))),
                     Arc::new(Int32Array::from_iter_values(rows.iter().map(|(t, _)| t.vertex as i32))),
                     Arc::new(Int32Array::from_iter_values(rows.iter().map(|(t, _)| t.subtask as i32))),
-                    Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, o)| o.name))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, o)| o.name.as_str()))),
                     Arc::new(TimestampMicrosecondArray::from_iter(
                         rows.iter().map(|(t, _)| watermark_value(t.watermark)),
                     )),

@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 
 use crate::error::StorageResult;
-use crate::types::TableDef;
+use weir_plan::catalog::TableDef;
 
 pub(crate) struct RowCodec {
     schema: SchemaRef,

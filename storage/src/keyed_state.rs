@@ -4,7 +4,7 @@
 //! lives once it outgrows the operator's own memory, and what checkpoints snapshot:
 //!
 //! * Every entry belongs to a [`StateNamespace`] (one operator of one job) and a *key group*
-//!   (`0..MAX_KEY_GROUPS`, the same key groups the hash exchange routes by). A stored key is
+//!   (`0..KEY_GROUPS`, the same key groups the hash exchange routes by). A stored key is
 //!   `namespace | key group | user key`, so one subtask's state is a few contiguous key
 //!   ranges, and a later rescale hands whole key-group ranges to other subtasks without
 //!   rewriting any key.
@@ -27,10 +27,9 @@ use rocksdb::{
     Options, Snapshot, SstFileWriter, WriteBatch, DB,
 };
 
-use crate::error::{StorageError, StorageResult};
+use weir_plan::KEY_GROUPS;
 
-/// Key groups: the unit of state ownership, as routed by the hash exchange.
-pub const MAX_KEY_GROUPS: u16 = 128;
+use crate::error::{StorageError, StorageResult};
 
 /// Magic bytes at the start of a serialized snapshot (format version 1).
 const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRST01";
@@ -162,9 +161,9 @@ pub trait StateSnapshot: Send {
 }
 
 fn check_groups(groups: &Range<u16>) -> StorageResult<()> {
-    match groups.start <= groups.end && groups.end <= MAX_KEY_GROUPS {
+    match groups.start <= groups.end && groups.end <= KEY_GROUPS {
         true => Ok(()),
-        false => Err(StorageError::Invalid(format!("key groups {groups:?} are outside 0..{MAX_KEY_GROUPS}"))),
+        false => Err(StorageError::Invalid(format!("key groups {groups:?} are outside 0..{KEY_GROUPS}"))),
     }
 }
 
@@ -349,7 +348,7 @@ impl KeyedStateBackend for InMemoryStateBackend {
     }
 
     fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
-        let (from, to) = ns.bounds(&(0..MAX_KEY_GROUPS));
+        let (from, to) = ns.bounds(&(0..KEY_GROUPS));
         self.replace_range(&from, &to, Vec::new())
     }
 
@@ -610,7 +609,7 @@ impl KeyedStateBackend for RocksDbStateBackend {
     }
 
     fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
-        let (from, to) = ns.bounds(&(0..MAX_KEY_GROUPS));
+        let (from, to) = ns.bounds(&(0..KEY_GROUPS));
         let mut wb = WriteBatch::default();
         wb.delete_range_cf(self.cf()?, from, to);
         self.write_unlogged(wb)
@@ -675,15 +674,15 @@ mod tests {
             assert_eq!(b.get(NS, 9, b"apple").expect("get"), Some(b"3".to_vec()));
             assert_eq!(b.get(OTHER, 3, b"apple").expect("get"), Some(b"other".to_vec()));
             assert_eq!(b.get(NS, 4, b"apple").expect("get"), None);
-            assert_eq!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"ap"), ["3:apple=1", "3:apricot=2", "9:apple=3"]);
-            assert_eq!(scan_all(b, NS, 4..MAX_KEY_GROUPS, b""), ["9:apple=3"]);
+            assert_eq!(scan_all(b, NS, 0..KEY_GROUPS, b"ap"), ["3:apple=1", "3:apricot=2", "9:apple=3"]);
+            assert_eq!(scan_all(b, NS, 4..KEY_GROUPS, b""), ["9:apple=3"]);
             let mut delete = StateWriteBatch::default();
             delete.delete(3, "apple");
             delete.put(3, "banana", "5");
             b.write(NS, delete).expect("write");
             assert_eq!(scan_all(b, NS, 3..4, b""), ["3:apricot=2", "3:banana=5"]);
             let mut bad = StateWriteBatch::default();
-            bad.put(MAX_KEY_GROUPS, "x", "y");
+            bad.put(KEY_GROUPS, "x", "y");
             assert!(b.write(NS, bad).is_err(), "key group out of range");
             // Dropping a job removes all its namespaces and nothing of other jobs.
             let next_job = StateNamespace { job: NS.job + 1, ..NS };
@@ -691,9 +690,9 @@ mod tests {
             batch.put(0, "kept", "1");
             b.write(next_job, batch).expect("write");
             b.drop_job(NS.job).expect("drop job");
-            assert!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"").is_empty());
-            assert!(scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"").is_empty());
-            assert_eq!(scan_all(b, next_job, 0..MAX_KEY_GROUPS, b""), ["0:kept=1"]);
+            assert!(scan_all(b, NS, 0..KEY_GROUPS, b"").is_empty());
+            assert!(scan_all(b, OTHER, 0..KEY_GROUPS, b"").is_empty());
+            assert_eq!(scan_all(b, next_job, 0..KEY_GROUPS, b""), ["0:kept=1"]);
         });
     }
 
@@ -722,13 +721,13 @@ mod tests {
             assert_eq!(scan_all(b, NS, 0..5, b"").len(), 50);
             // Into another namespace (a job restored under a new id).
             b.restore(OTHER, &mut image.as_slice()).expect("restore elsewhere");
-            assert_eq!(scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"").len(), 50);
+            assert_eq!(scan_all(b, OTHER, 0..KEY_GROUPS, b"").len(), 50);
             // A damaged image is an error, not a panic.
             assert!(b.restore(NS, &mut &image[..image.len() / 2]).is_err());
             assert!(b.restore(NS, &mut &b"nonsense"[..]).is_err());
             b.drop_namespace(NS).expect("drop");
-            assert!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"").is_empty());
-            assert_eq!(scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"").len(), 50);
+            assert!(scan_all(b, NS, 0..KEY_GROUPS, b"").is_empty());
+            assert_eq!(scan_all(b, OTHER, 0..KEY_GROUPS, b"").len(), 50);
         });
     }
 
@@ -740,7 +739,7 @@ mod tests {
                 batch.put((i % 5) as u16, format!("k{i:02}"), format!("v{i}"));
             }
             b.write(NS, batch).expect("write");
-            let handle = b.snapshot_handle(NS, 0..MAX_KEY_GROUPS).expect("handle");
+            let handle = b.snapshot_handle(NS, 0..KEY_GROUPS).expect("handle");
             // Writes and deletes after the handle was taken, while it is written out on
             // another thread.
             let writer = std::thread::spawn(move || {
@@ -758,14 +757,14 @@ mod tests {
             b.write(NS, later).expect("write");
             let image = writer.join().expect("join").expect("write_to");
             b.restore(OTHER, &mut image.as_slice()).expect("restore");
-            let restored = scan_all(b, OTHER, 0..MAX_KEY_GROUPS, b"");
+            let restored = scan_all(b, OTHER, 0..KEY_GROUPS, b"");
             assert_eq!(restored.len(), 50);
             assert!(restored.contains(&"2:k37=v37".to_string()), "{restored:?}");
             assert!(restored.contains(&"0:k00=v0".to_string()), "{restored:?}");
-            assert_eq!(scan_all(b, NS, 0..MAX_KEY_GROUPS, b"").len(), 26);
+            assert_eq!(scan_all(b, NS, 0..KEY_GROUPS, b"").len(), 26);
             // The default `snapshot` is a handle written at once.
             let mut now = Vec::new();
-            b.snapshot(OTHER, 0..MAX_KEY_GROUPS, &mut now).expect("snapshot");
+            b.snapshot(OTHER, 0..KEY_GROUPS, &mut now).expect("snapshot");
             assert_eq!(now, image);
         });
     }
@@ -793,12 +792,12 @@ mod tests {
         for chunk in 0..ENTRIES / 50_000 {
             let mut batch = StateWriteBatch::default();
             for i in chunk * 50_000..(chunk + 1) * 50_000 {
-                batch.put((i % MAX_KEY_GROUPS as u32) as u16, i.to_be_bytes(), vec![(i % 251) as u8; 40]);
+                batch.put((i % KEY_GROUPS as u32) as u16, i.to_be_bytes(), vec![(i % 251) as u8; 40]);
             }
             source.write(NS, batch).expect("write");
         }
         let mut image = Vec::new();
-        source.snapshot(NS, 0..MAX_KEY_GROUPS, &mut image).expect("snapshot");
+        source.snapshot(NS, 0..KEY_GROUPS, &mut image).expect("snapshot");
         let dir = tempfile::tempdir().expect("tempdir");
         let b = RocksDbStateBackend::open(dir.path(), &RocksDbStateOptions::default()).expect("open");
         let mut stale = StateWriteBatch::default();
@@ -807,11 +806,11 @@ mod tests {
         b.restore(NS, &mut image.as_slice()).expect("restore");
         assert_eq!(b.get(NS, 5, b"stale").expect("get"), None);
         for i in (0..ENTRIES).step_by(1009) {
-            let value = b.get(NS, (i % MAX_KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
+            let value = b.get(NS, (i % KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
             assert_eq!(value, Some(vec![(i % 251) as u8; 40]), "key {i}");
         }
         let mut count = 0;
-        b.scan(NS, 0..MAX_KEY_GROUPS, b"", &mut |_, _, _| {
+        b.scan(NS, 0..KEY_GROUPS, b"", &mut |_, _, _| {
             count += 1;
             true
         })
@@ -828,16 +827,16 @@ mod tests {
         for chunk in 0..20u32 {
             let mut batch = StateWriteBatch::default();
             for i in chunk * 10_000..(chunk + 1) * 10_000 {
-                batch.put((i % MAX_KEY_GROUPS as u32) as u16, i.to_be_bytes(), vec![(i % 251) as u8; 100]);
+                batch.put((i % KEY_GROUPS as u32) as u16, i.to_be_bytes(), vec![(i % 251) as u8; 100]);
             }
             b.write(NS, batch).expect("write");
         }
         for i in (0..200_000u32).step_by(997) {
-            let value = b.get(NS, (i % MAX_KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
+            let value = b.get(NS, (i % KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
             assert_eq!(value, Some(vec![(i % 251) as u8; 100]), "key {i}");
         }
         let mut count = 0;
-        b.scan(NS, 0..MAX_KEY_GROUPS, b"", &mut |_, _, _| {
+        b.scan(NS, 0..KEY_GROUPS, b"", &mut |_, _, _| {
             count += 1;
             true
         })

@@ -18,18 +18,18 @@
 //! Writes are applied as one RocksDB `WriteBatch` with a synced WAL, so a statement is either
 //! entirely durable or not applied at all, and it is durable before the client is told so.
 
+mod catalog_format;
 mod checkpoint_store;
 mod codec;
 mod error;
 pub mod keyed_state;
 mod store;
 mod table;
-mod types;
 mod view_state;
 
+pub use catalog_format::CATALOG_FORMAT;
 pub use checkpoint_store::CheckpointStore;
 pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};
-pub use types::{ColumnDef, ColumnType, SinkDef, SourceDef, TableDef, TableId, ViewDef, WatermarkDef};
 pub use view_state::{InMemoryViewStates, ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};

@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::error::{StorageError, StorageResult};
 use crate::table::TableStore;
-use crate::types::{SinkDef, SourceDef, TableDef, TableId, ViewDef};
+use weir_plan::catalog::{SinkDef, SourceDef, TableDef, TableId, ViewDef};
 
 pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_ROWS: &str = "table_rows";
@@ -61,6 +61,11 @@ impl Store {
             sources: RwLock::new(BTreeMap::new()),
             sinks: RwLock::new(BTreeMap::new()),
         };
+        crate::catalog_format::upgrade(
+            &store.db,
+            store.cf(CF_CATALOG)?,
+            &[VIEW_KEY_PREFIX, SINK_KEY_PREFIX],
+        )?;
         store.load_catalog()?;
         Ok(store)
     }
@@ -73,8 +78,7 @@ impl Store {
             if !key.starts_with(TABLE_KEY_PREFIX) {
                 break;
             }
-            let def: TableDef = serde_json::from_slice(&value)
-                .map_err(|e| StorageError::CorruptCatalog(format!("table definition: {e}")))?;
+            let def: TableDef = decode_definition(&value, "table")?;
             let table = TableStore::open(self.db.clone(), def.clone())?;
             tables.insert((def.schema_name.clone(), def.name.clone()), Arc::new(table));
         }
@@ -84,8 +88,7 @@ impl Store {
             if !key.starts_with(VIEW_KEY_PREFIX) {
                 break;
             }
-            let def: ViewDef = serde_json::from_slice(&value)
-                .map_err(|e| StorageError::CorruptCatalog(format!("view definition: {e}")))?;
+            let def: ViewDef = decode_definition(&value, "materialized view")?;
             views.insert((def.relation.schema_name.clone(), def.relation.name.clone()), def);
         }
         let sources: BTreeMap<_, SourceDef> = self
@@ -173,10 +176,7 @@ impl Store {
             if !key.starts_with(prefix) {
                 break;
             }
-            out.push(
-                serde_json::from_slice(&value)
-                    .map_err(|e| StorageError::CorruptCatalog(format!("{what} definition: {e}")))?,
-            );
+            out.push(decode_definition(&value, what)?);
         }
         Ok(out)
     }
@@ -373,6 +373,22 @@ fn object_key(prefix: &[u8], id: TableId) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     key
+}
+
+/// Reads one catalog definition; what cannot be read is named in the error, which stops
+/// the server at startup (a view without its job would silently stop updating).
+fn decode_definition<T: serde::de::DeserializeOwned>(value: &[u8], what: &str) -> StorageResult<T> {
+    serde_json::from_slice(value).map_err(|e| {
+        let name = serde_json::from_slice::<serde_json::Value>(value).ok().and_then(|v| {
+            let name = v.get("name").or_else(|| v.get("relation").and_then(|r| r.get("name")));
+            name.and_then(|n| n.as_str()).map(str::to_string)
+        });
+        let name = name.map_or_else(|| "(unnamed)".to_string(), |n| format!("\"{n}\""));
+        StorageError::CorruptCatalog(format!(
+            "the definition of {what} {name} cannot be read by this version of Weir (catalog format {}): {e}",
+            crate::catalog_format::CATALOG_FORMAT
+        ))
+    })
 }
 
 fn poisoned() -> StorageError {

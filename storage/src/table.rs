@@ -23,7 +23,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB
 use crate::codec::RowCodec;
 use crate::error::{StorageError, StorageResult};
 use crate::store::{CF_LOG, CF_ROWS};
-use crate::types::TableDef;
+use weir_plan::catalog::TableDef;
 
 /// Rows per batch produced by scans.
 pub const SCAN_BATCH_ROWS: usize = 8192;
@@ -407,7 +407,9 @@ mod tests {
 
     use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 
-    use crate::{ChangeOp, ColumnDef, ColumnType, StorageError, Store, TableDef};
+    use weir_plan::catalog::{ColumnDef, ColumnType, TableDef};
+
+    use crate::{ChangeOp, StorageError, Store};
 
     fn def(primary_key: Vec<usize>) -> TableDef {
         TableDef {

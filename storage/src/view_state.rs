@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::datatypes::SchemaRef;
 
-use crate::types::TableId;
+use weir_plan::catalog::TableId;
 
 /// One partition of a view: encoded row → how many times it is present. Rows are shared
 /// (`Arc`), so the node copies a persistent map makes after a snapshot, and scans of a

@@ -3,7 +3,7 @@
 //! A source is declared with `CREATE SOURCE ... WITH (connector = '...', ...)`. Its connector
 //! validates the options once, at CREATE time ([`open_connector`]), and later opens one
 //! [`SplitReader`] per split; each split is read by its own source subtask. A reader is
-//! plain, blocking, synchronous code: the source task (see `operators::connector_source`)
+//! plain, blocking, synchronous code: the source task (see `sources::connector`)
 //! drives it on a blocking thread, generates watermarks, injects barriers between batches
 //! and records offsets, so a connector only has to turn its input into Arrow batches of the
 //! declared schema and say where it is.

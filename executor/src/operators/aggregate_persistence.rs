@@ -29,12 +29,13 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMicrosecondType;
-use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch, MAX_KEY_GROUPS};
+use weir_plan::KEY_GROUPS;
+use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
 use super::HashAggregate;
 use crate::error::{ExecError, ExecResult};
+use crate::exchange::key_groups;
 use crate::message::StreamBatch;
-use crate::operators::exchange::key_groups;
 use crate::operators::{DeferredState, OperatorSnapshot};
 use crate::state_codec;
 
@@ -367,7 +368,7 @@ impl HashAggregate {
     /// `incremental`).
     pub(super) fn snapshot_state(&mut self, incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         let Some(p) = &self.persistence else { return Ok(Some(self.snapshot_in_memory(incremental))) };
-        let handle = p.state.backend.snapshot_handle(p.state.namespace, 0..MAX_KEY_GROUPS)?;
+        let handle = p.state.backend.snapshot_handle(p.state.namespace, 0..KEY_GROUPS)?;
         let meta = self.snapshot_meta(FULL);
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
             handle.write_to(out)?;

@@ -23,7 +23,7 @@ use arrow::datatypes::*;
 use arrow::row::{RowConverter, SortField};
 
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::AggregateKind;
+use weir_plan::job_graph::AggregateKind;
 
 /// The state of one aggregate call over all groups of the operator.
 pub(crate) trait GroupAccumulator: Send {

@@ -42,8 +42,8 @@ use datafusion::common::hash_utils::RandomState;
 use super::aggregate_state::{create_accumulator, GroupAccumulator};
 use super::Operator;
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
+use weir_plan::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 
 #[path = "aggregate_persistence.rs"]
 mod persistence;
@@ -553,8 +553,8 @@ mod tests {
     use arrow::array::{BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray};
 
     use super::*;
-    use crate::job_graph::{AggregateCall, AggregateKind, AggregateKind::*, FieldSpec};
     use crate::operators::test_util::{assert_output, batch, format};
+    use weir_plan::job_graph::{AggregateCall, AggregateKind, AggregateKind::*, FieldSpec};
     use DataType::{Boolean, Decimal128, Float64, Int64, Utf8};
 
     type Calls<'a> = &'a [(AggregateKind, Option<usize>)];

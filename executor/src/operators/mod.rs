@@ -6,17 +6,13 @@
 //! the state it keeps between batches.
 
 pub mod aggregate_state;
-pub mod connector_source;
-pub mod exchange;
 pub mod filter;
 pub mod hash_aggregate;
 pub mod materialize;
 pub mod projection;
 pub mod session_window;
 pub mod sink;
-pub mod table_source;
 pub mod union;
-pub mod watermark;
 pub mod window_assign;
 
 #[cfg(test)]

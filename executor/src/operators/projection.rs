@@ -11,8 +11,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::Operator;
 use crate::error::ExecResult;
 use crate::expr::ExprCompiler;
-use crate::job_graph::{schema_of, FieldSpec};
 use crate::message::StreamBatch;
+use weir_plan::job_graph::{schema_of, FieldSpec};
 
 pub struct Projection {
     exprs: Vec<Arc<dyn PhysicalExpr>>,

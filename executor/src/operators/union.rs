@@ -5,8 +5,8 @@ use arrow::datatypes::SchemaRef;
 
 use super::Operator;
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::{schema_of, FieldSpec};
 use crate::message::StreamBatch;
+use weir_plan::job_graph::{schema_of, FieldSpec};
 
 pub struct Union {
     schema: SchemaRef,

@@ -16,8 +16,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMi
 
 use super::Operator;
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::WindowKind;
 use crate::message::StreamBatch;
+use weir_plan::job_graph::WindowKind;
 
 pub struct WindowAssign {
     kind: WindowKind,

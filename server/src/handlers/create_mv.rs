@@ -12,14 +12,14 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
-use weir_executor::job_graph::JobGraph;
-use weir_executor::job_graph::WatermarkSpec;
+use weir_plan::catalog::{ColumnDef, ColumnType, TableDef, ViewDef};
+use weir_plan::job_graph::JobGraph;
 use weir_planner::sqlparser::ast::{CreateView, Query, Statement};
 use weir_planner::{
     name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate,
     JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
 };
-use weir_storage::{ColumnDef, ColumnType, Store, TableDef, ViewDef};
+use weir_storage::Store;
 
 use super::query::rows;
 use super::{Context, Outcome};
@@ -108,7 +108,7 @@ pub async fn run(
             .chain(graph.view_inputs())
             .chain(graph.source_inputs())
             .collect(),
-        job_graph: serde_json::to_string(&graph).map_err(|e| SqlError::internal(e.to_string()))?,
+        job_graph: graph.clone(),
         created_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
@@ -225,10 +225,7 @@ impl StreamCatalog for Catalog {
                 connector: source.connector.clone(),
                 options: source.options.clone(),
                 splits,
-                watermark: source
-                    .watermark
-                    .as_ref()
-                    .map(|w| WatermarkSpec { column: w.column, expr: w.positional_expr.clone() }),
+                watermark: source.watermark.clone(),
             });
         }
         if let Some(table) = self.store.table(schema, name.table()) {
@@ -237,18 +234,12 @@ impl StreamCatalog for Catalog {
                 id: def.id,
                 name: def.name.clone(),
                 primary_key: def.primary_key.clone(),
-                watermark: def
-                    .watermark
-                    .as_ref()
-                    .map(|w| WatermarkSpec { column: w.column, expr: w.positional_expr.clone() }),
+                watermark: def.watermark.clone(),
             });
         }
         self.store.view(schema, name.table()).map(|v| {
             // What the upstream job's planner derived about the view's rows.
-            let properties = serde_json::from_str::<JobGraph>(&v.job_graph)
-                .ok()
-                .and_then(|g| g.materialize_vertex().ok().map(|m| m.output.clone()))
-                .unwrap_or_default();
+            let properties = v.job_graph.materialize_vertex().map(|m| m.output.clone()).unwrap_or_default();
             StreamInput::View {
                 id: v.id(),
                 name: v.relation.name.clone(),

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
+use weir_plan::catalog::{TableId, ViewDef};
 use weir_planner::sqlparser::ast::{ObjectName, ObjectType};
 use weir_planner::{split_name, sqlstate, SqlError, SqlResult};
-use weir_storage::{TableId, ViewDef};
 
 use super::{Context, Outcome};
 use crate::wire::errors::from_storage;

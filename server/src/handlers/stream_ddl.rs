@@ -8,11 +8,11 @@
 use std::collections::BTreeSet;
 
 use weir_executor::expr::ExprCompiler;
+use weir_plan::catalog::{SinkDef, TableId, Watermark};
 use weir_planner::{
     plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource, DropStream,
 };
 use weir_planner::{JobOptions, SqlError, SqlResult};
-use weir_storage::{SinkDef, TableId, WatermarkDef};
 
 use super::create_mv::plan_stream_job;
 use super::drop_table::{dependent_jobs, dependents_of, drop_jobs};
@@ -61,7 +61,7 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
     // The connector checks its options against the columns; the watermark must compile.
     weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone())
         .map_err(invalid_option)?;
-    weir_executor::task_manager::source_settings(&def.options).map_err(invalid_option)?;
+    weir_executor::sources::source_settings(&def.options).map_err(invalid_option)?;
     if let Some(w) = &def.watermark {
         check_watermark_expression(&schema, w)?;
     }
@@ -74,7 +74,7 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
 /// The watermark expression must compile over the columns and give a timestamp.
 pub(crate) fn check_watermark_expression(
     schema: &arrow::datatypes::SchemaRef,
-    w: &WatermarkDef,
+    w: &Watermark,
 ) -> SqlResult<()> {
     let hint = "Write it as the column minus an interval, e.g. ts - INTERVAL '5' SECOND.";
     let expr = ExprCompiler::default().compile(&w.positional_expr, schema, None).map_err(|e| {
@@ -123,7 +123,7 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
             .chain(graph.view_inputs())
             .chain(graph.source_inputs())
             .collect(),
-        job_graph: serde_json::to_string(&graph).map_err(|e| SqlError::internal(e.to_string()))?,
+        job_graph: graph.clone(),
         created_at: now_secs(),
     };
     store.create_sink(def).map_err(from_storage)?;

@@ -42,7 +42,7 @@ use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::Result as DfResult;
-use weir_storage::{TableDef, ViewDef};
+use weir_plan::catalog::{TableDef, ViewDef};
 
 pub use functions::register_functions;
 pub use types::{format_type, type_modifier, type_oid};

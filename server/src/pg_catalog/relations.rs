@@ -8,7 +8,7 @@
 //! and a constraint of the same name backed by it. A materialized view is a relation of
 //! kind `m` with its columns and no indexes; `pg_matviews` lists it with its definition.
 
-use weir_storage::{TableDef, ViewDef};
+use weir_plan::catalog::{TableDef, ViewDef};
 
 use super::columns::{row, Col, Columns, Row, Value};
 use super::registry::{self, SystemKind};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::sql::parser::Statement as DfStatement;
+use weir_plan::catalog::{ColumnDef, ColumnType, TableDef, ViewDef};
 use weir_planner::{parse_sql, rewrite_for_datafusion, WeirStatement};
-use weir_storage::{ColumnDef, ColumnType, TableDef, ViewDef};
 
 use super::{test_context, CatalogSnapshot};
 
@@ -77,7 +77,14 @@ fn view(id: u64, name: &str, columns: Vec<ColumnDef>, definition: &str) -> ViewD
         definition: definition.into(),
         parallelism: 1,
         depends_on: vec![1],
-        job_graph: String::new(),
+        job_graph: weir_plan::JobGraph {
+            target: weir_plan::JobTarget {
+                id,
+                name: name.into(),
+                kind: weir_plan::TargetKind::MaterializedView,
+            },
+            vertices: vec![],
+        },
         created_at: 0,
     }
 }

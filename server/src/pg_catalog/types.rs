@@ -7,7 +7,7 @@
 //! (`varchar(n)` is `n + 4`, `numeric(p,s)` is `((p << 16) | s) + 4`), so `format_type`
 //! round-trips every declared column type.
 
-use weir_storage::ColumnType;
+use weir_plan::catalog::ColumnType;
 
 use super::columns::{row, Col, Columns, Row, Value};
 use super::{CatalogSnapshot, BOOTSTRAP_SUPERUSER_OID, PG_CATALOG_NAMESPACE_OID};

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 use weir_storage::CheckpointStore;
 
+use super::lifecycle::JobState;
 use super::{Actor, Command};
 use crate::checkpoint_protocol::{
     choose_restore, AbandonReason, Abandoned, AckOutcome, CheckpointConfig, CheckpointCoordinator,
@@ -175,7 +176,7 @@ impl Actor {
                         (*id, epoch),
                         CheckpointRecord {
                             job: *id,
-                            job_name: job.graph.view_name.clone(),
+                            job_name: job.graph.target.name.clone(),
                             epoch,
                             started: SystemTime::now(),
                             duration: None,
@@ -375,7 +376,7 @@ impl Actor {
         }
         let Some(job) = self.jobs.get_mut(&view_id) else { return };
         let delay = base.saturating_mul(1u32 << job.restarts.min(16)).min(self.config.max_restart_backoff);
-        info!(view = %job.graph.view_name, delay_ms = delay.as_millis() as u64, "job restart scheduled");
+        info!(view = %job.graph.target.name, delay_ms = delay.as_millis() as u64, "job restart scheduled");
         let commands = self.commands.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -390,7 +391,7 @@ impl Actor {
             return;
         }
         let Some(mut old) = self.jobs.remove(&view_id) else { return };
-        self.data_plane.release(&old.channels);
+        self.release_channels(&old.channels);
         let restore = old.coordinator.as_ref().and_then(|c| {
             let chosen = c.latest_committed()?.clone();
             Some(Recovered { chosen, committed: c.retained().cloned().collect() })
@@ -401,10 +402,11 @@ impl Actor {
             Ok(first_epoch) => {
                 if let Some(job) = self.jobs.get_mut(&view_id) {
                     job.restarts = old.restarts;
+                    job.state = JobState::deployed(old.restarts);
                     job.last_failure = old.last_failure.clone();
                     job.created = old.created;
                 }
-                info!(view = %old.graph.view_name, restarts = old.restarts, from_checkpoint = ?from, "job restarted");
+                info!(view = %old.graph.target.name, restarts = old.restarts, from_checkpoint = ?from, "job restarted");
                 while self.injected < first_epoch {
                     self.inject(None);
                 }
@@ -413,8 +415,8 @@ impl Actor {
             Err(e) => {
                 // Put the failed job back and try again later (an input view may still be
                 // restarting).
-                warn!(view = %old.graph.view_name, error = %e, "job restart failed");
-                old.failure = Some(e.to_string());
+                warn!(view = %old.graph.target.name, error = %e, "job restart failed");
+                old.state = JobState::Failed { reason: e.to_string() };
                 old.last_failure = Some(e.to_string());
                 self.jobs.insert(view_id, old);
                 self.schedule_restart(view_id);

@@ -9,7 +9,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::{ExecError, ExecResult};
 use crate::expr::ExprCompiler;
-use crate::job_graph::WatermarkSpec;
+use weir_plan::job_graph::Watermark;
 
 pub struct WatermarkGenerator {
     expr: Arc<dyn PhysicalExpr>,
@@ -21,13 +21,13 @@ pub struct WatermarkGenerator {
 }
 
 impl WatermarkGenerator {
-    pub fn new(spec: &WatermarkSpec, schema: &SchemaRef) -> ExecResult<Self> {
+    pub fn new(spec: &Watermark, schema: &SchemaRef) -> ExecResult<Self> {
         let time_type = schema
             .fields()
             .get(spec.column)
             .map(|f| f.data_type().clone())
             .ok_or_else(|| ExecError::InvalidGraph(format!("no watermark column {}", spec.column)))?;
-        let expr = ExprCompiler::default().compile(&spec.expr, schema, Some(&time_type))?;
+        let expr = ExprCompiler::default().compile(&spec.positional_expr, schema, Some(&time_type))?;
         let time_only = reads_only(&expr, spec.column).then_some(spec.column);
         Ok(Self { expr, time_only, current: i64::MIN })
     }

@@ -1,4 +1,4 @@
-//! Column and table definitions as the catalog stores them.
+//! Definitions of tables, views, sources and sinks as the catalog stores them.
 //!
 //! Weir keeps Postgres-level types (`varchar(20)`, `numeric(10,2)`, `jsonb`) in the catalog,
 //! because Arrow alone cannot tell `text` from `json` or remember a declared length, and
@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
+
+use crate::job_graph::JobGraph;
 
 pub type TableId = u64;
 
@@ -138,7 +140,7 @@ pub struct TableDef {
     /// `WATERMARK FOR` in `CREATE TABLE`: the table is append-only and views read it with
     /// event time, like a source.
     #[serde(default)]
-    pub watermark: Option<WatermarkDef>,
+    pub watermark: Option<Watermark>,
 }
 
 impl TableDef {
@@ -167,9 +169,9 @@ impl TableDef {
 }
 
 /// A materialized view in the catalog: its relation (columns as `pg_catalog` shows them,
-/// no primary key), its definition, and the JobGraph that maintains it (JSON), so the job
-/// is re-deployed as planned when the server restarts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// no primary key), its definition, and the JobGraph that maintains it, so the job is
+/// re-deployed as planned when the server restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ViewDef {
     pub relation: TableDef,
     /// Exact Arrow types of the columns (as Arrow prints them).
@@ -181,7 +183,7 @@ pub struct ViewDef {
     pub parallelism: usize,
     /// Tables and views this view reads, by id.
     pub depends_on: Vec<TableId>,
-    pub job_graph: String,
+    pub job_graph: JobGraph,
     /// Seconds since the Unix epoch.
     pub created_at: i64,
 }
@@ -196,10 +198,11 @@ impl ViewDef {
     }
 }
 
-/// `WATERMARK FOR column AS expr`: the event-time column of a source and how its watermark
-/// follows the rows (typically `column - INTERVAL '4' SECOND`, a bounded out-of-orderness).
+/// `WATERMARK FOR column AS expr`: the event-time column of a source or table and how its
+/// watermark follows the rows (typically `column - INTERVAL '4' SECOND`, a bounded
+/// out-of-orderness). The catalog and the JobGraph's sources carry the same value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WatermarkDef {
+pub struct Watermark {
     /// Index of the event-time column.
     pub column: usize,
     /// The expression as SQL text over the source's column names, e.g. `date_time - INTERVAL '4' SECOND`.
@@ -216,7 +219,7 @@ pub struct SourceDef {
     pub schema_name: String,
     pub name: String,
     pub columns: Vec<ColumnDef>,
-    pub watermark: Option<WatermarkDef>,
+    pub watermark: Option<Watermark>,
     pub connector: String,
     /// `WITH (...)` options except `connector`, keys lower-cased.
     pub options: std::collections::BTreeMap<String, String>,
@@ -239,7 +242,7 @@ impl SourceDef {
 }
 
 /// A sink: a continuous query whose rows leave Weir (`CREATE SINK ... AS SELECT ... WITH (...)`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SinkDef {
     pub id: TableId,
     pub schema_name: String,
@@ -250,6 +253,6 @@ pub struct SinkDef {
     pub options: std::collections::BTreeMap<String, String>,
     /// Tables, views and sources the sink reads, by id.
     pub depends_on: Vec<TableId>,
-    pub job_graph: String,
+    pub job_graph: JobGraph,
     pub created_at: i64,
 }

@@ -8,12 +8,17 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::DataType;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
-use tokio::sync::mpsc;
-use weir_storage::{ColumnDef, ColumnType, InMemoryViewStates, Store, TableDef, TableStore, ViewStateStore};
+use weir_plan::catalog::{ColumnDef, ColumnType, TableDef};
+use weir_plan::job_graph::{
+    AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobTarget, OperatorSpec, Partitioning,
+    SourceSpec, TargetKind, Vertex,
+};
+use weir_storage::{InMemoryViewStates, Store, TableStore, ViewStateStore};
 
 use super::*;
-use crate::job_graph::{AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, OperatorSpec, Vertex};
-use crate::task_manager::LocalTaskManager;
+use crate::data_plane::{DataPlane, LocalDataPlane};
+use crate::task_events::{JobManagerEndpoint, LocalEndpoint};
+use crate::task_manager::{LocalTaskManager, TaskManager};
 use crate::ViewTable;
 
 struct Fixture {
@@ -52,8 +57,9 @@ fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixtur
         })
         .unwrap();
     let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
-    let plane = Arc::new(LocalDataPlane::new());
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let plane: Arc<dyn DataPlane> = Arc::new(LocalDataPlane::new());
+    let (endpoint, events_rx) = LocalEndpoint::new();
+    let endpoint: Arc<dyn JobManagerEndpoint> = Arc::new(endpoint);
     let store_dir = dir.path().join("checkpoints");
     let settings = checkpoints.then(|| CheckpointSettings {
         store: weir_storage::CheckpointStore::open(&store_dir.display().to_string()).unwrap(),
@@ -73,7 +79,7 @@ fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixtur
                     store.clone(),
                     states.clone(),
                     plane.clone(),
-                    events_tx.clone(),
+                    endpoint.clone(),
                 )
                 .with_state(state.clone()),
             ) as Arc<dyn TaskManager>
@@ -86,7 +92,7 @@ fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixtur
         restart_backoff: Duration::from_millis(50),
         ..JobManagerConfig::default()
     };
-    let jobs = JobManager::start(config, tms, plane, states.clone(), events_rx);
+    let jobs = JobManager::start(config, tms, states.clone(), events_rx);
     Fixture { _dir: dir, table, states, jobs }
 }
 
@@ -111,8 +117,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
     let source_schema = FieldSpec::from_schema(&table.schema());
     let output = vec![field("k", DataType::Utf8), field("n", DataType::Int64), field("s", DataType::Int64)];
     JobGraph {
-        view_id: 10,
-        view_name: "agg".into(),
+        target: JobTarget { id: 10, name: "agg".into(), kind: TargetKind::MaterializedView },
         vertices: vec![
             Vertex {
                 id: 0,
@@ -159,8 +164,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
 fn filter_graph() -> JobGraph {
     let schema = vec![field("k", DataType::Utf8), field("n", DataType::Int64), field("s", DataType::Int64)];
     JobGraph {
-        view_id: 11,
-        view_name: "big".into(),
+        target: JobTarget { id: 11, name: "big".into(), kind: TargetKind::MaterializedView },
         vertices: vec![Vertex {
             id: 0,
             parallelism: 2,

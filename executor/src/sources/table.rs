@@ -16,7 +16,7 @@ use weir_storage::{ChangeOp, TableStore};
 
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch, OP_DELETE, OP_INSERT};
-use crate::operators::watermark::WatermarkGenerator;
+use crate::sources::watermark::WatermarkGenerator;
 
 /// A snapshot logs its progress every this many rows.
 const SNAPSHOT_PROGRESS_ROWS: usize = 1_000_000;
@@ -159,7 +159,8 @@ fn observe(
 #[cfg(test)]
 mod tests {
     use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-    use weir_storage::{ColumnDef, ColumnType, Store, TableDef};
+    use weir_plan::catalog::{ColumnDef, ColumnType, TableDef};
+    use weir_storage::Store;
 
     use super::*;
     use crate::operators::test_util::assert_output;

@@ -24,9 +24,9 @@ use tracing::{info, warn};
 use crate::connectors::metrics::SourceMetrics;
 use crate::connectors::{ReadOutcome, SplitReader};
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::WatermarkSpec;
 use crate::message::{Barrier, Message, StreamBatch};
-use crate::operators::watermark::WatermarkGenerator;
+use crate::sources::watermark::WatermarkGenerator;
+use weir_plan::job_graph::Watermark;
 
 /// Longest sleep between checks for barriers while a reader has nothing to return.
 const MAX_POLL_SLEEP: Duration = Duration::from_millis(10);
@@ -56,7 +56,7 @@ impl ConnectorSource {
     pub fn new(
         reader: Box<dyn SplitReader>,
         schema: &SchemaRef,
-        watermark: Option<&WatermarkSpec>,
+        watermark: Option<&Watermark>,
         settings: SourceSettings,
         metrics: Arc<SourceMetrics>,
         out: mpsc::Sender<Message>,
@@ -255,7 +255,11 @@ mod tests {
         let (tx, rx) = mpsc::channel(64);
         let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
         let metrics = Arc::new(SourceMetrics::new(1, "s", "test", 0));
-        let watermark = WatermarkSpec { column: 0, expr: "_c0 - INTERVAL '4' SECOND".into() };
+        let watermark = Watermark {
+            column: 0,
+            expr: "t - INTERVAL '4' SECOND".into(),
+            positional_expr: "_c0 - INTERVAL '4' SECOND".into(),
+        };
         let settings = SourceSettings { on_error, idle_timeout: Duration::from_millis(idle_ms) };
         let source = ConnectorSource::new(
             Box::new(reader),

@@ -1,7 +1,7 @@
 //! Exchange: routes a task's output batches to the subtasks of the next vertex.
 //!
 //! Hash routing hashes the key columns with a fixed seed (vectorized, DataFusion's
-//! `create_hashes`), maps the hash to one of [`MAX_PARALLELISM`] key groups and the key
+//! `create_hashes`), maps the hash to one of [`KEY_GROUPS`] key groups and the key
 //! group to a subtask by range. Every process computes the same route for the same key,
 //! and a later rescale only moves whole key-group ranges. Barriers and watermarks go to
 //! every consumer.
@@ -11,11 +11,9 @@ use datafusion::common::hash_utils::{create_hashes, RandomState};
 use tokio::sync::mpsc;
 
 use crate::error::{ExecError, ExecResult};
-use crate::job_graph::Partitioning;
 use crate::message::{Message, StreamBatch};
-
-/// Number of key groups: the upper bound on any vertex's parallelism.
-pub const MAX_PARALLELISM: usize = 128;
+use weir_plan::job_graph::Partitioning;
+use weir_plan::KEY_GROUPS;
 
 /// Fixed so that every process routes a key to the same key group.
 const HASH_SEED: u64 = 0x5745_4952_6b65_7967;
@@ -36,12 +34,12 @@ pub fn key_groups(batch: &StreamBatch, key_columns: &[usize]) -> ExecResult<Vec<
     let state = RandomState::with_seed(HASH_SEED);
     let mut hashes = vec![0u64; batch.num_rows()];
     create_hashes(&columns, &state, &mut hashes)?;
-    Ok(hashes.into_iter().map(|h| (h % MAX_PARALLELISM as u64) as usize).collect())
+    Ok(hashes.into_iter().map(|h| (h % KEY_GROUPS as u64) as usize).collect())
 }
 
 /// The subtask that owns `key_group` among `parallelism` subtasks.
 pub fn subtask_of(key_group: usize, parallelism: usize) -> usize {
-    key_group * parallelism / MAX_PARALLELISM
+    key_group * parallelism / KEY_GROUPS as usize
 }
 
 /// One output edge of a task: the consumers' channels and how rows are spread over them.
@@ -129,7 +127,7 @@ mod tests {
         let groups = key_groups(&b, &[0]).unwrap();
         assert_eq!(groups[0], groups[2]);
         assert_eq!(groups[1], groups[4]);
-        assert!(groups.iter().all(|g| *g < MAX_PARALLELISM));
+        assert!(groups.iter().all(|g| *g < KEY_GROUPS as usize));
     }
 
     #[test]

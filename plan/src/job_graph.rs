@@ -12,16 +12,40 @@ use std::fmt::{self, Write as _};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ExecError, ExecResult};
-
-pub type VertexId = usize;
+pub use crate::catalog::Watermark;
+use crate::error::{PlanError, PlanResult};
+use crate::ids::{JobId, VertexId};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobGraph {
-    /// The view this job maintains.
-    pub view_id: u64,
-    pub view_name: String,
+    /// What the job maintains; its id also names the job.
+    pub target: JobTarget,
     pub vertices: Vec<Vertex>,
+}
+
+/// The catalog object a job keeps up to date: a materialized view or a sink. Its id names
+/// the job, its tasks, its checkpoints and its state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobTarget {
+    pub id: JobId,
+    pub name: String,
+    pub kind: TargetKind,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TargetKind {
+    MaterializedView,
+    Sink,
+}
+
+impl TargetKind {
+    /// How `weir_catalog.jobs` names the kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            TargetKind::MaterializedView => "materialized view",
+            TargetKind::Sink => "sink",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,7 +107,7 @@ pub enum SourceSpec {
         schema: Vec<FieldSpec>,
         /// `WATERMARK FOR` of an append-only table.
         #[serde(default)]
-        watermark: Option<WatermarkSpec>,
+        watermark: Option<Watermark>,
     },
     /// Another view's materialize subtasks (one channel from each; `parallelism` of this
     /// vertex equals the upstream view's).
@@ -96,14 +120,8 @@ pub enum SourceSpec {
         options: std::collections::BTreeMap<String, String>,
         schema: Vec<FieldSpec>,
         /// `WATERMARK FOR`: the event-time column and the watermark expression over `_cN`.
-        watermark: Option<WatermarkSpec>,
+        watermark: Option<Watermark>,
     },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct WatermarkSpec {
-    pub column: usize,
-    pub expr: String,
 }
 
 /// A window table-valued function's assignment of rows to windows. Times in microseconds.
@@ -281,19 +299,19 @@ impl FieldSpec {
         schema.fields().iter().map(|f| FieldSpec::new(f.name(), f.data_type())).collect()
     }
 
-    pub fn data_type(&self) -> ExecResult<DataType> {
+    pub fn data_type(&self) -> PlanResult<DataType> {
         self.data_type
             .parse::<DataType>()
-            .map_err(|e| ExecError::InvalidGraph(format!("type {} of {}: {e}", self.data_type, self.name)))
+            .map_err(|e| PlanError::InvalidGraph(format!("type {} of {}: {e}", self.data_type, self.name)))
     }
 }
 
 /// Builds an Arrow schema (every column nullable) from field specs.
-pub fn schema_of(fields: &[FieldSpec]) -> ExecResult<SchemaRef> {
+pub fn schema_of(fields: &[FieldSpec]) -> PlanResult<SchemaRef> {
     let fields = fields
         .iter()
         .map(|f| Ok(Field::new(&f.name, f.data_type()?, true)))
-        .collect::<ExecResult<Vec<_>>>()?;
+        .collect::<PlanResult<Vec<_>>>()?;
     Ok(std::sync::Arc::new(Schema::new(fields)))
 }
 
@@ -327,8 +345,8 @@ impl Vertex {
 }
 
 impl JobGraph {
-    pub fn vertex(&self, id: VertexId) -> ExecResult<&Vertex> {
-        self.vertices.get(id).ok_or_else(|| ExecError::InvalidGraph(format!("no vertex {id}")))
+    pub fn vertex(&self, id: VertexId) -> PlanResult<&Vertex> {
+        self.vertices.get(id).ok_or_else(|| PlanError::InvalidGraph(format!("no vertex {id}")))
     }
 
     /// Vertices that read from `id`, with the edge.
@@ -375,10 +393,7 @@ impl JobGraph {
 impl fmt::Display for JobGraph {
     /// The EXPLAIN form: one block per vertex, sinks first, like a plan tree read top-down.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.is_sink() {
-            true => writeln!(f, "JobGraph for sink {}", self.view_name)?,
-            false => writeln!(f, "JobGraph for materialized view {}", self.view_name)?,
-        }
+        writeln!(f, "JobGraph for {} {}", self.target.kind.label(), self.target.name)?;
         for vertex in self.vertices.iter().rev() {
             let mut line =
                 format!("Vertex {} (parallelism {}; {})", vertex.id, vertex.parallelism, vertex.output);
@@ -391,7 +406,7 @@ impl fmt::Display for JobGraph {
                     OperatorSpec::Materialize { .. } => writeln!(
                         f,
                         "  Materialize: {}; state: the view's rows with their multiplicity",
-                        self.view_name
+                        self.target.name
                     )?,
                     other => writeln!(f, "  {other}")?,
                 }
@@ -405,7 +420,7 @@ impl fmt::Display for JobGraph {
                 }
                 Some(SourceSpec::Connector { source_name, connector, watermark, .. }) => {
                     let wm = match watermark {
-                        Some(w) => format!("watermark {}", w.expr),
+                        Some(w) => format!("watermark {}", w.positional_expr),
                         None => "no watermark".into(),
                     };
                     writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm})")?
@@ -504,19 +519,38 @@ impl fmt::Display for OperatorSpec {
 
 impl JobGraph {
     /// The columns vertex `id` receives: its source's, or its first upstream vertex's output.
-    pub fn input_fields(&self, id: VertexId) -> ExecResult<Vec<FieldSpec>> {
+    pub fn input_fields(&self, id: VertexId) -> PlanResult<Vec<FieldSpec>> {
         let vertex = self.vertex(id)?;
         match (&vertex.source, vertex.inputs.first()) {
             (Some(SourceSpec::Table { schema, .. }), _)
             | (Some(SourceSpec::View { schema, .. }), _)
             | (Some(SourceSpec::Connector { schema, .. }), _) => Ok(schema.clone()),
             (None, Some(edge)) if edge.from < id => self.output_fields(edge.from),
-            _ => Err(ExecError::InvalidGraph(format!("vertex {id} has no input"))),
+            _ => Err(PlanError::InvalidGraph(format!("vertex {id} has no input"))),
         }
     }
 
+    /// The columns of each input edge of vertex `id`, in edge order: its producer's output,
+    /// or, for a vertex with a source, the source's columns as its one edge.
+    pub fn edge_fields(&self, id: VertexId) -> PlanResult<Vec<Vec<FieldSpec>>> {
+        let vertex = self.vertex(id)?;
+        if vertex.source.is_some() {
+            return Ok(vec![self.input_fields(id)?]);
+        }
+        vertex
+            .inputs
+            .iter()
+            .map(|edge| match edge.from < id {
+                true => self.output_fields(edge.from),
+                false => {
+                    Err(PlanError::InvalidGraph(format!("vertex {id} reads vertex {} after it", edge.from)))
+                }
+            })
+            .collect()
+    }
+
     /// The columns vertex `id` produces.
-    pub fn output_fields(&self, id: VertexId) -> ExecResult<Vec<FieldSpec>> {
+    pub fn output_fields(&self, id: VertexId) -> PlanResult<Vec<FieldSpec>> {
         let mut fields = self.input_fields(id)?;
         for op in &self.vertex(id)?.chain {
             match op {
@@ -528,7 +562,7 @@ impl JobGraph {
                 | OperatorSpec::SessionWindow { time_column, .. } => {
                     let ts = fields
                         .get(*time_column)
-                        .ok_or_else(|| ExecError::InvalidGraph(format!("no time column {time_column}")))?
+                        .ok_or_else(|| PlanError::InvalidGraph(format!("no time column {time_column}")))?
                         .data_type
                         .clone();
                     fields.push(FieldSpec { name: "window_start".into(), data_type: ts.clone() });
@@ -542,16 +576,21 @@ impl JobGraph {
         Ok(fields)
     }
 
+    /// The job's id: its target's.
+    pub fn id(&self) -> JobId {
+        self.target.id
+    }
+
     /// Whether the job ends in a sink rather than a materialized view.
     pub fn is_sink(&self) -> bool {
-        self.vertices.iter().any(|v| v.chain.iter().any(|op| matches!(op, OperatorSpec::Sink { .. })))
+        self.target.kind == TargetKind::Sink
     }
 
     /// The vertex holding the view's materialize operator.
-    pub fn materialize_vertex(&self) -> ExecResult<&Vertex> {
+    pub fn materialize_vertex(&self) -> PlanResult<&Vertex> {
         self.vertices
             .iter()
             .find(|v| v.chain.iter().any(|op| matches!(op, OperatorSpec::Materialize { .. })))
-            .ok_or_else(|| ExecError::InvalidGraph("job has no materialize operator".into()))
+            .ok_or_else(|| PlanError::InvalidGraph("job has no materialize operator".into()))
     }
 }

@@ -1,0 +1,115 @@
+//! The actor's loop: commands from [`JobManager`](super::JobManager) handles, events from
+//! tasks, and the barrier timer, handled one at a time so the JobManager's state needs no
+//! locks.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{Actor, Command};
+use crate::error::ExecError;
+use crate::message::Mutation;
+use crate::task_events::TaskEvent;
+
+impl Actor {
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<TaskEvent>,
+    ) {
+        let mut ticker = tokio::time::interval(self.config.barrier_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => return,
+                },
+                Some(event) = events.recv() => self.handle_event(event),
+                _ = ticker.tick() => {
+                    self.expire_checkpoints();
+                    if self.injected - self.committed < self.config.max_epochs_in_flight {
+                        let checkpoint = self.checkpoint_due();
+                        self.inject_barrier(None, checkpoint);
+                        self.try_commit();
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Deploy { graph, restore, reply } => {
+                let view_id = graph.id();
+                match self.deploy(graph, restore) {
+                    Ok(first_epoch) => {
+                        self.deploy_waiters.push((view_id, first_epoch, reply));
+                        // Do not wait for the timer: the first barrier closes the backfill.
+                        while self.injected < first_epoch {
+                            self.inject(None);
+                        }
+                        self.try_commit();
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Drop { view_id, reply } => {
+                self.stop_job(view_id);
+                self.view_states.remove(view_id);
+                self.try_commit();
+                let _ = reply.send(());
+            }
+            Command::Flush { reply } => {
+                self.inject(None);
+                self.flush_waiters.push((self.injected, reply));
+                self.try_commit();
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::StartAt { epoch } => {
+                if self.jobs.is_empty() && epoch > self.injected {
+                    self.injected = epoch;
+                    self.committed = epoch;
+                }
+            }
+            Command::Restart { view_id } => self.restart(view_id),
+            Command::InjectFailure { view_id, reply } => {
+                let result = match self.jobs.get(&view_id) {
+                    Some(job) if job.running() => {
+                        self.inject(Some(Arc::new(Mutation::InjectFailure { job: view_id })));
+                        Ok(())
+                    }
+                    _ => Err(ExecError::InvalidGraph(format!("job {view_id} is not running"))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::CheckpointWritten { job, epoch, result } => self.checkpoint_written(job, epoch, result),
+        }
+    }
+
+    pub(super) fn handle_event(&mut self, event: TaskEvent) {
+        match event {
+            TaskEvent::EpochDone { task, epoch, rows_in, rows_out, watermark, operators } => {
+                if let Some(state) = self.jobs.get_mut(&task.job).and_then(|j| j.tasks.get_mut(&task)) {
+                    state.last_epoch = Some(epoch);
+                    state.rows_in = rows_in;
+                    state.rows_out = rows_out;
+                    state.watermark = watermark;
+                    state.operator_stats = operators;
+                }
+                self.try_commit();
+            }
+            TaskEvent::Failed { task, error } => self.fail_job(task.job, format!("{task}: {error}")),
+            TaskEvent::Checkpointed { task, epoch, pieces, source_offset } => {
+                self.checkpoint_acknowledged(task, epoch, pieces, source_offset)
+            }
+            TaskEvent::CheckpointFailed { task, epoch, error } => {
+                self.checkpoint_declined(task, epoch, error)
+            }
+        }
+    }
+}

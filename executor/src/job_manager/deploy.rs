@@ -1,0 +1,338 @@
+//! Deployment: a JobGraph expanded into its ExecutionGraph (one task per subtask, placed on
+//! a slot, a channel id for every producer/consumer pair of every edge, each input channel
+//! tagged with its edge) and handed to the TaskManagers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tracing::info;
+use weir_plan::job_graph::{schema_of, JobGraph, Partitioning, SourceSpec};
+
+use super::checkpoints::Recovered;
+use super::lifecycle::JobState;
+use super::{takes_checkpoints, Actor, Job, TaskState};
+use crate::checkpoint_protocol::CheckpointCoordinator;
+use crate::data_plane::{ChannelId, ChannelIds};
+use crate::error::{ExecError, ExecResult};
+use crate::message::{Epoch, Mutation, Subscription};
+use crate::task::TaskId;
+use crate::task_manager::{InputChannel, TaskDescriptor};
+
+impl Actor {
+    pub(super) fn deploy(&mut self, graph: JobGraph, restore: Option<Recovered>) -> ExecResult<Epoch> {
+        let job_id = graph.id();
+        if self.jobs.contains_key(&job_id) {
+            return Err(ExecError::InvalidGraph(format!("job {job_id} is already running")));
+        }
+        for upstream in graph.view_inputs() {
+            match self.jobs.get(&upstream) {
+                Some(job) if job.running() => {}
+                _ => {
+                    return Err(ExecError::InvalidGraph(format!(
+                        "view {upstream} that this view reads is not running"
+                    )))
+                }
+            }
+        }
+        let materialized = match graph.is_sink() {
+            true => None,
+            false => {
+                let materialize = graph.materialize_vertex()?;
+                Some((schema_of(&graph.output_fields(materialize.id)?)?, materialize.parallelism))
+            }
+        };
+        let mut plan = execution_graph(&graph, &self.slots, &self.channel_ids, |view| {
+            let upstream = self
+                .jobs
+                .get(&view)
+                .ok_or_else(|| ExecError::InvalidGraph(format!("view {view} is not running")))?;
+            Ok(upstream.graph.materialize_vertex()?.parallelism)
+        })?;
+        let checkpointed = self.config.checkpoints.is_some() && takes_checkpoints(&graph);
+        for task in &mut plan.tasks {
+            task.checkpointed = checkpointed;
+            task.restore = restore.as_ref().map(|r| r.task_restore(task.id));
+        }
+        if let Some((view_schema, parallelism)) = materialized {
+            self.view_states.register(job_id, view_schema, parallelism);
+        }
+
+        let protocol = self.config.checkpoints.as_ref().map(|c| c.protocol);
+        let coordinator = match (protocol, checkpointed) {
+            (Some(protocol), true) => {
+                let committed = restore.map(|r| r.committed).unwrap_or_default();
+                self.remember_committed(job_id, &graph.target.name, &committed);
+                Some(CheckpointCoordinator::recovered(job_id, protocol, committed).0)
+            }
+            _ => None,
+        };
+        let mut job = Job {
+            graph: graph.clone(),
+            created: SystemTime::now(),
+            state: JobState::deployed(0),
+            coordinator,
+            restarts: 0,
+            last_failure: None,
+            first_epoch: Epoch::MAX,
+            last_committed: None,
+            tasks: BTreeMap::new(),
+            sources: Vec::new(),
+            channels: plan.channels.clone(),
+        };
+        for desc in plan.tasks {
+            let tm_id = plan
+                .placement
+                .get(&desc.id)
+                .map(|(tm, _)| *tm)
+                .ok_or_else(|| ExecError::Internal(format!("{} was not placed", desc.id)))?;
+            let slot = desc.slot;
+            let tm = self
+                .task_managers
+                .iter()
+                .find(|m| m.id() == tm_id)
+                .ok_or_else(|| ExecError::Internal(format!("no taskmanager {tm_id}")))?;
+            if matches!(desc.vertex.source, Some(SourceSpec::Table { .. } | SourceSpec::Connector { .. })) {
+                job.sources.push(desc.id);
+            }
+            let operators = desc.vertex.operator_names();
+            let id = desc.id;
+            if let Err(e) = tm.deploy(desc) {
+                for tm in &self.task_managers {
+                    tm.cancel_job(job_id);
+                }
+                self.release_channels(&plan.channels);
+                self.view_states.remove(job_id);
+                return Err(e);
+            }
+            job.tasks.insert(
+                id,
+                TaskState {
+                    tm: tm_id,
+                    slot,
+                    operators,
+                    last_epoch: None,
+                    rows_in: 0,
+                    rows_out: 0,
+                    watermark: i64::MIN,
+                    operator_stats: Vec::new(),
+                    state_bytes: None,
+                },
+            );
+        }
+        info!(job = %graph.target.name, tasks = job.tasks.len(), "job deployed");
+        // Subscriptions to upstream views ride one barrier; the job joins right after it.
+        if !plan.subscriptions.is_empty() {
+            let subscriptions = plan
+                .subscriptions
+                .into_iter()
+                .map(|(view_id, channels)| Subscription { view_id, channels })
+                .collect();
+            self.inject(Some(Arc::new(Mutation::Subscribe(subscriptions))));
+        }
+        job.first_epoch = self.injected + 1;
+        let first_epoch = job.first_epoch;
+        self.jobs.insert(job_id, job);
+        Ok(first_epoch)
+    }
+}
+
+/// Expands a JobGraph into its ExecutionGraph: one task per subtask, placed on one of
+/// `slots` (taskmanager, slot), with a channel id from `ids` for every producer/consumer pair
+/// of every edge; every input channel carries the index of its input edge, and every task
+/// the columns of each edge. `view_parallelism` gives the materialize parallelism of a
+/// running view this job reads.
+fn execution_graph(
+    graph: &JobGraph,
+    slots: &[(usize, usize)],
+    ids: &ChannelIds,
+    view_parallelism: impl Fn(u64) -> ExecResult<usize>,
+) -> ExecResult<ExecutionGraph> {
+    if slots.is_empty() {
+        return Err(ExecError::Internal("no taskmanager slots".into()));
+    }
+    let mut plan = ExecutionGraph::default();
+    // channel[(consumer vertex, edge index)][(producer subtask, consumer subtask)]
+    let mut edge_channels: BTreeMap<(usize, usize), BTreeMap<(usize, usize), ChannelId>> = BTreeMap::new();
+    for vertex in &graph.vertices {
+        for (e, edge) in vertex.inputs.iter().enumerate() {
+            let producer = graph.vertex(edge.from)?;
+            let pairs = edge_pairs(&edge.partitioning, producer.parallelism, vertex.parallelism)?;
+            let channels = edge_channels.entry((vertex.id, e)).or_default();
+            for pair in pairs {
+                let id = ids.allocate();
+                plan.channels.push(id);
+                channels.insert(pair, id);
+            }
+        }
+    }
+    let offset = graph.id() as usize;
+    for vertex in &graph.vertices {
+        let input_schemas = graph.edge_fields(vertex.id)?;
+        let mut subscription = Vec::new();
+        for subtask in 0..vertex.parallelism {
+            let (tm, slot) = slots[(subtask + offset) % slots.len()];
+            let id = TaskId { job: graph.id(), vertex: vertex.id, subtask };
+            let mut inputs = Vec::new();
+            for e in 0..vertex.inputs.len() {
+                let channels =
+                    edge_channels.get(&(vertex.id, e)).ok_or_else(|| missing_edge(vertex.id, e))?;
+                for ((_, consumer), channel) in channels {
+                    if *consumer == subtask {
+                        inputs.push(InputChannel { channel: *channel, edge: e });
+                    }
+                }
+            }
+            if let Some(SourceSpec::View { .. }) = &vertex.source {
+                let channel = ids.allocate();
+                plan.channels.push(channel);
+                subscription.push(channel);
+                inputs.push(InputChannel { channel, edge: 0 });
+            }
+            let mut outputs = Vec::new();
+            for consumer in &graph.vertices {
+                for (e, edge) in consumer.inputs.iter().enumerate().filter(|(_, edge)| edge.from == vertex.id)
+                {
+                    let channels: Vec<ChannelId> = edge_channels
+                        .get(&(consumer.id, e))
+                        .ok_or_else(|| missing_edge(consumer.id, e))?
+                        .iter()
+                        .filter(|((producer, _), _)| *producer == subtask)
+                        .map(|(_, c)| *c)
+                        .collect();
+                    outputs.push((edge.partitioning.clone(), channels));
+                }
+            }
+            plan.placement.insert(id, (tm, slot));
+            plan.tasks.push(TaskDescriptor {
+                id,
+                slot,
+                vertex: vertex.clone(),
+                input_schemas: input_schemas.clone(),
+                inputs,
+                outputs,
+                restore: None,
+                checkpointed: false,
+            });
+        }
+        if let Some(SourceSpec::View { view_id, .. }) = &vertex.source {
+            let upstream_parallelism = view_parallelism(*view_id)?;
+            if upstream_parallelism != vertex.parallelism {
+                return Err(ExecError::InvalidGraph(format!(
+                    "a vertex reading view {view_id} must have its parallelism {upstream_parallelism}"
+                )));
+            }
+            plan.subscriptions.push((*view_id, subscription));
+        }
+    }
+    Ok(plan)
+}
+
+/// A JobGraph expanded for deployment: every subtask's descriptor and placement, the
+/// channels between them, and the channels new subscriptions to upstream views will use.
+#[derive(Default)]
+struct ExecutionGraph {
+    tasks: Vec<TaskDescriptor>,
+    placement: BTreeMap<TaskId, (usize, usize)>,
+    channels: Vec<ChannelId>,
+    subscriptions: Vec<(u64, Vec<ChannelId>)>,
+}
+
+/// The (producer subtask, consumer subtask) pairs an edge connects.
+fn edge_pairs(
+    partitioning: &Partitioning,
+    producers: usize,
+    consumers: usize,
+) -> ExecResult<Vec<(usize, usize)>> {
+    match partitioning {
+        Partitioning::Forward if producers == consumers => Ok((0..producers).map(|i| (i, i)).collect()),
+        Partitioning::Forward => Err(ExecError::InvalidGraph(format!(
+            "forward edge between parallelism {producers} and {consumers}"
+        ))),
+        Partitioning::Single if consumers == 1 => Ok((0..producers).map(|i| (i, 0)).collect()),
+        Partitioning::Single => Err(ExecError::InvalidGraph("single edge into a parallel vertex".into())),
+        Partitioning::Hash(_) | Partitioning::Broadcast => {
+            Ok((0..producers).flat_map(|p| (0..consumers).map(move |c| (p, c))).collect())
+        }
+    }
+}
+
+fn missing_edge(vertex: usize, edge: usize) -> ExecError {
+    ExecError::Internal(format!("no channels for input {edge} of vertex {vertex}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::DataType;
+    use weir_plan::job_graph::{Edge, FieldSpec, JobTarget, OperatorSpec, TargetKind, Vertex};
+
+    use super::*;
+
+    fn table_vertex(id: usize, table_id: u64, schema: Vec<FieldSpec>) -> Vertex {
+        Vertex {
+            id,
+            parallelism: 3,
+            source: Some(SourceSpec::Table {
+                table_id,
+                table_name: format!("t{table_id}"),
+                schema,
+                watermark: None,
+            }),
+            inputs: vec![],
+            chain: vec![],
+            output: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_input_channel_carries_its_edge_at_parallelism_three_on_both_sides() {
+        let left = vec![FieldSpec::new("a", &DataType::Int64)];
+        let right = vec![FieldSpec::new("b", &DataType::Utf8), FieldSpec::new("c", &DataType::Int64)];
+        let graph = JobGraph {
+            target: JobTarget { id: 7, name: "two_inputs".into(), kind: TargetKind::MaterializedView },
+            vertices: vec![
+                table_vertex(0, 1, left.clone()),
+                table_vertex(1, 2, right.clone()),
+                Vertex {
+                    id: 2,
+                    parallelism: 3,
+                    source: None,
+                    inputs: vec![
+                        Edge { from: 0, partitioning: Partitioning::Hash(vec![0]) },
+                        Edge { from: 1, partitioning: Partitioning::Hash(vec![1]) },
+                    ],
+                    chain: vec![OperatorSpec::Materialize { view_id: 7 }],
+                    output: Default::default(),
+                },
+            ],
+        };
+        let slots = [(0, 0), (0, 1), (1, 0)];
+        let plan = execution_graph(&graph, &slots, &ChannelIds::default(), |view| {
+            Err(ExecError::Internal(format!("reads no view, asked for {view}")))
+        })
+        .unwrap();
+        let task = |vertex, subtask| {
+            plan.tasks.iter().find(|t| t.id.vertex == vertex && t.id.subtask == subtask).unwrap()
+        };
+        for subtask in 0..3 {
+            let consumer = task(2, subtask);
+            assert_eq!(consumer.input_schemas, vec![left.clone(), right.clone()]);
+            for (edge, producer_vertex) in [(0, 0), (1, 1)] {
+                // Each producer subtask has one channel to this consumer, on this edge.
+                let mut expected: Vec<ChannelId> =
+                    (0..3).map(|p| task(producer_vertex, p).outputs[0].1[subtask]).collect();
+                let mut got: Vec<ChannelId> =
+                    consumer.inputs.iter().filter(|i| i.edge == edge).map(|i| i.channel).collect();
+                expected.sort();
+                got.sort();
+                assert_eq!(got, expected, "edge {edge} of subtask {subtask}");
+            }
+            assert_eq!(consumer.inputs.len(), 6);
+        }
+        // 3 × 3 channels per edge, all distinct.
+        let mut channels = plan.channels.clone();
+        channels.sort();
+        channels.dedup();
+        assert_eq!(channels.len(), 18);
+    }
+}

@@ -1,0 +1,292 @@
+//! The JobManager: deploys JobGraphs onto TaskManagers, drives epochs and commits them.
+//!
+//! It runs as one actor task; everything else talks to it through [`JobManager`]
+//! (commands) and tasks report to it through events. Every barrier interval it injects
+//! `Barrier(e)` at every source of every job. When every task that takes part in epoch `e`
+//! has reported it done, `e` is committed: every view's contents as of `e` are published
+//! together, so queries see all views at one consistent point. `FLUSH` injects a barrier at
+//! once and waits for its commit.
+//!
+//! A new job that reads other views joins the dataflow at a barrier: the JobManager injects
+//! an extra barrier `E` carrying a subscribe mutation; the upstream materialize tasks, right
+//! after passing `E`, send their contents and then every later change to the new job. The
+//! new job's own table sources start receiving barriers at `E + 1`, its first epoch.
+//!
+//! The actor's work is split by concern: [`actor`] receives commands and task events,
+//! `epochs` injects barriers and commits epochs, `deploy` expands a JobGraph into tasks
+//! and places them, `lifecycle` moves jobs between their states (creating, running,
+//! failed, restarting), `checkpoints` coordinates checkpoints and restarts, and `status`
+//! answers the system tables.
+
+mod actor;
+mod checkpoints;
+mod deploy;
+mod epochs;
+mod lifecycle;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use weir_plan::JobGraph;
+use weir_storage::ViewStateStore;
+
+pub use self::checkpoints::{CheckpointRecord, CheckpointSettings, Recovered};
+pub use self::lifecycle::JobState;
+pub use self::status::{ClusterStatus, JobStatus, TaskStatus};
+use crate::checkpoint_protocol::CheckpointCoordinator;
+use crate::data_plane::{ChannelId, ChannelIds};
+use crate::error::{ExecError, ExecResult};
+use crate::message::Epoch;
+use crate::task::{job_prefix, TaskId};
+use crate::task_events::{OperatorStats, TaskEvent};
+use crate::task_manager::TaskManager;
+
+/// Whether a job takes checkpoints: one that reads other views rebuilds its state from
+/// them instead, so it is never ahead of or behind what it reads.
+fn takes_checkpoints(graph: &JobGraph) -> bool {
+    graph.view_inputs().is_empty()
+}
+
+#[derive(Clone)]
+pub struct JobManagerConfig {
+    pub barrier_interval: Duration,
+    /// Injected but uncommitted epochs allowed before the timer stops injecting (so a
+    /// back-pressured job is not flooded with barriers).
+    pub max_epochs_in_flight: u64,
+    /// Checkpoints; `None` turns them off (jobs then start from scratch after a restart).
+    pub checkpoints: Option<CheckpointSettings>,
+    /// A failed job is restarted after this delay, doubled at every failure up to
+    /// `max_restart_backoff`; zero turns restarts off.
+    pub restart_backoff: Duration,
+    pub max_restart_backoff: Duration,
+}
+
+impl Default for JobManagerConfig {
+    fn default() -> Self {
+        Self {
+            barrier_interval: Duration::from_secs(1),
+            max_epochs_in_flight: 8,
+            checkpoints: None,
+            restart_backoff: Duration::from_secs(1),
+            max_restart_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+enum Command {
+    Deploy { graph: JobGraph, restore: Option<Recovered>, reply: oneshot::Sender<ExecResult<()>> },
+    StartAt { epoch: Epoch },
+    Restart { view_id: u64 },
+    InjectFailure { view_id: u64, reply: oneshot::Sender<ExecResult<()>> },
+    CheckpointWritten { job: u64, epoch: Epoch, result: Result<(), String> },
+    Drop { view_id: u64, reply: oneshot::Sender<()> },
+    Flush { reply: oneshot::Sender<ExecResult<Epoch>> },
+    Status { reply: oneshot::Sender<ClusterStatus> },
+}
+
+/// Handle to the JobManager actor. Cheap to clone.
+#[derive(Clone)]
+pub struct JobManager {
+    commands: mpsc::UnboundedSender<Command>,
+    checkpoints: Option<CheckpointSettings>,
+}
+
+impl JobManager {
+    /// Starts the actor. `events` is what the TaskManagers' [`JobManagerEndpoint`]s
+    /// deliver.
+    ///
+    /// [`JobManagerEndpoint`]: crate::task_events::JobManagerEndpoint
+    pub fn start(
+        config: JobManagerConfig,
+        task_managers: Vec<Arc<dyn TaskManager>>,
+        view_states: Arc<dyn ViewStateStore>,
+        events: mpsc::UnboundedReceiver<TaskEvent>,
+    ) -> Self {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let slots = task_managers.iter().flat_map(|tm| (0..tm.slots()).map(move |s| (tm.id(), s))).collect();
+        let checkpoints = config.checkpoints.clone();
+        let actor = Actor {
+            commands: commands.clone(),
+            last_checkpoint: std::time::Instant::now(),
+            history: BTreeMap::new(),
+            config,
+            task_managers,
+            slots,
+            channel_ids: ChannelIds::default(),
+            view_states,
+            injected: 0,
+            committed: 0,
+            jobs: BTreeMap::new(),
+            flush_waiters: Vec::new(),
+            deploy_waiters: Vec::new(),
+        };
+        tokio::spawn(actor.run(command_rx, events));
+        Self { commands, checkpoints }
+    }
+
+    /// Deploys a new job and returns once its view holds the backfilled contents (the job's
+    /// first epoch is committed). Checkpoints left by an earlier job of the same id are
+    /// discarded.
+    pub async fn deploy(&self, graph: JobGraph) -> ExecResult<()> {
+        if let Some(settings) = &self.checkpoints {
+            settings.store.delete_prefix(&format!("{}/", job_prefix(graph.id()))).await?;
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Deploy { graph, restore: None, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// What a job deployed again after a restart resumes from: its latest committed
+    /// checkpoint, if it has one and takes part in checkpoints. Also clears what partial
+    /// and expired checkpoints left in the store, so call it only at startup, before the
+    /// job runs.
+    pub async fn recovery_point(&self, graph: &JobGraph) -> ExecResult<Option<Recovered>> {
+        match &self.checkpoints {
+            Some(settings) if takes_checkpoints(graph) => {
+                checkpoints::load_recovery_point(settings, graph.id()).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Before any job is deployed at startup: epochs continue after `epoch` (the latest
+    /// checkpoint found), so new checkpoints never reuse an epoch.
+    pub fn start_at(&self, epoch: Epoch) -> ExecResult<()> {
+        self.send(Command::StartAt { epoch })
+    }
+
+    /// Deploys a job found in the catalog at startup, from `restore` when given.
+    pub async fn recover(&self, graph: JobGraph, restore: Option<Recovered>) -> ExecResult<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Deploy { graph, restore, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Makes the job's tasks fail on their next batch, as an operator error would.
+    pub async fn inject_failure(&self, view_id: u64) -> ExecResult<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::InjectFailure { view_id, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Stops a job and forgets its view's contents.
+    pub async fn drop_job(&self, view_id: u64) -> ExecResult<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Drop { view_id, reply })?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Stops a job without waiting (for cleanup paths that cannot await). Commands are
+    /// handled in order, so any later command sees the job gone.
+    pub fn stop_job(&self, view_id: u64) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.send(Command::Drop { view_id, reply });
+    }
+
+    /// Returns once everything written before the call is visible in every view.
+    pub async fn flush(&self) -> ExecResult<Epoch> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Flush { reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    pub async fn status(&self) -> ExecResult<ClusterStatus> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Status { reply })?;
+        rx.await.map_err(|_| gone())
+    }
+
+    fn send(&self, command: Command) -> ExecResult<()> {
+        self.commands.send(command).map_err(|_| gone())
+    }
+}
+
+fn gone() -> ExecError {
+    ExecError::ChannelClosed("job manager stopped".into())
+}
+
+struct TaskState {
+    tm: usize,
+    slot: usize,
+    operators: String,
+    last_epoch: Option<Epoch>,
+    rows_in: u64,
+    rows_out: u64,
+    watermark: i64,
+    operator_stats: Vec<OperatorStats>,
+    state_bytes: Option<u64>,
+}
+
+struct Job {
+    graph: JobGraph,
+    created: SystemTime,
+    state: JobState,
+    /// `None` for a job that takes no checkpoints (checkpoints are off, or it reads views).
+    coordinator: Option<CheckpointCoordinator>,
+    restarts: u32,
+    last_failure: Option<String>,
+    /// The first epoch this job takes part in.
+    first_epoch: Epoch,
+    last_committed: Option<Epoch>,
+    tasks: BTreeMap<TaskId, TaskState>,
+    sources: Vec<TaskId>,
+    channels: Vec<ChannelId>,
+}
+
+impl Job {
+    /// Whether the job's tasks run: it has not failed (it may still be creating).
+    fn running(&self) -> bool {
+        !matches!(self.state, JobState::Failed { .. })
+    }
+
+    fn parallelism(&self) -> usize {
+        self.graph.vertices.iter().map(|v| v.parallelism).max().unwrap_or(1)
+    }
+}
+
+struct Actor {
+    config: JobManagerConfig,
+    /// For work spawned off the actor to report back.
+    commands: mpsc::UnboundedSender<Command>,
+    last_checkpoint: std::time::Instant,
+    /// Recent checkpoints by (job, epoch), for `weir_catalog.checkpoints`.
+    history: BTreeMap<(u64, Epoch), CheckpointRecord>,
+    task_managers: Vec<Arc<dyn TaskManager>>,
+    /// Every (taskmanager, slot) pair.
+    slots: Vec<(usize, usize)>,
+    /// Names the channels of deployed jobs; the TaskManagers' data planes make them.
+    channel_ids: ChannelIds,
+    view_states: Arc<dyn ViewStateStore>,
+    injected: Epoch,
+    committed: Epoch,
+    jobs: BTreeMap<u64, Job>,
+    flush_waiters: Vec<(Epoch, oneshot::Sender<ExecResult<Epoch>>)>,
+    deploy_waiters: Vec<(u64, Epoch, oneshot::Sender<ExecResult<()>>)>,
+}
+
+impl Actor {
+    /// Tells every TaskManager to forget a stopped job's channels.
+    fn release_channels(&self, channels: &[ChannelId]) {
+        for tm in &self.task_managers {
+            tm.release_channels(channels);
+        }
+    }
+}
+
+fn drain_where<T>(items: &mut Vec<T>, mut pred: impl FnMut(&T) -> bool) -> Vec<T> {
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        if pred(&items[i]) {
+            taken.push(items.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    taken
+}

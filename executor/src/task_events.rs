@@ -1,0 +1,82 @@
+//! What tasks tell the JobManager, and the endpoint they tell it through.
+//!
+//! Tasks report finished epochs, checkpoint acknowledgements and failures as
+//! [`TaskEvent`]s, plain serializable data, through a [`JobManagerEndpoint`]. In one process
+//! the endpoint is the JobManager actor's event channel ([`LocalEndpoint`]); a TaskManager in
+//! another process implements it over its control connection.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::checkpoint_protocol::StatePiece;
+use crate::error::{ExecError, ExecResult};
+use crate::message::Epoch;
+use crate::task::TaskId;
+
+/// What an operator reports at each barrier, for `weir_catalog.watermarks` and `tasks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorStats {
+    pub name: String,
+    pub late_rows: u64,
+    pub state_rows: u64,
+}
+
+/// What a task tells the JobManager.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TaskEvent {
+    /// The task has processed and forwarded every message of `epoch`.
+    EpochDone {
+        task: TaskId,
+        epoch: Epoch,
+        rows_in: u64,
+        rows_out: u64,
+        /// The task's input watermark (`i64::MIN` before the first one).
+        watermark: i64,
+        /// Per operator of the chain: (name, late rows dropped so far, state entries).
+        operators: Vec<OperatorStats>,
+    },
+    Failed {
+        task: TaskId,
+        error: String,
+    },
+    /// The task's state as of checkpoint `epoch` is in the checkpoint store (`piece`, if it
+    /// has state); a source task also reports where it will resume from.
+    Checkpointed {
+        task: TaskId,
+        epoch: Epoch,
+        /// The task's state: one piece, or a full piece followed by deltas.
+        pieces: Vec<StatePiece>,
+        source_offset: Option<serde_json::Value>,
+    },
+    /// The task could not write its state for checkpoint `epoch`.
+    CheckpointFailed {
+        task: TaskId,
+        epoch: Epoch,
+        error: String,
+    },
+}
+
+/// Where tasks report to the JobManager.
+pub trait JobManagerEndpoint: Send + Sync {
+    /// Delivers one event; fails only when the JobManager is gone.
+    fn report(&self, event: TaskEvent) -> ExecResult<()>;
+}
+
+/// The endpoint of a JobManager in this process: its actor's event channel.
+pub struct LocalEndpoint {
+    events: mpsc::UnboundedSender<TaskEvent>,
+}
+
+impl LocalEndpoint {
+    /// An endpoint and the receiving end the JobManager actor reads.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<TaskEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        (Self { events }, receiver)
+    }
+}
+
+impl JobManagerEndpoint for LocalEndpoint {
+    fn report(&self, event: TaskEvent) -> ExecResult<()> {
+        self.events.send(event).map_err(|_| ExecError::ChannelClosed("job manager".into()))
+    }
+}
