@@ -5,7 +5,6 @@
 //! merging watermarks, routing outputs — so an operator is plain data transformation plus
 //! the state it keeps between batches.
 
-pub mod aggregate_state;
 pub mod connector_source;
 pub mod exchange;
 pub mod filter;

@@ -1,7 +1,7 @@
 //! HashAggregate: incremental GROUP BY over a changelog stream.
 //!
 //! Each input row is a weighted change (`+1` insert, `-1` delete) to its group's state, and
-//! every accumulator (see [`super::aggregate_state`]) is a commutative group under these
+//! every accumulator (see [`accumulators`]) is a commutative group under these
 //! changes: rows may arrive in any order within an epoch (a delete can overtake its insert
 //! when they travel different paths), and only the state at the barrier matters.
 //!
@@ -39,14 +39,15 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::hash_utils::RandomState;
 
-use super::aggregate_state::{create_accumulator, GroupAccumulator};
 use super::Operator;
 use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
 
-#[path = "aggregate_persistence.rs"]
+mod accumulators;
 mod persistence;
+
+use accumulators::{create_accumulator, GroupAccumulator};
 pub use persistence::KeyedState;
 
 /// A windowed group's slot, with its key to recognise a slot freed and reused meanwhile.
