@@ -39,6 +39,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::hash_utils::RandomState;
 
+use weir_storage::state_table::StateTable;
+
 use super::Operator;
 use crate::error::{ExecError, ExecResult};
 use crate::job_graph::{schema_of, AggregateSpec, WindowedGroups};
@@ -48,7 +50,6 @@ mod accumulators;
 mod persistence;
 
 use accumulators::{create_accumulator, GroupAccumulator};
-pub use persistence::KeyedState;
 
 /// A windowed group's slot, with its key to recognise a slot freed and reused meanwhile.
 type OpenGroup = (u32, Arc<[u8]>);
@@ -86,10 +87,11 @@ pub struct HashAggregate {
     open: BTreeMap<i64, Vec<OpenGroup>>,
     /// Emit-on-update: groups closed by the watermark, dropped after the next barrier's output.
     closing: Vec<u32>,
-    /// The copy of the groups in a state backend, when there is one.
-    persistence: Option<persistence::Persistence>,
+    /// The groups' copy in a state backend, when they may outgrow memory (see
+    /// [`persistence`]); the slots above are its cache.
+    state_table: Option<StateTable>,
     /// Without one: the groups changed since the last checkpoint snapshot.
-    changes: persistence::ChangeLog,
+    changed_groups: persistence::ChangedGroups,
 }
 
 fn invalid(msg: String) -> ExecError {
@@ -186,8 +188,8 @@ impl HashAggregate {
             late_rows: 0,
             open: BTreeMap::new(),
             closing: vec![],
-            persistence: None,
-            changes: Default::default(),
+            state_table: None,
+            changed_groups: Default::default(),
         };
         if op.global {
             // The one group exists from the start; dirty so the first barrier emits it.
@@ -219,7 +221,6 @@ impl HashAggregate {
                 for acc in &mut self.accumulators {
                     acc.resize(self.keys.len());
                 }
-                self.persistence_resize(self.keys.len());
                 slot
             }
         };
@@ -305,7 +306,7 @@ impl HashAggregate {
     fn release_slot(&mut self, slot: u32, evicted: bool) {
         let s = slot as usize;
         let key = std::mem::replace(&mut self.keys[s], Arc::clone(&self.no_key));
-        self.persistence_free(slot, &key, evicted);
+        self.forget_group(slot, &key, evicted);
         self.slots.remove(&key[..]);
         self.row_counts[s] = 0;
         self.emitted[s] = None;
@@ -423,11 +424,11 @@ impl Operator for HashAggregate {
                 self.mark_dirty(slot);
             }
         }
-        if self.persistence.is_some() {
+        if let Some(table) = &mut self.state_table {
             for &slot in &groups {
-                self.mark_unflushed(slot);
+                table.mark_updated(slot);
             }
-        } else if self.changes_tracked() {
+        } else if self.tracks_changed_groups() {
             for &slot in &groups {
                 self.mark_changed(slot);
             }
@@ -1018,11 +1019,12 @@ mod tests {
     use weir_storage::keyed_state::{
         InMemoryStateBackend, KeyedStateBackend, RocksDbStateBackend, StateNamespace,
     };
+    use weir_storage::state_table::StateTableOptions;
 
-    const NS: StateNamespace = StateNamespace { job: 1, vertex: 0, operator: 0 };
+    const NS: StateNamespace = StateNamespace { job: 1, vertex: 0, subtask: 0, operator_index: 0 };
 
     fn keyed(op: HashAggregate, backend: &Arc<dyn KeyedStateBackend>, cache: usize) -> HashAggregate {
-        op.with_state(KeyedState::new(Arc::clone(backend), NS, cache))
+        op.with_state(StateTable::new(Arc::clone(backend), NS, StateTableOptions::cached(cache)))
     }
 
     fn memory() -> Arc<dyn KeyedStateBackend> {
