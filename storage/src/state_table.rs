@@ -235,8 +235,9 @@ impl StateTable {
     /// Writes everything staged since the last flush in one batch (nothing when nothing
     /// changed), and advances the table's clock.
     pub fn flush(&mut self) -> StorageResult<()> {
+        // The wall clock may step back; the table's clock does not.
         let now = match self.ttl_ms {
-            Some(_) => wall_clock_ms(),
+            Some(_) => wall_clock_ms().max(self.now_ms),
             None => self.now_ms,
         };
         self.flush_at(now)
@@ -248,7 +249,7 @@ impl StateTable {
             self.backend.write(self.namespace, std::mem::take(&mut self.pending))?;
         }
         self.flushes += 1;
-        self.now_ms = self.now_ms.max(now_ms);
+        self.now_ms = now_ms;
         Ok(())
     }
 

@@ -38,7 +38,6 @@ use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::hash_utils::RandomState;
-
 use weir_storage::state_table::StateTable;
 
 use super::Operator;
