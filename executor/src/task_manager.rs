@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use weir_plan::job_graph::{schema_of, FieldSpec, OperatorSpec, Partitioning, Vertex};
 use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, StateNamespace};
+use weir_storage::state_table::{StateTable, StateTableOptions};
 use weir_storage::{CheckpointStore, Store, ViewStateStore};
 
 use crate::data_plane::{ChannelId, DataPlane};
@@ -18,7 +19,7 @@ use crate::exchange::OutputGate;
 use crate::expr::ExprCompiler;
 use crate::message::Barrier;
 use crate::operators::filter::Filter;
-use crate::operators::hash_aggregate::{HashAggregate, KeyedState};
+use crate::operators::hash_aggregate::HashAggregate;
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::session_window::SessionWindow;
@@ -177,13 +178,8 @@ impl LocalTaskManager {
                     operators.push(Box::new(Filter::new(&compiler, predicate, &schema)?));
                 }
                 OperatorSpec::HashAggregate(spec) => {
-                    // Each subtask has its own namespace: the chain index in the low 16 bits
-                    // of `operator`, the subtask above.
-                    let namespace = StateNamespace {
-                        job: desc.id.job,
-                        vertex: desc.id.vertex as u32,
-                        operator: ((desc.id.subtask as u32) << 16) | index as u32,
-                    };
+                    // Each subtask has its own namespace.
+                    let namespace = StateNamespace::new(desc.id.job, desc.id.vertex, desc.id.subtask, index)?;
                     let mut op = HashAggregate::new(spec, schema.clone())?;
                     // Groups go to the backend only when they may outgrow memory; otherwise
                     // checkpoints encode them straight from memory.
@@ -193,7 +189,8 @@ impl LocalTaskManager {
                             self.state.backend.drop_namespace(namespace)?;
                         }
                         let backend = self.state.backend.clone();
-                        op = op.with_state(KeyedState::new(backend, namespace, self.state.cache_groups));
+                        let options = StateTableOptions::cached(self.state.cache_groups);
+                        op = op.with_state(StateTable::new(backend, namespace, options));
                     }
                     operators.push(Box::new(op));
                     schema = schema_of(&spec.output)?;

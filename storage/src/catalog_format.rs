@@ -139,7 +139,8 @@ mod tests {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_CATALOG, CF_ROWS, CF_LOG].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let cfs =
+            [CF_CATALOG, CF_ROWS, CF_LOG].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, dir.join("rocksdb"), cfs).unwrap();
         let cf = db.cf_handle(CF_CATALOG).unwrap();
         for (key, value) in entries {
@@ -188,7 +189,8 @@ mod tests {
         assert_eq!(sink.job_graph.target.name, "out");
         assert_eq!(sink.job_graph.target.kind, TargetKind::Sink);
         assert!(matches!(sink.job_graph.vertices[0].chain[0], OperatorSpec::Sink { .. }));
-        let Some(SourceSpec::Connector { watermark: Some(watermark), .. }) = &sink.job_graph.vertices[0].source
+        let Some(SourceSpec::Connector { watermark: Some(watermark), .. }) =
+            &sink.job_graph.vertices[0].source
         else {
             panic!("the source lost its watermark")
         };
@@ -212,7 +214,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path()).unwrap());
         {
-            let cfs = [CF_CATALOG, CF_ROWS, CF_LOG].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+            let cfs =
+                [CF_CATALOG, CF_ROWS, CF_LOG].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
             let db = DB::open_cf_descriptors(&Options::default(), dir.path().join("rocksdb"), cfs).unwrap();
             db.put_cf(db.cf_handle(CF_CATALOG).unwrap(), super::FORMAT_KEY, 99u32.to_be_bytes()).unwrap();
         }

@@ -9,7 +9,9 @@
 //!   ranges, and a later rescale hands whole key-group ranges to other subtasks without
 //!   rewriting any key.
 //! * Writes go in [`StateWriteBatch`]es, applied atomically: operators keep hot state in
-//!   memory and flush changes at barriers, not one backend call per row.
+//!   memory and flush changes at barriers, not one backend call per row. Operators use a
+//!   backend through a [`StateTable`](crate::state_table::StateTable), which does that
+//!   bookkeeping.
 //! * [`KeyedStateBackend::snapshot_handle`] captures a point-in-time view of a namespace's
 //!   key groups cheaply (an `imbl` map clone in memory, a RocksDB snapshot on disk) at the
 //!   barrier; the returned [`StateSnapshot`] writes it out later, on another thread, as a
@@ -40,20 +42,44 @@ const CF_STATE: &str = "keyed_state";
 /// larger than memory never holds more than one file's worth of writer buffers.
 const RESTORE_SST_BYTES: u64 = 256 << 20;
 
-/// One operator's state within a backend.
+/// Whose state an entry is: one operator (by its index in the vertex's chain) of one subtask
+/// of one vertex of one job. Each subtask has its own namespace, so subtasks of one vertex
+/// never share keys even when they share a backend.
+///
+/// Stored keys start with the namespace packed into 16 bytes (see [`Self::prefix`]): job,
+/// vertex, subtask and operator index, each big-endian. That is the layout RocksDB
+/// directories already hold (it was `job | vertex | subtask << 16 | index`), so it must not
+/// change; snapshot streams strip it, so checkpoints do not depend on it at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StateNamespace {
     pub job: u64,
     pub vertex: u32,
-    pub operator: u32,
+    pub subtask: u16,
+    /// The operator's index in its vertex's chain.
+    pub operator_index: u16,
 }
 
 impl StateNamespace {
-    fn prefix(&self) -> [u8; 16] {
+    /// The namespace of operator `operator_index` of a subtask; an error if an id is too
+    /// large for its field.
+    pub fn new(job: u64, vertex: usize, subtask: usize, operator_index: usize) -> StorageResult<Self> {
+        let fits = |what: &str, n: usize| invalid(&format!("{what} {n} does not fit a state namespace"));
+        Ok(Self {
+            job,
+            vertex: u32::try_from(vertex).map_err(|_| fits("vertex", vertex))?,
+            subtask: u16::try_from(subtask).map_err(|_| fits("subtask", subtask))?,
+            operator_index: u16::try_from(operator_index)
+                .map_err(|_| fits("operator index", operator_index))?,
+        })
+    }
+
+    /// The bytes every stored key of this namespace starts with.
+    pub fn prefix(&self) -> [u8; 16] {
         let mut out = [0u8; 16];
         out[..8].copy_from_slice(&self.job.to_be_bytes());
         out[8..12].copy_from_slice(&self.vertex.to_be_bytes());
-        out[12..].copy_from_slice(&self.operator.to_be_bytes());
+        out[12..14].copy_from_slice(&self.subtask.to_be_bytes());
+        out[14..].copy_from_slice(&self.operator_index.to_be_bytes());
         out
     }
 
@@ -627,8 +653,24 @@ impl KeyedStateBackend for RocksDbStateBackend {
 mod tests {
     use super::*;
 
-    const NS: StateNamespace = StateNamespace { job: 7, vertex: 1, operator: 2 };
-    const OTHER: StateNamespace = StateNamespace { job: 7, vertex: 1, operator: 3 };
+    const NS: StateNamespace = StateNamespace { job: 7, vertex: 1, subtask: 0, operator_index: 2 };
+    const OTHER: StateNamespace = StateNamespace { job: 7, vertex: 1, subtask: 0, operator_index: 3 };
+
+    #[test]
+    fn a_namespace_packs_into_the_layout_stored_keys_already_have() {
+        let ns = StateNamespace { job: 0x0102_0304_0506_0708, vertex: 9, subtask: 3, operator_index: 2 };
+        let mut before = Vec::new(); // job | vertex | subtask << 16 | index, as it was packed
+        before.extend_from_slice(&ns.job.to_be_bytes());
+        before.extend_from_slice(&9u32.to_be_bytes());
+        before.extend_from_slice(&((3u32 << 16) | 2).to_be_bytes());
+        assert_eq!(ns.prefix().to_vec(), before);
+        assert_eq!(StateNamespace::new(ns.job, 9, 3, 2).expect("fits"), ns);
+        assert!(StateNamespace::new(1, 0, 1 << 16, 0).is_err(), "a subtask beyond u16");
+        assert_eq!(ns.key(5, b"k"), [&before[..], &[0, 5], b"k"].concat());
+        // Subtasks of one vertex have disjoint key ranges.
+        let next = StateNamespace { subtask: 4, operator_index: 0, ..ns };
+        assert!(ns.bounds(&(0..KEY_GROUPS)).1 <= next.bounds(&(0..KEY_GROUPS)).0);
+    }
 
     /// Runs `check` against both backends.
     fn both(check: impl Fn(&dyn KeyedStateBackend)) {

@@ -23,6 +23,7 @@ mod checkpoint_store;
 mod codec;
 mod error;
 pub mod keyed_state;
+pub mod state_table;
 mod store;
 mod table;
 mod view_state;

@@ -5,7 +5,6 @@
 //! merging watermarks, routing outputs — so an operator is plain data transformation plus
 //! the state it keeps between batches.
 
-pub mod aggregate_state;
 pub mod filter;
 pub mod hash_aggregate;
 pub mod materialize;

@@ -1,4 +1,4 @@
-//! Columnar per-group accumulators for [`HashAggregate`](super::hash_aggregate::HashAggregate).
+//! Columnar per-group accumulators for [`HashAggregate`](super::HashAggregate).
 //!
 //! Every accumulator keeps its state in vectors indexed by group slot, and every update is
 //! weighted by the row's op (`+1`/`-1`), so the state is a commutative group: applying rows

@@ -10,27 +10,28 @@
 //! the index that closes windows.
 //!
 //! **With a backend** (RocksDB, for an aggregate without windows, whose groups have no
-//! bound): at every barrier the groups changed since the last one are written to the backend
-//! in one write batch and freed groups are deleted — never one backend call per row. The
-//! backend then holds every group as of the barrier, so a checkpoint only takes the
-//! backend's snapshot handle and streams it to the store off the data path. Past
-//! `cache_groups` groups in memory, the least recently updated clean groups are evicted
-//! after the flush, and a group missing from memory is looked up in the backend before it
-//! is created. Within an epoch, at twice the cache size, the epoch's changes are emitted
-//! early so that groups can be evicted: memory stays bounded however many new groups an
-//! epoch brings. Restore streams the snapshot into the backend; groups come back into
-//! memory as rows for them arrive.
+//! bound): the groups go to a [`StateTable`], which does the generic part — dirty tracking,
+//! one write batch per barrier, eviction order, lookups of groups not in memory, snapshot
+//! and restore — while the groups stay in the operator's slots, which are its cache. At
+//! every barrier the groups changed since the last one are encoded and written and freed
+//! groups deleted. Past `cache_groups` groups in memory, the least recently updated clean
+//! groups are evicted after the flush, and a group missing from memory is looked up in the
+//! backend before it is created. Within an epoch, at twice the cache size, the epoch's
+//! changes are emitted early so that groups can be evicted: memory stays bounded however
+//! many new groups an epoch brings. A checkpoint only takes the table's snapshot handle and
+//! streams it to the store off the data path; restore streams the snapshot into the
+//! backend, and groups come back into memory as rows for them arrive.
 //!
 //! State keys are the group's arrow-row encoding, under its key group (the hash of the group
-//! columns, as the exchange routes them); each subtask has its own namespace.
+//! columns, as the exchange routes them); each subtask has its own namespace. A slot number
+//! is the same in the operator and in its table.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMicrosecondType;
-use weir_plan::KEY_GROUPS;
-use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
+use weir_storage::state_table::StateTable;
 
 use super::HashAggregate;
 use crate::error::{ExecError, ExecResult};
@@ -43,14 +44,14 @@ use crate::state_codec;
 /// memory. Tracking starts with the first snapshot (or restore), so it costs nothing when
 /// checkpoints are off.
 #[derive(Default)]
-pub(super) struct ChangeLog {
+pub(super) struct ChangedGroups {
     tracking: bool,
     changed: Vec<u32>,
     is_changed: Vec<bool>,
     removed: Vec<Arc<[u8]>>,
 }
 
-impl ChangeLog {
+impl ChangedGroups {
     /// Starts a new interval; `track` says whether to record changes in it at all.
     fn reset(&mut self, track: bool) {
         self.tracking = track;
@@ -62,36 +63,6 @@ impl ChangeLog {
         self.changed.clear();
         self.removed.clear();
     }
-}
-
-/// Where a HashAggregate keeps its groups beyond memory.
-pub struct KeyedState {
-    backend: Arc<dyn KeyedStateBackend>,
-    namespace: StateNamespace,
-    cache_groups: usize,
-}
-
-impl KeyedState {
-    pub fn new(backend: Arc<dyn KeyedStateBackend>, namespace: StateNamespace, cache_groups: usize) -> Self {
-        Self { backend, namespace, cache_groups: cache_groups.max(1) }
-    }
-}
-
-/// Per-slot bookkeeping of what the backend holds.
-pub(super) struct Persistence {
-    state: KeyedState,
-    unflushed: Vec<u32>,
-    is_unflushed: Vec<bool>,
-    /// Whether the backend holds the slot's group, and under which key group.
-    persisted: Vec<Option<u16>>,
-    /// Groups freed since the last flush that the backend holds.
-    deleted: Vec<(u16, Arc<[u8]>)>,
-    /// Groups may be in the backend and not in memory (after a restore or an eviction).
-    backend_has_more: bool,
-    /// The flush count when each slot was last updated: eviction frees the least recently
-    /// updated groups, so a hot group stays in memory.
-    touched: Vec<u64>,
-    flushes: u64,
 }
 
 /// Snapshot kinds (the first byte of the meta) and entry tags of in-memory snapshots.
@@ -126,25 +97,15 @@ fn take_i64(input: &mut &[u8]) -> ExecResult<i64> {
 }
 
 impl HashAggregate {
-    /// Keeps the groups in `state` too, when they may outgrow memory: an aggregate without
+    /// Keeps the groups in `table` too, when they may outgrow memory: an aggregate without
     /// windows. Windowed and global aggregates keep every group in memory (the watermark
     /// bounds them) and checkpoint them directly (see [`Self::snapshot_in_memory`]), which
     /// costs far less than writing every changed group to a backend at every barrier.
-    pub fn with_state(mut self, state: KeyedState) -> Self {
+    pub fn with_state(mut self, table: StateTable) -> Self {
         if self.window.is_some() || self.global {
             return self;
         }
-        self.persistence = Some(Persistence {
-            state,
-            unflushed: vec![],
-            is_unflushed: vec![],
-            persisted: vec![],
-            deleted: vec![],
-            backend_has_more: false,
-            touched: vec![],
-            flushes: 0,
-        });
-        self.persistence_resize(self.keys.len());
+        self.state_table = Some(table);
         self
     }
 
@@ -152,16 +113,7 @@ impl HashAggregate {
     /// changes are then emitted early so that groups can be evicted (memory stays bounded
     /// however many new groups an epoch brings).
     pub(super) fn over_memory_limit(&self) -> bool {
-        self.persistence.as_ref().is_some_and(|p| self.slots.len() > p.state.cache_groups.saturating_mul(2))
-    }
-
-    /// Slot bookkeeping grows with the slots.
-    pub(super) fn persistence_resize(&mut self, slots: usize) {
-        if let Some(p) = &mut self.persistence {
-            p.is_unflushed.resize(slots, false);
-            p.persisted.resize(slots, None);
-            p.touched.resize(slots, 0);
-        }
+        self.state_table.as_ref().is_some_and(|t| self.slots.len() > t.cache_entries().saturating_mul(2))
     }
 
     /// Groups kept in memory are snapshotted as deltas; a backend's snapshots are full.
@@ -170,16 +122,16 @@ impl HashAggregate {
     /// tracking costs on every row), a global aggregate has one group, and a backend's
     /// snapshots are full.
     pub(super) fn writes_deltas_in_memory(&self) -> bool {
-        self.persistence.is_none() && self.window.is_none() && !self.global
+        self.state_table.is_none() && self.window.is_none() && !self.global
     }
 
-    pub(super) fn changes_tracked(&self) -> bool {
-        self.changes.tracking
+    pub(super) fn tracks_changed_groups(&self) -> bool {
+        self.changed_groups.tracking
     }
 
     /// Records that a group in memory changed, for the next delta snapshot.
     pub(super) fn mark_changed(&mut self, slot: u32) {
-        let c = &mut self.changes;
+        let c = &mut self.changed_groups;
         if !c.tracking {
             return;
         }
@@ -192,35 +144,24 @@ impl HashAggregate {
         }
     }
 
-    pub(super) fn mark_unflushed(&mut self, slot: u32) {
-        if let Some(p) = &mut self.persistence {
-            if !p.is_unflushed[slot as usize] {
-                p.is_unflushed[slot as usize] = true;
-                p.touched[slot as usize] = p.flushes;
-                p.unflushed.push(slot);
-            }
+    /// The slot is being freed: the backend's copy goes too, unless it is only evicted (the
+    /// table has forgotten it already).
+    pub(super) fn forget_group(&mut self, slot: u32, key: &Arc<[u8]>, evicted: bool) {
+        if evicted {
+            return;
         }
-    }
-
-    /// The slot is being freed: the backend's copy goes too, unless it is only evicted.
-    pub(super) fn persistence_free(&mut self, slot: u32, key: &Arc<[u8]>, evicted: bool) {
-        if self.changes.tracking && !evicted {
-            self.changes.removed.push(Arc::clone(key));
+        if self.changed_groups.tracking {
+            self.changed_groups.removed.push(Arc::clone(key));
         }
-        if let Some(p) = &mut self.persistence {
-            if let Some(group) = p.persisted[slot as usize].take() {
-                if !evicted {
-                    p.deleted.push((group, Arc::clone(key)));
-                }
-            }
+        if let Some(table) = &mut self.state_table {
+            table.remove(slot, key);
         }
     }
 
     /// Before a batch updates its groups: brings groups the backend holds and memory does not
     /// into slots.
     pub(super) fn load_missing(&mut self, batch: &StreamBatch, keys: &arrow::row::Rows) -> ExecResult<()> {
-        let Some(p) = &self.persistence else { return Ok(()) };
-        if !p.backend_has_more {
+        if !self.state_table.as_ref().is_some_and(|t| t.lookups_needed()) {
             return Ok(());
         }
         let missing: Vec<usize> = keys
@@ -240,17 +181,19 @@ impl HashAggregate {
                 continue; // an earlier row of this batch loaded it
             }
             let group = groups[i] as u16;
-            let Some(p) = &self.persistence else { return Ok(()) };
-            let found = p.state.backend.get(p.state.namespace, group, key.as_ref())?;
-            if let Some(value) = found {
-                self.load_group(key.as_ref(), group, &value)?;
+            let Some(table) = &mut self.state_table else { return Ok(()) };
+            if let Some(value) = table.lookup(group, key.as_ref())? {
+                let (slot, _) = self.load_group(key.as_ref(), &value)?;
+                if let Some(table) = &mut self.state_table {
+                    table.mark_loaded(slot, group);
+                }
             }
         }
         Ok(())
     }
 
     /// Puts a stored group into a slot; returns the slot and whether it is a new one.
-    fn load_group(&mut self, key: &[u8], group: u16, mut value: &[u8]) -> ExecResult<(u32, bool)> {
+    fn load_group(&mut self, key: &[u8], mut value: &[u8]) -> ExecResult<(u32, bool)> {
         let (slot, created) = self.find_or_create(key)?;
         let s = slot as usize;
         for acc in &mut self.accumulators {
@@ -266,9 +209,6 @@ impl HashAggregate {
         }
         if !value.is_empty() {
             return Err(corrupt("trailing bytes after a group"));
-        }
-        if let Some(p) = &mut self.persistence {
-            p.persisted[s] = Some(group);
         }
         Ok((slot, created))
     }
@@ -290,64 +230,35 @@ impl HashAggregate {
     /// At the end of every barrier: writes the changed groups and deletes the freed ones in
     /// one batch, then evicts clean groups beyond the cache size.
     pub(super) fn flush(&mut self) -> ExecResult<()> {
-        let Some(p) = &mut self.persistence else { return Ok(()) };
-        p.flushes += 1;
-        let unflushed = std::mem::take(&mut p.unflushed);
-        let deleted = std::mem::take(&mut p.deleted);
-        let mut batch = StateWriteBatch::default();
-        for (group, key) in deleted {
-            batch.delete(group, key.to_vec());
-        }
-        // Live slots (a freed slot has the empty key; the global group is never freed).
-        let live: Vec<u32> = unflushed
-            .iter()
-            .copied()
-            .filter(|&s| {
-                p.is_unflushed[s as usize] = false;
-                self.global || !self.keys[s as usize].is_empty()
-            })
-            .collect();
-        if !live.is_empty() {
-            let groups = self.key_groups_of(&live)?;
+        let Some(table) = &mut self.state_table else { return Ok(()) };
+        let updated = table.take_updated();
+        let mut puts = Vec::with_capacity(updated.len());
+        if !updated.is_empty() {
+            let groups = self.key_groups_of(&updated)?;
             let mut value = Vec::new();
-            for (&slot, group) in live.iter().zip(groups) {
+            for (&slot, group) in updated.iter().zip(groups) {
                 value.clear();
                 self.encode_group(slot as usize, &mut value);
-                batch.put(group, self.keys[slot as usize].to_vec(), value.clone());
-                if let Some(p) = &mut self.persistence {
-                    p.persisted[slot as usize] = Some(group);
-                }
+                puts.push((slot, group, self.keys[slot as usize].to_vec(), value.clone()));
             }
         }
-        let Some(p) = &mut self.persistence else { return Ok(()) };
-        if !batch.is_empty() {
-            p.state.backend.write(p.state.namespace, batch)?;
+        let Some(table) = &mut self.state_table else { return Ok(()) };
+        for (slot, group, key, value) in puts {
+            table.put(slot, group, key, value);
         }
-        if self.slots.len() > p.state.cache_groups {
-            self.evict();
+        table.flush()?;
+        let evicted = table.evict();
+        if !evicted.is_empty() {
+            for &slot in &evicted {
+                self.free_slot_evicted(slot);
+            }
+            tracing::debug!(
+                evicted = evicted.len(),
+                kept = self.slots.len(),
+                "aggregate groups evicted to the state backend"
+            );
         }
         Ok(())
-    }
-
-    /// Frees clean groups (all are, right after a flush) down to three quarters of the cache,
-    /// least recently updated first.
-    fn evict(&mut self) {
-        let Some(p) = &mut self.persistence else { return };
-        let target = p.state.cache_groups / 4 * 3;
-        p.backend_has_more = true;
-        let excess = self.slots.len().saturating_sub(target);
-        let mut by_age: Vec<(u64, u32)> = self.slots.values().map(|&s| (p.touched[s as usize], s)).collect();
-        if excess < by_age.len() {
-            by_age.select_nth_unstable(excess);
-        }
-        for &(_, slot) in by_age.iter().take(excess) {
-            self.free_slot_evicted(slot);
-        }
-        tracing::debug!(
-            evicted = excess,
-            kept = self.slots.len(),
-            "aggregate groups evicted to the state backend"
-        );
     }
 
     /// The key group of each slot's group: the hash of its group columns, as routed.
@@ -367,8 +278,8 @@ impl HashAggregate {
     /// backend, the groups are encoded from memory (only the changed ones when
     /// `incremental`).
     pub(super) fn snapshot_state(&mut self, incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
-        let Some(p) = &self.persistence else { return Ok(Some(self.snapshot_in_memory(incremental))) };
-        let handle = p.state.backend.snapshot_handle(p.state.namespace, 0..KEY_GROUPS)?;
+        let Some(table) = &self.state_table else { return Ok(Some(self.snapshot_in_memory(incremental))) };
+        let handle = table.snapshot_handle()?;
         let meta = self.snapshot_meta(FULL);
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
             handle.write_to(out)?;
@@ -382,14 +293,12 @@ impl HashAggregate {
         self.watermark = take_i64(&mut rest)?;
         self.late_rows = take_i64(&mut rest)? as u64;
         let input = deferred.ok_or_else(|| corrupt("no groups in the snapshot"))?;
-        let Some(p) = &mut self.persistence else { return self.restore_in_memory(*kind, input) };
+        let Some(table) = &mut self.state_table else { return self.restore_in_memory(*kind, input) };
         if *kind != FULL {
             return Err(corrupt("a delta snapshot for state in a backend"));
         }
-        p.state.backend.restore(p.state.namespace, input)?;
         // Groups come back into memory as rows for them arrive.
-        p.backend_has_more = true;
-        Ok(())
+        Ok(table.restore(input)?)
     }
 
     /// The operator's meta: whether the snapshot is full or a delta, its watermark and its
@@ -407,7 +316,7 @@ impl HashAggregate {
     /// the previous snapshot (a delta). Entries: `PUT` key value | `REMOVE` key, then `END`;
     /// keys and values are `u32`-length prefixed.
     fn snapshot_in_memory(&mut self, incremental: bool) -> OperatorSnapshot {
-        let delta = incremental && self.changes.tracking;
+        let delta = incremental && self.changed_groups.tracking;
         let mut out = Vec::new();
         let mut value = Vec::new();
         let mut put = |out: &mut Vec<u8>, key: &[u8], slot: u32, this: &Self| {
@@ -420,12 +329,12 @@ impl HashAggregate {
             out.extend_from_slice(&value);
         };
         if delta {
-            for key in &self.changes.removed {
+            for key in &self.changed_groups.removed {
                 out.push(REMOVE);
                 out.extend_from_slice(&(key.len() as u32).to_le_bytes());
                 out.extend_from_slice(key);
             }
-            for &slot in &self.changes.changed {
+            for &slot in &self.changed_groups.changed {
                 // Freed since (its key is in `removed`), unless reused or global.
                 if self.global || !self.keys[slot as usize].is_empty() {
                     put(&mut out, &self.keys[slot as usize], slot, self);
@@ -438,7 +347,7 @@ impl HashAggregate {
         }
         out.push(END);
         let track = self.writes_deltas_in_memory();
-        self.changes.reset(track);
+        self.changed_groups.reset(track);
         let deferred: DeferredState = Box::new(move |sink: &mut dyn Write| {
             sink.write_all(&out).map_err(|e| ExecError::Internal(format!("HashAggregate state: {e}")))
         });
@@ -465,7 +374,7 @@ impl HashAggregate {
                     read_bytes(&mut input, &mut key)?;
                     read_bytes(&mut input, &mut value)?;
                     // A group already loaded from an earlier piece is already indexed.
-                    let (slot, created) = self.load_group(&key, 0, &value)?;
+                    let (slot, created) = self.load_group(&key, &value)?;
                     if created {
                         loaded.push(slot);
                     }
@@ -481,7 +390,7 @@ impl HashAggregate {
         }
         // Later snapshots are deltas of this state.
         let track = self.writes_deltas_in_memory();
-        self.changes.reset(track);
+        self.changed_groups.reset(track);
         self.reindex_open_windows(&loaded)
     }
 

@@ -1,7 +1,7 @@
 //! HashAggregate: incremental GROUP BY over a changelog stream.
 //!
 //! Each input row is a weighted change (`+1` insert, `-1` delete) to its group's state, and
-//! every accumulator (see [`super::aggregate_state`]) is a commutative group under these
+//! every accumulator (see [`accumulators`]) is a commutative group under these
 //! changes: rows may arrive in any order within an epoch (a delete can overtake its insert
 //! when they travel different paths), and only the state at the barrier matters.
 //!
@@ -38,16 +38,17 @@ use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::hash_utils::RandomState;
+use weir_storage::state_table::StateTable;
 
-use super::aggregate_state::{create_accumulator, GroupAccumulator};
 use super::Operator;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
 use weir_plan::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 
-#[path = "aggregate_persistence.rs"]
+mod accumulators;
 mod persistence;
-pub use persistence::KeyedState;
+
+use accumulators::{create_accumulator, GroupAccumulator};
 
 /// A windowed group's slot, with its key to recognise a slot freed and reused meanwhile.
 type OpenGroup = (u32, Arc<[u8]>);
@@ -85,10 +86,11 @@ pub struct HashAggregate {
     open: BTreeMap<i64, Vec<OpenGroup>>,
     /// Emit-on-update: groups closed by the watermark, dropped after the next barrier's output.
     closing: Vec<u32>,
-    /// The copy of the groups in a state backend, when there is one.
-    persistence: Option<persistence::Persistence>,
+    /// The groups' copy in a state backend, when they may outgrow memory (see
+    /// [`persistence`]); the slots above are its cache.
+    state_table: Option<StateTable>,
     /// Without one: the groups changed since the last checkpoint snapshot.
-    changes: persistence::ChangeLog,
+    changed_groups: persistence::ChangedGroups,
 }
 
 fn invalid(msg: String) -> ExecError {
@@ -185,8 +187,8 @@ impl HashAggregate {
             late_rows: 0,
             open: BTreeMap::new(),
             closing: vec![],
-            persistence: None,
-            changes: Default::default(),
+            state_table: None,
+            changed_groups: Default::default(),
         };
         if op.global {
             // The one group exists from the start; dirty so the first barrier emits it.
@@ -218,7 +220,6 @@ impl HashAggregate {
                 for acc in &mut self.accumulators {
                     acc.resize(self.keys.len());
                 }
-                self.persistence_resize(self.keys.len());
                 slot
             }
         };
@@ -304,7 +305,7 @@ impl HashAggregate {
     fn release_slot(&mut self, slot: u32, evicted: bool) {
         let s = slot as usize;
         let key = std::mem::replace(&mut self.keys[s], Arc::clone(&self.no_key));
-        self.persistence_free(slot, &key, evicted);
+        self.forget_group(slot, &key, evicted);
         self.slots.remove(&key[..]);
         self.row_counts[s] = 0;
         self.emitted[s] = None;
@@ -422,11 +423,11 @@ impl Operator for HashAggregate {
                 self.mark_dirty(slot);
             }
         }
-        if self.persistence.is_some() {
+        if let Some(table) = &mut self.state_table {
             for &slot in &groups {
-                self.mark_unflushed(slot);
+                table.mark_updated(slot);
             }
-        } else if self.changes_tracked() {
+        } else if self.tracks_changed_groups() {
             for &slot in &groups {
                 self.mark_changed(slot);
             }
@@ -1017,11 +1018,12 @@ mod tests {
     use weir_storage::keyed_state::{
         InMemoryStateBackend, KeyedStateBackend, RocksDbStateBackend, StateNamespace,
     };
+    use weir_storage::state_table::StateTableOptions;
 
-    const NS: StateNamespace = StateNamespace { job: 1, vertex: 0, operator: 0 };
+    const NS: StateNamespace = StateNamespace { job: 1, vertex: 0, subtask: 0, operator_index: 0 };
 
     fn keyed(op: HashAggregate, backend: &Arc<dyn KeyedStateBackend>, cache: usize) -> HashAggregate {
-        op.with_state(KeyedState::new(Arc::clone(backend), NS, cache))
+        op.with_state(StateTable::new(Arc::clone(backend), NS, StateTableOptions::cached(cache)))
     }
 
     fn memory() -> Arc<dyn KeyedStateBackend> {
