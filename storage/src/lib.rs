@@ -11,6 +11,7 @@
 //!
 //! Materialized views' contents are held in memory as versioned, epoch-committed state
 //! ([`ViewStateStore`], in memory for now: [`InMemoryViewStates`]) and rebuilt from the tables when the server restarts.
+//! Everything about a view's rows (encoding, staging, commit, decoding, checkpoint format) is in [`view_store`].
 //!
 //! Checkpoints (state snapshots and their manifests) go to a [`CheckpointStore`], a directory of
 //! objects that may later live in an object store instead of on the local disk.
@@ -25,11 +26,11 @@ pub mod keyed_state;
 mod store;
 mod table;
 mod types;
-mod view_state;
+pub mod view_store;
 
 pub use checkpoint_store::CheckpointStore;
 pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};
 pub use types::{ColumnDef, ColumnType, SinkDef, SourceDef, TableDef, TableId, ViewDef, WatermarkDef};
-pub use view_state::{InMemoryViewStates, ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};
+pub use view_store::{InMemoryViewStates, ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};
