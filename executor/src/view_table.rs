@@ -4,27 +4,25 @@
 //! The provider holds an immutable [`ViewVersion`] taken from the committed snapshot when the
 //! statement started, so every view a statement reads shows the same epoch, and the scan
 //! decodes rows lazily, a batch at a time, without blocking the job that maintains the view.
+//! The rows, their order and their decoding are the view store's (`weir_storage::view_store`);
+//! this file is what DataFusion needs on top: the schema, filter pushdown and the scan plan.
 
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
+use weir_storage::view_store::{leading_prefix, rows_with_prefix, ViewBatches, ViewDecodeError};
 use weir_storage::{ViewRows, ViewVersion};
-
-const VIEW_SCAN_BATCH_ROWS: usize = 8192;
 
 #[derive(Clone)]
 pub struct ViewTable {
@@ -115,18 +113,8 @@ impl ViewTable {
 
     /// The row-format bytes every row whose first column equals `value` starts with.
     fn encode_leading(&self, value: &ScalarValue) -> Result<Vec<u8>> {
-        let converter = RowConverter::new(vec![SortField::new(value.data_type())])?;
-        let rows = converter.convert_columns(&[value.to_array()?])?;
-        Ok(rows.row(0).as_ref().to_vec())
+        Ok(leading_prefix(&value.to_array()?)?)
     }
-}
-
-/// The rows of a partition that start with `prefix`: a range of the ordered map.
-fn rows_with_prefix(rows: &ViewRows, prefix: &[u8]) -> ViewRows {
-    rows.range::<_, [u8]>((Bound::Included(prefix), Bound::Unbounded))
-        .take_while(|(row, _)| row.starts_with(prefix))
-        .map(|(row, count)| (row.clone(), *count))
-        .collect()
 }
 
 struct ViewScanPartition {
@@ -146,85 +134,19 @@ impl PartitionStream for ViewScanPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batches = ViewBatches::new(self.schema.clone(), self.partitions.clone());
+        let batches =
+            ViewBatches::new(self.schema.clone(), self.partitions.clone()).map(|b| b.map_err(decode_error));
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), futures::stream::iter(batches)))
     }
 }
 
-/// Decodes a view's rows into batches, partition after partition, each row repeated by
-/// its multiplicity. Used by scans and by materialize tasks sending their contents to a
-/// new reader.
-pub(crate) struct ViewBatches {
-    schema: SchemaRef,
-    converter: Option<RowConverter>,
-    partitions: std::vec::IntoIter<ViewRows>,
-    current: Option<imbl::ordmap::ConsumingIter<Arc<[u8]>, i64, imbl::shared_ptr::DefaultSharedPtr>>,
-    /// Copies of a duplicated row still to emit.
-    repeat: Option<(Arc<[u8]>, i64)>,
-    failed: bool,
-}
-
-impl ViewBatches {
-    pub(crate) fn new(schema: SchemaRef, partitions: Vec<ViewRows>) -> Self {
-        let converter = RowConverter::new(
-            schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
-        )
-        .ok();
-        Self {
-            schema,
-            converter,
-            partitions: partitions.into_iter(),
-            current: None,
-            repeat: None,
-            failed: false,
+/// A view store decoding error as DataFusion reports it.
+pub(crate) fn decode_error(e: ViewDecodeError) -> DataFusionError {
+    match e {
+        ViewDecodeError::NoRowFormat => {
+            DataFusionError::Internal("view columns cannot be row-decoded".into())
         }
-    }
-
-    fn next_row(&mut self) -> Option<Arc<[u8]>> {
-        loop {
-            if let Some((row, left)) = &mut self.repeat {
-                if *left > 0 {
-                    *left -= 1;
-                    return Some(row.clone());
-                }
-                self.repeat = None;
-            }
-            match self.current.as_mut().and_then(Iterator::next) {
-                Some((row, count)) if count > 0 => self.repeat = Some((row, count)),
-                Some(_) => {}
-                None => self.current = Some(self.partitions.next()?.into_iter()),
-            }
-        }
-    }
-}
-
-impl Iterator for ViewBatches {
-    type Item = Result<RecordBatch>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        let mut rows = Vec::with_capacity(VIEW_SCAN_BATCH_ROWS);
-        while rows.len() < VIEW_SCAN_BATCH_ROWS {
-            match self.next_row() {
-                Some(row) => rows.push(row),
-                None => break,
-            }
-        }
-        if rows.is_empty() {
-            return None;
-        }
-        let result = (|| {
-            let converter = self.converter.as_ref().ok_or_else(|| {
-                datafusion::error::DataFusionError::Internal("view columns cannot be row-decoded".into())
-            })?;
-            let parser = converter.parser();
-            let columns = converter.convert_rows(rows.iter().map(|r| parser.parse(r.as_ref())))?;
-            Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
-        })();
-        self.failed = result.is_err();
-        Some(result)
+        ViewDecodeError::Arrow(e) => DataFusionError::from(e),
     }
 }
 
@@ -234,6 +156,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::SessionContext;
+    use weir_storage::view_store::ViewPartition;
 
     use super::*;
 
@@ -243,18 +166,14 @@ mod tests {
             Field::new("k", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
         ]));
-        let converter =
-            RowConverter::new(vec![SortField::new(DataType::Int64), SortField::new(DataType::Utf8)]).unwrap();
-        let mut partitions = vec![ViewRows::new(), ViewRows::new()];
+        let mut partitions =
+            [ViewPartition::new(schema.clone()).unwrap(), ViewPartition::new(schema.clone()).unwrap()];
         for (i, (k, name)) in [(1, "a"), (2, "b"), (2, "c"), (3, "d"), (22, "e")].into_iter().enumerate() {
-            let rows = converter
-                .convert_columns(&[
-                    Arc::new(Int64Array::from(vec![k])) as ArrayRef,
-                    Arc::new(StringArray::from(vec![name])),
-                ])
-                .unwrap();
-            partitions[i % 2].insert(Arc::from(rows.row(0).as_ref()), 1 + (k == 3) as i64);
+            let columns =
+                [Arc::new(Int64Array::from(vec![k])) as ArrayRef, Arc::new(StringArray::from(vec![name]))];
+            partitions[i % 2].apply(&columns, |_| 1 + (k == 3) as i64).unwrap();
         }
+        let partitions = partitions.iter().map(|p| p.rows().clone()).collect();
         let version = Arc::new(ViewVersion { schema: schema.clone(), partitions });
         let ctx = SessionContext::new();
         ctx.register_table("v", Arc::new(ViewTable::new("v".into(), schema, Some(version)))).unwrap();
@@ -312,13 +231,6 @@ mod tests {
                 TableProviderFilterPushDown::Unsupported
             ]
         ));
-        let rows: ViewRows = [(&b"\x01ab"[..], 1), (b"\x01ac", 2), (b"\x02ab", 1), (b"\x01", 1)]
-            .into_iter()
-            .map(|(k, n)| (Arc::<[u8]>::from(k), n))
-            .collect();
-        let narrowed = rows_with_prefix(&rows, b"\x01a");
-        assert_eq!(narrowed.len(), 2);
-        assert_eq!(narrowed.values().sum::<i64>(), 3);
     }
 
     #[tokio::test]

@@ -34,10 +34,13 @@ use arrow::compute::kernels::cast_utils::{parse_decimal, string_to_timestamp_nan
 use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, SchemaRef, TimeUnit};
 use serde_json::json;
 
-use super::{
-    check_known_options, Connector, ConnectorOptions, OptionError, ReadOutcome, SplitReader,
-    DEFAULT_BATCH_ROWS,
+use super::options::{
+    check_known_options, invalid_value, must_be, parse_duration_micros, parse_in_range, MICROS_PER_DAY,
+    MICROS_PER_SECOND,
 };
+use super::prng::{mix64, SplitMix64, GOLDEN_GAMMA};
+use super::type_names::datagen_type_name;
+use super::{Connector, ConnectorOptions, OptionError, ReadOutcome, SplitReader, DEFAULT_BATCH_ROWS};
 use crate::error::{ExecError, ExecResult};
 
 const CONNECTOR: &str = "datagen";
@@ -58,8 +61,6 @@ const DEFAULT_DECIMAL_MAX: i128 = 1000;
 /// 2000-01-01 and 2029-12-31 as days since the epoch: the default range of random dates.
 const DEFAULT_DATE_MIN: i32 = 10_957;
 const DEFAULT_DATE_MAX: i32 = 21_914;
-const MICROS_PER_SECOND: i64 = 1_000_000;
-const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 const DEFAULT_MAX_PAST_MICROS: i64 = 3_600 * MICROS_PER_SECOND;
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -166,31 +167,23 @@ impl DatagenConnector {
             Some(v) => match v.trim().parse::<f64>() {
                 Ok(r) if r.is_finite() && r > 0.0 => r,
                 _ => {
-                    return Err(OptionError(format!(
-                        "option '{OPT_ROWS_PER_SECOND}' must be a positive number of rows per second, \
-                         not '{v}'"
-                    )))
+                    return Err(invalid_value(OPT_ROWS_PER_SECOND, "a positive number of rows per second", v))
                 }
             },
         };
         let splits = match global.get(OPT_SPLIT_NUM) {
             None => 1,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (1..=MAX_SPLITS).contains(&n) => n,
-                _ => {
-                    return Err(OptionError(format!(
-                        "option '{OPT_SPLIT_NUM}' must be a whole number from 1 to {MAX_SPLITS}, not '{v}'"
-                    )))
-                }
-            },
+            Some(v) => parse_in_range(v.trim(), 1..=MAX_SPLITS).ok_or_else(|| {
+                invalid_value(OPT_SPLIT_NUM, &format!("a whole number from 1 to {MAX_SPLITS}"), v)
+            })?,
         };
         let seed = match global.get(OPT_SEED) {
             None => DEFAULT_SEED,
             Some(v) => {
                 let v = v.trim();
-                v.parse::<u64>().or_else(|_| v.parse::<i64>().map(|s| s as u64)).map_err(|_| {
-                    OptionError(format!("option '{OPT_SEED}' must be a whole number, not '{v}'"))
-                })?
+                v.parse::<u64>()
+                    .or_else(|_| v.parse::<i64>().map(|s| s as u64))
+                    .map_err(|_| invalid_value(OPT_SEED, "a whole number", v))?
             }
         };
 
@@ -344,7 +337,7 @@ impl DatagenReader {
         now_micros: i64,
     ) -> ExecResult<ArrayRef> {
         let seed = self.config.seed;
-        let rng = |g: u64| CellRng::new(seed, column.salt, g);
+        let rng = |g: u64| cell_rng(seed, column.salt, g);
         match &column.rule {
             Rule::Sequence { start, step } => {
                 let values = globals
@@ -416,7 +409,7 @@ fn sequence_overflow(column: &str, data_type: &DataType) -> ExecError {
     ExecError::Connector(format!(
         "datagen sequence column '{column}' ran past the largest {}; declare a wider type or set \
          fields.{column}.end",
-        sql_type_name(data_type)
+        datagen_type_name(data_type)
     ))
 }
 
@@ -517,7 +510,7 @@ fn column_rule(field: &Field, attrs: &BTreeMap<String, String>) -> Result<(Rule,
             "column '{col}' has type {}, which the datagen connector cannot generate; it generates \
              smallint, integer, bigint, real, double precision, numeric, boolean, text, date, \
              timestamp and timestamptz",
-            sql_type_name(data_type)
+            datagen_type_name(data_type)
         )));
     }
     let is_timestamp = matches!(data_type, DataType::Timestamp(..));
@@ -531,7 +524,7 @@ fn column_rule(field: &Field, attrs: &BTreeMap<String, String>) -> Result<(Rule,
             "now" => {
                 return Err(OptionError(format!(
                     "fields.{col}.kind = 'now' needs a timestamp column; '{col}' is {}",
-                    sql_type_name(data_type)
+                    datagen_type_name(data_type)
                 )))
             }
             _ => {
@@ -558,7 +551,7 @@ fn column_rule(field: &Field, attrs: &BTreeMap<String, String>) -> Result<(Rule,
         let accepted: Vec<String> = allowed.iter().map(|a| format!("fields.{col}.{a}")).collect();
         return Err(OptionError(format!(
             "option 'fields.{col}.{bad}' does not apply to column '{col}' ({} of kind '{}'); it accepts: {}",
-            sql_type_name(data_type),
+            datagen_type_name(data_type),
             kind_name(kind),
             accepted.join(", ")
         )));
@@ -587,7 +580,7 @@ fn sequence_rule(
             })?;
             let step = match step {
                 None => MICROS_PER_SECOND,
-                Some(s) => parse_interval_micros(s, 1_000).ok_or_else(|| {
+                Some(s) => parse_duration_micros(s, 1_000).ok_or_else(|| {
                     bad_value(
                         col,
                         "step",
@@ -607,7 +600,7 @@ fn sequence_rule(
                 None => 1,
                 Some(s) => match s.parse::<i64>() {
                     Ok(days) => days,
-                    Err(_) => parse_interval_micros(s, MICROS_PER_DAY)
+                    Err(_) => parse_duration_micros(s, MICROS_PER_DAY)
                         .filter(|m| m % MICROS_PER_DAY == 0)
                         .map(|m| m / MICROS_PER_DAY)
                         .ok_or_else(|| {
@@ -630,7 +623,7 @@ fn sequence_rule(
                     if !whole_number_fits(v, data_type) {
                         return Err(OptionError(format!(
                             "fields.{col}.{attr} = {v} does not fit column '{col}' of type {}",
-                            sql_type_name(data_type)
+                            datagen_type_name(data_type)
                         )));
                     }
                 }
@@ -676,15 +669,14 @@ fn random_rule(
             let int = |attr: &str, default: i128| -> Result<i128, OptionError> {
                 match get(attr) {
                     None => Ok(default),
-                    Some(v) => match v.parse::<i128>() {
-                        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-                        _ => Err(bad_value(
+                    Some(v) => parse_in_range(v, lo..=hi).ok_or_else(|| {
+                        bad_value(
                             col,
                             attr,
                             v,
-                            &format!("a whole number from {lo} to {hi} ({})", sql_type_name(data_type)),
-                        )),
-                    },
+                            &format!("a whole number from {lo} to {hi} ({})", datagen_type_name(data_type)),
+                        )
+                    }),
                 }
             };
             let (min, max) = (int("min", 0)?, int("max", hi)?);
@@ -735,24 +727,21 @@ fn random_rule(
         DataType::Utf8 => {
             let length = match get("length") {
                 None => DEFAULT_STRING_LENGTH,
-                Some(v) => match v.parse::<usize>() {
-                    Ok(n) if n <= MAX_STRING_LENGTH => n,
-                    _ => {
-                        return Err(bad_value(
-                            col,
-                            "length",
-                            v,
-                            &format!("a whole number of characters from 0 to {MAX_STRING_LENGTH}"),
-                        ))
-                    }
-                },
+                Some(v) => parse_in_range(v, 0..=MAX_STRING_LENGTH).ok_or_else(|| {
+                    bad_value(
+                        col,
+                        "length",
+                        v,
+                        &format!("a whole number of characters from 0 to {MAX_STRING_LENGTH}"),
+                    )
+                })?,
             };
             Ok(Rule::RandomString { length })
         }
         DataType::Timestamp(..) => {
             let max_past = match get("max_past") {
                 None => DEFAULT_MAX_PAST_MICROS,
-                Some(v) => parse_interval_micros(v, 1_000).filter(|m| *m >= 0).ok_or_else(|| {
+                Some(v) => parse_duration_micros(v, 1_000).filter(|m| *m >= 0).ok_or_else(|| {
                     bad_value(
                         col,
                         "max_past",
@@ -766,13 +755,13 @@ fn random_rule(
         }
         other => Err(OptionError(format!(
             "column '{col}' has type {}, which the datagen connector cannot generate",
-            sql_type_name(other)
+            datagen_type_name(other)
         ))),
     }
 }
 
 fn bad_value(col: &str, attr: &str, value: &str, expected: &str) -> OptionError {
-    OptionError(format!("fields.{col}.{attr} must be {expected}, not '{value}'"))
+    must_be(&format!("fields.{col}.{attr}"), expected, value)
 }
 
 fn parse_timestamp_micros(col: &str, attr: &str, value: &str) -> Result<i64, OptionError> {
@@ -783,34 +772,6 @@ fn parse_timestamp_micros(col: &str, attr: &str, value: &str) -> Result<i64, Opt
 
 fn parse_date(col: &str, attr: &str, value: &str) -> Result<i32, OptionError> {
     Date32Type::parse(value).ok_or_else(|| bad_value(col, attr, value, "a date like '2024-01-01'"))
-}
-
-/// Parses `'1 second'`, `'100 milliseconds'`, `'1 minute 30 seconds'`, `'-2 hours'`; a bare
-/// number counts `bare_unit` microseconds. `None` when malformed or out of range.
-fn parse_interval_micros(value: &str, bare_unit: i64) -> Option<i64> {
-    let value = value.trim();
-    if let Ok(n) = value.parse::<i64>() {
-        return n.checked_mul(bare_unit);
-    }
-    let words: Vec<&str> = value.split_whitespace().collect();
-    if words.is_empty() || !words.len().is_multiple_of(2) {
-        return None;
-    }
-    let mut total: i64 = 0;
-    for pair in words.chunks(2) {
-        let amount: i64 = pair[0].parse().ok()?;
-        let unit = match pair[1].to_ascii_lowercase().as_str() {
-            "us" | "microsecond" | "microseconds" => 1,
-            "ms" | "millisecond" | "milliseconds" => 1_000,
-            "s" | "sec" | "secs" | "second" | "seconds" => MICROS_PER_SECOND,
-            "m" | "min" | "mins" | "minute" | "minutes" => 60 * MICROS_PER_SECOND,
-            "h" | "hour" | "hours" => 3_600 * MICROS_PER_SECOND,
-            "d" | "day" | "days" => MICROS_PER_DAY,
-            _ => return None,
-        };
-        total = total.checked_add(amount.checked_mul(unit)?)?;
-    }
-    Some(total)
 }
 
 fn int_range(data_type: &DataType) -> (i128, i128) {
@@ -841,64 +802,13 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-fn sql_type_name(data_type: &DataType) -> String {
-    match data_type {
-        DataType::Int16 => "smallint".into(),
-        DataType::Int32 => "integer".into(),
-        DataType::Int64 => "bigint".into(),
-        DataType::Float32 => "real".into(),
-        DataType::Float64 => "double precision".into(),
-        DataType::Decimal128(p, s) => format!("numeric({p},{s})"),
-        DataType::Boolean => "boolean".into(),
-        DataType::Utf8 => "text".into(),
-        DataType::Date32 => "date".into(),
-        DataType::Timestamp(TimeUnit::Microsecond, None) => "timestamp".into(),
-        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "timestamptz".into(),
-        other => other.to_string(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Randomness
 
-/// A counter-based generator: a fresh one per cell, from (seed, column, global row), so any
-/// row can be generated without generating the ones before it.
-struct CellRng(u64);
-
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl CellRng {
-    fn new(seed: u64, salt: u64, row: u64) -> Self {
-        CellRng(mix64(mix64(seed.wrapping_add(GOLDEN_GAMMA) ^ salt).wrapping_add(GOLDEN_GAMMA) ^ row))
-    }
-
-    /// SplitMix64.
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
-        mix64(self.0)
-    }
-
-    /// Uniform in `min..=max` (the modulo bias is below 2^-60 for every range we draw from).
-    fn int_between(&mut self, min: i128, max: i128) -> i128 {
-        let span = (max - min) as u128 + 1;
-        let draw = (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64());
-        if span == 0 {
-            return draw as i128;
-        }
-        min + (draw % span) as i128
-    }
-
-    /// Uniform in `min..max` (`max` itself only when `min == max`).
-    fn float_between(&mut self, min: f64, max: f64) -> f64 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        min + unit * (max - min)
-    }
+/// The generator of one cell, from (seed, column, global row), so any row can be generated
+/// without generating the ones before it.
+fn cell_rng(seed: u64, salt: u64, row: u64) -> SplitMix64 {
+    SplitMix64::new(mix64(mix64(seed.wrapping_add(GOLDEN_GAMMA) ^ salt).wrapping_add(GOLDEN_GAMMA) ^ row))
 }
 
 /// FNV-1a, to turn a column name into a salt that does not depend on the column's position.
@@ -1139,6 +1049,39 @@ mod tests {
         assert_eq!(second.column(3).as_string::<i32>().value(0), s.value(1));
     }
 
+    /// The generated data of a seed never changes: checkpoints record offsets, not rows.
+    #[test]
+    fn random_values_are_pinned() {
+        let cols = random_columns();
+        let rows = first_rows(&connector(&cols, &random_options("42")), 2000);
+        // Every column, `ts` included: its `base` is fixed, so no value reads the clock.
+        let got: Vec<u64> = (0..rows.num_columns())
+            .map(|c| {
+                let column = rows.column(c);
+                (0..column.len()).fold(0xcbf2_9ce4_8422_2325u64, |h, i| {
+                    let value = arrow::util::display::array_value_to_string(column, i).expect("display");
+                    value
+                        .bytes()
+                        .chain([0xff])
+                        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+                })
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                5_218_081_225_395_117_321,
+                16_787_392_889_228_410_727,
+                8_923_489_892_851_302_383,
+                10_025_932_836_624_951_094,
+                4_146_161_993_873_617_767,
+                1_969_215_529_602_045_349,
+                4_846_393_557_295_622_975,
+                5_504_121_568_823_347_093
+            ]
+        );
+    }
+
     trait NullCount {
         fn null_count_total(&self) -> usize;
     }
@@ -1243,10 +1186,6 @@ mod tests {
         assert_eq!(u.value(2) - u.value(0), 3_000_000, "a bare step counts milliseconds");
         let d = all.column(2).as_primitive::<D32>();
         assert_eq!(d.value_as_date(2).map(|d| d.to_string()), Some("2024-03-01".into()));
-
-        assert_eq!(parse_interval_micros("1 minute 30 seconds", 1), Some(90_000_000));
-        assert_eq!(parse_interval_micros("250 ms", 1), Some(250_000));
-        assert_eq!(parse_interval_micros("2 fortnights", 1), None);
     }
 
     /// Declared columns, options, and a piece of the expected error message.

@@ -16,6 +16,11 @@ pub mod datagen;
 pub mod file;
 pub mod metrics;
 pub mod nexmark;
+mod options;
+mod prng;
+mod type_names;
+
+pub use options::check_known_options;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -120,21 +125,4 @@ pub fn open_connector(
         ))
         .into()),
     }
-}
-
-/// Rejects options a connector does not know, naming the ones it does.
-pub fn check_known_options(
-    connector: &str,
-    options: &ConnectorOptions,
-    known: &[&str],
-) -> Result<(), OptionError> {
-    for key in options.keys() {
-        if !known.contains(&key.as_str()) {
-            return Err(OptionError(format!(
-                "unknown option '{key}' for connector '{connector}'; it accepts: {}",
-                known.join(", ")
-            )));
-        }
-    }
-    Ok(())
 }

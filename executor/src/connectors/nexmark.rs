@@ -44,10 +44,10 @@ use arrow::array::{
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 
-use super::{
-    check_known_options, Connector, ConnectorOptions, OptionError, ReadOutcome, SplitReader,
-    DEFAULT_BATCH_ROWS,
-};
+use super::options::{check_known_options, invalid_value_got, parse_bool, parse_in_range, BoolWords};
+use super::prng::{mix64, SplitMix64};
+use super::type_names::sql_type_name;
+use super::{Connector, ConnectorOptions, OptionError, ReadOutcome, SplitReader, DEFAULT_BATCH_ROWS};
 use crate::error::{ExecError, ExecResult};
 
 const CONNECTOR: &str = "nexmark";
@@ -128,7 +128,7 @@ const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
 const TEXT_POOL: u64 = 1 << 16;
 const MAX_TEXT: usize = 1024;
 
-const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Spaces the PRNG states of consecutive event numbers of one column.
 const EVENT_STRIDE: u64 = 0xd1b5_4a32_d192_ed03;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,12 +154,9 @@ impl Kind {
         }
     }
 
-    fn sql(self) -> &'static str {
-        match self {
-            Kind::BigInt => "BIGINT",
-            Kind::Varchar => "VARCHAR",
-            Kind::Timestamp => "TIMESTAMP",
-        }
+    /// The SQL name, in upper case as the nexmark documentation lists columns.
+    fn sql(self) -> String {
+        sql_type_name(&self.data_type()).to_ascii_uppercase()
     }
 }
 
@@ -273,53 +270,18 @@ impl TableType {
 }
 
 // ---------------------------------------------------------------------------------------
-// Randomness: a counter-based splitmix64, one stream per (seed, column, event number).
-
-#[inline(always)]
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    /// The stream of `key` (seed and column) for event number `n`.
-    #[inline(always)]
-    fn at(key: u64, n: u64) -> Self {
-        Rng(key.wrapping_add(n.wrapping_mul(EVENT_STRIDE)))
-    }
-
-    #[inline(always)]
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GOLDEN);
-        mix64(self.0)
-    }
-
-    /// Uniform in `0..n` (`n > 0`; 0 gives 0).
-    #[inline(always)]
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// Uniform in `[0, 1)`.
-    #[inline(always)]
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
+// Randomness: one SplitMix64 stream per (seed, column, event number), see `Config::rng`.
 
 /// `round(10^(u*6) * 100)`: prices from 1.00 to 1,000,000.00, log-uniform, in cents.
 #[inline(always)]
-fn next_price(r: &mut Rng) -> i64 {
+fn next_price(r: &mut SplitMix64) -> i64 {
     ((r.unit() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0).round() as i64
 }
 
 /// Length of the `extra` padding bringing an event of `current` bytes to `avg` on average
 /// (the desired size +- 20%).
 #[inline(always)]
-fn extra_len(r: &mut Rng, current: u64, avg: u64) -> usize {
+fn extra_len(r: &mut SplitMix64, current: u64, avg: u64) -> usize {
     if current > avg {
         return 0;
     }
@@ -358,7 +320,7 @@ fn last_base0_auction_id(n: u64) -> i64 {
 
 /// A random recently active person (or one of the next few to be created).
 #[inline(always)]
-fn next_base0_person_id(n: u64, r: &mut Rng) -> i64 {
+fn next_base0_person_id(n: u64, r: &mut SplitMix64) -> i64 {
     let num_people = last_base0_person_id(n) + 1;
     let active = num_people.min(NUM_ACTIVE_PEOPLE);
     let pick = r.below((active + PERSON_ID_LEAD) as u64) as i64;
@@ -367,7 +329,7 @@ fn next_base0_person_id(n: u64, r: &mut Rng) -> i64 {
 
 /// A random in-flight auction (or one of the next few to be created).
 #[inline(always)]
-fn next_base0_auction_id(n: u64, r: &mut Rng) -> i64 {
+fn next_base0_auction_id(n: u64, r: &mut SplitMix64) -> i64 {
     let max = last_base0_auction_id(n).max(0);
     let min = (max - NUM_IN_FLIGHT_AUCTIONS).max(0);
     min + r.below((max - min + 1 + AUCTION_ID_LEAD) as u64) as i64
@@ -431,7 +393,7 @@ struct Pools {
 
 impl Pools {
     fn new(seed: u64, with_channels: bool) -> Self {
-        let mut r = Rng(stream_key(seed, POOL_STREAM));
+        let mut r = SplitMix64::new(stream_key(seed, POOL_STREAM));
         let size = TEXT_POOL as usize + MAX_TEXT;
         let text =
             (0..size).map(|_| if r.below(13) == 0 { b' ' } else { b'a' + r.below(26) as u8 }).collect();
@@ -469,7 +431,7 @@ impl Pools {
         pools
     }
 
-    fn base_url(&self, r: &mut Rng) -> String {
+    fn base_url(&self, r: &mut SplitMix64) -> String {
         let mut url = String::from("https://www.nexmark.com/");
         for _ in 0..3 {
             let len = 3 + r.below(2) as usize;
@@ -482,13 +444,13 @@ impl Pools {
 
     /// `len` random characters of the text alphabet.
     #[inline(always)]
-    fn text_slice(&self, r: &mut Rng, len: usize) -> &[u8] {
+    fn text_slice(&self, r: &mut SplitMix64, len: usize) -> &[u8] {
         let start = r.below(TEXT_POOL) as usize;
         self.text.get(start..start + len.min(MAX_TEXT)).unwrap_or_default()
     }
 
     #[inline(always)]
-    fn letter_slice(&self, r: &mut Rng, len: usize) -> &[u8] {
+    fn letter_slice(&self, r: &mut SplitMix64, len: usize) -> &[u8] {
         let start = r.below(TEXT_POOL) as usize;
         self.letters.get(start..start + len.min(MAX_TEXT)).unwrap_or_default()
     }
@@ -516,25 +478,17 @@ struct Config {
     pools: Pools,
 }
 
-fn bad_value(key: &str, what: &str, got: &str) -> OptionError {
-    OptionError(format!("option '{key}' must be {what}, got '{got}'"))
-}
-
 fn parse_u64(options: &ConnectorOptions, key: &str, min: u64, max: u64) -> Result<Option<u64>, OptionError> {
     let Some(raw) = options.get(key) else { return Ok(None) };
-    match raw.trim().replace('_', "").parse::<u64>() {
-        Ok(v) if (min..=max).contains(&v) => Ok(Some(v)),
-        _ => Err(bad_value(key, &format!("an integer from {min} to {max}"), raw)),
+    match parse_in_range(&raw.trim().replace('_', ""), min..=max) {
+        Some(v) => Ok(Some(v)),
+        None => Err(invalid_value_got(key, &format!("an integer from {min} to {max}"), raw)),
     }
 }
 
-fn parse_bool(options: &ConnectorOptions, key: &str) -> Result<bool, OptionError> {
+fn parse_flag(options: &ConnectorOptions, key: &str) -> Result<bool, OptionError> {
     let Some(raw) = options.get(key) else { return Ok(false) };
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "on" | "1" | "yes" => Ok(true),
-        "false" | "off" | "0" | "no" => Ok(false),
-        _ => Err(bad_value(key, "'true' or 'false'", raw)),
-    }
+    parse_bool(raw, BoolWords::Lenient).ok_or_else(|| invalid_value_got(key, "'true' or 'false'", raw))
 }
 
 /// Days from 1970-01-01 to the given proleptic Gregorian date.
@@ -551,7 +505,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// `YYYY-MM-DD HH:MM:SS` (UTC), `YYYY-MM-DD`, or integer milliseconds since the epoch.
 fn parse_base_time(raw: &str) -> Result<i64, OptionError> {
     let err = || {
-        bad_value(
+        invalid_value_got(
             OPT_BASE_TIME,
             "a UTC time 'YYYY-MM-DD HH:MM:SS' or an integer number of milliseconds since 1970-01-01",
             raw,
@@ -611,7 +565,7 @@ impl Config {
             ))
         })?;
         let table = TableType::parse(raw_type)
-            .ok_or_else(|| bad_value(OPT_TABLE_TYPE, "'Person', 'Auction' or 'Bid'", raw_type))?;
+            .ok_or_else(|| invalid_value_got(OPT_TABLE_TYPE, "'Person', 'Auction' or 'Bid'", raw_type))?;
 
         let mut columns = Vec::with_capacity(schema.fields().len());
         for field in schema.fields() {
@@ -646,7 +600,7 @@ impl Config {
             Some(raw) => parse_base_time(raw)?,
             None => DEFAULT_BASE_TIME_MS,
         };
-        let real_time = parse_bool(options, OPT_REAL_TIME)?;
+        let real_time = parse_flag(options, OPT_REAL_TIME)?;
         let seed = parse_u64(options, OPT_SEED, 0, u64::MAX)?.unwrap_or(DEFAULT_SEED);
 
         let mut keys = [0; NUM_STREAMS];
@@ -670,9 +624,10 @@ impl Config {
         })
     }
 
+    /// The stream of column `col` for event number `n`.
     #[inline(always)]
-    fn rng(&self, col: Col, n: u64) -> Rng {
-        Rng::at(self.keys[col as usize], n)
+    fn rng(&self, col: Col, n: u64) -> SplitMix64 {
+        SplitMix64::new(self.keys[col as usize].wrapping_add(n.wrapping_mul(EVENT_STRIDE)))
     }
 
     /// Event time of event number `n`, microseconds since the epoch.
@@ -705,7 +660,7 @@ impl Config {
     /// Lengths of the two random parts of `xxxxx@yyyy.com`; the rng continues with their
     /// starts.
     #[inline(always)]
-    fn email_lens(&self, n: u64) -> (usize, usize, Rng) {
+    fn email_lens(&self, n: u64) -> (usize, usize, SplitMix64) {
         let mut r = self.rng(Col::Email, n);
         let user = 3 + r.below(4) as usize;
         let domain = 3 + r.below(2) as usize;
@@ -713,13 +668,13 @@ impl Config {
     }
 
     #[inline(always)]
-    fn item_name_len(&self, n: u64) -> (usize, Rng) {
+    fn item_name_len(&self, n: u64) -> (usize, SplitMix64) {
         let mut r = self.rng(Col::ItemName, n);
         (3 + r.below(17) as usize, r)
     }
 
     #[inline(always)]
-    fn description_len(&self, n: u64) -> (usize, Rng) {
+    fn description_len(&self, n: u64) -> (usize, SplitMix64) {
         let mut r = self.rng(Col::Description, n);
         (3 + r.below(97) as usize, r)
     }
@@ -1159,6 +1114,39 @@ mod tests {
             Ok(_) => panic!("expected an error for {options:?}"),
             Err(e) => e.0,
         }
+    }
+
+    /// FNV-1a over every value of `batch` as displayed, row by row: a fingerprint that
+    /// changes if a single generated value does.
+    fn fingerprint(batch: &RecordBatch) -> u64 {
+        rows(batch).iter().flatten().fold(0xcbf2_9ce4_8422_2325u64, |h, value| {
+            value.bytes().chain([0xff]).fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+        })
+    }
+
+    /// The generated data of a seed never changes: checkpoints record offsets, not rows,
+    /// and benchmarks compare runs.
+    #[test]
+    fn generated_values_are_pinned() {
+        let mut got = Vec::new();
+        for table in ["Person", "Auction", "Bid"] {
+            for seed in [None, Some("7")] {
+                let mut extra = vec![(OPT_EVENT_NUM, "5000")];
+                extra.extend(seed.map(|s| (OPT_SEED, s)));
+                got.push(fingerprint(&concat(&read_all(&mut *connector(table, &extra).open(0).unwrap()))));
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                2_941_851_791_871_700_740,
+                13_116_752_202_045_177_156,
+                1_438_182_579_154_585_132,
+                17_915_811_566_704_525_018,
+                14_169_589_960_044_138_510,
+                3_562_078_840_552_628_954
+            ]
+        );
     }
 
     #[test]

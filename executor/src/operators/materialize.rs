@@ -1,32 +1,28 @@
 //! Materialize: applies a changelog to one partition of a view's contents.
 //!
-//! The partition is a persistent ordered map from the row (Arrow row format) to its
-//! multiplicity, so a view needs no key: an insert adds one, a delete takes one away, and a
-//! row disappears at zero. Counts may dip below zero within an epoch when a delete overtakes
-//! its insert on another path; only the state at a barrier is published. At each barrier
-//! the partition is staged in [`ViewStateStore`] (an O(1) copy thanks to structural sharing)
+//! The partition and everything about its rows (their encoding, staging, decoding and
+//! checkpoint format) belong to the view store (`weir_storage::view_store`); this operator
+//! feeds it. Each batch of changes is applied to the partition; at each barrier the
+//! partition is staged in the [`ViewStateStore`] (an O(1) copy thanks to structural sharing)
 //! for the JobManager to publish when the epoch commits. Rows pass through unchanged, so
 //! views defined on this view can follow its changes.
 
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, SortField};
-use weir_storage::{ViewRows, ViewStateStore};
-
-use std::io::{Read, Write};
+use weir_storage::view_store::{read_rows, write_rows, ViewPartition};
+use weir_storage::ViewStateStore;
 
 use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, StreamBatch};
-use crate::view_table::ViewBatches;
+use crate::view_table::decode_error;
 
 pub struct Materialize {
     view_id: u64,
     partition: usize,
-    schema: SchemaRef,
-    converter: RowConverter,
-    rows: ViewRows,
+    rows: ViewPartition,
     states: Arc<dyn ViewStateStore>,
 }
 
@@ -37,10 +33,7 @@ impl Materialize {
         schema: SchemaRef,
         states: Arc<dyn ViewStateStore>,
     ) -> ExecResult<Self> {
-        let converter = RowConverter::new(
-            schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect(),
-        )?;
-        Ok(Self { view_id, partition, schema, converter, rows: ViewRows::new(), states })
+        Ok(Self { view_id, partition, rows: ViewPartition::new(schema)?, states })
     }
 
     pub fn view_id(&self) -> u64 {
@@ -50,9 +43,7 @@ impl Materialize {
     /// The partition's current contents as insert batches, for a view that starts reading
     /// this one.
     pub fn contents(&self) -> ExecResult<Vec<StreamBatch>> {
-        ViewBatches::new(self.schema.clone(), vec![self.rows.clone()])
-            .map(|batch| Ok(StreamBatch::inserts(batch?)))
-            .collect()
+        self.rows.batches().map(|batch| Ok(StreamBatch::inserts(batch.map_err(decode_error)?))).collect()
     }
 }
 
@@ -67,36 +58,19 @@ impl Operator for Materialize {
         batch: StreamBatch,
         out: &mut Vec<StreamBatch>,
     ) -> ExecResult<()> {
-        let encoded = self.converter.convert_columns(batch.data.columns())?;
-        for (i, row) in encoded.iter().enumerate() {
-            let delta = i64::from(batch.op(i));
-            let key = row.as_ref();
-            let remove = match self.rows.get_mut(key) {
-                Some(count) => {
-                    *count += delta;
-                    *count == 0
-                }
-                None => {
-                    self.rows.insert(Arc::from(key), delta);
-                    false
-                }
-            };
-            if remove {
-                self.rows.remove(key);
-            }
-        }
+        self.rows.apply(batch.data.columns(), |i| i64::from(batch.op(i)))?;
         out.push(batch);
         Ok(())
     }
 
     fn on_barrier(&mut self, barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
-        self.states.stage(self.view_id, self.partition, barrier.epoch, self.rows.clone());
+        self.states.stage(self.view_id, self.partition, barrier.epoch, self.rows.rows().clone());
         Ok(())
     }
 
     /// The partition is a persistent map: capturing it is an O(1) copy, written out later.
     fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
-        let rows = self.rows.clone();
+        let rows = self.rows.rows().clone();
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| write_rows(&rows, out).map_err(io));
         Ok(Some(OperatorSnapshot { meta: vec![], deferred: Some(deferred), delta: false }))
     }
@@ -104,44 +78,13 @@ impl Operator for Materialize {
     fn restore(&mut self, _meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
         let input =
             deferred.ok_or_else(|| ExecError::Internal("Materialize: snapshot without rows".into()))?;
-        self.rows = read_rows(input).map_err(io)?;
+        self.rows.set_rows(read_rows(input).map_err(io)?);
         Ok(())
     }
 }
 
 fn io(e: std::io::Error) -> ExecError {
     ExecError::Internal(format!("Materialize state: {e}"))
-}
-
-/// Rows as (`u32` length, row bytes, `i64` multiplicity)..., then `u32::MAX`.
-fn write_rows(rows: &ViewRows, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut out = std::io::BufWriter::new(out);
-    for (row, count) in rows.iter() {
-        let len = u32::try_from(row.len()).map_err(|_| std::io::Error::other("row too large"))?;
-        out.write_all(&len.to_le_bytes())?;
-        out.write_all(row)?;
-        out.write_all(&count.to_le_bytes())?;
-    }
-    out.write_all(&u32::MAX.to_le_bytes())?;
-    out.flush()
-}
-
-fn read_rows(input: &mut dyn Read) -> std::io::Result<ViewRows> {
-    let mut input = std::io::BufReader::new(input);
-    let mut rows = ViewRows::new();
-    loop {
-        let mut len = [0u8; 4];
-        input.read_exact(&mut len)?;
-        let len = u32::from_le_bytes(len);
-        if len == u32::MAX {
-            return Ok(rows);
-        }
-        let mut row = vec![0u8; len as usize];
-        input.read_exact(&mut row)?;
-        let mut count = [0u8; 8];
-        input.read_exact(&mut count)?;
-        rows.insert(Arc::from(row), i64::from_le_bytes(count));
-    }
 }
 
 #[cfg(test)]
@@ -203,7 +146,7 @@ mod tests {
         op.process_batch(0, del, &mut out).unwrap();
         op.process_batch(0, rows(vec!["x"], vec![1], None), &mut out).unwrap();
         assert!(op.contents().unwrap().is_empty());
-        assert!(op.rows.is_empty());
+        assert!(op.rows.rows().is_empty());
     }
 
     #[test]

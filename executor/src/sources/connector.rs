@@ -26,7 +26,7 @@ use crate::connectors::{ReadOutcome, SplitReader};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch};
 use crate::sources::watermark::WatermarkGenerator;
-use weir_plan::job_graph::Watermark;
+use weir_plan::catalog::Watermark;
 
 /// Longest sleep between checks for barriers while a reader has nothing to return.
 const MAX_POLL_SLEEP: Duration = Duration::from_millis(10);

@@ -9,7 +9,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::{ExecError, ExecResult};
 use crate::expr::ExprCompiler;
-use weir_plan::job_graph::Watermark;
+use weir_plan::catalog::Watermark;
 
 pub struct WatermarkGenerator {
     expr: Arc<dyn PhysicalExpr>,

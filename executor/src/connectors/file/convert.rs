@@ -14,6 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::OptionError;
+use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
 
 /// Longest value text quoted in a row error.
@@ -44,26 +45,6 @@ pub(super) fn check_supported(field: &Field) -> Result<(), OptionError> {
             field.name(),
             sql_type_name(field.data_type())
         )))
-    }
-}
-
-/// The SQL name of a declared type, for messages.
-pub(super) fn sql_type_name(data_type: &DataType) -> String {
-    match data_type {
-        DataType::Int8 => "tinyint".into(),
-        DataType::Int16 => "smallint".into(),
-        DataType::Int32 => "integer".into(),
-        DataType::Int64 => "bigint".into(),
-        DataType::Float32 => "real".into(),
-        DataType::Float64 => "double precision".into(),
-        DataType::Decimal128(p, s) => format!("numeric({p},{s})"),
-        DataType::Boolean => "boolean".into(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "varchar".into(),
-        DataType::Date32 => "date".into(),
-        DataType::Timestamp(_, None) => "timestamp".into(),
-        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
-        DataType::Binary => "bytea".into(),
-        other => other.to_string(),
     }
 }
 

@@ -19,9 +19,10 @@ use arrow::csv::ReaderBuilder;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-use super::convert::{quote_value, read_schema, sql_type_name};
+use super::convert::{quote_value, read_schema};
 use super::text::{find_either, Decoded, Record, RecordFormat, Scanned};
 use super::CsvOptions;
+use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
 
 const QUOTE: u8 = b'"';

@@ -14,8 +14,9 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_json::ReaderBuilder;
 
-use super::convert::{quote_value, read_schema, sql_type_name};
+use super::convert::{quote_value, read_schema};
 use super::text::{find_either, Decoded, Record, RecordFormat, Scanned};
+use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
 
 /// The JSON-lines [`RecordFormat`] of one source.

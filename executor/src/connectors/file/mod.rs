@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
+use super::options::{invalid_value, parse_bool, parse_in_range, BoolWords};
 use super::{check_known_options, Connector, ConnectorOptions, OptionError, SplitReader, DEFAULT_BATCH_ROWS};
 use crate::error::{ExecError, ExecResult};
 
@@ -208,19 +209,18 @@ fn parse_split_size(value: Option<&String>) -> Result<u64, OptionError> {
     };
     match digits.parse::<u64>() {
         Ok(n) if n > 0 && multiplier > 0 => Ok(n.saturating_mul(multiplier)),
-        _ => Err(OptionError(format!(
-            "option 'split.size' must be a positive size such as '64MB', '1GB' or a number of bytes, not '{value}'"
-        ))),
+        _ => Err(invalid_value(
+            "split.size",
+            "a positive size such as '64MB', '1GB' or a number of bytes",
+            value,
+        )),
     }
 }
 
 fn parse_header(value: Option<&String>) -> Result<bool, OptionError> {
-    match value.map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(false),
-        Some(v) if v == "true" => Ok(true),
-        Some(v) if v == "false" => Ok(false),
-        Some(v) => Err(OptionError(format!("option 'header' must be 'true' or 'false', not '{v}'"))),
-    }
+    let Some(value) = value else { return Ok(false) };
+    parse_bool(value, BoolWords::TrueFalse)
+        .ok_or_else(|| invalid_value("header", "'true' or 'false'", &value.trim().to_ascii_lowercase()))
 }
 
 fn parse_delimiter(value: Option<&String>) -> Result<u8, OptionError> {
@@ -228,11 +228,7 @@ fn parse_delimiter(value: Option<&String>) -> Result<u8, OptionError> {
     let byte = match value.as_str() {
         "\\t" | "\t" => b'\t',
         v if v.len() == 1 => v.as_bytes()[0],
-        v => {
-            return Err(OptionError(format!(
-                "option 'delimiter' must be a single character (or '\\t' for a tab), not '{v}'"
-            )))
-        }
+        v => return Err(invalid_value("delimiter", "a single character (or '\\t' for a tab)", v)),
     };
     if matches!(byte, b'"' | b'\n' | b'\r') {
         return Err(OptionError(
@@ -244,12 +240,9 @@ fn parse_delimiter(value: Option<&String>) -> Result<u8, OptionError> {
 
 fn parse_batch_size(value: Option<&String>) -> Result<usize, OptionError> {
     let Some(value) = value else { return Ok(DEFAULT_BATCH_ROWS) };
-    match value.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX_BATCH_ROWS).contains(&n) => Ok(n),
-        _ => Err(OptionError(format!(
-            "option 'batch.size' must be a whole number of rows between 1 and {MAX_BATCH_ROWS}, not '{value}'"
-        ))),
-    }
+    parse_in_range(value.trim(), 1..=MAX_BATCH_ROWS).ok_or_else(|| {
+        invalid_value("batch.size", &format!("a whole number of rows between 1 and {MAX_BATCH_ROWS}"), value)
+    })
 }
 
 /// The regular files `pattern` matches, sorted by path.

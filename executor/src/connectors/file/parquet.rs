@@ -15,8 +15,9 @@ use arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use datafusion::parquet::arrow::ProjectionMask;
 
-use super::convert::{conform, sql_type_name};
+use super::convert::conform;
 use super::{display_name, io_error, offset_field};
+use crate::connectors::type_names::sql_type_name;
 use crate::connectors::{ReadOutcome, RowError, SplitReader};
 use crate::error::{ExecError, ExecResult};
 

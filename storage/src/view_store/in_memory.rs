@@ -1,15 +1,8 @@
-//! Materialized views' contents, versioned by epoch.
+//! Staging and commit, in memory: the [`ViewStateStore`] of a single process.
 //!
-//! Each materialize subtask owns one partition of its view as a persistent ordered map
-//! (row, Arrow row format → multiplicity). At the end of every epoch it hands a copy of the
-//! map to [`ViewStateStore::stage`]; thanks to structural sharing that copy costs O(1) and the
-//! task keeps mutating its own version. When the JobManager has seen every task pass epoch
-//! `e`, it calls [`ViewStateStore::commit`], which publishes one immutable [`ViewSnapshot`] with
-//! every view at `e`. A query takes the snapshot once, so all views it reads agree, and
-//! readers never block writers.
-//!
-//! Row bytes sort like the rows' values (Arrow's row format), so scans come back ordered by
-//! the view's columns; a multiplicity above one is a duplicate row.
+//! Staged versions wait per partition, in epoch order, until a commit at or after their
+//! epoch takes the latest of them; a view is published once every partition has a version.
+//! Everything here is lost with the process, and a restart rebuilds views from the tables.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,31 +11,7 @@ use arrow::datatypes::SchemaRef;
 
 use weir_plan::catalog::TableId;
 
-/// One partition of a view: encoded row → how many times it is present. Rows are shared
-/// (`Arc`), so the node copies a persistent map makes after a snapshot, and scans of a
-/// shared map, copy pointers rather than row bytes.
-pub type ViewRows = imbl::OrdMap<Arc<[u8]>, i64>;
-
-/// A view's contents at one epoch.
-#[derive(Clone)]
-pub struct ViewVersion {
-    pub schema: SchemaRef,
-    pub partitions: Vec<ViewRows>,
-}
-
-impl ViewVersion {
-    /// Number of rows (counting duplicates).
-    pub fn row_count(&self) -> u64 {
-        self.partitions.iter().flat_map(|p| p.values()).map(|&n| n.max(0) as u64).sum()
-    }
-}
-
-/// Every view's committed contents at one epoch.
-#[derive(Clone, Default)]
-pub struct ViewSnapshot {
-    pub epoch: u64,
-    pub views: HashMap<TableId, Arc<ViewVersion>>,
-}
+use super::{ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};
 
 struct Registered {
     schema: SchemaRef,
@@ -52,27 +21,6 @@ struct Registered {
     current: Vec<Option<ViewRows>>,
     /// Set when the view's job failed: staged versions are ignored from then on.
     frozen: bool,
-}
-
-/// Where materialized views' contents live between epochs: materialize tasks stage a
-/// version of their partition at each barrier, the JobManager commits epochs, and queries
-/// read one consistent snapshot of every view. A durable implementation (RocksDB, with
-/// checkpoints) slots in behind this trait.
-pub trait ViewStateStore: Send + Sync {
-    /// Starts tracking a view with `partitions` materialize subtasks. It becomes visible with
-    /// the first commit after every partition has staged a version.
-    fn register(&self, view: TableId, schema: SchemaRef, partitions: usize);
-    /// Records partition `partition` of `view` as of the end of `epoch`.
-    fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows);
-    /// Publishes every view as of `epoch`: each partition's latest version staged at or
-    /// before `epoch`. Returns the new snapshot.
-    fn commit(&self, epoch: u64) -> Arc<ViewSnapshot>;
-    /// Keeps a view at its last published contents (its job failed).
-    fn freeze(&self, view: TableId);
-    /// Forgets a dropped view; the next commit no longer contains it.
-    fn remove(&self, view: TableId);
-    /// The latest committed snapshot.
-    fn snapshot(&self) -> Arc<ViewSnapshot>;
 }
 
 /// The in-memory [`ViewStateStore`]: staged versions and the published snapshot of every
