@@ -5,7 +5,13 @@
 //!   materialized views are [`ViewTable`] providers over their committed contents.
 //! * Streaming: the [`JobGraph`](weir_plan::JobGraph) runtime. The [`JobManager`] deploys
 //!   graphs onto [`TaskManager`]s, injects barriers and commits epochs; tasks run chains of
-//!   [`operators`] connected by bounded channels carrying [`Message`]s.
+//!   [`operators`] connected by bounded channels carrying [`Message`]s. Tasks get their
+//!   channels from a [`data_plane::DataPlane`], start their [`sources`] in one place, and
+//!   report to the JobManager through a [`task_events::JobManagerEndpoint`], so a
+//!   TaskManager in another process is an implementation of those traits.
+//!
+//! It runs what `weir-plan` describes and must not own SQL text, parsing or the wire
+//! protocol; durable bytes (catalog, tables, keyed state, checkpoints) belong to storage.
 
 pub mod checkpoint_protocol;
 pub mod connectors;

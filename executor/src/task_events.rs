@@ -80,3 +80,44 @@ impl JobManagerEndpoint for LocalEndpoint {
         self.events.send(event).map_err(|_| ExecError::ChannelClosed("job manager".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::message::{Barrier, Mutation, Subscription};
+
+    /// Control messages cross processes as data: what is sent is what arrives.
+    #[test]
+    fn control_messages_round_trip_through_serde() {
+        let task = TaskId { job: 3, vertex: 1, subtask: 2 };
+        let event = TaskEvent::EpochDone {
+            task,
+            epoch: 9,
+            rows_in: 10,
+            rows_out: 4,
+            watermark: -5,
+            operators: vec![OperatorStats { name: "HashAggregate".into(), late_rows: 1, state_rows: 7 }],
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::to_string(&serde_json::from_str::<TaskEvent>(&json).unwrap()).unwrap(), json);
+
+        let subscription = Subscription { view_id: 4, channels: vec![11, 12] };
+        let barrier = Barrier {
+            mutation: Some(Arc::new(Mutation::Subscribe(vec![subscription]))),
+            source_offset: Some(Arc::new(serde_json::json!({"line": 5}))),
+            ..Barrier::checkpoint(9)
+        };
+        let back: Barrier = serde_json::from_str(&serde_json::to_string(&barrier).unwrap()).unwrap();
+        assert_eq!(back.epoch, 9);
+        assert!(back.checkpoint);
+        assert_eq!(back.source_offset.as_deref(), Some(&serde_json::json!({"line": 5})));
+        match back.mutation.as_deref() {
+            Some(Mutation::Subscribe(s)) => {
+                assert_eq!((s[0].view_id, s[0].channels.clone()), (4, vec![11, 12]))
+            }
+            other => panic!("mutation lost: {other:?}"),
+        }
+    }
+}

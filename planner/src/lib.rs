@@ -3,6 +3,10 @@
 //!
 //! Every error leaving this crate is a [`SqlError`] with a SQLSTATE, so the wire layer can
 //! answer exactly as Postgres would.
+//!
+//! It produces plans and runs nothing: it depends on DataFusion and `weir-plan` only, never
+//! on the executor or storage, so it builds and tests without RocksDB, tokio or the
+//! connectors.
 
 mod create_table;
 mod error;
