@@ -8,8 +8,8 @@
 
 use arrow::array::UInt32Array;
 use datafusion::common::hash_utils::{create_hashes, RandomState};
-use tokio::sync::mpsc;
 
+use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Message, StreamBatch};
 use weir_plan::job_graph::Partitioning;
@@ -45,18 +45,18 @@ pub fn subtask_of(key_group: usize, parallelism: usize) -> usize {
 /// One output edge of a task: the consumers' channels and how rows are spread over them.
 pub struct OutputGate {
     partitioning: Partitioning,
-    senders: Vec<mpsc::Sender<Message>>,
+    senders: Vec<ChannelSender>,
     /// Set on gates to views reading this one: if that reader is dropped, the gate closes
     /// instead of failing the task.
     detachable: bool,
 }
 
 impl OutputGate {
-    pub fn new(partitioning: Partitioning, senders: Vec<mpsc::Sender<Message>>) -> Self {
+    pub fn new(partitioning: Partitioning, senders: Vec<ChannelSender>) -> Self {
         Self { partitioning, senders, detachable: false }
     }
 
-    pub fn subscriber(sender: mpsc::Sender<Message>) -> Self {
+    pub fn subscriber(sender: ChannelSender) -> Self {
         Self { partitioning: Partitioning::Single, senders: vec![sender], detachable: true }
     }
 
@@ -117,6 +117,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{ArrayRef, Int64Array};
+    use tokio::sync::mpsc;
 
     use super::*;
     use crate::operators::test_util::batch;

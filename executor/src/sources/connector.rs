@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::connectors::metrics::SourceMetrics;
 use crate::connectors::{ReadOutcome, SplitReader};
+use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch};
 use crate::sources::watermark::WatermarkGenerator;
@@ -48,7 +49,7 @@ pub struct ConnectorSource {
     watermark: Option<WatermarkGenerator>,
     settings: SourceSettings,
     metrics: Arc<SourceMetrics>,
-    out: mpsc::Sender<Message>,
+    out: ChannelSender,
     barriers: mpsc::UnboundedReceiver<Barrier>,
 }
 
@@ -59,7 +60,7 @@ impl ConnectorSource {
         watermark: Option<&Watermark>,
         settings: SourceSettings,
         metrics: Arc<SourceMetrics>,
-        out: mpsc::Sender<Message>,
+        out: ChannelSender,
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> ExecResult<Self> {
         let watermark = watermark.map(|spec| WatermarkGenerator::new(spec, schema)).transpose()?;

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 use weir_storage::{ChangeOp, TableStore};
 
+use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch, OP_DELETE, OP_INSERT};
 use crate::sources::watermark::WatermarkGenerator;
@@ -30,7 +31,7 @@ pub struct TableSource {
     watermark: Option<Arc<Mutex<WatermarkGenerator>>>,
     /// `None`: start with a snapshot. `Some(seq)`: resume the changelog at `seq`.
     offset: Option<u64>,
-    out: mpsc::Sender<Message>,
+    out: ChannelSender,
     barriers: mpsc::UnboundedReceiver<Barrier>,
 }
 
@@ -38,7 +39,7 @@ impl TableSource {
     pub fn new(
         table: Arc<TableStore>,
         offset: Option<u64>,
-        out: mpsc::Sender<Message>,
+        out: ChannelSender,
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> Self {
         Self { table, watermark: None, offset, out, barriers }
