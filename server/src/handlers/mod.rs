@@ -10,8 +10,9 @@ mod copy_from;
 mod create_mv;
 mod create_table;
 mod dml;
-mod drop_table;
+mod drop;
 mod flush;
+mod inject_failure;
 mod query;
 mod settings;
 mod show_tables;
@@ -69,10 +70,10 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
     let statement = match statement {
         WeirStatement::Sql(statement) => *statement,
         WeirStatement::Flush => return flush::run(cx).await,
-        WeirStatement::InjectFailure(name) => return flush::inject_failure(cx, &name).await,
+        WeirStatement::InjectFailure(name) => return inject_failure::run(cx, &name).await,
         WeirStatement::CreateSource(create) => return stream_ddl::create_source(cx, &create).await,
         WeirStatement::CreateSink(create) => return stream_ddl::create_sink(cx, &create).await,
-        WeirStatement::DropStream(drop) => return stream_ddl::drop(cx, &drop).await,
+        WeirStatement::DropStream(stmt) => return drop::run_stream(cx, &stmt).await,
         WeirStatement::EmitOnWindowClose(statement) => {
             return dispatch_emit_on_window_close(cx, *statement).await
         }
@@ -143,7 +144,7 @@ async fn dispatch(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> 
         Statement::Delete(delete) => dml::delete(cx, delete).await,
         Statement::CreateTable(create) => create_table::run(cx, &create, None).await,
         Statement::Drop { object_type, if_exists, names, cascade, .. } => {
-            drop_table::run(cx, object_type, if_exists, &names, cascade).await
+            drop::run(cx, object_type, if_exists, &names, cascade).await
         }
         Statement::Copy { source, to, target, options, legacy_options, .. } => {
             copy_from::start(cx, source, to, target, options, legacy_options).await
