@@ -21,7 +21,7 @@ use weir_planner::{
 };
 use weir_storage::{ColumnDef, ColumnType, Store, TableDef, ViewDef};
 
-use super::query::rows;
+use super::planning::rows;
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
 use crate::wire::errors::{from_datafusion, from_storage};

@@ -13,7 +13,7 @@ mod dml;
 mod drop;
 mod flush;
 mod inject_failure;
-mod query;
+mod planning;
 mod settings;
 mod show_tables;
 mod stream_ddl;
@@ -30,7 +30,7 @@ use weir_planner::{sqlstate, SqlError, SqlResult, WeirStatement};
 use crate::engine::Engine;
 use crate::session::{Session, TransactionState};
 
-pub use query::{describe_statement, StatementDescription};
+pub use planning::{describe_statement, StatementDescription};
 
 /// What a statement produced.
 pub enum Outcome {
@@ -137,7 +137,7 @@ async fn dispatch(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> 
                 _ => Err(SqlError::internal("EXPLAIN target changed while dispatching")),
             }
         }
-        Statement::Query(_) | Statement::Explain { .. } => query::run(cx, statement).await,
+        Statement::Query(_) | Statement::Explain { .. } => planning::run(cx, statement).await,
         Statement::CreateView(create) => create_mv::run(cx, create, false, false).await,
         Statement::Insert(_) => dml::insert(cx, statement).await,
         Statement::Update(update) => dml::update(cx, update).await,
