@@ -1,10 +1,13 @@
-//! Queries (`SELECT`, `VALUES`, `EXPLAIN`) and the planning every DataFusion-run statement
-//! shares: Postgres-compatibility rewrites, planning against the session's catalog, binding
-//! `$n` parameters.
+//! The planning every DataFusion-run statement shares (queries, INSERT, the SELECTs that
+//! compute UPDATE and DELETE, and Describe of all of them): Postgres-compatibility rewrites,
+//! planning against the session's catalog, refusing streaming-only window TVFs, decoding
+//! `bytea` literals, binding `$n` parameters; and the two ways a handler turns a plan or a
+//! batch into results ([`collect`], [`rows`]).
+//!
+//! Kept apart from the handlers so every statement is planned the same way, whichever
+//! handler runs it.
 
-use std::sync::Arc;
-
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -12,17 +15,7 @@ use weir_planner::sqlparser::ast::Statement;
 use weir_planner::{name_result_columns, rewrite_for_datafusion, SqlResult};
 
 use super::{Context, Outcome};
-use crate::engine::Engine;
-use crate::session::Session;
 use crate::wire::errors::from_datafusion;
-
-pub async fn run(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
-    let (ctx, plan) = plan(cx, statement).await?;
-    let df = ctx.execute_logical_plan(plan).await.map_err(from_datafusion)?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let stream = df.execute_stream().await.map_err(from_datafusion)?;
-    Ok(Outcome::Rows { schema, stream })
-}
 
 /// Plans `statement` in a fresh context for the session, with parameters bound.
 pub async fn plan(cx: &Context<'_>, statement: Statement) -> SqlResult<(SessionContext, LogicalPlan)> {
@@ -39,7 +32,9 @@ pub async fn plan(cx: &Context<'_>, statement: Statement) -> SqlResult<(SessionC
     Ok((ctx, plan))
 }
 
-async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> SqlResult<LogicalPlan> {
+/// Plans `statement` in `ctx`, parameters left unbound (Describe reads their types from
+/// the plan).
+pub(super) async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> SqlResult<LogicalPlan> {
     rewrite_for_datafusion(&mut statement);
     name_result_columns(&mut statement);
     let plan = ctx
@@ -102,70 +97,6 @@ fn decode_bytea_literals(plan: LogicalPlan) -> datafusion::error::Result<Logical
         })
     })
     .map(|t| t.data)
-}
-
-/// What Describe reports for a prepared statement: parameter types and result columns.
-#[derive(Debug, Clone, Default)]
-pub struct StatementDescription {
-    pub param_types: Vec<Option<DataType>>,
-    pub result: Option<SchemaRef>,
-}
-
-/// Plans (without running) a statement to learn its parameter and result types.
-pub async fn describe_statement(
-    engine: &Engine,
-    session: &Session,
-    statement: &Statement,
-) -> SqlResult<StatementDescription> {
-    let planned: Option<Statement> =
-        match statement {
-            Statement::Explain { statement: explained, .. }
-                if matches!(**explained, Statement::CreateView(_)) =>
-            {
-                return Ok(StatementDescription {
-                    param_types: vec![],
-                    result: Some(Arc::new(arrow::datatypes::Schema::new(vec![
-                        arrow::datatypes::Field::new("QUERY PLAN", DataType::Utf8, false),
-                    ]))),
-                })
-            }
-            Statement::Query(_) | Statement::Explain { .. } | Statement::Insert(_) => Some(statement.clone()),
-            Statement::Update(update) => Some(super::dml::update_select(engine, update)?.0),
-            Statement::Delete(delete) => Some(super::dml::delete_select(engine, delete)?.0),
-            Statement::ShowVariable { variable } => {
-                return Ok(StatementDescription {
-                    param_types: vec![],
-                    result: Some(super::settings::show_schema(variable)),
-                })
-            }
-            Statement::ShowTables { .. } => {
-                return Ok(StatementDescription {
-                    param_types: vec![],
-                    result: Some(super::show_tables::schema()),
-                })
-            }
-            _ => None,
-        };
-    let Some(statement) = planned else { return Ok(StatementDescription::default()) };
-    let ctx = engine.session_context(session).map_err(from_datafusion)?;
-    let plan = plan_in(&ctx, statement.clone()).await?;
-    let types = plan.get_parameter_types().map_err(from_datafusion)?;
-    let mut param_types: Vec<Option<DataType>> = Vec::new();
-    for (name, ty) in types {
-        if let Some(index) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
-            if (1..=65_535).contains(&index) {
-                if param_types.len() < index {
-                    param_types.resize(index, None);
-                }
-                param_types[index - 1] = ty;
-            }
-        }
-    }
-    let result = match statement {
-        Statement::Query(_) | Statement::Explain { .. } => Some(Arc::new(plan.schema().as_arrow().clone())),
-        _ => None,
-    };
-    Ok(StatementDescription { param_types, result })
 }
 
 /// A one-batch result.
