@@ -1,5 +1,25 @@
-//! The `weir` server: Postgres wire protocol, sessions, statement handlers, the persistent
-//! catalog and the `pg_catalog` views clients rely on.
+//! The `weir` server: everything between a Postgres client and Weir's planner, executor and
+//! storage.
+//!
+//! It owns:
+//! - the Postgres wire protocol (pgwire): startup, authentication, TLS, cancellation, and
+//!   encoding results ([`wire`]);
+//! - sessions: settings, transaction-block state, `COPY FROM STDIN` in progress
+//!   ([`session`], [`copy_in`]);
+//! - statement dispatch: telling statements apart and running each with its handler, and
+//!   Describe of prepared statements ([`handlers`]);
+//! - the per-statement DataFusion context over the durable catalog ([`engine`],
+//!   [`source_table`]);
+//! - the catalog views clients discover a database through (`pg_catalog`,
+//!   `information_schema`: [`pg_catalog`]) and Weir's own system tables (`weir_catalog`:
+//!   [`system_tables`]);
+//! - starting the standalone streaming runtime in-process ([`runtime`]), the `weir` binary
+//!   and its configuration ([`config`]).
+//!
+//! It must not own operator logic (that is `weir-executor`'s: operators, state, the
+//! JobManager and TaskManagers) or the planning of streaming jobs (that is
+//! `weir-planner`'s: lowering a bound query to a JobGraph). Handlers call into those crates
+//! and store what they return; they do not reimplement either.
 
 pub mod config;
 pub mod copy_in;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -21,7 +21,7 @@ use weir_planner::{
 };
 use weir_storage::Store;
 
-use super::query::rows;
+use super::planning::rows;
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
 use crate::wire::errors::{from_datafusion, from_storage};
@@ -63,7 +63,7 @@ pub async fn run(
     let (graph, optimized) = plan_stream_job(cx, &create.query, view_id, &name, &options).await?;
     if explain {
         let text = graph.to_string();
-        let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
+        let schema = explain_schema();
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![Arc::new(StringArray::from(text.lines().collect::<Vec<_>>()))],
@@ -122,6 +122,11 @@ pub async fn run(
     }
     guard.armed = false;
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+}
+
+/// The one column `EXPLAIN CREATE MATERIALIZED VIEW` returns: the job graph, a line a row.
+pub fn explain_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]))
 }
 
 /// Plans `query` as the job `id` named `name`: DataFusion binds and optimizes it in the

@@ -18,7 +18,7 @@ use weir_planner::sqlparser::ast::{
 use weir_planner::{normalize_ident, parse_sql, split_name, sqlstate, SqlError, SqlResult, WeirStatement};
 use weir_storage::TableStore;
 
-use super::query::{collect, plan};
+use super::planning::{collect, plan};
 use super::{Context, Outcome};
 use crate::engine::Engine;
 use crate::wire::errors::from_storage;

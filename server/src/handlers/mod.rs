@@ -1,17 +1,28 @@
-//! Statement dispatch: one file per statement kind.
+//! Statement dispatch: one file per statement kind, and the one place statements are told
+//! apart.
 //!
-//! [`execute`] runs one parsed statement for a session and returns an [`Outcome`] for the
-//! wire layer to encode. It also enforces Weir's transaction-block rules (see
-//! `docs/sql-reference.md`): every statement is atomic and durable on its own; a block only
-//! groups statements for the client, and after an error in a block everything up to
-//! COMMIT/ROLLBACK is refused, as in Postgres.
+//! [`classify`] sorts a parsed statement into a [`StatementKind`]. Both consumers match on
+//! that kind and nothing else: [`execute`] runs one statement for a session and returns an
+//! [`Outcome`] for the wire layer to encode, and [`describe_statement`] reports what a
+//! prepared statement takes and returns. Both matches are exhaustive, so a new kind of
+//! statement has to say how it runs and what Describe reports.
+//!
+//! [`execute`] also enforces Weir's transaction-block rules (see `docs/sql-reference.md`):
+//! every statement is atomic and durable on its own; a block only groups statements for the
+//! client, and after an error in a block everything up to COMMIT/ROLLBACK is refused, as in
+//! Postgres.
+//!
+//! Shared by the handlers: `planning.rs` (how DataFusion-run statements are planned).
 
 mod copy_from;
 mod create_mv;
 mod create_table;
+mod describe;
 mod dml;
-mod drop_table;
+mod drop;
 mod flush;
+mod inject_failure;
+mod planning;
 mod query;
 mod settings;
 mod show_tables;
@@ -23,13 +34,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
-use weir_planner::sqlparser::ast::Statement;
-use weir_planner::{sqlstate, SqlError, SqlResult, WeirStatement};
+use weir_planner::sqlparser::ast::{
+    CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateView, Delete, Expr, Ident,
+    ObjectName, ObjectType, Set, Statement, Update,
+};
+use weir_planner::{sqlstate, CreateSink, CreateSource, DropStream, SqlError, SqlResult, WeirStatement};
 
 use crate::engine::Engine;
 use crate::session::{Session, TransactionState};
 
-pub use query::{describe_statement, StatementDescription};
+pub use describe::{describe_statement, StatementDescription};
 
 /// What a statement produced.
 pub enum Outcome {
@@ -65,28 +79,160 @@ impl Context<'_> {
     }
 }
 
-pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Outcome> {
+/// Every kind of statement Weir accepts, told apart once by [`classify`]. Each holds the
+/// parts of the statement its handler needs.
+enum StatementKind {
+    /// `SELECT`, `VALUES`, and `EXPLAIN` of anything but `CREATE MATERIALIZED VIEW`.
+    Query(Statement),
+    /// `[EXPLAIN] CREATE [MATERIALIZED] VIEW ... [EMIT ON WINDOW CLOSE]`.
+    CreateMaterializedView {
+        create: CreateView,
+        explain: bool,
+        emit_on_window_close: bool,
+    },
+    Insert(Statement),
+    Update(Update),
+    Delete(Delete),
+    /// `CREATE TABLE`, with `WATERMARK FOR column AS expression` if given.
+    CreateTable {
+        create: Box<CreateTable>,
+        watermark: Option<(Ident, Expr)>,
+    },
+    /// `DROP TABLE`, `DROP MATERIALIZED VIEW` (other object types are refused by the handler).
+    Drop {
+        object_type: ObjectType,
+        if_exists: bool,
+        names: Vec<ObjectName>,
+        cascade: bool,
+    },
+    CreateSource(Box<CreateSource>),
+    CreateSink(Box<CreateSink>),
+    /// `DROP SOURCE`, `DROP SINK`.
+    DropStream(DropStream),
+    Copy {
+        source: CopySource,
+        to: bool,
+        target: CopyTarget,
+        options: Vec<CopyOption>,
+        legacy_options: Vec<CopyLegacyOption>,
+    },
+    ShowTables,
+    Set(Set),
+    ShowVariable(Vec<Ident>),
+    Begin,
+    Commit,
+    Rollback,
+    Discard,
+    Deallocate,
+    Flush,
+    InjectFailure(ObjectName),
+    /// A Weir clause attached to a statement it does not belong to: the syntax error to
+    /// report.
+    Misplaced(&'static str),
+    /// Anything else sqlparser accepts.
+    Unsupported(Statement),
+    /// A statement [`classify`] failed to take apart after checking its shape (cannot
+    /// happen): the internal error to report.
+    Internal(&'static str),
+}
+
+impl StatementKind {
+    /// Whether the statement is written in Weir's own syntax (`FLUSH`, `INJECT FAILURE`,
+    /// `CREATE/DROP SOURCE/SINK`, `WATERMARK FOR`, `EMIT ON WINDOW CLOSE`) rather than
+    /// Postgres'. Those have always run outside the transaction-block rules: they are not
+    /// refused after an error in a block, and their own errors and writes do not change the
+    /// block's state.
+    fn is_weir_syntax(&self) -> bool {
+        matches!(
+            self,
+            Self::Flush
+                | Self::InjectFailure(_)
+                | Self::CreateSource(_)
+                | Self::CreateSink(_)
+                | Self::DropStream(_)
+                | Self::Misplaced(_)
+                | Self::CreateTable { watermark: Some(_), .. }
+                | Self::CreateMaterializedView { emit_on_window_close: true, .. }
+        )
+    }
+}
+
+const WATERMARK_MISPLACED: &str = "WATERMARK FOR belongs in CREATE TABLE or CREATE SOURCE";
+const EMIT_MISPLACED: &str = "EMIT ON WINDOW CLOSE ends a CREATE MATERIALIZED VIEW";
+
+/// Tells what kind of statement `statement` is: the one match over statement shapes.
+fn classify(statement: WeirStatement) -> StatementKind {
+    use StatementKind as K;
     let statement = match statement {
         WeirStatement::Sql(statement) => *statement,
-        WeirStatement::Flush => return flush::run(cx).await,
-        WeirStatement::InjectFailure(name) => return flush::inject_failure(cx, &name).await,
-        WeirStatement::CreateSource(create) => return stream_ddl::create_source(cx, &create).await,
-        WeirStatement::CreateSink(create) => return stream_ddl::create_sink(cx, &create).await,
-        WeirStatement::DropStream(drop) => return stream_ddl::drop(cx, &drop).await,
+        WeirStatement::Flush => return K::Flush,
+        WeirStatement::InjectFailure(name) => return K::InjectFailure(name),
+        WeirStatement::CreateSource(create) => return K::CreateSource(create),
+        WeirStatement::CreateSink(create) => return K::CreateSink(create),
+        WeirStatement::DropStream(drop) => return K::DropStream(drop),
         WeirStatement::EmitOnWindowClose(statement) => {
-            return dispatch_emit_on_window_close(cx, *statement).await
+            let (create, explain) = match *statement {
+                Statement::CreateView(create) => (create, false),
+                Statement::Explain { statement, .. } => match *statement {
+                    Statement::CreateView(create) => (create, true),
+                    _ => return K::Misplaced(EMIT_MISPLACED),
+                },
+                _ => return K::Misplaced(EMIT_MISPLACED),
+            };
+            return K::CreateMaterializedView { create, explain, emit_on_window_close: true };
         }
         WeirStatement::CreateTableWithWatermark(create) => {
             let (statement, column, expr) = *create;
             return match statement {
                 Statement::CreateTable(create) => {
-                    create_table::run(cx, &create, Some((&column, &expr))).await
+                    K::CreateTable { create: Box::new(create), watermark: Some((column, expr)) }
                 }
-                _ => Err(SqlError::syntax("WATERMARK FOR belongs in CREATE TABLE or CREATE SOURCE")),
+                _ => K::Misplaced(WATERMARK_MISPLACED),
             };
         }
     };
-    let is_transaction_control = matches!(statement, Statement::Commit { .. } | Statement::Rollback { .. });
+    match statement {
+        Statement::Explain { statement: explained, .. } if matches!(*explained, Statement::CreateView(_)) => {
+            match *explained {
+                Statement::CreateView(create) => {
+                    K::CreateMaterializedView { create, explain: true, emit_on_window_close: false }
+                }
+                _ => K::Internal("EXPLAIN target changed while dispatching"),
+            }
+        }
+        Statement::Query(_) | Statement::Explain { .. } => K::Query(statement),
+        Statement::CreateView(create) => {
+            K::CreateMaterializedView { create, explain: false, emit_on_window_close: false }
+        }
+        Statement::Insert(_) => K::Insert(statement),
+        Statement::Update(update) => K::Update(update),
+        Statement::Delete(delete) => K::Delete(delete),
+        Statement::CreateTable(create) => K::CreateTable { create: Box::new(create), watermark: None },
+        Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+            K::Drop { object_type, if_exists, names, cascade }
+        }
+        Statement::Copy { source, to, target, options, legacy_options, .. } => {
+            K::Copy { source, to, target, options, legacy_options }
+        }
+        Statement::ShowTables { .. } => K::ShowTables,
+        Statement::Set(set) => K::Set(set),
+        Statement::ShowVariable { variable } => K::ShowVariable(variable),
+        Statement::StartTransaction { .. } => K::Begin,
+        Statement::Commit { .. } => K::Commit,
+        Statement::Rollback { .. } => K::Rollback,
+        Statement::Discard { .. } => K::Discard,
+        Statement::Deallocate { .. } => K::Deallocate,
+        other => K::Unsupported(other),
+    }
+}
+
+/// Runs one parsed statement for the session, under the transaction-block rules.
+pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Outcome> {
+    let kind = classify(statement);
+    if kind.is_weir_syntax() {
+        return run(cx, kind).await;
+    }
+    let is_transaction_control = matches!(kind, StatementKind::Commit | StatementKind::Rollback);
     let state = cx.session()?.transaction;
     if state == TransactionState::Failed && !is_transaction_control {
         return Err(SqlError::new(
@@ -94,7 +240,7 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
             "current transaction is aborted, commands ignored until end of transaction block",
         ));
     }
-    let result = dispatch(cx, statement).await;
+    let result = run(cx, kind).await;
     let mut session = cx.session()?;
     match (&result, session.transaction) {
         (Err(_), TransactionState::InBlock { .. }) => session.transaction = TransactionState::Failed,
@@ -117,46 +263,42 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
     result
 }
 
-async fn dispatch_emit_on_window_close(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
-    match statement {
-        Statement::CreateView(create) => create_mv::run(cx, create, false, true).await,
-        Statement::Explain { statement, .. } => match *statement {
-            Statement::CreateView(create) => create_mv::run(cx, create, true, true).await,
-            _ => Err(SqlError::syntax("EMIT ON WINDOW CLOSE ends a CREATE MATERIALIZED VIEW")),
-        },
-        _ => Err(SqlError::syntax("EMIT ON WINDOW CLOSE ends a CREATE MATERIALIZED VIEW")),
-    }
-}
-
-async fn dispatch(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
-    match statement {
-        Statement::Explain { statement: explained, .. } if matches!(*explained, Statement::CreateView(_)) => {
-            match *explained {
-                Statement::CreateView(create) => create_mv::run(cx, create, true, false).await,
-                _ => Err(SqlError::internal("EXPLAIN target changed while dispatching")),
-            }
+/// Runs one statement with the handler of its kind.
+async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
+    use StatementKind as K;
+    match kind {
+        K::Query(statement) => query::run(cx, statement).await,
+        K::CreateMaterializedView { create, explain, emit_on_window_close } => {
+            create_mv::run(cx, create, explain, emit_on_window_close).await
         }
-        Statement::Query(_) | Statement::Explain { .. } => query::run(cx, statement).await,
-        Statement::CreateView(create) => create_mv::run(cx, create, false, false).await,
-        Statement::Insert(_) => dml::insert(cx, statement).await,
-        Statement::Update(update) => dml::update(cx, update).await,
-        Statement::Delete(delete) => dml::delete(cx, delete).await,
-        Statement::CreateTable(create) => create_table::run(cx, &create, None).await,
-        Statement::Drop { object_type, if_exists, names, cascade, .. } => {
-            drop_table::run(cx, object_type, if_exists, &names, cascade).await
+        K::Insert(statement) => dml::insert(cx, statement).await,
+        K::Update(update) => dml::update(cx, update).await,
+        K::Delete(delete) => dml::delete(cx, delete).await,
+        K::CreateTable { create, watermark } => {
+            create_table::run(cx, &create, watermark.as_ref().map(|(column, expr)| (column, expr))).await
         }
-        Statement::Copy { source, to, target, options, legacy_options, .. } => {
+        K::Drop { object_type, if_exists, names, cascade } => {
+            drop::run(cx, object_type, if_exists, &names, cascade).await
+        }
+        K::CreateSource(create) => stream_ddl::create_source(cx, &create).await,
+        K::CreateSink(create) => stream_ddl::create_sink(cx, &create).await,
+        K::DropStream(stmt) => drop::run_stream(cx, &stmt).await,
+        K::Copy { source, to, target, options, legacy_options } => {
             copy_from::start(cx, source, to, target, options, legacy_options).await
         }
-        Statement::ShowTables { .. } => show_tables::run(cx).await,
-        Statement::Set(set) => settings::set(cx, set),
-        Statement::ShowVariable { variable } => settings::show(cx, &variable).await,
-        Statement::StartTransaction { .. } => transaction::begin(cx),
-        Statement::Commit { .. } => transaction::commit(cx),
-        Statement::Rollback { .. } => transaction::rollback(cx),
-        Statement::Discard { .. } => Ok(Outcome::Command { tag: "DISCARD ALL", rows: None }),
-        Statement::Deallocate { .. } => Ok(Outcome::Command { tag: "DEALLOCATE", rows: None }),
-        other => Err(SqlError::new(
+        K::ShowTables => show_tables::run(cx).await,
+        K::Set(set) => settings::set(cx, set),
+        K::ShowVariable(variable) => settings::show(cx, &variable).await,
+        K::Begin => transaction::begin(cx),
+        K::Commit => transaction::commit(cx),
+        K::Rollback => transaction::rollback(cx),
+        K::Discard => Ok(Outcome::Command { tag: "DISCARD ALL", rows: None }),
+        K::Deallocate => Ok(Outcome::Command { tag: "DEALLOCATE", rows: None }),
+        K::Flush => flush::run(cx).await,
+        K::InjectFailure(name) => inject_failure::run(cx, &name).await,
+        K::Misplaced(message) => Err(SqlError::syntax(message)),
+        K::Internal(message) => Err(SqlError::internal(message)),
+        K::Unsupported(other) => Err(SqlError::new(
             sqlstate::FEATURE_NOT_SUPPORTED,
             format!("statement {} is not supported by Weir yet", statement_kind(&other)),
         )),

@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_planner::sqlparser::ast::{Expr, Ident, Set, Value};
 use weir_planner::{sqlstate, SqlError, SqlResult};
 
-use super::{query::rows, Context, Outcome};
+use super::{planning::rows, Context, Outcome};
 use crate::engine::PG_SERVER_VERSION;
 use crate::session::DEFAULT_SETTINGS;
 

@@ -6,7 +6,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_planner::{SqlError, SqlResult};
 
-use super::{query::rows, Context, Outcome};
+use super::{planning::rows, Context, Outcome};
 
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("Name", DataType::Utf8, false)]))

@@ -1,21 +1,16 @@
-//! `CREATE SOURCE`, `CREATE SINK`, `DROP SOURCE` and `DROP SINK`.
+//! `CREATE SOURCE` and `CREATE SINK` (`DROP SOURCE` and `DROP SINK` are in `drop.rs`).
 //!
 //! A source is only a catalog entry until a view or sink reads it: each reading job runs
 //! its own readers (one per split). Its connector options are checked at CREATE, so a
 //! mistake is reported there with SQLSTATE 22023 rather than when a view first reads it. A
 //! sink is a job like a materialized view whose rows leave Weir instead of being stored.
 
-use std::collections::BTreeSet;
-
 use weir_executor::expr::ExprCompiler;
-use weir_plan::catalog::{SinkDef, TableId, Watermark};
-use weir_planner::{
-    plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource, DropStream,
-};
+use weir_plan::catalog::{SinkDef, Watermark};
+use weir_planner::{plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource};
 use weir_planner::{JobOptions, SqlError, SqlResult};
 
 use super::create_mv::plan_stream_job;
-use super::drop_table::{dependent_jobs, dependents_of, drop_jobs};
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
 use crate::wire::errors::from_storage;
@@ -133,49 +128,4 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         return Err(SqlError::internal(format!("sink \"{name}\" could not be started: {e}")));
     }
     Ok(Outcome::Command { tag: "CREATE SINK", rows: None })
-}
-
-pub async fn drop(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcome> {
-    let (kind, tag) = if stmt.sink { ("sink", "DROP SINK") } else { ("source", "DROP SOURCE") };
-    let store = &cx.engine.store;
-    let jobs = dependent_jobs(cx);
-    let mut sources = Vec::new();
-    let mut doomed: BTreeSet<TableId> = BTreeSet::new();
-    for name in &stmt.names {
-        let (schema, relation) = split_name(name)?;
-        let id = match stmt.sink {
-            true => store.sink(&schema, &relation).map(|s| s.id),
-            false => store.source(&schema, &relation).map(|s| s.id),
-        };
-        let Some(id) = id else {
-            if stmt.if_exists {
-                continue;
-            }
-            return Err(SqlError::new(
-                sqlstate::UNDEFINED_OBJECT,
-                format!("{kind} \"{relation}\" does not exist"),
-            ));
-        };
-        if stmt.sink {
-            doomed.insert(id);
-            continue;
-        }
-        let dependents = dependents_of(id, &jobs);
-        if let (false, Some(first)) = (stmt.cascade, dependents.iter().next()) {
-            let dependent = jobs.iter().find(|j| j.id == *first).map_or("?".to_string(), |j| j.describe());
-            return Err(SqlError::new(
-                sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
-                format!("cannot drop source {relation} because other objects depend on it"),
-            )
-            .with_detail(format!("{dependent} depends on source {relation}"))
-            .with_hint("Use DROP SOURCE ... CASCADE to drop the dependent objects too."));
-        }
-        doomed.extend(dependents);
-        sources.push((schema, relation));
-    }
-    drop_jobs(cx, &jobs, &doomed).await?;
-    for (schema, name) in sources {
-        store.drop_source(&schema, &name).map_err(from_storage)?;
-    }
-    Ok(Outcome::Command { tag, rows: None })
 }

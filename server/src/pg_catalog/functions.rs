@@ -28,6 +28,7 @@ use datafusion::prelude::SessionContext;
 
 use super::relations::{self, all_relations};
 use super::{cluster, types, viewdef, CatalogSnapshot};
+use super::{indexes, namespaces, naming};
 
 /// Registers every system function, bound to `snapshot`, in `ctx`.
 pub fn register_functions(ctx: &SessionContext, snapshot: Arc<CatalogSnapshot>) {
@@ -192,7 +193,7 @@ fn relation_oids(snapshot: &CatalogSnapshot, array: &ArrayRef) -> Result<Vec<Opt
         (0..names.len())
             .map(|row| match str_at(&names, row) {
                 None => Ok(None),
-                Some(name) => relations::regclass_oid(snapshot, name)
+                Some(name) => naming::regclass_oid(snapshot, name)
                     .map(Some)
                     .ok_or_else(|| relation_does_not_exist(name)),
             })
@@ -267,7 +268,7 @@ fn session_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         function("pg_is_in_recovery", &[0], Returns::Fixed(boolean), |_, rows| {
             bool_rows(rows, |_| Ok(Some(false)))
         }),
-        function("current_schema", &[0], Returns::Fixed(text), constant_text(relations::current_schema(&s))),
+        function("current_schema", &[0], Returns::Fixed(text), constant_text(namespaces::current_schema(&s))),
     ];
     for name in ["current_database", "current_catalog"] {
         out.push(function(name, &[0], Returns::Fixed(text), constant_text(Some(s.database.clone()))));
@@ -281,7 +282,7 @@ fn session_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         let explicit_catalog = snap
             .setting("search_path")
             .is_some_and(|p| p.split(',').any(|i| i.trim().trim_matches('"') == "pg_catalog"));
-        let path = relations::search_path(&snap);
+        let path = namespaces::search_path(&snap);
         let mut b = ListBuilder::new(StringBuilder::new());
         for row in 0..rows {
             match bool_at(&include_implicit, row) {
@@ -344,7 +345,7 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
                 relations
                     .iter()
                     .find(|r| r.oid == oid)
-                    .is_some_and(|r| relations::is_visible(&s, &relations, r))
+                    .is_some_and(|r| namespaces::is_visible(&s, &relations, r))
             }))
         })
     }));
@@ -382,14 +383,14 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         text_rows(rows, |row| {
             let column = columns.as_ref().and_then(|c| int_at(c, row)).unwrap_or(0);
             let pretty = pretty.as_ref().and_then(|p| bool_at(p, row)).unwrap_or(false);
-            Ok(int_at(&oids, row).and_then(|oid| relations::index_def(&s, oid, column, pretty)))
+            Ok(int_at(&oids, row).and_then(|oid| indexes::index_def(&s, oid, column, pretty)))
         })
     }));
 
     let s = snapshot.clone();
     out.push(function("pg_get_constraintdef", &[1, 2], Returns::Fixed(text), move |args, rows| {
         let oids = ints(arg(args, 0)?)?;
-        text_rows(rows, |row| Ok(int_at(&oids, row).and_then(|oid| relations::constraint_def(&s, oid))))
+        text_rows(rows, |row| Ok(int_at(&oids, row).and_then(|oid| indexes::constraint_def(&s, oid))))
     }));
 
     out.push(function("pg_encoding_to_char", &[1], Returns::Fixed(text), |args, rows| {
@@ -488,17 +489,17 @@ fn reg_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
     type Display = fn(&CatalogSnapshot, i64) -> String;
 
     fn regclass_lookup(s: &CatalogSnapshot, name: &str) -> Option<i64> {
-        relations::regclass_oid(s, name)
+        naming::regclass_oid(s, name)
     }
     fn regtype_lookup(_: &CatalogSnapshot, name: &str) -> Option<i64> {
         name.trim().parse::<i64>().ok().or_else(|| types::type_oid_by_name(name))
     }
     fn regnamespace_lookup(s: &CatalogSnapshot, name: &str) -> Option<i64> {
-        let name = relations::split_qualified_name(name).pop()?;
-        relations::namespaces(s).into_iter().find(|n| n.name == name).map(|n| n.oid)
+        let name = naming::split_qualified_name(name).pop()?;
+        namespaces::namespaces(s).into_iter().find(|n| n.name == name).map(|n| n.oid)
     }
     fn regrole_lookup(s: &CatalogSnapshot, name: &str) -> Option<i64> {
-        let name = relations::split_qualified_name(name).pop()?;
+        let name = naming::split_qualified_name(name).pop()?;
         cluster::role_oid(s, &name)
     }
     fn regproc_lookup(_: &CatalogSnapshot, name: &str) -> Option<i64> {
@@ -506,7 +507,7 @@ fn reg_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         name.trim().parse::<i64>().ok()
     }
     fn regclass_display(s: &CatalogSnapshot, oid: i64) -> String {
-        relations::regclass_name(s, oid)
+        naming::regclass_name(s, oid)
     }
     fn regtype_display(_: &CatalogSnapshot, oid: i64) -> String {
         match types::type_name(oid) {
@@ -515,11 +516,11 @@ fn reg_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         }
     }
     fn regnamespace_display(s: &CatalogSnapshot, oid: i64) -> String {
-        relations::namespace_name(s, oid).map_or_else(|| oid.to_string(), |n| relations::quote_ident(&n))
+        namespaces::namespace_name(s, oid).map_or_else(|| oid.to_string(), |n| naming::quote_ident(&n))
     }
     fn regrole_display(s: &CatalogSnapshot, oid: i64) -> String {
         cluster::role_oid(s, &cluster::role_name(s, oid))
-            .map_or_else(|| oid.to_string(), |_| relations::quote_ident(&cluster::role_name(s, oid)))
+            .map_or_else(|| oid.to_string(), |_| naming::quote_ident(&cluster::role_name(s, oid)))
     }
     fn regproc_display(_: &CatalogSnapshot, oid: i64) -> String {
         if oid == 0 {
@@ -574,7 +575,7 @@ fn utility_functions(_snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         }),
         function("quote_ident", &[1], Returns::Fixed(text), |args, rows| {
             let names = strings(arg(args, 0)?)?;
-            text_rows(rows, |row| Ok(str_at(&names, row).map(relations::quote_ident)))
+            text_rows(rows, |row| Ok(str_at(&names, row).map(naming::quote_ident)))
         }),
         function("pg_typeof", &[1], Returns::Fixed(text), |args, rows| {
             let name = pg_type_name_of(arg(args, 0)?.data_type());

@@ -8,7 +8,8 @@
 //! base types (`name`, `integer`, text).
 
 use super::columns::{row, Col, Columns, Row, Value};
-use super::relations::{all_relations, namespace_name, namespace_oid, namespaces, Attribute, Relation};
+use super::namespaces::{namespace_name, namespace_oid, namespaces};
+use super::relations::{all_relations, Attribute, Relation};
 use super::{cluster, table_oid, types, CatalogSnapshot};
 
 fn yes_no(v: bool) -> &'static str {

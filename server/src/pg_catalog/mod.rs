@@ -15,8 +15,16 @@
 //!
 //! - [`columns`]: how a table is declared and turned into Arrow data.
 //! - [`registry`]: every system table and view, with its oid, namespace and columns.
-//! - [`relations`]: namespaces, relations, attributes, indexes, constraints (`pg_class`, ...);
-//!   user tables (relkind `r`) and materialized views (relkind `m`).
+//! - [`relations`]: the relation model every relation catalog is derived from: system
+//!   catalogs, user tables (relkind `r`), their primary-key indexes (`i`) and materialized
+//!   views (`m`).
+//! - [`namespaces`]: schemas (`pg_namespace`), the search path, `current_schema()` and
+//!   visibility.
+//! - [`naming`]: relation names read and printed as `regclass` does, and `quote_ident`.
+//! - [`pg_class`]: `pg_class` and `pg_attribute`.
+//! - [`indexes`]: `pg_index`, `pg_constraint`, `pg_get_indexdef` / `pg_get_constraintdef`.
+//! - [`relation_views`]: `pg_tables`, `pg_views`, `pg_matviews`, `pg_indexes`.
+//! - [`empty_catalogs`]: catalogs of features Weir lacks, which psql reads anyway.
 //! - [`cluster`]: databases, roles, settings, access methods, collations, tablespaces.
 //! - [`types`]: built-in types, type modifiers and `format_type()`.
 //! - [`information_schema`]: the SQL-standard views over the same data.
@@ -28,9 +36,15 @@
 
 mod cluster;
 pub(crate) mod columns;
+mod empty_catalogs;
 mod functions;
+mod indexes;
 mod information_schema;
+mod namespaces;
+mod naming;
+mod pg_class;
 mod registry;
+mod relation_views;
 mod relations;
 mod types;
 mod viewdef;

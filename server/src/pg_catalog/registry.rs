@@ -9,7 +9,8 @@ use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 
 use super::columns::{build_batch, Columns, Row};
-use super::{cluster, information_schema as info, relations as rel, types};
+use super::empty_catalogs as empty;
+use super::{cluster, indexes, information_schema as info, namespaces, pg_class, relation_views, types};
 use super::{CatalogSnapshot, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,30 +82,30 @@ const fn info_view(
 
 static SYSTEM_RELATIONS: &[SystemRelation] = &[
     // Objects in the database.
-    table("pg_namespace", 2615, rel::PG_NAMESPACE, rel::pg_namespace),
-    table("pg_class", 1259, rel::PG_CLASS, rel::pg_class),
-    table("pg_attribute", 1249, rel::PG_ATTRIBUTE, rel::pg_attribute),
+    table("pg_namespace", 2615, namespaces::PG_NAMESPACE, namespaces::pg_namespace),
+    table("pg_class", 1259, pg_class::PG_CLASS, pg_class::pg_class),
+    table("pg_attribute", 1249, pg_class::PG_ATTRIBUTE, pg_class::pg_attribute),
     table("pg_type", 1247, types::PG_TYPE_COLUMNS, types::pg_type_rows),
-    table("pg_index", 2610, rel::PG_INDEX, rel::pg_index),
-    table("pg_constraint", 2606, rel::PG_CONSTRAINT, rel::pg_constraint),
-    table("pg_attrdef", 2604, rel::PG_ATTRDEF, no_rows),
-    table("pg_description", 2609, rel::PG_DESCRIPTION, no_rows),
-    table("pg_depend", 2608, rel::PG_DEPEND, no_rows),
-    table("pg_inherits", 2611, rel::PG_INHERITS, no_rows),
-    table("pg_partitioned_table", 3350, rel::PG_PARTITIONED_TABLE, no_rows),
-    table("pg_trigger", 2620, rel::PG_TRIGGER, no_rows),
-    table("pg_rewrite", 2618, rel::PG_REWRITE, no_rows),
-    table("pg_sequence", 2224, rel::PG_SEQUENCE, no_rows),
-    table("pg_policy", 3256, rel::PG_POLICY, no_rows),
-    table("pg_statistic_ext", 3381, rel::PG_STATISTIC_EXT, no_rows),
-    table("pg_publication", 6104, rel::PG_PUBLICATION, no_rows),
-    table("pg_publication_namespace", 6237, rel::PG_PUBLICATION_NAMESPACE, no_rows),
-    table("pg_publication_rel", 6106, rel::PG_PUBLICATION_REL, no_rows),
-    table("pg_event_trigger", 3466, rel::PG_EVENT_TRIGGER, no_rows),
-    table("pg_subscription", 6100, rel::PG_SUBSCRIPTION, no_rows),
-    table("pg_foreign_data_wrapper", 2328, rel::PG_FOREIGN_DATA_WRAPPER, no_rows),
-    table("pg_foreign_server", 1417, rel::PG_FOREIGN_SERVER, no_rows),
-    table("pg_foreign_table", 3118, rel::PG_FOREIGN_TABLE, no_rows),
+    table("pg_index", 2610, indexes::PG_INDEX, indexes::pg_index),
+    table("pg_constraint", 2606, indexes::PG_CONSTRAINT, indexes::pg_constraint),
+    table("pg_attrdef", 2604, empty::PG_ATTRDEF, no_rows),
+    table("pg_description", 2609, empty::PG_DESCRIPTION, no_rows),
+    table("pg_depend", 2608, empty::PG_DEPEND, no_rows),
+    table("pg_inherits", 2611, empty::PG_INHERITS, no_rows),
+    table("pg_partitioned_table", 3350, empty::PG_PARTITIONED_TABLE, no_rows),
+    table("pg_trigger", 2620, empty::PG_TRIGGER, no_rows),
+    table("pg_rewrite", 2618, empty::PG_REWRITE, no_rows),
+    table("pg_sequence", 2224, empty::PG_SEQUENCE, no_rows),
+    table("pg_policy", 3256, empty::PG_POLICY, no_rows),
+    table("pg_statistic_ext", 3381, empty::PG_STATISTIC_EXT, no_rows),
+    table("pg_publication", 6104, empty::PG_PUBLICATION, no_rows),
+    table("pg_publication_namespace", 6237, empty::PG_PUBLICATION_NAMESPACE, no_rows),
+    table("pg_publication_rel", 6106, empty::PG_PUBLICATION_REL, no_rows),
+    table("pg_event_trigger", 3466, empty::PG_EVENT_TRIGGER, no_rows),
+    table("pg_subscription", 6100, empty::PG_SUBSCRIPTION, no_rows),
+    table("pg_foreign_data_wrapper", 2328, empty::PG_FOREIGN_DATA_WRAPPER, no_rows),
+    table("pg_foreign_server", 1417, empty::PG_FOREIGN_SERVER, no_rows),
+    table("pg_foreign_table", 3118, empty::PG_FOREIGN_TABLE, no_rows),
     table("pg_proc", 1255, cluster::PG_PROC, no_rows),
     table("pg_enum", 3501, cluster::PG_ENUM, no_rows),
     table("pg_range", 3541, cluster::PG_RANGE, no_rows),
@@ -117,15 +118,15 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     table("pg_authid", 1260, cluster::PG_AUTHID, cluster::pg_authid),
     table("pg_auth_members", 1261, cluster::PG_AUTH_MEMBERS, no_rows),
     table("pg_tablespace", 1213, cluster::PG_TABLESPACE, cluster::pg_tablespace),
-    table("pg_shdescription", 2396, rel::PG_SHDESCRIPTION, no_rows),
+    table("pg_shdescription", 2396, empty::PG_SHDESCRIPTION, no_rows),
     // Views.
     view("pg_roles", 12001, cluster::PG_ROLES, cluster::pg_roles),
     view("pg_user", 12002, cluster::PG_USER, cluster::pg_user),
     view("pg_settings", 12003, cluster::PG_SETTINGS, cluster::pg_settings),
-    view("pg_tables", 12004, rel::PG_TABLES, rel::pg_tables),
-    view("pg_views", 12005, rel::PG_VIEWS, rel::pg_views),
-    view("pg_matviews", 12006, rel::PG_MATVIEWS, rel::pg_matviews),
-    view("pg_indexes", 12007, rel::PG_INDEXES, rel::pg_indexes),
+    view("pg_tables", 12004, relation_views::PG_TABLES, relation_views::pg_tables),
+    view("pg_views", 12005, relation_views::PG_VIEWS, relation_views::pg_views),
+    view("pg_matviews", 12006, relation_views::PG_MATVIEWS, relation_views::pg_matviews),
+    view("pg_indexes", 12007, relation_views::PG_INDEXES, relation_views::pg_indexes),
     // information_schema.
     info_view("schemata", 13201, info::SCHEMATA, info::schemata),
     info_view("tables", 13202, info::TABLES, info::tables),

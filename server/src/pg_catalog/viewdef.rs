@@ -26,7 +26,8 @@ use weir_planner::sqlparser::ast::{
 use weir_planner::sqlparser::dialect::PostgreSqlDialect;
 use weir_planner::sqlparser::parser::Parser;
 
-use super::relations::{all_relations, quote_ident, regclass_name, regclass_oid};
+use super::naming::{quote_ident, regclass_name, regclass_oid};
+use super::relations::all_relations;
 use super::{view_oid, CatalogSnapshot};
 
 /// `pg_get_viewdef(oid, pretty)`: NULL unless `oid` is a materialized view.

@@ -282,12 +282,8 @@ impl QueryParser for WeirQueryParser {
             let s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
             Session::snapshot_of(&s)
         };
-        let mut description = match &statement {
-            WeirStatement::Sql(ast) => {
-                describe_statement(&self.engine, &snapshot_session, ast).await.map_err(to_pgwire)?
-            }
-            _ => Default::default(),
-        };
+        let mut description =
+            describe_statement(&self.engine, &snapshot_session, &statement).await.map_err(to_pgwire)?;
         for (i, ty) in types.iter().enumerate() {
             if let Some(declared) = ty.as_ref().and_then(params::arrow_type_of) {
                 if description.param_types.len() <= i {

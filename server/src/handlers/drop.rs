@@ -1,19 +1,23 @@
-//! `DROP TABLE` and `DROP MATERIALIZED VIEW` `[IF EXISTS] name [, ...] [CASCADE]`.
+//! Dropping objects, of every kind: `DROP TABLE` and `DROP MATERIALIZED VIEW`
+//! `[IF EXISTS] name [, ...] [CASCADE]`, `DROP SOURCE` and `DROP SINK`, and the dependency
+//! rules they share (which materialized views and sinks read what, and removing those jobs).
 //!
 //! All names and dependencies are checked before anything is dropped, so a failing DROP
-//! drops nothing. Dropping a relation a view reads fails with `2BP01` unless `CASCADE`
-//! is given, which drops the dependent views first (the most recently created first, so
-//! a view always goes before the views it reads).
+//! drops nothing. Dropping a relation or source a view or sink reads fails with `2BP01`
+//! unless `CASCADE` is given, which drops the dependent jobs first (the most recently
+//! created first, so a view always goes before the views it reads). A sink has no
+//! dependents.
 
 use std::collections::BTreeSet;
 
 use weir_plan::catalog::{TableId, ViewDef};
 use weir_planner::sqlparser::ast::{ObjectName, ObjectType};
-use weir_planner::{split_name, sqlstate, SqlError, SqlResult};
+use weir_planner::{split_name, sqlstate, DropStream, SqlError, SqlResult};
 
 use super::{Context, Outcome};
 use crate::wire::errors::from_storage;
 
+/// `DROP TABLE` and `DROP MATERIALIZED VIEW`.
 pub async fn run(
     cx: &Context<'_>,
     object_type: ObjectType,
@@ -90,8 +94,54 @@ pub async fn run(
     Ok(Outcome::Command { tag, rows: None })
 }
 
+/// `DROP SOURCE` and `DROP SINK`.
+pub async fn run_stream(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcome> {
+    let (kind, tag) = if stmt.sink { ("sink", "DROP SINK") } else { ("source", "DROP SOURCE") };
+    let store = &cx.engine.store;
+    let jobs = dependent_jobs(cx);
+    let mut sources = Vec::new();
+    let mut doomed: BTreeSet<TableId> = BTreeSet::new();
+    for name in &stmt.names {
+        let (schema, relation) = split_name(name)?;
+        let id = match stmt.sink {
+            true => store.sink(&schema, &relation).map(|s| s.id),
+            false => store.source(&schema, &relation).map(|s| s.id),
+        };
+        let Some(id) = id else {
+            if stmt.if_exists {
+                continue;
+            }
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("{kind} \"{relation}\" does not exist"),
+            ));
+        };
+        if stmt.sink {
+            doomed.insert(id);
+            continue;
+        }
+        let dependents = dependents_of(id, &jobs);
+        if let (false, Some(first)) = (stmt.cascade, dependents.iter().next()) {
+            let dependent = jobs.iter().find(|j| j.id == *first).map_or("?".to_string(), |j| j.describe());
+            return Err(SqlError::new(
+                sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+                format!("cannot drop source {relation} because other objects depend on it"),
+            )
+            .with_detail(format!("{dependent} depends on source {relation}"))
+            .with_hint("Use DROP SOURCE ... CASCADE to drop the dependent objects too."));
+        }
+        doomed.extend(dependents);
+        sources.push((schema, relation));
+    }
+    drop_jobs(cx, &jobs, &doomed).await?;
+    for (schema, name) in sources {
+        store.drop_source(&schema, &name).map_err(from_storage)?;
+    }
+    Ok(Outcome::Command { tag, rows: None })
+}
+
 /// A materialized view or a sink: a job that reads other relations.
-pub(crate) struct DependentJob {
+struct DependentJob {
     pub id: TableId,
     pub schema: String,
     pub name: String,
@@ -109,7 +159,7 @@ impl DependentJob {
 }
 
 /// Every materialized view and sink.
-pub(crate) fn dependent_jobs(cx: &Context<'_>) -> Vec<DependentJob> {
+fn dependent_jobs(cx: &Context<'_>) -> Vec<DependentJob> {
     let views = cx.engine.store.views().into_iter().map(|v: ViewDef| DependentJob {
         id: v.id(),
         schema: v.relation.schema_name.clone(),
@@ -128,11 +178,7 @@ pub(crate) fn dependent_jobs(cx: &Context<'_>) -> Vec<DependentJob> {
 }
 
 /// Stops and removes the jobs `doomed`, newest first (a view goes before those it reads).
-pub(crate) async fn drop_jobs(
-    cx: &Context<'_>,
-    jobs: &[DependentJob],
-    doomed: &BTreeSet<TableId>,
-) -> SqlResult<()> {
+async fn drop_jobs(cx: &Context<'_>, jobs: &[DependentJob], doomed: &BTreeSet<TableId>) -> SqlResult<()> {
     for id in doomed.iter().rev() {
         let Some(job) = jobs.iter().find(|v| v.id == *id) else { continue };
         cx.engine.jobs.drop_job(job.id).await.map_err(|e| SqlError::internal(e.to_string()))?;
@@ -147,7 +193,7 @@ pub(crate) async fn drop_jobs(
 }
 
 /// Every view or sink that reads `id`, directly or through other views.
-pub(crate) fn dependents_of(id: TableId, jobs: &[DependentJob]) -> BTreeSet<TableId> {
+fn dependents_of(id: TableId, jobs: &[DependentJob]) -> BTreeSet<TableId> {
     let mut found = BTreeSet::new();
     let mut frontier = vec![id];
     while let Some(current) = frontier.pop() {
