@@ -96,7 +96,17 @@ impl DataPlane for LocalDataPlane {
     fn release(&self, ids: &[ChannelId]) {
         if let Ok(mut channels) = self.channels.lock() {
             for id in ids {
-                channels.remove(id);
+                // An end still unopened may yet be asked for (a subscription applied after its
+                // reader was dropped): it stays as an empty entry, so that the request fails
+                // instead of making a channel nobody reads. Ids are never reused.
+                match channels.get_mut(id) {
+                    Some(ends) if ends.sender.is_some() || ends.receiver.is_some() => {
+                        *ends = Ends { sender: None, receiver: None };
+                    }
+                    _ => {
+                        channels.remove(id);
+                    }
+                }
             }
         }
     }
@@ -127,10 +137,13 @@ mod tests {
     }
 
     #[test]
-    fn release_forgets_unopened_ends() {
+    fn a_released_channel_cannot_be_opened_again() {
         let plane = LocalDataPlane::new();
         let _tx = plane.open_sender(3).unwrap();
-        plane.release(&[3]);
-        assert!(plane.channels.lock().unwrap().is_empty());
+        let _rx = plane.open_receiver(4).unwrap();
+        let _tx = plane.open_sender(4).unwrap();
+        plane.release(&[3, 4]);
+        assert!(plane.open_receiver(3).is_err(), "the other end of a released channel is gone");
+        assert_eq!(plane.channels.lock().unwrap().len(), 1, "fully opened channels are forgotten");
     }
 }

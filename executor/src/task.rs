@@ -506,7 +506,15 @@ impl Task {
                             self.id.subtask
                         ))
                     })?;
-                    let gate = OutputGate::subscriber(self.data_plane.open_sender(*channel)?);
+                    let sender = match self.data_plane.open_sender(*channel) {
+                        Ok(sender) => sender,
+                        Err(e) => {
+                            // The reading job was dropped before this barrier arrived.
+                            debug!(view_id = subscription.view_id, error = %e, "subscriber gone");
+                            continue;
+                        }
+                    };
+                    let gate = OutputGate::subscriber(sender);
                     let mut attached = true;
                     for batch in materialize.contents()? {
                         if !gate.send_batch(batch).await? {
