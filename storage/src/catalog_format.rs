@@ -59,7 +59,11 @@ pub(crate) fn upgrade(db: &DB, cf: &rocksdb::ColumnFamily, prefixes: &[&[u8]]) -
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
     db.write_opt(batch, &opts)?;
-    info!(from = version, to = CATALOG_FORMAT, definitions = upgraded, "catalog format upgraded");
+    match upgraded {
+        // A new data directory (or one without views or sinks) only gets the version.
+        0 => tracing::debug!(format = CATALOG_FORMAT, "catalog format recorded"),
+        _ => info!(from = version, to = CATALOG_FORMAT, definitions = upgraded, "catalog format upgraded"),
+    }
     Ok(())
 }
 
