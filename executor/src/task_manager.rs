@@ -20,6 +20,7 @@ use crate::expr::ExprCompiler;
 use crate::message::Barrier;
 use crate::operators::filter::Filter;
 use crate::operators::hash_aggregate::HashAggregate;
+use crate::operators::hash_join::HashJoin;
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::session_window::SessionWindow;
@@ -194,6 +195,28 @@ impl LocalTaskManager {
                     }
                     operators.push(Box::new(op));
                     schema = schema_of(&spec.output)?;
+                }
+                OperatorSpec::HashJoin(spec) => {
+                    if index != 0 || desc.input_schemas.len() != 2 {
+                        return Err(ExecError::InvalidGraph(format!(
+                            "{}: a join must be first in its chain, with two input edges",
+                            desc.id
+                        )));
+                    }
+                    let namespace = StateNamespace::new(desc.id.job, desc.id.vertex, desc.id.subtask, index)?;
+                    if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
+                        // What an earlier run of this task left behind is not its state.
+                        self.state.backend.drop_namespace(namespace)?;
+                    }
+                    let op = HashJoin::new(
+                        spec,
+                        &compiler,
+                        self.state.backend.clone(),
+                        namespace,
+                        self.state.cache_groups,
+                    )?;
+                    schema = op.schema().clone();
+                    operators.push(Box::new(op));
                 }
                 OperatorSpec::Union { output } => {
                     operators.push(Box::new(Union::new(output)?));

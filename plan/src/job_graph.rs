@@ -222,6 +222,9 @@ pub enum OperatorSpec {
         time_column: usize,
         keys: Vec<usize>,
     },
+    /// An equi-join of the vertex's two input edges (edge 0 the left side, edge 1 the right),
+    /// both hash-partitioned on their join keys. Must be the first operator of its chain.
+    HashJoin(JoinSpec),
     /// Writes the rows out of Weir (`CREATE SINK`).
     Sink {
         sink_id: u64,
@@ -283,6 +286,85 @@ pub enum AggregateKind {
     BoolOr,
 }
 
+/// A streaming equi-join: each side keeps its rows by join key in keyed state, and every
+/// change on one side is joined with the other side's current rows (insert or retract).
+/// Output: the left side's columns, then the right side's (only the left side's for semi
+/// and anti joins).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JoinSpec {
+    pub kind: JoinKind,
+    /// Key columns of the left input, pairwise equal (same types) to `right_keys`.
+    pub left_keys: Vec<usize>,
+    pub right_keys: Vec<usize>,
+    /// `IS NOT DISTINCT FROM` keys: NULL matches NULL. Otherwise a NULL key matches nothing.
+    #[serde(default)]
+    pub null_equals_null: bool,
+    /// The left input's columns (edge 0) and the right input's (edge 1).
+    pub left_fields: Vec<FieldSpec>,
+    pub right_fields: Vec<FieldSpec>,
+    /// Extra condition on a matching pair, as SQL over the left columns then the right
+    /// columns (`_c0` ... `_c{left+right-1}`).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// What bounds each side's state, for EXPLAIN (`None`: nothing; kept forever).
+    #[serde(default)]
+    pub left_state_bound: Option<String>,
+    #[serde(default)]
+    pub right_state_bound: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    /// Every left row, NULL-padded while nothing on the right matches it.
+    LeftOuter,
+    RightOuter,
+    FullOuter,
+    /// Left rows that have a match (`EXISTS`, `IN`), once each.
+    LeftSemi,
+    /// Left rows that have no match (`NOT EXISTS`).
+    LeftAnti,
+}
+
+impl JoinKind {
+    /// Left rows without a match are emitted NULL-padded.
+    pub fn pads_left(self) -> bool {
+        matches!(self, JoinKind::LeftOuter | JoinKind::FullOuter)
+    }
+
+    /// Right rows without a match are emitted NULL-padded.
+    pub fn pads_right(self) -> bool {
+        matches!(self, JoinKind::RightOuter | JoinKind::FullOuter)
+    }
+
+    /// Only the left side's columns come out.
+    pub fn left_only(self) -> bool {
+        matches!(self, JoinKind::LeftSemi | JoinKind::LeftAnti)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "inner",
+            JoinKind::LeftOuter => "left outer",
+            JoinKind::RightOuter => "right outer",
+            JoinKind::FullOuter => "full outer",
+            JoinKind::LeftSemi => "left semi",
+            JoinKind::LeftAnti => "left anti",
+        }
+    }
+}
+
+impl JoinSpec {
+    /// The columns the join emits.
+    pub fn output(&self) -> Vec<FieldSpec> {
+        let mut fields = self.left_fields.clone();
+        if !self.kind.left_only() {
+            fields.extend(self.right_fields.iter().cloned());
+        }
+        fields
+    }
+}
+
 /// A column of a schema, with its Arrow type written as Arrow's `Display` (parseable back).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FieldSpec {
@@ -325,6 +407,7 @@ impl OperatorSpec {
             OperatorSpec::Materialize { .. } => "Materialize",
             OperatorSpec::WindowAssign { .. } => "WindowAssign",
             OperatorSpec::SessionWindow { .. } => "SessionWindow",
+            OperatorSpec::HashJoin(_) => "HashJoin",
             OperatorSpec::Sink { .. } => "Sink",
         }
     }
@@ -512,6 +595,28 @@ impl fmt::Display for OperatorSpec {
                     keys.join(", ")
                 )
             }
+            OperatorSpec::HashJoin(spec) => {
+                let left = spec.left_fields.len();
+                let pairs: Vec<String> = spec
+                    .left_keys
+                    .iter()
+                    .zip(&spec.right_keys)
+                    .map(|(l, r)| {
+                        let eq = if spec.null_equals_null { "IS NOT DISTINCT FROM" } else { "=" };
+                        format!("_c{l} {eq} _c{}", left + r)
+                    })
+                    .collect();
+                let filter = spec.filter.as_ref().map(|p| format!(" AND {p}")).unwrap_or_default();
+                let bound = |b: &Option<String>| b.clone().unwrap_or_else(|| "unbounded".into());
+                write!(
+                    f,
+                    "HashJoin: {} on {}{filter}; state: left rows by key ({}), right rows by key ({})",
+                    spec.kind.label(),
+                    pairs.join(" AND "),
+                    bound(&spec.left_state_bound),
+                    bound(&spec.right_state_bound),
+                )
+            }
             OperatorSpec::Sink { connector, .. } => write!(f, "Sink: {connector}"),
         }
     }
@@ -558,6 +663,7 @@ impl JobGraph {
                     fields = output.clone()
                 }
                 OperatorSpec::HashAggregate(spec) => fields = spec.output.clone(),
+                OperatorSpec::HashJoin(spec) => fields = spec.output(),
                 OperatorSpec::WindowAssign { time_column, .. }
                 | OperatorSpec::SessionWindow { time_column, .. } => {
                     let ts = fields

@@ -7,6 +7,7 @@
 
 pub mod filter;
 pub mod hash_aggregate;
+pub mod hash_join;
 pub mod materialize;
 pub mod projection;
 pub mod session_window;

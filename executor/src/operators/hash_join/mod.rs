@@ -1,0 +1,469 @@
+//! `HashJoin`: a streaming equi-join with full retraction semantics.
+//!
+//! Both inputs arrive hash-partitioned on their join keys, so every row of one key meets
+//! every row of the other side's key in one subtask. Each side keeps its rows by join key
+//! ([`side_state`]); a change (insert or delete) on one side is joined with the other
+//! side's current rows of its key and emitted at once, with the change's op:
+//!
+//! * **inner**: `(x, o)` for every matching `o`, as many times as `o` is held;
+//! * **outer**: a side that pads emits `(x, NULL…)` while `x` has no match; when the other
+//!   side's first match for `x` arrives that padded row is retracted, and when its last
+//!   match goes it comes back. Whether a row is matched is its *degree*, kept with it;
+//! * **semi / anti** (`EXISTS` / `NOT EXISTS`): a left row is emitted, once per copy, while
+//!   its degree is above zero (semi) or zero (anti).
+//!
+//! An extra `ON` condition is evaluated per candidate pair, so a "match" is a pair with
+//! equal keys that also passes it. A NULL key matches nothing (unless the keys are
+//! `IS NOT DISTINCT FROM`). Output is cut into batches of at most [`OUTPUT_BATCH_ROWS`], so
+//! a key with a hundred thousand matches does not build one huge batch.
+//!
+//! State lives in the keyed state backend (memory or RocksDB) under the operator's
+//! namespace, key-group prefixed like aggregate state; memory holds a cache of whole keys
+//! bounded by the TaskManager's cache setting. Changes are written once per barrier, and a
+//! checkpoint is the backend's snapshot of the namespace.
+
+mod side_state;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, RecordBatchOptions,
+};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::row::{RowConverter, RowParser, SortField};
+use datafusion::physical_expr::PhysicalExpr;
+use weir_plan::job_graph::{schema_of, JoinKind, JoinSpec};
+use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
+
+use self::side_state::{RowState, SideState};
+use super::{DeferredState, Operator, OperatorSnapshot};
+use crate::error::{ExecError, ExecResult};
+use crate::exchange::key_groups;
+use crate::expr::ExprCompiler;
+use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
+
+/// Most rows in one output batch.
+pub const OUTPUT_BATCH_ROWS: usize = 8192;
+
+const LEFT: usize = 0;
+const RIGHT: usize = 1;
+
+/// How one input is read: its key columns and the converters to and from row bytes.
+struct SideInfo {
+    keys: Vec<usize>,
+    key_converter: RowConverter,
+    row_converter: RowConverter,
+    parser: RowParser,
+    /// Row bytes of an all-NULL row: the padding of an unmatched row of the other side.
+    null_row: Box<[u8]>,
+    /// Whether this side's rows need their degree (they are emitted while unmatched, or,
+    /// for semi and anti joins, by whether they are matched).
+    tracks_degree: bool,
+}
+
+impl SideInfo {
+    fn new(schema: &SchemaRef, keys: &[usize], tracks_degree: bool) -> ExecResult<Self> {
+        let sort = |i: usize| -> ExecResult<SortField> {
+            let field = schema
+                .fields()
+                .get(i)
+                .ok_or_else(|| ExecError::InvalidGraph(format!("join key column {i} out of range")))?;
+            Ok(SortField::new(field.data_type().clone()))
+        };
+        let key_converter = RowConverter::new(keys.iter().map(|&k| sort(k)).collect::<ExecResult<_>>()?)?;
+        let row_converter =
+            RowConverter::new((0..schema.fields().len()).map(sort).collect::<ExecResult<_>>()?)?;
+        let nulls: Vec<ArrayRef> = schema.fields().iter().map(|f| new_null_array(f.data_type(), 1)).collect();
+        let null_row = row_converter.convert_columns(&nulls)?.row(0).as_ref().into();
+        let parser = row_converter.parser();
+        Ok(Self { keys: keys.to_vec(), key_converter, row_converter, parser, null_row, tracks_degree })
+    }
+}
+
+pub struct HashJoin {
+    kind: JoinKind,
+    null_equals_null: bool,
+    sides: [SideInfo; 2],
+    states: [SideState; 2],
+    /// The extra `ON` condition, over the left columns then the right ones.
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    pair_schema: SchemaRef,
+    output_schema: SchemaRef,
+    backend: Arc<dyn KeyedStateBackend>,
+    namespace: StateNamespace,
+    /// Rows each side keeps in memory before evicting keys to the backend.
+    cache_rows: usize,
+}
+
+impl HashJoin {
+    pub fn new(
+        spec: &JoinSpec,
+        compiler: &ExprCompiler,
+        backend: Arc<dyn KeyedStateBackend>,
+        namespace: StateNamespace,
+        cache_rows: usize,
+    ) -> ExecResult<Self> {
+        if spec.left_keys.is_empty() || spec.left_keys.len() != spec.right_keys.len() {
+            return Err(ExecError::InvalidGraph("a hash join needs pairs of key columns".into()));
+        }
+        let left_schema = schema_of(&spec.left_fields)?;
+        let right_schema = schema_of(&spec.right_fields)?;
+        let left =
+            SideInfo::new(&left_schema, &spec.left_keys, spec.kind.pads_left() || spec.kind.left_only())?;
+        let right = SideInfo::new(&right_schema, &spec.right_keys, spec.kind.pads_right())?;
+        let mut pair_fields = left_schema.fields().to_vec();
+        pair_fields.extend(right_schema.fields().iter().cloned());
+        let pair_schema = Arc::new(Schema::new(pair_fields));
+        let filter = spec.filter.as_ref().map(|f| compiler.compile_predicate(f, &pair_schema)).transpose()?;
+        Ok(Self {
+            kind: spec.kind,
+            null_equals_null: spec.null_equals_null,
+            sides: [left, right],
+            states: [SideState::new(LEFT as u8), SideState::new(RIGHT as u8)],
+            filter,
+            pair_schema,
+            output_schema: schema_of(&spec.output())?,
+            backend,
+            namespace,
+            cache_rows: cache_rows.max(1),
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// Which rows of a batch have a NULL in a key column (they match nothing).
+    fn null_keys(&self, side: usize, batch: &StreamBatch) -> Option<NullBuffer> {
+        if self.null_equals_null {
+            return None;
+        }
+        self.sides[side]
+            .keys
+            .iter()
+            .map(|&k| batch.data.column(k).logical_nulls())
+            .fold(None, |acc, n| NullBuffer::union(acc.as_ref(), n.as_ref()))
+    }
+
+    /// Which of `candidates` (rows of the other side) pass the extra condition with `row`
+    /// of side `side`; all of them without a condition.
+    fn passing(
+        &self,
+        side: usize,
+        row: &[u8],
+        candidates: &[(Box<[u8]>, RowState)],
+    ) -> ExecResult<Vec<bool>> {
+        let Some(filter) = &self.filter else { return Ok(vec![true; candidates.len()]) };
+        let this = &self.sides[side];
+        let other = &self.sides[1 - side];
+        let mine =
+            this.row_converter.convert_rows(std::iter::repeat_n(this.parser.parse(row), candidates.len()))?;
+        let theirs =
+            other.row_converter.convert_rows(candidates.iter().map(|(r, _)| other.parser.parse(r)))?;
+        let columns: Vec<ArrayRef> = match side {
+            LEFT => mine.into_iter().chain(theirs).collect(),
+            _ => theirs.into_iter().chain(mine).collect(),
+        };
+        let options = RecordBatchOptions::new().with_row_count(Some(candidates.len()));
+        let pairs = RecordBatch::try_new_with_options(self.pair_schema.clone(), columns, &options)?;
+        let result = filter.evaluate(&pairs)?.into_array(candidates.len())?;
+        let result = result
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| ExecError::Internal("join condition is not boolean".into()))?;
+        Ok((0..result.len()).map(|i| result.is_valid(i) && result.value(i)).collect())
+    }
+
+    /// A row of side `side` that cannot match (a NULL key): emitted as it is, padded, if
+    /// its side keeps unmatched rows.
+    fn unmatched(
+        &self,
+        side: usize,
+        row: &[u8],
+        op: i8,
+        emit: &mut Emitter,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        let shows_unmatched = match (side, self.kind) {
+            (LEFT, JoinKind::LeftAnti) => true,
+            (LEFT, kind) => kind.pads_left(),
+            (_, kind) => kind.pads_right(),
+        };
+        if shows_unmatched {
+            self.emit_padded(side, row, op, 1, emit, out)?;
+        }
+        Ok(())
+    }
+
+    /// Emits `row` of side `side` `times` times, NULL-padded on the other side (or alone,
+    /// for semi and anti joins).
+    fn emit_padded(
+        &self,
+        side: usize,
+        row: &[u8],
+        op: i8,
+        times: i64,
+        emit: &mut Emitter,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        match side {
+            LEFT => emit.push(self, row, &self.sides[RIGHT].null_row, op, times, out),
+            _ => emit.push(self, &self.sides[LEFT].null_row, row, op, times, out),
+        }
+    }
+
+    fn emit_pair(
+        &self,
+        side: usize,
+        mine: &[u8],
+        theirs: &[u8],
+        op: i8,
+        times: i64,
+        emit: &mut Emitter,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        match side {
+            LEFT => emit.push(self, mine, theirs, op, times, out),
+            _ => emit.push(self, theirs, mine, op, times, out),
+        }
+    }
+
+    /// Applies one change of side `side` (`row` with key `key`) and emits its effect.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        side: usize,
+        key: &[u8],
+        key_group: u16,
+        row: &[u8],
+        op: i8,
+        emit: &mut Emitter,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        let other = 1 - side;
+        let backend = self.backend.clone();
+        self.states[other].load(backend.as_ref(), self.namespace, key_group, key)?;
+        self.states[side].load(backend.as_ref(), self.namespace, key_group, key)?;
+        let candidates: Vec<(Box<[u8]>, RowState)> = match self.states[other].get(key) {
+            Some(rows) => rows.live().map(|(r, s)| (Box::from(r), s)).collect(),
+            None => Vec::new(),
+        };
+        let passing = if candidates.is_empty() { Vec::new() } else { self.passing(side, row, &candidates)? };
+        let matches = candidates.iter().zip(&passing).filter(|(_, pass)| **pass).map(|(c, _)| c);
+        let degree: i64 = matches.clone().map(|(_, s)| s.count).sum();
+        let delta = if op == OP_DELETE { -1 } else { 1 };
+        let tracks = self.sides[side].tracks_degree;
+        self.states[side].apply(key, row, delta, if tracks { degree } else { 0 })?;
+
+        if self.kind.left_only() {
+            let semi = self.kind == JoinKind::LeftSemi;
+            if side == LEFT {
+                if semi == (degree > 0) {
+                    emit.push(self, row, &[], op, 1, out)?;
+                }
+                return Ok(());
+            }
+            for (left_row, state) in matches {
+                let after = state.degree + delta;
+                let flips = (state.degree == 0) != (after == 0);
+                if flips {
+                    // A semi join shows the row while matched, an anti join while not.
+                    let shown_now = semi == (after > 0);
+                    let op = if shown_now { OP_INSERT } else { OP_DELETE };
+                    emit.push(self, left_row, &[], op, state.count, out)?;
+                }
+                self.states[LEFT].add_degree(key, left_row, delta)?;
+            }
+            return Ok(());
+        }
+
+        let other_pads = self.sides[other].tracks_degree;
+        let pads = self.sides[side].tracks_degree;
+        // A delete takes back the padded row last; an insert retracts it first.
+        if op == OP_DELETE && pads && degree == 0 {
+            self.emit_padded(side, row, op, 1, emit, out)?;
+        }
+        for (their_row, state) in matches {
+            if other_pads {
+                let after = state.degree + delta;
+                if state.degree == 0 && after > 0 {
+                    self.emit_padded(other, their_row, OP_DELETE, state.count, emit, out)?;
+                }
+                self.emit_pair(side, row, their_row, op, state.count, emit, out)?;
+                if state.degree > 0 && after == 0 {
+                    self.emit_padded(other, their_row, OP_INSERT, state.count, emit, out)?;
+                }
+                self.states[other].add_degree(key, their_row, delta)?;
+            } else {
+                self.emit_pair(side, row, their_row, op, state.count, emit, out)?;
+            }
+        }
+        if op != OP_DELETE && pads && degree == 0 {
+            self.emit_padded(side, row, op, 1, emit, out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes both sides' changes since the last barrier in one batch, then evicts.
+    fn flush(&mut self) -> ExecResult<()> {
+        let mut batch = StateWriteBatch::default();
+        for state in &mut self.states {
+            state.flush(&mut batch);
+        }
+        if !batch.is_empty() {
+            self.backend.write(self.namespace, batch)?;
+        }
+        for state in &mut self.states {
+            state.evict(self.cache_rows);
+        }
+        Ok(())
+    }
+}
+
+impl Operator for HashJoin {
+    fn name(&self) -> &'static str {
+        "HashJoin"
+    }
+
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        if input > RIGHT {
+            return Err(ExecError::InvalidGraph(format!("a join has two inputs, not input {input}")));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let info = &self.sides[input];
+        let key_columns: Vec<ArrayRef> = info.keys.iter().map(|&k| batch.data.column(k).clone()).collect();
+        let keys = info.key_converter.convert_columns(&key_columns)?;
+        let rows = info.row_converter.convert_columns(batch.data.columns())?;
+        let groups = key_groups(&batch, &info.keys)?;
+        let null_keys = self.null_keys(input, &batch);
+        let mut emit = Emitter::default();
+        for i in 0..batch.num_rows() {
+            let op = batch.op(i);
+            let row = rows.row(i);
+            if null_keys.as_ref().is_some_and(|n| n.is_null(i)) {
+                self.unmatched(input, row.as_ref(), op, &mut emit, out)?;
+                continue;
+            }
+            self.apply(input, keys.row(i).as_ref(), groups[i] as u16, row.as_ref(), op, &mut emit, out)?;
+        }
+        emit.finish(self, out)
+    }
+
+    fn on_barrier(&mut self, _barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        self.flush()
+    }
+
+    /// A regular join may emit a row of any age whenever the other side changes, so no
+    /// watermark holds for its output: it is not forwarded.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Vec<StreamBatch>) -> ExecResult<Option<i64>> {
+        Ok(None)
+    }
+
+    fn state_rows(&self) -> u64 {
+        self.states[LEFT].total_rows + self.states[RIGHT].total_rows
+    }
+
+    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
+        // `on_barrier` flushed: the backend holds both sides as of the barrier.
+        let handle = self.backend.snapshot_handle(self.namespace, 0..weir_plan::KEY_GROUPS)?;
+        let mut meta = Vec::with_capacity(16);
+        meta.extend_from_slice(&self.states[LEFT].total_rows.to_le_bytes());
+        meta.extend_from_slice(&self.states[RIGHT].total_rows.to_le_bytes());
+        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
+            handle.write_to(out)?;
+            Ok(())
+        });
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
+    }
+
+    fn restore(&mut self, meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let count = |range: std::ops::Range<usize>| -> ExecResult<u64> {
+            meta.get(range)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(|| ExecError::Internal("join snapshot: meta is corrupt".into()))
+        };
+        let (left, right) = (count(0..8)?, count(8..16)?);
+        let input = deferred.ok_or_else(|| ExecError::Internal("join snapshot without its rows".into()))?;
+        self.backend.restore(self.namespace, input)?;
+        self.states[LEFT].reset_to_backend(left);
+        self.states[RIGHT].reset_to_backend(right);
+        Ok(())
+    }
+}
+
+/// Collects output rows as row bytes of each side and turns them into batches of at most
+/// [`OUTPUT_BATCH_ROWS`] rows.
+#[derive(Default)]
+struct Emitter {
+    left: Vec<u8>,
+    left_ends: Vec<usize>,
+    right: Vec<u8>,
+    right_ends: Vec<usize>,
+    ops: Vec<i8>,
+}
+
+impl Emitter {
+    fn push(
+        &mut self,
+        join: &HashJoin,
+        left: &[u8],
+        right: &[u8],
+        op: i8,
+        times: i64,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        for _ in 0..times.max(0) {
+            self.left.extend_from_slice(left);
+            self.left_ends.push(self.left.len());
+            self.right.extend_from_slice(right);
+            self.right_ends.push(self.right.len());
+            self.ops.push(op);
+            if self.ops.len() >= OUTPUT_BATCH_ROWS {
+                self.finish(join, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, join: &HashJoin, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let rows = |info: &SideInfo, bytes: &[u8], ends: &[usize]| -> ExecResult<Vec<ArrayRef>> {
+            let mut start = 0;
+            let parsed = ends.iter().map(|&end| {
+                let row = info.parser.parse(&bytes[start..end]);
+                start = end;
+                row
+            });
+            Ok(info.row_converter.convert_rows(parsed)?)
+        };
+        let mut columns = rows(&join.sides[LEFT], &self.left, &self.left_ends)?;
+        if !join.kind.left_only() {
+            columns.extend(rows(&join.sides[RIGHT], &self.right, &self.right_ends)?);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(self.ops.len()));
+        let data = RecordBatch::try_new_with_options(join.output_schema.clone(), columns, &options)?;
+        let all_inserts = self.ops.iter().all(|&op| op == OP_INSERT);
+        let ops = Int8Array::from(std::mem::take(&mut self.ops));
+        out.push(if all_inserts { StreamBatch::inserts(data) } else { StreamBatch::with_ops(data, ops) });
+        self.left.clear();
+        self.left_ends.clear();
+        self.right.clear();
+        self.right_ends.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,335 @@
+//! One side of a join: its rows grouped by join key, with the keyed state backend behind
+//! an in-memory cache of whole keys.
+//!
+//! A join reads all rows of one key at a time (every change on the other side is matched
+//! against them), so the cache holds keys, not single rows: a key is either resident with
+//! every row it has, or absent (and then, once something was evicted or restored, loaded
+//! from the backend with one prefix scan of its key group). Each stored row carries its
+//! multiplicity, so duplicates and retractions are exact, and — for sides whose unmatched
+//! rows matter (outer, semi and anti joins) — its *degree*: how many rows of the other side
+//! match it, counted with their multiplicity.
+//!
+//! Changes are tracked per row and written once per barrier ([`SideState::flush`]); a row
+//! whose count drops to zero stays as a tombstone until then, so its delete is written too.
+//! Eviction happens right after a flush, when every key is clean.
+//!
+//! Stored layout, under the join's namespace and the row's key group:
+//! `side (1 byte) | key length (u32 LE) | key bytes | row bytes` → `count (i64 LE) | degree (i64 LE)`,
+//! where key and row bytes are Arrow's row format of the key columns and of the whole row.
+
+use std::collections::HashMap;
+
+use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
+
+use crate::error::{ExecError, ExecResult};
+
+/// A stored row's multiplicity and degree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowState {
+    /// Copies of the row (0: deleted since the last flush; removed then).
+    pub count: i64,
+    /// Rows of the other side matching it, with their multiplicity (only where tracked).
+    pub degree: i64,
+    /// Changed since the last flush (and listed in the key's `dirty`).
+    dirty: bool,
+}
+
+/// The rows of one join key.
+#[derive(Debug, Default)]
+pub struct KeyRows {
+    pub rows: HashMap<Box<[u8]>, RowState>,
+    key_group: u16,
+    /// Rows changed since the last flush.
+    dirty: Vec<Box<[u8]>>,
+    /// The flush count when the key was last used: eviction order.
+    touched: u64,
+}
+
+impl KeyRows {
+    /// The rows present (count > 0), with their state.
+    pub fn live(&self) -> impl Iterator<Item = (&[u8], RowState)> {
+        self.rows.iter().filter(|(_, s)| s.count > 0).map(|(r, s)| (r.as_ref(), *s))
+    }
+}
+
+pub struct SideState {
+    /// 0 for the left side, 1 for the right: the first byte of every stored key.
+    side: u8,
+    keys: HashMap<Box<[u8]>, KeyRows>,
+    /// Keys with changes since the last flush.
+    dirty_keys: Vec<Box<[u8]>>,
+    /// Live rows (count > 0) in memory, for eviction.
+    cached_rows: usize,
+    /// Distinct live rows of this side, in memory or not (for `weir_catalog.tasks`).
+    pub total_rows: u64,
+    /// The backend may hold keys that are not in memory (after an eviction or a restore).
+    backend_has_more: bool,
+    flushes: u64,
+}
+
+impl SideState {
+    pub fn new(side: u8) -> Self {
+        Self {
+            side,
+            keys: HashMap::new(),
+            dirty_keys: Vec::new(),
+            cached_rows: 0,
+            total_rows: 0,
+            backend_has_more: false,
+            flushes: 0,
+        }
+    }
+
+    fn prefix(&self, key: &[u8]) -> Vec<u8> {
+        let mut prefix = Vec::with_capacity(5 + key.len());
+        prefix.push(self.side);
+        prefix.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        prefix.extend_from_slice(key);
+        prefix
+    }
+
+    /// Makes `key` resident (loading its rows from the backend if it may hold them) and
+    /// returns its rows.
+    pub fn load(
+        &mut self,
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+        key_group: u16,
+        key: &[u8],
+    ) -> ExecResult<&mut KeyRows> {
+        if !self.keys.contains_key(key) {
+            let mut entry = KeyRows { key_group, ..Default::default() };
+            if self.backend_has_more {
+                let prefix = self.prefix(key);
+                let mut corrupt = false;
+                backend.scan(ns, key_group..key_group + 1, &prefix, &mut |_, stored, value| {
+                    match (stored.get(prefix.len()..), decode_value(value)) {
+                        (Some(row), Some((count, degree))) if count > 0 => {
+                            entry.rows.insert(row.into(), RowState { count, degree, dirty: false });
+                        }
+                        _ => corrupt = true,
+                    }
+                    !corrupt
+                })?;
+                if corrupt {
+                    return Err(ExecError::Internal("join state: a stored row is corrupt".into()));
+                }
+                self.cached_rows += entry.rows.len();
+            }
+            self.keys.insert(key.into(), entry);
+        }
+        let flushes = self.flushes;
+        let entry = self
+            .keys
+            .get_mut(key)
+            .ok_or_else(|| ExecError::Internal("join state: a loaded key is missing".into()))?;
+        entry.touched = flushes;
+        Ok(entry)
+    }
+
+    /// The resident rows of `key` (call [`Self::load`] first).
+    pub fn get(&self, key: &[u8]) -> Option<&KeyRows> {
+        self.keys.get(key)
+    }
+
+    /// Adds `delta` copies of `row` under the resident `key`, setting its degree. A delete of
+    /// a row the side does not hold is an error: the input's changelog is inconsistent.
+    pub fn apply(&mut self, key: &[u8], row: &[u8], delta: i64, degree: i64) -> ExecResult<()> {
+        let entry = self.keys.get_mut(key).ok_or_else(not_loaded)?;
+        let state = match entry.rows.get_mut(row) {
+            Some(state) => state,
+            None => entry.rows.entry(row.into()).or_default(),
+        };
+        let before = state.count;
+        let after = before + delta;
+        if after < 0 {
+            return Err(ExecError::Internal(
+                "join input retracted a row it never inserted (inconsistent changelog)".into(),
+            ));
+        }
+        state.count = after;
+        state.degree = degree;
+        let newly_dirty = !state.dirty;
+        state.dirty = true;
+        if newly_dirty {
+            if entry.dirty.is_empty() {
+                self.dirty_keys.push(key.into());
+            }
+            entry.dirty.push(row.into());
+        }
+        match (before > 0, after > 0) {
+            (false, true) => {
+                self.cached_rows += 1;
+                self.total_rows += 1;
+            }
+            (true, false) => {
+                self.cached_rows -= 1;
+                self.total_rows = self.total_rows.saturating_sub(1);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Adds `delta` to the degree of `row` under the resident `key`.
+    pub fn add_degree(&mut self, key: &[u8], row: &[u8], delta: i64) -> ExecResult<()> {
+        let entry = self.keys.get_mut(key).ok_or_else(not_loaded)?;
+        let state = entry
+            .rows
+            .get_mut(row)
+            .ok_or_else(|| ExecError::Internal("join state: a matched row is missing".into()))?;
+        state.degree += delta;
+        if !state.dirty {
+            state.dirty = true;
+            if entry.dirty.is_empty() {
+                self.dirty_keys.push(key.into());
+            }
+            entry.dirty.push(row.into());
+        }
+        Ok(())
+    }
+
+    /// Stages every change since the last flush into `batch` (puts, and deletes of rows
+    /// that are gone); drops tombstones and keys left empty.
+    pub fn flush(&mut self, batch: &mut StateWriteBatch) {
+        for key in std::mem::take(&mut self.dirty_keys) {
+            let prefix = self.prefix(&key);
+            let Some(entry) = self.keys.get_mut(&key) else { continue };
+            for row in std::mem::take(&mut entry.dirty) {
+                let mut stored = Vec::with_capacity(prefix.len() + row.len());
+                stored.extend_from_slice(&prefix);
+                stored.extend_from_slice(&row);
+                match entry.rows.get_mut(&row) {
+                    Some(state) if state.count > 0 => {
+                        state.dirty = false;
+                        batch.put(entry.key_group, stored, encode_value(state.count, state.degree).to_vec());
+                    }
+                    _ => {
+                        entry.rows.remove(&row);
+                        batch.delete(entry.key_group, stored);
+                    }
+                }
+            }
+            if entry.rows.is_empty() {
+                self.keys.remove(&key);
+            }
+        }
+        self.flushes += 1;
+    }
+
+    /// Past `limit` rows in memory, forgets the least recently used keys (all clean: call it
+    /// right after [`Self::flush`]) down to three quarters of it; the backend keeps them.
+    pub fn evict(&mut self, limit: usize) {
+        if self.cached_rows <= limit {
+            return;
+        }
+        let target = limit / 4 * 3;
+        let mut by_age: Vec<(u64, Box<[u8]>)> =
+            self.keys.iter().map(|(k, e)| (e.touched, k.clone())).collect();
+        by_age.sort_unstable_by_key(|(touched, _)| *touched);
+        for (_, key) in by_age {
+            if self.cached_rows <= target {
+                break;
+            }
+            if let Some(entry) = self.keys.remove(&key) {
+                self.cached_rows -= entry.rows.len();
+                self.backend_has_more = true;
+            }
+        }
+    }
+
+    /// Forgets everything in memory: the backend now holds the side's state (a restore).
+    pub fn reset_to_backend(&mut self, total_rows: u64) {
+        self.keys.clear();
+        self.dirty_keys.clear();
+        self.cached_rows = 0;
+        self.total_rows = total_rows;
+        self.backend_has_more = true;
+    }
+
+    /// Rows in memory.
+    pub fn cached_rows(&self) -> usize {
+        self.cached_rows
+    }
+}
+
+fn not_loaded() -> ExecError {
+    ExecError::Internal("join state: key not loaded".into())
+}
+
+fn encode_value(count: i64, degree: i64) -> [u8; 16] {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&count.to_le_bytes());
+    value[8..].copy_from_slice(&degree.to_le_bytes());
+    value
+}
+
+fn decode_value(value: &[u8]) -> Option<(i64, i64)> {
+    let count = i64::from_le_bytes(value.get(..8)?.try_into().ok()?);
+    let degree = i64::from_le_bytes(value.get(8..16)?.try_into().ok()?);
+    Some((count, degree))
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_storage::keyed_state::InMemoryStateBackend;
+
+    use super::*;
+
+    const NS: StateNamespace = StateNamespace { job: 1, vertex: 2, subtask: 0, operator_index: 0 };
+
+    fn rows(side: &SideState, key: &[u8]) -> Vec<(Vec<u8>, i64, i64)> {
+        let mut rows: Vec<_> = side
+            .get(key)
+            .map(|e| e.live().map(|(r, s)| (r.to_vec(), s.count, s.degree)).collect())
+            .unwrap_or_default();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn rows_come_back_from_the_backend_after_eviction_with_counts_and_degrees() {
+        let backend = InMemoryStateBackend::default();
+        let mut side = SideState::new(0);
+        for (key, group) in [(b"k1", 3u16), (b"k2", 7)] {
+            side.load(&backend, NS, group, key).unwrap();
+            side.apply(key, b"row-a", 2, 1).unwrap();
+            side.apply(key, b"row-b", 1, 0).unwrap();
+        }
+        side.apply(b"k1", b"row-b", -1, 0).unwrap();
+        assert_eq!(side.total_rows, 3);
+        let mut batch = StateWriteBatch::default();
+        side.flush(&mut batch);
+        backend.write(NS, batch).unwrap();
+        side.evict(1);
+        assert_eq!(side.cached_rows(), 0);
+        assert!(side.get(b"k1").is_none());
+
+        side.load(&backend, NS, 3, b"k1").unwrap();
+        side.load(&backend, NS, 7, b"k2").unwrap();
+        assert_eq!(rows(&side, b"k1"), vec![(b"row-a".to_vec(), 2, 1)]);
+        assert_eq!(rows(&side, b"k2"), vec![(b"row-a".to_vec(), 2, 1), (b"row-b".to_vec(), 1, 0)]);
+        // The same key bytes on the other side are another entry.
+        let mut other = SideState::new(1);
+        other.reset_to_backend(0);
+        assert!(other.load(&backend, NS, 3, b"k1").unwrap().rows.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_row_is_deleted_from_the_backend_and_an_unknown_delete_is_an_error() {
+        let backend = InMemoryStateBackend::default();
+        let mut side = SideState::new(0);
+        side.load(&backend, NS, 0, b"k").unwrap();
+        side.apply(b"k", b"r", 1, 0).unwrap();
+        let mut batch = StateWriteBatch::default();
+        side.flush(&mut batch);
+        backend.write(NS, batch).unwrap();
+        side.apply(b"k", b"r", -1, 0).unwrap();
+        let mut batch = StateWriteBatch::default();
+        side.flush(&mut batch);
+        backend.write(NS, batch).unwrap();
+        side.reset_to_backend(0);
+        assert!(side.load(&backend, NS, 0, b"k").unwrap().rows.is_empty());
+        assert!(side.apply(b"k", b"r", -1, 0).is_err());
+    }
+}

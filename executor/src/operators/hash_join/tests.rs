@@ -1,0 +1,254 @@
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, StringArray};
+use arrow::datatypes::DataType;
+use weir_plan::job_graph::{FieldSpec, JoinKind, JoinSpec};
+use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, StateNamespace};
+
+use super::*;
+use crate::operators::test_util::{assert_output, batch, format};
+
+const NS: StateNamespace = StateNamespace { job: 9, vertex: 1, subtask: 0, operator_index: 0 };
+
+fn spec(kind: JoinKind, filter: Option<&str>) -> JoinSpec {
+    JoinSpec {
+        kind,
+        left_keys: vec![0],
+        right_keys: vec![0],
+        null_equals_null: false,
+        left_fields: vec![FieldSpec::new("k", &DataType::Int64), FieldSpec::new("l", &DataType::Utf8)],
+        right_fields: vec![FieldSpec::new("k2", &DataType::Int64), FieldSpec::new("r", &DataType::Utf8)],
+        filter: filter.map(str::to_string),
+        left_state_bound: None,
+        right_state_bound: None,
+    }
+}
+
+fn join_with(
+    kind: JoinKind,
+    filter: Option<&str>,
+    backend: Arc<dyn KeyedStateBackend>,
+    cache: usize,
+) -> HashJoin {
+    HashJoin::new(&spec(kind, filter), &ExprCompiler::default(), backend, NS, cache).unwrap()
+}
+
+fn join(kind: JoinKind) -> HashJoin {
+    join_with(kind, None, Arc::new(InMemoryStateBackend::default()), usize::MAX)
+}
+
+fn side(keys: Vec<Option<i64>>, values: Vec<&str>, ops: Option<Vec<i8>>) -> StreamBatch {
+    batch(
+        vec![
+            ("k", Arc::new(Int64Array::from(keys)) as ArrayRef),
+            ("v", Arc::new(StringArray::from(values)) as ArrayRef),
+        ],
+        ops,
+    )
+}
+
+fn feed(join: &mut HashJoin, input: usize, b: StreamBatch) -> Vec<StreamBatch> {
+    let mut out = Vec::new();
+    join.process_batch(input, b, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn an_inner_join_matches_duplicates_and_retracts_exactly() {
+    let mut j = join(JoinKind::Inner);
+    assert!(feed(&mut j, LEFT, side(vec![Some(1), Some(1), Some(2)], vec!["a", "a", "b"], None)).is_empty());
+    let out = feed(&mut j, RIGHT, side(vec![Some(1), Some(3)], vec!["x", "y"], None));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| +  | 1 | a | 1  | x |",
+            "| +  | 1 | a | 1  | x |",
+            "+----+---+---+----+---+",
+        ],
+    );
+    // One copy of the left row goes: one joined row goes with it.
+    let out = feed(&mut j, LEFT, side(vec![Some(1)], vec!["a"], Some(vec![-1])));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| -  | 1 | a | 1  | x |",
+            "+----+---+---+----+---+",
+        ],
+    );
+    assert_eq!(j.state_rows(), 4);
+}
+
+#[test]
+fn a_left_join_pads_unmatched_rows_and_swaps_the_padding_as_matches_come_and_go() {
+    let mut j = join(JoinKind::LeftOuter);
+    let out = feed(&mut j, LEFT, side(vec![Some(1), None], vec!["a", "n"], None));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| +  | 1 | a |    |   |",
+            "| +  |   | n |    |   |",
+            "+----+---+---+----+---+",
+        ],
+    );
+    let out = feed(&mut j, RIGHT, side(vec![Some(1), Some(1)], vec!["x", "y"], None));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| -  | 1 | a |    |   |",
+            "| +  | 1 | a | 1  | x |",
+            "| +  | 1 | a | 1  | y |",
+            "+----+---+---+----+---+",
+        ],
+    );
+    let out = feed(&mut j, RIGHT, side(vec![Some(1), Some(1)], vec!["x", "y"], Some(vec![-1, -1])));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| -  | 1 | a | 1  | x |",
+            "| -  | 1 | a | 1  | y |",
+            "| +  | 1 | a |    |   |",
+            "+----+---+---+----+---+",
+        ],
+    );
+    // The NULL-keyed row is retracted as it was emitted.
+    let out = feed(&mut j, LEFT, side(vec![None], vec!["n"], Some(vec![-1])));
+    assert_eq!(format(&out)[3], "| -  |   | n |    |   |");
+}
+
+#[test]
+fn a_full_join_pads_both_sides() {
+    let mut j = join(JoinKind::FullOuter);
+    let mut out = feed(&mut j, RIGHT, side(vec![Some(1)], vec!["x"], None));
+    out.extend(feed(&mut j, LEFT, side(vec![Some(1), Some(2)], vec!["a", "b"], None)));
+    out.extend(feed(&mut j, LEFT, side(vec![Some(1)], vec!["a"], Some(vec![-1]))));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| +  |   |   | 1  | x |",
+            "| -  |   |   | 1  | x |",
+            "| +  | 1 | a | 1  | x |",
+            "| +  | 2 | b |    |   |",
+            "| -  | 1 | a | 1  | x |",
+            "| +  |   |   | 1  | x |",
+            "+----+---+---+----+---+",
+        ],
+    );
+}
+
+#[test]
+fn an_extra_condition_decides_what_counts_as_a_match() {
+    // ON l.k = r.k AND l.l < r.r
+    let mut j = join_with(
+        JoinKind::LeftOuter,
+        Some("_c1 < _c3"),
+        Arc::new(InMemoryStateBackend::default()),
+        usize::MAX,
+    );
+    feed(&mut j, LEFT, side(vec![Some(1), Some(1)], vec!["b", "d"], None));
+    let out = feed(&mut j, RIGHT, side(vec![Some(1)], vec!["c"], None));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| -  | 1 | b |    |   |",
+            "| +  | 1 | b | 1  | c |",
+            "+----+---+---+----+---+",
+        ],
+    );
+}
+
+#[test]
+fn semi_and_anti_joins_follow_whether_a_left_row_has_a_match() {
+    for (kind, expected) in [
+        (JoinKind::LeftSemi, ["| +  | 1 | a |", "| -  | 1 | a |"]),
+        (JoinKind::LeftAnti, ["| -  | 1 | a |", "| +  | 1 | a |"]),
+    ] {
+        let mut j = join(kind);
+        let first = feed(&mut j, LEFT, side(vec![Some(1)], vec!["a"], None));
+        assert_eq!(!first.is_empty(), kind == JoinKind::LeftAnti, "{kind:?}");
+        // Two matches arrive, then both go: one change each way.
+        let mut out = feed(&mut j, RIGHT, side(vec![Some(1), Some(1)], vec!["x", "y"], None));
+        out.extend(feed(&mut j, RIGHT, side(vec![Some(1), Some(1)], vec!["x", "y"], Some(vec![-1, -1]))));
+        let lines = format(&out);
+        assert_eq!(&lines[3..5], &expected, "{kind:?}: {lines:#?}");
+        assert_eq!(lines.len(), 6, "{kind:?}: {lines:#?}");
+    }
+}
+
+#[test]
+fn a_hot_key_comes_out_in_bounded_batches() {
+    let mut j = join(JoinKind::Inner);
+    let n = OUTPUT_BATCH_ROWS * 2 + 10;
+    let keys = vec![Some(7); n];
+    let values: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    feed(&mut j, RIGHT, side(keys, values.iter().map(String::as_str).collect(), None));
+    let out = feed(&mut j, LEFT, side(vec![Some(7)], vec!["hot"], None));
+    assert_eq!(out.iter().map(StreamBatch::num_rows).collect::<Vec<_>>(), vec![8192, 8192, 10]);
+}
+
+#[test]
+fn state_survives_eviction_and_a_snapshot_restore_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let rocks =
+        weir_storage::keyed_state::RocksDbStateBackend::open(dir.path(), &Default::default()).unwrap();
+    let backends: Vec<Arc<dyn KeyedStateBackend>> =
+        vec![Arc::new(InMemoryStateBackend::default()), Arc::new(rocks)];
+    for backend in backends {
+        // A cache of 4 rows for 200 keys: most keys live only in the backend.
+        let mut j = join_with(JoinKind::LeftOuter, None, backend.clone(), 4);
+        let keys: Vec<Option<i64>> = (0..200).map(Some).collect();
+        let values = vec!["a"; 200];
+        feed(&mut j, LEFT, side(keys.clone(), values.clone(), None));
+        let barrier = Barrier::checkpoint(1);
+        j.on_barrier(&barrier, &mut Vec::new()).unwrap();
+        assert!(j.states[LEFT].cached_rows() <= 4);
+        let snapshot = j.snapshot(false).unwrap().unwrap();
+        let mut bytes = Vec::new();
+        (snapshot.deferred.unwrap())(&mut bytes).unwrap();
+
+        // A fresh operator (another namespace's worth of leftovers is dropped by restore).
+        let mut restored = join_with(JoinKind::LeftOuter, None, backend.clone(), 4);
+        restored.restore(&snapshot.meta, Some(&mut bytes.as_slice())).unwrap();
+        assert_eq!(restored.state_rows(), 200);
+        let out = feed(&mut restored, RIGHT, side(vec![Some(150)], vec!["x"], None));
+        assert_output(
+            &out,
+            &[
+                "+----+-----+---+-----+---+",
+                "| op | k   | l | k2  | r |",
+                "+----+-----+---+-----+---+",
+                "| -  | 150 | a |     |   |",
+                "| +  | 150 | a | 150 | x |",
+                "+----+-----+---+-----+---+",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_retraction_of_a_row_never_inserted_is_an_error_not_a_wrong_answer() {
+    let mut j = join(JoinKind::Inner);
+    let mut out = Vec::new();
+    let result = j.process_batch(LEFT, side(vec![Some(1)], vec!["a"], Some(vec![-1])), &mut out);
+    assert!(result.is_err());
+}
