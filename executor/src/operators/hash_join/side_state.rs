@@ -248,6 +248,7 @@ impl SideState {
     }
 
     /// Rows in memory.
+    #[cfg(test)]
     pub fn cached_rows(&self) -> usize {
         self.cached_rows
     }

@@ -10,6 +10,8 @@
 //! | `Aggregate`          | a pre-projection (keys, arguments), a hash exchange on the |
 //! |                      | keys, and a `HashAggregate` vertex                          |
 //! | `Union` (ALL)        | a `Union` vertex fed by hash exchanges                      |
+//! | `Join` (equi)        | a `HashJoin` vertex fed by hash exchanges on the join keys |
+//! |                      | (see [`join`])                                             |
 //!
 //! Anything else is rejected with `0A000` naming the construct. Expressions are written as
 //! SQL over positional names (`_c0`, ...) so the graph is self-contained and serializable.
@@ -28,6 +30,8 @@ use weir_plan::job_graph::{
 };
 
 use crate::window_tvf::WindowTvf;
+
+mod join;
 
 use crate::error::{SqlError, SqlResult};
 
@@ -293,7 +297,7 @@ impl Lowering<'_> {
                 };
                 self.lower_window(window)
             }
-            LogicalPlan::Join(_) => Err(SqlError::unsupported("JOIN in a materialized view")),
+            LogicalPlan::Join(join) => self.lower_join(join),
             LogicalPlan::Window(_) => {
                 Err(SqlError::unsupported("window functions (OVER) in a materialized view"))
             }
@@ -567,11 +571,16 @@ fn field_spec(schema: &DFSchema, i: usize) -> FieldSpec {
 
 /// Writes `expr` as SQL over positional column names of `schema`.
 fn expr_sql(expr: &Expr, schema: &DFSchema) -> SqlResult<String> {
+    expr_sql_mapped(expr, schema, &|i| i)
+}
+
+/// [`expr_sql`], with column `i` of `schema` written as `_c{position(i)}`.
+fn expr_sql_mapped(expr: &Expr, schema: &DFSchema, position: &dyn Fn(usize) -> usize) -> SqlResult<String> {
     let positional = unalias(expr)
         .clone()
         .transform_up(|e| match e {
             Expr::Column(column) => {
-                let index = schema.index_of_column(&column)?;
+                let index = position(schema.index_of_column(&column)?);
                 Ok(Transformed::yes(Expr::Column(Column::new_unqualified(format!("_c{index}")))))
             }
             // A delete must compute exactly the row its insert computed; a volatile
