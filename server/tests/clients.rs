@@ -20,7 +20,7 @@ pub fn show<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
-fn db_code(e: &tokio_postgres::Error) -> String {
+pub fn db_code(e: &tokio_postgres::Error) -> String {
     e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_else(|| e.to_string())
 }
 

@@ -8,6 +8,7 @@
 //! whose name contains it.
 
 mod clients;
+mod joins;
 mod recovery;
 mod slt;
 mod support;
@@ -37,6 +38,9 @@ fn main() {
         ("restart::kill_9_keeps_acknowledged_rows", || Box::pin(clients::kill_9_keeps_acknowledged_rows())),
         ("restart::views_are_redeployed_after_kill_9", || {
             Box::pin(clients::views_are_redeployed_after_kill_9())
+        }),
+        ("joins::random_changes_on_both_sides_agree_with_batch_across_kill_9", || {
+            Box::pin(joins::random_changes_on_both_sides_agree_with_batch_across_kill_9())
         }),
         ("streaming::concurrent_writers_agree_with_batch", || {
             Box::pin(clients::concurrent_writers_agree_with_batch())
