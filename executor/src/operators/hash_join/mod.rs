@@ -178,39 +178,24 @@ impl HashJoin {
 
     /// A row of side `side` that cannot match (a NULL key): emitted as it is, padded, if
     /// its side keeps unmatched rows.
-    fn unmatched(
-        &self,
-        side: usize,
-        row: &[u8],
-        op: i8,
-        emit: &mut Emitter,
-        out: &mut Vec<StreamBatch>,
-    ) -> ExecResult<()> {
+    fn unmatched(&self, side: usize, row: &[u8], op: i8, emit: &mut Emitter) -> ExecResult<()> {
         let shows_unmatched = match (side, self.kind) {
             (LEFT, JoinKind::LeftAnti) => true,
             (LEFT, kind) => kind.pads_left(),
             (_, kind) => kind.pads_right(),
         };
         if shows_unmatched {
-            self.emit_padded(side, row, op, 1, emit, out)?;
+            self.emit_padded(side, row, op, 1, emit)?;
         }
         Ok(())
     }
 
     /// Emits `row` of side `side` `times` times, NULL-padded on the other side (or alone,
     /// for semi and anti joins).
-    fn emit_padded(
-        &self,
-        side: usize,
-        row: &[u8],
-        op: i8,
-        times: i64,
-        emit: &mut Emitter,
-        out: &mut Vec<StreamBatch>,
-    ) -> ExecResult<()> {
+    fn emit_padded(&self, side: usize, row: &[u8], op: i8, times: i64, emit: &mut Emitter) -> ExecResult<()> {
         match side {
-            LEFT => emit.push(self, row, &self.sides[RIGHT].null_row, op, times, out),
-            _ => emit.push(self, &self.sides[LEFT].null_row, row, op, times, out),
+            LEFT => emit.push(self, row, &self.sides[RIGHT].null_row, op, times),
+            _ => emit.push(self, &self.sides[LEFT].null_row, row, op, times),
         }
     }
 
@@ -222,16 +207,14 @@ impl HashJoin {
         op: i8,
         times: i64,
         emit: &mut Emitter,
-        out: &mut Vec<StreamBatch>,
     ) -> ExecResult<()> {
         match side {
-            LEFT => emit.push(self, mine, theirs, op, times, out),
-            _ => emit.push(self, theirs, mine, op, times, out),
+            LEFT => emit.push(self, mine, theirs, op, times),
+            _ => emit.push(self, theirs, mine, op, times),
         }
     }
 
     /// Applies one change of side `side` (`row` with key `key`) and emits its effect.
-    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         side: usize,
@@ -240,7 +223,6 @@ impl HashJoin {
         row: &[u8],
         op: i8,
         emit: &mut Emitter,
-        out: &mut Vec<StreamBatch>,
     ) -> ExecResult<()> {
         let other = 1 - side;
         let backend = self.backend.clone();
@@ -261,7 +243,7 @@ impl HashJoin {
             let semi = self.kind == JoinKind::LeftSemi;
             if side == LEFT {
                 if semi == (degree > 0) {
-                    emit.push(self, row, &[], op, 1, out)?;
+                    emit.push(self, row, &[], op, 1)?;
                 }
                 return Ok(());
             }
@@ -272,7 +254,7 @@ impl HashJoin {
                     // A semi join shows the row while matched, an anti join while not.
                     let shown_now = semi == (after > 0);
                     let op = if shown_now { OP_INSERT } else { OP_DELETE };
-                    emit.push(self, left_row, &[], op, state.count, out)?;
+                    emit.push(self, left_row, &[], op, state.count)?;
                 }
                 self.states[LEFT].add_degree(key, left_row, delta)?;
             }
@@ -283,25 +265,25 @@ impl HashJoin {
         let pads = self.sides[side].tracks_degree;
         // A delete takes back the padded row last; an insert retracts it first.
         if op == OP_DELETE && pads && degree == 0 {
-            self.emit_padded(side, row, op, 1, emit, out)?;
+            self.emit_padded(side, row, op, 1, emit)?;
         }
         for (their_row, state) in matches {
             if other_pads {
                 let after = state.degree + delta;
                 if state.degree == 0 && after > 0 {
-                    self.emit_padded(other, their_row, OP_DELETE, state.count, emit, out)?;
+                    self.emit_padded(other, their_row, OP_DELETE, state.count, emit)?;
                 }
-                self.emit_pair(side, row, their_row, op, state.count, emit, out)?;
+                self.emit_pair(side, row, their_row, op, state.count, emit)?;
                 if state.degree > 0 && after == 0 {
-                    self.emit_padded(other, their_row, OP_INSERT, state.count, emit, out)?;
+                    self.emit_padded(other, their_row, OP_INSERT, state.count, emit)?;
                 }
                 self.states[other].add_degree(key, their_row, delta)?;
             } else {
-                self.emit_pair(side, row, their_row, op, state.count, emit, out)?;
+                self.emit_pair(side, row, their_row, op, state.count, emit)?;
             }
         }
         if op != OP_DELETE && pads && degree == 0 {
-            self.emit_padded(side, row, op, 1, emit, out)?;
+            self.emit_padded(side, row, op, 1, emit)?;
         }
         Ok(())
     }
@@ -346,16 +328,18 @@ impl Operator for HashJoin {
         let groups = key_groups(&batch, &info.keys)?;
         let null_keys = self.null_keys(input, &batch);
         let mut emit = Emitter::default();
-        for i in 0..batch.num_rows() {
+        for (i, group) in groups.into_iter().enumerate() {
             let op = batch.op(i);
             let row = rows.row(i);
             if null_keys.as_ref().is_some_and(|n| n.is_null(i)) {
-                self.unmatched(input, row.as_ref(), op, &mut emit, out)?;
+                self.unmatched(input, row.as_ref(), op, &mut emit)?;
                 continue;
             }
-            self.apply(input, keys.row(i).as_ref(), groups[i] as u16, row.as_ref(), op, &mut emit, out)?;
+            self.apply(input, keys.row(i).as_ref(), group as u16, row.as_ref(), op, &mut emit)?;
         }
-        emit.finish(self, out)
+        emit.flush(self)?;
+        out.append(&mut emit.done);
+        Ok(())
     }
 
     fn on_barrier(&mut self, _barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
@@ -405,6 +389,8 @@ impl Operator for HashJoin {
 /// [`OUTPUT_BATCH_ROWS`] rows.
 #[derive(Default)]
 struct Emitter {
+    /// Finished batches, in order.
+    done: Vec<StreamBatch>,
     left: Vec<u8>,
     left_ends: Vec<usize>,
     right: Vec<u8>,
@@ -413,15 +399,7 @@ struct Emitter {
 }
 
 impl Emitter {
-    fn push(
-        &mut self,
-        join: &HashJoin,
-        left: &[u8],
-        right: &[u8],
-        op: i8,
-        times: i64,
-        out: &mut Vec<StreamBatch>,
-    ) -> ExecResult<()> {
+    fn push(&mut self, join: &HashJoin, left: &[u8], right: &[u8], op: i8, times: i64) -> ExecResult<()> {
         for _ in 0..times.max(0) {
             self.left.extend_from_slice(left);
             self.left_ends.push(self.left.len());
@@ -429,13 +407,14 @@ impl Emitter {
             self.right_ends.push(self.right.len());
             self.ops.push(op);
             if self.ops.len() >= OUTPUT_BATCH_ROWS {
-                self.finish(join, out)?;
+                self.flush(join)?;
             }
         }
         Ok(())
     }
 
-    fn finish(&mut self, join: &HashJoin, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    /// Turns the collected rows into a batch.
+    fn flush(&mut self, join: &HashJoin) -> ExecResult<()> {
         if self.ops.is_empty() {
             return Ok(());
         }
@@ -456,7 +435,11 @@ impl Emitter {
         let data = RecordBatch::try_new_with_options(join.output_schema.clone(), columns, &options)?;
         let all_inserts = self.ops.iter().all(|&op| op == OP_INSERT);
         let ops = Int8Array::from(std::mem::take(&mut self.ops));
-        out.push(if all_inserts { StreamBatch::inserts(data) } else { StreamBatch::with_ops(data, ops) });
+        self.done.push(if all_inserts {
+            StreamBatch::inserts(data)
+        } else {
+            StreamBatch::with_ops(data, ops)
+        });
         self.left.clear();
         self.left_ends.clear();
         self.right.clear();
