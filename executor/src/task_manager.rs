@@ -21,6 +21,7 @@ use crate::message::Barrier;
 use crate::operators::filter::Filter;
 use crate::operators::hash_aggregate::HashAggregate;
 use crate::operators::hash_join::HashJoin;
+use crate::operators::top_n::TopN;
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::session_window::SessionWindow;
@@ -215,6 +216,16 @@ impl LocalTaskManager {
                         namespace,
                         self.state.cache_groups,
                     )?;
+                    schema = op.schema().clone();
+                    operators.push(Box::new(op));
+                }
+                OperatorSpec::TopN(spec) => {
+                    let namespace = StateNamespace::new(desc.id.job, desc.id.vertex, desc.id.subtask, index)?;
+                    if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
+                        self.state.backend.drop_namespace(namespace)?;
+                    }
+                    let op =
+                        TopN::new(spec, self.state.backend.clone(), namespace, self.state.cache_groups)?;
                     schema = op.schema().clone();
                     operators.push(Box::new(op));
                 }

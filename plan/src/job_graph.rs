@@ -225,6 +225,8 @@ pub enum OperatorSpec {
     /// An equi-join of the vertex's two input edges (edge 0 the left side, edge 1 the right),
     /// both hash-partitioned on their join keys. Must be the first operator of its chain.
     HashJoin(JoinSpec),
+    /// The first rows of each partition by an order (`ROW_NUMBER() ... WHERE rn <= N`).
+    TopN(TopNSpec),
     /// Writes the rows out of Weir (`CREATE SINK`).
     Sink {
         sink_id: u64,
@@ -311,6 +313,39 @@ pub struct JoinSpec {
     pub left_state_bound: Option<String>,
     #[serde(default)]
     pub right_state_bound: Option<String>,
+}
+
+/// Top-N per partition: `ROW_NUMBER() OVER (PARTITION BY partition ORDER BY order)` kept
+/// to ranks `1..=limit`. Every row of a partition is kept (rows past the limit move up when
+/// a top row is deleted), except over an append-only input, where rows past the limit can
+/// never come back and are dropped. Output: the input's first `width` columns, then the
+/// rank (`UInt64`; NULL when `emit_rank` is false because nothing reads it, so a row that
+/// only changes rank is not re-emitted).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopNSpec {
+    pub partition: Vec<usize>,
+    pub order: Vec<SortColumn>,
+    pub limit: u64,
+    pub width: usize,
+    pub input_fields: Vec<FieldSpec>,
+    pub emit_rank: bool,
+    pub append_only_input: bool,
+}
+
+impl TopNSpec {
+    pub fn output(&self) -> Vec<FieldSpec> {
+        let mut fields: Vec<FieldSpec> = self.input_fields.iter().take(self.width).cloned().collect();
+        fields.push(FieldSpec::new("rank", &DataType::UInt64));
+        fields
+    }
+}
+
+/// One `ORDER BY` item over an input column.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SortColumn {
+    pub column: usize,
+    pub descending: bool,
+    pub nulls_first: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -408,6 +443,7 @@ impl OperatorSpec {
             OperatorSpec::WindowAssign { .. } => "WindowAssign",
             OperatorSpec::SessionWindow { .. } => "SessionWindow",
             OperatorSpec::HashJoin(_) => "HashJoin",
+            OperatorSpec::TopN(_) => "TopN",
             OperatorSpec::Sink { .. } => "Sink",
         }
     }
@@ -617,6 +653,29 @@ impl fmt::Display for OperatorSpec {
                     bound(&spec.right_state_bound),
                 )
             }
+            OperatorSpec::TopN(spec) => {
+                let partition: Vec<String> = spec.partition.iter().map(|c| format!("_c{c}")).collect();
+                let order: Vec<String> = spec
+                    .order
+                    .iter()
+                    .map(|o| {
+                        let dir = if o.descending { "DESC" } else { "ASC" };
+                        let nulls = if o.nulls_first { "NULLS FIRST" } else { "NULLS LAST" };
+                        format!("_c{} {dir} {nulls}", o.column)
+                    })
+                    .collect();
+                let state = match spec.append_only_input {
+                    true => "the first rows of each partition",
+                    false => "every row of each partition (unbounded)",
+                };
+                write!(
+                    f,
+                    "TopN: first {} per [{}] by [{}]; state: {state}",
+                    spec.limit,
+                    partition.join(", "),
+                    order.join(", ")
+                )
+            }
             OperatorSpec::Sink { connector, .. } => write!(f, "Sink: {connector}"),
         }
     }
@@ -664,6 +723,7 @@ impl JobGraph {
                 }
                 OperatorSpec::HashAggregate(spec) => fields = spec.output.clone(),
                 OperatorSpec::HashJoin(spec) => fields = spec.output(),
+                OperatorSpec::TopN(spec) => fields = spec.output(),
                 OperatorSpec::WindowAssign { time_column, .. }
                 | OperatorSpec::SessionWindow { time_column, .. } => {
                     let ts = fields

@@ -16,14 +16,50 @@
 //! RisingWave's `nexmark.event.num`) and the source has PARALLELISM splits. A CSV file is
 //! read as splits of SPLIT_SIZE bytes (the file connector's `split.size`, default 1GB),
 //! one source subtask each.
+//!
+//! The join queries (q3, q4, q7_join, q8) read the `person`, `auction` and `bid` sources:
+//! from the generator, or with SOURCE a prefix of CSV files (`PREFIX_person.csv`,
+//! `PREFIX_auction.csv`, `PREFIX_bid.csv`, as `gen_nexmark.py --out-prefix` writes them).
+//! Their events/s divide all events of the three tables by the time, whichever tables the
+//! query reads (as the Flink peer counts them). Peak RSS is the process's high-water mark
+//! so far: run one query per invocation to see each query's own.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod support;
 
+/// Queries that read the three Nexmark tables rather than `bid` alone.
+const JOIN_QUERIES: &[&str] = &["q3", "q4", "q7_join", "q8"];
+
 fn query_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/nexmark")
+}
+
+/// The process's peak resident set size so far, in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// Lines of a file (rows of a headerless CSV).
+fn lines_of(path: &str) -> Result<u64, std::io::Error> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
 }
 
 /// User + system CPU seconds of this process so far.
@@ -65,10 +101,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "source: {source}, parallelism {parallelism}, split size {}",
         split_size.as_deref().unwrap_or("default")
     );
-    println!("| query | bids | seconds | events/s | CPU s per M events |");
-    println!("|---|---|---|---|---|");
+    let join_sources_sql = if source == "generator" {
+        std::fs::read_to_string(query_dir().join("sources_generator.sql"))?
+            .replace("__EVENTS__", &events.to_string())
+            .replace("__SPLITS__", &parallelism.to_string())
+    } else {
+        std::fs::read_to_string(query_dir().join("sources_csv.sql"))?.replace("__PREFIX__", &source)
+    };
+    println!("| query | rows read | events | seconds | events/s | CPU s per M events | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|");
     for query in &queries {
-        client.batch_execute(&source_sql).await?;
+        let joins = JOIN_QUERIES.contains(&query.as_str());
+        client.batch_execute(if joins { &join_sources_sql } else { &source_sql }).await?;
         let sql = std::fs::read_to_string(query_dir().join(format!("{query}.sql")))?;
         let cpu_before = cpu_seconds();
         let started = Instant::now();
@@ -97,12 +141,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         client.batch_execute("FLUSH").await?;
         let seconds = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu_before;
+        let all_events = match (joins, source == "generator") {
+            (false, _) => rows as u64,
+            (true, true) => events,
+            (true, false) => ["person", "auction", "bid"]
+                .iter()
+                .map(|t| lines_of(&format!("{source}_{t}.csv")))
+                .sum::<Result<u64, _>>()?,
+        };
         println!(
-            "| {query} | {rows} | {seconds:.2} | {:.0} | {:.2} |",
-            rows as f64 / seconds,
-            cpu / (rows as f64 / 1e6)
+            "| {query} | {rows} | {all_events} | {seconds:.2} | {:.0} | {:.2} | {:.0} |",
+            all_events as f64 / seconds,
+            cpu / (all_events as f64 / 1e6),
+            peak_rss_mb()
         );
-        client.batch_execute(&format!("DROP SINK {query}; DROP SOURCE bid")).await?;
+        let drop = if joins {
+            "DROP SOURCE person; DROP SOURCE auction; DROP SOURCE bid"
+        } else {
+            "DROP SOURCE bid"
+        };
+        client.batch_execute(&format!("DROP SINK {query}; {drop}")).await?;
     }
     Ok(())
 }

@@ -8,10 +8,12 @@
 pub mod filter;
 pub mod hash_aggregate;
 pub mod hash_join;
+pub mod keyed_rows;
 pub mod materialize;
 pub mod projection;
 pub mod session_window;
 pub mod sink;
+pub mod top_n;
 pub mod union;
 pub mod window_assign;
 

@@ -2,7 +2,7 @@
 //!
 //! Both inputs arrive hash-partitioned on their join keys, so every row of one key meets
 //! every row of the other side's key in one subtask. Each side keeps its rows by join key
-//! ([`side_state`]); a change (insert or delete) on one side is joined with the other
+//! ([`super::keyed_rows`]); a change (insert or delete) on one side is joined with the other
 //! side's current rows of its key and emitted at once, with the change's op:
 //!
 //! * **inner**: `(x, o)` for every matching `o`, as many times as `o` is held;
@@ -22,8 +22,6 @@
 //! bounded by the TaskManager's cache setting. Changes are written once per barrier, and a
 //! checkpoint is the backend's snapshot of the namespace.
 
-mod side_state;
-
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -37,7 +35,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_plan::job_graph::{schema_of, JoinKind, JoinSpec};
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
-use self::side_state::{RowState, SideState};
+use super::keyed_rows::{KeyedRows, RowState};
 use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::key_groups;
@@ -86,7 +84,7 @@ pub struct HashJoin {
     kind: JoinKind,
     null_equals_null: bool,
     sides: [SideInfo; 2],
-    states: [SideState; 2],
+    states: [KeyedRows; 2],
     /// The extra `ON` condition, over the left columns then the right ones.
     filter: Option<Arc<dyn PhysicalExpr>>,
     pair_schema: SchemaRef,
@@ -121,7 +119,7 @@ impl HashJoin {
             kind: spec.kind,
             null_equals_null: spec.null_equals_null,
             sides: [left, right],
-            states: [SideState::new(LEFT as u8), SideState::new(RIGHT as u8)],
+            states: [KeyedRows::new(LEFT as u8), KeyedRows::new(RIGHT as u8)],
             filter,
             pair_schema,
             output_schema: schema_of(&spec.output())?,

@@ -1,23 +1,25 @@
-//! One side of a join: its rows grouped by join key, with the keyed state backend behind
-//! an in-memory cache of whole keys.
+//! [`KeyedRows`]: a multiset of rows grouped by key, with the keyed state backend behind an
+//! in-memory cache of whole keys. One side of a join keeps its rows by join key in one;
+//! Top-N keeps each partition's rows, ordered, in one.
 //!
-//! A join reads all rows of one key at a time (every change on the other side is matched
-//! against them), so the cache holds keys, not single rows: a key is either resident with
-//! every row it has, or absent (and then, once something was evicted or restored, loaded
-//! from the backend with one prefix scan of its key group). Each stored row carries its
-//! multiplicity, so duplicates and retractions are exact, and — for sides whose unmatched
-//! rows matter (outer, semi and anti joins) — its *degree*: how many rows of the other side
-//! match it, counted with their multiplicity.
+//! These operators read all rows of one key at a time (a join matches a change against the
+//! other side's rows of its key; Top-N ranks a partition), so the cache holds keys, not
+//! single rows: a key is either resident with every row it has, or absent (and then, once
+//! something was evicted or restored, loaded from the backend with one prefix scan of its
+//! key group). A key's rows are ordered by their bytes (Arrow's row format orders bytes as
+//! it orders values). Each stored row carries its multiplicity, so duplicates and
+//! retractions are exact, and an operator-defined count — a join's *degree*: how many rows
+//! of the other side match it, with their multiplicity.
 //!
-//! Changes are tracked per row and written once per barrier ([`SideState::flush`]); a row
+//! Changes are tracked per row and written once per barrier ([`KeyedRows::flush`]); a row
 //! whose count drops to zero stays as a tombstone until then, so its delete is written too.
 //! Eviction happens right after a flush, when every key is clean.
 //!
 //! Stored layout, under the join's namespace and the row's key group:
-//! `side (1 byte) | key length (u32 LE) | key bytes | row bytes` → `count (i64 LE) | degree (i64 LE)`,
+//! `tag (1 byte: a join's side) | key length (u32 LE) | key bytes | row bytes` → `count (i64 LE) | degree (i64 LE)`,
 //! where key and row bytes are Arrow's row format of the key columns and of the whole row.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
@@ -36,8 +38,8 @@ pub struct RowState {
 
 /// The rows of one join key.
 #[derive(Debug, Default)]
-pub struct KeyRows {
-    pub rows: HashMap<Box<[u8]>, RowState>,
+pub struct RowsOfKey {
+    pub rows: BTreeMap<Box<[u8]>, RowState>,
     key_group: u16,
     /// Rows changed since the last flush.
     dirty: Vec<Box<[u8]>>,
@@ -45,17 +47,18 @@ pub struct KeyRows {
     touched: u64,
 }
 
-impl KeyRows {
-    /// The rows present (count > 0), with their state.
+impl RowsOfKey {
+    /// The rows present (count > 0), in order, with their state.
     pub fn live(&self) -> impl Iterator<Item = (&[u8], RowState)> {
         self.rows.iter().filter(|(_, s)| s.count > 0).map(|(r, s)| (r.as_ref(), *s))
     }
 }
 
-pub struct SideState {
-    /// 0 for the left side, 1 for the right: the first byte of every stored key.
+pub struct KeyedRows {
+    /// The first byte of every stored key (0 and 1 for a join's left and right side), so
+    /// that several of these share one namespace.
     side: u8,
-    keys: HashMap<Box<[u8]>, KeyRows>,
+    keys: HashMap<Box<[u8]>, RowsOfKey>,
     /// Keys with changes since the last flush.
     dirty_keys: Vec<Box<[u8]>>,
     /// Live rows (count > 0) in memory, for eviction.
@@ -67,8 +70,9 @@ pub struct SideState {
     flushes: u64,
 }
 
-impl SideState {
-    pub fn new(side: u8) -> Self {
+impl KeyedRows {
+    pub fn new(tag: u8) -> Self {
+        let side = tag;
         Self {
             side,
             keys: HashMap::new(),
@@ -96,9 +100,9 @@ impl SideState {
         ns: StateNamespace,
         key_group: u16,
         key: &[u8],
-    ) -> ExecResult<&mut KeyRows> {
+    ) -> ExecResult<&mut RowsOfKey> {
         if !self.keys.contains_key(key) {
-            let mut entry = KeyRows { key_group, ..Default::default() };
+            let mut entry = RowsOfKey { key_group, ..Default::default() };
             if self.backend_has_more {
                 let prefix = self.prefix(key);
                 let mut corrupt = false;
@@ -128,7 +132,7 @@ impl SideState {
     }
 
     /// The resident rows of `key` (call [`Self::load`] first).
-    pub fn get(&self, key: &[u8]) -> Option<&KeyRows> {
+    pub fn get(&self, key: &[u8]) -> Option<&RowsOfKey> {
         self.keys.get(key)
     }
 
@@ -279,7 +283,7 @@ mod tests {
 
     const NS: StateNamespace = StateNamespace { job: 1, vertex: 2, subtask: 0, operator_index: 0 };
 
-    fn rows(side: &SideState, key: &[u8]) -> Vec<(Vec<u8>, i64, i64)> {
+    fn rows(side: &KeyedRows, key: &[u8]) -> Vec<(Vec<u8>, i64, i64)> {
         let mut rows: Vec<_> = side
             .get(key)
             .map(|e| e.live().map(|(r, s)| (r.to_vec(), s.count, s.degree)).collect())
@@ -291,7 +295,7 @@ mod tests {
     #[test]
     fn rows_come_back_from_the_backend_after_eviction_with_counts_and_degrees() {
         let backend = InMemoryStateBackend::default();
-        let mut side = SideState::new(0);
+        let mut side = KeyedRows::new(0);
         for (key, group) in [(b"k1", 3u16), (b"k2", 7)] {
             side.load(&backend, NS, group, key).unwrap();
             side.apply(key, b"row-a", 2, 1).unwrap();
@@ -311,7 +315,7 @@ mod tests {
         assert_eq!(rows(&side, b"k1"), vec![(b"row-a".to_vec(), 2, 1)]);
         assert_eq!(rows(&side, b"k2"), vec![(b"row-a".to_vec(), 2, 1), (b"row-b".to_vec(), 1, 0)]);
         // The same key bytes on the other side are another entry.
-        let mut other = SideState::new(1);
+        let mut other = KeyedRows::new(1);
         other.reset_to_backend(0);
         assert!(other.load(&backend, NS, 3, b"k1").unwrap().rows.is_empty());
     }
@@ -319,7 +323,7 @@ mod tests {
     #[test]
     fn a_deleted_row_is_deleted_from_the_backend_and_an_unknown_delete_is_an_error() {
         let backend = InMemoryStateBackend::default();
-        let mut side = SideState::new(0);
+        let mut side = KeyedRows::new(0);
         side.load(&backend, NS, 0, b"k").unwrap();
         side.apply(b"k", b"r", 1, 0).unwrap();
         let mut batch = StateWriteBatch::default();

@@ -1,0 +1,441 @@
+//! `TopN`: the first `limit` rows of each partition by an order, maintained under inserts
+//! and deletes (`ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` filtered by rank,
+//! deduplication with `rn = 1`).
+//!
+//! The input arrives hash-partitioned on the partition columns. Each partition's rows are
+//! kept in [`KeyedRows`] under the partition key, as Arrow row-format bytes of the order
+//! columns (with their direction and NULL placement) followed by every column, so a
+//! partition's rows iterate in rank order, ties broken by the whole row. For each batch the
+//! operator notes the first `limit` rows of every partition the batch touches, applies the
+//! batch, and emits the difference: a deleted top row is replaced by the next one, and with
+//! the rank in the output, rows that move up or down are re-emitted with their new rank.
+//!
+//! Over an append-only input a row past the limit can never move up again, so such rows
+//! are dropped and a partition holds at most `limit` rows.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int8Array, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::compute::SortOptions;
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, RowParser, SortField};
+use weir_plan::job_graph::{schema_of, TopNSpec};
+use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
+
+use super::keyed_rows::KeyedRows;
+use super::{DeferredState, Operator, OperatorSnapshot};
+use crate::error::{ExecError, ExecResult};
+use crate::exchange::key_groups;
+use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
+
+/// Most rows in one output batch.
+const OUTPUT_BATCH_ROWS: usize = 8192;
+
+pub struct TopN {
+    spec: TopNSpec,
+    partition_converter: Option<RowConverter>,
+    /// Order columns (with their sort options), then every column of the input.
+    row_converter: RowConverter,
+    parser: RowParser,
+    rows: KeyedRows,
+    schema: SchemaRef,
+    backend: Arc<dyn KeyedStateBackend>,
+    namespace: StateNamespace,
+    cache_rows: usize,
+}
+
+/// A partition's top rows: (row bytes, rank).
+type Ranked = Vec<(Box<[u8]>, u64)>;
+
+impl TopN {
+    pub fn new(
+        spec: &TopNSpec,
+        backend: Arc<dyn KeyedStateBackend>,
+        namespace: StateNamespace,
+        cache_rows: usize,
+    ) -> ExecResult<Self> {
+        let input = schema_of(&spec.input_fields)?;
+        let field = |c: usize| {
+            input
+                .fields()
+                .get(c)
+                .map(|f| f.data_type().clone())
+                .ok_or_else(|| ExecError::InvalidGraph(format!("top-n column {c} out of range")))
+        };
+        let partition_converter = match spec.partition.is_empty() {
+            true => None,
+            false => Some(RowConverter::new(
+                spec.partition.iter().map(|&c| Ok(SortField::new(field(c)?))).collect::<ExecResult<_>>()?,
+            )?),
+        };
+        let mut sort_fields = Vec::new();
+        for o in &spec.order {
+            let options = SortOptions { descending: o.descending, nulls_first: o.nulls_first };
+            sort_fields.push(SortField::new_with_options(field(o.column)?, options));
+        }
+        for c in 0..input.fields().len() {
+            sort_fields.push(SortField::new(field(c)?));
+        }
+        let row_converter = RowConverter::new(sort_fields)?;
+        let parser = row_converter.parser();
+        Ok(Self {
+            spec: spec.clone(),
+            partition_converter,
+            row_converter,
+            parser,
+            rows: KeyedRows::new(0),
+            schema: schema_of(&spec.output())?,
+            backend,
+            namespace,
+            cache_rows: cache_rows.max(1),
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The first `limit` rows of a resident partition, each copy with its rank.
+    fn top(&self, key: &[u8]) -> Ranked {
+        let mut top = Vec::new();
+        let Some(rows) = self.rows.get(key) else { return top };
+        for (row, state) in rows.live() {
+            for _ in 0..state.count {
+                if top.len() as u64 >= self.spec.limit {
+                    return top;
+                }
+                let rank = top.len() as u64 + 1;
+                top.push((Box::from(row), rank));
+            }
+        }
+        top
+    }
+
+    /// Over an append-only input, drops the rows of a partition past the limit.
+    fn trim(&mut self, key: &[u8]) -> ExecResult<()> {
+        let Some(rows) = self.rows.get(key) else { return Ok(()) };
+        let mut kept = 0u64;
+        let mut drop = Vec::new();
+        for (row, state) in rows.live() {
+            let keep = state.count.min((self.spec.limit - kept.min(self.spec.limit)) as i64);
+            kept += keep as u64;
+            if keep < state.count {
+                drop.push((Box::<[u8]>::from(row), state.count - keep));
+            }
+        }
+        for (row, extra) in drop {
+            self.rows.apply(key, &row, -extra, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Emits the change from `before` to `after` for one partition.
+    fn emit_difference(&self, before: Ranked, after: Ranked, out: &mut Emitter) {
+        let with_rank = self.spec.emit_rank;
+        let mut counts: HashMap<(Box<[u8]>, u64), i64> = HashMap::new();
+        let entry = |(row, rank): (Box<[u8]>, u64)| (row, if with_rank { rank } else { 0 });
+        let mut order = Vec::new();
+        for item in before {
+            let item = entry(item);
+            *counts.entry(item.clone()).or_default() -= 1;
+            order.push(item);
+        }
+        for item in after {
+            let item = entry(item);
+            *counts.entry(item.clone()).or_default() += 1;
+            order.push(item);
+        }
+        // Deletes first, then inserts, each in rank order.
+        for wanted in [-1i64, 1] {
+            for item in &order {
+                let Some(count) = counts.get_mut(item) else { continue };
+                if count.signum() == wanted {
+                    let op = if wanted < 0 { OP_DELETE } else { OP_INSERT };
+                    out.push(&item.0, with_rank.then_some(item.1), op);
+                    *count -= wanted;
+                }
+            }
+        }
+    }
+}
+
+impl Operator for TopN {
+    fn name(&self) -> &'static str {
+        "TopN"
+    }
+
+    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let n = batch.num_rows();
+        let keys = match &self.partition_converter {
+            Some(converter) => {
+                let columns: Vec<ArrayRef> =
+                    self.spec.partition.iter().map(|&c| batch.data.column(c).clone()).collect();
+                Some(converter.convert_columns(&columns)?)
+            }
+            None => None,
+        };
+        let groups = match self.spec.partition.is_empty() {
+            true => vec![0; n],
+            false => key_groups(&batch, &self.spec.partition)?,
+        };
+        let mut sort_columns: Vec<ArrayRef> =
+            self.spec.order.iter().map(|o| batch.data.column(o.column).clone()).collect();
+        sort_columns.extend(batch.data.columns().iter().cloned());
+        let rows = self.row_converter.convert_columns(&sort_columns)?;
+
+        // The partitions this batch touches, in order of first touch, with their top rows
+        // before it.
+        let mut touched: Vec<Box<[u8]>> = Vec::new();
+        let mut before: HashMap<Box<[u8]>, Ranked> = HashMap::new();
+        let backend = self.backend.clone();
+        for (i, group) in groups.into_iter().enumerate() {
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
+            self.rows.load(backend.as_ref(), self.namespace, group as u16, key)?;
+            if !before.contains_key(key) {
+                before.insert(key.into(), self.top(key));
+                touched.push(key.into());
+            }
+            let delta = if batch.op(i) == OP_DELETE { -1 } else { 1 };
+            self.rows.apply(key, rows.row(i).data(), delta, 0)?;
+        }
+        let mut emit = Emitter::new();
+        for key in touched {
+            let after = self.top(&key);
+            if self.spec.append_only_input {
+                self.trim(&key)?;
+            }
+            let before = before.remove(&key).unwrap_or_default();
+            self.emit_difference(before, after, &mut emit);
+        }
+        let mut done = emit.finish(self)?;
+        out.append(&mut done);
+        Ok(())
+    }
+
+    fn on_barrier(&mut self, _barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        let mut batch = StateWriteBatch::default();
+        self.rows.flush(&mut batch);
+        if !batch.is_empty() {
+            self.backend.write(self.namespace, batch)?;
+        }
+        self.rows.evict(self.cache_rows);
+        Ok(())
+    }
+
+    /// A partition's top rows can change with any later row, whatever its time.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Vec<StreamBatch>) -> ExecResult<Option<i64>> {
+        Ok(None)
+    }
+
+    fn state_rows(&self) -> u64 {
+        self.rows.total_rows
+    }
+
+    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
+        let handle = self.backend.snapshot_handle(self.namespace, 0..weir_plan::KEY_GROUPS)?;
+        let meta = self.rows.total_rows.to_le_bytes().to_vec();
+        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
+            handle.write_to(out)?;
+            Ok(())
+        });
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
+    }
+
+    fn restore(&mut self, meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let total = meta
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| ExecError::Internal("top-n snapshot: meta is corrupt".into()))?;
+        let input = deferred.ok_or_else(|| ExecError::Internal("top-n snapshot without its rows".into()))?;
+        self.backend.restore(self.namespace, input)?;
+        self.rows.reset_to_backend(total);
+        Ok(())
+    }
+}
+
+/// Output rows (row bytes and rank) turned into batches of at most [`OUTPUT_BATCH_ROWS`].
+struct Emitter {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    ranks: Vec<Option<u64>>,
+    ops: Vec<i8>,
+    done: Vec<StreamBatch>,
+}
+
+impl Emitter {
+    fn new() -> Self {
+        Self { bytes: Vec::new(), ends: Vec::new(), ranks: Vec::new(), ops: Vec::new(), done: Vec::new() }
+    }
+
+    fn push(&mut self, row: &[u8], rank: Option<u64>, op: i8) {
+        self.bytes.extend_from_slice(row);
+        self.ends.push(self.bytes.len());
+        self.ranks.push(rank);
+        self.ops.push(op);
+    }
+
+    fn finish(mut self, top: &TopN) -> ExecResult<Vec<StreamBatch>> {
+        let total = self.ops.len();
+        let mut start_row = 0;
+        let mut start_byte = 0;
+        while start_row < total {
+            let end_row = (start_row + OUTPUT_BATCH_ROWS).min(total);
+            let mut from = start_byte;
+            let parsed = self.ends[start_row..end_row].iter().map(|&end| {
+                let row = top.parser.parse(&self.bytes[from..end]);
+                from = end;
+                row
+            });
+            let columns = top.row_converter.convert_rows(parsed)?;
+            let skip = top.spec.order.len();
+            let mut output: Vec<ArrayRef> = columns.into_iter().skip(skip).take(top.spec.width).collect();
+            output.push(Arc::new(UInt64Array::from(self.ranks[start_row..end_row].to_vec())));
+            let options = RecordBatchOptions::new().with_row_count(Some(end_row - start_row));
+            let data = RecordBatch::try_new_with_options(top.schema.clone(), output, &options)?;
+            let ops = &self.ops[start_row..end_row];
+            self.done.push(match ops.iter().all(|&op| op == OP_INSERT) {
+                true => StreamBatch::inserts(data),
+                false => StreamBatch::with_ops(data, Int8Array::from(ops.to_vec())),
+            });
+            start_byte = self.ends[end_row - 1];
+            start_row = end_row;
+        }
+        Ok(self.done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::DataType;
+    use weir_plan::job_graph::{FieldSpec, SortColumn};
+    use weir_storage::keyed_state::InMemoryStateBackend;
+
+    use super::*;
+    use crate::operators::test_util::{assert_output, batch};
+
+    const NS: StateNamespace = StateNamespace { job: 5, vertex: 1, subtask: 0, operator_index: 0 };
+
+    fn top_n(limit: u64, emit_rank: bool, append_only_input: bool) -> TopN {
+        let spec = TopNSpec {
+            partition: vec![0],
+            order: vec![SortColumn { column: 1, descending: true, nulls_first: false }],
+            limit,
+            width: 3,
+            input_fields: vec![
+                FieldSpec::new("g", &DataType::Utf8),
+                FieldSpec::new("price", &DataType::Int64),
+                FieldSpec::new("id", &DataType::Int64),
+            ],
+            emit_rank,
+            append_only_input,
+        };
+        TopN::new(&spec, Arc::new(InMemoryStateBackend::default()), NS, usize::MAX).unwrap()
+    }
+
+    fn rows(g: Vec<&str>, price: Vec<i64>, id: Vec<i64>, ops: Option<Vec<i8>>) -> StreamBatch {
+        batch(
+            vec![
+                ("g", Arc::new(StringArray::from(g)) as ArrayRef),
+                ("price", Arc::new(Int64Array::from(price)) as ArrayRef),
+                ("id", Arc::new(Int64Array::from(id)) as ArrayRef),
+            ],
+            ops,
+        )
+    }
+
+    fn feed(op: &mut TopN, b: StreamBatch) -> Vec<StreamBatch> {
+        let mut out = Vec::new();
+        op.process_batch(0, b, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_deleted_top_row_is_replaced_by_the_next_and_ranks_move() {
+        let mut t = top_n(2, true, false);
+        let out = feed(&mut t, rows(vec!["a", "a", "a", "b"], vec![5, 9, 7, 1], vec![1, 2, 3, 4], None));
+        assert_output(
+            &out,
+            &[
+                "+----+---+-------+----+------+",
+                "| op | g | price | id | rank |",
+                "+----+---+-------+----+------+",
+                "| +  | a | 9     | 2  | 1    |",
+                "| +  | a | 7     | 3  | 2    |",
+                "| +  | b | 1     | 4  | 1    |",
+                "+----+---+-------+----+------+",
+            ],
+        );
+        let out = feed(&mut t, rows(vec!["a"], vec![9], vec![2], Some(vec![-1])));
+        assert_output(
+            &out,
+            &[
+                "+----+---+-------+----+------+",
+                "| op | g | price | id | rank |",
+                "+----+---+-------+----+------+",
+                "| -  | a | 9     | 2  | 1    |",
+                "| -  | a | 7     | 3  | 2    |",
+                "| +  | a | 7     | 3  | 1    |",
+                "| +  | a | 5     | 1  | 2    |",
+                "+----+---+-------+----+------+",
+            ],
+        );
+    }
+
+    #[test]
+    fn without_the_rank_a_row_that_only_moves_is_not_reemitted() {
+        let mut t = top_n(2, false, false);
+        feed(&mut t, rows(vec!["a", "a"], vec![5, 7], vec![1, 2], None));
+        let out = feed(&mut t, rows(vec!["a"], vec![9], vec![3], None));
+        assert_output(
+            &out,
+            &[
+                "+----+---+-------+----+------+",
+                "| op | g | price | id | rank |",
+                "+----+---+-------+----+------+",
+                "| -  | a | 5     | 1  |      |",
+                "| +  | a | 9     | 3  |      |",
+                "+----+---+-------+----+------+",
+            ],
+        );
+    }
+
+    #[test]
+    fn over_an_append_only_input_only_the_top_rows_are_kept() {
+        let mut t = top_n(1, false, true);
+        feed(&mut t, rows(vec!["a"; 5], vec![1, 2, 3, 4, 5], vec![1, 2, 3, 4, 5], None));
+        feed(&mut t, rows(vec!["b"; 3], vec![1, 2, 3], vec![6, 7, 8], None));
+        assert_eq!(t.state_rows(), 2);
+    }
+
+    #[test]
+    fn duplicates_take_one_rank_each_and_state_survives_a_snapshot() {
+        let mut t = top_n(3, true, false);
+        feed(&mut t, rows(vec!["a"; 3], vec![4, 4, 2], vec![1, 1, 9], None));
+        t.on_barrier(&Barrier::checkpoint(1), &mut Vec::new()).unwrap();
+        let snapshot = t.snapshot(false).unwrap().unwrap();
+        let mut bytes = Vec::new();
+        (snapshot.deferred.unwrap())(&mut bytes).unwrap();
+        let mut restored = top_n(3, true, false);
+        restored.restore(&snapshot.meta, Some(&mut bytes.as_slice())).unwrap();
+        let out = feed(&mut restored, rows(vec!["a"], vec![4], vec![1], Some(vec![-1])));
+        assert_output(
+            &out,
+            &[
+                "+----+---+-------+----+------+",
+                "| op | g | price | id | rank |",
+                "+----+---+-------+----+------+",
+                "| -  | a | 4     | 1  | 2    |",
+                "| -  | a | 2     | 9  | 3    |",
+                "| +  | a | 2     | 9  | 2    |",
+                "+----+---+-------+----+------+",
+            ],
+        );
+    }
+}
