@@ -21,11 +21,11 @@ use crate::message::Barrier;
 use crate::operators::filter::Filter;
 use crate::operators::hash_aggregate::HashAggregate;
 use crate::operators::hash_join::HashJoin;
-use crate::operators::top_n::TopN;
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::session_window::SessionWindow;
 use crate::operators::sink::{Sink, SinkConfig};
+use crate::operators::top_n::TopN;
 use crate::operators::union::Union;
 use crate::operators::window_assign::WindowAssign;
 use crate::operators::Operator;
@@ -224,8 +224,7 @@ impl LocalTaskManager {
                     if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
                         self.state.backend.drop_namespace(namespace)?;
                     }
-                    let op =
-                        TopN::new(spec, self.state.backend.clone(), namespace, self.state.cache_groups)?;
+                    let op = TopN::new(spec, self.state.backend.clone(), namespace, self.state.cache_groups)?;
                     schema = op.schema().clone();
                     operators.push(Box::new(op));
                 }

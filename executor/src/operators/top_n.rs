@@ -166,7 +166,12 @@ impl Operator for TopN {
         "TopN"
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
         if batch.is_empty() {
             return Ok(());
         }

@@ -9,7 +9,7 @@
 //! `RIGHT SEMI`/`RIGHT ANTI` (DataFusion's form of some `EXISTS` subqueries) are planned as
 //! left ones with the inputs swapped; the output order is restored by a projection.
 
-use datafusion::common::{DFSchema, NullEquality};
+use datafusion::common::NullEquality;
 use datafusion::logical_expr::expr::Cast;
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::{Expr, ExprSchemable, Join, JoinType, LogicalPlan};
@@ -17,7 +17,7 @@ use weir_plan::job_graph::{
     Edge, FieldSpec, JoinKind, JoinSpec, OperatorSpec, Partitioning, StreamProperties,
 };
 
-use super::{expr_sql, expr_sql_mapped, fields_of, Lowering, WithChain};
+use super::{expr_sql_mapped, fields_of, Lowering, WithChain};
 use crate::error::{sqlstate, SqlError, SqlResult};
 
 /// One input of the join as lowered: its vertex, its columns (with appended key columns),
@@ -141,29 +141,9 @@ impl Lowering<'_> {
     /// Lowers one input and appends its key expressions that are not plain columns.
     fn lower_join_input(&mut self, plan: &LogicalPlan, keys: &[Expr]) -> SqlResult<JoinInput> {
         let vertex = self.lower(plan)?;
-        let schema: &DFSchema = plan.schema();
-        let mut fields = fields_of(schema.as_arrow());
-        let width = fields.len();
-        let mut exprs: Vec<String> = (0..width).map(|i| format!("_c{i}")).collect();
-        let mut key_columns = Vec::new();
-        for key in keys {
-            let sql = expr_sql(key, schema)?;
-            match exprs.iter().position(|e| *e == sql) {
-                Some(existing) => key_columns.push(existing),
-                None => {
-                    exprs.push(sql);
-                    fields.push(FieldSpec::new(
-                        format!("_key{}", fields.len() - width),
-                        &key.get_type(schema)?,
-                    ));
-                    key_columns.push(exprs.len() - 1);
-                }
-            }
-        }
-        if exprs.len() > width {
-            self.push_project(vertex, exprs, fields.clone());
-        }
-        Ok(JoinInput { vertex, fields, keys: key_columns, width })
+        let width = plan.schema().fields().len();
+        let (fields, keys) = self.with_key_columns(vertex, plan.schema(), keys)?;
+        Ok(JoinInput { vertex, fields, keys, width })
     }
 
     /// What the join's output is: append-only only when nothing can be taken back, keyed

@@ -32,6 +32,7 @@ use weir_plan::job_graph::{
 use crate::window_tvf::WindowTvf;
 
 mod join;
+mod top_n;
 
 use crate::error::{SqlError, SqlResult};
 
@@ -91,6 +92,7 @@ pub fn plan_job_graph(
         catalog,
         emit_on_window_close: options.emit_on_window_close,
         emits_on_close: false,
+        pre_lowered: None,
     };
     // ORDER BY of a view's defining query does not order the view (as in RisingWave).
     let root = match plan {
@@ -161,11 +163,19 @@ struct Lowering<'a> {
     emit_on_window_close: bool,
     /// Set once an aggregate has been planned to emit on window close.
     emits_on_close: bool,
+    /// A plan node already lowered (a Top-N's window), and its vertex: lowering the nodes
+    /// above it ends there.
+    pre_lowered: Option<(*const LogicalPlan, usize)>,
 }
 
 impl Lowering<'_> {
     /// Lowers `plan`; returns the vertex whose chain produces its rows.
     fn lower(&mut self, plan: &LogicalPlan) -> SqlResult<usize> {
+        if let Some((node, vertex)) = self.pre_lowered {
+            if std::ptr::eq(plan, node) {
+                return Ok(vertex);
+            }
+        }
         match plan {
             LogicalPlan::TableScan(scan) => {
                 if scan.fetch.is_some() {
@@ -246,6 +256,9 @@ impl Lowering<'_> {
                 Ok(vertex)
             }
             LogicalPlan::Filter(filter) => {
+                if let Some(vertex) = self.try_lower_top_n(filter)? {
+                    return Ok(vertex);
+                }
                 let vertex = self.lower(&filter.input)?;
                 let predicate = expr_sql(&filter.predicate, filter.input.schema())?;
                 self.vertices[vertex].chain.push(OperatorSpec::Filter { predicate });
@@ -298,9 +311,10 @@ impl Lowering<'_> {
                 self.lower_window(window)
             }
             LogicalPlan::Join(join) => self.lower_join(join),
-            LogicalPlan::Window(_) => {
-                Err(SqlError::unsupported("window functions (OVER) in a materialized view"))
-            }
+            LogicalPlan::Window(_) => Err(SqlError::unsupported(
+                "window functions (OVER) in a materialized view, other than ROW_NUMBER() filtered by rank",
+            )
+            .with_hint("A view can keep the first N rows per group: SELECT ... FROM (SELECT ..., ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn FROM ...) WHERE rn <= N.")),
             LogicalPlan::Limit(_) => Err(SqlError::unsupported("LIMIT in a materialized view")),
             LogicalPlan::Sort(sort) if sort.fetch.is_some() => {
                 Err(SqlError::unsupported("LIMIT in a materialized view"))
@@ -526,6 +540,39 @@ impl Lowering<'_> {
             }
         }
         self.vertices[vertex].chain.push(OperatorSpec::Project { exprs, output });
+    }
+
+    /// Makes `keys` (expressions over `schema`, the vertex's output) columns of the vertex:
+    /// a plain column is used as it is, anything else is computed by a projection that
+    /// appends it. Returns the vertex's columns after that and each key's column.
+    fn with_key_columns(
+        &mut self,
+        vertex: usize,
+        schema: &DFSchema,
+        keys: &[Expr],
+    ) -> SqlResult<(Vec<FieldSpec>, Vec<usize>)> {
+        let mut fields = fields_of(schema.as_arrow());
+        let width = fields.len();
+        let mut exprs: Vec<String> = (0..width).map(|i| format!("_c{i}")).collect();
+        let mut key_columns = Vec::new();
+        for key in keys {
+            let sql = expr_sql(key, schema)?;
+            match exprs.iter().position(|e| *e == sql) {
+                Some(existing) => key_columns.push(existing),
+                None => {
+                    exprs.push(sql);
+                    fields.push(FieldSpec::new(
+                        format!("_key{}", fields.len() - width),
+                        &key.get_type(schema)?,
+                    ));
+                    key_columns.push(exprs.len() - 1);
+                }
+            }
+        }
+        if exprs.len() > width {
+            self.push_project(vertex, exprs, fields.clone());
+        }
+        Ok((fields, key_columns))
     }
 
     fn add_vertex(&mut self, parallelism: usize, source: Option<SourceSpec>, inputs: Vec<Edge>) -> usize {
