@@ -315,10 +315,11 @@ impl Lowering<'_> {
                 "window functions (OVER) in a materialized view, other than ROW_NUMBER() filtered by rank",
             )
             .with_hint("A view can keep the first N rows per group: SELECT ... FROM (SELECT ..., ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn FROM ...) WHERE rn <= N.")),
-            LogicalPlan::Limit(_) => Err(SqlError::unsupported("LIMIT in a materialized view")),
-            LogicalPlan::Sort(sort) if sort.fetch.is_some() => {
-                Err(SqlError::unsupported("LIMIT in a materialized view"))
-            }
+            LogicalPlan::Limit(_) => Err(SqlError::unsupported(
+                "LIMIT without ORDER BY (or with OFFSET) in a materialized view",
+            )
+            .with_hint("Which rows a bare LIMIT keeps depends on arrival order; ORDER BY ... LIMIT N keeps the first N.")),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => self.lower_sort_limit(sort),
             LogicalPlan::Sort(_) => Err(SqlError::unsupported("ORDER BY inside a materialized view's query")),
             LogicalPlan::Values(_) => Err(SqlError::unsupported("VALUES in a materialized view")),
             LogicalPlan::EmptyRelation(_) => {

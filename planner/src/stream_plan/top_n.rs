@@ -1,6 +1,7 @@
 //! Lowering Top-N: `ROW_NUMBER() OVER (PARTITION BY p ORDER BY o) AS rn` under a filter
 //! `rn <= N` (or `rn < N`, `rn = 1`) becomes a `TopN` vertex behind a hash exchange on `p`
-//! (a single subtask without `PARTITION BY`).
+//! (a single subtask without `PARTITION BY`); so does `ORDER BY o LIMIT N` (one partition,
+//! no rank).
 //!
 //! The filter is what makes the window function maintainable: a view cannot keep a rank for
 //! every row (one insert at the top would renumber the whole partition), but it can keep
@@ -9,7 +10,7 @@
 //! the rank, the `TopN` leaves it out so a row that only changes rank is not re-emitted.
 
 use datafusion::common::{Column, ScalarValue};
-use datafusion::logical_expr::{BinaryExpr, Expr, Filter, LogicalPlan, Operator, Window};
+use datafusion::logical_expr::{BinaryExpr, Expr, Filter, LogicalPlan, Operator, Sort, Window};
 use weir_plan::job_graph::{OperatorSpec, Partitioning, SortColumn, StreamProperties, TopNSpec};
 
 use super::{fields_of, unalias, Lowering, WithChain};
@@ -99,6 +100,39 @@ impl Lowering<'_> {
         let vertex = lowered?;
         self.drop_unread_rank(top, width);
         Ok(Some(vertex))
+    }
+
+    /// `ORDER BY ... LIMIT N`: a global Top-N (one subtask) without the rank.
+    pub(super) fn lower_sort_limit(&mut self, sort: &Sort) -> SqlResult<usize> {
+        let limit = sort.fetch.unwrap_or(0) as u64;
+        if limit == 0 {
+            return Err(SqlError::unsupported("LIMIT 0 in a materialized view"));
+        }
+        let input = self.lower(&sort.input)?;
+        let schema = sort.input.schema();
+        let width = schema.fields().len();
+        let keys: Vec<Expr> = sort.expr.iter().map(|s| s.expr.clone()).collect();
+        let (input_fields, order_columns) = self.with_key_columns(input, schema, &keys)?;
+        let order = sort
+            .expr
+            .iter()
+            .zip(order_columns)
+            .map(|(s, column)| SortColumn { column, descending: !s.asc, nulls_first: s.nulls_first })
+            .collect();
+        let spec = TopNSpec {
+            partition: vec![],
+            order,
+            limit,
+            width,
+            input_fields,
+            emit_rank: false,
+            append_only_input: self.vertices[input].output.append_only,
+        };
+        let edge = weir_plan::job_graph::Edge { from: input, partitioning: Partitioning::Single };
+        let top = self.add_vertex(1, None, vec![edge]).with_chain(self, OperatorSpec::TopN(spec));
+        self.vertices[top].output = StreamProperties { append_only: false, ..Default::default() };
+        self.push_project(top, (0..width).map(|i| format!("_c{i}")).collect(), fields_of(schema.as_arrow()));
+        Ok(top)
     }
 
     /// If the operator after the `TopN` is a projection that does not read the rank, the
