@@ -313,6 +313,25 @@ pub struct JoinSpec {
     pub left_state_bound: Option<String>,
     #[serde(default)]
     pub right_state_bound: Option<String>,
+    /// Interval join bounds: a row of that side can no longer match once the watermark
+    /// passes its time plus the offset (derived from the join condition over event-time
+    /// columns); it is then dropped, and rows later than the watermark are dropped as late.
+    #[serde(default)]
+    pub left_expiry: Option<TimeBound>,
+    #[serde(default)]
+    pub right_expiry: Option<TimeBound>,
+    /// State time-to-live (`streaming_state_ttl`, `WITH (state_ttl = ...)`): a row not
+    /// written for this long (wall-clock) is dropped. Only where nothing else bounds state.
+    #[serde(default)]
+    pub state_ttl_ms: Option<u64>,
+}
+
+/// A row whose timestamp column `column` holds `t` may match rows of the other side only
+/// up to event time `t + offset_us`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TimeBound {
+    pub column: usize,
+    pub offset_us: i64,
 }
 
 /// Top-N per partition: `ROW_NUMBER() OVER (PARTITION BY partition ORDER BY order)` kept
@@ -330,6 +349,9 @@ pub struct TopNSpec {
     pub input_fields: Vec<FieldSpec>,
     pub emit_rank: bool,
     pub append_only_input: bool,
+    /// State time-to-live in wall-clock milliseconds (see [`JoinSpec::state_ttl_ms`]).
+    #[serde(default)]
+    pub state_ttl_ms: Option<u64>,
 }
 
 impl TopNSpec {

@@ -16,7 +16,7 @@
 //! Eviction happens right after a flush, when every key is clean.
 //!
 //! Stored layout, under the join's namespace and the row's key group:
-//! `tag (1 byte: a join's side) | key length (u32 LE) | key bytes | row bytes` → `count (i64 LE) | degree (i64 LE)`,
+//! `tag (1 byte: a join's side) | key length (u32 LE) | key bytes | row bytes` → `count | degree | expires` (each i64 LE),
 //! where key and row bytes are Arrow's row format of the key columns and of the whole row.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,17 +26,26 @@ use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBat
 use crate::error::{ExecError, ExecResult};
 
 /// A stored row's multiplicity and degree.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowState {
     /// Copies of the row (0: deleted since the last flush; removed then).
     pub count: i64,
     /// Rows of the other side matching it, with their multiplicity (only where tracked).
     pub degree: i64,
+    /// The row is dropped once the operator's clock passes this (`i64::MAX`: never). The
+    /// clock is the operator's: event time for an interval join, wall time for a TTL.
+    pub expires: i64,
     /// Changed since the last flush (and listed in the key's `dirty`).
     dirty: bool,
 }
 
-/// The rows of one join key.
+impl Default for RowState {
+    fn default() -> Self {
+        Self { count: 0, degree: 0, expires: i64::MAX, dirty: false }
+    }
+}
+
+/// The rows of one key.
 #[derive(Debug, Default)]
 pub struct RowsOfKey {
     pub rows: BTreeMap<Box<[u8]>, RowState>,
@@ -68,7 +77,15 @@ pub struct KeyedRows {
     /// The backend may hold keys that are not in memory (after an eviction or a restore).
     backend_has_more: bool,
     flushes: u64,
+    /// Keys holding rows that expire, by expiry (rounded up to [`EXPIRY_GRANULE`]): where
+    /// [`Self::expire`] looks, so that it never walks rows that cannot have expired. A key
+    /// may be listed more than once, or after its rows are gone.
+    by_expiry: BTreeMap<i64, Vec<Box<[u8]>>>,
 }
+
+/// Expiry times are grouped into buckets this wide (in the operator's clock units), so a
+/// busy key is listed once per bucket rather than once per row.
+const EXPIRY_GRANULE: i64 = 1 << 17;
 
 impl KeyedRows {
     pub fn new(tag: u8) -> Self {
@@ -81,6 +98,7 @@ impl KeyedRows {
             total_rows: 0,
             backend_has_more: false,
             flushes: 0,
+            by_expiry: BTreeMap::new(),
         }
     }
 
@@ -108,8 +126,8 @@ impl KeyedRows {
                 let mut corrupt = false;
                 backend.scan(ns, key_group..key_group + 1, &prefix, &mut |_, stored, value| {
                     match (stored.get(prefix.len()..), decode_value(value)) {
-                        (Some(row), Some((count, degree))) if count > 0 => {
-                            entry.rows.insert(row.into(), RowState { count, degree, dirty: false });
+                        (Some(row), Some((count, degree, expires))) if count > 0 => {
+                            entry.rows.insert(row.into(), RowState { count, degree, expires, dirty: false });
                         }
                         _ => corrupt = true,
                     }
@@ -136,9 +154,10 @@ impl KeyedRows {
         self.keys.get(key)
     }
 
-    /// Adds `delta` copies of `row` under the resident `key`, setting its degree. A delete of
-    /// a row the side does not hold is an error: the input's changelog is inconsistent.
-    pub fn apply(&mut self, key: &[u8], row: &[u8], delta: i64, degree: i64) -> ExecResult<()> {
+    /// Adds `delta` copies of `row` under the resident `key`, setting its degree and when it
+    /// expires (`i64::MAX`: never). A delete of a row the side does not hold is an error: the
+    /// input's changelog is inconsistent.
+    pub fn apply(&mut self, key: &[u8], row: &[u8], delta: i64, degree: i64, expires: i64) -> ExecResult<()> {
         let entry = self.keys.get_mut(key).ok_or_else(not_loaded)?;
         let state = match entry.rows.get_mut(row) {
             Some(state) => state,
@@ -153,6 +172,14 @@ impl KeyedRows {
         }
         state.count = after;
         state.degree = degree;
+        if expires != i64::MAX && after > 0 && state.expires != expires {
+            let bucket = expires.saturating_add(EXPIRY_GRANULE - 1).div_euclid(EXPIRY_GRANULE);
+            let keys = self.by_expiry.entry(bucket).or_default();
+            if keys.last().is_none_or(|last| **last != *key) {
+                keys.push(key.into());
+            }
+        }
+        state.expires = expires;
         let newly_dirty = !state.dirty;
         state.dirty = true;
         if newly_dirty {
@@ -206,7 +233,11 @@ impl KeyedRows {
                 match entry.rows.get_mut(&row) {
                     Some(state) if state.count > 0 => {
                         state.dirty = false;
-                        batch.put(entry.key_group, stored, encode_value(state.count, state.degree).to_vec());
+                        batch.put(
+                            entry.key_group,
+                            stored,
+                            encode_value(state.count, state.degree, state.expires).to_vec(),
+                        );
                     }
                     _ => {
                         entry.rows.remove(&row);
@@ -243,12 +274,99 @@ impl KeyedRows {
     }
 
     /// Forgets everything in memory: the backend now holds the side's state (a restore).
-    pub fn reset_to_backend(&mut self, total_rows: u64) {
+    /// Rows that expire are indexed again from the backend.
+    pub fn reset_to_backend(
+        &mut self,
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+        total_rows: u64,
+    ) -> ExecResult<()> {
         self.keys.clear();
         self.dirty_keys.clear();
+        self.by_expiry.clear();
         self.cached_rows = 0;
         self.total_rows = total_rows;
         self.backend_has_more = true;
+        let mut by_expiry: BTreeMap<i64, Vec<Box<[u8]>>> = BTreeMap::new();
+        backend.scan(ns, 0..weir_plan::KEY_GROUPS, &[self.side], &mut |_, stored, value| {
+            let key = stored
+                .get(1..5)
+                .and_then(|l| l.try_into().ok())
+                .map(|l| u32::from_le_bytes(l) as usize)
+                .and_then(|len| stored.get(5..5 + len));
+            if let (Some(key), Some((_, _, expires))) = (key, decode_value(value)) {
+                if expires != i64::MAX {
+                    let bucket = expires.saturating_add(EXPIRY_GRANULE - 1).div_euclid(EXPIRY_GRANULE);
+                    let keys = by_expiry.entry(bucket).or_default();
+                    if keys.last().is_none_or(|last| **last != *key) {
+                        keys.push(key.into());
+                    }
+                }
+            }
+            true
+        })?;
+        self.by_expiry = by_expiry;
+        Ok(())
+    }
+
+    /// Drops every row whose expiry is before `now` (deletes written at the next flush);
+    /// returns how many distinct rows went. Walks only keys listed with expiries before
+    /// `now`, loading evicted ones from the backend; `key_group` gives a key's key group.
+    pub fn expire(
+        &mut self,
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+        now: i64,
+        key_group: &dyn Fn(&[u8]) -> ExecResult<u16>,
+    ) -> ExecResult<u64> {
+        let mut dropped = 0;
+        for key in self.take_due(now) {
+            let group = self.key_group_of(&key, key_group)?;
+            dropped += self.expire_key(backend, ns, group, &key, now)?;
+        }
+        Ok(dropped)
+    }
+
+    /// The keys that may hold rows expiring before `now` (each once), no longer listed:
+    /// the caller passes each to [`Self::expire_key`].
+    pub fn take_due(&mut self, now: i64) -> Vec<Box<[u8]>> {
+        // Buckets wholly before `now`; a partly passed bucket is looked at again later.
+        let due = now.div_euclid(EXPIRY_GRANULE);
+        let later = self.by_expiry.split_off(&due);
+        let buckets = std::mem::replace(&mut self.by_expiry, later);
+        let mut keys: Vec<Box<[u8]>> = buckets.into_values().flatten().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The key group of `key`: its entry's if resident, else computed by `key_group`.
+    pub fn key_group_of(&self, key: &[u8], key_group: &dyn Fn(&[u8]) -> ExecResult<u16>) -> ExecResult<u16> {
+        match self.keys.get(key) {
+            Some(entry) => Ok(entry.key_group),
+            None => key_group(key),
+        }
+    }
+
+    /// Loads `key` and drops its rows that expire before `now`; returns how many went.
+    pub fn expire_key(
+        &mut self,
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+        key_group: u16,
+        key: &[u8],
+        now: i64,
+    ) -> ExecResult<u64> {
+        let expired: Vec<(Box<[u8]>, RowState)> = self
+            .load(backend, ns, key_group, key)?
+            .live()
+            .filter(|(_, s)| s.expires < now)
+            .map(|(r, s)| (Box::from(r), s))
+            .collect();
+        for (row, state) in &expired {
+            self.apply(key, row, -state.count, state.degree, i64::MAX)?;
+        }
+        Ok(expired.len() as u64)
     }
 
     /// Rows in memory.
@@ -262,17 +380,19 @@ fn not_loaded() -> ExecError {
     ExecError::Internal("join state: key not loaded".into())
 }
 
-fn encode_value(count: i64, degree: i64) -> [u8; 16] {
-    let mut value = [0u8; 16];
+fn encode_value(count: i64, degree: i64, expires: i64) -> [u8; 24] {
+    let mut value = [0u8; 24];
     value[..8].copy_from_slice(&count.to_le_bytes());
-    value[8..].copy_from_slice(&degree.to_le_bytes());
+    value[8..16].copy_from_slice(&degree.to_le_bytes());
+    value[16..].copy_from_slice(&expires.to_le_bytes());
     value
 }
 
-fn decode_value(value: &[u8]) -> Option<(i64, i64)> {
+fn decode_value(value: &[u8]) -> Option<(i64, i64, i64)> {
     let count = i64::from_le_bytes(value.get(..8)?.try_into().ok()?);
     let degree = i64::from_le_bytes(value.get(8..16)?.try_into().ok()?);
-    Some((count, degree))
+    let expires = i64::from_le_bytes(value.get(16..24)?.try_into().ok()?);
+    Some((count, degree, expires))
 }
 
 #[cfg(test)]
@@ -298,10 +418,10 @@ mod tests {
         let mut side = KeyedRows::new(0);
         for (key, group) in [(b"k1", 3u16), (b"k2", 7)] {
             side.load(&backend, NS, group, key).unwrap();
-            side.apply(key, b"row-a", 2, 1).unwrap();
-            side.apply(key, b"row-b", 1, 0).unwrap();
+            side.apply(key, b"row-a", 2, 1, i64::MAX).unwrap();
+            side.apply(key, b"row-b", 1, 0, i64::MAX).unwrap();
         }
-        side.apply(b"k1", b"row-b", -1, 0).unwrap();
+        side.apply(b"k1", b"row-b", -1, 0, i64::MAX).unwrap();
         assert_eq!(side.total_rows, 3);
         let mut batch = StateWriteBatch::default();
         side.flush(&mut batch);
@@ -316,7 +436,7 @@ mod tests {
         assert_eq!(rows(&side, b"k2"), vec![(b"row-a".to_vec(), 2, 1), (b"row-b".to_vec(), 1, 0)]);
         // The same key bytes on the other side are another entry.
         let mut other = KeyedRows::new(1);
-        other.reset_to_backend(0);
+        other.reset_to_backend(&backend, NS, 0).unwrap();
         assert!(other.load(&backend, NS, 3, b"k1").unwrap().rows.is_empty());
     }
 
@@ -325,16 +445,16 @@ mod tests {
         let backend = InMemoryStateBackend::default();
         let mut side = KeyedRows::new(0);
         side.load(&backend, NS, 0, b"k").unwrap();
-        side.apply(b"k", b"r", 1, 0).unwrap();
+        side.apply(b"k", b"r", 1, 0, i64::MAX).unwrap();
         let mut batch = StateWriteBatch::default();
         side.flush(&mut batch);
         backend.write(NS, batch).unwrap();
-        side.apply(b"k", b"r", -1, 0).unwrap();
+        side.apply(b"k", b"r", -1, 0, i64::MAX).unwrap();
         let mut batch = StateWriteBatch::default();
         side.flush(&mut batch);
         backend.write(NS, batch).unwrap();
-        side.reset_to_backend(0);
+        side.reset_to_backend(&backend, NS, 0).unwrap();
         assert!(side.load(&backend, NS, 0, b"k").unwrap().rows.is_empty());
-        assert!(side.apply(b"k", b"r", -1, 0).is_err());
+        assert!(side.apply(b"k", b"r", -1, 0, i64::MAX).is_err());
     }
 }

@@ -44,6 +44,8 @@ pub struct TopN {
     backend: Arc<dyn KeyedStateBackend>,
     namespace: StateNamespace,
     cache_rows: usize,
+    /// State time-to-live in microseconds of wall-clock time.
+    ttl_us: Option<i64>,
 }
 
 /// A partition's top rows: (row bytes, rank).
@@ -90,6 +92,7 @@ impl TopN {
             backend,
             namespace,
             cache_rows: cache_rows.max(1),
+            ttl_us: spec.state_ttl_ms.map(|ms| i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)),
         })
     }
 
@@ -126,9 +129,42 @@ impl TopN {
             }
         }
         for (row, extra) in drop {
-            self.rows.apply(key, &row, -extra, 0)?;
+            self.rows.apply(key, &row, -extra, 0, i64::MAX)?;
         }
         Ok(())
+    }
+
+    /// Drops rows that outlived the TTL; a partition whose first rows change that way shows
+    /// the next rows in their place.
+    fn expire_ttl(&mut self, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        let now = wall_clock_us();
+        let backend = self.backend.clone();
+        let mut emit = Emitter::new();
+        for key in self.rows.take_due(now) {
+            let group = self.rows.key_group_of(&key, &|key| self.partition_key_group(key))?;
+            self.rows.load(backend.as_ref(), self.namespace, group, &key)?;
+            let before = self.top(&key);
+            if self.rows.expire_key(backend.as_ref(), self.namespace, group, &key, now)? > 0 {
+                let after = self.top(&key);
+                self.emit_difference(before, after, &mut emit);
+            }
+        }
+        out.append(&mut emit.finish(self)?);
+        Ok(())
+    }
+
+    /// The key group of a partition key in row bytes (for partitions not in memory).
+    fn partition_key_group(&self, key: &[u8]) -> ExecResult<u16> {
+        let Some(converter) = &self.partition_converter else { return Ok(0) };
+        let columns = converter.convert_rows([converter.parser().parse(key)])?;
+        let fields: Vec<arrow::datatypes::Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| arrow::datatypes::Field::new(format!("p{i}"), c.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?;
+        let all: Vec<usize> = (0..self.spec.partition.len()).collect();
+        Ok(key_groups(&StreamBatch::inserts(batch), &all)?.first().copied().unwrap_or(0) as u16)
     }
 
     /// Emits the change from `before` to `after` for one partition.
@@ -198,6 +234,7 @@ impl Operator for TopN {
         let mut touched: Vec<Box<[u8]>> = Vec::new();
         let mut before: HashMap<Box<[u8]>, Ranked> = HashMap::new();
         let backend = self.backend.clone();
+        let expires = self.ttl_us.map_or(i64::MAX, |ttl| wall_clock_us().saturating_add(ttl));
         for (i, group) in groups.into_iter().enumerate() {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
             self.rows.load(backend.as_ref(), self.namespace, group as u16, key)?;
@@ -206,7 +243,7 @@ impl Operator for TopN {
                 touched.push(key.into());
             }
             let delta = if batch.op(i) == OP_DELETE { -1 } else { 1 };
-            self.rows.apply(key, rows.row(i).data(), delta, 0)?;
+            self.rows.apply(key, rows.row(i).data(), delta, 0, expires)?;
         }
         let mut emit = Emitter::new();
         for key in touched {
@@ -222,7 +259,10 @@ impl Operator for TopN {
         Ok(())
     }
 
-    fn on_barrier(&mut self, _barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn on_barrier(&mut self, _barrier: &Barrier, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        if self.ttl_us.is_some() {
+            self.expire_ttl(out)?;
+        }
         let mut batch = StateWriteBatch::default();
         self.rows.flush(&mut batch);
         if !batch.is_empty() {
@@ -259,9 +299,14 @@ impl Operator for TopN {
             .ok_or_else(|| ExecError::Internal("top-n snapshot: meta is corrupt".into()))?;
         let input = deferred.ok_or_else(|| ExecError::Internal("top-n snapshot without its rows".into()))?;
         self.backend.restore(self.namespace, input)?;
-        self.rows.reset_to_backend(total);
+        self.rows.reset_to_backend(self.backend.as_ref(), self.namespace, total)?;
         Ok(())
     }
+}
+
+fn wall_clock_us() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Output rows (row bytes and rank) turned into batches of at most [`OUTPUT_BATCH_ROWS`].
@@ -340,6 +385,7 @@ mod tests {
             ],
             emit_rank,
             append_only_input,
+            state_ttl_ms: None,
         };
         TopN::new(&spec, Arc::new(InMemoryStateBackend::default()), NS, usize::MAX).unwrap()
     }
@@ -442,5 +488,52 @@ mod tests {
                 "+----+---+-------+----+------+",
             ],
         );
+    }
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::DataType;
+    use weir_plan::job_graph::{FieldSpec, SortColumn};
+    use weir_storage::keyed_state::InMemoryStateBackend;
+
+    use super::*;
+    use crate::operators::test_util::{batch, format};
+
+    #[test]
+    fn a_top_row_that_outlives_the_ttl_gives_way_to_the_next() {
+        let spec = TopNSpec {
+            partition: vec![0],
+            order: vec![SortColumn { column: 1, descending: true, nulls_first: false }],
+            limit: 1,
+            width: 2,
+            input_fields: vec![FieldSpec::new("g", &DataType::Utf8), FieldSpec::new("v", &DataType::Int64)],
+            emit_rank: false,
+            append_only_input: false,
+            state_ttl_ms: Some(1000),
+        };
+        let ns = StateNamespace { job: 6, vertex: 1, subtask: 0, operator_index: 0 };
+        let mut t = TopN::new(&spec, Arc::new(InMemoryStateBackend::default()), ns, usize::MAX).unwrap();
+        let rows = |v: Vec<i64>| {
+            batch(
+                vec![
+                    ("g", Arc::new(StringArray::from(vec!["a"; v.len()])) as ArrayRef),
+                    ("v", Arc::new(Int64Array::from(v)) as ArrayRef),
+                ],
+                None,
+            )
+        };
+        let mut out = Vec::new();
+        t.process_batch(0, rows(vec![9]), &mut out).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        t.process_batch(0, rows(vec![5]), &mut out).unwrap();
+        // At 1.2 s 9 has expired (checked in buckets of about 131 ms) and 5 (1.6 s) not.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let mut expired = Vec::new();
+        t.on_barrier(&Barrier::new(1), &mut expired).unwrap();
+        let lines = format(&expired);
+        assert_eq!(&lines[3..5], &["| -  | a | 9 |      |", "| +  | a | 5 |      |"], "{lines:#?}");
+        assert_eq!(t.state_rows(), 1);
     }
 }

@@ -27,12 +27,14 @@ use std::sync::Arc;
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, RecordBatchOptions,
+    TimestampMicrosecondArray,
 };
 use arrow::buffer::NullBuffer;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, RowParser, SortField};
 use datafusion::physical_expr::PhysicalExpr;
-use weir_plan::job_graph::{schema_of, JoinKind, JoinSpec};
+use weir_plan::job_graph::{schema_of, JoinKind, JoinSpec, TimeBound};
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
 use super::keyed_rows::{KeyedRows, RowState};
@@ -59,10 +61,12 @@ struct SideInfo {
     /// Whether this side's rows need their degree (they are emitted while unmatched, or,
     /// for semi and anti joins, by whether they are matched).
     tracks_degree: bool,
+    /// Interval join: when a row of this side can no longer match.
+    expiry: Option<TimeBound>,
 }
 
 impl SideInfo {
-    fn new(schema: &SchemaRef, keys: &[usize], tracks_degree: bool) -> ExecResult<Self> {
+    fn new(schema: &SchemaRef, keys: &[usize], tracks_degree: bool, expiry: Option<TimeBound>) -> ExecResult<Self> {
         let sort = |i: usize| -> ExecResult<SortField> {
             let field = schema
                 .fields()
@@ -76,7 +80,33 @@ impl SideInfo {
         let nulls: Vec<ArrayRef> = schema.fields().iter().map(|f| new_null_array(f.data_type(), 1)).collect();
         let null_row = row_converter.convert_columns(&nulls)?.row(0).as_ref().into();
         let parser = row_converter.parser();
-        Ok(Self { keys: keys.to_vec(), key_converter, row_converter, parser, null_row, tracks_degree })
+        Ok(Self { keys: keys.to_vec(), key_converter, row_converter, parser, null_row, tracks_degree, expiry })
+    }
+
+    /// The key group of a key in row bytes (for keys that are not in memory).
+    fn key_group(&self, key: &[u8]) -> ExecResult<u16> {
+        let columns = self.key_converter.convert_rows([self.key_converter.parser().parse(key)])?;
+        let fields: Vec<Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("k{i}"), c.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let all: Vec<usize> = (0..self.keys.len()).collect();
+        let groups = key_groups(&StreamBatch::inserts(batch), &all)?;
+        Ok(groups.first().copied().unwrap_or(0) as u16)
+    }
+
+    /// The event time (microseconds) of each row of `batch`, if this side has an expiry.
+    fn times(&self, batch: &StreamBatch) -> ExecResult<Option<TimestampMicrosecondArray>> {
+        let Some(bound) = self.expiry else { return Ok(None) };
+        let column = batch
+            .data
+            .columns()
+            .get(bound.column)
+            .ok_or_else(|| ExecError::InvalidGraph(format!("join time column {} out of range", bound.column)))?;
+        let micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+        Ok(micros.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned())
     }
 }
 
@@ -93,6 +123,12 @@ pub struct HashJoin {
     namespace: StateNamespace,
     /// Rows each side keeps in memory before evicting keys to the backend.
     cache_rows: usize,
+    /// State time-to-live in microseconds of wall-clock time.
+    ttl_us: Option<i64>,
+    /// The input watermark (event time in microseconds); rows of a side with an expiry
+    /// that are older are late.
+    watermark: i64,
+    late_rows: u64,
 }
 
 impl HashJoin {
@@ -108,9 +144,13 @@ impl HashJoin {
         }
         let left_schema = schema_of(&spec.left_fields)?;
         let right_schema = schema_of(&spec.right_fields)?;
-        let left =
-            SideInfo::new(&left_schema, &spec.left_keys, spec.kind.pads_left() || spec.kind.left_only())?;
-        let right = SideInfo::new(&right_schema, &spec.right_keys, spec.kind.pads_right())?;
+        let left = SideInfo::new(
+            &left_schema,
+            &spec.left_keys,
+            spec.kind.pads_left() || spec.kind.left_only(),
+            spec.left_expiry,
+        )?;
+        let right = SideInfo::new(&right_schema, &spec.right_keys, spec.kind.pads_right(), spec.right_expiry)?;
         let mut pair_fields = left_schema.fields().to_vec();
         pair_fields.extend(right_schema.fields().iter().cloned());
         let pair_schema = Arc::new(Schema::new(pair_fields));
@@ -126,6 +166,9 @@ impl HashJoin {
             backend,
             namespace,
             cache_rows: cache_rows.max(1),
+            ttl_us: spec.state_ttl_ms.map(|ms| i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)),
+            watermark: i64::MIN,
+            late_rows: 0,
         })
     }
 
@@ -220,6 +263,7 @@ impl HashJoin {
         key_group: u16,
         row: &[u8],
         op: i8,
+        expires: i64,
         emit: &mut Emitter,
     ) -> ExecResult<()> {
         let other = 1 - side;
@@ -235,7 +279,7 @@ impl HashJoin {
         let degree: i64 = matches.clone().map(|(_, s)| s.count).sum();
         let delta = if op == OP_DELETE { -1 } else { 1 };
         let tracks = self.sides[side].tracks_degree;
-        self.states[side].apply(key, row, delta, if tracks { degree } else { 0 })?;
+        self.states[side].apply(key, row, delta, if tracks { degree } else { 0 }, expires)?;
 
         if self.kind.left_only() {
             let semi = self.kind == JoinKind::LeftSemi;
@@ -325,15 +369,30 @@ impl Operator for HashJoin {
         let rows = info.row_converter.convert_columns(batch.data.columns())?;
         let groups = key_groups(&batch, &info.keys)?;
         let null_keys = self.null_keys(input, &batch);
+        let times = info.times(&batch)?;
+        let bound = info.expiry;
+        let ttl_expiry = self.ttl_us.map(|ttl| wall_clock_us().saturating_add(ttl));
         let mut emit = Emitter::default();
         for (i, group) in groups.into_iter().enumerate() {
             let op = batch.op(i);
             let row = rows.row(i);
+            let expires = match (&times, bound) {
+                (Some(times), Some(bound)) if times.is_valid(i) => {
+                    let time = times.value(i);
+                    // Its matches may be gone already: dropped, as windows drop late rows.
+                    if time < self.watermark {
+                        self.late_rows += 1;
+                        continue;
+                    }
+                    time.saturating_add(bound.offset_us)
+                }
+                _ => ttl_expiry.unwrap_or(i64::MAX),
+            };
             if null_keys.as_ref().is_some_and(|n| n.is_null(i)) {
                 self.unmatched(input, row.as_ref(), op, &mut emit)?;
                 continue;
             }
-            self.apply(input, keys.row(i).as_ref(), group as u16, row.as_ref(), op, &mut emit)?;
+            self.apply(input, keys.row(i).as_ref(), group as u16, row.as_ref(), op, expires, &mut emit)?;
         }
         emit.flush(self)?;
         out.append(&mut emit.done);
@@ -341,13 +400,30 @@ impl Operator for HashJoin {
     }
 
     fn on_barrier(&mut self, _barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        // Rows that can no longer match (interval joins) or have outlived the TTL go first.
+        let now = wall_clock_us();
+        for side in [LEFT, RIGHT] {
+            let clock = match (self.sides[side].expiry, self.ttl_us) {
+                (Some(_), _) => self.watermark,
+                (None, Some(_)) => now,
+                (None, None) => continue,
+            };
+            let info = &self.sides[side];
+            self.states[side].expire(self.backend.as_ref(), self.namespace, clock, &|key| info.key_group(key))?;
+        }
         self.flush()
     }
 
     /// A regular join may emit a row of any age whenever the other side changes, so no
-    /// watermark holds for its output: it is not forwarded.
-    fn on_watermark(&mut self, _watermark: i64, _out: &mut Vec<StreamBatch>) -> ExecResult<Option<i64>> {
+    /// watermark holds for its output: it is not forwarded. An interval join uses it to
+    /// drop rows that can no longer match.
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Vec<StreamBatch>) -> ExecResult<Option<i64>> {
+        self.watermark = self.watermark.max(watermark);
         Ok(None)
+    }
+
+    fn late_rows(&self) -> u64 {
+        self.late_rows
     }
 
     fn state_rows(&self) -> u64 {
@@ -357,9 +433,11 @@ impl Operator for HashJoin {
     fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         // `on_barrier` flushed: the backend holds both sides as of the barrier.
         let handle = self.backend.snapshot_handle(self.namespace, 0..weir_plan::KEY_GROUPS)?;
-        let mut meta = Vec::with_capacity(16);
+        let mut meta = Vec::with_capacity(32);
         meta.extend_from_slice(&self.states[LEFT].total_rows.to_le_bytes());
         meta.extend_from_slice(&self.states[RIGHT].total_rows.to_le_bytes());
+        meta.extend_from_slice(&self.watermark.to_le_bytes());
+        meta.extend_from_slice(&self.late_rows.to_le_bytes());
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
             handle.write_to(out)?;
             Ok(())
@@ -375,12 +453,19 @@ impl Operator for HashJoin {
                 .ok_or_else(|| ExecError::Internal("join snapshot: meta is corrupt".into()))
         };
         let (left, right) = (count(0..8)?, count(8..16)?);
+        self.watermark = count(16..24)? as i64;
+        self.late_rows = count(24..32)?;
         let input = deferred.ok_or_else(|| ExecError::Internal("join snapshot without its rows".into()))?;
         self.backend.restore(self.namespace, input)?;
-        self.states[LEFT].reset_to_backend(left);
-        self.states[RIGHT].reset_to_backend(right);
+        self.states[LEFT].reset_to_backend(self.backend.as_ref(), self.namespace, left)?;
+        self.states[RIGHT].reset_to_backend(self.backend.as_ref(), self.namespace, right)?;
         Ok(())
     }
+}
+
+fn wall_clock_us() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Collects output rows as row bytes of each side and turns them into batches of at most

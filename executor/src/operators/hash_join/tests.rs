@@ -21,6 +21,9 @@ fn spec(kind: JoinKind, filter: Option<&str>) -> JoinSpec {
         filter: filter.map(str::to_string),
         left_state_bound: None,
         right_state_bound: None,
+        left_expiry: None,
+        right_expiry: None,
+        state_ttl_ms: None,
     }
 }
 
@@ -251,4 +254,66 @@ fn a_retraction_of_a_row_never_inserted_is_an_error_not_a_wrong_answer() {
     let mut out = Vec::new();
     let result = j.process_batch(LEFT, side(vec![Some(1)], vec!["a"], Some(vec![-1])), &mut out);
     assert!(result.is_err());
+}
+
+fn timed(keys: Vec<i64>, seconds: Vec<i64>) -> StreamBatch {
+    let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+    batch(
+        vec![
+            ("k", Arc::new(Int64Array::from(keys)) as ArrayRef),
+            ("t", Arc::new(arrow::array::TimestampMicrosecondArray::from(micros)) as ArrayRef),
+        ],
+        None,
+    )
+}
+
+/// `ON l.k = r.k AND l.t BETWEEN r.t - 10 s AND r.t`: a left row can match right rows up to
+/// `l.t + 10 s`, a right row left rows up to `r.t`.
+fn interval_join() -> HashJoin {
+    let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+    let spec = JoinSpec {
+        left_fields: vec![FieldSpec::new("k", &DataType::Int64), FieldSpec::new("t", &ts)],
+        right_fields: vec![FieldSpec::new("k2", &DataType::Int64), FieldSpec::new("t2", &ts)],
+        filter: Some("_c1 >= _c3 - INTERVAL '10' SECOND AND _c1 <= _c3".into()),
+        left_expiry: Some(weir_plan::job_graph::TimeBound { column: 1, offset_us: 10_000_000 }),
+        right_expiry: Some(weir_plan::job_graph::TimeBound { column: 1, offset_us: 0 }),
+        ..spec(JoinKind::Inner, None)
+    };
+    HashJoin::new(&spec, &ExprCompiler::default(), Arc::new(InMemoryStateBackend::default()), NS, usize::MAX)
+        .unwrap()
+}
+
+#[test]
+fn an_interval_join_drops_rows_the_watermark_has_closed_and_late_rows() {
+    let mut j = interval_join();
+    feed(&mut j, LEFT, timed(vec![1, 1], vec![100, 130]));
+    let out = feed(&mut j, RIGHT, timed(vec![1], vec![105]));
+    assert_eq!(out.iter().map(StreamBatch::num_rows).sum::<usize>(), 1);
+    assert_eq!(j.state_rows(), 3);
+    // At watermark 111 s the left row of 100 s (open until 110 s) and the right row of
+    // 105 s (open until 105 s) can match nothing more.
+    j.on_watermark(111_000_000, &mut Vec::new()).unwrap();
+    j.on_barrier(&Barrier::new(1), &mut Vec::new()).unwrap();
+    assert_eq!(j.state_rows(), 1);
+    // A left row older than the watermark is late: dropped and counted.
+    let out = feed(&mut j, LEFT, timed(vec![1], vec![104]));
+    assert!(out.is_empty());
+    assert_eq!(j.late_rows(), 1);
+    // The left row of 130 s still matches a right row of 135 s.
+    let out = feed(&mut j, RIGHT, timed(vec![1], vec![135]));
+    assert_eq!(out.iter().map(StreamBatch::num_rows).sum::<usize>(), 1);
+}
+
+#[test]
+fn rows_outlive_no_state_ttl() {
+    let spec = JoinSpec { state_ttl_ms: Some(0), ..spec(JoinKind::Inner, None) };
+    let mut j = HashJoin::new(&spec, &ExprCompiler::default(), Arc::new(InMemoryStateBackend::default()), NS, 4)
+        .unwrap();
+    feed(&mut j, LEFT, side(vec![Some(1), Some(2)], vec!["a", "b"], None));
+    assert_eq!(j.state_rows(), 2);
+    // Expiry is checked in buckets of about 131 ms.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    j.on_barrier(&Barrier::new(1), &mut Vec::new()).unwrap();
+    assert_eq!(j.state_rows(), 0);
+    assert!(feed(&mut j, RIGHT, side(vec![Some(1)], vec!["x"], None)).is_empty());
 }
