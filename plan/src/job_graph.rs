@@ -686,9 +686,10 @@ impl fmt::Display for OperatorSpec {
                         format!("_c{} {dir} {nulls}", o.column)
                     })
                     .collect();
-                let state = match spec.append_only_input {
-                    true => "the first rows of each partition",
-                    false => "every row of each partition (unbounded)",
+                let state = match (spec.append_only_input, spec.state_ttl_ms) {
+                    (true, _) => "the first rows of each partition".to_string(),
+                    (false, Some(ms)) => format!("every row of each partition (state_ttl {ms} ms)"),
+                    (false, None) => "every row of each partition (unbounded)".to_string(),
                 };
                 write!(
                     f,

@@ -28,6 +28,11 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ("server_encoding", "UTF8", "Shows the server (database) character set encoding."),
     ("standard_conforming_strings", "on", "Causes '...' strings to treat backslashes literally."),
     ("statement_timeout", "0", "Sets the maximum allowed duration of any statement (0 disables)."),
+    (
+        "streaming_state_ttl",
+        "0",
+        "Drops join and Top-N state of new materialized views not written for this long (0 disables).",
+    ),
     ("TimeZone", "UTC", "Sets the time zone for displaying and interpreting time stamps."),
     ("transaction_isolation", "read committed", "Shows the current transaction's isolation level."),
     ("integer_datetimes", "on", "Shows whether datetimes are integer based."),
@@ -132,6 +137,9 @@ impl Session {
                 }
             }
             "client_encoding" => "UTF8".to_string(),
+            "streaming_state_ttl" => {
+                parse_state_ttl(value).map_err(|hint| invalid_value(name, value).with_hint(hint))?.to_string()
+            }
             _ => value.to_string(),
         };
         let display = self.settings.get(&key).map(|(n, _)| n.clone()).unwrap_or_else(|| name.to_string());
@@ -154,6 +162,11 @@ impl Session {
         self.get("streaming_parallelism")
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// `streaming_state_ttl` in milliseconds; `None` when off.
+    pub fn streaming_state_ttl_ms(&self) -> Option<u64> {
+        self.get("streaming_state_ttl").and_then(|v| v.parse().ok()).filter(|&ms| ms > 0)
     }
 
     /// `statement_timeout` in milliseconds; 0 means none.
@@ -185,9 +198,45 @@ fn parse_duration_ms(value: &str) -> SqlResult<u64> {
     Ok(n * factor)
 }
 
+/// A state TTL (`'1 hour'`, `'30 min'`, `'10s'`, `'500ms'`, `'2 days'`, a bare number of
+/// milliseconds; `0` turns it off) in milliseconds; the error is a hint saying what fits.
+pub fn parse_state_ttl(value: &str) -> Result<u64, String> {
+    let hint = || {
+        "a state TTL is a whole number with a unit: ms, s, min, h or d (for example '1 hour'), or 0 for none"
+            .to_string()
+    };
+    let v = value.trim().to_ascii_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let n: u64 = number.parse().map_err(|_| hint())?;
+    let factor: u64 = match unit.trim() {
+        "" | "ms" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+        "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return Err(hint()),
+    };
+    n.checked_mul(factor).ok_or_else(|| "the state TTL is too long".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_ttls_take_units_and_refuse_overflow() {
+        assert_eq!(parse_state_ttl("1 hour"), Ok(3_600_000));
+        assert_eq!(parse_state_ttl("10s"), Ok(10_000));
+        assert_eq!(parse_state_ttl("0"), Ok(0));
+        assert!(parse_state_ttl("1 fortnight").is_err());
+        assert!(parse_state_ttl("99999999999999999 days").is_err());
+        let mut s = Session::new("u".into(), "weir".into());
+        assert_eq!(s.streaming_state_ttl_ms(), None);
+        s.set("streaming_state_ttl", "2 min").unwrap();
+        assert_eq!(s.streaming_state_ttl_ms(), Some(120_000));
+        assert!(s.set("streaming_state_ttl", "soon").is_err());
+    }
 
     #[test]
     fn settings_round_trip() {

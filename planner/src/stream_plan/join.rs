@@ -17,6 +17,7 @@ use weir_plan::job_graph::{
     Edge, FieldSpec, JoinKind, JoinSpec, OperatorSpec, Partitioning, StreamProperties,
 };
 
+use super::interval_bounds::{describe, interval_bounds};
 use super::{expr_sql_mapped, fields_of, Lowering, WithChain};
 use crate::error::{sqlstate, SqlError, SqlResult};
 
@@ -102,6 +103,20 @@ impl Lowering<'_> {
         };
         let filter = join.filter.as_ref().map(|f| expr_sql_mapped(f, &combined, &position)).transpose()?;
 
+        // Interval-join bounds (only for the unswapped form: semi and anti joins keep state
+        // like regular joins), then the TTL for what they leave unbounded.
+        let (left_expiry, right_expiry) = match swapped {
+            false => interval_bounds(
+                join.filter.as_ref(),
+                &combined,
+                left_width,
+                &self.vertices[first.vertex].output,
+                &self.vertices[second.vertex].output,
+            ),
+            true => (None, None),
+        };
+        let ttl = self.state_ttl_ms;
+
         let properties = self.join_properties(kind, &first, &second);
         let edges = vec![
             Edge { from: first.vertex, partitioning: Partitioning::Hash(first.keys.clone()) },
@@ -115,8 +130,11 @@ impl Lowering<'_> {
             left_fields: first.fields.clone(),
             right_fields: second.fields.clone(),
             filter,
-            left_state_bound: None,
-            right_state_bound: None,
+            left_state_bound: describe(left_expiry, ttl),
+            right_state_bound: describe(right_expiry, ttl),
+            left_expiry,
+            right_expiry,
+            state_ttl_ms: ttl,
         };
         let vertex =
             self.add_vertex(self.parallelism, None, edges).with_chain(self, OperatorSpec::HashJoin(spec));

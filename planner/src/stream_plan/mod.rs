@@ -31,6 +31,7 @@ use weir_plan::job_graph::{
 
 use crate::window_tvf::WindowTvf;
 
+mod interval_bounds;
 mod join;
 mod top_n;
 
@@ -70,6 +71,9 @@ pub struct JobOptions {
     pub emit_on_window_close: bool,
     /// `Some((connector, options))` for `CREATE SINK`; otherwise the job materializes a view.
     pub sink: Option<(String, std::collections::BTreeMap<String, String>)>,
+    /// State time-to-live for join and Top-N state (`streaming_state_ttl`,
+    /// `WITH (state_ttl = ...)`), in milliseconds.
+    pub state_ttl_ms: Option<u64>,
 }
 
 /// Looks relations up by the name a plan's `TableScan` carries.
@@ -93,6 +97,7 @@ pub fn plan_job_graph(
         emit_on_window_close: options.emit_on_window_close,
         emits_on_close: false,
         pre_lowered: None,
+        state_ttl_ms: options.state_ttl_ms,
     };
     // ORDER BY of a view's defining query does not order the view (as in RisingWave).
     let root = match plan {
@@ -166,6 +171,7 @@ struct Lowering<'a> {
     /// A plan node already lowered (a Top-N's window), and its vertex: lowering the nodes
     /// above it ends there.
     pre_lowered: Option<(*const LogicalPlan, usize)>,
+    state_ttl_ms: Option<u64>,
 }
 
 impl Lowering<'_> {

@@ -77,6 +77,7 @@ impl Lowering<'_> {
             input_fields,
             emit_rank: true,
             append_only_input,
+            state_ttl_ms: self.state_ttl_ms,
         };
         let (parallelism, partitioning) = match partition.is_empty() {
             true => (1, Partitioning::Single),
@@ -127,6 +128,7 @@ impl Lowering<'_> {
             input_fields,
             emit_rank: false,
             append_only_input: self.vertices[input].output.append_only,
+            state_ttl_ms: self.state_ttl_ms,
         };
         let edge = weir_plan::job_graph::Edge { from: input, partitioning: Partitioning::Single };
         let top = self.add_vertex(1, None, vec![edge]).with_chain(self, OperatorSpec::TopN(spec));

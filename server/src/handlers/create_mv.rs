@@ -1,4 +1,4 @@
-//! `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [(columns)] AS query` and
+//! `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [(columns)] [WITH (state_ttl = '...')] AS query` and
 //! `EXPLAIN CREATE MATERIALIZED VIEW ...`.
 //!
 //! The query is bound and optimized by DataFusion in the session's catalog, lowered into a
@@ -14,7 +14,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use weir_plan::catalog::{ColumnDef, ColumnType, TableDef, ViewDef};
 use weir_plan::job_graph::JobGraph;
-use weir_planner::sqlparser::ast::{CreateView, Query, Statement};
+use weir_planner::sqlparser::ast::{
+    CreateTableOptions, CreateView, Expr as SqlExpr, Query, SqlOption, Statement, Value as SqlValue,
+};
 use weir_planner::{
     name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate,
     JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
@@ -58,8 +60,12 @@ pub async fn run(
         return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
     }
 
+    let state_ttl_ms = match view_state_ttl(&create.options)? {
+        Some(ttl) => (ttl > 0).then_some(ttl),
+        None => cx.session()?.streaming_state_ttl_ms(),
+    };
     let view_id = if explain { 0 } else { store.allocate_id().map_err(from_storage)? };
-    let options = JobOptions { emit_on_window_close, sink: None };
+    let options = JobOptions { emit_on_window_close, sink: None, state_ttl_ms };
     let (graph, optimized) = plan_stream_job(cx, &create.query, view_id, &name, &options).await?;
     if explain {
         let text = graph.to_string();
@@ -122,6 +128,49 @@ pub async fn run(
     }
     guard.armed = false;
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+}
+
+/// `WITH (state_ttl = '...')` of `CREATE MATERIALIZED VIEW`, in milliseconds (0: none); any
+/// other option is an error.
+fn view_state_ttl(options: &CreateTableOptions) -> SqlResult<Option<u64>> {
+    let list = match options {
+        CreateTableOptions::None => return Ok(None),
+        CreateTableOptions::With(list) => list,
+        _ => return Err(SqlError::unsupported("these options on CREATE MATERIALIZED VIEW")),
+    };
+    let mut ttl = None;
+    for option in list {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(SqlError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("unknown view option {option}"),
+            ));
+        };
+        if !key.value.eq_ignore_ascii_case("state_ttl") {
+            return Err(SqlError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("unknown materialized view option \"{}\"", key.value),
+            )
+            .with_hint("A materialized view takes WITH (state_ttl = '...')."));
+        }
+        let text = match value {
+            SqlExpr::Value(v) => match &v.value {
+                SqlValue::SingleQuotedString(s) => s.clone(),
+                SqlValue::Number(n, _) => n.clone(),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        };
+        let ms = crate::session::parse_state_ttl(&text).map_err(|hint| {
+            SqlError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid value for state_ttl: \"{text}\""),
+            )
+            .with_hint(hint)
+        })?;
+        ttl = Some(ms);
+    }
+    Ok(ttl)
 }
 
 /// The one column `EXPLAIN CREATE MATERIALIZED VIEW` returns: the job graph, a line a row.

@@ -66,7 +66,12 @@ struct SideInfo {
 }
 
 impl SideInfo {
-    fn new(schema: &SchemaRef, keys: &[usize], tracks_degree: bool, expiry: Option<TimeBound>) -> ExecResult<Self> {
+    fn new(
+        schema: &SchemaRef,
+        keys: &[usize],
+        tracks_degree: bool,
+        expiry: Option<TimeBound>,
+    ) -> ExecResult<Self> {
         let sort = |i: usize| -> ExecResult<SortField> {
             let field = schema
                 .fields()
@@ -80,7 +85,15 @@ impl SideInfo {
         let nulls: Vec<ArrayRef> = schema.fields().iter().map(|f| new_null_array(f.data_type(), 1)).collect();
         let null_row = row_converter.convert_columns(&nulls)?.row(0).as_ref().into();
         let parser = row_converter.parser();
-        Ok(Self { keys: keys.to_vec(), key_converter, row_converter, parser, null_row, tracks_degree, expiry })
+        Ok(Self {
+            keys: keys.to_vec(),
+            key_converter,
+            row_converter,
+            parser,
+            null_row,
+            tracks_degree,
+            expiry,
+        })
     }
 
     /// The key group of a key in row bytes (for keys that are not in memory).
@@ -100,11 +113,9 @@ impl SideInfo {
     /// The event time (microseconds) of each row of `batch`, if this side has an expiry.
     fn times(&self, batch: &StreamBatch) -> ExecResult<Option<TimestampMicrosecondArray>> {
         let Some(bound) = self.expiry else { return Ok(None) };
-        let column = batch
-            .data
-            .columns()
-            .get(bound.column)
-            .ok_or_else(|| ExecError::InvalidGraph(format!("join time column {} out of range", bound.column)))?;
+        let column = batch.data.columns().get(bound.column).ok_or_else(|| {
+            ExecError::InvalidGraph(format!("join time column {} out of range", bound.column))
+        })?;
         let micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
         Ok(micros.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned())
     }
@@ -150,7 +161,8 @@ impl HashJoin {
             spec.kind.pads_left() || spec.kind.left_only(),
             spec.left_expiry,
         )?;
-        let right = SideInfo::new(&right_schema, &spec.right_keys, spec.kind.pads_right(), spec.right_expiry)?;
+        let right =
+            SideInfo::new(&right_schema, &spec.right_keys, spec.kind.pads_right(), spec.right_expiry)?;
         let mut pair_fields = left_schema.fields().to_vec();
         pair_fields.extend(right_schema.fields().iter().cloned());
         let pair_schema = Arc::new(Schema::new(pair_fields));
@@ -409,7 +421,8 @@ impl Operator for HashJoin {
                 (None, None) => continue,
             };
             let info = &self.sides[side];
-            self.states[side].expire(self.backend.as_ref(), self.namespace, clock, &|key| info.key_group(key))?;
+            self.states[side]
+                .expire(self.backend.as_ref(), self.namespace, clock, &|key| info.key_group(key))?;
         }
         self.flush()
     }

@@ -307,8 +307,9 @@ fn an_interval_join_drops_rows_the_watermark_has_closed_and_late_rows() {
 #[test]
 fn rows_outlive_no_state_ttl() {
     let spec = JoinSpec { state_ttl_ms: Some(0), ..spec(JoinKind::Inner, None) };
-    let mut j = HashJoin::new(&spec, &ExprCompiler::default(), Arc::new(InMemoryStateBackend::default()), NS, 4)
-        .unwrap();
+    let mut j =
+        HashJoin::new(&spec, &ExprCompiler::default(), Arc::new(InMemoryStateBackend::default()), NS, 4)
+            .unwrap();
     feed(&mut j, LEFT, side(vec![Some(1), Some(2)], vec!["a", "b"], None));
     assert_eq!(j.state_rows(), 2);
     // Expiry is checked in buckets of about 131 ms.

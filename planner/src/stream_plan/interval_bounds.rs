@@ -1,0 +1,128 @@
+//! Interval-join bounds: what in a join's condition limits how long a row can find matches.
+//!
+//! A condition such as `l.t BETWEEN r.t - INTERVAL '10' SECOND AND r.t` over event-time
+//! columns (columns the watermark bounds) on both sides says that a left row of time `t`
+//! only matches right rows with `r.t <= t + 10 s`, and a right row only left rows with
+//! `l.t <= r.t`. Once the watermark passes those times no on-time row can match, so the
+//! join drops the row from its state: a regular join whose state the watermark bounds.
+//! Each conjunct `a.t + x <= b.t + y` (also spelled with `<`, `>`, `>=` or `BETWEEN`)
+//! between a column of each side gives the side of `b` the bound `b.t + (y - x)` on the
+//! other side's time.
+
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use weir_plan::job_graph::{StreamProperties, TimeBound};
+
+/// The bounds for the left side's rows and the right side's, from `filter` over `combined`
+/// (the left input's columns, then the right's). A column counts only if the watermark
+/// bounds it on its side and it is a timestamp.
+pub(super) fn interval_bounds(
+    filter: Option<&Expr>,
+    combined: &DFSchema,
+    left_width: usize,
+    left: &StreamProperties,
+    right: &StreamProperties,
+) -> (Option<TimeBound>, Option<TimeBound>) {
+    let Some(filter) = filter else { return (None, None) };
+    let mut comparisons = Vec::new();
+    for conjunct in split_conjunction(filter) {
+        match conjunct {
+            Expr::Between(Between { expr, negated: false, low, high }) => {
+                comparisons.push((low.as_ref(), expr.as_ref()));
+                comparisons.push((expr.as_ref(), high.as_ref()));
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+                Operator::Lt | Operator::LtEq => comparisons.push((left.as_ref(), right.as_ref())),
+                Operator::Gt | Operator::GtEq => comparisons.push((right.as_ref(), left.as_ref())),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let time_column = |e: &Expr| -> Option<(usize, i64)> {
+        let (index, offset) = term(e, combined)?;
+        let is_timestamp =
+            matches!(combined.field(index).data_type(), arrow::datatypes::DataType::Timestamp(_, _));
+        let watermarked = match index < left_width {
+            true => left.watermark_columns.contains(&index),
+            false => right.watermark_columns.contains(&(index - left_width)),
+        };
+        (is_timestamp && watermarked).then_some((index, offset))
+    };
+    let (mut left_bound, mut right_bound): (Option<TimeBound>, Option<TimeBound>) = (None, None);
+    let tighter = |bound: &mut Option<TimeBound>, new: TimeBound| {
+        if bound.is_none_or(|b| new.offset_us < b.offset_us) {
+            *bound = Some(new);
+        }
+    };
+    for (smaller, larger) in comparisons {
+        let (Some((a, x)), Some((b, y))) = (time_column(smaller), time_column(larger)) else { continue };
+        let Some(offset_us) = y.checked_sub(x) else { continue };
+        // a.t <= b.t + offset: a row of b's side only matches rows of a's side up to its
+        // own time plus the offset.
+        match (a < left_width, b < left_width) {
+            (true, false) => tighter(&mut right_bound, TimeBound { column: b - left_width, offset_us }),
+            (false, true) => tighter(&mut left_bound, TimeBound { column: b, offset_us }),
+            _ => {}
+        }
+    }
+    (left_bound, right_bound)
+}
+
+/// `column`, `column + interval` or `column - interval`: the column's index and the
+/// offset in microseconds.
+fn term(expr: &Expr, schema: &DFSchema) -> Option<(usize, i64)> {
+    match expr {
+        Expr::Column(column) => Some((schema.index_of_column(column).ok()?, 0)),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (index, base) = term(left, schema)?;
+            let Expr::Literal(value, _) = right.as_ref() else { return None };
+            let micros = interval_micros(value)?;
+            let offset = match op {
+                Operator::Plus => base.checked_add(micros)?,
+                Operator::Minus => base.checked_sub(micros)?,
+                _ => return None,
+            };
+            Some((index, offset))
+        }
+        _ => None,
+    }
+}
+
+/// An interval of fixed length in microseconds (not one with months, whose length varies).
+fn interval_micros(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+            i64::from(v.days).checked_mul(86_400_000_000)?.checked_add(v.nanoseconds / 1000)
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            i64::from(v.days).checked_mul(86_400_000_000)?.checked_add(i64::from(v.milliseconds) * 1000)
+        }
+        _ => None,
+    }
+}
+
+/// How EXPLAIN says what bounds a side's state.
+pub(super) fn describe(bound: Option<TimeBound>, ttl_ms: Option<u64>) -> Option<String> {
+    match (bound, ttl_ms) {
+        (Some(b), _) => Some(format!(
+            "dropped once the watermark passes _c{} {} {}",
+            b.column,
+            if b.offset_us < 0 { "-" } else { "+" },
+            micros_text(b.offset_us.unsigned_abs())
+        )),
+        (None, Some(ms)) => Some(format!("state_ttl {}", micros_text(ms.saturating_mul(1000)))),
+        (None, None) => None,
+    }
+}
+
+fn micros_text(us: u64) -> String {
+    match us {
+        us if us % 3_600_000_000 == 0 && us > 0 => format!("{} h", us / 3_600_000_000),
+        us if us % 60_000_000 == 0 && us > 0 => format!("{} min", us / 60_000_000),
+        us if us % 1_000_000 == 0 => format!("{} s", us / 1_000_000),
+        us if us % 1000 == 0 => format!("{} ms", us / 1000),
+        us => format!("{us} us"),
+    }
+}
