@@ -765,6 +765,37 @@ impl JobGraph {
         Ok(fields)
     }
 
+    /// The operators whose state nothing in the query bounds (it grows with distinct keys
+    /// or rows unless rows are deleted), e.g. `HashJoin left (vertex 2)`; what
+    /// `weir_catalog.jobs.unbounded_state` lists. Window aggregates, session windows and
+    /// interval-join sides drop state as the watermark passes; a state TTL bounds joins and
+    /// Top-N; an aggregate without GROUP BY holds one row.
+    pub fn unbounded_state(&self) -> Vec<String> {
+        let mut unbounded = Vec::new();
+        for vertex in &self.vertices {
+            for op in &vertex.chain {
+                match op {
+                    OperatorSpec::HashJoin(spec) if spec.state_ttl_ms.is_none() => {
+                        if spec.left_expiry.is_none() {
+                            unbounded.push(format!("HashJoin left (vertex {})", vertex.id));
+                        }
+                        if spec.right_expiry.is_none() {
+                            unbounded.push(format!("HashJoin right (vertex {})", vertex.id));
+                        }
+                    }
+                    OperatorSpec::TopN(spec) if spec.state_ttl_ms.is_none() && !spec.append_only_input => {
+                        unbounded.push(format!("TopN (vertex {})", vertex.id));
+                    }
+                    OperatorSpec::HashAggregate(spec) if spec.window.is_none() && !spec.global => {
+                        unbounded.push(format!("HashAggregate (vertex {})", vertex.id));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        unbounded
+    }
+
     /// The job's id: its target's.
     pub fn id(&self) -> JobId {
         self.target.id

@@ -17,7 +17,7 @@
 //! read as splits of SPLIT_SIZE bytes (the file connector's `split.size`, default 1GB),
 //! one source subtask each.
 //!
-//! The join queries (q3, q4, q7_join, q8) read the `person`, `auction` and `bid` sources:
+//! The join queries (q3, q4, q7_join, q8, q9) read the `person`, `auction` and `bid` sources:
 //! from the generator, or with SOURCE a prefix of CSV files (`PREFIX_person.csv`,
 //! `PREFIX_auction.csv`, `PREFIX_bid.csv`, as `gen_nexmark.py --out-prefix` writes them).
 //! Their events/s divide all events of the three tables by the time, whichever tables the
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 /// Queries that read the three Nexmark tables rather than `bid` alone.
-const JOIN_QUERIES: &[&str] = &["q3", "q4", "q7_join", "q8"];
+const JOIN_QUERIES: &[&str] = &["q3", "q4", "q7_join", "q8", "q9"];
 
 fn query_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/nexmark")

@@ -134,6 +134,7 @@ impl SystemTable {
                 text("kind"),
                 int("restarts"),
                 Field::new("last_failure", DataType::Utf8, true),
+                Field::new("unbounded_state", DataType::Utf8, true),
             ],
             Kind::Tasks => vec![
                 text("job"),
@@ -209,6 +210,7 @@ impl SystemTable {
                     Arc::new(StringArray::from_iter_values(jobs.iter().map(|j| j.kind))),
                     Arc::new(Int32Array::from_iter_values(jobs.iter().map(|j| j.restarts as i32))),
                     Arc::new(StringArray::from_iter(jobs.iter().map(|j| j.last_failure.as_deref()))),
+                    Arc::new(StringArray::from_iter(jobs.iter().map(|j| j.unbounded_state.as_deref()))),
                 ]
             }
             Kind::Tasks => {

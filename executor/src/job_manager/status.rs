@@ -22,6 +22,8 @@ pub struct JobStatus {
     /// Times the job was restarted after a failure, and the last failure.
     pub restarts: u32,
     pub last_failure: Option<String>,
+    /// Operators whose state nothing bounds (see `JobGraph::unbounded_state`), or `None`.
+    pub unbounded_state: Option<String>,
 }
 
 /// A task as `weir_catalog.tasks` shows it.
@@ -70,6 +72,7 @@ impl Actor {
                 kind: job.graph.target.kind.label(),
                 restarts: job.restarts,
                 last_failure: job.last_failure.clone(),
+                unbounded_state: Some(job.graph.unbounded_state().join(", ")).filter(|s| !s.is_empty()),
             });
             for (task, t) in &job.tasks {
                 status.tasks.push(TaskStatus {

@@ -111,7 +111,7 @@ impl KeyedRows {
     }
 
     /// Makes `key` resident (loading its rows from the backend if it may hold them) and
-    /// returns its rows.
+    /// returns its rows, to change them.
     pub fn load(
         &mut self,
         backend: &dyn KeyedStateBackend,
@@ -120,32 +120,72 @@ impl KeyedRows {
         key: &[u8],
     ) -> ExecResult<&mut RowsOfKey> {
         if !self.keys.contains_key(key) {
-            let mut entry = RowsOfKey { key_group, ..Default::default() };
-            if self.backend_has_more {
-                let prefix = self.prefix(key);
-                let mut corrupt = false;
-                backend.scan(ns, key_group..key_group + 1, &prefix, &mut |_, stored, value| {
-                    match (stored.get(prefix.len()..), decode_value(value)) {
-                        (Some(row), Some((count, degree, expires))) if count > 0 => {
-                            entry.rows.insert(row.into(), RowState { count, degree, expires, dirty: false });
-                        }
-                        _ => corrupt = true,
-                    }
-                    !corrupt
-                })?;
-                if corrupt {
-                    return Err(ExecError::Internal("join state: a stored row is corrupt".into()));
-                }
-                self.cached_rows += entry.rows.len();
-            }
+            let entry = match self.backend_has_more {
+                true => self.read_from_backend(backend, ns, key_group, key)?,
+                false => RowsOfKey { key_group, ..Default::default() },
+            };
+            self.cached_rows += entry.rows.len();
             self.keys.insert(key.into(), entry);
         }
         let flushes = self.flushes;
         let entry = self
             .keys
             .get_mut(key)
-            .ok_or_else(|| ExecError::Internal("join state: a loaded key is missing".into()))?;
+            .ok_or_else(|| ExecError::Internal("keyed rows: a loaded key is missing".into()))?;
         entry.touched = flushes;
+        Ok(entry)
+    }
+
+    /// The rows of `key`, to read them: resident, or loaded from the backend if it may hold
+    /// them. A key without rows is not cached (a join probing keys the other side never had
+    /// would otherwise fill memory with empty entries).
+    pub fn peek(
+        &mut self,
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+        key_group: u16,
+        key: &[u8],
+    ) -> ExecResult<Option<&RowsOfKey>> {
+        if !self.keys.contains_key(key) {
+            if !self.backend_has_more {
+                return Ok(None);
+            }
+            let entry = self.read_from_backend(backend, ns, key_group, key)?;
+            if entry.rows.is_empty() {
+                return Ok(None);
+            }
+            self.cached_rows += entry.rows.len();
+            self.keys.insert(key.into(), entry);
+        }
+        let flushes = self.flushes;
+        Ok(self.keys.get_mut(key).map(|entry| {
+            entry.touched = flushes;
+            &*entry
+        }))
+    }
+
+    fn read_from_backend(
+        &self,
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+        key_group: u16,
+        key: &[u8],
+    ) -> ExecResult<RowsOfKey> {
+        let mut entry = RowsOfKey { key_group, ..Default::default() };
+        let prefix = self.prefix(key);
+        let mut corrupt = false;
+        backend.scan(ns, key_group..key_group + 1, &prefix, &mut |_, stored, value| {
+            match (stored.get(prefix.len()..), decode_value(value)) {
+                (Some(row), Some((count, degree, expires))) if count > 0 => {
+                    entry.rows.insert(row.into(), RowState { count, degree, expires, dirty: false });
+                }
+                _ => corrupt = true,
+            }
+            !corrupt
+        })?;
+        if corrupt {
+            return Err(ExecError::Internal("keyed rows: a stored row is corrupt".into()));
+        }
         Ok(entry)
     }
 
@@ -330,8 +370,9 @@ impl KeyedRows {
     /// The keys that may hold rows expiring before `now` (each once), no longer listed:
     /// the caller passes each to [`Self::expire_key`].
     pub fn take_due(&mut self, now: i64) -> Vec<Box<[u8]>> {
-        // Buckets wholly before `now`; a partly passed bucket is looked at again later.
-        let due = now.div_euclid(EXPIRY_GRANULE);
+        // Bucket `b` holds expiries in `((b - 1) * G, b * G]`: every row of the buckets
+        // below `ceil(now / G)` expires before `now`; a partly passed bucket waits.
+        let due = now.saturating_add(EXPIRY_GRANULE - 1).div_euclid(EXPIRY_GRANULE);
         let later = self.by_expiry.split_off(&due);
         let buckets = std::mem::replace(&mut self.by_expiry, later);
         let mut keys: Vec<Box<[u8]>> = buckets.into_values().flatten().collect();
@@ -357,16 +398,22 @@ impl KeyedRows {
         key: &[u8],
         now: i64,
     ) -> ExecResult<u64> {
-        let expired: Vec<(Box<[u8]>, RowState)> = self
-            .load(backend, ns, key_group, key)?
-            .live()
-            .filter(|(_, s)| s.expires < now)
-            .map(|(r, s)| (Box::from(r), s))
-            .collect();
+        let expired: Vec<(Box<[u8]>, RowState)> = match self.peek(backend, ns, key_group, key)? {
+            Some(rows) => {
+                rows.live().filter(|(_, s)| s.expires < now).map(|(r, s)| (Box::from(r), s)).collect()
+            }
+            None => return Ok(0),
+        };
         for (row, state) in &expired {
             self.apply(key, row, -state.count, state.degree, i64::MAX)?;
         }
         Ok(expired.len() as u64)
+    }
+
+    /// Keys in memory.
+    #[cfg(test)]
+    pub fn resident_keys(&self) -> usize {
+        self.keys.len()
     }
 
     /// Rows in memory.

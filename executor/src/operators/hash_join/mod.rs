@@ -47,6 +47,18 @@ use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
 /// Most rows in one output batch.
 pub const OUTPUT_BATCH_ROWS: usize = 8192;
 
+/// Candidate pairs gathered before the extra condition is evaluated over them at once.
+const CHUNK_PAIRS: usize = 8192;
+
+/// One input row of a chunk: whether its key is NULL, when it expires, and its candidate
+/// pairs.
+struct RowPlan {
+    row: usize,
+    null_key: bool,
+    expires: i64,
+    candidates: std::ops::Range<usize>,
+}
+
 const LEFT: usize = 0;
 const RIGHT: usize = 1;
 
@@ -200,21 +212,29 @@ impl HashJoin {
             .fold(None, |acc, n| NullBuffer::union(acc.as_ref(), n.as_ref()))
     }
 
-    /// Which of `candidates` (rows of the other side) pass the extra condition with `row`
-    /// of side `side`; all of them without a condition.
+    /// Which candidate pairs pass the extra condition: pair `p` is input row `rows[p]` of
+    /// `batch` (side `side`) with `candidates[p]` of the other side. One evaluation for all
+    /// pairs; all pass without a condition.
     fn passing(
         &self,
         side: usize,
-        row: &[u8],
-        candidates: &[(Box<[u8]>, RowState)],
+        batch: &StreamBatch,
+        rows: &[u32],
+        candidates: &[Box<[u8]>],
     ) -> ExecResult<Vec<bool>> {
         let Some(filter) = &self.filter else { return Ok(vec![true; candidates.len()]) };
-        let this = &self.sides[side];
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
         let other = &self.sides[1 - side];
-        let mine =
-            this.row_converter.convert_rows(std::iter::repeat_n(this.parser.parse(row), candidates.len()))?;
-        let theirs =
-            other.row_converter.convert_rows(candidates.iter().map(|(r, _)| other.parser.parse(r)))?;
+        let indices = arrow::array::UInt32Array::from(rows.to_vec());
+        let mine = batch
+            .data
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let theirs = other.row_converter.convert_rows(candidates.iter().map(|r| other.parser.parse(r)))?;
         let columns: Vec<ArrayRef> = match side {
             LEFT => mine.into_iter().chain(theirs).collect(),
             _ => theirs.into_iter().chain(mine).collect(),
@@ -268,6 +288,10 @@ impl HashJoin {
     }
 
     /// Applies one change of side `side` (`row` with key `key`) and emits its effect.
+    /// `candidates` are the other side's rows of the key (read before this batch; only
+    /// their degrees change while it is applied, so those are read now), `passing` whether
+    /// each passes the extra condition with `row`.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         side: usize,
@@ -276,18 +300,21 @@ impl HashJoin {
         row: &[u8],
         op: i8,
         expires: i64,
+        candidates: &[Box<[u8]>],
+        passing: &[bool],
         emit: &mut Emitter,
     ) -> ExecResult<()> {
         let other = 1 - side;
         let backend = self.backend.clone();
-        self.states[other].load(backend.as_ref(), self.namespace, key_group, key)?;
         self.states[side].load(backend.as_ref(), self.namespace, key_group, key)?;
-        let candidates: Vec<(Box<[u8]>, RowState)> = match self.states[other].get(key) {
-            Some(rows) => rows.live().map(|(r, s)| (Box::from(r), s)).collect(),
-            None => Vec::new(),
-        };
-        let passing = if candidates.is_empty() { Vec::new() } else { self.passing(side, row, &candidates)? };
-        let matches = candidates.iter().zip(&passing).filter(|(_, pass)| **pass).map(|(c, _)| c);
+        let current = self.states[other].get(key);
+        let matches: Vec<(&[u8], RowState)> = candidates
+            .iter()
+            .zip(passing)
+            .filter(|(_, pass)| **pass)
+            .filter_map(|(c, _)| current?.rows.get(c).filter(|s| s.count > 0).map(|s| (c.as_ref(), *s)))
+            .collect();
+        let matches = matches.into_iter();
         let degree: i64 = matches.clone().map(|(_, s)| s.count).sum();
         let delta = if op == OP_DELETE { -1 } else { 1 };
         let tracks = self.sides[side].tracks_degree;
@@ -384,27 +411,67 @@ impl Operator for HashJoin {
         let times = info.times(&batch)?;
         let bound = info.expiry;
         let ttl_expiry = self.ttl_us.map(|ttl| wall_clock_us().saturating_add(ttl));
+        let backend = self.backend.clone();
         let mut emit = Emitter::default();
-        for (i, group) in groups.into_iter().enumerate() {
-            let op = batch.op(i);
-            let row = rows.row(i);
-            let expires = match (&times, bound) {
-                (Some(times), Some(bound)) if times.is_valid(i) => {
-                    let time = times.value(i);
-                    // Its matches may be gone already: dropped, as windows drop late rows.
-                    if time < self.watermark {
-                        self.late_rows += 1;
-                        continue;
+        let n = batch.num_rows();
+        let mut next = 0;
+        while next < n {
+            // Gather the rows of a chunk and their candidates (up to a chunk of pairs), so
+            // that the extra condition is evaluated once for all pairs of the chunk.
+            let mut plans: Vec<RowPlan> = Vec::new();
+            let mut pair_rows: Vec<u32> = Vec::new();
+            let mut candidates: Vec<Box<[u8]>> = Vec::new();
+            while next < n && candidates.len() < CHUNK_PAIRS {
+                let i = next;
+                next += 1;
+                let expires = match (&times, bound) {
+                    (Some(times), Some(bound)) if times.is_valid(i) => {
+                        let time = times.value(i);
+                        // Its matches may be gone already: dropped, as windows drop late rows.
+                        if time < self.watermark {
+                            self.late_rows += 1;
+                            continue;
+                        }
+                        time.saturating_add(bound.offset_us)
                     }
-                    time.saturating_add(bound.offset_us)
+                    _ => ttl_expiry.unwrap_or(i64::MAX),
+                };
+                let null_key = null_keys.as_ref().is_some_and(|nulls| nulls.is_null(i));
+                let first = candidates.len();
+                if !null_key {
+                    let key = keys.row(i);
+                    let group = groups[i] as u16;
+                    if let Some(found) =
+                        self.states[1 - input].peek(backend.as_ref(), self.namespace, group, key.as_ref())?
+                    {
+                        for (row, _) in found.live() {
+                            candidates.push(row.into());
+                            pair_rows.push(i as u32);
+                        }
+                    }
                 }
-                _ => ttl_expiry.unwrap_or(i64::MAX),
-            };
-            if null_keys.as_ref().is_some_and(|n| n.is_null(i)) {
-                self.unmatched(input, row.as_ref(), op, &mut emit)?;
-                continue;
+                plans.push(RowPlan { row: i, null_key, expires, candidates: first..candidates.len() });
             }
-            self.apply(input, keys.row(i).as_ref(), group as u16, row.as_ref(), op, expires, &mut emit)?;
+            let passing = self.passing(input, &batch, &pair_rows, &candidates)?;
+            for plan in plans {
+                let i = plan.row;
+                let row = rows.row(i);
+                if plan.null_key {
+                    self.unmatched(input, row.as_ref(), batch.op(i), &mut emit)?;
+                    continue;
+                }
+                self.apply(
+                    input,
+                    keys.row(i).as_ref(),
+                    groups[i] as u16,
+                    row.as_ref(),
+                    batch.op(i),
+                    plan.expires,
+                    &candidates[plan.candidates.clone()],
+                    &passing[plan.candidates],
+                    &mut emit,
+                )?;
+            }
         }
         emit.flush(self)?;
         out.append(&mut emit.done);

@@ -318,3 +318,13 @@ fn rows_outlive_no_state_ttl() {
     assert_eq!(j.state_rows(), 0);
     assert!(feed(&mut j, RIGHT, side(vec![Some(1)], vec!["x"], None)).is_empty());
 }
+
+#[test]
+fn probing_keys_the_other_side_never_had_leaves_nothing_in_memory() {
+    let mut j = join(JoinKind::Inner);
+    let keys: Vec<Option<i64>> = (0..1000).map(Some).collect();
+    feed(&mut j, LEFT, side(keys, vec!["a"; 1000], None));
+    j.on_barrier(&Barrier::new(1), &mut Vec::new()).unwrap();
+    assert_eq!(j.states[RIGHT].resident_keys(), 0);
+    assert_eq!(j.states[LEFT].resident_keys(), 1000);
+}
