@@ -23,6 +23,9 @@ pub enum ExecError {
     /// at CREATE time).
     #[error("{0}")]
     Connector(String),
+    /// A file source or sink names a file outside `[file] allowed_dirs` (SQLSTATE 42501).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),

@@ -30,6 +30,7 @@ pub mod sqlstate {
     pub const UNDEFINED_PARAMETER: &str = "42704";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const QUERY_CANCELED: &str = "57014";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const IO_ERROR: &str = "58030";
     pub const PROTOCOL_VIOLATION: &str = "08P01";

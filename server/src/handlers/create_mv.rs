@@ -151,7 +151,7 @@ pub(crate) async fn plan_stream_job(
         .await
         .map_err(from_datafusion)?;
     let optimized = state.optimize(&plan).map_err(from_datafusion)?;
-    let catalog = Catalog { store: cx.engine.store.clone() };
+    let catalog = Catalog { store: cx.engine.store.clone(), files: cx.engine.files.clone() };
     let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, options)?;
     Ok((graph, optimized))
 }
@@ -210,6 +210,7 @@ fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> 
 
 struct Catalog {
     store: Arc<Store>,
+    files: weir_executor::connectors::FileAccess,
 }
 
 impl StreamCatalog for Catalog {
@@ -221,6 +222,7 @@ impl StreamCatalog for Catalog {
                 &source.connector,
                 &source.options,
                 source.relation().arrow_schema(),
+                &self.files,
             )
             .map(|c| c.splits())
             .unwrap_or(1);

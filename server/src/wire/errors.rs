@@ -7,6 +7,7 @@
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
+use weir_executor::ExecError;
 use weir_planner::{sqlstate, SqlError};
 use weir_storage::StorageError;
 
@@ -40,6 +41,17 @@ pub fn from_storage(e: StorageError) -> SqlError {
         StorageError::TableNotFound(_) => SqlError::new(sqlstate::UNDEFINED_TABLE, e.to_string()),
         StorageError::Invalid(m) => SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, m),
         other => SqlError::new(sqlstate::IO_ERROR, other.to_string()),
+    }
+}
+
+/// An error of the streaming runtime or a connector, by its variant.
+pub fn from_exec(e: ExecError) -> SqlError {
+    match e {
+        ExecError::PermissionDenied(m) => SqlError::new(sqlstate::INSUFFICIENT_PRIVILEGE, m),
+        ExecError::Connector(m) => SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, m),
+        ExecError::Storage(e) => from_storage(e),
+        ExecError::DataFusion(e) => from_datafusion(e),
+        other => SqlError::internal(other.to_string()),
     }
 }
 
