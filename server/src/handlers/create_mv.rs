@@ -24,7 +24,7 @@ use weir_storage::Store;
 use super::planning::rows;
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
-use crate::wire::errors::{from_datafusion, from_storage};
+use crate::wire::errors::{from_datafusion, from_exec, from_storage};
 
 pub async fn run(
     cx: &Context<'_>,
@@ -118,7 +118,11 @@ pub async fn run(
     // guard undoes the catalog entry and the job if this statement ends early.
     let mut guard = Undo { engine: cx.engine.clone(), view_id, schema, name: name.clone(), armed: true };
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
-        return Err(SqlError::internal(format!("materialized view \"{name}\" could not be started: {e}")));
+        let e = from_exec(e);
+        return Err(SqlError::new(
+            e.code,
+            format!("materialized view \"{name}\" could not be started: {}", e.message),
+        ));
     }
     guard.armed = false;
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })

@@ -127,7 +127,8 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
         cx.engine.jobs.stop_job(id);
         let _ = store.drop_sink(&schema, &name);
-        return Err(SqlError::internal(format!("sink \"{name}\" could not be started: {e}")));
+        let e = from_exec(e);
+        return Err(SqlError::new(e.code, format!("sink \"{name}\" could not be started: {}", e.message)));
     }
     Ok(Outcome::Command { tag: "CREATE SINK", rows: None })
 }
