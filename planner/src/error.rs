@@ -24,6 +24,7 @@ pub mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const DATA_EXCEPTION: &str = "22000";
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
