@@ -121,7 +121,7 @@ impl FileAccess {
     pub fn open_append(&self, path: &str) -> ExecResult<File> {
         let resolved = self.sink_path(path)?;
         let mut options = OpenOptions::new();
-        options.create(true).append(true).read(true);
+        options.create(true).append(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
