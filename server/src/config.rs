@@ -158,6 +158,11 @@ pub struct RestartSection {
     pub max_backoff: Option<String>,
 }
 
+/// `mb` megabytes in bytes; checked, since a shift would silently drop the high bits.
+fn megabytes(key: &str, mb: usize) -> Result<usize, String> {
+    mb.checked_mul(1 << 20).ok_or_else(|| format!("{key}: {mb} MB is more than this machine can address"))
+}
+
 /// Parses `"250ms"`, `"1s"`, `"2m"`, `"1h"` (a bare number is milliseconds).
 pub fn parse_duration(key: &str, text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -234,11 +239,11 @@ impl Config {
             block_cache_bytes: file
                 .state
                 .block_cache_mb
-                .map_or(defaults.state.block_cache_bytes, |mb| mb << 20),
+                .map_or(Ok(defaults.state.block_cache_bytes), |mb| megabytes("state.block_cache_mb", mb))?,
             write_buffer_bytes: file
                 .state
                 .write_buffer_mb
-                .map_or(defaults.state.write_buffer_bytes, |mb| mb << 20),
+                .map_or(Ok(defaults.state.write_buffer_bytes), |mb| megabytes("state.write_buffer_mb", mb))?,
             cache_groups: match (file.state.cache_groups, backend) {
                 (Some(0), _) => return Err("state.cache_groups must be at least 1".into()),
                 (Some(n), _) => n,
@@ -366,6 +371,9 @@ mod tests {
         assert_eq!(c.file_dirs(), vec![PathBuf::from("/srv/in"), PathBuf::from("/srv/out")]);
         let c = Config::load(None, Overrides { data_dir: Some("/d".into()), ..Default::default() }).unwrap();
         assert_eq!(c.file_dirs(), vec![PathBuf::from("/d/files")]);
+        std::fs::write(&path, "[state]\nblock_cache_mb = 9223372036854775807\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.contains("state.block_cache_mb"), "{err}");
         std::fs::write(&path, "state.backend = \"tape\"\n").unwrap();
         assert!(Config::load(Some(&path), Overrides::default()).unwrap_err().contains("state.backend"));
     }
