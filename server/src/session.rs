@@ -2,9 +2,11 @@
 //! in-progress `COPY FROM STDIN`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use weir_planner::{sqlstate, SqlError, SqlResult};
 
+use crate::commit_gate::CommitGate;
 use crate::copy_in::CopyInState;
 
 /// Settings every session starts with, with the values Postgres reports by default.
@@ -61,6 +63,8 @@ pub struct Session {
     settings: BTreeMap<String, (String, String)>,
     pub transaction: TransactionState,
     pub copy_in: Option<CopyInState>,
+    /// Whether the running statement may still be cancelled (see `commit_gate`).
+    pub commit: Arc<CommitGate>,
 }
 
 impl Session {
@@ -69,7 +73,14 @@ impl Session {
             .iter()
             .map(|(name, value, _)| (name.to_ascii_lowercase(), (name.to_string(), value.to_string())))
             .collect();
-        Self { user, database, settings, transaction: TransactionState::Idle, copy_in: None }
+        Self {
+            user,
+            database,
+            settings,
+            transaction: TransactionState::Idle,
+            copy_in: None,
+            commit: Arc::default(),
+        }
     }
 
     /// A copy of the settings and identity, without any in-progress COPY, for planning
@@ -81,6 +92,7 @@ impl Session {
             settings: other.settings.clone(),
             transaction: other.transaction,
             copy_in: None,
+            commit: other.commit.clone(),
         }
     }
 
