@@ -1,5 +1,6 @@
 //! Errors of the streaming runtime. Each says which layer failed; task-level failures are
-//! wrapped with the operator and epoch they happened in.
+//! wrapped with the operator and epoch they happened in. Each variant carries the SQLSTATE
+//! a client gets for it ([`ExecError::sqlstate`]).
 
 use thiserror::Error;
 
@@ -23,6 +24,9 @@ pub enum ExecError {
     /// at CREATE time).
     #[error("{0}")]
     Connector(String),
+    /// A file source or sink names a file outside `[file] allowed_dirs` (SQLSTATE 42501).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -33,6 +37,22 @@ pub enum ExecError {
 pub type ExecResult<T> = Result<T, ExecError>;
 
 impl ExecError {
+    /// The SQLSTATE a client gets for this error; `None` for wrapped errors of other
+    /// libraries (Arrow, DataFusion), whose codes the server derives from their own variants.
+    pub fn sqlstate(&self) -> Option<&'static str> {
+        match self {
+            ExecError::Arrow(_) | ExecError::DataFusion(_) => None,
+            ExecError::Storage(e) => Some(e.sqlstate()),
+            ExecError::Plan(_)
+            | ExecError::InvalidGraph(_)
+            | ExecError::Internal(_)
+            | ExecError::ChannelClosed(_) => Some("XX000"),
+            ExecError::Connector(_) => Some("22023"),
+            ExecError::PermissionDenied(_) => Some("42501"),
+            ExecError::InOperator { source, .. } => source.sqlstate(),
+        }
+    }
+
     pub fn in_operator(self, operator: &str, epoch: u64) -> Self {
         ExecError::InOperator { operator: operator.to_string(), epoch, source: Box::new(self) }
     }

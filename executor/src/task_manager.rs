@@ -13,6 +13,7 @@ use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, StateNa
 use weir_storage::state_table::{StateTable, StateTableOptions};
 use weir_storage::{CheckpointStore, Store, ViewStateStore};
 
+use crate::connectors::FileAccess;
 use crate::data_plane::{ChannelId, DataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::OutputGate;
@@ -126,6 +127,8 @@ pub struct LocalTaskManager {
     events: Arc<dyn JobManagerEndpoint>,
     tasks: Mutex<HashMap<TaskId, RunningTask>>,
     state: StateServices,
+    /// The files `file` sources and sinks may use (none unless configured).
+    files: FileAccess,
 }
 
 impl LocalTaskManager {
@@ -146,7 +149,14 @@ impl LocalTaskManager {
             events,
             tasks: Mutex::new(HashMap::new()),
             state: StateServices::default(),
+            files: FileAccess::default(),
         }
+    }
+
+    /// Lets `file` sources and sinks use the files `files` allows.
+    pub fn with_file_access(mut self, files: FileAccess) -> Self {
+        self.files = files;
+        self
     }
 
     /// Keeps keyed state in `state.backend` and checkpoints to `state.checkpoints`.
@@ -244,7 +254,7 @@ impl LocalTaskManager {
                 }
                 OperatorSpec::Sink { connector, options, .. } => {
                     let config = SinkConfig::parse(connector, options)?;
-                    operators.push(Box::new(Sink::new(&config, desc.id.subtask)?));
+                    operators.push(Box::new(Sink::new(&config, desc.id.subtask, &self.files)?));
                 }
                 OperatorSpec::Materialize { view_id } => {
                     materialize = Some(Materialize::new(
@@ -299,6 +309,7 @@ impl TaskManager for LocalTaskManager {
                 store: &self.store,
                 events: self.events.clone(),
                 offset: restore_offset(&desc),
+                files: &self.files,
             },
         )?;
         let mut handles = Vec::new();

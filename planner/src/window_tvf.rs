@@ -166,7 +166,10 @@ impl RelationPlanner for WindowTvfPlanner {
             .iter()
             .map(|a| match a {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
-                other => plan_err!("{}: unsupported argument {other}", function.to_uppercase()),
+                other => Err(sql_error(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("{}: unsupported argument {other}", function.to_uppercase()),
+                )),
             })
             .collect::<DfResult<_>>()?;
         let usage = match function.as_str() {
@@ -181,14 +184,20 @@ impl RelationPlanner for WindowTvfPlanner {
             _ => (3, usize::MAX),
         };
         if args.len() < min_args || args.len() > max_args {
-            return plan_err!("wrong number of arguments; use {usage}");
+            return Err(sql_error(
+                sqlstate::UNDEFINED_FUNCTION,
+                format!("wrong number of arguments; use {usage}"),
+            ));
         }
         // The source: a table, view or source name.
         let source_name = match args[0] {
             ast::Expr::Identifier(i) => ast::ObjectName::from(vec![i.clone()]),
             ast::Expr::CompoundIdentifier(parts) => ast::ObjectName::from(parts.clone()),
             other => {
-                return plan_err!("the first argument of {usage} must name a table or source, not {other}")
+                return Err(sql_error(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("the first argument of {usage} must name a table or source, not {other}"),
+                ))
             }
         };
         let reference = context.object_name_to_table_reference(source_name)?;
@@ -197,14 +206,20 @@ impl RelationPlanner for WindowTvfPlanner {
             Err(_) => match (self.resolve)(&reference) {
                 Some(table) => table,
                 None => {
-                    return plan_err!("table \"{reference}\" does not exist (the first argument of {usage})")
+                    return Err(sql_error(
+                        sqlstate::UNDEFINED_TABLE,
+                        format!("relation \"{reference}\" does not exist (the first argument of {usage})"),
+                    ))
                 }
             },
         };
         let input = LogicalPlanBuilder::scan(reference, table, None)?.build()?;
         let column = |expr: &ast::Expr, what: &str| -> DfResult<usize> {
             let ast::Expr::Identifier(ident) = expr else {
-                return plan_err!("the {what} argument of {usage} must be a column name, not {expr}");
+                return Err(sql_error(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("the {what} argument of {usage} must be a column name, not {expr}"),
+                ));
             };
             let name =
                 if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() };
@@ -230,12 +245,18 @@ impl RelationPlanner for WindowTvfPlanner {
         let mut interval = |expr: &ast::Expr, what: &str| -> DfResult<i64> {
             let planned = context.sql_to_expr(expr.clone(), &DFSchema::empty())?;
             let us = interval_micros(&planned).ok_or_else(|| {
-                datafusion::error::DataFusionError::Plan(format!(
-                    "the {what} of {usage} must be an interval such as INTERVAL '10' SECOND, not {expr}"
-                ))
+                sql_error(
+                    sqlstate::DATATYPE_MISMATCH,
+                    format!(
+                        "the {what} of {usage} must be an interval such as INTERVAL '10' SECOND, not {expr}"
+                    ),
+                )
             })?;
             if what != "offset" && us <= 0 {
-                return plan_err!("the {what} of {usage} must be positive");
+                return Err(sql_error(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("the {what} of {usage} must be positive"),
+                ));
             }
             Ok(us)
         };
@@ -250,7 +271,10 @@ impl RelationPlanner for WindowTvfPlanner {
                 let size = interval(args[3], "size")?;
                 let offset = args.get(4).map(|a| interval(a, "offset")).transpose()?.unwrap_or(0);
                 if size % slide != 0 {
-                    return plan_err!("the size of {usage} must be a multiple of its slide");
+                    return Err(sql_error(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        format!("the size of {usage} must be a multiple of its slide"),
+                    ));
                 }
                 (WindowKind::Hop { slide, size, offset }, vec![])
             }
@@ -259,7 +283,10 @@ impl RelationPlanner for WindowTvfPlanner {
                 let size = interval(args[3], "size")?;
                 let offset = args.get(4).map(|a| interval(a, "offset")).transpose()?.unwrap_or(0);
                 if size % step != 0 {
-                    return plan_err!("the size of {usage} must be a multiple of its step");
+                    return Err(sql_error(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        format!("the size of {usage} must be a multiple of its step"),
+                    ));
                 }
                 (WindowKind::Cumulate { step, size, offset }, vec![])
             }

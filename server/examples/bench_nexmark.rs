@@ -79,7 +79,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
     let parallelism: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
     let split_size = args.get(5).cloned();
-    let server = support::start(|config| config.log = "warn".into()).await?;
+    // A CSV source file is read where it is: its directory is the one file sources may use.
+    let csv_dir = (source != "generator")
+        .then(|| std::fs::canonicalize(&source).ok()?.parent().map(std::path::Path::to_path_buf))
+        .flatten();
+    let server = support::start(move |config| {
+        config.log = "warn".into();
+        if let Some(dir) = csv_dir {
+            config.file_allowed_dirs = Some(vec![dir]);
+        }
+    })
+    .await?;
     let client = &server.client;
     client.batch_execute(&format!("SET streaming_parallelism = {parallelism}")).await?;
 

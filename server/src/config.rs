@@ -29,6 +29,9 @@ pub struct Config {
     /// First delay before a failed job restarts (`[restart] backoff`); zero turns restarts off.
     pub restart_backoff: Duration,
     pub max_restart_backoff: Duration,
+    /// The only directories `file` sources and sinks may use (`[file] allowed_dirs`);
+    /// `None` means the default, `DATA_DIR/files` (created at start).
+    pub file_allowed_dirs: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,17 @@ impl Default for Config {
             }),
             restart_backoff: Duration::from_secs(1),
             max_restart_backoff: Duration::from_secs(30),
+            file_allowed_dirs: None,
+        }
+    }
+}
+
+impl Config {
+    /// The directories `file` sources and sinks may use.
+    pub fn file_dirs(&self) -> Vec<PathBuf> {
+        match &self.file_allowed_dirs {
+            Some(dirs) => dirs.clone(),
+            None => vec![self.data_dir.join("files")],
         }
     }
 }
@@ -106,6 +120,15 @@ pub struct FileConfig {
     pub checkpoint: CheckpointSection,
     #[serde(default)]
     pub restart: RestartSection,
+    #[serde(default)]
+    pub file: FileSection,
+}
+
+/// `[file]`: where `file` sources and sinks may read and write.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSection {
+    pub allowed_dirs: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +156,11 @@ pub struct CheckpointSection {
 pub struct RestartSection {
     pub backoff: Option<String>,
     pub max_backoff: Option<String>,
+}
+
+/// `mb` megabytes in bytes; checked, since a shift would silently drop the high bits.
+fn megabytes(key: &str, mb: usize) -> Result<usize, String> {
+    mb.checked_mul(1 << 20).ok_or_else(|| format!("{key}: {mb} MB is more than this machine can address"))
 }
 
 /// Parses `"250ms"`, `"1s"`, `"2m"`, `"1h"` (a bare number is milliseconds).
@@ -211,11 +239,11 @@ impl Config {
             block_cache_bytes: file
                 .state
                 .block_cache_mb
-                .map_or(defaults.state.block_cache_bytes, |mb| mb << 20),
+                .map_or(Ok(defaults.state.block_cache_bytes), |mb| megabytes("state.block_cache_mb", mb))?,
             write_buffer_bytes: file
                 .state
                 .write_buffer_mb
-                .map_or(defaults.state.write_buffer_bytes, |mb| mb << 20),
+                .map_or(Ok(defaults.state.write_buffer_bytes), |mb| megabytes("state.write_buffer_mb", mb))?,
             cache_groups: match (file.state.cache_groups, backend) {
                 (Some(0), _) => return Err("state.cache_groups must be at least 1".into()),
                 (Some(n), _) => n,
@@ -256,6 +284,7 @@ impl Config {
             None => defaults.max_restart_backoff,
         };
         let config = Config {
+            file_allowed_dirs: file.file.allowed_dirs,
             listen,
             data_dir,
             state,
@@ -337,6 +366,14 @@ mod tests {
         std::fs::write(&path, "checkpoint.interval = \"1 fortnight\"\n").unwrap();
         let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
         assert!(err.contains("unknown unit"), "{err}");
+        std::fs::write(&path, "[file]\nallowed_dirs = [\"/srv/in\", \"/srv/out\"]\n").unwrap();
+        let c = Config::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.file_dirs(), vec![PathBuf::from("/srv/in"), PathBuf::from("/srv/out")]);
+        let c = Config::load(None, Overrides { data_dir: Some("/d".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.file_dirs(), vec![PathBuf::from("/d/files")]);
+        std::fs::write(&path, "[state]\nblock_cache_mb = 9223372036854775807\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.contains("state.block_cache_mb"), "{err}");
         std::fs::write(&path, "state.backend = \"tape\"\n").unwrap();
         assert!(Config::load(Some(&path), Overrides::default()).unwrap_err().contains("state.backend"));
     }

@@ -14,6 +14,7 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
+use weir_executor::connectors::FileAccess;
 use weir_executor::{JobManager, StoredTable, ViewTable};
 use weir_plan::catalog::ViewDef;
 use weir_storage::{InMemoryViewStates, Store, ViewSnapshot, ViewStateStore};
@@ -27,6 +28,16 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// The Postgres version Weir speaks; psql picks its catalog queries by it.
 pub const PG_SERVER_VERSION: &str = "15.0";
 
+/// The directories of `[file] allowed_dirs`, resolved; the default `DATA_DIR/files` is
+/// created if missing, a configured directory must exist.
+fn file_access(config: &Config) -> Result<FileAccess, String> {
+    if config.file_allowed_dirs.is_none() {
+        let dir = config.data_dir.join("files");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    FileAccess::new(&config.file_dirs())
+}
+
 pub struct Engine {
     pub store: Arc<Store>,
     pub config: Config,
@@ -34,14 +45,17 @@ pub struct Engine {
     pub jobs: JobManager,
     /// Every view's committed contents.
     pub view_states: Arc<dyn ViewStateStore>,
+    /// The files `file` sources and sinks may use (`[file] allowed_dirs`).
+    pub files: FileAccess,
 }
 
 impl Engine {
     /// Creates the engine and starts the streaming runtime (must run inside tokio).
     pub fn new(store: Arc<Store>, config: Config) -> Result<Self, String> {
         let view_states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
-        let jobs = crate::runtime::start(&store, &view_states, &config)?;
-        Ok(Self { store, config, jobs, view_states })
+        let files = file_access(&config)?;
+        let jobs = crate::runtime::start(&store, &view_states, &config, &files)?;
+        Ok(Self { store, config, jobs, view_states, files })
     }
 
     pub fn database_exists(&self, name: &str) -> bool {

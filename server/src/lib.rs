@@ -21,6 +21,7 @@
 //! `weir-planner`'s: lowering a bound query to a JobGraph). Handlers call into those crates
 //! and store what they return; they do not reimplement either.
 
+pub mod commit_gate;
 pub mod config;
 pub mod copy_in;
 pub mod engine;

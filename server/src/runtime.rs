@@ -53,6 +53,7 @@ pub fn start(
     store: &Arc<Store>,
     view_states: &Arc<dyn ViewStateStore>,
     config: &Config,
+    files: &weir_executor::connectors::FileAccess,
 ) -> Result<JobManager, String> {
     let state = state_services(config)?;
     let data_plane: Arc<dyn DataPlane> = Arc::new(LocalDataPlane::new());
@@ -70,7 +71,8 @@ pub fn start(
                     data_plane.clone(),
                     endpoint.clone(),
                 )
-                .with_state(state.clone()),
+                .with_state(state.clone())
+                .with_file_access(files.clone()),
             ) as Arc<dyn TaskManager>
         })
         .collect();

@@ -2,9 +2,11 @@
 //! in-progress `COPY FROM STDIN`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use weir_planner::{sqlstate, SqlError, SqlResult};
 
+use crate::commit_gate::CommitGate;
 use crate::copy_in::CopyInState;
 
 /// Settings every session starts with, with the values Postgres reports by default.
@@ -66,6 +68,8 @@ pub struct Session {
     settings: BTreeMap<String, (String, String)>,
     pub transaction: TransactionState,
     pub copy_in: Option<CopyInState>,
+    /// Whether the running statement may still be cancelled (see `commit_gate`).
+    pub commit: Arc<CommitGate>,
 }
 
 impl Session {
@@ -74,7 +78,14 @@ impl Session {
             .iter()
             .map(|(name, value, _)| (name.to_ascii_lowercase(), (name.to_string(), value.to_string())))
             .collect();
-        Self { user, database, settings, transaction: TransactionState::Idle, copy_in: None }
+        Self {
+            user,
+            database,
+            settings,
+            transaction: TransactionState::Idle,
+            copy_in: None,
+            commit: Arc::default(),
+        }
     }
 
     /// A copy of the settings and identity, without any in-progress COPY, for planning
@@ -86,6 +97,7 @@ impl Session {
             settings: other.settings.clone(),
             transaction: other.transaction,
             copy_in: None,
+            commit: other.commit.clone(),
         }
     }
 
@@ -182,20 +194,47 @@ fn invalid_value(name: &str, value: &str) -> SqlError {
     )
 }
 
+/// The largest `statement_timeout`, in milliseconds (Postgres keeps it in an `int`).
+const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
+
 /// `5000`, `'5s'`, `'250ms'`, `'1min'` to milliseconds, as Postgres accepts for timeouts.
+/// Client input: the arithmetic is checked, and a value beyond Postgres' range is `22023`
+/// rather than a wrapped (or, in a debug build, panicking) multiplication.
 fn parse_duration_ms(value: &str) -> SqlResult<u64> {
     let v = value.trim().to_ascii_lowercase();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let n: u64 = num.parse().map_err(|_| invalid_value("statement_timeout", value))?;
-    let factor = match unit.trim() {
-        "" | "ms" => 1,
-        "s" => 1000,
-        "min" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(invalid_value("statement_timeout", value)),
+    if num.is_empty() {
+        return Err(invalid_value("statement_timeout", value));
+    }
+    let out_of_range = || {
+        SqlError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!(
+                "{} is outside the valid range for parameter \"statement_timeout\" (0 .. {MAX_TIMEOUT_MS})",
+                value.trim()
+            ),
+        )
     };
-    Ok(n * factor)
+    // Only digits: a parse failure is a number too large for u64.
+    let n: u64 = num.parse().map_err(|_| out_of_range())?;
+    let ms = match unit.trim() {
+        "us" => Some(n / 1000),
+        "" | "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => {
+            return Err(invalid_value("statement_timeout", value).with_hint(
+                "Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".",
+            ))
+        }
+    };
+    match ms {
+        Some(ms) if ms <= MAX_TIMEOUT_MS => Ok(ms),
+        _ => Err(out_of_range()),
+    }
 }
 
 /// A state TTL (`'1 hour'`, `'30 min'`, `'10s'`, `'500ms'`, `'2 days'`, a bare number of
@@ -249,5 +288,21 @@ mod tests {
         s.set("TimeZone", "UTC").unwrap();
         s.reset("application_name");
         assert_eq!(s.get("application_name"), Some(""));
+    }
+
+    #[test]
+    fn statement_timeout_out_of_range_is_an_error_not_an_overflow() {
+        let mut s = Session::new("u".into(), "weir".into());
+        for value in ["99999999999999999h", "99999999999999999999999", "2147483648", "600000h", "25000d"] {
+            let err = s.set("statement_timeout", value).expect_err(value);
+            assert_eq!(err.code, "22023", "{value}: {}", err.message);
+            assert!(err.message.contains("outside the valid range"), "{}", err.message);
+        }
+        s.set("statement_timeout", "2147483647").unwrap();
+        assert_eq!(s.statement_timeout_ms(), 2_147_483_647);
+        s.set("statement_timeout", "1d").unwrap();
+        assert_eq!(s.statement_timeout_ms(), 86_400_000);
+        assert_eq!(s.set("statement_timeout", "-1").unwrap_err().code, "22023");
+        assert_eq!(s.set("statement_timeout", "5 fortnights").unwrap_err().code, "22023");
     }
 }

@@ -708,15 +708,18 @@ pub async fn window_state_stays_bounded_on_a_long_stream() -> Result<(), String>
 /// just after it returned (the job is then shown failed): either way the reason is there.
 pub async fn on_error_fail_reports_the_row() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
+    // The file is read from the default allowed directory, DATA_DIR/files, by a relative path.
+    let files = dir.path().join("data/files");
+    std::fs::create_dir_all(&files).map_err(show)?;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/data/bad.csv");
+    std::fs::copy(&data, files.join("bad.csv")).map_err(show)?;
     let server = TestServer::start(&dir.path().join("data"));
     let client = server.connect().await;
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests/data/bad.csv");
     client
-        .batch_execute(&format!(
+        .batch_execute(
             "CREATE SOURCE badf (id BIGINT, name VARCHAR, ts TIMESTAMP)
-             WITH (connector = 'file', path = '{}', format = 'csv', header = 'true', on_error = 'fail')",
-            data.display()
-        ))
+             WITH (connector = 'file', path = 'bad.csv', format = 'csv', header = 'true', on_error = 'fail')",
+        )
         .await
         .map_err(show)?;
     let expected = "bad.csv line 4";

@@ -7,6 +7,7 @@
 //! rewrites the `.slt` expectations from the server's actual output; FILTER runs only tests
 //! whose name contains it.
 
+mod atomic_writes;
 mod clients;
 mod joins;
 mod recovery;
@@ -60,6 +61,9 @@ fn main() {
         ("sources::on_error_fail_reports_the_row", || Box::pin(clients::on_error_fail_reports_the_row())),
         ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
         ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
+        ("atomicity::cancelled_writes_are_all_or_nothing", || {
+            Box::pin(atomic_writes::cancelled_writes_are_all_or_nothing())
+        }),
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),
         ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),

@@ -127,6 +127,11 @@ fn write_config(path: &Path, text: &str) -> Result<Vec<String>, String> {
     Ok(vec!["--config".into(), path.display().to_string()])
 }
 
+/// Lets the servers' file sources read the CSV files written into `dir`.
+fn allow_files(dir: &Path) -> String {
+    format!("[file]\nallowed_dirs = [{:?}]\n", dir.display().to_string())
+}
+
 /// The victim checkpoints every 300 ms, its state in `backend` (`rocksdb` or `memory`).
 fn victim_config(dir: &Path, backend: &str) -> Result<Vec<String>, String> {
     let checkpoints = dir.join("victim-checkpoints");
@@ -134,8 +139,9 @@ fn victim_config(dir: &Path, backend: &str) -> Result<Vec<String>, String> {
         &dir.join("victim.toml"),
         &format!(
             "state.backend = \"{backend}\"\ncheckpoint.interval = \"300ms\"\ncheckpoint.dir = \"file://{}\"\n\
-             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\n",
-            checkpoints.display()
+             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\n{}",
+            checkpoints.display(),
+            allow_files(dir)
         ),
     )
 }
@@ -145,7 +151,10 @@ fn victim_config(dir: &Path, backend: &str) -> Result<Vec<String>, String> {
 fn reference_config(dir: &Path) -> Result<Vec<String>, String> {
     write_config(
         &dir.join("reference.toml"),
-        "state.backend = \"memory\"\ncheckpoint.interval = \"off\"\n[streaming]\nbarrier_interval_ms = 100\n",
+        &format!(
+            "state.backend = \"memory\"\ncheckpoint.interval = \"off\"\n[streaming]\nbarrier_interval_ms = 100\n{}",
+            allow_files(dir)
+        ),
     )
 }
 

@@ -33,10 +33,17 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 
 pub async fn run_file(path: PathBuf, complete: bool) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let server = TestServer::start(&dir.path().join("data"));
-    let conn = server.connection_string();
     let work_dir = dir.path().join("work");
     std::fs::create_dir_all(&work_dir).map_err(|e| e.to_string())?;
+    // File sources and sinks may use the test data and this file's scratch directory, and
+    // nothing else (sql-tests/slt/file_access.slt checks the refusals).
+    let config = dir.path().join("weir.toml");
+    let allowed =
+        format!("[file]\nallowed_dirs = [{:?}, {:?}]\n", data_dir(), work_dir.display().to_string());
+    std::fs::write(&config, allowed).map_err(|e| e.to_string())?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let conn = server.connection_string();
     let work_dir = work_dir.display().to_string();
     let mut runner = sqllogictest::Runner::new(move || {
         let conn = conn.clone();

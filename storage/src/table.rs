@@ -50,7 +50,7 @@ pub struct TableStore {
     /// Writers hold this across their read-check-write sequence (an UPDATE reads the rows it
     /// changes, a primary-key check reads existing keys), so concurrent statements on one
     /// table apply one after another. Readers never take it.
-    pub write_lock: tokio::sync::Mutex<()>,
+    pub write_lock: Arc<tokio::sync::Mutex<()>>,
     db: Arc<DB>,
     def: TableDef,
     codec: RowCodec,
@@ -72,7 +72,7 @@ impl TableStore {
         let codec = RowCodec::new(&def)?;
         let next_seq = last_log_seq(&db, def.id)?.map_or(1, |s| s + 1);
         Ok(Self {
-            write_lock: tokio::sync::Mutex::new(()),
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
             db,
             def,
             codec,

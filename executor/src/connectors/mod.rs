@@ -14,12 +14,14 @@
 
 pub mod datagen;
 pub mod file;
+pub mod file_access;
 pub mod metrics;
 pub mod nexmark;
 mod options;
 mod prng;
 mod type_names;
 
+pub use file_access::FileAccess;
 pub use options::check_known_options;
 
 use std::collections::BTreeMap;
@@ -105,11 +107,12 @@ pub const COMMON_OPTIONS: &[&str] = &["on_error", "idle_timeout_ms"];
 
 /// Validates `options` for connector `name` against the declared `schema` and returns the
 /// configured connector. Called at `CREATE SOURCE` (so mistakes are reported there) and
-/// again when a job deploys.
+/// again when a job deploys. A `file` source may only read files `files` allows.
 pub fn open_connector(
     name: &str,
     options: &ConnectorOptions,
     schema: SchemaRef,
+    files: &FileAccess,
 ) -> ExecResult<Box<dyn Connector>> {
     let options: ConnectorOptions = options
         .iter()
@@ -117,7 +120,7 @@ pub fn open_connector(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     match name.to_ascii_lowercase().as_str() {
-        "file" => Ok(Box::new(file::FileConnector::new(&options, schema)?)),
+        "file" => Ok(Box::new(file::FileConnector::new(&options, schema, files)?)),
         "nexmark" => Ok(Box::new(nexmark::NexmarkConnector::new(&options, schema)?)),
         "datagen" => Ok(Box::new(datagen::DatagenConnector::new(&options, schema)?)),
         other => Err(OptionError(format!(

@@ -8,13 +8,17 @@
 //!   A new sink appends to whatever the file holds. At a checkpoint the sink records the
 //!   file's length; a sink restored from it truncates the file back to that length (the rows
 //!   after it are replayed), so a recovered job writes each row once.
+//!
+//! A file sink may only write under `[file] allowed_dirs`: its path is checked at
+//! `CREATE SINK` ([`SinkConfig::check_access`]) and again whenever a sink opens its file
+//! (see `connectors::file_access`).
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 
 use super::{DeferredState, Operator, OperatorSnapshot};
-use crate::connectors::{check_known_options, OptionError};
+use crate::connectors::{check_known_options, FileAccess, OptionError};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, StreamBatch};
 
@@ -69,6 +73,16 @@ impl SinkConfig {
     }
 }
 
+impl SinkConfig {
+    /// Whether `access` allows the files the sink writes (checked again at every open).
+    pub fn check_access(&self, access: &FileAccess) -> ExecResult<()> {
+        match self {
+            SinkConfig::Blackhole => Ok(()),
+            SinkConfig::File { path, .. } => access.sink_path(path).map(|_| ()),
+        }
+    }
+}
+
 pub struct Sink {
     writer: Option<FileWriter>,
 }
@@ -82,7 +96,7 @@ struct FileWriter {
 }
 
 impl Sink {
-    pub fn new(config: &SinkConfig, subtask: usize) -> ExecResult<Self> {
+    pub fn new(config: &SinkConfig, subtask: usize, access: &FileAccess) -> ExecResult<Self> {
         let writer = match config {
             SinkConfig::Blackhole => None,
             SinkConfig::File { path, format, header } => {
@@ -90,11 +104,7 @@ impl Sink {
                     0 => path.clone(),
                     n => format!("{path}.{n}"),
                 };
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| ExecError::Connector(format!("cannot open sink file {path}: {e}")))?;
+                let file = access.open_append(&path)?;
                 let wrote_header = file.metadata().map(|m| m.len() > 0).unwrap_or(false);
                 Some(FileWriter {
                     path,
@@ -242,6 +252,31 @@ mod tests {
     use super::*;
     use crate::operators::test_util::batch;
 
+    /// These tests write temporary files wherever they are.
+    fn anywhere() -> FileAccess {
+        FileAccess::new(&["/"]).expect("root")
+    }
+
+    #[test]
+    fn a_file_sink_writes_only_under_the_allowed_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let allowed = dir.path().join("allowed");
+        std::fs::create_dir_all(&allowed).expect("mkdir");
+        let access = FileAccess::new(&[&allowed]).expect("access");
+        let outside = dir.path().join("victim.csv");
+        std::fs::write(&outside, "precious\n").expect("write");
+        let config = file_config(&outside.display().to_string(), "csv", false);
+        let refused = config.check_access(&access).expect_err("outside");
+        assert!(matches!(refused, ExecError::PermissionDenied(_)), "{refused}");
+        let refused = Sink::new(&config, 0, &access).err().expect("outside");
+        assert!(matches!(refused, ExecError::PermissionDenied(_)), "{refused}");
+        let inside = file_config("out.csv", "csv", false);
+        inside.check_access(&access).expect("inside");
+        Sink::new(&inside, 0, &access).expect("inside");
+        assert!(allowed.join("out.csv").exists());
+        assert_eq!(std::fs::read_to_string(&outside).expect("read"), "precious\n");
+    }
+
     #[test]
     fn file_sink_appends_csv_and_flushes_at_barriers() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -249,7 +284,7 @@ mod tests {
         let options =
             BTreeMap::from([("path".to_string(), path.clone()), ("header".to_string(), "true".to_string())]);
         let config = SinkConfig::parse("file", &options).expect("config");
-        let mut sink = Sink::new(&config, 0).expect("sink");
+        let mut sink = Sink::new(&config, 0, &anywhere()).expect("sink");
         let rows = batch(
             vec![
                 ("id", std::sync::Arc::new(Int64Array::from(vec![1, 2]))),
@@ -306,7 +341,7 @@ mod tests {
 
     /// Rows 0..10 in batches, with barriers between, into a file nobody interrupts.
     fn uninterrupted(path: &str, config: &SinkConfig) -> String {
-        let mut sink = Sink::new(config, 0).expect("sink");
+        let mut sink = Sink::new(config, 0, &anywhere()).expect("sink");
         for (i, (from, to)) in [(0, 3), (3, 5), (5, 10)].into_iter().enumerate() {
             write(&mut sink, numbers(from, to));
             barrier(&mut sink, i as u64 + 1);
@@ -323,7 +358,7 @@ mod tests {
 
             let path = dir.path().join("out").display().to_string();
             let config = file_config(&path, format, header);
-            let mut sink = Sink::new(&config, 0).expect("sink");
+            let mut sink = Sink::new(&config, 0, &anywhere()).expect("sink");
             write(&mut sink, numbers(0, 3));
             let meta = checkpoint(&mut sink, 1);
             // Epoch 2 reaches the file but its checkpoint never completes; then a crash.
@@ -333,7 +368,7 @@ mod tests {
             drop(sink);
             assert!(std::fs::metadata(&path).expect("file").len() > 0);
 
-            let mut restored = Sink::new(&config, 0).expect("sink");
+            let mut restored = Sink::new(&config, 0, &anywhere()).expect("sink");
             restored.restore(&meta, None).expect("restore");
             // The replay after checkpoint 1.
             write(&mut restored, numbers(3, 5));
@@ -350,13 +385,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.csv").display().to_string();
         let config = file_config(&path, "csv", true);
-        let mut sink = Sink::new(&config, 0).expect("sink");
+        let mut sink = Sink::new(&config, 0, &anywhere()).expect("sink");
         let meta = checkpoint(&mut sink, 1);
         write(&mut sink, numbers(0, 3));
         barrier(&mut sink, 2);
         drop(sink);
 
-        let mut restored = Sink::new(&config, 0).expect("sink");
+        let mut restored = Sink::new(&config, 0, &anywhere()).expect("sink");
         restored.restore(&meta, Some(&mut &b""[..])).expect("restore");
         for (i, (from, to)) in [(0, 3), (3, 5), (5, 10)].into_iter().enumerate() {
             write(&mut restored, numbers(from, to));
@@ -372,7 +407,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.csv").display().to_string();
         std::fs::write(&path, "id,name\n").expect("existing file");
-        let mut sink = Sink::new(&file_config(&path, "csv", true), 0).expect("sink");
+        let mut sink = Sink::new(&file_config(&path, "csv", true), 0, &anywhere()).expect("sink");
         write(&mut sink, numbers(0, 1));
         barrier(&mut sink, 1);
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "id,name\n0,n0\n");
@@ -383,24 +418,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.csv").display().to_string();
         let config = file_config(&path, "csv", false);
-        let mut sink = Sink::new(&config, 0).expect("sink");
+        let mut sink = Sink::new(&config, 0, &anywhere()).expect("sink");
         write(&mut sink, numbers(0, 3));
         let meta = checkpoint(&mut sink, 1);
         drop(sink);
         std::fs::write(&path, "0,n0\n").expect("someone else's edit");
-        let mut restored = Sink::new(&config, 0).expect("sink");
+        let mut restored = Sink::new(&config, 0, &anywhere()).expect("sink");
         let error = restored.restore(&meta, None).expect_err("shorter file");
         assert!(error.to_string().contains("changed outside Weir"), "{error}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "0,n0\n", "left as it was");
 
         // Another subtask's file is not this one's checkpoint.
-        let mut other = Sink::new(&config, 1).expect("sink");
+        let mut other = Sink::new(&config, 1, &anywhere()).expect("sink");
         assert!(other.restore(&meta, None).is_err());
     }
 
     #[test]
     fn a_blackhole_has_no_state() {
-        let mut sink = Sink::new(&SinkConfig::Blackhole, 0).expect("sink");
+        let mut sink = Sink::new(&SinkConfig::Blackhole, 0, &FileAccess::default()).expect("sink");
         write(&mut sink, numbers(0, 3));
         assert!(sink.snapshot(false).expect("snapshot").is_none());
     }

@@ -73,6 +73,8 @@ pub struct SourceContext<'a> {
     pub events: Arc<dyn JobManagerEndpoint>,
     /// The offset recorded in the checkpoint the task restores from, if any.
     pub offset: Option<&'a serde_json::Value>,
+    /// The files a `file` source may read.
+    pub files: &'a crate::connectors::FileAccess,
 }
 
 /// Starts the source of a task whose vertex reads a table or a connector; `None` for a
@@ -124,8 +126,8 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             let schema = schema_of(schema)?;
             let settings = source_settings(options)?;
             let split = cx.task.subtask;
-            let mut reader =
-                crate::connectors::open_connector(connector, options, schema.clone())?.open(split)?;
+            let mut reader = crate::connectors::open_connector(connector, options, schema.clone(), cx.files)?
+                .open(split)?;
             if let Some(offset) = cx.offset {
                 reader.seek(offset)?;
             }

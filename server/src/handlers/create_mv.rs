@@ -26,7 +26,7 @@ use weir_storage::Store;
 use super::planning::rows;
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
-use crate::wire::errors::{from_datafusion, from_storage};
+use crate::wire::errors::{from_datafusion, from_exec, from_storage};
 
 pub async fn run(
     cx: &Context<'_>,
@@ -124,7 +124,11 @@ pub async fn run(
     // guard undoes the catalog entry and the job if this statement ends early.
     let mut guard = Undo { engine: cx.engine.clone(), view_id, schema, name: name.clone(), armed: true };
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
-        return Err(SqlError::internal(format!("materialized view \"{name}\" could not be started: {e}")));
+        let e = from_exec(e);
+        return Err(SqlError::new(
+            e.code,
+            format!("materialized view \"{name}\" could not be started: {}", e.message),
+        ));
     }
     guard.armed = false;
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
@@ -200,7 +204,7 @@ pub(crate) async fn plan_stream_job(
         .await
         .map_err(from_datafusion)?;
     let optimized = state.optimize(&plan).map_err(from_datafusion)?;
-    let catalog = Catalog { store: cx.engine.store.clone() };
+    let catalog = Catalog { store: cx.engine.store.clone(), files: cx.engine.files.clone() };
     let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, options)?;
     Ok((graph, optimized))
 }
@@ -259,6 +263,7 @@ fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> 
 
 struct Catalog {
     store: Arc<Store>,
+    files: weir_executor::connectors::FileAccess,
 }
 
 impl StreamCatalog for Catalog {
@@ -270,6 +275,7 @@ impl StreamCatalog for Catalog {
                 &source.connector,
                 &source.options,
                 source.relation().arrow_schema(),
+                &self.files,
             )
             .map(|c| c.splits())
             .unwrap_or(1);

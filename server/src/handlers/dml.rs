@@ -5,13 +5,19 @@
 //! rows — old values, and for UPDATE the new ones — so every expression DataFusion supports
 //! works in SET and WHERE; the rows are then replaced or removed by primary key in one
 //! atomic write. The table's write lock is held from the SELECT to the write, so concurrent
-//! statements on a table apply one after another and never lose an update.
+//! statements on a table apply one after another and never lose an update. INSERT works
+//! the same way: DataFusion plans and runs the rows to insert, and the handler writes them.
+//!
+//! The write goes through `commit_gate::write_with_lock`: a cancel or `statement_timeout`
+//! before it stops the statement with nothing written, one during it is ignored, and the
+//! lock is held until the write has finished even if the statement's future is dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::compute::{cast_with_options, concat_batches, CastOptions};
+use datafusion::logical_expr::LogicalPlan;
 use weir_planner::sqlparser::ast::{
     AssignmentTarget, Delete, FromTable, Statement, TableFactor, TableWithJoins, Update,
 };
@@ -20,8 +26,9 @@ use weir_storage::TableStore;
 
 use super::planning::{collect, plan};
 use super::{Context, Outcome};
+use crate::commit_gate::write_with_lock;
 use crate::engine::Engine;
-use crate::wire::errors::from_storage;
+use crate::wire::errors::{from_arrow, from_storage};
 
 pub async fn insert(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
     let Statement::Insert(insert) = &statement else {
@@ -37,21 +44,36 @@ pub async fn insert(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome
         weir_planner::sqlparser::ast::TableObject::TableName(name) => name.clone(),
         other => return Err(SqlError::unsupported(format!("INSERT INTO {other}"))),
     };
-    resolve_table(cx.engine, &name)?;
+    let table = resolve_table(cx.engine, &name)?;
     let (ctx, plan) = plan(cx, statement).await?;
-    let batches = collect(&ctx, plan).await?;
-    let count = batches
-        .first()
-        .filter(|b| b.num_columns() > 0 && b.num_rows() > 0)
-        .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().map(|a| a.value(0)))
-        .unwrap_or(0);
-    Ok(Outcome::Command { tag: "INSERT", rows: Some(count as usize) })
+    // DataFusion's INSERT plan: its input gives the table's columns in order, coerced.
+    let LogicalPlan::Dml(dml) = plan else {
+        return Err(SqlError::internal(format!("INSERT planned as {}", plan.display())));
+    };
+    let commit = cx.session()?.commit.clone();
+    let lock = table.write_lock.clone().lock_owned().await;
+    let batches = collect(&ctx, dml.input.as_ref().clone()).await?;
+    let schema = table.schema();
+    let mut rows = Vec::with_capacity(batches.len());
+    for batch in batches {
+        // The input may carry different field names or nullability; the table's own schema
+        // is what gets stored.
+        rows.push(RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(from_arrow)?);
+    }
+    let batch = concat_batches(&schema, &rows).map_err(from_arrow)?;
+    if batch.num_rows() == 0 {
+        return Ok(Outcome::Command { tag: "INSERT", rows: Some(0) });
+    }
+    let store = table.clone();
+    let n = write_with_lock(&commit, lock, move || store.insert(&batch).map_err(from_storage)).await?;
+    Ok(Outcome::Command { tag: "INSERT", rows: Some(n) })
 }
 
 pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
     let (select, table) = update_select(cx.engine, &update)?;
     let width = table.def().columns.len();
-    let _guard = table.write_lock.lock().await;
+    let commit = cx.session()?.commit.clone();
+    let lock = table.write_lock.clone().lock_owned().await;
     let rows = select_rows(cx, select).await?;
     if rows.num_rows() == 0 {
         return Ok(Outcome::Command { tag: "UPDATE", rows: Some(0) });
@@ -83,16 +105,14 @@ pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
     }
     let new = RecordBatch::try_new(schema, new_columns).map_err(|e| SqlError::internal(e.to_string()))?;
     let store = table.clone();
-    let n = tokio::task::spawn_blocking(move || store.update(&old, &new))
-        .await
-        .map_err(|e| SqlError::internal(format!("update task failed: {e}")))?
-        .map_err(from_storage)?;
+    let n = write_with_lock(&commit, lock, move || store.update(&old, &new).map_err(from_storage)).await?;
     Ok(Outcome::Command { tag: "UPDATE", rows: Some(n) })
 }
 
 pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
     let (select, table) = delete_select(cx.engine, &delete)?;
-    let _guard = table.write_lock.lock().await;
+    let commit = cx.session()?.commit.clone();
+    let lock = table.write_lock.clone().lock_owned().await;
     let rows = select_rows(cx, select).await?;
     if rows.num_rows() == 0 {
         return Ok(Outcome::Command { tag: "DELETE", rows: Some(0) });
@@ -100,10 +120,7 @@ pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
     let rows = RecordBatch::try_new(table.schema(), rows.columns().to_vec())
         .map_err(|e| SqlError::internal(e.to_string()))?;
     let store = table.clone();
-    let n = tokio::task::spawn_blocking(move || store.delete(&rows))
-        .await
-        .map_err(|e| SqlError::internal(format!("delete task failed: {e}")))?
-        .map_err(from_storage)?;
+    let n = write_with_lock(&commit, lock, move || store.delete(&rows).map_err(from_storage)).await?;
     Ok(Outcome::Command { tag: "DELETE", rows: Some(n) })
 }
 

@@ -181,7 +181,7 @@ fn dependent_jobs(cx: &Context<'_>) -> Vec<DependentJob> {
 async fn drop_jobs(cx: &Context<'_>, jobs: &[DependentJob], doomed: &BTreeSet<TableId>) -> SqlResult<()> {
     for id in doomed.iter().rev() {
         let Some(job) = jobs.iter().find(|v| v.id == *id) else { continue };
-        cx.engine.jobs.drop_job(job.id).await.map_err(|e| SqlError::internal(e.to_string()))?;
+        cx.engine.jobs.drop_job(job.id).await.map_err(crate::wire::errors::from_exec)?;
         let store = &cx.engine.store;
         match job.sink {
             true => store.drop_sink(&job.schema, &job.name).map(|_| ()),

@@ -13,7 +13,7 @@ use weir_planner::{JobOptions, SqlError, SqlResult};
 use super::create_mv::plan_stream_job;
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
-use crate::wire::errors::from_storage;
+use crate::wire::errors::{from_exec, from_storage};
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -54,8 +54,8 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
     }
     let schema = def.relation().arrow_schema();
     // The connector checks its options against the columns; the watermark must compile.
-    weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone())
-        .map_err(invalid_option)?;
+    weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone(), &cx.engine.files)
+        .map_err(from_exec)?;
     weir_executor::sources::source_settings(&def.options).map_err(invalid_option)?;
     if let Some(w) = &def.watermark {
         check_watermark_expression(&schema, w)?;
@@ -97,7 +97,9 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
     }
     let (connector, options) = split_connector(&stmt.options)?;
-    weir_executor::operators::sink::SinkConfig::parse(&connector, &options).map_err(invalid_option)?;
+    let config =
+        weir_executor::operators::sink::SinkConfig::parse(&connector, &options).map_err(invalid_option)?;
+    config.check_access(&cx.engine.files).map_err(from_exec)?;
     let store = &cx.engine.store;
     let id = store.allocate_id().map_err(from_storage)?;
     let job_options = JobOptions {
@@ -126,7 +128,8 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
         cx.engine.jobs.stop_job(id);
         let _ = store.drop_sink(&schema, &name);
-        return Err(SqlError::internal(format!("sink \"{name}\" could not be started: {e}")));
+        let e = from_exec(e);
+        return Err(SqlError::new(e.code, format!("sink \"{name}\" could not be started: {}", e.message)));
     }
     Ok(Outcome::Command { tag: "CREATE SINK", rows: None })
 }

@@ -125,7 +125,8 @@ impl WeirStartup {
         if pid == 0 || client.session_extensions().get::<Arc<super::cancel::SessionCancel>>().is_some() {
             return;
         }
-        let (cancel, registration) = self.cancels.register(pid, &secret);
+        let commit = super::session_of(client).lock().map(|s| s.commit.clone()).unwrap_or_default();
+        let (cancel, registration) = self.cancels.register(pid, &secret, commit);
         client.session_extensions().insert::<Arc<super::cancel::SessionCancel>>(cancel);
         client.session_extensions().insert(registration);
     }

@@ -23,6 +23,8 @@ type Key = (i32, Vec<u8>);
 /// Per-session cancel signal.
 pub struct SessionCancel {
     generation: watch::Sender<u64>,
+    /// Whether the session's running statement may be stopped (a write in progress may not).
+    commit: Arc<crate::commit_gate::CommitGate>,
 }
 
 impl SessionCancel {
@@ -51,26 +53,31 @@ impl Drop for Registration {
 }
 
 impl CancelRegistry {
-    pub fn register(self: &Arc<Self>, pid: i32, secret: &SecretKey) -> (Arc<SessionCancel>, Registration) {
+    pub fn register(
+        self: &Arc<Self>,
+        pid: i32,
+        secret: &SecretKey,
+        commit: Arc<crate::commit_gate::CommitGate>,
+    ) -> (Arc<SessionCancel>, Registration) {
         let key = (pid, secret.to_bytes().to_vec());
         let (tx, _) = watch::channel(0);
-        let cancel = Arc::new(SessionCancel { generation: tx });
+        let cancel = Arc::new(SessionCancel { generation: tx, commit });
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.insert(key.clone(), cancel.clone());
         }
         (cancel, Registration { registry: self.clone(), key })
     }
 
-    fn cancel(&self, pid: i32, secret: &SecretKey) -> bool {
+    /// Cancels the session's statement; `None` if no session has this key, `Some(false)` if
+    /// its statement is writing and is left to finish.
+    fn cancel(&self, pid: i32, secret: &SecretKey) -> Option<bool> {
         let key = (pid, secret.to_bytes().to_vec());
-        let session = self.sessions.lock().ok().and_then(|s| s.get(&key).cloned());
-        match session {
-            Some(s) => {
-                s.generation.send_modify(|g| *g += 1);
-                true
-            }
-            None => false,
+        let session = self.sessions.lock().ok().and_then(|s| s.get(&key).cloned())?;
+        if !session.commit.try_cancel() {
+            return Some(false);
         }
+        session.generation.send_modify(|g| *g += 1);
+        Some(true)
     }
 }
 
@@ -82,9 +89,16 @@ pub struct WeirCancelHandler {
 #[async_trait]
 impl CancelHandler for WeirCancelHandler {
     async fn on_cancel_request(&self, request: CancelRequest) {
-        let streaming = self.registry.cancel(request.pid, &request.secret_key);
-        let planning = self.connections.cancel(request.pid, &request.secret_key).await;
-        tracing::info!(pid = request.pid, found = streaming || planning, "cancel request");
+        match self.registry.cancel(request.pid, &request.secret_key) {
+            // Writing: the statement completes and its client is told so.
+            Some(false) => {
+                tracing::info!(pid = request.pid, "cancel request ignored: the statement is writing")
+            }
+            found => {
+                let planning = self.connections.cancel(request.pid, &request.secret_key).await;
+                tracing::info!(pid = request.pid, found = found.is_some() || planning, "cancel request");
+            }
+        }
     }
 }
 

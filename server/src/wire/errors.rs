@@ -1,12 +1,18 @@
 //! Errors to Postgres `ErrorResponse`s.
 //!
-//! DataFusion reports unknown tables, unknown columns and type errors as plan or schema
-//! errors; this module maps each to the SQLSTATE Postgres uses, keeping DataFusion's message
-//! (it names the offending object) and adding a hint where one helps.
+//! Each error is mapped by its type and variant: Weir's own errors carry their SQLSTATE
+//! (`StorageError::sqlstate`, `ExecError::sqlstate`, `SqlError::code`), Arrow and DataFusion
+//! errors are mapped by variant here. Only DataFusion's plan and execution errors, which
+//! DataFusion reports as bare strings (unknown tables and functions, type errors), are told
+//! apart by their wording, keeping DataFusion's message (it names the offending object) and
+//! adding a hint where one helps. What is not recognised is never a syntax error: `42000`
+//! for a planning error, `XX000` (internal error: likely a bug) for anything else.
 
+use arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
+use weir_executor::ExecError;
 use weir_planner::{sqlstate, SqlError};
 use weir_storage::StorageError;
 
@@ -29,37 +35,97 @@ pub fn to_pgwire(e: SqlError) -> PgWireError {
 }
 
 pub fn from_storage(e: StorageError) -> SqlError {
+    let code = e.sqlstate();
     match e {
-        StorageError::UniqueViolation { constraint, detail } => SqlError::new(
-            sqlstate::UNIQUE_VIOLATION,
-            format!("duplicate key value violates unique constraint \"{constraint}\""),
-        )
-        .with_detail(detail),
-        StorageError::NotNullViolation { .. } => SqlError::new(sqlstate::NOT_NULL_VIOLATION, e.to_string()),
-        StorageError::TableExists(_) => SqlError::new(sqlstate::DUPLICATE_TABLE, e.to_string()),
-        StorageError::TableNotFound(_) => SqlError::new(sqlstate::UNDEFINED_TABLE, e.to_string()),
-        StorageError::Invalid(m) => SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, m),
-        other => SqlError::new(sqlstate::IO_ERROR, other.to_string()),
+        StorageError::UniqueViolation { constraint, detail } => {
+            SqlError::new(code, format!("duplicate key value violates unique constraint \"{constraint}\""))
+                .with_detail(detail)
+        }
+        other => SqlError::new(code, other.to_string()),
     }
 }
 
+/// An error of the streaming runtime or a connector, by its variant.
+pub fn from_exec(e: ExecError) -> SqlError {
+    match e {
+        ExecError::Storage(e) => from_storage(e),
+        ExecError::DataFusion(e) => from_datafusion(e),
+        ExecError::Arrow(e) => from_arrow(e),
+        ExecError::InOperator { source, operator, epoch } => {
+            let context = format!("operator {operator} (epoch {epoch})");
+            from_exec(*source).with_context(context)
+        }
+        other => {
+            let code = other.sqlstate().unwrap_or(sqlstate::INTERNAL_ERROR);
+            SqlError::new(code, other.to_string())
+        }
+    }
+}
+
+/// Arrow errors by variant: bad input data is a `22xxx` data exception, I/O is `58030`,
+/// anything else is a bug (`XX000`).
+pub fn from_arrow(e: ArrowError) -> SqlError {
+    let code = match &e {
+        ArrowError::DivideByZero => return SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => sqlstate::INVALID_TEXT_REPRESENTATION,
+        ArrowError::ArithmeticOverflow(_) => sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+        ArrowError::CsvError(_) | ArrowError::JsonError(_) => sqlstate::BAD_COPY_FILE_FORMAT,
+        ArrowError::MemoryError(_) => sqlstate::OUT_OF_MEMORY,
+        ArrowError::IoError(..) => sqlstate::IO_ERROR,
+        ArrowError::NotYetImplemented(_) => sqlstate::FEATURE_NOT_SUPPORTED,
+        ArrowError::ComputeError(_) | ArrowError::InvalidArgumentError(_) => sqlstate::DATA_EXCEPTION,
+        ArrowError::ExternalError(_) => {
+            return match e {
+                ArrowError::ExternalError(inner) => from_external(inner),
+                other => SqlError::internal(clean(&other.to_string())),
+            }
+        }
+        _ => sqlstate::INTERNAL_ERROR,
+    };
+    SqlError::new(code, clean(&e.to_string()))
+}
+
+/// A boxed error of unknown type: recognised by downcasting, never by its text.
+fn from_external(inner: Box<dyn std::error::Error + Send + Sync>) -> SqlError {
+    let inner = match inner.downcast::<SqlError>() {
+        Ok(sql) => return *sql,
+        Err(inner) => inner,
+    };
+    let inner = match inner.downcast::<StorageError>() {
+        Ok(storage) => return from_storage(*storage),
+        Err(inner) => inner,
+    };
+    let inner = match inner.downcast::<ExecError>() {
+        Ok(exec) => return from_exec(*exec),
+        Err(inner) => inner,
+    };
+    let inner = match inner.downcast::<DataFusionError>() {
+        Ok(df) => return from_datafusion(*df),
+        Err(inner) => inner,
+    };
+    let inner = match inner.downcast::<ArrowError>() {
+        Ok(arrow) => return from_arrow(*arrow),
+        Err(inner) => inner,
+    };
+    match inner.downcast::<std::io::Error>() {
+        Ok(io) => SqlError::new(sqlstate::IO_ERROR, io.to_string()),
+        Err(other) => SqlError::internal(other.to_string()),
+    }
+}
+
+/// DataFusion errors by variant. Only DataFusion's planning and execution errors, which it
+/// reports as bare strings, are told apart by their text ([`classify_plan_message`]); a
+/// message that is not recognised is `42000` for a planning error and `XX000` (a bug) for
+/// an execution error, never a syntax error.
 pub fn from_datafusion(e: DataFusionError) -> SqlError {
     match e {
         DataFusionError::Context(_, inner) => from_datafusion(*inner),
         DataFusionError::Diagnostic(_, inner) => from_datafusion(*inner),
-        DataFusionError::Shared(inner) => {
-            from_datafusion(DataFusionError::External(Box::new(SharedError(inner.to_string()))))
-        }
-        DataFusionError::External(inner) => match inner.downcast::<StorageError>() {
-            Ok(storage) => from_storage(*storage),
-            Err(inner) => match inner.downcast::<SqlError>() {
-                Ok(sql) => *sql,
-                Err(inner) => match inner.downcast::<DataFusionError>() {
-                    Ok(df) => from_datafusion(*df),
-                    Err(other) => classify_message(&other.to_string()),
-                },
-            },
+        DataFusionError::Shared(inner) => match std::sync::Arc::try_unwrap(inner) {
+            Ok(inner) => from_datafusion(inner),
+            Err(shared) => shared_error(&shared),
         },
+        DataFusionError::External(inner) => from_external(inner),
         DataFusionError::SQL(parser_error, _) => {
             SqlError::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {parser_error}"))
         }
@@ -71,56 +137,58 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
                 sqlstate::AMBIGUOUS_COLUMN,
                 format!("column reference \"{}\" is ambiguous", field.name),
             ),
-            other => SqlError::new(sqlstate::SYNTAX_ERROR, other.to_string()),
+            SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => {
+                SqlError::new(sqlstate::DUPLICATE_COLUMN, schema_error.to_string())
+            }
         },
         DataFusionError::NotImplemented(m) => {
             SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, format!("{m} is not supported by Weir yet"))
         }
-        DataFusionError::ResourcesExhausted(m) => SqlError::new("53200", m),
-        DataFusionError::ArrowError(arrow_error, _) => classify_arrow(&arrow_error.to_string()),
-        DataFusionError::Plan(m) | DataFusionError::Execution(m) => classify_message(&m),
-        other => classify_message(&other.to_string()),
+        DataFusionError::ResourcesExhausted(m) => SqlError::new(sqlstate::OUT_OF_MEMORY, m),
+        DataFusionError::ArrowError(arrow_error, _) => from_arrow(*arrow_error),
+        DataFusionError::ParquetError(e) => SqlError::new(sqlstate::DATA_EXCEPTION, e.to_string()),
+        DataFusionError::IoError(e) => SqlError::new(sqlstate::IO_ERROR, e.to_string()),
+        DataFusionError::ObjectStore(e) => SqlError::new(sqlstate::IO_ERROR, e.to_string()),
+        DataFusionError::Plan(m) => classify_plan_message(&m)
+            .unwrap_or_else(|| SqlError::new(sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION, clean(&m))),
+        DataFusionError::Execution(m) => {
+            classify_plan_message(&m).unwrap_or_else(|| SqlError::internal(clean(&m)))
+        }
+        other => SqlError::internal(clean(&other.to_string())),
     }
 }
 
-#[derive(Debug)]
-struct SharedError(String);
-impl std::fmt::Display for SharedError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for SharedError {}
-
-fn classify_arrow(m: &str) -> SqlError {
-    if m.contains("Divide by zero") || m.contains("divide by zero") {
-        SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero")
-    } else if m.contains("Cannot cast") || m.contains("Parser error") || m.contains("Cast error") {
-        SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, clean(m))
-    } else if m.contains("overflow") {
-        SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(m))
-    } else {
-        SqlError::new(sqlstate::DATA_EXCEPTION, clean(m))
-    }
+/// A DataFusion error shared by several consumers (it cannot be moved out): its text is all
+/// there is, reported as a bug unless DataFusion's text says what it is.
+fn shared_error(e: &DataFusionError) -> SqlError {
+    let m = e.to_string();
+    classify_plan_message(&m).unwrap_or_else(|| SqlError::internal(clean(&m)))
 }
 
-fn classify_message(m: &str) -> SqlError {
+/// DataFusion's plan and execution errors carry only a message: the kinds Postgres
+/// distinguishes are recognised by DataFusion's wording. `None` when not recognised.
+fn classify_plan_message(m: &str) -> Option<SqlError> {
     let lower = m.to_ascii_lowercase();
     if let Some(name) = quoted_after(m, "table '").or_else(|| quoted_after(m, "table \"")) {
         if lower.contains("not found") || lower.contains("does not exist") {
-            return SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"));
+            return Some(SqlError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            ));
         }
     }
     if lower.contains("invalid function")
         || lower.contains("no function matches")
         || lower.contains("function") && lower.contains("not found")
     {
-        return SqlError::new(sqlstate::UNDEFINED_FUNCTION, clean(m))
-            .with_hint("No function matches the given name and argument types.");
+        return Some(
+            SqlError::new(sqlstate::UNDEFINED_FUNCTION, clean(m))
+                .with_hint("No function matches the given name and argument types."),
+        );
     }
     if lower.contains("cannot coerce arithmetic") || lower.contains("no operator") {
-        return SqlError::new(sqlstate::UNDEFINED_FUNCTION, format!("operator does not exist: {}", clean(m)))
-            .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.");
+        return Some(SqlError::new(sqlstate::UNDEFINED_FUNCTION, format!("operator does not exist: {}", clean(m)))
+            .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts."));
     }
     if lower.contains("cannot infer common")
         || lower.contains("coercion")
@@ -133,24 +201,21 @@ fn classify_message(m: &str) -> SqlError {
         || lower.contains("data type")
         || lower.contains("signature")
     {
-        return SqlError::new(sqlstate::DATATYPE_MISMATCH, clean(m));
+        return Some(SqlError::new(sqlstate::DATATYPE_MISMATCH, clean(m)));
     }
     if lower.contains("divide by zero") || lower.contains("division by zero") {
-        return SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero");
+        return Some(SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"));
     }
     if lower.contains("cast")
         || lower.contains("parser error")
         || lower.contains("invalid") && lower.contains("value")
     {
-        return SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, clean(m));
+        return Some(SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, clean(m)));
     }
     if lower.contains("not implemented") || lower.contains("unsupported") {
-        return SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, clean(m));
+        return Some(SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, clean(m)));
     }
-    if lower.contains("arrow error") {
-        return classify_arrow(m);
-    }
-    SqlError::new(sqlstate::SYNTAX_ERROR, clean(m))
+    None
 }
 
 fn quoted_after(m: &str, prefix: &str) -> Option<String> {
@@ -183,4 +248,51 @@ fn clean(m: &str) -> String {
         }
     }
     s.lines().next().unwrap_or(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(e: DataFusionError) -> &'static str {
+        from_datafusion(e).code
+    }
+
+    #[derive(Debug)]
+    struct Opaque(&'static str);
+    impl std::fmt::Display for Opaque {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Opaque {}
+
+    #[test]
+    fn unknown_errors_are_internal_not_syntax_errors() {
+        assert_eq!(code_of(DataFusionError::External(Box::new(Opaque("something broke")))), "XX000");
+        assert_eq!(code_of(DataFusionError::Execution("something broke".into())), "XX000");
+        assert_eq!(code_of(DataFusionError::Internal("a bug".into())), "XX000");
+        assert_eq!(from_exec(ExecError::Internal("invalid value in a cast".into())).code, "XX000");
+        // A planning error DataFusion words in a way not recognised is still not a syntax error.
+        assert_eq!(code_of(DataFusionError::Plan("something unexpected".into())), "42000");
+    }
+
+    #[test]
+    fn codes_follow_the_variant_not_the_text() {
+        let io = std::io::Error::other("cast failed: invalid value");
+        assert_eq!(code_of(DataFusionError::IoError(io)), "58030");
+        let io = std::io::Error::other("divide by zero");
+        assert_eq!(code_of(DataFusionError::External(Box::new(io))), "58030");
+        let arrow = |e: ArrowError| code_of(DataFusionError::ArrowError(Box::new(e), None));
+        assert_eq!(arrow(ArrowError::DivideByZero), "22012");
+        assert_eq!(arrow(ArrowError::ComputeError("cannot cast".into())), "22000");
+        assert_eq!(arrow(ArrowError::ArithmeticOverflow("x".into())), "22003");
+        assert_eq!(arrow(ArrowError::IoError("Cast error".into(), std::io::Error::other("disk"))), "58030");
+        assert_eq!(from_storage(StorageError::CorruptCatalog("unreadable".into())).code, "XX001");
+        assert_eq!(from_storage(StorageError::Invalid("feature".into())).code, "XX000");
+        let denied = ExecError::PermissionDenied("no".into()).in_operator("source", 3);
+        assert_eq!(from_exec(denied).code, "42501");
+        let storage = ExecError::Storage(StorageError::TableNotFound("t".into()));
+        assert_eq!(code_of(DataFusionError::External(Box::new(storage))), "42P01");
+    }
 }

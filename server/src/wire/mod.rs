@@ -110,7 +110,11 @@ async fn run_statement(
     format: &Format,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> SqlResult<(Response, Option<String>)> {
-    let timeout_ms = session.lock().map(|s| s.statement_timeout_ms()).unwrap_or(0);
+    let (timeout_ms, commit) = match session.lock() {
+        Ok(s) => (s.statement_timeout_ms(), s.commit.clone()),
+        Err(_) => return Err(SqlError::internal("session poisoned")),
+    };
+    commit.start_statement();
     let cx = Context { engine, session, params };
     let user = session.lock().map(|s| s.user.clone()).unwrap_or_default();
     let span = tracing::info_span!("statement", %user, params = params.len());
@@ -127,9 +131,18 @@ async fn run_statement(
     if timeout_ms == 0 {
         work.await
     } else {
-        tokio::time::timeout(Duration::from_millis(timeout_ms), work).await.unwrap_or_else(|_| {
-            Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout"))
-        })
+        let mut work = std::pin::pin!(work);
+        tokio::select! {
+            result = &mut work => result,
+            () = tokio::time::sleep(Duration::from_millis(timeout_ms)) => {
+                // A statement that is writing finishes and reports it (see commit_gate).
+                if commit.try_cancel() {
+                    Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout"))
+                } else {
+                    work.await
+                }
+            }
+        }
     }
 }
 
@@ -413,8 +426,12 @@ impl CopyHandler for QueryHandler {
             .take()
             .ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
         let table = copy.table.clone();
-        let _guard = table.write_lock.lock().await;
-        let written = tokio::task::spawn_blocking(move || -> SqlResult<usize> {
+        let commit =
+            session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?.commit.clone();
+        commit.start_statement();
+        let lock = table.write_lock.clone().lock_owned().await;
+        // Parsing and writing run to their end once started (see commit_gate).
+        let written = crate::commit_gate::write_with_lock(&commit, lock, move || -> SqlResult<usize> {
             let batches = copy.parse()?;
             let schema = copy.table.schema();
             let batch = arrow::compute::concat_batches(&schema, &batches)
@@ -424,8 +441,7 @@ impl CopyHandler for QueryHandler {
             }
             copy.table.insert(&batch).map_err(errors::from_storage)
         })
-        .await
-        .map_err(|e| to_pgwire(SqlError::internal(format!("copy task failed: {e}"))))?;
+        .await;
         match written {
             Ok(n) => {
                 let tag = Tag::new("COPY").with_rows(n);

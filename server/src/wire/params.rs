@@ -1,5 +1,9 @@
 //! Bind parameters (text or binary, as the client chose) to DataFusion scalars of the type
 //! the planner inferred for each `$n`.
+//!
+//! Binary values are client input: moving a DATE or TIMESTAMP from the Postgres epoch
+//! (2000-01-01) to the Unix epoch is checked arithmetic, and a value that does not fit (or a
+//! TIME outside a day) is `22008 datetime_field_overflow`, never a wrapped value.
 
 use arrow::datatypes::{DataType, TimeUnit};
 use bytes::Bytes;
@@ -8,7 +12,21 @@ use pgwire::api::Type;
 use weir_planner::{sqlstate, SqlError, SqlResult};
 
 const PG_EPOCH_DAYS: i32 = 10_957;
-const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * 86_400_000_000;
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * MICROS_PER_DAY;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Why a parameter value was refused: its SQLSTATE and what is wrong.
+struct BadParam(&'static str, String);
+
+impl From<String> for BadParam {
+    fn from(why: String) -> Self {
+        BadParam(sqlstate::INVALID_TEXT_REPRESENTATION, why)
+    }
+}
+
+fn out_of_range(what: &str) -> BadParam {
+    BadParam(sqlstate::DATETIME_FIELD_OVERFLOW, format!("{what} out of range"))
+}
 
 /// The Arrow type a client-declared parameter type stands for.
 pub fn arrow_type_of(ty: &Type) -> Option<DataType> {
@@ -50,7 +68,11 @@ pub fn decode_param(
         )
     };
     let scalar = if binary {
-        decode_binary(bytes, wire_type.cloned().unwrap_or(Type::UNKNOWN), &target).map_err(bad)?
+        decode_binary(bytes, wire_type.cloned().unwrap_or(Type::UNKNOWN), &target).map_err(
+            |BadParam(code, why)| {
+                SqlError::new(code, format!("invalid value for parameter ${}: {why}", index + 1))
+            },
+        )?
     } else {
         let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
         match &target {
@@ -67,19 +89,33 @@ pub fn decode_param(
     if scalar.data_type() == target {
         return Ok(scalar);
     }
-    scalar.cast_to(&target).map_err(|e| bad(format!("cannot convert to {target}: {e}")))
+    // A date or time that does not fit the target (a far DATE as a TIMESTAMP) is out of
+    // range, not malformed.
+    let temporal = scalar.data_type().is_temporal();
+    match scalar.cast_to(&target) {
+        Ok(cast) if !cast.is_null() => Ok(cast),
+        Ok(_) | Err(_) if temporal => Err(SqlError::new(
+            sqlstate::DATETIME_FIELD_OVERFLOW,
+            format!("invalid value for parameter ${}: {scalar} is out of range for {target}", index + 1),
+        )),
+        Ok(_) => Err(bad(format!("cannot convert {scalar} to {target}"))),
+        Err(e) => Err(bad(format!("cannot convert to {target}: {e}"))),
+    }
 }
 
-fn decode_binary(bytes: &[u8], ty: Type, target: &DataType) -> Result<ScalarValue, String> {
-    let fixed = |n: usize| -> Result<&[u8], String> {
+fn decode_binary(bytes: &[u8], ty: Type, target: &DataType) -> Result<ScalarValue, BadParam> {
+    let fixed = |n: usize| -> Result<&[u8], BadParam> {
         if bytes.len() == n {
             Ok(bytes)
         } else {
-            Err(format!("expected {n} bytes for binary {}, got {}", ty.name(), bytes.len()))
+            Err(format!("expected {n} bytes for binary {}, got {}", ty.name(), bytes.len()).into())
         }
     };
     let be8 = |b: &[u8]| -> [u8; 8] { b.try_into().unwrap_or([0; 8]) };
     let be4 = |b: &[u8]| -> [u8; 4] { b.try_into().unwrap_or([0; 4]) };
+    let timestamp = |b: &[u8]| -> Result<i64, BadParam> {
+        i64::from_be_bytes(be8(b)).checked_add(PG_EPOCH_MICROS).ok_or_else(|| out_of_range("timestamp"))
+    };
     Ok(match ty {
         Type::BOOL => ScalarValue::Boolean(Some(fixed(1)?[0] != 0)),
         Type::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes([fixed(2)?[0], bytes[1]]))),
@@ -89,18 +125,27 @@ fn decode_binary(bytes: &[u8], ty: Type, target: &DataType) -> Result<ScalarValu
         Type::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(be4(fixed(4)?)))),
         Type::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(be8(fixed(8)?)))),
         Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
-        Type::DATE => ScalarValue::Date32(Some(i32::from_be_bytes(be4(fixed(4)?)) + PG_EPOCH_DAYS)),
-        Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(be8(fixed(8)?)))),
-        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
-            Some(i64::from_be_bytes(be8(fixed(8)?)) + PG_EPOCH_MICROS),
-            None,
-        ),
-        Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-            Some(i64::from_be_bytes(be8(fixed(8)?)) + PG_EPOCH_MICROS),
-            Some("+00:00".into()),
-        ),
+        Type::DATE => ScalarValue::Date32(Some(
+            i32::from_be_bytes(be4(fixed(4)?))
+                .checked_add(PG_EPOCH_DAYS)
+                .ok_or_else(|| out_of_range("date"))?,
+        )),
+        Type::TIME => {
+            let micros = i64::from_be_bytes(be8(fixed(8)?));
+            if !(0..=MICROS_PER_DAY).contains(&micros) {
+                return Err(out_of_range("time"));
+            }
+            ScalarValue::Time64Microsecond(Some(micros))
+        }
+        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(Some(timestamp(fixed(8)?)?), None),
+        Type::TIMESTAMPTZ => {
+            ScalarValue::TimestampMicrosecond(Some(timestamp(fixed(8)?)?), Some("+00:00".into()))
+        }
         Type::NUMERIC => {
-            return Err("binary numeric parameters are not supported; send numeric as text".into())
+            return Err(BadParam(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "binary numeric parameters are not supported; send numeric as text".into(),
+            ))
         }
         _ if matches!(target, DataType::Binary) => ScalarValue::Binary(Some(bytes.to_vec())),
         _ => ScalarValue::Utf8(Some(String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?)),
@@ -132,5 +177,35 @@ mod tests {
             decode_param(0, None, false, None, Some(&DataType::Utf8)).unwrap(),
             ScalarValue::Utf8(None)
         );
+    }
+
+    fn binary(ty: Type, bytes: Vec<u8>, target: DataType) -> SqlResult<ScalarValue> {
+        decode_param(0, Some(&Bytes::from(bytes)), true, Some(&ty), Some(&target))
+    }
+
+    #[test]
+    fn binary_dates_and_timestamps_near_the_limits_are_range_errors() {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        for micros in [i64::MAX, i64::MAX - PG_EPOCH_MICROS + 1] {
+            let err = binary(Type::TIMESTAMP, micros.to_be_bytes().to_vec(), ts.clone()).unwrap_err();
+            assert_eq!(err.code, "22008", "{}", err.message);
+            let err = binary(Type::TIMESTAMPTZ, micros.to_be_bytes().to_vec(), ts.clone()).unwrap_err();
+            assert_eq!(err.code, "22008", "{}", err.message);
+        }
+        let last = i64::MAX - PG_EPOCH_MICROS;
+        assert_eq!(
+            binary(Type::TIMESTAMP, last.to_be_bytes().to_vec(), ts.clone()).unwrap(),
+            ScalarValue::TimestampMicrosecond(Some(i64::MAX), None)
+        );
+        // The most negative timestamp moves away from the limit: still representable.
+        assert!(binary(Type::TIMESTAMP, i64::MIN.to_be_bytes().to_vec(), ts.clone()).is_ok());
+        let err = binary(Type::DATE, i32::MAX.to_be_bytes().to_vec(), DataType::Date32).unwrap_err();
+        assert_eq!(err.code, "22008", "{}", err.message);
+        // A date that fits a DATE but not a TIMESTAMP.
+        let err = binary(Type::DATE, (i32::MAX - PG_EPOCH_DAYS).to_be_bytes().to_vec(), ts).unwrap_err();
+        assert_eq!(err.code, "22008", "{}", err.message);
+        let err = binary(Type::TIME, (-1i64).to_be_bytes().to_vec(), DataType::Time64(TimeUnit::Microsecond))
+            .unwrap_err();
+        assert_eq!(err.code, "22008", "{}", err.message);
     }
 }

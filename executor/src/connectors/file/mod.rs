@@ -15,6 +15,8 @@
 //!   columns by position, JSON keys by exact name, Parquet columns by case-insensitive name and
 //!   then cast). [`convert`] applies the last fix-ups common to every format: casts the decoders
 //!   cannot do themselves and the NOT NULL check, both of which can make a row malformed.
+//! * **Confined.** `path` is resolved and checked by [`FileAccess`] at CREATE time, and every
+//!   file is checked again when a reader opens it (see `file_access`).
 //! * **Resumable.** CSV/JSON offsets are `{"byte": .., "line": ..}` right after the last record
 //!   consumed; Parquet offsets are `{"row": n}`. Seeking a fresh reader there continues exactly
 //!   where an uninterrupted read would.
@@ -33,6 +35,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
+use super::file_access::FileAccess;
 use super::options::{invalid_value, parse_bool, parse_in_range, BoolWords};
 use super::{check_known_options, Connector, ConnectorOptions, OptionError, SplitReader, DEFAULT_BATCH_ROWS};
 use crate::error::{ExecError, ExecResult};
@@ -77,11 +80,13 @@ pub struct FileConnector {
     csv: CsvOptions,
     batch_size: usize,
     schema: SchemaRef,
+    access: FileAccess,
 }
 
 impl FileConnector {
-    /// Validates `options` against the declared `schema` and lists the files `path` matches.
-    pub fn new(options: &ConnectorOptions, schema: SchemaRef) -> Result<Self, OptionError> {
+    /// Validates `options` against the declared `schema` and lists the files `path` matches,
+    /// every one of which `access` must allow.
+    pub fn new(options: &ConnectorOptions, schema: SchemaRef, access: &FileAccess) -> ExecResult<Self> {
         check_known_options("file", options, KNOWN_OPTIONS)?;
         let pattern = options.get("path").ok_or_else(|| {
             OptionError("connector 'file' needs option 'path' (a file path or a glob)".into())
@@ -90,7 +95,8 @@ impl FileConnector {
             None => {
                 return Err(OptionError(
                     "connector 'file' needs option 'format': 'csv', 'json' or 'parquet'".into(),
-                ))
+                )
+                .into())
             }
             Some(f) if f == "csv" => FileFormat::Csv,
             Some(f) if f == "json" => FileFormat::Json,
@@ -98,13 +104,14 @@ impl FileConnector {
             Some(f) => {
                 return Err(OptionError(format!(
                     "unknown format '{f}' for connector 'file'; use 'csv', 'json' or 'parquet'"
-                )))
+                ))
+                .into())
             }
         };
         if format != FileFormat::Csv {
             for key in ["header", "delimiter"] {
                 if options.contains_key(key) {
-                    return Err(OptionError(format!("option '{key}' only applies to format 'csv'")));
+                    return Err(OptionError(format!("option '{key}' only applies to format 'csv'")).into());
                 }
             }
         }
@@ -114,16 +121,16 @@ impl FileConnector {
         };
         let batch_size = parse_batch_size(options.get("batch.size"))?;
         if schema.fields().is_empty() {
-            return Err(OptionError("a 'file' source needs at least one column".into()));
+            return Err(OptionError("a 'file' source needs at least one column".into()).into());
         }
         for field in schema.fields() {
             convert::check_supported(field)?;
         }
         let split_bytes = parse_split_size(options.get("split.size"))?;
-        let files = list_files(pattern)?;
+        let files = access.source_files(pattern)?;
         if format == FileFormat::Parquet {
             for file in &files {
-                parquet::resolve_columns(file, &schema).map_err(|e| OptionError(e.to_string()))?;
+                parquet::resolve_columns(access, file, &schema)?;
             }
         }
         let mut splits = Vec::new();
@@ -141,7 +148,7 @@ impl FileConnector {
                 splits.push((i, p * step, if p + 1 == pieces { u64::MAX } else { (p + 1) * step }));
             }
         }
-        Ok(FileConnector { files, splits, format, csv, batch_size, schema })
+        Ok(FileConnector { files, splits, format, csv, batch_size, schema, access: access.clone() })
     }
 
     /// The files read, one per split, in split order.
@@ -171,6 +178,7 @@ impl Connector for FileConnector {
             FileFormat::Csv => {
                 let format = csv::CsvFormat::new(Arc::clone(&schema), self.csv);
                 Box::new(text::TextReader::open(
+                    &self.access,
                     path,
                     format,
                     schema,
@@ -181,9 +189,19 @@ impl Connector for FileConnector {
             }
             FileFormat::Json => {
                 let format = json::JsonFormat::new(Arc::clone(&schema));
-                Box::new(text::TextReader::open(path, format, schema, self.batch_size, false, range)?)
+                Box::new(text::TextReader::open(
+                    &self.access,
+                    path,
+                    format,
+                    schema,
+                    self.batch_size,
+                    false,
+                    range,
+                )?)
             }
-            FileFormat::Parquet => Box::new(parquet::ParquetReader::open(path, schema, self.batch_size)?),
+            FileFormat::Parquet => {
+                Box::new(parquet::ParquetReader::open(&self.access, path, schema, self.batch_size)?)
+            }
         })
     }
 
@@ -243,18 +261,6 @@ fn parse_batch_size(value: Option<&String>) -> Result<usize, OptionError> {
     parse_in_range(value.trim(), 1..=MAX_BATCH_ROWS).ok_or_else(|| {
         invalid_value("batch.size", &format!("a whole number of rows between 1 and {MAX_BATCH_ROWS}"), value)
     })
-}
-
-/// The regular files `pattern` matches, sorted by path.
-fn list_files(pattern: &str) -> Result<Vec<PathBuf>, OptionError> {
-    let paths = glob::glob(pattern)
-        .map_err(|e| OptionError(format!("option 'path' is not a valid glob pattern '{pattern}': {e}")))?;
-    let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
-    if files.is_empty() {
-        return Err(OptionError(format!("no file matches path '{pattern}'")));
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// How a file is named in row error locations: its file name.

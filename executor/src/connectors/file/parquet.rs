@@ -17,16 +17,18 @@ use datafusion::parquet::arrow::ProjectionMask;
 
 use super::convert::conform;
 use super::{display_name, io_error, offset_field};
+use crate::connectors::file_access::FileAccess;
 use crate::connectors::type_names::sql_type_name;
 use crate::connectors::{ReadOutcome, RowError, SplitReader};
 use crate::error::{ExecError, ExecResult};
 
 /// Opens `path` and finds, for each declared column, the index of the file's column to read.
 fn open_builder(
+    access: &FileAccess,
     path: &Path,
     schema: &SchemaRef,
 ) -> ExecResult<(ParquetRecordBatchReaderBuilder<File>, Vec<usize>)> {
-    let file = File::open(path).map_err(|e| io_error(path, "open", e))?;
+    let file = access.open_read(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
         ExecError::Connector(format!("'{}' is not a readable Parquet file: {e}", path.display()))
     })?;
@@ -60,8 +62,8 @@ fn open_builder(
 }
 
 /// Checks that `path` has every declared column, in a type that casts to the declared one.
-pub(super) fn resolve_columns(path: &Path, schema: &SchemaRef) -> ExecResult<()> {
-    open_builder(path, schema).map(|_| ())
+pub(super) fn resolve_columns(access: &FileAccess, path: &Path, schema: &SchemaRef) -> ExecResult<()> {
+    open_builder(access, path, schema).map(|_| ())
 }
 
 /// Reads one Parquet file.
@@ -76,12 +78,20 @@ pub(super) struct ParquetReader {
     row: u64,
     finished: bool,
     errors: Vec<RowError>,
+    /// Checks the file again whenever it is reopened.
+    access: FileAccess,
 }
 
 impl ParquetReader {
-    pub(super) fn open(path: &Path, schema: SchemaRef, batch_size: usize) -> ExecResult<Self> {
-        resolve_columns(path, &schema)?;
+    pub(super) fn open(
+        access: &FileAccess,
+        path: &Path,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> ExecResult<Self> {
+        resolve_columns(access, path, &schema)?;
         Ok(ParquetReader {
+            access: access.clone(),
             path: path.to_path_buf(),
             name: display_name(path),
             schema,
@@ -94,7 +104,7 @@ impl ParquetReader {
     }
 
     fn build(&self) -> ExecResult<(ParquetRecordBatchReader, Vec<String>)> {
-        let (builder, indices) = open_builder(&self.path, &self.schema)?;
+        let (builder, indices) = open_builder(&self.access, &self.path, &self.schema)?;
         let names: Vec<String> = indices.iter().map(|&i| builder.schema().field(i).name().clone()).collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
         let offset =

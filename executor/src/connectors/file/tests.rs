@@ -12,7 +12,14 @@ use arrow::datatypes::{
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::FileConnector;
+use crate::connectors::file_access::FileAccess;
 use crate::connectors::{Connector, ConnectorOptions, ReadOutcome, RowError, SplitReader};
+
+/// These tests read temporary files wherever they are; confinement is tested in
+/// `file_access`.
+fn anywhere() -> FileAccess {
+    FileAccess::new(&["/"]).expect("root")
+}
 
 fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
     Arc::new(Schema::new(
@@ -35,7 +42,7 @@ fn connector(path: &Path, extra: &[(&str, &str)], schema: SchemaRef) -> FileConn
     let path = path.to_string_lossy().into_owned();
     let mut opts = options(extra);
     opts.insert("path".into(), path);
-    FileConnector::new(&opts, schema).expect("valid options")
+    FileConnector::new(&opts, schema, &anywhere()).expect("valid options")
 }
 
 /// Reads a split to its end: its batches and row errors.
@@ -407,8 +414,8 @@ fn parquet_by_name_with_casts_and_resume() {
     let missing = schema(&[("id", DataType::Int64, true), ("price", DataType::Int64, true)]);
     let mut opts = options(&[("format", "parquet")]);
     opts.insert("path".into(), path.to_string_lossy().into_owned());
-    let e = FileConnector::new(&opts, missing).expect_err("missing column");
-    assert!(e.0.contains("no column 'price'"), "{}", e.0);
+    let e = FileConnector::new(&opts, missing, &anywhere()).expect_err("missing column");
+    assert!(e.to_string().contains("no column 'price'"), "{e}");
 }
 
 #[test]
@@ -443,12 +450,13 @@ fn option_errors() {
         (vec![("path", &p), ("format", "parquet")], "not a readable Parquet file"),
     ];
     for (opts, expected) in cases {
-        let e = FileConnector::new(&options(&opts), two_columns()).expect_err(expected);
-        assert!(e.0.contains(expected), "{opts:?}: got '{}', expected '{expected}'", e.0);
+        let e = FileConnector::new(&options(&opts), two_columns(), &anywhere()).expect_err(expected);
+        assert!(e.to_string().contains(expected), "{opts:?}: got '{}', expected '{expected}'", e);
     }
     let list = schema(&[("l", DataType::List(Arc::new(Field::new("item", DataType::Int64, true))), true)]);
-    let e = FileConnector::new(&options(&[("path", &p), ("format", "csv")]), list).expect_err("type");
-    assert!(e.0.contains("is not supported"), "{}", e.0);
+    let e = FileConnector::new(&options(&[("path", &p), ("format", "csv")]), list, &anywhere())
+        .expect_err("type");
+    assert!(e.to_string().contains("is not supported"), "{e}");
 }
 
 /// Throughput of a Nexmark-bid-shaped CSV (run with `--ignored --nocapture`).
@@ -553,7 +561,7 @@ fn split_size_is_checked() {
     let path = write(dir.path(), "t.csv", "1,a\n").to_string_lossy().into_owned();
     for bad in ["0", "12XB", "-1", "MB"] {
         let opts = options(&[("path", &path), ("format", "csv"), ("split.size", bad)]);
-        let e = FileConnector::new(&opts, two_columns()).expect_err(bad);
+        let e = FileConnector::new(&opts, two_columns(), &anywhere()).expect_err(bad);
         assert!(e.to_string().contains("split.size"), "{e}");
     }
 }

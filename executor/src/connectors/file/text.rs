@@ -15,6 +15,7 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 
 use super::{convert, display_name, io_error, offset_field};
+use crate::connectors::file_access::FileAccess;
 use crate::connectors::{ReadOutcome, RowError, SplitReader};
 use crate::error::{ExecError, ExecResult};
 
@@ -120,6 +121,8 @@ pub(super) struct TextReader<F> {
     range: (u64, u64),
     /// Lines of the file before `range.0`, counted the first time an error needs them.
     lines_before: Option<u64>,
+    /// Checks the file again whenever it is reopened.
+    access: FileAccess,
 }
 
 impl<F: RecordFormat> TextReader<F> {
@@ -127,6 +130,7 @@ impl<F: RecordFormat> TextReader<F> {
     /// that does not start the file begins after the first line end at or after its start
     /// (the record under way belongs to the split before).
     pub(super) fn open(
+        access: &FileAccess,
         path: &Path,
         format: F,
         schema: SchemaRef,
@@ -134,8 +138,9 @@ impl<F: RecordFormat> TextReader<F> {
         header: bool,
         range: (u64, u64),
     ) -> ExecResult<Self> {
-        let file = File::open(path).map_err(|e| io_error(path, "open", e))?;
+        let file = access.open_read(path)?;
         let mut reader = TextReader {
+            access: access.clone(),
             path: path.to_path_buf(),
             name: display_name(path),
             format,
@@ -186,7 +191,7 @@ impl<F: RecordFormat> TextReader<F> {
     /// split once, when first needed: only error messages need it).
     fn file_line(&mut self, line: u64) -> u64 {
         if self.lines_before.is_none() {
-            self.lines_before = Some(count_lines_before(&self.path, self.range.0).unwrap_or(0));
+            self.lines_before = Some(count_lines_before(&self.access, &self.path, self.range.0).unwrap_or(0));
         }
         self.lines_before.unwrap_or(0) + line
     }
@@ -346,12 +351,12 @@ impl<F: RecordFormat> SplitReader for TextReader<F> {
 }
 
 /// Newlines in the first `bytes` bytes of the file at `path`.
-fn count_lines_before(path: &Path, bytes: u64) -> std::io::Result<u64> {
-    let mut file = File::open(path)?.take(bytes);
+fn count_lines_before(access: &FileAccess, path: &Path, bytes: u64) -> ExecResult<u64> {
+    let mut file = access.open_read(path)?.take(bytes);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut lines = 0;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = file.read(&mut buf).map_err(|e| io_error(path, "read", e))?;
         if n == 0 {
             return Ok(lines);
         }
