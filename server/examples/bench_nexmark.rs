@@ -79,9 +79,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
     let parallelism: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
     let split_size = args.get(5).cloned();
-    // A CSV source file is read where it is: its directory is the one file sources may use.
+    // A CSV source file (or a prefix of the three Nexmark files) is read where it is: its
+    // directory is the one file sources may use.
     let csv_dir = (source != "generator")
-        .then(|| std::fs::canonicalize(&source).ok()?.parent().map(std::path::Path::to_path_buf))
+        .then(|| {
+            let parent = std::path::Path::new(&source).parent()?;
+            let parent = if parent.as_os_str().is_empty() { std::path::Path::new(".") } else { parent };
+            std::fs::canonicalize(parent).ok()
+        })
         .flatten();
     let server = support::start(move |config| {
         config.log = "warn".into();
