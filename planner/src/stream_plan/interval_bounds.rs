@@ -7,7 +7,9 @@
 //! join drops the row from its state: a regular join whose state the watermark bounds.
 //! Each conjunct `a.t + x <= b.t + y` (also spelled with `<`, `>`, `>=` or `BETWEEN`)
 //! between a column of each side gives the side of `b` the bound `b.t + (y - x)` on the
-//! other side's time.
+//! other side's time. Both inputs must be append-only (sources, tables with a watermark,
+//! `EMIT ON WINDOW CLOSE` aggregates): a retracting input may still change a row after the
+//! watermark passed its time.
 
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::utils::split_conjunction;
@@ -25,6 +27,12 @@ pub(super) fn interval_bounds(
     right: &StreamProperties,
 ) -> (Option<TimeBound>, Option<TimeBound>) {
     let Some(filter) = filter else { return (None, None) };
+    // Only append-only inputs keep the watermark's promise for every row: an aggregate that
+    // emits on update sends the last changes of a window it closed after the watermark
+    // that closed it, and those must still find their matches.
+    if !(left.append_only && right.append_only) {
+        return (None, None);
+    }
     let mut comparisons = Vec::new();
     for conjunct in split_conjunction(filter) {
         match conjunct {
