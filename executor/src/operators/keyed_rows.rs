@@ -21,6 +21,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use datafusion::common::hash_utils::RandomState;
+
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
 use crate::error::{ExecError, ExecResult};
@@ -54,6 +56,10 @@ pub struct RowsOfKey {
     dirty: Vec<Box<[u8]>>,
     /// The flush count when the key was last used: eviction order.
     touched: u64,
+    /// The earliest expiry bucket the key is listed under in `KeyedRows::by_expiry` since
+    /// it was loaded or last swept (`None`: not listed since), so that a key is listed
+    /// once per bucket rather than once per row.
+    listed: Option<i64>,
 }
 
 impl RowsOfKey {
@@ -67,7 +73,7 @@ pub struct KeyedRows {
     /// The first byte of every stored key (0 and 1 for a join's left and right side), so
     /// that several of these share one namespace.
     side: u8,
-    keys: HashMap<Box<[u8]>, RowsOfKey>,
+    keys: HashMap<Box<[u8]>, RowsOfKey, RandomState>,
     /// Keys with changes since the last flush.
     dirty_keys: Vec<Box<[u8]>>,
     /// Live rows (count > 0) in memory, for eviction.
@@ -92,7 +98,7 @@ impl KeyedRows {
         let side = tag;
         Self {
             side,
-            keys: HashMap::new(),
+            keys: HashMap::default(),
             dirty_keys: Vec::new(),
             cached_rows: 0,
             total_rows: 0,
@@ -212,14 +218,18 @@ impl KeyedRows {
         }
         state.count = after;
         state.degree = degree;
-        if expires != i64::MAX && after > 0 && state.expires != expires {
-            let bucket = expires.saturating_add(EXPIRY_GRANULE - 1).div_euclid(EXPIRY_GRANULE);
-            let keys = self.by_expiry.entry(bucket).or_default();
-            if keys.last().is_none_or(|last| **last != *key) {
-                keys.push(key.into());
+        let relist = expires != i64::MAX && after > 0 && state.expires != expires;
+        state.expires = expires;
+        if relist {
+            let bucket = bucket_of(expires);
+            if entry.listed.is_none_or(|listed| bucket < listed) {
+                entry.listed = Some(bucket);
+                self.by_expiry.entry(bucket).or_default().push(key.into());
             }
         }
-        state.expires = expires;
+        let Some(state) = entry.rows.get_mut(row) else {
+            return Err(ExecError::Internal("keyed rows: an applied row is missing".into()));
+        };
         let newly_dirty = !state.dirty;
         state.dirty = true;
         if newly_dirty {
@@ -336,7 +346,7 @@ impl KeyedRows {
                 .and_then(|len| stored.get(5..5 + len));
             if let (Some(key), Some((_, _, expires))) = (key, decode_value(value)) {
                 if expires != i64::MAX {
-                    let bucket = expires.saturating_add(EXPIRY_GRANULE - 1).div_euclid(EXPIRY_GRANULE);
+                    let bucket = bucket_of(expires);
                     let keys = by_expiry.entry(bucket).or_default();
                     if keys.last().is_none_or(|last| **last != *key) {
                         keys.push(key.into());
@@ -378,6 +388,11 @@ impl KeyedRows {
         let mut keys: Vec<Box<[u8]>> = buckets.into_values().flatten().collect();
         keys.sort_unstable();
         keys.dedup();
+        for key in &keys {
+            if let Some(entry) = self.keys.get_mut(key) {
+                entry.listed = None;
+            }
+        }
         keys
     }
 
@@ -407,6 +422,16 @@ impl KeyedRows {
         for (row, state) in &expired {
             self.apply(key, row, -state.count, state.degree, i64::MAX)?;
         }
+        // Rows that expire later keep the key listed, under the earliest of their buckets.
+        if let Some(entry) = self.keys.get_mut(key) {
+            let next = entry.live().map(|(_, s)| s.expires).filter(|&e| e != i64::MAX).min();
+            if let Some(next) = next.map(bucket_of) {
+                if entry.listed.is_none_or(|listed| next < listed) {
+                    entry.listed = Some(next);
+                    self.by_expiry.entry(next).or_default().push(key.into());
+                }
+            }
+        }
         Ok(expired.len() as u64)
     }
 
@@ -421,6 +446,11 @@ impl KeyedRows {
     pub fn cached_rows(&self) -> usize {
         self.cached_rows
     }
+}
+
+/// The expiry bucket of a time: bucket `b` holds `((b - 1) * G, b * G]`.
+fn bucket_of(expires: i64) -> i64 {
+    expires.saturating_add(EXPIRY_GRANULE - 1).div_euclid(EXPIRY_GRANULE)
 }
 
 fn not_loaded() -> ExecError {

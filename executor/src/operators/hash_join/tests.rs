@@ -302,6 +302,10 @@ fn an_interval_join_drops_rows_the_watermark_has_closed_and_late_rows() {
     // The left row of 130 s still matches a right row of 135 s.
     let out = feed(&mut j, RIGHT, timed(vec![1], vec![135]));
     assert_eq!(out.iter().map(StreamBatch::num_rows).sum::<usize>(), 1);
+    // Key 1 stays listed for its later rows: they go once the watermark passes them.
+    j.on_watermark(141_000_000, &mut Vec::new()).unwrap();
+    j.on_barrier(&Barrier::new(2), &mut Vec::new()).unwrap();
+    assert_eq!(j.state_rows(), 0);
 }
 
 #[test]
