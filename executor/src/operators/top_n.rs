@@ -116,6 +116,19 @@ impl TopN {
         top
     }
 
+    /// Whether `row` would rank after the last of `limit` rows the partition already holds.
+    fn ranks_past_the_limit(&self, key: &[u8], row: &[u8]) -> bool {
+        let Some(rows) = self.rows.get(key) else { return false };
+        let mut held = 0u64;
+        for (kept, state) in rows.live() {
+            held += state.count as u64;
+            if held >= self.spec.limit {
+                return row >= kept;
+            }
+        }
+        false
+    }
+
     /// Over an append-only input, drops the rows of a partition past the limit.
     fn trim(&mut self, key: &[u8]) -> ExecResult<()> {
         let Some(rows) = self.rows.get(key) else { return Ok(()) };
@@ -238,6 +251,11 @@ impl Operator for TopN {
         for (i, group) in groups.into_iter().enumerate() {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
             self.rows.load(backend.as_ref(), self.namespace, group as u16, key)?;
+            // Over an append-only input, a row that ranks after a full partition's last kept
+            // row can never be shown: it changes nothing and is not kept.
+            if self.spec.append_only_input && self.ranks_past_the_limit(key, rows.row(i).data()) {
+                continue;
+            }
             if !before.contains_key(key) {
                 before.insert(key.into(), self.top(key));
                 touched.push(key.into());
