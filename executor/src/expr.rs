@@ -22,7 +22,7 @@ pub struct ExprCompiler {
 
 impl Default for ExprCompiler {
     fn default() -> Self {
-        Self { ctx: SessionContext::new() }
+        Self { ctx: crate::functions::session_context(datafusion::prelude::SessionConfig::new()) }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod data_plane;
 pub mod error;
 pub mod exchange;
 pub mod expr;
+pub mod functions;
 pub mod job_manager;
 pub mod message;
 pub mod operators;

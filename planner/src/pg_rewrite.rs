@@ -13,6 +13,7 @@
 //! Correlated subqueries in catalog queries are reshaped in [`catalog_subqueries`].
 
 mod catalog_subqueries;
+mod numeric_literals;
 
 use std::ops::ControlFlow;
 
@@ -106,6 +107,13 @@ impl VisitorMut for PgCompat {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match expr {
+            Expr::Value(v) => {
+                if let datafusion::sql::sqlparser::ast::Value::Number(digits, _) = &mut v.value {
+                    if let Some(plain) = numeric_literals::plain_digits(digits) {
+                        *digits = plain;
+                    }
+                }
+            }
             Expr::BinaryOp { op: op @ BinaryOperator::PGCustomBinaryOperator(_), .. } => {
                 if let BinaryOperator::PGCustomBinaryOperator(parts) = op {
                     if let Some(mapped) = parts.last().and_then(|p| builtin_operator(p)) {

@@ -3,8 +3,10 @@
 //! Every accumulator keeps its state in vectors indexed by group slot, and every update is
 //! weighted by the row's op (`+1`/`-1`), so the state is a commutative group: applying rows
 //! in any order (even a delete before its insert) gives the same state once all have arrived.
-//! Integer and decimal sums use wrapping `i128` arithmetic for the same reason (a transient
-//! overflow cancels out). Min/max and count(DISTINCT) keep a multiset of arrow-row encoded
+//! Integer and decimal sums use wrapping 256-bit arithmetic for the same reason (a transient
+//! overflow cancels out), and 256 bits never wrap for real (2^63 values below 2^128), so the
+//! sum is exact and a result outside its type is an error, `numeric out of range`, never a
+//! wrapped value. Decimal averages round half away from zero, as Postgres does. Min/max and count(DISTINCT) keep a multiset of arrow-row encoded
 //! values per group, so retracting the current extreme reveals the next one.
 //!
 //! For checkpoints, [`GroupAccumulator::save`] appends one group's complete state to a byte
@@ -19,10 +21,12 @@ use arrow::array::{
     new_null_array, Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, Decimal128Array,
     Float64Array, Int64Array,
 };
+use arrow::datatypes::i256;
 use arrow::datatypes::*;
 use arrow::row::{RowConverter, SortField};
 
 use crate::error::{ExecError, ExecResult};
+use crate::functions::numeric::{div_round, fit, out_of_range, pow10};
 use weir_plan::job_graph::AggregateKind;
 
 /// The state of one aggregate call over all groups of the operator.
@@ -88,6 +92,7 @@ fn internal(what: &str, dt: &DataType) -> ExecError {
 /// they read, and fail with [`ExecError::Internal`] on truncated or malformed input.
 mod codec {
     use crate::error::{ExecError, ExecResult};
+    use arrow::datatypes::i256;
 
     pub(super) fn corrupt(what: &str) -> ExecError {
         ExecError::Internal(format!("corrupt aggregate state: {what}"))
@@ -125,6 +130,52 @@ mod codec {
     pub(super) fn get_i128(input: &mut &[u8]) -> ExecResult<i128> {
         let z = get_u128(input)?;
         Ok((z >> 1) as i128 ^ -((z & 1) as i128))
+    }
+
+    /// A zigzag varint of 256 bits; for values within `i128` the bytes are exactly
+    /// [`put_i128`]'s, so states saved before sums were widened still load.
+    pub(super) fn put_i256(out: &mut Vec<u8>, v: i256) {
+        if let Some(narrow) = v.to_i128() {
+            return put_i128(out, narrow);
+        }
+        let (lo, hi) = v.to_parts();
+        // zigzag: 2v for v >= 0, 2(!v) + 1 for v < 0.
+        let (lo, hi, bit) = if v.is_negative() { (!lo, !(hi as u128), 1) } else { (lo, hi as u128, 0) };
+        let (mut lo, mut hi) = (lo << 1 | bit, hi << 1 | lo >> 127);
+        while hi != 0 || lo >= 0x80 {
+            out.push((lo as u8) | 0x80);
+            lo = lo >> 7 | hi << 121;
+            hi >>= 7;
+        }
+        out.push(lo as u8);
+    }
+
+    pub(super) fn get_i256(input: &mut &[u8]) -> ExecResult<i256> {
+        let (mut lo, mut hi) = (0u128, 0u128);
+        for (i, &b) in input.iter().enumerate() {
+            let shift = 7 * i as u32;
+            // 37 bytes hold 259 bits: the last may only carry the top 4 bits.
+            if shift >= 256 || (shift == 252 && b > 0b1111) {
+                return Err(corrupt("varint overflows 256 bits"));
+            }
+            let bits = u128::from(b & 0x7f);
+            if shift < 128 {
+                lo |= bits << shift;
+                if shift > 121 {
+                    hi |= bits >> (128 - shift);
+                }
+            } else {
+                hi |= bits << (shift - 128);
+            }
+            if b & 0x80 == 0 {
+                *input = &input[i + 1..];
+                let negative = lo & 1 == 1;
+                let (lo, hi) = (lo >> 1 | hi << 127, hi >> 1);
+                let (lo, hi) = if negative { (!lo, !hi) } else { (lo, hi) };
+                return Ok(i256::from_parts(lo, hi as i128));
+            }
+        }
+        Err(corrupt("truncated varint"))
     }
 
     pub(super) fn put_i64(out: &mut Vec<u8>, v: i64) {
@@ -285,6 +336,15 @@ impl GroupAccumulator for Counts {
     }
 }
 
+fn avg_out_of_range() -> ExecError {
+    ExecError::DataFusion(out_of_range("avg"))
+}
+
+/// An exact sum as a float, for `avg` returning `double precision`.
+fn i256_to_f64(v: i256) -> f64 {
+    v.to_i128().map_or_else(|| v.to_string().parse().unwrap_or(f64::NAN), |v| v as f64)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Num {
     /// Signed/unsigned integers, summed exactly in i128.
@@ -306,7 +366,7 @@ enum Finish {
 struct SumAvg {
     num: Num,
     finish: Finish,
-    exact: Vec<i128>,
+    exact: Vec<i256>,
     float: Vec<f64>,
     counts: Vec<i64>,
 }
@@ -337,9 +397,9 @@ trait Summand: Copy {
     fn add_weighted(self, value: Self, weight: i8) -> Self;
 }
 
-impl Summand for i128 {
-    fn add_weighted(self, value: i128, weight: i8) -> i128 {
-        self.wrapping_add(value.wrapping_mul(i128::from(weight)))
+impl Summand for i256 {
+    fn add_weighted(self, value: i256, weight: i8) -> i256 {
+        self.wrapping_add(value.wrapping_mul(i256::from(weight)))
     }
 }
 
@@ -356,14 +416,12 @@ fn add<T: ArrowPrimitiveType, S: Summand>(
     weights: &[i8],
     sums: &mut [S],
     counts: &mut [i64],
-) -> ExecResult<()>
-where
-    T::Native: Into<S>,
-{
+    convert: impl Fn(T::Native) -> S,
+) -> ExecResult<()> {
     let values = values.as_primitive_opt::<T>().ok_or_else(|| internal("sum", values.data_type()))?;
     let raw = values.values();
     for (i, (&g, &w)) in groups.iter().zip(weights).enumerate().filter(|(i, _)| values.is_valid(*i)) {
-        sums[g as usize] = sums[g as usize].add_weighted(raw[i].into(), w);
+        sums[g as usize] = sums[g as usize].add_weighted(convert(raw[i]), w);
         counts[g as usize] += i64::from(w);
     }
     Ok(())
@@ -380,14 +438,14 @@ impl GroupAccumulator for SumAvg {
     fn resize(&mut self, groups: usize) {
         match self.num {
             Num::Float => self.float.resize(groups, 0.0),
-            _ => self.exact.resize(groups, 0),
+            _ => self.exact.resize(groups, i256::ZERO),
         }
         self.counts.resize(groups, 0);
     }
     fn reset(&mut self, group: usize) {
         match self.num {
             Num::Float => self.float[group] = 0.0,
-            _ => self.exact[group] = 0,
+            _ => self.exact[group] = i256::ZERO,
         }
         self.counts[group] = 0;
     }
@@ -395,18 +453,26 @@ impl GroupAccumulator for SumAvg {
         let values = values.ok_or_else(|| ExecError::Internal("sum/avg without input".into()))?;
         let (e, f, c) = (&mut self.exact, &mut self.float, &mut self.counts);
         match values.data_type() {
-            DataType::Int8 => add::<Int8Type, _>(values, groups, weights, e, c),
-            DataType::Int16 => add::<Int16Type, _>(values, groups, weights, e, c),
-            DataType::Int32 => add::<Int32Type, _>(values, groups, weights, e, c),
-            DataType::Int64 => add::<Int64Type, _>(values, groups, weights, e, c),
-            DataType::UInt8 => add::<UInt8Type, _>(values, groups, weights, e, c),
-            DataType::UInt16 => add::<UInt16Type, _>(values, groups, weights, e, c),
-            DataType::UInt32 => add::<UInt32Type, _>(values, groups, weights, e, c),
-            DataType::UInt64 => add::<UInt64Type, _>(values, groups, weights, e, c),
-            DataType::Decimal128(..) => add::<Decimal128Type, _>(values, groups, weights, e, c),
-            DataType::Float16 => add::<Float16Type, _>(values, groups, weights, f, c),
-            DataType::Float32 => add::<Float32Type, _>(values, groups, weights, f, c),
-            DataType::Float64 => add::<Float64Type, _>(values, groups, weights, f, c),
+            DataType::Int8 => add::<Int8Type, _>(values, groups, weights, e, c, i256::from),
+            DataType::Int16 => add::<Int16Type, _>(values, groups, weights, e, c, i256::from),
+            DataType::Int32 => add::<Int32Type, _>(values, groups, weights, e, c, i256::from),
+            DataType::Int64 => add::<Int64Type, _>(values, groups, weights, e, c, i256::from),
+            DataType::UInt8 => {
+                add::<UInt8Type, _>(values, groups, weights, e, c, |v| i256::from(i64::from(v)))
+            }
+            DataType::UInt16 => {
+                add::<UInt16Type, _>(values, groups, weights, e, c, |v| i256::from(i64::from(v)))
+            }
+            DataType::UInt32 => {
+                add::<UInt32Type, _>(values, groups, weights, e, c, |v| i256::from(i64::from(v)))
+            }
+            DataType::UInt64 => {
+                add::<UInt64Type, _>(values, groups, weights, e, c, |v| i256::from(i128::from(v)))
+            }
+            DataType::Decimal128(..) => add::<Decimal128Type, _>(values, groups, weights, e, c, i256::from),
+            DataType::Float16 => add::<Float16Type, _>(values, groups, weights, f, c, f64::from),
+            DataType::Float32 => add::<Float32Type, _>(values, groups, weights, f, c, f64::from),
+            DataType::Float64 => add::<Float64Type, _>(values, groups, weights, f, c, |v| v),
             dt => Err(internal("sum", dt)),
         }
     }
@@ -427,34 +493,40 @@ impl GroupAccumulator for SumAvg {
             )),
             Finish::Sum => {
                 let scale = if let Num::Decimal(s) = num { s } else { 0 };
-                let sums = groups.iter().map(|&g| (count(g) > 0).then(|| exact[g as usize]));
-                Arc::new(Decimal128Array::from_iter(sums).with_precision_and_scale(38, scale)?)
+                let mut sums = Vec::with_capacity(groups.len());
+                for &g in groups {
+                    sums.push(match count(g) > 0 {
+                        true => Some(fit(exact[g as usize], scale, 38, scale)?),
+                        false => None,
+                    });
+                }
+                Arc::new(Decimal128Array::from(sums).with_precision_and_scale(38, scale)?)
             }
             Finish::AvgFloat => {
                 let divisor = if let Num::Decimal(s) = num { 10f64.powi(i32::from(s)) } else { 1.0 };
                 Arc::new(Float64Array::from_iter(groups.iter().map(|&g| {
                     let g_ = g as usize;
-                    let sum = if num == Num::Float { float[g_] } else { exact[g_] as f64 / divisor };
+                    let sum = if num == Num::Float { float[g_] } else { i256_to_f64(exact[g_]) / divisor };
                     (count(g) > 0).then(|| sum / count(g) as f64)
                 })))
             }
             Finish::AvgDecimal(out_scale) => {
                 let in_scale = if let Num::Decimal(s) = num { s } else { 0 };
-                let diff = i32::from(out_scale) - i32::from(in_scale);
-                let pow = 10i128
-                    .checked_pow(diff.unsigned_abs())
-                    .ok_or_else(|| ExecError::Internal(format!("avg: rescale by 10^{diff} overflows")))?;
+                // Divide at two more digits than the result, then round once in `fit`.
+                let extra = i32::from(out_scale) - i32::from(in_scale) + 2;
                 let mut avgs = Vec::with_capacity(groups.len());
                 for &g in groups {
-                    let (sum, n) = (exact[g as usize], i128::from(count(g)));
-                    avgs.push(match n {
-                        n if n <= 0 => None,
-                        n if diff >= 0 => Some(
-                            sum.checked_mul(pow)
-                                .ok_or_else(|| ExecError::Internal("avg: decimal overflow".into()))?
-                                / n,
-                        ),
-                        n => Some(sum / pow / n),
+                    let (sum, n) = (exact[g as usize], i256::from(count(g)));
+                    avgs.push(match count(g) {
+                        n_ if n_ <= 0 => None,
+                        _ => {
+                            let scaled = match extra >= 0 {
+                                true => sum.checked_mul(pow10(extra.unsigned_abs())),
+                                false => div_round(sum, pow10(extra.unsigned_abs())),
+                            };
+                            let avg = scaled.and_then(|v| div_round(v, n)).ok_or_else(avg_out_of_range)?;
+                            Some(fit(avg, out_scale + 2, 38, out_scale)?)
+                        }
                     });
                 }
                 Arc::new(Decimal128Array::from(avgs).with_precision_and_scale(38, out_scale)?)
@@ -465,7 +537,7 @@ impl GroupAccumulator for SumAvg {
         match self.num {
             // The raw sum, including the rounding residue of retracted values.
             Num::Float => codec::put_f64(out, self.float[group]),
-            _ => codec::put_i128(out, self.exact[group]),
+            _ => codec::put_i256(out, self.exact[group]),
         }
         codec::put_i64(out, self.counts[group]);
     }
@@ -479,7 +551,7 @@ impl GroupAccumulator for SumAvg {
                 self.counts[group] = count;
             }
             _ => {
-                let sum = codec::get_i128(&mut rest)?;
+                let sum = codec::get_i256(&mut rest)?;
                 let count = codec::get_i64(&mut rest)?;
                 self.exact[group] = sum;
                 self.counts[group] = count;
@@ -958,6 +1030,69 @@ mod tests {
         assert!(load(&mut counts, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1])
             .to_string()
             .contains("out of i64 range"));
+    }
+
+    #[test]
+    fn decimal_sums_beyond_128_bits_are_exact_or_out_of_range() {
+        let big = 9 * 10i128.pow(37);
+        let wide = || {
+            Some(Arc::new(Decimal128Array::from(vec![big; 3]).with_precision_and_scale(38, 0).unwrap())
+                as ArrayRef)
+        };
+        let mut acc = make(Sum, Some(DataType::Decimal128(38, 0)), DataType::Decimal128(38, 0), false)();
+        // Three rows into group 0: 2.7e38 does not fit 128 bits, let alone 38 digits.
+        acc.update(wide().as_ref(), &[0, 0, 0], &[1, 1, 1]).unwrap();
+        let e = acc.evaluate(&[0]).unwrap_err().to_string();
+        assert!(e.contains("numeric out of range"), "{e}");
+        // The state survives a checkpoint; retracting two rows brings the exact value back.
+        let mut saved = vec![];
+        acc.save(0, &mut saved);
+        let mut restored = make(Sum, Some(DataType::Decimal128(38, 0)), DataType::Decimal128(38, 0), false)();
+        restored.load(0, &mut &saved[..]).unwrap();
+        restored.update(wide().as_ref(), &[0, 0, 1], &[-1, -1, 1]).unwrap();
+        let out = restored.evaluate(&[0]).unwrap();
+        assert_eq!(out.as_primitive::<Decimal128Type>().value(0), big);
+    }
+
+    #[test]
+    fn decimal_averages_round_half_away_from_zero() {
+        let mut acc = make(Avg, Some(DataType::Decimal128(10, 2)), DataType::Decimal128(38, 2), false)();
+        // (0.01 + 0.02) / 2 = 0.015 -> 0.02; (-0.01 - 0.02) / 2 -> -0.02
+        acc.update(decimals(&[Some(1), Some(2), Some(-1), Some(-2)]).as_ref(), &[0, 0, 1, 1], &[1; 4])
+            .unwrap();
+        let out = acc.evaluate(&[0, 1]).unwrap();
+        let out = out.as_primitive::<Decimal128Type>();
+        assert_eq!((out.value(0), out.value(1)), (2, -2));
+    }
+
+    #[test]
+    fn wide_varints_round_trip_and_keep_the_narrow_encoding() {
+        let values = [
+            i256::ZERO,
+            i256::MINUS_ONE,
+            i256::from_i128(i128::MAX),
+            i256::from_i128(i128::MIN),
+            i256::from_i128(i128::MAX).wrapping_add(i256::ONE),
+            i256::from_i128(i128::MIN).wrapping_sub(i256::ONE),
+            i256::from_i128(i128::MAX).wrapping_mul(i256::from_i128(1 << 100)),
+            i256::MAX,
+            i256::MIN,
+        ];
+        let mut out = vec![];
+        for v in values {
+            codec::put_i256(&mut out, v);
+        }
+        let mut input = &out[..];
+        for v in values {
+            assert_eq!(codec::get_i256(&mut input).unwrap(), v);
+        }
+        assert!(input.is_empty());
+        for v in [0, -1, 12345, i128::MAX, i128::MIN] {
+            let (mut narrow, mut wide) = (vec![], vec![]);
+            codec::put_i128(&mut narrow, v);
+            codec::put_i256(&mut wide, i256::from_i128(v));
+            assert_eq!(narrow, wide);
+        }
     }
 
     #[test]
