@@ -34,6 +34,10 @@ pub fn local_channel() -> (ChannelSender, ChannelReceiver) {
 
 /// Resolves channel ids to the ends a task reads and writes.
 pub trait DataPlane: Send + Sync {
+    /// Learns about a task about to be deployed here: which of its outputs go to another
+    /// process, and where (a network data plane routes them; a local one has nothing to
+    /// learn).
+    fn prepare(&self, _task: &crate::task_manager::TaskDescriptor) {}
     /// The sending end of channel `id`; each end is opened once.
     fn open_sender(&self, id: ChannelId) -> ExecResult<ChannelSender>;
     /// The receiving end of channel `id`; each end is opened once.
@@ -49,6 +53,18 @@ pub struct ChannelIds {
 }
 
 impl ChannelIds {
+    /// Ids that also differ from those of any earlier JobManager of the cluster (they start
+    /// at the current time in milliseconds, shifted past a million ids per millisecond), so
+    /// a frame still in flight from a job of a JobManager that restarted can never be taken
+    /// for one of a new job's channels.
+    pub fn unique_across_restarts() -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self { next: AtomicU64::new(now_ms << 20) }
+    }
+
     pub fn allocate(&self) -> ChannelId {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
@@ -71,6 +87,13 @@ pub struct LocalDataPlane {
 impl LocalDataPlane {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Forgets every channel (the JobManager that named them is gone).
+    pub fn clear(&self) {
+        if let Ok(mut channels) = self.channels.lock() {
+            channels.clear();
+        }
     }
 
     fn open<T>(&self, id: ChannelId, take: impl FnOnce(&mut Ends) -> Option<T>, what: &str) -> ExecResult<T> {

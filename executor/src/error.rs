@@ -27,6 +27,10 @@ pub enum ExecError {
     /// A file source or sink names a file outside `[file] allowed_dirs` (SQLSTATE 42501).
     #[error("{0}")]
     PermissionDenied(String),
+    /// The cluster's free task slots are fewer than a job's highest parallelism: the job
+    /// waits for TaskManagers to register (SQLSTATE 53000).
+    #[error("the job needs {needed} free task slots and the cluster has {free}; start more taskmanagers or lower the parallelism")]
+    NotEnoughSlots { needed: usize, free: usize },
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -49,6 +53,7 @@ impl ExecError {
             | ExecError::ChannelClosed(_) => Some("XX000"),
             ExecError::Connector(_) => Some("22023"),
             ExecError::PermissionDenied(_) => Some("42501"),
+            ExecError::NotEnoughSlots { .. } => Some("53000"),
             ExecError::InOperator { source, .. } => source.sqlstate(),
         }
     }

@@ -34,7 +34,7 @@ pub mod task_snapshot;
 mod view_table;
 
 pub use error::{ExecError, ExecResult};
-pub use job_manager::{ClusterStatus, JobManager, JobManagerConfig, JobStatus, TaskStatus};
+pub use job_manager::{ClusterStatus, JobManager, JobManagerConfig, JobStatus, SlotPolicy, TaskStatus};
 pub use message::Message;
 pub use stored_table::StoredTable;
 pub use table_sink::StoredTableSink;

@@ -1,8 +1,14 @@
 //! TaskManagers run tasks in slots. The JobManager reaches every TaskManager through the
-//! [`TaskManager`] trait, whether it runs in this process or (later) in another one; the
-//! [`TaskDescriptor`] it deploys is plain serializable data.
+//! [`TaskManager`] trait, whether it runs in this process or in another one (a cluster's
+//! worker, reached over gRPC by `weir-cluster`); the [`TaskDescriptor`] it deploys is plain
+//! serializable data.
+//!
+//! A [`LocalTaskManager`] runs the tasks it is given in this process. In the frontend
+//! process it has the stored tables and the view store, so it runs table sources, view
+//! sources and materialize tasks; in a `weir taskmanager` process it has neither and runs
+//! everything else.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
@@ -53,6 +59,10 @@ pub struct TaskDescriptor {
     /// Whether the task snapshots its state at checkpoint barriers.
     #[serde(default)]
     pub checkpointed: bool,
+    /// Output channels whose consumer runs in another process, with the data address of
+    /// that process; every other channel is local.
+    #[serde(default)]
+    pub remote_outputs: BTreeMap<ChannelId, String>,
 }
 
 /// One input channel of a task and the vertex's input edge it carries.
@@ -94,9 +104,32 @@ impl Default for StateServices {
     }
 }
 
+/// What a TaskManager can run, for placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskManagerRole {
+    /// In the frontend process: has the stored tables and the view store. In standalone mode
+    /// every TaskManager is one and runs everything.
+    Frontend,
+    /// A `weir taskmanager` process: runs everything but table sources, view sources and
+    /// materialize tasks, in as many slots as it offers.
+    Worker,
+}
+
 pub trait TaskManager: Send + Sync {
     fn id(&self) -> usize;
     fn slots(&self) -> usize;
+    fn role(&self) -> TaskManagerRole {
+        TaskManagerRole::Frontend
+    }
+    /// Where other processes send the data of this TaskManager's input channels; `None`
+    /// when every channel is in-process (standalone).
+    fn data_address(&self) -> Option<String> {
+        None
+    }
+    /// When this TaskManager last showed it is alive (`None` for one in this process).
+    fn last_heartbeat(&self) -> Option<std::time::SystemTime> {
+        None
+    }
     /// Starts a task; fails if its operators cannot be built.
     fn deploy(&self, task: TaskDescriptor) -> ExecResult<()>;
     /// Hands a barrier to a source task.
@@ -121,8 +154,10 @@ fn restore_offset(desc: &TaskDescriptor) -> Option<&serde_json::Value> {
 pub struct LocalTaskManager {
     id: usize,
     slots: usize,
-    store: Arc<Store>,
-    view_states: Arc<dyn ViewStateStore>,
+    /// The stored tables and the view store: only in the frontend process.
+    store: Option<Arc<Store>>,
+    view_states: Option<Arc<dyn ViewStateStore>>,
+    data_address: Option<String>,
     data_plane: Arc<dyn DataPlane>,
     events: Arc<dyn JobManagerEndpoint>,
     tasks: Mutex<HashMap<TaskId, RunningTask>>,
@@ -143,13 +178,50 @@ impl LocalTaskManager {
         Self {
             id,
             slots,
-            store,
-            view_states,
+            store: Some(store),
+            view_states: Some(view_states),
+            data_address: None,
             data_plane,
             events,
             tasks: Mutex::new(HashMap::new()),
             state: StateServices::default(),
             files: FileAccess::default(),
+        }
+    }
+
+    /// The TaskManager of a `weir taskmanager` process: no stored tables, no view store.
+    pub fn worker(
+        id: usize,
+        slots: usize,
+        data_plane: Arc<dyn DataPlane>,
+        events: Arc<dyn JobManagerEndpoint>,
+    ) -> Self {
+        Self {
+            id,
+            slots,
+            store: None,
+            view_states: None,
+            data_address: None,
+            data_plane,
+            events,
+            tasks: Mutex::new(HashMap::new()),
+            state: StateServices::default(),
+            files: FileAccess::default(),
+        }
+    }
+
+    /// Other processes reach this TaskManager's input channels at `address`.
+    pub fn with_data_address(mut self, address: String) -> Self {
+        self.data_address = Some(address);
+        self
+    }
+
+    /// Stops every task (the JobManager that deployed them is gone).
+    pub fn cancel_all(&self) {
+        let jobs: std::collections::BTreeSet<u64> =
+            self.tasks.lock().map(|t| t.keys().map(|id| id.job).collect()).unwrap_or_default();
+        for job in jobs {
+            self.cancel_job(job);
         }
     }
 
@@ -257,12 +329,14 @@ impl LocalTaskManager {
                     operators.push(Box::new(Sink::new(&config, desc.id.subtask, &self.files)?));
                 }
                 OperatorSpec::Materialize { view_id } => {
-                    materialize = Some(Materialize::new(
-                        *view_id,
-                        desc.id.subtask,
-                        schema.clone(),
-                        self.view_states.clone(),
-                    )?);
+                    let view_states = self.view_states.clone().ok_or_else(|| {
+                        ExecError::InvalidGraph(format!(
+                            "{}: materialize tasks run in the frontend process, not on a taskmanager",
+                            desc.id
+                        ))
+                    })?;
+                    materialize =
+                        Some(Materialize::new(*view_id, desc.id.subtask, schema.clone(), view_states)?);
                 }
             }
         }
@@ -283,8 +357,13 @@ impl TaskManager for LocalTaskManager {
         self.slots
     }
 
+    fn data_address(&self) -> Option<String> {
+        self.data_address.clone()
+    }
+
     fn deploy(&self, desc: TaskDescriptor) -> ExecResult<()> {
         let chain = self.build_chain(&desc)?;
+        self.data_plane.prepare(&desc);
         let mut inputs = desc
             .inputs
             .iter()
@@ -306,7 +385,7 @@ impl TaskManager for LocalTaskManager {
             desc.vertex.source.as_ref(),
             SourceContext {
                 task: desc.id,
-                store: &self.store,
+                store: self.store.as_deref(),
                 events: self.events.clone(),
                 offset: restore_offset(&desc),
                 files: &self.files,

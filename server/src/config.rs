@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4566";
+pub const DEFAULT_RPC: &str = "127.0.0.1:6123";
+pub const DEFAULT_LISTEN_DATA: &str = "127.0.0.1:0";
 pub const DEFAULT_DATA_DIR: &str = "./weir-data";
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,59 @@ pub struct Config {
     /// The only directories `file` sources and sinks may use (`[file] allowed_dirs`);
     /// `None` means the default, `DATA_DIR/files` (created at start).
     pub file_allowed_dirs: Option<Vec<PathBuf>>,
+    /// Which role this process runs (the subcommand).
+    pub mode: Mode,
+    /// `[cluster]`: JobManager and TaskManager settings.
+    pub cluster: ClusterConfig,
+}
+
+/// The role of a `weir` process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Frontend, JobManager and TaskManager in one process (no subcommand).
+    #[default]
+    Standalone,
+    /// `weir jobmanager`: frontend and JobManager; tasks run on registered TaskManagers.
+    JobManager,
+    /// `weir taskmanager`: runs tasks for a JobManager.
+    TaskManager,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Shared by the JobManager and its TaskManagers (`cluster.secret` or
+    /// `WEIR_CLUSTER_SECRET`); required when any cluster address is beyond loopback.
+    pub secret: Option<String>,
+    /// A TaskManager silent this long is lost (`cluster.heartbeat_timeout_ms`).
+    pub heartbeat_timeout: Duration,
+    /// `spread` or `pack` (`cluster.placement`).
+    pub placement: weir_executor::SlotPolicy,
+    /// The JobManager's control address (`--rpc`, `cluster.rpc`).
+    pub rpc: SocketAddr,
+    /// The JobManager a TaskManager registers with (`--jobmanager`, `cluster.jobmanager`).
+    pub jobmanager: Option<String>,
+    /// Task slots a TaskManager offers (`--slots`, `cluster.slots`; default: its cores).
+    pub slots: usize,
+    /// Where a TaskManager's data service listens (`--listen-data`, `cluster.listen_data`).
+    pub listen_data: String,
+    /// The data address other processes use when the listening one is not reachable as
+    /// given, e.g. `0.0.0.0:7000` (`cluster.advertise_data`).
+    pub advertise_data: Option<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            heartbeat_timeout: Duration::from_millis(5000),
+            placement: weir_executor::SlotPolicy::Spread,
+            rpc: DEFAULT_RPC.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 6123))),
+            jobmanager: None,
+            slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            listen_data: DEFAULT_LISTEN_DATA.into(),
+            advertise_data: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +139,8 @@ impl Default for Config {
             restart_backoff: Duration::from_secs(1),
             max_restart_backoff: Duration::from_secs(30),
             file_allowed_dirs: None,
+            mode: Mode::Standalone,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -122,6 +179,22 @@ pub struct FileConfig {
     pub restart: RestartSection,
     #[serde(default)]
     pub file: FileSection,
+    #[serde(default)]
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`: distributed mode.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub secret: Option<String>,
+    pub heartbeat_timeout_ms: Option<u64>,
+    pub placement: Option<String>,
+    pub rpc: Option<String>,
+    pub jobmanager: Option<String>,
+    pub slots: Option<usize>,
+    pub listen_data: Option<String>,
+    pub advertise_data: Option<String>,
 }
 
 /// `[file]`: where `file` sources and sinks may read and write.
@@ -208,6 +281,11 @@ pub struct Overrides {
     pub log: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub mode: Mode,
+    pub rpc: Option<String>,
+    pub jobmanager: Option<String>,
+    pub slots: Option<usize>,
+    pub listen_data: Option<String>,
 }
 
 impl Config {
@@ -221,6 +299,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let defaults = Config::default();
+        let cluster = cluster_config(file.cluster, &flags)?;
         let listen_text = flags.listen.or(file.listen);
         let listen = match listen_text {
             Some(text) => text.parse().map_err(|e| format!("invalid listen address \"{text}\": {e}"))?,
@@ -284,6 +363,8 @@ impl Config {
             None => defaults.max_restart_backoff,
         };
         let config = Config {
+            mode: flags.mode,
+            cluster,
             file_allowed_dirs: file.file.allowed_dirs,
             listen,
             data_dir,
@@ -292,7 +373,8 @@ impl Config {
             restart_backoff,
             max_restart_backoff,
             log: flags.log.or(file.log).unwrap_or(defaults.log),
-            password: file.auth.password,
+            // An environment variable keeps the verifier out of files (a Kubernetes secret).
+            password: std::env::var("WEIR_PASSWORD").ok().filter(|p| !p.is_empty()).or(file.auth.password),
             tls_cert: flags.tls_cert.or(file.tls.cert),
             tls_key: flags.tls_key.or(file.tls.key),
             barrier_interval_ms: match file.streaming.barrier_interval_ms {
@@ -306,6 +388,42 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        let secret = self.cluster.secret.is_some();
+        if self.mode == Mode::JobManager && !self.cluster.rpc.ip().is_loopback() && !secret {
+            return Err(format!(
+                "refusing to accept taskmanagers on {} without a cluster secret: set cluster.secret or WEIR_CLUSTER_SECRET \
+                 (the same on every process of the cluster), or keep --rpc on loopback",
+                self.cluster.rpc
+            ));
+        }
+        if self.mode == Mode::JobManager && self.cluster.rpc.ip().is_unspecified() && self.cluster.advertise_data.is_none()
+        {
+            return Err(format!(
+                "--rpc {} listens on every interface: set cluster.advertise_data (or WEIR_ADVERTISE_DATA) to the \
+                 address TaskManagers reach this process at",
+                self.cluster.rpc
+            ));
+        }
+        if self.mode == Mode::TaskManager {
+            if self.cluster.jobmanager.is_none() {
+                return Err("a taskmanager needs --jobmanager HOST:PORT (or cluster.jobmanager)".into());
+            }
+            let loopback = self
+                .cluster
+                .listen_data
+                .parse::<SocketAddr>()
+                .map(|a| a.ip().is_loopback())
+                .unwrap_or(false);
+            if !loopback && !secret {
+                return Err(format!(
+                    "refusing to serve data on {} without a cluster secret: set cluster.secret or WEIR_CLUSTER_SECRET",
+                    self.cluster.listen_data
+                ));
+            }
+            if self.cluster.slots == 0 {
+                return Err("--slots must be at least 1".into());
+            }
+        }
         if !self.listen.ip().is_loopback() && self.password.is_none() {
             return Err(format!(
                 "refusing to listen on {} without a password: trust authentication is only allowed on loopback. \
@@ -323,9 +441,76 @@ impl Config {
     }
 }
 
+/// `[cluster]` under the cluster flags, with `WEIR_CLUSTER_SECRET` over `cluster.secret`.
+fn cluster_config(section: ClusterSection, flags: &Overrides) -> Result<ClusterConfig, String> {
+    let defaults = ClusterConfig::default();
+    let rpc = match flags.rpc.clone().or(section.rpc) {
+        Some(text) => text.parse().map_err(|e| format!("invalid rpc address \"{text}\": {e}"))?,
+        None => defaults.rpc,
+    };
+    let placement = match section.placement.as_deref() {
+        None => defaults.placement,
+        Some(text) => weir_executor::SlotPolicy::parse(text)
+            .ok_or_else(|| format!("cluster.placement must be \"spread\" or \"pack\", not \"{text}\""))?,
+    };
+    let secret = std::env::var("WEIR_CLUSTER_SECRET").ok().or(section.secret).filter(|s| !s.is_empty());
+    if let Some(secret) = &secret {
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the cluster secret must be printable ASCII without spaces".into());
+        }
+    }
+    Ok(ClusterConfig {
+        secret,
+        heartbeat_timeout: match section.heartbeat_timeout_ms {
+            Some(0) => return Err("cluster.heartbeat_timeout_ms must be positive".into()),
+            Some(ms) => Duration::from_millis(ms),
+            None => defaults.heartbeat_timeout,
+        },
+        placement,
+        rpc,
+        jobmanager: flags.jobmanager.clone().or(section.jobmanager),
+        slots: flags.slots.or(section.slots).unwrap_or(defaults.slots),
+        listen_data: flags.listen_data.clone().or(section.listen_data).unwrap_or(defaults.listen_data),
+        advertise_data: std::env::var("WEIR_ADVERTISE_DATA").ok().filter(|a| !a.is_empty()).or(section.advertise_data),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_addresses_beyond_loopback_need_the_secret() {
+        let jm = |rpc: &str| Overrides { mode: Mode::JobManager, rpc: Some(rpc.into()), ..Default::default() };
+        assert!(Config::load(None, jm("127.0.0.1:6123")).is_ok());
+        let err = Config::load(None, jm("0.0.0.0:6123")).unwrap_err();
+        assert!(err.contains("cluster secret"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        std::fs::write(&path, "[cluster]\nsecret = \"s3cret\"\nplacement = \"pack\"\nheartbeat_timeout_ms = 1000\n").unwrap();
+        let err = Config::load(Some(&path), jm("0.0.0.0:6123")).unwrap_err();
+        assert!(err.contains("advertise_data"), "{err}");
+        std::fs::write(
+            &path,
+            "[cluster]\nsecret = \"s3cret\"\nplacement = \"pack\"\nheartbeat_timeout_ms = 1000\nadvertise_data = \"jm:6123\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), jm("0.0.0.0:6123")).unwrap();
+        assert_eq!(c.cluster.placement, weir_executor::SlotPolicy::Pack);
+        assert_eq!(c.cluster.heartbeat_timeout, Duration::from_secs(1));
+        assert_eq!(c.cluster.rpc.port(), 6123);
+        let tm = Overrides { mode: Mode::TaskManager, ..Default::default() };
+        assert!(Config::load(None, tm).unwrap_err().contains("--jobmanager"));
+        let tm = Overrides {
+            mode: Mode::TaskManager,
+            jobmanager: Some("10.0.0.1:6123".into()),
+            listen_data: Some("0.0.0.0:7000".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(None, tm).unwrap_err().contains("cluster secret"));
+        std::fs::write(&path, "[cluster]\nplacement = \"random\"\n").unwrap();
+        assert!(Config::load(Some(&path), Overrides::default()).unwrap_err().contains("placement"));
+    }
 
     #[test]
     fn flags_override_file_and_loopback_rule() {

@@ -30,7 +30,7 @@ pub const PG_SERVER_VERSION: &str = "15.0";
 
 /// The directories of `[file] allowed_dirs`, resolved; the default `DATA_DIR/files` is
 /// created if missing, a configured directory must exist.
-fn file_access(config: &Config) -> Result<FileAccess, String> {
+pub fn file_access(config: &Config) -> Result<FileAccess, String> {
     if config.file_allowed_dirs.is_none() {
         let dir = config.data_dir.join("files");
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -31,6 +31,7 @@ pub mod runtime;
 pub mod session;
 pub mod source_table;
 pub mod system_tables;
+pub mod taskmanager;
 pub mod wire;
 
 use std::sync::Arc;

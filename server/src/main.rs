@@ -1,12 +1,13 @@
 //! The `weir` binary. Without a subcommand it runs standalone: one process serving the
-//! Postgres wire protocol, with its data under the data directory.
+//! Postgres wire protocol, with its data under the data directory. `weir jobmanager` and
+//! `weir taskmanager` run the same engine as a cluster of processes.
 
 use std::io::BufRead;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use weir_server::config::{Config, Overrides};
+use weir_server::config::{Config, Mode, Overrides};
 
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about = "Weir: a streaming SQL database that speaks the Postgres protocol")]
@@ -38,10 +39,47 @@ enum Command {
     /// Read a password from stdin and print the SCRAM-SHA-256 verifier to put in the config
     /// file as auth.password
     HashPassword,
+    /// Run the frontend (Postgres protocol, catalog, tables) and the JobManager, with the
+    /// tasks of every view on the TaskManagers that register on --rpc
+    Jobmanager {
+        /// Address to listen on for Postgres clients [default: 127.0.0.1:4566]
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Address TaskManagers register on (cluster.rpc); beyond loopback it needs the
+        /// cluster secret (cluster.secret or WEIR_CLUSTER_SECRET) [default: 127.0.0.1:6123]
+        #[arg(long, value_name = "HOST:PORT")]
+        rpc: Option<String>,
+        /// Directory holding the catalog, tables and checkpoints [default: ./weir-data]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file ([cluster] holds the cluster settings)
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Run tasks for a JobManager: register on its rpc address and offer task slots
+    Taskmanager {
+        /// The JobManager's rpc address (cluster.jobmanager)
+        #[arg(long, value_name = "HOST:PORT")]
+        jobmanager: Option<String>,
+        /// Task slots offered: a job needs as many as its highest parallelism (cluster.slots)
+        /// [default: number of cores]
+        #[arg(long, value_name = "N")]
+        slots: Option<usize>,
+        /// Directory for operator state and the files file sources may read [default: ./weir-data]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Address the data service listens on for other processes' channels
+        /// (cluster.listen_data; beyond loopback it needs the cluster secret) [default: 127.0.0.1:0]
+        #[arg(long, value_name = "HOST:PORT")]
+        listen_data: Option<String>,
+        /// TOML configuration file ([cluster] holds the cluster settings)
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     if let Some(Command::HashPassword) = cli.command {
         let mut line = String::new();
         if std::io::stdin().lock().read_line(&mut line).is_err()
@@ -64,13 +102,32 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    let overrides = Overrides {
+    let mut overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data_dir,
         log: cli.log,
         tls_cert: cli.tls_cert,
         tls_key: cli.tls_key,
+        ..Default::default()
     };
+    match cli.command.take() {
+        Some(Command::Jobmanager { listen, rpc, data_dir, config }) => {
+            overrides.mode = Mode::JobManager;
+            overrides.listen = listen.or(overrides.listen);
+            overrides.rpc = rpc;
+            overrides.data_dir = data_dir.or(overrides.data_dir);
+            cli.config = config.or(cli.config);
+        }
+        Some(Command::Taskmanager { jobmanager, slots, data_dir, listen_data, config }) => {
+            overrides.mode = Mode::TaskManager;
+            overrides.jobmanager = jobmanager;
+            overrides.slots = slots;
+            overrides.data_dir = data_dir.or(overrides.data_dir);
+            overrides.listen_data = listen_data;
+            cli.config = config.or(cli.config);
+        }
+        Some(Command::HashPassword) | None => {}
+    }
     let config = match Config::load(cli.config.as_deref(), overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -94,7 +151,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(weir_server::serve(config)) {
+    let result = match config.mode {
+        Mode::TaskManager => runtime.block_on(weir_server::taskmanager::run(config)),
+        Mode::Standalone | Mode::JobManager => runtime.block_on(weir_server::serve(config)),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weir: {e}");

@@ -1,5 +1,10 @@
-//! Starts the standalone streaming runtime: the JobManager and in-process TaskManagers,
-//! connected by a local data plane, and re-deploys every view's job from the catalog.
+//! Starts the streaming runtime and re-deploys every view's job from the catalog.
+//!
+//! Standalone, the JobManager runs its jobs on an in-process TaskManager over a local data
+//! plane. As `weir jobmanager`, the in-process TaskManager keeps only what needs this
+//! process's tables and view store (table sources, view sources, materialize), every
+//! other task runs on the TaskManagers that register on the rpc address, and channels
+//! between processes go over the network data plane served on that same address.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +22,17 @@ use weir_storage::keyed_state::{
 };
 use weir_storage::{CheckpointStore, Store, ViewStateStore};
 
-use crate::config::{Config, StateBackendKind};
+use weir_cluster::jobmanager::{ControlService, ControlSettings};
+use weir_cluster::{data_plane::NetworkDataPlane, ClusterSecret};
+
+use crate::config::{Config, Mode, StateBackendKind};
 
 /// In-process TaskManagers in standalone mode.
 const LOCAL_TASK_MANAGERS: usize = 1;
 
 /// Where operators keep keyed state and send checkpoints. The RocksDB state directory is a
 /// working copy: durable state is in the checkpoints, so it starts empty.
-fn state_services(config: &Config) -> Result<StateServices, String> {
+pub fn state_services(config: &Config) -> Result<StateServices, String> {
     let backend: Arc<dyn KeyedStateBackend> = match config.state.backend {
         StateBackendKind::Memory => Arc::new(InMemoryStateBackend::default()),
         StateBackendKind::RocksDb => {
@@ -56,24 +64,32 @@ pub fn start(
     files: &weir_executor::connectors::FileAccess,
 ) -> Result<JobManager, String> {
     let state = state_services(config)?;
-    let data_plane: Arc<dyn DataPlane> = Arc::new(LocalDataPlane::new());
+    let cluster = config.mode == Mode::JobManager;
+    let network = cluster.then(|| NetworkDataPlane::new(ClusterSecret::new(config.cluster.secret.clone())));
+    let data_plane: Arc<dyn DataPlane> = match &network {
+        Some(network) => network.clone(),
+        None => Arc::new(LocalDataPlane::new()),
+    };
     let (endpoint, events_rx) = LocalEndpoint::new();
     let endpoint: Arc<dyn JobManagerEndpoint> = Arc::new(endpoint);
     let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
     let task_managers: Vec<Arc<dyn TaskManager>> = (0..LOCAL_TASK_MANAGERS)
         .map(|id| {
-            Arc::new(
-                LocalTaskManager::new(
-                    id,
-                    slots,
-                    store.clone(),
-                    view_states.clone(),
-                    data_plane.clone(),
-                    endpoint.clone(),
-                )
-                .with_state(state.clone())
-                .with_file_access(files.clone()),
-            ) as Arc<dyn TaskManager>
+            let tm = LocalTaskManager::new(
+                id,
+                slots,
+                store.clone(),
+                view_states.clone(),
+                data_plane.clone(),
+                endpoint.clone(),
+            )
+            .with_state(state.clone())
+            .with_file_access(files.clone());
+            let tm = match cluster {
+                true => tm.with_data_address(rpc_advertised(config)),
+                false => tm,
+            };
+            Arc::new(tm) as Arc<dyn TaskManager>
         })
         .collect();
     let checkpoints = match (&config.checkpoint, state.checkpoints) {
@@ -84,19 +100,60 @@ pub fn start(
         }),
         _ => None,
     };
+    let checkpoint_store = match &config.checkpoint {
+        Some(c) => absolute_store(&c.dir)?,
+        None => String::new(),
+    };
     let jm_config = JobManagerConfig {
         barrier_interval: Duration::from_millis(config.barrier_interval_ms),
         checkpoints,
         restart_backoff: config.restart_backoff,
         max_restart_backoff: config.max_restart_backoff,
+        cluster: cluster.then_some(config.cluster.placement),
         ..JobManagerConfig::default()
     };
     info!(
         state_backend = ?config.state.backend,
         checkpoints = config.checkpoint.as_ref().map(|c| c.dir.as_str()).unwrap_or("off"),
+        mode = ?config.mode,
         "streaming runtime started"
     );
-    Ok(JobManager::start(jm_config, task_managers, view_states.clone(), events_rx))
+    let jobs = JobManager::start(jm_config, task_managers, view_states.clone(), events_rx);
+    if let Some(network) = network {
+        network.report_to(endpoint.clone());
+        let listener = std::net::TcpListener::bind(config.cluster.rpc)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
+            .map_err(|e| format!("cannot listen for taskmanagers on {}: {e}", config.cluster.rpc))?;
+        let settings = ControlSettings {
+            secret: ClusterSecret::new(config.cluster.secret.clone()),
+            heartbeat_timeout: config.cluster.heartbeat_timeout,
+            checkpoint_store,
+        };
+        let control = ControlService::new(jobs.clone(), endpoint, settings);
+        info!(rpc = %config.cluster.rpc, secret = config.cluster.secret.is_some(), "jobmanager accepting taskmanagers");
+        tokio::spawn(async move {
+            if let Err(e) = weir_cluster::jobmanager::serve(listener, control, network).await {
+                error!(error = %e, "the jobmanager's rpc service stopped");
+            }
+        });
+    }
+    Ok(jobs)
+}
+
+/// The rpc address TaskManagers send the frontend's channels to.
+fn rpc_advertised(config: &Config) -> String {
+    config.cluster.advertise_data.clone().unwrap_or_else(|| config.cluster.rpc.to_string())
+}
+
+/// The checkpoint store as every process of a cluster can open it: a relative local path
+/// made absolute (TaskManagers run in other directories).
+fn absolute_store(dir: &str) -> Result<String, String> {
+    if dir.contains("://") || std::path::Path::new(dir).is_absolute() {
+        return Ok(dir.to_string());
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("checkpoint.dir: {e}"))?;
+    Ok(cwd.join(dir).display().to_string())
 }
 
 /// Re-deploys the job of every view and sink in the catalog, in creation order (so a view

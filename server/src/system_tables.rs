@@ -11,6 +11,9 @@
 //!   watermark and the late rows it dropped.
 //! * `checkpoints`: the recent checkpoints of every job — epoch, start, duration (seconds),
 //!   bytes, status (`in_progress`, `completed`, `failed`) and why one failed.
+//! * `taskmanagers`: the TaskManagers the JobManager knows — id, data address, role
+//!   (`frontend` or `worker`), slots, slots used, state (`active`, or `lost: <why>`), last
+//!   heartbeat, tasks and their checkpointed state bytes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -52,14 +55,16 @@ enum Kind {
     Sources,
     Watermarks,
     Checkpoints,
+    TaskManagers,
 }
 
-const TABLES: [(&str, Kind); 5] = [
+const TABLES: [(&str, Kind); 6] = [
     ("jobs", Kind::Jobs),
     ("tasks", Kind::Tasks),
     ("sources", Kind::Sources),
     ("watermarks", Kind::Watermarks),
     ("checkpoints", Kind::Checkpoints),
+    ("taskmanagers", Kind::TaskManagers),
 ];
 
 #[async_trait]
@@ -184,6 +189,21 @@ impl SystemTable {
                 text("status"),
                 Field::new("failure_reason", DataType::Utf8, true),
             ],
+            Kind::TaskManagers => vec![
+                int("id"),
+                Field::new("address", DataType::Utf8, true),
+                text("role"),
+                int("slots"),
+                int("slots_used"),
+                text("state"),
+                Field::new(
+                    "last_heartbeat",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                    true,
+                ),
+                int("tasks"),
+                bigint("state_bytes", false),
+            ],
         }))
     }
 
@@ -256,6 +276,26 @@ impl SystemTable {
                     Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.bytes as i64))),
                     Arc::new(StringArray::from_iter_values(rows.iter().map(|c| c.status))),
                     Arc::new(StringArray::from_iter(rows.iter().map(|c| c.failure.as_deref()))),
+                ]
+            }
+            Kind::TaskManagers => {
+                let rows = &status.task_managers;
+                let micros = |t: std::time::SystemTime| {
+                    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+                };
+                vec![
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.id as i32))),
+                    Arc::new(StringArray::from_iter(rows.iter().map(|t| t.address.as_deref()))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|t| t.role))),
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.slots as i32))),
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.slots_used as i32))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|t| t.state.as_str()))),
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter(rows.iter().map(|t| t.last_heartbeat.map(micros)))
+                            .with_timezone("+00:00"),
+                    ),
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.tasks as i32))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|t| t.state_bytes as i64))),
                 ]
             }
             Kind::Watermarks => {

@@ -9,6 +9,7 @@
 
 mod atomic_writes;
 mod clients;
+mod cluster;
 mod joins;
 mod recovery;
 mod slt;
@@ -20,6 +21,19 @@ use std::pin::Pin;
 type TestFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
 type TestFn = fn() -> TestFuture;
 type Test = Box<dyn FnOnce() -> TestFuture>;
+
+/// `.slt` files also run against a JobManager with two TaskManagers.
+const CLUSTER_SUITES: [&str; 9] = [
+    "streaming_basics",
+    "streaming_aggregates",
+    "streaming_mv_on_mv",
+    "streaming_differential",
+    "event_time_windows",
+    "event_time_sources",
+    "event_time_sinks",
+    "joins",
+    "top_n",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +48,14 @@ fn main() {
             file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
         );
         tests.push((name, Box::new(move || Box::pin(slt::run_file(file, complete)))));
+    }
+    // The suites a cluster must pass exactly as a standalone server does.
+    for stem in CLUSTER_SUITES {
+        let file = slt::files().into_iter().find(|f| f.file_stem().is_some_and(|s| *s == *stem));
+        if let Some(file) = file {
+            let name = format!("cluster::slt::{stem}");
+            tests.push((name, Box::new(move || Box::pin(slt::run_file_on(file, false, slt::Target::Cluster)))));
+        }
     }
     let extra: Vec<(&str, TestFn)> = vec![
         ("restart::kill_9_keeps_acknowledged_rows", || Box::pin(clients::kill_9_keeps_acknowledged_rows())),
@@ -68,6 +90,12 @@ fn main() {
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),
         ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),
         ("security::scram_tls_and_startup_errors", || Box::pin(clients::scram_tls_and_startup_errors())),
+        ("cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once", || {
+            Box::pin(cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once())
+        }),
+        ("cluster::a_taskmanager_without_the_secret_is_refused", || {
+            Box::pin(cluster::a_taskmanager_without_the_secret_is_refused())
+        }),
     ];
     for (name, f) in extra {
         tests.push((name.to_string(), Box::new(f)));

@@ -17,10 +17,10 @@ use crate::support::TestServer;
 
 /// A seeded linear congruential generator (Knuth's MMIX constants), so that a failing run
 /// can be replayed with `WEIR_RECOVERY_SEED`.
-struct Lcg(u64);
+pub(crate) struct Lcg(u64);
 
 impl Lcg {
-    fn from_env_or_clock(test: &str) -> Self {
+    pub(crate) fn from_env_or_clock(test: &str) -> Self {
         let seed =
             std::env::var("WEIR_RECOVERY_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -38,7 +38,7 @@ impl Lcg {
     }
 
     /// Uniform in `lo..=hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
     }
 }
@@ -48,11 +48,11 @@ impl Lcg {
 const DISTINCT_KEYS: u64 = 50_000;
 
 /// `(count, sum, min, max)` of `amount` per key, as the file aggregate must end up.
-type Expected = BTreeMap<i64, (i64, i64, i64, i64)>;
+pub(crate) type Expected = BTreeMap<i64, (i64, i64, i64, i64)>;
 
 /// Writes `files` CSV files `part-N.csv` of `rows_per_file` rows `id,key,amount,ts` into
 /// `dir` and returns the per-key aggregate they should produce.
-fn write_csv_files(dir: &Path, files: usize, rows_per_file: u64) -> Result<Expected, String> {
+pub(crate) fn write_csv_files(dir: &Path, files: usize, rows_per_file: u64) -> Result<Expected, String> {
     let mut expected = Expected::new();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut id: u64 = 0;
@@ -90,7 +90,7 @@ fn write_csv_files(dir: &Path, files: usize, rows_per_file: u64) -> Result<Expec
 /// The sources and views both servers run. `bid` is paced to wall-clock time, so it lasts
 /// `nexmark_events * 10 µs` from the creation of each view. The file is read as fast as it
 /// goes, so its view comes last.
-fn ddl(csv_glob: &str, nexmark_events: u64) -> String {
+pub(crate) fn ddl(csv_glob: &str, nexmark_events: u64) -> String {
     format!(
         "CREATE SOURCE f (id BIGINT, key BIGINT, amount BIGINT, ts TIMESTAMP)
            WITH (connector = 'file', path = '{csv_glob}', format = 'csv');
@@ -118,17 +118,17 @@ fn ddl(csv_glob: &str, nexmark_events: u64) -> String {
 }
 
 /// Every view with its number of columns (all of them are in its ORDER BY).
-const VIEWS: [(&str, usize); 4] = [("f_agg", 5), ("bid_agg", 3), ("bid_tumble", 4), ("bid_hop", 4)];
+pub(crate) const VIEWS: [(&str, usize); 4] = [("f_agg", 5), ("bid_agg", 3), ("bid_tumble", 4), ("bid_hop", 4)];
 /// Source splits: two files for `f_agg`, one nexmark split for each of the three others.
 const SPLITS: usize = 5;
 
-fn write_config(path: &Path, text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn write_config(path: &Path, text: &str) -> Result<Vec<String>, String> {
     std::fs::write(path, text).map_err(show)?;
     Ok(vec!["--config".into(), path.display().to_string()])
 }
 
 /// Lets the servers' file sources read the CSV files written into `dir`.
-fn allow_files(dir: &Path) -> String {
+pub(crate) fn allow_files(dir: &Path) -> String {
     format!("[file]\nallowed_dirs = [{:?}]\n", dir.display().to_string())
 }
 
@@ -148,7 +148,7 @@ fn victim_config(dir: &Path, backend: &str) -> Result<Vec<String>, String> {
 
 /// The reference keeps its state in memory and takes no checkpoints: it shares as little of
 /// the machinery under test as it can.
-fn reference_config(dir: &Path) -> Result<Vec<String>, String> {
+pub(crate) fn reference_config(dir: &Path) -> Result<Vec<String>, String> {
     write_config(
         &dir.join("reference.toml"),
         &format!(
@@ -160,7 +160,7 @@ fn reference_config(dir: &Path) -> Result<Vec<String>, String> {
 
 // --- Talking to a server.
 
-async fn connect(server: &TestServer) -> Result<Client, String> {
+pub(crate) async fn connect(server: &TestServer) -> Result<Client, String> {
     let conninfo = server.connection_string();
     let connecting = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls);
     let (client, connection) = tokio::time::timeout(Duration::from_secs(30), connecting)
@@ -173,9 +173,9 @@ async fn connect(server: &TestServer) -> Result<Client, String> {
     Ok(client)
 }
 
-type Rows = Vec<Vec<Option<String>>>;
+pub(crate) type Rows = Vec<Vec<Option<String>>>;
 
-async fn rows(client: &Client, sql: &str) -> Result<Rows, String> {
+pub(crate) async fn rows(client: &Client, sql: &str) -> Result<Rows, String> {
     let messages = tokio::time::timeout(Duration::from_secs(60), client.simple_query(sql))
         .await
         .map_err(|_| format!("{sql}: no answer within 60 s"))?
@@ -189,15 +189,15 @@ async fn rows(client: &Client, sql: &str) -> Result<Rows, String> {
         .collect())
 }
 
-fn text(value: &Option<String>) -> &str {
+pub(crate) fn text(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("NULL")
 }
 
 /// The source splits of every job, as `weir_catalog.sources` reports them.
-struct Splits(Rows);
+pub(crate) struct Splits(pub(crate) Rows);
 
 impl Splits {
-    async fn read(client: &Client) -> Result<Self, String> {
+    pub(crate) async fn read(client: &Client) -> Result<Self, String> {
         let rows = rows(
             client,
             "SELECT job, split, status, \"offset\" FROM weir_catalog.sources ORDER BY job, split",
@@ -206,7 +206,7 @@ impl Splits {
         Ok(Splits(rows.into_iter().filter(|r| r[0].is_some()).collect()))
     }
 
-    fn all_finished(&self) -> bool {
+    pub(crate) fn all_finished(&self) -> bool {
         self.0.len() == SPLITS && self.0.iter().all(|r| text(&r[2]) == "finished")
     }
 
@@ -215,7 +215,7 @@ impl Splits {
         !of_job.is_empty() && of_job.iter().all(|r| text(&r[2]) == "finished")
     }
 
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         self.0
             .iter()
             .map(|r| format!("{}/{} {} {}", text(&r[0]), text(&r[1]), text(&r[2]), text(&r[3])))
@@ -225,7 +225,7 @@ impl Splits {
 }
 
 /// Waits until every split of every job has read its input to the end, then FLUSHes.
-async fn finish_and_flush(server: &TestServer, name: &str, timeout: Duration) -> Result<Client, String> {
+pub(crate) async fn finish_and_flush(server: &TestServer, name: &str, timeout: Duration) -> Result<Client, String> {
     let deadline = Instant::now() + timeout;
     let mut last;
     loop {
@@ -253,13 +253,13 @@ async fn finish_and_flush(server: &TestServer, name: &str, timeout: Duration) ->
     }
 }
 
-fn log_tail(server: &TestServer, lines: usize) -> String {
+pub(crate) fn log_tail(server: &TestServer, lines: usize) -> String {
     let log = server.log();
     let all: Vec<&str> = log.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn join_row(row: &[Option<String>]) -> String {
+pub(crate) fn join_row(row: &[Option<String>]) -> String {
     row.iter().map(text).collect::<Vec<_>>().join("|")
 }
 
@@ -302,7 +302,7 @@ fn diff(view: &str, left_name: &str, left: &[String], right_name: &str, right: &
 
 /// Compares every view between the two servers, and checks the reference's own contents
 /// against what the input must give (so that equal means right, not equally wrong).
-async fn compare_views(
+pub(crate) async fn compare_views(
     victim: &Client,
     reference: &Client,
     expected_file: &Expected,
@@ -343,7 +343,7 @@ async fn compare_views(
 }
 
 /// A nexmark sequence of `events` events holds 46 bids in every 50 events.
-fn bids_of(events: u64) -> u64 {
+pub(crate) fn bids_of(events: u64) -> u64 {
     events / 50 * 46 + (events % 50).saturating_sub(4)
 }
 
@@ -416,7 +416,7 @@ async fn final_comparison(s: &Setup) -> Result<(Client, Client), String> {
     Ok((victim, reference))
 }
 
-async fn job_status(client: &Client) -> Result<HashMap<String, (String, i64, Option<String>)>, String> {
+pub(crate) async fn job_status(client: &Client) -> Result<HashMap<String, (String, i64, Option<String>)>, String> {
     let rows = rows(client, "SELECT view, status, restarts, last_failure FROM weir_catalog.jobs").await?;
     Ok(rows
         .into_iter()

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqllogictest::{DBOutput, DefaultColumnType};
 use tokio_postgres::SimpleQueryMessage;
 
+use crate::support::cluster::TestCluster;
 use crate::support::TestServer;
 
 pub fn files() -> Vec<PathBuf> {
@@ -31,7 +32,22 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Where a `.slt` file runs: a standalone server, or a JobManager with TaskManagers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Standalone,
+    Cluster,
+}
+
+/// Task slots of each of a test cluster's TaskManagers: every view is a job that holds as
+/// many slots as its parallelism, and a file creates dozens of views.
+const CLUSTER_SLOTS: usize = 64;
+
 pub async fn run_file(path: PathBuf, complete: bool) -> Result<(), String> {
+    run_file_on(path, complete, Target::Standalone).await
+}
+
+pub async fn run_file_on(path: PathBuf, complete: bool, target: Target) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let work_dir = dir.path().join("work");
     std::fs::create_dir_all(&work_dir).map_err(|e| e.to_string())?;
@@ -41,9 +57,27 @@ pub async fn run_file(path: PathBuf, complete: bool) -> Result<(), String> {
     let allowed =
         format!("[file]\nallowed_dirs = [{:?}, {:?}]\n", data_dir(), work_dir.display().to_string());
     std::fs::write(&config, allowed).map_err(|e| e.to_string())?;
-    let server =
-        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
-    let conn = server.connection_string();
+    let (server, cluster) = match target {
+        Target::Standalone => {
+            let args = ["--config".into(), config.display().to_string()];
+            (Some(TestServer::start_with(&dir.path().join("data"), &args)), None)
+        }
+        Target::Cluster => {
+            let cluster = TestCluster::start(dir.path(), 2, CLUSTER_SLOTS, Some(&config));
+            cluster.wait_for_taskmanagers(2).await?;
+            (None, Some(cluster))
+        }
+    };
+    let server_log = || match (&server, &cluster) {
+        (Some(server), _) => tail(&server.log(), 40),
+        (_, Some(cluster)) => cluster.logs(30),
+        _ => String::new(),
+    };
+    let conn = match (&server, &cluster) {
+        (Some(server), _) => server.connection_string(),
+        (_, Some(cluster)) => cluster.jobmanager.connection_string(),
+        _ => return Err("no server".into()),
+    };
     let work_dir = work_dir.display().to_string();
     let mut runner = sqllogictest::Runner::new(move || {
         let conn = conn.clone();
@@ -64,7 +98,7 @@ pub async fn run_file(path: PathBuf, complete: bool) -> Result<(), String> {
     } else {
         runner.run_file_async(&path).await.map_err(|e| e.display(true).to_string())
     };
-    result.map_err(|e| format!("{}: {e}\n--- server log ---\n{}", path.display(), tail(&server.log(), 40)))
+    result.map_err(|e| format!("{}: {e}\n--- server log ---\n{}", path.display(), server_log()))
 }
 
 fn tail(s: &str, lines: usize) -> String {

@@ -1,9 +1,10 @@
 //! Live progress of every source reader, for `weir_catalog.sources` and the logs.
 //!
 //! Readers run on the TaskManager; the registry is process-wide so the system table can
-//! list them without a round trip through the JobManager (a standalone server has one
-//! TaskManager in-process; remote TaskManagers will report the same figures with their
-//! heartbeats).
+//! list them without a round trip through the JobManager. A standalone server has one
+//! TaskManager in-process; a TaskManager process sends its readers' figures
+//! ([`reports`]) with its heartbeats, and the JobManager process enters them into its own
+//! registry ([`apply_reports`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -96,6 +97,59 @@ pub fn unregister_job(job: u64) {
 /// Every registered reader, by task.
 pub fn snapshot() -> Vec<(TaskId, Arc<SourceMetrics>)> {
     registry().lock().map(|r| r.iter().map(|(t, m)| (*t, m.clone())).collect()).unwrap_or_default()
+}
+
+/// One reader's figures as they cross processes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SourceReport {
+    pub task: TaskId,
+    pub source_id: u64,
+    pub source_name: String,
+    pub connector: String,
+    pub split: usize,
+    pub rows_read: u64,
+    pub parse_errors: u64,
+    pub watermark: i64,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub offset: String,
+}
+
+/// Every reader of this process, as reports.
+pub fn reports() -> Vec<SourceReport> {
+    snapshot()
+        .into_iter()
+        .map(|(task, m)| {
+            let state = m.state();
+            SourceReport {
+                task,
+                source_id: m.source_id,
+                source_name: m.source_name.clone(),
+                connector: m.connector.clone(),
+                split: m.split,
+                rows_read: count(&m.rows_read),
+                parse_errors: count(&m.parse_errors),
+                watermark: load(&m.watermark),
+                status: state.status,
+                last_error: state.last_error,
+                offset: state.offset,
+            }
+        })
+        .collect()
+}
+
+/// Enters readers reported by another process (a TaskManager's heartbeat).
+pub fn apply_reports(reports: Vec<SourceReport>) {
+    for report in reports {
+        let metrics = SourceMetrics::new(report.source_id, &report.source_name, &report.connector, report.split);
+        metrics.rows_read.store(report.rows_read, Ordering::Relaxed);
+        metrics.parse_errors.store(report.parse_errors, Ordering::Relaxed);
+        metrics.watermark.store(report.watermark, Ordering::Relaxed);
+        if let Ok(mut state) = metrics.state.lock() {
+            *state = ReaderState { status: report.status, last_error: report.last_error, offset: report.offset };
+        }
+        register(report.task, Arc::new(metrics));
+    }
 }
 
 pub fn load(value: &AtomicI64) -> i64 {

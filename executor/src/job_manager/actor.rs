@@ -42,7 +42,7 @@ impl Actor {
         match command {
             Command::Deploy { graph, restore, reply } => {
                 let view_id = graph.id();
-                match self.deploy(graph, restore) {
+                match self.deploy(graph.clone(), restore.clone()) {
                     Ok(first_epoch) => {
                         self.deploy_waiters.push((view_id, first_epoch, reply));
                         // Do not wait for the timer: the first barrier closes the backfill.
@@ -51,11 +51,18 @@ impl Actor {
                         }
                         self.try_commit();
                     }
+                    Err(ExecError::NotEnoughSlots { needed, free }) => {
+                        self.wait_for_slots(graph, restore, needed, free);
+                        // The statement returns once the job runs and its first epoch commits.
+                        self.deploy_waiters.push((view_id, crate::message::Epoch::MAX, reply));
+                    }
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 }
             }
+            Command::AddTaskManager { tm } => self.add_task_manager(tm),
+            Command::TaskManagerLost { id, reason } => self.task_manager_lost(id, reason),
             Command::Drop { view_id, reply } => {
                 self.stop_job(view_id);
                 self.view_states.remove(view_id);
@@ -103,7 +110,19 @@ impl Actor {
                 }
                 self.try_commit();
             }
-            TaskEvent::Failed { task, error } => self.fail_job(task.job, format!("{task}: {error}")),
+            TaskEvent::Failed { task, error } => {
+                // Which TaskManager it ran on, when there are several kinds.
+                let on = self
+                    .jobs
+                    .get(&task.job)
+                    .and_then(|j| j.tasks.get(&task))
+                    .map(|t| t.tm)
+                    .and_then(|tm| self.task_managers.iter().find(|m| m.id() == tm))
+                    .filter(|tm| tm.role() == crate::task_manager::TaskManagerRole::Worker)
+                    .map(|tm| format!(" on taskmanager {}", tm.id()))
+                    .unwrap_or_default();
+                self.fail_job(task.job, format!("{task}{on}: {error}"))
+            }
             TaskEvent::Checkpointed { task, epoch, pieces, source_offset } => {
                 self.checkpoint_acknowledged(task, epoch, pieces, source_offset)
             }

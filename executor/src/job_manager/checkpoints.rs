@@ -24,7 +24,7 @@ use crate::checkpoint_protocol::{
     choose_restore, AbandonReason, Abandoned, AckOutcome, CheckpointConfig, CheckpointCoordinator,
     CheckpointMetadata, DeclineOutcome, Progress, StatePiece, StoredCheckpoint,
 };
-use crate::error::ExecResult;
+use crate::error::{ExecError, ExecResult};
 use crate::message::Epoch;
 use crate::task::{epoch_dir, job_prefix, TaskId};
 use crate::task_manager::TaskRestore;
@@ -384,7 +384,8 @@ impl Actor {
         });
     }
 
-    /// Deploys a failed job again, from its latest committed checkpoint.
+    /// Deploys a failed job (or one waiting for slots) again, from its latest committed
+    /// checkpoint.
     pub(super) fn restart(&mut self, view_id: u64) {
         let Some(old) = self.jobs.get(&view_id) else { return };
         if old.running() {
@@ -392,13 +393,17 @@ impl Actor {
         }
         let Some(mut old) = self.jobs.remove(&view_id) else { return };
         self.release_channels(&old.channels);
-        let restore = old.coordinator.as_ref().and_then(|c| {
-            let chosen = c.latest_committed()?.clone();
-            Some(Recovered { chosen, committed: c.retained().cloned().collect() })
+        let restore = old.pending_restore.take().or_else(|| {
+            old.coordinator.as_ref().and_then(|c| {
+                let chosen = c.latest_committed()?.clone();
+                Some(Recovered { chosen, committed: c.retained().cloned().collect() })
+            })
         });
         let from = restore.as_ref().map(|r| r.chosen.epoch);
-        old.restarts += 1;
-        match self.deploy(old.graph.clone(), restore) {
+        if matches!(old.state, JobState::Failed { .. }) {
+            old.restarts += 1;
+        }
+        match self.deploy(old.graph.clone(), restore.clone()) {
             Ok(first_epoch) => {
                 if let Some(job) = self.jobs.get_mut(&view_id) {
                     job.restarts = old.restarts;
@@ -406,11 +411,23 @@ impl Actor {
                     job.last_failure = old.last_failure.clone();
                     job.created = old.created;
                 }
-                info!(view = %old.graph.target.name, restarts = old.restarts, from_checkpoint = ?from, "job restarted");
+                for (view, epoch, _) in &mut self.deploy_waiters {
+                    if *view == view_id && *epoch == Epoch::MAX {
+                        *epoch = first_epoch;
+                    }
+                }
+                info!(view = %old.graph.target.name, restarts = old.restarts, from_checkpoint = ?from, "job deployed again");
                 while self.injected < first_epoch {
                     self.inject(None);
                 }
                 self.try_commit();
+            }
+            Err(ExecError::NotEnoughSlots { needed, free }) => {
+                // Tried again when a TaskManager registers.
+                warn!(view = %old.graph.target.name, needed, free, "job waiting for task slots");
+                old.state = JobState::WaitingForSlots { needed, free };
+                old.pending_restore = restore;
+                self.jobs.insert(view_id, old);
             }
             Err(e) => {
                 // Put the failed job back and try again later (an input view may still be
@@ -418,6 +435,7 @@ impl Actor {
                 warn!(view = %old.graph.target.name, error = %e, "job restart failed");
                 old.state = JobState::Failed { reason: e.to_string() };
                 old.last_failure = Some(e.to_string());
+                old.pending_restore = restore;
                 self.jobs.insert(view_id, old);
                 self.schedule_restart(view_id);
             }

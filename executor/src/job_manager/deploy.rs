@@ -2,7 +2,7 @@
 //! a slot, a channel id for every producer/consumer pair of every edge, each input channel
 //! tagged with its edge) and handed to the TaskManagers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,16 +11,51 @@ use weir_plan::job_graph::{schema_of, JobGraph, Partitioning, SourceSpec};
 
 use super::checkpoints::Recovered;
 use super::lifecycle::JobState;
+use super::placement::{self, Placement, SlotOwner, SlotPolicy};
 use super::{takes_checkpoints, Actor, Job, TaskState};
 use crate::checkpoint_protocol::CheckpointCoordinator;
 use crate::data_plane::{ChannelId, ChannelIds};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Epoch, Mutation, Subscription};
 use crate::task::TaskId;
-use crate::task_manager::{InputChannel, TaskDescriptor};
+use crate::task_manager::{InputChannel, TaskDescriptor, TaskManagerRole};
 
 impl Actor {
+    /// Where each subtask of `graph` runs, given the slots other jobs hold.
+    fn place(&self, graph: &JobGraph) -> ExecResult<Placement> {
+        let owners: Vec<SlotOwner> = self
+            .task_managers
+            .iter()
+            .map(|tm| SlotOwner { id: tm.id(), slots: tm.slots(), role: tm.role() })
+            .collect();
+        let workers: BTreeSet<usize> =
+            owners.iter().filter(|o| o.role == TaskManagerRole::Worker).map(|o| o.id).collect();
+        let used: BTreeSet<(usize, usize)> = self
+            .jobs
+            .values()
+            .filter(|job| job.running())
+            .flat_map(|job| job.tasks.values().map(|t| (t.tm, t.slot)))
+            .filter(|(tm, _)| workers.contains(tm))
+            .collect();
+        match self.config.cluster {
+            None if !workers.is_empty() => {
+                Err(ExecError::Internal("a standalone job manager was given worker taskmanagers".into()))
+            }
+            None => placement::place(graph, &owners, &used, SlotPolicy::Spread, graph.id() as usize),
+            Some(_) if workers.is_empty() => {
+                let needed = graph.vertices.iter().map(|v| v.parallelism).max().unwrap_or(1);
+                Err(ExecError::NotEnoughSlots { needed, free: 0 })
+            }
+            Some(policy) => placement::place(graph, &owners, &used, policy, 0),
+        }
+    }
+
     pub(super) fn deploy(&mut self, graph: JobGraph, restore: Option<Recovered>) -> ExecResult<Epoch> {
+        // In a cluster the view's changes come to the frontend from the workers.
+        let graph = match self.config.cluster {
+            Some(_) => placement::split_materialize(graph),
+            None => graph,
+        };
         let job_id = graph.id();
         if self.jobs.contains_key(&job_id) {
             return Err(ExecError::InvalidGraph(format!("job {job_id} is already running")));
@@ -42,7 +77,10 @@ impl Actor {
                 Some((schema_of(&graph.output_fields(materialize.id)?)?, materialize.parallelism))
             }
         };
-        let mut plan = execution_graph(&graph, &self.slots, &self.channel_ids, |view| {
+        let placement = self.place(&graph)?;
+        let addresses: BTreeMap<usize, String> =
+            self.task_managers.iter().filter_map(|tm| Some((tm.id(), tm.data_address()?))).collect();
+        let mut plan = execution_graph(&graph, &placement, &addresses, &self.channel_ids, |view| {
             let upstream = self
                 .jobs
                 .get(&view)
@@ -79,11 +117,11 @@ impl Actor {
             tasks: BTreeMap::new(),
             sources: Vec::new(),
             channels: plan.channels.clone(),
+            pending_restore: None,
         };
         for desc in plan.tasks {
-            let tm_id = plan
-                .placement
-                .get(&desc.id)
+            let tm_id = placement
+                .get(&(desc.id.vertex, desc.id.subtask))
                 .map(|(tm, _)| *tm)
                 .ok_or_else(|| ExecError::Internal(format!("{} was not placed", desc.id)))?;
             let slot = desc.slot;
@@ -137,20 +175,25 @@ impl Actor {
     }
 }
 
-/// Expands a JobGraph into its ExecutionGraph: one task per subtask, placed on one of
-/// `slots` (taskmanager, slot), with a channel id from `ids` for every producer/consumer pair
+/// Expands a JobGraph into its ExecutionGraph: one task per subtask, on the (taskmanager,
+/// slot) `placement` gives it, with a channel id from `ids` for every producer/consumer pair
 /// of every edge; every input channel carries the index of its input edge, and every task
-/// the columns of each edge. `view_parallelism` gives the materialize parallelism of a
-/// running view this job reads.
+/// the columns of each edge. An output channel whose consumer runs on another TaskManager
+/// with a data address (in another process) carries that address. `view_parallelism` gives
+/// the materialize parallelism of a running view this job reads.
 fn execution_graph(
     graph: &JobGraph,
-    slots: &[(usize, usize)],
+    placement: &Placement,
+    addresses: &BTreeMap<usize, String>,
     ids: &ChannelIds,
     view_parallelism: impl Fn(u64) -> ExecResult<usize>,
 ) -> ExecResult<ExecutionGraph> {
-    if slots.is_empty() {
-        return Err(ExecError::Internal("no taskmanager slots".into()));
-    }
+    let at = |vertex: usize, subtask: usize| {
+        placement
+            .get(&(vertex, subtask))
+            .copied()
+            .ok_or_else(|| ExecError::Internal(format!("subtask {subtask} of vertex {vertex} was not placed")))
+    };
     let mut plan = ExecutionGraph::default();
     // channel[(consumer vertex, edge index)][(producer subtask, consumer subtask)]
     let mut edge_channels: BTreeMap<(usize, usize), BTreeMap<(usize, usize), ChannelId>> = BTreeMap::new();
@@ -166,12 +209,11 @@ fn execution_graph(
             }
         }
     }
-    let offset = graph.id() as usize;
     for vertex in &graph.vertices {
         let input_schemas = graph.edge_fields(vertex.id)?;
         let mut subscription = Vec::new();
         for subtask in 0..vertex.parallelism {
-            let (tm, slot) = slots[(subtask + offset) % slots.len()];
+            let (tm, slot) = at(vertex.id, subtask)?;
             let id = TaskId { job: graph.id(), vertex: vertex.id, subtask };
             let mut inputs = Vec::new();
             for e in 0..vertex.inputs.len() {
@@ -190,20 +232,28 @@ fn execution_graph(
                 inputs.push(InputChannel { channel, edge: 0 });
             }
             let mut outputs = Vec::new();
+            let mut remote_outputs = BTreeMap::new();
             for consumer in &graph.vertices {
                 for (e, edge) in consumer.inputs.iter().enumerate().filter(|(_, edge)| edge.from == vertex.id)
                 {
-                    let channels: Vec<ChannelId> = edge_channels
-                        .get(&(consumer.id, e))
-                        .ok_or_else(|| missing_edge(consumer.id, e))?
-                        .iter()
-                        .filter(|((producer, _), _)| *producer == subtask)
-                        .map(|(_, c)| *c)
-                        .collect();
+                    let mut channels = Vec::new();
+                    for ((producer, consumer_subtask), channel) in
+                        edge_channels.get(&(consumer.id, e)).ok_or_else(|| missing_edge(consumer.id, e))?
+                    {
+                        if *producer != subtask {
+                            continue;
+                        }
+                        channels.push(*channel);
+                        let (consumer_tm, _) = at(consumer.id, *consumer_subtask)?;
+                        if consumer_tm != tm {
+                            if let Some(address) = addresses.get(&consumer_tm) {
+                                remote_outputs.insert(*channel, address.clone());
+                            }
+                        }
+                    }
                     outputs.push((edge.partitioning.clone(), channels));
                 }
             }
-            plan.placement.insert(id, (tm, slot));
             plan.tasks.push(TaskDescriptor {
                 id,
                 slot,
@@ -213,6 +263,7 @@ fn execution_graph(
                 outputs,
                 restore: None,
                 checkpointed: false,
+                remote_outputs,
             });
         }
         if let Some(SourceSpec::View { view_id, .. }) = &vertex.source {
@@ -233,7 +284,6 @@ fn execution_graph(
 #[derive(Default)]
 struct ExecutionGraph {
     tasks: Vec<TaskDescriptor>,
-    placement: BTreeMap<TaskId, (usize, usize)>,
     channels: Vec<ChannelId>,
     subscriptions: Vec<(u64, Vec<ChannelId>)>,
 }
@@ -307,7 +357,13 @@ mod tests {
             ],
         };
         let slots = [(0, 0), (0, 1), (1, 0)];
-        let plan = execution_graph(&graph, &slots, &ChannelIds::default(), |view| {
+        let placement: Placement = graph
+            .vertices
+            .iter()
+            .flat_map(|v| (0..v.parallelism).map(move |s| ((v.id, s), slots[s])))
+            .collect();
+        let addresses = BTreeMap::from([(0, "a:1".to_string()), (1, "b:2".to_string())]);
+        let plan = execution_graph(&graph, &placement, &addresses, &ChannelIds::default(), |view| {
             Err(ExecError::Internal(format!("reads no view, asked for {view}")))
         })
         .unwrap();
@@ -328,6 +384,13 @@ mod tests {
                 assert_eq!(got, expected, "edge {edge} of subtask {subtask}");
             }
             assert_eq!(consumer.inputs.len(), 6);
+        }
+        // Subtask 2 is on taskmanager 1; the others on taskmanager 0: channels between them
+        // carry the consumer's address, the rest are local.
+        for producer in [task(0, 0), task(1, 2)] {
+            let remote: Vec<&String> = producer.remote_outputs.values().collect();
+            let expected = if producer.id.subtask == 2 { vec!["a:1", "a:1"] } else { vec!["b:2"] };
+            assert_eq!(remote, expected, "{}", producer.id);
         }
         // 3 × 3 channels per edge, all distinct.
         let mut channels = plan.channels.clone();

@@ -27,6 +27,8 @@ pub enum JobState {
     Running,
     /// A task failed; its tasks are stopped until the restart.
     Failed { reason: String },
+    /// Not enough free worker slots: it runs once TaskManagers with enough slots register.
+    WaitingForSlots { needed: usize, free: usize },
 }
 
 impl JobState {
@@ -52,6 +54,7 @@ impl JobState {
             JobState::Restarting => "restarting".into(),
             JobState::Running => "running".into(),
             JobState::Failed { reason } => format!("failed: {reason}"),
+            JobState::WaitingForSlots { .. } => "waiting_for_slots".into(),
         }
     }
 }

@@ -14,15 +14,18 @@
 //!
 //! The actor's work is split by concern: [`actor`] receives commands and task events,
 //! `epochs` injects barriers and commits epochs, `deploy` expands a JobGraph into tasks
-//! and places them, `lifecycle` moves jobs between their states (creating, running,
-//! failed, restarting), `checkpoints` coordinates checkpoints and restarts, and `status`
-//! answers the system tables.
+//! and places them (`placement` chooses the slots), `lifecycle` moves jobs between their
+//! states (creating, running, failed, restarting, waiting for slots), `membership` adds
+//! and loses TaskManagers, `checkpoints` coordinates checkpoints and restarts, and
+//! `status` answers the system tables.
 
 mod actor;
 mod checkpoints;
 mod deploy;
 mod epochs;
 mod lifecycle;
+mod membership;
+pub mod placement;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -37,7 +40,8 @@ use weir_storage::ViewStateStore;
 
 pub use self::checkpoints::{CheckpointRecord, CheckpointSettings, Recovered};
 pub use self::lifecycle::JobState;
-pub use self::status::{ClusterStatus, JobStatus, TaskStatus};
+pub use self::placement::SlotPolicy;
+pub use self::status::{ClusterStatus, JobStatus, TaskManagerStatus, TaskStatus};
 use crate::checkpoint_protocol::CheckpointCoordinator;
 use crate::data_plane::{ChannelId, ChannelIds};
 use crate::error::{ExecError, ExecResult};
@@ -64,6 +68,9 @@ pub struct JobManagerConfig {
     /// `max_restart_backoff`; zero turns restarts off.
     pub restart_backoff: Duration,
     pub max_restart_backoff: Duration,
+    /// `Some` in a cluster: jobs run in the slots of worker TaskManagers chosen by this
+    /// policy (and wait for them), and materialize runs in the frontend. `None`: standalone.
+    pub cluster: Option<SlotPolicy>,
 }
 
 impl Default for JobManagerConfig {
@@ -74,6 +81,7 @@ impl Default for JobManagerConfig {
             checkpoints: None,
             restart_backoff: Duration::from_secs(1),
             max_restart_backoff: Duration::from_secs(30),
+            cluster: None,
         }
     }
 }
@@ -87,6 +95,8 @@ enum Command {
     Drop { view_id: u64, reply: oneshot::Sender<()> },
     Flush { reply: oneshot::Sender<ExecResult<Epoch>> },
     Status { reply: oneshot::Sender<ClusterStatus> },
+    AddTaskManager { tm: Arc<dyn TaskManager> },
+    TaskManagerLost { id: usize, reason: String },
 }
 
 /// Handle to the JobManager actor. Cheap to clone.
@@ -108,7 +118,6 @@ impl JobManager {
         events: mpsc::UnboundedReceiver<TaskEvent>,
     ) -> Self {
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let slots = task_managers.iter().flat_map(|tm| (0..tm.slots()).map(move |s| (tm.id(), s))).collect();
         let checkpoints = config.checkpoints.clone();
         let actor = Actor {
             commands: commands.clone(),
@@ -116,8 +125,8 @@ impl JobManager {
             history: BTreeMap::new(),
             config,
             task_managers,
-            slots,
-            channel_ids: ChannelIds::default(),
+            lost_task_managers: BTreeMap::new(),
+            channel_ids: ChannelIds::unique_across_restarts(),
             view_states,
             injected: 0,
             committed: 0,
@@ -195,6 +204,17 @@ impl JobManager {
         rx.await.map_err(|_| gone())?
     }
 
+    /// A TaskManager joined (a worker registered): jobs waiting for slots are placed again.
+    pub fn add_task_manager(&self, tm: Arc<dyn TaskManager>) -> ExecResult<()> {
+        self.send(Command::AddTaskManager { tm })
+    }
+
+    /// A TaskManager is gone (its connection broke or its heartbeats stopped): every job
+    /// with a task on it fails and restarts from its latest checkpoint elsewhere.
+    pub fn task_manager_lost(&self, id: usize, reason: String) -> ExecResult<()> {
+        self.send(Command::TaskManagerLost { id, reason })
+    }
+
     pub async fn status(&self) -> ExecResult<ClusterStatus> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Status { reply })?;
@@ -236,12 +256,16 @@ struct Job {
     tasks: BTreeMap<TaskId, TaskState>,
     sources: Vec<TaskId>,
     channels: Vec<ChannelId>,
+    /// What a job waiting for slots restores from once placed (a job recovered at startup
+    /// before the workers registered).
+    pending_restore: Option<Recovered>,
 }
 
 impl Job {
-    /// Whether the job's tasks run: it has not failed (it may still be creating).
+    /// Whether the job's tasks run: it has not failed and is not waiting for slots (it may
+    /// still be creating).
     fn running(&self) -> bool {
-        !matches!(self.state, JobState::Failed { .. })
+        !matches!(self.state, JobState::Failed { .. } | JobState::WaitingForSlots { .. })
     }
 
     fn parallelism(&self) -> usize {
@@ -257,8 +281,8 @@ struct Actor {
     /// Recent checkpoints by (job, epoch), for `weir_catalog.checkpoints`.
     history: BTreeMap<(u64, Epoch), CheckpointRecord>,
     task_managers: Vec<Arc<dyn TaskManager>>,
-    /// Every (taskmanager, slot) pair.
-    slots: Vec<(usize, usize)>,
+    /// TaskManagers lost recently, and why, for `weir_catalog.taskmanagers`.
+    lost_task_managers: BTreeMap<usize, (usize, String, SystemTime)>,
     /// Names the channels of deployed jobs; the TaskManagers' data planes make them.
     channel_ids: ChannelIds,
     view_states: Arc<dyn ViewStateStore>,

@@ -7,6 +7,7 @@ use super::checkpoints::CheckpointRecord;
 use super::Actor;
 use crate::message::Epoch;
 use crate::task_events::OperatorStats;
+use crate::task_manager::TaskManagerRole;
 
 /// A job as `weir_catalog.jobs` shows it.
 #[derive(Debug, Clone)]
@@ -48,10 +49,30 @@ pub struct TaskStatus {
     pub state_bytes: Option<u64>,
 }
 
+/// A TaskManager as `weir_catalog.taskmanagers` shows it.
+#[derive(Debug, Clone)]
+pub struct TaskManagerStatus {
+    pub id: usize,
+    /// Its data address (`None` in standalone mode, where every channel is in-process).
+    pub address: Option<String>,
+    /// `frontend` or `worker`.
+    pub role: &'static str,
+    pub slots: usize,
+    /// Worker slots running a subtask of some job (a frontend's tasks take no slots).
+    pub slots_used: usize,
+    /// `active`, or `lost: <why>`.
+    pub state: String,
+    pub last_heartbeat: Option<SystemTime>,
+    pub tasks: usize,
+    /// Size of its tasks' state in their latest checkpoints.
+    pub state_bytes: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ClusterStatus {
     pub jobs: Vec<JobStatus>,
     pub tasks: Vec<TaskStatus>,
+    pub task_managers: Vec<TaskManagerStatus>,
     pub committed_epoch: Epoch,
     pub checkpoints: Vec<CheckpointRecord>,
 }
@@ -92,6 +113,41 @@ impl Actor {
                     state_bytes: t.state_bytes,
                 });
             }
+        }
+        for tm in &self.task_managers {
+            let tasks: Vec<&super::TaskState> = self
+                .jobs
+                .values()
+                .filter(|job| job.running())
+                .flat_map(|job| job.tasks.values())
+                .filter(|t| t.tm == tm.id())
+                .collect();
+            let worker = tm.role() == TaskManagerRole::Worker;
+            let slots_used: std::collections::BTreeSet<usize> = tasks.iter().map(|t| t.slot).collect();
+            status.task_managers.push(TaskManagerStatus {
+                id: tm.id(),
+                address: tm.data_address(),
+                role: if worker { "worker" } else { "frontend" },
+                slots: tm.slots(),
+                slots_used: if worker { slots_used.len() } else { 0 },
+                state: "active".into(),
+                last_heartbeat: tm.last_heartbeat(),
+                tasks: tasks.len(),
+                state_bytes: tasks.iter().filter_map(|t| t.state_bytes).sum(),
+            });
+        }
+        for (id, (slots, reason, at)) in &self.lost_task_managers {
+            status.task_managers.push(TaskManagerStatus {
+                id: *id,
+                address: None,
+                role: "worker",
+                slots: *slots,
+                slots_used: 0,
+                state: format!("lost: {reason}"),
+                last_heartbeat: Some(*at),
+                tasks: 0,
+                state_bytes: 0,
+            });
         }
         status
     }

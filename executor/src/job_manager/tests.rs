@@ -406,3 +406,114 @@ async fn a_failed_job_restarts_from_its_checkpoint_and_loses_nothing() {
         ]
     );
 }
+
+/// A worker TaskManager in this process: a TaskManager without tables or view store that
+/// placement treats as a cluster worker.
+struct InProcessWorker(LocalTaskManager);
+
+impl TaskManager for InProcessWorker {
+    fn id(&self) -> usize {
+        self.0.id()
+    }
+    fn slots(&self) -> usize {
+        self.0.slots()
+    }
+    fn role(&self) -> crate::task_manager::TaskManagerRole {
+        crate::task_manager::TaskManagerRole::Worker
+    }
+    fn deploy(&self, task: crate::task_manager::TaskDescriptor) -> ExecResult<()> {
+        self.0.deploy(task)
+    }
+    fn inject_barrier(&self, task: TaskId, barrier: crate::message::Barrier) -> ExecResult<()> {
+        self.0.inject_barrier(task, barrier)
+    }
+    fn cancel_job(&self, job: u64) {
+        self.0.cancel_job(job)
+    }
+    fn release_channels(&self, channels: &[ChannelId]) {
+        self.0.release_channels(channels)
+    }
+}
+
+/// A cluster-mode JobManager: views wait for worker slots, run on the workers with their
+/// materialize in the frontend, and move to the remaining worker when one is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_jobs_wait_for_slots_and_move_off_a_lost_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let table = store
+        .create_table(TableDef {
+            id: 0,
+            schema_name: "public".into(),
+            name: "t".into(),
+            columns: vec![
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
+                ColumnDef { name: "k".into(), column_type: ColumnType::Text, not_null: false },
+                ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false },
+            ],
+            primary_key: vec![0],
+            watermark: None,
+        })
+        .unwrap();
+    let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
+    let plane: Arc<dyn DataPlane> = Arc::new(LocalDataPlane::new());
+    let (endpoint, events_rx) = LocalEndpoint::new();
+    let endpoint: Arc<dyn JobManagerEndpoint> = Arc::new(endpoint);
+    let frontend: Arc<dyn TaskManager> =
+        Arc::new(LocalTaskManager::new(0, 2, store.clone(), states.clone(), plane.clone(), endpoint.clone()));
+    let config = JobManagerConfig {
+        barrier_interval: Duration::from_millis(50),
+        restart_backoff: Duration::from_millis(50),
+        cluster: Some(SlotPolicy::Spread),
+        ..JobManagerConfig::default()
+    };
+    let jobs = JobManager::start(config, vec![frontend], states.clone(), events_rx);
+    table.insert(&rows(&table, vec![1, 2], vec!["a", "b"], vec![5, 7])).unwrap();
+
+    // No worker yet: the view waits (and says so), then runs once slots appear.
+    let creating = tokio::spawn({
+        let jobs = jobs.clone();
+        let graph = aggregate_graph(&table);
+        async move { jobs.deploy(graph).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(jobs.status().await.unwrap().jobs[0].status, "waiting_for_slots");
+    let worker = |id| {
+        Arc::new(InProcessWorker(LocalTaskManager::worker(id, 2, plane.clone(), endpoint.clone())))
+            as Arc<dyn TaskManager>
+    };
+    // One worker with two slots is enough for parallelism 2.
+    jobs.add_task_manager(worker(1)).unwrap();
+    creating.await.unwrap().unwrap();
+    let expected_before = ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 1 | 5 |", "| b | 1 | 7 |", "+---+---+---+"];
+    assert_eq!(contents(&states, 10).await, expected_before);
+    let status = jobs.status().await.unwrap();
+    let on = |tm: usize| status.tasks.iter().filter(|t| t.taskmanager == tm).map(|t| t.operators.clone()).collect::<Vec<_>>();
+    assert_eq!(on(0).len(), 3, "table source and both materialize subtasks in the frontend: {:?}", on(0));
+    assert!(on(0).iter().all(|ops| !ops.contains("HashAggregate")), "{:?}", on(0));
+    assert_eq!(on(1), vec!["HashAggregate".to_string(); 2], "in the worker's two slots");
+
+    // Worker 1 is lost: the job restarts with both aggregate subtasks on worker 2.
+    jobs.add_task_manager(worker(2)).unwrap();
+    jobs.task_manager_lost(1, "test".into()).unwrap();
+    table.insert(&rows(&table, vec![3], vec!["a"], vec![1])).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = jobs.status().await.unwrap();
+        if status.jobs[0].status == "running" && status.tasks.iter().all(|t| t.taskmanager != 1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not running again: {:?}", status.jobs);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    jobs.flush().await.unwrap();
+    assert_eq!(
+        contents(&states, 10).await,
+        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 2 | 6 |", "| b | 1 | 7 |", "+---+---+---+"]
+    );
+    let status = jobs.status().await.unwrap();
+    let lost = status.task_managers.iter().find(|t| t.id == 1).unwrap();
+    assert_eq!(lost.state, "lost: test");
+    let remaining = status.task_managers.iter().find(|t| t.id == 2).unwrap();
+    assert_eq!((remaining.slots_used, remaining.tasks), (2, 2));
+}

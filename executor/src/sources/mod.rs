@@ -69,7 +69,8 @@ pub struct StartedSource {
 /// What a source needs from the TaskManager that starts it.
 pub struct SourceContext<'a> {
     pub task: TaskId,
-    pub store: &'a Store,
+    /// The stored tables: only in the frontend process.
+    pub store: Option<&'a Store>,
     pub events: Arc<dyn JobManagerEndpoint>,
     /// The offset recorded in the checkpoint the task restores from, if any.
     pub offset: Option<&'a serde_json::Value>,
@@ -83,8 +84,10 @@ pub struct SourceContext<'a> {
 pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Option<StartedSource>> {
     match spec {
         Some(SourceSpec::Table { table_id, table_name, schema, watermark }) => {
-            let table = cx
-                .store
+            let store = cx.store.ok_or_else(|| {
+                ExecError::InvalidGraph(format!("table {table_name} is read in the frontend process only"))
+            })?;
+            let table = store
                 .tables()
                 .into_iter()
                 .find(|t| t.def().id == *table_id)

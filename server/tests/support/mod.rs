@@ -1,4 +1,7 @@
-//! A real `weir` process on a free loopback port with its own data directory.
+//! A real `weir` process on a free loopback port with its own data directory, and a
+//! cluster of them ([`cluster`]).
+
+pub mod cluster;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -101,7 +104,7 @@ impl Drop for TestServer {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }
