@@ -223,6 +223,17 @@ struct ControlEndpoint {
 
 impl JobManagerEndpoint for ControlEndpoint {
     fn report(&self, event: TaskEvent) -> ExecResult<()> {
+        if let TaskEvent::EpochDone { task, .. } = &event {
+            // A source task's reader figures go first, so that once the epoch commits the
+            // frontend's `weir_catalog.sources` shows at least what the epoch read.
+            let readers: Vec<metrics::SourceReport> =
+                metrics::reports().into_iter().filter(|r| r.task == *task).collect();
+            if !readers.is_empty() {
+                let sources_json = serde_json::to_vec(&readers).unwrap_or_default();
+                let beat = Heartbeat { sent_unix_ms: now_ms(), sources_json };
+                let _ = self.reports.send(TaskManagerMessage { kind: Some(Report::Heartbeat(beat)) });
+            }
+        }
         let event_json = serde_json::to_vec(&event)
             .map_err(|e| ExecError::Internal(format!("cannot encode a task event: {e}")))?;
         self.reports
