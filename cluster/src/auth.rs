@@ -37,7 +37,8 @@ impl ClusterSecret {
         if constant_time_eq(presented, expected.as_bytes()) {
             return Ok(());
         }
-        let from = request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "an unknown address".into());
+        let from =
+            request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "an unknown address".into());
         tracing::warn!(peer = %from, "refused a cluster connection without the right cluster secret");
         Err(Status::unauthenticated(
             "cluster secret missing or wrong: set cluster.secret or WEIR_CLUSTER_SECRET to the JobManager's",

@@ -259,7 +259,8 @@ struct Peer {
 impl Peer {
     fn connect(address: String, secret: ClusterSecret, plane: Weak<NetworkDataPlane>) -> Arc<Self> {
         let (frames, outgoing) = mpsc::unbounded_channel();
-        let peer = Arc::new(Self { address: address.clone(), frames, credits: Mutex::new(HashMap::new()), plane });
+        let peer =
+            Arc::new(Self { address: address.clone(), frames, credits: Mutex::new(HashMap::new()), plane });
         let running = peer.clone();
         tokio::spawn(async move {
             let reason = match running.exchange(outgoing, secret).await {
@@ -293,8 +294,9 @@ impl Peer {
                 }
             }
         };
-        let mut client =
-            DataServiceClient::new(channel).max_decoding_message_size(MAX_FRAME_BYTES).max_encoding_message_size(MAX_FRAME_BYTES);
+        let mut client = DataServiceClient::new(channel)
+            .max_decoding_message_size(MAX_FRAME_BYTES)
+            .max_encoding_message_size(MAX_FRAME_BYTES);
         let mut request = Request::new(UnboundedReceiverStream::new(outgoing));
         secret.attach(&mut request)?;
         let mut credits = client.exchange(request).await?.into_inner();
@@ -360,7 +362,10 @@ type CreditStream = std::pin::Pin<Box<dyn Stream<Item = Result<Credit, Status>> 
 impl DataService for DataServer {
     type ExchangeStream = CreditStream;
 
-    async fn exchange(&self, request: Request<Streaming<DataFrame>>) -> Result<Response<CreditStream>, Status> {
+    async fn exchange(
+        &self,
+        request: Request<Streaming<DataFrame>>,
+    ) -> Result<Response<CreditStream>, Status> {
         self.plane.secret.check(&request)?;
         let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let mut frames = request.into_inner();
@@ -385,14 +390,22 @@ impl DataService for DataServer {
                         Ok(sender) => {
                             let (queue, queued) = mpsc::unbounded_channel();
                             queues.insert(channel, queue);
-                            let task = tokio::spawn(deliver(plane.clone(), channel, queued, sender, credit_tx.clone()));
+                            let task = tokio::spawn(deliver(
+                                plane.clone(),
+                                channel,
+                                queued,
+                                sender,
+                                credit_tx.clone(),
+                            ));
                             if let Ok(mut state) = plane.state.lock() {
                                 state.inbound.insert(channel, task.abort_handle());
                             }
                             let _ = credit_tx.send(Ok(Credit { channel, credits: CHANNEL_CAPACITY as u32 }));
                         }
                         // Released already (its job stopped): its producer gets no credit.
-                        Err(e) => debug!(channel, error = %e, "frames for a channel this process does not have"),
+                        Err(e) => {
+                            debug!(channel, error = %e, "frames for a channel this process does not have")
+                        }
                     },
                     Decoded::Message(message) => {
                         if let Some(queue) = queues.get(&channel) {
@@ -436,7 +449,11 @@ async fn deliver(
             }
             Some(Inbound::Close) => return,
             None => {
-                plane.input_broken(channel, sender, "the connection broke before the producer closed the channel");
+                plane.input_broken(
+                    channel,
+                    sender,
+                    "the connection broke before the producer closed the channel",
+                );
                 return;
             }
         }

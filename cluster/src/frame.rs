@@ -43,7 +43,9 @@ pub fn decode(kind: Kind) -> ClusterResult<Decoded> {
         Kind::Batch(bytes) => Decoded::Message(Message::Batch(decode_batch(&bytes)?)),
         Kind::Watermark(w) => Decoded::Message(Message::Watermark(w)),
         Kind::Idle(_) => Decoded::Message(Message::Idle),
-        Kind::BarrierJson(json) => Decoded::Message(Message::Barrier(serde_json::from_slice::<Barrier>(&json)?)),
+        Kind::BarrierJson(json) => {
+            Decoded::Message(Message::Barrier(serde_json::from_slice::<Barrier>(&json)?))
+        }
     })
 }
 

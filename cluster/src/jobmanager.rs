@@ -110,7 +110,14 @@ impl JobManagerService for ControlService {
         };
         info!(taskmanager = id, host = %register.host, peer = %peer, slots = register.slots, data = %register.data_address, "taskmanager registering");
         self.jobs.add_task_manager(Arc::new(tm)).map_err(|e| Status::unavailable(e.to_string()))?;
-        tokio::spawn(watch(id, reports, last_heartbeat, self.jobs.clone(), self.events.clone(), self.settings.heartbeat_timeout));
+        tokio::spawn(watch(
+            id,
+            reports,
+            last_heartbeat,
+            self.jobs.clone(),
+            self.events.clone(),
+            self.settings.heartbeat_timeout,
+        ));
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(outgoing).map(Ok))))
     }
 }

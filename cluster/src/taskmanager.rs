@@ -116,13 +116,23 @@ async fn session(
     let mut client = JobManagerServiceClient::new(channel).max_decoding_message_size(256 << 20);
     let (reports, outgoing) = mpsc::unbounded_channel();
     let host = std::env::var("HOSTNAME").unwrap_or_default();
-    let register = Register { protocol_version: PROTOCOL_VERSION, slots: settings.slots as u32, data_address: data_address.to_string(), host };
+    let register = Register {
+        protocol_version: PROTOCOL_VERSION,
+        slots: settings.slots as u32,
+        data_address: data_address.to_string(),
+        host,
+    };
     let _ = reports.send(TaskManagerMessage { kind: Some(Report::Register(register)) });
     let mut request = Request::new(UnboundedReceiverStream::new(outgoing));
     settings.secret.attach(&mut request).map_err(|s| Refused(s.message().to_string()))?;
     let mut commands = match client.control(request).await {
         Ok(response) => response.into_inner(),
-        Err(status) if matches!(status.code(), Code::Unauthenticated | Code::FailedPrecondition | Code::InvalidArgument) => {
+        Err(status)
+            if matches!(
+                status.code(),
+                Code::Unauthenticated | Code::FailedPrecondition | Code::InvalidArgument
+            ) =>
+        {
             return Err(Refused(status.message().to_string()))
         }
         Err(status) => return Err(Retry(status.message().to_string())),
@@ -138,7 +148,9 @@ async fn session(
     let mut state = settings.state.clone();
     state.checkpoints = match registered.checkpoint_store.as_str() {
         "" => None,
-        store => Some(CheckpointStore::open(store).map_err(|e| Refused(format!("checkpoint store {store}: {e}")))?),
+        store => Some(
+            CheckpointStore::open(store).map_err(|e| Refused(format!("checkpoint store {store}: {e}")))?,
+        ),
     };
     let tm = LocalTaskManager::worker(id, settings.slots, plane.clone(), endpoint.clone())
         .with_state(state)

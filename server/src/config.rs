@@ -396,7 +396,9 @@ impl Config {
                 self.cluster.rpc
             ));
         }
-        if self.mode == Mode::JobManager && self.cluster.rpc.ip().is_unspecified() && self.cluster.advertise_data.is_none()
+        if self.mode == Mode::JobManager
+            && self.cluster.rpc.ip().is_unspecified()
+            && self.cluster.advertise_data.is_none()
         {
             return Err(format!(
                 "--rpc {} listens on every interface: set cluster.advertise_data (or WEIR_ADVERTISE_DATA) to the \
@@ -408,12 +410,8 @@ impl Config {
             if self.cluster.jobmanager.is_none() {
                 return Err("a taskmanager needs --jobmanager HOST:PORT (or cluster.jobmanager)".into());
             }
-            let loopback = self
-                .cluster
-                .listen_data
-                .parse::<SocketAddr>()
-                .map(|a| a.ip().is_loopback())
-                .unwrap_or(false);
+            let loopback =
+                self.cluster.listen_data.parse::<SocketAddr>().map(|a| a.ip().is_loopback()).unwrap_or(false);
             if !loopback && !secret {
                 return Err(format!(
                     "refusing to serve data on {} without a cluster secret: set cluster.secret or WEIR_CLUSTER_SECRET",
@@ -471,7 +469,10 @@ fn cluster_config(section: ClusterSection, flags: &Overrides) -> Result<ClusterC
         jobmanager: flags.jobmanager.clone().or(section.jobmanager),
         slots: flags.slots.or(section.slots).unwrap_or(defaults.slots),
         listen_data: flags.listen_data.clone().or(section.listen_data).unwrap_or(defaults.listen_data),
-        advertise_data: std::env::var("WEIR_ADVERTISE_DATA").ok().filter(|a| !a.is_empty()).or(section.advertise_data),
+        advertise_data: std::env::var("WEIR_ADVERTISE_DATA")
+            .ok()
+            .filter(|a| !a.is_empty())
+            .or(section.advertise_data),
     })
 }
 
@@ -481,13 +482,18 @@ mod tests {
 
     #[test]
     fn cluster_addresses_beyond_loopback_need_the_secret() {
-        let jm = |rpc: &str| Overrides { mode: Mode::JobManager, rpc: Some(rpc.into()), ..Default::default() };
+        let jm =
+            |rpc: &str| Overrides { mode: Mode::JobManager, rpc: Some(rpc.into()), ..Default::default() };
         assert!(Config::load(None, jm("127.0.0.1:6123")).is_ok());
         let err = Config::load(None, jm("0.0.0.0:6123")).unwrap_err();
         assert!(err.contains("cluster secret"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.toml");
-        std::fs::write(&path, "[cluster]\nsecret = \"s3cret\"\nplacement = \"pack\"\nheartbeat_timeout_ms = 1000\n").unwrap();
+        std::fs::write(
+            &path,
+            "[cluster]\nsecret = \"s3cret\"\nplacement = \"pack\"\nheartbeat_timeout_ms = 1000\n",
+        )
+        .unwrap();
         let err = Config::load(Some(&path), jm("0.0.0.0:6123")).unwrap_err();
         assert!(err.contains("advertise_data"), "{err}");
         std::fs::write(

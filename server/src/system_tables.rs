@@ -291,8 +291,10 @@ impl SystemTable {
                     Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.slots_used as i32))),
                     Arc::new(StringArray::from_iter_values(rows.iter().map(|t| t.state.as_str()))),
                     Arc::new(
-                        TimestampMicrosecondArray::from_iter(rows.iter().map(|t| t.last_heartbeat.map(micros)))
-                            .with_timezone("+00:00"),
+                        TimestampMicrosecondArray::from_iter(
+                            rows.iter().map(|t| t.last_heartbeat.map(micros)),
+                        )
+                        .with_timezone("+00:00"),
                     ),
                     Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.tasks as i32))),
                     Arc::new(Int64Array::from_iter_values(rows.iter().map(|t| t.state_bytes as i64))),

@@ -15,8 +15,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let local = Config { checkpoint: None, ..config.clone() };
     let state = crate::runtime::state_services(&local)?;
     let files = crate::engine::file_access(&config)?;
-    let jobmanager =
-        config.cluster.jobmanager.clone().ok_or("a taskmanager needs --jobmanager HOST:PORT")?;
+    let jobmanager = config.cluster.jobmanager.clone().ok_or("a taskmanager needs --jobmanager HOST:PORT")?;
     weir_cluster::taskmanager::run(TaskManagerSettings {
         jobmanager,
         slots: config.cluster.slots,

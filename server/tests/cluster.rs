@@ -99,12 +99,16 @@ pub async fn kill_9_taskmanagers_and_jobmanager_is_exactly_once() -> Result<(), 
             tokio::task::block_in_place(|| cluster.taskmanagers[victim].restart());
         }
     }
-    println!("  {tm_kills} taskmanager and {jm_kills} jobmanager kills in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "  {tm_kills} taskmanager and {jm_kills} jobmanager kills in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let reference = finish_and_flush(&reference, "reference", Duration::from_secs(120)).await?;
     let victim = finish_and_flush(&cluster.jobmanager, "cluster", Duration::from_secs(120)).await?;
     let problems = compare_views(&victim, &reference, &expected, bids_of(nexmark_events)).await?;
     if !problems.is_empty() {
-        let jobs = rows(&victim, "SELECT view, status, restarts, last_failure FROM weir_catalog.jobs").await?;
+        let jobs =
+            rows(&victim, "SELECT view, status, restarts, last_failure FROM weir_catalog.jobs").await?;
         return Err(format!(
             "{}\n\njobs: {:?}\n{}",
             problems.join("\n\n"),
@@ -141,7 +145,10 @@ pub async fn a_taskmanager_without_the_secret_is_refused() -> Result<(), String>
             break status;
         }
         if Instant::now() > deadline {
-            return Err(format!("the taskmanager with a wrong secret is still running\n{}", cluster.logs(20)));
+            return Err(format!(
+                "the taskmanager with a wrong secret is still running\n{}",
+                cluster.logs(20)
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -153,7 +160,8 @@ pub async fn a_taskmanager_without_the_secret_is_refused() -> Result<(), String>
         "the jobmanager logs the refusal",
     )?;
     let client = cluster.jobmanager.connect().await;
-    let workers = rows(&client, "SELECT count(*) FROM weir_catalog.taskmanagers WHERE role = 'worker'").await?;
+    let workers =
+        rows(&client, "SELECT count(*) FROM weir_catalog.taskmanagers WHERE role = 'worker'").await?;
     check(workers[0][0].as_deref() == Some("1"), format!("registered workers: {workers:?}"))?;
     client
         .batch_execute(

@@ -54,7 +54,10 @@ fn main() {
         let file = slt::files().into_iter().find(|f| f.file_stem().is_some_and(|s| *s == *stem));
         if let Some(file) = file {
             let name = format!("cluster::slt::{stem}");
-            tests.push((name, Box::new(move || Box::pin(slt::run_file_on(file, false, slt::Target::Cluster)))));
+            tests.push((
+                name,
+                Box::new(move || Box::pin(slt::run_file_on(file, false, slt::Target::Cluster))),
+            ));
         }
     }
     let extra: Vec<(&str, TestFn)> = vec![

@@ -118,7 +118,8 @@ pub(crate) fn ddl(csv_glob: &str, nexmark_events: u64) -> String {
 }
 
 /// Every view with its number of columns (all of them are in its ORDER BY).
-pub(crate) const VIEWS: [(&str, usize); 4] = [("f_agg", 5), ("bid_agg", 3), ("bid_tumble", 4), ("bid_hop", 4)];
+pub(crate) const VIEWS: [(&str, usize); 4] =
+    [("f_agg", 5), ("bid_agg", 3), ("bid_tumble", 4), ("bid_hop", 4)];
 /// Source splits: two files for `f_agg`, one nexmark split for each of the three others.
 const SPLITS: usize = 5;
 
@@ -225,7 +226,11 @@ impl Splits {
 }
 
 /// Waits until every split of every job has read its input to the end, then FLUSHes.
-pub(crate) async fn finish_and_flush(server: &TestServer, name: &str, timeout: Duration) -> Result<Client, String> {
+pub(crate) async fn finish_and_flush(
+    server: &TestServer,
+    name: &str,
+    timeout: Duration,
+) -> Result<Client, String> {
     let deadline = Instant::now() + timeout;
     let mut last;
     loop {
@@ -416,7 +421,9 @@ async fn final_comparison(s: &Setup) -> Result<(Client, Client), String> {
     Ok((victim, reference))
 }
 
-pub(crate) async fn job_status(client: &Client) -> Result<HashMap<String, (String, i64, Option<String>)>, String> {
+pub(crate) async fn job_status(
+    client: &Client,
+) -> Result<HashMap<String, (String, i64, Option<String>)>, String> {
     let rows = rows(client, "SELECT view, status, restarts, last_failure FROM weir_catalog.jobs").await?;
     Ok(rows
         .into_iter()

@@ -70,7 +70,8 @@ const CONSUMER: TaskId = TaskId { job: 1, vertex: 1, subtask: 0 };
 
 #[tokio::test]
 async fn messages_cross_in_order_and_close_ends_the_input() {
-    let (producer, consumer) = (NetworkDataPlane::new(ClusterSecret::default()), NetworkDataPlane::new(ClusterSecret::default()));
+    let (producer, consumer) =
+        (NetworkDataPlane::new(ClusterSecret::default()), NetworkDataPlane::new(ClusterSecret::default()));
     let (address, _server) = serve(&consumer).await;
     producer.prepare(&descriptor(PRODUCER, &[], &[(5, &address)]));
     consumer.prepare(&descriptor(CONSUMER, &[5], &[]));
@@ -107,7 +108,8 @@ async fn messages_cross_in_order_and_close_ends_the_input() {
 
 #[tokio::test]
 async fn a_slow_consumer_holds_its_producer_back_without_stopping_other_channels() {
-    let (producer, consumer) = (NetworkDataPlane::new(ClusterSecret::default()), NetworkDataPlane::new(ClusterSecret::default()));
+    let (producer, consumer) =
+        (NetworkDataPlane::new(ClusterSecret::default()), NetworkDataPlane::new(ClusterSecret::default()));
     let (address, _server) = serve(&consumer).await;
     producer.prepare(&descriptor(PRODUCER, &[], &[(1, &address), (2, &address)]));
     consumer.prepare(&descriptor(CONSUMER, &[1, 2], &[]));
@@ -125,7 +127,10 @@ async fn a_slow_consumer_holds_its_producer_back_without_stopping_other_channels
     }
     // Its local queue, the credits in flight, and the consumer's queue: a few times the
     // channel capacity, never the whole stream.
-    assert!(sent >= CHANNEL_CAPACITY as i64 && sent <= 4 * CHANNEL_CAPACITY as i64, "sent {sent} before blocking");
+    assert!(
+        sent >= CHANNEL_CAPACITY as i64 && sent <= 4 * CHANNEL_CAPACITY as i64,
+        "sent {sent} before blocking"
+    );
     // Channel 2 on the same connection still flows.
     for i in 0..200 {
         to_fast.send(batch(vec![i])).await.unwrap();
@@ -149,7 +154,8 @@ async fn a_producer_process_that_dies_fails_the_consumer_and_does_not_end_its_in
     let mut input = consumer.open_receiver(9).unwrap();
     // The producer lives in a runtime of its own, which is then shut down: its tasks and
     // sockets vanish as a killed process's would.
-    let producer_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let producer_runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let output = {
         let _entered = producer_runtime.enter();
         let producer = NetworkDataPlane::new(ClusterSecret::default());
@@ -190,5 +196,8 @@ async fn a_producer_without_the_secret_is_refused() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert!(tokio::time::timeout(Duration::from_millis(200), input.recv()).await.is_err(), "nothing got through");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), input.recv()).await.is_err(),
+        "nothing got through"
+    );
 }

@@ -141,12 +141,14 @@ pub fn reports() -> Vec<SourceReport> {
 /// Enters readers reported by another process (a TaskManager's heartbeat).
 pub fn apply_reports(reports: Vec<SourceReport>) {
     for report in reports {
-        let metrics = SourceMetrics::new(report.source_id, &report.source_name, &report.connector, report.split);
+        let metrics =
+            SourceMetrics::new(report.source_id, &report.source_name, &report.connector, report.split);
         metrics.rows_read.store(report.rows_read, Ordering::Relaxed);
         metrics.parse_errors.store(report.parse_errors, Ordering::Relaxed);
         metrics.watermark.store(report.watermark, Ordering::Relaxed);
         if let Ok(mut state) = metrics.state.lock() {
-            *state = ReaderState { status: report.status, last_error: report.last_error, offset: report.offset };
+            *state =
+                ReaderState { status: report.status, last_error: report.last_error, offset: report.offset };
         }
         register(report.task, Arc::new(metrics));
     }

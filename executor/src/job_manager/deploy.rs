@@ -189,10 +189,9 @@ fn execution_graph(
     view_parallelism: impl Fn(u64) -> ExecResult<usize>,
 ) -> ExecResult<ExecutionGraph> {
     let at = |vertex: usize, subtask: usize| {
-        placement
-            .get(&(vertex, subtask))
-            .copied()
-            .ok_or_else(|| ExecError::Internal(format!("subtask {subtask} of vertex {vertex} was not placed")))
+        placement.get(&(vertex, subtask)).copied().ok_or_else(|| {
+            ExecError::Internal(format!("subtask {subtask} of vertex {vertex} was not placed"))
+        })
     };
     let mut plan = ExecutionGraph::default();
     // channel[(consumer vertex, edge index)][(producer subtask, consumer subtask)]

@@ -79,7 +79,8 @@ pub fn place(
         }
         return Ok(placement);
     }
-    let needed = graph.vertices.iter().filter(|v| !runs_in_frontend(v)).map(|v| v.parallelism).max().unwrap_or(0);
+    let needed =
+        graph.vertices.iter().filter(|v| !runs_in_frontend(v)).map(|v| v.parallelism).max().unwrap_or(0);
     let chosen = choose_slots(&workers, used, needed, policy)?;
     for vertex in &graph.vertices {
         for subtask in 0..vertex.parallelism {

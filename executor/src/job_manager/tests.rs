@@ -485,10 +485,19 @@ async fn in_a_cluster_jobs_wait_for_slots_and_move_off_a_lost_worker() {
     // One worker with two slots is enough for parallelism 2.
     jobs.add_task_manager(worker(1)).unwrap();
     creating.await.unwrap().unwrap();
-    let expected_before = ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 1 | 5 |", "| b | 1 | 7 |", "+---+---+---+"];
+    let expected_before = [
+        "+---+---+---+",
+        "| k | n | s |",
+        "+---+---+---+",
+        "| a | 1 | 5 |",
+        "| b | 1 | 7 |",
+        "+---+---+---+",
+    ];
     assert_eq!(contents(&states, 10).await, expected_before);
     let status = jobs.status().await.unwrap();
-    let on = |tm: usize| status.tasks.iter().filter(|t| t.taskmanager == tm).map(|t| t.operators.clone()).collect::<Vec<_>>();
+    let on = |tm: usize| {
+        status.tasks.iter().filter(|t| t.taskmanager == tm).map(|t| t.operators.clone()).collect::<Vec<_>>()
+    };
     assert_eq!(on(0).len(), 3, "table source and both materialize subtasks in the frontend: {:?}", on(0));
     assert!(on(0).iter().all(|ops| !ops.contains("HashAggregate")), "{:?}", on(0));
     assert_eq!(on(1), vec!["HashAggregate".to_string(); 2], "in the worker's two slots");
@@ -509,7 +518,14 @@ async fn in_a_cluster_jobs_wait_for_slots_and_move_off_a_lost_worker() {
     jobs.flush().await.unwrap();
     assert_eq!(
         contents(&states, 10).await,
-        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 2 | 6 |", "| b | 1 | 7 |", "+---+---+---+"]
+        [
+            "+---+---+---+",
+            "| k | n | s |",
+            "+---+---+---+",
+            "| a | 2 | 6 |",
+            "| b | 1 | 7 |",
+            "+---+---+---+"
+        ]
     );
     let status = jobs.status().await.unwrap();
     let lost = status.task_managers.iter().find(|t| t.id == 1).unwrap();
