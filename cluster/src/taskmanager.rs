@@ -20,7 +20,7 @@ use weir_executor::task::TaskId;
 use weir_executor::task_events::{JobManagerEndpoint, TaskEvent};
 use weir_executor::task_manager::{StateServices, TaskDescriptor, TaskManager};
 use weir_executor::{ExecError, ExecResult, LocalTaskManager};
-use weir_storage::CheckpointStore;
+use weir_storage::{CheckpointStore, S3Options};
 
 use crate::auth::ClusterSecret;
 use crate::data_plane::NetworkDataPlane;
@@ -45,6 +45,9 @@ pub struct TaskManagerSettings {
     /// Keyed state backend and cache; checkpoints go where the JobManager says.
     pub state: StateServices,
     pub files: FileAccess,
+    /// How this process reaches an `s3://` checkpoint store (its own credentials; the
+    /// JobManager sends only the store's URL).
+    pub s3: S3Options,
 }
 
 /// Runs the TaskManager until it is refused or its data service fails.
@@ -149,7 +152,8 @@ async fn session(
     state.checkpoints = match registered.checkpoint_store.as_str() {
         "" => None,
         store => Some(
-            CheckpointStore::open(store).map_err(|e| Refused(format!("checkpoint store {store}: {e}")))?,
+            CheckpointStore::open_with(store, &settings.s3)
+                .map_err(|e| Refused(format!("checkpoint store {store}: {e}")))?,
         ),
     };
     let tm = LocalTaskManager::worker(id, settings.slots, plane.clone(), endpoint.clone())

@@ -108,8 +108,11 @@ pub struct StateConfig {
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {
     pub interval: Duration,
-    /// An object-store URL (`file:///...`); a plain path is a local directory.
+    /// An object-store URL (`file:///...`, `s3://bucket/prefix`); a plain path is a local
+    /// directory (`checkpoint.store`, or its older name `checkpoint.dir`).
     pub dir: String,
+    /// How to reach an `s3://` store (`[checkpoint.s3]`).
+    pub s3: weir_storage::S3Options,
     pub retained: usize,
     pub timeout: Duration,
 }
@@ -133,6 +136,7 @@ impl Default for Config {
             checkpoint: Some(CheckpointConfig {
                 interval: Duration::from_secs(1),
                 dir: Path::new(DEFAULT_DATA_DIR).join("checkpoints").display().to_string(),
+                s3: Default::default(),
                 retained: 2,
                 timeout: Duration::from_secs(600),
             }),
@@ -219,9 +223,25 @@ pub struct StateSection {
 pub struct CheckpointSection {
     /// A duration (`"1s"`, `"500ms"`) or `"off"`.
     pub interval: Option<String>,
+    /// Where checkpoints go: a directory, `file:///dir` or `s3://bucket/prefix`.
+    pub store: Option<String>,
+    /// The older name of `store`.
     pub dir: Option<String>,
+    #[serde(default)]
+    pub s3: S3Section,
     pub retained: Option<usize>,
     pub timeout: Option<String>,
+}
+
+/// `[checkpoint.s3]`: an S3-compatible checkpoint store; unset keys come from `AWS_*`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Section {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -344,8 +364,16 @@ impl Config {
                     interval,
                     dir: file
                         .checkpoint
-                        .dir
+                        .store
+                        .or(file.checkpoint.dir)
                         .unwrap_or_else(|| data_dir.join("checkpoints").display().to_string()),
+                    s3: weir_storage::S3Options {
+                        endpoint: file.checkpoint.s3.endpoint,
+                        region: file.checkpoint.s3.region,
+                        access_key_id: file.checkpoint.s3.access_key_id,
+                        secret_access_key: file.checkpoint.s3.secret_access_key,
+                        allow_http: file.checkpoint.s3.allow_http.unwrap_or(false),
+                    },
                     retained: file.checkpoint.retained.unwrap_or(2).max(1),
                     timeout: match file.checkpoint.timeout {
                         Some(text) => parse_duration("checkpoint.timeout", &text)?,

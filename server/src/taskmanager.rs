@@ -24,6 +24,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         secret: ClusterSecret::new(config.cluster.secret.clone()),
         state,
         files,
+        s3: config.checkpoint.as_ref().map(|c| c.s3.clone()).unwrap_or_default(),
     })
     .await
 }

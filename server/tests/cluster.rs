@@ -2,7 +2,8 @@
 //!
 //! * The `.slt` suites of views, event time, joins and sinks run against a cluster as
 //!   against a standalone server (see `integration.rs` for the list).
-//! * TaskManagers (and twice the JobManager) are killed with SIGKILL at random moments
+//! * TaskManagers (and twice the JobManager) are killed with SIGKILL at random moments,
+//!   and twice a TaskManager is paused (SIGSTOP) past the heartbeat timeout and resumed,
 //!   while a file source and a paced nexmark source are read; at the end every view equals
 //!   an undisturbed standalone reference's, which is itself checked against the input.
 //! * A TaskManager without the cluster secret is refused and says why.
@@ -60,7 +61,8 @@ pub async fn kill_9_taskmanagers_and_jobmanager_is_exactly_once() -> Result<(), 
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs(180);
-    let (mut tm_kills, mut jm_kills) = (0, 0);
+    let (mut tm_kills, mut jm_kills, mut pauses) = (0, 0, 0);
+    let mut recoveries = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(rng.between(500, 2500))).await;
         let splits = tokio::time::timeout(Duration::from_secs(3), async {
@@ -70,7 +72,7 @@ pub async fn kill_9_taskmanagers_and_jobmanager_is_exactly_once() -> Result<(), 
         .await
         .unwrap_or_else(|_| Err("no answer within 3 s".to_string()));
         let finished = splits.as_ref().is_ok_and(Splits::all_finished);
-        if finished && tm_kills >= 10 && jm_kills >= 2 {
+        if finished && tm_kills >= 12 && jm_kills >= 2 {
             break;
         }
         if Instant::now() > deadline {
@@ -84,7 +86,17 @@ pub async fn kill_9_taskmanagers_and_jobmanager_is_exactly_once() -> Result<(), 
         }
         // Every fifth kill is the JobManager's; the others a random TaskManager's, started
         // again at once (it registers as a new one).
-        if (tm_kills + jm_kills) % 5 == 4 && jm_kills < 2 {
+        if (tm_kills + jm_kills) % 5 == 2 && pauses < 2 {
+            // Paused past the heartbeat timeout: its jobs move away; resumed, it finds itself
+            // dropped, cancels what it still ran and registers anew.
+            let victim = rng.between(0, cluster.taskmanagers.len() as u64 - 1) as usize;
+            pauses += 1;
+            tm_kills += 1;
+            println!("  pause {pauses}: taskmanager {victim} stopped for 2.5 s");
+            cluster.taskmanagers[victim].signal("STOP");
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            cluster.taskmanagers[victim].signal("CONT");
+        } else if (tm_kills + jm_kills) % 5 == 4 && jm_kills < 2 {
             jm_kills += 1;
             println!("  kill {}: the jobmanager", tm_kills + jm_kills);
             tokio::task::block_in_place(|| cluster.jobmanager.restart());
@@ -96,8 +108,28 @@ pub async fn kill_9_taskmanagers_and_jobmanager_is_exactly_once() -> Result<(), 
                 tm_kills + jm_kills,
                 splits.map(|s| s.summary()).unwrap_or_else(|e| e)
             );
+            let before = committed_epochs(&cluster.jobmanager).await;
+            tokio::task::block_in_place(|| cluster.taskmanagers[victim].kill());
+            // Recovery time: from the kill to the first committed epoch of every job after
+            // it (on the TaskManagers left; the killed one starts again afterwards).
+            if let Ok(before) = before {
+                if let Some(took) = wait_for_commits_after(&cluster.jobmanager, &before).await {
+                    println!("    every job committed again {} ms after the kill", took.as_millis());
+                    recoveries.push(took);
+                }
+            }
             tokio::task::block_in_place(|| cluster.taskmanagers[victim].restart());
         }
+    }
+    recoveries.sort();
+    if let (Some(median), Some(max)) = (recoveries.get(recoveries.len() / 2), recoveries.last()) {
+        println!(
+            "  recovery after a taskmanager kill (heartbeat timeout 1 s, restart backoff 200 ms): median {} ms, \
+             max {} ms over {} kills",
+            median.as_millis(),
+            max.as_millis(),
+            recoveries.len()
+        );
     }
     println!(
         "  {tm_kills} taskmanager and {jm_kills} jobmanager kills in {:.1}s",
@@ -126,6 +158,41 @@ pub async fn kill_9_taskmanagers_and_jobmanager_is_exactly_once() -> Result<(), 
         "the jobmanager never noticed a lost taskmanager",
     )?;
     Ok(())
+}
+
+/// Every job's last committed epoch.
+async fn committed_epochs(server: &TestServer) -> Result<Vec<(String, i64)>, String> {
+    let client = crate::recovery::connect(server).await?;
+    let rows = rows(&client, "SELECT view, coalesce(last_committed_epoch, 0) FROM weir_catalog.jobs").await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r[1].as_deref().and_then(|e| e.parse().ok()).unwrap_or(0)))
+        .collect())
+}
+
+/// How long until every job of `before` is running and has committed an epoch after the
+/// one it had; `None` after 30 s.
+async fn wait_for_commits_after(server: &TestServer, before: &[(String, i64)]) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(client) = crate::recovery::connect(server).await {
+            let sql = "SELECT view, status, coalesce(last_committed_epoch, 0) FROM weir_catalog.jobs";
+            if let Ok(now) = rows(&client, sql).await {
+                let done = before.iter().all(|(view, epoch)| {
+                    now.iter().any(|r| {
+                        r[0].as_deref() == Some(view.as_str())
+                            && r[1].as_deref() == Some("running")
+                            && r[2].as_deref().and_then(|e| e.parse::<i64>().ok()).is_some_and(|e| e > *epoch)
+                    })
+                });
+                if done {
+                    return Some(started.elapsed());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 /// A TaskManager with the wrong cluster secret is refused, exits, and its log says why;
@@ -174,6 +241,128 @@ pub async fn a_taskmanager_without_the_secret_is_refused() -> Result<(), String>
     check(
         got.iter().map(|r| join_row(r)).collect::<Vec<_>>() == ["1|15", "2|7"],
         format!("view on the cluster: {got:?}"),
+    )?;
+    Ok(())
+}
+
+/// A moto S3 server (from PyPI: `moto[server]`) on a free loopback port, with one bucket.
+struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3Server {
+    fn start(bucket: &str, log: &std::path::Path) -> Result<Self, String> {
+        let port = crate::support::free_port();
+        let log = std::fs::File::create(log).map_err(show)?;
+        let child = std::process::Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(log.try_clone().map_err(show)?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start moto (pip install 'moto[server]'): {e}"))?;
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match server.request("PUT", &format!("/{bucket}")) {
+                Ok(response) if response.starts_with("HTTP/1.1 200") => return Ok(server),
+                Ok(response) => return Err(format!("creating bucket {bucket}: {response}")),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => return Err(format!("moto did not start: {e}")),
+            }
+        }
+    }
+
+    /// One unsigned HTTP/1.1 request (moto does not check signatures); the whole response.
+    fn request(&self, method: &str, path: &str) -> Result<String, String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(show)?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .map_err(show)?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).map_err(show)?;
+        Ok(response)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checkpoints in an S3-compatible store (a real moto server): every process writes its
+/// pieces there, a TaskManager killed mid-read and a restarted JobManager both resume from
+/// them, and the view is exact.
+pub async fn checkpoints_in_an_s3_compatible_store() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let s3 = S3Server::start("weir-checkpoints", &dir.path().join("moto.log"))?;
+    let expected = write_csv_files(dir.path(), 2, 300_000)?;
+    let config = dir.path().join("cluster.toml");
+    write_config(
+        &config,
+        &format!(
+            "state.backend = \"rocksdb\"\n[checkpoint]\ninterval = \"300ms\"\nstore = \"s3://weir-checkpoints/cluster\"\n\
+             [checkpoint.s3]\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\n\
+             secret_access_key = \"test\"\nallow_http = true\n\
+             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\n\
+             [cluster]\nheartbeat_timeout_ms = 1000\n{}",
+            s3.port,
+            allow_files(dir.path())
+        ),
+    )?;
+    let mut cluster = TestCluster::start(dir.path(), 2, 4, Some(&config));
+    cluster.wait_for_taskmanagers(2).await?;
+    let glob = dir.path().join("part-*.csv").display().to_string();
+    let client = cluster.jobmanager.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE f (id BIGINT, key BIGINT, amount BIGINT, ts TIMESTAMP)
+               WITH (connector = 'file', path = '{glob}', format = 'csv');
+             SET streaming_parallelism = 2;
+             CREATE MATERIALIZED VIEW f_agg AS
+               SELECT key, count(*) AS n, sum(amount) AS s, min(amount) AS lo, max(amount) AS hi
+               FROM f GROUP BY key;"
+        ))
+        .await
+        .map_err(show)?;
+    // A TaskManager dies while the files are read; later the JobManager does.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::task::block_in_place(|| cluster.taskmanagers[0].restart());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let listing = s3.request("GET", "/weir-checkpoints?list-type=2&prefix=cluster/")?;
+    check(
+        listing.contains("<Key>cluster/job-"),
+        format!("no checkpoint objects in the bucket: {}", &listing[..listing.len().min(2000)]),
+    )?;
+    tokio::task::block_in_place(|| cluster.jobmanager.restart());
+    let victim =
+        crate::recovery::finish_and_flush_splits(&cluster.jobmanager, "cluster", Duration::from_secs(120), 2)
+            .await?;
+    let got = rows(&victim, "SELECT key, n, s, lo, hi FROM f_agg").await?;
+    let mut got: Vec<String> = got.iter().map(|r| join_row(r)).collect();
+    got.sort_unstable();
+    let mut wanted: Vec<String> =
+        expected.iter().map(|(k, (n, s, lo, hi))| format!("{k}|{n}|{s}|{lo}|{hi}")).collect();
+    wanted.sort_unstable();
+    if got != wanted {
+        let missing = wanted.iter().filter(|w| got.binary_search(w).is_err()).take(5).collect::<Vec<_>>();
+        return Err(format!(
+            "f_agg has {} rows, expected {}; first expected rows missing: {missing:?}\n{}",
+            got.len(),
+            wanted.len(),
+            cluster.logs(40)
+        ));
+    }
+    let log = cluster.jobmanager.log();
+    check(
+        log.contains("from_checkpoint=Some("),
+        format!("the restarted jobmanager did not resume from a checkpoint:\n{}", cluster.logs(30)),
     )?;
     Ok(())
 }

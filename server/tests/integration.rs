@@ -96,6 +96,9 @@ fn main() {
         ("cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once", || {
             Box::pin(cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once())
         }),
+        ("cluster::checkpoints_in_an_s3_compatible_store", || {
+            Box::pin(cluster::checkpoints_in_an_s3_compatible_store())
+        }),
         ("cluster::a_taskmanager_without_the_secret_is_refused", || {
             Box::pin(cluster::a_taskmanager_without_the_secret_is_refused())
         }),

@@ -208,7 +208,12 @@ impl Splits {
     }
 
     pub(crate) fn all_finished(&self) -> bool {
-        self.0.len() == SPLITS && self.0.iter().all(|r| text(&r[2]) == "finished")
+        self.all_of_finished(SPLITS)
+    }
+
+    /// Whether there are `splits` splits and every one has finished.
+    pub(crate) fn all_of_finished(&self, splits: usize) -> bool {
+        self.0.len() == splits && self.0.iter().all(|r| text(&r[2]) == "finished")
     }
 
     fn job_finished(&self, job: &str) -> bool {
@@ -231,6 +236,16 @@ pub(crate) async fn finish_and_flush(
     name: &str,
     timeout: Duration,
 ) -> Result<Client, String> {
+    finish_and_flush_splits(server, name, timeout, SPLITS).await
+}
+
+/// [`finish_and_flush`] for a server whose jobs read `splits` splits in all.
+pub(crate) async fn finish_and_flush_splits(
+    server: &TestServer,
+    name: &str,
+    timeout: Duration,
+    splits_wanted: usize,
+) -> Result<Client, String> {
     let deadline = Instant::now() + timeout;
     let mut last;
     loop {
@@ -241,7 +256,7 @@ pub(crate) async fn finish_and_flush(
             Ok::<_, String>((client, splits))
         };
         match attempt.await {
-            Ok((client, splits)) if splits.all_finished() => {
+            Ok((client, splits)) if splits.all_of_finished(splits_wanted) => {
                 rows(&client, "FLUSH").await?;
                 return Ok(client);
             }

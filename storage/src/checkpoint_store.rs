@@ -3,9 +3,9 @@
 //! A checkpoint is a handful of objects (one state snapshot per operator subtask and a
 //! manifest naming them), written once and read back on recovery. Going through
 //! `object_store` rather than `std::fs` keeps the checkpoint code blind to where the bytes
-//! land: this build compiles in only the local file system (`file://` or a plain directory),
-//! and an S3 or GCS backend slots in behind the same `Arc<dyn ObjectStore>` when its
-//! feature is enabled.
+//! land: the local file system (`file://` or a plain directory) and S3-compatible object
+//! stores (`s3://bucket/prefix`, with [`S3Options`] or the usual `AWS_*` environment
+//! variables) are compiled in.
 //!
 //! Operator state can be larger than memory, so the streamed calls never hold a whole object:
 //! [`CheckpointStore::put_streamed`] runs a synchronous writer on a blocking thread and hands
@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::sync::mpsc;
@@ -35,6 +37,20 @@ const CHANNEL_CHUNKS: usize = 2;
 /// Parts uploaded concurrently by a streamed put.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// How to reach an S3-compatible store (`[checkpoint.s3]`); anything left `None` comes
+/// from the `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`), as the AWS tools read them.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// A server other than AWS's (MinIO, Ceph, moto): `http://host:port`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Plain HTTP to the endpoint (a server on a private network or loopback).
+    pub allow_http: bool,
+}
+
 /// A place to put checkpoint objects, addressed by `/`-separated relative paths.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
@@ -44,9 +60,17 @@ pub struct CheckpointStore {
 
 impl CheckpointStore {
     /// Opens the store at `url`: `file:///absolute/dir`, or a plain (absolute or relative)
-    /// directory path. The directory is created if missing. Other schemes are rejected: they
-    /// need an `object_store` backend this build does not compile in.
+    /// directory path (created if missing), or `s3://bucket/prefix` with S3 settings from
+    /// the environment.
     pub fn open(url: &str) -> StorageResult<CheckpointStore> {
+        Self::open_with(url, &S3Options::default())
+    }
+
+    /// Opens the store at `url`, reaching an `s3://` one with `s3`.
+    pub fn open_with(url: &str, s3: &S3Options) -> StorageResult<CheckpointStore> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return Self::open_s3(url, rest, s3);
+        }
         let dir = match url.split_once("://") {
             Some(("file", path)) if path.starts_with('/') => path,
             Some(("file", _)) => {
@@ -56,8 +80,8 @@ impl CheckpointStore {
             }
             Some((scheme, _)) => {
                 return Err(StorageError::Invalid(format!(
-                    "checkpoint location {url}: the {scheme}:// scheme is not compiled into this build \
-                     (only file:// and plain directory paths are supported)"
+                    "checkpoint location {url}: the {scheme}:// scheme is not supported \
+                     (use file:///dir, a directory path, or s3://bucket/prefix)"
                 )))
             }
             None => url,
@@ -70,6 +94,38 @@ impl CheckpointStore {
             // Deleting a checkpoint's last object removes its now empty directories.
             .with_automatic_cleanup(true);
         Ok(CheckpointStore { url: url.to_string(), store: Arc::new(local) })
+    }
+
+    fn open_s3(url: &str, rest: &str, s3: &S3Options) -> StorageResult<CheckpointStore> {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StorageError::Invalid(format!("checkpoint location {url}: no bucket (s3://bucket/prefix)")));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(endpoint) = &s3.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &s3.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &s3.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &s3.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if s3.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        let bucket_store = builder
+            .build()
+            .map_err(|e| StorageError::Invalid(format!("checkpoint location {url}: {e}")))?;
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = match prefix {
+            "" => Arc::new(bucket_store),
+            prefix => Arc::new(PrefixStore::new(bucket_store, prefix)),
+        };
+        Ok(CheckpointStore { url: url.to_string(), store })
     }
 
     /// The location this store was opened with.

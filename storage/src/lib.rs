@@ -38,7 +38,7 @@ mod table;
 pub mod view_store;
 
 pub use catalog_format::CATALOG_FORMAT;
-pub use checkpoint_store::CheckpointStore;
+pub use checkpoint_store::{CheckpointStore, S3Options};
 pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};

@@ -50,6 +50,13 @@ impl TaskManagerProcess {
         self.spawn();
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        }
+    }
+
     /// The exit status, once the process has exited by itself.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
