@@ -89,7 +89,7 @@ pub async fn run(settings: TaskManagerSettings) -> Result<(), String> {
             }
             Err(Retry(reason)) => {
                 attempt += 1;
-                if attempt == 1 || attempt % 30 == 0 {
+                if attempt == 1 || attempt.is_multiple_of(30) {
                     warn!(jobmanager = %settings.jobmanager, reason = %reason, attempt, "cannot reach the JobManager; retrying");
                 }
             }

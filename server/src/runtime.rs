@@ -51,7 +51,9 @@ pub fn state_services(config: &Config) -> Result<StateServices, String> {
         }
     };
     let checkpoints = match &config.checkpoint {
-        Some(c) => Some(CheckpointStore::open_with(&c.dir, &c.s3).map_err(|e| format!("checkpoint.store: {e}"))?),
+        Some(c) => {
+            Some(CheckpointStore::open_with(&c.dir, &c.s3).map_err(|e| format!("checkpoint.store: {e}"))?)
+        }
         None => None,
     };
     Ok(StateServices { backend, cache_groups: config.state.cache_groups, checkpoints })

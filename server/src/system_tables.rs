@@ -1,8 +1,9 @@
 //! `weir_catalog`: the streaming runtime as SQL tables. Each scan asks the JobManager for
 //! its current status, so the rows are live.
 //!
-//! * `jobs`: one row per materialized view's job — view, status, parallelism, created,
-//!   last committed epoch.
+//! * `jobs`: one row per materialized view's job — view, status (`creating`, `running`,
+//!   `restarting`, `failed: …`, `waiting_for_slots`), parallelism, created, last committed
+//!   epoch, restarts and attempts, the last failure (naming the TaskManager it came from).
 //! * `tasks`: one row per subtask — job, vertex, subtask, operators, taskmanager, slot,
 //!   status, rows in / out, last finished epoch, input watermark, state entries.
 //! * `sources`: one row per source split being read (and one per source no job reads) —
@@ -138,6 +139,7 @@ impl SystemTable {
                 bigint("last_committed_epoch", true),
                 text("kind"),
                 int("restarts"),
+                int("attempts"),
                 Field::new("last_failure", DataType::Utf8, true),
                 Field::new("unbounded_state", DataType::Utf8, true),
             ],
@@ -229,6 +231,8 @@ impl SystemTable {
                     )),
                     Arc::new(StringArray::from_iter_values(jobs.iter().map(|j| j.kind))),
                     Arc::new(Int32Array::from_iter_values(jobs.iter().map(|j| j.restarts as i32))),
+                    // Deployments of the job: the first one and every restart.
+                    Arc::new(Int32Array::from_iter_values(jobs.iter().map(|j| j.restarts as i32 + 1))),
                     Arc::new(StringArray::from_iter(jobs.iter().map(|j| j.last_failure.as_deref()))),
                     Arc::new(StringArray::from_iter(jobs.iter().map(|j| j.unbounded_state.as_deref()))),
                 ]

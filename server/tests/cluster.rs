@@ -166,7 +166,9 @@ async fn committed_epochs(server: &TestServer) -> Result<Vec<(String, i64)>, Str
     let rows = rows(&client, "SELECT view, coalesce(last_committed_epoch, 0) FROM weir_catalog.jobs").await?;
     Ok(rows
         .iter()
-        .map(|r| (r[0].clone().unwrap_or_default(), r[1].as_deref().and_then(|e| e.parse().ok()).unwrap_or(0)))
+        .map(|r| {
+            (r[0].clone().unwrap_or_default(), r[1].as_deref().and_then(|e| e.parse().ok()).unwrap_or(0))
+        })
         .collect())
 }
 

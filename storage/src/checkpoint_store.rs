@@ -20,8 +20,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
-use object_store::prefix::PrefixStore;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::sync::mpsc;
 
@@ -99,7 +99,9 @@ impl CheckpointStore {
     fn open_s3(url: &str, rest: &str, s3: &S3Options) -> StorageResult<CheckpointStore> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(StorageError::Invalid(format!("checkpoint location {url}: no bucket (s3://bucket/prefix)")));
+            return Err(StorageError::Invalid(format!(
+                "checkpoint location {url}: no bucket (s3://bucket/prefix)"
+            )));
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         if let Some(endpoint) = &s3.endpoint {
@@ -117,9 +119,8 @@ impl CheckpointStore {
         if s3.allow_http {
             builder = builder.with_allow_http(true);
         }
-        let bucket_store = builder
-            .build()
-            .map_err(|e| StorageError::Invalid(format!("checkpoint location {url}: {e}")))?;
+        let bucket_store =
+            builder.build().map_err(|e| StorageError::Invalid(format!("checkpoint location {url}: {e}")))?;
         let prefix = prefix.trim_matches('/');
         let store: Arc<dyn ObjectStore> = match prefix {
             "" => Arc::new(bucket_store),

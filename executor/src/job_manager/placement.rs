@@ -90,7 +90,12 @@ pub fn place(
                 })?;
                 (frontend.id, subtask % frontend.slots.max(1))
             } else {
-                chosen[subtask]
+                *chosen.get(subtask).ok_or_else(|| {
+                    ExecError::Internal(format!(
+                        "no slot chosen for subtask {subtask} of vertex {}",
+                        vertex.id
+                    ))
+                })?
             };
             placement.insert((vertex.id, subtask), at);
         }
