@@ -525,10 +525,11 @@ mod tests {
 
     #[test]
     fn other_schemes_are_refused_with_a_reason() {
-        let error =
-            CheckpointStore::open("s3://bucket/checkpoints").expect_err("s3 is not compiled in").to_string();
-        assert!(error.contains("s3:// scheme is not compiled into this build"), "{error}");
-        assert!(error.contains("only file://"), "{error}");
+        let error = CheckpointStore::open("gs://bucket/checkpoints").expect_err("no gcs").to_string();
+        assert!(error.contains("gs:// scheme is not supported"), "{error}");
+        assert!(error.contains("s3://bucket/prefix"), "{error}");
+        let error = CheckpointStore::open("s3:///checkpoints").expect_err("no bucket").to_string();
+        assert!(error.contains("no bucket"), "{error}");
         let error = CheckpointStore::open("file://relative/dir").expect_err("not absolute").to_string();
         assert!(error.contains("absolute path"), "{error}");
     }
