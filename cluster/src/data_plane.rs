@@ -280,7 +280,9 @@ impl Peer {
     ) -> Result<(), Status> {
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))
             .map_err(|e| Status::invalid_argument(format!("bad data address {}: {e}", self.address)))?
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .initial_stream_window_size(STREAM_WINDOW_BYTES);
         let mut attempt = 0;
         let channel = loop {
             match endpoint.connect().await {
@@ -340,6 +342,13 @@ impl Peer {
         }
     }
 }
+
+/// HTTP/2 flow-control windows of data connections. HTTP/2's default, 64 KiB, would cap a
+/// connection at 64 KiB per round trip, far below what the exchange carries; Weir's own
+/// per-channel credits bound the memory in flight, so the transport's windows only need to
+/// keep out of their way.
+pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+pub const STREAM_WINDOW_BYTES: u32 = 32 << 20;
 
 /// Frames above this size are refused (a batch is at most a few MB; this bounds what a
 /// length field can make the receiver allocate).

@@ -177,6 +177,8 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_connection_window_size(crate::data_plane::CONNECTION_WINDOW_BYTES)
+        .initial_stream_window_size(crate::data_plane::STREAM_WINDOW_BYTES)
         .add_service(JobManagerServiceServer::new(control))
         .add_service(data_plane.service())
         .serve_with_incoming(TcpListenerStream::new(listener))

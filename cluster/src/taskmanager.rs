@@ -71,6 +71,8 @@ pub async fn run(settings: TaskManagerSettings) -> Result<(), String> {
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .initial_connection_window_size(crate::data_plane::CONNECTION_WINDOW_BYTES)
+            .initial_stream_window_size(crate::data_plane::STREAM_WINDOW_BYTES)
             .add_service(service)
             .serve_with_incoming(TcpListenerStream::new(listener))
             .await
