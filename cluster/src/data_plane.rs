@@ -350,6 +350,10 @@ impl Peer {
 pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
 pub const STREAM_WINDOW_BYTES: u32 = 32 << 20;
 
+/// Credits returned in one message while a channel is busy (a quarter of its initial
+/// credit, so the producer always has most of its window).
+const CREDIT_BATCH: u32 = (CHANNEL_CAPACITY / 4) as u32;
+
 /// Frames above this size are refused (a batch is at most a few MB; this bounds what a
 /// length field can make the receiver allocate).
 const MAX_FRAME_BYTES: usize = 256 << 20;
@@ -447,6 +451,9 @@ async fn deliver(
     sender: ChannelSender,
     credits: mpsc::UnboundedSender<Result<Credit, Status>>,
 ) {
+    // Credits go back in groups while messages keep coming, and at once when the queue runs
+    // dry, so a producer never waits for credits the consumer could already give.
+    let mut earned = 0u32;
     loop {
         match queued.recv().await {
             Some(Inbound::Message(message)) => {
@@ -454,7 +461,11 @@ async fn deliver(
                     // The consuming task is gone (its job is stopping).
                     return;
                 }
-                let _ = credits.send(Ok(Credit { channel, credits: 1 }));
+                earned += 1;
+                if earned >= CREDIT_BATCH || queued.is_empty() {
+                    let _ = credits.send(Ok(Credit { channel, credits: earned }));
+                    earned = 0;
+                }
             }
             Some(Inbound::Close) => return,
             None => {
