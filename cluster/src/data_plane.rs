@@ -9,8 +9,8 @@
 //! the [`DataService`] this process serves.
 //!
 //! Flow control, as Flink's credit-based network stack: the consumer grants each channel
-//! credits, one per message it has room for (its queue's capacity at the start, one more
-//! each time the task takes a message). The producer's forwarder sends a message only
+//! credits, one per message it has room for (its queue's capacity at the start, then one
+//! for each message the task takes, sent back in groups while the channel is busy). The producer's forwarder sends a message only
 //! against a credit, so a slow consumer back-pressures exactly the channels it is slow on,
 //! across processes, while other channels on the same connection keep flowing; barrier
 //! alignment, which stops reading some channels until the others catch up, cannot
