@@ -244,8 +244,7 @@ impl JobManagerEndpoint for ControlEndpoint {
         if let TaskEvent::EpochDone { task, .. } = &event {
             // A source task's reader figures go first, so that once the epoch commits the
             // frontend's `weir_catalog.sources` shows at least what the epoch read.
-            let readers: Vec<metrics::SourceReport> =
-                metrics::reports().into_iter().filter(|r| r.task == *task).collect();
+            let readers = metrics::reports_where(|t| t == task);
             if !readers.is_empty() {
                 let sources_json = serde_json::to_vec(&readers).unwrap_or_default();
                 let beat = Heartbeat { sent_unix_ms: now_ms(), sources_json };

@@ -175,18 +175,7 @@ impl LocalTaskManager {
         data_plane: Arc<dyn DataPlane>,
         events: Arc<dyn JobManagerEndpoint>,
     ) -> Self {
-        Self {
-            id,
-            slots,
-            store: Some(store),
-            view_states: Some(view_states),
-            data_address: None,
-            data_plane,
-            events,
-            tasks: Mutex::new(HashMap::new()),
-            state: StateServices::default(),
-            files: FileAccess::default(),
-        }
+        Self::with_stores(id, slots, Some(store), Some(view_states), data_plane, events)
     }
 
     /// The TaskManager of a `weir taskmanager` process: no stored tables, no view store.
@@ -196,11 +185,22 @@ impl LocalTaskManager {
         data_plane: Arc<dyn DataPlane>,
         events: Arc<dyn JobManagerEndpoint>,
     ) -> Self {
+        Self::with_stores(id, slots, None, None, data_plane, events)
+    }
+
+    fn with_stores(
+        id: usize,
+        slots: usize,
+        store: Option<Arc<Store>>,
+        view_states: Option<Arc<dyn ViewStateStore>>,
+        data_plane: Arc<dyn DataPlane>,
+        events: Arc<dyn JobManagerEndpoint>,
+    ) -> Self {
         Self {
             id,
             slots,
-            store: None,
-            view_states: None,
+            store,
+            view_states,
             data_address: None,
             data_plane,
             events,

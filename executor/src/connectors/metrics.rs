@@ -117,8 +117,14 @@ pub struct SourceReport {
 
 /// Every reader of this process, as reports.
 pub fn reports() -> Vec<SourceReport> {
+    reports_where(|_| true)
+}
+
+/// The readers of the tasks `keep` selects, as reports.
+pub fn reports_where(keep: impl Fn(&TaskId) -> bool) -> Vec<SourceReport> {
     snapshot()
         .into_iter()
+        .filter(|(task, _)| keep(task))
         .map(|(task, m)| {
             let state = m.state();
             SourceReport {

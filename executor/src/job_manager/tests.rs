@@ -41,21 +41,7 @@ fn fixture_with(task_managers: usize, slots: usize) -> Fixture {
 /// and restarts after 50 ms.
 fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let table = store
-        .create_table(TableDef {
-            id: 0,
-            schema_name: "public".into(),
-            name: "t".into(),
-            columns: vec![
-                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
-                ColumnDef { name: "k".into(), column_type: ColumnType::Text, not_null: false },
-                ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false },
-            ],
-            primary_key: vec![0],
-            watermark: None,
-        })
-        .unwrap();
+    let (store, table) = store_with_table(dir.path());
     let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
     let plane: Arc<dyn DataPlane> = Arc::new(LocalDataPlane::new());
     let (endpoint, events_rx) = LocalEndpoint::new();
@@ -94,6 +80,26 @@ fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixtur
     };
     let jobs = JobManager::start(config, tms, states.clone(), events_rx);
     Fixture { _dir: dir, table, states, jobs }
+}
+
+/// A store in `dir` with table `t (id BIGINT PRIMARY KEY, k TEXT, v BIGINT)`.
+fn store_with_table(dir: &std::path::Path) -> (Arc<Store>, Arc<TableStore>) {
+    let store = Arc::new(Store::open(dir).unwrap());
+    let table = store
+        .create_table(TableDef {
+            id: 0,
+            schema_name: "public".into(),
+            name: "t".into(),
+            columns: vec![
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
+                ColumnDef { name: "k".into(), column_type: ColumnType::Text, not_null: false },
+                ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false },
+            ],
+            primary_key: vec![0],
+            watermark: None,
+        })
+        .unwrap();
+    (store, table)
 }
 
 fn rows(t: &TableStore, ids: Vec<i64>, ks: Vec<&str>, vs: Vec<i64>) -> RecordBatch {
@@ -440,21 +446,7 @@ impl TaskManager for InProcessWorker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_cluster_jobs_wait_for_slots_and_move_off_a_lost_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let table = store
-        .create_table(TableDef {
-            id: 0,
-            schema_name: "public".into(),
-            name: "t".into(),
-            columns: vec![
-                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
-                ColumnDef { name: "k".into(), column_type: ColumnType::Text, not_null: false },
-                ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false },
-            ],
-            primary_key: vec![0],
-            watermark: None,
-        })
-        .unwrap();
+    let (store, table) = store_with_table(dir.path());
     let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
     let plane: Arc<dyn DataPlane> = Arc::new(LocalDataPlane::new());
     let (endpoint, events_rx) = LocalEndpoint::new();
