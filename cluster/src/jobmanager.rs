@@ -28,7 +28,7 @@ use crate::data_plane::NetworkDataPlane;
 use crate::proto::job_manager_message::Kind as Command;
 use crate::proto::job_manager_service_server::{JobManagerService, JobManagerServiceServer};
 use crate::proto::task_manager_message::Kind as Report;
-use crate::proto::{JobManagerMessage, Registered, TaskManagerMessage, PROTOCOL_VERSION};
+use crate::proto::{HeartbeatAck, JobManagerMessage, Registered, TaskManagerMessage, PROTOCOL_VERSION};
 use crate::remote_task_manager::RemoteTaskManager;
 
 /// How the JobManager treats TaskManagers.
@@ -98,9 +98,11 @@ impl JobManagerService for ControlService {
                 taskmanager_id: id as u64,
                 heartbeat_interval_ms: interval.as_millis() as u64,
                 checkpoint_store: self.settings.checkpoint_store.clone(),
+                heartbeat_timeout_ms: self.settings.heartbeat_timeout.as_millis() as u64,
             })),
         });
         let last_heartbeat = Arc::new(Mutex::new(SystemTime::now()));
+        let acks = commands.clone();
         let tm = RemoteTaskManager {
             id,
             slots: register.slots as usize,
@@ -113,6 +115,7 @@ impl JobManagerService for ControlService {
         tokio::spawn(watch(
             id,
             reports,
+            acks,
             last_heartbeat,
             self.jobs.clone(),
             self.events.clone(),
@@ -123,10 +126,12 @@ impl JobManagerService for ControlService {
 }
 
 /// Reads one TaskManager's control stream until it ends, breaks or goes silent, then
-/// reports the TaskManager lost.
+/// reports the TaskManager lost. Each periodic heartbeat is answered on `acks`, which
+/// renews the TaskManager's lease; once this gives up, nothing renews it any more.
 async fn watch(
     id: usize,
     mut reports: Streaming<TaskManagerMessage>,
+    acks: mpsc::UnboundedSender<JobManagerMessage>,
     last_heartbeat: Arc<Mutex<SystemTime>>,
     jobs: JobManager,
     events: Arc<dyn JobManagerEndpoint>,
@@ -141,6 +146,10 @@ async fn watch(
                 Some(Report::Heartbeat(beat)) => {
                     if let Ok(mut at) = last_heartbeat.lock() {
                         *at = SystemTime::now();
+                    }
+                    if beat.sequence != 0 {
+                        let ack = HeartbeatAck { sequence: beat.sequence };
+                        let _ = acks.send(JobManagerMessage { kind: Some(Command::HeartbeatAck(ack)) });
                     }
                     match serde_json::from_slice::<Vec<metrics::SourceReport>>(&beat.sources_json) {
                         Ok(reports) => metrics::apply_reports(reports),

@@ -6,8 +6,9 @@
 //! restarts their jobs elsewhere, and the TaskManager registers again as a new one. Only a
 //! refusal (wrong cluster secret, another protocol version) stops the process.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -15,6 +16,7 @@ use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tonic::{Code, Request};
 use tracing::{debug, error, info, warn};
 use weir_executor::connectors::{metrics, FileAccess};
+use weir_executor::lease::Lease;
 use weir_executor::message::Barrier;
 use weir_executor::task::TaskId;
 use weir_executor::task_events::{JobManagerEndpoint, TaskEvent};
@@ -158,18 +160,35 @@ async fn session(
                 .map_err(|e| Refused(format!("checkpoint store {store}: {e}")))?,
         ),
     };
+    // Until the first heartbeat is answered, the registration itself is the JobManager's
+    // word; a JobManager of this release always sends its timeout.
+    let timeout = Duration::from_millis(registered.heartbeat_timeout_ms.max(1));
+    let lease = Lease::valid_for(timeout);
     let tm = LocalTaskManager::worker(id, settings.slots, plane.clone(), endpoint.clone())
+        .with_lease(lease.clone())
         .with_state(state)
         .with_file_access(settings.files.clone())
         .with_data_address(data_address.to_string());
     info!(taskmanager = id, "registered with the JobManager");
     let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
+    // When each unanswered heartbeat was sent: its answer renews the lease from then.
+    let sent: Arc<Mutex<VecDeque<(u64, Instant)>>> = Arc::default();
+    let unanswered = sent.clone();
     let heartbeats = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
+        let mut sequence = 0u64;
         loop {
             ticker.tick().await;
+            sequence += 1;
+            if let Ok(mut sent) = unanswered.lock() {
+                sent.push_back((sequence, Instant::now()));
+                // Answers that never came (the lease runs out without them).
+                while sent.len() > 1024 {
+                    sent.pop_front();
+                }
+            }
             let sources_json = serde_json::to_vec(&metrics::reports()).unwrap_or_default();
-            let beat = Heartbeat { sent_unix_ms: now_ms(), sources_json };
+            let beat = Heartbeat { sent_unix_ms: now_ms(), sources_json, sequence };
             let beat = TaskManagerMessage { kind: Some(Report::Heartbeat(beat)) };
             if reports.send(beat).is_err() {
                 return;
@@ -178,6 +197,19 @@ async fn session(
     });
     let ended = loop {
         match commands.message().await {
+            Ok(Some(proto::JobManagerMessage { kind: Some(Command::HeartbeatAck(ack)) })) => {
+                if let Ok(mut sent) = sent.lock() {
+                    while let Some(&(sequence, at)) = sent.front() {
+                        if sequence > ack.sequence {
+                            break;
+                        }
+                        sent.pop_front();
+                        if sequence == ack.sequence {
+                            lease.extend_to(at + timeout);
+                        }
+                    }
+                }
+            }
             Ok(Some(message)) => {
                 if let Some(command) = message.kind {
                     handle(&tm, &*endpoint, command);
@@ -187,6 +219,9 @@ async fn session(
             Err(status) => break status.message().to_string(),
         }
     };
+    // The JobManager no longer counts on this process: nothing more is written for the
+    // tasks it ran, even before they have all stopped.
+    lease.revoke();
     heartbeats.abort();
     tm.cancel_all();
     plane.reset();
@@ -230,7 +265,7 @@ fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, command: Comma
             metrics::unregister_job(cancel.job);
         }
         Command::Release(release) => tm.release_channels(&release.channels),
-        Command::Registered(_) => {}
+        Command::Registered(_) | Command::HeartbeatAck(_) => {}
     }
 }
 
@@ -247,7 +282,7 @@ impl JobManagerEndpoint for ControlEndpoint {
             let readers = metrics::reports_where(|t| t == task);
             if !readers.is_empty() {
                 let sources_json = serde_json::to_vec(&readers).unwrap_or_default();
-                let beat = Heartbeat { sent_unix_ms: now_ms(), sources_json };
+                let beat = Heartbeat { sent_unix_ms: now_ms(), sources_json, sequence: 0 };
                 let _ = self.reports.send(TaskManagerMessage { kind: Some(Report::Heartbeat(beat)) });
             }
         }

@@ -31,6 +31,10 @@ pub enum ExecError {
     /// waits for TaskManagers to register (SQLSTATE 53000).
     #[error("the job needs {needed} free task slots and the cluster has {free}; start more taskmanagers or lower the parallelism")]
     NotEnoughSlots { needed: usize, free: usize },
+    /// A write refused because this TaskManager lost its lease: the JobManager may have
+    /// moved its jobs elsewhere (see `lease`).
+    #[error("{0}")]
+    Fenced(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -50,7 +54,8 @@ impl ExecError {
             ExecError::Plan(_)
             | ExecError::InvalidGraph(_)
             | ExecError::Internal(_)
-            | ExecError::ChannelClosed(_) => Some("XX000"),
+            | ExecError::ChannelClosed(_)
+            | ExecError::Fenced(_) => Some("XX000"),
             ExecError::Connector(_) => Some("22023"),
             ExecError::PermissionDenied(_) => Some("42501"),
             ExecError::NotEnoughSlots { .. } => Some("53000"),

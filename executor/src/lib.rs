@@ -21,6 +21,7 @@ pub mod exchange;
 pub mod expr;
 pub mod functions;
 pub mod job_manager;
+pub mod lease;
 pub mod message;
 pub mod operators;
 pub mod sources;

@@ -17,6 +17,7 @@ use crate::checkpoint_protocol::StatePiece;
 use crate::data_plane::{ChannelReceiver, DataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::OutputGate;
+use crate::lease::Lease;
 use crate::message::{Barrier, Epoch, Message, Mutation, StreamBatch};
 use crate::operators::materialize::Materialize;
 use crate::operators::{Operator, OperatorSnapshot};
@@ -158,6 +159,10 @@ pub struct Task {
     pub pieces_epoch: Option<Epoch>,
     /// Set by an injected failure: the next batch fails the task.
     pub fail_next_batch: bool,
+    /// Checkpoint pieces are uploaded only while this holds (see `lease`).
+    pub lease: Arc<Lease>,
+    /// Which deployment of the job this task belongs to (see [`piece_path`]).
+    pub deployment: u64,
 }
 
 /// One input channel of a task and the input edge of the vertex it belongs to, which is
@@ -176,9 +181,18 @@ impl TaskInput {
 /// Deltas after a full snapshot before the next one is full again (a restore reads them all).
 const MAX_DELTAS: usize = 8;
 
-/// Where task `id` stores its state for checkpoint `epoch`.
-pub fn piece_path(id: TaskId, epoch: Epoch) -> String {
-    format!("{}/{}/v{}-s{}.state", job_prefix(id.job), epoch_dir(epoch), id.vertex, id.subtask)
+/// Where task `id` of deployment `deployment` stores its state for checkpoint `epoch`.
+/// Deployments are numbered uniquely across JobManager restarts, so a piece still being
+/// uploaded by an earlier attempt of the job (on a TaskManager that has not noticed it was
+/// replaced) can never overwrite a piece of the current one, even for the same epoch.
+pub fn piece_path(id: TaskId, epoch: Epoch, deployment: u64) -> String {
+    format!(
+        "{}/{}/v{}-s{}-d{deployment:x}.state",
+        job_prefix(id.job),
+        epoch_dir(epoch),
+        id.vertex,
+        id.subtask
+    )
 }
 
 fn poisoned() -> ExecError {
@@ -377,8 +391,9 @@ impl Task {
             true => earlier,
             false => Vec::new(),
         };
-        let path = piece_path(task, epoch);
+        let path = piece_path(task, epoch, self.deployment);
         let pieces = Arc::clone(&self.pieces);
+        let lease = Arc::clone(&self.lease);
         // Until the upload reports its size the piece counts 0 bytes; the next checkpoint
         // starts only after this one is acknowledged.
         chain.push(StatePiece { task, path: path.clone(), bytes: 0 });
@@ -388,7 +403,13 @@ impl Task {
                 let write = move |out: &mut dyn std::io::Write| {
                     write_task_snapshot(sections, out).map_err(|e| StorageError::Invalid(e.to_string()))
                 };
-                let event = match store.put_streamed(&path, write).await {
+                let upload = async {
+                    lease
+                        .check(&format!("checkpoint piece {path}"))
+                        .map_err(|e| StorageError::Invalid(e.to_string()))?;
+                    store.put_streamed(&path, write).await
+                };
+                let event = match upload.await {
                     Ok(bytes) => {
                         debug!(bytes, deltas = chain.len() - 1, "task state uploaded");
                         if let Some(last) = chain.last_mut() {
@@ -588,6 +609,8 @@ mod tests {
             pieces: Default::default(),
             pieces_epoch: None,
             fail_next_batch: false,
+            lease: Lease::unbounded(),
+            deployment: 0,
         };
         Harness { inputs: senders, output, events, handle: tokio::spawn(task.run()) }
     }

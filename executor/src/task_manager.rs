@@ -24,6 +24,7 @@ use crate::data_plane::{ChannelId, DataPlane};
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::OutputGate;
 use crate::expr::ExprCompiler;
+use crate::lease::Lease;
 use crate::message::Barrier;
 use crate::operators::filter::Filter;
 use crate::operators::hash_aggregate::HashAggregate;
@@ -63,6 +64,10 @@ pub struct TaskDescriptor {
     /// that process; every other channel is local.
     #[serde(default)]
     pub remote_outputs: BTreeMap<ChannelId, String>,
+    /// The deployment of the job this task is part of: unique across JobManager restarts,
+    /// it keeps the checkpoint pieces of different attempts apart.
+    #[serde(default)]
+    pub deployment: u64,
 }
 
 /// One input channel of a task and the vertex's input edge it carries.
@@ -164,6 +169,8 @@ pub struct LocalTaskManager {
     state: StateServices,
     /// The files `file` sources and sinks may use (none unless configured).
     files: FileAccess,
+    /// Whether this process may still write for its tasks' jobs (see `lease`).
+    lease: Arc<Lease>,
 }
 
 impl LocalTaskManager {
@@ -207,7 +214,15 @@ impl LocalTaskManager {
             tasks: Mutex::new(HashMap::new()),
             state: StateServices::default(),
             files: FileAccess::default(),
+            lease: Lease::unbounded(),
         }
+    }
+
+    /// Sinks write and checkpoints upload only while `lease` holds: the lease a TaskManager
+    /// process holds from the JobManager.
+    pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Other processes reach this TaskManager's input channels at `address`.
@@ -326,7 +341,9 @@ impl LocalTaskManager {
                 }
                 OperatorSpec::Sink { connector, options, .. } => {
                     let config = SinkConfig::parse(connector, options)?;
-                    operators.push(Box::new(Sink::new(&config, desc.id.subtask, &self.files)?));
+                    let sink =
+                        Sink::new(&config, desc.id.subtask, &self.files)?.with_lease(self.lease.clone());
+                    operators.push(Box::new(sink));
                 }
                 OperatorSpec::Materialize { view_id } => {
                     let view_states = self.view_states.clone().ok_or_else(|| {
@@ -412,6 +429,8 @@ impl TaskManager for LocalTaskManager {
             pieces: Default::default(),
             pieces_epoch: None,
             fail_next_batch: false,
+            lease: self.lease.clone(),
+            deployment: desc.deployment,
         };
         let events = self.events.clone();
         let id = desc.id;

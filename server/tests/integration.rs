@@ -10,6 +10,7 @@
 mod atomic_writes;
 mod clients;
 mod cluster;
+mod fencing;
 mod joins;
 mod recovery;
 mod slt;
@@ -92,6 +93,9 @@ fn main() {
         }),
         ("cluster::checkpoints_in_an_s3_compatible_store", || {
             Box::pin(cluster::checkpoints_in_an_s3_compatible_store())
+        }),
+        ("cluster::a_paused_taskmanager_writes_nothing_after_its_job_moved", || {
+            Box::pin(fencing::a_paused_taskmanager_writes_nothing_after_its_job_moved())
         }),
         ("cluster::a_taskmanager_without_the_secret_is_refused", || {
             Box::pin(cluster::a_taskmanager_without_the_secret_is_refused())

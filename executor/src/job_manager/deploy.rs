@@ -194,6 +194,8 @@ fn execution_graph(
         })
     };
     let mut plan = ExecutionGraph::default();
+    // Channel ids are unique across JobManager restarts: so is a number taken from them.
+    let deployment = ids.allocate();
     // channel[(consumer vertex, edge index)][(producer subtask, consumer subtask)]
     let mut edge_channels: BTreeMap<(usize, usize), BTreeMap<(usize, usize), ChannelId>> = BTreeMap::new();
     for vertex in &graph.vertices {
@@ -263,6 +265,7 @@ fn execution_graph(
                 restore: None,
                 checkpointed: false,
                 remote_outputs,
+                deployment,
             });
         }
         if let Some(SourceSpec::View { view_id, .. }) = &vertex.source {

@@ -9,6 +9,13 @@
 //!   file's length; a sink restored from it truncates the file back to that length (the rows
 //!   after it are replayed), so a recovered job writes each row once.
 //!
+//! While a file sink has its file open it holds an exclusive lock on it (`flock`), and it
+//! writes only while its TaskManager's [`Lease`] holds: a TaskManager that was paused past
+//! the heartbeat timeout, whose job restarted elsewhere, writes nothing when it resumes, and
+//! the new attempt opens the file only once the old one let go of it (a sink that finds its
+//! file locked fails, and its job tries again after the restart backoff). Two sinks writing
+//! to one file are refused the same way.
+//!
 //! A file sink may only write under `[file] allowed_dirs`: its path is checked at
 //! `CREATE SINK` ([`SinkConfig::check_access`]) and again whenever a sink opens its file
 //! (see `connectors::file_access`).
@@ -16,10 +23,12 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::sync::Arc;
 
 use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::connectors::{check_known_options, FileAccess, OptionError};
 use crate::error::{ExecError, ExecResult};
+use crate::lease::Lease;
 use crate::message::{Barrier, StreamBatch};
 
 /// A configured sink, checked at `CREATE SINK`.
@@ -85,6 +94,7 @@ impl SinkConfig {
 
 pub struct Sink {
     writer: Option<FileWriter>,
+    lease: Arc<Lease>,
 }
 
 struct FileWriter {
@@ -105,6 +115,7 @@ impl Sink {
                     n => format!("{path}.{n}"),
                 };
                 let file = access.open_append(&path)?;
+                lock(&file, &path)?;
                 let wrote_header = file.metadata().map(|m| m.len() > 0).unwrap_or(false);
                 Some(FileWriter {
                     path,
@@ -115,7 +126,47 @@ impl Sink {
                 })
             }
         };
-        Ok(Self { writer })
+        Ok(Self { writer, lease: Lease::unbounded() })
+    }
+
+    /// Writes only while `lease` holds.
+    pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    fn check_lease(&self) -> ExecResult<()> {
+        match &self.writer {
+            Some(writer) => self.lease.check(&format!("to sink file {}", writer.path)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Sink {
+    /// Rows still buffered are flushed on the way out, unless the lease ran out: then they
+    /// are dropped, since the job's next attempt owns the file.
+    fn drop(&mut self) {
+        if !self.lease.is_valid() {
+            if let Some(writer) = self.writer.take() {
+                let (_file, _unwritten) = writer.out.into_parts();
+            }
+        }
+    }
+}
+
+/// Takes the exclusive lock on a sink file, or says who may hold it.
+fn lock(file: &File, path: &str) -> ExecResult<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ExecError::Connector(format!(
+            "sink file {path} is in use by another writer: another sink writing to the same file, or the \
+             previous attempt of this job on a taskmanager that lost contact with the JobManager and has not \
+             stopped yet (the job tries again)"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(ExecError::Connector(format!("cannot lock sink file {path}: {e}")))
+        }
     }
 }
 
@@ -183,6 +234,7 @@ impl Operator for Sink {
         batch: StreamBatch,
         _out: &mut Vec<StreamBatch>,
     ) -> ExecResult<()> {
+        self.check_lease()?;
         if let Some(writer) = &mut self.writer {
             if batch.ops.as_ref().is_some_and(|ops| ops.values().iter().any(|&op| op < 0)) {
                 return Err(ExecError::Internal("file sink received a retraction".into()));
@@ -195,6 +247,7 @@ impl Operator for Sink {
     }
 
     fn on_barrier(&mut self, _barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        self.check_lease()?;
         match &mut self.writer {
             Some(writer) => writer.flush(),
             None => Ok(()),
@@ -206,6 +259,7 @@ impl Operator for Sink {
     /// only syncs the file to disk, off the data path, before the checkpoint can commit.
     /// A blackhole has no state.
     fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
+        self.check_lease()?;
         let Some(writer) = &mut self.writer else { return Ok(None) };
         let len = writer.flushed_len()?;
         let mut meta = Vec::with_capacity(10 + writer.path.len());
@@ -222,6 +276,7 @@ impl Operator for Sink {
     }
 
     fn restore(&mut self, meta: &[u8], _deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        self.check_lease()?;
         let Some(writer) = &mut self.writer else {
             return Err(ExecError::Internal("a blackhole sink keeps no state to restore".into()));
         };
@@ -400,6 +455,41 @@ mod tests {
         let expected_path = dir.path().join("expected.csv").display().to_string();
         let expected = uninterrupted(&expected_path, &file_config(&expected_path, "csv", true));
         assert_eq!(std::fs::read_to_string(&path).expect("read"), expected);
+    }
+
+    #[test]
+    fn a_sink_whose_lease_ran_out_writes_nothing_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv").display().to_string();
+        let config = file_config(&path, "csv", false);
+        let lease = Lease::valid_for(std::time::Duration::from_secs(60));
+        let mut sink = Sink::new(&config, 0, &anywhere()).expect("sink").with_lease(lease.clone());
+        write(&mut sink, numbers(0, 2));
+        barrier(&mut sink, 1);
+        write(&mut sink, numbers(2, 3));
+        // Once the JobManager may have given up on this process, no more rows are written,
+        // not even those still buffered when the sink is dropped.
+        lease.revoke();
+        let refused = sink.process_batch(0, numbers(3, 4), &mut vec![]).expect_err("fenced");
+        assert!(matches!(refused, ExecError::Fenced(_)), "{refused}");
+        assert!(matches!(sink.on_barrier(&Barrier::new(2), &mut vec![]), Err(ExecError::Fenced(_))));
+        assert!(matches!(sink.snapshot(false), Err(ExecError::Fenced(_))));
+        drop(sink);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "0,n0\n1,n1\n2,n2\n");
+    }
+
+    #[test]
+    fn a_sink_file_has_one_writer_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv").display().to_string();
+        let config = file_config(&path, "csv", false);
+        let first = Sink::new(&config, 0, &anywhere()).expect("sink");
+        let refused = Sink::new(&config, 0, &anywhere()).err().expect("locked");
+        assert!(refused.to_string().contains("in use by another writer"), "{refused}");
+        // Other subtasks write files of their own.
+        Sink::new(&config, 1, &anywhere()).expect("subtask 1");
+        drop(first);
+        Sink::new(&config, 0, &anywhere()).expect("free again");
     }
 
     #[test]
