@@ -42,6 +42,15 @@ pub fn subtask_of(key_group: usize, parallelism: usize) -> usize {
     key_group * parallelism / KEY_GROUPS as usize
 }
 
+/// The key groups subtask `subtask` of `parallelism` owns: those [`subtask_of`] maps to it.
+pub fn key_group_range(subtask: usize, parallelism: usize) -> std::ops::Range<u16> {
+    let parallelism = parallelism.max(1);
+    let total = KEY_GROUPS as usize;
+    // The smallest g with g * parallelism / total >= s.
+    let first = |s: usize| (s * total).div_ceil(parallelism).min(total) as u16;
+    first(subtask)..first(subtask + 1)
+}
+
 /// One output edge of a task: the consumers' channels and how rows are spread over them.
 pub struct OutputGate {
     partitioning: Partitioning,
@@ -121,6 +130,22 @@ mod tests {
 
     use super::*;
     use crate::operators::test_util::batch;
+
+    #[test]
+    fn key_group_ranges_are_what_the_exchange_routes_to_each_subtask() {
+        for parallelism in [1, 2, 3, 4, 7, 128] {
+            let mut next = 0u16;
+            for subtask in 0..parallelism {
+                let range = key_group_range(subtask, parallelism);
+                assert_eq!(range.start, next, "ranges tile the key groups");
+                for group in range.clone() {
+                    assert_eq!(subtask_of(group as usize, parallelism), subtask);
+                }
+                next = range.end;
+            }
+            assert_eq!(next as usize, KEY_GROUPS as usize);
+        }
+    }
 
     #[test]
     fn equal_keys_land_in_equal_key_groups() {

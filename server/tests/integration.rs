@@ -23,7 +23,7 @@ type TestFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
 type TestFn = fn() -> TestFuture;
 type Test = Box<dyn FnOnce() -> TestFuture>;
 
-/// `.slt` files not also run against a JobManager with two TaskManagers, and why.
+/// `.slt` files not also run against a JobManager with three TaskManagers, and why.
 const NOT_ON_CLUSTER: [(&str, &str); 1] = [(
     "streaming_lifecycle",
     "counts the vertices of a job in weir_catalog.tasks, where a cluster shows the view's materialize as a \

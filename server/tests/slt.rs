@@ -63,8 +63,8 @@ pub async fn run_file_on(path: PathBuf, complete: bool, target: Target) -> Resul
             (Some(TestServer::start_with(&dir.path().join("data"), &args)), None)
         }
         Target::Cluster => {
-            let cluster = TestCluster::start(dir.path(), 2, CLUSTER_SLOTS, Some(&config));
-            cluster.wait_for_taskmanagers(2).await?;
+            let cluster = TestCluster::start(dir.path(), 3, CLUSTER_SLOTS, Some(&config));
+            cluster.wait_for_taskmanagers(3).await?;
             (None, Some(cluster))
         }
     };

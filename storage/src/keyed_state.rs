@@ -160,6 +160,17 @@ pub trait KeyedStateBackend: Send + Sync {
     /// of the snapshot: restore again, or drop the namespace, before using them.
     fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()>;
 
+    /// Adds the snapshot's entries of the key groups in `keep` to `ns` and skips the rest:
+    /// a subtask's share of an old subtask's snapshot after a rescale. Nothing is replaced,
+    /// so the shares of several snapshots add up; `ns` should start empty. Returns how many
+    /// entries were added.
+    fn restore_within(
+        &self,
+        ns: StateNamespace,
+        input: &mut dyn Read,
+        keep: Range<u16>,
+    ) -> StorageResult<u64>;
+
     /// Removes every entry of `ns` (its job was dropped).
     fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()>;
 
@@ -191,6 +202,32 @@ fn check_groups(groups: &Range<u16>) -> StorageResult<()> {
         true => Ok(()),
         false => Err(StorageError::Invalid(format!("key groups {groups:?} are outside 0..{KEY_GROUPS}"))),
     }
+}
+
+/// Reads a snapshot's entries (after its header, which said they are in `groups`) of the
+/// key groups in `keep`, as stored keys of `ns` and values.
+fn read_entries_within(
+    ns: StateNamespace,
+    input: &mut dyn Read,
+    groups: &Range<u16>,
+    keep: &Range<u16>,
+) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let prefix = ns.prefix();
+    let mut entries = Vec::new();
+    read_snapshot_entries(input, groups, |group_and_key, value| {
+        if in_groups(&group_and_key, keep) {
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(&group_and_key);
+            entries.push((key, value));
+        }
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// Whether a snapshot entry (key group, then key) is in `groups`.
+fn in_groups(group_and_key: &[u8], groups: &Range<u16>) -> bool {
+    group_and_key.get(..2).is_some_and(|g| groups.contains(&u16::from_be_bytes([g[0], g[1]])))
 }
 
 fn split_key(stored: &[u8]) -> Option<(u16, &[u8])> {
@@ -360,17 +397,26 @@ impl KeyedStateBackend for InMemoryStateBackend {
     /// Collects the entries first and swaps them in under one lock: the state is in memory
     /// anyway, and the swap is all or nothing.
     fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()> {
-        let prefix = ns.prefix();
-        let mut entries = Vec::new();
         let groups = read_snapshot_header(input)?;
-        read_snapshot_entries(input, &groups, |group_and_key, value| {
-            let mut key = prefix.to_vec();
-            key.extend_from_slice(&group_and_key);
-            entries.push((key, value));
-            Ok(())
-        })?;
+        let entries = read_entries_within(ns, input, &groups, &groups)?;
         let (from, to) = ns.bounds(&groups);
         self.replace_range(&from, &to, entries)
+    }
+
+    fn restore_within(
+        &self,
+        ns: StateNamespace,
+        input: &mut dyn Read,
+        keep: Range<u16>,
+    ) -> StorageResult<u64> {
+        let groups = read_snapshot_header(input)?;
+        let entries = read_entries_within(ns, input, &groups, &keep)?;
+        let added = entries.len() as u64;
+        let mut map = self.entries.write().map_err(|_| invalid("state lock poisoned"))?;
+        for (key, value) in entries {
+            map.insert(key, Arc::from(value));
+        }
+        Ok(added)
     }
 
     fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
@@ -430,6 +476,64 @@ pub struct RocksDbStateBackend {
 }
 
 impl RocksDbStateBackend {
+    /// Writes the snapshot entries of key groups `keep` (the rest of the stream, whose
+    /// header said `groups`) into SST files of bounded size and ingests them; returns how
+    /// many entries were written.
+    fn ingest(
+        &self,
+        ns: StateNamespace,
+        input: &mut dyn Read,
+        groups: &Range<u16>,
+        keep: &Range<u16>,
+    ) -> StorageResult<u64> {
+        let cf = self.cf()?;
+        let prefix = ns.prefix();
+        let mut kept = 0u64;
+        let mut files = Vec::new();
+        let mut writer: Option<SstFileWriter<'_>> = None;
+        let mut key = Vec::new();
+        let result = read_snapshot_entries(input, groups, |group_and_key, value| {
+            if !in_groups(&group_and_key, keep) {
+                return Ok(());
+            }
+            kept += 1;
+            if writer.as_ref().is_none_or(|w| w.file_size() >= RESTORE_SST_BYTES) {
+                if let Some(mut full) = writer.take() {
+                    full.finish()?;
+                }
+                let n = self.restores.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let path = self.dir.join(format!("restore-{n}.sst"));
+                let fresh = SstFileWriter::create(&self.cf_options);
+                fresh.open(&path)?;
+                files.push(path);
+                writer = Some(fresh);
+            }
+            key.clear();
+            key.extend_from_slice(&prefix);
+            key.extend_from_slice(&group_and_key);
+            match writer.as_mut() {
+                Some(w) => Ok(w.put(&key, &value)?),
+                None => Err(invalid("no SST writer")),
+            }
+        });
+        let result = result.and_then(|()| match writer.take() {
+            Some(mut last) => Ok(last.finish()?),
+            None => Ok(()),
+        });
+        let result = result.and_then(|()| {
+            if files.is_empty() {
+                return Ok(());
+            }
+            let mut options = IngestExternalFileOptions::default();
+            options.set_move_files(true);
+            Ok(self.db.ingest_external_file_cf_opts(cf, &options, files.clone())?)
+        });
+        for file in &files {
+            let _ = std::fs::remove_file(file); // moved when ingested; leftovers on failure
+        }
+        result.map(|()| kept)
+    }
+
     pub fn open(dir: &Path, tuning: &RocksDbStateOptions) -> StorageResult<Self> {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
@@ -586,52 +690,22 @@ impl KeyedStateBackend for RocksDbStateBackend {
     /// into SST files of bounded size and ingested, bypassing the memtable, the write path
     /// and compactions of L0 (a bulk load, several times faster than write batches).
     fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()> {
-        let cf = self.cf()?;
-        let prefix = ns.prefix();
         let groups = read_snapshot_header(input)?;
         let (from, to) = ns.bounds(&groups);
         let mut wb = WriteBatch::default();
-        wb.delete_range_cf(cf, &from, &to);
+        wb.delete_range_cf(self.cf()?, &from, &to);
         self.write_unlogged(wb)?;
-        let mut files = Vec::new();
-        let mut writer: Option<SstFileWriter<'_>> = None;
-        let mut key = Vec::new();
-        let result = read_snapshot_entries(input, &groups, |group_and_key, value| {
-            if writer.as_ref().is_none_or(|w| w.file_size() >= RESTORE_SST_BYTES) {
-                if let Some(mut full) = writer.take() {
-                    full.finish()?;
-                }
-                let n = self.restores.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let path = self.dir.join(format!("restore-{n}.sst"));
-                let fresh = SstFileWriter::create(&self.cf_options);
-                fresh.open(&path)?;
-                files.push(path);
-                writer = Some(fresh);
-            }
-            key.clear();
-            key.extend_from_slice(&prefix);
-            key.extend_from_slice(&group_and_key);
-            match writer.as_mut() {
-                Some(w) => Ok(w.put(&key, &value)?),
-                None => Err(invalid("no SST writer")),
-            }
-        });
-        let result = result.and_then(|()| match writer.take() {
-            Some(mut last) => Ok(last.finish()?),
-            None => Ok(()),
-        });
-        let result = result.and_then(|()| {
-            if files.is_empty() {
-                return Ok(());
-            }
-            let mut options = IngestExternalFileOptions::default();
-            options.set_move_files(true);
-            Ok(self.db.ingest_external_file_cf_opts(cf, &options, files.clone())?)
-        });
-        for file in &files {
-            let _ = std::fs::remove_file(file); // moved when ingested; leftovers on failure
-        }
-        result
+        self.ingest(ns, input, &groups, &groups).map(|_| ())
+    }
+
+    fn restore_within(
+        &self,
+        ns: StateNamespace,
+        input: &mut dyn Read,
+        keep: Range<u16>,
+    ) -> StorageResult<u64> {
+        let groups = read_snapshot_header(input)?;
+        self.ingest(ns, input, &groups, &keep)
     }
 
     fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
@@ -735,6 +809,42 @@ mod tests {
             assert!(scan_all(b, NS, 0..KEY_GROUPS, b"").is_empty());
             assert!(scan_all(b, OTHER, 0..KEY_GROUPS, b"").is_empty());
             assert_eq!(scan_all(b, next_job, 0..KEY_GROUPS, b""), ["0:kept=1"]);
+        });
+    }
+
+    #[test]
+    fn a_rescaled_subtask_restores_only_its_key_groups_from_each_snapshot() {
+        both(|b| {
+            // Two old subtasks: key groups 0..5 and 5..10, ten keys in each group.
+            let old = [StateNamespace { subtask: 0, ..NS }, StateNamespace { subtask: 1, ..NS }];
+            let mut images = Vec::new();
+            for (i, ns) in old.iter().enumerate() {
+                let mut batch = StateWriteBatch::default();
+                for g in (i as u16 * 5)..(i as u16 * 5 + 5) {
+                    for k in 0..10 {
+                        batch.put(g, format!("k{k}"), format!("{g}"));
+                    }
+                }
+                b.write(*ns, batch).expect("write");
+                let mut image = Vec::new();
+                b.snapshot(*ns, (i as u16 * 5)..(i as u16 * 5 + 5), &mut image).expect("snapshot");
+                images.push(image);
+            }
+            // The new subtask owns key groups 3..8: parts of both. What its namespace holds
+            // stays (it should start empty).
+            let new = StateNamespace { subtask: 7, ..NS };
+            let mut before = StateWriteBatch::default();
+            before.put(9, "elsewhere", "y");
+            b.write(new, before).expect("write");
+            let kept: u64 = images
+                .iter()
+                .map(|image| b.restore_within(new, &mut image.as_slice(), 3..8).expect("restore"))
+                .sum();
+            assert_eq!(kept, 50);
+            assert_eq!(scan_all(b, new, 3..8, b"").len(), 50);
+            assert!(scan_all(b, new, 0..3, b"").is_empty());
+            assert_eq!(b.get(new, 9, b"elsewhere").expect("get"), Some(b"y".to_vec()));
+            assert_eq!(b.get(new, 6, b"k3").expect("get"), Some(b"6".to_vec()));
         });
     }
 

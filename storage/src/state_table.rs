@@ -346,6 +346,18 @@ impl StateTable {
         self.backend_has_more = true;
         Ok(())
     }
+
+    /// Adds the entries of key groups `keep` of a snapshot (another subtask's, before a
+    /// rescale) to the table; see [`KeyedStateBackend::restore_within`]. Called once per
+    /// snapshot the subtask's key groups came from, on a new table (an empty namespace).
+    pub fn restore_within(&mut self, input: &mut dyn Read, keep: std::ops::Range<u16>) -> StorageResult<u64> {
+        if !self.slots.is_empty() || !self.pending.is_empty() {
+            return Err(crate::StorageError::Invalid("a state table restored while it holds entries".into()));
+        }
+        let kept = self.backend.restore_within(self.namespace, input, keep)?;
+        self.backend_has_more = true;
+        Ok(kept)
+    }
 }
 
 fn wall_clock_ms() -> u64 {
@@ -398,6 +410,14 @@ mod tests {
         }
         fn restore(&self, ns: StateNamespace, input: &mut dyn Read) -> StorageResult<()> {
             self.inner.restore(ns, input)
+        }
+        fn restore_within(
+            &self,
+            ns: StateNamespace,
+            input: &mut dyn Read,
+            keep: Range<u16>,
+        ) -> StorageResult<u64> {
+            self.inner.restore_within(ns, input, keep)
         }
         fn drop_namespace(&self, ns: StateNamespace) -> StorageResult<()> {
             self.inner.drop_namespace(ns)

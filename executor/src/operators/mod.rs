@@ -96,4 +96,45 @@ pub trait Operator: Send {
     fn restore(&mut self, _meta: &[u8], _deferred: Option<&mut dyn std::io::Read>) -> ExecResult<()> {
         Err(ExecError::Internal(format!("{} keeps no state to restore", self.name())))
     }
+
+    /// Like [`Self::restore`], after a rescale: called with the snapshots of every old
+    /// subtask `scope` names (each old subtask's chain of snapshots oldest first, one old
+    /// subtask after another), of which the operator keeps its new subtask's share, the
+    /// state of the key groups in `scope.key_groups`. Nothing is replaced: the old
+    /// subtasks' key groups never overlap, so the shares add up.
+    fn restore_rescaled(
+        &mut self,
+        _meta: &[u8],
+        _deferred: Option<&mut dyn std::io::Read>,
+        _scope: &RescaleScope,
+    ) -> ExecResult<()> {
+        Err(ExecError::Internal(format!("{} cannot be rescaled", self.name())))
+    }
+}
+
+/// Which share of an old subtask's snapshot a subtask restores after a rescale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescaleScope {
+    /// The old subtask whose snapshot this is.
+    pub old_subtask: usize,
+    /// The restoring subtask, and how many there are now.
+    pub subtask: usize,
+    pub parallelism: usize,
+    /// The key groups the restoring subtask owns.
+    pub key_groups: std::ops::Range<u16>,
+    /// Whether this is the last snapshot of the old subtask's chain (counters in `meta`
+    /// are totals, so they are added once, from the last).
+    pub last_piece: bool,
+}
+
+impl RescaleScope {
+    pub fn new(old_subtask: usize, subtask: usize, parallelism: usize) -> Self {
+        let key_groups = crate::exchange::key_group_range(subtask, parallelism);
+        Self { old_subtask, subtask, parallelism, key_groups, last_piece: true }
+    }
+
+    /// Whether this subtask owns key group `group`.
+    pub fn owns(&self, group: usize) -> bool {
+        group < u16::MAX as usize && self.key_groups.contains(&(group as u16))
+    }
 }

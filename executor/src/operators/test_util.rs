@@ -48,3 +48,29 @@ pub fn assert_output(batches: &[StreamBatch], expected: &[&str]) {
     let actual = format(batches);
     assert_eq!(actual, expected, "\nactual:\n{}\n", actual.join("\n"));
 }
+
+/// The rows of `batch` that the hash exchange on `keys` sends to each of `parallelism`
+/// subtasks, as it would route them.
+pub fn route(batch: &StreamBatch, keys: &[usize], parallelism: usize) -> Vec<StreamBatch> {
+    let groups = crate::exchange::key_groups(batch, keys).expect("key groups");
+    (0..parallelism)
+        .map(|subtask| {
+            let mask: arrow::array::BooleanArray = groups
+                .iter()
+                .map(|&g| Some(crate::exchange::subtask_of(g, parallelism) == subtask))
+                .collect();
+            batch.filter(&mask).expect("filter")
+        })
+        .collect()
+}
+
+/// Applies a changelog's rows to a multiset of printed rows (what a view holds).
+pub fn apply(view: &mut std::collections::BTreeMap<String, i64>, out: &[StreamBatch]) {
+    for line in format(out).iter().filter(|l| l.starts_with("| +") || l.starts_with("| -")) {
+        let weight = if line.starts_with("| +") { 1 } else { -1 };
+        // Cells without the padding, which depends on the other rows of the table.
+        let row: Vec<&str> = line[4..].split('|').map(str::trim).collect();
+        *view.entry(row.join("|")).or_default() += weight;
+    }
+    view.retain(|_, n| *n != 0);
+}

@@ -480,6 +480,15 @@ impl Operator for HashAggregate {
     fn restore(&mut self, meta: &[u8], deferred: Option<&mut dyn std::io::Read>) -> ExecResult<()> {
         self.restore_state(meta, deferred)
     }
+
+    fn restore_rescaled(
+        &mut self,
+        meta: &[u8],
+        deferred: Option<&mut dyn std::io::Read>,
+        scope: &super::RescaleScope,
+    ) -> ExecResult<()> {
+        self.restore_rescaled_state(meta, deferred, scope)
+    }
 }
 
 impl HashAggregate {
@@ -1020,6 +1029,9 @@ mod tests {
     };
     use weir_storage::state_table::StateTableOptions;
 
+    use crate::operators::test_util::{apply, route};
+    use crate::operators::RescaleScope;
+
     const NS: StateNamespace = StateNamespace { job: 1, vertex: 0, subtask: 0, operator_index: 0 };
 
     fn keyed(op: HashAggregate, backend: &Arc<dyn KeyedStateBackend>, cache: usize) -> HashAggregate {
@@ -1070,15 +1082,6 @@ mod tests {
         let mut copy = restored(sum_max_op(), &memory(), usize::MAX, &cp);
         assert_eq!(format(&epoch(&mut copy, later, 2)), format(&expected));
         assert_eq!(copy.state_rows(), op.state_rows());
-    }
-
-    /// Applies a changelog's printed rows to a multiset of rows.
-    fn apply(view: &mut std::collections::BTreeMap<String, i64>, out: &[StreamBatch]) {
-        for line in format(out).iter().filter(|l| l.starts_with("| +") || l.starts_with("| -")) {
-            let weight = if line.starts_with("| +") { 1 } else { -1 };
-            *view.entry(line[4..].to_string()).or_default() += weight;
-        }
-        view.retain(|_, n| *n != 0);
     }
 
     /// Feeds `batches` then a barrier, allowing early emission; returns everything emitted.
@@ -1200,6 +1203,96 @@ mod tests {
             copy.on_watermark(i64::MAX, &mut b).unwrap();
             assert_eq!(format(&b), format(&a), "windowed {windowed_op}");
             assert_eq!(copy.late_rows(), op.late_rows());
+        }
+    }
+
+    /// Rescales `old` subtasks (each with its checkpoint chain) to `new` subtasks made by
+    /// `fresh`: every new subtask restores its share of every old chain.
+    fn rescaled(
+        chains: &[Vec<(Vec<u8>, Vec<u8>)>],
+        new: usize,
+        fresh: impl Fn(usize) -> HashAggregate,
+    ) -> Vec<HashAggregate> {
+        (0..new)
+            .map(|subtask| {
+                // Namespaces of their own, empty, as a TaskManager gives a rescaled task.
+                let mut op = fresh(10 + subtask);
+                for (old, chain) in chains.iter().enumerate() {
+                    for (i, (meta, state)) in chain.iter().enumerate() {
+                        let scope = RescaleScope {
+                            last_piece: i + 1 == chain.len(),
+                            ..RescaleScope::new(old, subtask, new)
+                        };
+                        op.restore_rescaled(meta, Some(&mut state.as_slice()), &scope).unwrap();
+                    }
+                }
+                op
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rescaled_aggregate_gives_the_view_an_unrescaled_one_gives() {
+        // In memory (with delta snapshots), windowed, and in a backend with a small cache.
+        for case in ["memory", "windowed", "backend"] {
+            let dir = tempfile::tempdir().unwrap();
+            let rocks: Arc<dyn KeyedStateBackend> =
+                Arc::new(RocksDbStateBackend::open(dir.path(), &Default::default()).unwrap());
+            let fresh = |subtask: usize| match case {
+                "windowed" => windowed(false),
+                "backend" => sum_max_op().with_state(StateTable::new(
+                    Arc::clone(&rocks),
+                    StateNamespace { subtask: subtask as u16, ..NS },
+                    StateTableOptions::cached(4),
+                )),
+                _ => sum_max_op(),
+            };
+            let input = |i: i64| match case {
+                "windowed" => ends(vec![10 + i, 10 + i, 12 + i, 30, 11 + i], vec![i, 2 * i, 3, i, 5]),
+                _ => {
+                    let retract = kv(vec![Some("k7")], vec![Some(7 + i * 100)], Some(vec![-1]));
+                    StreamBatch::concat(&[keys_and_values(40 + i, i * 100), retract]).unwrap().unwrap()
+                }
+            };
+            let mut reference = fresh(9);
+            let mut expected = std::collections::BTreeMap::new();
+            let mut view = std::collections::BTreeMap::new();
+            let feed = |op: &mut HashAggregate, batch: StreamBatch, epoch: u64, watermark: i64| {
+                let mut out = vec![];
+                op.process_batch(0, batch, &mut out).unwrap();
+                if case == "windowed" {
+                    op.on_watermark(watermark, &mut out).unwrap();
+                }
+                op.on_barrier(&Barrier::new(epoch), &mut out).unwrap();
+                out
+            };
+            // Two subtasks, three checkpoints each (deltas after the first, in memory).
+            let mut old: Vec<HashAggregate> = (0..2).map(fresh).collect();
+            let mut chains = vec![Vec::new(), Vec::new()];
+            for i in 0..3i64 {
+                let watermark = (10 + i) * S;
+                apply(&mut expected, &feed(&mut reference, input(i), i as u64 + 1, watermark));
+                for (subtask, part) in route(&input(i), &[0], 2).into_iter().enumerate() {
+                    apply(&mut view, &feed(&mut old[subtask], part, i as u64 + 1, watermark));
+                    chains[subtask].push(written(old[subtask].snapshot(i > 0).unwrap().expect("stateful")));
+                }
+            }
+            let chains: Vec<Vec<(Vec<u8>, Vec<u8>)>> =
+                chains.into_iter().map(|c| c.into_iter().map(|(m, s, _)| (m, s)).collect()).collect();
+            drop(old);
+            assert_eq!(view, expected, "{case} before the rescale");
+            // Rescaled to three, then fed the same input as the reference.
+            let mut new = rescaled(&chains, 3, fresh);
+            for i in 3..6i64 {
+                let watermark = if i == 5 { i64::MAX } else { (10 + i) * S };
+                apply(&mut expected, &feed(&mut reference, input(i), i as u64 + 1, watermark));
+                for (subtask, part) in route(&input(i), &[0], 3).into_iter().enumerate() {
+                    apply(&mut view, &feed(&mut new[subtask], part, i as u64 + 1, watermark));
+                }
+            }
+            assert_eq!(view, expected, "{case} after the rescale");
+            let late: u64 = new.iter().map(|op| op.late_rows()).sum();
+            assert_eq!(late, reference.late_rows(), "{case}");
         }
     }
 }

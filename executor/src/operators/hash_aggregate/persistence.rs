@@ -301,6 +301,73 @@ impl HashAggregate {
         Ok(table.restore(input)?)
     }
 
+    /// This subtask's share of an old subtask's snapshot after a rescale: its groups of the
+    /// key groups the subtask owns are added (in memory, or to the backend), the watermark
+    /// is the highest restored (all subtasks see the same watermarks, so they agree), and the
+    /// late-row counts add up.
+    pub(super) fn restore_rescaled_state(
+        &mut self,
+        meta: &[u8],
+        deferred: Option<&mut dyn Read>,
+        scope: &crate::operators::RescaleScope,
+    ) -> ExecResult<()> {
+        let (kind, mut rest) = meta.split_first().ok_or_else(|| corrupt("empty meta"))?;
+        let watermark = take_i64(&mut rest)?;
+        let late_rows = take_i64(&mut rest)? as u64;
+        self.watermark = self.watermark.max(watermark);
+        if scope.last_piece {
+            self.late_rows += late_rows;
+        }
+        let input = deferred.ok_or_else(|| corrupt("no groups in the snapshot"))?;
+        if let Some(table) = &mut self.state_table {
+            if *kind != FULL {
+                return Err(corrupt("a delta snapshot for state in a backend"));
+            }
+            table.restore_within(input, scope.key_groups.clone())?;
+            return Ok(());
+        }
+        let mut input = std::io::BufReader::new(input);
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        let mut loaded = Vec::new();
+        loop {
+            match read_u8(&mut input)? {
+                END => break,
+                PUT => {
+                    read_bytes(&mut input, &mut key)?;
+                    read_bytes(&mut input, &mut value)?;
+                    // A group already loaded from an earlier piece is owned and indexed.
+                    let (slot, created) = self.load_group(&key, &value)?;
+                    if created {
+                        loaded.push(slot);
+                    }
+                }
+                REMOVE => {
+                    read_bytes(&mut input, &mut key)?;
+                    if let Some(&slot) = self.slots.get(&key[..]) {
+                        self.free_slot(slot);
+                    }
+                }
+                _ => return Err(corrupt("unknown entry")),
+            }
+        }
+        // Slots freed by a later entry (and maybe reused) are counted once, if still used.
+        loaded.sort_unstable();
+        loaded.dedup();
+        loaded.retain(|&slot| !self.keys[slot as usize].is_empty());
+        // Groups of other subtasks' key groups go again.
+        let groups = self.key_groups_of(&loaded)?;
+        let mut kept = Vec::with_capacity(loaded.len());
+        for (slot, group) in loaded.into_iter().zip(groups) {
+            match scope.owns(group as usize) {
+                true => kept.push(slot),
+                false => self.free_slot(slot),
+            }
+        }
+        let track = self.writes_deltas_in_memory();
+        self.changed_groups.reset(track);
+        self.reindex_open_windows(&kept)
+    }
+
     /// The operator's meta: whether the snapshot is full or a delta, its watermark and its
     /// late-row count.
     fn snapshot_meta(&self, kind: u8) -> Vec<u8> {
