@@ -329,16 +329,17 @@ impl KeyedRows {
         &mut self,
         backend: &dyn KeyedStateBackend,
         ns: StateNamespace,
-        total_rows: u64,
+        total_rows: Option<u64>,
     ) -> ExecResult<()> {
         self.keys.clear();
         self.dirty_keys.clear();
         self.by_expiry.clear();
         self.cached_rows = 0;
-        self.total_rows = total_rows;
         self.backend_has_more = true;
         let mut by_expiry: BTreeMap<i64, Vec<Box<[u8]>>> = BTreeMap::new();
+        let mut counted = 0u64;
         backend.scan(ns, 0..weir_plan::KEY_GROUPS, &[self.side], &mut |_, stored, value| {
+            counted += 1;
             let key = stored
                 .get(1..5)
                 .and_then(|l| l.try_into().ok())
@@ -356,6 +357,8 @@ impl KeyedRows {
             true
         })?;
         self.by_expiry = by_expiry;
+        // Every stored entry is one distinct row.
+        self.total_rows = total_rows.unwrap_or(counted);
         Ok(())
     }
 
@@ -513,7 +516,7 @@ mod tests {
         assert_eq!(rows(&side, b"k2"), vec![(b"row-a".to_vec(), 2, 1), (b"row-b".to_vec(), 1, 0)]);
         // The same key bytes on the other side are another entry.
         let mut other = KeyedRows::new(1);
-        other.reset_to_backend(&backend, NS, 0).unwrap();
+        other.reset_to_backend(&backend, NS, Some(0)).unwrap();
         assert!(other.load(&backend, NS, 3, b"k1").unwrap().rows.is_empty());
     }
 
@@ -530,7 +533,7 @@ mod tests {
         let mut batch = StateWriteBatch::default();
         side.flush(&mut batch);
         backend.write(NS, batch).unwrap();
-        side.reset_to_backend(&backend, NS, 0).unwrap();
+        side.reset_to_backend(&backend, NS, Some(0)).unwrap();
         assert!(side.load(&backend, NS, 0, b"k").unwrap().rows.is_empty());
         assert!(side.apply(b"k", b"r", -1, 0, i64::MAX).is_err());
     }

@@ -30,6 +30,11 @@ use crate::error::{ExecError, ExecResult};
 use crate::message::{StreamBatch, OP_DELETE};
 use crate::state_codec;
 
+/// Held rows per key: (event time, the full input row).
+type HeldRows = HashMap<Arc<[u8]>, Vec<(i64, OwnedRow)>, RandomState>;
+/// `ts + gap` of held rows -> keys to re-examine once the watermark reaches it.
+type Deadlines = BTreeMap<i64, Vec<Arc<[u8]>>>;
+
 pub struct SessionWindow {
     gap: i64,
     time_column: usize,
@@ -38,10 +43,8 @@ pub struct SessionWindow {
     time_type: arrow::datatypes::DataType,
     key_converter: RowConverter,
     row_converter: RowConverter,
-    /// Held rows per key: (event time, the full input row).
-    held: HashMap<Arc<[u8]>, Vec<(i64, OwnedRow)>, RandomState>,
-    /// `ts + gap` of held rows -> keys to re-examine once the watermark reaches it.
-    deadlines: BTreeMap<i64, Vec<Arc<[u8]>>>,
+    held: HeldRows,
+    deadlines: Deadlines,
     held_rows: u64,
     watermark: i64,
     late_rows: u64,
@@ -221,24 +224,67 @@ impl Operator for SessionWindow {
         Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
     }
 
-    fn restore(&mut self, mut meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
-        let version = take(&mut meta, 1)?[0];
-        if version != SNAPSHOT_VERSION {
-            return Err(corrupt(&format!("unknown snapshot version {version}")));
-        }
-        let gap = take_i64(&mut meta)?;
-        if gap != self.gap {
-            return Err(corrupt(&format!("the snapshot has a gap of {gap}, the operator {}", self.gap)));
-        }
-        let watermark = take_i64(&mut meta)?;
-        let late_rows = take_i64(&mut meta)? as u64;
-        if !meta.is_empty() {
-            return Err(corrupt("trailing bytes in meta"));
-        }
+    fn restore(&mut self, meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
+        let (watermark, late_rows) = self.read_meta(meta)?;
         let input = deferred.ok_or_else(|| corrupt("no held rows in the snapshot"))?;
-        self.decode_state(&mut std::io::BufReader::new(input))?;
+        let (held, deadlines, held_rows) = self.decode_state(&mut std::io::BufReader::new(input))?;
+        self.held = held;
+        self.deadlines = deadlines;
+        self.held_rows = held_rows;
         self.watermark = watermark;
         self.late_rows = late_rows;
+        Ok(())
+    }
+
+    /// The keys of the key groups this subtask owns now, with their rows and deadlines, join
+    /// those already restored.
+    fn restore_rescaled(
+        &mut self,
+        meta: &[u8],
+        deferred: Option<&mut dyn Read>,
+        scope: &super::RescaleScope,
+    ) -> ExecResult<()> {
+        let (watermark, late_rows) = self.read_meta(meta)?;
+        let input = deferred.ok_or_else(|| corrupt("no held rows in the snapshot"))?;
+        let (held, deadlines, _) = self.decode_state(&mut std::io::BufReader::new(input))?;
+        let keys: Vec<Arc<[u8]>> = held.keys().cloned().collect();
+        let parser = self.key_converter.parser();
+        let columns = self.key_converter.convert_rows(keys.iter().map(|k| parser.parse(k)))?;
+        let fields: Vec<_> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| arrow::datatypes::Field::new(format!("k{i}"), c.data_type().clone(), true))
+            .collect();
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(keys.len()));
+        let batch = arrow::array::RecordBatch::try_new_with_options(
+            Arc::new(arrow::datatypes::Schema::new(fields)),
+            columns,
+            &options,
+        )?;
+        let all: Vec<usize> = (0..self.keys.len()).collect();
+        let groups = crate::exchange::key_groups(&StreamBatch::inserts(batch), &all)?;
+        let mut held = held;
+        let mut owned = std::collections::HashSet::new();
+        for (key, group) in keys.into_iter().zip(groups) {
+            if let Some(rows) = held.remove(&key) {
+                if scope.owns(group) {
+                    self.held_rows += rows.len() as u64;
+                    owned.insert(Arc::clone(&key));
+                    if self.held.insert(key, rows).is_some() {
+                        return Err(corrupt("a key held by two subtasks"));
+                    }
+                }
+            }
+        }
+        for (deadline, keys) in deadlines {
+            let keys = keys.into_iter().filter(|k| owned.contains(k));
+            self.deadlines.entry(deadline).or_default().extend(keys);
+        }
+        self.deadlines.retain(|_, keys| !keys.is_empty());
+        self.watermark = self.watermark.max(watermark);
+        if scope.last_piece {
+            self.late_rows += late_rows;
+        }
         Ok(())
     }
 }
@@ -276,10 +322,28 @@ impl SessionWindow {
         Ok(out)
     }
 
-    /// Replaces the held rows and the deadline index with what [`Self::encode_state`] wrote.
-    fn decode_state(&mut self, input: &mut impl Read) -> ExecResult<()> {
+    /// The watermark and late-row count of a snapshot's meta, checked against this operator.
+    fn read_meta(&self, mut meta: &[u8]) -> ExecResult<(i64, u64)> {
+        let version = take(&mut meta, 1)?[0];
+        if version != SNAPSHOT_VERSION {
+            return Err(corrupt(&format!("unknown snapshot version {version}")));
+        }
+        let gap = take_i64(&mut meta)?;
+        if gap != self.gap {
+            return Err(corrupt(&format!("the snapshot has a gap of {gap}, the operator {}", self.gap)));
+        }
+        let watermark = take_i64(&mut meta)?;
+        let late_rows = take_i64(&mut meta)? as u64;
+        if !meta.is_empty() {
+            return Err(corrupt("trailing bytes in meta"));
+        }
+        Ok((watermark, late_rows))
+    }
+
+    /// The held rows, the deadline index and the row count [`Self::encode_state`] wrote.
+    fn decode_state(&self, input: &mut impl Read) -> ExecResult<(HeldRows, Deadlines, u64)> {
         let parser = self.row_converter.parser();
-        let mut held: HashMap<Arc<[u8]>, Vec<(i64, OwnedRow)>, RandomState> = HashMap::default();
+        let mut held: HeldRows = HashMap::default();
         let mut held_rows = 0u64;
         for _ in 0..read_u64(input)? {
             let key: Arc<[u8]> = read_bytes(input)?.into();
@@ -295,7 +359,7 @@ impl SessionWindow {
                 return Err(corrupt("a key held twice"));
             }
         }
-        let mut deadlines: BTreeMap<i64, Vec<Arc<[u8]>>> = BTreeMap::new();
+        let mut deadlines: Deadlines = BTreeMap::new();
         for _ in 0..read_u64(input)? {
             let deadline = read_u64(input)? as i64;
             let count = read_u64(input)?;
@@ -315,10 +379,7 @@ impl SessionWindow {
         if input.read(&mut [0u8; 1]).map_err(io)? != 0 {
             return Err(corrupt("trailing bytes after the deadlines"));
         }
-        self.held = held;
-        self.deadlines = deadlines;
-        self.held_rows = held_rows;
-        Ok(())
+        Ok((held, deadlines, held_rows))
     }
 }
 
@@ -549,5 +610,74 @@ mod tests {
         let ends = b.column(3).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(b.num_rows(), 3);
         assert!(ends.values().iter().all(|&e| e == 13 * S), "one session [0, 13)");
+    }
+
+    #[test]
+    fn a_rescaled_operator_emits_what_an_unrescaled_one_does() {
+        use crate::operators::test_util::{apply, route};
+        use crate::operators::RescaleScope;
+        let a = named_rows(
+            vec![1, 2, 1, 2, 4, 2, 5, 6, 7, 8],
+            vec!["a", "bb", "c", "dd", "e", "ff", "g", "h", "i", "j"],
+            vec![6, 2, 14, 6, 3, 7, 30, 9, 9, 10],
+        );
+        let schema = a.data.schema();
+        let fresh = || SessionWindow::new(5 * S, 2, vec![0], &schema).expect("operator");
+        let mut reference = fresh();
+        let mut expected = Default::default();
+        let mut out = vec![];
+        reference.process_batch(0, a.clone(), &mut out).expect("process");
+        reference.on_watermark(8 * S, &mut out).expect("watermark");
+        apply(&mut expected, &out);
+        apply(&mut expected, &feed_b(&mut reference));
+        // 2 subtasks before the checkpoint, 3 after; then 3 to 1.
+        for (before, after) in [(2, 3), (3, 1)] {
+            let mut view = Default::default();
+            let mut snapshots = Vec::new();
+            for part in route(&a, &[0], before) {
+                let mut op = fresh();
+                let mut out = vec![];
+                op.process_batch(0, part, &mut out).expect("process");
+                op.on_watermark(8 * S, &mut out).expect("watermark");
+                apply(&mut view, &out);
+                let snapshot = op.snapshot(false).expect("snapshot").expect("stateful");
+                let mut state = Vec::new();
+                (snapshot.deferred.expect("held rows"))(&mut state).expect("write state");
+                snapshots.push((snapshot.meta, state));
+            }
+            for subtask in 0..after {
+                let mut op = fresh();
+                for (old, (meta, state)) in snapshots.iter().enumerate() {
+                    let scope = RescaleScope::new(old, subtask, after);
+                    op.restore_rescaled(meta, Some(&mut state.as_slice()), &scope).expect("restore");
+                }
+                // Feeding B whole: rows of other subtasks' keys would not reach it, so route.
+                let mut out = vec![];
+                let b = feed_b_routed(&mut op, subtask, after);
+                out.extend(b);
+                apply(&mut view, &out);
+            }
+            assert_eq!(view, expected, "{before} -> {after}");
+        }
+    }
+
+    /// [`feed_b`] with only the rows the exchange sends to `subtask` of `parallelism`.
+    fn feed_b_routed(op: &mut SessionWindow, subtask: usize, parallelism: usize) -> Vec<StreamBatch> {
+        use crate::operators::test_util::route;
+        let part = |b: StreamBatch| route(&b, &[0], parallelism).swap_remove(subtask);
+        let mut out = vec![];
+        op.process_batch(
+            0,
+            part(named_rows(vec![1, 3, 2], vec!["bridge", "new", "b2"], vec![10, 9, 8])),
+            &mut out,
+        )
+        .expect("process");
+        op.on_watermark(12 * S, &mut out).expect("watermark");
+        op.process_batch(0, part(named_rows(vec![2], vec!["late"], vec![1])), &mut out).expect("process");
+        op.process_batch(0, part(named_rows(vec![3, 1], vec!["x", "y"], vec![13, 16])), &mut out)
+            .expect("process");
+        op.on_watermark(14 * S, &mut out).expect("watermark");
+        op.on_watermark(100 * S, &mut out).expect("watermark");
+        out
     }
 }

@@ -95,6 +95,9 @@ impl SinkConfig {
 pub struct Sink {
     writer: Option<FileWriter>,
     lease: Arc<Lease>,
+    /// Where this sink may write: also the files of old subtasks it cuts back after a
+    /// rescale.
+    access: FileAccess,
 }
 
 struct FileWriter {
@@ -126,7 +129,7 @@ impl Sink {
                 })
             }
         };
-        Ok(Self { writer, lease: Lease::unbounded() })
+        Ok(Self { writer, lease: Lease::unbounded(), access: access.clone() })
     }
 
     /// Writes only while `lease` holds.
@@ -280,24 +283,63 @@ impl Operator for Sink {
         let Some(writer) = &mut self.writer else {
             return Err(ExecError::Internal("a blackhole sink keeps no state to restore".into()));
         };
-        let corrupt = || ExecError::Internal("Sink: the snapshot is corrupt".into());
-        let (&version, rest) = meta.split_first().ok_or_else(corrupt)?;
-        if version != SNAPSHOT_VERSION {
-            return Err(ExecError::Internal(format!("Sink: unknown snapshot version {version}")));
-        }
-        let (&wrote_header, rest) = rest.split_first().ok_or_else(corrupt)?;
-        let (len, path) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let path = std::str::from_utf8(path).map_err(|_| corrupt())?;
+        let (wrote_header, len, path) = read_meta(meta)?;
         if path != writer.path {
             return Err(ExecError::Connector(format!(
                 "the checkpoint has the sink writing to {path}, the sink is configured for {}",
                 writer.path
             )));
         }
-        writer.truncate(u64::from_le_bytes(*len))?;
-        writer.wrote_header = wrote_header != 0;
+        writer.truncate(len)?;
+        writer.wrote_header = wrote_header;
         Ok(())
     }
+
+    /// A file sink's files stay with their subtask numbers: subtask `i` restores the file
+    /// of old subtask `i`, and the files of old subtasks that no longer exist are cut back
+    /// to their checkpointed lengths (by subtask `old % parallelism`) and then left alone,
+    /// so that the rows replayed after the checkpoint are written once, by their new owner.
+    fn restore_rescaled(
+        &mut self,
+        meta: &[u8],
+        deferred: Option<&mut dyn Read>,
+        scope: &super::RescaleScope,
+    ) -> ExecResult<()> {
+        if scope.old_subtask == scope.subtask {
+            return self.restore(meta, deferred);
+        }
+        if scope.old_subtask < scope.parallelism || scope.old_subtask % scope.parallelism != scope.subtask {
+            return Ok(());
+        }
+        self.check_lease()?;
+        let Some((format, header)) = self.writer.as_ref().map(|w| (w.format, w.header)) else {
+            return Err(ExecError::Internal("a blackhole sink keeps no state to restore".into()));
+        };
+        let (_, len, path) = read_meta(meta)?;
+        let file = self.access.open_append(path)?;
+        lock(&file, path)?;
+        let mut orphan = FileWriter {
+            path: path.to_string(),
+            format,
+            header,
+            wrote_header: true,
+            out: BufWriter::new(file),
+        };
+        orphan.truncate(len)
+    }
+}
+
+/// A file sink snapshot's meta: whether the header was written, the file's length and path.
+fn read_meta(meta: &[u8]) -> ExecResult<(bool, u64, &str)> {
+    let corrupt = || ExecError::Internal("Sink: the snapshot is corrupt".into());
+    let (&version, rest) = meta.split_first().ok_or_else(corrupt)?;
+    if version != SNAPSHOT_VERSION {
+        return Err(ExecError::Internal(format!("Sink: unknown snapshot version {version}")));
+    }
+    let (&wrote_header, rest) = rest.split_first().ok_or_else(corrupt)?;
+    let (len, path) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let path = std::str::from_utf8(path).map_err(|_| corrupt())?;
+    Ok((wrote_header != 0, u64::from_le_bytes(*len), path))
 }
 
 #[cfg(test)]
@@ -490,6 +532,41 @@ mod tests {
         Sink::new(&config, 1, &anywhere()).expect("subtask 1");
         drop(first);
         Sink::new(&config, 0, &anywhere()).expect("free again");
+    }
+
+    #[test]
+    fn rescaled_file_sinks_write_each_row_once() {
+        use crate::operators::RescaleScope;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv").display().to_string();
+        let config = file_config(&path, "csv", false);
+        let file = |i: usize| if i == 0 { path.clone() } else { format!("{path}.{i}") };
+        // Four subtasks, a checkpoint, then rows the checkpoint does not cover.
+        let mut metas = Vec::new();
+        for i in 0..4 {
+            let mut sink = Sink::new(&config, i, &anywhere()).expect("sink");
+            write(&mut sink, numbers(i as i64 * 10, i as i64 * 10 + 2));
+            metas.push(checkpoint(&mut sink, 1));
+            write(&mut sink, numbers(100, 103));
+            barrier(&mut sink, 2);
+        }
+        // Down to one: subtask 0 keeps its file and cuts the others back; then 0 to 2 again.
+        let mut one = Sink::new(&config, 0, &anywhere()).expect("sink");
+        for (old, meta) in metas.iter().enumerate() {
+            one.restore_rescaled(meta, None, &RescaleScope::new(old, 0, 1)).expect("restore");
+        }
+        write(&mut one, numbers(100, 103));
+        barrier(&mut one, 2);
+        drop(one);
+        let read = |i: usize| std::fs::read_to_string(file(i)).expect("read");
+        assert_eq!(read(0), "0,n0\n1,n1\n100,n100\n101,n101\n102,n102\n");
+        for i in 1..4 {
+            assert_eq!(read(i), format!("{},n{}\n{},n{}\n", i * 10, i * 10, i * 10 + 1, i * 10 + 1));
+        }
+        // A subtask whose old subtask still exists leaves that file to it.
+        let mut other = Sink::new(&config, 1, &anywhere()).expect("sink");
+        other.restore_rescaled(&metas[0], None, &RescaleScope::new(0, 1, 2)).expect("restore");
+        assert!(read(0).contains("102,n102"));
     }
 
     #[test]

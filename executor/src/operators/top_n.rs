@@ -317,7 +317,21 @@ impl Operator for TopN {
             .ok_or_else(|| ExecError::Internal("top-n snapshot: meta is corrupt".into()))?;
         let input = deferred.ok_or_else(|| ExecError::Internal("top-n snapshot without its rows".into()))?;
         self.backend.restore(self.namespace, input)?;
-        self.rows.reset_to_backend(self.backend.as_ref(), self.namespace, total)?;
+        self.rows.reset_to_backend(self.backend.as_ref(), self.namespace, Some(total))?;
+        Ok(())
+    }
+
+    /// The partitions of the key groups this subtask owns now are added to its (new,
+    /// empty) namespace; the rows are counted again.
+    fn restore_rescaled(
+        &mut self,
+        _meta: &[u8],
+        deferred: Option<&mut dyn Read>,
+        scope: &super::RescaleScope,
+    ) -> ExecResult<()> {
+        let input = deferred.ok_or_else(|| ExecError::Internal("top-n snapshot without its rows".into()))?;
+        self.backend.restore_within(self.namespace, input, scope.key_groups.clone())?;
+        self.rows.reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
         Ok(())
     }
 }

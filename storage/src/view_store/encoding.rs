@@ -65,9 +65,38 @@ impl ViewPartition {
         &self.rows
     }
 
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     /// Replaces the rows (restoring a checkpoint).
     pub fn set_rows(&mut self, rows: ViewRows) {
         self.rows = rows;
+    }
+
+    /// Adds the rows of `rows` (another partition's, restored after a rescale) for which
+    /// `keep`, given them decoded into columns, says `true`, with their counts.
+    pub fn add_rows_where(
+        &mut self,
+        rows: &ViewRows,
+        keep: impl FnOnce(&[ArrayRef]) -> Result<Vec<bool>, ArrowError>,
+    ) -> Result<(), ArrowError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let parser = self.converter.parser();
+        let columns = self.converter.convert_rows(rows.keys().map(|row| parser.parse(row)))?;
+        let kept = keep(&columns)?;
+        for ((row, count), keep) in rows.iter().zip(kept) {
+            if keep {
+                let total = self.rows.get(row).copied().unwrap_or(0) + count;
+                match total {
+                    0 => self.rows.remove(row),
+                    n => self.rows.insert(Arc::clone(row), n),
+                };
+            }
+        }
+        Ok(())
     }
 
     /// The current rows decoded into batches.

@@ -537,8 +537,33 @@ impl Operator for HashJoin {
         self.late_rows = count(24..32)?;
         let input = deferred.ok_or_else(|| ExecError::Internal("join snapshot without its rows".into()))?;
         self.backend.restore(self.namespace, input)?;
-        self.states[LEFT].reset_to_backend(self.backend.as_ref(), self.namespace, left)?;
-        self.states[RIGHT].reset_to_backend(self.backend.as_ref(), self.namespace, right)?;
+        self.states[LEFT].reset_to_backend(self.backend.as_ref(), self.namespace, Some(left))?;
+        self.states[RIGHT].reset_to_backend(self.backend.as_ref(), self.namespace, Some(right))?;
+        Ok(())
+    }
+
+    /// Both sides' rows of the key groups this subtask owns now are added to its (new,
+    /// empty) namespace; the row counts are counted again.
+    fn restore_rescaled(
+        &mut self,
+        meta: &[u8],
+        deferred: Option<&mut dyn Read>,
+        scope: &super::RescaleScope,
+    ) -> ExecResult<()> {
+        let field = |range: std::ops::Range<usize>| -> ExecResult<u64> {
+            meta.get(range)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(|| ExecError::Internal("join snapshot: meta is corrupt".into()))
+        };
+        self.watermark = self.watermark.max(field(16..24)? as i64);
+        if scope.last_piece {
+            self.late_rows += field(24..32)?;
+        }
+        let input = deferred.ok_or_else(|| ExecError::Internal("join snapshot without its rows".into()))?;
+        self.backend.restore_within(self.namespace, input, scope.key_groups.clone())?;
+        self.states[LEFT].reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
+        self.states[RIGHT].reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
         Ok(())
     }
 }

@@ -332,3 +332,74 @@ fn probing_keys_the_other_side_never_had_leaves_nothing_in_memory() {
     assert_eq!(j.states[RIGHT].resident_keys(), 0);
     assert_eq!(j.states[LEFT].resident_keys(), 1000);
 }
+
+#[test]
+fn a_rescaled_join_gives_the_view_an_unrescaled_one_gives() {
+    use crate::operators::test_util::{apply, route};
+    use crate::operators::RescaleScope;
+    let dir = tempfile::tempdir().unwrap();
+    let rocks: Arc<dyn KeyedStateBackend> = Arc::new(
+        weir_storage::keyed_state::RocksDbStateBackend::open(dir.path(), &Default::default()).unwrap(),
+    );
+    let at = |subtask: u16, cache: usize| {
+        let ns = StateNamespace { subtask, ..NS };
+        HashJoin::new(&spec(JoinKind::FullOuter, None), &ExprCompiler::default(), rocks.clone(), ns, cache)
+            .unwrap()
+    };
+    let input = |i: i64| {
+        let keys: Vec<Option<i64>> = (0..60).map(|k| Some((k * 7 + i) % 40)).collect();
+        let left = side(keys.clone(), vec!["l"; 60], None);
+        let right = side(keys[..20 + i as usize].to_vec(), vec!["r"; 20 + i as usize], None);
+        // Retract a row inserted in the previous round.
+        let gone = side(vec![Some((i + 39) % 40)], vec!["l"], Some(vec![-1]));
+        (left, right, gone)
+    };
+    let mut reference = at(50, usize::MAX);
+    let (mut expected, mut view) = (Default::default(), Default::default());
+    let round = |ops: &mut Vec<HashJoin>, parallelism: usize, i: i64, view: &mut _| {
+        let (left, right, gone) = input(i);
+        for (edge, batch) in [(LEFT, left), (RIGHT, right)].into_iter().chain((i > 0).then_some((LEFT, gone)))
+        {
+            for (subtask, part) in route(&batch, &[0], parallelism).into_iter().enumerate() {
+                apply(view, &feed(&mut ops[subtask], edge, part));
+            }
+        }
+        for op in ops.iter_mut() {
+            op.on_barrier(&Barrier::checkpoint(i as u64 + 1), &mut Vec::new()).unwrap();
+        }
+    };
+    for i in 0..6 {
+        let mut one = vec![reference];
+        round(&mut one, 1, i, &mut expected);
+        reference = one.pop().unwrap();
+    }
+    let mut old: Vec<HashJoin> = (0..2).map(|s| at(s, 8)).collect();
+    for i in 0..3 {
+        round(&mut old, 2, i, &mut view);
+    }
+    let snapshots: Vec<(Vec<u8>, Vec<u8>)> = old
+        .iter_mut()
+        .map(|op| {
+            let snapshot = op.snapshot(false).unwrap().unwrap();
+            let mut bytes = Vec::new();
+            (snapshot.deferred.unwrap())(&mut bytes).unwrap();
+            (snapshot.meta, bytes)
+        })
+        .collect();
+    let rows_before: u64 = old.iter().map(|op| op.state_rows()).sum();
+    let mut new: Vec<HashJoin> = (0..3)
+        .map(|subtask| {
+            let mut op = at(10 + subtask as u16, 8);
+            for (old_subtask, (meta, bytes)) in snapshots.iter().enumerate() {
+                let scope = RescaleScope::new(old_subtask, subtask, 3);
+                op.restore_rescaled(meta, Some(&mut bytes.as_slice()), &scope).unwrap();
+            }
+            op
+        })
+        .collect();
+    assert_eq!(new.iter().map(|op| op.state_rows()).sum::<u64>(), rows_before);
+    for i in 3..6 {
+        round(&mut new, 3, i, &mut view);
+    }
+    assert_eq!(view, expected);
+}
