@@ -73,6 +73,19 @@ pub struct CheckpointMetadata {
     pub source_offsets: BTreeMap<TaskId, Value>,
     /// Total bytes of `pieces`.
     pub bytes: u64,
+    /// The shape of the deployment the checkpoint was taken of; a job deployed with another
+    /// shape (rescaled) restores it by key groups. Absent in records of older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Vec<VertexLayout>>,
+}
+
+/// One vertex of a deployment as a checkpoint records it: its parallelism and the
+/// operators of its chain, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VertexLayout {
+    pub vertex: usize,
+    pub parallelism: usize,
+    pub operators: Vec<String>,
 }
 
 impl CheckpointMetadata {
@@ -249,6 +262,8 @@ pub struct CheckpointCoordinator {
     last_epoch: Option<Epoch>,
     /// Committed checkpoints kept, oldest first; at most `retained_limit`.
     retained: VecDeque<CheckpointMetadata>,
+    /// The deployment's shape, recorded with every checkpoint it commits.
+    layout: Option<Vec<VertexLayout>>,
 }
 
 impl CheckpointCoordinator {
@@ -260,7 +275,14 @@ impl CheckpointCoordinator {
             pending: BTreeMap::new(),
             last_epoch: None,
             retained: VecDeque::new(),
+            layout: None,
         }
+    }
+
+    /// Records `layout` with every checkpoint committed from now on.
+    pub fn with_layout(mut self, layout: Vec<VertexLayout>) -> Self {
+        self.layout = Some(layout);
+        self
     }
 
     /// A coordinator for a job recovering with the commit records found in the store
@@ -479,6 +501,7 @@ impl CheckpointCoordinator {
                 pieces: pending.pieces,
                 source_offsets: pending.source_offsets,
                 bytes,
+                layout: self.layout.clone(),
             };
             progress.committed.push(metadata.clone());
             self.retained.push_back(metadata);
@@ -937,6 +960,7 @@ mod tests {
             pieces: vec![piece(t, &format!("{epoch}/0-0"), 8)],
             source_offsets: BTreeMap::from([(t, json!(epoch))]),
             bytes: 8,
+            layout: None,
         };
         StoredCheckpoint { metadata, intact }
     }

@@ -7,6 +7,7 @@
 //! routes the results through the output gates, applies barrier mutations and reports each
 //! finished epoch to the JobManager.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::select_all;
@@ -20,8 +21,9 @@ use crate::exchange::OutputGate;
 use crate::lease::Lease;
 use crate::message::{Barrier, Epoch, Message, Mutation, StreamBatch};
 use crate::operators::materialize::Materialize;
-use crate::operators::{Operator, OperatorSnapshot};
+use crate::operators::{Operator, OperatorSnapshot, RescaleScope};
 use crate::task_events::{JobManagerEndpoint, OperatorStats, TaskEvent};
+use crate::task_manager::RescaleRestore;
 use crate::task_snapshot::{read_task_snapshot, write_task_snapshot};
 
 pub use weir_plan::TaskId;
@@ -119,6 +121,32 @@ impl Chain {
         })
     }
 
+    /// [`Self::restore`] after a rescale: sections go to the operators `operators` maps them
+    /// to, which keep their share (`scope`), or take it whole.
+    fn restore_share(
+        &mut self,
+        input: &mut dyn std::io::Read,
+        operators: &BTreeMap<u32, u32>,
+        scope: &RescaleScope,
+        whole: bool,
+    ) -> ExecResult<()> {
+        let mut ops: Vec<&mut dyn Operator> = self.ops().collect();
+        read_task_snapshot(input, |index, meta, state| {
+            let Some(&target) = operators.get(&index) else { return Ok(()) };
+            let op = ops.get_mut(target as usize).ok_or_else(|| {
+                ExecError::Internal(format!("snapshot of operator {index} for operator {target}, not in the chain"))
+            })?;
+            if !scope.last_piece && !op.writes_deltas() {
+                return Ok(());
+            }
+            let result = match whole {
+                true => op.restore(meta, state),
+                false => op.restore_rescaled(meta, state, scope),
+            };
+            result.map_err(|e| e.in_operator(op.name(), 0))
+        })
+    }
+
     fn watermark(&mut self, watermark: i64, epoch: Epoch) -> ExecResult<(Option<i64>, Vec<StreamBatch>)> {
         let mut carried = Vec::new();
         let mut current = Some(watermark);
@@ -153,6 +181,8 @@ pub struct Task {
     /// full snapshot and the deltas after it, in order), and that checkpoint's epoch.
     pub restore_from: Vec<StatePiece>,
     pub restored_epoch: Option<Epoch>,
+    /// After a rescale, what to restore instead of `restore_from`.
+    pub rescale_from: Option<RescaleRestore>,
     /// The pieces of the task's latest snapshot, and its epoch: the next snapshot may be a
     /// delta on top of them if that epoch is the job's latest committed checkpoint.
     pub pieces: Arc<std::sync::Mutex<Vec<StatePiece>>>,
@@ -238,6 +268,9 @@ impl Task {
         if !pieces.is_empty() {
             self.pieces_epoch = self.restored_epoch;
             *self.pieces.lock().map_err(|_| poisoned())? = pieces;
+        }
+        if let Some(rescale) = self.rescale_from.take() {
+            self.restore_rescaled(rescale).await?;
         }
         let n = self.inputs.len();
         let mut blocked = vec![false; n];
@@ -359,6 +392,39 @@ impl Task {
         self.chain = chain;
         result?;
         info!(piece = %path, elapsed_ms = started.elapsed().as_millis() as u64, "task state restored");
+        Ok(())
+    }
+
+    /// Restores the chain's share of the old subtasks' state after a rescale. The first
+    /// checkpoint after it is a full one (no earlier pieces are this task's).
+    async fn restore_rescaled(&mut self, rescale: RescaleRestore) -> ExecResult<()> {
+        let store = self
+            .checkpoints
+            .clone()
+            .ok_or_else(|| ExecError::Internal("a restore without a checkpoint store".into()))?;
+        let started = std::time::Instant::now();
+        let subtask = self.id.subtask;
+        for source in rescale.sources {
+            let operators = Arc::new(source.operators);
+            for (i, piece) in source.pieces.iter().enumerate() {
+                let scope = RescaleScope {
+                    last_piece: i + 1 == source.pieces.len(),
+                    ..RescaleScope::new(source.old_subtask, subtask, rescale.parallelism)
+                };
+                let whole = source.whole;
+                let operators = Arc::clone(&operators);
+                let mut chain = std::mem::replace(&mut self.chain, Chain { operators: vec![], materialize: None });
+                let (chain, result) = store
+                    .get_streamed(&piece.path, move |input| {
+                        let result = chain.restore_share(input, &operators, &scope, whole);
+                        Ok((chain, result))
+                    })
+                    .await?;
+                self.chain = chain;
+                result?;
+            }
+        }
+        info!(elapsed_ms = started.elapsed().as_millis() as u64, "task state restored after a rescale");
         Ok(())
     }
 
@@ -606,6 +672,7 @@ mod tests {
             checkpoints: None,
             restore_from: vec![],
             restored_epoch: None,
+            rescale_from: None,
             pieces: Default::default(),
             pieces_epoch: None,
             fail_next_batch: false,

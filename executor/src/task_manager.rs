@@ -85,6 +85,32 @@ pub struct TaskRestore {
     /// a stateless task).
     pub pieces: Vec<crate::checkpoint_protocol::StatePiece>,
     pub source_offset: Option<serde_json::Value>,
+    /// Set instead of `pieces` when the checkpoint was taken with another layout of the
+    /// job (a rescale): the old tasks' snapshots this task takes its share of.
+    #[serde(default)]
+    pub rescale: Option<RescaleRestore>,
+}
+
+/// What a task restores after a rescale: from each old subtask whose state may hold some of
+/// its key groups (or whose files it takes over), the operators' snapshots.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RescaleRestore {
+    /// The task's vertex's parallelism now.
+    pub parallelism: usize,
+    pub sources: Vec<RescaleSource>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RescaleSource {
+    pub old_subtask: usize,
+    /// The old task's pieces: a full snapshot and the deltas after it, in order.
+    pub pieces: Vec<crate::checkpoint_protocol::StatePiece>,
+    /// Index of an operator in the old task's chain -> its index in this task's chain.
+    /// Operators of the old chain not listed are not this task's.
+    pub operators: BTreeMap<u32, u32>,
+    /// The old subtask had exactly this task's key groups and partition (same vertex
+    /// layout): its state is restored whole, as without a rescale.
+    pub whole: bool,
 }
 
 /// Where a TaskManager keeps operator state and sends checkpoints.
@@ -352,8 +378,15 @@ impl LocalTaskManager {
                             desc.id
                         ))
                     })?;
-                    materialize =
-                        Some(Materialize::new(*view_id, desc.id.subtask, schema.clone(), view_states)?);
+                    let mut op = Materialize::new(*view_id, desc.id.subtask, schema.clone(), view_states)?;
+                    // A vertex of its own behind a hash exchange (a rescaled view): its rows
+                    // are partitioned by those columns.
+                    if let ([], [edge]) = (&desc.vertex.chain[..index], &desc.vertex.inputs[..]) {
+                        if let Partitioning::Hash(keys) = &edge.partitioning {
+                            op = op.keyed_by(keys.clone());
+                        }
+                    }
+                    materialize = Some(op);
                 }
             }
         }
@@ -426,6 +459,7 @@ impl TaskManager for LocalTaskManager {
             checkpoints: self.state.checkpoints.clone().filter(|_| desc.checkpointed),
             restore_from: desc.restore.as_ref().map(|r| r.pieces.clone()).unwrap_or_default(),
             restored_epoch: desc.restore.as_ref().map(|r| r.epoch),
+            rescale_from: desc.restore.as_ref().and_then(|r| r.rescale.clone()),
             pieces: Default::default(),
             pieces_epoch: None,
             fail_next_batch: false,

@@ -84,6 +84,7 @@ impl Actor {
                 }
             }
             Command::Restart { view_id } => self.restart(view_id),
+            Command::Rescale { graph, reply } => self.rescale(graph, reply),
             Command::InjectFailure { view_id, reply } => {
                 let result = match self.jobs.get(&view_id) {
                     Some(job) if job.running() => {

@@ -54,6 +54,7 @@ impl Recovered {
             epoch: self.chosen.epoch,
             pieces: self.chosen.pieces.iter().filter(|p| p.task == task).cloned().collect(),
             source_offset: self.chosen.source_offsets.get(&task).cloned(),
+            rescale: None,
         }
     }
 }
@@ -459,6 +460,7 @@ mod tests {
             pieces: pieces.iter().map(|p| StatePiece { task, path: p.to_string(), bytes: 1 }).collect(),
             source_offsets: BTreeMap::new(),
             bytes: pieces.len() as u64,
+            layout: None,
         }
     }
 

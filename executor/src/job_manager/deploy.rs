@@ -21,8 +21,9 @@ use crate::task::TaskId;
 use crate::task_manager::{InputChannel, TaskDescriptor, TaskManagerRole};
 
 impl Actor {
-    /// Where each subtask of `graph` runs, given the slots other jobs hold.
-    fn place(&self, graph: &JobGraph) -> ExecResult<Placement> {
+    /// Where each subtask of `graph` runs, given the slots other jobs hold (an earlier
+    /// deployment of the same job, stopping, holds none).
+    pub(super) fn place(&self, graph: &JobGraph) -> ExecResult<Placement> {
         let owners: Vec<SlotOwner> = self
             .task_managers
             .iter()
@@ -33,7 +34,7 @@ impl Actor {
         let used: BTreeSet<(usize, usize)> = self
             .jobs
             .values()
-            .filter(|job| job.running())
+            .filter(|job| job.running() && job.graph.id() != graph.id())
             .flat_map(|job| job.tasks.values().map(|t| (t.tm, t.slot)))
             .filter(|(tm, _)| workers.contains(tm))
             .collect();
@@ -90,7 +91,7 @@ impl Actor {
         let checkpointed = self.config.checkpoints.is_some() && takes_checkpoints(&graph);
         for task in &mut plan.tasks {
             task.checkpointed = checkpointed;
-            task.restore = restore.as_ref().map(|r| r.task_restore(task.id));
+            task.restore = restore.as_ref().map(|r| r.restore_for(&graph, task.id)).transpose()?;
         }
         if let Some((view_schema, parallelism)) = materialized {
             self.view_states.register(job_id, view_schema, parallelism);
@@ -101,7 +102,8 @@ impl Actor {
             (Some(protocol), true) => {
                 let committed = restore.map(|r| r.committed).unwrap_or_default();
                 self.remember_committed(job_id, &graph.target.name, &committed);
-                Some(CheckpointCoordinator::recovered(job_id, protocol, committed).0)
+                let coordinator = CheckpointCoordinator::recovered(job_id, protocol, committed).0;
+                Some(coordinator.with_layout(super::rescale::layout_of(&graph)))
             }
             _ => None,
         };

@@ -7,6 +7,8 @@
 //!                 └──────────── task failed ──────────┴──▶ Failed ──backoff──▶ Restarting
 //!                                                                               │
 //!                        Running ◀──first epoch after the restart committed─────┘
+//!
+//!   Running ──ALTER … SET PARALLELISM──▶ Rescaling ──(its tasks stopped)──▶ Restarting
 //! ```
 //! A dropped job leaves the table of jobs in any state.
 
@@ -29,6 +31,8 @@ pub enum JobState {
     Failed { reason: String },
     /// Not enough free worker slots: it runs once TaskManagers with enough slots register.
     WaitingForSlots { needed: usize, free: usize },
+    /// Stopped to be deployed again at another parallelism (`ALTER … SET PARALLELISM`).
+    Rescaling { parallelism: usize },
 }
 
 impl JobState {
@@ -55,6 +59,7 @@ impl JobState {
             JobState::Running => "running".into(),
             JobState::Failed { reason } => format!("failed: {reason}"),
             JobState::WaitingForSlots { .. } => "waiting_for_slots".into(),
+            JobState::Rescaling { parallelism } => format!("rescaling to {parallelism}"),
         }
     }
 }

@@ -26,6 +26,7 @@ mod epochs;
 mod lifecycle;
 mod membership;
 pub mod placement;
+pub mod rescale;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -90,6 +91,7 @@ enum Command {
     Deploy { graph: JobGraph, restore: Option<Recovered>, reply: oneshot::Sender<ExecResult<()>> },
     StartAt { epoch: Epoch },
     Restart { view_id: u64 },
+    Rescale { graph: JobGraph, reply: oneshot::Sender<ExecResult<()>> },
     InjectFailure { view_id: u64, reply: oneshot::Sender<ExecResult<()>> },
     CheckpointWritten { job: u64, epoch: Epoch, result: Result<(), String> },
     Drop { view_id: u64, reply: oneshot::Sender<()> },
@@ -173,6 +175,16 @@ impl JobManager {
     pub async fn recover(&self, graph: JobGraph, restore: Option<Recovered>) -> ExecResult<()> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Deploy { graph, restore, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Deploys a running job again as `graph` (the same job at other parallelisms, see
+    /// [`rescale::rescaled_graph`]) from its latest committed checkpoint; returns once the
+    /// first epoch after it is committed. Fails, changing nothing, when other views read the
+    /// job's view or the cluster lacks the slots.
+    pub async fn rescale(&self, graph: JobGraph) -> ExecResult<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Rescale { graph, reply })?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -265,7 +277,10 @@ impl Job {
     /// Whether the job's tasks run: it has not failed and is not waiting for slots (it may
     /// still be creating).
     fn running(&self) -> bool {
-        !matches!(self.state, JobState::Failed { .. } | JobState::WaitingForSlots { .. })
+        !matches!(
+            self.state,
+            JobState::Failed { .. } | JobState::WaitingForSlots { .. } | JobState::Rescaling { .. }
+        )
     }
 
     fn parallelism(&self) -> usize {

@@ -21,6 +21,9 @@ struct Registered {
     current: Vec<Option<ViewRows>>,
     /// Set when the view's job failed: staged versions are ignored from then on.
     frozen: bool,
+    /// What the view showed before its job was deployed again with another number of
+    /// partitions (a rescale): published until every new partition has a version.
+    before_rescale: Option<Vec<ViewRows>>,
 }
 
 /// The in-memory [`ViewStateStore`]: staged versions and the published snapshot of every
@@ -50,6 +53,11 @@ impl ViewStateStore for InMemoryViewStates {
                 r.staged.iter_mut().for_each(Vec::clear);
                 return;
             }
+            // Rescaled: the old partitions' contents stay visible until the new ones are in.
+            let before_rescale = registered.get(&view).and_then(|r| {
+                let published: Option<Vec<ViewRows>> = r.current.iter().cloned().collect();
+                published.or_else(|| r.before_rescale.clone())
+            });
             registered.insert(
                 view,
                 Registered {
@@ -57,6 +65,7 @@ impl ViewStateStore for InMemoryViewStates {
                     staged: vec![Vec::new(); partitions],
                     current: vec![None; partitions],
                     frozen: false,
+                    before_rescale,
                 },
             );
         }
@@ -86,7 +95,11 @@ impl ViewStateStore for InMemoryViewStates {
                     }
                 }
                 if view.current.iter().all(Option::is_some) {
+                    view.before_rescale = None;
                     let partitions = view.current.iter().flatten().cloned().collect();
+                    views.insert(*id, Arc::new(ViewVersion { schema: view.schema.clone(), partitions }));
+                } else if let Some(partitions) = &view.before_rescale {
+                    let partitions = partitions.clone();
                     views.insert(*id, Arc::new(ViewVersion { schema: view.schema.clone(), partitions }));
                 }
             }
@@ -163,6 +176,21 @@ mod tests {
         let old = states.snapshot();
         assert_eq!(states.commit(3).views[&1].row_count(), 0);
         assert_eq!(old.views[&1].row_count(), 2);
+    }
+
+    #[test]
+    fn a_view_registered_again_with_other_partitions_shows_its_old_contents_until_all_new_ones_stage() {
+        let states = InMemoryViewStates::new();
+        states.register(1, Arc::new(Schema::empty()), 2);
+        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
+        states.stage(1, 1, 1, rows(&[(b"b", 1)]));
+        assert_eq!(states.commit(1).views[&1].row_count(), 2);
+        states.register(1, Arc::new(Schema::empty()), 3);
+        states.stage(1, 0, 2, rows(&[(b"a", 1)]));
+        assert_eq!(states.commit(2).views[&1].row_count(), 2, "still the old partitions");
+        states.stage(1, 1, 3, rows(&[]));
+        states.stage(1, 2, 3, rows(&[(b"b", 1), (b"c", 1)]));
+        assert_eq!(states.commit(3).views[&1].row_count(), 3);
     }
 
     #[test]
