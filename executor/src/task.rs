@@ -134,7 +134,9 @@ impl Chain {
         read_task_snapshot(input, |index, meta, state| {
             let Some(&target) = operators.get(&index) else { return Ok(()) };
             let op = ops.get_mut(target as usize).ok_or_else(|| {
-                ExecError::Internal(format!("snapshot of operator {index} for operator {target}, not in the chain"))
+                ExecError::Internal(format!(
+                    "snapshot of operator {index} for operator {target}, not in the chain"
+                ))
             })?;
             if !scope.last_piece && !op.writes_deltas() {
                 return Ok(());
@@ -413,7 +415,8 @@ impl Task {
                 };
                 let whole = source.whole;
                 let operators = Arc::clone(&operators);
-                let mut chain = std::mem::replace(&mut self.chain, Chain { operators: vec![], materialize: None });
+                let mut chain =
+                    std::mem::replace(&mut self.chain, Chain { operators: vec![], materialize: None });
                 let (chain, result) = store
                     .get_streamed(&piece.path, move |input| {
                         let result = chain.restore_share(input, &operators, &scope, whole);

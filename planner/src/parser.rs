@@ -30,6 +30,13 @@ pub enum WeirStatement {
     /// `INJECT FAILURE name`: fails the job of view or sink `name` on its next batch, as an
     /// operator error would (for testing recovery).
     InjectFailure(ObjectName),
+    /// `ALTER MATERIALIZED VIEW name SET PARALLELISM { = | TO } n` and the same for
+    /// `ALTER SINK`: rescales the job from its latest checkpoint.
+    AlterParallelism {
+        sink: bool,
+        name: ObjectName,
+        parallelism: u64,
+    },
 }
 
 /// Parses one or more `;`-separated statements.
@@ -191,9 +198,30 @@ fn parse_statements(
             && matches!(parser.peek_nth_token(1).token, Token::SemiColon | Token::EOF);
         let is_inject = matches!(&next.token, Token::Word(w) if w.value.eq_ignore_ascii_case("inject"))
             && matches!(&parser.peek_nth_token(1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("failure"));
+        let word = |n: usize, word: &str| matches!(&parser.peek_nth_token(n).token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
+        let alter_view = word(0, "alter") && word(1, "materialized") && word(2, "view");
+        let alter_sink = word(0, "alter") && word(1, "sink");
         if is_flush {
             parser.next_token();
             statements.push(WeirStatement::Flush);
+        } else if alter_view || alter_sink {
+            for _ in 0..if alter_view { 3 } else { 2 } {
+                parser.next_token();
+            }
+            let name = parser.parse_object_name(false)?;
+            parser.expect_keyword(Keyword::SET)?;
+            let next = parser.next_token();
+            if !is_word(&next.token, "parallelism") {
+                return parser.expected(
+                    "PARALLELISM (the only setting ALTER MATERIALIZED VIEW and ALTER SINK change)",
+                    next,
+                );
+            }
+            if !parser.consume_token(&Token::Eq) {
+                parser.expect_keyword(Keyword::TO)?;
+            }
+            let parallelism = parser.parse_literal_uint()?;
+            statements.push(WeirStatement::AlterParallelism { sink: alter_sink, name, parallelism });
         } else if is_inject {
             parser.next_token();
             parser.next_token();
@@ -304,6 +332,31 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn alter_parallelism_of_views_and_sinks() {
+        let parsed =
+            parse_sql("ALTER MATERIALIZED VIEW s.v SET PARALLELISM = 4; alter sink k set parallelism to 1")
+                .unwrap();
+        let [WeirStatement::AlterParallelism { sink: false, name, parallelism: 4 }, WeirStatement::AlterParallelism { sink: true, parallelism: 1, .. }] =
+            parsed.as_slice()
+        else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(name.to_string(), "s.v");
+        for bad in [
+            "ALTER SINK k SET PARALLELISM = -1",
+            "ALTER SINK k SET WIDTH = 2",
+            "ALTER MATERIALIZED VIEW v SET PARALLELISM",
+        ] {
+            assert_eq!(parse_sql(bad).unwrap_err().code, "42601", "{bad}");
+        }
+        // Other ALTERs are sqlparser's.
+        assert!(matches!(
+            parse_sql("ALTER TABLE t ADD COLUMN c INT").unwrap().as_slice(),
+            [WeirStatement::Sql(_)]
+        ));
+    }
 
     #[test]
     fn syntax_error_names_token_and_position() {

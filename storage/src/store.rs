@@ -14,6 +14,7 @@ use tracing::info;
 use crate::error::{StorageError, StorageResult};
 use crate::table::TableStore;
 use weir_plan::catalog::{SinkDef, SourceDef, TableDef, TableId, ViewDef};
+use weir_plan::JobGraph;
 
 pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_ROWS: &str = "table_rows";
@@ -162,6 +163,42 @@ impl Store {
         views.remove(&key);
         info!(view = name, id = def.id(), "materialized view dropped");
         Ok(def)
+    }
+
+    /// Replaces the job graph of view `schema.name` (a rescale), with the parallelism of
+    /// its materialize operator; returns the definition as it was.
+    pub fn set_view_graph(
+        &self,
+        schema: &str,
+        name: &str,
+        graph: JobGraph,
+        parallelism: usize,
+    ) -> StorageResult<ViewDef> {
+        let mut views = self.views.write().map_err(|_| poisoned())?;
+        let key = (schema.to_string(), name.to_string());
+        let before = views.get(&key).ok_or_else(|| StorageError::TableNotFound(name.to_string()))?.clone();
+        let def = ViewDef { job_graph: graph, parallelism, ..before.clone() };
+        let json = serde_json::to_vec(&def)
+            .map_err(|e| StorageError::CorruptCatalog(format!("encode view definition: {e}")))?;
+        self.write_synced_put(&view_key(def.id()), &json)?;
+        info!(view = name, id = def.id(), parallelism, "materialized view rescaled");
+        views.insert(key, def);
+        Ok(before)
+    }
+
+    /// Replaces the job graph of sink `schema.name` (a rescale); returns the definition as
+    /// it was.
+    pub fn set_sink_graph(&self, schema: &str, name: &str, graph: JobGraph) -> StorageResult<SinkDef> {
+        let mut sinks = self.sinks.write().map_err(|_| poisoned())?;
+        let key = (schema.to_string(), name.to_string());
+        let before = sinks.get(&key).ok_or_else(|| StorageError::TableNotFound(name.to_string()))?.clone();
+        let def = SinkDef { job_graph: graph, ..before.clone() };
+        let json = serde_json::to_vec(&def)
+            .map_err(|e| StorageError::CorruptCatalog(format!("encode sink definition: {e}")))?;
+        self.write_synced_put(&object_key(SINK_KEY_PREFIX, def.id), &json)?;
+        info!(sink = name, id = def.id, "sink rescaled");
+        sinks.insert(key, def);
+        Ok(before)
     }
 
     fn load_objects<T: serde::de::DeserializeOwned>(

@@ -46,7 +46,10 @@ pub fn layout_of(graph: &JobGraph) -> Vec<VertexLayout> {
 fn is_keyed(vertex: &Vertex) -> bool {
     vertex.source.is_none()
         && !vertex.inputs.is_empty()
-        && vertex.inputs.iter().all(|e| matches!(&e.partitioning, Partitioning::Hash(keys) if !keys.is_empty()))
+        && vertex
+            .inputs
+            .iter()
+            .all(|e| matches!(&e.partitioning, Partitioning::Hash(keys) if !keys.is_empty()))
 }
 
 /// `graph` with its keyed vertices at `parallelism` (see the module docs).
@@ -58,11 +61,14 @@ pub fn rescaled_graph(graph: &JobGraph, parallelism: usize) -> ExecResult<JobGra
     // A view's materialize at the end of a keyed vertex becomes a vertex of its own.
     if !graph.is_sink() {
         let last = graph.vertices.iter().position(|v| {
-            is_keyed(v) && v.chain.len() > 1 && matches!(v.chain.last(), Some(OperatorSpec::Materialize { .. }))
+            is_keyed(v)
+                && v.chain.len() > 1
+                && matches!(v.chain.last(), Some(OperatorSpec::Materialize { .. }))
         });
         if let Some(index) = last {
             let producer = &mut graph.vertices[index];
-            let materialize = producer.chain.pop().ok_or_else(|| ExecError::Internal("no materialize".into()))?;
+            let materialize =
+                producer.chain.pop().ok_or_else(|| ExecError::Internal("no materialize".into()))?;
             let (producer_id, output) = (producer.id, producer.output.clone());
             let columns = graph.output_fields(producer_id)?.len();
             let key = match &output.stream_key {
@@ -124,9 +130,8 @@ impl Recovered {
                 return Ok(self.task_restore(task));
             }
         }
-        let forward_from = |u: usize| {
-            vertex.inputs.iter().any(|e| e.from == u && e.partitioning == Partitioning::Forward)
-        };
+        let forward_from =
+            |u: usize| vertex.inputs.iter().any(|e| e.from == u && e.partitioning == Partitioning::Forward);
         let mut sources = Vec::new();
         for u in old {
             // Operators of the old vertex that are now in this one: the same operator at the
@@ -147,7 +152,8 @@ impl Recovered {
             if operators.is_empty() {
                 continue;
             }
-            let whole = u.parallelism == vertex.parallelism && (u.vertex == vertex.id || forward_from(u.vertex));
+            let whole =
+                u.parallelism == vertex.parallelism && (u.vertex == vertex.id || forward_from(u.vertex));
             let (mine, old_total, new_total) = (task.subtask, u.parallelism, vertex.parallelism);
             for j in 0..old_total {
                 let relevant = match whole {
@@ -165,7 +171,12 @@ impl Recovered {
                     .cloned()
                     .collect();
                 if relevant && !pieces.is_empty() {
-                    sources.push(RescaleSource { old_subtask: j, pieces, operators: operators.clone(), whole });
+                    sources.push(RescaleSource {
+                        old_subtask: j,
+                        pieces,
+                        operators: operators.clone(),
+                        whole,
+                    });
                 }
             }
         }

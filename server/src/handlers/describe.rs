@@ -66,6 +66,7 @@ pub async fn describe_statement(
         | K::Deallocate
         | K::Flush
         | K::InjectFailure(_)
+        | K::AlterParallelism { .. }
         | K::Misplaced(_)
         | K::Unsupported(_)
         | K::Internal(_) => return Ok(StatementDescription::default()),

@@ -14,6 +14,7 @@
 //!
 //! Shared by the handlers: `planning.rs` (how DataFusion-run statements are planned).
 
+mod alter_parallelism;
 mod copy_from;
 mod create_mv;
 mod create_table;
@@ -126,6 +127,11 @@ enum StatementKind {
     Deallocate,
     Flush,
     InjectFailure(ObjectName),
+    AlterParallelism {
+        sink: bool,
+        name: ObjectName,
+        parallelism: u64,
+    },
     /// A Weir clause attached to a statement it does not belong to: the syntax error to
     /// report.
     Misplaced(&'static str),
@@ -147,6 +153,7 @@ impl StatementKind {
             self,
             Self::Flush
                 | Self::InjectFailure(_)
+                | Self::AlterParallelism { .. }
                 | Self::CreateSource(_)
                 | Self::CreateSink(_)
                 | Self::DropStream(_)
@@ -167,6 +174,9 @@ fn classify(statement: WeirStatement) -> StatementKind {
         WeirStatement::Sql(statement) => *statement,
         WeirStatement::Flush => return K::Flush,
         WeirStatement::InjectFailure(name) => return K::InjectFailure(name),
+        WeirStatement::AlterParallelism { sink, name, parallelism } => {
+            return K::AlterParallelism { sink, name, parallelism }
+        }
         WeirStatement::CreateSource(create) => return K::CreateSource(create),
         WeirStatement::CreateSink(create) => return K::CreateSink(create),
         WeirStatement::DropStream(drop) => return K::DropStream(drop),
@@ -296,6 +306,9 @@ async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
         K::Deallocate => Ok(Outcome::Command { tag: "DEALLOCATE", rows: None }),
         K::Flush => flush::run(cx).await,
         K::InjectFailure(name) => inject_failure::run(cx, &name).await,
+        K::AlterParallelism { sink, name, parallelism } => {
+            alter_parallelism::run(cx, sink, &name, parallelism).await
+        }
         K::Misplaced(message) => Err(SqlError::syntax(message)),
         K::Internal(message) => Err(SqlError::internal(message)),
         K::Unsupported(other) => Err(SqlError::new(
