@@ -13,6 +13,7 @@ mod cluster;
 mod fencing;
 mod joins;
 mod recovery;
+mod rescale;
 mod slt;
 mod support;
 
@@ -93,6 +94,9 @@ fn main() {
         }),
         ("cluster::checkpoints_in_an_s3_compatible_store", || {
             Box::pin(cluster::checkpoints_in_an_s3_compatible_store())
+        }),
+        ("cluster::rescale_2_4_1_mid_stream_is_exact", || {
+            Box::pin(rescale::rescale_2_4_1_mid_stream_is_exact())
         }),
         ("cluster::a_paused_taskmanager_writes_nothing_after_its_job_moved", || {
             Box::pin(fencing::a_paused_taskmanager_writes_nothing_after_its_job_moved())
