@@ -185,7 +185,7 @@ impl Recovered {
             pieces: vec![],
             source_offset: None,
             rescale: (!sources.is_empty())
-                .then(|| RescaleRestore { parallelism: vertex.parallelism, sources }),
+                .then_some(RescaleRestore { parallelism: vertex.parallelism, sources }),
         })
     }
 }
