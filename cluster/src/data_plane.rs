@@ -48,6 +48,7 @@ use crate::proto::data_frame::Kind;
 use crate::proto::data_service_client::DataServiceClient;
 use crate::proto::data_service_server::{DataService, DataServiceServer};
 use crate::proto::{Credit, DataFrame};
+use crate::tls::ClusterTls;
 
 /// How long a producer keeps trying to reach a consumer's process before it reports the
 /// channel failed.
@@ -79,6 +80,8 @@ struct PlaneState {
 pub struct NetworkDataPlane {
     local: LocalDataPlane,
     secret: ClusterSecret,
+    /// TLS for every connection of this process's data plane (and its data service).
+    tls: Option<ClusterTls>,
     state: Mutex<PlaneState>,
     /// Where failures of remote channels are reported (the TaskManager's control stream).
     events: Mutex<Option<Arc<dyn JobManagerEndpoint>>>,
@@ -87,13 +90,24 @@ pub struct NetworkDataPlane {
 
 impl NetworkDataPlane {
     pub fn new(secret: ClusterSecret) -> Arc<Self> {
+        Self::with_tls(secret, None)
+    }
+
+    /// A data plane whose connections and service use `tls`.
+    pub fn with_tls(secret: ClusterSecret, tls: Option<ClusterTls>) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             local: LocalDataPlane::new(),
             secret,
+            tls,
             state: Mutex::new(PlaneState::default()),
             events: Mutex::new(None),
             me: me.clone(),
         })
+    }
+
+    /// The TLS settings of this process's data service, if any.
+    pub fn tls(&self) -> Option<&ClusterTls> {
+        self.tls.as_ref()
     }
 
     /// Reports channel failures to `events` from now on.
@@ -278,8 +292,9 @@ impl Peer {
         outgoing: mpsc::UnboundedReceiver<DataFrame>,
         secret: ClusterSecret,
     ) -> Result<(), Status> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))
-            .map_err(|e| Status::invalid_argument(format!("bad data address {}: {e}", self.address)))?
+        let tls = self.plane.upgrade().and_then(|p| p.tls.clone());
+        let endpoint = ClusterTls::endpoint(tls.as_ref(), &self.address)
+            .map_err(|e| Status::invalid_argument(format!("data address {}: {e}", self.address)))?
             .tcp_nodelay(true)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .initial_stream_window_size(STREAM_WINDOW_BYTES);

@@ -184,7 +184,11 @@ pub async fn serve(
     control: ControlService,
     data_plane: Arc<NetworkDataPlane>,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = data_plane.tls() {
+        server = server.tls_config(tls.server())?;
+    }
+    server
         .tcp_nodelay(true)
         .initial_connection_window_size(crate::data_plane::CONNECTION_WINDOW_BYTES)
         .initial_stream_window_size(crate::data_plane::STREAM_WINDOW_BYTES)

@@ -17,6 +17,8 @@ pub mod jobmanager;
 pub mod proto;
 pub mod remote_task_manager;
 pub mod taskmanager;
+pub mod tls;
 
 pub use auth::ClusterSecret;
 pub use error::{ClusterError, ClusterResult};
+pub use tls::ClusterTls;

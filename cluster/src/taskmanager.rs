@@ -31,6 +31,7 @@ use crate::proto::job_manager_message::Kind as Command;
 use crate::proto::job_manager_service_client::JobManagerServiceClient;
 use crate::proto::task_manager_message::Kind as Report;
 use crate::proto::{self, Heartbeat, Register, TaskManagerMessage, PROTOCOL_VERSION};
+use crate::tls::ClusterTls;
 
 /// Between attempts to reach the JobManager.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
@@ -44,6 +45,8 @@ pub struct TaskManagerSettings {
     /// The data address other processes use; by default the listening address.
     pub advertise_data: Option<String>,
     pub secret: ClusterSecret,
+    /// TLS for the data service, the data plane's connections and the control stream.
+    pub tls: Option<ClusterTls>,
     /// Keyed state backend and cache; checkpoints go where the JobManager says.
     pub state: StateServices,
     pub files: FileAccess,
@@ -54,7 +57,7 @@ pub struct TaskManagerSettings {
 
 /// Runs the TaskManager until it is refused or its data service fails.
 pub async fn run(settings: TaskManagerSettings) -> Result<(), String> {
-    let plane = NetworkDataPlane::new(settings.secret.clone());
+    let plane = NetworkDataPlane::with_tls(settings.secret.clone(), settings.tls.clone());
     let listener = TcpListener::bind(&settings.listen_data)
         .await
         .map_err(|e| format!("cannot listen for data on {}: {e}", settings.listen_data))?;
@@ -70,8 +73,12 @@ pub async fn run(settings: TaskManagerSettings) -> Result<(), String> {
         None => bound.to_string(),
     };
     let service = plane.service();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &settings.tls {
+        builder = builder.tls_config(tls.server()).map_err(|e| format!("cluster TLS: {e}"))?;
+    }
     let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        builder
             .tcp_nodelay(true)
             .initial_connection_window_size(crate::data_plane::CONNECTION_WINDOW_BYTES)
             .initial_stream_window_size(crate::data_plane::STREAM_WINDOW_BYTES)
@@ -116,8 +123,8 @@ async fn session(
     plane: &Arc<NetworkDataPlane>,
     data_address: &str,
 ) -> Result<(), SessionEnd> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", settings.jobmanager))
-        .map_err(|e| Refused(format!("bad --jobmanager address {}: {e}", settings.jobmanager)))?
+    let endpoint = ClusterTls::endpoint(settings.tls.as_ref(), &settings.jobmanager)
+        .map_err(|e| Refused(format!("--jobmanager {}: {e}", settings.jobmanager)))?
         .tcp_nodelay(true);
     let channel = endpoint.connect().await.map_err(|e| Retry(e.to_string()))?;
     let mut client = JobManagerServiceClient::new(channel).max_decoding_message_size(256 << 20);

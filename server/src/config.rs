@@ -72,6 +72,23 @@ pub struct ClusterConfig {
     /// The data address other processes use when the listening one is not reachable as
     /// given, e.g. `0.0.0.0:7000` (`cluster.advertise_data`).
     pub advertise_data: Option<String>,
+    /// Mutual TLS between cluster processes: this process's certificate and key and the
+    /// cluster's CA (`cluster.tls_cert`, `cluster.tls_key`, `cluster.tls_ca`), all or none.
+    pub tls: Option<ClusterTlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl ClusterConfig {
+    /// The cluster TLS settings, read from their files.
+    pub fn load_tls(&self) -> Result<Option<weir_cluster::ClusterTls>, String> {
+        self.tls.as_ref().map(|t| weir_cluster::ClusterTls::load(&t.cert, &t.key, &t.ca)).transpose()
+    }
 }
 
 impl Default for ClusterConfig {
@@ -85,6 +102,7 @@ impl Default for ClusterConfig {
             slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
             listen_data: DEFAULT_LISTEN_DATA.into(),
             advertise_data: None,
+            tls: None,
         }
     }
 }
@@ -199,6 +217,9 @@ pub struct ClusterSection {
     pub slots: Option<usize>,
     pub listen_data: Option<String>,
     pub advertise_data: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// `[file]`: where `file` sources and sinks may read and write.
@@ -485,7 +506,15 @@ fn cluster_config(section: ClusterSection, flags: &Overrides) -> Result<ClusterC
             return Err("the cluster secret must be printable ASCII without spaces".into());
         }
     }
+    let tls = match (section.tls_cert, section.tls_key, section.tls_ca) {
+        (None, None, None) => None,
+        (Some(cert), Some(key), Some(ca)) => Some(ClusterTlsFiles { cert, key, ca }),
+        _ => {
+            return Err("cluster TLS needs all of cluster.tls_cert, cluster.tls_key and cluster.tls_ca".into())
+        }
+    };
     Ok(ClusterConfig {
+        tls,
         secret,
         heartbeat_timeout: match section.heartbeat_timeout_ms {
             Some(0) => return Err("cluster.heartbeat_timeout_ms must be positive".into()),

@@ -67,7 +67,9 @@ pub fn start(
 ) -> Result<JobManager, String> {
     let state = state_services(config)?;
     let cluster = config.mode == Mode::JobManager;
-    let network = cluster.then(|| NetworkDataPlane::new(ClusterSecret::new(config.cluster.secret.clone())));
+    let tls = config.cluster.load_tls()?;
+    let network =
+        cluster.then(|| NetworkDataPlane::with_tls(ClusterSecret::new(config.cluster.secret.clone()), tls));
     let data_plane: Arc<dyn DataPlane> = match &network {
         Some(network) => network.clone(),
         None => Arc::new(LocalDataPlane::new()),
@@ -133,7 +135,12 @@ pub fn start(
             checkpoint_store,
         };
         let control = ControlService::new(jobs.clone(), endpoint, settings);
-        info!(rpc = %config.cluster.rpc, secret = config.cluster.secret.is_some(), "jobmanager accepting taskmanagers");
+        info!(
+            rpc = %config.cluster.rpc,
+            secret = config.cluster.secret.is_some(),
+            tls = config.cluster.tls.is_some(),
+            "jobmanager accepting taskmanagers"
+        );
         tokio::spawn(async move {
             if let Err(e) = weir_cluster::jobmanager::serve(listener, control, network).await {
                 error!(error = %e, "the jobmanager's rpc service stopped");

@@ -10,6 +10,7 @@
 mod atomic_writes;
 mod clients;
 mod cluster;
+mod cluster_tls;
 mod fencing;
 mod joins;
 mod recovery;
@@ -100,6 +101,9 @@ fn main() {
         }),
         ("cluster::a_paused_taskmanager_writes_nothing_after_its_job_moved", || {
             Box::pin(fencing::a_paused_taskmanager_writes_nothing_after_its_job_moved())
+        }),
+        ("cluster::processes_talk_over_mutual_tls", || {
+            Box::pin(cluster_tls::processes_talk_over_mutual_tls())
         }),
         ("cluster::a_taskmanager_without_the_secret_is_refused", || {
             Box::pin(cluster::a_taskmanager_without_the_secret_is_refused())
