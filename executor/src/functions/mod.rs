@@ -9,6 +9,7 @@ use datafusion::execution::config::SessionConfig;
 use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
+mod interval;
 pub mod numeric;
 mod numeric_aggregates;
 mod numeric_mul;
@@ -16,16 +17,26 @@ mod numeric_mul;
 pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
 
 /// A DataFusion context with Weir's semantics: decimal literals are `numeric`, numeric
-/// arithmetic and aggregates are exact or raise `22003`.
+/// arithmetic and aggregates are exact or raise `22003`, intervals compare and group by
+/// their normalized value.
 pub fn session_context(config: SessionConfig) -> SessionContext {
     let config = config.set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
     let mut ctx = SessionContext::new_with_config(config);
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
     ctx.register_udf(numeric_mul::numeric_mul());
-    // Registered planners are consulted after DataFusion's own, which leave `*` alone.
-    if let Err(e) = ctx.register_expr_planner(Arc::new(numeric_mul::NumericSemantics)) {
-        tracing::error!("numeric semantics not registered: {e}");
+    ctx.register_udf(interval::interval_key());
+    ctx.register_udf(interval::justify_interval());
+    ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));
+    // Registered planners are consulted after DataFusion's own, which leave `*` and
+    // comparisons alone.
+    for planner in [
+        Arc::new(numeric_mul::NumericSemantics) as Arc<dyn datafusion::logical_expr::planner::ExprPlanner>,
+        Arc::new(interval::IntervalComparisons),
+    ] {
+        if let Err(e) = ctx.register_expr_planner(planner) {
+            tracing::error!("Weir's expression planner not registered: {e}");
+        }
     }
     ctx
 }
