@@ -17,8 +17,12 @@
 //! deadlock the connection. Nothing buffers without bound: a channel holds at most its
 //! credits in flight plus its queue.
 //!
-//! A message is sent as soon as the task emits it (operators emit whole batches, so there
-//! is nothing to wait for); HTTP/2 coalesces small frames on the wire.
+//! Small batches are coalesced before they cross ([`ExchangeBatching`]): a batch of fewer
+//! rows than `rows` waits up to `linger` for more batches of its channel, and goes as soon
+//! as they add up to `rows`, the linger is over, or any other message (a watermark, a
+//! barrier) comes, which follows it at once. So at high rates frames are large and credits
+//! go further, and at low rates a row waits at most `linger` (default 5 ms; 0 sends every
+//! batch as it comes).
 //!
 //! A connection that breaks does not end the channels it carried: their consumers keep
 //! waiting, and the tasks on both sides report the failure, so the JobManager restarts the
@@ -82,6 +86,7 @@ pub struct NetworkDataPlane {
     secret: ClusterSecret,
     /// TLS for every connection of this process's data plane (and its data service).
     tls: Option<ClusterTls>,
+    batching: ExchangeBatching,
     state: Mutex<PlaneState>,
     /// Where failures of remote channels are reported (the TaskManager's control stream).
     events: Mutex<Option<Arc<dyn JobManagerEndpoint>>>,
@@ -90,15 +95,17 @@ pub struct NetworkDataPlane {
 
 impl NetworkDataPlane {
     pub fn new(secret: ClusterSecret) -> Arc<Self> {
-        Self::with_tls(secret, None)
+        Self::configured(secret, None, ExchangeBatching::default())
     }
 
-    /// A data plane whose connections and service use `tls`.
-    pub fn with_tls(secret: ClusterSecret, tls: Option<ClusterTls>) -> Arc<Self> {
+    /// A data plane whose connections and service use `tls`, coalescing small batches as
+    /// `batching` says.
+    pub fn configured(secret: ClusterSecret, tls: Option<ClusterTls>, batching: ExchangeBatching) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             local: LocalDataPlane::new(),
             secret,
             tls,
+            batching,
             state: Mutex::new(PlaneState::default()),
             events: Mutex::new(None),
             me: me.clone(),
@@ -209,7 +216,7 @@ impl DataPlane for NetworkDataPlane {
         let Some(address) = address else { return self.local.open_sender(id) };
         let peer = self.peer(&address)?;
         let (sender, receiver) = local_channel();
-        let forwarder = tokio::spawn(forward(peer, id, receiver));
+        let forwarder = tokio::spawn(forward(peer, id, receiver, self.batching));
         self.lock()?.outbound.insert(id, forwarder.abort_handle());
         Ok(sender)
     }
@@ -236,10 +243,67 @@ impl DataPlane for NetworkDataPlane {
     }
 }
 
-/// Sends one output channel's messages to its consumer's process, each against a credit.
-async fn forward(peer: Arc<Peer>, channel: ChannelId, mut messages: ChannelReceiver) {
+/// How small batches are coalesced before they cross to another process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExchangeBatching {
+    /// A batch of fewer rows waits for more (`cluster.exchange_batch_rows`).
+    pub rows: usize,
+    /// For at most this long (`cluster.exchange_linger_ms`); zero sends every batch as it
+    /// comes.
+    pub linger: Duration,
+}
+
+impl Default for ExchangeBatching {
+    fn default() -> Self {
+        Self { rows: 8192, linger: Duration::from_millis(5) }
+    }
+}
+
+/// Sends one output channel's messages to its consumer's process, each against a credit,
+/// small batches coalesced as `batching` says.
+async fn forward(peer: Arc<Peer>, channel: ChannelId, mut messages: ChannelReceiver, batching: ExchangeBatching) {
     let credits = peer.open_channel(channel);
-    while let Some(message) = messages.recv().await {
+    // A message taken while coalescing, to send after the coalesced batch.
+    let mut next: Option<Message> = None;
+    let mut ended = false;
+    while !ended || next.is_some() {
+        let message = match next.take() {
+            Some(message) => message,
+            None => match messages.recv().await {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        let message = match message {
+            Message::Batch(first) if first.num_rows() < batching.rows && !batching.linger.is_zero() => {
+                let deadline = tokio::time::Instant::now() + batching.linger;
+                let mut rows = first.num_rows();
+                let mut parts = vec![first];
+                while rows < batching.rows && !ended {
+                    match tokio::time::timeout_at(deadline, messages.recv()).await {
+                        Ok(Some(Message::Batch(more))) => {
+                            rows += more.num_rows();
+                            parts.push(more);
+                        }
+                        Ok(Some(other)) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Ok(None) => ended = true,
+                        Err(_) => break,
+                    }
+                }
+                match weir_executor::message::StreamBatch::concat(&parts) {
+                    Ok(Some(batch)) => Message::Batch(batch),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        peer.fail(&format!("cannot coalesce batches of channel {channel}: {e}"));
+                        return;
+                    }
+                }
+            }
+            other => other,
+        };
         match credits.acquire().await {
             Ok(permit) => permit.forget(),
             // The connection broke; the peer reported it.

@@ -25,7 +25,7 @@ use weir_executor::{ExecError, ExecResult, LocalTaskManager};
 use weir_storage::{CheckpointStore, S3Options};
 
 use crate::auth::ClusterSecret;
-use crate::data_plane::NetworkDataPlane;
+use crate::data_plane::{ExchangeBatching, NetworkDataPlane};
 use crate::jobmanager::now_ms;
 use crate::proto::job_manager_message::Kind as Command;
 use crate::proto::job_manager_service_client::JobManagerServiceClient;
@@ -47,6 +47,8 @@ pub struct TaskManagerSettings {
     pub secret: ClusterSecret,
     /// TLS for the data service, the data plane's connections and the control stream.
     pub tls: Option<ClusterTls>,
+    /// How small batches are coalesced before they cross to another process.
+    pub batching: ExchangeBatching,
     /// Keyed state backend and cache; checkpoints go where the JobManager says.
     pub state: StateServices,
     pub files: FileAccess,
@@ -57,7 +59,7 @@ pub struct TaskManagerSettings {
 
 /// Runs the TaskManager until it is refused or its data service fails.
 pub async fn run(settings: TaskManagerSettings) -> Result<(), String> {
-    let plane = NetworkDataPlane::with_tls(settings.secret.clone(), settings.tls.clone());
+    let plane = NetworkDataPlane::configured(settings.secret.clone(), settings.tls.clone(), settings.batching);
     let listener = TcpListener::bind(&settings.listen_data)
         .await
         .map_err(|e| format!("cannot listen for data on {}: {e}", settings.listen_data))?;

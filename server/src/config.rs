@@ -75,6 +75,9 @@ pub struct ClusterConfig {
     /// Mutual TLS between cluster processes: this process's certificate and key and the
     /// cluster's CA (`cluster.tls_cert`, `cluster.tls_key`, `cluster.tls_ca`), all or none.
     pub tls: Option<ClusterTlsFiles>,
+    /// Coalescing of small batches between processes (`cluster.exchange_batch_rows`,
+    /// `cluster.exchange_linger_ms`).
+    pub exchange: weir_cluster::data_plane::ExchangeBatching,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +106,7 @@ impl Default for ClusterConfig {
             listen_data: DEFAULT_LISTEN_DATA.into(),
             advertise_data: None,
             tls: None,
+            exchange: Default::default(),
         }
     }
 }
@@ -220,6 +224,8 @@ pub struct ClusterSection {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_ca: Option<PathBuf>,
+    pub exchange_batch_rows: Option<usize>,
+    pub exchange_linger_ms: Option<u64>,
 }
 
 /// `[file]`: where `file` sources and sinks may read and write.
@@ -513,8 +519,23 @@ fn cluster_config(section: ClusterSection, flags: &Overrides) -> Result<ClusterC
             return Err("cluster TLS needs all of cluster.tls_cert, cluster.tls_key and cluster.tls_ca".into())
         }
     };
+    let exchange = weir_cluster::data_plane::ExchangeBatching {
+        rows: match section.exchange_batch_rows {
+            Some(0) => return Err("cluster.exchange_batch_rows must be positive".into()),
+            Some(rows) => rows,
+            None => defaults.exchange.rows,
+        },
+        linger: match section.exchange_linger_ms {
+            Some(ms) if ms > 1000 => {
+                return Err("cluster.exchange_linger_ms is at most 1000 (a row waits that long at low rates)".into())
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => defaults.exchange.linger,
+        },
+    };
     Ok(ClusterConfig {
         tls,
+        exchange,
         secret,
         heartbeat_timeout: match section.heartbeat_timeout_ms {
             Some(0) => return Err("cluster.heartbeat_timeout_ms must be positive".into()),

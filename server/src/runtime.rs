@@ -68,8 +68,8 @@ pub fn start(
     let state = state_services(config)?;
     let cluster = config.mode == Mode::JobManager;
     let tls = config.cluster.load_tls()?;
-    let network =
-        cluster.then(|| NetworkDataPlane::with_tls(ClusterSecret::new(config.cluster.secret.clone()), tls));
+    let secret = ClusterSecret::new(config.cluster.secret.clone());
+    let network = cluster.then(|| NetworkDataPlane::configured(secret, tls, config.cluster.exchange));
     let data_plane: Arc<dyn DataPlane> = match &network {
         Some(network) => network.clone(),
         None => Arc::new(LocalDataPlane::new()),

@@ -23,6 +23,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         advertise_data: config.cluster.advertise_data.clone(),
         secret: ClusterSecret::new(config.cluster.secret.clone()),
         tls: config.cluster.load_tls()?,
+        batching: config.cluster.exchange,
         state,
         files,
         s3: config.checkpoint.as_ref().map(|c| c.s3.clone()).unwrap_or_default(),

@@ -65,13 +65,17 @@ impl JobManagerEndpoint for Failures {
     }
 }
 
+/// A plane that sends every batch as it comes (no coalescing): these tests count messages.
+fn plane(secret: ClusterSecret) -> Arc<NetworkDataPlane> {
+    NetworkDataPlane::configured(secret, None, ExchangeBatching { rows: 1, linger: Duration::ZERO })
+}
+
 const PRODUCER: TaskId = TaskId { job: 1, vertex: 0, subtask: 0 };
 const CONSUMER: TaskId = TaskId { job: 1, vertex: 1, subtask: 0 };
 
 #[tokio::test]
 async fn messages_cross_in_order_and_close_ends_the_input() {
-    let (producer, consumer) =
-        (NetworkDataPlane::new(ClusterSecret::default()), NetworkDataPlane::new(ClusterSecret::default()));
+    let (producer, consumer) = (plane(ClusterSecret::default()), plane(ClusterSecret::default()));
     let (address, _server) = serve(&consumer).await;
     producer.prepare(&descriptor(PRODUCER, &[], &[(5, &address)]));
     consumer.prepare(&descriptor(CONSUMER, &[5], &[]));
@@ -107,9 +111,48 @@ async fn messages_cross_in_order_and_close_ends_the_input() {
 }
 
 #[tokio::test]
+async fn small_batches_are_coalesced_and_never_held_past_a_barrier_or_the_linger() {
+    let producer = NetworkDataPlane::new(ClusterSecret::default());
+    let consumer = plane(ClusterSecret::default());
+    let (address, _server) = serve(&consumer).await;
+    producer.prepare(&descriptor(PRODUCER, &[], &[(6, &address)]));
+    consumer.prepare(&descriptor(CONSUMER, &[6], &[]));
+    let mut input = consumer.open_receiver(6).unwrap();
+    let output = producer.open_sender(6).unwrap();
+    for i in 0..100 {
+        output.send(batch(vec![i])).await.unwrap();
+    }
+    output.send(Message::Barrier(weir_executor::message::Barrier::new(1))).await.unwrap();
+    let (mut rows, mut messages) = (Vec::new(), 0);
+    loop {
+        match input.recv().await.unwrap() {
+            Message::Batch(b) => {
+                messages += 1;
+                let values = b.data.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                rows.extend(values.values().iter().copied());
+            }
+            Message::Barrier(b) => {
+                assert_eq!(b.epoch, 1);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rows, (0..100).collect::<Vec<i64>>(), "every row, in order, before the barrier");
+    assert!(messages < 100, "{messages} messages for 100 one-row batches");
+    // A lone batch still goes, once its linger is over, with nothing after it.
+    output.send(batch(vec![7])).await.unwrap();
+    assert_eq!(value(&input.recv().await.unwrap()), 7);
+    // Closing flushes what waits and then ends the input.
+    output.send(batch(vec![8])).await.unwrap();
+    drop(output);
+    assert_eq!(value(&input.recv().await.unwrap()), 8);
+    assert!(input.recv().await.is_none());
+}
+
+#[tokio::test]
 async fn a_slow_consumer_holds_its_producer_back_without_stopping_other_channels() {
-    let (producer, consumer) =
-        (NetworkDataPlane::new(ClusterSecret::default()), NetworkDataPlane::new(ClusterSecret::default()));
+    let (producer, consumer) = (plane(ClusterSecret::default()), plane(ClusterSecret::default()));
     let (address, _server) = serve(&consumer).await;
     producer.prepare(&descriptor(PRODUCER, &[], &[(1, &address), (2, &address)]));
     consumer.prepare(&descriptor(CONSUMER, &[1, 2], &[]));
@@ -158,7 +201,7 @@ async fn a_producer_process_that_dies_fails_the_consumer_and_does_not_end_its_in
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let output = {
         let _entered = producer_runtime.enter();
-        let producer = NetworkDataPlane::new(ClusterSecret::default());
+        let producer = plane(ClusterSecret::default());
         producer.prepare(&descriptor(PRODUCER, &[], &[(9, &address)]));
         producer.open_sender(9).unwrap()
     };
@@ -181,7 +224,7 @@ async fn a_producer_process_that_dies_fails_the_consumer_and_does_not_end_its_in
 #[tokio::test]
 async fn a_producer_without_the_secret_is_refused() {
     let consumer = NetworkDataPlane::new(ClusterSecret::new(Some("right".into())));
-    let producer = NetworkDataPlane::new(ClusterSecret::new(Some("wrong".into())));
+    let producer = plane(ClusterSecret::new(Some("wrong".into())));
     let (events, mut failures) = mpsc::unbounded_channel();
     producer.report_to(Arc::new(Failures(events)));
     let (address, _server) = serve(&consumer).await;
