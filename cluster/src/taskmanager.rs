@@ -59,7 +59,8 @@ pub struct TaskManagerSettings {
 
 /// Runs the TaskManager until it is refused or its data service fails.
 pub async fn run(settings: TaskManagerSettings) -> Result<(), String> {
-    let plane = NetworkDataPlane::configured(settings.secret.clone(), settings.tls.clone(), settings.batching);
+    let plane =
+        NetworkDataPlane::configured(settings.secret.clone(), settings.tls.clone(), settings.batching);
     let listener = TcpListener::bind(&settings.listen_data)
         .await
         .map_err(|e| format!("cannot listen for data on {}: {e}", settings.listen_data))?;

@@ -22,6 +22,8 @@ pub struct Config {
     pub password: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Refuse clients that do not use TLS (`tls.required`).
+    pub tls_required: bool,
     /// How often the JobManager closes an epoch (`[streaming] barrier_interval_ms`).
     pub barrier_interval_ms: u64,
     /// Where operators keep keyed state (`[state]`).
@@ -148,6 +150,7 @@ impl Default for Config {
             password: None,
             tls_cert: None,
             tls_key: None,
+            tls_required: false,
             barrier_interval_ms: 1000,
             state: StateConfig {
                 backend: StateBackendKind::Memory,
@@ -318,6 +321,7 @@ pub struct AuthSection {
 pub struct TlsSection {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    pub required: Option<bool>,
 }
 
 /// Flag values; `None` means "not given on the command line".
@@ -432,6 +436,7 @@ impl Config {
             password: std::env::var("WEIR_PASSWORD").ok().filter(|p| !p.is_empty()).or(file.auth.password),
             tls_cert: flags.tls_cert.or(file.tls.cert),
             tls_key: flags.tls_key.or(file.tls.key),
+            tls_required: file.tls.required.unwrap_or(false),
             barrier_interval_ms: match file.streaming.barrier_interval_ms {
                 Some(0) => return Err("streaming.barrier_interval_ms must be at least 1".into()),
                 Some(ms) => ms,
@@ -487,6 +492,9 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("TLS needs both a certificate (tls.cert) and a key (tls.key)".into());
         }
+        if self.tls_required && self.tls_cert.is_none() {
+            return Err("tls.required needs a certificate and key (tls.cert, tls.key)".into());
+        }
         if let Some(verifier) = &self.password {
             crate::wire::auth::ScramVerifier::parse(verifier).map_err(|e| format!("auth.password: {e}"))?;
         }
@@ -527,7 +535,9 @@ fn cluster_config(section: ClusterSection, flags: &Overrides) -> Result<ClusterC
         },
         linger: match section.exchange_linger_ms {
             Some(ms) if ms > 1000 => {
-                return Err("cluster.exchange_linger_ms is at most 1000 (a row waits that long at low rates)".into())
+                return Err(
+                    "cluster.exchange_linger_ms is at most 1000 (a row waits that long at low rates)".into()
+                )
             }
             Some(ms) => Duration::from_millis(ms),
             None => defaults.exchange.linger,

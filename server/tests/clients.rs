@@ -465,6 +465,69 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     )
 }
 
+/// `tls.required = true`: a plain connection is refused with 28000 before authentication,
+/// whatever the password; psql with `sslmode=require` gets in.
+pub async fn tls_required_refuses_plain_connections() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let openssl = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .map_err(show)?;
+    check(openssl.status.success(), format!("openssl: {}", String::from_utf8_lossy(&openssl.stderr)))?;
+    let config = dir.path().join("weir.toml");
+    let text = format!(
+        "[tls]
+cert = \"{}\"
+key = \"{}\"
+required = true
+",
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&config, text).map_err(show)?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let plain = format!("host=127.0.0.1 port={} user=weir dbname=weir", server.port);
+    let refused = tokio_postgres::connect(&plain, tokio_postgres::NoTls).await.err();
+    let code = refused.as_ref().map(db_code);
+    check(code.as_deref() == Some("28000"), format!("plain connection: {refused:?}"))?;
+    let message =
+        refused.as_ref().and_then(|e| e.as_db_error()).map(|d| d.message().to_string()).unwrap_or_default();
+    check(message.contains("requires TLS"), format!("the refusal says why: {message}"))?;
+    let psql = |sslmode: &str| {
+        Command::new("psql")
+            .args(["-X", "-At", "-c", "SELECT 42"])
+            .arg(format!("host=127.0.0.1 port={} user=weir dbname=weir sslmode={sslmode}", server.port))
+            .output()
+    };
+    let secure = psql("require").map_err(show)?;
+    check(
+        secure.status.success() && String::from_utf8_lossy(&secure.stdout).trim() == "42",
+        format!("psql over TLS: {}", String::from_utf8_lossy(&secure.stderr)),
+    )?;
+    let insecure = psql("disable").map_err(show)?;
+    check(
+        !insecure.status.success() && String::from_utf8_lossy(&insecure.stderr).contains("requires TLS"),
+        format!("psql without TLS: {}", String::from_utf8_lossy(&insecure.stderr)),
+    )?;
+    // Without a certificate the setting cannot be met: the server refuses to start.
+    std::fs::write(&config, "[tls]\nrequired = true\n").map_err(show)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["--config", &config.display().to_string(), "--data-dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .map_err(show)?;
+    check(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("tls.required needs"),
+        format!("tls.required without a certificate: {}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
 /// Materialized views survive kill -9: they are re-deployed from the catalog at startup,
 /// rebuilt from their tables, and keep following new writes; views over views included.
 pub async fn views_are_redeployed_after_kill_9() -> Result<(), String> {

@@ -65,21 +65,29 @@ def wait_port(port, proc, what):
 
 
 def start(binary, mode, work):
-    """Starts a standalone server or a cluster; returns (pg port, [processes])."""
+    """Starts a standalone server or a cluster; returns (pg port, [processes]). The
+    environment variable BENCH_CONFIG, if set, is TOML every process reads."""
     port = free_port()
+    config = []
+    if os.environ.get("BENCH_CONFIG"):
+        path = os.path.join(work, "bench.toml")
+        with open(path, "w") as f:
+            f.write(os.environ["BENCH_CONFIG"].replace("\\n", "\n"))
+        config = ["--config", path]
+    binary = [binary, *config]
     log = open(os.path.join(work, f"{mode}.log"), "a")
     env = dict(os.environ, WEIR_LOG="warn")
     if mode == "standalone":
-        proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--data-dir", os.path.join(work, "data")],
+        proc = subprocess.Popen([*binary, "--listen", f"127.0.0.1:{port}", "--data-dir", os.path.join(work, "data")],
                                 stderr=log, env=env)
         wait_port(port, proc, "weir")
         return port, [proc]
     rpc = free_port()
-    jm = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--data-dir", os.path.join(work, "jm"),
+    jm = subprocess.Popen([*binary, "--listen", f"127.0.0.1:{port}", "--data-dir", os.path.join(work, "jm"),
                            "jobmanager", "--rpc", f"127.0.0.1:{rpc}"], stderr=log, env=env)
     procs = [jm]
     for i in range(2):
-        procs.append(subprocess.Popen([binary, "taskmanager", "--jobmanager", f"127.0.0.1:{rpc}", "--slots", "8",
+        procs.append(subprocess.Popen([*binary, "taskmanager", "--jobmanager", f"127.0.0.1:{rpc}", "--slots", "8",
                                        "--data-dir", os.path.join(work, f"tm{i}")], stderr=log, env=env))
     wait_port(port, jm, "jobmanager")
     with psycopg.connect(host="127.0.0.1", port=port, user="weir", dbname="weir", autocommit=True) as c:

@@ -102,7 +102,11 @@ impl ScalarUDFImpl for IntervalFunction {
         let values = array.as_primitive::<IntervalMonthDayNanoType>();
         let out: Arc<dyn Array> = match self.which {
             Which::Key => Arc::new(
-                values.iter().map(|v| v.map(key)).collect::<Decimal128Array>().with_precision_and_scale(38, 0)?,
+                values
+                    .iter()
+                    .map(|v| v.map(key))
+                    .collect::<Decimal128Array>()
+                    .with_precision_and_scale(38, 0)?,
             ),
             Which::Justify => {
                 let mut justified = Vec::with_capacity(values.len());
@@ -110,7 +114,9 @@ impl ScalarUDFImpl for IntervalFunction {
                     justified.push(match v {
                         Some(v) => Some(justify(v).ok_or_else(|| {
                             DataFusionError::ArrowError(
-                                Box::new(arrow::error::ArrowError::ArithmeticOverflow("interval out of range".into())),
+                                Box::new(arrow::error::ArrowError::ArithmeticOverflow(
+                                    "interval out of range".into(),
+                                )),
                                 None,
                             )
                         })?),
@@ -194,7 +200,9 @@ fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                 .map(|(qualifier, field)| {
                     let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
                     match field.data_type() == &interval_type() {
-                        true => justify_interval().call(vec![column]).alias_qualified(qualifier.cloned(), field.name()),
+                        true => justify_interval()
+                            .call(vec![column])
+                            .alias_qualified(qualifier.cloned(), field.name()),
                         false => column,
                     }
                 })
@@ -211,7 +219,11 @@ fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                     changed = true;
                 }
             }
-            Ok(if changed { Transformed::yes(LogicalPlan::Sort(sort)) } else { Transformed::no(LogicalPlan::Sort(sort)) })
+            Ok(if changed {
+                Transformed::yes(LogicalPlan::Sort(sort))
+            } else {
+                Transformed::no(LogicalPlan::Sort(sort))
+            })
         }
         other => Ok(Transformed::no(other)),
     }

@@ -6,6 +6,9 @@
 //!   every connection authenticates with SCRAM-SHA-256; with TLS configured, channel binding
 //!   (`SCRAM-SHA-256-PLUS`) is offered too.
 //!
+//! * With `tls.required = true`, a client that did not negotiate TLS is refused before
+//!   authentication (`28000`), as a Postgres `hostssl`-only `pg_hba.conf` refuses it.
+//!
 //! Either way the connection is registered for query cancellation and gets a [`Session`].
 
 use std::collections::HashMap;
@@ -38,6 +41,7 @@ pub struct WeirStartup {
     parameters: Arc<WeirParameters>,
     scram: Option<SASLAuthStartupHandler<WeirParameters>>,
     pids: RandomPidSecretKeyGenerator,
+    tls_required: bool,
 }
 
 impl WeirStartup {
@@ -74,7 +78,14 @@ impl WeirStartup {
             parameters,
             scram,
             pids: RandomPidSecretKeyGenerator::default(),
+            tls_required: false,
         })
+    }
+
+    /// Refuses clients that did not negotiate TLS.
+    pub fn requiring_tls(mut self, required: bool) -> Self {
+        self.tls_required = required;
+        self
     }
 }
 
@@ -89,6 +100,16 @@ impl StartupHandler for WeirStartup {
         if let PgWireFrontendMessage::Startup(startup) = &message {
             let user = startup.parameters.get(METADATA_USER).cloned().unwrap_or_else(|| "weir".into());
             let database = startup.parameters.get("database").cloned().unwrap_or_else(|| user.clone());
+            if self.tls_required && !client.is_secure() {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "28000".into(),
+                    format!(
+                        "connection for user \"{user}\" to database \"{database}\" refused: no encryption \
+                         (this server requires TLS: connect with sslmode=require)"
+                    ),
+                ))));
+            }
             if !self.engine.database_exists(&database) {
                 return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                     "FATAL".into(),
