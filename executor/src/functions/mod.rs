@@ -13,6 +13,7 @@ mod interval;
 pub mod numeric;
 mod numeric_aggregates;
 mod numeric_mul;
+mod to_char;
 
 pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
 
@@ -27,6 +28,8 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.register_udf(numeric_mul::numeric_mul());
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
+    // Postgres' patterns, replacing DataFusion's chrono-format to_char.
+    ctx.register_udf(to_char::to_char());
     ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.
