@@ -29,6 +29,8 @@ const SCAN_CHANNEL_BATCHES: usize = 2;
 #[derive(Clone)]
 pub struct StoredTable {
     store: Arc<TableStore>,
+    /// The columns' `DEFAULT` expressions, for `INSERT (columns) SELECT` leaving some out.
+    defaults: std::collections::HashMap<String, Expr>,
 }
 
 impl fmt::Debug for StoredTable {
@@ -39,7 +41,20 @@ impl fmt::Debug for StoredTable {
 
 impl StoredTable {
     pub fn new(store: Arc<TableStore>) -> Self {
-        Self { store }
+        let mut defaults = std::collections::HashMap::new();
+        let columns = &store.def().columns;
+        if columns.iter().any(|c| c.default.is_some()) {
+            let ctx = crate::functions::session_context(datafusion::prelude::SessionConfig::new());
+            let empty = datafusion::common::DFSchema::empty();
+            for column in columns {
+                // Checked at CREATE TABLE; one that no longer plans leaves the column NULL.
+                let parsed = column.default.as_deref().map(|sql| ctx.parse_sql_expr(sql, &empty));
+                if let Some(Ok(expr)) = parsed {
+                    defaults.insert(column.name.clone(), expr);
+                }
+            }
+        }
+        Self { store, defaults }
     }
 
     pub fn store(&self) -> &Arc<TableStore> {
@@ -55,6 +70,10 @@ impl TableProvider for StoredTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
     }
 
     async fn scan(
@@ -138,8 +157,13 @@ mod tests {
             schema_name: "public".into(),
             name: "orders".into(),
             columns: vec![
-                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
-                ColumnDef { name: "amount".into(), column_type: ColumnType::Float8, not_null: false },
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true, default: None },
+                ColumnDef {
+                    name: "amount".into(),
+                    column_type: ColumnType::Float8,
+                    not_null: false,
+                    default: None,
+                },
             ],
             primary_key: vec![0],
             watermark: None,

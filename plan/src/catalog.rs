@@ -126,6 +126,10 @@ pub struct ColumnDef {
     pub name: String,
     pub column_type: ColumnType,
     pub not_null: bool,
+    /// `DEFAULT expression`, as SQL: what an INSERT that leaves the column out writes
+    /// (NULL without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -93,10 +93,12 @@ pub(crate) fn plan_columns(
             ));
         }
         let mut not_null = false;
+        let mut default = None;
         for option in &column.options {
             match &option.option {
                 ColumnOption::NotNull => not_null = true,
                 ColumnOption::Null => not_null = false,
+                ColumnOption::Default(expr) if primary_key_allowed => default = Some(expr.to_string()),
                 ColumnOption::PrimaryKey(_) if primary_key_allowed => {
                     if !primary_key.is_empty() {
                         return Err(multiple_primary_keys(relation));
@@ -106,7 +108,7 @@ pub(crate) fn plan_columns(
                 }
                 other if primary_key_allowed => {
                     return Err(SqlError::unsupported(format!("column option {other}"))
-                        .with_hint("Weir supports NOT NULL, NULL and PRIMARY KEY on columns"))
+                        .with_hint("Weir supports NOT NULL, NULL, DEFAULT and PRIMARY KEY on columns"))
                 }
                 other => {
                     return Err(SqlError::unsupported(format!("column option {other} on a source"))
@@ -118,6 +120,7 @@ pub(crate) fn plan_columns(
             name: column_name,
             column_type: column_type_from_sql(&column.data_type)?,
             not_null,
+            default,
         });
     }
     Ok((columns, primary_key))

@@ -417,9 +417,19 @@ mod tests {
             schema_name: "public".into(),
             name: "orders".into(),
             columns: vec![
-                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
-                ColumnDef { name: "customer".into(), column_type: ColumnType::Text, not_null: false },
-                ColumnDef { name: "amount".into(), column_type: ColumnType::Float8, not_null: false },
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true, default: None },
+                ColumnDef {
+                    name: "customer".into(),
+                    column_type: ColumnType::Text,
+                    not_null: false,
+                    default: None,
+                },
+                ColumnDef {
+                    name: "amount".into(),
+                    column_type: ColumnType::Float8,
+                    not_null: false,
+                    default: None,
+                },
             ],
             primary_key,
             watermark: None,

@@ -91,9 +91,9 @@ fn store_with_table(dir: &std::path::Path) -> (Arc<Store>, Arc<TableStore>) {
             schema_name: "public".into(),
             name: "t".into(),
             columns: vec![
-                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
-                ColumnDef { name: "k".into(), column_type: ColumnType::Text, not_null: false },
-                ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false },
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true, default: None },
+                ColumnDef { name: "k".into(), column_type: ColumnType::Text, not_null: false, default: None },
+                ColumnDef { name: "v".into(), column_type: ColumnType::Int8, not_null: false, default: None },
             ],
             primary_key: vec![0],
             watermark: None,

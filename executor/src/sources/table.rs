@@ -172,8 +172,13 @@ mod tests {
             schema_name: "public".into(),
             name: "t".into(),
             columns: vec![
-                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true },
-                ColumnDef { name: "name".into(), column_type: ColumnType::Text, not_null: false },
+                ColumnDef { name: "id".into(), column_type: ColumnType::Int8, not_null: true, default: None },
+                ColumnDef {
+                    name: "name".into(),
+                    column_type: ColumnType::Text,
+                    not_null: false,
+                    default: None,
+                },
             ],
             primary_key: vec![0],
             watermark: None,

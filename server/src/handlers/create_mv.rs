@@ -93,6 +93,7 @@ pub async fn run(
                     name: n.clone(),
                     column_type: ColumnType::from_arrow(f.data_type()),
                     not_null: false,
+                    default: None,
                 })
                 .collect(),
             primary_key: vec![],

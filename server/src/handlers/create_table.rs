@@ -22,6 +22,21 @@ pub async fn run(
     if plan.def.schema_name != crate::engine::DEFAULT_SCHEMA {
         return Err(SqlError::new("3F000", format!("schema \"{}\" does not exist", plan.def.schema_name)));
     }
+    // A default must compute a value of the column's type without reading any column.
+    for column in &plan.def.columns {
+        let Some(default) = &column.default else { continue };
+        let check = format!("SELECT CAST(({default}) AS {})", column.column_type.pg_display_name());
+        let statement = match weir_planner::parse_sql(&check)?.pop() {
+            Some(weir_planner::WeirStatement::Sql(statement)) => *statement,
+            _ => return Err(SqlError::internal("a default's check did not parse as a query")),
+        };
+        let invalid = |e: SqlError| {
+            SqlError::new(e.code, format!("invalid DEFAULT for column \"{}\": {}", column.name, e.message))
+        };
+        // Run, not only planned: a constant that does not convert fails only when computed.
+        let (ctx, plan) = super::planning::plan(cx, statement).await.map_err(invalid)?;
+        super::planning::collect(&ctx, plan).await.map_err(invalid)?;
+    }
     if plan.def.name.starts_with("pg_") {
         return Err(SqlError::new("42939", format!("unacceptable table name \"{}\"", plan.def.name))
             .with_detail("The prefix \"pg_\" is reserved for system catalogs."));

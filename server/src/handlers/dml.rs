@@ -30,8 +30,8 @@ use crate::commit_gate::write_with_lock;
 use crate::engine::Engine;
 use crate::wire::errors::{from_arrow, from_storage};
 
-pub async fn insert(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
-    let Statement::Insert(insert) = &statement else {
+pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Outcome> {
+    let Statement::Insert(insert) = &mut statement else {
         return Err(SqlError::internal("insert handler called with another statement"));
     };
     if insert.returning.is_some() {
@@ -45,6 +45,7 @@ pub async fn insert(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome
         other => return Err(SqlError::unsupported(format!("INSERT INTO {other}"))),
     };
     let table = resolve_table(cx.engine, &name)?;
+    super::insert_defaults::fill_defaults(insert, table.def())?;
     let (ctx, plan) = plan(cx, statement).await?;
     // DataFusion's INSERT plan: its input gives the table's columns in order, coerced.
     let LogicalPlan::Dml(dml) = plan else {

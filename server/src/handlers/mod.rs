@@ -23,6 +23,7 @@ mod dml;
 mod drop;
 mod flush;
 mod inject_failure;
+mod insert_defaults;
 mod planning;
 mod query;
 mod settings;

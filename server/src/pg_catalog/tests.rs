@@ -17,7 +17,12 @@ const PSQL_QUERIES: &str = include_str!("testdata/psql15_queries.sql");
 /// The tables and the materialized view of the reference capture, with ids chosen so the
 /// oids match it (orders = 16385, items = 16392, customer_totals = 16397).
 fn snapshot() -> Arc<CatalogSnapshot> {
-    let column = |name: &str, column_type, not_null| ColumnDef { name: name.into(), column_type, not_null };
+    let column = |name: &str, column_type, not_null| ColumnDef {
+        name: name.into(),
+        column_type,
+        not_null,
+        default: None,
+    };
     Arc::new(CatalogSnapshot {
         tables: vec![
             TableDef {
@@ -576,7 +581,12 @@ fn pg_get_viewdef_matches_postgres_layout() {
         // Shapes that are not laid out are printed as stored.
         ("SELECT 1 UNION SELECT 2", &["?column?"], " SELECT 1 UNION SELECT 2;", None),
     ];
-    let column = |name: &str| ColumnDef { name: name.into(), column_type: ColumnType::Int8, not_null: false };
+    let column = |name: &str| ColumnDef {
+        name: name.into(),
+        column_type: ColumnType::Int8,
+        not_null: false,
+        default: None,
+    };
     for (i, (sql, names, _, _)) in cases.iter().enumerate() {
         let id = 100 + i as u64;
         base.views.push(view(id, &format!("v{id}"), names.iter().map(|n| column(n)).collect(), sql));
