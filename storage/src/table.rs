@@ -116,15 +116,16 @@ impl TableStore {
         Ok(batch.num_rows())
     }
 
-    /// Deletes the rows of `old_rows` (full rows as read from this table) by primary key.
+    /// Deletes the rows of `old_rows` (full rows as read from this table): by primary key,
+    /// or in a table without one, one stored row of equal values per row given.
     pub fn delete(&self, old_rows: &RecordBatch) -> StorageResult<usize> {
-        let keys = self.require_keys(old_rows)?;
         let values = self.codec.encode_values(old_rows)?;
+        let keys = self.stored_keys(old_rows, &values)?;
         let mut wb = WriteBatch::default();
         let (rows_cf, log_cf) = self.cfs()?;
         let mut seq = self.next_seq.load(Ordering::SeqCst);
-        for i in 0..old_rows.num_rows() {
-            wb.delete_cf(rows_cf, self.row_key(keys.row(i).as_ref()));
+        for (i, key) in keys.iter().enumerate() {
+            wb.delete_cf(rows_cf, key);
             wb.put_cf(log_cf, self.log_key(seq), log_value(OP_DELETE, values.row(i).as_ref()));
             seq += 1;
         }
@@ -139,16 +140,22 @@ impl TableStore {
             return Err(StorageError::Invalid("update: old and new row counts differ".into()));
         }
         self.check_not_null(new_rows)?;
-        let old_keys = self.require_keys(old_rows)?;
-        let new_keys = self.require_keys(new_rows)?;
-        let old_key_bytes: Vec<Vec<u8>> = old_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
-        let new_key_bytes: Vec<Vec<u8>> = new_keys.iter().map(|k| self.row_key(k.as_ref())).collect();
-        if old_key_bytes != new_key_bytes {
+        let old_values = self.codec.encode_values(old_rows)?;
+        let new_values = self.codec.encode_values(new_rows)?;
+        let old_key_bytes = self.stored_keys(old_rows, &old_values)?;
+        let start = self.next_seq.load(Ordering::SeqCst);
+        let new_key_bytes: Vec<Vec<u8>> = match self.codec.encode_keys(new_rows)? {
+            Some(new_keys) => new_keys.iter().map(|k| self.row_key(k.as_ref())).collect(),
+            // Without a primary key a row's id is the sequence number of its insert: here,
+            // the insert half of its update.
+            None => (0..new_rows.num_rows() as u64)
+                .map(|i| self.row_key(&(start + 2 * i + 1).to_be_bytes()))
+                .collect(),
+        };
+        if self.def.has_primary_key() && old_key_bytes != new_key_bytes {
             let freed: HashSet<&[u8]> = old_key_bytes.iter().map(|k| k.as_slice()).collect();
             self.check_unique(new_rows, &new_key_bytes, &freed)?;
         }
-        let old_values = self.codec.encode_values(old_rows)?;
-        let new_values = self.codec.encode_values(new_rows)?;
         let mut wb = WriteBatch::default();
         let (rows_cf, log_cf) = self.cfs()?;
         for key in &old_key_bytes {
@@ -265,13 +272,45 @@ impl TableStore {
         Ok(())
     }
 
-    fn require_keys(&self, batch: &RecordBatch) -> StorageResult<arrow::row::Rows> {
-        self.codec.encode_keys(batch)?.ok_or_else(|| {
-            StorageError::Invalid(format!(
-                "table \"{}\" has no primary key; UPDATE and DELETE need one",
-                self.def.name
-            ))
-        })
+    /// The stored keys of `rows` (full rows as read from this table, `values` their
+    /// encoding): their primary keys; in a table without one, for each row a distinct
+    /// stored row of equal values, found by a scan (as Postgres finds rows without an
+    /// index). Callers hold the write lock, so the rows are still there.
+    fn stored_keys(&self, rows: &RecordBatch, values: &arrow::row::Rows) -> StorageResult<Vec<Vec<u8>>> {
+        if let Some(keys) = self.codec.encode_keys(rows)? {
+            return Ok(keys.iter().map(|k| self.row_key(k.as_ref())).collect());
+        }
+        let mut wanted: std::collections::HashMap<&[u8], Vec<usize>> = std::collections::HashMap::new();
+        for i in 0..rows.num_rows() {
+            wanted.entry(values.row(i).data()).or_default().push(i);
+        }
+        let mut found: Vec<Option<Vec<u8>>> = vec![None; rows.num_rows()];
+        let prefix = self.def.id.to_be_bytes();
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound((self.def.id + 1).to_be_bytes().to_vec());
+        let iter =
+            self.db.iterator_cf_opt(self.cf(CF_ROWS)?, opts, IteratorMode::From(&prefix, Direction::Forward));
+        let mut missing = rows.num_rows();
+        for item in iter {
+            if missing == 0 {
+                break;
+            }
+            let (key, value) = item?;
+            if let Some(slots) = wanted.get_mut(value.as_ref()) {
+                if let Some(i) = slots.pop() {
+                    found[i] = Some(key.to_vec());
+                    missing -= 1;
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|k| {
+                k.ok_or_else(|| {
+                    StorageError::Invalid(format!("a row of \"{}\" to change is gone", self.def.name))
+                })
+            })
+            .collect()
     }
 
     fn check_not_null(&self, batch: &RecordBatch) -> StorageResult<()> {
@@ -553,5 +592,33 @@ mod tests {
         assert_eq!(scan_all(&again).0, Vec::<i64>::new());
         assert!(again.def().id > t.def().id);
         let _ = again.schema().field(0).is_nullable();
+    }
+
+    #[test]
+    fn rows_of_a_table_without_primary_key_are_changed_by_value_one_copy_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.create_table(def(vec![])).unwrap();
+        t.insert(&batch(&t, &[1, 1, 1, 2], &["a", "a", "a", "b"], &[1.0, 1.0, 1.0, 2.0])).unwrap();
+        // Two of the three equal rows go; one stays.
+        t.delete(&batch(&t, &[1, 1], &["a", "a"], &[1.0, 1.0])).unwrap();
+        assert_eq!(scan_all(&t).0, vec![1, 2]);
+        // An update replaces one copy, and the new row has an id of its own.
+        t.update(&batch(&t, &[2], &["b"], &[2.0]), &batch(&t, &[3], &["c"], &[3.0])).unwrap();
+        let (mut ids, _) = scan_all(&t);
+        ids.sort();
+        assert_eq!(ids, vec![1, 3]);
+        // A row that is not there is an error, and nothing changes.
+        assert!(t.delete(&batch(&t, &[7], &["x"], &[7.0])).is_err());
+        assert_eq!(scan_all(&t).0.len(), 2);
+        // The changelog says what happened: +4, -2, -1 +1.
+        let mut ops: Vec<ChangeOp> = Vec::new();
+        t.read_changelog(1, 100, |e| {
+            ops.extend(e.ops);
+            true
+        })
+        .unwrap();
+        let deletes = ops.iter().filter(|o| **o == ChangeOp::Delete).count();
+        assert_eq!((ops.len(), deletes), (8, 3));
     }
 }

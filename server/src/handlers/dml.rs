@@ -3,8 +3,8 @@
 //! INSERT is planned by DataFusion (VALUES or SELECT, column lists, type coercion) and
 //! written by the table's sink. UPDATE and DELETE are turned into a SELECT of the affected
 //! rows — old values, and for UPDATE the new ones — so every expression DataFusion supports
-//! works in SET and WHERE; the rows are then replaced or removed by primary key in one
-//! atomic write. The table's write lock is held from the SELECT to the write, so concurrent
+//! works in SET and WHERE; the rows are then replaced or removed by primary key (in a table
+//! without one, stored rows of equal values, one per row selected) in one atomic write. The table's write lock is held from the SELECT to the write, so concurrent
 //! statements on a table apply one after another and never lose an update. INSERT works
 //! the same way: DataFusion plans and runs the rows to insert, and the handler writes them.
 //!
@@ -259,13 +259,6 @@ fn target_of(
     };
     let table = resolve_table(engine, name)?;
     refuse_append_only(&table, statement)?;
-    if !table.def().has_primary_key() {
-        return Err(SqlError::unsupported(format!(
-            "UPDATE and DELETE on table \"{}\", which has no primary key",
-            table.def().name
-        ))
-        .with_hint("declare a PRIMARY KEY on tables you update or delete from"));
-    }
     let relation = match alias {
         Some(alias) => format!("{} AS {}", quote_ident(&table.def().name), alias),
         None => quote_ident(&table.def().name),

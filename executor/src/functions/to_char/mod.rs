@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(decimal_text(123450, 2), "1234.50");
         assert_eq!(decimal_text(-5, 3), "-0.005");
         assert_eq!(decimal_text(12, -2), "1200");
-        let as_text = |v: f64| float(v, |t| Ok(t)).unwrap();
+        let as_text = |v: f64| float(v, Ok).unwrap();
         assert_eq!(as_text(12345678.9), "12345678.9");
         assert_eq!(as_text(0.1 + 0.2), "0.3");
     }
