@@ -27,6 +27,7 @@ pub mod copy_in;
 pub mod engine;
 pub mod handlers;
 pub mod pg_catalog;
+pub mod postgres_settings;
 pub mod runtime;
 pub mod session;
 pub mod source_table;

@@ -42,6 +42,9 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ("max_identifier_length", "63", "Shows the maximum identifier length."),
 ];
 
+/// Weir's own session settings (besides those in [`DEFAULT_SETTINGS`]).
+const WEIR_SETTINGS: &[&str] = &["streaming_parallelism", "streaming_state_ttl"];
+
 /// Settings whose value Weir cannot honour other than the default.
 const FIXED_SETTINGS: &[(&str, &[&str])] = &[
     ("client_encoding", &["utf8", "utf-8", "unicode"]),
@@ -112,6 +115,15 @@ impl Session {
 
     pub fn set(&mut self, name: &str, value: &str) -> SqlResult<()> {
         let key = name.to_ascii_lowercase();
+        let weirs_own = DEFAULT_SETTINGS.iter().any(|(n, _, _)| n.eq_ignore_ascii_case(&key))
+            || WEIR_SETTINGS.contains(&key.as_str());
+        if !weirs_own && !crate::postgres_settings::is_settable(&key) {
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+            .with_hint("custom settings need a dot in their name, as in myapp.user_id"));
+        }
         if let Some((_, allowed)) = FIXED_SETTINGS.iter().find(|(n, _)| *n == key) {
             if !allowed.contains(&value.to_ascii_lowercase().as_str()) {
                 return Err(SqlError::new(

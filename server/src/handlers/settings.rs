@@ -78,9 +78,16 @@ fn show_name(variable: &[Ident]) -> String {
 }
 
 pub async fn show(cx: &Context<'_>, variable: &[Ident]) -> SqlResult<Outcome> {
-    let name = show_name(variable);
-    let schema = show_schema(variable);
     let session = cx.session()?;
+    // A custom setting's name has a dot (`SHOW myapp.user_id` comes as two words).
+    let dotted = variable.iter().map(|i| i.value.to_ascii_lowercase()).collect::<Vec<_>>().join(".");
+    let (name, schema) = match variable.len() > 1 && session.get(&dotted).is_some() {
+        true => {
+            let schema = Arc::new(Schema::new(vec![Field::new(dotted.clone(), DataType::Utf8, false)]));
+            (dotted, schema as SchemaRef)
+        }
+        false => (show_name(variable), show_schema(variable)),
+    };
     if name == "all" {
         let settings = session.settings();
         let description = |n: &str| {
