@@ -24,6 +24,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Refuse clients that do not use TLS (`tls.required`).
     pub tls_required: bool,
+    /// Client sessions at once; one more is refused with `53300` (`max_connections`).
+    pub max_connections: usize,
     /// How often the JobManager closes an epoch (`[streaming] barrier_interval_ms`).
     pub barrier_interval_ms: u64,
     /// Where operators keep keyed state (`[state]`).
@@ -53,6 +55,9 @@ pub enum Mode {
     /// `weir taskmanager`: runs tasks for a JobManager.
     TaskManager,
 }
+
+/// As Postgres.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -151,6 +156,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_required: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             barrier_interval_ms: 1000,
             state: StateConfig {
                 backend: StateBackendKind::Memory,
@@ -194,6 +200,7 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub log: Option<String>,
+    pub max_connections: Option<usize>,
     #[serde(default)]
     pub auth: AuthSection,
     #[serde(default)]
@@ -437,6 +444,11 @@ impl Config {
             tls_cert: flags.tls_cert.or(file.tls.cert),
             tls_key: flags.tls_key.or(file.tls.key),
             tls_required: file.tls.required.unwrap_or(false),
+            max_connections: match file.max_connections {
+                Some(0) => return Err("max_connections must be at least 1".into()),
+                Some(n) => n,
+                None => DEFAULT_MAX_CONNECTIONS,
+            },
             barrier_interval_ms: match file.streaming.barrier_interval_ms {
                 Some(0) => return Err("streaming.barrier_interval_ms must be at least 1".into()),
                 Some(ms) => ms,

@@ -58,7 +58,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let connections = Arc::new(ConnectionManager::new());
     let cancels = Arc::new(wire::cancel::CancelRegistry::default());
     let startup = WeirStartup::new(engine.clone(), connections.clone(), cancels.clone(), verifier, cert_pem)?
-        .requiring_tls(config.tls_required);
+        .requiring_tls(config.tls_required)
+        .limiting_sessions(config.max_connections);
     let handlers = Arc::new(WeirHandlers {
         engine: engine.clone(),
         queries: Arc::new(QueryHandler::new(engine.clone())),

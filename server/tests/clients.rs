@@ -465,6 +465,42 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     )
 }
 
+/// `max_connections = 2`: a third session is refused with 53300; once one ends, a new one
+/// gets in (cancel requests do not count).
+pub async fn max_connections_refuses_one_more_session() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "max_connections = 2\n").map_err(show)?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let first = server.connect().await;
+    let second = server.connect().await;
+    let url = format!("host=127.0.0.1 port={} user=weir dbname=weir", server.port);
+    let refused = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.err();
+    let code = refused.as_ref().map(db_code);
+    check(code.as_deref() == Some("53300"), format!("a third session: {refused:?}"))?;
+    // A cancel request is not a session.
+    first.cancel_token().cancel_query(tokio_postgres::NoTls).await.map_err(show)?;
+    drop(second);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                let one: i64 = client.query_one("SELECT CAST(1 AS BIGINT)", &[]).await.map_err(show)?.get(0);
+                check(one == 1, "a query on the new session")?;
+                break;
+            }
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(format!("no session after one ended: {e:?}"));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    let still: i64 = first.query_one("SELECT CAST(2 AS BIGINT)", &[]).await.map_err(show)?.get(0);
+    check(still == 2, "the first session still works")
+}
+
 /// `tls.required = true`: a plain connection is refused with 28000 before authentication,
 /// whatever the password; psql with `sslmode=require` gets in.
 pub async fn tls_required_refuses_plain_connections() -> Result<(), String> {

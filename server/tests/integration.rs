@@ -90,6 +90,9 @@ fn main() {
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),
         ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),
         ("security::scram_tls_and_startup_errors", || Box::pin(clients::scram_tls_and_startup_errors())),
+        ("security::max_connections_refuses_one_more_session", || {
+            Box::pin(clients::max_connections_refuses_one_more_session())
+        }),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
         }),

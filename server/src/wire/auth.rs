@@ -6,6 +6,8 @@
 //!   every connection authenticates with SCRAM-SHA-256; with TLS configured, channel binding
 //!   (`SCRAM-SHA-256-PLUS`) is offered too.
 //!
+//! * At most `max_connections` sessions at once: one more is refused (`53300`), as in
+//!   Postgres.
 //! * With `tls.required = true`, a client that did not negotiate TLS is refused before
 //!   authentication (`28000`), as a Postgres `hostssl`-only `pg_hba.conf` refuses it.
 //!
@@ -42,6 +44,18 @@ pub struct WeirStartup {
     scram: Option<SASLAuthStartupHandler<WeirParameters>>,
     pids: RandomPidSecretKeyGenerator,
     tls_required: bool,
+    /// Sessions started and not yet ended, and how many may be.
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
+    max_sessions: usize,
+}
+
+/// Held by a session for its life: the session count goes down when it ends.
+struct CountedSession(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for CountedSession {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl WeirStartup {
@@ -79,7 +93,15 @@ impl WeirStartup {
             scram,
             pids: RandomPidSecretKeyGenerator::default(),
             tls_required: false,
+            sessions: Arc::default(),
+            max_sessions: usize::MAX,
         })
+    }
+
+    /// Refuses sessions beyond `max` at once (`53300`).
+    pub fn limiting_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
     }
 
     /// Refuses clients that did not negotiate TLS.
@@ -110,6 +132,17 @@ impl StartupHandler for WeirStartup {
                     ),
                 ))));
             }
+            let counted = self.sessions.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            let session = CountedSession(self.sessions.clone());
+            if counted >= self.max_sessions {
+                drop(session);
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "53300".into(),
+                    "sorry, too many clients already".into(),
+                ))));
+            }
+            client.session_extensions().insert(session);
             if !self.engine.database_exists(&database) {
                 return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                     "FATAL".into(),
