@@ -76,6 +76,11 @@ pub struct StreamProperties {
     /// The watermarked columns that are a window's exclusive end (`window_end`).
     #[serde(default)]
     pub window_end_columns: Vec<usize>,
+    /// Columns that are a window's start (`window_start` of TUMBLE, HOP, CUMULATE over a
+    /// watermarked time column), with the window's length in microseconds: such a window
+    /// closes once the watermark reaches start + length.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub window_start_columns: Vec<(usize, i64)>,
 }
 
 impl fmt::Display for StreamProperties {
@@ -265,6 +270,10 @@ pub struct WindowedGroups {
     /// `EMIT ON WINDOW CLOSE`: emit each group once, final, when it closes (append-only
     /// output); otherwise emit changes every epoch and drop closed groups' state.
     pub emit_on_close: bool,
+    /// Microseconds from the column's value to the window's end: 0 for `window_end`, the
+    /// window's length for `window_start` (grouping by the start alone).
+    #[serde(default)]
+    pub close_after: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

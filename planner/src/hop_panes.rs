@@ -200,7 +200,12 @@ fn apply(vertices: &mut [Vertex], consumer: usize, rw: Rewrite) {
         aggregates: spec.aggregates.clone(),
         output: spec.output[..gc].iter().cloned().chain(partial_fields.iter().cloned()).collect(),
         global: false,
-        window: Some(WindowedGroups { column: rw.end_col, exclusive_end: true, emit_on_close: true }),
+        window: Some(WindowedGroups {
+            column: rw.end_col,
+            exclusive_end: true,
+            emit_on_close: true,
+            close_after: 0,
+        }),
         append_only_input: true,
     };
     // 3. Each pane into the windows that contain it, then back to the group column order.

@@ -181,6 +181,6 @@ impl Lowering<'_> {
             JoinKind::LeftSemi | JoinKind::LeftAnti => a.stream_key.clone(),
             _ => None,
         };
-        StreamProperties { append_only, stream_key, watermark_columns: vec![], window_end_columns: vec![] }
+        StreamProperties { append_only, stream_key, ..Default::default() }
     }
 }

@@ -202,7 +202,7 @@ impl Lowering<'_> {
                             append_only: watermark.is_some(),
                             stream_key: (!primary_key.is_empty()).then_some(primary_key),
                             watermark_columns: watermark.iter().map(|w| w.column).collect(),
-                            window_end_columns: vec![],
+                            ..Default::default()
                         };
                         let source = SourceSpec::Table {
                             table_id: id,
@@ -222,7 +222,7 @@ impl Lowering<'_> {
                             append_only: true,
                             stream_key: None,
                             watermark_columns: watermark.iter().map(|w| w.column).collect(),
-                            window_end_columns: vec![],
+                            ..Default::default()
                         };
                         let source = SourceSpec::Connector {
                             source_id: id,
@@ -294,6 +294,13 @@ impl Lowering<'_> {
                 };
                 let watermark_columns = in_all(|p| &p.watermark_columns);
                 let window_end_columns = in_all(|p| &p.window_end_columns);
+                let window_start_columns: Vec<(usize, i64)> = self.vertices[inputs[0]]
+                    .output
+                    .window_start_columns
+                    .iter()
+                    .filter(|c| inputs.iter().all(|v| self.vertices[*v].output.window_start_columns.contains(c)))
+                    .copied()
+                    .collect();
                 let all_columns: Vec<usize> = (0..output.len()).collect();
                 let edges = inputs
                     .into_iter()
@@ -303,8 +310,13 @@ impl Lowering<'_> {
                     .add_vertex(self.parallelism, None, edges)
                     .with_chain(self, OperatorSpec::Union { output });
                 // A union may repeat rows across its inputs: no key survives.
-                self.vertices[vertex].output =
-                    StreamProperties { append_only, stream_key: None, watermark_columns, window_end_columns };
+                self.vertices[vertex].output = StreamProperties {
+                    append_only,
+                    stream_key: None,
+                    watermark_columns,
+                    window_end_columns,
+                    window_start_columns,
+                };
                 Ok(vertex)
             }
             LogicalPlan::Extension(extension) => {
@@ -420,11 +432,18 @@ impl Lowering<'_> {
         let properties = &self.vertices[source].output;
         let window_column = (0..group_columns)
             .find(|c| properties.window_end_columns.contains(c))
-            .or_else(|| (0..group_columns).find(|c| properties.watermark_columns.contains(c)));
-        let window = window_column.map(|column| WindowedGroups {
+            .or_else(|| (0..group_columns).find(|c| properties.watermark_columns.contains(c)))
+            .map(|c| (c, 0))
+            .or_else(|| {
+                // Grouped by a window's start alone: it closes a window length later.
+                (0..group_columns)
+                    .find_map(|c| properties.window_start_columns.iter().find(|(s, _)| *s == c).copied())
+            });
+        let window = window_column.map(|(column, close_after)| WindowedGroups {
             column,
-            exclusive_end: properties.window_end_columns.contains(&column),
+            exclusive_end: close_after > 0 || properties.window_end_columns.contains(&column),
             emit_on_close: self.emit_on_window_close,
+            close_after,
         });
         if self.emit_on_window_close {
             if window.is_none() {
@@ -439,8 +458,11 @@ impl Lowering<'_> {
             (self.parallelism, Partitioning::Hash((0..group_columns).collect()))
         };
         let emit_on_close = window.as_ref().is_some_and(|w| w.emit_on_close);
-        let closing: Vec<usize> = window.iter().map(|w| w.column).collect();
-        let window_end = window.iter().filter(|w| w.exclusive_end).map(|w| w.column).collect();
+        let by_end = window.iter().filter(|w| w.close_after == 0);
+        let closing: Vec<usize> = by_end.clone().map(|w| w.column).collect();
+        let window_end = by_end.filter(|w| w.exclusive_end).map(|w| w.column).collect();
+        let window_start =
+            window.iter().filter(|w| w.close_after > 0).map(|w| (w.column, w.close_after)).collect();
         let append_only_input = self.vertices[source].output.append_only;
         let spec = AggregateSpec { group_columns, aggregates, output, global, window, append_only_input };
         let vertex = self
@@ -453,6 +475,7 @@ impl Lowering<'_> {
             stream_key: Some((0..group_columns).collect()),
             watermark_columns: closing,
             window_end_columns: window_end,
+            window_start_columns: window_start,
         };
         Ok(vertex)
     }
@@ -469,6 +492,13 @@ impl Lowering<'_> {
         if time_has_watermark {
             output.watermark_columns.push(end);
             output.window_end_columns.push(end);
+            let length = match window.kind {
+                WindowKind::Tumble { size, .. }
+                | WindowKind::Hop { size, .. }
+                | WindowKind::Cumulate { size, .. } => Some(size),
+                WindowKind::Session { .. } => None,
+            };
+            output.window_start_columns.extend(length.map(|l| (start, l)));
         }
         match window.kind {
             WindowKind::Session { gap } => {
@@ -530,6 +560,14 @@ impl Lowering<'_> {
         let out = &mut self.vertices[vertex].output;
         out.watermark_columns = passed(&out.watermark_columns);
         out.window_end_columns = passed(&out.window_end_columns);
+        out.window_start_columns = (0..exprs.len())
+            .filter_map(|i| {
+                out.window_start_columns
+                    .iter()
+                    .find(|(c, _)| exprs[i] == format!("_c{c}"))
+                    .map(|(_, l)| (i, *l))
+            })
+            .collect();
         let picked: Option<Vec<usize>> = exprs.iter().map(|e| e.strip_prefix("_c")?.parse().ok()).collect();
         if let (Some(picked), Some(OperatorSpec::Project { exprs: before, output: before_out })) =
             (&picked, self.vertices[vertex].chain.last())

@@ -232,7 +232,7 @@ impl HashAggregate {
     /// Whether a group whose window column is `value` can no longer receive on-time rows.
     fn is_closed(&self, value: i64) -> bool {
         match &self.window {
-            Some(w) if w.exclusive_end => value <= self.watermark,
+            Some(w) if w.exclusive_end => value.saturating_add(w.close_after) <= self.watermark,
             Some(_) => value < self.watermark,
             None => false,
         }
@@ -260,7 +260,7 @@ impl HashAggregate {
         let Some(w) = &self.window else { return vec![] };
         // `open` keeps the keys that are still open: `> watermark` (exclusive end) or `>= watermark`.
         let first_open = match w.exclusive_end {
-            true => self.watermark.saturating_add(1),
+            true => self.watermark.saturating_sub(w.close_after).saturating_add(1),
             false => self.watermark,
         };
         let still_open = self.open.split_off(&first_open);
@@ -892,7 +892,7 @@ mod tests {
             &[(CountRows, None), (Sum, Some(1))],
             &[("window_end", ts.clone()), ("n", Int64), ("s", Int64)],
         );
-        spec.window = Some(WindowedGroups { column: 0, exclusive_end: true, emit_on_close });
+        spec.window = Some(WindowedGroups { column: 0, exclusive_end: true, emit_on_close, close_after: 0 });
         let schema = Arc::new(arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new("window_end", ts, true),
             arrow::datatypes::Field::new("v", Int64, true),
