@@ -36,6 +36,7 @@ use crate::operators::sink::{Sink, SinkConfig};
 use crate::operators::top_n::TopN;
 use crate::operators::union::Union;
 use crate::operators::window_assign::WindowAssign;
+use crate::operators::window_close::WindowClose;
 use crate::operators::Operator;
 use crate::sources::SourceContext;
 use crate::task::{Chain, Task, TaskId, TaskInput};
@@ -359,6 +360,9 @@ impl LocalTaskManager {
                     let op = WindowAssign::new(*kind, *time_column, &schema)?;
                     schema = op.schema().clone();
                     operators.push(Box::new(op));
+                }
+                OperatorSpec::WindowClose { column } => {
+                    operators.push(Box::new(WindowClose::new(*column, &schema)?));
                 }
                 OperatorSpec::SessionWindow { gap, time_column, keys } => {
                     let op = SessionWindow::new(*gap, *time_column, keys.clone(), &schema)?;

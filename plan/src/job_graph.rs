@@ -227,6 +227,12 @@ pub enum OperatorSpec {
         time_column: usize,
         keys: Vec<usize>,
     },
+    /// `EMIT ON WINDOW CLOSE` on a window query without an aggregate: holds each row until
+    /// the watermark passes its window's end (`column`), then emits it; later rows of a
+    /// closed window are late.
+    WindowClose {
+        column: usize,
+    },
     /// An equi-join of the vertex's two input edges (edge 0 the left side, edge 1 the right),
     /// both hash-partitioned on their join keys. Must be the first operator of its chain.
     HashJoin(JoinSpec),
@@ -473,6 +479,7 @@ impl OperatorSpec {
             OperatorSpec::Materialize { .. } => "Materialize",
             OperatorSpec::WindowAssign { .. } => "WindowAssign",
             OperatorSpec::SessionWindow { .. } => "SessionWindow",
+            OperatorSpec::WindowClose { .. } => "WindowClose",
             OperatorSpec::HashJoin(_) => "HashJoin",
             OperatorSpec::TopN(_) => "TopN",
             OperatorSpec::Sink { .. } => "Sink",
@@ -647,6 +654,9 @@ impl fmt::Display for OperatorSpec {
                 )
             }
             OperatorSpec::Union { .. } => write!(f, "Union"),
+            OperatorSpec::WindowClose { column } => {
+                write!(f, "WindowClose: rows held until the watermark passes _c{column}; state: rows of open windows")
+            }
             OperatorSpec::Materialize { view_id } => {
                 write!(f, "Materialize: view {view_id}; state: view rows with multiplicity")
             }
@@ -767,6 +777,7 @@ impl JobGraph {
                     fields.push(FieldSpec { name: "window_end".into(), data_type: ts });
                 }
                 OperatorSpec::Filter { .. }
+                | OperatorSpec::WindowClose { .. }
                 | OperatorSpec::Materialize { .. }
                 | OperatorSpec::Sink { .. } => {}
             }

@@ -16,6 +16,7 @@ pub mod sink;
 pub mod top_n;
 pub mod union;
 pub mod window_assign;
+pub mod window_close;
 
 #[cfg(test)]
 pub(crate) mod test_util;

@@ -124,7 +124,7 @@ pub fn plan_job_graph(
     };
     let stream = lowering.lower(root)?;
     if options.emit_on_window_close && !lowering.emits_on_close {
-        return Err(unbounded_window_close());
+        lowering.emit_rows_on_window_close(stream)?;
     }
     let terminal = match &options.sink {
         None => OperatorSpec::Materialize { view_id },
@@ -151,6 +151,35 @@ pub fn plan_job_graph(
     };
     let target = JobTarget { id: view_id, name: view_name.to_string(), kind };
     Ok(JobGraph { target, vertices: lowering.vertices })
+}
+
+impl Lowering<'_> {
+    /// `EMIT ON WINDOW CLOSE` on a window query without an aggregate: each row is emitted
+    /// once its window has closed. SESSION rows already come out only then; TUMBLE, HOP and
+    /// CUMULATE rows are held by a `WindowClose` until the watermark passes their
+    /// `window_end`, which the query must keep among its columns.
+    fn emit_rows_on_window_close(&mut self, stream: usize) -> SqlResult<()> {
+        let vertex = &self.vertices[stream];
+        let output = &vertex.output;
+        if vertex.chain.last().is_some_and(|op| matches!(op, OperatorSpec::SessionWindow { .. })) {
+            self.emits_on_close = true;
+            return Ok(());
+        }
+        let Some(&end) = output.window_end_columns.first() else { return Err(unbounded_window_close()) };
+        if !output.append_only {
+            return Err(unbounded_window_close());
+        }
+        // Held rows are not keyed: the vertex must be one whose parallelism never changes.
+        if vertex.source.is_none() {
+            return Err(SqlError::unsupported(
+                "EMIT ON WINDOW CLOSE without an aggregate over a UNION or join",
+            )
+            .with_hint("Apply EMIT ON WINDOW CLOSE to each window query, or aggregate the rows."));
+        }
+        self.vertices[stream].chain.push(OperatorSpec::WindowClose { column: end });
+        self.emits_on_close = true;
+        Ok(())
+    }
 }
 
 fn unbounded_window_close() -> SqlError {
