@@ -70,6 +70,7 @@ impl Engine {
             user: session.user.clone(),
             settings: session.settings(),
             server_version: PG_SERVER_VERSION.to_string(),
+            comments: self.store.comments(),
         })
     }
 

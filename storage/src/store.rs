@@ -25,6 +25,9 @@ const VIEW_KEY_PREFIX: &[u8] = b"view/";
 const SOURCE_KEY_PREFIX: &[u8] = b"source/";
 const SINK_KEY_PREFIX: &[u8] = b"sink/";
 const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";
+/// `comment/` · relation id (`u64`) · column number (`i32`, 0 for the relation): the text of
+/// a `COMMENT ON`.
+const COMMENT_KEY_PREFIX: &[u8] = b"comment/";
 
 /// The durable store: catalog plus every table. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -36,6 +39,8 @@ pub struct Store {
     /// Sources and sinks by (schema, name); definitions only.
     sources: RwLock<BTreeMap<(String, String), SourceDef>>,
     sinks: RwLock<BTreeMap<(String, String), SinkDef>>,
+    /// `COMMENT ON` texts by (relation id, column number; 0 for the relation itself).
+    comments: RwLock<BTreeMap<(u64, i32), String>>,
 }
 
 impl Store {
@@ -61,6 +66,7 @@ impl Store {
             views: RwLock::new(BTreeMap::new()),
             sources: RwLock::new(BTreeMap::new()),
             sinks: RwLock::new(BTreeMap::new()),
+            comments: RwLock::new(BTreeMap::new()),
         };
         crate::catalog_format::upgrade(
             &store.db,
@@ -113,7 +119,46 @@ impl Store {
         *self.views.write().map_err(|_| poisoned())? = views;
         *self.sources.write().map_err(|_| poisoned())? = sources;
         *self.sinks.write().map_err(|_| poisoned())? = sinks;
+        let mut comments = BTreeMap::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_CATALOG)?, COMMENT_KEY_PREFIX) {
+            let (key, value) = item?;
+            let Some(rest) = key.strip_prefix(COMMENT_KEY_PREFIX) else { break };
+            let (Some(object), Some(column)) = (rest.get(..8), rest.get(8..12)) else {
+                return Err(StorageError::CorruptCatalog("a comment key of the wrong length".into()));
+            };
+            let object = u64::from_be_bytes(object.try_into().unwrap_or_default());
+            let column = i32::from_be_bytes(column.try_into().unwrap_or_default());
+            let text = String::from_utf8(value.to_vec())
+                .map_err(|_| StorageError::CorruptCatalog("a comment that is not UTF-8".into()))?;
+            comments.insert((object, column), text);
+        }
+        *self.comments.write().map_err(|_| poisoned())? = comments;
         Ok(())
+    }
+
+    /// Sets (or with `None` removes) the comment on relation `object` (column `column`, 0
+    /// for the relation itself), durably.
+    pub fn set_comment(&self, object: u64, column: i32, comment: Option<&str>) -> StorageResult<()> {
+        let mut comments = self.comments.write().map_err(|_| poisoned())?;
+        let mut key = COMMENT_KEY_PREFIX.to_vec();
+        key.extend_from_slice(&object.to_be_bytes());
+        key.extend_from_slice(&column.to_be_bytes());
+        let mut wb = WriteBatch::default();
+        match comment {
+            Some(text) => wb.put_cf(self.cf(CF_CATALOG)?, &key, text.as_bytes()),
+            None => wb.delete_cf(self.cf(CF_CATALOG)?, &key),
+        }
+        self.write_synced(wb)?;
+        match comment {
+            Some(text) => comments.insert((object, column), text.to_string()),
+            None => comments.remove(&(object, column)),
+        };
+        Ok(())
+    }
+
+    /// Every comment, by (relation id, column number).
+    pub fn comments(&self) -> BTreeMap<(u64, i32), String> {
+        self.comments.read().map(|c| c.clone()).unwrap_or_default()
     }
 
     pub fn view(&self, schema: &str, name: &str) -> Option<ViewDef> {

@@ -67,6 +67,7 @@ pub async fn describe_statement(
         | K::Flush
         | K::InjectFailure(_)
         | K::AlterParallelism { .. }
+        | K::Comment { .. }
         | K::Misplaced(_)
         | K::Unsupported(_)
         | K::Internal(_) => return Ok(StatementDescription::default()),

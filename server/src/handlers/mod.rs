@@ -15,6 +15,7 @@
 //! Shared by the handlers: `planning.rs` (how DataFusion-run statements are planned).
 
 mod alter_parallelism;
+mod comment;
 mod copy_from;
 mod create_mv;
 mod create_table;
@@ -37,8 +38,8 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use weir_planner::sqlparser::ast::{
-    CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateView, Delete, Expr, Ident,
-    ObjectName, ObjectType, Set, Statement, Update,
+    CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateView, Delete,
+    Expr, Ident, ObjectName, ObjectType, Set, Statement, Update,
 };
 use weir_planner::{sqlstate, CreateSink, CreateSource, DropStream, SqlError, SqlResult, WeirStatement};
 
@@ -132,6 +133,11 @@ enum StatementKind {
         sink: bool,
         name: ObjectName,
         parallelism: u64,
+    },
+    Comment {
+        object_type: CommentObject,
+        name: ObjectName,
+        comment: Option<String>,
     },
     /// A Weir clause attached to a statement it does not belong to: the syntax error to
     /// report.
@@ -233,6 +239,9 @@ fn classify(statement: WeirStatement) -> StatementKind {
         Statement::Rollback { .. } => K::Rollback,
         Statement::Discard { .. } => K::Discard,
         Statement::Deallocate { .. } => K::Deallocate,
+        Statement::Comment { object_type, object_name, comment, .. } => {
+            K::Comment { object_type, name: object_name, comment }
+        }
         other => K::Unsupported(other),
     }
 }
@@ -309,6 +318,9 @@ async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
         K::InjectFailure(name) => inject_failure::run(cx, &name).await,
         K::AlterParallelism { sink, name, parallelism } => {
             alter_parallelism::run(cx, sink, &name, parallelism).await
+        }
+        K::Comment { object_type, name, comment } => {
+            comment::run(cx, &object_type, &name, comment.as_deref())
         }
         K::Misplaced(message) => Err(SqlError::syntax(message)),
         K::Internal(message) => Err(SqlError::internal(message)),

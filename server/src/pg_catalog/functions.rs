@@ -440,11 +440,44 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         })
     }));
 
-    // Weir keeps no comments, statistics objects, rules or function definitions.
+    // `COMMENT ON` texts: of relations (on `pg_class`), and of their columns.
+    let s = snapshot.clone();
+    out.push(function("obj_description", &[1, 2], Returns::Fixed(text), move |args, rows| {
+        let oids = relation_oids(&s, arg(args, 0)?)?;
+        let catalogs = match args.get(1) {
+            Some(a) => Some(arrow::compute::cast(a, &DataType::Utf8)?),
+            None => None,
+        };
+        text_rows(rows, |row| {
+            let on_pg_class = catalogs.as_ref().is_none_or(|c| {
+                let c = c.as_string::<i32>();
+                c.is_valid(row) && c.value(row).trim_start_matches("pg_catalog.") == "pg_class"
+            });
+            Ok(oids
+                .get(row)
+                .copied()
+                .flatten()
+                .filter(|_| on_pg_class)
+                .and_then(|oid| s.comment(oid, 0))
+                .map(str::to_string))
+        })
+    }));
+    let s = snapshot.clone();
+    out.push(function("col_description", &[2], Returns::Fixed(text), move |args, rows| {
+        let oids = relation_oids(&s, arg(args, 0)?)?;
+        let columns = arrow::compute::cast(arg(args, 1)?, &DataType::Int64)?;
+        let columns = columns.as_primitive::<arrow::datatypes::Int64Type>();
+        text_rows(rows, |row| {
+            let column = columns.is_valid(row).then(|| i32::try_from(columns.value(row)).ok()).flatten();
+            Ok(match (oids.get(row).copied().flatten(), column) {
+                (Some(oid), Some(column)) if column > 0 => s.comment(oid, column).map(str::to_string),
+                _ => None,
+            })
+        })
+    }));
+    // Weir keeps no shared comments, statistics objects, rules or function definitions.
     for (name, arities) in [
-        ("obj_description", &[1usize, 2][..]),
-        ("col_description", &[2]),
-        ("shobj_description", &[2]),
+        ("shobj_description", &[2usize][..]),
         ("pg_get_statisticsobjdef_columns", &[1]),
         ("pg_get_function_result", &[1]),
         ("pg_get_function_arguments", &[1]),

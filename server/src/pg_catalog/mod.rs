@@ -75,12 +75,37 @@ pub struct CatalogSnapshot {
     pub settings: Vec<(String, String)>,
     /// e.g. "15.0".
     pub server_version: String,
+    /// `COMMENT ON` texts by (relation oid, column number; 0 for the relation).
+    pub comments: std::collections::BTreeMap<(u64, i32), String>,
 }
 
 impl CatalogSnapshot {
     /// A session setting, matched case-insensitively as Postgres does.
     pub fn setting(&self, name: &str) -> Option<&str> {
         self.settings.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The comment on the relation of pg_class oid `oid` (column `column`, 0 for the
+    /// relation), if the relation exists.
+    pub fn comment(&self, oid: i64, column: i32) -> Option<&str> {
+        let id = self
+            .tables
+            .iter()
+            .find(|t| table_oid(t) == oid)
+            .map(|t| t.id)
+            .or_else(|| self.views.iter().find(|v| view_oid(v) == oid).map(|v| v.id()))?;
+        self.comments.get(&(id, column)).map(String::as_str)
+    }
+
+    /// Every comment of an existing relation: (pg_class oid, column, text).
+    pub fn comments_of_relations(&self) -> Vec<(i64, i32, &str)> {
+        let tables = self.tables.iter().map(|t| (t.id, table_oid(t)));
+        let views = self.views.iter().map(|v| (v.id(), view_oid(v)));
+        let oids: std::collections::HashMap<u64, i64> = tables.chain(views).collect();
+        self.comments
+            .iter()
+            .filter_map(|((id, column), text)| Some((*oids.get(id)?, *column, text.as_str())))
+            .collect()
     }
 }
 

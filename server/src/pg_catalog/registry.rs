@@ -42,6 +42,17 @@ pub fn all() -> &'static [SystemRelation] {
     SYSTEM_RELATIONS
 }
 
+/// `COMMENT ON` texts of the relations and columns that exist, on `pg_class` (1259).
+fn pg_description(snapshot: &CatalogSnapshot) -> Vec<Row> {
+    snapshot
+        .comments_of_relations()
+        .into_iter()
+        .map(|(oid, column, text)| {
+            vec![oid.into(), 1259i64.into(), i64::from(column).into(), text.to_string().into()]
+        })
+        .collect()
+}
+
 fn no_rows(_: &CatalogSnapshot) -> Vec<Row> {
     Vec::new()
 }
@@ -89,7 +100,7 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     table("pg_index", 2610, indexes::PG_INDEX, indexes::pg_index),
     table("pg_constraint", 2606, indexes::PG_CONSTRAINT, indexes::pg_constraint),
     table("pg_attrdef", 2604, empty::PG_ATTRDEF, no_rows),
-    table("pg_description", 2609, empty::PG_DESCRIPTION, no_rows),
+    table("pg_description", 2609, empty::PG_DESCRIPTION, pg_description),
     table("pg_depend", 2608, empty::PG_DEPEND, no_rows),
     table("pg_inherits", 2611, empty::PG_INHERITS, no_rows),
     table("pg_partitioned_table", 3350, empty::PG_PARTITIONED_TABLE, no_rows),

@@ -64,6 +64,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
             ("DateStyle".into(), "ISO, MDY".into()),
         ],
         server_version: "15.0".into(),
+        comments: Default::default(),
     })
 }
 
