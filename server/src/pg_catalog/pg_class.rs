@@ -122,6 +122,26 @@ pub static PG_ATTRIBUTE: Columns = &[
     ("attmissingval", Col::TextArray),
 ];
 
+/// `pg_attrdef`: one row per column with a `DEFAULT`; `adbin` holds the expression's SQL,
+/// which `pg_get_expr` shows as is.
+pub fn pg_attrdef(snapshot: &CatalogSnapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for relation in all_relations(snapshot) {
+        for (i, a) in relation.attributes.iter().enumerate() {
+            if let Some(default) = &a.default {
+                let attnum = i as i64 + 1;
+                rows.push(row![
+                    relation.oid.saturating_mul(1 << 16).saturating_add(attnum),
+                    relation.oid,
+                    attnum,
+                    default.as_str()
+                ]);
+            }
+        }
+    }
+    rows
+}
+
 pub fn pg_attribute(snapshot: &CatalogSnapshot) -> Vec<Row> {
     let mut rows = Vec::new();
     for relation in all_relations(snapshot) {
@@ -142,7 +162,7 @@ pub fn pg_attribute(snapshot: &CatalogSnapshot) -> Vec<Row> {
                 types::type_storage(a.type_oid),
                 "",
                 a.not_null,
-                false,
+                a.default.is_some(),
                 false,
                 "",
                 "",

@@ -99,7 +99,7 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     table("pg_type", 1247, types::PG_TYPE_COLUMNS, types::pg_type_rows),
     table("pg_index", 2610, indexes::PG_INDEX, indexes::pg_index),
     table("pg_constraint", 2606, indexes::PG_CONSTRAINT, indexes::pg_constraint),
-    table("pg_attrdef", 2604, empty::PG_ATTRDEF, no_rows),
+    table("pg_attrdef", 2604, empty::PG_ATTRDEF, pg_class::pg_attrdef),
     table("pg_description", 2609, empty::PG_DESCRIPTION, pg_description),
     table("pg_depend", 2608, empty::PG_DEPEND, no_rows),
     table("pg_inherits", 2611, empty::PG_INHERITS, no_rows),

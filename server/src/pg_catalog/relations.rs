@@ -35,6 +35,8 @@ pub struct Attribute {
     pub type_oid: i64,
     pub typmod: i32,
     pub not_null: bool,
+    /// The column's `DEFAULT` expression, as SQL.
+    pub default: Option<String>,
 }
 
 impl Relation {
@@ -61,6 +63,7 @@ fn user_table(def: &TableDef) -> Relation {
                 type_oid: types::type_oid(&c.column_type),
                 typmod: types::type_modifier(&c.column_type),
                 not_null: c.not_null,
+                default: c.default.clone(),
             })
             .collect(),
         has_index: def.has_primary_key(),
@@ -88,6 +91,7 @@ fn primary_key_index(def: &TableDef) -> Relation {
                 type_oid: types::type_oid(&c.column_type),
                 typmod: types::type_modifier(&c.column_type),
                 not_null: false,
+                default: None,
             })
             .collect(),
         has_index: false,
@@ -112,6 +116,7 @@ fn system_relation(r: &registry::SystemRelation) -> Relation {
                 type_oid: col.type_oid(),
                 typmod: -1,
                 not_null: false,
+                default: None,
             })
             .collect(),
         has_index: false,
