@@ -9,6 +9,7 @@ use datafusion::execution::config::SessionConfig;
 use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
+mod integer_arithmetic;
 mod interval;
 pub mod numeric;
 mod numeric_aggregates;
@@ -26,6 +27,11 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
     ctx.register_udf(numeric_mul::numeric_mul());
+    for checked in
+        [integer_arithmetic::int_add(), integer_arithmetic::int_sub(), integer_arithmetic::int_mul()]
+    {
+        ctx.register_udf(checked);
+    }
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
@@ -36,6 +42,7 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     for planner in [
         Arc::new(numeric_mul::NumericSemantics) as Arc<dyn datafusion::logical_expr::planner::ExprPlanner>,
         Arc::new(interval::IntervalComparisons),
+        Arc::new(integer_arithmetic::IntegerOverflow),
     ] {
         if let Err(e) = ctx.register_expr_planner(planner) {
             tracing::error!("Weir's expression planner not registered: {e}");

@@ -68,7 +68,10 @@ pub fn from_arrow(e: ArrowError) -> SqlError {
     let code = match &e {
         ArrowError::DivideByZero => return SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
         ArrowError::CastError(_) | ArrowError::ParseError(_) => sqlstate::INVALID_TEXT_REPRESENTATION,
-        ArrowError::ArithmeticOverflow(_) => sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+        // Postgres' own words (`bigint out of range`), without Arrow's prefix.
+        ArrowError::ArithmeticOverflow(message) => {
+            return SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(message))
+        }
         ArrowError::CsvError(_) | ArrowError::JsonError(_) => sqlstate::BAD_COPY_FILE_FORMAT,
         ArrowError::MemoryError(_) => sqlstate::OUT_OF_MEMORY,
         ArrowError::IoError(..) => sqlstate::IO_ERROR,
