@@ -14,6 +14,7 @@ mod interval;
 pub mod numeric;
 mod numeric_aggregates;
 mod numeric_mul;
+mod numeric_to_integer;
 mod to_char;
 
 pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
@@ -37,6 +38,8 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
     ctx.register_udf(to_char::to_char());
     ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));
+    ctx.register_udf(numeric_to_integer::numeric_round());
+    ctx.add_analyzer_rule(Arc::new(numeric_to_integer::NumericToInteger));
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.
     for planner in [

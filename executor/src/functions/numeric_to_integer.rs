@@ -1,0 +1,118 @@
+//! A `numeric` cast to an integer type rounds half away from zero, as Postgres does
+//! (`CAST(2.5 AS integer)` is 3, `CAST(-437830.564 AS bigint)` is -437831); Arrow's cast
+//! truncates, a wrong answer `pg_differential.py` found. [`NumericToInteger`] rounds the
+//! value first, with `numeric_round`, in every cast of a plan — written ones and those
+//! coercion adds (an INSERT of a `numeric` into an `integer` column).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Decimal128Array};
+use arrow::datatypes::{i256, DataType, Decimal128Type};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::DFSchema;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::{Cast, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use super::numeric::fit;
+
+/// `numeric_round(x)`: `x` rounded half away from zero to a whole number, as `numeric(38, 0)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NumericRound {
+    signature: Signature,
+}
+
+pub fn numeric_round() -> ScalarUDF {
+    ScalarUDF::new_from_impl(NumericRound { signature: Signature::any(1, Volatility::Immutable) })
+}
+
+impl ScalarUDFImpl for NumericRound {
+    fn name(&self) -> &str {
+        "numeric_round"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args {
+            [DataType::Decimal128(..)] => Ok(DataType::Decimal128(38, 0)),
+            other => Err(DataFusionError::Plan(format!("numeric_round of {other:?}"))),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;
+        let DataType::Decimal128(_, scale) = input.data_type() else {
+            return Err(DataFusionError::Internal("numeric_round of a non-decimal".into()));
+        };
+        let values = input.as_primitive::<Decimal128Type>();
+        let rounded = values
+            .iter()
+            .map(|v| v.map(|v| fit(i256::from_i128(v), *scale, 38, 0)).transpose())
+            .collect::<Result<Decimal128Array>>()?
+            .with_precision_and_scale(38, 0)?;
+        let out: Arc<dyn Array> = Arc::new(rounded);
+        match scalar {
+            true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
+            false => Ok(ColumnarValue::Array(out)),
+        }
+    }
+}
+
+fn is_integer(t: &DataType) -> bool {
+    matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64)
+}
+
+/// Rounds the `numeric` operand of every cast to an integer type.
+#[derive(Debug, Default)]
+pub struct NumericToInteger;
+
+impl AnalyzerRule for NumericToInteger {
+    fn name(&self) -> &str {
+        "weir_numeric_to_integer"
+    }
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(rewrite_node).map(|t| t.data)
+    }
+}
+
+fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    // Expressions read the columns of the node's one input; a leaf's (VALUES) read none.
+    // Joins are left as they are.
+    let schema: Arc<DFSchema> = match node.inputs().as_slice() {
+        [input] => Arc::clone(input.schema()),
+        [] => Arc::new(DFSchema::empty()),
+        _ => return Ok(Transformed::no(node)),
+    };
+    // The output keeps its column names.
+    let names = NamePreserver::new(&node);
+    node.map_expressions(|e| {
+        let name = names.save(&e);
+        Ok(e.transform_up(|e| rewrite_expr(e, &schema))?.update_data(|e| name.restore(e)))
+    })
+}
+
+fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let decimal = |inner: &Expr| matches!(inner.get_type(schema), Ok(DataType::Decimal128(_, s)) if s > 0);
+    match e {
+        Expr::Cast(Cast { expr, field }) if is_integer(field.data_type()) && decimal(&expr) => {
+            Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: Box::new(numeric_round().call(vec![*expr])),
+                field,
+            })))
+        }
+        Expr::TryCast(TryCast { expr, field }) if is_integer(field.data_type()) && decimal(&expr) => {
+            Ok(Transformed::yes(Expr::TryCast(TryCast {
+                expr: Box::new(numeric_round().call(vec![*expr])),
+                field,
+            })))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
