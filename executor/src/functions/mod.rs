@@ -9,6 +9,7 @@ use datafusion::execution::config::SessionConfig;
 use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
+mod float_division;
 mod integer_arithmetic;
 mod interval;
 pub mod numeric;
@@ -28,6 +29,7 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
     ctx.register_udf(numeric_mul::numeric_mul());
+    ctx.register_udf(float_division::float_div());
     for checked in
         [integer_arithmetic::int_add(), integer_arithmetic::int_sub(), integer_arithmetic::int_mul()]
     {
@@ -46,6 +48,7 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
         Arc::new(numeric_mul::NumericSemantics) as Arc<dyn datafusion::logical_expr::planner::ExprPlanner>,
         Arc::new(interval::IntervalComparisons),
         Arc::new(integer_arithmetic::IntegerOverflow),
+        Arc::new(float_division::FloatDivision),
     ] {
         if let Err(e) = ctx.register_expr_planner(planner) {
             tracing::error!("Weir's expression planner not registered: {e}");
