@@ -398,17 +398,7 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     let verifier = String::from_utf8_lossy(&out.stdout).trim().to_string();
     check(verifier.starts_with("SCRAM-SHA-256$4096:"), format!("verifier {verifier}"))?;
 
-    let cert = dir.path().join("server.crt");
-    let key = dir.path().join("server.key");
-    let openssl = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .map_err(show)?;
-    check(openssl.status.success(), format!("openssl: {}", String::from_utf8_lossy(&openssl.stderr)))?;
+    let (cert, key) = self_signed_certificate(dir.path())?;
     let config = dir.path().join("weir.toml");
     std::fs::write(
         &config,
@@ -465,6 +455,23 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     )
 }
 
+/// A self-signed certificate for localhost and its key, written into `dir` by openssl.
+fn self_signed_certificate(
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let openssl = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .map_err(show)?;
+    check(openssl.status.success(), format!("openssl: {}", String::from_utf8_lossy(&openssl.stderr)))?;
+    Ok((cert, key))
+}
+
 /// `max_connections = 2`: a third session is refused with 53300; once one ends, a new one
 /// gets in (cancel requests do not count).
 pub async fn max_connections_refuses_one_more_session() -> Result<(), String> {
@@ -505,16 +512,7 @@ pub async fn max_connections_refuses_one_more_session() -> Result<(), String> {
 /// whatever the password; psql with `sslmode=require` gets in.
 pub async fn tls_required_refuses_plain_connections() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
-    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
-    let openssl = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .map_err(show)?;
-    check(openssl.status.success(), format!("openssl: {}", String::from_utf8_lossy(&openssl.stderr)))?;
+    let (cert, key) = self_signed_certificate(dir.path())?;
     let config = dir.path().join("weir.toml");
     let text = format!(
         "[tls]

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::clients::{check, show};
 use crate::recovery::{
-    allow_files, bids_of, compare_views, ddl, finish_and_flush, job_status, join_row, reference_config, rows,
-    write_config, write_csv_files, Lcg, Splits, VIEWS,
+    allow_files, bids_of, compare_views, ddl, fast_failover_config, finish_and_flush, job_status, join_row,
+    reference_config, rows, write_config, write_csv_files, Lcg, Splits, VIEWS,
 };
 use crate::support::cluster::TestCluster;
 use crate::support::TestServer;
@@ -27,18 +27,7 @@ pub async fn kill_9_taskmanagers_and_jobmanager_is_exactly_once() -> Result<(), 
     let dir = tempfile::tempdir().map_err(show)?;
     let expected = write_csv_files(dir.path(), 2, 600_000)?;
     let nexmark_events = 1_500_000;
-    let checkpoints = dir.path().join("checkpoints");
-    let config = dir.path().join("cluster.toml");
-    write_config(
-        &config,
-        &format!(
-            "state.backend = \"rocksdb\"\ncheckpoint.interval = \"300ms\"\ncheckpoint.dir = \"file://{}\"\n\
-             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\nmax_backoff = \"1s\"\n\
-             [cluster]\nheartbeat_timeout_ms = 1000\nsecret = \"test-secret\"\n{}",
-            checkpoints.display(),
-            allow_files(dir.path())
-        ),
-    )?;
+    let config = fast_failover_config(dir.path(), "1s", 1000)?;
     let mut cluster = TestCluster::start(dir.path(), 3, SLOTS, Some(&config));
     cluster.wait_for_taskmanagers(3).await?;
     let reference = TestServer::start_with(&dir.path().join("reference"), &reference_config(dir.path())?);

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::clients::{check, show};
-use crate::recovery::{allow_files, finish_and_flush_splits, reference_config, rows, write_config};
+use crate::recovery::{fast_failover_config, finish_and_flush_splits, reference_config, rows};
 use crate::support::cluster::TestCluster;
 use crate::support::{free_port, TestServer};
 
@@ -34,18 +34,7 @@ fn sorted_lines(path: &std::path::Path) -> Result<Vec<String>, String> {
 pub async fn a_paused_taskmanager_writes_nothing_after_its_job_moved() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
     let events = 1_200_000;
-    let checkpoints = dir.path().join("checkpoints");
-    let config = dir.path().join("cluster.toml");
-    write_config(
-        &config,
-        &format!(
-            "state.backend = \"rocksdb\"\ncheckpoint.interval = \"300ms\"\ncheckpoint.dir = \"file://{}\"\n\
-             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\nmax_backoff = \"500ms\"\n\
-             [cluster]\nheartbeat_timeout_ms = 1000\nsecret = \"test-secret\"\n{}",
-            checkpoints.display(),
-            allow_files(dir.path())
-        ),
-    )?;
+    let config = fast_failover_config(dir.path(), "500ms", 1000)?;
     let mut cluster = TestCluster::start(dir.path(), 0, 2, Some(&config));
     let ports = [free_port(), free_port()];
     for port in ports {

@@ -128,6 +128,28 @@ pub(crate) fn write_config(path: &Path, text: &str) -> Result<Vec<String>, Strin
     Ok(vec!["--config".into(), path.display().to_string()])
 }
 
+/// Writes `dir/cluster.toml` for a test cluster that fails over fast: RocksDB state,
+/// checkpoints every 300 ms under `dir`, barriers every 100 ms, a restart backoff of 200 ms
+/// up to `max_backoff`, the given heartbeat timeout, a cluster secret, and files under `dir`.
+pub(crate) fn fast_failover_config(
+    dir: &Path,
+    max_backoff: &str,
+    heartbeat_timeout_ms: u64,
+) -> Result<std::path::PathBuf, String> {
+    let config = dir.join("cluster.toml");
+    write_config(
+        &config,
+        &format!(
+            "state.backend = \"rocksdb\"\ncheckpoint.interval = \"300ms\"\ncheckpoint.dir = \"file://{}\"\n\
+             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\nmax_backoff = \"{max_backoff}\"\n\
+             [cluster]\nheartbeat_timeout_ms = {heartbeat_timeout_ms}\nsecret = \"test-secret\"\n{}",
+            dir.join("checkpoints").display(),
+            allow_files(dir)
+        ),
+    )?;
+    Ok(config)
+}
+
 /// Lets the servers' file sources read the CSV files written into `dir`.
 pub(crate) fn allow_files(dir: &Path) -> String {
     format!("[file]\nallowed_dirs = [{:?}]\n", dir.display().to_string())

@@ -21,7 +21,6 @@ Checkpoints are off (a pipe has no length to checkpoint).
 """
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,28 +30,7 @@ import time
 
 import psycopg
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
+from bench_cluster import cpu_seconds, free_port, peak_rss_mb
 
 def drain(path, bytes_per_s, counter, stop):
     """Reads the pipe at `path`, at most `bytes_per_s` (None: as fast as it comes)."""

@@ -22,7 +22,6 @@ state and checkpoint sizes, the time from the kill to the first committed epoch 
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,13 +30,9 @@ import time
 
 import psycopg
 
+from bench_cluster import free_port
+
 CHECKPOINT_S = 5
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def query(c, sql):

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result};
@@ -50,21 +50,11 @@ impl ScalarUDFImpl for FloatDiv {
         let rows = if scalar { 1 } else { args.number_rows };
         let a = arrow::compute::cast(&args.args[0].to_array(rows)?, &DataType::Float64)?;
         let b = arrow::compute::cast(&args.args[1].to_array(rows)?, &DataType::Float64)?;
-        let (a, b) = (a.as_primitive::<Float64Type>(), b.as_primitive::<Float64Type>());
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
-            out.push(match (a.is_valid(i), b.is_valid(i)) {
-                (true, true) if b.value(i) == 0.0 => {
-                    return Err(DataFusionError::ArrowError(
-                        Box::new(arrow::error::ArrowError::DivideByZero),
-                        None,
-                    ))
-                }
-                (true, true) => Some(a.value(i) / b.value(i)),
-                _ => None,
-            });
+        let divisors = b.as_primitive::<Float64Type>();
+        if (0..divisors.len()).any(|i| divisors.is_valid(i) && divisors.value(i) == 0.0) {
+            return Err(DataFusionError::ArrowError(Box::new(arrow::error::ArrowError::DivideByZero), None));
         }
-        let out: Arc<dyn Array> = Arc::new(Float64Array::from(out));
+        let out: Arc<dyn Array> = Arc::new(arrow::compute::kernels::numeric::div(&a, &b)?);
         match scalar {
             true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
             false => Ok(ColumnarValue::Array(out)),

@@ -326,30 +326,8 @@ impl HashAggregate {
             table.restore_within(input, scope.key_groups.clone())?;
             return Ok(());
         }
-        let mut input = std::io::BufReader::new(input);
-        let (mut key, mut value) = (Vec::new(), Vec::new());
-        let mut loaded = Vec::new();
-        loop {
-            match read_u8(&mut input)? {
-                END => break,
-                PUT => {
-                    read_bytes(&mut input, &mut key)?;
-                    read_bytes(&mut input, &mut value)?;
-                    // A group already loaded from an earlier piece is owned and indexed.
-                    let (slot, created) = self.load_group(&key, &value)?;
-                    if created {
-                        loaded.push(slot);
-                    }
-                }
-                REMOVE => {
-                    read_bytes(&mut input, &mut key)?;
-                    if let Some(&slot) = self.slots.get(&key[..]) {
-                        self.free_slot(slot);
-                    }
-                }
-                _ => return Err(corrupt("unknown entry")),
-            }
-        }
+        // A group already loaded from an earlier piece is owned and indexed.
+        let mut loaded = self.apply_entries(input)?;
         // Slots freed by a later entry (and maybe reused) are counted once, if still used.
         loaded.sort_unstable();
         loaded.dedup();
@@ -431,19 +409,29 @@ impl HashAggregate {
             }
             self.open.clear();
         }
+        let loaded = self.apply_entries(input)?;
+        // Later snapshots are deltas of this state.
+        let track = self.writes_deltas_in_memory();
+        self.changed_groups.reset(track);
+        self.reindex_open_windows(&loaded)
+    }
+
+    /// Applies a snapshot's entries (`PUT` a group, `REMOVE` one) to the groups in memory;
+    /// returns the slots it created (a group already loaded from an earlier piece is
+    /// already indexed).
+    fn apply_entries(&mut self, input: &mut dyn Read) -> ExecResult<Vec<u32>> {
         let mut input = std::io::BufReader::new(input);
         let (mut key, mut value) = (Vec::new(), Vec::new());
-        let mut loaded = Vec::new();
+        let mut created_slots = Vec::new();
         loop {
             match read_u8(&mut input)? {
-                END => break,
+                END => return Ok(created_slots),
                 PUT => {
                     read_bytes(&mut input, &mut key)?;
                     read_bytes(&mut input, &mut value)?;
-                    // A group already loaded from an earlier piece is already indexed.
                     let (slot, created) = self.load_group(&key, &value)?;
                     if created {
-                        loaded.push(slot);
+                        created_slots.push(slot);
                     }
                 }
                 REMOVE => {
@@ -455,10 +443,6 @@ impl HashAggregate {
                 _ => return Err(corrupt("unknown entry")),
             }
         }
-        // Later snapshots are deltas of this state.
-        let track = self.writes_deltas_in_memory();
-        self.changed_groups.reset(track);
-        self.reindex_open_windows(&loaded)
     }
 
     /// Windowed groups loaded from a snapshot join the index that closes them.
