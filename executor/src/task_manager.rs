@@ -305,7 +305,13 @@ impl LocalTaskManager {
                 }
                 OperatorSpec::HashAggregate(spec) => {
                     // Each subtask has its own namespace.
-                    let namespace = StateNamespace::new(desc.id.job, desc.id.vertex, desc.id.subtask, index)?;
+                    let namespace = StateNamespace::new(
+                        desc.id.job,
+                        desc.deployment,
+                        desc.id.vertex,
+                        desc.id.subtask,
+                        index,
+                    )?;
                     let mut op = HashAggregate::new(spec, schema.clone())?;
                     // Groups go to the backend only when they may outgrow memory; otherwise
                     // checkpoints encode them straight from memory.
@@ -328,7 +334,13 @@ impl LocalTaskManager {
                             desc.id
                         )));
                     }
-                    let namespace = StateNamespace::new(desc.id.job, desc.id.vertex, desc.id.subtask, index)?;
+                    let namespace = StateNamespace::new(
+                        desc.id.job,
+                        desc.deployment,
+                        desc.id.vertex,
+                        desc.id.subtask,
+                        index,
+                    )?;
                     if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
                         // What an earlier run of this task left behind is not its state.
                         self.state.backend.drop_namespace(namespace)?;
@@ -344,7 +356,13 @@ impl LocalTaskManager {
                     operators.push(Box::new(op));
                 }
                 OperatorSpec::TopN(spec) => {
-                    let namespace = StateNamespace::new(desc.id.job, desc.id.vertex, desc.id.subtask, index)?;
+                    let namespace = StateNamespace::new(
+                        desc.id.job,
+                        desc.deployment,
+                        desc.id.vertex,
+                        desc.id.subtask,
+                        index,
+                    )?;
                     if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
                         self.state.backend.drop_namespace(namespace)?;
                     }

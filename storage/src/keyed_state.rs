@@ -42,17 +42,31 @@ const CF_STATE: &str = "keyed_state";
 /// larger than memory never holds more than one file's worth of writer buffers.
 const RESTORE_SST_BYTES: u64 = 256 << 20;
 
+/// Length of the namespace every stored key starts with (see [`StateNamespace::prefix`]).
+pub const NAMESPACE_PREFIX_LEN: usize = 24;
+
 /// Whose state an entry is: one operator (by its index in the vertex's chain) of one subtask
 /// of one vertex of one job. Each subtask has its own namespace, so subtasks of one vertex
 /// never share keys even when they share a backend.
 ///
-/// Stored keys start with the namespace packed into 16 bytes (see [`Self::prefix`]): job,
-/// vertex, subtask and operator index, each big-endian. That is the layout RocksDB
-/// directories already hold (it was `job | vertex | subtask << 16 | index`), so it must not
-/// change; snapshot streams strip it, so checkpoints do not depend on it at all.
+/// Each *deployment* of a job (its first start, and every restart after a failure, a
+/// rescale or a JobManager restart) has namespaces of its own, so the state a task restored
+/// can never be touched by an earlier run of the same task on the same TaskManager that has
+/// not stopped writing yet: a cancelled task stops only at its next await, and the blocking
+/// part of a restore runs to its end. Without that, such a run's last writes could land in
+/// a restarted task's state after its restore, and the restarted job would count rows
+/// twice.
+///
+/// Stored keys start with the namespace packed into [`NAMESPACE_PREFIX_LEN`] bytes (see
+/// [`Self::prefix`]): job, deployment, vertex, subtask and operator index, each big-endian,
+/// the job first so that [`KeyedStateBackend::drop_job`] is one range. The database is
+/// emptied at every start, and snapshot streams strip the prefix, so neither old
+/// directories nor checkpoints depend on this layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StateNamespace {
     pub job: u64,
+    /// The deployment of the job the task belongs to (`TaskDescriptor::deployment`).
+    pub deployment: u64,
     pub vertex: u32,
     pub subtask: u16,
     /// The operator's index in its vertex's chain.
@@ -62,10 +76,17 @@ pub struct StateNamespace {
 impl StateNamespace {
     /// The namespace of operator `operator_index` of a subtask; an error if an id is too
     /// large for its field.
-    pub fn new(job: u64, vertex: usize, subtask: usize, operator_index: usize) -> StorageResult<Self> {
+    pub fn new(
+        job: u64,
+        deployment: u64,
+        vertex: usize,
+        subtask: usize,
+        operator_index: usize,
+    ) -> StorageResult<Self> {
         let fits = |what: &str, n: usize| invalid(&format!("{what} {n} does not fit a state namespace"));
         Ok(Self {
             job,
+            deployment,
             vertex: u32::try_from(vertex).map_err(|_| fits("vertex", vertex))?,
             subtask: u16::try_from(subtask).map_err(|_| fits("subtask", subtask))?,
             operator_index: u16::try_from(operator_index)
@@ -74,18 +95,19 @@ impl StateNamespace {
     }
 
     /// The bytes every stored key of this namespace starts with.
-    pub fn prefix(&self) -> [u8; 16] {
-        let mut out = [0u8; 16];
+    pub fn prefix(&self) -> [u8; NAMESPACE_PREFIX_LEN] {
+        let mut out = [0u8; NAMESPACE_PREFIX_LEN];
         out[..8].copy_from_slice(&self.job.to_be_bytes());
-        out[8..12].copy_from_slice(&self.vertex.to_be_bytes());
-        out[12..14].copy_from_slice(&self.subtask.to_be_bytes());
-        out[14..].copy_from_slice(&self.operator_index.to_be_bytes());
+        out[8..16].copy_from_slice(&self.deployment.to_be_bytes());
+        out[16..20].copy_from_slice(&self.vertex.to_be_bytes());
+        out[20..22].copy_from_slice(&self.subtask.to_be_bytes());
+        out[22..].copy_from_slice(&self.operator_index.to_be_bytes());
         out
     }
 
     /// The stored key of `key` in key group `key_group`.
     fn key(&self, key_group: u16, key: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(18 + key.len());
+        let mut out = Vec::with_capacity(NAMESPACE_PREFIX_LEN + 2 + key.len());
         out.extend_from_slice(&self.prefix());
         out.extend_from_slice(&key_group.to_be_bytes());
         out.extend_from_slice(key);
@@ -182,7 +204,7 @@ pub trait KeyedStateBackend: Send + Sync {
 fn job_bounds(job: u64) -> (Vec<u8>, Vec<u8>) {
     let to = match job.checked_add(1) {
         Some(next) => next.to_be_bytes().to_vec(),
-        None => vec![0xff; 17],
+        None => vec![0xff; NAMESPACE_PREFIX_LEN + 1],
     };
     (job.to_be_bytes().to_vec(), to)
 }
@@ -231,8 +253,9 @@ fn in_groups(group_and_key: &[u8], groups: &Range<u16>) -> bool {
 }
 
 fn split_key(stored: &[u8]) -> Option<(u16, &[u8])> {
-    let group = u16::from_be_bytes(stored.get(16..18)?.try_into().ok()?);
-    Some((group, &stored[18..]))
+    let group_at = NAMESPACE_PREFIX_LEN..NAMESPACE_PREFIX_LEN + 2;
+    let group = u16::from_be_bytes(stored.get(group_at)?.try_into().ok()?);
+    Some((group, &stored[NAMESPACE_PREFIX_LEN + 2..]))
 }
 
 /// Snapshot stream: magic, key-group range, then `(u32 key length, key, u32 value length,
@@ -443,7 +466,7 @@ impl StateSnapshot for InMemorySnapshot {
         let mut writer = SnapshotWriter { out, bytes: 0 };
         writer.begin(&self.groups)?;
         for (key, value) in self.map.range(from..to) {
-            writer.entry(&key[16..], value)?;
+            writer.entry(&key[NAMESPACE_PREFIX_LEN..], value)?;
         }
         writer.finish()
     }
@@ -635,7 +658,7 @@ impl StateSnapshot for RocksDbSnapshot {
         let mut writer = SnapshotWriter { out, bytes: 0 };
         writer.begin(&self.groups)?;
         visit_range(&self.db, &from, &to, Some(&self.snapshot), &mut |key, value| {
-            writer.entry(&key[16..], value)?;
+            writer.entry(&key[NAMESPACE_PREFIX_LEN..], value)?;
             Ok(true)
         })?;
         writer.finish()
@@ -727,23 +750,38 @@ impl KeyedStateBackend for RocksDbStateBackend {
 mod tests {
     use super::*;
 
-    const NS: StateNamespace = StateNamespace { job: 7, vertex: 1, subtask: 0, operator_index: 2 };
-    const OTHER: StateNamespace = StateNamespace { job: 7, vertex: 1, subtask: 0, operator_index: 3 };
+    const NS: StateNamespace =
+        StateNamespace { job: 7, deployment: 0, vertex: 1, subtask: 0, operator_index: 2 };
+    const OTHER: StateNamespace =
+        StateNamespace { job: 7, deployment: 0, vertex: 1, subtask: 0, operator_index: 3 };
 
     #[test]
-    fn a_namespace_packs_into_the_layout_stored_keys_already_have() {
-        let ns = StateNamespace { job: 0x0102_0304_0506_0708, vertex: 9, subtask: 3, operator_index: 2 };
-        let mut before = Vec::new(); // job | vertex | subtask << 16 | index, as it was packed
-        before.extend_from_slice(&ns.job.to_be_bytes());
-        before.extend_from_slice(&9u32.to_be_bytes());
-        before.extend_from_slice(&((3u32 << 16) | 2).to_be_bytes());
-        assert_eq!(ns.prefix().to_vec(), before);
-        assert_eq!(StateNamespace::new(ns.job, 9, 3, 2).expect("fits"), ns);
-        assert!(StateNamespace::new(1, 0, 1 << 16, 0).is_err(), "a subtask beyond u16");
-        assert_eq!(ns.key(5, b"k"), [&before[..], &[0, 5], b"k"].concat());
-        // Subtasks of one vertex have disjoint key ranges.
+    fn a_namespace_packs_job_deployment_vertex_subtask_and_operator_in_order() {
+        let ns = StateNamespace {
+            job: 0x0102_0304_0506_0708,
+            deployment: 0x1112_1314_1516_1718,
+            vertex: 9,
+            subtask: 3,
+            operator_index: 2,
+        };
+        let mut packed = Vec::new();
+        packed.extend_from_slice(&ns.job.to_be_bytes());
+        packed.extend_from_slice(&ns.deployment.to_be_bytes());
+        packed.extend_from_slice(&9u32.to_be_bytes());
+        packed.extend_from_slice(&3u16.to_be_bytes());
+        packed.extend_from_slice(&2u16.to_be_bytes());
+        assert_eq!(ns.prefix().to_vec(), packed);
+        assert_eq!(StateNamespace::new(ns.job, ns.deployment, 9, 3, 2).expect("fits"), ns);
+        assert!(StateNamespace::new(1, 0, 0, 1 << 16, 0).is_err(), "a subtask beyond u16");
+        assert_eq!(ns.key(5, b"k"), [&packed[..], &[0, 5], b"k"].concat());
+        // Subtasks of one vertex, and deployments of one job, have disjoint key ranges
+        // inside the job's range.
         let next = StateNamespace { subtask: 4, operator_index: 0, ..ns };
         assert!(ns.bounds(&(0..KEY_GROUPS)).1 <= next.bounds(&(0..KEY_GROUPS)).0);
+        let later = StateNamespace { deployment: ns.deployment + 1, vertex: 0, subtask: 0, ..ns };
+        assert!(ns.bounds(&(0..KEY_GROUPS)).1 <= later.bounds(&(0..KEY_GROUPS)).0);
+        let (job_from, job_to) = job_bounds(ns.job);
+        assert!(job_from <= ns.bounds(&(0..KEY_GROUPS)).0 && later.bounds(&(0..KEY_GROUPS)).1 <= job_to);
     }
 
     /// Runs `check` against both backends.
@@ -994,5 +1032,65 @@ mod tests {
         })
         .expect("scan");
         assert_eq!(count, 200_000);
+    }
+
+    /// A task restored from a checkpoint on a TaskManager where an earlier run of it kept
+    /// writing past that checkpoint (and was then cancelled): every key reads as the
+    /// checkpoint has it, whether the earlier values are in the memtable or in SST files, and
+    /// whether the earlier run itself started from a restore.
+    #[test]
+    fn a_restore_hides_what_a_cancelled_earlier_run_wrote_after_the_checkpoint() {
+        const KEYS: u32 = 25_000;
+        let value = |i: u32, version: u32| format!("{i}:v{version}:{}", "x".repeat(80));
+        let write_all = |b: &RocksDbStateBackend, version: u32| {
+            let mut batch = StateWriteBatch::default();
+            for i in 0..KEYS {
+                batch.put((i % KEY_GROUPS as u32) as u16, i.to_be_bytes(), value(i, version));
+            }
+            b.write(NS, batch).expect("write");
+        };
+        for small_memtable in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let tuning = match small_memtable {
+                true => RocksDbStateOptions { block_cache_bytes: 1 << 20, write_buffer_bytes: 256 << 10 },
+                false => RocksDbStateOptions::default(),
+            };
+            let b = RocksDbStateBackend::open(dir.path(), &tuning).expect("open");
+            // The first run, restored from an older checkpoint.
+            write_all(&b, 0);
+            let mut older = Vec::new();
+            b.snapshot(NS, 0..KEY_GROUPS, &mut older).expect("snapshot");
+            b.drop_job(NS.job).expect("drop");
+            b.restore(NS, &mut older.as_slice()).expect("restore");
+            for version in 1..=3 {
+                write_all(&b, version);
+            }
+            let checkpoint = b.snapshot_handle(NS, 0..KEY_GROUPS).expect("handle");
+            // It runs on past the checkpoint (its upload still running), then is cancelled.
+            let upload = std::thread::spawn(move || {
+                let mut image = Vec::new();
+                checkpoint.write_to(&mut image).map(|_| image)
+            });
+            for version in 4..=6 {
+                write_all(&b, version);
+            }
+            // Keys the checkpoint does not have.
+            let mut batch = StateWriteBatch::default();
+            for i in KEYS..KEYS + 1000 {
+                batch.put((i % KEY_GROUPS as u32) as u16, i.to_be_bytes(), value(i, 9));
+            }
+            b.write(NS, batch).expect("write");
+            let image = upload.join().expect("upload thread").expect("upload");
+            b.drop_job(NS.job).expect("drop");
+            b.restore(NS, &mut image.as_slice()).expect("restore");
+            for i in 0..KEYS {
+                let got = b.get(NS, (i % KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
+                assert_eq!(got, Some(value(i, 3).into_bytes()), "key {i}, small memtable: {small_memtable}");
+            }
+            for i in KEYS..KEYS + 1000 {
+                let got = b.get(NS, (i % KEY_GROUPS as u32) as u16, &i.to_be_bytes()).expect("get");
+                assert_eq!(got, None, "key {i} is not in the checkpoint, small memtable: {small_memtable}");
+            }
+        }
     }
 }

@@ -373,8 +373,10 @@ mod tests {
     use super::*;
     use crate::keyed_state::{InMemoryStateBackend, RocksDbStateBackend, RocksDbStateOptions, Visitor};
 
-    const NS: StateNamespace = StateNamespace { job: 3, vertex: 1, subtask: 2, operator_index: 0 };
-    const OTHER: StateNamespace = StateNamespace { job: 4, vertex: 1, subtask: 2, operator_index: 0 };
+    const NS: StateNamespace =
+        StateNamespace { job: 3, deployment: 0, vertex: 1, subtask: 2, operator_index: 0 };
+    const OTHER: StateNamespace =
+        StateNamespace { job: 4, deployment: 0, vertex: 1, subtask: 2, operator_index: 0 };
 
     /// A backend that counts the calls that reach it.
     struct Counting {

@@ -481,7 +481,8 @@ mod tests {
 
     use super::*;
 
-    const NS: StateNamespace = StateNamespace { job: 1, vertex: 2, subtask: 0, operator_index: 0 };
+    const NS: StateNamespace =
+        StateNamespace { job: 1, deployment: 0, vertex: 2, subtask: 0, operator_index: 0 };
 
     fn rows(side: &KeyedRows, key: &[u8]) -> Vec<(Vec<u8>, i64, i64)> {
         let mut rows: Vec<_> = side

@@ -68,7 +68,15 @@ impl Operator for Materialize {
         batch: StreamBatch,
         out: &mut Vec<StreamBatch>,
     ) -> ExecResult<()> {
-        self.rows.apply(batch.data.columns(), |i| i64::from(batch.op(i)))?;
+        let missing = self.rows.apply(batch.data.columns(), |i| i64::from(batch.op(i)))?;
+        if missing > 0 {
+            tracing::warn!(
+                view = self.view_id,
+                partition = self.partition,
+                rows = missing,
+                "a view partition was told to delete rows it does not hold"
+            );
+        }
         out.push(batch);
         Ok(())
     }

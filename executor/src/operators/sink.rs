@@ -141,7 +141,9 @@ impl Sink {
     fn check_lease(&self) -> ExecResult<()> {
         match &self.writer {
             // The message is only built when the lease has run out (this runs per batch).
-            Some(writer) if !self.lease.is_valid() => self.lease.check(&format!("to sink file {}", writer.path)),
+            Some(writer) if !self.lease.is_valid() => {
+                self.lease.check(&format!("to sink file {}", writer.path))
+            }
             _ => Ok(()),
         }
     }

@@ -402,7 +402,8 @@ mod tests {
     use super::*;
     use crate::operators::test_util::{assert_output, batch};
 
-    const NS: StateNamespace = StateNamespace { job: 5, vertex: 1, subtask: 0, operator_index: 0 };
+    const NS: StateNamespace =
+        StateNamespace { job: 5, deployment: 0, vertex: 1, subtask: 0, operator_index: 0 };
 
     fn top_n(limit: u64, emit_rank: bool, append_only_input: bool) -> TopN {
         let spec = TopNSpec {
@@ -545,7 +546,7 @@ mod ttl_tests {
             append_only_input: false,
             state_ttl_ms: Some(1000),
         };
-        let ns = StateNamespace { job: 6, vertex: 1, subtask: 0, operator_index: 0 };
+        let ns = StateNamespace { job: 6, deployment: 0, vertex: 1, subtask: 0, operator_index: 0 };
         let mut t = TopN::new(&spec, Arc::new(InMemoryStateBackend::default()), ns, usize::MAX).unwrap();
         let rows = |v: Vec<i64>| {
             batch(

@@ -37,17 +37,29 @@ impl ViewPartition {
     /// Applies a batch of changes: row `i` of `columns` is added `delta(i)` times (a delete
     /// is `-1`). Counts may dip below zero within an epoch when a delete overtakes its insert
     /// on another path; a row whose count reaches zero is gone.
-    pub fn apply(&mut self, columns: &[ArrayRef], delta: impl Fn(usize) -> i64) -> Result<(), ArrowError> {
+    ///
+    /// Returns how many rows it deleted that the partition did not hold (their count went
+    /// below zero): a changelog that deletes only what it inserted never does that, so a
+    /// non-zero result means the view has lost track of some of its rows.
+    pub fn apply(&mut self, columns: &[ArrayRef], delta: impl Fn(usize) -> i64) -> Result<u64, ArrowError> {
         let encoded = self.converter.convert_columns(columns)?;
+        let mut missing = 0;
         for (i, row) in encoded.iter().enumerate() {
             let delta = delta(i);
             let key = row.as_ref();
             let remove = match self.rows.get_mut(key) {
                 Some(count) => {
+                    let before = *count;
                     *count += delta;
+                    if delta < 0 && *count < 0 && before >= 0 {
+                        missing += 1;
+                    }
                     *count == 0
                 }
                 None => {
+                    if delta < 0 {
+                        missing += 1;
+                    }
                     self.rows.insert(Arc::from(key), delta);
                     false
                 }
@@ -56,7 +68,7 @@ impl ViewPartition {
                 self.rows.remove(key);
             }
         }
-        Ok(())
+        Ok(missing)
     }
 
     /// The partition's rows. Cloning them is O(1): that is how a version is staged or

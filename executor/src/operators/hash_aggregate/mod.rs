@@ -1032,7 +1032,8 @@ mod tests {
     use crate::operators::test_util::{apply, route};
     use crate::operators::RescaleScope;
 
-    const NS: StateNamespace = StateNamespace { job: 1, vertex: 0, subtask: 0, operator_index: 0 };
+    const NS: StateNamespace =
+        StateNamespace { job: 1, deployment: 0, vertex: 0, subtask: 0, operator_index: 0 };
 
     fn keyed(op: HashAggregate, backend: &Arc<dyn KeyedStateBackend>, cache: usize) -> HashAggregate {
         op.with_state(StateTable::new(Arc::clone(backend), NS, StateTableOptions::cached(cache)))

@@ -8,7 +8,7 @@ use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, StateNa
 use super::*;
 use crate::operators::test_util::{assert_output, batch, format};
 
-const NS: StateNamespace = StateNamespace { job: 9, vertex: 1, subtask: 0, operator_index: 0 };
+const NS: StateNamespace = StateNamespace { job: 9, deployment: 0, vertex: 1, subtask: 0, operator_index: 0 };
 
 fn spec(kind: JoinKind, filter: Option<&str>) -> JoinSpec {
     JoinSpec {
