@@ -155,14 +155,16 @@ pub(crate) fn allow_files(dir: &Path) -> String {
     format!("[file]\nallowed_dirs = [{:?}]\n", dir.display().to_string())
 }
 
-/// The victim checkpoints every 300 ms, its state in `backend` (`rocksdb` or `memory`).
+/// The victim checkpoints every 300 ms, its state in `backend` (`rocksdb` or `memory`). Its
+/// restart backoff stays short however often a job fails: with the default cap (30 s), a
+/// view failed nine times on a slow machine waited longer than the test's deadline.
 fn victim_config(dir: &Path, backend: &str) -> Result<Vec<String>, String> {
     let checkpoints = dir.join("victim-checkpoints");
     write_config(
         &dir.join("victim.toml"),
         &format!(
             "state.backend = \"{backend}\"\ncheckpoint.interval = \"300ms\"\ncheckpoint.dir = \"file://{}\"\n\
-             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\n{}",
+             [streaming]\nbarrier_interval_ms = 100\n[restart]\nbackoff = \"200ms\"\nmax_backoff = \"2s\"\n{}",
             checkpoints.display(),
             allow_files(dir)
         ),
