@@ -63,13 +63,16 @@ const CONNECT_RETRY: Duration = Duration::from_millis(250);
 struct Route {
     address: String,
     task: TaskId,
+    /// The deployment of the task's job, for failure reports.
+    deployment: u64,
 }
 
 #[derive(Default)]
 struct PlaneState {
     routes: HashMap<ChannelId, Route>,
-    /// The consuming task of each input channel that may come from another process.
-    inputs: HashMap<ChannelId, TaskId>,
+    /// The consuming task (and its job's deployment) of each input channel that may come
+    /// from another process.
+    inputs: HashMap<ChannelId, (TaskId, u64)>,
     /// Open connections to consumer processes, by address.
     peers: HashMap<String, Arc<Peer>>,
     /// Forwarders of remote outputs, and of remote inputs into their local channels.
@@ -149,11 +152,11 @@ impl NetworkDataPlane {
         self.state.lock().map_err(|_| ExecError::Internal("data plane lock poisoned".into()))
     }
 
-    fn report(&self, task: TaskId, error: String) {
+    fn report(&self, task: TaskId, deployment: u64, error: String) {
         let events = self.events.lock().ok().and_then(|e| e.clone());
         match events {
             Some(events) => {
-                let _ = events.report(TaskEvent::Failed { task, error });
+                let _ = events.report(TaskEvent::Failed { task, deployment, error });
             }
             None => warn!(task = %task, error = %error, "channel failed with no JobManager to tell"),
         }
@@ -172,32 +175,37 @@ impl NetworkDataPlane {
 
     /// A connection broke: every channel still routed over it fails its task.
     fn peer_broken(&self, address: &str, reason: &str) {
-        let failed: Vec<TaskId> = match self.state.lock() {
+        let failed: Vec<(TaskId, u64)> = match self.state.lock() {
             Ok(mut state) => {
                 state.peers.remove(address);
-                state.routes.values().filter(|r| r.address == address).map(|r| r.task).collect()
+                state
+                    .routes
+                    .values()
+                    .filter(|r| r.address == address)
+                    .map(|r| (r.task, r.deployment))
+                    .collect()
             }
             Err(_) => return,
         };
         let mut reported = std::collections::BTreeSet::new();
-        for task in failed {
-            if reported.insert(task) {
-                self.report(task, format!("data connection to {address} lost: {reason}"));
+        for (task, deployment) in failed {
+            if reported.insert((task, deployment)) {
+                self.report(task, deployment, format!("data connection to {address} lost: {reason}"));
             }
         }
     }
 
     /// An input's connection broke before the producer closed it.
     fn input_broken(&self, channel: ChannelId, sender: ChannelSender, reason: &str) {
-        let task = match self.state.lock() {
+        let (task, deployment) = match self.state.lock() {
             Ok(mut state) => {
-                let Some(task) = state.inputs.get(&channel).copied() else { return };
+                let Some(consumer) = state.inputs.get(&channel).copied() else { return };
                 state.held.insert(channel, sender);
-                task
+                consumer
             }
             Err(_) => return,
         };
-        self.report(task, format!("data connection of input channel {channel} lost: {reason}"));
+        self.report(task, deployment, format!("data connection of input channel {channel} lost: {reason}"));
     }
 }
 
@@ -207,10 +215,11 @@ impl DataPlane for NetworkDataPlane {
     fn prepare(&self, task: &TaskDescriptor) {
         if let Ok(mut state) = self.state.lock() {
             for (channel, address) in &task.remote_outputs {
-                state.routes.insert(*channel, Route { address: address.clone(), task: task.id });
+                let route = Route { address: address.clone(), task: task.id, deployment: task.deployment };
+                state.routes.insert(*channel, route);
             }
             for input in &task.inputs {
-                state.inputs.insert(input.channel, task.id);
+                state.inputs.insert(input.channel, (task.id, task.deployment));
             }
         }
     }

@@ -249,9 +249,9 @@ fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, command: Comma
                     return;
                 }
             };
-            let task = desc.id;
+            let (task, deployment) = (desc.id, desc.deployment);
             if let Err(e) = tm.deploy(desc) {
-                let _ = events.report(TaskEvent::Failed { task, error: e.to_string() });
+                let _ = events.report(TaskEvent::Failed { task, deployment, error: e.to_string() });
             }
         }
         Command::Barrier(inject) => {
@@ -264,8 +264,9 @@ fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, command: Comma
                 Ok(()) => {}
                 // The source stopped; it reports why itself, or its job is being cancelled.
                 Err(ExecError::ChannelClosed(what)) => debug!(%what, "barrier not delivered"),
+                // A barrier is for the job's current deployment (0: the current one).
                 Err(e) => {
-                    let _ = events.report(TaskEvent::Failed { task, error: e.to_string() });
+                    let _ = events.report(TaskEvent::Failed { task, deployment: 0, error: e.to_string() });
                 }
             }
         }

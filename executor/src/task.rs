@@ -250,13 +250,13 @@ impl Task {
     /// Runs until every input has ended or an error occurs. Failures are reported to the
     /// JobManager as well as returned.
     pub async fn run(self) -> ExecResult<()> {
-        let id = self.id;
+        let (id, deployment) = (self.id, self.deployment);
         let events = self.events.clone();
         let span = info_span!("task", job = id.job, vertex = id.vertex, subtask = id.subtask);
         let result = self.run_loop().instrument(span).await;
         if let Err(e) = &result {
             tracing::error!(task = %id, error = %e, "task failed");
-            let _ = events.report(TaskEvent::Failed { task: id, error: e.to_string() });
+            let _ = events.report(TaskEvent::Failed { task: id, deployment, error: e.to_string() });
         }
         result
     }
@@ -366,6 +366,7 @@ impl Task {
                     .await?;
                     self.events.report(TaskEvent::EpochDone {
                         task: self.id,
+                        deployment: self.deployment,
                         epoch,
                         rows_in: counters.rows_in,
                         rows_out: counters.rows_out,
@@ -450,10 +451,17 @@ impl Task {
         let sections = self.chain.snapshot(incremental)?;
         let source_offset = barrier.source_offset.as_deref().cloned();
         let (task, epoch, events) = (self.id, barrier.epoch, self.events.clone());
+        let deployment = self.deployment;
         self.pieces_epoch = Some(epoch);
         if sections.is_empty() {
             self.pieces.lock().map_err(|_| poisoned())?.clear();
-            let _ = events.report(TaskEvent::Checkpointed { task, epoch, pieces: vec![], source_offset });
+            let _ = events.report(TaskEvent::Checkpointed {
+                task,
+                deployment,
+                epoch,
+                pieces: vec![],
+                source_offset,
+            });
             return Ok(());
         }
         let mut chain = match sections.iter().any(|(_, s)| s.delta) {
@@ -487,9 +495,9 @@ impl Task {
                         if let Ok(mut shared) = pieces.lock() {
                             *shared = chain.clone();
                         }
-                        TaskEvent::Checkpointed { task, epoch, pieces: chain, source_offset }
+                        TaskEvent::Checkpointed { task, deployment, epoch, pieces: chain, source_offset }
                     }
-                    Err(e) => TaskEvent::CheckpointFailed { task, epoch, error: e.to_string() },
+                    Err(e) => TaskEvent::CheckpointFailed { task, deployment, epoch, error: e.to_string() },
                 };
                 let _ = events.report(event);
             }

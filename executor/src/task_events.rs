@@ -22,11 +22,19 @@ pub struct OperatorStats {
 }
 
 /// What a task tells the JobManager.
+///
+/// Every event names the deployment of the task's job it comes from (its
+/// `TaskDescriptor::deployment`; 0 when the reporter cannot know, which means the current
+/// one). A cancelled task does not stop at once, and a task of a JobManager that restarted
+/// may still finish an upload, so events of earlier deployments of a job keep coming for a
+/// while; the JobManager ignores them rather than failing, committing or checkpointing the
+/// current deployment with them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TaskEvent {
     /// The task has processed and forwarded every message of `epoch`.
     EpochDone {
         task: TaskId,
+        deployment: u64,
         epoch: Epoch,
         rows_in: u64,
         rows_out: u64,
@@ -37,12 +45,14 @@ pub enum TaskEvent {
     },
     Failed {
         task: TaskId,
+        deployment: u64,
         error: String,
     },
     /// The task's state as of checkpoint `epoch` is in the checkpoint store (`piece`, if it
     /// has state); a source task also reports where it will resume from.
     Checkpointed {
         task: TaskId,
+        deployment: u64,
         epoch: Epoch,
         /// The task's state: one piece, or a full piece followed by deltas.
         pieces: Vec<StatePiece>,
@@ -51,9 +61,32 @@ pub enum TaskEvent {
     /// The task could not write its state for checkpoint `epoch`.
     CheckpointFailed {
         task: TaskId,
+        deployment: u64,
         epoch: Epoch,
         error: String,
     },
+}
+
+impl TaskEvent {
+    /// The task the event is about.
+    pub fn task(&self) -> TaskId {
+        match self {
+            TaskEvent::EpochDone { task, .. }
+            | TaskEvent::Failed { task, .. }
+            | TaskEvent::Checkpointed { task, .. }
+            | TaskEvent::CheckpointFailed { task, .. } => *task,
+        }
+    }
+
+    /// The deployment the event comes from (0: the reporter could not tell).
+    pub fn deployment(&self) -> u64 {
+        match self {
+            TaskEvent::EpochDone { deployment, .. }
+            | TaskEvent::Failed { deployment, .. }
+            | TaskEvent::Checkpointed { deployment, .. }
+            | TaskEvent::CheckpointFailed { deployment, .. } => *deployment,
+        }
+    }
 }
 
 /// Where tasks report to the JobManager.
@@ -94,6 +127,7 @@ mod tests {
         let task = TaskId { job: 3, vertex: 1, subtask: 2 };
         let event = TaskEvent::EpochDone {
             task,
+            deployment: 77,
             epoch: 9,
             rows_in: 10,
             rows_out: 4,

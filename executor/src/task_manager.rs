@@ -457,6 +457,7 @@ impl TaskManager for LocalTaskManager {
             desc.vertex.source.as_ref(),
             SourceContext {
                 task: desc.id,
+                deployment: desc.deployment,
                 store: self.store.as_deref(),
                 events: self.events.clone(),
                 offset: restore_offset(&desc),
@@ -489,15 +490,15 @@ impl TaskManager for LocalTaskManager {
             deployment: desc.deployment,
         };
         let events = self.events.clone();
-        let id = desc.id;
+        let (id, deployment) = (desc.id, desc.deployment);
         let inner = tokio::spawn(task.run());
         handles.push(inner.abort_handle());
         // A panic inside the task is caught here and reported like any failure.
         tokio::spawn(async move {
             if let Err(e) = inner.await {
                 if e.is_panic() {
-                    let _ =
-                        events.report(TaskEvent::Failed { task: id, error: format!("task panicked: {e}") });
+                    let error = format!("task panicked: {e}");
+                    let _ = events.report(TaskEvent::Failed { task: id, deployment, error });
                 }
             }
         });

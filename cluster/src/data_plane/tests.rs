@@ -209,7 +209,7 @@ async fn a_producer_process_that_dies_fails_the_consumer_and_does_not_end_its_in
     assert_eq!(value(&input.recv().await.unwrap()), 1);
     producer_runtime.shutdown_background();
     match tokio::time::timeout(Duration::from_secs(10), failures.recv()).await {
-        Ok(Some(TaskEvent::Failed { task, error })) => {
+        Ok(Some(TaskEvent::Failed { task, error, .. })) => {
             assert_eq!(task, CONSUMER);
             assert!(error.contains("lost"), "{error}");
         }
@@ -233,7 +233,7 @@ async fn a_producer_without_the_secret_is_refused() {
     let output = producer.open_sender(4).unwrap();
     let _ = output.send(batch(vec![1])).await;
     match tokio::time::timeout(Duration::from_secs(10), failures.recv()).await {
-        Ok(Some(TaskEvent::Failed { task, error })) => {
+        Ok(Some(TaskEvent::Failed { task, error, .. })) => {
             assert_eq!(task, PRODUCER);
             assert!(error.contains("cluster secret"), "{error}");
         }

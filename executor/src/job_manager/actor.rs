@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tracing::debug;
 
 use super::{Actor, Command};
 use crate::error::ExecError;
@@ -100,8 +101,14 @@ impl Actor {
     }
 
     pub(super) fn handle_event(&mut self, event: TaskEvent) {
+        let (task, deployment) = (event.task(), event.deployment());
+        let current = self.jobs.get(&task.job).map(|j| j.deployment);
+        if deployment != 0 && current.is_some_and(|current| current != deployment) {
+            debug!(%task, deployment, "an event of an earlier deployment of the job, ignored");
+            return;
+        }
         match event {
-            TaskEvent::EpochDone { task, epoch, rows_in, rows_out, watermark, operators } => {
+            TaskEvent::EpochDone { task, epoch, rows_in, rows_out, watermark, operators, .. } => {
                 if let Some(state) = self.jobs.get_mut(&task.job).and_then(|j| j.tasks.get_mut(&task)) {
                     state.last_epoch = Some(epoch);
                     state.rows_in = rows_in;
@@ -111,7 +118,7 @@ impl Actor {
                 }
                 self.try_commit();
             }
-            TaskEvent::Failed { task, error } => {
+            TaskEvent::Failed { task, error, .. } => {
                 // Which TaskManager it ran on, when there are several kinds.
                 let on = self
                     .jobs
@@ -124,10 +131,10 @@ impl Actor {
                     .unwrap_or_default();
                 self.fail_job(task.job, format!("{task}{on}: {error}"))
             }
-            TaskEvent::Checkpointed { task, epoch, pieces, source_offset } => {
+            TaskEvent::Checkpointed { task, epoch, pieces, source_offset, .. } => {
                 self.checkpoint_acknowledged(task, epoch, pieces, source_offset)
             }
-            TaskEvent::CheckpointFailed { task, epoch, error } => {
+            TaskEvent::CheckpointFailed { task, epoch, error, .. } => {
                 self.checkpoint_declined(task, epoch, error)
             }
         }

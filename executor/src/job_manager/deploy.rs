@@ -119,6 +119,7 @@ impl Actor {
             tasks: BTreeMap::new(),
             sources: Vec::new(),
             channels: plan.channels.clone(),
+            deployment: plan.deployment,
             pending_restore: None,
         };
         for desc in plan.tasks {
@@ -198,6 +199,7 @@ fn execution_graph(
     let mut plan = ExecutionGraph::default();
     // Channel ids are unique across JobManager restarts: so is a number taken from them.
     let deployment = ids.allocate();
+    plan.deployment = deployment;
     // channel[(consumer vertex, edge index)][(producer subtask, consumer subtask)]
     let mut edge_channels: BTreeMap<(usize, usize), BTreeMap<(usize, usize), ChannelId>> = BTreeMap::new();
     for vertex in &graph.vertices {
@@ -287,6 +289,8 @@ fn execution_graph(
 /// channels between them, and the channels new subscriptions to upstream views will use.
 #[derive(Default)]
 struct ExecutionGraph {
+    /// This deployment's id, unique across JobManager restarts (every descriptor has it).
+    deployment: u64,
     tasks: Vec<TaskDescriptor>,
     channels: Vec<ChannelId>,
     subscriptions: Vec<(u64, Vec<ChannelId>)>,

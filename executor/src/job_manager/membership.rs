@@ -75,6 +75,7 @@ impl Actor {
             tasks: Default::default(),
             sources: Vec::new(),
             channels: Vec::new(),
+            deployment: 0,
             pending_restore: restore,
         };
         self.jobs.insert(graph.id(), job);

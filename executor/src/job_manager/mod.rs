@@ -268,6 +268,9 @@ struct Job {
     tasks: BTreeMap<TaskId, TaskState>,
     sources: Vec<TaskId>,
     channels: Vec<ChannelId>,
+    /// The deployment its tasks run in (0 while it waits for slots): events of tasks of any
+    /// other deployment of it (cancelled, still winding down) are ignored.
+    deployment: u64,
     /// What a job waiting for slots restores from once placed (a job recovered at startup
     /// before the workers registered).
     pending_restore: Option<Recovered>,

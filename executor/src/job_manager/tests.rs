@@ -26,6 +26,8 @@ struct Fixture {
     table: Arc<TableStore>,
     states: Arc<dyn ViewStateStore>,
     jobs: JobManager,
+    /// What the TaskManagers report through.
+    events: Arc<dyn JobManagerEndpoint>,
 }
 
 fn fixture() -> Fixture {
@@ -79,7 +81,7 @@ fn fixture_full(task_managers: usize, slots: usize, checkpoints: bool) -> Fixtur
         ..JobManagerConfig::default()
     };
     let jobs = JobManager::start(config, tms, states.clone(), events_rx);
-    Fixture { _dir: dir, table, states, jobs }
+    Fixture { _dir: dir, table, states, jobs, events: endpoint }
 }
 
 /// A store in `dir` with table `t (id BIGINT PRIMARY KEY, k TEXT, v BIGINT)`.
@@ -309,6 +311,37 @@ async fn a_failing_operator_fails_its_job_and_commits_go_on() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the failed job was not restarted");
+}
+
+/// A cancelled task winds down after its job was deployed again: what it reports then is
+/// about a deployment that is gone, and must neither fail nor advance the running one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_an_earlier_deployment_are_ignored() {
+    let f = fixture();
+    f.jobs.deploy(aggregate_graph(&f.table)).await.unwrap();
+    f.jobs.flush().await.unwrap();
+    let task = TaskId { job: 10, vertex: 0, subtask: 0 };
+    let stale = TaskEvent::Failed { task, deployment: 1, error: "a cancelled run's last words".into() };
+    f.events.report(stale).unwrap();
+    f.table.insert(&rows(&f.table, vec![1], vec!["a"], vec![5])).unwrap();
+    f.jobs.flush().await.unwrap();
+    let status = f.jobs.status().await.unwrap();
+    assert_eq!(status.jobs[0].status, "running", "{:?}", status.jobs[0].last_failure);
+    assert_eq!(
+        contents(&f.states, 10).await,
+        ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 1 | 5 |", "+---+---+---+"]
+    );
+    // A failure whose reporter cannot tell the deployment is taken as the current one's.
+    let current = TaskEvent::Failed { task, deployment: 0, error: "lost".into() };
+    f.events.report(current).unwrap();
+    for _ in 0..100 {
+        let status = f.jobs.status().await.unwrap();
+        if status.jobs[0].last_failure.as_deref().is_some_and(|e| e.contains("lost")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("a failure of the current deployment did not fail the job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,8 @@ pub struct StartedSource {
 /// What a source needs from the TaskManager that starts it.
 pub struct SourceContext<'a> {
     pub task: TaskId,
+    /// The deployment of the task's job, for the events the source reports.
+    pub deployment: u64,
     /// The stored tables: only in the frontend process.
     pub store: Option<&'a Store>,
     pub events: Arc<dyn JobManagerEndpoint>,
@@ -104,7 +106,7 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             if let Some(watermark) = watermark {
                 source = source.with_watermark(WatermarkGenerator::new(watermark, &schema_of(schema)?)?);
             }
-            let (id, events) = (cx.task, cx.events);
+            let (id, deployment, events) = (cx.task, cx.deployment, cx.events);
             let span = tracing::info_span!("table_source", job = id.job, table = %table_name);
             let reader = tokio::spawn(
                 async move {
@@ -112,7 +114,11 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                         Err(ExecError::ChannelClosed(_)) => tracing::debug!("table source output closed"),
                         Err(e) => {
                             tracing::error!(error = %e, "table source failed");
-                            let _ = events.report(TaskEvent::Failed { task: id, error: e.to_string() });
+                            let _ = events.report(TaskEvent::Failed {
+                                task: id,
+                                deployment,
+                                error: e.to_string(),
+                            });
                         }
                         Ok(()) => {}
                     }
@@ -140,7 +146,7 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
             let mut source =
                 ConnectorSource::new(reader, &schema, watermark.as_ref(), settings, metrics, tx, barrier_rx)?;
-            let (id, events) = (cx.task, cx.events);
+            let (id, deployment, events) = (cx.task, cx.deployment, cx.events);
             let span = tracing::info_span!("source", job = id.job, source = %source_name, split);
             tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
@@ -151,7 +157,8 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                     Err(ExecError::ChannelClosed(_)) => tracing::debug!("source output closed"),
                     Err(e) => {
                         tracing::error!(error = %e, "source failed");
-                        let _ = events.report(TaskEvent::Failed { task: id, error: e.to_string() });
+                        let _ =
+                            events.report(TaskEvent::Failed { task: id, deployment, error: e.to_string() });
                     }
                     Ok(()) => {}
                 }
