@@ -400,7 +400,8 @@ impl LocalTaskManager {
                             desc.id
                         ))
                     })?;
-                    let mut op = Materialize::new(*view_id, desc.id.subtask, schema.clone(), view_states)?;
+                    let mut op = Materialize::new(*view_id, desc.id.subtask, schema.clone(), view_states)?
+                        .in_deployment(desc.deployment);
                     // A vertex of its own behind a hash exchange (a rescaled view): its rows
                     // are partitioned by those columns.
                     if let ([], [edge]) = (&desc.vertex.chain[..index], &desc.vertex.inputs[..]) {

@@ -94,7 +94,7 @@ impl Actor {
             task.restore = restore.as_ref().map(|r| r.restore_for(&graph, task.id)).transpose()?;
         }
         if let Some((view_schema, parallelism)) = materialized {
-            self.view_states.register(job_id, view_schema, parallelism);
+            self.view_states.register(job_id, plan.deployment, view_schema, parallelism);
         }
 
         let protocol = self.config.checkpoints.as_ref().map(|c| c.protocol);

@@ -28,6 +28,8 @@ pub struct Materialize {
     /// its own behind one (a rescaled view): a row's partition then follows from its values,
     /// so the rows can be spread over another number of partitions.
     key_columns: Option<Vec<usize>>,
+    /// The deployment of the view's job this task belongs to, named when it stages.
+    deployment: u64,
 }
 
 impl Materialize {
@@ -37,7 +39,20 @@ impl Materialize {
         schema: SchemaRef,
         states: Arc<dyn ViewStateStore>,
     ) -> ExecResult<Self> {
-        Ok(Self { view_id, partition, rows: ViewPartition::new(schema)?, states, key_columns: None })
+        Ok(Self {
+            view_id,
+            partition,
+            rows: ViewPartition::new(schema)?,
+            states,
+            key_columns: None,
+            deployment: 0,
+        })
+    }
+
+    /// The task belongs to `deployment` of the view's job (see `ViewStateStore::stage`).
+    pub fn in_deployment(mut self, deployment: u64) -> Self {
+        self.deployment = deployment;
+        self
     }
 
     /// Rows reach this partition by the hash of `columns` (see `key_columns`).
@@ -82,7 +97,8 @@ impl Operator for Materialize {
     }
 
     fn on_barrier(&mut self, barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
-        self.states.stage(self.view_id, self.partition, barrier.epoch, self.rows.rows().clone());
+        let rows = self.rows.rows().clone();
+        self.states.stage(self.view_id, self.deployment, self.partition, barrier.epoch, rows);
         Ok(())
     }
 
@@ -157,7 +173,7 @@ mod tests {
         let states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
         let first = rows(vec!["b", "a", "a"], vec![2, 1, 1], None);
         let schema = first.data.schema();
-        states.register(9, schema.clone(), 1);
+        states.register(9, 0, schema.clone(), 1);
         let mut op = Materialize::new(9, 0, schema, states.clone()).unwrap();
         let mut out = vec![];
         op.process_batch(0, first, &mut out).unwrap();

@@ -15,6 +15,8 @@ use super::{ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};
 
 struct Registered {
     schema: SchemaRef,
+    /// The deployment of the view's job whose materialize tasks stage versions.
+    deployment: u64,
     /// Latest staged version per partition with its epoch; `None` until the subtask first
     /// finishes an epoch.
     staged: Vec<Vec<(u64, ViewRows)>>,
@@ -43,13 +45,14 @@ impl InMemoryViewStates {
 impl ViewStateStore for InMemoryViewStates {
     /// Starts tracking a view with `partitions` materialize subtasks. It becomes visible with
     /// the first commit after every partition has staged a version.
-    fn register(&self, view: TableId, schema: SchemaRef, partitions: usize) {
+    fn register(&self, view: TableId, deployment: u64, schema: SchemaRef, partitions: usize) {
         if let Ok(mut registered) = self.registered.lock() {
             // A job deployed again after a failure: its view keeps showing what it last
             // published until every partition has staged again.
             if let Some(r) = registered.get_mut(&view).filter(|r| r.current.len() == partitions) {
                 r.frozen = false;
                 r.schema = schema;
+                r.deployment = deployment;
                 r.staged.iter_mut().for_each(Vec::clear);
                 return;
             }
@@ -62,6 +65,7 @@ impl ViewStateStore for InMemoryViewStates {
                 view,
                 Registered {
                     schema,
+                    deployment,
                     staged: vec![Vec::new(); partitions],
                     current: vec![None; partitions],
                     frozen: false,
@@ -72,9 +76,9 @@ impl ViewStateStore for InMemoryViewStates {
     }
 
     /// Records partition `partition` of `view` as of the end of `epoch`.
-    fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows) {
+    fn stage(&self, view: TableId, deployment: u64, partition: usize, epoch: u64, rows: ViewRows) {
         if let Ok(mut registered) = self.registered.lock() {
-            let live = registered.get_mut(&view).filter(|r| !r.frozen);
+            let live = registered.get_mut(&view).filter(|r| !r.frozen && r.deployment == deployment);
             if let Some(slot) = live.and_then(|r| r.staged.get_mut(partition)) {
                 slot.push((epoch, rows));
             }
@@ -155,10 +159,10 @@ mod tests {
     #[test]
     fn a_view_becomes_visible_once_every_partition_staged() {
         let states = InMemoryViewStates::new();
-        states.register(7, Arc::new(Schema::empty()), 2);
-        states.stage(7, 0, 1, rows(&[(b"a", 1)]));
+        states.register(7, 0, Arc::new(Schema::empty()), 2);
+        states.stage(7, 0, 0, 1, rows(&[(b"a", 1)]));
         assert!(states.commit(1).views.is_empty());
-        states.stage(7, 1, 2, rows(&[(b"b", 2)]));
+        states.stage(7, 0, 1, 2, rows(&[(b"b", 2)]));
         let snap = states.commit(2);
         assert_eq!(snap.epoch, 2);
         assert_eq!(snap.views[&7].row_count(), 3);
@@ -167,10 +171,10 @@ mod tests {
     #[test]
     fn commit_takes_the_latest_version_not_after_the_epoch() {
         let states = InMemoryViewStates::new();
-        states.register(1, Arc::new(Schema::empty()), 1);
-        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
-        states.stage(1, 0, 2, rows(&[(b"a", 1), (b"b", 1)]));
-        states.stage(1, 0, 3, rows(&[]));
+        states.register(1, 0, Arc::new(Schema::empty()), 1);
+        states.stage(1, 0, 0, 1, rows(&[(b"a", 1)]));
+        states.stage(1, 0, 0, 2, rows(&[(b"a", 1), (b"b", 1)]));
+        states.stage(1, 0, 0, 3, rows(&[]));
         assert_eq!(states.commit(2).views[&1].row_count(), 2);
         // Readers holding the epoch-2 snapshot keep seeing it after later commits.
         let old = states.snapshot();
@@ -181,37 +185,54 @@ mod tests {
     #[test]
     fn a_view_registered_again_with_other_partitions_shows_its_old_contents_until_all_new_ones_stage() {
         let states = InMemoryViewStates::new();
-        states.register(1, Arc::new(Schema::empty()), 2);
-        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
-        states.stage(1, 1, 1, rows(&[(b"b", 1)]));
+        states.register(1, 0, Arc::new(Schema::empty()), 2);
+        states.stage(1, 0, 0, 1, rows(&[(b"a", 1)]));
+        states.stage(1, 0, 1, 1, rows(&[(b"b", 1)]));
         assert_eq!(states.commit(1).views[&1].row_count(), 2);
-        states.register(1, Arc::new(Schema::empty()), 3);
-        states.stage(1, 0, 2, rows(&[(b"a", 1)]));
+        states.register(1, 0, Arc::new(Schema::empty()), 3);
+        states.stage(1, 0, 0, 2, rows(&[(b"a", 1)]));
         assert_eq!(states.commit(2).views[&1].row_count(), 2, "still the old partitions");
-        states.stage(1, 1, 3, rows(&[]));
-        states.stage(1, 2, 3, rows(&[(b"b", 1), (b"c", 1)]));
+        states.stage(1, 0, 1, 3, rows(&[]));
+        states.stage(1, 0, 2, 3, rows(&[(b"b", 1), (b"c", 1)]));
         assert_eq!(states.commit(3).views[&1].row_count(), 3);
     }
 
     #[test]
     fn a_frozen_view_keeps_its_last_published_contents() {
         let states = InMemoryViewStates::new();
-        states.register(1, Arc::new(Schema::empty()), 2);
-        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
-        states.stage(1, 1, 1, rows(&[(b"b", 1)]));
+        states.register(1, 0, Arc::new(Schema::empty()), 2);
+        states.stage(1, 0, 0, 1, rows(&[(b"a", 1)]));
+        states.stage(1, 0, 1, 1, rows(&[(b"b", 1)]));
         states.commit(1);
         // Partition 0 finished epoch 2, then partition 1 failed.
-        states.stage(1, 0, 2, rows(&[]));
+        states.stage(1, 0, 0, 2, rows(&[]));
         states.freeze(1);
-        states.stage(1, 0, 3, rows(&[]));
+        states.stage(1, 0, 0, 3, rows(&[]));
         assert_eq!(states.commit(3).views[&1].row_count(), 2);
+    }
+
+    #[test]
+    fn versions_of_an_earlier_deployment_are_ignored() {
+        let states = InMemoryViewStates::new();
+        states.register(1, 10, Arc::new(Schema::empty()), 1);
+        states.stage(1, 10, 0, 1, rows(&[(b"a", 1)]));
+        states.commit(1);
+        // The job fails and is deployed again; its cancelled task stages once more, with an
+        // epoch below the new task's, after the new one did.
+        states.freeze(1);
+        states.register(1, 11, Arc::new(Schema::empty()), 1);
+        states.stage(1, 11, 0, 5, rows(&[(b"b", 1)]));
+        states.stage(1, 10, 0, 4, rows(&[(b"stale", 1), (b"x", 1), (b"y", 1)]));
+        assert_eq!(states.commit(5).views[&1].row_count(), 1);
+        states.stage(1, 10, 0, 6, rows(&[(b"stale", 1), (b"x", 1)]));
+        assert_eq!(states.commit(6).views[&1].row_count(), 1);
     }
 
     #[test]
     fn removed_views_disappear() {
         let states = InMemoryViewStates::new();
-        states.register(1, Arc::new(Schema::empty()), 1);
-        states.stage(1, 0, 1, rows(&[(b"a", 1)]));
+        states.register(1, 0, Arc::new(Schema::empty()), 1);
+        states.stage(1, 0, 0, 1, rows(&[(b"a", 1)]));
         states.commit(1);
         states.remove(1);
         assert!(states.snapshot().views.is_empty());

@@ -71,11 +71,14 @@ pub struct ViewSnapshot {
 /// read one consistent snapshot of every view. A durable implementation (RocksDB, with
 /// checkpoints) slots in behind this trait.
 pub trait ViewStateStore: Send + Sync {
-    /// Starts tracking a view with `partitions` materialize subtasks. It becomes visible with
-    /// the first commit after every partition has staged a version.
-    fn register(&self, view: TableId, schema: SchemaRef, partitions: usize);
-    /// Records partition `partition` of `view` as of the end of `epoch`.
-    fn stage(&self, view: TableId, partition: usize, epoch: u64, rows: ViewRows);
+    /// Starts tracking a view with `partitions` materialize subtasks, of `deployment` of its
+    /// job. It becomes visible with the first commit after every partition has staged a
+    /// version.
+    fn register(&self, view: TableId, deployment: u64, schema: SchemaRef, partitions: usize);
+    /// Records partition `partition` of `view` as of the end of `epoch`. A version of a
+    /// deployment other than the registered one (a cancelled materialize task, winding down
+    /// after its job was deployed again) is ignored.
+    fn stage(&self, view: TableId, deployment: u64, partition: usize, epoch: u64, rows: ViewRows);
     /// Publishes every view as of `epoch`: each partition's latest version staged at or
     /// before `epoch`. Returns the new snapshot.
     fn commit(&self, epoch: u64) -> Arc<ViewSnapshot>;
