@@ -16,6 +16,7 @@ pub mod numeric;
 mod numeric_aggregates;
 mod numeric_mul;
 mod numeric_to_integer;
+mod text_to_numeric;
 mod to_char;
 
 pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
@@ -42,6 +43,8 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));
     ctx.register_udf(numeric_to_integer::numeric_round());
     ctx.add_analyzer_rule(Arc::new(numeric_to_integer::NumericToInteger));
+    ctx.register_udf(text_to_numeric::text_to_numeric());
+    ctx.add_analyzer_rule(Arc::new(text_to_numeric::TextToNumeric));
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.
     for planner in [

@@ -237,6 +237,8 @@ fn clean(m: &str) -> String {
         "This feature is not implemented: ",
         "Arrow error: ",
         "Invalid argument error: ",
+        "Parser error: ",
+        "Not yet implemented: ",
     ];
     let mut s = m.trim();
     loop {
