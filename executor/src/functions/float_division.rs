@@ -63,14 +63,17 @@ impl ScalarUDFImpl for FloatDiv {
         let float = args.return_field.data_type().clone();
         let a = arrow::compute::cast(&args.args[0].to_array(rows)?, &float)?;
         let b = arrow::compute::cast(&args.args[1].to_array(rows)?, &float)?;
+        // A NULL operand makes the quotient NULL, whatever the divisor (Postgres' `/` is
+        // strict: `NULL / 0` is NULL).
+        let divides = |i: usize| a.is_valid(i) && b.is_valid(i);
         let zero_divisor = match &float {
             DataType::Float32 => {
                 let divisors = b.as_primitive::<Float32Type>();
-                (0..divisors.len()).any(|i| divisors.is_valid(i) && divisors.value(i) == 0.0)
+                (0..divisors.len()).any(|i| divides(i) && divisors.value(i) == 0.0)
             }
             _ => {
                 let divisors = b.as_primitive::<Float64Type>();
-                (0..divisors.len()).any(|i| divisors.is_valid(i) && divisors.value(i) == 0.0)
+                (0..divisors.len()).any(|i| divides(i) && divisors.value(i) == 0.0)
             }
         };
         if zero_divisor {

@@ -14,6 +14,7 @@ mod integer_arithmetic;
 mod interval;
 pub mod numeric;
 mod numeric_aggregates;
+mod numeric_ceil_floor;
 mod numeric_mul;
 mod numeric_to_integer;
 mod text_to_numeric;
@@ -44,6 +45,9 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.register_udf(numeric_to_integer::numeric_round());
     ctx.add_analyzer_rule(Arc::new(numeric_to_integer::NumericToInteger));
     ctx.register_udf(text_to_numeric::text_to_numeric());
+    // Replacing DataFusion's: whole numbers for a numeric argument.
+    ctx.register_udf(numeric_ceil_floor::ceil());
+    ctx.register_udf(numeric_ceil_floor::floor());
     ctx.add_analyzer_rule(Arc::new(text_to_numeric::TextToNumeric));
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.
