@@ -14,8 +14,8 @@ mod integer_arithmetic;
 mod interval;
 pub mod numeric;
 mod numeric_aggregates;
-mod numeric_ceil_floor;
 mod numeric_mul;
+mod numeric_rounding;
 mod numeric_to_integer;
 mod text_to_numeric;
 mod to_char;
@@ -46,8 +46,9 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.add_analyzer_rule(Arc::new(numeric_to_integer::NumericToInteger));
     ctx.register_udf(text_to_numeric::text_to_numeric());
     // Replacing DataFusion's: whole numbers for a numeric argument.
-    ctx.register_udf(numeric_ceil_floor::ceil());
-    ctx.register_udf(numeric_ceil_floor::floor());
+    ctx.register_udf(numeric_rounding::ceil());
+    ctx.register_udf(numeric_rounding::floor());
+    ctx.register_udf(numeric_rounding::round());
     ctx.add_analyzer_rule(Arc::new(text_to_numeric::TextToNumeric));
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.

@@ -1,0 +1,227 @@
+//! `ceil`, `floor` and `round` of a `numeric` with Postgres' result scale.
+//!
+//! * `ceil` and `floor` give a whole `numeric`: `ceil(0.1)` is `1` and
+//!   `floor(99.9::numeric(3,1))` is `99`. DataFusion's keep the argument's precision and
+//!   scale, so `ceil(2.1)` printed `3.0`, and `ceil(0.1)` (a `numeric(1,1)`, with no room
+//!   for a whole digit) failed with a decimal overflow.
+//! * `round(x, n)` with a constant `n` has scale `n`: `round(0.1, 2)` is `0.10`. DataFusion's
+//!   never raises the scale above the argument's, so it printed `0.1`.
+//!
+//! Both were found by `pg_differential.py`. Other argument types keep DataFusion's
+//! functions, which these wrap.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Decimal128Type};
+use arrow::datatypes::{Field, FieldRef};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Direction {
+    Ceil,
+    Floor,
+}
+
+/// DataFusion's `ceil` or `floor`, with whole-number results for decimals.
+#[derive(Debug)]
+struct WholeNumeric {
+    direction: Direction,
+    inner: Arc<dyn ScalarUDFImpl>,
+    /// Postgres' other names (`ceiling`).
+    aliases: Vec<String>,
+}
+
+impl PartialEq for WholeNumeric {
+    fn eq(&self, other: &Self) -> bool {
+        self.direction == other.direction
+    }
+}
+
+impl Eq for WholeNumeric {}
+
+impl std::hash::Hash for WholeNumeric {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.direction.hash(state);
+    }
+}
+
+pub fn ceil() -> ScalarUDF {
+    let inner = Arc::clone(datafusion::functions::math::ceil().inner());
+    let aliases = vec!["ceiling".to_string()];
+    ScalarUDF::new_from_impl(WholeNumeric { direction: Direction::Ceil, inner, aliases })
+}
+
+pub fn floor() -> ScalarUDF {
+    let inner = Arc::clone(datafusion::functions::math::floor().inner());
+    ScalarUDF::new_from_impl(WholeNumeric { direction: Direction::Floor, inner, aliases: Vec::new() })
+}
+
+/// The whole-number type of a decimal's `ceil`/`floor`: its integer digits and one more
+/// (a carry), at scale 0.
+fn whole_type(precision: u8, scale: i8) -> DataType {
+    let integer_digits = i16::from(precision) - i16::from(scale.max(0));
+    DataType::Decimal128((integer_digits + 1).clamp(1, 38) as u8, 0)
+}
+
+impl ScalarUDFImpl for WholeNumeric {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args {
+            [DataType::Decimal128(precision, scale)] => Ok(whole_type(*precision, *scale)),
+            other => self.inner.return_type(other),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [argument] = args.args.as_slice() else { return self.inner.invoke_with_args(args) };
+        let DataType::Decimal128(precision, scale) = argument.data_type() else {
+            return self.inner.invoke_with_args(args);
+        };
+        let scalar = matches!(argument, ColumnarValue::Scalar(_));
+        let input = argument.to_array(if scalar { 1 } else { args.number_rows })?;
+        let divisor = 10i128.checked_pow(u32::try_from(scale.max(0)).unwrap_or(0)).ok_or_else(|| {
+            DataFusionError::Internal(format!("a decimal scale of {scale} in {}", self.name()))
+        })?;
+        let direction = self.direction;
+        let whole = input.as_primitive::<Decimal128Type>().unary::<_, Decimal128Type>(|v| {
+            let (quotient, remainder) = (v / divisor, v % divisor);
+            match direction {
+                Direction::Ceil if remainder > 0 => quotient + 1,
+                Direction::Floor if remainder < 0 => quotient - 1,
+                _ => quotient,
+            }
+        });
+        let DataType::Decimal128(p, s) = whole_type(precision, scale) else {
+            return Err(DataFusionError::Internal("whole_type is a decimal".into()));
+        };
+        let out: Arc<dyn Array> = Arc::new(whole.with_precision_and_scale(p, s)?);
+        match scalar {
+            true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
+            false => Ok(ColumnarValue::Array(out)),
+        }
+    }
+}
+
+/// DataFusion's `round`, with scale `n` for `round(numeric, n)` when `n` is a constant above
+/// the argument's scale (below it, DataFusion's already has scale `n`).
+#[derive(Debug)]
+struct RoundToPlaces {
+    inner: Arc<dyn ScalarUDFImpl>,
+}
+
+impl PartialEq for RoundToPlaces {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RoundToPlaces {}
+
+impl std::hash::Hash for RoundToPlaces {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "round".hash(state);
+    }
+}
+
+pub fn round() -> ScalarUDF {
+    ScalarUDF::new_from_impl(RoundToPlaces {
+        inner: Arc::clone(datafusion::functions::math::round().inner()),
+    })
+}
+
+/// The type Postgres gives `round(x, places)` where DataFusion's scale falls short: the
+/// argument's digits with `places` decimals, if that fits 38 digits.
+fn padded_type(argument: &DataType, places: Option<&ScalarValue>) -> Option<DataType> {
+    let DataType::Decimal128(precision, scale) = argument else { return None };
+    let places = match places? {
+        ScalarValue::Int64(Some(n)) => *n,
+        ScalarValue::Int32(Some(n)) => i64::from(*n),
+        _ => return None,
+    };
+    let places = i8::try_from(places).ok().filter(|n| *n > *scale)?;
+    let padded = i16::from(*precision) + i16::from(places) - i16::from(*scale);
+    (padded <= 38).then_some(DataType::Decimal128(padded as u8, places))
+}
+
+impl ScalarUDFImpl for RoundToPlaces {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(args)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let argument = args.arg_fields.first().map(|f| f.data_type().clone());
+        let places = args.scalar_arguments.get(1).copied().flatten();
+        match argument.as_ref().and_then(|a| padded_type(a, places)) {
+            Some(padded) => {
+                let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+                Ok(Arc::new(Field::new(self.name(), padded, nullable)))
+            }
+            None => self.inner.return_field_from_args(args),
+        }
+    }
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (DataType::Decimal128(_, places), Some(argument)) =
+            (args.return_type().clone(), args.arg_fields.first().map(|f| f.data_type().clone()))
+        else {
+            return self.inner.invoke_with_args(args);
+        };
+        let DataType::Decimal128(precision, scale) = argument else {
+            return self.inner.invoke_with_args(args);
+        };
+        if places <= scale {
+            return self.inner.invoke_with_args(args);
+        }
+        // Rounding to more places than the value has changes nothing: DataFusion's round
+        // gives the value at its own scale, padded here to `places`.
+        let padded = args.return_field.clone();
+        args.return_field = Arc::new(Field::new(self.name(), DataType::Decimal128(precision, scale), true));
+        let rounded = self.inner.invoke_with_args(args)?;
+        let factor = 10i128.pow(u32::from(places.abs_diff(scale)));
+        let scalar = matches!(rounded, ColumnarValue::Scalar(_));
+        let values = rounded.to_array(1)?;
+        let DataType::Decimal128(p, s) = padded.data_type().clone() else {
+            return Err(DataFusionError::Internal("round's padded type is a decimal".into()));
+        };
+        let out = values
+            .as_primitive::<Decimal128Type>()
+            .try_unary::<_, Decimal128Type, _>(|v| {
+                v.checked_mul(factor).ok_or_else(|| {
+                    arrow::error::ArrowError::ArithmeticOverflow(format!(
+                        "numeric out of range: numeric({p},{s})"
+                    ))
+                })
+            })?
+            .with_precision_and_scale(p, s)?;
+        let out: Arc<dyn Array> = Arc::new(out);
+        match scalar {
+            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
+            false => Ok(ColumnarValue::Array(out)),
+        }
+    }
+}
