@@ -179,6 +179,21 @@ fn convert_column(
                 }
             }
         }
+        // Postgres' numeric input (exponents, rounding half away from zero), as in SQL casts.
+        ColumnType::Numeric { .. } => {
+            if let DataType::Decimal128(precision, scale) = target {
+                let mut values = Vec::with_capacity(strings.len());
+                for (row, value) in strings.iter().enumerate() {
+                    let parsed =
+                        value.map(|v| weir_executor::functions::parse_numeric(v, *precision, *scale));
+                    values.push(parsed.transpose().map_err(|_| (row, invalid()))?);
+                }
+                let array = arrow::array::Decimal128Array::from(values)
+                    .with_precision_and_scale(*precision, *scale)
+                    .map_err(|e| (0, e.to_string()))?;
+                return Ok(Arc::new(array));
+            }
+        }
         ColumnType::Boolean => {
             let mut builder = arrow::array::BooleanBuilder::new();
             for (row, value) in strings.iter().enumerate() {
@@ -441,5 +456,20 @@ mod tests {
         assert_eq!(decode_bytea("\\x0"), None);
         assert_eq!(parse_bool("TRUE"), Some(true));
         assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn numeric_fields_read_exponents_and_round_as_postgres_does() {
+        let strings = StringArray::from(vec![Some("1e2"), Some(" 2.555 "), None, Some("-2E-2")]);
+        let column_type = ColumnType::Numeric { precision: Some(10), scale: Some(2) };
+        let converted =
+            convert_column(&strings, &column_type, &DataType::Decimal128(10, 2)).expect("numbers");
+        let values = converted.as_any().downcast_ref::<arrow::array::Decimal128Array>().expect("decimals");
+        assert_eq!(values.iter().collect::<Vec<_>>(), vec![Some(10000), Some(256), None, Some(-2)]);
+        let bad = StringArray::from(vec![Some("1"), Some("abc")]);
+        let (row, message) =
+            convert_column(&bad, &column_type, &DataType::Decimal128(10, 2)).expect_err("abc");
+        assert_eq!(row, 1);
+        assert!(message.contains("invalid input syntax for type numeric"), "{message}");
     }
 }

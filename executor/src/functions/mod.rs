@@ -18,6 +18,8 @@ mod numeric_mul;
 mod numeric_rounding;
 mod numeric_to_integer;
 mod text_to_numeric;
+
+pub use text_to_numeric::parse_numeric;
 mod to_char;
 
 pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
