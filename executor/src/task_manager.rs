@@ -279,6 +279,18 @@ impl LocalTaskManager {
         self
     }
 
+    /// The keyed-state namespace of operator `index` of `desc`'s task: its own per subtask
+    /// and per deployment of the job. Unless the task restores into it, whatever is there
+    /// (from an earlier run) is dropped first.
+    fn state_namespace(&self, desc: &TaskDescriptor, index: usize) -> ExecResult<StateNamespace> {
+        let namespace =
+            StateNamespace::new(desc.id.job, desc.deployment, desc.id.vertex, desc.id.subtask, index)?;
+        if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
+            self.state.backend.drop_namespace(namespace)?;
+        }
+        Ok(namespace)
+    }
+
     fn build_chain(&self, desc: &TaskDescriptor) -> ExecResult<Chain> {
         let compiler = ExprCompiler::default();
         // Operators with several input edges receive batches of each edge's schema; the
@@ -304,22 +316,11 @@ impl LocalTaskManager {
                     operators.push(Box::new(Filter::new(&compiler, predicate, &schema)?));
                 }
                 OperatorSpec::HashAggregate(spec) => {
-                    // Each subtask has its own namespace.
-                    let namespace = StateNamespace::new(
-                        desc.id.job,
-                        desc.deployment,
-                        desc.id.vertex,
-                        desc.id.subtask,
-                        index,
-                    )?;
                     let mut op = HashAggregate::new(spec, schema.clone())?;
                     // Groups go to the backend only when they may outgrow memory; otherwise
                     // checkpoints encode them straight from memory.
                     if self.state.cache_groups != usize::MAX {
-                        if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
-                            // What an earlier run of this task left behind is not its state.
-                            self.state.backend.drop_namespace(namespace)?;
-                        }
+                        let namespace = self.state_namespace(desc, index)?;
                         let backend = self.state.backend.clone();
                         let options = StateTableOptions::cached(self.state.cache_groups);
                         op = op.with_state(StateTable::new(backend, namespace, options));
@@ -334,17 +335,7 @@ impl LocalTaskManager {
                             desc.id
                         )));
                     }
-                    let namespace = StateNamespace::new(
-                        desc.id.job,
-                        desc.deployment,
-                        desc.id.vertex,
-                        desc.id.subtask,
-                        index,
-                    )?;
-                    if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
-                        // What an earlier run of this task left behind is not its state.
-                        self.state.backend.drop_namespace(namespace)?;
-                    }
+                    let namespace = self.state_namespace(desc, index)?;
                     let op = HashJoin::new(
                         spec,
                         &compiler,
@@ -356,16 +347,7 @@ impl LocalTaskManager {
                     operators.push(Box::new(op));
                 }
                 OperatorSpec::TopN(spec) => {
-                    let namespace = StateNamespace::new(
-                        desc.id.job,
-                        desc.deployment,
-                        desc.id.vertex,
-                        desc.id.subtask,
-                        index,
-                    )?;
-                    if desc.restore.as_ref().is_none_or(|r| r.pieces.is_empty()) {
-                        self.state.backend.drop_namespace(namespace)?;
-                    }
+                    let namespace = self.state_namespace(desc, index)?;
                     let op = TopN::new(spec, self.state.backend.clone(), namespace, self.state.cache_groups)?;
                     schema = op.schema().clone();
                     operators.push(Box::new(op));

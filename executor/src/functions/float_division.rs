@@ -80,10 +80,7 @@ impl ScalarUDFImpl for FloatDiv {
             return Err(DataFusionError::ArrowError(Box::new(arrow::error::ArrowError::DivideByZero), None));
         }
         let out: Arc<dyn Array> = Arc::new(arrow::compute::kernels::numeric::div(&a, &b)?);
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(out)),
-        }
+        super::columnar(out, scalar)
     }
 }
 

@@ -109,10 +109,7 @@ impl ScalarUDFImpl for CheckedInteger {
             arrow::error::ArrowError::ArithmeticOverflow(_) => out_of_range(&t),
             other => other.into(),
         })?;
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(Arc::new(out))),
-        }
+        super::columnar(Arc::new(out), scalar)
     }
 }
 

@@ -126,10 +126,7 @@ impl ScalarUDFImpl for IntervalFunction {
                 Arc::new(IntervalMonthDayNanoArray::from(justified))
             }
         };
-        if scalar {
-            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        super::columnar(out, scalar)
     }
 }
 

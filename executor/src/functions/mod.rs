@@ -5,8 +5,12 @@
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::DFSchema;
 use datafusion::execution::config::SessionConfig;
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{ColumnarValue, Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 mod float_division;
@@ -65,4 +69,38 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
         }
     }
     ctx
+}
+
+/// A function's result: one value when every argument was one (`scalar`), else the column.
+pub(crate) fn columnar(
+    out: arrow::array::ArrayRef,
+    scalar: bool,
+) -> datafusion::error::Result<ColumnarValue> {
+    match scalar {
+        true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
+        false => Ok(ColumnarValue::Array(out)),
+    }
+}
+
+/// Rewrites every expression of every node of `plan` (subqueries included) bottom-up with
+/// `rewrite`, which sees the schema of the node's input. The nodes keep their output
+/// column names. Joins (two inputs) are left as they are.
+pub(crate) fn rewrite_plan_expressions(
+    plan: LogicalPlan,
+    rewrite: fn(Expr, &DFSchema) -> datafusion::error::Result<Transformed<Expr>>,
+) -> datafusion::error::Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        // Expressions read the columns of the node's one input; a leaf's (VALUES) read none.
+        let schema: Arc<DFSchema> = match node.inputs().as_slice() {
+            [input] => Arc::clone(input.schema()),
+            [] => Arc::new(DFSchema::empty()),
+            _ => return Ok(Transformed::no(node)),
+        };
+        let names = NamePreserver::new(&node);
+        node.map_expressions(|e| {
+            let name = names.save(&e);
+            Ok(e.transform_up(|e| rewrite(e, &schema))?.update_data(|e| name.restore(e)))
+        })
+    })
+    .map(|t| t.data)
 }

@@ -110,10 +110,7 @@ impl ScalarUDFImpl for WholeNumeric {
             return Err(DataFusionError::Internal("whole_type is a decimal".into()));
         };
         let out: Arc<dyn Array> = Arc::new(whole.with_precision_and_scale(p, s)?);
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(out)),
-        }
+        super::columnar(out, scalar)
     }
 }
 
@@ -219,9 +216,6 @@ impl ScalarUDFImpl for RoundToPlaces {
             })?
             .with_precision_and_scale(p, s)?;
         let out: Arc<dyn Array> = Arc::new(out);
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(out)),
-        }
+        super::columnar(out, scalar)
     }
 }

@@ -15,12 +15,11 @@ use arrow::datatypes::{i256, DataType};
 use arrow::datatypes::{Field, FieldRef};
 use arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::DFSchema;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::Cast;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
@@ -80,10 +79,7 @@ impl ScalarUDFImpl for TextToNumericFn {
             .collect::<Result<Decimal128Array>>()?
             .with_precision_and_scale(precision, scale)?;
         let out: Arc<dyn Array> = Arc::new(values);
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(out)),
-        }
+        super::columnar(out, scalar)
     }
 }
 
@@ -193,22 +189,8 @@ impl AnalyzerRule for TextToNumeric {
         "weir_text_to_numeric"
     }
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(rewrite_node).map(|t| t.data)
+        super::rewrite_plan_expressions(plan, rewrite_expr)
     }
-}
-
-fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
-    // Expressions read the columns of the node's one input; a leaf's (VALUES) read none.
-    let schema: Arc<DFSchema> = match node.inputs().as_slice() {
-        [input] => Arc::clone(input.schema()),
-        [] => Arc::new(DFSchema::empty()),
-        _ => return Ok(Transformed::no(node)),
-    };
-    let names = NamePreserver::new(&node);
-    node.map_expressions(|e| {
-        let name = names.save(&e);
-        Ok(e.transform_up(|e| rewrite_expr(e, &schema))?.update_data(|e| name.restore(e)))
-    })
 }
 
 fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {

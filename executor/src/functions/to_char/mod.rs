@@ -13,7 +13,6 @@ use arrow::datatypes::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
     UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
-use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -68,10 +67,7 @@ impl ScalarUDFImpl for ToChar {
             out.append_value(format_one(&value, i, format.value(i))?);
         }
         let out: ArrayRef = Arc::new(out.finish());
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)),
-            false => Ok(ColumnarValue::Array(out)),
-        }
+        crate::functions::columnar(out, scalar)
     }
 }
 
