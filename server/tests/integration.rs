@@ -11,6 +11,7 @@ mod atomic_writes;
 mod clients;
 mod cluster;
 mod cluster_tls;
+mod differential;
 mod fencing;
 mod joins;
 mod recovery;
@@ -85,6 +86,9 @@ fn main() {
         ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
         ("atomicity::cancelled_writes_are_all_or_nothing", || {
             Box::pin(atomic_writes::cancelled_writes_are_all_or_nothing())
+        }),
+        ("differential::random_expressions_agree_with_postgres", || {
+            Box::pin(differential::random_expressions_agree_with_postgres())
         }),
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),

@@ -18,9 +18,11 @@ mod integer_arithmetic;
 mod interval;
 pub mod numeric;
 mod numeric_aggregates;
+mod numeric_div;
 mod numeric_mul;
 mod numeric_rounding;
 mod numeric_to_integer;
+mod numeric_to_text;
 mod text_to_numeric;
 
 pub use text_to_numeric::parse_numeric;
@@ -37,6 +39,7 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
     ctx.register_udf(numeric_mul::numeric_mul());
+    ctx.register_udf(numeric_div::numeric_div());
     ctx.register_udf(float_division::float_div());
     for checked in
         [integer_arithmetic::int_add(), integer_arithmetic::int_sub(), integer_arithmetic::int_mul()]
@@ -56,6 +59,8 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.register_udf(numeric_rounding::floor());
     ctx.register_udf(numeric_rounding::round());
     ctx.add_analyzer_rule(Arc::new(text_to_numeric::TextToNumeric));
+    ctx.register_udf(numeric_to_text::numeric_to_text());
+    ctx.add_analyzer_rule(Arc::new(numeric_to_text::NumericToText));
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.
     for planner in [

@@ -28,6 +28,28 @@ pub fn is_unconstrained(dt: &DataType) -> bool {
     dt == &unconstrained()
 }
 
+/// A decimal as Postgres prints it: every digit of its scale, except that unconstrained
+/// `numeric` (stored at scale 10) drops the padding zeros, as Postgres prints the value
+/// that was written. The wire protocol's encoder and casts to text share it.
+pub fn numeric_text(value: i128, scale: i8) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let places = scale.max(0) as usize;
+    let mut text = if places == 0 {
+        digits
+    } else if digits.len() > places {
+        format!("{}.{}", &digits[..digits.len() - places], &digits[digits.len() - places..])
+    } else {
+        format!("0.{digits:0>places$}")
+    };
+    if scale == UNCONSTRAINED_SCALE && text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    if value < 0 {
+        text.insert(0, '-');
+    }
+    text
+}
+
 /// `22003`: the wire layer maps Arrow's arithmetic-overflow errors to it.
 pub fn out_of_range(what: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::ArrowError(

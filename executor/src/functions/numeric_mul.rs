@@ -39,7 +39,7 @@ pub fn numeric_mul() -> ScalarUDF {
 }
 
 /// The scale of a decimal or integer operand, `None` for anything else.
-fn exact_scale(dt: &DataType) -> Option<i8> {
+pub(super) fn exact_scale(dt: &DataType) -> Option<i8> {
     match dt {
         DataType::Decimal128(_, s) => Some(*s),
         dt if dt.is_integer() => Some(0),
@@ -55,10 +55,10 @@ pub fn needs_numeric_mul(left: &DataType, right: &DataType) -> bool {
 }
 
 /// An argument as 128-bit decimal values and their scale.
-fn as_decimal(value: &ColumnarValue, rows: usize) -> Result<(Decimal128Array, i8)> {
+pub(super) fn as_decimal(value: &ColumnarValue, rows: usize) -> Result<(Decimal128Array, i8)> {
     let array = value.to_array(rows)?;
     let scale = exact_scale(array.data_type())
-        .ok_or_else(|| DataFusionError::Plan(format!("numeric_mul over {}", array.data_type())))?;
+        .ok_or_else(|| DataFusionError::Plan(format!("numeric arithmetic over {}", array.data_type())))?;
     let decimal: ArrayRef = match array.data_type() {
         DataType::Decimal128(..) => array,
         _ => arrow::compute::cast(&array, &DataType::Decimal128(38, 0))?,
@@ -102,20 +102,24 @@ impl ScalarUDFImpl for NumericMul {
     }
 }
 
-/// Plans products that need it as `numeric_mul` (see the module docs). It runs when SQL
-/// is turned into a plan, before any type is derived from the product.
+/// Plans products that need it as `numeric_mul` (see the module docs) and quotients with a
+/// `numeric` operand as [`numeric_div`](super::numeric_div). It runs when SQL is turned
+/// into a plan, before any type is derived from the result.
 #[derive(Debug, Default)]
 pub struct NumericSemantics;
 
 impl ExprPlanner for NumericSemantics {
     fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> Result<PlannerResult<RawBinaryExpr>> {
-        if expr.op != BinaryOperator::Multiply {
-            return Ok(PlannerResult::Original(expr));
-        }
         // Operands whose type is not known yet (parameters) are left to DataFusion.
-        match (expr.left.get_type(schema), expr.right.get_type(schema)) {
-            (Ok(l), Ok(r)) if needs_numeric_mul(&l, &r) => {
+        let (Ok(l), Ok(r)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        match expr.op {
+            BinaryOperator::Multiply if needs_numeric_mul(&l, &r) => {
                 Ok(PlannerResult::Planned(numeric_mul().call(vec![expr.left, expr.right])))
+            }
+            BinaryOperator::Divide if super::numeric_div::needs_numeric_div(&l, &r) => {
+                Ok(PlannerResult::Planned(super::numeric_div::numeric_div().call(vec![expr.left, expr.right])))
             }
             _ => Ok(PlannerResult::Original(expr)),
         }

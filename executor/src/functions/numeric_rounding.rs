@@ -17,8 +17,9 @@ use arrow::datatypes::{DataType, Decimal128Type};
 use arrow::datatypes::{Field, FieldRef};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::common::plan_err;
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,9 +117,16 @@ impl ScalarUDFImpl for WholeNumeric {
 
 /// DataFusion's `round`, with scale `n` for `round(numeric, n)` when `n` is a constant above
 /// the argument's scale (below it, DataFusion's already has scale `n`).
+///
+/// It also takes the places as any integer, not only `int`: DataFusion's coerces an
+/// `Int64` literal `2` to `CAST(2 AS Int32)`, which its result type cannot see through, so
+/// the type used to plan around the call (`numeric(10,3)` for `round(240980.758, 2)`)
+/// differed from the type after constant folding (`numeric(9,2)`), and comparing the
+/// result failed with "Invalid comparison operation".
 #[derive(Debug)]
 struct RoundToPlaces {
     inner: Arc<dyn ScalarUDFImpl>,
+    signature: Signature,
 }
 
 impl PartialEq for RoundToPlaces {
@@ -138,7 +146,40 @@ impl std::hash::Hash for RoundToPlaces {
 pub fn round() -> ScalarUDF {
     ScalarUDF::new_from_impl(RoundToPlaces {
         inner: Arc::clone(datafusion::functions::math::round().inner()),
+        signature: Signature::user_defined(Volatility::Immutable),
     })
+}
+
+/// `round`'s argument types: decimals, integers and `real` as they are, other numbers as
+/// `double precision`; the places as `bigint` (DataFusion's takes them as `int`, cast in
+/// [`places_as_int`] at evaluation, where the type no longer matters to planning).
+fn round_argument_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    let value = |t: &DataType| match t {
+        DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Float32 | DataType::Float64 => {
+            Ok(t.clone())
+        }
+        t if t.is_integer() => Ok(t.clone()),
+        DataType::Null => Ok(DataType::Float64),
+        t if t.is_numeric() => Ok(DataType::Float64),
+        other => plan_err!("function round(unknown) does not exist for an argument of type {other}"),
+    };
+    match arg_types {
+        [x] => Ok(vec![value(x)?]),
+        [x, places] if places.is_integer() || places.is_null() => Ok(vec![value(x)?, DataType::Int64]),
+        [_, places] => plan_err!("round's second argument (the decimal places) must be an integer, not {places}"),
+        _ => plan_err!("round takes one or two arguments"),
+    }
+}
+
+/// The places argument as the `int` DataFusion's `round` evaluates with.
+fn places_as_int(args: &mut ScalarFunctionArgs) -> Result<()> {
+    if let Some(places) = args.args.get_mut(1) {
+        *places = places.cast_to(&DataType::Int32, None)?;
+        if let Some(field) = args.arg_fields.get_mut(1) {
+            *field = Arc::new(Field::new(field.name(), DataType::Int32, field.is_nullable()));
+        }
+    }
+    Ok(())
 }
 
 /// The type Postgres gives `round(x, places)` where DataFusion's scale falls short: the
@@ -163,10 +204,10 @@ impl ScalarUDFImpl for RoundToPlaces {
         self.inner.aliases()
     }
     fn signature(&self) -> &Signature {
-        self.inner.signature()
+        &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(arg_types)
+        round_argument_types(arg_types)
     }
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         self.inner.return_type(args)
@@ -183,6 +224,7 @@ impl ScalarUDFImpl for RoundToPlaces {
         }
     }
     fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        places_as_int(&mut args)?;
         let (DataType::Decimal128(_, places), Some(argument)) =
             (args.return_type().clone(), args.arg_fields.first().map(|f| f.data_type().clone()))
         else {

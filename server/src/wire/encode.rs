@@ -374,29 +374,7 @@ pub fn format_float(v: f64, single: bool) -> String {
 }
 
 pub fn format_decimal(value: i128, scale: i8) -> String {
-    let negative = value < 0;
-    let digits = value.unsigned_abs().to_string();
-    let scale = scale.max(0) as usize;
-    let mut s = if scale == 0 {
-        digits
-    } else if digits.len() > scale {
-        format!("{}.{}", &digits[..digits.len() - scale], &digits[digits.len() - scale..])
-    } else {
-        format!("0.{:0>width$}", digits, width = scale)
-    };
-    // Unconstrained NUMERIC is stored with scale 10; print it without the padding zeros, as
-    // Postgres prints the value that was written.
-    if scale == weir_storage_default_scale() && s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    if negative {
-        s.insert(0, '-');
-    }
-    s
-}
-
-fn weir_storage_default_scale() -> usize {
-    10
+    weir_executor::functions::numeric::numeric_text(value, scale)
 }
 
 pub fn format_date(days: i32) -> String {
