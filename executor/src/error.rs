@@ -35,6 +35,9 @@ pub enum ExecError {
     /// moved its jobs elsewhere (see `lease`).
     #[error("{0}")]
     Fenced(String),
+    /// A date, time or interval result out of its type's range (SQLSTATE 22008).
+    #[error("{0}")]
+    DatetimeOverflow(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,6 +62,7 @@ impl ExecError {
             ExecError::Connector(_) => Some("22023"),
             ExecError::PermissionDenied(_) => Some("42501"),
             ExecError::NotEnoughSlots { .. } => Some("53000"),
+            ExecError::DatetimeOverflow(_) => Some("22008"),
             ExecError::InOperator { source, .. } => source.sqlstate(),
         }
     }

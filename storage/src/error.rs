@@ -23,6 +23,9 @@ pub enum StorageError {
     #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
     NotNullViolation { table: String, column: String },
 
+    #[error("value too long for type {type_name}")]
+    StringTooLong { type_name: String },
+
     #[error("relation \"{0}\" already exists")]
     TableExists(String),
 
@@ -51,6 +54,7 @@ impl StorageError {
             StorageError::Codec(_) | StorageError::CorruptCatalog(_) => "XX001",
             StorageError::UniqueViolation { .. } => "23505",
             StorageError::NotNullViolation { .. } => "23502",
+            StorageError::StringTooLong { .. } => "22001",
             StorageError::TableExists(_) => "42P07",
             StorageError::TableNotFound(_) => "42P01",
             StorageError::Invalid(_) => "XX000",

@@ -30,6 +30,7 @@
 mod catalog_format;
 mod checkpoint_store;
 mod codec;
+mod declared_length;
 mod error;
 pub mod keyed_state;
 pub mod state_table;

@@ -21,6 +21,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use crate::codec::RowCodec;
+use crate::declared_length::fit_declared_lengths;
 use crate::error::{StorageError, StorageResult};
 use crate::store::{CF_LOG, CF_ROWS};
 use weir_plan::catalog::TableDef;
@@ -89,9 +90,11 @@ impl TableStore {
         self.codec.schema().clone()
     }
 
-    /// Inserts every row of `batch` or none: fails on a NULL in a NOT NULL column or on a
-    /// primary key that already exists (in the table or twice in the batch).
+    /// Inserts every row of `batch` or none: fails on a NULL in a NOT NULL column, a value
+    /// too long for its `varchar(n)`, or a primary key that already exists (in the table
+    /// or twice in the batch).
     pub fn insert(&self, batch: &RecordBatch) -> StorageResult<usize> {
+        let batch = &*fit_declared_lengths(&self.def, batch)?;
         self.check_not_null(batch)?;
         let values = self.codec.encode_values(batch)?;
         let keys = self.codec.encode_keys(batch)?;
@@ -139,6 +142,7 @@ impl TableStore {
         if old_rows.num_rows() != new_rows.num_rows() {
             return Err(StorageError::Invalid("update: old and new row counts differ".into()));
         }
+        let new_rows = &*fit_declared_lengths(&self.def, new_rows)?;
         self.check_not_null(new_rows)?;
         let old_values = self.codec.encode_values(old_rows)?;
         let new_values = self.codec.encode_values(new_rows)?;

@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 mod float_division;
 mod integer_arithmetic;
 mod interval;
+mod interval_arithmetic;
 pub mod numeric;
 mod numeric_aggregates;
 mod numeric_div;
@@ -48,6 +49,8 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     }
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
+    ctx.register_udf(interval_arithmetic::interval_mul());
+    ctx.register_udf(interval_arithmetic::interval_div());
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
     ctx.register_udf(to_char::to_char());
     ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));
@@ -66,6 +69,7 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     for planner in [
         Arc::new(numeric_mul::NumericSemantics) as Arc<dyn datafusion::logical_expr::planner::ExprPlanner>,
         Arc::new(interval::IntervalComparisons),
+        Arc::new(interval_arithmetic::IntervalArithmetic),
         Arc::new(integer_arithmetic::IntegerOverflow),
         Arc::new(float_division::FloatDivision),
     ] {
