@@ -38,6 +38,12 @@ pub enum ExecError {
     /// A date, time or interval result out of its type's range (SQLSTATE 22008).
     #[error("{0}")]
     DatetimeOverflow(String),
+    /// Text that does not read as the date/time template says (SQLSTATE 22007).
+    #[error("{0}")]
+    InvalidDatetimeFormat(String),
+    /// A feature Weir does not have, said so (SQLSTATE 0A000).
+    #[error("{0}")]
+    Unsupported(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -63,6 +69,8 @@ impl ExecError {
             ExecError::PermissionDenied(_) => Some("42501"),
             ExecError::NotEnoughSlots { .. } => Some("53000"),
             ExecError::DatetimeOverflow(_) => Some("22008"),
+            ExecError::InvalidDatetimeFormat(_) => Some("22007"),
+            ExecError::Unsupported(_) => Some("0A000"),
             ExecError::InOperator { source, .. } => source.sqlstate(),
         }
     }

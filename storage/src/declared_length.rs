@@ -16,7 +16,10 @@ use crate::error::{StorageError, StorageResult};
 /// `batch` with every `varchar(n)` value fitted to `n` characters (trailing spaces cut),
 /// or `22001` for a value whose other characters do not fit. Borrows `batch` when nothing
 /// needs cutting.
-pub(crate) fn fit_declared_lengths<'a>(def: &TableDef, batch: &'a RecordBatch) -> StorageResult<Cow<'a, RecordBatch>> {
+pub(crate) fn fit_declared_lengths<'a>(
+    def: &TableDef,
+    batch: &'a RecordBatch,
+) -> StorageResult<Cow<'a, RecordBatch>> {
     let mut columns: Option<Vec<ArrayRef>> = None;
     for (i, column) in def.columns.iter().enumerate() {
         let ColumnType::Varchar { length: Some(limit) } = column.column_type else { continue };
@@ -74,7 +77,10 @@ mod tests {
             id: 1,
             schema_name: "public".into(),
             name: "t".into(),
-            columns: vec![column("short", ColumnType::Varchar { length: Some(3) }), column("free", ColumnType::Text)],
+            columns: vec![
+                column("short", ColumnType::Varchar { length: Some(3) }),
+                column("free", ColumnType::Text),
+            ],
             primary_key: Vec::new(),
             watermark: None,
         }
@@ -85,8 +91,11 @@ mod tests {
             Field::new("short", DataType::Utf8, true),
             Field::new("free", DataType::Utf8, true),
         ]));
-        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(short)), Arc::new(StringArray::from(free))])
-            .unwrap()
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringArray::from(short)), Arc::new(StringArray::from(free))],
+        )
+        .unwrap()
     }
 
     #[test]

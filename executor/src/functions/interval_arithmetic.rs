@@ -14,13 +14,16 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, IntervalMonthDayNanoArray};
-use arrow::datatypes::{DataType, Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit};
+use arrow::datatypes::{
+    DataType, Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
+};
 use arrow::error::ArrowError;
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
@@ -61,7 +64,7 @@ fn interval_type() -> DataType {
 
 /// `22008 interval out of range`, as in Postgres.
 fn out_of_range() -> DataFusionError {
-    DataFusionError::External(Box::new(crate::error::ExecError::DatetimeOverflow("interval out of range".into())))
+    crate::error::ExecError::DatetimeOverflow("interval out of range".into()).into()
 }
 
 /// Rounds to microseconds, as Postgres' `TSROUND`.
@@ -92,8 +95,9 @@ fn scale(v: IntervalMonthDayNano, factor: f64, scaling: Scaling) -> Result<Inter
     let mut days = to_i32(days_exact)?;
     let month_remainder_days = round_to_micros((months_exact - f64::from(months)) * DAYS_PER_MONTH);
     let whole_remainder_days = month_remainder_days.trunc();
-    let mut seconds_remainder =
-        round_to_micros((days_exact - f64::from(days) + month_remainder_days - whole_remainder_days) * SECONDS_PER_DAY);
+    let mut seconds_remainder = round_to_micros(
+        (days_exact - f64::from(days) + month_remainder_days - whole_remainder_days) * SECONDS_PER_DAY,
+    );
     if seconds_remainder.abs() >= SECONDS_PER_DAY {
         let carried = (seconds_remainder / SECONDS_PER_DAY).trunc();
         days = days.checked_add(to_i32(carried)?).ok_or_else(out_of_range)?;
@@ -162,21 +166,25 @@ impl ExprPlanner for IntervalArithmetic {
         };
         use BinaryOperator::*;
         Ok(match expr.op {
-            Plus | Minus if date(&l) && interval(&r) => {
-                PlannerResult::Original(RawBinaryExpr { op: expr.op, left: timestamp(expr.left), right: expr.right })
-            }
-            Plus if interval(&l) && date(&r) => {
-                PlannerResult::Original(RawBinaryExpr { op: expr.op, left: expr.left, right: timestamp(expr.right) })
-            }
-            Multiply if interval(&l) && number(&r) => {
-                PlannerResult::Planned(interval_mul().call(vec![as_interval(expr.left, &l), float(expr.right)]))
-            }
-            Multiply if number(&l) && interval(&r) => {
-                PlannerResult::Planned(interval_mul().call(vec![as_interval(expr.right, &r), float(expr.left)]))
-            }
-            Divide if interval(&l) && number(&r) => {
-                PlannerResult::Planned(interval_div().call(vec![as_interval(expr.left, &l), float(expr.right)]))
-            }
+            Plus | Minus if date(&l) && interval(&r) => PlannerResult::Original(RawBinaryExpr {
+                op: expr.op,
+                left: timestamp(expr.left),
+                right: expr.right,
+            }),
+            Plus if interval(&l) && date(&r) => PlannerResult::Original(RawBinaryExpr {
+                op: expr.op,
+                left: expr.left,
+                right: timestamp(expr.right),
+            }),
+            Multiply if interval(&l) && number(&r) => PlannerResult::Planned(
+                interval_mul().call(vec![as_interval(expr.left, &l), float(expr.right)]),
+            ),
+            Multiply if number(&l) && interval(&r) => PlannerResult::Planned(
+                interval_mul().call(vec![as_interval(expr.right, &r), float(expr.left)]),
+            ),
+            Divide if interval(&l) && number(&r) => PlannerResult::Planned(
+                interval_div().call(vec![as_interval(expr.left, &l), float(expr.right)]),
+            ),
             _ => PlannerResult::Original(expr),
         })
     }

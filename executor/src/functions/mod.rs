@@ -28,6 +28,7 @@ mod text_to_numeric;
 
 pub use text_to_numeric::parse_numeric;
 mod to_char;
+mod to_timestamp;
 
 pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
 
@@ -53,6 +54,8 @@ pub fn session_context(config: SessionConfig) -> SessionContext {
     ctx.register_udf(interval_arithmetic::interval_div());
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
     ctx.register_udf(to_char::to_char());
+    ctx.register_udf(to_timestamp::to_timestamp());
+    ctx.register_udf(to_timestamp::to_date());
     ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));
     ctx.register_udf(numeric_to_integer::numeric_round());
     ctx.add_analyzer_rule(Arc::new(numeric_to_integer::NumericToInteger));

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use arrow::array::{Array, Decimal128Array};
 use arrow::datatypes::{i256, DataType};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 
 use super::numeric::{
     div_round, out_of_range, pow10, unconstrained, UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE,
@@ -115,7 +117,9 @@ mod tests {
 
     #[test]
     fn a_zero_divisor_and_a_quotient_too_large_are_errors() {
-        assert!(matches!(quotient(1, 0, 0, 2), Err(DataFusionError::ArrowError(e, _)) if matches!(*e, arrow::error::ArrowError::DivideByZero)));
+        assert!(
+            matches!(quotient(1, 0, 0, 2), Err(DataFusionError::ArrowError(e, _)) if matches!(*e, arrow::error::ArrowError::DivideByZero))
+        );
         assert!(quotient(10i128.pow(27), 0, 1, 3).is_err());
     }
 }

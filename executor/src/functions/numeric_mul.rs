@@ -118,9 +118,9 @@ impl ExprPlanner for NumericSemantics {
             BinaryOperator::Multiply if needs_numeric_mul(&l, &r) => {
                 Ok(PlannerResult::Planned(numeric_mul().call(vec![expr.left, expr.right])))
             }
-            BinaryOperator::Divide if super::numeric_div::needs_numeric_div(&l, &r) => {
-                Ok(PlannerResult::Planned(super::numeric_div::numeric_div().call(vec![expr.left, expr.right])))
-            }
+            BinaryOperator::Divide if super::numeric_div::needs_numeric_div(&l, &r) => Ok(
+                PlannerResult::Planned(super::numeric_div::numeric_div().call(vec![expr.left, expr.right])),
+            ),
             _ => Ok(PlannerResult::Original(expr)),
         }
     }

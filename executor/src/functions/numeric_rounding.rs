@@ -15,9 +15,9 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Decimal128Type};
 use arrow::datatypes::{Field, FieldRef};
+use datafusion::common::plan_err;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::common::plan_err;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -166,7 +166,9 @@ fn round_argument_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
     match arg_types {
         [x] => Ok(vec![value(x)?]),
         [x, places] if places.is_integer() || places.is_null() => Ok(vec![value(x)?, DataType::Int64]),
-        [_, places] => plan_err!("round's second argument (the decimal places) must be an integer, not {places}"),
+        [_, places] => {
+            plan_err!("round's second argument (the decimal places) must be an integer, not {places}")
+        }
         _ => plan_err!("round takes one or two arguments"),
     }
 }

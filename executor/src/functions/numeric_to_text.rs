@@ -53,8 +53,11 @@ impl ScalarUDFImpl for NumericText {
         let DataType::Decimal128(_, scale) = input.data_type() else {
             return Err(DataFusionError::Internal("numeric_text of a non-decimal".into()));
         };
-        let text: StringArray =
-            input.as_primitive::<Decimal128Type>().iter().map(|v| v.map(|v| numeric_text(v, *scale))).collect();
+        let text: StringArray = input
+            .as_primitive::<Decimal128Type>()
+            .iter()
+            .map(|v| v.map(|v| numeric_text(v, *scale)))
+            .collect();
         let out: Arc<dyn Array> = Arc::new(text);
         super::columnar(out, scalar)
     }

@@ -24,7 +24,7 @@ const CASED: &[&str] = &[
     "TZ", "tz",
 ];
 
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",
@@ -38,33 +38,49 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+pub(crate) const DAYS: [&str; 7] =
+    ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 const ROMAN: [&str; 12] = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"];
 
-/// Formats `t` (with `zone` the time zone's name, `None` for a timestamp without one).
-pub fn format(t: &NaiveDateTime, format: &str, zone: Option<&str>) -> String {
-    let mut out = String::with_capacity(format.len() + 16);
+/// One piece of a template: text copied as it is, or a pattern with its modifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Item {
+    /// A character that is not a pattern.
+    Char(char),
+    /// Text in double quotes (`\"` is a quote inside it).
+    Quoted(String),
+    Field {
+        pattern: &'static str,
+        /// `FM`: no padding.
+        fill_mode: bool,
+        /// `TH` (`Some(true)`) or `th` (`Some(false)`): an ordinal suffix.
+        ordinal: Option<bool>,
+    },
+}
+
+/// `format` read left to right, longest pattern first, as Postgres reads it (shared by
+/// `to_char` and `to_timestamp`/`to_date`).
+pub(crate) fn template(format: &str) -> Vec<Item> {
+    let mut items = Vec::new();
     let chars: Vec<char> = format.chars().collect();
     let mut i = 0;
     while i < chars.len() {
-        let rest: String = chars[i..].iter().collect();
         if chars[i] == '"' {
-            // Quoted text, with \" for a quote.
             i += 1;
+            let mut text = String::new();
             while i < chars.len() && chars[i] != '"' {
                 if chars[i] == '\\' && chars.get(i + 1) == Some(&'"') {
                     i += 1;
                 }
-                out.push(chars[i]);
+                text.push(chars[i]);
                 i += 1;
             }
             i += 1;
+            items.push(Item::Quoted(text));
             continue;
         }
-        let (fill_mode, skip) = match rest.starts_with("FM") {
-            true => (true, 2),
-            false => (false, 0),
-        };
+        let rest: String = chars[i..].iter().collect();
+        let skip = if rest.starts_with("FM") { 2 } else { 0 };
         let after: String = chars[i + skip..].iter().collect();
         // Names follow the pattern's case (`Month`, `MONTH`, `month`); the others match in
         // any case (`yyyy-mm-dd`), as in Postgres.
@@ -77,7 +93,7 @@ pub fn format(t: &NaiveDateTime, format: &str, zone: Option<&str>) -> String {
                 // A lone FM: nothing to apply it to.
                 i += skip;
             } else {
-                out.push(chars[i]);
+                items.push(Item::Char(chars[i]));
                 i += 1;
             }
             continue;
@@ -92,7 +108,22 @@ pub fn format(t: &NaiveDateTime, format: &str, zone: Option<&str>) -> String {
         if ordinal.is_some() {
             i += 2;
         }
-        out.push_str(&field(t, pattern, fill_mode, ordinal, zone));
+        items.push(Item::Field { pattern, fill_mode: skip > 0, ordinal });
+    }
+    items
+}
+
+/// Formats `t` (with `zone` the time zone's name, `None` for a timestamp without one).
+pub fn format(t: &NaiveDateTime, format: &str, zone: Option<&str>) -> String {
+    let mut out = String::with_capacity(format.len() + 16);
+    for item in template(format) {
+        match item {
+            Item::Char(c) => out.push(c),
+            Item::Quoted(text) => out.push_str(&text),
+            Item::Field { pattern, fill_mode, ordinal } => {
+                out.push_str(&field(t, pattern, fill_mode, ordinal, zone))
+            }
+        }
     }
     out
 }

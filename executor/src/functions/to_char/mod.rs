@@ -5,6 +5,8 @@
 mod datetime;
 mod number;
 
+pub(crate) use datetime::{template, Item, DAYS, MONTHS};
+
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
