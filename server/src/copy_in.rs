@@ -119,13 +119,12 @@ impl CopyInState {
             let strings = chunk.columns[slot].finish();
             let col_def = &def.columns[column];
             arrays[column] = convert_column(&strings, &col_def.column_type, schema.field(column).data_type())
-                .map_err(|(row, message)| {
+                .map_err(|(row, code, message)| {
                     let value = strings.value(row);
-                    SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, format!("{message}: \"{value}\""))
-                        .with_context(format!(
-                            "COPY {}, line {}, column {}: \"{value}\"",
-                            def.name, chunk.lines[row], col_def.name
-                        ))
+                    SqlError::new(code, format!("{message}: \"{value}\"")).with_context(format!(
+                        "COPY {}, line {}, column {}: \"{value}\"",
+                        def.name, chunk.lines[row], col_def.name
+                    ))
                 })?;
         }
         chunk.lines.clear();
@@ -151,21 +150,25 @@ impl Chunk {
     }
 }
 
-/// Converts strings to a column's type; on failure returns the first bad row and a message.
+/// The first bad field of a column: its row, SQLSTATE and message.
+type BadField = (usize, &'static str, String);
+
+/// Converts strings to a column's type; on failure returns the first bad field.
 fn convert_column(
     strings: &StringArray,
     column_type: &ColumnType,
     target: &DataType,
-) -> Result<ArrayRef, (usize, String)> {
+) -> Result<ArrayRef, BadField> {
     let type_name = column_type.pg_display_name();
-    let invalid = || format!("invalid input syntax for type {type_name}");
+    let invalid =
+        || (sqlstate::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {type_name}"));
     match column_type {
         ColumnType::Bytea => {
             let mut builder = BinaryBuilder::new();
             for (row, value) in strings.iter().enumerate() {
                 match value {
                     None => builder.append_null(),
-                    Some(v) => builder.append_value(decode_bytea(v).ok_or_else(|| (row, invalid()))?),
+                    Some(v) => builder.append_value(decode_bytea(v).ok_or_else(|| bad(row, invalid()))?),
                 }
             }
             return Ok(Arc::new(builder.finish()));
@@ -174,7 +177,11 @@ fn convert_column(
             for (row, value) in strings.iter().enumerate() {
                 if let Some(v) = value {
                     if serde_json::from_str::<serde_json::Value>(v).is_err() {
-                        return Err((row, "invalid input syntax for type json".to_string()));
+                        return Err((
+                            row,
+                            sqlstate::INVALID_TEXT_REPRESENTATION,
+                            "invalid input syntax for type json".into(),
+                        ));
                     }
                 }
             }
@@ -186,11 +193,11 @@ fn convert_column(
                 for (row, value) in strings.iter().enumerate() {
                     let parsed =
                         value.map(|v| weir_executor::functions::parse_numeric(v, *precision, *scale));
-                    values.push(parsed.transpose().map_err(|_| (row, invalid()))?);
+                    values.push(parsed.transpose().map_err(|e| numeric_field_error(row, e, invalid))?);
                 }
                 let array = arrow::array::Decimal128Array::from(values)
                     .with_precision_and_scale(*precision, *scale)
-                    .map_err(|e| (0, e.to_string()))?;
+                    .map_err(|e| (0, sqlstate::INTERNAL_ERROR, e.to_string()))?;
                 return Ok(Arc::new(array));
             }
         }
@@ -199,7 +206,7 @@ fn convert_column(
             for (row, value) in strings.iter().enumerate() {
                 match value {
                     None => builder.append_null(),
-                    Some(v) => builder.append_value(parse_bool(v).ok_or_else(|| (row, invalid()))?),
+                    Some(v) => builder.append_value(parse_bool(v).ok_or_else(|| bad(row, invalid()))?),
                 }
             }
             return Ok(Arc::new(builder.finish()));
@@ -211,13 +218,39 @@ fn convert_column(
     }
     let options = CastOptions { safe: true, ..Default::default() };
     let trimmed: StringArray = strings.iter().map(|v| v.map(str::trim)).collect();
-    let converted = cast_with_options(&trimmed, target, &options).map_err(|e| (0, e.to_string()))?;
+    let converted = cast_with_options(&trimmed, target, &options)
+        .map_err(|e| (0, sqlstate::INVALID_TEXT_REPRESENTATION, e.to_string()))?;
     if converted.null_count() != strings.null_count() {
         if let Some(row) = (0..strings.len()).find(|&i| strings.is_valid(i) && converted.is_null(i)) {
-            return Err((row, invalid()));
+            return Err(bad(row, invalid()));
         }
     }
     Ok(converted)
+}
+
+fn bad(row: usize, (code, message): (&'static str, String)) -> BadField {
+    (row, code, message)
+}
+
+/// A numeric field that does not read: `22003` when it is too big for its column (as in
+/// Postgres, which says "numeric field overflow"), `0A000` for NaN and infinities, else
+/// `22P02`.
+fn numeric_field_error(
+    row: usize,
+    e: datafusion::error::DataFusionError,
+    invalid: impl Fn() -> (&'static str, String),
+) -> BadField {
+    use arrow::error::ArrowError;
+    match e {
+        datafusion::error::DataFusionError::ArrowError(e, _) => match *e {
+            ArrowError::ArithmeticOverflow(_) => {
+                (row, sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow".to_string())
+            }
+            ArrowError::NotYetImplemented(message) => (row, sqlstate::FEATURE_NOT_SUPPORTED, message),
+            _ => bad(row, invalid()),
+        },
+        _ => bad(row, invalid()),
+    }
 }
 
 /// Postgres' boolean input: t/true/yes/on/1 and f/false/no/off/0, any case.
@@ -467,9 +500,16 @@ mod tests {
         let values = converted.as_any().downcast_ref::<arrow::array::Decimal128Array>().expect("decimals");
         assert_eq!(values.iter().collect::<Vec<_>>(), vec![Some(10000), Some(256), None, Some(-2)]);
         let bad = StringArray::from(vec![Some("1"), Some("abc")]);
-        let (row, message) =
+        let (row, code, message) =
             convert_column(&bad, &column_type, &DataType::Decimal128(10, 2)).expect_err("abc");
-        assert_eq!(row, 1);
+        assert_eq!((row, code), (1, "22P02"));
         assert!(message.contains("invalid input syntax for type numeric"), "{message}");
+        let too_big = StringArray::from(vec![Some("1"), Some("1e9")]);
+        let (row, code, message) =
+            convert_column(&too_big, &column_type, &DataType::Decimal128(10, 2)).expect_err("1e9");
+        assert_eq!((row, code, message.as_str()), (1, "22003", "numeric field overflow"));
+        let nan = StringArray::from(vec![Some("NaN")]);
+        let (_, code, _) = convert_column(&nan, &column_type, &DataType::Decimal128(10, 2)).expect_err("NaN");
+        assert_eq!(code, "0A000");
     }
 }
