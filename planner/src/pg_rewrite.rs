@@ -18,9 +18,9 @@ mod numeric_literals;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement, VisitMut,
-    VisitorMut,
+    BinaryOperator, CharacterLength, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr,
+    Statement, VisitMut, VisitorMut,
 };
 
 pub use catalog_subqueries::ALWAYS_EMPTY_CATALOG_TABLES;
@@ -140,6 +140,26 @@ impl VisitorMut for PgCompat {
                         inner.as_mut(),
                         Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
                     );
+                } else if let Some(length) = varchar_length(data_type) {
+                    // An explicit cast to varchar(n) cuts the text to n characters, as in
+                    // Postgres ('abcdef'::varchar(3) is 'abc'); storing a longer value in a
+                    // varchar(n) column is an error instead (the storage layer's check).
+                    let arg = std::mem::replace(
+                        inner.as_mut(),
+                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                    );
+                    let text = Expr::Cast {
+                        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                        expr: Box::new(arg),
+                        data_type: DataType::Text,
+                        array: false,
+                        format: None,
+                    };
+                    let n = Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+                        length.to_string(),
+                        false,
+                    ));
+                    *expr = call("left", vec![text, n]);
                 } else if let Some(simple) = simplify_type(data_type) {
                     *data_type = simple;
                 }
@@ -266,6 +286,15 @@ fn reg_cast_function(data_type: &DataType) -> Option<&'static str> {
 }
 
 /// `pg_catalog.text`, `name`, `oid`, `"char"` ... to the types DataFusion knows.
+/// `n` of `varchar(n)` / `character varying(n)`.
+fn varchar_length(data_type: &DataType) -> Option<u64> {
+    match data_type {
+        DataType::Varchar(Some(CharacterLength::IntegerLength { length, .. }))
+        | DataType::CharacterVarying(Some(CharacterLength::IntegerLength { length, .. })) => Some(*length),
+        _ => None,
+    }
+}
+
 fn simplify_type(data_type: &DataType) -> Option<DataType> {
     let DataType::Custom(..) = data_type else { return None };
     Some(match type_name(data_type)?.as_str() {
