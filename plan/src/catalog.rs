@@ -80,6 +80,10 @@ impl ColumnType {
             DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ColumnType::Int8,
             DataType::Float16 | DataType::Float32 => ColumnType::Float4,
             DataType::Float64 => ColumnType::Float8,
+            // The type unconstrained `numeric` is stored and computed as.
+            DataType::Decimal128(DEFAULT_NUMERIC_PRECISION, DEFAULT_NUMERIC_SCALE) => {
+                ColumnType::Numeric { precision: None, scale: None }
+            }
             DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
                 ColumnType::Numeric { precision: Some(*p), scale: Some(*s) }
             }

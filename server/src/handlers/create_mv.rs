@@ -81,6 +81,7 @@ pub async fn run(
     // Types after optimization: the optimizer reconciles UNION and CASE branch types.
     let output = optimized.schema().as_arrow().clone();
     let names = column_names(&create, &output)?;
+    let declared = super::declared_types::declared_column_types(&optimized, store);
     let def = ViewDef {
         relation: TableDef {
             id: view_id,
@@ -89,9 +90,14 @@ pub async fn run(
             columns: names
                 .iter()
                 .zip(output.fields())
-                .map(|(n, f)| ColumnDef {
+                .zip(declared)
+                .map(|((n, f), declared)| ColumnDef {
                     name: n.clone(),
-                    column_type: ColumnType::from_arrow(f.data_type()),
+                    // The input column's declared type where it passes through unchanged
+                    // (and is stored as the same Arrow type), else the type of the values.
+                    column_type: declared
+                        .filter(|t| t.arrow_type() == *f.data_type())
+                        .unwrap_or_else(|| ColumnType::from_arrow(f.data_type())),
                     not_null: false,
                     default: None,
                 })

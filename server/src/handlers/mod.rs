@@ -19,6 +19,7 @@ mod comment;
 mod copy_from;
 mod create_mv;
 mod create_table;
+mod declared_types;
 mod describe;
 mod dml;
 mod drop;

@@ -144,6 +144,12 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
                 SqlError::new(sqlstate::DUPLICATE_COLUMN, schema_error.to_string())
             }
         },
+        // DataFusion's message may already say so ("Operator -> is not yet supported").
+        DataFusionError::NotImplemented(m)
+            if m.contains("not supported") || m.contains("not yet supported") =>
+        {
+            SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, m)
+        }
         DataFusionError::NotImplemented(m) => {
             SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, format!("{m} is not supported by Weir yet"))
         }
