@@ -17,6 +17,7 @@ mod recovery;
 mod rescale;
 mod slt;
 mod support;
+mod window_joins;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -70,6 +71,9 @@ fn main() {
         }),
         ("streaming::window_state_stays_bounded_on_a_long_stream", || {
             Box::pin(clients::window_state_stays_bounded_on_a_long_stream())
+        }),
+        ("streaming::window_join_state_stays_bounded_on_a_long_stream", || {
+            Box::pin(window_joins::window_join_state_stays_bounded_on_a_long_stream())
         }),
         ("recovery::kill_9_at_random_moments_is_exactly_once", || {
             Box::pin(recovery::kill_9_at_random_moments_is_exactly_once())

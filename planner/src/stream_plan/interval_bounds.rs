@@ -114,6 +114,7 @@ fn interval_micros(value: &ScalarValue) -> Option<i64> {
 /// How EXPLAIN says what bounds a side's state.
 pub(super) fn describe(bound: Option<TimeBound>, ttl_ms: Option<u64>) -> Option<String> {
     match (bound, ttl_ms) {
+        (Some(b), _) if b.offset_us == 0 => Some(format!("dropped once the watermark passes _c{}", b.column)),
         (Some(b), _) => Some(format!(
             "dropped once the watermark passes _c{} {} {}",
             b.column,
@@ -133,4 +134,23 @@ fn micros_text(us: u64) -> String {
         us if us % 1000 == 0 => format!("{} ms", us / 1000),
         us => format!("{us} us"),
     }
+}
+
+/// Window-join bounds: a key equality between a `window_end` of each side (as in Nexmark
+/// q8) means a row only matches rows of its own window. Once the watermark passes a
+/// window's end, neither side sends a change for it any more: a window aggregate emits a
+/// closing window's last changes before the watermark that closes it, even when it emits
+/// on update. So each side's rows are dropped once the watermark passes their
+/// `window_end`, retracting inputs included.
+pub(super) fn window_bounds(
+    left_keys: &[usize],
+    right_keys: &[usize],
+    left: &StreamProperties,
+    right: &StreamProperties,
+) -> Option<(TimeBound, TimeBound)> {
+    left_keys
+        .iter()
+        .zip(right_keys)
+        .find(|(l, r)| left.window_end_columns.contains(l) && right.window_end_columns.contains(r))
+        .map(|(&l, &r)| (TimeBound { column: l, offset_us: 0 }, TimeBound { column: r, offset_us: 0 }))
 }

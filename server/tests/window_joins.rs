@@ -1,0 +1,122 @@
+//! A window join (Nexmark q8's shape: two window aggregates that emit on update, joined on
+//! their key and `window_end`) on a long stream: the join drops each window's rows once the
+//! watermark passes it, so its state stays near the open windows' size while its output
+//! grows, and the view still equals the same join run in batch over the two aggregates.
+
+use std::time::Duration;
+
+use crate::clients::show;
+use crate::support::TestServer;
+
+pub async fn window_join_state_stays_bounded_on_a_long_stream() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    // Operators report their state at barriers: a short interval samples the run often.
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "[streaming]\nbarrier_interval_ms = 50\n").map_err(show)?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let client = server.connect().await;
+    // A million events per second of wall time, one per microsecond of event time, into
+    // 100 ms windows: about 20 windows over 2 s.
+    let counts = "SELECT auction, window_start, window_end, count(*) AS n \
+                  FROM TUMBLE(bid, date_time, INTERVAL '100' MILLISECOND) GROUP BY auction, window_start, window_end";
+    let tops = "SELECT auction, window_start, window_end, max(price) AS top \
+                FROM TUMBLE(bid, date_time, INTERVAL '100' MILLISECOND) GROUP BY auction, window_start, window_end";
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE bid (auction BIGINT, price BIGINT, date_time TIMESTAMP,
+               WATERMARK FOR date_time AS date_time - INTERVAL '100' MILLISECOND)
+             WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '2000000',
+                   nexmark.min.event.gap.in.ns = '1000', nexmark.use.real.time = 'true');
+             SET streaming_parallelism = 2;
+             CREATE MATERIALIZED VIEW counts AS {counts};
+             CREATE MATERIALIZED VIEW tops AS {tops};
+             CREATE MATERIALIZED VIEW joined AS
+               SELECT c.auction, c.window_end, c.n, t.top FROM ({counts}) c JOIN ({tops}) t
+               ON c.auction = t.auction AND c.window_start = t.window_start AND c.window_end = t.window_end;"
+        ))
+        .await
+        .map_err(show)?;
+    let explain: Vec<String> = client
+        .query(&format!("EXPLAIN CREATE MATERIALIZED VIEW e AS SELECT c.auction FROM ({counts}) c JOIN ({tops}) t ON c.auction = t.auction AND c.window_end = t.window_end"), &[])
+        .await
+        .map_err(show)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !explain.iter().any(|l| l.contains("HashJoin") && l.contains("dropped once the watermark passes")) {
+        return Err(format!("EXPLAIN does not show the window bound:\n{}", explain.join("\n")));
+    }
+    let unbounded: String = client
+        .query_one("SELECT unbounded_state FROM weir_catalog.jobs WHERE view = 'joined'", &[])
+        .await
+        .map_err(show)?
+        .get(0);
+    if unbounded.contains("HashJoin") {
+        return Err(format!("the window join is listed as unbounded: {unbounded}"));
+    }
+    let started = std::time::Instant::now();
+    let mut peak = 0i64;
+    let mut samples = 0;
+    loop {
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err("the source did not finish in 300 s".into());
+        }
+        let state: i64 = client
+            .query_one(
+                "SELECT coalesce(max(state_rows), 0) FROM weir_catalog.tasks
+                 WHERE job = 'joined' AND operators LIKE 'HashJoin%'",
+                &[],
+            )
+            .await
+            .map_err(show)?
+            .get(0);
+        peak = peak.max(state);
+        samples += 1;
+        let finished: bool = client
+            .query_one("SELECT coalesce(bool_and(status = 'finished'), false) FROM weir_catalog.sources", &[])
+            .await
+            .map_err(show)?
+            .get(0);
+        if finished {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.batch_execute("FLUSH").await.map_err(show)?;
+    let joined: i64 = client.query_one("SELECT count(*) FROM joined", &[]).await.map_err(show)?.get(0);
+    let windows: i64 =
+        client.query_one("SELECT count(DISTINCT window_end) FROM joined", &[]).await.map_err(show)?.get(0);
+    println!(
+        "  {joined} joined rows over {windows} windows, peak join state {peak} rows in {samples} samples"
+    );
+    if windows < 10 || joined < 10_000 {
+        return Err(format!("too little output: {joined} rows over {windows} windows"));
+    }
+    // Unbounded, a subtask would end up holding about as many rows as the view has.
+    if peak == 0 || peak * 3 > joined {
+        return Err(format!(
+            "peak join state {peak} rows is not bounded by the open windows ({joined} joined)"
+        ));
+    }
+    // The view equals the same join run in batch over the two aggregates, as multisets.
+    let differ: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM (
+                 SELECT * FROM joined EXCEPT ALL
+                 SELECT c.auction, c.window_end, c.n, t.top FROM counts c JOIN tops t
+                 ON c.auction = t.auction AND c.window_end = t.window_end) x)
+              + (SELECT count(*) FROM (
+                 SELECT c.auction, c.window_end, c.n, t.top FROM counts c JOIN tops t
+                 ON c.auction = t.auction AND c.window_end = t.window_end
+                 EXCEPT ALL SELECT * FROM joined) y)",
+            &[],
+        )
+        .await
+        .map_err(show)?
+        .get(0);
+    if differ != 0 {
+        return Err(format!("the window join differs from batch in {differ} rows"));
+    }
+    Ok(())
+}
