@@ -114,7 +114,6 @@ fn interval_micros(value: &ScalarValue) -> Option<i64> {
 /// How EXPLAIN says what bounds a side's state.
 pub(super) fn describe(bound: Option<TimeBound>, ttl_ms: Option<u64>) -> Option<String> {
     match (bound, ttl_ms) {
-        (Some(b), _) if b.offset_us == 0 => Some(format!("dropped once the watermark passes _c{}", b.column)),
         (Some(b), _) => Some(format!(
             "dropped once the watermark passes _c{} {} {}",
             b.column,
