@@ -29,6 +29,7 @@ use crate::message::Barrier;
 use crate::operators::filter::Filter;
 use crate::operators::hash_aggregate::HashAggregate;
 use crate::operators::hash_join::HashJoin;
+use crate::operators::lookup_join::LookupJoin;
 use crate::operators::materialize::Materialize;
 use crate::operators::projection::Projection;
 use crate::operators::session_window::SessionWindow;
@@ -349,6 +350,26 @@ impl LocalTaskManager {
                 OperatorSpec::TopN(spec) => {
                     let namespace = self.state_namespace(desc, index)?;
                     let op = TopN::new(spec, self.state.backend.clone(), namespace, self.state.cache_groups)?;
+                    schema = op.schema().clone();
+                    operators.push(Box::new(op));
+                }
+                OperatorSpec::LookupJoin(spec) => {
+                    let table = self
+                        .store
+                        .as_ref()
+                        .ok_or_else(|| {
+                            ExecError::InvalidGraph(format!(
+                                "{}: a lookup join reads table {} in the frontend process only",
+                                desc.id, spec.table_name
+                            ))
+                        })?
+                        .tables()
+                        .into_iter()
+                        .find(|t| t.def().id == spec.table_id)
+                        .ok_or_else(|| {
+                            ExecError::InvalidGraph(format!("table {} no longer exists", spec.table_name))
+                        })?;
+                    let op = LookupJoin::new(spec, &compiler, &schema, table)?;
                     schema = op.schema().clone();
                     operators.push(Box::new(op));
                 }

@@ -238,6 +238,10 @@ pub enum OperatorSpec {
     HashJoin(JoinSpec),
     /// The first rows of each partition by an order (`ROW_NUMBER() ... WHERE rn <= N`).
     TopN(TopNSpec),
+    /// A temporal join (`JOIN t FOR SYSTEM_TIME AS OF PROCTIME()`): each row of the vertex's
+    /// one (append-only) input looks its key up in a stored table's current rows. Keeps no
+    /// state; reads the table, so it runs in the frontend process.
+    LookupJoin(LookupJoinSpec),
     /// Writes the rows out of Weir (`CREATE SINK`).
     Sink {
         sink_id: u64,
@@ -339,6 +343,38 @@ pub struct JoinSpec {
     /// written for this long (wall-clock) is dropped. Only where nothing else bounds state.
     #[serde(default)]
     pub state_ttl_ms: Option<u64>,
+}
+
+/// A temporal (lookup) join of a stream with a table's current version. Output: the
+/// stream's columns, then the looked-up row's (`lookup_fields`; NULL when `left_outer` and
+/// nothing matched). Each stream row yields at most one row: the key covers the table's
+/// primary key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LookupJoinSpec {
+    /// `LEFT JOIN`: a stream row without a match comes out NULL-padded.
+    pub left_outer: bool,
+    pub table_id: u64,
+    pub table_name: String,
+    /// The stream's columns (the vertex's input).
+    pub stream_fields: Vec<FieldSpec>,
+    /// Stream columns holding the looked-up key: one per primary-key column of the table, in
+    /// its order. Cast to the key's types at lookup; a value that does not fit matches
+    /// nothing.
+    pub key_columns: Vec<usize>,
+    /// What the table side of the query does to a looked-up row (its own filters and
+    /// projections, `Filter` and `Project` only), over the table's columns.
+    pub table_chain: Vec<OperatorSpec>,
+    /// The table side's columns after `table_chain`.
+    pub lookup_fields: Vec<FieldSpec>,
+    /// The whole join condition (its equalities too, so a key cast cannot make a false
+    /// match), over the stream's columns then `lookup_fields`.
+    pub condition: Option<String>,
+}
+
+impl LookupJoinSpec {
+    pub fn output(&self) -> Vec<FieldSpec> {
+        self.stream_fields.iter().chain(&self.lookup_fields).cloned().collect()
+    }
 }
 
 /// A row whose timestamp column `column` holds `t` may match rows of the other side only
@@ -482,6 +518,7 @@ impl OperatorSpec {
             OperatorSpec::WindowClose { .. } => "WindowClose",
             OperatorSpec::HashJoin(_) => "HashJoin",
             OperatorSpec::TopN(_) => "TopN",
+            OperatorSpec::LookupJoin(_) => "LookupJoin",
             OperatorSpec::Sink { .. } => "Sink",
         }
     }
@@ -536,14 +573,17 @@ impl JobGraph {
             .collect()
     }
 
+    /// The tables this job reads: as a source, or by lookup in a temporal join.
     pub fn table_inputs(&self) -> Vec<u64> {
-        self.vertices
-            .iter()
-            .filter_map(|v| match &v.source {
-                Some(SourceSpec::Table { table_id, .. }) => Some(*table_id),
-                _ => None,
-            })
-            .collect()
+        let scanned = self.vertices.iter().filter_map(|v| match &v.source {
+            Some(SourceSpec::Table { table_id, .. }) => Some(*table_id),
+            _ => None,
+        });
+        let looked_up = self.vertices.iter().flat_map(|v| &v.chain).filter_map(|op| match op {
+            OperatorSpec::LookupJoin(spec) => Some(spec.table_id),
+            _ => None,
+        });
+        scanned.chain(looked_up).collect()
     }
 }
 
@@ -718,6 +758,18 @@ impl fmt::Display for OperatorSpec {
                     order.join(", ")
                 )
             }
+            OperatorSpec::LookupJoin(spec) => {
+                let kind = if spec.left_outer { "left outer" } else { "inner" };
+                let keys: Vec<String> = spec.key_columns.iter().map(|c| format!("_c{c}")).collect();
+                let condition = spec.condition.as_ref().map(|c| format!(" where {c}")).unwrap_or_default();
+                write!(
+                    f,
+                    "LookupJoin: {kind}, each row looks up {} (current version) by primary key [{}]{condition}; \
+                     state: none (rows read from the table at lookup)",
+                    spec.table_name,
+                    keys.join(", ")
+                )
+            }
             OperatorSpec::Sink { connector, .. } => write!(f, "Sink: {connector}"),
         }
     }
@@ -766,6 +818,7 @@ impl JobGraph {
                 OperatorSpec::HashAggregate(spec) => fields = spec.output.clone(),
                 OperatorSpec::HashJoin(spec) => fields = spec.output(),
                 OperatorSpec::TopN(spec) => fields = spec.output(),
+                OperatorSpec::LookupJoin(spec) => fields = spec.output(),
                 OperatorSpec::WindowAssign { time_column, .. }
                 | OperatorSpec::SessionWindow { time_column, .. } => {
                     let ts = fields

@@ -40,6 +40,7 @@ pub mod sqlstate {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const WRONG_OBJECT_TYPE: &str = "42809";
+    pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
 }
 

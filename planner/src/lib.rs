@@ -16,6 +16,7 @@ mod parser;
 mod pg_rewrite;
 mod stream_ddl;
 mod stream_plan;
+mod temporal_syntax;
 mod types;
 mod window_tvf;
 
@@ -26,7 +27,9 @@ pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_C
 pub use stream_ddl::{
     plan_create_source, plan_watermark, split_connector, CreateSink, CreateSource, DropStream,
 };
-pub use stream_plan::{plan_job_graph, JobOptions, StreamCatalog, StreamInput};
+pub use stream_plan::{
+    plan_job_graph, temporal_tables, JobOptions, StreamCatalog, StreamInput, TemporalTable,
+};
 pub use types::column_type_from_sql;
 pub use window_tvf::{WindowTvf, WindowTvfPlanner};
 

@@ -47,8 +47,12 @@ pub fn parse_sql(sql: &str) -> SqlResult<Vec<WeirStatement>> {
         .map_err(|e| syntax_error(sql, ParserError::TokenizerError(e.to_string())))?;
     let (tokens, emits) = take_emit_on_window_close(crate::flink_syntax::rewrite_window_tvfs(tokens));
     let (tokens, watermarks) = take_table_watermarks(tokens);
+    let (tokens, system_time) = crate::temporal_syntax::take_system_time(tokens);
     let mut parser = Parser::new(&dialect).with_recursion_limit(200).with_tokens_with_locations(tokens);
-    parse_statements(&mut parser, &emits, &watermarks).map_err(|e| syntax_error(sql, e))
+    let mut statements =
+        parse_statements(&mut parser, &emits, &watermarks).map_err(|e| syntax_error(sql, e))?;
+    crate::temporal_syntax::attach(&mut statements, system_time).map_err(|e| syntax_error(sql, e))?;
+    Ok(statements)
 }
 
 /// A `WATERMARK FOR ...` clause taken out of a `CREATE TABLE` column list (sqlparser does

@@ -17,6 +17,7 @@ mod joins;
 mod recovery;
 mod rescale;
 mod slt;
+mod stream_joins;
 mod support;
 
 use std::future::Future;
@@ -71,6 +72,12 @@ fn main() {
         }),
         ("streaming::window_state_stays_bounded_on_a_long_stream", || {
             Box::pin(clients::window_state_stays_bounded_on_a_long_stream())
+        }),
+        ("streaming::window_join_state_stays_bounded_on_a_long_stream", || {
+            Box::pin(stream_joins::window_join_state_stays_bounded_on_a_long_stream())
+        }),
+        ("recovery::temporal_join_recovers_exactly_once", || {
+            Box::pin(stream_joins::temporal_join_recovers_exactly_once())
         }),
         ("recovery::kill_9_at_random_moments_is_exactly_once", || {
             Box::pin(recovery::kill_9_at_random_moments_is_exactly_once())

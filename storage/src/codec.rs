@@ -52,6 +52,13 @@ impl RowCodec {
         Ok(Some(converter.convert_columns(&columns)?))
     }
 
+    /// Primary-key bytes of key values given column by column (in key order, of the key's
+    /// types), or `None` for a table without a primary key.
+    pub(crate) fn encode_key_columns(&self, columns: &[ArrayRef]) -> StorageResult<Option<Rows>> {
+        let Some(converter) = &self.key_converter else { return Ok(None) };
+        Ok(Some(converter.convert_columns(columns)?))
+    }
+
     pub(crate) fn key_indices(&self) -> &[usize] {
         &self.key_indices
     }

@@ -47,10 +47,14 @@ pub struct SlotOwner {
 /// Where each subtask runs: (vertex, subtask) to (taskmanager, slot).
 pub type Placement = BTreeMap<(usize, usize), (usize, usize)>;
 
-/// Whether a vertex must run in the frontend process.
+/// Whether a vertex must run in the frontend process: it reads tables (as a source or by
+/// lookup) or views, or writes a view.
 pub fn runs_in_frontend(vertex: &Vertex) -> bool {
     matches!(vertex.source, Some(SourceSpec::Table { .. } | SourceSpec::View { .. }))
-        || vertex.chain.iter().any(|op| matches!(op, OperatorSpec::Materialize { .. }))
+        || vertex
+            .chain
+            .iter()
+            .any(|op| matches!(op, OperatorSpec::Materialize { .. } | OperatorSpec::LookupJoin(_)))
 }
 
 /// Places every subtask of `graph`. `used` are the worker slots other jobs hold; `offset`

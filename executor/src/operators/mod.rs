@@ -9,6 +9,7 @@ pub mod filter;
 pub mod hash_aggregate;
 pub mod hash_join;
 pub mod keyed_rows;
+pub mod lookup_join;
 pub mod materialize;
 pub mod projection;
 pub mod session_window;

@@ -7,9 +7,12 @@
 //! join drops the row from its state: a regular join whose state the watermark bounds.
 //! Each conjunct `a.t + x <= b.t + y` (also spelled with `<`, `>`, `>=` or `BETWEEN`)
 //! between a column of each side gives the side of `b` the bound `b.t + (y - x)` on the
-//! other side's time. Both inputs must be append-only (sources, tables with a watermark,
-//! `EMIT ON WINDOW CLOSE` aggregates): a retracting input may still change a row after the
-//! watermark passed its time.
+//! other side's time. A column counts if no change below the watermark can still come for
+//! it: a watermarked column of an append-only input (sources, tables with a watermark,
+//! `EMIT ON WINDOW CLOSE` aggregates), or the `window_end` of a window aggregate that emits
+//! on update (it sends a closing window's last changes before the watermark that closes
+//! it); other columns of a retracting input may still change after the watermark passed
+//! them.
 
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::utils::split_conjunction;
@@ -27,12 +30,6 @@ pub(super) fn interval_bounds(
     right: &StreamProperties,
 ) -> (Option<TimeBound>, Option<TimeBound>) {
     let Some(filter) = filter else { return (None, None) };
-    // Only append-only inputs keep the watermark's promise for every row: an aggregate that
-    // emits on update sends the last changes of a window it closed after the watermark
-    // that closed it, and those must still find their matches.
-    if !(left.append_only && right.append_only) {
-        return (None, None);
-    }
     let mut comparisons = Vec::new();
     for conjunct in split_conjunction(filter) {
         match conjunct {
@@ -53,8 +50,8 @@ pub(super) fn interval_bounds(
         let is_timestamp =
             matches!(combined.field(index).data_type(), arrow::datatypes::DataType::Timestamp(_, _));
         let watermarked = match index < left_width {
-            true => left.watermark_columns.contains(&index),
-            false => right.watermark_columns.contains(&(index - left_width)),
+            true => bounds_every_change(left, index),
+            false => bounds_every_change(right, index - left_width),
         };
         (is_timestamp && watermarked).then_some((index, offset))
     };
@@ -133,4 +130,34 @@ fn micros_text(us: u64) -> String {
         us if us % 1000 == 0 => format!("{} ms", us / 1000),
         us => format!("{us} us"),
     }
+}
+
+/// Whether no change with a value of `column` below the watermark can still come: every
+/// watermarked column of an append-only input; of a retracting one, only a window's end (a
+/// window aggregate that emits on update sends a window's last changes before the
+/// watermark that closes it, but a retracting input may change other rows at any time).
+fn bounds_every_change(input: &StreamProperties, column: usize) -> bool {
+    match input.append_only {
+        true => input.watermark_columns.contains(&column),
+        false => input.window_end_columns.contains(&column),
+    }
+}
+
+/// Window-join bounds: a key equality between a `window_end` of each side (as in Nexmark
+/// q8) means a row only matches rows of its own window. Once the watermark passes a
+/// window's end, neither side sends a change for it any more: a window aggregate emits a
+/// closing window's last changes before the watermark that closes it, even when it emits
+/// on update. So each side's rows are dropped once the watermark passes their
+/// `window_end`, retracting inputs included.
+pub(super) fn window_bounds(
+    left_keys: &[usize],
+    right_keys: &[usize],
+    left: &StreamProperties,
+    right: &StreamProperties,
+) -> Option<(TimeBound, TimeBound)> {
+    left_keys
+        .iter()
+        .zip(right_keys)
+        .find(|(l, r)| left.window_end_columns.contains(l) && right.window_end_columns.contains(r))
+        .map(|(&l, &r)| (TimeBound { column: l, offset_us: 0 }, TimeBound { column: r, offset_us: 0 }))
 }

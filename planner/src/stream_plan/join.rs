@@ -17,7 +17,7 @@ use weir_plan::job_graph::{
     Edge, FieldSpec, JoinKind, JoinSpec, OperatorSpec, Partitioning, StreamProperties,
 };
 
-use super::interval_bounds::{describe, interval_bounds};
+use super::interval_bounds::{describe, interval_bounds, window_bounds};
 use super::{expr_sql_mapped, fields_of, Lowering, WithChain};
 use crate::error::{sqlstate, SqlError, SqlResult};
 
@@ -103,16 +103,17 @@ impl Lowering<'_> {
         };
         let filter = join.filter.as_ref().map(|f| expr_sql_mapped(f, &combined, &position)).transpose()?;
 
-        // Interval-join bounds (only for the unswapped form: semi and anti joins keep state
-        // like regular joins), then the TTL for what they leave unbounded.
+        // Window-join or interval-join bounds (only for the unswapped form: semi and anti
+        // joins keep state like regular joins), then the TTL for what they leave unbounded.
+        let (first_output, second_output) =
+            (&self.vertices[first.vertex].output, &self.vertices[second.vertex].output);
         let (left_expiry, right_expiry) = match swapped {
-            false => interval_bounds(
-                join.filter.as_ref(),
-                &combined,
-                left_width,
-                &self.vertices[first.vertex].output,
-                &self.vertices[second.vertex].output,
-            ),
+            false => match window_bounds(&first.keys, &second.keys, first_output, second_output) {
+                Some((left, right)) => (Some(left), Some(right)),
+                None => {
+                    interval_bounds(join.filter.as_ref(), &combined, left_width, first_output, second_output)
+                }
+            },
             true => (None, None),
         };
         let ttl = self.state_ttl_ms;

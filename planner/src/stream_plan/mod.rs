@@ -33,7 +33,10 @@ use crate::window_tvf::WindowTvf;
 
 mod interval_bounds;
 mod join;
+mod temporal_join;
 mod top_n;
+
+pub use temporal_join::{temporal_tables, TemporalTable};
 
 use crate::error::{SqlError, SqlResult};
 
@@ -74,6 +77,8 @@ pub struct JobOptions {
     /// State time-to-live for join and Top-N state (`streaming_state_ttl`,
     /// `WITH (state_ttl = ...)`), in milliseconds.
     pub state_ttl_ms: Option<u64>,
+    /// The tables the query reads `FOR SYSTEM_TIME AS OF PROCTIME()` (see [`temporal_tables`]).
+    pub temporal_tables: Vec<TemporalTable>,
 }
 
 /// Looks relations up by the name a plan's `TableScan` carries.
@@ -98,6 +103,8 @@ pub fn plan_job_graph(
         emits_on_close: false,
         pre_lowered: None,
         state_ttl_ms: options.state_ttl_ms,
+        temporal: options.temporal_tables.clone(),
+        temporal_joins: 0,
     };
     // ORDER BY of a view's defining query does not order the view (as in RisingWave).
     let root = match plan {
@@ -123,6 +130,9 @@ pub fn plan_job_graph(
         other => other,
     };
     let stream = lowering.lower(root)?;
+    if lowering.temporal_joins < options.temporal_tables.len() {
+        return Err(temporal_join::misplaced());
+    }
     if options.emit_on_window_close && !lowering.emits_on_close {
         lowering.emit_rows_on_window_close(stream)?;
     }
@@ -201,6 +211,9 @@ struct Lowering<'a> {
     /// above it ends there.
     pre_lowered: Option<(*const LogicalPlan, usize)>,
     state_ttl_ms: Option<u64>,
+    /// Tables read `FOR SYSTEM_TIME AS OF`, and how many temporal joins were planned.
+    temporal: Vec<TemporalTable>,
+    temporal_joins: usize,
 }
 
 impl Lowering<'_> {
@@ -357,7 +370,10 @@ impl Lowering<'_> {
                 };
                 self.lower_window(window)
             }
-            LogicalPlan::Join(join) => self.lower_join(join),
+            LogicalPlan::Join(join) => match self.try_lower_temporal_join(join)? {
+                Some(vertex) => Ok(vertex),
+                None => self.lower_join(join),
+            },
             LogicalPlan::Window(_) => Err(SqlError::unsupported(
                 "window functions (OVER) in a materialized view, other than ROW_NUMBER() filtered by rank",
             )

@@ -19,7 +19,7 @@ use weir_planner::sqlparser::ast::{
 };
 use weir_planner::{
     name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate,
-    JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
+    temporal_tables, JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
 };
 use weir_storage::Store;
 
@@ -65,7 +65,7 @@ pub async fn run(
         None => cx.session()?.streaming_state_ttl_ms(),
     };
     let view_id = if explain { 0 } else { store.allocate_id().map_err(from_storage)? };
-    let options = JobOptions { emit_on_window_close, sink: None, state_ttl_ms };
+    let options = JobOptions { emit_on_window_close, sink: None, state_ttl_ms, ..Default::default() };
     let (graph, optimized) = plan_stream_job(cx, &create.query, view_id, &name, &options).await?;
     if explain {
         let text = graph.to_string();
@@ -212,7 +212,8 @@ pub(crate) async fn plan_stream_job(
         .map_err(from_datafusion)?;
     let optimized = state.optimize(&plan).map_err(from_datafusion)?;
     let catalog = Catalog { store: cx.engine.store.clone(), files: cx.engine.files.clone() };
-    let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, options)?;
+    let options = JobOptions { temporal_tables: temporal_tables(query)?, ..options.clone() };
+    let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, &options)?;
     Ok((graph, optimized))
 }
 

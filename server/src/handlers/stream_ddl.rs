@@ -106,6 +106,7 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         emit_on_window_close: stmt.emit_on_window_close,
         sink: Some((connector.clone(), options.clone())),
         state_ttl_ms: cx.session()?.streaming_state_ttl_ms(),
+        ..Default::default()
     };
     let (graph, _) = plan_stream_job(cx, &stmt.query, id, &name, &job_options).await?;
     let def = SinkDef {

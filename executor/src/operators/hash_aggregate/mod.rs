@@ -456,7 +456,15 @@ impl Operator for HashAggregate {
         let closed = self.take_closed();
         match self.window.as_ref().is_some_and(|w| w.emit_on_close) {
             true => self.emit_closed(closed, out)?,
-            false => self.closing.extend(closed),
+            false if closed.is_empty() => {}
+            // The closed windows' last changes go out before the watermark that closes
+            // them (with the epoch's other changes so far: the same changes, earlier), so
+            // nothing downstream sees a change for a window after the watermark passed it:
+            // a window join relies on that to drop the closed windows' rows.
+            false => {
+                self.closing.extend(closed);
+                self.emit_and_flush(out)?;
+            }
         }
         Ok(Some(watermark))
     }
@@ -957,16 +965,17 @@ mod tests {
     }
 
     #[test]
-    fn emit_on_update_keeps_closed_rows_and_drops_their_state_after_the_barrier() {
+    fn emit_on_update_emits_a_closing_window_before_its_watermark_and_drops_its_state() {
         let mut op = windowed(false);
         let first = epoch(&mut op, vec![ends(vec![10, 20], vec![1, 2])], 1);
         assert_eq!(first[0].num_rows(), 2);
         let mut out = vec![];
         // The watermark closes window 10 in the middle of epoch 2, after a row for it arrived.
         op.process_batch(0, ends(vec![10], vec![5]), &mut out).unwrap();
-        op.on_watermark(15 * S, &mut out).unwrap();
-        assert!(out.is_empty(), "emit on update emits only at barriers");
-        op.on_barrier(&Barrier::new(2), &mut out).unwrap();
+        op.on_watermark(9 * S, &mut out).unwrap();
+        assert!(out.is_empty(), "a watermark that closes nothing emits nothing");
+        // Its last change comes out before the watermark is forwarded.
+        assert_eq!(op.on_watermark(15 * S, &mut out).unwrap(), Some(15 * S));
         assert_output(
             &out,
             &[
@@ -980,6 +989,8 @@ mod tests {
         );
         assert_eq!(op.state_rows(), 1, "window 10 is evicted without a retraction");
         out.clear();
+        op.on_barrier(&Barrier::new(2), &mut out).unwrap();
+        assert!(out.is_empty(), "nothing left for the barrier");
         op.process_batch(0, ends(vec![10, 20], vec![7, 8]), &mut out).unwrap();
         assert_eq!(op.late_rows(), 1);
         op.on_barrier(&Barrier::new(3), &mut out).unwrap();

@@ -308,6 +308,77 @@ fn an_interval_join_drops_rows_the_watermark_has_closed_and_late_rows() {
     assert_eq!(j.state_rows(), 0);
 }
 
+/// Rows of update-mode window aggregates, `(key, window_end seconds, count)`, with ops.
+fn window_rows(keys: Vec<i64>, ends: Vec<i64>, counts: Vec<i64>, ops: Vec<i8>) -> StreamBatch {
+    let micros: Vec<i64> = ends.iter().map(|s| s * 1_000_000).collect();
+    batch(
+        vec![
+            ("k", Arc::new(Int64Array::from(keys)) as ArrayRef),
+            ("window_end", Arc::new(arrow::array::TimestampMicrosecondArray::from(micros)) as ArrayRef),
+            ("n", Arc::new(Int64Array::from(counts)) as ArrayRef),
+        ],
+        Some(ops),
+    )
+}
+
+/// `ON l.k = r.k AND l.window_end = r.window_end` over two window aggregates that emit on
+/// update (Nexmark q8's shape): each side's rows go once the watermark passes their window.
+#[test]
+fn a_window_join_of_retracting_aggregates_drops_closed_windows() {
+    let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+    let fields = |names: [&str; 3]| {
+        vec![
+            FieldSpec::new(names[0], &DataType::Int64),
+            FieldSpec::new(names[1], &ts),
+            FieldSpec::new(names[2], &DataType::Int64),
+        ]
+    };
+    let bound = Some(weir_plan::job_graph::TimeBound { column: 1, offset_us: 0 });
+    let spec = JoinSpec {
+        left_keys: vec![0, 1],
+        right_keys: vec![0, 1],
+        left_fields: fields(["k", "window_end", "n"]),
+        right_fields: fields(["k2", "window_end2", "n2"]),
+        left_expiry: bound,
+        right_expiry: bound,
+        ..spec(JoinKind::Inner, None)
+    };
+    let mut j = HashJoin::new(
+        &spec,
+        &ExprCompiler::default(),
+        Arc::new(InMemoryStateBackend::default()),
+        NS,
+        usize::MAX,
+    )
+    .unwrap();
+    feed(&mut j, LEFT, window_rows(vec![1, 1], vec![10, 20], vec![1, 1], vec![1, 1]));
+    feed(&mut j, RIGHT, window_rows(vec![1], vec![10], vec![5], vec![1]));
+    // Window 10's last change on the left (count 1 -> 2) comes before the watermark 10 s.
+    let out = feed(&mut j, LEFT, window_rows(vec![1, 1], vec![10, 10], vec![1, 2], vec![-1, 1]));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---------------------+---+----+---------------------+----+",
+            "| op | k | window_end          | n | k2 | window_end2         | n2 |",
+            "+----+---+---------------------+---+----+---------------------+----+",
+            "| -  | 1 | 1970-01-01T00:00:10 | 1 | 1  | 1970-01-01T00:00:10 | 5  |",
+            "| +  | 1 | 1970-01-01T00:00:10 | 2 | 1  | 1970-01-01T00:00:10 | 5  |",
+            "+----+---+---------------------+---+----+---------------------+----+",
+        ],
+    );
+    assert_eq!(j.state_rows(), 3);
+    // Both sides have passed 10 s: window 10 can change no more, its rows go.
+    j.on_watermark(11_000_000, &mut Vec::new()).unwrap();
+    j.on_barrier(&Barrier::new(1), &mut Vec::new()).unwrap();
+    assert_eq!(j.state_rows(), 1, "only window 20 is left");
+    // Window 20 still joins.
+    let out = feed(&mut j, RIGHT, window_rows(vec![1], vec![20], vec![7], vec![1]));
+    assert_eq!(out.iter().map(StreamBatch::num_rows).sum::<usize>(), 1);
+    j.on_watermark(21_000_000, &mut Vec::new()).unwrap();
+    j.on_barrier(&Barrier::new(2), &mut Vec::new()).unwrap();
+    assert_eq!(j.state_rows(), 0);
+}
+
 #[test]
 fn rows_outlive_no_state_ttl() {
     let spec = JoinSpec { state_ttl_ms: Some(0), ..spec(JoinKind::Inner, None) };

@@ -1,0 +1,186 @@
+//! Window and temporal joins end to end, where an `.slt` file cannot express the test.
+//!
+//! A window join (Nexmark q8's shape: two window aggregates that emit on update, joined on
+//! their key and `window_end`) on a long stream: the join drops each window's rows once the
+//! watermark passes it, so its state stays near the open windows' size while its output
+//! grows, and the view still equals the same join run in batch over the two aggregates. A
+//! temporal join restarted from a checkpoint looks the replayed rows up again, once each.
+
+use std::time::Duration;
+
+use crate::clients::show;
+use crate::support::TestServer;
+
+pub async fn window_join_state_stays_bounded_on_a_long_stream() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    // Operators report their state at barriers: a short interval samples the run often.
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "[streaming]\nbarrier_interval_ms = 50\n").map_err(show)?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let client = server.connect().await;
+    // A million events per second of wall time, one per microsecond of event time, into
+    // 100 ms windows: about 20 windows over 2 s.
+    let counts = "SELECT auction, window_start, window_end, count(*) AS n \
+                  FROM TUMBLE(bid, date_time, INTERVAL '100' MILLISECOND) GROUP BY auction, window_start, window_end";
+    let tops = "SELECT auction, window_start, window_end, max(price) AS top \
+                FROM TUMBLE(bid, date_time, INTERVAL '100' MILLISECOND) GROUP BY auction, window_start, window_end";
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE bid (auction BIGINT, price BIGINT, date_time TIMESTAMP,
+               WATERMARK FOR date_time AS date_time - INTERVAL '100' MILLISECOND)
+             WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '2000000',
+                   nexmark.min.event.gap.in.ns = '1000', nexmark.use.real.time = 'true');
+             SET streaming_parallelism = 2;
+             CREATE MATERIALIZED VIEW counts AS {counts};
+             CREATE MATERIALIZED VIEW tops AS {tops};
+             CREATE MATERIALIZED VIEW joined AS
+               SELECT c.auction, c.window_end, c.n, t.top FROM ({counts}) c JOIN ({tops}) t
+               ON c.auction = t.auction AND c.window_start = t.window_start AND c.window_end = t.window_end;"
+        ))
+        .await
+        .map_err(show)?;
+    let explain: Vec<String> = client
+        .query(&format!("EXPLAIN CREATE MATERIALIZED VIEW e AS SELECT c.auction FROM ({counts}) c JOIN ({tops}) t ON c.auction = t.auction AND c.window_end = t.window_end"), &[])
+        .await
+        .map_err(show)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !explain.iter().any(|l| l.contains("HashJoin") && l.contains("dropped once the watermark passes")) {
+        return Err(format!("EXPLAIN does not show the window bound:\n{}", explain.join("\n")));
+    }
+    let unbounded: Option<String> = client
+        .query_one("SELECT unbounded_state FROM weir_catalog.jobs WHERE view = 'joined'", &[])
+        .await
+        .map_err(show)?
+        .get(0);
+    if let Some(unbounded) = unbounded.filter(|u| u.contains("HashJoin")) {
+        return Err(format!("the window join is listed as unbounded: {unbounded}"));
+    }
+    let started = std::time::Instant::now();
+    let mut peak = 0i64;
+    let mut samples = 0;
+    loop {
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err("the source did not finish in 300 s".into());
+        }
+        let state: i64 = client
+            .query_one(
+                "SELECT coalesce(max(state_rows), 0) FROM weir_catalog.tasks
+                 WHERE job = 'joined' AND operators LIKE 'HashJoin%'",
+                &[],
+            )
+            .await
+            .map_err(show)?
+            .get(0);
+        peak = peak.max(state);
+        samples += 1;
+        let finished: bool = client
+            .query_one("SELECT coalesce(bool_and(status = 'finished'), false) FROM weir_catalog.sources", &[])
+            .await
+            .map_err(show)?
+            .get(0);
+        if finished {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.batch_execute("FLUSH").await.map_err(show)?;
+    let joined: i64 = client.query_one("SELECT count(*) FROM joined", &[]).await.map_err(show)?.get(0);
+    let windows: i64 =
+        client.query_one("SELECT count(DISTINCT window_end) FROM joined", &[]).await.map_err(show)?.get(0);
+    println!(
+        "  {joined} joined rows over {windows} windows, peak join state {peak} rows in {samples} samples"
+    );
+    if windows < 10 || joined < 10_000 {
+        return Err(format!("too little output: {joined} rows over {windows} windows"));
+    }
+    // Unbounded, a subtask would end up holding about as many rows as the view has.
+    if peak == 0 || peak * 3 > joined {
+        return Err(format!(
+            "peak join state {peak} rows is not bounded by the open windows ({joined} joined)"
+        ));
+    }
+    // The view equals the same join run in batch over the two aggregates, as multisets.
+    let differ: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM (
+                 SELECT * FROM joined EXCEPT ALL
+                 SELECT c.auction, c.window_end, c.n, t.top FROM counts c JOIN tops t
+                 ON c.auction = t.auction AND c.window_end = t.window_end) x)
+              + (SELECT count(*) FROM (
+                 SELECT c.auction, c.window_end, c.n, t.top FROM counts c JOIN tops t
+                 ON c.auction = t.auction AND c.window_end = t.window_end
+                 EXCEPT ALL SELECT * FROM joined) y)",
+            &[],
+        )
+        .await
+        .map_err(show)?
+        .get(0);
+    if differ != 0 {
+        return Err(format!("the window join differs from batch in {differ} rows"));
+    }
+    Ok(())
+}
+
+/// A temporal join's job fails (`INJECT FAILURE`) and restarts from its last checkpoint:
+/// the stream rows after it are looked up again, and each is in the view exactly once.
+pub async fn temporal_join_recovers_exactly_once() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE customers (id INT PRIMARY KEY, name TEXT);
+             INSERT INTO customers SELECT i, 'c' || i FROM generate_series(0, 99) AS s(i);
+             CREATE TABLE orders (id BIGINT, customer_id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts);
+             SET streaming_parallelism = 2;
+             CREATE MATERIALIZED VIEW enriched AS
+               SELECT o.id, c.name FROM orders o LEFT JOIN customers FOR SYSTEM_TIME AS OF PROCTIME() c
+               ON o.customer_id = c.id;
+             INSERT INTO orders SELECT i, i % 150, TIMESTAMP '2026-01-01 00:00:00'
+               FROM generate_series(1, 1000) AS s(i);
+             FLUSH;
+             INJECT FAILURE enriched;
+             INSERT INTO orders SELECT i, i % 150, TIMESTAMP '2026-01-01 00:00:00'
+               FROM generate_series(1001, 2000) AS s(i);",
+        )
+        .await
+        .map_err(show)?;
+    // The job fails on its next batch and restarts from its latest checkpoint.
+    let started = std::time::Instant::now();
+    loop {
+        let row = client
+            .query_one("SELECT status, restarts::BIGINT FROM weir_catalog.jobs WHERE view = 'enriched'", &[])
+            .await
+            .map_err(show)?;
+        let (status, restarts): (String, i64) = (row.get(0), row.get(1));
+        if status == "running" && restarts >= 1 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("the job did not restart: {status}, {restarts} restarts"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.batch_execute("FLUSH").await.map_err(show)?;
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), count(name),
+                    count(*) FILTER (WHERE name IS DISTINCT FROM CASE WHEN id % 150 < 100 THEN 'c' || (id % 150) END)
+             FROM enriched",
+            &[],
+        )
+        .await
+        .map_err(show)?;
+    let (rows, distinct, named, wrong): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    println!("  {rows} rows ({distinct} distinct ids, {named} with a customer) after the restart");
+    if rows != 2000 || distinct != 2000 || wrong != 0 {
+        return Err(format!(
+            "expected each of 2000 orders once and joined right: {rows} rows, {distinct} ids, {wrong} wrong"
+        ));
+    }
+    Ok(())
+}
