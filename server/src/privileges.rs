@@ -230,9 +230,14 @@ impl PrivilegeCatalog {
             || PREDEFINED_ROLES.iter().any(|(_, n)| *n == name)
     }
 
-    /// (role, member) pairs, the bootstrap role's implicit membership in
-    /// `pg_database_owner` included (it owns the database).
+    /// (role, member) pairs granted with `GRANT role TO member` (`pg_auth_members`).
     pub fn memberships(&self) -> Vec<(String, String)> {
+        self.memberships.clone()
+    }
+
+    /// [`Self::memberships`] plus the bootstrap role's implicit membership in
+    /// `pg_database_owner` (it owns the database; Postgres does not list that one either).
+    fn effective_memberships(&self) -> Vec<(String, String)> {
         let mut out = vec![(DATABASE_OWNER.to_string(), self.bootstrap.clone())];
         out.extend(self.memberships.iter().cloned());
         out
@@ -244,7 +249,7 @@ impl PrivilegeCatalog {
 
     /// Whether `role` is `group` or a member of it, directly or through other roles.
     pub fn is_member_of(&self, role: &str, group: &str) -> bool {
-        let memberships = self.memberships();
+        let memberships = self.effective_memberships();
         let mut reached = vec![role.to_string()];
         let mut i = 0;
         while let Some(current) = reached.get(i).cloned() {
@@ -389,11 +394,11 @@ impl PrivilegeCatalog {
                 return Err(undefined_role(name));
             }
         }
-        if self.memberships().iter().any(|(r, m)| r == role && m == member) {
+        if self.effective_memberships().iter().any(|(r, m)| r == role && m == member) {
             return Ok(false);
         }
         if self.is_member_of(role, member) {
-            return Err(SqlError::new("0LP01", format!("role \"{member}\" is a member of role \"{role}\"")));
+            return Err(SqlError::new("0LP01", format!("role \"{role}\" is a member of role \"{member}\"")));
         }
         if role == DATABASE_OWNER {
             return Err(SqlError::new(

@@ -15,6 +15,7 @@ mod fencing;
 mod joins;
 mod recovery;
 mod rescale;
+mod roles;
 mod slt;
 mod support;
 
@@ -93,6 +94,11 @@ fn main() {
         ("security::max_connections_refuses_one_more_session", || {
             Box::pin(clients::max_connections_refuses_one_more_session())
         }),
+        ("security::roles_and_privileges_over_scram", || Box::pin(roles::roles_and_privileges_over_scram())),
+        (
+            "security::roles_under_trust_authentication",
+            || Box::pin(roles::roles_under_trust_authentication()),
+        ),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
         }),

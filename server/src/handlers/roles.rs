@@ -412,10 +412,11 @@ fn no_schema(schema: &str) -> SqlError {
     SqlError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist"))
 }
 
-/// The table privileges named; `create`/`usage` for the schema form.
+/// The table privileges named, and whether `CREATE` / `USAGE` (schema privileges) are.
+/// `ALL` is every privilege of the object it applies to.
 fn table_privileges(privileges: &Privileges) -> SqlResult<(PrivilegeSet, bool, bool)> {
     let actions = match privileges {
-        Privileges::All { .. } => return Ok((PrivilegeSet::ALL, true, true)),
+        Privileges::All { .. } => return Ok((PrivilegeSet::ALL, false, false)),
         Privileges::Actions(actions) => actions,
     };
     let (mut set, mut create, mut usage) = (PrivilegeSet::NONE, false, false);
@@ -502,7 +503,7 @@ pub fn change_privileges(
                 }
                 // USAGE on public is PUBLIC's already (Postgres 15's default) and stays.
                 let _ = usage;
-                if create {
+                if create || matches!(privileges, Privileges::All { .. }) {
                     for grantee in &grantees {
                         catalog.change_public_create(grantee, grant);
                     }
