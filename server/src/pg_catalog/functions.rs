@@ -574,7 +574,7 @@ fn privilege_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
             Ok(Some(match object {
                 Some(id) => wanted.iter().any(|p| s.privileges.has_privilege(user, id, *p)),
                 // System catalogs: PUBLIC may read them, only superusers change them.
-                None => s.privileges.is_superuser(user) || wanted.iter().any(|p| *p == PrivilegeSet::SELECT),
+                None => s.privileges.is_superuser(user) || wanted.contains(&PrivilegeSet::SELECT),
             }))
         })
     });
