@@ -50,6 +50,18 @@ async fn scalar(client: &Client, sql: &str) -> Result<String, String> {
     Ok(row.get::<_, String>(0))
 }
 
+/// psql's output for `command`, logged in as the bootstrap user with password `boot`.
+fn psql(server: &TestServer, command: &str) -> Result<String, String> {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-c", command])
+        .arg(format!("host=127.0.0.1 port={} user=weir dbname=weir", server.port))
+        .env("PGPASSWORD", "boot")
+        .output()
+        .map_err(show)?;
+    check(out.status.success(), format!("psql {command}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 pub async fn roles_and_privileges_over_scram() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
     let config = dir.path().join("weir.toml");
@@ -189,6 +201,14 @@ pub async fn roles_and_privileges_over_scram() -> Result<(), String> {
         "alice's memberships after restart",
     )?;
     check(login_code(&server, "bob", "bob-pw").await == "ok", "bob after restart")?;
+    // psql's \du and \dp print roles and grants as Postgres does.
+    let du = psql(&server, "\\du alice")?;
+    check(
+        du.contains("alice") && du.contains("{pg_read_server_files,pg_write_server_files}"),
+        format!("\\du alice:\n{du}"),
+    )?;
+    let dp = psql(&server, "\\dp t")?;
+    check(dp.contains("weir=arwdDxt/weir+") && dp.contains("alice=arw/weir"), format!("\\dp t:\n{dp}"))?;
 
     // A role changes its own password; a superuser takes LOGIN away.
     expect(&alice, "ALTER ROLE alice PASSWORD 'new-pw'", "ok").await?;

@@ -306,6 +306,13 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
                     | "DROP TABLE"
                     | "CREATE MATERIALIZED VIEW"
                     | "DROP MATERIALIZED VIEW"
+                    | "CREATE ROLE"
+                    | "ALTER ROLE"
+                    | "DROP ROLE"
+                    | "GRANT"
+                    | "REVOKE"
+                    | "GRANT ROLE"
+                    | "REVOKE ROLE"
             ) =>
         {
             session.transaction = TransactionState::InBlock { wrote: true }
