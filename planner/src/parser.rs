@@ -37,6 +37,13 @@ pub enum WeirStatement {
         name: ObjectName,
         parallelism: u64,
     },
+    /// `GRANT role [, ...] TO member [, ...]` (`grant`) or `REVOKE role [, ...] FROM member
+    /// [, ...]`: role membership, which sqlparser does not parse.
+    RoleMembership {
+        grant: bool,
+        roles: Vec<Ident>,
+        members: Vec<Ident>,
+    },
 }
 
 /// Parses one or more `;`-separated statements.
@@ -208,6 +215,8 @@ fn parse_statements(
         if is_flush {
             parser.next_token();
             statements.push(WeirStatement::Flush);
+        } else if is_role_membership(parser) {
+            statements.push(parse_role_membership(parser)?);
         } else if alter_view || alter_sink {
             for _ in 0..if alter_view { 3 } else { 2 } {
                 parser.next_token();
@@ -280,6 +289,50 @@ fn parse_statements(
     }
 }
 
+/// Whether the next statement is `GRANT`/`REVOKE` of roles: no `ON` before `TO`/`FROM`
+/// (privileges on objects always name them with `ON`).
+fn is_role_membership(parser: &Parser<'_>) -> bool {
+    let word = |n: usize| match parser.peek_nth_token(n).token {
+        Token::Word(w) => Some(w),
+        _ => None,
+    };
+    let grant = match word(0) {
+        Some(w) if w.keyword == Keyword::GRANT => true,
+        Some(w) if w.keyword == Keyword::REVOKE => false,
+        _ => return false,
+    };
+    for n in 1.. {
+        match parser.peek_nth_token(n).token {
+            Token::SemiColon | Token::EOF => return false,
+            Token::Word(w) if w.keyword == Keyword::ON => return false,
+            Token::Word(w) if w.keyword == if grant { Keyword::TO } else { Keyword::FROM } => return n > 1,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn parse_role_membership(parser: &mut Parser<'_>) -> Result<WeirStatement, ParserError> {
+    let grant = parser.parse_keyword(Keyword::GRANT);
+    if !grant {
+        parser.expect_keyword(Keyword::REVOKE)?;
+        if parser.parse_keywords(&[Keyword::ADMIN, Keyword::OPTION, Keyword::FOR]) {
+            return Err(ParserError::ParserError("REVOKE ADMIN OPTION FOR is not supported by Weir".into()));
+        }
+    }
+    let roles = parser.parse_comma_separated(|p| p.parse_identifier())?;
+    parser.expect_keyword(if grant { Keyword::TO } else { Keyword::FROM })?;
+    let members = parser.parse_comma_separated(|p| p.parse_identifier())?;
+    if grant && parser.parse_keywords(&[Keyword::WITH, Keyword::ADMIN, Keyword::OPTION]) {
+        return Err(ParserError::ParserError("GRANT ... WITH ADMIN OPTION is not supported by Weir".into()));
+    }
+    if !grant {
+        // RESTRICT is the default and CASCADE has nothing to cascade to without ADMIN OPTION.
+        let _ = parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]);
+    }
+    Ok(WeirStatement::RoleMembership { grant, roles, members })
+}
+
 fn syntax_error(sql: &str, e: ParserError) -> SqlError {
     let raw = match &e {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m.clone(),
@@ -325,6 +378,28 @@ fn split_location(sql: &str, message: &str) -> (String, Option<usize>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn role_membership_is_told_from_object_privileges() {
+        let parsed = super::parse_sql(
+            "GRANT pg_read_server_files, readers TO alice; REVOKE readers FROM alice, bob CASCADE; \
+             GRANT SELECT ON t TO alice; REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC",
+        )
+        .unwrap();
+        let [super::WeirStatement::RoleMembership { grant: true, roles, members }, super::WeirStatement::RoleMembership { grant: false, roles: revoked, members: from }, super::WeirStatement::Sql(_), super::WeirStatement::Sql(_)] =
+            parsed.as_slice()
+        else {
+            panic!("parsed as {} statements of other kinds", parsed.len())
+        };
+        assert_eq!(
+            roles.iter().map(|i| i.value.as_str()).collect::<Vec<_>>(),
+            ["pg_read_server_files", "readers"]
+        );
+        assert_eq!(members[0].value, "alice");
+        assert_eq!(revoked[0].value, "readers");
+        assert_eq!(from.len(), 2);
+        assert!(super::parse_sql("GRANT readers TO alice WITH ADMIN OPTION").is_err());
+    }
+
     #[test]
     fn flush_is_a_statement_of_its_own() {
         let parsed = super::parse_sql("INSERT INTO t VALUES (1); flush ; SELECT 1").unwrap();

@@ -11,6 +11,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4566";
 pub const DEFAULT_RPC: &str = "127.0.0.1:6123";
 pub const DEFAULT_LISTEN_DATA: &str = "127.0.0.1:0";
 pub const DEFAULT_DATA_DIR: &str = "./weir-data";
+/// The bootstrap superuser's name (`auth.user`).
+pub const DEFAULT_USER: &str = "weir";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -20,6 +22,8 @@ pub struct Config {
     pub log: String,
     /// A SCRAM-SHA-256 verifier; when set, clients must authenticate with the password.
     pub password: Option<String>,
+    /// The bootstrap superuser (`auth.user`): always a superuser, never dropped.
+    pub user: String,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// Refuse clients that do not use TLS (`tls.required`).
@@ -153,6 +157,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             log: "info".into(),
             password: None,
+            user: DEFAULT_USER.into(),
             tls_cert: None,
             tls_key: None,
             tls_required: false,
@@ -321,6 +326,7 @@ pub struct StreamingSection {
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
     pub password: Option<String>,
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -441,6 +447,7 @@ impl Config {
             log: flags.log.or(file.log).unwrap_or(defaults.log),
             // An environment variable keeps the verifier out of files (a Kubernetes secret).
             password: std::env::var("WEIR_PASSWORD").ok().filter(|p| !p.is_empty()).or(file.auth.password),
+            user: file.auth.user.unwrap_or_else(|| DEFAULT_USER.into()),
             tls_cert: flags.tls_cert.or(file.tls.cert),
             tls_key: flags.tls_key.or(file.tls.key),
             tls_required: file.tls.required.unwrap_or(false),
@@ -499,6 +506,12 @@ impl Config {
                 "refusing to listen on {} without a password: trust authentication is only allowed on loopback. \
                  Set auth.password in the config file (generate it with `weir hash-password`)",
                 self.listen
+            ));
+        }
+        if self.user.is_empty() || self.user.starts_with("pg_") || self.user.eq_ignore_ascii_case("public") {
+            return Err(format!(
+                "auth.user \"{}\" is not a usable role name (empty, PUBLIC, or starting with pg_)",
+                self.user
             ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {

@@ -47,6 +47,8 @@ pub struct Engine {
     pub view_states: Arc<dyn ViewStateStore>,
     /// The files `file` sources and sinks may use (`[file] allowed_dirs`).
     pub files: FileAccess,
+    /// Roles, owners and grants (see `privileges.rs`).
+    pub roles: Arc<crate::privileges::Roles>,
 }
 
 impl Engine {
@@ -54,8 +56,9 @@ impl Engine {
     pub fn new(store: Arc<Store>, config: Config) -> Result<Self, String> {
         let view_states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
         let files = file_access(&config)?;
+        let roles = Arc::new(crate::privileges::Roles::open(store.clone(), &config.user)?);
         let jobs = crate::runtime::start(&store, &view_states, &config, &files)?;
-        Ok(Self { store, config, jobs, view_states, files })
+        Ok(Self { store, config, jobs, view_states, files, roles })
     }
 
     pub fn database_exists(&self, name: &str) -> bool {
@@ -71,6 +74,7 @@ impl Engine {
             settings: session.settings(),
             server_version: PG_SERVER_VERSION.to_string(),
             comments: self.store.comments(),
+            privileges: self.roles.snapshot(),
         })
     }
 

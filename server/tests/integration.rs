@@ -16,6 +16,7 @@ mod fencing;
 mod joins;
 mod recovery;
 mod rescale;
+mod roles;
 mod slt;
 mod stream_joins;
 mod support;
@@ -104,6 +105,11 @@ fn main() {
         ("security::max_connections_refuses_one_more_session", || {
             Box::pin(clients::max_connections_refuses_one_more_session())
         }),
+        ("security::roles_and_privileges_over_scram", || Box::pin(roles::roles_and_privileges_over_scram())),
+        (
+            "security::roles_under_trust_authentication",
+            || Box::pin(roles::roles_under_trust_authentication()),
+        ),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
         }),

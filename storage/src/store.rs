@@ -28,6 +28,9 @@ const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";
 /// `comment/` · relation id (`u64`) · column number (`i32`, 0 for the relation): the text of
 /// a `COMMENT ON`.
 const COMMENT_KEY_PREFIX: &[u8] = b"comment/";
+/// Roles, memberships, owners and grants: one JSON document the server's privilege module
+/// owns (see `weir_server::privileges`). The store keeps its bytes, synced, and nothing else.
+const PRIVILEGES_KEY: &[u8] = b"meta/privileges";
 
 /// The durable store: catalog plus every table. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -154,6 +157,16 @@ impl Store {
             None => comments.remove(&(object, column)),
         };
         Ok(())
+    }
+
+    /// The stored privilege catalog (roles and grants), if one was ever written.
+    pub fn privileges_document(&self) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_CATALOG)?, PRIVILEGES_KEY)?)
+    }
+
+    /// Replaces the privilege catalog durably (one synced write).
+    pub fn set_privileges_document(&self, document: &[u8]) -> StorageResult<()> {
+        self.write_synced_put(PRIVILEGES_KEY, document)
     }
 
     /// Every comment, by (relation id, column number).

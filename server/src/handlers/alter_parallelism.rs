@@ -29,6 +29,7 @@ pub async fn run(cx: &Context<'_>, sink: bool, name: &ObjectName, parallelism: u
     .ok_or_else(|| {
         SqlError::new(sqlstate::UNDEFINED_TABLE, format!("{what} \"{relation}\" does not exist"))
     })?;
+    super::access::require_owner_of(cx, &schema, &relation)?;
     let max = weir_plan::KEY_GROUPS as u64;
     if !(1..=max).contains(&parallelism) {
         return Err(SqlError::new("22023", format!("parallelism {parallelism} is out of range"))

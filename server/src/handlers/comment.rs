@@ -78,6 +78,9 @@ pub fn run(
         }
         other => return Err(SqlError::unsupported(format!("COMMENT ON {other}"))),
     };
+    if let Some(owned) = super::access::all_objects(store).into_iter().find(|o| o.id == object) {
+        super::access::require_owner(cx, &owned)?;
+    }
     // An empty comment removes it, as in Postgres.
     let comment = comment.filter(|c| !c.is_empty());
     store.set_comment(object, column, comment).map_err(from_storage)?;

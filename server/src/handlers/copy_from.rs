@@ -35,6 +35,11 @@ pub async fn start(
         .table(&schema, &name)
         .ok_or_else(|| crate::engine::not_a_writable_table(&cx.engine.store, &schema, &name))?;
     let def = table.def();
+    super::access::require(
+        cx,
+        &super::access::Object { id: def.id, kind: super::access::ObjectKind::Table, name: def.name.clone() },
+        crate::privileges::PrivilegeSet::INSERT,
+    )?;
     let column_indices: Vec<usize> = if columns.is_empty() {
         (0..def.columns.len()).collect()
     } else {

@@ -60,6 +60,7 @@ pub async fn run(
         return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
     }
 
+    super::access::require_create_in(cx, &schema)?;
     let state_ttl_ms = match view_state_ttl(&create.options)? {
         Some(ttl) => (ttl > 0).then_some(ttl),
         None => cx.session()?.streaming_state_ttl_ms(),
@@ -67,6 +68,7 @@ pub async fn run(
     let view_id = if explain { 0 } else { store.allocate_id().map_err(from_storage)? };
     let options = JobOptions { emit_on_window_close, sink: None, state_ttl_ms, ..Default::default() };
     let (graph, optimized) = plan_stream_job(cx, &create.query, view_id, &name, &options).await?;
+    super::access::require_reads_of(cx, &stream_inputs(&graph))?;
     if explain {
         let text = graph.to_string();
         let schema = explain_schema();
@@ -115,18 +117,14 @@ pub async fn run(
             .collect(),
         definition: create.query.to_string(),
         parallelism: graph.materialize_vertex().map_err(|e| SqlError::internal(e.to_string()))?.parallelism,
-        depends_on: graph
-            .table_inputs()
-            .into_iter()
-            .chain(graph.view_inputs())
-            .chain(graph.source_inputs())
-            .collect(),
+        depends_on: stream_inputs(&graph),
         job_graph: graph.clone(),
         created_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     };
     store.create_view(def).map_err(from_storage)?;
+    super::access::record_owner(cx, view_id)?;
     // Nothing of a failed or cancelled CREATE remains: until the backfill is visible, the
     // guard undoes the catalog entry and the job if this statement ends early.
     let mut guard = Undo { engine: cx.engine.clone(), view_id, schema, name: name.clone(), armed: true };
@@ -139,6 +137,11 @@ pub async fn run(
     }
     guard.armed = false;
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+}
+
+/// The tables, views and sources a job reads, by id.
+pub(crate) fn stream_inputs(graph: &weir_plan::JobGraph) -> Vec<u64> {
+    graph.table_inputs().into_iter().chain(graph.view_inputs()).chain(graph.source_inputs()).collect()
 }
 
 /// `WITH (state_ttl = '...')` of `CREATE MATERIALIZED VIEW`, in milliseconds (0: none); any

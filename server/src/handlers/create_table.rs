@@ -41,13 +41,17 @@ pub async fn run(
         return Err(SqlError::new("42939", format!("unacceptable table name \"{}\"", plan.def.name))
             .with_detail("The prefix \"pg_\" is reserved for system catalogs."));
     }
+    super::access::require_create_in(cx, &plan.def.schema_name)?;
     let store = cx.engine.store.clone();
     let if_not_exists = plan.if_not_exists;
     let result = tokio::task::spawn_blocking(move || store.create_table(plan.def))
         .await
         .map_err(|e| SqlError::internal(format!("create table task failed: {e}")))?;
     match result {
-        Ok(_) => Ok(Outcome::Command { tag: "CREATE TABLE", rows: None }),
+        Ok(table) => {
+            super::access::record_owner(cx, table.def().id)?;
+            Ok(Outcome::Command { tag: "CREATE TABLE", rows: None })
+        }
         Err(StorageError::TableExists(_)) if if_not_exists => {
             Ok(Outcome::Command { tag: "CREATE TABLE", rows: None })
         }

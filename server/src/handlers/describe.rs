@@ -68,6 +68,12 @@ pub async fn describe_statement(
         | K::InjectFailure(_)
         | K::AlterParallelism { .. }
         | K::Comment { .. }
+        | K::CreateRole(_)
+        | K::AlterRole { .. }
+        | K::DropRole { .. }
+        | K::Grant(_)
+        | K::Revoke(_)
+        | K::RoleMembership { .. }
         | K::Misplaced(_)
         | K::Unsupported(_)
         | K::Internal(_) => return Ok(StatementDescription::default()),

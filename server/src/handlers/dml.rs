@@ -24,10 +24,12 @@ use weir_planner::sqlparser::ast::{
 use weir_planner::{normalize_ident, parse_sql, split_name, sqlstate, SqlError, SqlResult, WeirStatement};
 use weir_storage::TableStore;
 
+use super::access::{Object, ObjectKind};
 use super::planning::{collect, plan};
 use super::{Context, Outcome};
 use crate::commit_gate::write_with_lock;
 use crate::engine::Engine;
+use crate::privileges::PrivilegeSet;
 use crate::wire::errors::{from_arrow, from_storage};
 
 pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Outcome> {
@@ -45,6 +47,7 @@ pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Out
         other => return Err(SqlError::unsupported(format!("INSERT INTO {other}"))),
     };
     let table = resolve_table(cx.engine, &name)?;
+    super::access::require(cx, &table_object(&table), PrivilegeSet::INSERT)?;
     super::insert_defaults::fill_defaults(insert, table.def())?;
     let (ctx, plan) = plan(cx, statement).await?;
     // DataFusion's INSERT plan: its input gives the table's columns in order, coerced.
@@ -72,10 +75,13 @@ pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Out
 
 pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
     let (select, table) = update_select(cx.engine, &update)?;
+    let reads_target =
+        update.selection.is_some() || update.assignments.iter().any(|a| reads_columns(&a.value));
+    let exempt = check_write(cx, &table, PrivilegeSet::UPDATE, reads_target)?;
     let width = table.def().columns.len();
     let commit = cx.session()?.commit.clone();
     let lock = table.write_lock.clone().lock_owned().await;
-    let rows = select_rows(cx, select).await?;
+    let rows = select_rows(cx, select, exempt).await?;
     if rows.num_rows() == 0 {
         return Ok(Outcome::Command { tag: "UPDATE", rows: Some(0) });
     }
@@ -112,9 +118,10 @@ pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
 
 pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
     let (select, table) = delete_select(cx.engine, &delete)?;
+    let exempt = check_write(cx, &table, PrivilegeSet::DELETE, delete.selection.is_some())?;
     let commit = cx.session()?.commit.clone();
     let lock = table.write_lock.clone().lock_owned().await;
-    let rows = select_rows(cx, select).await?;
+    let rows = select_rows(cx, select, exempt).await?;
     if rows.num_rows() == 0 {
         return Ok(Outcome::Command { tag: "DELETE", rows: Some(0) });
     }
@@ -146,8 +153,43 @@ fn bytea_from_text(column: &arrow::array::ArrayRef, name: &str) -> SqlResult<arr
     Ok(Arc::new(builder.finish()))
 }
 
-async fn select_rows(cx: &Context<'_>, select: Statement) -> SqlResult<RecordBatch> {
-    let (ctx, plan) = plan(cx, select).await?;
+/// The table as the privilege checks name it.
+fn table_object(table: &TableStore) -> Object {
+    Object { id: table.def().id, kind: ObjectKind::Table, name: table.def().name.clone() }
+}
+
+/// UPDATE and DELETE need their privilege on the table, and SELECT too when they read its
+/// columns (a WHERE clause, `SET a = a + 1`), as in Postgres. Returns the table to exempt
+/// from the read check of the statement's internal SELECT when it reads no column.
+fn check_write(
+    cx: &Context<'_>,
+    table: &TableStore,
+    privilege: PrivilegeSet,
+    reads_columns: bool,
+) -> SqlResult<Option<u64>> {
+    let object = table_object(table);
+    super::access::require(cx, &object, privilege)?;
+    match reads_columns {
+        true => super::access::require(cx, &object, PrivilegeSet::SELECT).map(|_| None),
+        false => Ok(Some(object.id)),
+    }
+}
+
+/// Whether an expression reads a column (any identifier; `DEFAULT` and literals do not).
+fn reads_columns(expr: &weir_planner::sqlparser::ast::Expr) -> bool {
+    use weir_planner::sqlparser::ast::{visit_expressions, Expr};
+    let found = visit_expressions(expr, |e| match e {
+        Expr::Identifier(i) if !i.value.eq_ignore_ascii_case("default") || i.quote_style.is_some() => {
+            std::ops::ControlFlow::Break(())
+        }
+        Expr::CompoundIdentifier(_) => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    });
+    found.is_break()
+}
+
+async fn select_rows(cx: &Context<'_>, select: Statement, exempt: Option<u64>) -> SqlResult<RecordBatch> {
+    let (ctx, plan) = super::planning::plan_reading(cx, select, exempt).await?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let batches = collect(&ctx, plan).await?;
     concat_batches(&schema, &batches).map_err(|e| SqlError::internal(e.to_string()))

@@ -56,6 +56,7 @@ pub async fn run(
                 format!("{kind} \"{relation}\" does not exist"),
             ));
         };
+        super::access::require_owner_of(cx, &schema, &relation)?;
         requested.push((id, relation.clone()));
         if object_type == ObjectType::Table {
             tables.push((schema, relation));
@@ -91,6 +92,9 @@ pub async fn run(
             .map_err(|e| SqlError::internal(format!("drop table task failed: {e}")))?
             .map_err(from_storage)?;
     }
+    for (id, _) in &requested {
+        super::access::forget_object(cx, *id);
+    }
     Ok(Outcome::Command { tag, rows: None })
 }
 
@@ -116,6 +120,7 @@ pub async fn run_stream(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcom
                 format!("{kind} \"{relation}\" does not exist"),
             ));
         };
+        super::access::require_owner_of(cx, &schema, &relation)?;
         if stmt.sink {
             doomed.insert(id);
             continue;
@@ -135,7 +140,8 @@ pub async fn run_stream(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcom
     }
     drop_jobs(cx, &jobs, &doomed).await?;
     for (schema, name) in sources {
-        store.drop_source(&schema, &name).map_err(from_storage)?;
+        let source = store.drop_source(&schema, &name).map_err(from_storage)?;
+        super::access::forget_object(cx, source.id);
     }
     Ok(Outcome::Command { tag, rows: None })
 }
@@ -188,6 +194,7 @@ async fn drop_jobs(cx: &Context<'_>, jobs: &[DependentJob], doomed: &BTreeSet<Ta
             false => store.drop_view(&job.schema, &job.name).map(|_| ()),
         }
         .map_err(from_storage)?;
+        super::access::forget_object(cx, job.id);
     }
     Ok(())
 }

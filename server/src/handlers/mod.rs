@@ -12,8 +12,10 @@
 //! client, and after an error in a block everything up to COMMIT/ROLLBACK is refused, as in
 //! Postgres.
 //!
-//! Shared by the handlers: `planning.rs` (how DataFusion-run statements are planned).
+//! Shared by the handlers: `planning.rs` (how DataFusion-run statements are planned) and
+//! `access.rs` (the privilege checks statements make before they act).
 
+mod access;
 mod alter_parallelism;
 mod comment;
 mod copy_from;
@@ -28,6 +30,7 @@ mod inject_failure;
 mod insert_defaults;
 mod planning;
 mod query;
+mod roles;
 mod settings;
 mod show_tables;
 mod stream_ddl;
@@ -39,8 +42,9 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use weir_planner::sqlparser::ast::{
-    CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateView, Delete,
-    Expr, Ident, ObjectName, ObjectType, Set, Statement, Update,
+    AlterRoleOperation, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateRole,
+    CreateTable, CreateView, Delete, Expr, Grant, Ident, ObjectName, ObjectType, Revoke, Set, Statement,
+    Update,
 };
 use weir_planner::{sqlstate, CreateSink, CreateSource, DropStream, SqlError, SqlResult, WeirStatement};
 
@@ -140,6 +144,24 @@ enum StatementKind {
         name: ObjectName,
         comment: Option<String>,
     },
+    CreateRole(CreateRole),
+    AlterRole {
+        name: Ident,
+        operation: AlterRoleOperation,
+    },
+    DropRole {
+        names: Vec<ObjectName>,
+        if_exists: bool,
+    },
+    /// `GRANT privileges ON objects TO roles`.
+    Grant(Grant),
+    Revoke(Revoke),
+    /// `GRANT role TO member` / `REVOKE role FROM member`.
+    RoleMembership {
+        grant: bool,
+        roles: Vec<Ident>,
+        members: Vec<Ident>,
+    },
     /// A Weir clause attached to a statement it does not belong to: the syntax error to
     /// report.
     Misplaced(&'static str),
@@ -188,6 +210,9 @@ fn classify(statement: WeirStatement) -> StatementKind {
         WeirStatement::CreateSource(create) => return K::CreateSource(create),
         WeirStatement::CreateSink(create) => return K::CreateSink(create),
         WeirStatement::DropStream(drop) => return K::DropStream(drop),
+        WeirStatement::RoleMembership { grant, roles, members } => {
+            return K::RoleMembership { grant, roles, members }
+        }
         WeirStatement::EmitOnWindowClose(statement) => {
             let (create, explain) = match *statement {
                 Statement::CreateView(create) => (create, false),
@@ -226,6 +251,13 @@ fn classify(statement: WeirStatement) -> StatementKind {
         Statement::Update(update) => K::Update(update),
         Statement::Delete(delete) => K::Delete(delete),
         Statement::CreateTable(create) => K::CreateTable { create: Box::new(create), watermark: None },
+        Statement::CreateRole(create) => K::CreateRole(create),
+        Statement::AlterRole { name, operation } => K::AlterRole { name, operation },
+        Statement::Drop { object_type: ObjectType::Role | ObjectType::User, if_exists, names, .. } => {
+            K::DropRole { names, if_exists }
+        }
+        Statement::Grant(grant) => K::Grant(grant),
+        Statement::Revoke(revoke) => K::Revoke(revoke),
         Statement::Drop { object_type, if_exists, names, cascade, .. } => {
             K::Drop { object_type, if_exists, names, cascade }
         }
@@ -275,6 +307,13 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
                     | "DROP TABLE"
                     | "CREATE MATERIALIZED VIEW"
                     | "DROP MATERIALIZED VIEW"
+                    | "CREATE ROLE"
+                    | "ALTER ROLE"
+                    | "DROP ROLE"
+                    | "GRANT"
+                    | "REVOKE"
+                    | "GRANT ROLE"
+                    | "REVOKE ROLE"
             ) =>
         {
             session.transaction = TransactionState::InBlock { wrote: true }
@@ -323,6 +362,26 @@ async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
         K::Comment { object_type, name, comment } => {
             comment::run(cx, &object_type, &name, comment.as_deref())
         }
+        K::CreateRole(create) => roles::create_role(cx, &create),
+        K::AlterRole { name, operation } => roles::alter_role(cx, &name, &operation),
+        K::DropRole { names, if_exists } => roles::drop_role(cx, &names, if_exists),
+        K::Grant(grant) => roles::change_privileges(
+            cx,
+            true,
+            &grant.privileges,
+            grant.objects.as_ref(),
+            &grant.grantees,
+            grant.with_grant_option,
+        ),
+        K::Revoke(revoke) => roles::change_privileges(
+            cx,
+            false,
+            &revoke.privileges,
+            revoke.objects.as_ref(),
+            &revoke.grantees,
+            false,
+        ),
+        K::RoleMembership { grant, roles, members } => roles::role_membership(cx, grant, &roles, &members),
         K::Misplaced(message) => Err(SqlError::syntax(message)),
         K::Internal(message) => Err(SqlError::internal(message)),
         K::Unsupported(other) => Err(SqlError::new(

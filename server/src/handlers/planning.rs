@@ -17,13 +17,25 @@ use weir_planner::{name_result_columns, rewrite_for_datafusion, SqlResult};
 use super::{Context, Outcome};
 use crate::wire::errors::from_datafusion;
 
-/// Plans `statement` in a fresh context for the session, with parameters bound.
+/// Plans `statement` in a fresh context for the session, with parameters bound, after
+/// checking the session's role may read every relation it reads.
 pub async fn plan(cx: &Context<'_>, statement: Statement) -> SqlResult<(SessionContext, LogicalPlan)> {
+    plan_reading(cx, statement, None).await
+}
+
+/// [`plan`], not requiring SELECT on `exempt` (the target of an UPDATE or DELETE that
+/// reads none of its columns, which Postgres does not require SELECT for).
+pub async fn plan_reading(
+    cx: &Context<'_>,
+    statement: Statement,
+    exempt: Option<u64>,
+) -> SqlResult<(SessionContext, LogicalPlan)> {
     let ctx = {
         let session = cx.session()?;
         cx.engine.session_context(&session).map_err(from_datafusion)?
     };
     let plan = plan_in(&ctx, statement).await?;
+    super::access::require_reads(cx, &plan, exempt)?;
     let plan = if cx.params.is_empty() {
         plan
     } else {

@@ -112,7 +112,10 @@ pub async fn show(cx: &Context<'_>, variable: &[Ident]) -> SqlResult<Outcome> {
         "server_version" => Some(PG_SERVER_VERSION.to_string()),
         "server_version_num" => Some("150000".to_string()),
         "transaction_isolation_level" => Some("read committed".to_string()),
-        "is_superuser" => Some("on".to_string()),
+        "is_superuser" => {
+            let superuser = cx.engine.roles.snapshot().is_superuser(&session.user);
+            Some(if superuser { "on" } else { "off" }.to_string())
+        }
         "session_authorization" => Some(session.user.clone()),
         "streaming_parallelism" => Some(session.streaming_parallelism().to_string()),
         _ => session.get(&name).map(str::to_string),

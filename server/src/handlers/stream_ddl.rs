@@ -52,6 +52,10 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
             format!("relation \"{}\" already exists", def.name),
         ));
     }
+    super::access::require_create_in(cx, &def.schema_name)?;
+    if def.connector == "file" {
+        super::access::require_file_access(cx, false)?;
+    }
     let schema = def.relation().arrow_schema();
     // The connector checks its options against the columns; the watermark must compile.
     weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone(), &cx.engine.files)
@@ -62,7 +66,9 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
     }
     def.id = cx.engine.store.allocate_id().map_err(from_storage)?;
     def.created_at = now_secs();
+    let id = def.id;
     cx.engine.store.create_source(def).map_err(from_storage)?;
+    super::access::record_owner(cx, id)?;
     Ok(Outcome::Command { tag: "CREATE SOURCE", rows: None })
 }
 
@@ -96,7 +102,11 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         }
         return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
     }
+    super::access::require_create_in(cx, &schema)?;
     let (connector, options) = split_connector(&stmt.options)?;
+    if connector == "file" {
+        super::access::require_file_access(cx, true)?;
+    }
     let config =
         weir_executor::operators::sink::SinkConfig::parse(&connector, &options).map_err(invalid_option)?;
     config.check_access(&cx.engine.files).map_err(from_exec)?;
@@ -109,6 +119,7 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         ..Default::default()
     };
     let (graph, _) = plan_stream_job(cx, &stmt.query, id, &name, &job_options).await?;
+    super::access::require_reads_of(cx, &super::create_mv::stream_inputs(&graph))?;
     let def = SinkDef {
         id,
         schema_name: schema.clone(),
@@ -116,16 +127,12 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         definition: stmt.query.to_string(),
         connector,
         options,
-        depends_on: graph
-            .table_inputs()
-            .into_iter()
-            .chain(graph.view_inputs())
-            .chain(graph.source_inputs())
-            .collect(),
+        depends_on: super::create_mv::stream_inputs(&graph),
         job_graph: graph.clone(),
         created_at: now_secs(),
     };
     store.create_sink(def).map_err(from_storage)?;
+    super::access::record_owner(cx, id)?;
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
         cx.engine.jobs.stop_job(id);
         let _ = store.drop_sink(&schema, &name);

@@ -1,15 +1,14 @@
 //! Objects outside any schema: the database, roles, settings, tablespaces, access methods,
 //! collations, languages — and the function/type catalogs Weir leaves empty.
 //!
-//! Weir serves one database and one role, the connecting user. The role is a superuser
-//! because Weir has no privilege system: every user may do everything, and saying so is
-//! what lets tools that check privileges proceed.
+//! Weir serves one database. Its roles are the bootstrap superuser (`auth.user`), the
+//! predefined roles and those made with `CREATE ROLE` (see `privileges.rs`).
 
 use super::columns::{row, Col, Columns, Row, Value};
 use super::types::{C_COLLATION_OID, DEFAULT_COLLATION_OID, POSIX_COLLATION_OID};
 use super::{
-    CatalogSnapshot, BOOTSTRAP_SUPERUSER_OID, BTREE_AM_OID, DATABASE_OID, DATABASE_OWNER_ROLE_OID,
-    HEAP_AM_OID, PG_CATALOG_NAMESPACE_OID,
+    CatalogSnapshot, BOOTSTRAP_SUPERUSER_OID, BTREE_AM_OID, DATABASE_OID, HEAP_AM_OID,
+    PG_CATALOG_NAMESPACE_OID,
 };
 
 /// `pg_database.encoding` of UTF8.
@@ -19,21 +18,14 @@ const LOCALE: &str = "C.UTF-8";
 
 /// Names of role oids, as `pg_get_userbyid` prints them.
 pub fn role_name(snapshot: &CatalogSnapshot, oid: i64) -> String {
-    match oid {
-        BOOTSTRAP_SUPERUSER_OID => snapshot.user.clone(),
-        DATABASE_OWNER_ROLE_OID => "pg_database_owner".to_string(),
-        other => format!("unknown (OID={other})"),
+    match snapshot.privileges.roles().into_iter().find(|r| r.oid == oid) {
+        Some(role) => role.name,
+        None => format!("unknown (OID={oid})"),
     }
 }
 
 pub fn role_oid(snapshot: &CatalogSnapshot, name: &str) -> Option<i64> {
-    if name == snapshot.user {
-        Some(BOOTSTRAP_SUPERUSER_OID)
-    } else if name == "pg_database_owner" {
-        Some(DATABASE_OWNER_ROLE_OID)
-    } else {
-        None
-    }
+    snapshot.privileges.role(name).map(|r| r.oid)
 }
 
 /// `pg_encoding_to_char`.
@@ -100,19 +92,35 @@ pub static PG_AUTHID: Columns = &[
     ("rolvaliduntil", Col::Timestamptz),
 ];
 
-/// (oid, name, is the login user).
-fn roles(snapshot: &CatalogSnapshot) -> Vec<(i64, String, bool)> {
-    vec![
-        (BOOTSTRAP_SUPERUSER_OID, snapshot.user.clone(), true),
-        (DATABASE_OWNER_ROLE_OID, "pg_database_owner".to_string(), false),
-    ]
-}
-
+/// `pg_authid`: every role, with its SCRAM verifier (Postgres shows this catalog to
+/// superusers only; Weir's catalogs are readable by all, so the verifier is masked for
+/// anyone else).
 pub fn pg_authid(snapshot: &CatalogSnapshot) -> Vec<Row> {
-    roles(snapshot)
+    let reader_is_superuser = snapshot.privileges.is_superuser(&snapshot.user);
+    snapshot
+        .privileges
+        .roles()
         .into_iter()
-        .map(|(oid, name, login)| {
-            row![oid, name, login, true, login, login, login, login, login, -1i64, Value::Null, Value::Null]
+        .map(|r| {
+            let password = match &r.password {
+                Some(p) if reader_is_superuser => Value::Text(p.clone()),
+                Some(_) => Value::Text("********".into()),
+                None => Value::Null,
+            };
+            row![
+                r.oid,
+                r.name,
+                r.superuser,
+                true,
+                r.create_role,
+                r.bootstrap,
+                r.login,
+                r.bootstrap,
+                r.bootstrap,
+                -1i64,
+                password,
+                Value::Null
+            ]
         })
         .collect()
 }
@@ -134,23 +142,25 @@ pub static PG_ROLES: Columns = &[
 ];
 
 pub fn pg_roles(snapshot: &CatalogSnapshot) -> Vec<Row> {
-    roles(snapshot)
+    snapshot
+        .privileges
+        .roles()
         .into_iter()
-        .map(|(oid, name, login)| {
+        .map(|r| {
             row![
-                name,
-                login,
+                r.name,
+                r.superuser,
                 true,
-                login,
-                login,
-                login,
-                login,
+                r.create_role,
+                r.bootstrap,
+                r.login,
+                r.bootstrap,
                 -1i64,
                 "********",
                 Value::Null,
-                login,
+                r.bootstrap,
                 Value::Null,
-                oid
+                r.oid
             ]
         })
         .collect()
@@ -168,22 +178,46 @@ pub static PG_USER: Columns = &[
     ("useconfig", Col::TextArray),
 ];
 
+/// `pg_user`: the roles that can log in.
 pub fn pg_user(snapshot: &CatalogSnapshot) -> Vec<Row> {
-    vec![row![
-        snapshot.user.as_str(),
-        BOOTSTRAP_SUPERUSER_OID,
-        true,
-        true,
-        true,
-        true,
-        "********",
-        Value::Null,
-        Value::Null,
-    ]]
+    snapshot
+        .privileges
+        .roles()
+        .into_iter()
+        .filter(|r| r.login)
+        .map(|r| {
+            row![
+                r.name,
+                r.oid,
+                r.bootstrap,
+                r.superuser,
+                r.bootstrap,
+                r.bootstrap,
+                "********",
+                Value::Null,
+                Value::Null,
+            ]
+        })
+        .collect()
 }
 
 pub static PG_AUTH_MEMBERS: Columns =
     &[("roleid", Col::Oid), ("member", Col::Oid), ("grantor", Col::Oid), ("admin_option", Col::Bool)];
+
+/// `pg_auth_members`: one row per membership (`GRANT role TO member`), granted by the
+/// bootstrap superuser.
+pub fn pg_auth_members(snapshot: &CatalogSnapshot) -> Vec<Row> {
+    snapshot
+        .privileges
+        .memberships()
+        .into_iter()
+        .filter_map(|(role, member)| {
+            let role = role_oid(snapshot, &role)?;
+            let member = role_oid(snapshot, &member)?;
+            Some(row![role, member, BOOTSTRAP_SUPERUSER_OID, false])
+        })
+        .collect()
+}
 
 pub static PG_TABLESPACE: Columns = &[
     ("oid", Col::Oid),

@@ -497,20 +497,125 @@ fn catalog_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
         constant_text(Some(String::new())),
     ));
 
-    // No privilege system: every check passes.
+    out.extend(privilege_functions(snapshot));
+    // Privileges Weir does not model (databases, columns, functions, sequences): what
+    // Postgres answers for their defaults, which PUBLIC holds.
     for name in [
-        "has_table_privilege",
-        "has_schema_privilege",
         "has_database_privilege",
         "has_column_privilege",
         "has_function_privilege",
         "has_sequence_privilege",
         "has_any_column_privilege",
-        "pg_has_role",
     ] {
         out.push(variadic(name, Returns::Fixed(boolean), |_, rows| bool_rows(rows, |_| Ok(Some(true)))));
     }
     out
+}
+
+/// `has_table_privilege`, `has_schema_privilege` and `pg_has_role`, answered from the
+/// privilege catalog for the current user or the role given first.
+fn privilege_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
+    use crate::privileges::PrivilegeSet;
+    /// The role of each row: the first argument when there is one more than `rest`.
+    fn users(
+        s: &CatalogSnapshot,
+        args: &[ArrayRef],
+        rest: usize,
+        rows: usize,
+    ) -> Result<Vec<Option<String>>> {
+        if args.len() <= rest {
+            return Ok(vec![Some(s.user.clone()); rows]);
+        }
+        let first = arg(args, 0)?;
+        if is_text(first) {
+            let names = strings(first)?;
+            return Ok((0..rows).map(|r| str_at(&names, r).map(str::to_string)).collect());
+        }
+        let oids = ints(first)?;
+        Ok((0..rows).map(|r| int_at(&oids, r).map(|oid| cluster::role_name(s, oid))).collect())
+    }
+    /// A privilege list such as `'SELECT, INSERT'` (any of them suffices, as in Postgres).
+    fn wanted(text: &str) -> Result<Vec<PrivilegeSet>> {
+        text.split(',')
+            .map(|p| {
+                let p = p.trim();
+                let p = p
+                    .strip_suffix(" WITH GRANT OPTION")
+                    .or(p.strip_suffix(" with grant option"))
+                    .unwrap_or(p);
+                PrivilegeSet::from_keyword(p.trim())
+                    .or_else(|| p.eq_ignore_ascii_case("CREATE").then_some(PrivilegeSet::ALL))
+                    .or_else(|| p.eq_ignore_ascii_case("USAGE").then_some(PrivilegeSet::NONE))
+                    .ok_or_else(|| {
+                        DataFusionError::Execution(format!("unrecognized privilege type: \"{p}\""))
+                    })
+            })
+            .collect()
+    }
+    let s = snapshot.clone();
+    let table = variadic("has_table_privilege", Returns::Fixed(boolean), move |args, rows| {
+        let users = users(&s, args, 2, rows)?;
+        let base = args.len().saturating_sub(2);
+        let oids = relation_oids(&s, arg(args, base)?)?;
+        let privileges = strings(arg(args, base + 1)?)?;
+        bool_rows(rows, |row| {
+            let (Some(user), Some(Some(oid)), Some(text)) =
+                (&users[row], oids.get(row), str_at(&privileges, row))
+            else {
+                return Ok(None);
+            };
+            let wanted = wanted(text)?;
+            let object = s
+                .tables
+                .iter()
+                .find(|t| super::table_oid(t) == *oid)
+                .map(|t| t.id)
+                .or_else(|| s.views.iter().find(|v| super::view_oid(v) == *oid).map(|v| v.id()));
+            Ok(Some(match object {
+                Some(id) => wanted.iter().any(|p| s.privileges.has_privilege(user, id, *p)),
+                // System catalogs: PUBLIC may read them, only superusers change them.
+                None => s.privileges.is_superuser(user) || wanted.contains(&PrivilegeSet::SELECT),
+            }))
+        })
+    });
+    let s = snapshot.clone();
+    let schema = variadic("has_schema_privilege", Returns::Fixed(boolean), move |args, rows| {
+        let users = users(&s, args, 2, rows)?;
+        let base = args.len().saturating_sub(2);
+        let schemas = strings(arg(args, base)?)?;
+        let privileges = strings(arg(args, base + 1)?)?;
+        bool_rows(rows, |row| {
+            let (Some(user), Some(schema), Some(text)) =
+                (&users[row], str_at(&schemas, row), str_at(&privileges, row))
+            else {
+                return Ok(None);
+            };
+            let creating = text.to_ascii_uppercase().contains("CREATE");
+            let using = text.to_ascii_uppercase().contains("USAGE");
+            let may_create = schema == "public" && s.privileges.may_create_in_public(user);
+            Ok(Some(s.privileges.is_superuser(user) || using || (creating && may_create)))
+        })
+    });
+    let s = snapshot.clone();
+    let has_role = variadic("pg_has_role", Returns::Fixed(boolean), move |args, rows| {
+        let users = users(&s, args, 2, rows)?;
+        let base = args.len().saturating_sub(2);
+        let roles = arg(args, base)?;
+        let roles: Vec<Option<String>> = if is_text(roles) {
+            let names = strings(roles)?;
+            (0..rows).map(|r| str_at(&names, r).map(str::to_string)).collect()
+        } else {
+            let oids = ints(roles)?;
+            (0..rows).map(|r| int_at(&oids, r).map(|oid| cluster::role_name(&s, oid))).collect()
+        };
+        bool_rows(rows, |row| match (&users[row], &roles[row]) {
+            (Some(user), Some(role)) => {
+                Ok(Some(s.privileges.is_superuser(user) || s.privileges.is_member_of(user, role)))
+            }
+            _ => Ok(None),
+        })
+    });
+    vec![table, schema, has_role]
 }
 
 /// The `regclass`-style conversions between names and oids, for the rewritten casts

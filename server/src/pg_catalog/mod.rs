@@ -77,6 +77,8 @@ pub struct CatalogSnapshot {
     pub server_version: String,
     /// `COMMENT ON` texts by (relation oid, column number; 0 for the relation).
     pub comments: std::collections::BTreeMap<(u64, i32), String>,
+    /// Roles, memberships, owners and grants.
+    pub privileges: Arc<crate::privileges::PrivilegeCatalog>,
 }
 
 impl CatalogSnapshot {
@@ -97,6 +99,21 @@ impl CatalogSnapshot {
         self.comments.get(&(id, column)).map(String::as_str)
     }
 
+    /// The name of the role owning user object `object` (the bootstrap role owns the
+    /// system catalogs).
+    pub fn owner_name(&self, object: Option<u64>) -> String {
+        match object {
+            Some(id) => self.privileges.owner_of(id).to_string(),
+            None => self.privileges.bootstrap().to_string(),
+        }
+    }
+
+    /// The oid of the role owning user object `object`.
+    pub fn owner_oid(&self, object: Option<u64>) -> i64 {
+        let name = self.owner_name(object);
+        self.privileges.role(&name).map_or(BOOTSTRAP_SUPERUSER_OID, |r| r.oid)
+    }
+
     /// Every comment of an existing relation: (pg_class oid, column, text).
     pub fn comments_of_relations(&self) -> Vec<(i64, i32, &str)> {
         let tables = self.tables.iter().map(|t| (t.id, table_oid(t)));
@@ -113,8 +130,7 @@ pub const PG_CATALOG_NAMESPACE_OID: i64 = 11;
 pub const PG_TOAST_NAMESPACE_OID: i64 = 99;
 pub const PUBLIC_NAMESPACE_OID: i64 = 2200;
 pub const INFORMATION_SCHEMA_NAMESPACE_OID: i64 = 13181;
-/// Weir has one role, the connecting user, with the oid Postgres gives its bootstrap
-/// superuser.
+/// The bootstrap superuser (`auth.user`) has the oid Postgres gives its own.
 pub const BOOTSTRAP_SUPERUSER_OID: i64 = 10;
 /// The role that owns `public` since Postgres 15 (`\dn` shows it).
 pub const DATABASE_OWNER_ROLE_OID: i64 = 6171;

@@ -125,5 +125,16 @@ pub static PG_NAMESPACE: Columns =
     &[("oid", Col::Oid), ("nspname", Col::Name), ("nspowner", Col::Oid), ("nspacl", Col::TextArray)];
 
 pub fn pg_namespace(snapshot: &CatalogSnapshot) -> Vec<Row> {
-    namespaces(snapshot).into_iter().map(|n| row![n.oid, n.name, n.owner, Value::Null]).collect()
+    namespaces(snapshot)
+        .into_iter()
+        .map(|n| {
+            let acl = match n.oid == PUBLIC_NAMESPACE_OID {
+                true => Value::List(
+                    snapshot.privileges.public_schema_acl().into_iter().map(Value::Text).collect(),
+                ),
+                false => Value::Null,
+            };
+            row![n.oid, n.name, n.owner, acl]
+        })
+        .collect()
 }

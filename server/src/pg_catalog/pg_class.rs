@@ -5,7 +5,7 @@
 
 use super::columns::{row, Col, Columns, Row, Value};
 use super::relations::all_relations;
-use super::{types, CatalogSnapshot, BOOTSTRAP_SUPERUSER_OID};
+use super::{types, CatalogSnapshot};
 
 pub static PG_CLASS: Columns = &[
     ("oid", Col::Oid),
@@ -57,7 +57,7 @@ pub fn pg_class(snapshot: &CatalogSnapshot) -> Vec<Row> {
                 r.namespace,
                 0i64,
                 0i64,
-                BOOTSTRAP_SUPERUSER_OID,
+                snapshot.owner_oid(r.object),
                 r.access_method(),
                 if is_view { 0 } else { r.oid },
                 0i64,
@@ -85,12 +85,20 @@ pub fn pg_class(snapshot: &CatalogSnapshot) -> Vec<Row> {
                 0i64,
                 0i64,
                 0i64,
-                Value::Null,
+                relacl(snapshot, r.object),
                 Value::Null,
                 Value::Null,
             ]
         })
         .collect()
+}
+
+/// `relacl`: NULL for the default ACL (as psql's `\dp` expects), else the ACL items.
+fn relacl(snapshot: &CatalogSnapshot, object: Option<u64>) -> Value {
+    match object.and_then(|id| snapshot.privileges.acl_items(id)) {
+        Some(items) => Value::List(items.into_iter().map(Value::Text).collect()),
+        None => Value::Null,
+    }
 }
 
 pub static PG_ATTRIBUTE: Columns = &[

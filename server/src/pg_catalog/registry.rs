@@ -127,7 +127,7 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     // Objects of the cluster.
     table("pg_database", 1262, cluster::PG_DATABASE, cluster::pg_database),
     table("pg_authid", 1260, cluster::PG_AUTHID, cluster::pg_authid),
-    table("pg_auth_members", 1261, cluster::PG_AUTH_MEMBERS, no_rows),
+    table("pg_auth_members", 1261, cluster::PG_AUTH_MEMBERS, cluster::pg_auth_members),
     table("pg_tablespace", 1213, cluster::PG_TABLESPACE, cluster::pg_tablespace),
     table("pg_shdescription", 2396, empty::PG_SHDESCRIPTION, no_rows),
     // Views.

@@ -27,7 +27,7 @@ pub fn pg_tables(snapshot: &CatalogSnapshot) -> Vec<Row> {
             row![
                 namespace_name(snapshot, r.namespace),
                 r.name,
-                snapshot.user.as_str(),
+                snapshot.owner_name(r.object),
                 Value::Null,
                 r.has_index,
                 false,
@@ -71,7 +71,7 @@ pub fn pg_matviews(snapshot: &CatalogSnapshot) -> Vec<Row> {
             row![
                 def.relation.schema_name.as_str(),
                 def.relation.name.as_str(),
-                snapshot.user.as_str(),
+                snapshot.owner_name(Some(def.id())),
                 Value::Null,
                 false,
                 true,

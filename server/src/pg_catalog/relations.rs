@@ -27,6 +27,8 @@ pub struct Relation {
     pub has_index: bool,
     /// False for the system catalogs.
     pub user: bool,
+    /// The user table or view this relation is or belongs to (its owner and ACL).
+    pub object: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +70,7 @@ fn user_table(def: &TableDef) -> Relation {
             .collect(),
         has_index: def.has_primary_key(),
         user: true,
+        object: Some(def.id),
     }
 }
 
@@ -96,6 +99,7 @@ fn primary_key_index(def: &TableDef) -> Relation {
             .collect(),
         has_index: false,
         user: true,
+        object: Some(def.id),
     }
 }
 
@@ -121,6 +125,7 @@ fn system_relation(r: &registry::SystemRelation) -> Relation {
             .collect(),
         has_index: false,
         user: false,
+        object: None,
     }
 }
 

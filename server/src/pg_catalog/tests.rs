@@ -65,6 +65,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
         ],
         server_version: "15.0".into(),
         comments: Default::default(),
+        privileges: Default::default(),
     })
 }
 

@@ -1,10 +1,15 @@
 //! Connection start-up: which database, who is connecting, and how they prove it.
 //!
-//! * Without a configured password Weir uses trust authentication, and the server refuses to
-//!   start on a non-loopback address in that mode (see `config.rs`).
+//! * Without a configured password Weir trusts the bootstrap user (`auth.user`) and roles
+//!   without a password, and the server refuses to start on a non-loopback address in that
+//!   mode (see `config.rs`). A role with a password always authenticates with it.
 //! * With `auth.password` set to a SCRAM-SHA-256 verifier (`weir hash-password` makes one),
-//!   every connection authenticates with SCRAM-SHA-256; with TLS configured, channel binding
-//!   (`SCRAM-SHA-256-PLUS`) is offered too.
+//!   every connection authenticates with SCRAM-SHA-256: the bootstrap user with that
+//!   verifier, other roles with the verifier `CREATE ROLE ... PASSWORD` stored; with TLS
+//!   configured, channel binding (`SCRAM-SHA-256-PLUS`) is offered too.
+//! * A role must exist and have `LOGIN` (`28000` otherwise, as in Postgres; under password
+//!   authentication an unknown role fails like a wrong password, `28P01`, so the error does
+//!   not tell which roles exist).
 //!
 //! * At most `max_connections` sessions at once: one more is refused (`53300`), as in
 //!   Postgres.
@@ -41,7 +46,9 @@ pub struct WeirStartup {
     cancels: Arc<super::cancel::CancelRegistry>,
     connections: Arc<ConnectionManager>,
     parameters: Arc<WeirParameters>,
-    scram: Option<SASLAuthStartupHandler<WeirParameters>>,
+    scram: SASLAuthStartupHandler<WeirParameters>,
+    /// Whether `auth.password` is set (otherwise the bootstrap user is trusted).
+    password_configured: bool,
     pids: RandomPidSecretKeyGenerator,
     tls_required: bool,
     /// Sessions started and not yet ended, and how many may be.
@@ -66,31 +73,25 @@ impl WeirStartup {
         verifier: Option<ScramVerifier>,
         tls_certificate_pem: Option<Vec<u8>>,
     ) -> Result<Self, String> {
-        let parameters = Arc::new(WeirParameters);
-        let scram = match verifier {
-            None => None,
-            Some(verifier) => {
-                let iterations = verifier.iterations;
-                let mut scram = ScramAuth::new(Arc::new(VerifierSource(verifier)));
-                scram.set_iterations(iterations);
-                if let Some(pem) = &tls_certificate_pem {
-                    scram
-                        .configure_certificate(pem)
-                        .map_err(|e| format!("TLS certificate for SCRAM channel binding: {e}"))?;
-                }
-                Some(
-                    SASLAuthStartupHandler::new(parameters.clone())
-                        .with_scram(scram)
-                        .with_connection_manager(connections.clone()),
-                )
-            }
-        };
+        let parameters = Arc::new(WeirParameters { roles: engine.roles.clone() });
+        let password_configured = verifier.is_some();
+        let mut scram_auth =
+            ScramAuth::new(Arc::new(RoleSecrets { roles: engine.roles.clone(), bootstrap: verifier }));
+        if let Some(pem) = &tls_certificate_pem {
+            scram_auth
+                .configure_certificate(pem)
+                .map_err(|e| format!("TLS certificate for SCRAM channel binding: {e}"))?;
+        }
+        let scram = SASLAuthStartupHandler::new(parameters.clone())
+            .with_scram(scram_auth)
+            .with_connection_manager(connections.clone());
         Ok(Self {
             engine,
             cancels,
             connections,
             parameters,
             scram,
+            password_configured,
             pids: RandomPidSecretKeyGenerator::default(),
             tls_required: false,
             sessions: Arc::default(),
@@ -150,10 +151,14 @@ impl StartupHandler for WeirStartup {
                     format!("database \"{database}\" does not exist"),
                 ))));
             }
+            let trusted = self.trusts(&user)?;
             client.session_extensions().insert(Mutex::new(Session::new(user, database)));
+            if !trusted {
+                client.session_extensions().insert(UsesScram);
+            }
         }
-        if let Some(scram) = &self.scram {
-            scram.on_startup(client, message).await?;
+        if client.session_extensions().get::<UsesScram>().is_some() {
+            self.scram.on_startup(client, message).await?;
             self.register_cancel(client);
             return Ok(());
         }
@@ -172,7 +177,30 @@ impl StartupHandler for WeirStartup {
     }
 }
 
+/// Marks a connection that authenticates with SCRAM (its later messages go to SCRAM).
+struct UsesScram;
+
 impl WeirStartup {
+    /// Whether `user` connects without a password: only when `auth.password` is not set,
+    /// for the bootstrap user and roles without a password. Refuses unknown roles and roles
+    /// without `LOGIN` then; with a password configured SCRAM decides.
+    fn trusts(&self, user: &str) -> PgWireResult<bool> {
+        if self.password_configured {
+            return Ok(false);
+        }
+        let roles = self.engine.roles.snapshot();
+        if user == roles.bootstrap() {
+            return Ok(true);
+        }
+        match roles.role(user) {
+            None => Err(fatal("28000", format!("role \"{user}\" does not exist"))),
+            Some(role) if !role.login => {
+                Err(fatal("28000", format!("role \"{user}\" is not permitted to log in")))
+            }
+            Some(role) => Ok(role.password.is_none()),
+        }
+    }
+
     /// Registers the session for cancel requests once its pid and secret key are known.
     fn register_cancel<C: ClientInfo>(&self, client: &C) {
         let (pid, secret) = client.pid_and_secret_key();
@@ -186,8 +214,14 @@ impl WeirStartup {
     }
 }
 
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+}
+
 /// The parameters reported to clients after authentication.
-pub struct WeirParameters;
+pub struct WeirParameters {
+    roles: Arc<crate::privileges::Roles>,
+}
 
 impl ServerParameterProvider for WeirParameters {
     fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
@@ -200,7 +234,9 @@ impl ServerParameterProvider for WeirParameters {
         p.insert("IntervalStyle".into(), "postgres".into());
         p.insert("integer_datetimes".into(), "on".into());
         p.insert("standard_conforming_strings".into(), "on".into());
-        p.insert("is_superuser".into(), "on".into());
+        let superuser =
+            client.metadata().get(METADATA_USER).is_some_and(|user| self.roles.snapshot().is_superuser(user));
+        p.insert("is_superuser".into(), if superuser { "on" } else { "off" }.into());
         p.insert("default_transaction_read_only".into(), "off".into());
         p.insert("in_hot_standby".into(), "off".into());
         p.insert(
@@ -263,22 +299,46 @@ impl ScramVerifier {
     }
 }
 
-#[derive(Debug)]
-struct VerifierSource(ScramVerifier);
+/// Where SCRAM finds a user's verifier: `auth.password` for the bootstrap user, the role
+/// catalog for every other role (read at each login, so `ALTER ROLE ... PASSWORD` applies
+/// to the next connection).
+struct RoleSecrets {
+    roles: Arc<crate::privileges::Roles>,
+    bootstrap: Option<ScramVerifier>,
+}
+
+impl Debug for RoleSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleSecrets").finish_non_exhaustive()
+    }
+}
 
 #[async_trait]
-impl AuthSource for VerifierSource {
+impl AuthSource for RoleSecrets {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
         Err(PgWireError::InvalidPassword(login.user().unwrap_or_default().to_owned()))
     }
 
-    async fn get_scram_secret(&self, _login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+    async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+        let user = login.user().unwrap_or_default();
+        let roles = self.roles.snapshot();
+        let failed = || PgWireError::InvalidPassword(user.to_owned());
+        let verifier = if user == roles.bootstrap() {
+            self.bootstrap.clone().ok_or_else(failed)?
+        } else {
+            let role = roles.role(user).ok_or_else(failed)?;
+            if !role.login {
+                return Err(fatal("28000", format!("role \"{user}\" is not permitted to log in")));
+            }
+            let stored = role.password.ok_or_else(failed)?;
+            ScramVerifier::parse(&stored).map_err(|_| failed())?
+        };
         Ok((
             ScramSecret::Verifier {
-                salt: self.0.salt.clone(),
-                iterations: self.0.iterations,
-                stored_key: self.0.stored_key.clone(),
-                server_key: self.0.server_key.clone(),
+                salt: verifier.salt,
+                iterations: verifier.iterations,
+                stored_key: verifier.stored_key,
+                server_key: verifier.server_key,
             },
             None,
         ))
