@@ -126,6 +126,16 @@ pub(crate) fn plan_columns(
     Ok((columns, primary_key))
 }
 
+/// The column `ALTER TABLE ... ADD COLUMN` declares, and whether it is declared PRIMARY KEY.
+pub fn plan_added_column(
+    column: &datafusion::sql::sqlparser::ast::ColumnDef,
+    table: &str,
+) -> SqlResult<(ColumnDef, bool)> {
+    let (mut columns, primary_key) = plan_columns(std::slice::from_ref(column), table, true)?;
+    let def = columns.pop().ok_or_else(|| SqlError::internal("a column definition planned to no column"))?;
+    Ok((def, !primary_key.is_empty()))
+}
+
 fn multiple_primary_keys(table: &str) -> SqlError {
     SqlError::new(
         sqlstate::INVALID_TABLE_DEFINITION,

@@ -68,6 +68,9 @@ pub async fn describe_statement(
         | K::InjectFailure(_)
         | K::AlterParallelism { .. }
         | K::Comment { .. }
+        | K::AlterTable(_)
+        | K::AlterRename { .. }
+        | K::CreateIndex(_)
         | K::Misplaced(_)
         | K::Unsupported(_)
         | K::Internal(_) => return Ok(StatementDescription::default()),

@@ -15,10 +15,13 @@
 //! Shared by the handlers: `planning.rs` (how DataFusion-run statements are planned).
 
 mod alter_parallelism;
+mod alter_table;
 mod comment;
 mod copy_from;
+mod create_index;
 mod create_mv;
 mod create_table;
+mod definition_rename;
 mod describe;
 mod dml;
 mod drop;
@@ -27,6 +30,7 @@ mod inject_failure;
 mod insert_defaults;
 mod planning;
 mod query;
+mod rename;
 mod settings;
 mod show_tables;
 mod stream_ddl;
@@ -38,10 +42,12 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use weir_planner::sqlparser::ast::{
-    CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateView, Delete,
-    Expr, Ident, ObjectName, ObjectType, Set, Statement, Update,
+    AlterTable, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateIndex, CreateTable,
+    CreateView, Delete, Expr, Ident, ObjectName, ObjectType, Set, Statement, Update,
 };
-use weir_planner::{sqlstate, CreateSink, CreateSource, DropStream, SqlError, SqlResult, WeirStatement};
+use weir_planner::{
+    sqlstate, CreateSink, CreateSource, DropStream, RenameTarget, RenamedKind, SqlError, SqlResult, WeirStatement,
+};
 
 use crate::engine::Engine;
 use crate::session::{Session, TransactionState};
@@ -139,6 +145,16 @@ enum StatementKind {
         name: ObjectName,
         comment: Option<String>,
     },
+    /// `ALTER TABLE`: add, drop and rename columns, rename the table.
+    AlterTable(AlterTable),
+    /// `ALTER { MATERIALIZED VIEW | VIEW | SOURCE | SINK } name RENAME ...`.
+    AlterRename {
+        kind: RenamedKind,
+        name: ObjectName,
+        target: RenameTarget,
+    },
+    /// `CREATE INDEX`: refused with what Weir does instead.
+    CreateIndex(Box<CreateIndex>),
     /// A Weir clause attached to a statement it does not belong to: the syntax error to
     /// report.
     Misplaced(&'static str),
@@ -164,6 +180,7 @@ impl StatementKind {
                 | Self::CreateSource(_)
                 | Self::CreateSink(_)
                 | Self::DropStream(_)
+                | Self::AlterRename { kind: RenamedKind::Source | RenamedKind::Sink, .. }
                 | Self::Misplaced(_)
                 | Self::CreateTable { watermark: Some(_), .. }
                 | Self::CreateMaterializedView { emit_on_window_close: true, .. }
@@ -184,6 +201,7 @@ fn classify(statement: WeirStatement) -> StatementKind {
         WeirStatement::AlterParallelism { sink, name, parallelism } => {
             return K::AlterParallelism { sink, name, parallelism }
         }
+        WeirStatement::AlterRename { kind, name, target } => return K::AlterRename { kind, name, target },
         WeirStatement::CreateSource(create) => return K::CreateSource(create),
         WeirStatement::CreateSink(create) => return K::CreateSink(create),
         WeirStatement::DropStream(drop) => return K::DropStream(drop),
@@ -242,6 +260,8 @@ fn classify(statement: WeirStatement) -> StatementKind {
         Statement::Comment { object_type, object_name, comment, .. } => {
             K::Comment { object_type, name: object_name, comment }
         }
+        Statement::AlterTable(alter) => K::AlterTable(alter),
+        Statement::CreateIndex(create) => K::CreateIndex(Box::new(create)),
         other => K::Unsupported(other),
     }
 }
@@ -274,6 +294,9 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
                     | "DROP TABLE"
                     | "CREATE MATERIALIZED VIEW"
                     | "DROP MATERIALIZED VIEW"
+                    | "ALTER TABLE"
+                    | "ALTER MATERIALIZED VIEW"
+                    | "ALTER VIEW"
             ) =>
         {
             session.transaction = TransactionState::InBlock { wrote: true }
@@ -322,6 +345,15 @@ async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
         K::Comment { object_type, name, comment } => {
             comment::run(cx, &object_type, &name, comment.as_deref())
         }
+        K::AlterTable(alter) => alter_table::run(cx, alter).await,
+        K::AlterRename { kind, name, target } => {
+            let statement = rename::Statement::Alter(kind);
+            match target {
+                RenameTarget::Relation(new) => rename::rename_relation(cx, statement, &name, &new, false),
+                RenameTarget::Column(old, new) => rename::rename_column(cx, statement, &name, &old, &new, false),
+            }
+        }
+        K::CreateIndex(create) => create_index::refuse(cx, &create),
         K::Misplaced(message) => Err(SqlError::syntax(message)),
         K::Internal(message) => Err(SqlError::internal(message)),
         K::Unsupported(other) => Err(SqlError::new(
