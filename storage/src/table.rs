@@ -644,6 +644,7 @@ mod tests {
             ],
             primary_key,
             watermark: None,
+            primary_key_name: None,
         }
     }
 

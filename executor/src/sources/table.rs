@@ -244,6 +244,7 @@ mod tests {
             ],
             primary_key: vec![0],
             watermark: None,
+            primary_key_name: None,
         };
         store.create_table(def).unwrap()
     }

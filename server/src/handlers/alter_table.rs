@@ -258,6 +258,7 @@ fn drop_column(def: &mut TableDef, position: usize) -> SqlResult<()> {
     def.columns.remove(position);
     if def.primary_key.contains(&position) {
         def.primary_key.clear();
+        def.primary_key_name = None;
     } else {
         for key in &mut def.primary_key {
             if *key > position {

@@ -130,6 +130,9 @@ pub fn rename_relation(
     let mut change = CatalogChange::default();
     match found {
         Found::Table(mut def) => {
+            if def.has_primary_key() {
+                def.primary_key_name = Some(def.primary_key_constraint_name());
+            }
             def.name = new.clone();
             change.table = Some(def);
         }
