@@ -56,7 +56,15 @@ pub fn plan_create_table(stmt: &CreateTable) -> SqlResult<CreateTablePlan> {
         }
     }
     Ok(CreateTablePlan {
-        def: TableDef { id: 0, schema_name, name, columns, primary_key, watermark: None, primary_key_name: None },
+        def: TableDef {
+            id: 0,
+            schema_name,
+            name,
+            columns,
+            primary_key,
+            watermark: None,
+            primary_key_name: None,
+        },
         if_not_exists: stmt.if_not_exists,
     })
 }

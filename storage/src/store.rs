@@ -324,8 +324,10 @@ impl Store {
         let mut comments = self.comments.write().map_err(|_| poisoned())?;
         let mut new_comments = comments.clone();
         for &(object, dropped) in &change.dropped_columns {
-            let moved: Vec<((u64, i32), String)> =
-                new_comments.range((object, dropped)..=(object, i32::MAX)).map(|(k, v)| (*k, v.clone())).collect();
+            let moved: Vec<((u64, i32), String)> = new_comments
+                .range((object, dropped)..=(object, i32::MAX))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect();
             for ((_, column), text) in moved {
                 new_comments.remove(&(object, column));
                 wb.delete_cf(cf, comment_key(object, column));
@@ -555,7 +557,8 @@ impl Store {
 }
 
 fn to_json<T: serde::Serialize>(def: &T, what: &str) -> StorageResult<Vec<u8>> {
-    serde_json::to_vec(def).map_err(|e| StorageError::CorruptCatalog(format!("encode {what} definition: {e}")))
+    serde_json::to_vec(def)
+        .map_err(|e| StorageError::CorruptCatalog(format!("encode {what} definition: {e}")))
 }
 
 fn comment_key(object: u64, column: i32) -> Vec<u8> {

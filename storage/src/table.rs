@@ -46,6 +46,9 @@ pub struct ChangelogEntry {
     pub rows: RecordBatch,
 }
 
+/// A stored key and its value, as RocksDB's iterators give them.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// Turns a batch of rows in a table's old layout into the same rows in its new layout
 /// (`ALTER TABLE ... ADD/DROP COLUMN`).
 pub type RowConversion = dyn Fn(&RecordBatch) -> StorageResult<RecordBatch> + Send + Sync;
@@ -320,7 +323,10 @@ impl TableStore {
         mut wb: WriteBatch,
     ) -> StorageResult<()> {
         if def.id != self.id {
-            return Err(StorageError::Invalid(format!("table {} cannot take the definition of {}", self.id, def.id)));
+            return Err(StorageError::Invalid(format!(
+                "table {} cannot take the definition of {}",
+                self.id, def.id
+            )));
         }
         let codec = RowCodec::new(&def)?;
         let new = Layout { def: Arc::new(def), codec };
@@ -337,14 +343,23 @@ impl TableStore {
     }
 
     /// Puts every current row, converted, into `wb` under its key in the new layout.
-    fn rewrite_rows(&self, old: &Layout, new: &Layout, convert: &RowConversion, wb: &mut WriteBatch) -> StorageResult<()> {
+    fn rewrite_rows(
+        &self,
+        old: &Layout,
+        new: &Layout,
+        convert: &RowConversion,
+        wb: &mut WriteBatch,
+    ) -> StorageResult<()> {
         let rows_cf = self.cf(CF_ROWS)?;
         let rekey = old.def.primary_key != new.def.primary_key;
         if rekey {
             wb.delete_range_cf(rows_cf, self.id.to_be_bytes(), (self.id + 1).to_be_bytes());
         }
         let mut next_row_id = 1u64;
-        let mut flush = |keys: &mut Vec<Box<[u8]>>, values: &mut Vec<Box<[u8]>>, wb: &mut WriteBatch| -> StorageResult<()> {
+        let mut flush = |keys: &mut Vec<Box<[u8]>>,
+                         values: &mut Vec<Box<[u8]>>,
+                         wb: &mut WriteBatch|
+         -> StorageResult<()> {
             if values.is_empty() {
                 return Ok(());
             }
@@ -356,14 +371,14 @@ impl TableStore {
                 true => new.codec.encode_keys(&batch)?,
                 false => None,
             };
-            for i in 0..batch.num_rows() {
+            for (i, old_key) in keys.iter().enumerate() {
                 let key = match (&new_keys, rekey) {
                     (Some(new_keys), _) => self.row_key(new_keys.row(i).as_ref()),
                     (None, true) => {
                         next_row_id += 1;
                         self.row_key(&(next_row_id - 1).to_be_bytes())
                     }
-                    (None, false) => keys[i].to_vec(),
+                    (None, false) => old_key.to_vec(),
                 };
                 wb.put_cf(rows_cf, key, encoded.row(i).as_ref());
             }
@@ -388,9 +403,15 @@ impl TableStore {
     }
 
     /// Puts every changelog entry, its row converted, into `wb` under its sequence number.
-    fn rewrite_log(&self, old: &Layout, new: &Layout, convert: &RowConversion, wb: &mut WriteBatch) -> StorageResult<()> {
+    fn rewrite_log(
+        &self,
+        old: &Layout,
+        new: &Layout,
+        convert: &RowConversion,
+        wb: &mut WriteBatch,
+    ) -> StorageResult<()> {
         let log_cf = self.cf(CF_LOG)?;
-        let flush = |entries: &mut Vec<(Box<[u8]>, Box<[u8]>)>, wb: &mut WriteBatch| -> StorageResult<()> {
+        let flush = |entries: &mut Vec<KeyValue>, wb: &mut WriteBatch| -> StorageResult<()> {
             if entries.is_empty() {
                 return Ok(());
             }
@@ -545,7 +566,10 @@ fn check_not_null(layout: &Layout, batch: &RecordBatch) -> StorageResult<()> {
     for (i, col) in layout.def.columns.iter().enumerate() {
         let is_key = layout.codec.key_indices().contains(&i);
         if (col.not_null || is_key) && batch.column(i).null_count() > 0 {
-            return Err(StorageError::NotNullViolation { table: layout.def.name.clone(), column: col.name.clone() });
+            return Err(StorageError::NotNullViolation {
+                table: layout.def.name.clone(),
+                column: col.name.clone(),
+            });
         }
     }
     Ok(())

@@ -196,8 +196,12 @@ fn planned_shape(batch: RecordBatch, planned: &[String]) -> ExecResult<RecordBat
             planned.len()
         )));
     }
-    let fields: Vec<Field> =
-        schema.fields().iter().zip(planned).map(|(field, name)| field.as_ref().clone().with_name(name)).collect();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(planned)
+        .map(|(field, name)| field.as_ref().clone().with_name(name))
+        .collect();
     let columns = batch.columns()[..planned.len()].to_vec();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| ExecError::Internal(format!("reshaping table rows: {e}")))

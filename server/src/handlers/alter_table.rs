@@ -79,7 +79,9 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
         }
         return match alter.if_exists {
             true => Ok(TAG),
-            false => Err(SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))),
+            false => {
+                Err(SqlError::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")))
+            }
         };
     };
     // No other statement writes the table until the new layout is in place.
@@ -146,9 +148,8 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
                 }
             }
             other => {
-                return Err(SqlError::unsupported(format!("ALTER TABLE ... {}", action_name(other))).with_hint(
-                    "Weir's ALTER TABLE adds, drops and renames columns and renames tables",
-                ))
+                return Err(SqlError::unsupported(format!("ALTER TABLE ... {}", action_name(other)))
+                    .with_hint("Weir's ALTER TABLE adds, drops and renames columns and renames tables"))
             }
         }
     }
@@ -273,7 +274,12 @@ fn drop_column(def: &mut TableDef, position: usize) -> SqlResult<()> {
 /// the table; with `cascade`, those that read it (all of which must use the column). A
 /// running view reads a table's columns by position, so one that reads the table without
 /// using the column still cannot stay.
-fn readers_to_drop(cx: &Context<'_>, def: &TableDef, column: &str, cascade: bool) -> SqlResult<BTreeSet<u64>> {
+fn readers_to_drop(
+    cx: &Context<'_>,
+    def: &TableDef,
+    column: &str,
+    cascade: bool,
+) -> SqlResult<BTreeSet<u64>> {
     let store = &cx.engine.store;
     let readers: Vec<(u64, String, String)> = store
         .views()

@@ -16,11 +16,13 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use weir_planner::sqlparser::ast::{visit_expressions_mut, visit_relations_mut, Expr, Ident, ObjectNamePart, Statement};
+use weir_planner::normalize_ident;
+use weir_planner::sqlparser::ast::{
+    visit_expressions_mut, visit_relations_mut, Expr, Ident, ObjectNamePart, Statement,
+};
 use weir_planner::sqlparser::dialect::PostgreSqlDialect;
 use weir_planner::sqlparser::parser::Parser;
 use weir_planner::sqlparser::tokenizer::{Token, Tokenizer, Word};
-use weir_planner::normalize_ident;
 
 use crate::pg_catalog::quote_ident;
 
@@ -48,10 +50,7 @@ pub fn rename_in_definition(
         let tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
             .tokenize()
             .map_err(|e| format!("its definition cannot be read again: {e}"))?;
-        Ok(tokens
-            .iter()
-            .filter(|t| matches!(t, Token::Word(w) if word_name(w) == name))
-            .count())
+        Ok(tokens.iter().filter(|t| matches!(t, Token::Word(w) if word_name(w) == name)).count())
     };
     let before = occurrences(sql, old)?;
     if before == 0 {
@@ -137,8 +136,12 @@ mod tests {
     #[test]
     fn a_relation_is_renamed_where_it_is_read_and_qualifies() {
         let sql = "SELECT t.id, sum(b) AS total FROM t JOIN u ON t.id = u.id GROUP BY t.id";
-        let out = rename_in_definition(sql, Renamed::Relation, "t", "orders", &columns(&["id", "b"])).unwrap();
-        assert_eq!(out, "SELECT orders.id, sum(b) AS total FROM orders JOIN u ON orders.id = u.id GROUP BY orders.id");
+        let out =
+            rename_in_definition(sql, Renamed::Relation, "t", "orders", &columns(&["id", "b"])).unwrap();
+        assert_eq!(
+            out,
+            "SELECT orders.id, sum(b) AS total FROM orders JOIN u ON orders.id = u.id GROUP BY orders.id"
+        );
     }
 
     #[test]
@@ -166,7 +169,8 @@ mod tests {
         let err = rename_in_definition("SELECT a FROM t, u", Renamed::Column, "a", "c", &columns(&["a"]));
         assert!(err.unwrap_err().contains("another relation"));
         // A table alias with the old name.
-        let err = rename_in_definition("SELECT t.x FROM u AS t", Renamed::Relation, "t", "v", &columns(&["x"]));
+        let err =
+            rename_in_definition("SELECT t.x FROM u AS t", Renamed::Relation, "t", "v", &columns(&["x"]));
         assert!(err.is_err(), "{err:?}");
     }
 }

@@ -99,24 +99,26 @@ pub async fn run(
 fn drop_index(cx: &Context<'_>, if_exists: bool, names: &[ObjectName]) -> SqlResult<Outcome> {
     for name in names {
         let (schema, index) = split_name(name)?;
-        let owner = cx
-            .engine
-            .store
-            .tables()
-            .into_iter()
-            .map(|t| t.def())
-            .find(|t| t.schema_name == schema && t.has_primary_key() && t.primary_key_constraint_name() == index);
+        let owner = cx.engine.store.tables().into_iter().map(|t| t.def()).find(|t| {
+            t.schema_name == schema && t.has_primary_key() && t.primary_key_constraint_name() == index
+        });
         match owner {
             Some(table) => {
                 return Err(SqlError::new(
                     sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
-                    format!("cannot drop index {index} because constraint {index} on table {} requires it", table.name),
+                    format!(
+                        "cannot drop index {index} because constraint {index} on table {} requires it",
+                        table.name
+                    ),
                 )
                 .with_hint(format!("You can drop constraint {index} on table {} instead.", table.name)))
             }
             None if if_exists => continue,
             None => {
-                return Err(SqlError::new(sqlstate::UNDEFINED_OBJECT, format!("index \"{index}\" does not exist")))
+                return Err(SqlError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("index \"{index}\" does not exist"),
+                ))
             }
         }
     }

@@ -42,11 +42,12 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use weir_planner::sqlparser::ast::{
-    AlterTable, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateIndex, CreateTable,
-    CreateView, Delete, Expr, Ident, ObjectName, ObjectType, Set, Statement, Update,
+    AlterTable, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateIndex,
+    CreateTable, CreateView, Delete, Expr, Ident, ObjectName, ObjectType, Set, Statement, Update,
 };
 use weir_planner::{
-    sqlstate, CreateSink, CreateSource, DropStream, RenameTarget, RenamedKind, SqlError, SqlResult, WeirStatement,
+    sqlstate, CreateSink, CreateSource, DropStream, RenameTarget, RenamedKind, SqlError, SqlResult,
+    WeirStatement,
 };
 
 use crate::engine::Engine;
@@ -350,7 +351,9 @@ async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
             let statement = rename::Statement::Alter(kind);
             match target {
                 RenameTarget::Relation(new) => rename::rename_relation(cx, statement, &name, &new, false),
-                RenameTarget::Column(old, new) => rename::rename_column(cx, statement, &name, &old, &new, false),
+                RenameTarget::Column(old, new) => {
+                    rename::rename_column(cx, statement, &name, &old, &new, false)
+                }
             }
         }
         K::CreateIndex(create) => create_index::refuse(cx, &create),

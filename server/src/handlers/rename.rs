@@ -77,7 +77,8 @@ fn find(store: &Store, statement: Statement, schema: &str, name: &str) -> SqlRes
         return Ok(None);
     };
     // As in Postgres, ALTER TABLE renames any relation; the other statements only their kind.
-    let wrong = |what: &str| Err(SqlError::new(sqlstate::WRONG_OBJECT_TYPE, format!("\"{name}\" is not {what}")));
+    let wrong =
+        |what: &str| Err(SqlError::new(sqlstate::WRONG_OBJECT_TYPE, format!("\"{name}\" is not {what}")));
     match (statement, &found) {
         (Statement::AlterTable, Found::Table(_) | Found::View(_)) => Ok(Some(found)),
         (Statement::AlterTable, _) => wrong("a table"),
@@ -217,7 +218,9 @@ pub fn rename_column(
             let select = format!("SELECT {}", watermark.expr);
             let renamed = rename_in_definition(&select, Renamed::Column, &old, &new, &BTreeSet::new())
                 .map_err(|reason| {
-                    SqlError::unsupported(format!("renaming column \"{old}\" of \"{relation}\": its WATERMARK FOR {reason}"))
+                    SqlError::unsupported(format!(
+                        "renaming column \"{old}\" of \"{relation}\": its WATERMARK FOR {reason}"
+                    ))
                 })?;
             watermark.expr = renamed.trim_start_matches("SELECT ").to_string();
         }
@@ -260,8 +263,9 @@ fn rewrite_dependents(
     };
     for mut view in store.views().into_iter().filter(|v| v.depends_on.contains(&id)) {
         let reader = format!("materialized view \"{}\"", view.relation.name);
-        view.definition = rename_in_definition(&view.definition, what, old, new, &other_columns(&view.depends_on))
-            .map_err(|reason| (reader, reason))?;
+        view.definition =
+            rename_in_definition(&view.definition, what, old, new, &other_columns(&view.depends_on))
+                .map_err(|reason| (reader, reason))?;
         relabel(&mut view.job_graph);
         // The view itself may be in the change already (a view renamed that reads itself
         // cannot happen; a view's column renamed is not read by the view).
@@ -269,8 +273,9 @@ fn rewrite_dependents(
     }
     for mut sink in store.sinks().into_iter().filter(|s| s.depends_on.contains(&id)) {
         let reader = format!("sink \"{}\"", sink.name);
-        sink.definition = rename_in_definition(&sink.definition, what, old, new, &other_columns(&sink.depends_on))
-            .map_err(|reason| (reader, reason))?;
+        sink.definition =
+            rename_in_definition(&sink.definition, what, old, new, &other_columns(&sink.depends_on))
+                .map_err(|reason| (reader, reason))?;
         relabel(&mut sink.job_graph);
         change.sinks.push(sink);
     }
@@ -294,8 +299,12 @@ fn columns_of(store: &Store, id: TableId) -> Vec<String> {
 fn relabel_sources(graph: &mut JobGraph, id: TableId, new: &str) {
     for vertex in &mut graph.vertices {
         match &mut vertex.source {
-            Some(SourceSpec::Table { table_id, table_name, .. }) if *table_id == id => *table_name = new.to_string(),
-            Some(SourceSpec::View { view_id, view_name, .. }) if *view_id == id => *view_name = new.to_string(),
+            Some(SourceSpec::Table { table_id, table_name, .. }) if *table_id == id => {
+                *table_name = new.to_string()
+            }
+            Some(SourceSpec::View { view_id, view_name, .. }) if *view_id == id => {
+                *view_name = new.to_string()
+            }
             Some(SourceSpec::Connector { source_id, source_name, .. }) if *source_id == id => {
                 *source_name = new.to_string()
             }
