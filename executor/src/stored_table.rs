@@ -167,6 +167,7 @@ mod tests {
             ],
             primary_key: vec![0],
             watermark: None,
+            primary_key_name: None,
         }
     }
 

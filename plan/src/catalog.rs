@@ -149,6 +149,10 @@ pub struct TableDef {
     /// event time, like a source.
     #[serde(default)]
     pub watermark: Option<Watermark>,
+    /// The primary key constraint's name when it is not `<table>_pkey`: a renamed table
+    /// keeps the name its key was created with, as in Postgres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key_name: Option<String>,
 }
 
 impl TableDef {
@@ -168,7 +172,7 @@ impl TableDef {
     }
 
     pub fn primary_key_constraint_name(&self) -> String {
-        format!("{}_pkey", self.name)
+        self.primary_key_name.clone().unwrap_or_else(|| format!("{}_pkey", self.name))
     }
 
     pub fn has_primary_key(&self) -> bool {
@@ -245,6 +249,7 @@ impl SourceDef {
             columns: self.columns.clone(),
             primary_key: Vec::new(),
             watermark: self.watermark.clone(),
+            primary_key_name: None,
         }
     }
 }

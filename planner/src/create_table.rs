@@ -56,7 +56,15 @@ pub fn plan_create_table(stmt: &CreateTable) -> SqlResult<CreateTablePlan> {
         }
     }
     Ok(CreateTablePlan {
-        def: TableDef { id: 0, schema_name, name, columns, primary_key, watermark: None },
+        def: TableDef {
+            id: 0,
+            schema_name,
+            name,
+            columns,
+            primary_key,
+            watermark: None,
+            primary_key_name: None,
+        },
         if_not_exists: stmt.if_not_exists,
     })
 }
@@ -124,6 +132,16 @@ pub(crate) fn plan_columns(
         });
     }
     Ok((columns, primary_key))
+}
+
+/// The column `ALTER TABLE ... ADD COLUMN` declares, and whether it is declared PRIMARY KEY.
+pub fn plan_added_column(
+    column: &datafusion::sql::sqlparser::ast::ColumnDef,
+    table: &str,
+) -> SqlResult<(ColumnDef, bool)> {
+    let (mut columns, primary_key) = plan_columns(std::slice::from_ref(column), table, true)?;
+    let def = columns.pop().ok_or_else(|| SqlError::internal("a column definition planned to no column"))?;
+    Ok((def, !primary_key.is_empty()))
 }
 
 fn multiple_primary_keys(table: &str) -> SqlError {

@@ -20,9 +20,9 @@ mod temporal_syntax;
 mod types;
 mod window_tvf;
 
-pub use create_table::{normalize_ident, plan_create_table, split_name, CreateTablePlan};
+pub use create_table::{normalize_ident, plan_added_column, plan_create_table, split_name, CreateTablePlan};
 pub use error::{sqlstate, ErrorDetails, SqlError, SqlResult};
-pub use parser::{parse_sql, WeirStatement};
+pub use parser::{parse_sql, RenameTarget, RenamedKind, WeirStatement};
 pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
 pub use stream_ddl::{
     plan_create_source, plan_watermark, split_connector, CreateSink, CreateSource, DropStream,

@@ -44,6 +44,32 @@ pub enum WeirStatement {
         roles: Vec<Ident>,
         members: Vec<Ident>,
     },
+    /// `ALTER { MATERIALIZED VIEW | VIEW | SOURCE | SINK } name RENAME TO new_name`, and
+    /// `RENAME [COLUMN] a TO b` of a materialized view's column.
+    AlterRename {
+        kind: RenamedKind,
+        name: ObjectName,
+        target: RenameTarget,
+    },
+}
+
+/// What `ALTER ... RENAME` names (ALTER TABLE's renames are sqlparser's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenamedKind {
+    MaterializedView,
+    /// `ALTER VIEW`: Weir's views are all materialized.
+    View,
+    Source,
+    Sink,
+}
+
+/// The new name `ALTER ... RENAME` gives.
+#[derive(Debug, Clone)]
+pub enum RenameTarget {
+    /// `RENAME TO new_name`.
+    Relation(Ident),
+    /// `RENAME [COLUMN] old TO new`.
+    Column(Ident, Ident),
 }
 
 /// Parses one or more `;`-separated statements.
@@ -212,16 +238,43 @@ fn parse_statements(
         let word = |n: usize, word: &str| matches!(&parser.peek_nth_token(n).token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
         let alter_view = word(0, "alter") && word(1, "materialized") && word(2, "view");
         let alter_sink = word(0, "alter") && word(1, "sink");
+        let alter_plain_view = word(0, "alter") && word(1, "view");
+        let alter_source = word(0, "alter") && word(1, "source");
         if is_flush {
             parser.next_token();
             statements.push(WeirStatement::Flush);
         } else if is_role_membership(parser) {
             statements.push(parse_role_membership(parser)?);
-        } else if alter_view || alter_sink {
+        } else if alter_view || alter_sink || alter_plain_view || alter_source {
             for _ in 0..if alter_view { 3 } else { 2 } {
                 parser.next_token();
             }
             let name = parser.parse_object_name(false)?;
+            let renaming = parser.parse_keyword(Keyword::RENAME);
+            if renaming || alter_plain_view || alter_source {
+                // ALTER VIEW and ALTER SOURCE only rename.
+                if !renaming {
+                    parser.expect_keyword(Keyword::RENAME)?;
+                }
+                let kind = match (alter_view, alter_sink, alter_plain_view) {
+                    (true, _, _) => RenamedKind::MaterializedView,
+                    (_, true, _) => RenamedKind::Sink,
+                    (_, _, true) => RenamedKind::View,
+                    _ => RenamedKind::Source,
+                };
+                let target = match parser.parse_keyword(Keyword::TO) {
+                    true => RenameTarget::Relation(parser.parse_identifier()?),
+                    false => {
+                        let _ = parser.parse_keyword(Keyword::COLUMN);
+                        let old = parser.parse_identifier()?;
+                        parser.expect_keyword(Keyword::TO)?;
+                        RenameTarget::Column(old, parser.parse_identifier()?)
+                    }
+                };
+                statements.push(WeirStatement::AlterRename { kind, name, target });
+                expecting_delimiter = true;
+                continue;
+            }
             parser.expect_keyword(Keyword::SET)?;
             let next = parser.next_token();
             if !is_word(&next.token, "parallelism") {

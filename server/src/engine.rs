@@ -67,7 +67,7 @@ impl Engine {
 
     pub fn catalog_snapshot(&self, session: &Session) -> Arc<CatalogSnapshot> {
         Arc::new(CatalogSnapshot {
-            tables: self.store.tables().iter().map(|t| t.def().clone()).collect(),
+            tables: self.store.tables().iter().map(|t| t.def().as_ref().clone()).collect(),
             views: self.store.views(),
             database: session.database.clone(),
             user: session.user.clone(),

@@ -7,6 +7,7 @@
 //! rewrites the `.slt` expectations from the server's actual output; FILTER runs only tests
 //! whose name contains it.
 
+mod alter_table;
 mod atomic_writes;
 mod clients;
 mod cluster;
@@ -62,6 +63,9 @@ fn main() {
     }
     let extra: Vec<(&str, TestFn)> = vec![
         ("restart::kill_9_keeps_acknowledged_rows", || Box::pin(clients::kill_9_keeps_acknowledged_rows())),
+        ("restart::altered_and_renamed_table_survives_kill_9", || {
+            Box::pin(alter_table::altered_and_renamed_table_survives_kill_9())
+        }),
         ("restart::views_are_redeployed_after_kill_9", || {
             Box::pin(clients::views_are_redeployed_after_kill_9())
         }),

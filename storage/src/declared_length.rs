@@ -82,6 +82,7 @@ mod tests {
                 column("free", ColumnType::Text),
             ],
             primary_key: Vec::new(),
+            primary_key_name: None,
             watermark: None,
         }
     }

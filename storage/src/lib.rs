@@ -41,6 +41,6 @@ pub mod view_store;
 pub use catalog_format::CATALOG_FORMAT;
 pub use checkpoint_store::{CheckpointStore, S3Options};
 pub use error::{StorageError, StorageResult};
-pub use store::Store;
-pub use table::{ChangeOp, ChangelogEntry, TableScan, TableStore, SCAN_BATCH_ROWS};
+pub use store::{CatalogChange, Store};
+pub use table::{ChangeOp, ChangelogEntry, RowConversion, TableScan, TableStore, SCAN_BATCH_ROWS};
 pub use view_store::{InMemoryViewStates, ViewRows, ViewSnapshot, ViewStateStore, ViewVersion};

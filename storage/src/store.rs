@@ -12,7 +12,7 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use tracing::info;
 
 use crate::error::{StorageError, StorageResult};
-use crate::table::TableStore;
+use crate::table::{RowConversion, TableStore};
 use weir_plan::catalog::{SinkDef, SourceDef, TableDef, TableId, ViewDef};
 use weir_plan::JobGraph;
 
@@ -31,6 +31,21 @@ const COMMENT_KEY_PREFIX: &[u8] = b"comment/";
 /// Roles, memberships, owners and grants: one JSON document the server's privilege module
 /// owns (see `weir_server::privileges`). The store keeps its bytes, synced, and nothing else.
 const PRIVILEGES_KEY: &[u8] = b"meta/privileges";
+
+/// New definitions of existing objects (found by id; a name may change), written in one
+/// synced batch by [`Store::alter`]: `ALTER TABLE`, and renames with the definitions of the
+/// views and sinks that read the renamed object.
+#[derive(Debug, Default)]
+pub struct CatalogChange {
+    /// At most one table: the one altered.
+    pub table: Option<TableDef>,
+    pub views: Vec<ViewDef>,
+    pub sources: Vec<SourceDef>,
+    pub sinks: Vec<SinkDef>,
+    /// Columns removed, in order, from relation `.0` at column number `.1` (1-based): each
+    /// one's comment goes and the comments of the columns after it move down one.
+    pub dropped_columns: Vec<(TableId, i32)>,
+}
 
 /// The durable store: catalog plus every table. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -143,9 +158,7 @@ impl Store {
     /// for the relation itself), durably.
     pub fn set_comment(&self, object: u64, column: i32, comment: Option<&str>) -> StorageResult<()> {
         let mut comments = self.comments.write().map_err(|_| poisoned())?;
-        let mut key = COMMENT_KEY_PREFIX.to_vec();
-        key.extend_from_slice(&object.to_be_bytes());
-        key.extend_from_slice(&column.to_be_bytes());
+        let key = comment_key(object, column);
         let mut wb = WriteBatch::default();
         match comment {
             Some(text) => wb.put_cf(self.cf(CF_CATALOG)?, &key, text.as_bytes()),
@@ -257,6 +270,110 @@ impl Store {
         info!(sink = name, id = def.id, "sink rescaled");
         sinks.insert(key, def);
         Ok(before)
+    }
+
+    /// Applies `change` atomically and durably: every definition in it replaces the one
+    /// with its id, under its (possibly new) name. With `convert`, the table's rows and
+    /// changelog are rewritten into its new layout in the same write (see
+    /// [`TableStore::relayout`]). A new name taken by another object fails with
+    /// [`StorageError::TableExists`] and changes nothing.
+    pub fn alter(&self, change: CatalogChange, convert: Option<&RowConversion>) -> StorageResult<()> {
+        let mut tables = self.tables.write().map_err(|_| poisoned())?;
+        let mut views = self.views.write().map_err(|_| poisoned())?;
+        let mut sources = self.sources.write().map_err(|_| poisoned())?;
+        let mut sinks = self.sinks.write().map_err(|_| poisoned())?;
+        let cf = self.cf(CF_CATALOG)?;
+        let key_of = |schema: &str, name: &str| (schema.to_string(), name.to_string());
+        // Every name in use, with the id that holds it.
+        let mut taken: BTreeMap<(String, String), TableId> = BTreeMap::new();
+        taken.extend(tables.iter().map(|(k, t)| (k.clone(), t.def().id)));
+        taken.extend(views.iter().map(|(k, v)| (k.clone(), v.id())));
+        taken.extend(sources.iter().map(|(k, s)| (k.clone(), s.id)));
+        taken.extend(sinks.iter().map(|(k, s)| (k.clone(), s.id)));
+        let mut renamed: Vec<(TableId, (String, String))> = Vec::new();
+        let mut claim = |id: TableId, key: (String, String)| -> StorageResult<()> {
+            match taken.get(&key) {
+                Some(holder) if *holder != id => Err(StorageError::TableExists(key.1)),
+                _ => {
+                    renamed.push((id, key));
+                    Ok(())
+                }
+            }
+        };
+        let mut wb = WriteBatch::default();
+        let table = match &change.table {
+            Some(def) => {
+                let (_, store) = tables
+                    .iter()
+                    .find(|(_, t)| t.def().id == def.id)
+                    .ok_or_else(|| StorageError::TableNotFound(def.name.clone()))?;
+                claim(def.id, key_of(&def.schema_name, &def.name))?;
+                wb.put_cf(cf, table_key(def.id), to_json(def, "table")?);
+                Some(store.clone())
+            }
+            None => None,
+        };
+        for def in &change.views {
+            if !views.values().any(|v| v.id() == def.id()) {
+                return Err(StorageError::TableNotFound(def.relation.name.clone()));
+            }
+            claim(def.id(), key_of(&def.relation.schema_name, &def.relation.name))?;
+            wb.put_cf(cf, view_key(def.id()), to_json(def, "view")?);
+        }
+        for def in &change.sources {
+            if !sources.values().any(|s| s.id == def.id) {
+                return Err(StorageError::TableNotFound(def.name.clone()));
+            }
+            claim(def.id, key_of(&def.schema_name, &def.name))?;
+            wb.put_cf(cf, object_key(SOURCE_KEY_PREFIX, def.id), to_json(def, "source")?);
+        }
+        for def in &change.sinks {
+            if !sinks.values().any(|s| s.id == def.id) {
+                return Err(StorageError::TableNotFound(def.name.clone()));
+            }
+            claim(def.id, key_of(&def.schema_name, &def.name))?;
+            wb.put_cf(cf, object_key(SINK_KEY_PREFIX, def.id), to_json(def, "sink")?);
+        }
+        let mut comments = self.comments.write().map_err(|_| poisoned())?;
+        let mut new_comments = comments.clone();
+        for &(object, dropped) in &change.dropped_columns {
+            let moved: Vec<((u64, i32), String)> = new_comments
+                .range((object, dropped)..=(object, i32::MAX))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect();
+            for ((_, column), text) in moved {
+                new_comments.remove(&(object, column));
+                wb.delete_cf(cf, comment_key(object, column));
+                if column > dropped {
+                    new_comments.insert((object, column - 1), text.clone());
+                    wb.put_cf(cf, comment_key(object, column - 1), text.as_bytes());
+                }
+            }
+        }
+        match (&table, change.table.clone()) {
+            (Some(store), Some(def)) => store.relayout(def, convert, wb)?,
+            _ => self.write_synced(wb)?,
+        }
+        // Durable: now the in-memory catalog follows.
+        *comments = new_comments;
+        if let (Some(store), Some(def)) = (table, &change.table) {
+            tables.retain(|_, t| t.def().id != def.id);
+            tables.insert(key_of(&def.schema_name, &def.name), store);
+        }
+        for def in change.views {
+            views.retain(|_, v| v.id() != def.id());
+            views.insert(key_of(&def.relation.schema_name, &def.relation.name), def);
+        }
+        for def in change.sources {
+            sources.retain(|_, s| s.id != def.id);
+            sources.insert(key_of(&def.schema_name, &def.name), def);
+        }
+        for def in change.sinks {
+            sinks.retain(|_, s| s.id != def.id);
+            sinks.insert(key_of(&def.schema_name, &def.name), def);
+        }
+        info!(renamed = ?renamed, "catalog altered");
+        Ok(())
     }
 
     fn load_objects<T: serde::de::DeserializeOwned>(
@@ -450,6 +567,18 @@ impl Store {
             .cf_handle(name)
             .ok_or_else(|| StorageError::CorruptCatalog(format!("missing column family {name}")))
     }
+}
+
+fn to_json<T: serde::Serialize>(def: &T, what: &str) -> StorageResult<Vec<u8>> {
+    serde_json::to_vec(def)
+        .map_err(|e| StorageError::CorruptCatalog(format!("encode {what} definition: {e}")))
+}
+
+fn comment_key(object: u64, column: i32) -> Vec<u8> {
+    let mut key = COMMENT_KEY_PREFIX.to_vec();
+    key.extend_from_slice(&object.to_be_bytes());
+    key.extend_from_slice(&column.to_be_bytes());
+    key
 }
 
 fn table_key(id: TableId) -> Vec<u8> {

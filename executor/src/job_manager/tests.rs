@@ -99,6 +99,7 @@ fn store_with_table(dir: &std::path::Path) -> (Arc<Store>, Arc<TableStore>) {
             ],
             primary_key: vec![0],
             watermark: None,
+            primary_key_name: None,
         })
         .unwrap();
     (store, table)

@@ -256,6 +256,7 @@ mod tests {
                 column("region", ColumnType::Text, false),
             ],
             primary_key: vec![0],
+            primary_key_name: None,
             watermark: None,
         };
         let table = store.create_table(def).unwrap();

@@ -102,7 +102,8 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             };
             let (tx, rx) = local_channel();
             let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
-            let mut source = TableSource::new(table, offset, tx, barrier_rx);
+            let planned = schema.iter().map(|field| field.name.clone()).collect();
+            let mut source = TableSource::new(table, offset, tx, barrier_rx).with_planned_columns(planned);
             if let Some(watermark) = watermark {
                 source = source.with_watermark(WatermarkGenerator::new(watermark, &schema_of(schema)?)?);
             }

@@ -9,7 +9,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::array::Int8Array;
+use arrow::array::{Int8Array, RecordBatch};
+use arrow::datatypes::{Field, Schema};
 use tokio::sync::mpsc;
 use tracing::info;
 use weir_storage::{ChangeOp, TableStore};
@@ -27,6 +28,9 @@ const CHANGELOG_BATCH_ROWS: usize = 8192;
 
 pub struct TableSource {
     table: Arc<TableStore>,
+    /// The names of the columns the job was planned over, the table's first columns; empty
+    /// for all of them as they are now. See [`planned_shape`].
+    planned: Arc<Vec<String>>,
     /// Set for a table declared with `WATERMARK FOR` (append-only, read with event time).
     watermark: Option<Arc<Mutex<WatermarkGenerator>>>,
     /// `None`: start with a snapshot. `Some(seq)`: resume the changelog at `seq`.
@@ -42,7 +46,15 @@ impl TableSource {
         out: ChannelSender,
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> Self {
-        Self { table, watermark: None, offset, out, barriers }
+        Self { table, planned: Arc::new(Vec::new()), watermark: None, offset, out, barriers }
+    }
+
+    /// Emits the table's rows in the shape the job was planned over: its first
+    /// `names.len()` columns, under these names, whatever `ALTER TABLE` added after them or
+    /// renamed since.
+    pub fn with_planned_columns(mut self, names: Vec<String>) -> Self {
+        self.planned = Arc::new(names);
+        self
     }
 
     /// Generates watermarks from the rows read, as a source does.
@@ -94,10 +106,19 @@ impl TableSource {
         let table = self.table.clone();
         let out = self.out.clone();
         let watermark = self.watermark.clone();
+        let planned = self.planned.clone();
         let scan = tokio::task::spawn_blocking(move || {
             let mut rows = 0usize;
             let name = table.def().name.clone();
-            table.scan(|batch| {
+            let mut failed = None;
+            let scan = table.scan(|batch| {
+                let batch = match planned_shape(batch, &planned) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        failed = Some(e);
+                        return false;
+                    }
+                };
                 // A large backfill says how far it got.
                 let before = rows / SNAPSHOT_PROGRESS_ROWS;
                 rows += batch.num_rows();
@@ -107,7 +128,11 @@ impl TableSource {
                 let advanced = observe(&watermark, &batch);
                 out.blocking_send(Message::Batch(StreamBatch::inserts(batch))).is_ok()
                     && advanced.is_none_or(|w| out.blocking_send(Message::Watermark(w)).is_ok())
-            })
+            });
+            match failed {
+                Some(e) => Err(e),
+                None => scan.map_err(ExecError::from),
+            }
         })
         .await
         .map_err(|e| ExecError::Internal(format!("table snapshot task: {e}")))??;
@@ -122,23 +147,64 @@ impl TableSource {
         let table = self.table.clone();
         let out = self.out.clone();
         let watermark = self.watermark.clone();
+        let planned = self.planned.clone();
         tokio::task::spawn_blocking(move || {
-            table.read_changelog(offset, CHANGELOG_BATCH_ROWS, |entry| {
-                let advanced = observe(&watermark, &entry.rows);
+            let mut failed = None;
+            let resume = table.read_changelog(offset, CHANGELOG_BATCH_ROWS, |entry| {
+                let rows = match planned_shape(entry.rows, &planned) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        failed = Some(e);
+                        return false;
+                    }
+                };
+                let advanced = observe(&watermark, &rows);
                 let ops: Int8Array = entry
                     .ops
                     .iter()
                     .map(|op| if *op == ChangeOp::Delete { OP_DELETE } else { OP_INSERT })
                     .collect::<Vec<i8>>()
                     .into();
-                out.blocking_send(Message::Batch(StreamBatch::with_ops(entry.rows, ops))).is_ok()
+                out.blocking_send(Message::Batch(StreamBatch::with_ops(rows, ops))).is_ok()
                     && advanced.is_none_or(|w| out.blocking_send(Message::Watermark(w)).is_ok())
-            })
+            });
+            match failed {
+                Some(e) => Err(e),
+                None => resume.map_err(ExecError::from),
+            }
         })
         .await
         .map_err(|e| ExecError::Internal(format!("changelog reader task: {e}")))?
-        .map_err(ExecError::from)
     }
+}
+
+/// `batch`, rows of the table as it is now, in the shape a job planned earlier reads: the
+/// first `planned.len()` columns under the planned names (`ALTER TABLE ... ADD COLUMN` adds
+/// columns after them, `RENAME COLUMN` renames them; dropping a column a job reads is
+/// refused). Unchanged when nothing was altered, or `planned` is empty.
+fn planned_shape(batch: RecordBatch, planned: &[String]) -> ExecResult<RecordBatch> {
+    let schema = batch.schema();
+    let unchanged = schema.fields().len() == planned.len()
+        && schema.fields().iter().zip(planned).all(|(field, name)| field.name() == name);
+    if planned.is_empty() || unchanged {
+        return Ok(batch);
+    }
+    if schema.fields().len() < planned.len() {
+        return Err(ExecError::Internal(format!(
+            "the table has {} columns, fewer than the {} this job was planned over",
+            schema.fields().len(),
+            planned.len()
+        )));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(planned)
+        .map(|(field, name)| field.as_ref().clone().with_name(name))
+        .collect();
+    let columns = batch.columns()[..planned.len()].to_vec();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| ExecError::Internal(format!("reshaping table rows: {e}")))
 }
 
 /// The watermark after `batch`, if the table has one and it advanced. An expression that
@@ -182,6 +248,7 @@ mod tests {
             ],
             primary_key: vec![0],
             watermark: None,
+            primary_key_name: None,
         };
         store.create_table(def).unwrap()
     }

@@ -106,6 +106,7 @@ pub async fn run(
                 .collect(),
             primary_key: vec![],
             watermark: None,
+            primary_key_name: None,
         },
         // Exactly the types the job writes, so the view's rows always decode.
         arrow_types: graph

@@ -74,6 +74,9 @@ pub async fn describe_statement(
         | K::Grant(_)
         | K::Revoke(_)
         | K::RoleMembership { .. }
+        | K::AlterTable(_)
+        | K::AlterRename { .. }
+        | K::CreateIndex(_)
         | K::Misplaced(_)
         | K::Unsupported(_)
         | K::Internal(_) => return Ok(StatementDescription::default()),

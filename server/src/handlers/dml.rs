@@ -48,7 +48,7 @@ pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Out
     };
     let table = resolve_table(cx.engine, &name)?;
     super::access::require(cx, &table_object(&table), PrivilegeSet::INSERT)?;
-    super::insert_defaults::fill_defaults(insert, table.def())?;
+    super::insert_defaults::fill_defaults(insert, &table.def())?;
     let (ctx, plan) = plan(cx, statement).await?;
     // DataFusion's INSERT plan: its input gives the table's columns in order, coerced.
     let LogicalPlan::Dml(dml) = plan else {

@@ -26,6 +26,7 @@ pub async fn run(
     cascade: bool,
 ) -> SqlResult<Outcome> {
     let (kind, tag) = match object_type {
+        ObjectType::Index => return drop_index(cx, if_exists, names),
         ObjectType::Table => ("table", "DROP TABLE"),
         ObjectType::MaterializedView => ("materialized view", "DROP MATERIALIZED VIEW"),
         other => return Err(SqlError::unsupported(format!("DROP {other}"))),
@@ -98,6 +99,36 @@ pub async fn run(
     Ok(Outcome::Command { tag, rows: None })
 }
 
+/// `DROP INDEX`: Weir's only indexes are primary keys, which belong to their constraint.
+fn drop_index(cx: &Context<'_>, if_exists: bool, names: &[ObjectName]) -> SqlResult<Outcome> {
+    for name in names {
+        let (schema, index) = split_name(name)?;
+        let owner = cx.engine.store.tables().into_iter().map(|t| t.def()).find(|t| {
+            t.schema_name == schema && t.has_primary_key() && t.primary_key_constraint_name() == index
+        });
+        match owner {
+            Some(table) => {
+                return Err(SqlError::new(
+                    sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!(
+                        "cannot drop index {index} because constraint {index} on table {} requires it",
+                        table.name
+                    ),
+                )
+                .with_hint(format!("You can drop constraint {index} on table {} instead.", table.name)))
+            }
+            None if if_exists => continue,
+            None => {
+                return Err(SqlError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("index \"{index}\" does not exist"),
+                ))
+            }
+        }
+    }
+    Ok(Outcome::Command { tag: "DROP INDEX", rows: None })
+}
+
 /// `DROP SOURCE` and `DROP SINK`.
 pub async fn run_stream(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcome> {
     let (kind, tag) = if stmt.sink { ("sink", "DROP SINK") } else { ("source", "DROP SOURCE") };
@@ -144,6 +175,17 @@ pub async fn run_stream(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcom
         super::access::forget_object(cx, source.id);
     }
     Ok(Outcome::Command { tag, rows: None })
+}
+
+/// Drops the views and sinks `ids` and everything that reads them, newest first
+/// (`ALTER TABLE ... DROP COLUMN ... CASCADE`).
+pub(super) async fn drop_readers(cx: &Context<'_>, ids: &BTreeSet<TableId>) -> SqlResult<()> {
+    let jobs = dependent_jobs(cx);
+    let mut doomed = ids.clone();
+    for id in ids {
+        doomed.extend(dependents_of(*id, &jobs));
+    }
+    drop_jobs(cx, &jobs, &doomed).await
 }
 
 /// A materialized view or a sink: a job that reads other relations.

@@ -17,11 +17,14 @@
 
 mod access;
 mod alter_parallelism;
+mod alter_table;
 mod comment;
 mod copy_from;
+mod create_index;
 mod create_mv;
 mod create_table;
 mod declared_types;
+mod definition_rename;
 mod describe;
 mod dml;
 mod drop;
@@ -31,6 +34,7 @@ mod insert_defaults;
 mod planning;
 mod query;
 mod roles;
+mod rename;
 mod settings;
 mod show_tables;
 mod stream_ddl;
@@ -42,11 +46,14 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use weir_planner::sqlparser::ast::{
-    AlterRoleOperation, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget, CreateRole,
-    CreateTable, CreateView, Delete, Expr, Grant, Ident, ObjectName, ObjectType, Revoke, Set, Statement,
-    Update,
+    AlterRoleOperation, AlterTable, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
+    CreateIndex, CreateRole, CreateTable, CreateView, Delete, Expr, Grant, Ident, ObjectName, ObjectType, Revoke,
+    Set, Statement, Update,
 };
-use weir_planner::{sqlstate, CreateSink, CreateSource, DropStream, SqlError, SqlResult, WeirStatement};
+use weir_planner::{
+    sqlstate, CreateSink, CreateSource, DropStream, RenameTarget, RenamedKind, SqlError, SqlResult,
+    WeirStatement,
+};
 
 use crate::engine::Engine;
 use crate::session::{Session, TransactionState};
@@ -162,6 +169,16 @@ enum StatementKind {
         roles: Vec<Ident>,
         members: Vec<Ident>,
     },
+    /// `ALTER TABLE`: add, drop and rename columns, rename the table.
+    AlterTable(AlterTable),
+    /// `ALTER { MATERIALIZED VIEW | VIEW | SOURCE | SINK } name RENAME ...`.
+    AlterRename {
+        kind: RenamedKind,
+        name: ObjectName,
+        target: RenameTarget,
+    },
+    /// `CREATE INDEX`: refused with what Weir does instead.
+    CreateIndex(Box<CreateIndex>),
     /// A Weir clause attached to a statement it does not belong to: the syntax error to
     /// report.
     Misplaced(&'static str),
@@ -187,6 +204,7 @@ impl StatementKind {
                 | Self::CreateSource(_)
                 | Self::CreateSink(_)
                 | Self::DropStream(_)
+                | Self::AlterRename { kind: RenamedKind::Source | RenamedKind::Sink, .. }
                 | Self::Misplaced(_)
                 | Self::CreateTable { watermark: Some(_), .. }
                 | Self::CreateMaterializedView { emit_on_window_close: true, .. }
@@ -207,6 +225,7 @@ fn classify(statement: WeirStatement) -> StatementKind {
         WeirStatement::AlterParallelism { sink, name, parallelism } => {
             return K::AlterParallelism { sink, name, parallelism }
         }
+        WeirStatement::AlterRename { kind, name, target } => return K::AlterRename { kind, name, target },
         WeirStatement::CreateSource(create) => return K::CreateSource(create),
         WeirStatement::CreateSink(create) => return K::CreateSink(create),
         WeirStatement::DropStream(drop) => return K::DropStream(drop),
@@ -275,6 +294,8 @@ fn classify(statement: WeirStatement) -> StatementKind {
         Statement::Comment { object_type, object_name, comment, .. } => {
             K::Comment { object_type, name: object_name, comment }
         }
+        Statement::AlterTable(alter) => K::AlterTable(alter),
+        Statement::CreateIndex(create) => K::CreateIndex(Box::new(create)),
         other => K::Unsupported(other),
     }
 }
@@ -314,6 +335,9 @@ pub async fn execute(cx: &Context<'_>, statement: WeirStatement) -> SqlResult<Ou
                     | "REVOKE"
                     | "GRANT ROLE"
                     | "REVOKE ROLE"
+                    | "ALTER TABLE"
+                    | "ALTER MATERIALIZED VIEW"
+                    | "ALTER VIEW"
             ) =>
         {
             session.transaction = TransactionState::InBlock { wrote: true }
@@ -382,6 +406,17 @@ async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
             false,
         ),
         K::RoleMembership { grant, roles, members } => roles::role_membership(cx, grant, &roles, &members),
+        K::AlterTable(alter) => alter_table::run(cx, alter).await,
+        K::AlterRename { kind, name, target } => {
+            let statement = rename::Statement::Alter(kind);
+            match target {
+                RenameTarget::Relation(new) => rename::rename_relation(cx, statement, &name, &new, false),
+                RenameTarget::Column(old, new) => {
+                    rename::rename_column(cx, statement, &name, &old, &new, false)
+                }
+            }
+        }
+        K::CreateIndex(create) => create_index::refuse(cx, &create),
         K::Misplaced(message) => Err(SqlError::syntax(message)),
         K::Internal(message) => Err(SqlError::internal(message)),
         K::Unsupported(other) => Err(SqlError::new(

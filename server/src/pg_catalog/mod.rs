@@ -59,6 +59,7 @@ use datafusion::error::Result as DfResult;
 use weir_plan::catalog::{TableDef, ViewDef};
 
 pub use functions::register_functions;
+pub use naming::quote_ident;
 pub use types::{format_type, type_modifier, type_oid};
 
 /// What the catalog looks like at the moment a statement is planned.

@@ -37,6 +37,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
                 ],
                 primary_key: vec![0],
                 watermark: None,
+                primary_key_name: None,
             },
             TableDef {
                 id: 8,
@@ -45,6 +46,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
                 columns: vec![column("sku", ColumnType::Text, true), column("qty", ColumnType::Int4, false)],
                 primary_key: vec![],
                 watermark: None,
+                primary_key_name: None,
             },
         ],
         views: vec![view(
@@ -79,6 +81,7 @@ fn view(id: u64, name: &str, columns: Vec<ColumnDef>, definition: &str) -> ViewD
             columns,
             primary_key: vec![],
             watermark: None,
+            primary_key_name: None,
         },
         arrow_types: vec![],
         definition: definition.into(),
