@@ -35,6 +35,10 @@ pub enum ExecError {
     /// moved its jobs elsewhere (see `lease`).
     #[error("{0}")]
     Fenced(String),
+    /// A statement asks for more than a limit the server's configuration sets (SQLSTATE
+    /// 53400); the message names the setting to raise.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,6 +63,7 @@ impl ExecError {
             ExecError::Connector(_) => Some("22023"),
             ExecError::PermissionDenied(_) => Some("42501"),
             ExecError::NotEnoughSlots { .. } => Some("53000"),
+            ExecError::LimitExceeded(_) => Some("53400"),
             ExecError::InOperator { source, .. } => source.sqlstate(),
         }
     }

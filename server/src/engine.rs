@@ -50,6 +50,13 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The most splits a source may have (`[sources] max_splits`).
+    pub fn split_limit(&self) -> weir_executor::connectors::SplitLimit {
+        self.config.sources.split_limit
+    }
+}
+
+impl Engine {
     /// Creates the engine and starts the streaming runtime (must run inside tokio).
     pub fn new(store: Arc<Store>, config: Config) -> Result<Self, String> {
         let view_states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());

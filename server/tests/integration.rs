@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_tls;
 mod fencing;
 mod joins;
+mod limits;
 mod recovery;
 mod rescale;
 mod slt;
@@ -95,6 +96,9 @@ fn main() {
         }),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
+        }),
+        ("limits::many_splits_do_not_stall_other_clients", || {
+            Box::pin(limits::many_splits_do_not_stall_other_clients())
         }),
         ("cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once", || {
             Box::pin(cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once())
