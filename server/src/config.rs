@@ -40,6 +40,8 @@ pub struct Config {
     pub file_allowed_dirs: Option<Vec<PathBuf>>,
     /// `[sources]`: the reader pool and the cap on splits per source.
     pub sources: SourcesConfig,
+    /// Memory one batch query may use (`[query] memory_limit_mb`).
+    pub query_memory_limit_bytes: usize,
     /// Which role this process runs (the subcommand).
     pub mode: Mode,
     /// `[cluster]`: JobManager and TaskManager settings.
@@ -202,6 +204,7 @@ impl Default for Config {
             max_restart_backoff: Duration::from_secs(30),
             file_allowed_dirs: None,
             sources: SourcesConfig::default(),
+            query_memory_limit_bytes: crate::query_memory::DEFAULT_MEMORY_LIMIT_MB << 20,
             mode: Mode::Standalone,
             cluster: ClusterConfig::default(),
         }
@@ -246,7 +249,16 @@ pub struct FileConfig {
     #[serde(default)]
     pub sources: SourcesSection,
     #[serde(default)]
+    pub query: QuerySection,
+    #[serde(default)]
     pub cluster: ClusterSection,
+}
+
+/// `[query]`: limits of batch queries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySection {
+    pub memory_limit_mb: Option<usize>,
 }
 
 /// `[sources]`: the source reader pool and the cap on splits per source.
@@ -488,6 +500,11 @@ impl Config {
             cluster,
             file_allowed_dirs: file.file.allowed_dirs,
             sources: file.sources.resolve()?,
+            query_memory_limit_bytes: match file.query.memory_limit_mb {
+                Some(0) => return Err("query.memory_limit_mb must be at least 1".into()),
+                Some(mb) => megabytes("query.memory_limit_mb", mb)?,
+                None => defaults.query_memory_limit_bytes,
+            },
             listen,
             data_dir,
             state,

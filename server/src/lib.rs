@@ -28,6 +28,7 @@ pub mod engine;
 pub mod handlers;
 pub mod pg_catalog;
 pub mod postgres_settings;
+pub mod query_memory;
 pub mod runtime;
 pub mod session;
 pub mod source_table;

@@ -100,6 +100,9 @@ fn main() {
         ("limits::many_splits_do_not_stall_other_clients", || {
             Box::pin(limits::many_splits_do_not_stall_other_clients())
         }),
+        ("limits::a_query_over_the_memory_limit_fails_with_53200", || {
+            Box::pin(limits::a_query_over_the_memory_limit_fails_with_53200())
+        }),
         ("cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once", || {
             Box::pin(cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once())
         }),

@@ -76,3 +76,35 @@ pub async fn many_splits_do_not_stall_other_clients() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A batch query that needs more than `[query] memory_limit_mb` fails with 53200 and a hint
+/// naming the setting; the server stays up and serves the next query, on the same session
+/// and on others. Without a memory pool the join ran to completion however large it grew.
+pub async fn a_query_over_the_memory_limit_fails_with_53200() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "[query]\nmemory_limit_mb = 1\n").map_err(show)?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let client = server.connect().await;
+    // The build side of a hash join (a million rows) cannot spill.
+    let join = "SELECT count(*) FROM generate_series(1, 1000000) AS a(i) \
+                JOIN generate_series(1, 1000000) AS b(j) ON i = j";
+    let err = match client.simple_query(join).await {
+        Ok(_) => return Err("a million-row hash join ran within a 1 MB memory limit".into()),
+        Err(e) => e,
+    };
+    let db = err.as_db_error().ok_or_else(|| format!("not a server error: {err}"))?;
+    if db.code().code() != "53200" || !db.hint().unwrap_or_default().contains("[query] memory_limit_mb") {
+        return Err(format!("expected 53200 with a hint naming [query] memory_limit_mb, got {db:?}"));
+    }
+    // Small queries still run, here and in a new session.
+    let small = "SELECT count(*) FROM generate_series(1, 1000) AS a(i) JOIN generate_series(1, 1000) AS b(j) ON i = j";
+    for c in [&client, &server.connect().await] {
+        let row = first_row(&c.simple_query(small).await.map_err(show)?);
+        if row != Some(vec!["1000".to_string()]) {
+            return Err(format!("a small join after the failure gave {row:?}"));
+        }
+    }
+    Ok(())
+}
