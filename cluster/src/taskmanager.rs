@@ -52,6 +52,9 @@ pub struct TaskManagerSettings {
     /// Keyed state backend and cache; checkpoints go where the JobManager says.
     pub state: StateServices,
     pub files: FileAccess,
+    /// The most splits a source may have, and the threads connector reads run on.
+    pub split_limit: weir_executor::connectors::SplitLimit,
+    pub readers: weir_executor::sources::reader_pool::ReaderPool,
     /// How this process reaches an `s3://` checkpoint store (its own credentials; the
     /// JobManager sends only the store's URL).
     pub s3: S3Options,
@@ -178,6 +181,7 @@ async fn session(
         .with_lease(lease.clone())
         .with_state(state)
         .with_file_access(settings.files.clone())
+        .with_source_readers(settings.split_limit, settings.readers.clone())
         .with_data_address(data_address.to_string());
     info!(taskmanager = id, "registered with the JobManager");
     let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));

@@ -44,6 +44,10 @@ pub enum ExecError {
     /// A feature Weir does not have, said so (SQLSTATE 0A000).
     #[error("{0}")]
     Unsupported(String),
+    /// A statement asks for more than a limit the server's configuration sets (SQLSTATE
+    /// 53400); the message names the setting to raise.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,6 +75,7 @@ impl ExecError {
             ExecError::DatetimeOverflow(_) => Some("22008"),
             ExecError::InvalidDatetimeFormat(_) => Some("22007"),
             ExecError::Unsupported(_) => Some("0A000"),
+            ExecError::LimitExceeded(_) => Some("53400"),
             ExecError::InOperator { source, .. } => source.sqlstate(),
         }
     }

@@ -197,6 +197,9 @@ pub struct LocalTaskManager {
     state: StateServices,
     /// The files `file` sources and sinks may use (none unless configured).
     files: FileAccess,
+    /// The most splits a source may have, and the threads their reads run on.
+    split_limit: crate::connectors::SplitLimit,
+    readers: crate::sources::reader_pool::ReaderPool,
     /// Whether this process may still write for its tasks' jobs (see `lease`).
     lease: Arc<Lease>,
 }
@@ -242,6 +245,8 @@ impl LocalTaskManager {
             tasks: Mutex::new(HashMap::new()),
             state: StateServices::default(),
             files: FileAccess::default(),
+            split_limit: Default::default(),
+            readers: Default::default(),
             lease: Lease::unbounded(),
         }
     }
@@ -271,6 +276,17 @@ impl LocalTaskManager {
     /// Lets `file` sources and sinks use the files `files` allows.
     pub fn with_file_access(mut self, files: FileAccess) -> Self {
         self.files = files;
+        self
+    }
+
+    /// Caps every source at `split_limit` splits and runs their reads on `readers`.
+    pub fn with_source_readers(
+        mut self,
+        split_limit: crate::connectors::SplitLimit,
+        readers: crate::sources::reader_pool::ReaderPool,
+    ) -> Self {
+        self.split_limit = split_limit;
+        self.readers = readers;
         self
     }
 
@@ -466,6 +482,8 @@ impl TaskManager for LocalTaskManager {
                 events: self.events.clone(),
                 offset: restore_offset(&desc),
                 files: &self.files,
+                split_limit: self.split_limit,
+                readers: &self.readers,
             },
         )?;
         let mut handles = Vec::new();

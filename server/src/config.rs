@@ -42,6 +42,10 @@ pub struct Config {
     /// The only directories `file` sources and sinks may use (`[file] allowed_dirs`);
     /// `None` means the default, `DATA_DIR/files` (created at start).
     pub file_allowed_dirs: Option<Vec<PathBuf>>,
+    /// `[sources]`: the reader pool and the cap on splits per source.
+    pub sources: SourcesConfig,
+    /// Memory one batch query may use (`[query] memory_limit_mb`).
+    pub query_memory_limit_bytes: usize,
     /// Which role this process runs (the subcommand).
     pub mode: Mode,
     /// `[cluster]`: JobManager and TaskManager settings.
@@ -62,6 +66,31 @@ pub enum Mode {
 
 /// As Postgres.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+
+/// `[sources]`: how connector sources share the process.
+#[derive(Debug, Clone, Copy)]
+pub struct SourcesConfig {
+    /// Threads that run connector reads, shared by every source (`reader_threads`).
+    pub reader_threads: usize,
+    /// The most splits one source may have (`max_splits`).
+    pub split_limit: weir_executor::connectors::SplitLimit,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        Self {
+            reader_threads: weir_executor::sources::reader_pool::default_reader_threads(),
+            split_limit: Default::default(),
+        }
+    }
+}
+
+impl SourcesConfig {
+    /// The pool a process's sources read on.
+    pub fn reader_pool(&self) -> weir_executor::sources::reader_pool::ReaderPool {
+        weir_executor::sources::reader_pool::ReaderPool::new(self.reader_threads)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -179,6 +208,8 @@ impl Default for Config {
             restart_backoff: Duration::from_secs(1),
             max_restart_backoff: Duration::from_secs(30),
             file_allowed_dirs: None,
+            sources: SourcesConfig::default(),
+            query_memory_limit_bytes: crate::query_memory::DEFAULT_MEMORY_LIMIT_MB << 20,
             mode: Mode::Standalone,
             cluster: ClusterConfig::default(),
         }
@@ -221,7 +252,43 @@ pub struct FileConfig {
     #[serde(default)]
     pub file: FileSection,
     #[serde(default)]
+    pub sources: SourcesSection,
+    #[serde(default)]
+    pub query: QuerySection,
+    #[serde(default)]
     pub cluster: ClusterSection,
+}
+
+/// `[query]`: limits of batch queries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySection {
+    pub memory_limit_mb: Option<usize>,
+}
+
+/// `[sources]`: the source reader pool and the cap on splits per source.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesSection {
+    pub reader_threads: Option<usize>,
+    pub max_splits: Option<usize>,
+}
+
+impl SourcesSection {
+    fn resolve(&self) -> Result<SourcesConfig, String> {
+        let defaults = SourcesConfig::default();
+        let reader_threads = match self.reader_threads {
+            Some(0) => return Err("sources.reader_threads must be at least 1".into()),
+            Some(n) => n,
+            None => defaults.reader_threads,
+        };
+        let split_limit = match self.max_splits {
+            Some(0) => return Err("sources.max_splits must be at least 1".into()),
+            Some(n) => weir_executor::connectors::SplitLimit::new(n),
+            None => defaults.split_limit,
+        };
+        Ok(SourcesConfig { reader_threads, split_limit })
+    }
 }
 
 /// `[cluster]`: distributed mode.
@@ -438,6 +505,12 @@ impl Config {
             mode: flags.mode,
             cluster,
             file_allowed_dirs: file.file.allowed_dirs,
+            sources: file.sources.resolve()?,
+            query_memory_limit_bytes: match file.query.memory_limit_mb {
+                Some(0) => return Err("query.memory_limit_mb must be at least 1".into()),
+                Some(mb) => megabytes("query.memory_limit_mb", mb)?,
+                None => defaults.query_memory_limit_bytes,
+            },
             listen,
             data_dir,
             state,

@@ -52,6 +52,13 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The most splits a source may have (`[sources] max_splits`).
+    pub fn split_limit(&self) -> weir_executor::connectors::SplitLimit {
+        self.config.sources.split_limit
+    }
+}
+
+impl Engine {
     /// Creates the engine and starts the streaming runtime (must run inside tokio).
     pub fn new(store: Arc<Store>, config: Config) -> Result<Self, String> {
         let view_states: Arc<dyn ViewStateStore> = Arc::new(InMemoryViewStates::new());
@@ -87,7 +94,8 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
-        let ctx = weir_executor::functions::session_context(config);
+        let runtime = crate::query_memory::query_runtime(self.config.query_memory_limit_bytes)?;
+        let ctx = weir_executor::functions::session_context_with_runtime(config, runtime);
         let snapshot = self.catalog_snapshot(session);
         let pg = pg_catalog::pg_catalog_schema(snapshot.clone());
         let catalog = MemoryCatalogProvider::new();

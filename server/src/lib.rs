@@ -29,6 +29,7 @@ pub mod handlers;
 pub mod pg_catalog;
 pub mod postgres_settings;
 pub mod privileges;
+pub mod query_memory;
 pub mod runtime;
 pub mod session;
 pub mod source_table;

@@ -77,6 +77,8 @@ pub fn start(
     let (endpoint, events_rx) = LocalEndpoint::new();
     let endpoint: Arc<dyn JobManagerEndpoint> = Arc::new(endpoint);
     let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // One reader pool for the process, shared by its in-process TaskManagers.
+    let readers = config.sources.reader_pool();
     let task_managers: Vec<Arc<dyn TaskManager>> = (0..LOCAL_TASK_MANAGERS)
         .map(|id| {
             let tm = LocalTaskManager::new(
@@ -88,7 +90,8 @@ pub fn start(
                 endpoint.clone(),
             )
             .with_state(state.clone())
-            .with_file_access(files.clone());
+            .with_file_access(files.clone())
+            .with_source_readers(config.sources.split_limit, readers.clone());
             let tm = match cluster {
                 true => tm.with_data_address(rpc_advertised(config)),
                 false => tm,

@@ -26,6 +26,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         batching: config.cluster.exchange,
         state,
         files,
+        split_limit: config.sources.split_limit,
+        readers: config.sources.reader_pool(),
         s3: config.checkpoint.as_ref().map(|c| c.s3.clone()).unwrap_or_default(),
     })
     .await

@@ -15,6 +15,7 @@ mod cluster_tls;
 mod differential;
 mod fencing;
 mod joins;
+mod limits;
 mod recovery;
 mod rescale;
 mod roles;
@@ -116,6 +117,12 @@ fn main() {
         ),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
+        }),
+        ("limits::many_splits_do_not_stall_other_clients", || {
+            Box::pin(limits::many_splits_do_not_stall_other_clients())
+        }),
+        ("limits::a_query_over_the_memory_limit_fails_with_53200", || {
+            Box::pin(limits::a_query_over_the_memory_limit_fails_with_53200())
         }),
         ("cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once", || {
             Box::pin(cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once())

@@ -4,7 +4,7 @@
 //! validates the options once, at CREATE time ([`open_connector`]), and later opens one
 //! [`SplitReader`] per split; each split is read by its own source subtask. A reader is
 //! plain, blocking, synchronous code: the source task (see `sources::connector`)
-//! drives it on a blocking thread, generates watermarks, injects barriers between batches
+//! runs its reads on the bounded reader pool (`sources::reader_pool`), generates watermarks, injects barriers between batches
 //! and records offsets, so a connector only has to turn its input into Arrow batches of the
 //! declared schema and say where it is.
 //!
@@ -19,10 +19,12 @@ pub mod metrics;
 pub mod nexmark;
 mod options;
 mod prng;
+pub mod split_limit;
 mod type_names;
 
 pub use file_access::FileAccess;
 pub use options::check_known_options;
+pub use split_limit::SplitLimit;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -107,25 +109,31 @@ pub const COMMON_OPTIONS: &[&str] = &["on_error", "idle_timeout_ms"];
 
 /// Validates `options` for connector `name` against the declared `schema` and returns the
 /// configured connector. Called at `CREATE SOURCE` (so mistakes are reported there) and
-/// again when a job deploys. A `file` source may only read files `files` allows.
+/// again when a job deploys. A `file` source may only read files `files` allows, and no
+/// source may have more splits than `limit` allows.
 pub fn open_connector(
     name: &str,
     options: &ConnectorOptions,
     schema: SchemaRef,
     files: &FileAccess,
+    limit: SplitLimit,
 ) -> ExecResult<Box<dyn Connector>> {
     let options: ConnectorOptions = options
         .iter()
         .filter(|(k, _)| !COMMON_OPTIONS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    match name.to_ascii_lowercase().as_str() {
-        "file" => Ok(Box::new(file::FileConnector::new(&options, schema, files)?)),
-        "nexmark" => Ok(Box::new(nexmark::NexmarkConnector::new(&options, schema)?)),
-        "datagen" => Ok(Box::new(datagen::DatagenConnector::new(&options, schema)?)),
-        other => Err(OptionError(format!(
-            "unknown connector '{other}'; the connectors are 'file', 'nexmark' and 'datagen'"
-        ))
-        .into()),
-    }
+    let connector: Box<dyn Connector> = match name.to_ascii_lowercase().as_str() {
+        "file" => Box::new(file::FileConnector::new(&options, schema, files, limit)?),
+        "nexmark" => Box::new(nexmark::NexmarkConnector::new(&options, schema)?),
+        "datagen" => Box::new(datagen::DatagenConnector::new(&options, schema)?),
+        other => {
+            return Err(OptionError(format!(
+                "unknown connector '{other}'; the connectors are 'file', 'nexmark' and 'datagen'"
+            ))
+            .into())
+        }
+    };
+    limit.check(connector.splits(), || format!("its {name} options ask for {}", connector.splits()))?;
+    Ok(connector)
 }

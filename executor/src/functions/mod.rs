@@ -36,8 +36,16 @@ pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
 /// arithmetic and aggregates are exact or raise `22003`, intervals compare and group by
 /// their normalized value.
 pub fn session_context(config: SessionConfig) -> SessionContext {
+    session_context_with_runtime(config, Default::default())
+}
+
+/// [`session_context`] whose queries run in `runtime` (its memory pool, its spill files).
+pub fn session_context_with_runtime(
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> SessionContext {
     let config = config.set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
-    let mut ctx = SessionContext::new_with_config(config);
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
     ctx.register_udf(numeric_mul::numeric_mul());

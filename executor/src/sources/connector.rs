@@ -1,7 +1,8 @@
 //! Connector source: drives one split reader of a `CREATE SOURCE` as a stream.
 //!
-//! The reader is blocking code, so the source runs on a blocking thread: it reads a batch,
-//! sends it, and between batches serves barriers (recording the split's offset, which is
+//! The reader is blocking code, so each read of a batch runs on the process's bounded
+//! [`ReaderPool`]; the source itself is an async task that holds no thread while it waits. It
+//! reads a batch, sends it, and between batches serves barriers (recording the split's offset, which is
 //! what a checkpoint will store). It also generates the split's watermark from the declared
 //! `WATERMARK FOR` expression: after each batch, the maximum of the expression over the rows
 //! seen so far, sent when it advances. When a rate-limited or unbounded split has had no
@@ -26,6 +27,7 @@ use crate::connectors::{ReadOutcome, SplitReader};
 use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch};
+use crate::sources::reader_pool::ReaderPool;
 use crate::sources::watermark::WatermarkGenerator;
 use weir_plan::catalog::Watermark;
 
@@ -45,7 +47,8 @@ pub struct SourceSettings {
 }
 
 pub struct ConnectorSource {
-    reader: Box<dyn SplitReader>,
+    /// `None` only while a read of it runs on the pool.
+    reader: Option<Box<dyn SplitReader>>,
     watermark: Option<WatermarkGenerator>,
     settings: SourceSettings,
     metrics: Arc<SourceMetrics>,
@@ -64,12 +67,12 @@ impl ConnectorSource {
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> ExecResult<Self> {
         let watermark = watermark.map(|spec| WatermarkGenerator::new(spec, schema)).transpose()?;
-        Ok(Self { reader, watermark, settings, metrics, out, barriers })
+        Ok(Self { reader: Some(reader), watermark, settings, metrics, out, barriers })
     }
 
-    /// Reads until the job is stopped (the barrier channel closes) or the consumer is gone.
-    /// Blocking: run it with `spawn_blocking`.
-    pub fn run_blocking(&mut self) -> ExecResult<()> {
+    /// Reads until the job is stopped (the barrier channel closes) or the consumer is gone,
+    /// each batch on a thread of `readers`.
+    pub async fn run(&mut self, readers: &ReaderPool) -> ExecResult<()> {
         let name = self.metrics.source_name.clone();
         let split = self.metrics.split;
         self.metrics.set_status("running");
@@ -80,19 +83,19 @@ impl ConnectorSource {
             // Barriers first: they must not wait behind a long read.
             loop {
                 match self.barriers.try_recv() {
-                    Ok(barrier) => self.barrier(barrier)?,
+                    Ok(barrier) => self.barrier(barrier).await?,
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return Ok(()),
                 }
             }
             if finished {
-                match self.barriers.blocking_recv() {
-                    Some(barrier) => self.barrier(barrier)?,
+                match self.barriers.recv().await {
+                    Some(barrier) => self.barrier(barrier).await?,
                     None => return Ok(()),
                 }
                 continue;
             }
-            match self.reader.next_batch() {
+            match self.read(readers).await? {
                 Ok(ReadOutcome::Batch(batch)) => {
                     self.report_errors()?;
                     if batch.num_rows() == 0 {
@@ -102,9 +105,9 @@ impl ConnectorSource {
                     last_rows = Instant::now();
                     self.metrics.add_rows(batch.num_rows() as u64);
                     let watermark = self.advance_watermark(&batch)?;
-                    self.send(Message::Batch(StreamBatch::inserts(batch)))?;
+                    self.send(Message::Batch(StreamBatch::inserts(batch))).await?;
                     if let Some(w) = watermark {
-                        self.send(Message::Watermark(w))?;
+                        self.send(Message::Watermark(w)).await?;
                     }
                 }
                 Ok(ReadOutcome::Wait(wait)) => {
@@ -114,19 +117,20 @@ impl ConnectorSource {
                         idle = true;
                         self.metrics.set_status("idle");
                         info!(source = %name, split, "source split is idle; it no longer holds back the watermark");
-                        self.send(Message::Idle)?;
+                        self.send(Message::Idle).await?;
                     }
-                    std::thread::sleep(wait.min(MAX_POLL_SLEEP));
+                    tokio::time::sleep(wait.min(MAX_POLL_SLEEP)).await;
                 }
                 Ok(ReadOutcome::Finished) => {
                     self.report_errors()?;
                     finished = true;
                     self.metrics.set_status("finished");
-                    self.metrics.set_offset(self.reader.offset().to_string());
+                    let offset = self.reader()?.offset();
+                    self.metrics.set_offset(offset.to_string());
                     info!(source = %name, split, rows = crate::connectors::metrics::count(&self.metrics.rows_read), "source split finished");
                     if self.watermark.is_some() {
                         self.metrics.watermark.store(i64::MAX, std::sync::atomic::Ordering::Relaxed);
-                        self.send(Message::Watermark(i64::MAX))?;
+                        self.send(Message::Watermark(i64::MAX)).await?;
                     }
                 }
                 Err(e) => {
@@ -138,22 +142,34 @@ impl ConnectorSource {
         }
     }
 
-    fn barrier(&mut self, mut barrier: Barrier) -> ExecResult<()> {
-        let offset = self.reader.offset();
+    /// Reads the next batch on the pool; the outer error is the pool's, the inner the reader's.
+    async fn read(&mut self, readers: &ReaderPool) -> ExecResult<ExecResult<ReadOutcome>> {
+        let reader = self.reader.take().ok_or_else(reader_gone)?;
+        let (reader, outcome) = readers.next_batch(reader).await?;
+        self.reader = Some(reader);
+        Ok(outcome)
+    }
+
+    fn reader(&mut self) -> ExecResult<&mut Box<dyn SplitReader>> {
+        self.reader.as_mut().ok_or_else(reader_gone)
+    }
+
+    async fn barrier(&mut self, mut barrier: Barrier) -> ExecResult<()> {
+        let offset = self.reader()?.offset();
         self.metrics.set_offset(offset.to_string());
         if barrier.checkpoint {
             barrier.source_offset = Some(Arc::new(offset));
         }
-        self.send(Message::Barrier(barrier))
+        self.send(Message::Barrier(barrier)).await
     }
 
-    fn send(&self, message: Message) -> ExecResult<()> {
-        self.out.blocking_send(message).map_err(|_| ExecError::ChannelClosed("source output".into()))
+    async fn send(&mut self, message: Message) -> ExecResult<()> {
+        self.out.send(message).await.map_err(|_| ExecError::ChannelClosed("source output".into()))
     }
 
     /// Counts and logs the rows the reader skipped; fails under `on_error = 'fail'`.
     fn report_errors(&mut self) -> ExecResult<()> {
-        let errors = self.reader.take_errors();
+        let errors = self.reader()?.take_errors();
         if errors.is_empty() {
             return Ok(());
         }
@@ -186,6 +202,11 @@ impl ConnectorSource {
         }
         Ok(advanced)
     }
+}
+
+/// The reader was lost with a read that never came back (its thread panicked).
+fn reader_gone() -> ExecError {
+    ExecError::Internal("source reader lost after a failed read".into())
 }
 
 #[cfg(test)]
@@ -274,7 +295,8 @@ mod tests {
         .unwrap();
         let handle = std::thread::spawn(move || {
             let mut source = source;
-            source.run_blocking()
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(source.run(&ReaderPool::new(1)))
         });
         (rx, barrier_tx, metrics, handle)
     }

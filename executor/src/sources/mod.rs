@@ -3,8 +3,8 @@
 //! There are three kinds, one per [`SourceSpec`]:
 //!
 //! * **table** ([`table`]): a stored table's snapshot, then its changelog;
-//! * **connector** ([`connector`]): one split of a `CREATE SOURCE`'s connector, on a blocking
-//!   thread, with the split's watermark ([`watermark`]);
+//! * **connector** ([`connector`]): one split of a `CREATE SOURCE`'s connector, read a batch
+//!   at a time on the bounded [`reader_pool`], with the split's watermark ([`watermark`]);
 //! * **view**: another view's materialize subtask. It needs no reader here: the JobManager
 //!   gives the task an input channel, and the upstream materialize task, at the barrier
 //!   carrying the subscription, sends its contents and then every change into it.
@@ -15,6 +15,7 @@
 //! place that wires a source for a task.
 
 pub mod connector;
+pub mod reader_pool;
 pub mod table;
 pub mod watermark;
 
@@ -58,8 +59,7 @@ pub fn source_settings(options: &BTreeMap<String, String>) -> ExecResult<SourceS
 }
 
 /// A source started for a task: the input it feeds, where the JobManager's barriers go in,
-/// and how to stop it (a blocking connector reader cannot be aborted; it stops when its
-/// barrier sender is dropped).
+/// and how to abort it (it also stops when its barrier sender is dropped).
 pub struct StartedSource {
     pub input: TaskInput,
     pub barriers: mpsc::UnboundedSender<Barrier>,
@@ -78,6 +78,10 @@ pub struct SourceContext<'a> {
     pub offset: Option<&'a serde_json::Value>,
     /// The files a `file` source may read.
     pub files: &'a crate::connectors::FileAccess,
+    /// The most splits a source may have.
+    pub split_limit: crate::connectors::SplitLimit,
+    /// Where connector reads run.
+    pub readers: &'a reader_pool::ReaderPool,
 }
 
 /// Starts the source of a task whose vertex reads a table or a connector; `None` for a
@@ -136,8 +140,14 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             let schema = schema_of(schema)?;
             let settings = source_settings(options)?;
             let split = cx.task.subtask;
-            let mut reader = crate::connectors::open_connector(connector, options, schema.clone(), cx.files)?
-                .open(split)?;
+            let mut reader = crate::connectors::open_connector(
+                connector,
+                options,
+                schema.clone(),
+                cx.files,
+                cx.split_limit,
+            )?
+            .open(split)?;
             if let Some(offset) = cx.offset {
                 reader.seek(offset)?;
             }
@@ -149,23 +159,33 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                 ConnectorSource::new(reader, &schema, watermark.as_ref(), settings, metrics, tx, barrier_rx)?;
             let (id, deployment, events) = (cx.task, cx.deployment, cx.events);
             let span = tracing::info_span!("source", job = id.job, source = %source_name, split);
-            tokio::task::spawn_blocking(move || {
-                let _entered = span.enter();
-                // The failure is reported while the source still holds its barrier channel, so
-                // the JobManager hears the reason before it finds the channel closed.
-                match source.run_blocking() {
-                    // Its task has stopped; the task reports why (or its job was stopped).
-                    Err(ExecError::ChannelClosed(_)) => tracing::debug!("source output closed"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "source failed");
-                        let _ =
-                            events.report(TaskEvent::Failed { task: id, deployment, error: e.to_string() });
+            let readers = cx.readers.clone();
+            let reader = tokio::spawn(
+                async move {
+                    // The failure is reported while the source still holds its barrier channel,
+                    // so the JobManager hears the reason before it finds the channel closed.
+                    match source.run(&readers).await {
+                        // Its task has stopped; the task reports why (or its job was stopped).
+                        Err(ExecError::ChannelClosed(_)) => tracing::debug!("source output closed"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "source failed");
+                            let _ = events.report(TaskEvent::Failed {
+                                task: id,
+                                deployment,
+                                error: e.to_string(),
+                            });
+                        }
+                        Ok(()) => {}
                     }
-                    Ok(()) => {}
+                    drop(source);
                 }
-                drop(source);
-            });
-            Ok(Some(StartedSource { input: TaskInput::new(0, rx), barriers: barrier_tx, abort: None }))
+                .instrument(span),
+            );
+            Ok(Some(StartedSource {
+                input: TaskInput::new(0, rx),
+                barriers: barrier_tx,
+                abort: Some(reader.abort_handle()),
+            }))
         }
         Some(SourceSpec::View { .. }) | None => Ok(None),
     }

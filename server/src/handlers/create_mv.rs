@@ -215,7 +215,11 @@ pub(crate) async fn plan_stream_job(
         .await
         .map_err(from_datafusion)?;
     let optimized = state.optimize(&plan).map_err(from_datafusion)?;
-    let catalog = Catalog { store: cx.engine.store.clone(), files: cx.engine.files.clone() };
+    let catalog = Catalog {
+        store: cx.engine.store.clone(),
+        files: cx.engine.files.clone(),
+        split_limit: cx.engine.split_limit(),
+    };
     let options = JobOptions { temporal_tables: temporal_tables(query)?, ..options.clone() };
     let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, &options)?;
     Ok((graph, optimized))
@@ -276,6 +280,7 @@ fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> 
 struct Catalog {
     store: Arc<Store>,
     files: weir_executor::connectors::FileAccess,
+    split_limit: weir_executor::connectors::SplitLimit,
 }
 
 impl StreamCatalog for Catalog {
@@ -288,6 +293,7 @@ impl StreamCatalog for Catalog {
                 &source.options,
                 source.relation().arrow_schema(),
                 &self.files,
+                self.split_limit,
             )
             .map(|c| c.splits())
             .unwrap_or(1);

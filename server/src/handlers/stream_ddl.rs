@@ -58,8 +58,14 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
     }
     let schema = def.relation().arrow_schema();
     // The connector checks its options against the columns; the watermark must compile.
-    weir_executor::connectors::open_connector(&def.connector, &def.options, schema.clone(), &cx.engine.files)
-        .map_err(from_exec)?;
+    weir_executor::connectors::open_connector(
+        &def.connector,
+        &def.options,
+        schema.clone(),
+        &cx.engine.files,
+        cx.engine.split_limit(),
+    )
+    .map_err(from_exec)?;
     weir_executor::sources::source_settings(&def.options).map_err(invalid_option)?;
     if let Some(w) = &def.watermark {
         check_watermark_expression(&schema, w)?;

@@ -153,7 +153,9 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
         DataFusionError::NotImplemented(m) => {
             SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, format!("{m} is not supported by Weir yet"))
         }
-        DataFusionError::ResourcesExhausted(m) => SqlError::new(sqlstate::OUT_OF_MEMORY, m),
+        DataFusionError::ResourcesExhausted(m) => {
+            SqlError::new(sqlstate::OUT_OF_MEMORY, m).with_hint(crate::query_memory::HINT)
+        }
         DataFusionError::ArrowError(arrow_error, _) => from_arrow(*arrow_error),
         DataFusionError::ParquetError(e) => SqlError::new(sqlstate::DATA_EXCEPTION, e.to_string()),
         DataFusionError::IoError(e) => SqlError::new(sqlstate::IO_ERROR, e.to_string()),

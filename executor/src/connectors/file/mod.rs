@@ -37,7 +37,10 @@ use arrow::datatypes::SchemaRef;
 
 use super::file_access::FileAccess;
 use super::options::{invalid_value, parse_bool, parse_in_range, BoolWords};
-use super::{check_known_options, Connector, ConnectorOptions, OptionError, SplitReader, DEFAULT_BATCH_ROWS};
+use super::{
+    check_known_options, Connector, ConnectorOptions, OptionError, SplitLimit, SplitReader,
+    DEFAULT_BATCH_ROWS,
+};
 use crate::error::{ExecError, ExecResult};
 
 /// Every option the connector understands (some only for one format).
@@ -85,8 +88,14 @@ pub struct FileConnector {
 
 impl FileConnector {
     /// Validates `options` against the declared `schema` and lists the files `path` matches,
-    /// every one of which `access` must allow.
-    pub fn new(options: &ConnectorOptions, schema: SchemaRef, access: &FileAccess) -> ExecResult<Self> {
+    /// every one of which `access` must allow, and which together must not make more splits
+    /// than `limit` allows.
+    pub fn new(
+        options: &ConnectorOptions,
+        schema: SchemaRef,
+        access: &FileAccess,
+        limit: SplitLimit,
+    ) -> ExecResult<Self> {
         check_known_options("file", options, KNOWN_OPTIONS)?;
         let pattern = options.get("path").ok_or_else(|| {
             OptionError("connector 'file' needs option 'path' (a file path or a glob)".into())
@@ -128,6 +137,8 @@ impl FileConnector {
         }
         let split_bytes = parse_split_size(options.get("split.size"))?;
         let files = access.source_files(pattern)?;
+        // Before anything is read or listed per file: every file is a split at least.
+        limit.check(files.len(), || format!("'{pattern}' matches {} files", files.len()))?;
         if format == FileFormat::Parquet {
             for file in &files {
                 parquet::resolve_columns(access, file, &schema)?;
@@ -143,6 +154,13 @@ impl FileConnector {
                 FileFormat::Parquet => 1,
                 _ => len.div_ceil(split_bytes).max(1),
             };
+            // Counted before the ranges are listed: `split.size = '1'` on a large file would
+            // otherwise list one range per byte.
+            let total =
+                (splits.len() as u64).saturating_add(pieces).saturating_add((files.len() - i - 1) as u64);
+            limit.check(usize::try_from(total).unwrap_or(usize::MAX), || {
+                format!("split.size {} cuts '{}' alone into {pieces} splits", split_bytes, display_name(file))
+            })?;
             let step = len.div_ceil(pieces).max(1);
             for p in 0..pieces {
                 splits.push((i, p * step, if p + 1 == pieces { u64::MAX } else { (p + 1) * step }));

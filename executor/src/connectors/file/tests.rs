@@ -13,7 +13,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::FileConnector;
 use crate::connectors::file_access::FileAccess;
-use crate::connectors::{Connector, ConnectorOptions, ReadOutcome, RowError, SplitReader};
+use crate::connectors::{Connector, ConnectorOptions, ReadOutcome, RowError, SplitLimit, SplitReader};
 
 /// These tests read temporary files wherever they are; confinement is tested in
 /// `file_access`.
@@ -42,7 +42,7 @@ fn connector(path: &Path, extra: &[(&str, &str)], schema: SchemaRef) -> FileConn
     let path = path.to_string_lossy().into_owned();
     let mut opts = options(extra);
     opts.insert("path".into(), path);
-    FileConnector::new(&opts, schema, &anywhere()).expect("valid options")
+    FileConnector::new(&opts, schema, &anywhere(), SplitLimit::default()).expect("valid options")
 }
 
 /// Reads a split to its end: its batches and row errors.
@@ -414,7 +414,8 @@ fn parquet_by_name_with_casts_and_resume() {
     let missing = schema(&[("id", DataType::Int64, true), ("price", DataType::Int64, true)]);
     let mut opts = options(&[("format", "parquet")]);
     opts.insert("path".into(), path.to_string_lossy().into_owned());
-    let e = FileConnector::new(&opts, missing, &anywhere()).expect_err("missing column");
+    let e =
+        FileConnector::new(&opts, missing, &anywhere(), SplitLimit::default()).expect_err("missing column");
     assert!(e.to_string().contains("no column 'price'"), "{e}");
 }
 
@@ -450,13 +451,44 @@ fn option_errors() {
         (vec![("path", &p), ("format", "parquet")], "not a readable Parquet file"),
     ];
     for (opts, expected) in cases {
-        let e = FileConnector::new(&options(&opts), two_columns(), &anywhere()).expect_err(expected);
+        let e = FileConnector::new(&options(&opts), two_columns(), &anywhere(), SplitLimit::default())
+            .expect_err(expected);
         assert!(e.to_string().contains(expected), "{opts:?}: got '{}', expected '{expected}'", e);
     }
     let list = schema(&[("l", DataType::List(Arc::new(Field::new("item", DataType::Int64, true))), true)]);
-    let e = FileConnector::new(&options(&[("path", &p), ("format", "csv")]), list, &anywhere())
-        .expect_err("type");
+    let e = FileConnector::new(
+        &options(&[("path", &p), ("format", "csv")]),
+        list,
+        &anywhere(),
+        SplitLimit::default(),
+    )
+    .expect_err("type");
     assert!(e.to_string().contains("is not supported"), "{e}");
+}
+
+#[test]
+fn splits_past_the_cap_are_refused_before_they_are_listed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for i in 0..3 {
+        write(dir.path(), &format!("f{i}.csv"), "1,a\n2,b\n");
+    }
+    let glob = dir.path().join("*.csv").to_string_lossy().into_owned();
+    let limit = SplitLimit::new(2);
+    let e = FileConnector::new(
+        &options(&[("path", &glob), ("format", "csv")]),
+        two_columns(),
+        &anywhere(),
+        limit,
+    )
+    .expect_err("3 files");
+    assert_eq!(e.sqlstate(), Some("53400"));
+    assert!(e.to_string().contains("matches 3 files"), "{e}");
+    // One byte per split of a single file: refused without listing a range per byte.
+    let one = dir.path().join("f0.csv").to_string_lossy().into_owned();
+    let opts = options(&[("path", &one), ("format", "csv"), ("split.size", "1")]);
+    let e = FileConnector::new(&opts, two_columns(), &anywhere(), limit).expect_err("8 splits");
+    assert!(e.to_string().contains("[sources] max_splits"), "{e}");
+    assert!(FileConnector::new(&opts, two_columns(), &anywhere(), SplitLimit::new(8)).is_ok());
 }
 
 /// Throughput of a Nexmark-bid-shaped CSV (run with `--ignored --nocapture`).
@@ -561,7 +593,7 @@ fn split_size_is_checked() {
     let path = write(dir.path(), "t.csv", "1,a\n").to_string_lossy().into_owned();
     for bad in ["0", "12XB", "-1", "MB"] {
         let opts = options(&[("path", &path), ("format", "csv"), ("split.size", bad)]);
-        let e = FileConnector::new(&opts, two_columns(), &anywhere()).expect_err(bad);
+        let e = FileConnector::new(&opts, two_columns(), &anywhere(), SplitLimit::default()).expect_err(bad);
         assert!(e.to_string().contains("split.size"), "{e}");
     }
 }
