@@ -387,15 +387,7 @@ pub async fn garbage_bytes() -> Result<(), String> {
 pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
     let bin = env!("CARGO_BIN_EXE_weir");
-    let mut child = Command::new(bin)
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(show)?;
-    child.stdin.take().ok_or("no stdin")?.write_all(b"pencil\n").map_err(show)?;
-    let out = child.wait_with_output().map_err(show)?;
-    let verifier = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let verifier = hash_password("pencil")?;
     check(verifier.starts_with("SCRAM-SHA-256$4096:"), format!("verifier {verifier}"))?;
 
     let (cert, key) = self_signed_certificate(dir.path())?;
@@ -453,6 +445,19 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
         !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("without a password"),
         format!("non-loopback start: {}", String::from_utf8_lossy(&refused.stderr)),
     )
+}
+
+/// The SCRAM verifier `weir hash-password` prints for `password`.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(show)?;
+    child.stdin.take().ok_or("no stdin")?.write_all(format!("{password}\n").as_bytes()).map_err(show)?;
+    let out = child.wait_with_output().map_err(show)?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// A self-signed certificate for localhost and its key, written into `dir` by openssl.

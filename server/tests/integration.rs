@@ -12,6 +12,7 @@ mod clients;
 mod cluster;
 mod cluster_tls;
 mod fencing;
+mod fuzz_wire;
 mod joins;
 mod recovery;
 mod rescale;
@@ -95,6 +96,12 @@ fn main() {
         }),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
+        }),
+        ("fuzz::wire_decoder_never_panics_nor_allocates_from_a_length", || {
+            Box::pin(fuzz_wire::decoder_never_panics_nor_allocates_from_a_length())
+        }),
+        ("fuzz::wire_live_server_survives_random_messages", || {
+            Box::pin(fuzz_wire::live_server_survives_random_messages())
         }),
         ("cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once", || {
             Box::pin(cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once())
