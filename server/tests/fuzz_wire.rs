@@ -217,9 +217,9 @@ fn session_message(rng: &mut FuzzRng) -> Vec<u8> {
             message(b'E', &body)
         }
         5 => {
-            let mut body = vec![*rng.pick(&[b'S', b'P', b'X'])];
+            let mut body = vec![*rng.pick(b"SPX")];
             cstr(&mut body, pick_bytes(rng, &[b"", b"s1", b"p1"]));
-            message(*rng.pick(&[b'D', b'C']), &body)
+            message(*rng.pick(b"DC"), &body)
         }
         6 => message(b'S', &[]),
         7 => message(b'H', &[]),
@@ -227,7 +227,7 @@ fn session_message(rng: &mut FuzzRng) -> Vec<u8> {
             let len = rng.below(200);
             message(b'd', &rng.bytes(len))
         }
-        9 => message(*rng.pick(&[b'c', b'f']), b"why\0"),
+        9 => message(*rng.pick(b"cf"), b"why\0"),
         10 => {
             // A SASL or password message outside authentication.
             let len = rng.below(40);
@@ -245,7 +245,7 @@ fn session_message(rng: &mut FuzzRng) -> Vec<u8> {
                 let row = pick_bytes(rng, &[b"1\tx\n", b"2\t\\N\n", b"zz\n", b"\xff\xfe\t\n", b"3\t4\t5\n"]);
                 out.extend(message(b'd', row));
             }
-            out.extend(message(*rng.pick(&[b'c', b'f']), b"\0"));
+            out.extend(message(*rng.pick(b"cf"), b"\0"));
             out
         }
     }

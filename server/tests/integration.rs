@@ -11,7 +11,10 @@ mod atomic_writes;
 mod clients;
 mod cluster;
 mod cluster_tls;
+mod disk_full;
 mod fencing;
+mod fuzz_sources;
+mod fuzz_sql;
 mod fuzz_wire;
 mod joins;
 mod recovery;
@@ -96,6 +99,15 @@ fn main() {
         }),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
+        }),
+        ("storage::disk_full_writes_fail_with_53100_and_the_server_recovers", || {
+            Box::pin(disk_full::writes_fail_with_53100_and_the_server_recovers())
+        }),
+        ("fuzz::sql_generator_statements_succeed_or_fail_cleanly", || {
+            Box::pin(fuzz_sql::sql_generator_statements_succeed_or_fail_cleanly())
+        }),
+        ("fuzz::malformed_source_rows_are_counted_and_good_rows_kept", || {
+            Box::pin(fuzz_sources::malformed_rows_are_counted_and_good_rows_kept())
         }),
         ("fuzz::wire_decoder_never_panics_nor_allocates_from_a_length", || {
             Box::pin(fuzz_wire::decoder_never_panics_nor_allocates_from_a_length())
