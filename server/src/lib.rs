@@ -40,7 +40,6 @@ pub mod wire;
 use std::sync::Arc;
 
 use pgwire::api::ConnectionManager;
-use pgwire::tokio::process_socket;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 use weir_storage::Store;
@@ -79,6 +78,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tls = tls.is_some(),
         "weir is ready"
     );
+    let sasl = config.password.is_some();
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -92,7 +92,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let tls = tls.clone();
         tokio::spawn(async move {
             // Each connection runs in its own task: a failure here never affects others.
-            if let Err(e) = process_socket(socket, tls, handlers).await {
+            if let Err(e) = wire::connection::serve(socket, tls, handlers, sasl).await {
                 warn!(%peer, error = %e, "connection ended with an error");
             }
         });

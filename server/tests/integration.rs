@@ -13,7 +13,11 @@ mod clients;
 mod cluster;
 mod cluster_tls;
 mod differential;
+mod disk_full;
 mod fencing;
+mod fuzz_sources;
+mod fuzz_sql;
+mod fuzz_wire;
 mod joins;
 mod limits;
 mod recovery;
@@ -123,6 +127,21 @@ fn main() {
         }),
         ("limits::a_query_over_the_memory_limit_fails_with_53200", || {
             Box::pin(limits::a_query_over_the_memory_limit_fails_with_53200())
+        }),
+        ("storage::disk_full_writes_fail_with_53100_and_the_server_recovers", || {
+            Box::pin(disk_full::writes_fail_with_53100_and_the_server_recovers())
+        }),
+        ("fuzz::sql_generator_statements_succeed_or_fail_cleanly", || {
+            Box::pin(fuzz_sql::sql_generator_statements_succeed_or_fail_cleanly())
+        }),
+        ("fuzz::malformed_source_rows_are_counted_and_good_rows_kept", || {
+            Box::pin(fuzz_sources::malformed_rows_are_counted_and_good_rows_kept())
+        }),
+        ("fuzz::wire_decoder_never_panics_nor_allocates_from_a_length", || {
+            Box::pin(fuzz_wire::decoder_never_panics_nor_allocates_from_a_length())
+        }),
+        ("fuzz::wire_live_server_survives_random_messages", || {
+            Box::pin(fuzz_wire::live_server_survives_random_messages())
         }),
         ("cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once", || {
             Box::pin(cluster::kill_9_taskmanagers_and_jobmanager_is_exactly_once())

@@ -1,6 +1,7 @@
 //! Storage errors. Each variant carries its SQLSTATE ([`StorageError::sqlstate`]), so the
 //! server never guesses a code from message text: constraint violations are `23505`/`23502`,
-//! I/O failures `58030`, corrupt data `XX001`, anything else a bug (`XX000`).
+//! I/O failures `58030` (`53100` when the disk is full), corrupt data `XX001`, anything else
+//! a bug (`XX000`).
 
 use thiserror::Error;
 
@@ -42,6 +43,7 @@ impl StorageError {
         match self {
             StorageError::Rocks(e) => match e.kind() {
                 rocksdb::ErrorKind::Corruption => "XX001",
+                rocksdb::ErrorKind::IOError if is_no_space(e.as_ref()) => "53100",
                 rocksdb::ErrorKind::IOError
                 | rocksdb::ErrorKind::Busy
                 | rocksdb::ErrorKind::TimedOut
@@ -62,9 +64,25 @@ impl StorageError {
     }
 }
 
+/// Whether a RocksDB I/O error is its `NoSpace` status. rust-rocksdb hands on only the
+/// status text, whose subcode part RocksDB words as below (`status.cc`); the WAL append that
+/// hit the full disk and the stopped database's later refusals both carry it. RocksDB
+/// resumes by itself once the disk has room for a memtable again (its SstFileManager polls).
+fn is_no_space(status: &str) -> bool {
+    status.contains("No space left on device")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart() {
+        assert!(is_no_space(
+            "IO error: No space left on device: While appending to file: /d/rocksdb/000004.log: No space left on device"
+        ));
+        assert!(!is_no_space("IO error: Permission denied"));
+    }
 
     #[test]
     fn codes_follow_the_variant() {

@@ -111,9 +111,17 @@ fn from_external(inner: Box<dyn std::error::Error + Send + Sync>) -> SqlError {
         Err(inner) => inner,
     };
     match inner.downcast::<std::io::Error>() {
-        Ok(io) => SqlError::new(sqlstate::IO_ERROR, io.to_string()),
+        Ok(io) => from_io(&io),
         Err(other) => SqlError::internal(other.to_string()),
     }
+}
+
+/// An I/O error: `53100` when the disk is full (a client can retry once space is freed),
+/// `58030` otherwise.
+pub fn from_io(e: &std::io::Error) -> SqlError {
+    let code =
+        if e.kind() == std::io::ErrorKind::StorageFull { sqlstate::DISK_FULL } else { sqlstate::IO_ERROR };
+    SqlError::new(code, e.to_string())
 }
 
 /// DataFusion errors by variant. Only DataFusion's planning and execution errors, which it
@@ -158,7 +166,7 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
         }
         DataFusionError::ArrowError(arrow_error, _) => from_arrow(*arrow_error),
         DataFusionError::ParquetError(e) => SqlError::new(sqlstate::DATA_EXCEPTION, e.to_string()),
-        DataFusionError::IoError(e) => SqlError::new(sqlstate::IO_ERROR, e.to_string()),
+        DataFusionError::IoError(e) => from_io(&e),
         DataFusionError::ObjectStore(e) => SqlError::new(sqlstate::IO_ERROR, e.to_string()),
         DataFusionError::Plan(m) => classify_plan_message(&m)
             .unwrap_or_else(|| SqlError::new(sqlstate::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION, clean(&m))),
@@ -216,6 +224,18 @@ fn classify_plan_message(m: &str) -> Option<SqlError> {
     }
     if lower.contains("divide by zero") || lower.contains("division by zero") {
         return Some(SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"));
+    }
+    // DataFusion's substr with a negative length (found by the SQL fuzzer, was XX000).
+    if lower.contains("negative count not allowed") {
+        return Some(SqlError::new(sqlstate::SUBSTRING_ERROR, "negative substring length not allowed"));
+    }
+    // Integer overflow DataFusion reports as a bare string (same).
+    if lower.contains("arithmetic overflow") {
+        return Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range"));
+    }
+    // date_trunc and interval arithmetic beyond the nanosecond timestamp range (same).
+    if lower.contains("timestamp") && lower.contains("out of range") {
+        return Some(SqlError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "timestamp out of range"));
     }
     if lower.contains("cast")
         || lower.contains("parser error")
@@ -291,9 +311,26 @@ mod tests {
     }
 
     #[test]
+    fn data_errors_the_sql_fuzzer_found_are_not_internal() {
+        let substr = DataFusionError::Execution("negative count not allowed: -1".into());
+        assert_eq!(from_datafusion(substr).message, "negative substring length not allowed");
+        let trunc = DataFusionError::Execution(
+            "Timestamp -9223372036000000000 out of range after truncating to day".into(),
+        );
+        assert_eq!(code_of(trunc), "22008");
+        let shifted = DataFusionError::Execution("Compute error: Timestamp out of range".into());
+        assert_eq!(code_of(shifted), "22008");
+        assert_eq!(code_of(DataFusionError::Execution("negative count not allowed: -1".into())), "22011");
+        let overflow = DataFusionError::Execution("Arithmetic overflow: integer out of range".into());
+        assert_eq!(code_of(overflow), "22003");
+    }
+
+    #[test]
     fn codes_follow_the_variant_not_the_text() {
         let io = std::io::Error::other("cast failed: invalid value");
         assert_eq!(code_of(DataFusionError::IoError(io)), "58030");
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(code_of(DataFusionError::IoError(full)), "53100");
         let io = std::io::Error::other("divide by zero");
         assert_eq!(code_of(DataFusionError::External(Box::new(io))), "58030");
         let arrow = |e: ArrowError| code_of(DataFusionError::ArrowError(Box::new(e), None));

@@ -4,8 +4,10 @@
 
 pub mod auth;
 pub mod cancel;
+pub mod connection;
 pub mod encode;
 pub mod errors;
+pub mod frame_guard;
 pub mod params;
 
 use std::fmt::Debug;

@@ -2,6 +2,7 @@
 //! cluster of them ([`cluster`]).
 
 pub mod cluster;
+pub mod fuzz;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -79,12 +80,24 @@ impl TestServer {
         self.spawn();
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn connection_string(&self) -> String {
         format!("host=127.0.0.1 port={} user=weir dbname=weir", self.port)
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The end of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let start = log.len().saturating_sub(3000);
+        log.get(start..).unwrap_or(&log).to_string()
     }
 
     pub async fn connect(&self) -> tokio_postgres::Client {
