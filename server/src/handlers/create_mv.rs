@@ -125,10 +125,10 @@ pub async fn run(
             .map_or(0, |d| d.as_secs() as i64),
     };
     store.create_view(def).map_err(from_storage)?;
-    super::access::record_owner(cx, view_id)?;
     // Nothing of a failed or cancelled CREATE remains: until the backfill is visible, the
     // guard undoes the catalog entry and the job if this statement ends early.
     let mut guard = Undo { engine: cx.engine.clone(), view_id, schema, name: name.clone(), armed: true };
+    super::access::record_owner(cx, view_id)?;
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
         let e = from_exec(e);
         return Err(SqlError::new(
@@ -247,6 +247,11 @@ impl Drop for Undo {
         if let Err(e) = self.engine.store.drop_view(&self.schema, &self.name) {
             tracing::warn!(view = %self.name, error = %e, "could not remove the unfinished view");
         }
+        // Its owner entry, if already written (harmless if left: ids are never reused).
+        let _ = self.engine.roles.update(|catalog| {
+            catalog.forget_object(self.view_id);
+            Ok(())
+        });
     }
 }
 

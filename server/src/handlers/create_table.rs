@@ -49,7 +49,12 @@ pub async fn run(
         .map_err(|e| SqlError::internal(format!("create table task failed: {e}")))?;
     match result {
         Ok(table) => {
-            super::access::record_owner(cx, table.def().id)?;
+            if let Err(e) = super::access::record_owner(cx, table.def().id) {
+                // A failed statement leaves nothing behind.
+                let def = table.def();
+                let _ = cx.engine.store.drop_table(&def.schema_name, &def.name);
+                return Err(e);
+            }
             Ok(Outcome::Command { tag: "CREATE TABLE", rows: None })
         }
         Err(StorageError::TableExists(_)) if if_not_exists => {

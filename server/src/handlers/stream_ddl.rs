@@ -72,9 +72,13 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
     }
     def.id = cx.engine.store.allocate_id().map_err(from_storage)?;
     def.created_at = now_secs();
-    let id = def.id;
+    let (id, schema_name, name) = (def.id, def.schema_name.clone(), def.name.clone());
     cx.engine.store.create_source(def).map_err(from_storage)?;
-    super::access::record_owner(cx, id)?;
+    if let Err(e) = super::access::record_owner(cx, id) {
+        // A failed statement leaves nothing behind.
+        let _ = cx.engine.store.drop_source(&schema_name, &name);
+        return Err(e);
+    }
     Ok(Outcome::Command { tag: "CREATE SOURCE", rows: None })
 }
 
@@ -138,10 +142,15 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         created_at: now_secs(),
     };
     store.create_sink(def).map_err(from_storage)?;
-    super::access::record_owner(cx, id)?;
+    if let Err(e) = super::access::record_owner(cx, id) {
+        // A failed statement leaves nothing behind.
+        let _ = store.drop_sink(&schema, &name);
+        return Err(e);
+    }
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
         cx.engine.jobs.stop_job(id);
         let _ = store.drop_sink(&schema, &name);
+        super::access::forget_object(cx, id);
         let e = from_exec(e);
         return Err(SqlError::new(e.code, format!("sink \"{name}\" could not be started: {}", e.message)));
     }
