@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 use weir_server::wire::frame_guard::FrameChecker;
 
 use crate::clients::{check, show};
-use crate::support::hash_password;
 use crate::support::fuzz::{deadline, FuzzRng};
+use crate::support::hash_password;
 use crate::support::TestServer;
 
 // --- Measuring allocations: the largest single allocation made by this thread while a
