@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_tls;
 mod differential;
 mod fencing;
+mod idle_timeout;
 mod joins;
 mod limits;
 mod recovery;
@@ -117,6 +118,12 @@ fn main() {
         ),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
+        }),
+        ("idle_timeout::idle_sessions_are_ended_with_57p05", || {
+            Box::pin(idle_timeout::idle_sessions_are_ended_with_57p05())
+        }),
+        ("idle_timeout::the_config_default_applies_to_new_sessions", || {
+            Box::pin(idle_timeout::the_config_default_applies_to_new_sessions())
         }),
         ("limits::many_splits_do_not_stall_other_clients", || {
             Box::pin(limits::many_splits_do_not_stall_other_clients())

@@ -33,8 +33,8 @@ mod inject_failure;
 mod insert_defaults;
 mod planning;
 mod query;
-mod roles;
 mod rename;
+mod roles;
 mod settings;
 mod show_tables;
 mod stream_ddl;
@@ -47,8 +47,8 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use weir_planner::sqlparser::ast::{
     AlterRoleOperation, AlterTable, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
-    CreateIndex, CreateRole, CreateTable, CreateView, Delete, Expr, Grant, Ident, ObjectName, ObjectType, Revoke,
-    Set, Statement, Update,
+    CreateIndex, CreateRole, CreateTable, CreateView, Delete, Expr, Grant, Ident, ObjectName, ObjectType,
+    Revoke, Set, Statement, Update,
 };
 use weir_planner::{
     sqlstate, CreateSink, CreateSource, DropStream, RenameTarget, RenamedKind, SqlError, SqlResult,
