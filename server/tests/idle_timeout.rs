@@ -9,21 +9,25 @@ use tokio_postgres::Client;
 
 use crate::support::TestServer;
 
-fn show(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn show(e: impl std::fmt::Debug) -> String {
+    format!("{e:?}")
 }
 
 /// Fails unless `client`'s next query finds its connection ended by the idle timeout.
 async fn expect_ended(client: &Client, what: &str) -> Result<(), String> {
+    expect_ended_with(client, SqlState::IDLE_SESSION_TIMEOUT, what).await
+}
+
+async fn expect_ended_with(client: &Client, expected: SqlState, what: &str) -> Result<(), String> {
     match client.simple_query("SELECT 1").await {
         Ok(_) => Err(format!("{what}: the idle session was not ended")),
         Err(e) => {
             // tokio-postgres surfaces the FATAL if it read it before seeing the socket close.
             if let Some(code) = e.code() {
-                if *code != SqlState::IDLE_SESSION_TIMEOUT {
-                    return Err(format!("{what}: expected 57P05, got {code:?}: {e}"));
+                if *code != expected {
+                    return Err(format!("{what}: expected {expected:?}, got {code:?}: {e}"));
                 }
-            } else if !e.is_closed() && !e.to_string().contains("idle-session timeout") {
+            } else if !e.is_closed() {
                 return Err(format!("{what}: expected a closed connection, got {e}"));
             }
             Ok(())
@@ -68,10 +72,16 @@ pub async fn idle_sessions_are_ended_with_57p05() -> Result<(), String> {
     third.simple_query("SELECT 1").await.map_err(show)?;
     busy.simple_query("SELECT 1").await.map_err(show)?;
 
-    // RESET turns it off again.
-    busy.batch_execute("RESET idle_session_timeout").await.map_err(show)?;
+    // Inside a transaction block idle_session_timeout does not apply (as in Postgres).
+    busy.batch_execute("BEGIN").await.map_err(show)?;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    busy.simple_query("SELECT 1").await.map_err(|e| format!("ended after RESET: {e}"))?;
+    busy.simple_query("SELECT 1").await.map_err(|e| format!("ended inside a transaction block: {e}"))?;
+    busy.batch_execute("COMMIT").await.map_err(show)?;
+
+    // 0 turns it off again.
+    busy.batch_execute("SET idle_session_timeout = 0").await.map_err(show)?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    busy.simple_query("SELECT 1").await.map_err(|e| format!("ended with the timeout off: {e}"))?;
 
     // Bad values are refused as in Postgres.
     let err = busy.batch_execute("SET idle_session_timeout = 'soon'").await.err().ok_or("'soon' accepted")?;
@@ -98,4 +108,17 @@ pub async fn the_config_default_applies_to_new_sessions() -> Result<(), String> 
     tokio::time::sleep(Duration::from_millis(900)).await;
     client.simple_query("SELECT 1").await.map_err(|e| format!("ended with idle_session_timeout = 0: {e}"))?;
     Ok(())
+}
+
+/// `idle_in_transaction_session_timeout`: a session idle inside BEGIN ... is ended with 25P03.
+pub async fn idle_transactions_are_ended_with_25p03() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client.batch_execute("SET idle_in_transaction_session_timeout = '300ms'").await.map_err(show)?;
+    // Outside a block it does not apply.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.batch_execute("BEGIN").await.map_err(|e| format!("ended outside a transaction block: {e}"))?;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    expect_ended_with(&client, SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT, "idle in transaction").await
 }
