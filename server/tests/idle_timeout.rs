@@ -122,3 +122,30 @@ pub async fn idle_transactions_are_ended_with_25p03() -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(900)).await;
     expect_ended_with(&client, SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT, "idle in transaction").await
 }
+
+/// A statement that runs longer than `idle_session_timeout` is not idle: it finishes, and
+/// the session is still up after it.
+pub async fn a_long_statement_is_not_cut() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client.batch_execute("SET idle_session_timeout = 200").await.map_err(show)?;
+    let started = std::time::Instant::now();
+    let rows = client
+        .simple_query("SELECT count(*) FROM generate_series(1, 300000000) AS g(i) WHERE i % 7 = 3")
+        .await
+        .map_err(|e| format!("a long statement was cut: {e}"))?;
+    let took = started.elapsed();
+    if took < Duration::from_millis(400) {
+        return Err(format!("the statement took only {took:?}; it must outlast the 200 ms timeout"));
+    }
+    let count = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    if count.as_deref() != Some("42857143") {
+        return Err(format!("count gave {count:?}"));
+    }
+    client.simple_query("SELECT 1").await.map_err(|e| format!("ended right after a long statement: {e}"))?;
+    Ok(())
+}

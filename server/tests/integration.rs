@@ -122,6 +122,9 @@ fn main() {
         ("idle_timeout::idle_sessions_are_ended_with_57p05", || {
             Box::pin(idle_timeout::idle_sessions_are_ended_with_57p05())
         }),
+        ("idle_timeout::a_long_statement_is_not_cut", || {
+            Box::pin(idle_timeout::a_long_statement_is_not_cut())
+        }),
         ("idle_timeout::idle_transactions_are_ended_with_25p03", || {
             Box::pin(idle_timeout::idle_transactions_are_ended_with_25p03())
         }),
