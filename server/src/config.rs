@@ -30,6 +30,8 @@ pub struct Config {
     pub tls_required: bool,
     /// Client sessions at once; one more is refused with `53300` (`max_connections`).
     pub max_connections: usize,
+    /// `idle_session_timeout` of new sessions, in milliseconds; 0 = none (`idle_session_timeout_ms`).
+    pub idle_session_timeout_ms: u64,
     /// How often the JobManager closes an epoch (`[streaming] barrier_interval_ms`).
     pub barrier_interval_ms: u64,
     /// Where operators keep keyed state (`[state]`).
@@ -191,6 +193,7 @@ impl Default for Config {
             tls_key: None,
             tls_required: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_session_timeout_ms: 0,
             barrier_interval_ms: 1000,
             state: StateConfig {
                 backend: StateBackendKind::Memory,
@@ -237,6 +240,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub log: Option<String>,
     pub max_connections: Option<usize>,
+    pub idle_session_timeout_ms: Option<u64>,
     #[serde(default)]
     pub auth: AuthSection,
     #[serde(default)]
@@ -528,6 +532,13 @@ impl Config {
                 Some(0) => return Err("max_connections must be at least 1".into()),
                 Some(n) => n,
                 None => DEFAULT_MAX_CONNECTIONS,
+            },
+            idle_session_timeout_ms: match file.idle_session_timeout_ms {
+                Some(ms) if ms > i32::MAX as u64 => {
+                    return Err(format!("idle_session_timeout_ms must be at most {}", i32::MAX))
+                }
+                Some(ms) => ms,
+                None => 0,
             },
             barrier_interval_ms: match file.streaming.barrier_interval_ms {
                 Some(0) => return Err("streaming.barrier_interval_ms must be at least 1".into()),

@@ -88,15 +88,33 @@ pub async fn serve(config: Config) -> Result<(), String> {
             }
         };
         let _ = socket.set_nodelay(true);
+        // A duplicate of the socket for `wire::idle` to write its FATAL on.
+        let (socket, raw) = match duplicate(socket) {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(%peer, error = %e, "cannot set up connection");
+                continue;
+            }
+        };
         let handlers = handlers.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             // Each connection runs in its own task: a failure here never affects others.
-            if let Err(e) = wire::connection::serve(socket, tls, handlers, sasl).await {
+            let connection = wire::connection::serve(socket, tls, handlers, sasl);
+            if let Err(e) = wire::idle::serve(connection, raw).await {
                 warn!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
+}
+
+/// The socket and a duplicate of its descriptor (`None` if the system refused one).
+fn duplicate(
+    socket: tokio::net::TcpStream,
+) -> std::io::Result<(tokio::net::TcpStream, Option<std::net::TcpStream>)> {
+    let std_socket = socket.into_std()?;
+    let raw = std_socket.try_clone().ok();
+    Ok((tokio::net::TcpStream::from_std(std_socket)?, raw))
 }
 
 fn load_tls(config: &Config) -> Result<(Option<pgwire::tokio::TlsAcceptor>, Option<Vec<u8>>), String> {

@@ -21,6 +21,16 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
         "Sets the transaction isolation level of each new transaction.",
     ),
     ("extra_float_digits", "1", "Sets the number of digits displayed for floating-point values."),
+    (
+        "idle_in_transaction_session_timeout",
+        "0",
+        "Sets the maximum allowed idle time between queries, when in a transaction (0 disables).",
+    ),
+    (
+        "idle_session_timeout",
+        "0",
+        "Sets the maximum allowed idle time between queries, when not in a transaction (0 disables).",
+    ),
     ("IntervalStyle", "postgres", "Sets the display format for interval values."),
     (
         "search_path",
@@ -134,7 +144,9 @@ impl Session {
             }
         }
         let value = match key.as_str() {
-            "statement_timeout" => parse_duration_ms(value)?.to_string(),
+            "statement_timeout" | "idle_session_timeout" | "idle_in_transaction_session_timeout" => {
+                parse_duration_ms(name, value)?.to_string()
+            }
             "extra_float_digits" => {
                 let v: i32 = value.parse().map_err(|_| invalid_value(name, value))?;
                 if !(-15..=3).contains(&v) {
@@ -197,6 +209,16 @@ impl Session {
     pub fn statement_timeout_ms(&self) -> u64 {
         self.get("statement_timeout").and_then(|v| v.parse().ok()).unwrap_or(0)
     }
+
+    /// `idle_session_timeout` in milliseconds; 0 means none.
+    pub fn idle_session_timeout_ms(&self) -> u64 {
+        self.get("idle_session_timeout").and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// `idle_in_transaction_session_timeout` in milliseconds; 0 means none.
+    pub fn idle_in_transaction_session_timeout_ms(&self) -> u64 {
+        self.get("idle_in_transaction_session_timeout").and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
 }
 
 fn invalid_value(name: &str, value: &str) -> SqlError {
@@ -206,24 +228,24 @@ fn invalid_value(name: &str, value: &str) -> SqlError {
     )
 }
 
-/// The largest `statement_timeout`, in milliseconds (Postgres keeps it in an `int`).
+/// The largest timeout (`statement_timeout`, `idle_session_timeout`), in milliseconds (Postgres keeps it in an `int`).
 const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
 
 /// `5000`, `'5s'`, `'250ms'`, `'1min'` to milliseconds, as Postgres accepts for timeouts.
 /// Client input: the arithmetic is checked, and a value beyond Postgres' range is `22023`
 /// rather than a wrapped (or, in a debug build, panicking) multiplication.
-fn parse_duration_ms(value: &str) -> SqlResult<u64> {
+fn parse_duration_ms(name: &str, value: &str) -> SqlResult<u64> {
     let v = value.trim().to_ascii_lowercase();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     if num.is_empty() {
-        return Err(invalid_value("statement_timeout", value));
+        return Err(invalid_value(name, value));
     }
     let out_of_range = || {
         SqlError::new(
             sqlstate::INVALID_PARAMETER_VALUE,
             format!(
-                "{} is outside the valid range for parameter \"statement_timeout\" (0 .. {MAX_TIMEOUT_MS})",
+                "{} is outside the valid range for parameter \"{name}\" (0 .. {MAX_TIMEOUT_MS})",
                 value.trim()
             ),
         )
@@ -238,7 +260,7 @@ fn parse_duration_ms(value: &str) -> SqlResult<u64> {
         "h" => n.checked_mul(3_600_000),
         "d" => n.checked_mul(86_400_000),
         _ => {
-            return Err(invalid_value("statement_timeout", value).with_hint(
+            return Err(invalid_value(name, value).with_hint(
                 "Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".",
             ))
         }

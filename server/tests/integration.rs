@@ -18,6 +18,7 @@ mod fencing;
 mod fuzz_sources;
 mod fuzz_sql;
 mod fuzz_wire;
+mod idle_timeout;
 mod joins;
 mod limits;
 mod recovery;
@@ -121,6 +122,18 @@ fn main() {
         ),
         ("security::tls_required_refuses_plain_connections", || {
             Box::pin(clients::tls_required_refuses_plain_connections())
+        }),
+        ("idle_timeout::idle_sessions_are_ended_with_57p05", || {
+            Box::pin(idle_timeout::idle_sessions_are_ended_with_57p05())
+        }),
+        ("idle_timeout::a_long_statement_is_not_cut", || {
+            Box::pin(idle_timeout::a_long_statement_is_not_cut())
+        }),
+        ("idle_timeout::idle_transactions_are_ended_with_25p03", || {
+            Box::pin(idle_timeout::idle_transactions_are_ended_with_25p03())
+        }),
+        ("idle_timeout::the_config_default_applies_to_new_sessions", || {
+            Box::pin(idle_timeout::the_config_default_applies_to_new_sessions())
         }),
         ("limits::many_splits_do_not_stall_other_clients", || {
             Box::pin(limits::many_splits_do_not_stall_other_clients())

@@ -152,7 +152,16 @@ impl StartupHandler for WeirStartup {
                 ))));
             }
             let trusted = self.trusts(&user)?;
-            client.session_extensions().insert(Mutex::new(Session::new(user, database)));
+            let mut new_session = Session::new(user, database);
+            let default_idle = self.engine.config.idle_session_timeout_ms;
+            if default_idle > 0 {
+                new_session
+                    .set("idle_session_timeout", &default_idle.to_string())
+                    .map_err(super::to_pgwire)?;
+            }
+            let new_session = Mutex::new(new_session);
+            super::arm_idle_timeout(&new_session, client.is_secure());
+            client.session_extensions().insert(new_session);
             if !trusted {
                 client.session_extensions().insert(UsesScram);
             }

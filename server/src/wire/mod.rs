@@ -8,6 +8,7 @@ pub mod connection;
 pub mod encode;
 pub mod errors;
 pub mod frame_guard;
+pub mod idle;
 pub mod params;
 
 use std::fmt::Debug;
@@ -99,6 +100,18 @@ pub fn session_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<Mutex<Session>> {
     session
 }
 
+/// Tells the connection's idle clock the session's current timeout: `idle_session_timeout`,
+/// or inside a transaction block `idle_in_transaction_session_timeout`.
+pub fn arm_idle_timeout(session: &Mutex<Session>, secure: bool) {
+    if let Ok(s) = session.lock() {
+        let (ms, kind) = match s.transaction {
+            crate::session::TransactionState::Idle => (s.idle_session_timeout_ms(), idle::IdleKind::Session),
+            _ => (s.idle_in_transaction_session_timeout_ms(), idle::IdleKind::InTransaction),
+        };
+        idle::set_timeout(ms, kind, secure);
+    }
+}
+
 /// The cancel signal of the client's session, if it registered one at start-up.
 fn cancel_of<C: ClientInfo + ?Sized>(client: &C) -> Option<tokio::sync::watch::Receiver<u64>> {
     client.session_extensions().get::<Arc<cancel::SessionCancel>>().map(|c| c.subscribe())
@@ -168,7 +181,10 @@ async fn to_response(
                 Response::Query(QueryResponse::new(fields, futures::stream::iter(rows)))
             } else {
                 let row_fields = fields.clone();
+                // The session is not idle while pgwire still sends these rows.
+                let busy = idle::Busy::new();
                 let rows = stream.flat_map(move |batch| {
+                    let _ = &busy;
                     let encoded = match batch {
                         Ok(batch) => match encode::encode_batch(&batch, &row_fields) {
                             Ok(rows) => rows.into_iter().map(Ok).collect(),
@@ -231,16 +247,35 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         debug!(query, "simple query");
+        let _busy = idle::Busy::new();
+        let session = session_of(client);
+        let responses = self.simple_query(client, &session, query).await;
+        arm_idle_timeout(&session, client.is_secure());
+        responses
+    }
+}
+
+impl QueryHandler {
+    async fn simple_query<C>(
+        &self,
+        client: &mut C,
+        session: &Arc<Mutex<Session>>,
+        query: &str,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let statements = match parse_sql(query) {
             Ok(s) => s,
             Err(e) => return Ok(vec![error_response(&e)]),
         };
-        let session = session_of(client);
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
             match run_statement(
                 &self.engine,
-                &session,
+                session,
                 statement,
                 &[],
                 &Format::UnifiedText,
@@ -285,6 +320,7 @@ impl QueryParser for WeirQueryParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let _busy = idle::Busy::new();
         let mut statements = parse_sql(sql).map_err(to_pgwire)?;
         if statements.len() > 1 {
             return Err(to_pgwire(SqlError::syntax(
@@ -354,6 +390,7 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = idle::Busy::new();
         let prepared = &portal.statement.statement;
         let declared = &portal.statement.parameter_types;
         let mut values = Vec::with_capacity(portal.parameter_len());
@@ -383,6 +420,7 @@ impl ExtendedQueryHandler for QueryHandler {
             cancel_of(client),
         )
         .await;
+        arm_idle_timeout(&session, client.is_secure());
         match result {
             Ok((response, warning)) => {
                 if let Some(message) = warning {
@@ -406,6 +444,7 @@ impl CopyHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = idle::Busy::new();
         let session = session_of(client);
         let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
         if let Some(copy) = s.copy_in.as_mut() {
@@ -420,6 +459,7 @@ impl CopyHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = idle::Busy::new();
         let session = session_of(client);
         let copy = session
             .lock()
