@@ -13,6 +13,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{ColumnarValue, Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
+mod date_trunc;
 mod float_division;
 mod integer_arithmetic;
 mod interval;
@@ -62,6 +63,7 @@ pub fn session_context_with_runtime(
     ctx.register_udf(interval_arithmetic::interval_div());
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
     ctx.register_udf(to_char::to_char());
+    ctx.register_udf(date_trunc::date_trunc());
     ctx.register_udf(to_timestamp::to_timestamp());
     ctx.register_udf(to_timestamp::to_date());
     ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));

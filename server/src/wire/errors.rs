@@ -180,8 +180,36 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
 /// A DataFusion error shared by several consumers (it cannot be moved out): its text is all
 /// there is, reported as a bug unless DataFusion's text says what it is.
 fn shared_error(e: &DataFusionError) -> SqlError {
+    if let Some(error) = shared_cause(e) {
+        return error;
+    }
     let m = e.to_string();
     classify_plan_message(&m).unwrap_or_else(|| SqlError::internal(clean(&m)))
+}
+
+/// The error inside a shared DataFusion error (one several partitions report), by the
+/// variant of Weir's or Arrow's error it wraps: a shared error cannot be moved out, so
+/// this reads it by reference. `None` when it wraps neither.
+fn shared_cause(e: &DataFusionError) -> Option<SqlError> {
+    match e {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => shared_cause(inner),
+        DataFusionError::Shared(inner) => shared_cause(inner),
+        DataFusionError::External(inner) => {
+            if let Some(exec) = inner.downcast_ref::<ExecError>() {
+                let code = exec.sqlstate().filter(|code| *code != sqlstate::INTERNAL_ERROR)?;
+                return Some(SqlError::new(code, exec.to_string()));
+            }
+            inner.downcast_ref::<DataFusionError>().and_then(shared_cause)
+        }
+        DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+            ArrowError::DivideByZero => Some(SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero")),
+            ArrowError::ArithmeticOverflow(message) => {
+                Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(message)))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// DataFusion's plan and execution errors carry only a message: the kinds Postgres
