@@ -748,12 +748,7 @@ pub async fn window_state_stays_bounded_on_a_long_stream() -> Result<(), String>
         let (close_state, update_state): (i64, i64) = (row.get(0), row.get(1));
         max_state = [max_state[0].max(close_state), max_state[1].max(update_state)];
         samples += 1;
-        let finished: bool = client
-            .query_one("SELECT coalesce(bool_and(status = 'finished'), false) FROM weir_catalog.sources", &[])
-            .await
-            .map_err(show)?
-            .get(0);
-        if finished {
+        if crate::clients::sources_finished(&client).await? {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -906,4 +901,13 @@ pub async fn rocksdb_state_outgrows_memory_and_survives_kill_9() -> Result<(), S
         format!("{peak} groups in one task's memory (cache {CACHE}, {KEYS} groups in all)"),
     )?;
     check(server.log().contains("recovering from checkpoint"), "the restart did not restore a checkpoint")
+}
+
+/// Whether every source has read all its input.
+pub async fn sources_finished(client: &tokio_postgres::Client) -> Result<bool, String> {
+    let row = client
+        .query_one("SELECT coalesce(bool_and(status = 'finished'), false) FROM weir_catalog.sources", &[])
+        .await
+        .map_err(show)?;
+    Ok(row.get(0))
 }

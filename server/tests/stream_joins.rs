@@ -76,12 +76,7 @@ pub async fn window_join_state_stays_bounded_on_a_long_stream() -> Result<(), St
             .get(0);
         peak = peak.max(state);
         samples += 1;
-        let finished: bool = client
-            .query_one("SELECT coalesce(bool_and(status = 'finished'), false) FROM weir_catalog.sources", &[])
-            .await
-            .map_err(show)?
-            .get(0);
-        if finished {
+        if crate::clients::sources_finished(&client).await? {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
