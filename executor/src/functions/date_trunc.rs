@@ -22,19 +22,7 @@ struct DateTrunc {
     inner: Arc<dyn ScalarUDFImpl>,
 }
 
-impl PartialEq for DateTrunc {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for DateTrunc {}
-
-impl std::hash::Hash for DateTrunc {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "date_trunc".hash(state);
-    }
-}
+udf_identity!(DateTrunc, |_function| ());
 
 pub fn date_trunc() -> ScalarUDF {
     ScalarUDF::new_from_impl(DateTrunc {

@@ -13,6 +13,27 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{ColumnarValue, Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
+/// Equality and hashing for a function that wraps one of DataFusion's (an
+/// `Arc<dyn ScalarUDFImpl>`, which has neither): two are the same function when `$key`
+/// (computed from `$s`, the function) is equal.
+macro_rules! udf_identity {
+    ($t:ty, |$s:ident| $key:expr) => {
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                let key = |$s: &Self| $key;
+                key(self) == key(other)
+            }
+        }
+        impl Eq for $t {}
+        impl std::hash::Hash for $t {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                let key = |$s: &Self| $key;
+                key(self).hash(state)
+            }
+        }
+    };
+}
+
 mod date_trunc;
 mod float_division;
 mod integer_arithmetic;

@@ -37,19 +37,7 @@ struct WholeNumeric {
     aliases: Vec<String>,
 }
 
-impl PartialEq for WholeNumeric {
-    fn eq(&self, other: &Self) -> bool {
-        self.direction == other.direction
-    }
-}
-
-impl Eq for WholeNumeric {}
-
-impl std::hash::Hash for WholeNumeric {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.direction.hash(state);
-    }
-}
+udf_identity!(WholeNumeric, |function| function.direction);
 
 pub fn ceil() -> ScalarUDF {
     let inner = Arc::clone(datafusion::functions::math::ceil().inner());
@@ -129,19 +117,7 @@ struct RoundToPlaces {
     signature: Signature,
 }
 
-impl PartialEq for RoundToPlaces {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for RoundToPlaces {}
-
-impl std::hash::Hash for RoundToPlaces {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "round".hash(state);
-    }
-}
+udf_identity!(RoundToPlaces, |_function| ());
 
 pub fn round() -> ScalarUDF {
     ScalarUDF::new_from_impl(RoundToPlaces {

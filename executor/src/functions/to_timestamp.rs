@@ -40,19 +40,7 @@ struct TemplateParse {
     inner: Arc<dyn ScalarUDFImpl>,
 }
 
-impl PartialEq for TemplateParse {
-    fn eq(&self, other: &Self) -> bool {
-        self.target == other.target
-    }
-}
-
-impl Eq for TemplateParse {}
-
-impl std::hash::Hash for TemplateParse {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.target.hash(state);
-    }
-}
+udf_identity!(TemplateParse, |function| function.target);
 
 pub fn to_timestamp() -> ScalarUDF {
     let inner = Arc::clone(datafusion::functions::datetime::to_timestamp(&ConfigOptions::default()).inner());
