@@ -406,10 +406,13 @@ impl LocalTaskManager {
                     schema = op.schema().clone();
                     operators.push(Box::new(op));
                 }
-                OperatorSpec::Sink { connector, options, .. } => {
+                OperatorSpec::Sink { sink_id, connector, options } => {
                     let config = SinkConfig::parse(connector, options)?;
-                    let sink =
+                    let mut sink =
                         Sink::new(&config, desc.id.subtask, &self.files)?.with_lease(self.lease.clone());
+                    if desc.restore.is_none() {
+                        sink = sink.start_without_checkpoint(*sink_id)?;
+                    }
                     operators.push(Box::new(sink));
                 }
                 OperatorSpec::Materialize { view_id } => {

@@ -84,11 +84,16 @@ pub async fn a_paused_taskmanager_writes_nothing_after_its_job_moved() -> Result
         let jobs =
             rows(&client, "SELECT view, status, restarts, last_failure FROM weir_catalog.jobs").await?;
         let twice = got.windows(2).filter(|w| w[0] == w[1]).count();
+        let logs = cluster.logs(40);
+        drop(cluster);
+        // The processes' whole logs, data directories and both files stay for a post-mortem.
+        let kept = dir.keep();
         return Err(format!(
-            "the sink file has {} rows, the reference {} ({twice} adjacent repeats)\njobs: {jobs:?}\n{}",
+            "the sink file has {} rows, the reference {} ({twice} adjacent repeats)\njobs: {jobs:?}\n\
+             logs, data and files kept in {}\n{logs}",
             got.len(),
             expected.len(),
-            cluster.logs(40)
+            kept.display()
         ));
     }
     check(!expected.is_empty(), "the reference sink wrote nothing")?;

@@ -24,6 +24,7 @@ mod limits;
 mod recovery;
 mod rescale;
 mod roles;
+mod sink_restarts;
 mod slt;
 mod stream_joins;
 mod support;
@@ -69,6 +70,9 @@ fn main() {
     }
     let extra: Vec<(&str, TestFn)> = vec![
         ("restart::kill_9_keeps_acknowledged_rows", || Box::pin(clients::kill_9_keeps_acknowledged_rows())),
+        ("restart::a_file_sink_killed_before_its_first_checkpoint_writes_each_row_once", || {
+            Box::pin(sink_restarts::a_file_sink_killed_before_its_first_checkpoint_writes_each_row_once())
+        }),
         ("restart::altered_and_renamed_table_survives_kill_9", || {
             Box::pin(alter_table::altered_and_renamed_table_survives_kill_9())
         }),

@@ -7,7 +7,9 @@
 //!   back a row. Each subtask writes its own file: `path` for subtask 0, `path.N` for N > 0.
 //!   A new sink appends to whatever the file holds. At a checkpoint the sink records the
 //!   file's length; a sink restored from it truncates the file back to that length (the rows
-//!   after it are replayed), so a recovered job writes each row once.
+//!   after it are replayed), so a recovered job writes each row once. A job that starts
+//!   again with no checkpoint to restore replays from the beginning, so its sink cuts the file
+//!   back to where the sink's first attempt began (see [`start`]).
 //!
 //! While a file sink has its file open it holds an exclusive lock on it (`flock`), and it
 //! writes only while its TaskManager's [`Lease`] holds: a TaskManager that was paused past
@@ -20,11 +22,18 @@
 //! `CREATE SINK` ([`SinkConfig::check_access`]) and again whenever a sink opens its file
 //! (see `connectors::file_access`).
 
+mod start;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use tracing::info;
+
+pub use self::start::remove_markers;
+use self::start::StartMarker;
 use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::connectors::{check_known_options, FileAccess, OptionError};
 use crate::error::{ExecError, ExecResult};
@@ -102,6 +111,8 @@ pub struct Sink {
 
 struct FileWriter {
     path: String,
+    /// `path` resolved inside the allowed directories.
+    resolved: PathBuf,
     format: FileFormat,
     header: bool,
     wrote_header: bool,
@@ -117,11 +128,13 @@ impl Sink {
                     0 => path.clone(),
                     n => format!("{path}.{n}"),
                 };
+                let resolved = access.sink_path(&path)?;
                 let file = access.open_append(&path)?;
                 lock(&file, &path)?;
                 let wrote_header = file.metadata().map(|m| m.len() > 0).unwrap_or(false);
                 Some(FileWriter {
                     path,
+                    resolved,
                     format: *format,
                     header: *header,
                     wrote_header,
@@ -136,6 +149,26 @@ impl Sink {
     pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
         self.lease = lease;
         self
+    }
+
+    /// For a job that starts with no checkpoint to restore (its sources replay from their
+    /// beginning): cuts the file back to where this sink's first attempt began, or, on the
+    /// first attempt, records where that is (see [`start`]). `sink_id` is the sink's catalog
+    /// id. A sink restored from a checkpoint is cut back by [`Operator::restore`] instead.
+    pub fn start_without_checkpoint(mut self, sink_id: u64) -> ExecResult<Self> {
+        self.check_lease()?;
+        let Some(writer) = &mut self.writer else { return Ok(self) };
+        let marker = StartMarker::beside(&writer.resolved, sink_id)?;
+        match marker.read()? {
+            Some(len) => {
+                let before = writer.flushed_len()?;
+                writer.truncate(len, "when this sink first started")?;
+                writer.wrote_header = len > 0;
+                info!(path = %writer.path, from = before, to = len, "sink file cut back to where its job first started");
+            }
+            None => marker.record(writer.flushed_len()?)?,
+        }
+        Ok(self)
     }
 
     fn check_lease(&self) -> ExecResult<()> {
@@ -209,14 +242,13 @@ impl FileWriter {
         self.out.get_ref().metadata().map(|m| m.len()).map_err(|e| self.error("reading the length of", e))
     }
 
-    /// Cuts the file back to `len` bytes, the length at a checkpoint; writing goes on from
-    /// there (the file is opened for appending).
-    fn truncate(&mut self, len: u64) -> ExecResult<()> {
+    /// Cuts the file back to `len` bytes, the length it had `at` (a checkpoint); writing goes
+    /// on from there (the file is opened for appending).
+    fn truncate(&mut self, len: u64, at: &str) -> ExecResult<()> {
         let now = self.flushed_len()?;
         if now < len {
             return Err(ExecError::Connector(format!(
-                "sink file {} has {now} bytes, fewer than the {len} it had at the checkpoint being restored: \
-                 it was changed outside Weir",
+                "sink file {} has {now} bytes, fewer than the {len} it had {at}: it was changed outside Weir",
                 self.path
             )));
         }
@@ -293,7 +325,7 @@ impl Operator for Sink {
                 writer.path
             )));
         }
-        writer.truncate(len)?;
+        writer.truncate(len, "at the checkpoint being restored")?;
         writer.wrote_header = wrote_header;
         Ok(())
     }
@@ -319,16 +351,18 @@ impl Operator for Sink {
             return Err(ExecError::Internal("a blackhole sink keeps no state to restore".into()));
         };
         let (_, len, path) = read_meta(meta)?;
+        let resolved = self.access.sink_path(path)?;
         let file = self.access.open_append(path)?;
         lock(&file, path)?;
         let mut orphan = FileWriter {
             path: path.to_string(),
+            resolved,
             format,
             header,
             wrote_header: true,
             out: BufWriter::new(file),
         };
-        orphan.truncate(len)
+        orphan.truncate(len, "at the checkpoint being restored")
     }
 }
 
@@ -478,6 +512,42 @@ mod tests {
             let text = std::fs::read_to_string(&path).expect("read");
             assert_eq!(text, expected, "format {format}, header {header}");
         }
+    }
+
+    #[test]
+    fn a_sink_started_again_without_a_checkpoint_cuts_its_file_back_to_its_first_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv").display().to_string();
+        std::fs::write(&path, "kept\n").expect("write");
+        let config = file_config(&path, "csv", true);
+        for attempt in 0..3 {
+            let mut sink =
+                Sink::new(&config, 0, &anywhere()).expect("sink").start_without_checkpoint(9).expect("start");
+            // Each attempt replays from the beginning; the first two are cut short.
+            write(&mut sink, numbers(0, 3));
+            barrier(&mut sink, 1);
+            if attempt < 2 {
+                write(&mut sink, numbers(3, 4));
+                barrier(&mut sink, 2);
+                continue;
+            }
+            write(&mut sink, numbers(3, 5));
+            barrier(&mut sink, 2);
+        }
+        // The header was in the file before the sink: it is not written again.
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, "kept\n0,n0\n1,n1\n2,n2\n3,n3\n4,n4\n");
+        // A restored sink leaves the marker alone and cuts back to its checkpoint instead.
+        let mut sink = Sink::new(&config, 0, &anywhere()).expect("sink");
+        let meta = checkpoint(&mut sink, 3);
+        write(&mut sink, numbers(5, 6));
+        barrier(&mut sink, 4);
+        drop(sink);
+        let mut restored = Sink::new(&config, 0, &anywhere()).expect("sink");
+        restored.restore(&meta, None).expect("restore");
+        drop(restored);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        assert_eq!(remove_markers(std::path::Path::new(&path), 9).expect("remove"), 1);
     }
 
     #[test]

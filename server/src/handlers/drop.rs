@@ -10,7 +10,8 @@
 
 use std::collections::BTreeSet;
 
-use weir_plan::catalog::{TableId, ViewDef};
+use weir_executor::operators::sink::{remove_markers, SinkConfig};
+use weir_plan::catalog::{SinkDef, TableId, ViewDef};
 use weir_planner::sqlparser::ast::{ObjectName, ObjectType};
 use weir_planner::{split_name, sqlstate, DropStream, SqlError, SqlResult};
 
@@ -232,13 +233,24 @@ async fn drop_jobs(cx: &Context<'_>, jobs: &[DependentJob], doomed: &BTreeSet<Ta
         cx.engine.jobs.drop_job(job.id).await.map_err(crate::wire::errors::from_exec)?;
         let store = &cx.engine.store;
         match job.sink {
-            true => store.drop_sink(&job.schema, &job.name).map(|_| ()),
+            true => store.drop_sink(&job.schema, &job.name).map(|sink| remove_start_markers(cx, &sink)),
             false => store.drop_view(&job.schema, &job.name).map(|_| ()),
         }
         .map_err(from_storage)?;
         super::access::forget_object(cx, job.id);
     }
     Ok(())
+}
+
+/// Removes a dropped file sink's start markers (see `weir_executor::operators::sink`), where
+/// this server can reach its files: a TaskManager on another host keeps its own.
+fn remove_start_markers(cx: &Context<'_>, sink: &SinkDef) {
+    let Ok(SinkConfig::File { path, .. }) = SinkConfig::parse(&sink.connector, &sink.options) else { return };
+    let Ok(file) = cx.engine.files.sink_path(&path) else { return };
+    match remove_markers(&file, sink.id) {
+        Ok(removed) => tracing::debug!(sink = %sink.name, removed, "sink start markers removed"),
+        Err(e) => tracing::warn!(sink = %sink.name, error = %e, "sink start markers not removed"),
+    }
 }
 
 /// Every view or sink that reads `id`, directly or through other views.
