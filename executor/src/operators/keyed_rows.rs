@@ -13,13 +13,16 @@
 //!
 //! Changes are tracked per row and written once per barrier ([`KeyedRows::flush`]); a row
 //! whose count drops to zero stays as a tombstone until then, so its delete is written too.
-//! Eviction happens right after a flush, when every key is clean.
+//! Eviction happens right after a flush, when every key is clean. A row's bytes are shared
+//! (`Arc`) by the map, the list of changed rows and the operators' lists of candidates, so
+//! that tracking or matching a row never copies it.
 //!
 //! Stored layout, under the join's namespace and the row's key group:
 //! `tag (1 byte: a join's side) | key length (u32 LE) | key bytes | row bytes` → `count | degree | expires` (each i64 LE),
 //! where key and row bytes are Arrow's row format of the key columns and of the whole row.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use datafusion::common::hash_utils::RandomState;
 
@@ -50,10 +53,10 @@ impl Default for RowState {
 /// The rows of one key.
 #[derive(Debug, Default)]
 pub struct RowsOfKey {
-    pub rows: BTreeMap<Box<[u8]>, RowState>,
+    pub rows: BTreeMap<Arc<[u8]>, RowState>,
     key_group: u16,
     /// Rows changed since the last flush.
-    dirty: Vec<Box<[u8]>>,
+    dirty: Vec<Arc<[u8]>>,
     /// The flush count when the key was last used: eviction order.
     touched: u64,
     /// The earliest expiry bucket the key is listed under in `KeyedRows::by_expiry` since
@@ -65,7 +68,12 @@ pub struct RowsOfKey {
 impl RowsOfKey {
     /// The rows present (count > 0), in order, with their state.
     pub fn live(&self) -> impl Iterator<Item = (&[u8], RowState)> {
-        self.rows.iter().filter(|(_, s)| s.count > 0).map(|(r, s)| (r.as_ref(), *s))
+        self.live_shared().map(|(r, s)| (r.as_ref(), s))
+    }
+
+    /// [`Self::live`], each row's bytes shared rather than borrowed.
+    pub fn live_shared(&self) -> impl Iterator<Item = (&Arc<[u8]>, RowState)> {
+        self.rows.iter().filter(|(_, s)| s.count > 0).map(|(r, s)| (r, *s))
     }
 }
 
@@ -183,7 +191,7 @@ impl KeyedRows {
         backend.scan(ns, key_group..key_group + 1, &prefix, &mut |_, stored, value| {
             match (stored.get(prefix.len()..), decode_value(value)) {
                 (Some(row), Some((count, degree, expires))) if count > 0 => {
-                    entry.rows.insert(row.into(), RowState { count, degree, expires, dirty: false });
+                    entry.rows.insert(Arc::from(row), RowState { count, degree, expires, dirty: false });
                 }
                 _ => corrupt = true,
             }
@@ -205,10 +213,11 @@ impl KeyedRows {
     /// input's changelog is inconsistent.
     pub fn apply(&mut self, key: &[u8], row: &[u8], delta: i64, degree: i64, expires: i64) -> ExecResult<()> {
         let entry = self.keys.get_mut(key).ok_or_else(not_loaded)?;
-        let state = match entry.rows.get_mut(row) {
-            Some(state) => state,
-            None => entry.rows.entry(row.into()).or_default(),
+        let shared = match entry.rows.get_key_value(row) {
+            Some((stored, _)) => Arc::clone(stored),
+            None => Arc::from(row),
         };
+        let state = entry.rows.entry(Arc::clone(&shared)).or_default();
         let before = state.count;
         let after = before + delta;
         if after < 0 {
@@ -236,7 +245,7 @@ impl KeyedRows {
             if entry.dirty.is_empty() {
                 self.dirty_keys.push(key.into());
             }
-            entry.dirty.push(row.into());
+            entry.dirty.push(shared);
         }
         match (before > 0, after > 0) {
             (false, true) => {
@@ -255,17 +264,19 @@ impl KeyedRows {
     /// Adds `delta` to the degree of `row` under the resident `key`.
     pub fn add_degree(&mut self, key: &[u8], row: &[u8], delta: i64) -> ExecResult<()> {
         let entry = self.keys.get_mut(key).ok_or_else(not_loaded)?;
-        let state = entry
-            .rows
-            .get_mut(row)
-            .ok_or_else(|| ExecError::Internal("join state: a matched row is missing".into()))?;
-        state.degree += delta;
-        if !state.dirty {
+        let (shared, was_dirty) = match entry.rows.get_key_value(row) {
+            Some((stored, state)) => (Arc::clone(stored), state.dirty),
+            None => return Err(ExecError::Internal("join state: a matched row is missing".into())),
+        };
+        if let Some(state) = entry.rows.get_mut(row) {
+            state.degree += delta;
             state.dirty = true;
+        }
+        if !was_dirty {
             if entry.dirty.is_empty() {
                 self.dirty_keys.push(key.into());
             }
-            entry.dirty.push(row.into());
+            entry.dirty.push(shared);
         }
         Ok(())
     }
@@ -416,9 +427,9 @@ impl KeyedRows {
         key: &[u8],
         now: i64,
     ) -> ExecResult<u64> {
-        let expired: Vec<(Box<[u8]>, RowState)> = match self.peek(backend, ns, key_group, key)? {
+        let expired: Vec<(Arc<[u8]>, RowState)> = match self.peek(backend, ns, key_group, key)? {
             Some(rows) => {
-                rows.live().filter(|(_, s)| s.expires < now).map(|(r, s)| (Box::from(r), s)).collect()
+                rows.live_shared().filter(|(_, s)| s.expires < now).map(|(r, s)| (Arc::clone(r), s)).collect()
             }
             None => return Ok(0),
         };

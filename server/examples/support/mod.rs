@@ -43,8 +43,10 @@ pub async fn start(
     Ok(BenchServer { _dir: dir, client })
 }
 
-/// `WEIR_BENCH_CHECKPOINT` (`off`, or an interval such as `1s`; default: Weir's default) and
-/// `WEIR_BENCH_STATE` (`memory` or `rocksdb`) choose how a benchmark's server keeps state.
+/// `WEIR_BENCH_CHECKPOINT` (`off`, or an interval such as `1s`; default: Weir's default),
+/// `WEIR_BENCH_STATE` (`memory` or `rocksdb`), `WEIR_BENCH_CACHE_GROUPS` (groups or rows an
+/// operator keeps in memory before evicting to the backend) and `WEIR_BENCH_BLOCK_CACHE_MB`
+/// (RocksDB's block cache) choose how a benchmark's server keeps state.
 fn apply_state_settings(config: &mut weir_server::config::Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(interval) = std::env::var("WEIR_BENCH_CHECKPOINT") {
         match interval.as_str() {
@@ -65,6 +67,13 @@ fn apply_state_settings(config: &mut weir_server::config::Config) -> Result<(), 
         if config.state.backend == weir_server::config::StateBackendKind::RocksDb {
             config.state.cache_groups = weir_server::config::DEFAULT_ROCKSDB_CACHE_GROUPS;
         }
+    }
+    // A small cache, to run state several times larger than memory.
+    if let Ok(groups) = std::env::var("WEIR_BENCH_CACHE_GROUPS") {
+        config.state.cache_groups = groups.parse()?;
+    }
+    if let Ok(mb) = std::env::var("WEIR_BENCH_BLOCK_CACHE_MB") {
+        config.state.block_cache_bytes = mb.parse::<usize>()? << 20;
     }
     eprintln!(
         "state backend {:?}, checkpoints {}",

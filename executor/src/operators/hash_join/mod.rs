@@ -220,7 +220,7 @@ impl HashJoin {
         side: usize,
         batch: &StreamBatch,
         rows: &[u32],
-        candidates: &[Box<[u8]>],
+        candidates: &[Arc<[u8]>],
     ) -> ExecResult<Vec<bool>> {
         let Some(filter) = &self.filter else { return Ok(vec![true; candidates.len()]) };
         if candidates.is_empty() {
@@ -300,7 +300,7 @@ impl HashJoin {
         row: &[u8],
         op: i8,
         expires: i64,
-        candidates: &[Box<[u8]>],
+        candidates: &[Arc<[u8]>],
         passing: &[bool],
         emit: &mut Emitter,
     ) -> ExecResult<()> {
@@ -420,7 +420,7 @@ impl Operator for HashJoin {
             // that the extra condition is evaluated once for all pairs of the chunk.
             let mut plans: Vec<RowPlan> = Vec::new();
             let mut pair_rows: Vec<u32> = Vec::new();
-            let mut candidates: Vec<Box<[u8]>> = Vec::new();
+            let mut candidates: Vec<Arc<[u8]>> = Vec::new();
             while next < n && candidates.len() < CHUNK_PAIRS {
                 let i = next;
                 next += 1;
@@ -444,8 +444,8 @@ impl Operator for HashJoin {
                     if let Some(found) =
                         self.states[1 - input].peek(backend.as_ref(), self.namespace, group, key.as_ref())?
                     {
-                        for (row, _) in found.live() {
-                            candidates.push(row.into());
+                        for (row, _) in found.live_shared() {
+                            candidates.push(Arc::clone(row));
                             pair_rows.push(i as u32);
                         }
                     }
