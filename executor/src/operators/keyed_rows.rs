@@ -42,11 +42,15 @@ pub struct RowState {
     pub expires: i64,
     /// Changed since the last flush (and listed in the key's `dirty`).
     dirty: bool,
+    /// The backend holds the row: a row that comes and goes between two flushes (an
+    /// interval join's row that expires within the epoch it arrived in) is never written,
+    /// and so needs no delete either.
+    stored: bool,
 }
 
 impl Default for RowState {
     fn default() -> Self {
-        Self { count: 0, degree: 0, expires: i64::MAX, dirty: false }
+        Self { count: 0, degree: 0, expires: i64::MAX, dirty: false, stored: false }
     }
 }
 
@@ -191,7 +195,10 @@ impl KeyedRows {
         backend.scan(ns, key_group..key_group + 1, &prefix, &mut |_, stored, value| {
             match (stored.get(prefix.len()..), decode_value(value)) {
                 (Some(row), Some((count, degree, expires))) if count > 0 => {
-                    entry.rows.insert(Arc::from(row), RowState { count, degree, expires, dirty: false });
+                    entry.rows.insert(
+                        Arc::from(row),
+                        RowState { count, degree, expires, dirty: false, stored: true },
+                    );
                 }
                 _ => corrupt = true,
             }
@@ -288,21 +295,20 @@ impl KeyedRows {
             let prefix = self.prefix(&key);
             let Some(entry) = self.keys.get_mut(&key) else { continue };
             for row in std::mem::take(&mut entry.dirty) {
-                let mut stored = Vec::with_capacity(prefix.len() + row.len());
-                stored.extend_from_slice(&prefix);
-                stored.extend_from_slice(&row);
+                let stored_key = || [prefix.as_slice(), &row].concat();
                 match entry.rows.get_mut(&row) {
                     Some(state) if state.count > 0 => {
                         state.dirty = false;
-                        batch.put(
-                            entry.key_group,
-                            stored,
-                            encode_value(state.count, state.degree, state.expires).to_vec(),
-                        );
+                        state.stored = true;
+                        let value = encode_value(state.count, state.degree, state.expires).to_vec();
+                        batch.put(entry.key_group, stored_key(), value);
+                    }
+                    Some(state) if !state.stored => {
+                        entry.rows.remove(&row);
                     }
                     _ => {
                         entry.rows.remove(&row);
-                        batch.delete(entry.key_group, stored);
+                        batch.delete(entry.key_group, stored_key());
                     }
                 }
             }
@@ -530,6 +536,28 @@ mod tests {
         let mut other = KeyedRows::new(1);
         other.reset_to_backend(&backend, NS, Some(0)).unwrap();
         assert!(other.load(&backend, NS, 3, b"k1").unwrap().rows.is_empty());
+    }
+
+    #[test]
+    fn a_row_that_comes_and_goes_between_flushes_is_never_written() {
+        let backend = InMemoryStateBackend::default();
+        let mut side = KeyedRows::new(0);
+        side.load(&backend, NS, 0, b"k").unwrap();
+        side.apply(b"k", b"brief", 1, 0, i64::MAX).unwrap();
+        side.apply(b"k", b"kept", 1, 0, i64::MAX).unwrap();
+        side.apply(b"k", b"brief", -1, 0, i64::MAX).unwrap();
+        let mut batch = StateWriteBatch::default();
+        side.flush(&mut batch);
+        assert_eq!(batch.changes.len(), 1, "only the kept row is written; the brief one needs no delete");
+        backend.write(NS, batch).unwrap();
+        // A stored row that goes is deleted.
+        side.apply(b"k", b"kept", -1, 0, i64::MAX).unwrap();
+        let mut batch = StateWriteBatch::default();
+        side.flush(&mut batch);
+        assert_eq!(batch.changes.len(), 1);
+        backend.write(NS, batch).unwrap();
+        side.reset_to_backend(&backend, NS, Some(0)).unwrap();
+        assert!(side.load(&backend, NS, 0, b"k").unwrap().rows.is_empty());
     }
 
     #[test]
