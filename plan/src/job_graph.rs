@@ -126,6 +126,10 @@ pub enum SourceSpec {
         schema: Vec<FieldSpec>,
         /// `WATERMARK FOR`: the event-time column and the watermark expression over `_cN`.
         watermark: Option<Watermark>,
+        /// `proc_time AS PROCTIME()`: the column the source fills with the time it emits
+        /// each batch; the connector reads the others.
+        #[serde(default)]
+        proctime_column: Option<usize>,
     },
 }
 
@@ -615,12 +619,18 @@ impl fmt::Display for JobGraph {
                 Some(SourceSpec::View { view_name, .. }) => {
                     writeln!(f, "  ViewSource: {view_name} (contents, then changes)")?
                 }
-                Some(SourceSpec::Connector { source_name, connector, watermark, .. }) => {
+                Some(SourceSpec::Connector {
+                    source_name, connector, watermark, proctime_column, ..
+                }) => {
                     let wm = match watermark {
                         Some(w) => format!("watermark {}", w.positional_expr),
                         None => "no watermark".into(),
                     };
-                    writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm})")?
+                    let proctime = match proctime_column {
+                        Some(c) => format!("; processing time in _c{c}"),
+                        None => String::new(),
+                    };
+                    writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm}{proctime})")?
                 }
                 None => {}
             }

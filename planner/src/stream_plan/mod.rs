@@ -36,7 +36,7 @@ mod join;
 mod temporal_join;
 mod top_n;
 
-pub use temporal_join::{temporal_tables, TemporalTable};
+pub use temporal_join::{check_temporal_versions, temporal_tables, TemporalTable};
 
 use crate::error::{SqlError, SqlResult};
 
@@ -64,6 +64,8 @@ pub enum StreamInput {
         options: std::collections::BTreeMap<String, String>,
         splits: usize,
         watermark: Option<Watermark>,
+        /// `proc_time AS PROCTIME()`: the processing-time column's index.
+        proctime_column: Option<usize>,
     },
 }
 
@@ -259,7 +261,7 @@ impl Lowering<'_> {
                         parallelism,
                         properties,
                     ),
-                    StreamInput::Source { id, name, connector, options, splits, watermark } => {
+                    StreamInput::Source { id, name, connector, options, splits, watermark, proctime_column } => {
                         let properties = StreamProperties {
                             append_only: true,
                             stream_key: None,
@@ -273,6 +275,7 @@ impl Lowering<'_> {
                             options,
                             schema: schema.clone(),
                             watermark,
+                            proctime_column,
                         };
                         (source, splits.max(1), properties)
                     }
