@@ -25,12 +25,13 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tracing::{info, warn};
 
+use crate::clock::wall_clock_us;
 use crate::connectors::metrics::SourceMetrics;
 use crate::connectors::{ReadOutcome, SplitReader};
 use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch};
-use crate::sources::proctime::{now_micros, ProctimeFiller};
+use crate::sources::proctime::ProctimeFiller;
 use crate::sources::reader_pool::ReaderPool;
 use crate::sources::watermark::WatermarkGenerator;
 use weir_plan::catalog::Watermark;
@@ -117,7 +118,7 @@ impl ConnectorSource {
                     last_rows = Instant::now();
                     self.metrics.add_rows(batch.num_rows() as u64);
                     let batch = match &self.proctime {
-                        Some(filler) => filler.fill(&batch, now_micros())?,
+                        Some(filler) => filler.fill(&batch, wall_clock_us())?,
                         None => batch,
                     };
                     let watermark = self.advance_watermark(&batch)?;

@@ -55,12 +55,6 @@ impl ProctimeFiller {
     }
 }
 
-/// The wall-clock time in microseconds since the Unix epoch.
-pub fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use arrow::array::{Array, Int64Array, StringArray};
@@ -108,6 +102,6 @@ mod tests {
 
     #[test]
     fn the_clock_is_after_2020() {
-        assert!(now_micros() > 1_577_836_800_000_000);
+        assert!(crate::clock::wall_clock_us() > 1_577_836_800_000_000);
     }
 }

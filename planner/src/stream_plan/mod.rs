@@ -76,7 +76,7 @@ pub struct JobOptions {
     pub emit_on_window_close: bool,
     /// `Some((connector, options))` for `CREATE SINK`; otherwise the job materializes a view.
     pub sink: Option<(String, std::collections::BTreeMap<String, String>)>,
-    /// State time-to-live for join and Top-N state (`streaming_state_ttl`,
+    /// State time-to-live for join, Top-N and unwindowed aggregate state (`streaming_state_ttl`,
     /// `WITH (state_ttl = ...)`), in milliseconds.
     pub state_ttl_ms: Option<u64>,
     /// The tables the query reads `FOR SYSTEM_TIME AS OF PROCTIME()` (see [`temporal_tables`]).
@@ -512,7 +512,17 @@ impl Lowering<'_> {
         let window_start =
             window.iter().filter(|w| w.close_after > 0).map(|w| (w.column, w.close_after)).collect();
         let append_only_input = self.vertices[source].output.append_only;
-        let spec = AggregateSpec { group_columns, aggregates, output, global, window, append_only_input };
+        // A state TTL bounds what nothing else does: groups of an aggregate without windows.
+        let state_ttl_ms = self.state_ttl_ms.filter(|_| window.is_none() && !global);
+        let spec = AggregateSpec {
+            group_columns,
+            aggregates,
+            output,
+            global,
+            window,
+            append_only_input,
+            state_ttl_ms,
+        };
         let vertex = self
             .add_vertex(parallelism, None, vec![Edge { from: source, partitioning }])
             .with_chain(self, OperatorSpec::HashAggregate(spec));
