@@ -540,6 +540,40 @@ mod tests {
     }
 
     #[test]
+    fn a_source_takes_a_processing_time_column() {
+        let parsed = parse_sql(
+            "CREATE SOURCE s (id BIGINT, \"Proc\" AS PROCTIME(), ts TIMESTAMP, WATERMARK FOR ts AS ts) \
+             WITH (connector = 'datagen')",
+        )
+        .unwrap();
+        let WeirStatement::CreateSource(source) = &parsed[0] else { panic!("{parsed:?}") };
+        let def = crate::stream_ddl::plan_create_source(source).unwrap();
+        assert_eq!(def.proctime_column, Some(1));
+        assert_eq!(def.columns[1].name, "Proc");
+        assert_eq!(def.columns[1].column_type, weir_plan::catalog::ColumnType::Timestamptz);
+        assert_eq!(def.watermark.as_ref().map(|w| w.column), Some(2));
+        assert_eq!(def.connector_schema().fields().len(), 2);
+
+        let refused = |sql: &str| {
+            let parsed = parse_sql(sql).unwrap();
+            let WeirStatement::CreateSource(source) = &parsed[0] else { panic!("{parsed:?}") };
+            crate::stream_ddl::plan_create_source(source).unwrap_err().code
+        };
+        assert_eq!(refused("CREATE SOURCE s (id BIGINT, x AS id + 1) WITH (connector = 'datagen')"), "0A000");
+        assert_eq!(refused("CREATE SOURCE s (p AS PROCTIME()) WITH (connector = 'datagen')"), "0A000");
+        assert_eq!(
+            refused(
+                "CREATE SOURCE s (a INT, p AS PROCTIME(), WATERMARK FOR p AS p) WITH (connector = 'datagen')"
+            ),
+            "0A000"
+        );
+        let err = parse_sql("CREATE TABLE t (id INT, proc_time AS PROCTIME())").unwrap_err();
+        assert_eq!(err.code, "0A000", "{}", err.message);
+        // Not a column list: untouched.
+        assert!(parse_sql("CREATE TABLE t AS SELECT 1 AS proctime").is_ok());
+    }
+
+    #[test]
     fn parses_streaming_ddl() {
         let parsed = parse_sql(
             "CREATE SOURCE bid (auction BIGINT, date_time TIMESTAMP, \

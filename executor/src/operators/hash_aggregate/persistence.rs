@@ -183,20 +183,26 @@ impl HashAggregate {
             if self.slots.contains_key(key.as_ref()) {
                 continue; // an earlier row of this batch loaded it
             }
-            let group = groups[i] as u16;
-            let Some(table) = &mut self.state_table else { return Ok(()) };
-            if let Some(value) = table.lookup(group, key.as_ref())? {
-                let (slot, _) = self.load_group(key.as_ref(), &value)?;
-                if let Some(table) = &mut self.state_table {
-                    table.mark_loaded(slot, group);
-                }
+            self.load_stored(key.as_ref(), groups[i] as u16)?;
+        }
+        Ok(())
+    }
+
+    /// Brings group `key` of key group `group` from the backend into a slot, if the backend
+    /// holds it.
+    pub(super) fn load_stored(&mut self, key: &[u8], group: u16) -> ExecResult<()> {
+        let Some(table) = &mut self.state_table else { return Ok(()) };
+        if let Some(value) = table.lookup(group, key)? {
+            let (slot, _) = self.load_group(key, &value)?;
+            if let Some(table) = &mut self.state_table {
+                table.mark_loaded(slot, group);
             }
         }
         Ok(())
     }
 
     /// Puts a stored group into a slot; returns the slot and whether it is a new one.
-    pub(super) fn load_group(&mut self, key: &[u8], mut value: &[u8]) -> ExecResult<(u32, bool)> {
+    fn load_group(&mut self, key: &[u8], mut value: &[u8]) -> ExecResult<(u32, bool)> {
         let (slot, created) = self.find_or_create(key)?;
         let s = slot as usize;
         for acc in &mut self.accumulators {

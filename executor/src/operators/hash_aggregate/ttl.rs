@@ -200,13 +200,7 @@ impl HashAggregate {
         }
         let groups = self.key_groups_of_keys(absent.iter().map(|k| &k[..]))?;
         for (key, group) in absent.into_iter().zip(groups) {
-            let Some(table) = &mut self.state_table else { return Ok(()) };
-            if let Some(value) = table.lookup(group, key)? {
-                let (slot, _) = self.load_group(key, &value)?;
-                if let Some(table) = &mut self.state_table {
-                    table.mark_loaded(slot, group);
-                }
-            }
+            self.load_stored(key, group)?;
         }
         Ok(())
     }
