@@ -245,7 +245,9 @@ mod tests {
     use arrow::array::{ArrayRef, Int64Array, StringArray};
     use arrow::datatypes::DataType;
     use weir_plan::job_graph::{AggregateCall, AggregateKind, AggregateSpec, FieldSpec};
-    use weir_storage::keyed_state::{InMemoryStateBackend, KeyedStateBackend, StateNamespace};
+    use weir_storage::keyed_state::{
+        InMemoryStateBackend, KeyedStateBackend, RocksDbStateBackend, StateNamespace,
+    };
     use weir_storage::state_table::{StateTable, StateTableOptions};
 
     use super::*;
@@ -410,9 +412,18 @@ mod tests {
 
     #[test]
     fn groups_evicted_to_the_backend_expire_too() {
-        let backend: Arc<dyn KeyedStateBackend> = Arc::new(InMemoryStateBackend::default());
+        let dir = tempfile::tempdir().unwrap();
+        let rocksdb: Arc<dyn KeyedStateBackend> =
+            Arc::new(RocksDbStateBackend::open(dir.path(), &Default::default()).unwrap());
+        let memory: Arc<dyn KeyedStateBackend> = Arc::new(InMemoryStateBackend::default());
+        for backend in [memory, rocksdb] {
+            evicted_groups_expire(&backend);
+        }
+    }
+
+    fn evicted_groups_expire(backend: &Arc<dyn KeyedStateBackend>) {
         // A cache of 4 groups for 20: most are evicted after the first flush.
-        let mut op = table(op(), &backend, 4);
+        let mut op = table(op(), backend, 4);
         let keys: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let values: Vec<i64> = (0..20).collect();
