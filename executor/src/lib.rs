@@ -14,6 +14,7 @@
 //! protocol; durable bytes (catalog, tables, keyed state, checkpoints) belong to storage.
 
 pub mod checkpoint_protocol;
+pub mod clock;
 pub mod connectors;
 pub mod data_plane;
 pub mod error;

@@ -232,6 +232,11 @@ pub struct SourceDef {
     pub name: String,
     pub columns: Vec<ColumnDef>,
     pub watermark: Option<Watermark>,
+    /// `proc_time AS PROCTIME()`: index into `columns` of the processing-time column, a
+    /// `timestamp with time zone` the source fills with the wall-clock time at which it
+    /// emits each batch (Flink's processing-time attribute). The connector does not read it.
+    #[serde(default)]
+    pub proctime_column: Option<usize>,
     pub connector: String,
     /// `WITH (...)` options except `connector`, keys lower-cased.
     pub options: std::collections::BTreeMap<String, String>,
@@ -251,6 +256,28 @@ impl SourceDef {
             watermark: self.watermark.clone(),
             primary_key_name: None,
         }
+    }
+
+    /// The columns the connector reads: all but the processing-time column.
+    pub fn connector_schema(&self) -> SchemaRef {
+        connector_schema(&self.relation().arrow_schema(), self.proctime_column)
+    }
+}
+
+/// A source's columns without its processing-time column (which the source fills, not the
+/// connector).
+pub fn connector_schema(schema: &SchemaRef, proctime_column: Option<usize>) -> SchemaRef {
+    match proctime_column {
+        None => schema.clone(),
+        Some(column) => Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != column)
+                .map(|(_, f)| f.clone())
+                .collect::<Vec<_>>(),
+        )),
     }
 }
 

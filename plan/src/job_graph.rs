@@ -126,6 +126,10 @@ pub enum SourceSpec {
         schema: Vec<FieldSpec>,
         /// `WATERMARK FOR`: the event-time column and the watermark expression over `_cN`.
         watermark: Option<Watermark>,
+        /// `proc_time AS PROCTIME()`: the column the source fills with the time it emits
+        /// each batch; the connector reads the others.
+        #[serde(default)]
+        proctime_column: Option<usize>,
     },
 }
 
@@ -266,6 +270,10 @@ pub struct AggregateSpec {
     /// The input never retracts a row, so min/max keep only the current extreme.
     #[serde(default)]
     pub append_only_input: bool,
+    /// State time-to-live in wall-clock milliseconds, for an aggregate without windows: a
+    /// group not updated for that long is dropped and its row retracted.
+    #[serde(default)]
+    pub state_ttl_ms: Option<u64>,
 }
 
 /// How an aggregate grouped by a watermarked column (a window's `window_end`, or the event
@@ -615,12 +623,18 @@ impl fmt::Display for JobGraph {
                 Some(SourceSpec::View { view_name, .. }) => {
                     writeln!(f, "  ViewSource: {view_name} (contents, then changes)")?
                 }
-                Some(SourceSpec::Connector { source_name, connector, watermark, .. }) => {
+                Some(SourceSpec::Connector {
+                    source_name, connector, watermark, proctime_column, ..
+                }) => {
                     let wm = match watermark {
                         Some(w) => format!("watermark {}", w.positional_expr),
                         None => "no watermark".into(),
                     };
-                    writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm})")?
+                    let proctime = match proctime_column {
+                        Some(c) => format!("; processing time in _c{c}"),
+                        None => String::new(),
+                    };
+                    writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm}{proctime})")?
                 }
                 None => {}
             }
@@ -686,9 +700,13 @@ impl fmt::Display for OperatorSpec {
                     Some(w) => format!("; groups close by _c{}", w.column),
                     None => String::new(),
                 };
+                let ttl = match spec.state_ttl_ms {
+                    Some(ms) => format!(" (state_ttl {ms} ms: idle groups dropped and retracted)"),
+                    None => String::new(),
+                };
                 write!(
                     f,
-                    "HashAggregate: group by [{}], [{}]{window}; state: {state}",
+                    "HashAggregate: group by [{}], [{}]{window}; state: {state}{ttl}",
                     groups.join(", "),
                     aggs.join(", ")
                 )
@@ -841,8 +859,8 @@ impl JobGraph {
     /// The operators whose state nothing in the query bounds (it grows with distinct keys
     /// or rows unless rows are deleted), e.g. `HashJoin left (vertex 2)`; what
     /// `weir_catalog.jobs.unbounded_state` lists. Window aggregates, session windows and
-    /// interval-join sides drop state as the watermark passes; a state TTL bounds joins and
-    /// Top-N; an aggregate without GROUP BY holds one row.
+    /// interval-join sides drop state as the watermark passes; a state TTL bounds joins,
+    /// Top-N and aggregates; an aggregate without GROUP BY holds one row.
     pub fn unbounded_state(&self) -> Vec<String> {
         let mut unbounded = Vec::new();
         for vertex in &self.vertices {
@@ -859,7 +877,9 @@ impl JobGraph {
                     OperatorSpec::TopN(spec) if spec.state_ttl_ms.is_none() && !spec.append_only_input => {
                         unbounded.push(format!("TopN (vertex {})", vertex.id));
                     }
-                    OperatorSpec::HashAggregate(spec) if spec.window.is_none() && !spec.global => {
+                    OperatorSpec::HashAggregate(spec)
+                        if spec.window.is_none() && !spec.global && spec.state_ttl_ms.is_none() =>
+                    {
                         unbounded.push(format!("HashAggregate (vertex {})", vertex.id));
                     }
                     _ => {}

@@ -207,6 +207,7 @@ fn apply(vertices: &mut [Vertex], consumer: usize, rw: Rewrite) {
             close_after: 0,
         }),
         append_only_input: true,
+        state_ttl_ms: None,
     };
     // 3. Each pane into the windows that contain it, then back to the group column order.
     let k = spec.aggregates.len();

@@ -28,7 +28,8 @@ pub use stream_ddl::{
     plan_create_source, plan_watermark, split_connector, CreateSink, CreateSource, DropStream,
 };
 pub use stream_plan::{
-    plan_job_graph, temporal_tables, JobOptions, StreamCatalog, StreamInput, TemporalTable,
+    check_temporal_versions, plan_job_graph, temporal_tables, JobOptions, StreamCatalog, StreamInput,
+    TemporalTable,
 };
 pub use types::column_type_from_sql;
 pub use window_tvf::{WindowTvf, WindowTvfPlanner};

@@ -78,6 +78,16 @@ pub fn parse_sql(sql: &str) -> SqlResult<Vec<WeirStatement>> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| syntax_error(sql, ParserError::TokenizerError(e.to_string())))?;
+    if let Some(column) = create_table_proctime_column(&tokens) {
+        return Err(SqlError::new(
+            crate::error::sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("processing-time column \"{column}\" AS PROCTIME() in CREATE TABLE is not supported"),
+        )
+        .with_hint(
+            "A table's rows are stored and updated, so the time they were read is not one value: declare \
+             proc_time AS PROCTIME() on a CREATE SOURCE, or join FOR SYSTEM_TIME AS OF PROCTIME().",
+        ));
+    }
     let (tokens, emits) = take_emit_on_window_close(crate::flink_syntax::rewrite_window_tvfs(tokens));
     let (tokens, watermarks) = take_table_watermarks(tokens);
     let (tokens, system_time) = crate::temporal_syntax::take_system_time(tokens);
@@ -159,6 +169,31 @@ fn take_table_watermarks(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec
         i = next;
     }
     (out, found)
+}
+
+/// The name of a `name AS PROCTIME()` column in the column list of a `CREATE TABLE`, if any
+/// (sqlparser would report a bare syntax error).
+fn create_table_proctime_column(tokens: &[TokenWithSpan]) -> Option<String> {
+    let significant: Vec<&Token> =
+        tokens.iter().map(|t| &t.token).filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let mut in_create_table = false;
+    for (i, window) in significant.windows(5).enumerate() {
+        if matches!(window[0], Token::SemiColon) || i == 0 {
+            let first = if i == 0 { 0 } else { 1 };
+            in_create_table = is_word(window[first], "create") && is_word(window[first + 1], "table");
+        }
+        if in_create_table
+            && matches!(window[0], Token::LParen | Token::Comma)
+            && is_word(window[2], "as")
+            && is_word(window[3], "proctime")
+            && matches!(window[4], Token::LParen)
+        {
+            if let Token::Word(name) = window[1] {
+                return Some(name.value.clone());
+            }
+        }
+    }
+    None
 }
 
 /// Parses a `WATERMARK FOR column AS expression` clause.
@@ -502,6 +537,40 @@ mod tests {
     fn position_counts_lines() {
         let err = parse_sql("SELECT 1;\nSELEC 2").unwrap_err();
         assert_eq!(err.details.position, Some(11));
+    }
+
+    #[test]
+    fn a_source_takes_a_processing_time_column() {
+        let parsed = parse_sql(
+            "CREATE SOURCE s (id BIGINT, \"Proc\" AS PROCTIME(), ts TIMESTAMP, WATERMARK FOR ts AS ts) \
+             WITH (connector = 'datagen')",
+        )
+        .unwrap();
+        let WeirStatement::CreateSource(source) = &parsed[0] else { panic!("{parsed:?}") };
+        let def = crate::stream_ddl::plan_create_source(source).unwrap();
+        assert_eq!(def.proctime_column, Some(1));
+        assert_eq!(def.columns[1].name, "Proc");
+        assert_eq!(def.columns[1].column_type, weir_plan::catalog::ColumnType::Timestamptz);
+        assert_eq!(def.watermark.as_ref().map(|w| w.column), Some(2));
+        assert_eq!(def.connector_schema().fields().len(), 2);
+
+        let refused = |sql: &str| {
+            let parsed = parse_sql(sql).unwrap();
+            let WeirStatement::CreateSource(source) = &parsed[0] else { panic!("{parsed:?}") };
+            crate::stream_ddl::plan_create_source(source).unwrap_err().code
+        };
+        assert_eq!(refused("CREATE SOURCE s (id BIGINT, x AS id + 1) WITH (connector = 'datagen')"), "0A000");
+        assert_eq!(refused("CREATE SOURCE s (p AS PROCTIME()) WITH (connector = 'datagen')"), "0A000");
+        assert_eq!(
+            refused(
+                "CREATE SOURCE s (a INT, p AS PROCTIME(), WATERMARK FOR p AS p) WITH (connector = 'datagen')"
+            ),
+            "0A000"
+        );
+        let err = parse_sql("CREATE TABLE t (id INT, proc_time AS PROCTIME())").unwrap_err();
+        assert_eq!(err.code, "0A000", "{}", err.message);
+        // Not a column list: untouched.
+        assert!(parse_sql("CREATE TABLE t AS SELECT 1 AS proctime").is_ok());
     }
 
     #[test]

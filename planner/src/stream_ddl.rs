@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use datafusion::sql::sqlparser::ast::{
-    ColumnDef as SqlColumnDef, Expr, Ident, ObjectName, Query, VisitMut, VisitorMut,
+    ColumnDef as SqlColumnDef, DataType, Expr, FunctionArguments, Ident, ObjectName, Query, TimezoneInfo,
+    VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -26,6 +27,10 @@ pub struct CreateSource {
     pub columns: Vec<SqlColumnDef>,
     /// `WATERMARK FOR column AS expr`.
     pub watermark: Option<(Ident, Expr)>,
+    /// `name AS expr` computed columns: the index in `columns` (where a `timestamptz`
+    /// column of that name stands) and the expression. Only `PROCTIME()` is accepted, when
+    /// planned.
+    pub computed: Vec<(usize, Expr)>,
     pub options: Vec<(String, String)>,
 }
 
@@ -136,6 +141,7 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
     parser.expect_token(&Token::LParen)?;
     let mut columns = Vec::new();
     let mut watermark = None;
+    let mut computed = Vec::new();
     loop {
         if word_is(&parser.peek_token().token, "watermark")
             && !matches!(parser.peek_nth_token(1).token, Token::Word(ref w) if !w.value.eq_ignore_ascii_case("for"))
@@ -148,6 +154,19 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
             let column = parser.parse_identifier()?;
             parser.expect_keyword(Keyword::AS)?;
             watermark = Some((column, parser.parse_expr()?));
+        } else if matches!(parser.peek_nth_token(0).token, Token::Word(_))
+            && matches!(parser.peek_nth_token(1).token, Token::Word(ref w) if w.keyword == Keyword::AS)
+        {
+            // `proc_time AS PROCTIME()`: a column the source computes.
+            let name = parser.parse_identifier()?;
+            parser.expect_keyword(Keyword::AS)?;
+            let expr = parser.parse_expr()?;
+            computed.push((columns.len(), expr));
+            columns.push(SqlColumnDef {
+                name,
+                data_type: DataType::Timestamp(None, TimezoneInfo::WithTimeZone),
+                options: Vec::new(),
+            });
         } else {
             columns.push(parser.parse_column_def()?);
         }
@@ -157,7 +176,14 @@ pub(crate) fn parse_stream_ddl(parser: &mut Parser<'_>) -> Result<StreamDdl, Par
     }
     parser.expect_token(&Token::RParen)?;
     let options = parse_with_options(parser)?;
-    Ok(StreamDdl::CreateSource(Box::new(CreateSource { name, if_not_exists, columns, watermark, options })))
+    Ok(StreamDdl::CreateSource(Box::new(CreateSource {
+        name,
+        if_not_exists,
+        columns,
+        watermark,
+        computed,
+        options,
+    })))
 }
 
 /// `WITH (key = 'value', ...)`; keys are lower-cased unless quoted.
@@ -225,12 +251,76 @@ pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
         return Err(SqlError::unsupported("a source without columns"));
     }
     let (columns, _) = crate::create_table::plan_columns(&stmt.columns, &name, false)?;
+    let proctime_column = plan_proctime_column(&stmt.computed, &columns)?;
+    if stmt.columns.len() == stmt.computed.len() {
+        return Err(SqlError::unsupported("a source whose only column is its processing time")
+            .with_hint("Declare the columns the connector reads besides proc_time AS PROCTIME()."));
+    }
     let watermark = match &stmt.watermark {
         None => None,
         Some((column, expr)) => Some(plan_watermark(&columns, column, expr)?),
     };
+    if let (Some(w), Some(p)) = (&watermark, proctime_column) {
+        if w.column == p {
+            return Err(SqlError::unsupported(format!(
+                "WATERMARK FOR the processing-time column \"{}\"",
+                columns[p].name
+            ))
+            .with_hint(
+                "A watermark tracks event time, a column the rows carry; proc_time AS PROCTIME() is the time \
+                 Weir reads them. Declare the watermark on an event-time column.",
+            ));
+        }
+    }
     let (connector, options) = split_connector(&stmt.options)?;
-    Ok(SourceDef { id: 0, schema_name, name, columns, watermark, connector, options, created_at: 0 })
+    Ok(SourceDef {
+        id: 0,
+        schema_name,
+        name,
+        columns,
+        watermark,
+        proctime_column,
+        connector,
+        options,
+        created_at: 0,
+    })
+}
+
+/// The processing-time column among a source's computed columns: one `name AS PROCTIME()`
+/// at most; any other computed column is not supported.
+fn plan_proctime_column(computed: &[(usize, Expr)], columns: &[ColumnDef]) -> SqlResult<Option<usize>> {
+    let mut proctime = None;
+    for (index, expr) in computed {
+        if !is_proctime_call(expr) {
+            return Err(SqlError::unsupported(format!(
+                "computed column \"{}\" AS {expr} in CREATE SOURCE",
+                columns[*index].name
+            ))
+            .with_hint(
+                "The only computed column a source takes is its processing time, name AS PROCTIME(). \
+                 Compute other values in the views that read the source.",
+            ));
+        }
+        if proctime.replace(*index).is_some() {
+            return Err(SqlError::unsupported(
+                "more than one processing-time column (AS PROCTIME()) in a source",
+            )
+            .with_hint("Declare one name AS PROCTIME() column; views can copy it under other names."));
+        }
+    }
+    Ok(proctime)
+}
+
+/// `PROCTIME()`: the call that names the processing time, in a computed column or
+/// `FOR SYSTEM_TIME AS OF`.
+pub fn is_proctime_call(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(f)
+    if f.name.to_string().eq_ignore_ascii_case("proctime")
+        && match &f.args {
+            FunctionArguments::None => true,
+            FunctionArguments::List(list) => list.args.is_empty(),
+            FunctionArguments::Subquery(_) => false,
+        })
 }
 
 /// Validates `WATERMARK FOR column AS expr` against a table's or source's columns.

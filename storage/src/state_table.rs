@@ -327,6 +327,16 @@ impl StateTable {
         Ok(Some(value))
     }
 
+    /// Visits every stored entry (key group, key, value as the operator put it) until `visit`
+    /// returns false: one pass over the whole namespace, for an operator rebuilding an index
+    /// of its entries after a restore. Entries staged since the last flush are not seen.
+    pub fn scan_stored(&self, visit: &mut crate::keyed_state::Visitor<'_>) -> StorageResult<()> {
+        let stamped = self.ttl_ms.is_some();
+        self.backend.scan(self.namespace, 0..KEY_GROUPS, &[], &mut |group, key, value| {
+            visit(group, key, if stamped { value.get(8..).unwrap_or_default() } else { value })
+        })
+    }
+
     /// Captures every entry as of the last flush (call it right after one, at a barrier) for a
     /// checkpoint; the handle writes them out later, off the data path.
     pub fn snapshot_handle(&self) -> StorageResult<Box<dyn StateSnapshot>> {

@@ -160,6 +160,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
                         global: false,
                         window: None,
                         append_only_input: false,
+                        state_ttl_ms: None,
                     }),
                     OperatorSpec::Materialize { view_id: 10 },
                 ],

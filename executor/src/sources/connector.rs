@@ -11,6 +11,9 @@
 //! been read to its end sends a final `Watermark(i64::MAX)`, which closes every window, and
 //! keeps serving barriers until the job is stopped.
 //!
+//! A source with a processing-time column (`proc_time AS PROCTIME()`) fills it here, with
+//! the time each batch is emitted ([`ProctimeFiller`]), before the watermark sees the batch.
+//!
 //! A malformed row is counted, logged with its location and reason, and skipped; with
 //! `on_error = 'fail'` it fails the source (and so the job) instead.
 
@@ -22,11 +25,13 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tracing::{info, warn};
 
+use crate::clock::wall_clock_us;
 use crate::connectors::metrics::SourceMetrics;
 use crate::connectors::{ReadOutcome, SplitReader};
 use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch};
+use crate::sources::proctime::ProctimeFiller;
 use crate::sources::reader_pool::ReaderPool;
 use crate::sources::watermark::WatermarkGenerator;
 use weir_plan::catalog::Watermark;
@@ -50,6 +55,7 @@ pub struct ConnectorSource {
     /// `None` only while a read of it runs on the pool.
     reader: Option<Box<dyn SplitReader>>,
     watermark: Option<WatermarkGenerator>,
+    proctime: Option<ProctimeFiller>,
     settings: SourceSettings,
     metrics: Arc<SourceMetrics>,
     out: ChannelSender,
@@ -67,7 +73,14 @@ impl ConnectorSource {
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> ExecResult<Self> {
         let watermark = watermark.map(|spec| WatermarkGenerator::new(spec, schema)).transpose()?;
-        Ok(Self { reader: Some(reader), watermark, settings, metrics, out, barriers })
+        Ok(Self { reader: Some(reader), watermark, proctime: None, settings, metrics, out, barriers })
+    }
+
+    /// Fills column `column` of `schema` (the source's columns; the reader reads the others)
+    /// with the time each batch is emitted.
+    pub fn with_proctime(mut self, schema: &SchemaRef, column: usize) -> ExecResult<Self> {
+        self.proctime = Some(ProctimeFiller::new(schema.clone(), column)?);
+        Ok(self)
     }
 
     /// Reads until the job is stopped (the barrier channel closes) or the consumer is gone,
@@ -104,6 +117,10 @@ impl ConnectorSource {
                     idle = false;
                     last_rows = Instant::now();
                     self.metrics.add_rows(batch.num_rows() as u64);
+                    let batch = match &self.proctime {
+                        Some(filler) => filler.fill(&batch, wall_clock_us())?,
+                        None => batch,
+                    };
                     let watermark = self.advance_watermark(&batch)?;
                     self.send(Message::Batch(StreamBatch::inserts(batch))).await?;
                     if let Some(w) = watermark {

@@ -15,6 +15,7 @@
 //! place that wires a source for a task.
 
 pub mod connector;
+pub mod proctime;
 pub mod reader_pool;
 pub mod table;
 pub mod watermark;
@@ -136,14 +137,22 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                 abort: Some(reader.abort_handle()),
             }))
         }
-        Some(SourceSpec::Connector { source_id, source_name, connector, options, schema, watermark }) => {
+        Some(SourceSpec::Connector {
+            source_id,
+            source_name,
+            connector,
+            options,
+            schema,
+            watermark,
+            proctime_column,
+        }) => {
             let schema = schema_of(schema)?;
             let settings = source_settings(options)?;
             let split = cx.task.subtask;
             let mut reader = crate::connectors::open_connector(
                 connector,
                 options,
-                schema.clone(),
+                weir_plan::catalog::connector_schema(&schema, *proctime_column),
                 cx.files,
                 cx.split_limit,
             )?
@@ -157,6 +166,9 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
             let mut source =
                 ConnectorSource::new(reader, &schema, watermark.as_ref(), settings, metrics, tx, barrier_rx)?;
+            if let Some(column) = proctime_column {
+                source = source.with_proctime(&schema, *column)?;
+            }
             let (id, deployment, events) = (cx.task, cx.deployment, cx.events);
             let span = tracing::info_span!("source", job = id.job, source = %source_name, split);
             let readers = cx.readers.clone();

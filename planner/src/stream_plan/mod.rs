@@ -36,7 +36,7 @@ mod join;
 mod temporal_join;
 mod top_n;
 
-pub use temporal_join::{temporal_tables, TemporalTable};
+pub use temporal_join::{check_temporal_versions, temporal_tables, TemporalTable};
 
 use crate::error::{SqlError, SqlResult};
 
@@ -64,6 +64,8 @@ pub enum StreamInput {
         options: std::collections::BTreeMap<String, String>,
         splits: usize,
         watermark: Option<Watermark>,
+        /// `proc_time AS PROCTIME()`: the processing-time column's index.
+        proctime_column: Option<usize>,
     },
 }
 
@@ -74,7 +76,7 @@ pub struct JobOptions {
     pub emit_on_window_close: bool,
     /// `Some((connector, options))` for `CREATE SINK`; otherwise the job materializes a view.
     pub sink: Option<(String, std::collections::BTreeMap<String, String>)>,
-    /// State time-to-live for join and Top-N state (`streaming_state_ttl`,
+    /// State time-to-live for join, Top-N and unwindowed aggregate state (`streaming_state_ttl`,
     /// `WITH (state_ttl = ...)`), in milliseconds.
     pub state_ttl_ms: Option<u64>,
     /// The tables the query reads `FOR SYSTEM_TIME AS OF PROCTIME()` (see [`temporal_tables`]).
@@ -259,7 +261,7 @@ impl Lowering<'_> {
                         parallelism,
                         properties,
                     ),
-                    StreamInput::Source { id, name, connector, options, splits, watermark } => {
+                    StreamInput::Source { id, name, connector, options, splits, watermark, proctime_column } => {
                         let properties = StreamProperties {
                             append_only: true,
                             stream_key: None,
@@ -273,6 +275,7 @@ impl Lowering<'_> {
                             options,
                             schema: schema.clone(),
                             watermark,
+                            proctime_column,
                         };
                         (source, splits.max(1), properties)
                     }
@@ -509,7 +512,17 @@ impl Lowering<'_> {
         let window_start =
             window.iter().filter(|w| w.close_after > 0).map(|w| (w.column, w.close_after)).collect();
         let append_only_input = self.vertices[source].output.append_only;
-        let spec = AggregateSpec { group_columns, aggregates, output, global, window, append_only_input };
+        // A state TTL bounds what nothing else does: groups of an aggregate without windows.
+        let state_ttl_ms = self.state_ttl_ms.filter(|_| window.is_none() && !global);
+        let spec = AggregateSpec {
+            group_columns,
+            aggregates,
+            output,
+            global,
+            window,
+            append_only_input,
+            state_ttl_ms,
+        };
         let vertex = self
             .add_vertex(parallelism, None, vec![Edge { from: source, partitioning }])
             .with_chain(self, OperatorSpec::HashAggregate(spec));

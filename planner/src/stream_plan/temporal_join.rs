@@ -1,6 +1,13 @@
 //! Lowering a temporal (lookup) join, `s JOIN t FOR SYSTEM_TIME AS OF PROCTIME() ON s.k = t.pk`,
 //! into a `LookupJoin` vertex.
 //!
+//! `FOR SYSTEM_TIME AS OF s.proc_time` means the same when `proc_time` is the processing-time
+//! column of source `s` (`proc_time AS PROCTIME()`, Flink's processing-time attribute),
+//! read directly or through subqueries that pass it on unchanged: the lookup does not read
+//! the column's value, it reads the table as it is when the row is processed. `AS OF` any
+//! other column would be an event-time versioned join (the table as it was at the row's
+//! time), which needs the table's history: Weir keeps only its current version.
+//!
 //! As in Flink and RisingWave, each row of the stream `s` is joined with the row of table `t`
 //! its key finds when the row is processed; nothing of `s` is kept, and later changes to `t`
 //! do not touch rows already emitted. So:
@@ -19,19 +26,24 @@
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{Expr, Join, JoinType, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArguments, ObjectNamePart, Query, TableFactor, TableVersion, Visit, Visitor,
+    Expr as SqlExpr, ObjectNamePart, Query, TableFactor, TableVersion, Visit, Visitor,
 };
 use weir_plan::job_graph::{Edge, LookupJoinSpec, OperatorSpec, Partitioning, SourceSpec, StreamProperties};
 
-use super::{expr_sql_mapped, fields_of, Lowering, StreamInput, WithChain};
+use super::{expr_sql_mapped, fields_of, Lowering, StreamCatalog, StreamInput, WithChain};
 use crate::create_table::normalize_ident;
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::stream_ddl::is_proctime_call;
 
-/// A table read `FOR SYSTEM_TIME AS OF PROCTIME()`, by its name and the alias it has.
+/// A table read `FOR SYSTEM_TIME AS OF PROCTIME()` (or a processing-time column), by its
+/// name and the alias it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemporalTable {
     pub table: String,
     pub alias: Option<String>,
+    /// `AS OF s.proc_time`: the column named (qualifier parts then name, normalized), which
+    /// must turn out to be a source's processing-time column; `None` for `AS OF PROCTIME()`.
+    pub as_of_column: Option<Vec<String>>,
 }
 
 /// The tables `query` reads `FOR SYSTEM_TIME AS OF`; an error for a version Weir cannot
@@ -44,10 +56,10 @@ pub fn temporal_tables(query: &Query) -> SqlResult<Vec<TemporalTable>> {
             if let TableFactor::Table { name, alias, version: Some(version), .. } = factor {
                 let table = name.0.last().and_then(ObjectNamePart::as_ident).map(normalize_ident);
                 let alias = alias.as_ref().map(|a| normalize_ident(&a.name));
-                self.0.push(check_version(version).and_then(|()| {
+                self.0.push(check_version(version).and_then(|as_of_column| {
                     let table = table
                         .ok_or_else(|| SqlError::unsupported("FOR SYSTEM_TIME AS OF on this relation"))?;
-                    Ok(TemporalTable { table, alias })
+                    Ok(TemporalTable { table, alias, as_of_column })
                 }));
             }
             std::ops::ControlFlow::Continue(())
@@ -58,41 +70,117 @@ pub fn temporal_tables(query: &Query) -> SqlResult<Vec<TemporalTable>> {
     collect.0.into_iter().collect()
 }
 
-/// Only `AS OF PROCTIME()` is a version a view can maintain.
-fn check_version(version: &TableVersion) -> SqlResult<()> {
+/// Only the processing time is a version a view can maintain: `AS OF PROCTIME()`, or
+/// `AS OF` a column (returned, to be checked against the plan for a processing-time column).
+fn check_version(version: &TableVersion) -> SqlResult<Option<Vec<String>>> {
     let TableVersion::ForSystemTimeAsOf(expr) = version else {
         return Err(SqlError::unsupported(format!("{version}")));
     };
     match expr {
-        SqlExpr::Function(f)
-            if f.name.to_string().eq_ignore_ascii_case("proctime")
-                && match &f.args {
-                    FunctionArguments::None => true,
-                    FunctionArguments::List(list) => list.args.is_empty(),
-                    FunctionArguments::Subquery(_) => false,
-                } =>
-        {
-            Ok(())
-        }
-        SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_) => Err(SqlError::unsupported(format!(
-            "FOR SYSTEM_TIME AS OF a column ({expr}): Weir has no processing-time columns"
+        expr if is_proctime_call(expr) => Ok(None),
+        SqlExpr::Identifier(ident) => Ok(Some(vec![normalize_ident(ident)])),
+        SqlExpr::CompoundIdentifier(parts) => Ok(Some(parts.iter().map(normalize_ident).collect())),
+        other => Err(SqlError::unsupported(format!(
+            "FOR SYSTEM_TIME AS OF {other} (reading a table's past)"
         ))
         .with_hint(
-            "Write FOR SYSTEM_TIME AS OF PROCTIME(): each row is joined with the table as it is when the row \
-             is processed, which is what Flink's proc_time AS PROCTIME() column means. Versions by event time \
-             are not supported.",
+            "Weir keeps only a table's current version: write FOR SYSTEM_TIME AS OF PROCTIME(), or AS OF \
+                 a source's processing-time column (proc_time AS PROCTIME()).",
         )),
-        other => Err(SqlError::unsupported(format!("FOR SYSTEM_TIME AS OF {other} (reading a table's past)"))
-            .with_hint("Weir keeps only a table's current version: write FOR SYSTEM_TIME AS OF PROCTIME().")),
+    }
+}
+
+/// Checks that every `FOR SYSTEM_TIME AS OF column` of `plan` names a processing-time column
+/// of the join's left side. `plan` must be the plan before optimization: the optimizer drops
+/// columns the query does not otherwise read, and the `AS OF` column is often one of them.
+pub fn check_temporal_versions(
+    plan: &LogicalPlan,
+    temporal: &[TemporalTable],
+    catalog: &dyn StreamCatalog,
+) -> SqlResult<()> {
+    if temporal.iter().all(|t| t.as_of_column.is_none()) {
+        return Ok(());
+    }
+    if let LogicalPlan::Join(join) = plan {
+        if let Some((_, TemporalTable { as_of_column: Some(column), .. })) =
+            versioned_scan(&join.right, temporal)
+        {
+            check_proctime_column(&join.left, column, catalog)?;
+        }
+    }
+    plan.inputs().into_iter().try_for_each(|input| check_temporal_versions(input, temporal, catalog))
+}
+
+/// Checks that `column` (as written after `AS OF`) is, in the stream side `plan`, a source's
+/// processing-time column passed on unchanged.
+fn check_proctime_column(
+    plan: &LogicalPlan,
+    column: &[String],
+    catalog: &dyn StreamCatalog,
+) -> SqlResult<()> {
+    let written = column.join(".");
+    let (qualifier, name) = match column {
+        [name] => (None, name),
+        [qualifier @ .., name] => (Some(TableReference::from(qualifier.join("."))), name),
+        [] => return Err(SqlError::internal("an empty FOR SYSTEM_TIME AS OF column")),
+    };
+    let index = plan.schema().index_of_column_by_name(qualifier.as_ref(), name).ok_or_else(|| {
+        SqlError::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!("column {written} named in FOR SYSTEM_TIME AS OF does not exist on the join's left side"),
+        )
+    })?;
+    let is_proctime = column_origin(plan, index).is_some_and(|(table, column)| {
+        matches!(catalog.resolve(&table), Some(StreamInput::Source { proctime_column: Some(p), .. }) if p == column)
+    });
+    if is_proctime {
+        return Ok(());
+    }
+    Err(SqlError::new(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        format!(
+            "FOR SYSTEM_TIME AS OF {written}: \"{name}\" is not a processing-time column, and joining a table's \
+             version as of an event time (an event-time temporal join) is not supported"
+        ),
+    )
+    .with_hint(
+        "Weir keeps only each table's current version, so it joins each row with the table as it is when the \
+         row is processed. Write FOR SYSTEM_TIME AS OF PROCTIME(), or declare proc_time AS PROCTIME() in the \
+         source's column list and write FOR SYSTEM_TIME AS OF s.proc_time.",
+    ))
+}
+
+/// The relation and column that column `index` of `plan`'s output is an unchanged copy of,
+/// through aliases, filters and projections; `None` for a computed column.
+fn column_origin(plan: &LogicalPlan, index: usize) -> Option<(TableReference, usize)> {
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => column_origin(&a.input, index),
+        LogicalPlan::Filter(f) => column_origin(&f.input, index),
+        LogicalPlan::Projection(p) => {
+            let mut expr = p.expr.get(index)?;
+            while let Expr::Alias(alias) = expr {
+                expr = &alias.expr;
+            }
+            let Expr::Column(column) = expr else { return None };
+            column_origin(&p.input, p.input.schema().index_of_column(column).ok()?)
+        }
+        LogicalPlan::TableScan(scan) => {
+            let column = match &scan.projection {
+                Some(projection) => *projection.get(index)?,
+                None => index,
+            };
+            Some((scan.table_name.clone(), column))
+        }
+        _ => None,
     }
 }
 
 /// The scan of a temporal table under `plan` (through aliases, projections and filters),
 /// and the alias it is read under.
-fn versioned_scan<'p>(
+fn versioned_scan<'p, 't>(
     plan: &'p LogicalPlan,
-    temporal: &[TemporalTable],
-) -> Option<&'p datafusion::logical_expr::TableScan> {
+    temporal: &'t [TemporalTable],
+) -> Option<(&'p datafusion::logical_expr::TableScan, &'t TemporalTable)> {
     let mut alias: Option<&str> = None;
     let mut node = plan;
     loop {
@@ -105,12 +193,12 @@ fn versioned_scan<'p>(
             LogicalPlan::Filter(f) => node = &f.input,
             LogicalPlan::TableScan(scan) => {
                 let table = scan.table_name.table();
-                let found = temporal.iter().any(|t| match (&t.alias, alias) {
+                let found = temporal.iter().find(|t| match (&t.alias, alias) {
                     (Some(wanted), Some(alias)) => wanted == alias,
                     (None, alias) => t.table == table && alias.is_none_or(|a| a == table),
                     (Some(_), None) => false,
                 });
-                return found.then_some(scan);
+                return found.map(|t| (scan, t));
             }
             _ => return None,
         }
@@ -124,7 +212,7 @@ impl Lowering<'_> {
         if versioned_scan(&join.left, &self.temporal).is_some() {
             return Err(misplaced());
         }
-        let Some(scan) = versioned_scan(&join.right, &self.temporal) else { return Ok(None) };
+        let Some((scan, _)) = versioned_scan(&join.right, &self.temporal) else { return Ok(None) };
         let left_outer = match join.join_type {
             JoinType::Inner => false,
             JoinType::Left => true,

@@ -18,8 +18,8 @@ use weir_planner::sqlparser::ast::{
     CreateTableOptions, CreateView, Expr as SqlExpr, Query, SqlOption, Statement, Value as SqlValue,
 };
 use weir_planner::{
-    name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion, split_name, sqlstate,
-    temporal_tables, JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
+    check_temporal_versions, name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion,
+    split_name, sqlstate, temporal_tables, JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
 };
 use weir_storage::Store;
 
@@ -214,13 +214,14 @@ pub(crate) async fn plan_stream_job(
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
         .map_err(from_datafusion)?;
-    let optimized = state.optimize(&plan).map_err(from_datafusion)?;
     let catalog = Catalog {
         store: cx.engine.store.clone(),
         files: cx.engine.files.clone(),
         split_limit: cx.engine.split_limit(),
     };
     let options = JobOptions { temporal_tables: temporal_tables(query)?, ..options.clone() };
+    check_temporal_versions(&plan, &options.temporal_tables, &catalog)?;
+    let optimized = state.optimize(&plan).map_err(from_datafusion)?;
     let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, &options)?;
     Ok((graph, optimized))
 }
@@ -296,7 +297,7 @@ impl StreamCatalog for Catalog {
             let splits = weir_executor::connectors::open_connector(
                 &source.connector,
                 &source.options,
-                source.relation().arrow_schema(),
+                source.connector_schema(),
                 &self.files,
                 self.split_limit,
             )
@@ -309,6 +310,7 @@ impl StreamCatalog for Catalog {
                 options: source.options.clone(),
                 splits,
                 watermark: source.watermark.clone(),
+                proctime_column: source.proctime_column,
             });
         }
         if let Some(table) = self.store.table(schema, name.table()) {

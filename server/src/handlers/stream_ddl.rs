@@ -57,11 +57,11 @@ pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<O
         super::access::require_file_access(cx, false)?;
     }
     let schema = def.relation().arrow_schema();
-    // The connector checks its options against the columns; the watermark must compile.
+    // The connector checks its options against the columns it reads; the watermark must compile.
     weir_executor::connectors::open_connector(
         &def.connector,
         &def.options,
-        schema.clone(),
+        def.connector_schema(),
         &cx.engine.files,
         cx.engine.split_limit(),
     )

@@ -26,6 +26,9 @@
 //! barriers and each group is emitted once, final, as an insert when the watermark closes it.
 //! Either way, state holds only open windows, so it stays bounded on an endless stream.
 //!
+//! Without windows, a state TTL (`spec.state_ttl_ms`) drops groups not updated for that
+//! long, retracting their rows (see [`ttl`]).
+//!
 //! Without GROUP BY (`spec.global`) there is one group that always exists: its row is emitted
 //! on the first barrier even over no input (count 0, sum NULL, as in SQL) and never deleted.
 
@@ -47,6 +50,7 @@ use weir_plan::job_graph::{schema_of, AggregateSpec, WindowedGroups};
 
 mod accumulators;
 mod persistence;
+mod ttl;
 
 use accumulators::{create_accumulator, GroupAccumulator};
 
@@ -91,6 +95,8 @@ pub struct HashAggregate {
     state_table: Option<StateTable>,
     /// Without one: the groups changed since the last checkpoint snapshot.
     changed_groups: persistence::ChangedGroups,
+    /// State time-to-live of an aggregate without windows (see [`ttl`]).
+    expiry: Option<ttl::GroupExpiry>,
 }
 
 fn invalid(msg: String) -> ExecError {
@@ -189,6 +195,10 @@ impl HashAggregate {
             closing: vec![],
             state_table: None,
             changed_groups: Default::default(),
+            expiry: match (&spec.window, spec.global, spec.state_ttl_ms) {
+                (None, false, Some(ms)) => Some(ttl::GroupExpiry::new(ms)),
+                _ => None,
+            },
         };
         if op.global {
             // The one group exists from the start; dirty so the first barrier emits it.
@@ -219,6 +229,9 @@ impl HashAggregate {
                 self.is_dirty.push(false);
                 for acc in &mut self.accumulators {
                     acc.resize(self.keys.len());
+                }
+                if let Some(expiry) = &mut self.expiry {
+                    expiry.resize(self.keys.len());
                 }
                 slot
             }
@@ -311,6 +324,9 @@ impl HashAggregate {
         self.emitted[s] = None;
         for acc in &mut self.accumulators {
             acc.reset(s);
+        }
+        if let Some(expiry) = &mut self.expiry {
+            expiry.free(slot);
         }
         self.free.push(slot);
     }
@@ -435,6 +451,7 @@ impl Operator for HashAggregate {
         for (acc, input) in self.accumulators.iter_mut().zip(&self.inputs) {
             acc.update(input.map(|c| batch.data.column(c)), &groups, weights)?;
         }
+        self.touch_groups(&groups);
         if self.over_memory_limit() {
             // Groups changed in this epoch cannot leave memory before their change is
             // emitted: emit now (the changes are the same, only earlier) so they can.
@@ -444,6 +461,7 @@ impl Operator for HashAggregate {
     }
 
     fn on_barrier(&mut self, _barrier: &Barrier, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+        self.expire_groups()?;
         self.emit_and_flush(out)
     }
 
@@ -588,6 +606,7 @@ mod tests {
             global: group_columns == 0,
             window: None,
             append_only_input: false,
+            state_ttl_ms: None,
         }
     }
 

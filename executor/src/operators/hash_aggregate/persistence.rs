@@ -22,6 +22,9 @@
 //! streams it to the store off the data path; restore streams the snapshot into the
 //! backend, and groups come back into memory as rows for them arrive.
 //!
+//! With a state TTL each group's encoding ends with its expiry, and the operator keeps an
+//! index of groups by expiry (see [`super::ttl`]).
+//!
 //! State keys are the group's arrow-row encoding, under its key group (the hash of the group
 //! columns, as the exchange routes them); each subtask has its own namespace. A slot number
 //! is the same in the operator and in its table.
@@ -180,13 +183,19 @@ impl HashAggregate {
             if self.slots.contains_key(key.as_ref()) {
                 continue; // an earlier row of this batch loaded it
             }
-            let group = groups[i] as u16;
-            let Some(table) = &mut self.state_table else { return Ok(()) };
-            if let Some(value) = table.lookup(group, key.as_ref())? {
-                let (slot, _) = self.load_group(key.as_ref(), &value)?;
-                if let Some(table) = &mut self.state_table {
-                    table.mark_loaded(slot, group);
-                }
+            self.load_stored(key.as_ref(), groups[i] as u16)?;
+        }
+        Ok(())
+    }
+
+    /// Brings group `key` of key group `group` from the backend into a slot, if the backend
+    /// holds it.
+    pub(super) fn load_stored(&mut self, key: &[u8], group: u16) -> ExecResult<()> {
+        let Some(table) = &mut self.state_table else { return Ok(()) };
+        if let Some(value) = table.lookup(group, key)? {
+            let (slot, _) = self.load_group(key, &value)?;
+            if let Some(table) = &mut self.state_table {
+                table.mark_loaded(slot, group);
             }
         }
         Ok(())
@@ -207,6 +216,10 @@ impl HashAggregate {
         for acc in &mut self.accumulators {
             acc.load(s, &mut value)?;
         }
+        if let Some(expiry) = &mut self.expiry {
+            let expires = take_i64(&mut value)?;
+            expiry.set(slot, &self.keys[s], expires);
+        }
         if !value.is_empty() {
             return Err(corrupt("trailing bytes after a group"));
         }
@@ -224,6 +237,10 @@ impl HashAggregate {
         }
         for acc in &self.accumulators {
             acc.save(slot, out);
+        }
+        // With a state TTL, the expiry comes last (see [`super::ttl`]).
+        if let Some(expiry) = &self.expiry {
+            out.extend_from_slice(&expiry.expires(slot as u32).to_le_bytes());
         }
     }
 
@@ -263,10 +280,20 @@ impl HashAggregate {
 
     /// The key group of each slot's group: the hash of its group columns, as routed.
     fn key_groups_of(&self, slots: &[u32]) -> ExecResult<Vec<u16>> {
-        let Some(converter) = &self.group_converter else { return Ok(vec![0; slots.len()]) };
+        let keys: Vec<&[u8]> = slots.iter().map(|&s| &self.keys[s as usize][..]).collect();
+        self.key_groups_of_keys(keys.into_iter())
+    }
+
+    /// The key group of each group key (arrow-row bytes): the hash of its group columns.
+    pub(super) fn key_groups_of_keys<'k>(
+        &self,
+        keys: impl ExactSizeIterator<Item = &'k [u8]>,
+    ) -> ExecResult<Vec<u16>> {
+        let n = keys.len();
+        let Some(converter) = &self.group_converter else { return Ok(vec![0; n]) };
         let parser = converter.parser();
-        let columns = converter.convert_rows(slots.iter().map(|&s| parser.parse(&self.keys[s as usize])))?;
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(slots.len()));
+        let columns = converter.convert_rows(keys.map(|k| parser.parse(k)))?;
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
         let fields: Vec<_> = self.input_schema.fields()[..self.group_columns].to_vec();
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));
         let batch = arrow::array::RecordBatch::try_new_with_options(schema, columns, &options)?;
@@ -298,7 +325,11 @@ impl HashAggregate {
             return Err(corrupt("a delta snapshot for state in a backend"));
         }
         // Groups come back into memory as rows for them arrive.
-        Ok(table.restore(input)?)
+        table.restore(input)?;
+        if let Some(expiry) = &mut self.expiry {
+            expiry.rebuild_later();
+        }
+        Ok(())
     }
 
     /// This subtask's share of an old subtask's snapshot after a rescale: its groups of the
@@ -324,6 +355,9 @@ impl HashAggregate {
                 return Err(corrupt("a delta snapshot for state in a backend"));
             }
             table.restore_within(input, scope.key_groups.clone())?;
+            if let Some(expiry) = &mut self.expiry {
+                expiry.rebuild_later();
+            }
             return Ok(());
         }
         // A group already loaded from an earlier piece is owned and indexed.
@@ -408,6 +442,9 @@ impl HashAggregate {
                 self.free_slot(slot);
             }
             self.open.clear();
+            if let Some(expiry) = &mut self.expiry {
+                expiry.clear_index();
+            }
         }
         let loaded = self.apply_entries(input)?;
         // Later snapshots are deltas of this state.
