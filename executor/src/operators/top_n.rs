@@ -26,6 +26,7 @@ use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBat
 
 use super::keyed_rows::KeyedRows;
 use super::{DeferredState, Operator, OperatorSnapshot};
+use crate::clock::wall_clock_us;
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::key_groups;
 use crate::message::{Barrier, StreamBatch, OP_DELETE, OP_INSERT};
@@ -334,11 +335,6 @@ impl Operator for TopN {
         self.rows.reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
         Ok(())
     }
-}
-
-fn wall_clock_us() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Output rows (row bytes and rank) turned into batches of at most [`OUTPUT_BATCH_ROWS`].

@@ -39,6 +39,7 @@ use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBat
 
 use super::keyed_rows::{KeyedRows, RowState};
 use super::{DeferredState, Operator, OperatorSnapshot};
+use crate::clock::wall_clock_us;
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::key_groups;
 use crate::expr::ExprCompiler;
@@ -566,11 +567,6 @@ impl Operator for HashJoin {
         self.states[RIGHT].reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
         Ok(())
     }
-}
-
-fn wall_clock_us() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Collects output rows as row bytes of each side and turns them into batches of at most
