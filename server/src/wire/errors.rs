@@ -12,6 +12,7 @@ use arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
+use weir_executor::error::arrow_sqlstate;
 use weir_executor::ExecError;
 use weir_planner::{sqlstate, SqlError};
 use weir_storage::StorageError;
@@ -62,30 +63,21 @@ pub fn from_exec(e: ExecError) -> SqlError {
     }
 }
 
-/// Arrow errors by variant: bad input data is a `22xxx` data exception, I/O is `58030`,
-/// anything else is a bug (`XX000`).
+/// Arrow errors by variant ([`arrow_sqlstate`]: bad input data is a `22xxx` data exception,
+/// I/O is `58030`), anything else is a bug (`XX000`).
 pub fn from_arrow(e: ArrowError) -> SqlError {
-    let code = match &e {
-        ArrowError::DivideByZero => return SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
-        ArrowError::CastError(_) | ArrowError::ParseError(_) => sqlstate::INVALID_TEXT_REPRESENTATION,
+    match e {
+        ArrowError::DivideByZero => SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
         // Postgres' own words (`bigint out of range`), without Arrow's prefix.
         ArrowError::ArithmeticOverflow(message) => {
-            return SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(message))
+            SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(&message))
         }
-        ArrowError::CsvError(_) | ArrowError::JsonError(_) => sqlstate::BAD_COPY_FILE_FORMAT,
-        ArrowError::MemoryError(_) => sqlstate::OUT_OF_MEMORY,
-        ArrowError::IoError(..) => sqlstate::IO_ERROR,
-        ArrowError::NotYetImplemented(_) => sqlstate::FEATURE_NOT_SUPPORTED,
-        ArrowError::ComputeError(_) | ArrowError::InvalidArgumentError(_) => sqlstate::DATA_EXCEPTION,
-        ArrowError::ExternalError(_) => {
-            return match e {
-                ArrowError::ExternalError(inner) => from_external(inner),
-                other => SqlError::internal(clean(&other.to_string())),
-            }
+        ArrowError::ExternalError(inner) => from_external(inner),
+        other => {
+            let code = arrow_sqlstate(&other).unwrap_or(sqlstate::INTERNAL_ERROR);
+            SqlError::new(code, clean(&other.to_string()))
         }
-        _ => sqlstate::INTERNAL_ERROR,
-    };
-    SqlError::new(code, clean(&e.to_string()))
+    }
 }
 
 /// A boxed error of unknown type: recognised by downcasting, never by its text.
