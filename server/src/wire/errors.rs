@@ -8,12 +8,14 @@
 //! adding a hint where one helps. What is not recognised is never a syntax error: `42000`
 //! for a planning error, `XX000` (internal error: likely a bug) for anything else.
 
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 use weir_executor::error::arrow_sqlstate;
 use weir_executor::ExecError;
+use weir_plan::catalog::ColumnType;
 use weir_planner::{sqlstate, SqlError};
 use weir_storage::StorageError;
 
@@ -208,6 +210,9 @@ fn shared_cause(e: &DataFusionError) -> Option<SqlError> {
 /// distinguishes are recognised by DataFusion's wording. `None` when not recognised.
 fn classify_plan_message(m: &str) -> Option<SqlError> {
     let lower = m.to_ascii_lowercase();
+    if let Some(error) = no_common_type(m) {
+        return Some(error);
+    }
     if let Some(name) = quoted_after(m, "table '").or_else(|| quoted_after(m, "table \"")) {
         if lower.contains("not found") || lower.contains("does not exist") {
             return Some(SqlError::new(
@@ -267,6 +272,65 @@ fn classify_plan_message(m: &str) -> Option<SqlError> {
         return Some(SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, clean(m)));
     }
     None
+}
+
+/// COALESCE, GREATEST, LEAST and CASE whose arguments have no common type are Postgres'
+/// `42804` "COALESCE types boolean and text cannot be matched", naming the first two types
+/// that do not match (for CASE, Postgres compares the ELSE branch first). DataFusion says
+/// "Function 'coalesce' user-defined coercion failed with: … 'coalesce(Boolean, Utf8)'" and
+/// "Failed to coerce then (Boolean) and else (Utf8) to common types in CASE WHEN expression".
+fn no_common_type(m: &str) -> Option<SqlError> {
+    let (construct, types) = if m.contains("user-defined coercion failed") {
+        let name = quoted_after(m, "Function '")?;
+        if !["coalesce", "greatest", "least"].contains(&name.as_str()) {
+            return None;
+        }
+        let call = format!("'{name}(");
+        let start = m.find(&call)? + call.len();
+        let end = m[start..].find(")'")? + start;
+        (name.to_ascii_uppercase(), m[start..end].split(", ").map(str::to_string).collect::<Vec<_>>())
+    } else if m.contains("to common types in CASE WHEN expression") {
+        let listed = |prefix: &str| {
+            let start = m.find(prefix)? + prefix.len();
+            let end = m[start..].find(')')? + start;
+            Some(m[start..end].split(", ").map(str::to_string).collect::<Vec<_>>())
+        };
+        let mut types = listed("else (").filter(|t| t.as_slice() != ["None"]).unwrap_or_default();
+        types.extend(listed("then (")?);
+        ("CASE".to_string(), types)
+    } else {
+        return None;
+    };
+    let types: Vec<ColumnType> =
+        types.iter().filter(|t| t.as_str() != "Null").filter_map(|t| t.parse::<DataType>().ok()).map(|t| ColumnType::from_arrow(&t)).collect();
+    let first = types.first()?;
+    let other = types.iter().find(|t| type_category(t) != type_category(first))?;
+    Some(SqlError::new(
+        sqlstate::DATATYPE_MISMATCH,
+        format!("{construct} types {} and {} cannot be matched", pg_type_name(first), pg_type_name(other)),
+    ))
+}
+
+/// Postgres' type categories (`pg_type.typcategory`): types of one category have a common type.
+fn type_category(t: &ColumnType) -> char {
+    match t {
+        ColumnType::Boolean => 'B',
+        ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => 'N',
+        ColumnType::Float4 | ColumnType::Float8 | ColumnType::Numeric { .. } => 'N',
+        ColumnType::Text | ColumnType::Varchar { .. } => 'S',
+        ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz => 'D',
+        ColumnType::Time | ColumnType::Interval => 'T',
+        ColumnType::Bytea | ColumnType::Json | ColumnType::Jsonb => 'U',
+    }
+}
+
+/// A type's name without its modifier, as Postgres names types in these messages.
+fn pg_type_name(t: &ColumnType) -> String {
+    match t {
+        ColumnType::Numeric { .. } => "numeric".into(),
+        ColumnType::Varchar { .. } => "character varying".into(),
+        other => other.pg_display_name(),
+    }
 }
 
 fn quoted_after(m: &str, prefix: &str) -> Option<String> {
@@ -343,6 +407,23 @@ mod tests {
         assert_eq!(code_of(DataFusionError::Execution("negative count not allowed: -1".into())), "22011");
         let overflow = DataFusionError::Execution("Arithmetic overflow: integer out of range".into());
         assert_eq!(code_of(overflow), "22003");
+    }
+
+    #[test]
+    fn arguments_without_a_common_type_are_postgres_datatype_mismatches() {
+        let coalesce = DataFusionError::Execution(
+            "Function 'coalesce' user-defined coercion failed with: Execution error: Fail to find the coerced \
+             type, errors: Execution error: Expect to get struct but got Boolean. No function matches the given \
+             name and argument types 'coalesce(Boolean, Utf8)'. You might need to add explicit type casts."
+                .into(),
+        );
+        let e = from_datafusion(coalesce);
+        assert_eq!((e.code, e.message.as_str()), ("42804", "COALESCE types boolean and text cannot be matched"));
+        let case = DataFusionError::Plan(
+            "Failed to coerce then (Boolean, Int32) and else (Utf8) to common types in CASE WHEN expression".into(),
+        );
+        let e = from_datafusion(case);
+        assert_eq!((e.code, e.message.as_str()), ("42804", "CASE types text and boolean cannot be matched"));
     }
 
     #[test]
