@@ -131,6 +131,12 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
             Err(shared) => shared_error(&shared),
         },
         DataFusionError::External(inner) => from_external(inner),
+        // Several errors planning one statement (a type error in two expressions): the
+        // first, as Postgres reports the first error it meets.
+        DataFusionError::Collection(errors) => match errors.into_iter().next() {
+            Some(first) => from_datafusion(first),
+            None => SqlError::internal("an empty collection of errors"),
+        },
         DataFusionError::SQL(parser_error, _) => {
             SqlError::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {parser_error}"))
         }
@@ -407,6 +413,15 @@ mod tests {
         assert_eq!(code_of(DataFusionError::Execution("negative count not allowed: -1".into())), "22011");
         let overflow = DataFusionError::Execution("Arithmetic overflow: integer out of range".into());
         assert_eq!(code_of(overflow), "22003");
+    }
+
+    #[test]
+    fn several_errors_are_reported_by_the_first() {
+        let first = DataFusionError::Plan(
+            "Failed to coerce then (Boolean) and else (Utf8) to common types in CASE WHEN expression".into(),
+        );
+        let second = DataFusionError::Internal("a bug".into());
+        assert_eq!(code_of(DataFusionError::Collection(vec![first, second])), "42804");
     }
 
     #[test]
