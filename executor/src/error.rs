@@ -107,6 +107,9 @@ pub fn arrow_sqlstate(e: &ArrowError) -> Option<&'static str> {
     match e {
         ArrowError::DivideByZero => Some("22012"),
         ArrowError::ArithmeticOverflow(_) => Some("22003"),
+        ArrowError::ComputeError(m) | ArrowError::InvalidArgumentError(m) if out_of_range_message(m).is_some() => {
+            Some("22003")
+        }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => Some("22P02"),
         ArrowError::CsvError(_) | ArrowError::JsonError(_) => Some("22P04"),
         ArrowError::MemoryError(_) => Some("53200"),
@@ -116,6 +119,22 @@ pub fn arrow_sqlstate(e: &ArrowError) -> Option<&'static str> {
         ArrowError::ExternalError(inner) => external_sqlstate(inner.as_ref()),
         _ => None,
     }
+}
+
+/// Postgres' message for an overflow Arrow reports without a variant of its own, by its
+/// words: `abs()` of the smallest integer ("Int64Array overflow on abs(...)") is `bigint out
+/// of range`, a value too wide for a decimal's precision ("... is too large to store in a
+/// Decimal128 of precision 10") is `numeric field overflow`. `None` for any other message.
+pub fn out_of_range_message(m: &str) -> Option<&'static str> {
+    if let Some(at) = m.find("Array overflow on ") {
+        return Some(match &m[..at] {
+            t if t.ends_with("Int16") => "smallint out of range",
+            t if t.ends_with("Int32") => "integer out of range",
+            _ => "bigint out of range",
+        });
+    }
+    let decimal = m.contains("to store in a Decimal") && (m.contains("is too large") || m.contains("is too small"));
+    decimal.then_some("numeric field overflow")
 }
 
 /// The SQLSTATE of a DataFusion error that wraps an Arrow or Weir error; `None` for

@@ -13,7 +13,7 @@ use arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
-use weir_executor::error::arrow_sqlstate;
+use weir_executor::error::{arrow_sqlstate, out_of_range_message};
 use weir_executor::ExecError;
 use weir_plan::catalog::ColumnType;
 use weir_planner::{sqlstate, SqlError};
@@ -58,6 +58,12 @@ pub fn from_exec(e: ExecError) -> SqlError {
             let context = format!("operator {operator} (epoch {epoch})");
             from_exec(*source).with_context(context)
         }
+        // The job failed with an error that carried no SQLSTATE (one of DataFusion's bare
+        // strings, reported by the task as text): read the text as for any such error.
+        ExecError::JobFailed { reason, sqlstate: None } => {
+            let code = classify_plan_message(&reason).map_or(sqlstate::INTERNAL_ERROR, |e| e.code);
+            SqlError::new(code, format!("the view's job failed: {reason}"))
+        }
         other => {
             let code = other.sqlstate().unwrap_or(sqlstate::INTERNAL_ERROR);
             SqlError::new(code, other.to_string())
@@ -75,6 +81,12 @@ pub fn from_arrow(e: ArrowError) -> SqlError {
             SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(&message))
         }
         ArrowError::ExternalError(inner) => from_external(inner),
+        // Overflows Arrow has no variant for, in Postgres' words.
+        ArrowError::InvalidArgumentError(message) | ArrowError::ComputeError(message)
+            if out_of_range_message(&message).is_some() =>
+        {
+            SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, out_of_range_message(&message).unwrap_or_default())
+        }
         other => {
             let code = arrow_sqlstate(&other).unwrap_or(sqlstate::INTERNAL_ERROR);
             SqlError::new(code, clean(&other.to_string()))
@@ -206,7 +218,11 @@ fn shared_cause(e: &DataFusionError) -> Option<SqlError> {
             ArrowError::ArithmeticOverflow(message) => {
                 Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(message)))
             }
-            _ => None,
+            other => {
+                let message = clean(&other.to_string());
+                classify_plan_message(&message)
+                    .or_else(|| arrow_sqlstate(other).map(|code| SqlError::new(code, message)))
+            }
         },
         _ => None,
     }
@@ -263,6 +279,10 @@ fn classify_plan_message(m: &str) -> Option<SqlError> {
     // Integer overflow DataFusion reports as a bare string (same).
     if lower.contains("arithmetic overflow") {
         return Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range"));
+    }
+    // abs() of the smallest integer, a decimal too wide for its precision (same).
+    if let Some(message) = out_of_range_message(m) {
+        return Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, message));
     }
     // date_trunc and interval arithmetic beyond the nanosecond timestamp range (same).
     if lower.contains("timestamp") && lower.contains("out of range") {
@@ -413,6 +433,26 @@ mod tests {
         assert_eq!(code_of(DataFusionError::Execution("negative count not allowed: -1".into())), "22011");
         let overflow = DataFusionError::Execution("Arithmetic overflow: integer out of range".into());
         assert_eq!(code_of(overflow), "22003");
+    }
+
+    #[test]
+    fn overflows_reported_as_text_are_out_of_range() {
+        let abs = DataFusionError::Execution("Compute error: Int64Array overflow on abs(-9223372036854775808)".into());
+        let e = from_datafusion(abs);
+        assert_eq!((e.code, e.message.as_str()), ("22003", "bigint out of range"));
+        let decimal = ArrowError::InvalidArgumentError(
+            "1767225600000000.000 is too large to store in a Decimal128 of precision 10. Max is 9999999.999".into(),
+        );
+        let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::ArrowError(Box::new(decimal), None)));
+        let e = from_datafusion(shared);
+        assert_eq!((e.code, e.message.as_str()), ("22003", "numeric field overflow"));
+        let job = ExecError::JobFailed {
+            reason: "job 22 vertex 0 subtask 0: operator Project (epoch 1): Execution error: Timestamp \
+                     -9223372036000000000 out of range after truncating to hour"
+                .into(),
+            sqlstate: None,
+        };
+        assert_eq!(from_exec(job).code, "22008");
     }
 
     #[test]
