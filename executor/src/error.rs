@@ -107,7 +107,9 @@ pub fn arrow_sqlstate(e: &ArrowError) -> Option<&'static str> {
     match e {
         ArrowError::DivideByZero => Some("22012"),
         ArrowError::ArithmeticOverflow(_) => Some("22003"),
-        ArrowError::ComputeError(m) | ArrowError::InvalidArgumentError(m) if out_of_range_message(m).is_some() => {
+        ArrowError::ComputeError(m) | ArrowError::InvalidArgumentError(m) | ArrowError::CastError(m)
+            if out_of_range_message(m).is_some() =>
+        {
             Some("22003")
         }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => Some("22P02"),
@@ -122,18 +124,31 @@ pub fn arrow_sqlstate(e: &ArrowError) -> Option<&'static str> {
 }
 
 /// Postgres' message for an overflow Arrow reports without a variant of its own, by its
-/// words: `abs()` of the smallest integer ("Int64Array overflow on abs(...)") is `bigint out
-/// of range`, a value too wide for a decimal's precision ("... is too large to store in a
-/// Decimal128 of precision 10") is `numeric field overflow`. `None` for any other message.
+/// words: `abs()` of the smallest integer ("Int64Array overflow on abs(...)") and a number
+/// cast to an integer type too narrow for it ("Can't cast value 6000000000 to type Int32",
+/// "value of 513 is out of range Int16") are `integer out of range` (`smallint`, `bigint`),
+/// a value too wide for a decimal's precision ("... is too large to store in a Decimal128
+/// of precision 10", "Cannot cast to Decimal128(10, 3). Overflowing on ...") is `numeric
+/// field overflow`. `None` for any other message.
 pub fn out_of_range_message(m: &str) -> Option<&'static str> {
+    let integer = |type_name: &str| match type_name.trim() {
+        t if t.starts_with("Int16") => Some("smallint out of range"),
+        t if t.starts_with("Int32") => Some("integer out of range"),
+        t if t.starts_with("Int64") => Some("bigint out of range"),
+        _ => None,
+    };
     if let Some(at) = m.find("Array overflow on ") {
-        return Some(match &m[..at] {
-            t if t.ends_with("Int16") => "smallint out of range",
-            t if t.ends_with("Int32") => "integer out of range",
-            _ => "bigint out of range",
-        });
+        return integer(&m[..at].rsplit(' ').next().unwrap_or_default().replace("Array", ""))
+            .or(Some("bigint out of range"));
     }
-    let decimal = m.contains("to store in a Decimal") && (m.contains("is too large") || m.contains("is too small"));
+    if m.contains("Can't cast value ") {
+        return m.rsplit("to type ").next().and_then(integer);
+    }
+    if let Some(at) = m.find(" is out of range ") {
+        return integer(&m[at + " is out of range ".len()..]);
+    }
+    let decimal = m.contains("to store in a Decimal") && (m.contains("is too large") || m.contains("is too small"))
+        || m.contains("Cannot cast to Decimal") && m.contains("Overflowing on");
     decimal.then_some("numeric field overflow")
 }
 

@@ -82,7 +82,7 @@ pub fn from_arrow(e: ArrowError) -> SqlError {
         }
         ArrowError::ExternalError(inner) => from_external(inner),
         // Overflows Arrow has no variant for, in Postgres' words.
-        ArrowError::InvalidArgumentError(message) | ArrowError::ComputeError(message)
+        ArrowError::InvalidArgumentError(message) | ArrowError::ComputeError(message) | ArrowError::CastError(message)
             if out_of_range_message(&message).is_some() =>
         {
             SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, out_of_range_message(&message).unwrap_or_default())
@@ -433,6 +433,17 @@ mod tests {
         assert_eq!(code_of(DataFusionError::Execution("negative count not allowed: -1".into())), "22011");
         let overflow = DataFusionError::Execution("Arithmetic overflow: integer out of range".into());
         assert_eq!(code_of(overflow), "22003");
+    }
+
+    #[test]
+    fn integer_casts_out_of_range_are_postgres_overflows() {
+        let arrow = |m: &str| from_arrow(ArrowError::CastError(m.into()));
+        let e = arrow("Can't cast value 6000000000 to type Int32");
+        assert_eq!((e.code, e.message.as_str()), ("22003", "integer out of range"));
+        assert_eq!(arrow("Can't cast value 70000 to type Int16").message, "smallint out of range");
+        assert_eq!(arrow("value of 99999999999999999999 is out of range Int64").message, "bigint out of range");
+        assert_eq!(arrow("Cannot cast to Decimal128(10, 3). Overflowing on 1e30").message, "numeric field overflow");
+        assert_eq!(arrow("Cannot cast string 'x' to value of Int32 type").code, "22P02");
     }
 
     #[test]
