@@ -147,7 +147,8 @@ pub fn out_of_range_message(m: &str) -> Option<&'static str> {
     if let Some(at) = m.find(" is out of range ") {
         return integer(&m[at + " is out of range ".len()..]);
     }
-    let decimal = m.contains("to store in a Decimal") && (m.contains("is too large") || m.contains("is too small"))
+    let decimal = m.contains("to store in a Decimal")
+        && (m.contains("is too large") || m.contains("is too small"))
         || m.contains("Cannot cast to Decimal") && m.contains("Overflowing on");
     decimal.then_some("numeric field overflow")
 }
@@ -156,7 +157,9 @@ pub fn out_of_range_message(m: &str) -> Option<&'static str> {
 /// DataFusion's own errors, which carry only a message.
 pub fn datafusion_sqlstate(e: &DataFusionError) -> Option<&'static str> {
     match e {
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => datafusion_sqlstate(inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            datafusion_sqlstate(inner)
+        }
         DataFusionError::Shared(inner) => datafusion_sqlstate(inner),
         DataFusionError::ArrowError(inner, _) => arrow_sqlstate(inner),
         DataFusionError::External(inner) => external_sqlstate(inner.as_ref()),
@@ -185,8 +188,9 @@ fn external_sqlstate(inner: &(dyn std::error::Error + Send + Sync + 'static)) ->
 /// Every SQLSTATE [`ExecError::sqlstate`] can return, so that a code received as text (a
 /// task's failure reported by another process) maps back to it.
 const SQLSTATES: &[&str] = &[
-    "0A000", "22000", "22001", "22003", "22007", "22008", "22011", "22012", "22023", "22P02", "22P04", "23502",
-    "23505", "42501", "42P01", "42P07", "53000", "53100", "53200", "53400", "55000", "58030", "XX000", "XX001",
+    "0A000", "22000", "22001", "22003", "22007", "22008", "22011", "22012", "22023", "22P02", "22P04",
+    "23502", "23505", "42501", "42P01", "42P07", "53000", "53100", "53200", "53400", "55000", "58030",
+    "XX000", "XX001",
 ];
 
 /// `code` as one of the SQLSTATEs the runtime reports; `None` for any other text.

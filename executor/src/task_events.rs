@@ -63,12 +63,7 @@ pub enum TaskEvent {
         source_offset: Option<serde_json::Value>,
     },
     /// The task could not write its state for checkpoint `epoch`.
-    CheckpointFailed {
-        task: TaskId,
-        deployment: u64,
-        epoch: Epoch,
-        error: String,
-    },
+    CheckpointFailed { task: TaskId, deployment: u64, epoch: Epoch, error: String },
 }
 
 impl TaskEvent {

@@ -68,7 +68,11 @@ impl ScalarUDFImpl for DateAddDays {
         let (dates, days) = (date.to_array(rows)?, days.to_array(rows)?);
         let (dates, days) = (dates.as_primitive::<Date32Type>(), days.as_primitive::<Int64Type>());
         let out = (0..rows)
-            .map(|i| (dates.is_valid(i) && days.is_valid(i)).then(|| add_days(dates.value(i), days.value(i))).transpose())
+            .map(|i| {
+                (dates.is_valid(i) && days.is_valid(i))
+                    .then(|| add_days(dates.value(i), days.value(i)))
+                    .transpose()
+            })
             .collect::<Result<Date32Array>>()?;
         let out: Arc<dyn Array> = Arc::new(out);
         super::columnar(out, scalar)

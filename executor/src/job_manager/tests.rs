@@ -322,7 +322,12 @@ async fn events_of_an_earlier_deployment_are_ignored() {
     f.jobs.deploy(aggregate_graph(&f.table)).await.unwrap();
     f.jobs.flush().await.unwrap();
     let task = TaskId { job: 10, vertex: 0, subtask: 0 };
-    let stale = TaskEvent::Failed { task, deployment: 1, error: "a cancelled run's last words".into(), sqlstate: None };
+    let stale = TaskEvent::Failed {
+        task,
+        deployment: 1,
+        error: "a cancelled run's last words".into(),
+        sqlstate: None,
+    };
     f.events.report(stale).unwrap();
     f.table.insert(&rows(&f.table, vec![1], vec!["a"], vec![5])).unwrap();
     f.jobs.flush().await.unwrap();

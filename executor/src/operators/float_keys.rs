@@ -22,11 +22,27 @@ fn normalize(column: &ArrayRef) -> ArrayRef {
     match column.data_type() {
         DataType::Float64 => {
             let values = column.as_primitive::<Float64Type>();
-            Arc::new(unary::<_, _, Float64Type>(values, |v| if v == 0.0 { 0.0 } else if v.is_nan() { f64::NAN } else { v }))
+            Arc::new(unary::<_, _, Float64Type>(values, |v| {
+                if v == 0.0 {
+                    0.0
+                } else if v.is_nan() {
+                    f64::NAN
+                } else {
+                    v
+                }
+            }))
         }
         DataType::Float32 => {
             let values = column.as_primitive::<Float32Type>();
-            Arc::new(unary::<_, _, Float32Type>(values, |v| if v == 0.0 { 0.0 } else if v.is_nan() { f32::NAN } else { v }))
+            Arc::new(unary::<_, _, Float32Type>(values, |v| {
+                if v == 0.0 {
+                    0.0
+                } else if v.is_nan() {
+                    f32::NAN
+                } else {
+                    v
+                }
+            }))
         }
         _ => column.clone(),
     }
@@ -48,8 +64,9 @@ mod tests {
         let floats: ArrayRef =
             Arc::new(Float64Array::from(vec![Some(0.0), Some(-0.0), Some(f64::NAN), Some(-f64::NAN), None]));
         let ints: ArrayRef = Arc::new(Int32Array::from(vec![1, 1, 1, 1, 1]));
-        let converter = RowConverter::new(vec![SortField::new(DataType::Float64), SortField::new(DataType::Int32)])
-            .expect("converter");
+        let converter =
+            RowConverter::new(vec![SortField::new(DataType::Float64), SortField::new(DataType::Int32)])
+                .expect("converter");
         let raw = converter.convert_columns(&[floats.clone(), ints.clone()]).expect("rows");
         assert_ne!(raw.row(0), raw.row(1), "arrow-row tells -0 from 0");
         let rows = converter.convert_columns(&normalized(&[floats, ints])).expect("rows");

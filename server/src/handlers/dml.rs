@@ -19,11 +19,11 @@ use arrow::array::{Array, RecordBatch};
 use arrow::compute::{cast_with_options, concat_batches, CastOptions};
 use arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
+use weir_plan::catalog::ColumnType;
 use weir_planner::sqlparser::ast::{
     AssignmentTarget, Delete, FromTable, Statement, TableFactor, TableWithJoins, Update,
 };
 use weir_planner::{normalize_ident, parse_sql, split_name, sqlstate, SqlError, SqlResult, WeirStatement};
-use weir_plan::catalog::ColumnType;
 use weir_storage::TableStore;
 
 use super::access::{Object, ObjectKind};
@@ -132,7 +132,12 @@ pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
 /// a number too large for a numeric column is `22003` in Postgres' words (`integer out of
 /// range`, `numeric field overflow`), text that does not read as the type `22P02`, anything
 /// else a type mismatch.
-fn assignment_error(from: &DataType, target: &ColumnType, column: &str, e: arrow::error::ArrowError) -> SqlError {
+fn assignment_error(
+    from: &DataType,
+    target: &ColumnType,
+    column: &str,
+    e: arrow::error::ArrowError,
+) -> SqlError {
     let from_number = from.is_numeric();
     let out_of_range = match target {
         ColumnType::Int2 if from_number => Some(("smallint out of range", None)),

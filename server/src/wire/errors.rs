@@ -82,10 +82,15 @@ pub fn from_arrow(e: ArrowError) -> SqlError {
         }
         ArrowError::ExternalError(inner) => from_external(inner),
         // Overflows Arrow has no variant for, in Postgres' words.
-        ArrowError::InvalidArgumentError(message) | ArrowError::ComputeError(message) | ArrowError::CastError(message)
+        ArrowError::InvalidArgumentError(message)
+        | ArrowError::ComputeError(message)
+        | ArrowError::CastError(message)
             if out_of_range_message(&message).is_some() =>
         {
-            SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, out_of_range_message(&message).unwrap_or_default())
+            SqlError::new(
+                sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                out_of_range_message(&message).unwrap_or_default(),
+            )
         }
         other => {
             let code = arrow_sqlstate(&other).unwrap_or(sqlstate::INTERNAL_ERROR);
@@ -327,8 +332,12 @@ fn no_common_type(m: &str) -> Option<SqlError> {
     } else {
         return None;
     };
-    let types: Vec<ColumnType> =
-        types.iter().filter(|t| t.as_str() != "Null").filter_map(|t| t.parse::<DataType>().ok()).map(|t| ColumnType::from_arrow(&t)).collect();
+    let types: Vec<ColumnType> = types
+        .iter()
+        .filter(|t| t.as_str() != "Null")
+        .filter_map(|t| t.parse::<DataType>().ok())
+        .map(|t| ColumnType::from_arrow(&t))
+        .collect();
     let first = types.first()?;
     let other = types.iter().find(|t| type_category(t) != type_category(first))?;
     Some(SqlError::new(
@@ -441,20 +450,32 @@ mod tests {
         let e = arrow("Can't cast value 6000000000 to type Int32");
         assert_eq!((e.code, e.message.as_str()), ("22003", "integer out of range"));
         assert_eq!(arrow("Can't cast value 70000 to type Int16").message, "smallint out of range");
-        assert_eq!(arrow("value of 99999999999999999999 is out of range Int64").message, "bigint out of range");
-        assert_eq!(arrow("Cannot cast to Decimal128(10, 3). Overflowing on 1e30").message, "numeric field overflow");
+        assert_eq!(
+            arrow("value of 99999999999999999999 is out of range Int64").message,
+            "bigint out of range"
+        );
+        assert_eq!(
+            arrow("Cannot cast to Decimal128(10, 3). Overflowing on 1e30").message,
+            "numeric field overflow"
+        );
         assert_eq!(arrow("Cannot cast string 'x' to value of Int32 type").code, "22P02");
     }
 
     #[test]
     fn overflows_reported_as_text_are_out_of_range() {
-        let abs = DataFusionError::Execution("Compute error: Int64Array overflow on abs(-9223372036854775808)".into());
+        let abs = DataFusionError::Execution(
+            "Compute error: Int64Array overflow on abs(-9223372036854775808)".into(),
+        );
         let e = from_datafusion(abs);
         assert_eq!((e.code, e.message.as_str()), ("22003", "bigint out of range"));
         let decimal = ArrowError::InvalidArgumentError(
-            "1767225600000000.000 is too large to store in a Decimal128 of precision 10. Max is 9999999.999".into(),
+            "1767225600000000.000 is too large to store in a Decimal128 of precision 10. Max is 9999999.999"
+                .into(),
         );
-        let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::ArrowError(Box::new(decimal), None)));
+        let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::ArrowError(
+            Box::new(decimal),
+            None,
+        )));
         let e = from_datafusion(shared);
         assert_eq!((e.code, e.message.as_str()), ("22003", "numeric field overflow"));
         let job = ExecError::JobFailed {
@@ -484,9 +505,13 @@ mod tests {
                 .into(),
         );
         let e = from_datafusion(coalesce);
-        assert_eq!((e.code, e.message.as_str()), ("42804", "COALESCE types boolean and text cannot be matched"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("42804", "COALESCE types boolean and text cannot be matched")
+        );
         let case = DataFusionError::Plan(
-            "Failed to coerce then (Boolean, Int32) and else (Utf8) to common types in CASE WHEN expression".into(),
+            "Failed to coerce then (Boolean, Int32) and else (Utf8) to common types in CASE WHEN expression"
+                .into(),
         );
         let e = from_datafusion(case);
         assert_eq!((e.code, e.message.as_str()), ("42804", "CASE types text and boolean cannot be matched"));

@@ -391,7 +391,9 @@ impl Operator for HashAggregate {
             }
         };
         let keys = match &self.group_converter {
-            Some(converter) => Some(converter.convert_columns(&normalized(&batch.data.columns()[..self.group_columns]))?),
+            Some(converter) => {
+                Some(converter.convert_columns(&normalized(&batch.data.columns()[..self.group_columns]))?)
+            }
             None => None,
         };
         if let Some(keys) = &keys {
