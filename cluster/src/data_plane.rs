@@ -156,7 +156,7 @@ impl NetworkDataPlane {
         let events = self.events.lock().ok().and_then(|e| e.clone());
         match events {
             Some(events) => {
-                let _ = events.report(TaskEvent::Failed { task, deployment, error });
+                let _ = events.report(TaskEvent::Failed { task, deployment, error, sqlstate: None });
             }
             None => warn!(task = %task, error = %error, "channel failed with no JobManager to tell"),
         }

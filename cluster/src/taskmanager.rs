@@ -255,7 +255,7 @@ fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, command: Comma
             };
             let (task, deployment) = (desc.id, desc.deployment);
             if let Err(e) = tm.deploy(desc) {
-                let _ = events.report(TaskEvent::Failed { task, deployment, error: e.to_string() });
+                let _ = events.report(TaskEvent::failed(task, deployment, &e));
             }
         }
         Command::Barrier(inject) => {
@@ -270,7 +270,7 @@ fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, command: Comma
                 Err(ExecError::ChannelClosed(what)) => debug!(%what, "barrier not delivered"),
                 // A barrier is for the job's current deployment (0: the current one).
                 Err(e) => {
-                    let _ = events.report(TaskEvent::Failed { task, deployment: 0, error: e.to_string() });
+                    let _ = events.report(TaskEvent::failed(task, 0, &e));
                 }
             }
         }

@@ -2,6 +2,8 @@
 //! wrapped with the operator and epoch they happened in. Each variant carries the SQLSTATE
 //! a client gets for it ([`ExecError::sqlstate`]).
 
+use arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -48,6 +50,14 @@ pub enum ExecError {
     /// 53400); the message names the setting to raise.
     #[error("{0}")]
     LimitExceeded(String),
+    /// A view or sink reads a view whose job is not running (SQLSTATE 55000).
+    #[error("materialized view {view} that this view reads is not running ({state})")]
+    InputNotRunning { view: String, state: String },
+    /// The job of a view being created failed before its first epoch committed; `sqlstate`
+    /// is the code of the error that failed it (a `22012` division by zero in its query),
+    /// when it has one.
+    #[error("the view's job failed: {reason}")]
+    JobFailed { reason: String, sqlstate: Option<&'static str> },
     /// Likely a bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,11 +68,16 @@ pub enum ExecError {
 pub type ExecResult<T> = Result<T, ExecError>;
 
 impl ExecError {
-    /// The SQLSTATE a client gets for this error; `None` for wrapped errors of other
-    /// libraries (Arrow, DataFusion), whose codes the server derives from their own variants.
+    /// The SQLSTATE a client gets for this error; for wrapped errors of other libraries
+    /// (Arrow, DataFusion) the code their variant says ([`arrow_sqlstate`]), `None` when the
+    /// variant does not tell (DataFusion's errors that are bare strings, which the server
+    /// reads further).
     pub fn sqlstate(&self) -> Option<&'static str> {
         match self {
-            ExecError::Arrow(_) | ExecError::DataFusion(_) => None,
+            ExecError::Arrow(e) => arrow_sqlstate(e),
+            ExecError::DataFusion(e) => datafusion_sqlstate(e),
+            ExecError::InputNotRunning { .. } => Some("55000"),
+            ExecError::JobFailed { sqlstate, .. } => Some(sqlstate.unwrap_or("XX000")),
             ExecError::Storage(e) => Some(e.sqlstate()),
             ExecError::Plan(_)
             | ExecError::InvalidGraph(_)
@@ -83,4 +98,102 @@ impl ExecError {
     pub fn in_operator(self, operator: &str, epoch: u64) -> Self {
         ExecError::InOperator { operator: operator.to_string(), epoch, source: Box::new(self) }
     }
+}
+
+/// The SQLSTATE of an Arrow error, by its variant: bad input data is a `22xxx` data
+/// exception, I/O is `58030`; `None` for a boxed error of unknown type and for variants
+/// that mean a bug (`XX000`).
+pub fn arrow_sqlstate(e: &ArrowError) -> Option<&'static str> {
+    match e {
+        ArrowError::DivideByZero => Some("22012"),
+        ArrowError::ArithmeticOverflow(_) => Some("22003"),
+        ArrowError::ComputeError(m) | ArrowError::InvalidArgumentError(m) | ArrowError::CastError(m)
+            if out_of_range_message(m).is_some() =>
+        {
+            Some("22003")
+        }
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => Some("22P02"),
+        ArrowError::CsvError(_) | ArrowError::JsonError(_) => Some("22P04"),
+        ArrowError::MemoryError(_) => Some("53200"),
+        ArrowError::IoError(..) => Some("58030"),
+        ArrowError::NotYetImplemented(_) => Some("0A000"),
+        ArrowError::ComputeError(_) | ArrowError::InvalidArgumentError(_) => Some("22000"),
+        ArrowError::ExternalError(inner) => external_sqlstate(inner.as_ref()),
+        _ => None,
+    }
+}
+
+/// Postgres' message for an overflow Arrow reports without a variant of its own, by its
+/// words: `abs()` of the smallest integer ("Int64Array overflow on abs(...)") and a number
+/// cast to an integer type too narrow for it ("Can't cast value 6000000000 to type Int32",
+/// "value of 513 is out of range Int16") are `integer out of range` (`smallint`, `bigint`),
+/// a value too wide for a decimal's precision ("... is too large to store in a Decimal128
+/// of precision 10", "Cannot cast to Decimal128(10, 3). Overflowing on ...") is `numeric
+/// field overflow`. `None` for any other message.
+pub fn out_of_range_message(m: &str) -> Option<&'static str> {
+    let integer = |type_name: &str| match type_name.trim() {
+        t if t.starts_with("Int16") => Some("smallint out of range"),
+        t if t.starts_with("Int32") => Some("integer out of range"),
+        t if t.starts_with("Int64") => Some("bigint out of range"),
+        _ => None,
+    };
+    if let Some(at) = m.find("Array overflow on ") {
+        return integer(&m[..at].rsplit(' ').next().unwrap_or_default().replace("Array", ""))
+            .or(Some("bigint out of range"));
+    }
+    if m.contains("Can't cast value ") {
+        return m.rsplit("to type ").next().and_then(integer);
+    }
+    if let Some(at) = m.find(" is out of range ") {
+        return integer(&m[at + " is out of range ".len()..]);
+    }
+    let decimal = m.contains("to store in a Decimal")
+        && (m.contains("is too large") || m.contains("is too small"))
+        || m.contains("Cannot cast to Decimal") && m.contains("Overflowing on");
+    decimal.then_some("numeric field overflow")
+}
+
+/// The SQLSTATE of a DataFusion error that wraps an Arrow or Weir error; `None` for
+/// DataFusion's own errors, which carry only a message.
+pub fn datafusion_sqlstate(e: &DataFusionError) -> Option<&'static str> {
+    match e {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            datafusion_sqlstate(inner)
+        }
+        DataFusionError::Shared(inner) => datafusion_sqlstate(inner),
+        DataFusionError::ArrowError(inner, _) => arrow_sqlstate(inner),
+        DataFusionError::External(inner) => external_sqlstate(inner.as_ref()),
+        DataFusionError::ResourcesExhausted(_) => Some("53200"),
+        DataFusionError::IoError(_) => Some("58030"),
+        _ => None,
+    }
+}
+
+fn external_sqlstate(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<&'static str> {
+    if let Some(e) = inner.downcast_ref::<ExecError>() {
+        return e.sqlstate();
+    }
+    if let Some(e) = inner.downcast_ref::<DataFusionError>() {
+        return datafusion_sqlstate(e);
+    }
+    if let Some(e) = inner.downcast_ref::<ArrowError>() {
+        return arrow_sqlstate(e);
+    }
+    if let Some(e) = inner.downcast_ref::<weir_storage::StorageError>() {
+        return Some(e.sqlstate());
+    }
+    None
+}
+
+/// Every SQLSTATE [`ExecError::sqlstate`] can return, so that a code received as text (a
+/// task's failure reported by another process) maps back to it.
+const SQLSTATES: &[&str] = &[
+    "0A000", "22000", "22001", "22003", "22007", "22008", "22011", "22012", "22023", "22P02", "22P04",
+    "23502", "23505", "42501", "42P01", "42P07", "53000", "53100", "53200", "53400", "55000", "58030",
+    "XX000", "XX001",
+];
+
+/// `code` as one of the SQLSTATEs the runtime reports; `None` for any other text.
+pub fn known_sqlstate(code: &str) -> Option<&'static str> {
+    SQLSTATES.iter().find(|known| **known == code).copied()
 }

@@ -12,6 +12,7 @@ use datafusion::common::hash_utils::{create_hashes, RandomState};
 use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Message, StreamBatch};
+use crate::operators::float_keys::{any_float, normalized};
 use weir_plan::job_graph::Partitioning;
 use weir_plan::KEY_GROUPS;
 
@@ -31,6 +32,11 @@ pub fn key_groups(batch: &StreamBatch, key_columns: &[usize]) -> ExecResult<Vec<
                 .ok_or_else(|| ExecError::InvalidGraph(format!("hash key column {c} out of range")))
         })
         .collect::<ExecResult<Vec<_>>>()?;
+    // -0 and 0 (and every NaN) are one key: they must reach the same subtask.
+    let columns = match any_float(&columns) {
+        true => normalized(&columns),
+        false => columns,
+    };
     let state = RandomState::with_seed(HASH_SEED);
     let mut hashes = vec![0u64; batch.num_rows()];
     create_hashes(&columns, &state, &mut hashes)?;

@@ -256,7 +256,7 @@ impl Task {
         let result = self.run_loop().instrument(span).await;
         if let Err(e) = &result {
             tracing::error!(task = %id, error = %e, "task failed");
-            let _ = events.report(TaskEvent::Failed { task: id, deployment, error: e.to_string() });
+            let _ = events.report(TaskEvent::failed(id, deployment, e));
         }
         result
     }

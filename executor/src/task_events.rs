@@ -47,6 +47,10 @@ pub enum TaskEvent {
         task: TaskId,
         deployment: u64,
         error: String,
+        /// The SQLSTATE of the error ([`ExecError::sqlstate`]), so that the statement that
+        /// created the job fails with it (`22012` for a division by zero in a view's query).
+        #[serde(default)]
+        sqlstate: Option<String>,
     },
     /// The task's state as of checkpoint `epoch` is in the checkpoint store (`piece`, if it
     /// has state); a source task also reports where it will resume from.
@@ -59,15 +63,20 @@ pub enum TaskEvent {
         source_offset: Option<serde_json::Value>,
     },
     /// The task could not write its state for checkpoint `epoch`.
-    CheckpointFailed {
-        task: TaskId,
-        deployment: u64,
-        epoch: Epoch,
-        error: String,
-    },
+    CheckpointFailed { task: TaskId, deployment: u64, epoch: Epoch, error: String },
 }
 
 impl TaskEvent {
+    /// The task failed with `error`.
+    pub fn failed(task: TaskId, deployment: u64, error: &ExecError) -> Self {
+        TaskEvent::Failed {
+            task,
+            deployment,
+            error: error.to_string(),
+            sqlstate: error.sqlstate().map(str::to_string),
+        }
+    }
+
     /// The task the event is about.
     pub fn task(&self) -> TaskId {
         match self {

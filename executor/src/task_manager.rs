@@ -523,7 +523,7 @@ impl TaskManager for LocalTaskManager {
             if let Err(e) = inner.await {
                 if e.is_panic() {
                     let error = format!("task panicked: {e}");
-                    let _ = events.report(TaskEvent::Failed { task: id, deployment, error });
+                    let _ = events.report(TaskEvent::Failed { task: id, deployment, error, sqlstate: None });
                 }
             }
         });

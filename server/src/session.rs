@@ -123,7 +123,8 @@ impl Session {
         self.settings.values().cloned().collect()
     }
 
-    pub fn set(&mut self, name: &str, value: &str) -> SqlResult<()> {
+    /// `42704` unless `name` is a setting Weir or Postgres has, or a custom one (with a dot).
+    fn check_known(name: &str) -> SqlResult<()> {
         let key = name.to_ascii_lowercase();
         let weirs_own = DEFAULT_SETTINGS.iter().any(|(n, _, _)| n.eq_ignore_ascii_case(&key))
             || WEIR_SETTINGS.contains(&key.as_str());
@@ -134,6 +135,12 @@ impl Session {
             )
             .with_hint("custom settings need a dot in their name, as in myapp.user_id"));
         }
+        Ok(())
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) -> SqlResult<()> {
+        let key = name.to_ascii_lowercase();
+        Self::check_known(name)?;
         if let Some((_, allowed)) = FIXED_SETTINGS.iter().find(|(n, _)| *n == key) {
             if !allowed.contains(&value.to_ascii_lowercase().as_str()) {
                 return Err(SqlError::new(
@@ -183,7 +190,22 @@ impl Session {
         Ok(())
     }
 
-    pub fn reset(&mut self, name: &str) {
+    /// `RESET name` (and `SET name TO DEFAULT`): the setting's default again.
+    pub fn reset(&mut self, name: &str) -> SqlResult<()> {
+        Self::check_known(name)?;
+        self.reset_known(name);
+        Ok(())
+    }
+
+    /// `RESET ALL`: every setting's default again.
+    pub fn reset_all(&mut self) {
+        let names: Vec<String> = self.settings.keys().cloned().collect();
+        for name in names {
+            self.reset_known(&name);
+        }
+    }
+
+    fn reset_known(&mut self, name: &str) {
         let key = name.to_ascii_lowercase();
         if let Some((n, v, _)) = DEFAULT_SETTINGS.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(&key)) {
             self.settings.insert(key, (n.to_string(), v.to_string()));
@@ -320,8 +342,12 @@ mod tests {
         assert_eq!(s.statement_timeout_ms(), 5000);
         assert!(s.set("client_encoding", "LATIN1").is_err());
         s.set("TimeZone", "UTC").unwrap();
-        s.reset("application_name");
+        s.reset("application_name").unwrap();
         assert_eq!(s.get("application_name"), Some(""));
+        assert!(s.reset("no_such_setting").is_err());
+        s.set("myapp.user_id", "7").unwrap();
+        s.reset_all();
+        assert_eq!((s.statement_timeout_ms(), s.get("myapp.user_id")), (0, None));
     }
 
     #[test]

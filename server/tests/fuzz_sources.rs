@@ -1,7 +1,8 @@
 //! Malformed source data at scale: CSV files with wrong column counts, invalid UTF-8, huge
 //! fields (good and bad), unparsable numbers and an unterminated quote; JSON lines that are
-//! not objects or have wrong types; a Parquet file cut in half (refused at CREATE SOURCE,
-//! with its name) and a good one.
+//! not objects or have wrong types; a Parquet file cut in half and a good one: alone the cut
+//! file is refused at CREATE SOURCE (with its name), in a glob with the good one it is one
+//! malformed-data error and the good file's rows are all read.
 //!
 //! Every bad row must be counted in `weir_catalog.sources.parse_errors` and named in
 //! `last_error`, every good row must reach the view, and the server must stay up.
@@ -127,7 +128,8 @@ fn json_file(dir: &Path, rng: &mut FuzzRng, rows: usize) -> Result<Expected, Str
     Ok(expected)
 }
 
-/// A good Parquet file, and the same file cut in half (its footer gone) in `truncated/`.
+/// A good Parquet file, and the same file cut in half (its footer gone) in `truncated/`;
+/// `mixed/` holds both.
 fn parquet_files(dir: &Path, rows: usize) -> Result<Expected, String> {
     std::fs::create_dir_all(dir).map_err(show)?;
     let schema = Arc::new(Schema::new(vec![
@@ -154,6 +156,9 @@ fn parquet_files(dir: &Path, rows: usize) -> Result<Expected, String> {
     std::fs::create_dir_all(dir.join("truncated")).map_err(show)?;
     let mut truncated = std::fs::File::create(dir.join("truncated/truncated.parquet")).map_err(show)?;
     truncated.write_all(&bytes[..bytes.len() / 2]).map_err(show)?;
+    std::fs::create_dir_all(dir.join("mixed")).map_err(show)?;
+    std::fs::write(dir.join("mixed/good.parquet"), &bytes).map_err(show)?;
+    std::fs::write(dir.join("mixed/truncated.parquet"), &bytes[..bytes.len() / 2]).map_err(show)?;
     let mut expected = Expected::default();
     for (id, name) in ids.iter().zip(&names) {
         expected.good(*id, name);
@@ -173,10 +178,13 @@ pub async fn malformed_rows_are_counted_and_good_rows_kept() -> Result<(), Strin
     let server = TestServer::start(&dir.path().join("data"));
     let client = server.connect().await;
     let mut failures = Vec::new();
+    // The cut file in a glob with the good one: one malformed-data error, every good row.
+    let mixed = Expected { bad: 1, ..parquet };
     for (source, format, path, expected) in [
         ("src_csv", "csv", "csv/*.csv", csv),
         ("src_json", "json", "json/*.json", json),
         ("src_parquet", "parquet", "pq/good.parquet", parquet),
+        ("src_mixed", "parquet", "pq/mixed/*.parquet", mixed),
     ] {
         let ddl = format!(
             "CREATE SOURCE {source} (id BIGINT, k BIGINT, name VARCHAR)

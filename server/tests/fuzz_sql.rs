@@ -30,40 +30,9 @@ const MAX_VIEWS: usize = 14;
 
 /// Internal errors (`XX000`) the fuzzer has found that are not fixed yet, by a part of their
 /// message, and why. They are counted and printed, not failures; any other `XX000` fails.
-const KNOWN_INTERNAL_ERRORS: [(&str, &str); 8] = [
-    (
-        "Invalid comparison operation: Decimal",
-        "round(numeric, n) yields a decimal whose scale is not the planned one, so comparing it fails",
-    ),
-    (
-        "Data types must be compatible for interval comparison",
-        "DATE + integer is typed as interval arithmetic when compared with a DATE",
-    ),
-    (
-        "Cannot get result type for temporal operation",
-        "interval * integer fails when the interval is a NULLIF or CASE",
-    ),
-    (
-        "column types must match schema types",
-        "UPDATE ... SET int_column = CASE mixing INT and BIGINT branches: the batch's type is not the plan's",
-    ),
-    (
-        "Inconsistent types in ScalarValue::iter_to_array",
-        "INSERT ... VALUES whose rows give a column different integer types (a CASE of SMALLINT in one row, an INT in another): DataFusion builds the column without coercing",
-    ),
-    (
-        "user-defined coercion failed",
-        "coalesce of types with no common type (boolean, text) is XX000, Postgres' 42804",
-    ),
-    (
-        "could not be started: internal error: the view's job failed",
-        "an error while a new view backfills (a cast overflow, a division by zero) is XX000, not the error's own SQLSTATE",
-    ),
-    (
-        "could not be started: invalid job graph",
-        "CREATE MATERIALIZED VIEW over a failed view is XX000 with an empty view name (should be 55000)",
-    ),
-];
+/// Empty: the eight it listed are fixed (`sql-tests/slt/fuzz_regressions.slt`), or no longer
+/// occur (round(numeric, n) compared, interval * integer of a NULLIF or CASE).
+const KNOWN_INTERNAL_ERRORS: [(&str, &str); 0] = [];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Ty {

@@ -34,6 +34,7 @@ macro_rules! udf_identity {
     };
 }
 
+mod date_arithmetic;
 mod date_trunc;
 mod float_division;
 mod integer_arithmetic;
@@ -85,6 +86,7 @@ pub fn session_context_with_runtime(
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
     ctx.register_udf(to_char::to_char());
     ctx.register_udf(date_trunc::date_trunc());
+    ctx.register_udf(date_arithmetic::date_add_days());
     ctx.register_udf(to_timestamp::to_timestamp());
     ctx.register_udf(to_timestamp::to_date());
     ctx.add_analyzer_rule(Arc::new(interval::IntervalGrouping));
@@ -104,6 +106,7 @@ pub fn session_context_with_runtime(
         Arc::new(numeric_mul::NumericSemantics) as Arc<dyn datafusion::logical_expr::planner::ExprPlanner>,
         Arc::new(interval::IntervalComparisons),
         Arc::new(interval_arithmetic::IntervalArithmetic),
+        Arc::new(date_arithmetic::DateArithmetic),
         Arc::new(integer_arithmetic::IntegerOverflow),
         Arc::new(float_division::FloatDivision),
     ] {

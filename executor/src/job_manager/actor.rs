@@ -118,7 +118,7 @@ impl Actor {
                 }
                 self.try_commit();
             }
-            TaskEvent::Failed { task, error, .. } => {
+            TaskEvent::Failed { task, error, sqlstate, .. } => {
                 // Which TaskManager it ran on, when there are several kinds.
                 let on = self
                     .jobs
@@ -129,7 +129,8 @@ impl Actor {
                     .filter(|tm| tm.role() == crate::task_manager::TaskManagerRole::Worker)
                     .map(|tm| format!(" on taskmanager {}", tm.id()))
                     .unwrap_or_default();
-                self.fail_job(task.job, format!("{task}{on}: {error}"))
+                let sqlstate = sqlstate.as_deref().and_then(crate::error::known_sqlstate);
+                self.fail_job(task.job, format!("{task}{on}: {error}"), sqlstate)
             }
             TaskEvent::Checkpointed { task, epoch, pieces, source_offset, .. } => {
                 self.checkpoint_acknowledged(task, epoch, pieces, source_offset)

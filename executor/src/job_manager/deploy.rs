@@ -64,10 +64,17 @@ impl Actor {
         for upstream in graph.view_inputs() {
             match self.jobs.get(&upstream) {
                 Some(job) if job.running() => {}
-                _ => {
-                    return Err(ExecError::InvalidGraph(format!(
-                        "view {upstream} that this view reads is not running"
-                    )))
+                Some(job) => {
+                    return Err(ExecError::InputNotRunning {
+                        view: format!("\"{}\"", job.graph.target.name),
+                        state: job.state.label(),
+                    })
+                }
+                None => {
+                    return Err(ExecError::InputNotRunning {
+                        view: format!("with id {upstream}"),
+                        state: "stopped".into(),
+                    })
                 }
             }
         }

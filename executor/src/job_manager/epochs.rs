@@ -50,13 +50,13 @@ impl Actor {
                     // The source has stopped: it failed and reports why itself (its event
                     // may still be queued), or its job is being cancelled.
                     Err(ExecError::ChannelClosed(what)) => debug!(%what, "barrier not delivered"),
-                    Err(e) => failed.push((*id, e.to_string())),
+                    Err(e) => failed.push((*id, e.to_string(), e.sqlstate())),
                     Ok(()) => {}
                 }
             }
         }
-        for (job, error) in failed {
-            self.fail_job(job, error);
+        for (job, error, sqlstate) in failed {
+            self.fail_job(job, error, sqlstate);
         }
         debug!(epoch = self.injected, "barrier injected");
     }

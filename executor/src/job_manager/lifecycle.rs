@@ -81,8 +81,10 @@ impl Actor {
         }
     }
 
-    /// Marks a job failed, stops its tasks, and fails the jobs that read its view.
-    pub(super) fn fail_job(&mut self, job_id: u64, reason: String) {
+    /// Marks a job failed, stops its tasks, and fails the jobs that read its view. A
+    /// statement waiting for the job to start fails with `sqlstate`, the code of the error
+    /// that failed the job (`XX000` when it has none).
+    pub(super) fn fail_job(&mut self, job_id: u64, reason: String, sqlstate: Option<&'static str>) {
         let Some(job) = self.jobs.get_mut(&job_id) else { return };
         if !job.running() {
             return;
@@ -99,7 +101,7 @@ impl Actor {
             tm.cancel_job(job_id);
         }
         for (_, _, waiter) in drain_where(&mut self.deploy_waiters, |(v, _, _)| *v == job_id) {
-            let _ = waiter.send(Err(ExecError::Internal(format!("the view's job failed: {reason}"))));
+            let _ = waiter.send(Err(ExecError::JobFailed { reason: reason.clone(), sqlstate }));
         }
         let readers: Vec<u64> = self
             .jobs
@@ -107,9 +109,11 @@ impl Actor {
             .filter(|(_, j)| j.graph.view_inputs().contains(&job_id))
             .map(|(id, _)| *id)
             .collect();
+        let name = self.jobs.get(&job_id).map(|j| j.graph.target.name.clone()).unwrap_or_default();
         for reader in readers {
             warn!(job_id = reader, "failing a job whose input view failed");
-            self.fail_job(reader, format!("input view {job_id} failed"));
+            // 55000: the reader is fine, the view it reads is not.
+            self.fail_job(reader, format!("input view \"{name}\" failed"), Some("55000"));
         }
         self.try_commit();
     }

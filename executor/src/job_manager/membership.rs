@@ -50,7 +50,7 @@ impl Actor {
             .map(|(job_id, _)| *job_id)
             .collect();
         for job in affected {
-            self.fail_job(job, format!("taskmanager {id} lost: {reason}"));
+            self.fail_job(job, format!("taskmanager {id} lost: {reason}"), None);
         }
     }
 

@@ -323,7 +323,12 @@ async fn events_of_an_earlier_deployment_are_ignored() {
     f.jobs.deploy(aggregate_graph(&f.table)).await.unwrap();
     f.jobs.flush().await.unwrap();
     let task = TaskId { job: 10, vertex: 0, subtask: 0 };
-    let stale = TaskEvent::Failed { task, deployment: 1, error: "a cancelled run's last words".into() };
+    let stale = TaskEvent::Failed {
+        task,
+        deployment: 1,
+        error: "a cancelled run's last words".into(),
+        sqlstate: None,
+    };
     f.events.report(stale).unwrap();
     f.table.insert(&rows(&f.table, vec![1], vec!["a"], vec![5])).unwrap();
     f.jobs.flush().await.unwrap();
@@ -334,7 +339,7 @@ async fn events_of_an_earlier_deployment_are_ignored() {
         ["+---+---+---+", "| k | n | s |", "+---+---+---+", "| a | 1 | 5 |", "+---+---+---+"]
     );
     // A failure whose reporter cannot tell the deployment is taken as the current one's.
-    let current = TaskEvent::Failed { task, deployment: 0, error: "lost".into() };
+    let current = TaskEvent::Failed { task, deployment: 0, error: "lost".into(), sqlstate: None };
     f.events.report(current).unwrap();
     for _ in 0..100 {
         let status = f.jobs.status().await.unwrap();

@@ -6,6 +6,7 @@
 //! the state it keeps between batches.
 
 pub mod filter;
+pub mod float_keys;
 pub mod hash_aggregate;
 pub mod hash_join;
 pub mod keyed_rows;

@@ -15,6 +15,7 @@
 //! (which decides the order of emitted rows), so a restored operator emits exactly what an
 //! uninterrupted one would.
 
+use crate::operators::float_keys::normalized;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -151,7 +152,7 @@ impl Operator for SessionWindow {
         // Without key columns every row belongs to the one empty key.
         let keys = match key_columns.is_empty() {
             true => None,
-            false => Some(self.key_converter.convert_columns(&key_columns)?),
+            false => Some(self.key_converter.convert_columns(&normalized(&key_columns))?),
         };
         let rows = self.row_converter.convert_columns(batch.data.columns())?;
         for i in 0..batch.num_rows() {

@@ -13,6 +13,7 @@
 //! Over an append-only input a row past the limit can never move up again, so such rows
 //! are dropped and a partition holds at most `limit` rows.
 
+use crate::operators::float_keys::normalized;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -230,7 +231,7 @@ impl Operator for TopN {
             Some(converter) => {
                 let columns: Vec<ArrayRef> =
                     self.spec.partition.iter().map(|&c| batch.data.column(c).clone()).collect();
-                Some(converter.convert_columns(&columns)?)
+                Some(converter.convert_columns(&normalized(&columns))?)
             }
             None => None,
         };

@@ -120,11 +120,7 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                         Err(ExecError::ChannelClosed(_)) => tracing::debug!("table source output closed"),
                         Err(e) => {
                             tracing::error!(error = %e, "table source failed");
-                            let _ = events.report(TaskEvent::Failed {
-                                task: id,
-                                deployment,
-                                error: e.to_string(),
-                            });
+                            let _ = events.report(TaskEvent::failed(id, deployment, &e));
                         }
                         Ok(()) => {}
                     }
@@ -181,11 +177,7 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                         Err(ExecError::ChannelClosed(_)) => tracing::debug!("source output closed"),
                         Err(e) => {
                             tracing::error!(error = %e, "source failed");
-                            let _ = events.report(TaskEvent::Failed {
-                                task: id,
-                                deployment,
-                                error: e.to_string(),
-                            });
+                            let _ = events.report(TaskEvent::failed(id, deployment, &e));
                         }
                         Ok(()) => {}
                     }

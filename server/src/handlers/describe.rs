@@ -59,6 +59,7 @@ pub async fn describe_statement(
         | K::DropStream(_)
         | K::Copy { .. }
         | K::Set(_)
+        | K::Reset(_)
         | K::Begin
         | K::Commit
         | K::Rollback

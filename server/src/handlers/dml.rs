@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::compute::{cast_with_options, concat_batches, CastOptions};
+use arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
+use weir_plan::catalog::ColumnType;
 use weir_planner::sqlparser::ast::{
     AssignmentTarget, Delete, FromTable, Statement, TableFactor, TableWithJoins, Update,
 };
@@ -98,17 +100,11 @@ pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
             new_columns.push(bytea_from_text(column, field.name())?);
             continue;
         }
-        let from_text = column.data_type() == &arrow::datatypes::DataType::Utf8;
-        new_columns.push(cast_with_options(column, field.data_type(), &options).map_err(|e| {
-            SqlError::new(
-                if from_text { sqlstate::INVALID_TEXT_REPRESENTATION } else { sqlstate::DATATYPE_MISMATCH },
-                format!(
-                    "column \"{}\" is of type {} but the expression cannot be converted: {e}",
-                    field.name(),
-                    table.def().columns[i].column_type.pg_display_name()
-                ),
-            )
-        })?);
+        let column_type = &table.def().columns[i].column_type;
+        new_columns.push(
+            cast_with_options(column, field.data_type(), &options)
+                .map_err(|e| assignment_error(column.data_type(), column_type, field.name(), e))?,
+        );
     }
     let new = RecordBatch::try_new(schema, new_columns).map_err(|e| SqlError::internal(e.to_string()))?;
     let store = table.clone();
@@ -130,6 +126,53 @@ pub async fn delete(cx: &Context<'_>, delete: Delete) -> SqlResult<Outcome> {
     let store = table.clone();
     let n = write_with_lock(&commit, lock, move || store.delete(&rows).map_err(from_storage)).await?;
     Ok(Outcome::Command { tag: "DELETE", rows: Some(n) })
+}
+
+/// Why a value assigned to a column of `target` type does not convert, as Postgres says it:
+/// a number too large for a numeric column is `22003` in Postgres' words (`integer out of
+/// range`, `numeric field overflow`), text that does not read as the type `22P02`, anything
+/// else a type mismatch.
+fn assignment_error(
+    from: &DataType,
+    target: &ColumnType,
+    column: &str,
+    e: arrow::error::ArrowError,
+) -> SqlError {
+    let from_number = from.is_numeric();
+    let out_of_range = match target {
+        ColumnType::Int2 if from_number => Some(("smallint out of range", None)),
+        ColumnType::Int4 if from_number => Some(("integer out of range", None)),
+        ColumnType::Int8 if from_number => Some(("bigint out of range", None)),
+        ColumnType::Numeric { precision, scale } if from_number => {
+            let detail = precision.map(|p| {
+                let scale = scale.unwrap_or(0);
+                format!(
+                    "A field with precision {p}, scale {scale} must round to an absolute value less than 10^{}.",
+                    i16::from(p) - i16::from(scale)
+                )
+            });
+            Some(("numeric field overflow", detail))
+        }
+        _ => None,
+    };
+    if let Some((message, detail)) = out_of_range {
+        let error = SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, message);
+        return match detail {
+            Some(detail) => error.with_detail(detail),
+            None => error,
+        };
+    }
+    let code = match from {
+        DataType::Utf8 => sqlstate::INVALID_TEXT_REPRESENTATION,
+        _ => sqlstate::DATATYPE_MISMATCH,
+    };
+    SqlError::new(
+        code,
+        format!(
+            "column \"{column}\" is of type {} but the expression cannot be converted: {e}",
+            target.pg_display_name()
+        ),
+    )
 }
 
 /// Text assigned to a bytea column, read in Postgres' hex input format.
@@ -190,8 +233,12 @@ fn reads_columns(expr: &weir_planner::sqlparser::ast::Expr) -> bool {
 
 async fn select_rows(cx: &Context<'_>, select: Statement, exempt: Option<u64>) -> SqlResult<RecordBatch> {
     let (ctx, plan) = super::planning::plan_reading(cx, select, exempt).await?;
-    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let planned = Arc::new(plan.schema().as_arrow().clone());
     let batches = collect(&ctx, plan).await?;
+    // The types of the rows as they ran: type coercion, which runs after planning, may
+    // widen a CASE or COALESCE past the type the planned schema shows (`CASE WHEN c THEN
+    // int_col ELSE bigint_col END` is planned as integer and runs as bigint).
+    let schema = batches.first().map(|b| b.schema()).unwrap_or(planned);
     concat_batches(&schema, &batches).map_err(|e| SqlError::internal(e.to_string()))
 }
 

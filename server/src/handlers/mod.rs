@@ -48,7 +48,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use weir_planner::sqlparser::ast::{
     AlterRoleOperation, AlterTable, CommentObject, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
     CreateIndex, CreateRole, CreateTable, CreateView, Delete, Expr, Grant, Ident, ObjectName, ObjectType,
-    Revoke, Set, Statement, Update,
+    Reset, Revoke, Set, Statement, Update,
 };
 use weir_planner::{
     sqlstate, CreateSink, CreateSource, DropStream, RenameTarget, RenamedKind, SqlError, SqlResult,
@@ -133,6 +133,8 @@ enum StatementKind {
     },
     ShowTables,
     Set(Set),
+    /// `RESET name`, `RESET ALL`.
+    Reset(Reset),
     ShowVariable(Vec<Ident>),
     Begin,
     Commit,
@@ -285,6 +287,7 @@ fn classify(statement: WeirStatement) -> StatementKind {
         }
         Statement::ShowTables { .. } => K::ShowTables,
         Statement::Set(set) => K::Set(set),
+        Statement::Reset(reset) => K::Reset(reset.reset),
         Statement::ShowVariable { variable } => K::ShowVariable(variable),
         Statement::StartTransaction { .. } => K::Begin,
         Statement::Commit { .. } => K::Commit,
@@ -372,6 +375,7 @@ async fn run(cx: &Context<'_>, kind: StatementKind) -> SqlResult<Outcome> {
         }
         K::ShowTables => show_tables::run(cx).await,
         K::Set(set) => settings::set(cx, set),
+        K::Reset(reset) => settings::reset(cx, reset),
         K::ShowVariable(variable) => settings::show(cx, &variable).await,
         K::Begin => transaction::begin(cx),
         K::Commit => transaction::commit(cx),

@@ -55,7 +55,45 @@ pub(super) async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> S
         .await
         .map_err(from_datafusion)?;
     reject_window_tvfs(&plan)?;
+    let plan = pin_values_types(plan).map_err(from_datafusion)?;
     decode_bytea_literals(plan).map_err(from_datafusion)
+}
+
+/// DataFusion types a `VALUES` column before type coercion runs, from each row's expression
+/// as written, and casts a row only where that type differs; coercion may then widen an
+/// expression (`CASE WHEN c THEN NULL::smallint ELSE 0 END` is smallint as written and bigint
+/// once coerced), and the rows no longer build one column (an internal error, found by the
+/// SQL fuzzer). Every computed value is cast to its column's type, so the column is what the
+/// plan says whatever coercion does to the expression inside.
+fn pin_values_types(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::{Cast, Expr, Values};
+    plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Values(Values { schema, values }) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let mut changed = false;
+        let values = values
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .zip(schema.fields())
+                    .map(|(expr, field)| match expr {
+                        Expr::Literal(..) | Expr::Placeholder(_) => expr,
+                        _ if field.data_type() == &DataType::Null => expr,
+                        Expr::Cast(Cast { field: ref to, .. }) if to.data_type() == field.data_type() => expr,
+                        other => {
+                            changed = true;
+                            Expr::Cast(Cast::new(Box::new(other), field.data_type().clone()))
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let node = LogicalPlan::Values(Values { schema, values });
+        Ok(if changed { Transformed::yes(node) } else { Transformed::no(node) })
+    })
+    .map(|t| t.data)
 }
 
 /// Window TVFs are streaming operators: a one-off query says how to get the same buckets.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use weir_planner::sqlparser::ast::{Expr, Ident, Set, Value};
+use weir_planner::sqlparser::ast::{Expr, Ident, Reset, Set, Value};
 use weir_planner::{sqlstate, SqlError, SqlResult};
 
 use super::{planning::rows, Context, Outcome};
@@ -17,7 +17,7 @@ pub fn set(cx: &Context<'_>, set: Set) -> SqlResult<Outcome> {
             let name = variable.to_string();
             let mut session = cx.session()?;
             if values.len() == 1 && is_default(&values[0]) {
-                session.reset(&name);
+                session.reset(&name)?;
             } else {
                 let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
                 session.set(&name, &value)?;
@@ -29,6 +29,17 @@ pub fn set(cx: &Context<'_>, set: Set) -> SqlResult<Outcome> {
         Set::SetTransaction { .. } => Ok(Outcome::Command { tag: "SET", rows: None }),
         other => Err(SqlError::unsupported(format!("{other}"))),
     }
+}
+
+/// `RESET name` sets one setting back to its default (`42704` for a name Postgres does not
+/// know either); `RESET ALL` every setting of the session.
+pub fn reset(cx: &Context<'_>, reset: Reset) -> SqlResult<Outcome> {
+    let mut session = cx.session()?;
+    match reset {
+        Reset::ALL => session.reset_all(),
+        Reset::ConfigurationParameter(name) => session.reset(&name.to_string())?,
+    }
+    Ok(Outcome::Command { tag: "RESET", rows: None })
 }
 
 pub fn set_time_zone(cx: &Context<'_>, value: &Expr) -> SqlResult<Outcome> {

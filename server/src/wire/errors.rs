@@ -8,11 +8,14 @@
 //! adding a hint where one helps. What is not recognised is never a syntax error: `42000`
 //! for a planning error, `XX000` (internal error: likely a bug) for anything else.
 
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
+use weir_executor::error::{arrow_sqlstate, out_of_range_message};
 use weir_executor::ExecError;
+use weir_plan::catalog::ColumnType;
 use weir_planner::{sqlstate, SqlError};
 use weir_storage::StorageError;
 
@@ -55,6 +58,12 @@ pub fn from_exec(e: ExecError) -> SqlError {
             let context = format!("operator {operator} (epoch {epoch})");
             from_exec(*source).with_context(context)
         }
+        // The job failed with an error that carried no SQLSTATE (one of DataFusion's bare
+        // strings, reported by the task as text): read the text as for any such error.
+        ExecError::JobFailed { reason, sqlstate: None } => {
+            let code = classify_plan_message(&reason).map_or(sqlstate::INTERNAL_ERROR, |e| e.code);
+            SqlError::new(code, format!("the view's job failed: {reason}"))
+        }
         other => {
             let code = other.sqlstate().unwrap_or(sqlstate::INTERNAL_ERROR);
             SqlError::new(code, other.to_string())
@@ -62,30 +71,32 @@ pub fn from_exec(e: ExecError) -> SqlError {
     }
 }
 
-/// Arrow errors by variant: bad input data is a `22xxx` data exception, I/O is `58030`,
-/// anything else is a bug (`XX000`).
+/// Arrow errors by variant ([`arrow_sqlstate`]: bad input data is a `22xxx` data exception,
+/// I/O is `58030`), anything else is a bug (`XX000`).
 pub fn from_arrow(e: ArrowError) -> SqlError {
-    let code = match &e {
-        ArrowError::DivideByZero => return SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
-        ArrowError::CastError(_) | ArrowError::ParseError(_) => sqlstate::INVALID_TEXT_REPRESENTATION,
+    match e {
+        ArrowError::DivideByZero => SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
         // Postgres' own words (`bigint out of range`), without Arrow's prefix.
         ArrowError::ArithmeticOverflow(message) => {
-            return SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(message))
+            SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(&message))
         }
-        ArrowError::CsvError(_) | ArrowError::JsonError(_) => sqlstate::BAD_COPY_FILE_FORMAT,
-        ArrowError::MemoryError(_) => sqlstate::OUT_OF_MEMORY,
-        ArrowError::IoError(..) => sqlstate::IO_ERROR,
-        ArrowError::NotYetImplemented(_) => sqlstate::FEATURE_NOT_SUPPORTED,
-        ArrowError::ComputeError(_) | ArrowError::InvalidArgumentError(_) => sqlstate::DATA_EXCEPTION,
-        ArrowError::ExternalError(_) => {
-            return match e {
-                ArrowError::ExternalError(inner) => from_external(inner),
-                other => SqlError::internal(clean(&other.to_string())),
-            }
+        ArrowError::ExternalError(inner) => from_external(inner),
+        // Overflows Arrow has no variant for, in Postgres' words.
+        ArrowError::InvalidArgumentError(message)
+        | ArrowError::ComputeError(message)
+        | ArrowError::CastError(message)
+            if out_of_range_message(&message).is_some() =>
+        {
+            SqlError::new(
+                sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                out_of_range_message(&message).unwrap_or_default(),
+            )
         }
-        _ => sqlstate::INTERNAL_ERROR,
-    };
-    SqlError::new(code, clean(&e.to_string()))
+        other => {
+            let code = arrow_sqlstate(&other).unwrap_or(sqlstate::INTERNAL_ERROR);
+            SqlError::new(code, clean(&other.to_string()))
+        }
+    }
 }
 
 /// A boxed error of unknown type: recognised by downcasting, never by its text.
@@ -137,6 +148,12 @@ pub fn from_datafusion(e: DataFusionError) -> SqlError {
             Err(shared) => shared_error(&shared),
         },
         DataFusionError::External(inner) => from_external(inner),
+        // Several errors planning one statement (a type error in two expressions): the
+        // first, as Postgres reports the first error it meets.
+        DataFusionError::Collection(errors) => match errors.into_iter().next() {
+            Some(first) => from_datafusion(first),
+            None => SqlError::internal("an empty collection of errors"),
+        },
         DataFusionError::SQL(parser_error, _) => {
             SqlError::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {parser_error}"))
         }
@@ -206,7 +223,11 @@ fn shared_cause(e: &DataFusionError) -> Option<SqlError> {
             ArrowError::ArithmeticOverflow(message) => {
                 Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, clean(message)))
             }
-            _ => None,
+            other => {
+                let message = clean(&other.to_string());
+                classify_plan_message(&message)
+                    .or_else(|| arrow_sqlstate(other).map(|code| SqlError::new(code, message)))
+            }
         },
         _ => None,
     }
@@ -216,6 +237,9 @@ fn shared_cause(e: &DataFusionError) -> Option<SqlError> {
 /// distinguishes are recognised by DataFusion's wording. `None` when not recognised.
 fn classify_plan_message(m: &str) -> Option<SqlError> {
     let lower = m.to_ascii_lowercase();
+    if let Some(error) = no_common_type(m) {
+        return Some(error);
+    }
     if let Some(name) = quoted_after(m, "table '").or_else(|| quoted_after(m, "table \"")) {
         if lower.contains("not found") || lower.contains("does not exist") {
             return Some(SqlError::new(
@@ -261,6 +285,10 @@ fn classify_plan_message(m: &str) -> Option<SqlError> {
     if lower.contains("arithmetic overflow") {
         return Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range"));
     }
+    // abs() of the smallest integer, a decimal too wide for its precision (same).
+    if let Some(message) = out_of_range_message(m) {
+        return Some(SqlError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, message));
+    }
     // date_trunc and interval arithmetic beyond the nanosecond timestamp range (same).
     if lower.contains("timestamp") && lower.contains("out of range") {
         return Some(SqlError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "timestamp out of range"));
@@ -275,6 +303,69 @@ fn classify_plan_message(m: &str) -> Option<SqlError> {
         return Some(SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, clean(m)));
     }
     None
+}
+
+/// COALESCE, GREATEST, LEAST and CASE whose arguments have no common type are Postgres'
+/// `42804` "COALESCE types boolean and text cannot be matched", naming the first two types
+/// that do not match (for CASE, Postgres compares the ELSE branch first). DataFusion says
+/// "Function 'coalesce' user-defined coercion failed with: … 'coalesce(Boolean, Utf8)'" and
+/// "Failed to coerce then (Boolean) and else (Utf8) to common types in CASE WHEN expression".
+fn no_common_type(m: &str) -> Option<SqlError> {
+    let (construct, types) = if m.contains("user-defined coercion failed") {
+        let name = quoted_after(m, "Function '")?;
+        if !["coalesce", "greatest", "least"].contains(&name.as_str()) {
+            return None;
+        }
+        let call = format!("'{name}(");
+        let start = m.find(&call)? + call.len();
+        let end = m[start..].find(")'")? + start;
+        (name.to_ascii_uppercase(), m[start..end].split(", ").map(str::to_string).collect::<Vec<_>>())
+    } else if m.contains("to common types in CASE WHEN expression") {
+        let listed = |prefix: &str| {
+            let start = m.find(prefix)? + prefix.len();
+            let end = m[start..].find(')')? + start;
+            Some(m[start..end].split(", ").map(str::to_string).collect::<Vec<_>>())
+        };
+        let mut types = listed("else (").filter(|t| t.as_slice() != ["None"]).unwrap_or_default();
+        types.extend(listed("then (")?);
+        ("CASE".to_string(), types)
+    } else {
+        return None;
+    };
+    let types: Vec<ColumnType> = types
+        .iter()
+        .filter(|t| t.as_str() != "Null")
+        .filter_map(|t| t.parse::<DataType>().ok())
+        .map(|t| ColumnType::from_arrow(&t))
+        .collect();
+    let first = types.first()?;
+    let other = types.iter().find(|t| type_category(t) != type_category(first))?;
+    Some(SqlError::new(
+        sqlstate::DATATYPE_MISMATCH,
+        format!("{construct} types {} and {} cannot be matched", pg_type_name(first), pg_type_name(other)),
+    ))
+}
+
+/// Postgres' type categories (`pg_type.typcategory`): types of one category have a common type.
+fn type_category(t: &ColumnType) -> char {
+    match t {
+        ColumnType::Boolean => 'B',
+        ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => 'N',
+        ColumnType::Float4 | ColumnType::Float8 | ColumnType::Numeric { .. } => 'N',
+        ColumnType::Text | ColumnType::Varchar { .. } => 'S',
+        ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz => 'D',
+        ColumnType::Time | ColumnType::Interval => 'T',
+        ColumnType::Bytea | ColumnType::Json | ColumnType::Jsonb => 'U',
+    }
+}
+
+/// A type's name without its modifier, as Postgres names types in these messages.
+fn pg_type_name(t: &ColumnType) -> String {
+    match t {
+        ColumnType::Numeric { .. } => "numeric".into(),
+        ColumnType::Varchar { .. } => "character varying".into(),
+        other => other.pg_display_name(),
+    }
 }
 
 fn quoted_after(m: &str, prefix: &str) -> Option<String> {
@@ -351,6 +442,79 @@ mod tests {
         assert_eq!(code_of(DataFusionError::Execution("negative count not allowed: -1".into())), "22011");
         let overflow = DataFusionError::Execution("Arithmetic overflow: integer out of range".into());
         assert_eq!(code_of(overflow), "22003");
+    }
+
+    #[test]
+    fn integer_casts_out_of_range_are_postgres_overflows() {
+        let arrow = |m: &str| from_arrow(ArrowError::CastError(m.into()));
+        let e = arrow("Can't cast value 6000000000 to type Int32");
+        assert_eq!((e.code, e.message.as_str()), ("22003", "integer out of range"));
+        assert_eq!(arrow("Can't cast value 70000 to type Int16").message, "smallint out of range");
+        assert_eq!(
+            arrow("value of 99999999999999999999 is out of range Int64").message,
+            "bigint out of range"
+        );
+        assert_eq!(
+            arrow("Cannot cast to Decimal128(10, 3). Overflowing on 1e30").message,
+            "numeric field overflow"
+        );
+        assert_eq!(arrow("Cannot cast string 'x' to value of Int32 type").code, "22P02");
+    }
+
+    #[test]
+    fn overflows_reported_as_text_are_out_of_range() {
+        let abs = DataFusionError::Execution(
+            "Compute error: Int64Array overflow on abs(-9223372036854775808)".into(),
+        );
+        let e = from_datafusion(abs);
+        assert_eq!((e.code, e.message.as_str()), ("22003", "bigint out of range"));
+        let decimal = ArrowError::InvalidArgumentError(
+            "1767225600000000.000 is too large to store in a Decimal128 of precision 10. Max is 9999999.999"
+                .into(),
+        );
+        let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::ArrowError(
+            Box::new(decimal),
+            None,
+        )));
+        let e = from_datafusion(shared);
+        assert_eq!((e.code, e.message.as_str()), ("22003", "numeric field overflow"));
+        let job = ExecError::JobFailed {
+            reason: "job 22 vertex 0 subtask 0: operator Project (epoch 1): Execution error: Timestamp \
+                     -9223372036000000000 out of range after truncating to hour"
+                .into(),
+            sqlstate: None,
+        };
+        assert_eq!(from_exec(job).code, "22008");
+    }
+
+    #[test]
+    fn several_errors_are_reported_by_the_first() {
+        let first = DataFusionError::Plan(
+            "Failed to coerce then (Boolean) and else (Utf8) to common types in CASE WHEN expression".into(),
+        );
+        let second = DataFusionError::Internal("a bug".into());
+        assert_eq!(code_of(DataFusionError::Collection(vec![first, second])), "42804");
+    }
+
+    #[test]
+    fn arguments_without_a_common_type_are_postgres_datatype_mismatches() {
+        let coalesce = DataFusionError::Execution(
+            "Function 'coalesce' user-defined coercion failed with: Execution error: Fail to find the coerced \
+             type, errors: Execution error: Expect to get struct but got Boolean. No function matches the given \
+             name and argument types 'coalesce(Boolean, Utf8)'. You might need to add explicit type casts."
+                .into(),
+        );
+        let e = from_datafusion(coalesce);
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("42804", "COALESCE types boolean and text cannot be matched")
+        );
+        let case = DataFusionError::Plan(
+            "Failed to coerce then (Boolean, Int32) and else (Utf8) to common types in CASE WHEN expression"
+                .into(),
+        );
+        let e = from_datafusion(case);
+        assert_eq!((e.code, e.message.as_str()), ("42804", "CASE types text and boolean cannot be matched"));
     }
 
     #[test]

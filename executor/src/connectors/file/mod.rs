@@ -140,8 +140,21 @@ impl FileConnector {
         // Before anything is read or listed per file: every file is a split at least.
         limit.check(files.len(), || format!("'{pattern}' matches {} files", files.len()))?;
         if format == FileFormat::Parquet {
+            // A file that is not Parquet is malformed data, reported when it is read, so the
+            // other files' rows are kept; a source none of whose files is Parquet is refused.
+            let mut malformed = None;
+            let mut readable = 0;
             for file in &files {
-                parquet::resolve_columns(access, file, &schema)?;
+                match parquet::resolve_columns(access, file, &schema)? {
+                    Ok(()) => readable += 1,
+                    Err(why) => {
+                        tracing::warn!(file = %file.display(), %why, "a source's Parquet file is malformed");
+                        malformed.get_or_insert_with(|| format!("'{}' is {why}", file.display()));
+                    }
+                }
+            }
+            if let (0, Some(why)) = (readable, malformed) {
+                return Err(ExecError::Connector(why));
             }
         }
         let mut splits = Vec::new();

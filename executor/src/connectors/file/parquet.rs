@@ -2,8 +2,11 @@
 //! read with the Parquet reader DataFusion re-exports, then cast to the declared types.
 //!
 //! Only the declared columns are decoded (a projection). A value the cast cannot convert, or a
-//! NULL in a NOT NULL column, makes its row malformed (`<file> row <n>`, 1-based). Offsets
-//! count rows consumed: `{"row": n}`; resuming skips that many rows.
+//! NULL in a NOT NULL column, makes its row malformed (`<file> row <n>`, 1-based). A file that
+//! is not Parquet at all (truncated: no footer) or whose data stops decoding part way is
+//! malformed data too: reported as one error (`<file>`, or `<file> row <n>` where decoding
+//! stopped), its rows up to there kept, and the other files of the source read as usual.
+//! Offsets count rows consumed: `{"row": n}`; resuming skips that many rows.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,16 +25,22 @@ use crate::connectors::type_names::sql_type_name;
 use crate::connectors::{ReadOutcome, RowError, SplitReader};
 use crate::error::{ExecError, ExecResult};
 
+/// A Parquet file opened: a reader builder and, for each declared column, the index of the
+/// file's column to read; or why the file is not Parquet (its footer cannot be read).
+enum Opened {
+    Readable(ParquetRecordBatchReaderBuilder<File>, Vec<usize>),
+    Malformed(String),
+}
+
 /// Opens `path` and finds, for each declared column, the index of the file's column to read.
-fn open_builder(
-    access: &FileAccess,
-    path: &Path,
-    schema: &SchemaRef,
-) -> ExecResult<(ParquetRecordBatchReaderBuilder<File>, Vec<usize>)> {
+/// A file that cannot be opened, or lacks a declared column, is an error; one that is not
+/// Parquet is [`Opened::Malformed`].
+fn open_builder(access: &FileAccess, path: &Path, schema: &SchemaRef) -> ExecResult<Opened> {
     let file = access.open_read(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-        ExecError::Connector(format!("'{}' is not a readable Parquet file: {e}", path.display()))
-    })?;
+    let builder = match ParquetRecordBatchReaderBuilder::try_new(file) {
+        Ok(builder) => builder,
+        Err(e) => return Ok(Opened::Malformed(format!("not a readable Parquet file: {e}"))),
+    };
     let file_schema = builder.schema();
     let mut indices = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
@@ -58,12 +67,20 @@ fn open_builder(
         }
         indices.push(index);
     }
-    Ok((builder, indices))
+    Ok(Opened::Readable(builder, indices))
 }
 
 /// Checks that `path` has every declared column, in a type that casts to the declared one.
-pub(super) fn resolve_columns(access: &FileAccess, path: &Path, schema: &SchemaRef) -> ExecResult<()> {
-    open_builder(access, path, schema).map(|_| ())
+/// `Ok(Err(why))` when the file is not Parquet: malformed data, which the reader reports.
+pub(super) fn resolve_columns(
+    access: &FileAccess,
+    path: &Path,
+    schema: &SchemaRef,
+) -> ExecResult<Result<(), String>> {
+    Ok(match open_builder(access, path, schema)? {
+        Opened::Readable(..) => Ok(()),
+        Opened::Malformed(why) => Err(why),
+    })
 }
 
 /// Reads one Parquet file.
@@ -89,7 +106,8 @@ impl ParquetReader {
         schema: SchemaRef,
         batch_size: usize,
     ) -> ExecResult<Self> {
-        resolve_columns(access, path, &schema)?;
+        // A file that is not Parquet is reported at the first read, as malformed data.
+        resolve_columns(access, path, &schema)?.ok();
         Ok(ParquetReader {
             access: access.clone(),
             path: path.to_path_buf(),
@@ -103,8 +121,12 @@ impl ParquetReader {
         })
     }
 
-    fn build(&self) -> ExecResult<(ParquetRecordBatchReader, Vec<String>)> {
-        let (builder, indices) = open_builder(&self.access, &self.path, &self.schema)?;
+    /// The reader, from row `self.row` on; `Err(why)` when the file is not Parquet.
+    fn build(&self) -> ExecResult<Result<(ParquetRecordBatchReader, Vec<String>), String>> {
+        let (builder, indices) = match open_builder(&self.access, &self.path, &self.schema)? {
+            Opened::Readable(builder, indices) => (builder, indices),
+            Opened::Malformed(why) => return Ok(Err(why)),
+        };
         let names: Vec<String> = indices.iter().map(|&i| builder.schema().field(i).name().clone()).collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
         let offset =
@@ -115,7 +137,17 @@ impl ParquetReader {
             .with_offset(offset)
             .build()
             .map_err(|e| io_error(&self.path, "read", e))?;
-        Ok((reader, names))
+        Ok(Ok((reader, names)))
+    }
+
+    /// The rest of the file cannot be read: reported as one malformed-data error at
+    /// `location`, and the file is finished (the rows read before it are kept).
+    fn malformed(&mut self, location: String, reason: String) -> ReadOutcome {
+        tracing::warn!(file = %self.name, %location, %reason, "malformed Parquet file skipped");
+        self.errors.push(RowError { location, reason });
+        self.finished = true;
+        self.reader = None;
+        ReadOutcome::Finished
     }
 }
 
@@ -125,16 +157,23 @@ impl SplitReader for ParquetReader {
             return Ok(ReadOutcome::Finished);
         }
         if self.reader.is_none() {
-            self.reader = Some(self.build()?);
+            match self.build()? {
+                Ok(reader) => self.reader = Some(reader),
+                Err(why) => return Ok(self.malformed(self.name.clone(), why)),
+            }
         }
-        let Some((reader, names)) = self.reader.as_mut() else { return Ok(ReadOutcome::Finished) };
         loop {
+            let Some((reader, names)) = self.reader.as_mut() else { return Ok(ReadOutcome::Finished) };
             let batch = match reader.next() {
                 None => {
                     self.finished = true;
                     return Ok(ReadOutcome::Finished);
                 }
-                Some(batch) => batch.map_err(|e| io_error(&self.path, "read", e))?,
+                Some(Ok(batch)) => batch,
+                Some(Err(e)) => {
+                    let location = format!("{} row {}", self.name, self.row + 1);
+                    return Ok(self.malformed(location, format!("unreadable Parquet data: {e}")));
+                }
             };
             if batch.num_rows() == 0 {
                 continue;

@@ -420,6 +420,50 @@ fn parquet_by_name_with_casts_and_resume() {
 }
 
 #[test]
+fn a_truncated_parquet_file_is_malformed_data_and_the_others_are_read() {
+    use arrow::array::Int64Array;
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch =
+        RecordBatch::try_new(Arc::clone(&file_schema), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])
+            .expect("batch");
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, file_schema, None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    std::fs::write(dir.path().join("a.parquet"), &bytes).expect("write");
+    std::fs::write(dir.path().join("b.parquet"), &bytes[..bytes.len() / 2]).expect("write");
+
+    let c = connector(
+        &dir.path().join("*.parquet"),
+        &[("format", "parquet")],
+        schema(&[("id", DataType::Int64, false)]),
+    );
+    assert_eq!(c.splits(), 2);
+    let (good, errors) = read_all(c.open(0).expect("open").as_mut());
+    assert_eq!((rows(&good), errors), (vec!["1".to_string(), "2".into(), "3".into()], vec![]));
+    let (cut, errors) = read_all(c.open(1).expect("open").as_mut());
+    assert!(cut.is_empty());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].location, "b.parquet");
+    assert!(errors[0].reason.contains("not a readable Parquet file"), "{errors:?}");
+
+    // Only truncated files: nothing to read, refused when the source is created.
+    let mut opts = options(&[("format", "parquet")]);
+    opts.insert("path".into(), dir.path().join("b.parquet").to_string_lossy().into_owned());
+    let e = FileConnector::new(
+        &opts,
+        schema(&[("id", DataType::Int64, false)]),
+        &anywhere(),
+        SplitLimit::default(),
+    )
+    .expect_err("no readable file");
+    assert!(e.to_string().contains("b.parquet' is not a readable Parquet file"), "{e}");
+}
+
+#[test]
 fn option_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write(dir.path(), "o.csv", "1,a\n");

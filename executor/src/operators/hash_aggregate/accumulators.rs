@@ -609,7 +609,10 @@ impl GroupAccumulator for Multiset {
     }
     fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], weights: &[i8]) -> ExecResult<()> {
         let values = values.ok_or_else(|| ExecError::Internal("min/max without input".into()))?;
-        let rows = self.converter.convert_columns(std::slice::from_ref(values))?;
+        // count(DISTINCT x) counts -0 and 0 once, as Postgres does.
+        let rows = self
+            .converter
+            .convert_columns(&crate::operators::float_keys::normalized(std::slice::from_ref(values)))?;
         for (i, (&g, &w)) in groups.iter().zip(weights).enumerate() {
             if values.is_null(i) || w == 0 {
                 continue;

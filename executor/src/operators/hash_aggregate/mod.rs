@@ -32,6 +32,7 @@
 //! Without GROUP BY (`spec.global`) there is one group that always exists: its row is emitted
 //! on the first barrier even over no input (count 0, sum NULL, as in SQL) and never deleted.
 
+use crate::operators::float_keys::normalized;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -406,7 +407,9 @@ impl Operator for HashAggregate {
             }
         };
         let keys = match &self.group_converter {
-            Some(converter) => Some(converter.convert_columns(&batch.data.columns()[..self.group_columns])?),
+            Some(converter) => {
+                Some(converter.convert_columns(&normalized(&batch.data.columns()[..self.group_columns]))?)
+            }
             None => None,
         };
         if let Some(keys) = &keys {

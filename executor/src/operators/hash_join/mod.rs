@@ -22,6 +22,7 @@
 //! bounded by the TaskManager's cache setting. Changes are written once per barrier, and a
 //! checkpoint is the backend's snapshot of the namespace.
 
+use crate::operators::float_keys::normalized;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -405,7 +406,7 @@ impl Operator for HashJoin {
         }
         let info = &self.sides[input];
         let key_columns: Vec<ArrayRef> = info.keys.iter().map(|&k| batch.data.column(k).clone()).collect();
-        let keys = info.key_converter.convert_columns(&key_columns)?;
+        let keys = info.key_converter.convert_columns(&normalized(&key_columns))?;
         let rows = info.row_converter.convert_columns(batch.data.columns())?;
         let groups = key_groups(&batch, &info.keys)?;
         let null_keys = self.null_keys(input, &batch);
