@@ -84,6 +84,12 @@ impl CommitGate {
         Ok(Writing { gate: self })
     }
 
+    /// Whether a cancel or timeout has stopped the statement (a `COPY FROM STDIN` looks at
+    /// each message of data).
+    pub fn is_cancelled(&self) -> bool {
+        self.update(|phase| *phase == Phase::Cancelled)
+    }
+
     /// Called for a cancel request or a timeout: `true` if the statement may be stopped
     /// (it will not start writing), `false` if it is writing and must be left to finish.
     pub fn try_cancel(&self) -> bool {

@@ -446,9 +446,17 @@ impl CopyHandler for QueryHandler {
     {
         let _busy = idle::Busy::new();
         let session = session_of(client);
-        let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
-        if let Some(copy) = s.copy_in.as_mut() {
-            copy.push(&copy_data.data);
+        // Out of the session while it parses and writes (the session's lock is not held
+        // across awaits); a connection that closes meanwhile drops it, which rolls it back.
+        let (copy, gate) = {
+            let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
+            (s.copy_in.take(), s.commit.clone())
+        };
+        if let Some(mut copy) = copy {
+            copy.receive(&copy_data.data, &gate).await;
+            if let Ok(mut s) = session.lock() {
+                s.copy_in = Some(copy);
+            }
         }
         Ok(())
     }
@@ -461,30 +469,13 @@ impl CopyHandler for QueryHandler {
     {
         let _busy = idle::Busy::new();
         let session = session_of(client);
-        let copy = session
-            .lock()
-            .map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?
-            .copy_in
-            .take()
-            .ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
-        let table = copy.table.clone();
-        let commit =
-            session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?.commit.clone();
-        commit.start_statement();
-        let lock = table.write_lock.clone().lock_owned().await;
-        // Parsing and writing run to their end once started (see commit_gate).
-        let written = crate::commit_gate::write_with_lock(&commit, lock, move || -> SqlResult<usize> {
-            let batches = copy.parse()?;
-            let schema = copy.table.schema();
-            let batch = arrow::compute::concat_batches(&schema, &batches)
-                .map_err(|e| SqlError::internal(e.to_string()))?;
-            if batch.num_rows() == 0 {
-                return Ok(0);
-            }
-            copy.table.insert(&batch).map_err(errors::from_storage)
-        })
-        .await;
-        match written {
+        let (copy, gate) = {
+            let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
+            (s.copy_in.take(), s.commit.clone())
+        };
+        let copy =
+            copy.ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
+        match copy.finish(&gate).await {
             Ok(n) => {
                 let tag = Tag::new("COPY").with_rows(n);
                 client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
@@ -504,8 +495,9 @@ impl CopyHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(client);
-        if let Ok(mut s) = session.lock() {
-            s.copy_in = None;
+        let copy = session.lock().ok().and_then(|mut s| s.copy_in.take());
+        if let Some(copy) = copy {
+            copy.abort().await;
         }
         to_pgwire(SqlError::new(
             sqlstate::QUERY_CANCELED,
