@@ -151,6 +151,9 @@ fn main() {
         ("streaming_writes::multi_chunk_copy_and_insert_select_are_complete_or_nothing", || {
             Box::pin(streaming_writes::multi_chunk_copy_and_insert_select_are_complete_or_nothing())
         }),
+        ("streaming_writes::a_select_under_statement_timeout_streams_its_rows", || {
+            Box::pin(streaming_writes::a_select_under_statement_timeout_streams_its_rows())
+        }),
         ("storage::disk_full_writes_fail_with_53100_and_the_server_recovers", || {
             Box::pin(disk_full::writes_fail_with_53100_and_the_server_recovers())
         }),

@@ -277,3 +277,43 @@ pub async fn multi_chunk_copy_and_insert_select_are_complete_or_nothing() -> Res
     client.batch_execute(&format!("INSERT INTO d VALUES ({}, 'after')", ROWS + 1)).await.map_err(show)?;
     check(count(&client, "d").await? == ROWS + 1, "a key of the failed INSERT ... SELECT is not free")
 }
+
+/// Under `statement_timeout` a SELECT's rows are sent as they are produced, not collected
+/// first: a client receives rows of a result far larger than it could collect in time, then
+/// `57014` when the timeout passes; a query that ends in time is complete. (Simple query
+/// protocol: in the extended protocol pgwire's portal still collects a result before
+/// sending it.)
+pub async fn a_select_under_statement_timeout_streams_its_rows() -> Result<(), String> {
+    use futures::TryStreamExt;
+    let dir = tempfile::tempdir().map_err(show)?;
+    let server = TestServer::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    client.batch_execute("SET statement_timeout = '3s'").await.map_err(show)?;
+    let started = Instant::now();
+    let rows = client
+        .simple_query_raw("SELECT i, repeat('x', 200) FROM generate_series(1, 1000000000) AS g(i)")
+        .await
+        .map_err(show)?;
+    futures::pin_mut!(rows);
+    let mut received = 0u64;
+    let error = loop {
+        match rows.try_next().await {
+            Ok(Some(tokio_postgres::SimpleQueryMessage::Row(_))) => received += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("a billion rows arrived within the statement timeout".into()),
+            Err(e) => break e,
+        }
+    };
+    check(db_code(&error) == "57014", format!("the timed-out SELECT failed with {error:?}"))?;
+    check(received > 0, "no row arrived before the statement timeout: the result was collected first")?;
+    check(
+        started.elapsed() < Duration::from_secs(30),
+        format!("the statement timeout of 3 s ended the SELECT after {:?}", started.elapsed()),
+    )?;
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM generate_series(1, 100000) AS g(i)", &[])
+        .await
+        .map_err(show)?
+        .get(0);
+    check(n == 100_000, format!("a SELECT within the timeout counted {n}"))
+}

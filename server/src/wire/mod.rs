@@ -130,6 +130,7 @@ async fn run_statement(
         Err(_) => return Err(SqlError::internal("session poisoned")),
     };
     commit.start_statement();
+    let deadline = (timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
     let cx = Context { engine, session, params };
     let user = session.lock().map(|s| s.user.clone()).unwrap_or_default();
     let span = tracing::info_span!("statement", %user, params = params.len());
@@ -140,7 +141,7 @@ async fn run_statement(
             Outcome::TransactionEnd { warning, .. } => warning.clone(),
             _ => None,
         };
-        Ok((to_response(outcome, format, timeout_ms > 0, cancel).await?, warning))
+        Ok((to_response(outcome, format, deadline, cancel).await?, warning))
     };
     let work = tracing::Instrument::instrument(work, span);
     if timeout_ms == 0 {
@@ -161,47 +162,41 @@ async fn run_statement(
     }
 }
 
+/// A query's rows are streamed to the client as they are produced, never collected first:
+/// under `statement_timeout` the stream itself ends with `57014` at the deadline (the rows
+/// sent before it are the client's to discard, as with Postgres).
 async fn to_response(
     outcome: Outcome,
     format: &Format,
-    collect_now: bool,
+    deadline: Option<tokio::time::Instant>,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> SqlResult<Response> {
     Ok(match outcome {
         Outcome::Rows { schema, stream } => {
             let fields = Arc::new(encode::field_infos(&schema, format));
-            if collect_now {
-                // Under a statement timeout the rows are produced inside it.
-                let batches: Vec<_> = stream.collect().await;
-                let mut rows = Vec::new();
-                for batch in batches {
-                    let batch = batch.map_err(errors::from_datafusion)?;
-                    rows.extend(encode::encode_batch(&batch, &fields)?.into_iter().map(Ok));
-                }
-                Response::Query(QueryResponse::new(fields, futures::stream::iter(rows)))
-            } else {
-                let row_fields = fields.clone();
-                // The session is not idle while pgwire still sends these rows.
-                let busy = idle::Busy::new();
-                let rows = stream.flat_map(move |batch| {
-                    let _ = &busy;
-                    let encoded = match batch {
-                        Ok(batch) => match encode::encode_batch(&batch, &row_fields) {
-                            Ok(rows) => rows.into_iter().map(Ok).collect(),
-                            Err(e) => vec![Err(to_pgwire(e))],
-                        },
-                        Err(e) => vec![Err(to_pgwire(errors::from_datafusion(e)))],
-                    };
-                    futures::stream::iter(encoded)
-                });
-                match cancel {
-                    Some(receiver) => Response::Query(QueryResponse::new(
-                        fields,
-                        cancel::Cancellable::new(Box::pin(rows), receiver),
-                    )),
-                    None => Response::Query(QueryResponse::new(fields, rows)),
-                }
-            }
+            let row_fields = fields.clone();
+            // The session is not idle while pgwire still sends these rows.
+            let busy = idle::Busy::new();
+            let rows = stream.flat_map(move |batch| {
+                let _ = &busy;
+                let encoded = match batch {
+                    Ok(batch) => match encode::encode_batch(&batch, &row_fields) {
+                        Ok(rows) => rows.into_iter().map(Ok).collect(),
+                        Err(e) => vec![Err(to_pgwire(e))],
+                    },
+                    Err(e) => vec![Err(to_pgwire(errors::from_datafusion(e)))],
+                };
+                futures::stream::iter(encoded)
+            });
+            let rows = match cancel {
+                Some(receiver) => cancel::Cancellable::new(Box::pin(rows), receiver),
+                None => cancel::Cancellable::never_cancelled(Box::pin(rows)),
+            };
+            let rows = match deadline {
+                Some(deadline) => rows.with_deadline(deadline),
+                None => rows,
+            };
+            Response::Query(QueryResponse::new(fields, rows))
         }
         Outcome::Command { tag, rows } => {
             let mut t = Tag::new(tag);
