@@ -127,8 +127,8 @@ impl CopyInState {
         format: CopyFormat,
         statement_timeout_ms: u64,
     ) -> Self {
-        let deadline = (statement_timeout_ms > 0)
-            .then(|| Instant::now() + Duration::from_millis(statement_timeout_ms));
+        let deadline =
+            (statement_timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(statement_timeout_ms));
         let parser = CopyParser {
             table,
             columns,
@@ -222,7 +222,10 @@ impl CopyInState {
             return Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request"));
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) && gate.try_cancel() {
-            return Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout"));
+            return Err(SqlError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to statement timeout",
+            ));
         }
         Ok(())
     }
@@ -249,7 +252,10 @@ impl CopyParser {
         let text = std::str::from_utf8(data).map_err(|e| {
             SqlError::new(
                 "22021",
-                format!("invalid byte sequence for encoding \"UTF8\" at byte {}", self.bytes + e.valid_up_to()),
+                format!(
+                    "invalid byte sequence for encoding \"UTF8\" at byte {}",
+                    self.bytes + e.valid_up_to()
+                ),
             )
         })?;
         let mut chunk = Chunk::new(self.columns.len());
@@ -677,6 +683,18 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].1, vec![Some("1".into()), Some("a\tb".into()), None]);
         assert_eq!(r[1].1[1], Some("x\\y".into()));
+    }
+
+    #[test]
+    fn records_end_at_the_last_newline_outside_quotes() {
+        let csv = CopyFormat::csv_with(false);
+        assert_eq!(csv.records_end(b"1,a\n2,\"b\nc\"\n3,\"d\n"), 12);
+        assert_eq!(csv.records_end(b"1,\"a\"\"\n\"\n"), 9);
+        assert_eq!(csv.records_end(b"1,\"no end\n"), 0);
+        let backslash = CopyFormat { escape: b'\\', ..CopyFormat::csv_with(false) };
+        assert_eq!(backslash.records_end(b"1,\"a\\\"\n\"\n2"), 9);
+        assert_eq!(CopyFormat::text().records_end(b"1\ta\n2\tb"), 4);
+        assert_eq!(CopyFormat::text().records_end(b"1\ta"), 0);
     }
 
     #[test]

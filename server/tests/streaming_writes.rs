@@ -35,12 +35,19 @@ fn line(id: i64) -> String {
 
 type Sink = Pin<Box<CopyInSink<bytes::Bytes>>>;
 
+/// Swaps the line of a row (by id) for another, or keeps it (`None`).
+type Replace = Box<dyn Fn(i64) -> Option<String>>;
+
 async fn start_copy(client: &Client, table: &str) -> Result<Sink, String> {
     Ok(Box::pin(client.copy_in::<_, bytes::Bytes>(&format!("COPY {table} FROM STDIN")).await.map_err(show)?))
 }
 
 /// Sends the rows `ids` in messages of about 1 MB; `replace` may swap a row's line.
-async fn send(sink: &mut Sink, ids: Range<i64>, replace: &dyn Fn(i64) -> Option<String>) -> Result<(), String> {
+async fn send(
+    sink: &mut Sink,
+    ids: Range<i64>,
+    replace: &dyn Fn(i64) -> Option<String>,
+) -> Result<(), String> {
     let mut buffer = String::with_capacity(1 << 20);
     for id in ids {
         buffer.push_str(&replace(id).unwrap_or_else(|| line(id)));
@@ -116,7 +123,9 @@ async fn setup(client: &Client) -> Result<(), String> {
 }
 
 fn db_code(e: &tokio_postgres::Error) -> String {
-    e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_else(|| format!("not a database error: {e}"))
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| format!("not a database error: {e}"))
 }
 
 pub async fn copy_with_a_bad_row_near_the_end_leaves_nothing() -> Result<(), String> {
@@ -127,8 +136,12 @@ pub async fn copy_with_a_bad_row_near_the_end_leaves_nothing() -> Result<(), Str
     setup(&client).await?;
     // (what is wrong, the row near the end that is wrong, the SQLSTATE)
     let near_end = ROWS - 10;
-    let cases: [(&str, Box<dyn Fn(i64) -> Option<String>>, &str); 3] = [
-        ("an integer that does not parse", Box::new(move |id| (id == near_end).then(|| "x1\tbad\n".into())), "22P02"),
+    let cases: [(&str, Replace, &str); 3] = [
+        (
+            "an integer that does not parse",
+            Box::new(move |id| (id == near_end).then(|| "x1\tbad\n".into())),
+            "22P02",
+        ),
         (
             "a primary key that an earlier chunk wrote",
             Box::new(move |id| (id == near_end).then(|| line(1000))),
@@ -146,7 +159,10 @@ pub async fn copy_with_a_bad_row_near_the_end_leaves_nothing() -> Result<(), Str
         send(&mut sink, 100..near_end - 1000, &no_change).await?;
         wait_for_chunks(&server, before, 16 << 20).await?;
         // Written, and seen by no one yet.
-        check(count(&observer, "t").await? == 10, format!("{what}: another session saw rows of a running COPY"))?;
+        check(
+            count(&observer, "t").await? == 10,
+            format!("{what}: another session saw rows of a running COPY"),
+        )?;
         check(view(&observer).await? == (10, 55), format!("{what}: the view saw rows of a running COPY"))?;
         send(&mut sink, near_end - 1000..ROWS, replace.as_ref()).await?;
         let error = sink.as_mut().finish().await.err().ok_or(format!("{what}: the COPY was accepted"))?;
@@ -207,10 +223,13 @@ pub async fn interrupted_copy_leaves_nothing() -> Result<(), String> {
     send(&mut sink, 100..ROWS / 2, &no_change).await?;
     wait_for_chunks(&server, before, 16 << 20).await?;
     drop((sink, dropped));
-    tokio::time::timeout(Duration::from_secs(60), client.batch_execute("INSERT INTO t VALUES (200, 'after')"))
-        .await
-        .map_err(|_| "a write waited for the lock of a COPY whose connection closed".to_string())?
-        .map_err(show)?;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        client.batch_execute("INSERT INTO t VALUES (200, 'after')"),
+    )
+    .await
+    .map_err(|_| "a write waited for the lock of a COPY whose connection closed".to_string())?
+    .map_err(show)?;
     check(view(&client).await? == (11, 255), "a COPY whose connection closed left rows")?;
 
     // kill -9 in the middle of the data: the chunks written are discarded at startup.
@@ -249,10 +268,16 @@ pub async fn multi_chunk_copy_and_insert_select_are_complete_or_nothing() -> Res
     // INSERT ... SELECT of several chunks, then one whose duplicate key is near its end.
     client.batch_execute("CREATE TABLE d (id BIGINT PRIMARY KEY, v TEXT)").await.map_err(show)?;
     let n = client
-        .execute(&format!("INSERT INTO d SELECT i, repeat('x', 40) FROM generate_series(1, {ROWS}) AS g(i)"), &[])
+        .execute(
+            &format!("INSERT INTO d SELECT i, repeat('x', 40) FROM generate_series(1, {ROWS}) AS g(i)"),
+            &[],
+        )
         .await
         .map_err(show)?;
-    check(n == ROWS as u64 && count(&client, "d").await? == ROWS, format!("INSERT ... SELECT wrote {n} rows"))?;
+    check(
+        n == ROWS as u64 && count(&client, "d").await? == ROWS,
+        format!("INSERT ... SELECT wrote {n} rows"),
+    )?;
     let duplicate = client
         .execute(
             &format!(

@@ -198,7 +198,9 @@ impl Drop for ChunkedInsert {
         let Some(staged) = self.staged.take() else { return };
         let name = self.table.def().name.clone();
         match rollback(&self.table, staged.first_seq) {
-            Ok(()) => info!(table = %name, rows = self.rows, chunks = staged.chunks, "chunked insert rolled back"),
+            Ok(()) => {
+                info!(table = %name, rows = self.rows, chunks = staged.chunks, "chunked insert rolled back")
+            }
             // The marker stays: the next start of the server finishes the rollback.
             Err(e) => warn!(table = %name, error = %e, "chunked insert could not be rolled back"),
         }
@@ -212,7 +214,8 @@ fn begin(table: &TableStore) -> StorageResult<Staged> {
         Some(Arc::new(OwnedSnapshot::take(&table.db)));
     let mut opts = WriteOptions::default();
     opts.set_sync(true);
-    let written = table.db.put_cf_opt(table.cf(CF_CATALOG)?, staging_key(table.id), first_seq.to_be_bytes(), &opts);
+    let written =
+        table.db.put_cf_opt(table.cf(CF_CATALOG)?, staging_key(table.id), first_seq.to_be_bytes(), &opts);
     if let Err(e) = written {
         unpin(table);
         return Err(e.into());
@@ -338,11 +341,12 @@ mod tests {
     /// Row count seen by a scan, and changelog entries from 1.
     fn visible(table: &TableStore) -> (usize, usize) {
         let mut scanned = 0;
-        table.scan(|b| {
-            scanned += b.num_rows();
-            true
-        })
-        .unwrap();
+        table
+            .scan(|b| {
+                scanned += b.num_rows();
+                true
+            })
+            .unwrap();
         let mut logged = 0;
         table
             .read_changelog(1, 1000, |e| {

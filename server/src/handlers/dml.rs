@@ -68,7 +68,9 @@ pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Out
         let batch = batch.map_err(from_datafusion)?;
         // The input may carry different field names or nullability; the table's own schema
         // is what gets stored.
-        writer.push(RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(from_arrow)?).await?;
+        writer
+            .push(RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(from_arrow)?)
+            .await?;
     }
     let n = writer.commit(&commit).await?;
     Ok(Outcome::Command { tag: "INSERT", rows: Some(n) })

@@ -468,8 +468,8 @@ impl CopyHandler for QueryHandler {
             let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
             (s.copy_in.take(), s.commit.clone())
         };
-        let copy =
-            copy.ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
+        let copy = copy
+            .ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
         match copy.finish(&gate).await {
             Ok(n) => {
                 let tag = Tag::new("COPY").with_rows(n);
