@@ -265,6 +265,16 @@ pub async fn multi_chunk_copy_and_insert_select_are_complete_or_nothing() -> Res
     let row = client.query_one("SELECT count(*), sum(id) FROM t", &[]).await.map_err(show)?;
     check((row.get::<_, i64>(0), row.get::<_, i64>(1)) == (total, sum), "the table lacks rows of the COPY")?;
 
+    // An INSERT ... SELECT that reads the table it writes, over several chunks, reads it as
+    // it was before the statement: it copies each row once.
+    let copied = client.execute("INSERT INTO t SELECT id + 100000000, v FROM t", &[]).await.map_err(show)?;
+    check(
+        copied == total as u64,
+        format!("INSERT INTO t SELECT ... FROM t wrote {copied} rows, not {total}"),
+    )?;
+    check(count(&client, "t").await? == 2 * total, "INSERT INTO t SELECT ... FROM t saw its own rows")?;
+    client.batch_execute("DELETE FROM t WHERE id > 100000000").await.map_err(show)?;
+
     // INSERT ... SELECT of several chunks, then one whose duplicate key is near its end.
     client.batch_execute("CREATE TABLE d (id BIGINT PRIMARY KEY, v TEXT)").await.map_err(show)?;
     let n = client
