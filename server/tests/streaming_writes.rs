@@ -247,7 +247,25 @@ pub async fn interrupted_copy_leaves_nothing() -> Result<(), String> {
         "the restart did not discard the killed COPY's chunks",
     )?;
     client.batch_execute("INSERT INTO t VALUES (1000, 'after')").await.map_err(show)?;
-    check(count(&client, "t").await? == 12, "the table does not take a row the killed COPY had written")
+    check(count(&client, "t").await? == 12, "the table does not take a row the killed COPY had written")?;
+
+    // DROP TABLE waits for a running COPY into the table (its write lock) instead of
+    // dropping the table under it.
+    client.batch_execute("CREATE TABLE u (id BIGINT PRIMARY KEY, v TEXT)").await.map_err(show)?;
+    let mut sink = start_copy(&client, "u").await?;
+    send(&mut sink, 1..ROWS / 4, &no_change).await?;
+    let dropper = server.connect().await;
+    let drop = tokio::spawn(async move { dropper.batch_execute("DROP TABLE u").await.map_err(show) });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    check(!drop.is_finished(), "DROP TABLE did not wait for the COPY into the table")?;
+    let copied = sink.as_mut().finish().await.map_err(show)?;
+    check(copied == (ROWS / 4 - 1) as u64, format!("the COPY before the DROP wrote {copied} rows"))?;
+    tokio::time::timeout(Duration::from_secs(60), drop)
+        .await
+        .map_err(|_| "DROP TABLE did not finish after the COPY".to_string())?
+        .map_err(show)??;
+    let gone = client.query_one("SELECT count(*) FROM u", &[]).await.err().map(|e| db_code(&e));
+    check(gone.as_deref() == Some("42P01"), format!("u after DROP TABLE: {gone:?}"))
 }
 
 pub async fn multi_chunk_copy_and_insert_select_are_complete_or_nothing() -> Result<(), String> {
