@@ -11,13 +11,15 @@
 //! casts; the first value that does not convert is reported with its line number, like
 //! Postgres' `CONTEXT: COPY t, line 3, column amount: "abc"`.
 //!
-//! The statement stays atomic: a bad row anywhere, a cancel request, `statement_timeout`
-//! (checked at each message), CopyFail or a closed connection rolls back every chunk
-//! written, and the rows become visible all at once when the client's CopyDone commits
-//! them. A failure is reported when the client ends the data (CopyDone), as the extended
-//! protocol requires; the data sent after it is discarded unparsed.
+//! The statement stays atomic: a bad row anywhere, a cancel request, `statement_timeout`,
+//! CopyFail or a closed connection rolls back every chunk written, and the rows become
+//! visible all at once when the client's CopyDone commits them. A cancel or timeout rolls
+//! back at once, even while the client sends nothing (a watcher task waits for either), so
+//! the table's write lock is not held for a client that stalls. A failure is reported when
+//! the client ends the data (CopyDone), as the extended protocol requires; the data sent
+//! after it is discarded unparsed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arrow::array::{new_null_array, Array, ArrayRef, BinaryBuilder, RecordBatch, StringArray, StringBuilder};
@@ -86,6 +88,10 @@ impl CopyFormat {
     }
 }
 
+/// A `COPY FROM STDIN` in progress, as the session holds it: shared with the watcher that
+/// rolls it back on a cancel or timeout.
+pub type CopyIn = Arc<tokio::sync::Mutex<CopyInState>>;
+
 /// A `COPY FROM STDIN` in progress on a session.
 pub struct CopyInState {
     /// `None` while it runs on a blocking thread, or once the COPY failed.
@@ -99,6 +105,16 @@ pub struct CopyInState {
     deadline: Option<Instant>,
     /// Why the COPY failed, reported at CopyDone; what arrives meanwhile is discarded.
     failed: Option<SqlError>,
+    /// The task that rolls the COPY back on a cancel or timeout; ended with it.
+    watcher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for CopyInState {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+    }
 }
 
 /// Turns complete records into batches of the table's schema, counting lines across chunks.
@@ -118,9 +134,25 @@ struct CopyParser {
 type Field = Option<String>;
 
 impl CopyInState {
-    /// A COPY into `writer`'s table of `columns` (indices into its columns), stopped by
-    /// `statement_timeout_ms` (0: never) counted from now.
-    pub fn new(
+    /// A COPY into `writer`'s table of `columns` (indices into its columns), stopped by a
+    /// cancel of `gate`'s statement or by `statement_timeout_ms` (0: never) counted from now.
+    pub async fn start(
+        writer: TableWriter,
+        table: Arc<TableStore>,
+        columns: Vec<usize>,
+        format: CopyFormat,
+        statement_timeout_ms: u64,
+        gate: Arc<CommitGate>,
+    ) -> CopyIn {
+        let state = Self::new(writer, table, columns, format, statement_timeout_ms);
+        let deadline = state.deadline;
+        let copy = Arc::new(tokio::sync::Mutex::new(state));
+        let watcher = tokio::spawn(roll_back_when_interrupted(Arc::downgrade(&copy), gate, deadline));
+        copy.lock().await.watcher = Some(watcher.abort_handle());
+        copy
+    }
+
+    fn new(
         writer: TableWriter,
         table: Arc<TableStore>,
         columns: Vec<usize>,
@@ -146,6 +178,7 @@ impl CopyInState {
             parse_at: PARSE_BYTES,
             deadline,
             failed: None,
+            watcher: None,
         }
     }
 
@@ -185,7 +218,7 @@ impl CopyInState {
 
     /// The client's CopyDone: parses what is left and commits every row, unless the COPY
     /// failed or was cancelled. Returns the number of rows.
-    pub async fn finish(mut self, gate: &CommitGate) -> SqlResult<usize> {
+    pub async fn finish(&mut self, gate: &CommitGate) -> SqlResult<usize> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -205,7 +238,7 @@ impl CopyInState {
     }
 
     /// The client's CopyFail, or a statement that ends without its data: nothing is kept.
-    pub async fn abort(mut self) {
+    pub async fn abort(&mut self) {
         self.writer.abort().await;
     }
 
@@ -243,6 +276,33 @@ impl CopyInState {
             .await?;
         self.parser = Some(parser);
         Ok(())
+    }
+}
+
+/// Waits for a cancel of the COPY's statement or its deadline and rolls it back then; the
+/// client hears of it at its next message. Holds the COPY weakly: a COPY that ends first
+/// (the session gone) is not kept alive by it.
+async fn roll_back_when_interrupted(
+    copy: Weak<tokio::sync::Mutex<CopyInState>>,
+    gate: Arc<CommitGate>,
+    deadline: Option<Instant>,
+) {
+    let timeout = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = gate.wait_cancelled() => {}
+        () = timeout => {}
+    }
+    let Some(copy) = copy.upgrade() else { return };
+    let mut copy = copy.lock().await;
+    if copy.failed.is_none() {
+        if let Err(e) = copy.check_interrupted(&gate) {
+            copy.fail(e).await;
+        }
     }
 }
 

@@ -81,7 +81,7 @@ impl TableWriter {
 
     /// Commits every row taken, unless the statement was cancelled first (`57014`, and
     /// everything is rolled back). Returns the number of rows.
-    pub async fn commit(mut self, gate: &CommitGate) -> SqlResult<usize> {
+    pub async fn commit(&mut self, gate: &CommitGate) -> SqlResult<usize> {
         let writing = match gate.begin() {
             Ok(writing) => writing,
             Err(e) => {

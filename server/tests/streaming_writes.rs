@@ -1,7 +1,8 @@
 //! Large writes are streamed and still atomic, over the wire: a `COPY FROM STDIN` is written
 //! in chunks while its data arrives (the data directory grows before the client finishes),
 //! yet a bad row near the end, a cancel request, `statement_timeout`, a dropped connection
-//! or a kill -9 leaves nothing of it: not in the table, not in a materialized view over it,
+//! or a kill -9 leaves nothing of it (a cancelled or timed-out one is rolled back even while
+//! its client sends nothing): not in the table, not in a materialized view over it,
 //! not after a restart. `INSERT ... SELECT` goes through the same writer.
 
 use std::ops::Range;
@@ -187,6 +188,17 @@ pub async fn copy_with_a_bad_row_near_the_end_leaves_nothing() -> Result<(), Str
     check(view(&client).await? == (11, 1055), "the view misses a write after the failed COPYs")
 }
 
+/// While a cancelled or timed-out COPY's client sends nothing more, the COPY is rolled back
+/// anyway: another session can write the key it had written, at once.
+async fn writer_gets_the_table(other: &Client, id: i64, by: &str) -> Result<(), String> {
+    let insert = format!("INSERT INTO t VALUES ({id}, 'meanwhile')");
+    tokio::time::timeout(Duration::from_secs(20), other.batch_execute(&insert))
+        .await
+        .map_err(|_| format!("after {by}, a stalled COPY still holds the table's write lock"))?
+        .map_err(show)?;
+    other.batch_execute(&format!("DELETE FROM t WHERE id = {id}")).await.map_err(show)
+}
+
 pub async fn interrupted_copy_leaves_nothing() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
     let mut server = TestServer::start(&dir.path().join("data"));
@@ -199,6 +211,8 @@ pub async fn interrupted_copy_leaves_nothing() -> Result<(), String> {
     send(&mut sink, 100..ROWS / 2, &no_change).await?;
     wait_for_chunks(&server, before, 16 << 20).await?;
     client.cancel_token().cancel_query(tokio_postgres::NoTls).await.map_err(show)?;
+    let other = server.connect().await;
+    writer_gets_the_table(&other, 300, "a cancel").await?;
     send(&mut sink, ROWS / 2..ROWS / 2 + 1000, &no_change).await?;
     let error = sink.as_mut().finish().await.err().ok_or("a cancelled COPY was accepted")?;
     check(db_code(&error) == "57014", format!("a cancelled COPY failed with {error:?}"))?;
@@ -208,7 +222,7 @@ pub async fn interrupted_copy_leaves_nothing() -> Result<(), String> {
     client.batch_execute("SET statement_timeout = '1s'").await.map_err(show)?;
     let mut sink = start_copy(&client, "t").await?;
     send(&mut sink, 100..ROWS / 4, &no_change).await?;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    writer_gets_the_table(&other, 301, "statement_timeout").await?;
     send(&mut sink, ROWS / 4..ROWS / 4 + 1000, &no_change).await?;
     let error = sink.as_mut().finish().await.err().ok_or("a timed-out COPY was accepted")?;
     check(db_code(&error) == "57014", format!("a timed-out COPY failed with {error:?}"))?;

@@ -105,8 +105,12 @@ pub async fn start(
     }
     let columns = column_indices.len();
     let writer = TableWriter::lock(&table).await;
-    let timeout_ms = cx.session()?.statement_timeout_ms();
-    cx.session()?.copy_in = Some(CopyInState::new(writer, table, column_indices, format, timeout_ms));
+    let (timeout_ms, gate) = {
+        let session = cx.session()?;
+        (session.statement_timeout_ms(), session.commit.clone())
+    };
+    let copy = CopyInState::start(writer, table, column_indices, format, timeout_ms, gate).await;
+    cx.session()?.copy_in = Some(copy);
     Ok(Outcome::CopyIn { columns })
 }
 

@@ -112,6 +112,18 @@ pub fn arm_idle_timeout(session: &Mutex<Session>, secure: bool) {
     }
 }
 
+/// Rolls back a COPY the connection is no longer in: one that left copy-in mode on a
+/// protocol error (an unexpected message), without CopyDone or CopyFail. Its table's write
+/// lock is released at once, not when the session next runs a statement or goes away.
+pub async fn end_abandoned_copy<C: ClientInfo + ?Sized>(client: &C) {
+    let Some(session) = client.session_extensions().get::<Mutex<Session>>() else { return };
+    let copy = session.lock().ok().and_then(|mut s| s.copy_in.take());
+    if let Some(copy) = copy {
+        tracing::info!("COPY abandoned by a protocol error; rolling it back");
+        copy.lock().await.abort().await;
+    }
+}
+
 /// The cancel signal of the client's session, if it registered one at start-up.
 fn cancel_of<C: ClientInfo + ?Sized>(client: &C) -> Option<tokio::sync::watch::Receiver<u64>> {
     client.session_extensions().get::<Arc<cancel::SessionCancel>>().map(|c| c.subscribe())
@@ -441,17 +453,12 @@ impl CopyHandler for QueryHandler {
     {
         let _busy = idle::Busy::new();
         let session = session_of(client);
-        // Out of the session while it parses and writes (the session's lock is not held
-        // across awaits); a connection that closes meanwhile drops it, which rolls it back.
         let (copy, gate) = {
-            let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
-            (s.copy_in.take(), s.commit.clone())
+            let s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
+            (s.copy_in.clone(), s.commit.clone())
         };
-        if let Some(mut copy) = copy {
-            copy.receive(&copy_data.data, &gate).await;
-            if let Ok(mut s) = session.lock() {
-                s.copy_in = Some(copy);
-            }
+        if let Some(copy) = copy {
+            copy.lock().await.receive(&copy_data.data, &gate).await;
         }
         Ok(())
     }
@@ -470,7 +477,8 @@ impl CopyHandler for QueryHandler {
         };
         let copy = copy
             .ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
-        match copy.finish(&gate).await {
+        let finished = copy.lock().await.finish(&gate).await;
+        match finished {
             Ok(n) => {
                 let tag = Tag::new("COPY").with_rows(n);
                 client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
@@ -492,7 +500,7 @@ impl CopyHandler for QueryHandler {
         let session = session_of(client);
         let copy = session.lock().ok().and_then(|mut s| s.copy_in.take());
         if let Some(copy) = copy {
-            copy.abort().await;
+            copy.lock().await.abort().await;
         }
         to_pgwire(SqlError::new(
             sqlstate::QUERY_CANCELED,
