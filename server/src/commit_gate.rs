@@ -32,11 +32,13 @@ enum Phase {
 #[derive(Debug)]
 pub struct CommitGate {
     phase: Mutex<Phase>,
+    /// Woken when a cancel or timeout stops the statement.
+    cancelled: tokio::sync::Notify,
 }
 
 impl Default for CommitGate {
     fn default() -> Self {
-        Self { phase: Mutex::new(Phase::Running) }
+        Self { phase: Mutex::new(Phase::Running), cancelled: tokio::sync::Notify::new() }
     }
 }
 
@@ -84,16 +86,40 @@ impl CommitGate {
         Ok(Writing { gate: self })
     }
 
+    /// Whether a cancel or timeout has stopped the statement (a `COPY FROM STDIN` looks at
+    /// each message of data).
+    pub fn is_cancelled(&self) -> bool {
+        self.update(|phase| *phase == Phase::Cancelled)
+    }
+
     /// Called for a cancel request or a timeout: `true` if the statement may be stopped
     /// (it will not start writing), `false` if it is writing and must be left to finish.
     pub fn try_cancel(&self) -> bool {
-        self.update(|phase| match *phase {
+        let cancelled = self.update(|phase| match *phase {
             Phase::Writing => false,
             _ => {
                 *phase = Phase::Cancelled;
                 true
             }
-        })
+        });
+        if cancelled {
+            self.cancelled.notify_waiters();
+        }
+        cancelled
+    }
+
+    /// Returns once a cancel or timeout has stopped the statement (a `COPY FROM STDIN`
+    /// waiting for its client's data rolls back then).
+    pub async fn wait_cancelled(&self) {
+        loop {
+            let notified = self.cancelled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 

@@ -1,12 +1,26 @@
-//! Parsing `COPY FROM STDIN` data (Postgres' text and CSV formats) into Arrow batches.
+//! `COPY FROM STDIN`: data (Postgres' text and CSV formats) parsed and written as it arrives.
 //!
-//! Data arrives in arbitrary chunks; it is buffered and parsed when the client sends
-//! CopyDone. Fields are first collected as strings per column, then converted with Arrow's
-//! vectorized casts; the first value that does not convert is reported with its line number,
-//! like Postgres' `CONTEXT: COPY t, line 3, column amount: "abc"`. Nothing is written unless
-//! every row parses, and then all rows are written in one atomic, durable write.
+//! Data comes in CopyData messages of any size, cut anywhere. It is buffered only until the
+//! buffer holds [`PARSE_BYTES`]; then everything up to the end of its last complete record
+//! (a newline outside CSV quotes) is parsed and handed to the statement's [`TableWriter`],
+//! which writes it in bounded chunks that stay invisible until the commit. Memory is
+//! bounded by a few chunks whatever the size of the stream; one record may not exceed
+//! [`MAX_RECORD_BYTES`] (`54000`, like Postgres' limit on one field).
+//!
+//! Fields are first collected as strings per column, then converted with Arrow's vectorized
+//! casts; the first value that does not convert is reported with its line number, like
+//! Postgres' `CONTEXT: COPY t, line 3, column amount: "abc"`.
+//!
+//! The statement stays atomic: a bad row anywhere, a cancel request, `statement_timeout`,
+//! CopyFail or a closed connection rolls back every chunk written, and the rows become
+//! visible all at once when the client's CopyDone commits them. A cancel or timeout rolls
+//! back at once, even while the client sends nothing (a watcher task waits for either), so
+//! the table's write lock is not held for a client that stalls. A failure is reported when
+//! the client ends the data (CopyDone), as the extended protocol requires; the data sent
+//! after it is discarded unparsed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use arrow::array::{new_null_array, Array, ArrayRef, BinaryBuilder, RecordBatch, StringArray, StringBuilder};
 use arrow::compute::{cast_with_options, CastOptions};
@@ -15,8 +29,18 @@ use weir_plan::catalog::ColumnType;
 use weir_planner::{sqlstate, SqlError, SqlResult};
 use weir_storage::TableStore;
 
+use crate::commit_gate::CommitGate;
+use crate::table_writer::TableWriter;
+use crate::wire::errors::from_storage;
+
 /// Rows converted per batch; bounds the transient string buffers.
 const CHUNK_ROWS: usize = 65_536;
+
+/// Data buffered before it is parsed and written.
+pub const PARSE_BYTES: usize = 4 << 20;
+
+/// The longest record (one row) accepted.
+pub const MAX_RECORD_BYTES: usize = 1 << 30;
 
 #[derive(Debug, Clone)]
 pub struct CopyFormat {
@@ -36,60 +60,293 @@ impl CopyFormat {
     pub fn csv_with(header: bool) -> Self {
         Self { csv: true, header, delimiter: b',', null: String::new(), quote: b'"', escape: b'"' }
     }
+
+    /// The end of the last complete record in `data`: 0 if there is none yet.
+    fn records_end(&self, data: &[u8]) -> usize {
+        if !self.csv {
+            return data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        }
+        let (quote, escape) = (self.quote, self.escape);
+        let (mut in_quotes, mut end, mut i) = (false, 0, 0);
+        while i < data.len() {
+            let b = data[i];
+            if in_quotes {
+                if b == escape && escape != quote && data.get(i + 1) == Some(&quote) {
+                    i += 2;
+                    continue;
+                }
+                // A doubled quote closes and reopens: the state after it is the same.
+                in_quotes = b != quote;
+            } else if b == quote {
+                in_quotes = true;
+            } else if b == b'\n' {
+                end = i + 1;
+            }
+            i += 1;
+        }
+        end
+    }
 }
 
+/// A `COPY FROM STDIN` in progress, as the session holds it: shared with the watcher that
+/// rolls it back on a cancel or timeout.
+pub type CopyIn = Arc<tokio::sync::Mutex<CopyInState>>;
+
+/// A `COPY FROM STDIN` in progress on a session.
 pub struct CopyInState {
-    pub table: Arc<TableStore>,
+    /// `None` while it runs on a blocking thread, or once the COPY failed.
+    parser: Option<CopyParser>,
+    writer: TableWriter,
+    format: CopyFormat,
+    /// Received, not yet parsed: at most one incomplete record past [`PARSE_BYTES`].
+    pending: Vec<u8>,
+    /// Parse when `pending` reaches this (doubles while one record is longer).
+    parse_at: usize,
+    deadline: Option<Instant>,
+    /// Why the COPY failed, reported at CopyDone; what arrives meanwhile is discarded.
+    failed: Option<SqlError>,
+    /// The task that rolls the COPY back on a cancel or timeout; ended with it.
+    watcher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for CopyInState {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+    }
+}
+
+/// Turns complete records into batches of the table's schema, counting lines across chunks.
+struct CopyParser {
+    table: Arc<TableStore>,
     columns: Vec<usize>,
     format: CopyFormat,
-    buffer: Vec<u8>,
+    /// Lines and bytes parsed before the next chunk (for error positions).
+    lines: usize,
+    bytes: usize,
+    header_pending: bool,
+    /// The text format's `\.` end marker was seen: later data is ignored.
+    ended: bool,
 }
 
 /// One parsed field: `None` is SQL NULL.
 type Field = Option<String>;
 
 impl CopyInState {
-    pub fn new(table: Arc<TableStore>, columns: Vec<usize>, format: CopyFormat) -> Self {
-        Self { table, columns, format, buffer: Vec::new() }
+    /// A COPY into `writer`'s table of `columns` (indices into its columns), stopped by a
+    /// cancel of `gate`'s statement or by `statement_timeout_ms` (0: never) counted from now.
+    pub async fn start(
+        writer: TableWriter,
+        table: Arc<TableStore>,
+        columns: Vec<usize>,
+        format: CopyFormat,
+        statement_timeout_ms: u64,
+        gate: Arc<CommitGate>,
+    ) -> CopyIn {
+        let state = Self::new(writer, table, columns, format, statement_timeout_ms);
+        let deadline = state.deadline;
+        let copy = Arc::new(tokio::sync::Mutex::new(state));
+        let watcher = tokio::spawn(roll_back_when_interrupted(Arc::downgrade(&copy), gate, deadline));
+        copy.lock().await.watcher = Some(watcher.abort_handle());
+        copy
     }
 
-    pub fn push(&mut self, data: &[u8]) {
-        self.buffer.extend_from_slice(data);
+    fn new(
+        writer: TableWriter,
+        table: Arc<TableStore>,
+        columns: Vec<usize>,
+        format: CopyFormat,
+        statement_timeout_ms: u64,
+    ) -> Self {
+        let deadline =
+            (statement_timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(statement_timeout_ms));
+        let parser = CopyParser {
+            table,
+            columns,
+            header_pending: format.header,
+            format: format.clone(),
+            lines: 0,
+            bytes: 0,
+            ended: false,
+        };
+        Self {
+            parser: Some(parser),
+            writer,
+            format,
+            pending: Vec::new(),
+            parse_at: PARSE_BYTES,
+            deadline,
+            failed: None,
+            watcher: None,
+        }
     }
 
-    /// Parses everything received into batches with the table's schema.
-    pub fn parse(&self) -> SqlResult<Vec<RecordBatch>> {
-        let text = std::str::from_utf8(&self.buffer).map_err(|e| {
-            SqlError::new(
-                "22021",
-                format!("invalid byte sequence for encoding \"UTF8\" at byte {}", e.valid_up_to()),
-            )
-        })?;
-        let mut chunk = Chunk::new(self.columns.len());
-        let mut batches = Vec::new();
-        let mut first = true;
-        let mut on_record = |line: usize, fields: Vec<Field>| -> SqlResult<()> {
-            if first && self.format.header {
-                first = false;
-                return Ok(());
+    /// Takes one CopyData message. A failure rolls back what was written and is kept for
+    /// [`CopyInState::finish`].
+    pub async fn receive(&mut self, data: &[u8], gate: &CommitGate) {
+        if self.failed.is_some() || self.parser.as_ref().is_some_and(|p| p.ended) {
+            return;
+        }
+        if let Err(e) = self.receive_data(data, gate).await {
+            self.fail(e).await;
+        }
+    }
+
+    async fn receive_data(&mut self, data: &[u8], gate: &CommitGate) -> SqlResult<()> {
+        self.check_interrupted(gate)?;
+        self.pending.extend_from_slice(data);
+        if self.pending.len() < self.parse_at {
+            return Ok(());
+        }
+        let end = self.format.records_end(&self.pending);
+        if end == 0 {
+            if self.pending.len() > MAX_RECORD_BYTES {
+                return Err(SqlError::new(
+                    "54000",
+                    format!("COPY row is longer than {} MB", MAX_RECORD_BYTES >> 20),
+                ));
             }
-            first = false;
-            self.check_width(line, &fields)?;
-            chunk.push(line, fields);
-            if chunk.lines.len() >= CHUNK_ROWS {
-                batches.push(self.convert(&mut chunk)?);
+            self.parse_at = self.pending.len().saturating_mul(2);
+            return Ok(());
+        }
+        let rest = self.pending.split_off(end);
+        let records = std::mem::replace(&mut self.pending, rest);
+        self.parse_at = PARSE_BYTES;
+        self.write(records).await
+    }
+
+    /// The client's CopyDone: parses what is left and commits every row, unless the COPY
+    /// failed or was cancelled. Returns the number of rows.
+    pub async fn finish(&mut self, gate: &CommitGate) -> SqlResult<usize> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let done = async {
+            self.check_interrupted(gate)?;
+            let last = std::mem::take(&mut self.pending);
+            if !self.parser.as_ref().is_some_and(|p| p.ended) {
+                self.write(last).await?;
             }
             Ok(())
         };
-        if self.format.csv {
-            parse_csv(text, &self.format, &mut on_record)?;
+        if let Err(e) = done.await {
+            self.writer.abort().await;
+            return Err(e);
+        }
+        self.writer.commit(gate).await
+    }
+
+    /// The client's CopyFail, or a statement that ends without its data: nothing is kept.
+    pub async fn abort(&mut self) {
+        self.writer.abort().await;
+    }
+
+    async fn fail(&mut self, e: SqlError) {
+        tracing::warn!(code = e.code, error = %e.message, "COPY failed; rolling back");
+        self.writer.abort().await;
+        self.pending = Vec::new();
+        self.parser = None;
+        self.failed = Some(e);
+    }
+
+    fn check_interrupted(&self, gate: &CommitGate) -> SqlResult<()> {
+        if gate.is_cancelled() {
+            return Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request"));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) && gate.try_cancel() {
+            return Err(SqlError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to statement timeout",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parses complete `records` and writes their rows, on a blocking thread.
+    async fn write(&mut self, records: Vec<u8>) -> SqlResult<()> {
+        let mut parser =
+            self.parser.take().ok_or_else(|| SqlError::internal("COPY parser used after a failure"))?;
+        let parser = self
+            .writer
+            .run(move |insert| {
+                parser.parse(&records, &mut |batch| insert.push(batch).map_err(from_storage))?;
+                Ok(parser)
+            })
+            .await?;
+        self.parser = Some(parser);
+        Ok(())
+    }
+}
+
+/// Waits for a cancel of the COPY's statement or its deadline and rolls it back then; the
+/// client hears of it at its next message. Holds the COPY weakly: a COPY that ends first
+/// (the session gone) is not kept alive by it.
+async fn roll_back_when_interrupted(
+    copy: Weak<tokio::sync::Mutex<CopyInState>>,
+    gate: Arc<CommitGate>,
+    deadline: Option<Instant>,
+) {
+    let timeout = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = gate.wait_cancelled() => {}
+        () = timeout => {}
+    }
+    let Some(copy) = copy.upgrade() else { return };
+    let mut copy = copy.lock().await;
+    if copy.failed.is_none() {
+        if let Err(e) = copy.check_interrupted(&gate) {
+            copy.fail(e).await;
+        }
+    }
+}
+
+impl CopyParser {
+    /// Parses complete records into batches of the table's schema, handing each to `sink`.
+    fn parse(&mut self, data: &[u8], sink: &mut dyn FnMut(RecordBatch) -> SqlResult<()>) -> SqlResult<()> {
+        let text = std::str::from_utf8(data).map_err(|e| {
+            SqlError::new(
+                "22021",
+                format!(
+                    "invalid byte sequence for encoding \"UTF8\" at byte {}",
+                    self.bytes + e.valid_up_to()
+                ),
+            )
+        })?;
+        let mut chunk = Chunk::new(self.columns.len());
+        let mut header_pending = self.header_pending;
+        let first_line = self.lines + 1;
+        let this = &*self;
+        let mut on_record = |line: usize, fields: Vec<Field>| -> SqlResult<()> {
+            if header_pending {
+                header_pending = false;
+                return Ok(());
+            }
+            this.check_width(line, &fields)?;
+            chunk.push(line, fields);
+            if chunk.lines.len() >= CHUNK_ROWS {
+                sink(this.convert(&mut chunk)?)?;
+            }
+            Ok(())
+        };
+        let ended = if self.format.csv {
+            parse_csv(text, &self.format, first_line, &mut on_record)?
         } else {
-            parse_text(text, &self.format, &mut on_record)?;
-        }
+            parse_text(text, &self.format, first_line, &mut on_record)?
+        };
         if !chunk.lines.is_empty() {
-            batches.push(self.convert(&mut chunk)?);
+            sink(self.convert(&mut chunk)?)?;
         }
-        Ok(batches)
+        self.header_pending = header_pending;
+        self.ended = ended;
+        self.lines += data.iter().filter(|&&b| b == b'\n').count();
+        self.bytes += data.len();
+        Ok(())
     }
 
     fn check_width(&self, line: usize, fields: &[Field]) -> SqlResult<()> {
@@ -274,28 +531,31 @@ pub fn decode_bytea(v: &str) -> Option<Vec<u8>> {
 }
 
 /// Postgres' text format: one row per line, fields separated by the delimiter, `\N` for
-/// NULL, backslash escapes; a line `\.` ends the data.
+/// NULL, backslash escapes; a line `\.` ends the data. Lines are numbered from `first_line`;
+/// returns whether the end marker was seen.
 fn parse_text(
     text: &str,
     format: &CopyFormat,
+    first_line: usize,
     on_record: &mut dyn FnMut(usize, Vec<Field>) -> SqlResult<()>,
-) -> SqlResult<()> {
+) -> SqlResult<bool> {
     let delimiter = format.delimiter as char;
-    for (index, raw_line) in text.split('\n').enumerate() {
+    let mut lines = text.split('\n').enumerate().peekable();
+    while let Some((index, raw_line)) = lines.next() {
         let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
         if line == "\\." {
-            break;
+            return Ok(true);
         }
-        if line.is_empty() && index + 1 == text.split('\n').count() {
+        if line.is_empty() && lines.peek().is_none() {
             break;
         }
         let fields = split_text_line(line, delimiter)
             .into_iter()
             .map(|raw| if raw == format.null { None } else { Some(unescape_text(&raw)) })
             .collect();
-        on_record(index + 1, fields)?;
+        on_record(first_line + index, fields)?;
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Splits on unescaped delimiters, keeping escapes for [`unescape_text`].
@@ -359,15 +619,17 @@ fn unescape_text(raw: &str) -> String {
 
 /// CSV as Postgres reads it: quoted fields may hold delimiters, quotes (doubled) and
 /// newlines; an unquoted field equal to the NULL string is NULL, a quoted one never is.
+/// Lines are numbered from `first_line`; returns whether the end marker `\.` was seen.
 fn parse_csv(
     text: &str,
     format: &CopyFormat,
+    first_line: usize,
     on_record: &mut dyn FnMut(usize, Vec<Field>) -> SqlResult<()>,
-) -> SqlResult<()> {
+) -> SqlResult<bool> {
     let bytes = text.as_bytes();
     let (delimiter, quote, escape) = (format.delimiter, format.quote, format.escape);
-    let mut line = 1;
-    let mut record_line = 1;
+    let mut line = first_line;
+    let mut record_line = first_line;
     let mut fields: Vec<Field> = Vec::new();
     let mut field: Vec<u8> = Vec::new();
     let mut quoted = false;
@@ -410,7 +672,7 @@ fn parse_csv(
         if at_record_start && bytes[i..].starts_with(b"\\.") {
             let rest = &bytes[i + 2..];
             if rest.is_empty() || rest[0] == b'\n' || rest.starts_with(b"\r\n") {
-                return Ok(());
+                return Ok(true);
             }
         }
         at_record_start = false;
@@ -444,7 +706,7 @@ fn parse_csv(
         finish_field(&mut field, quoted, &mut fields);
         on_record(record_line, fields)?;
     }
-    Ok(())
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -458,9 +720,9 @@ mod tests {
             Ok(())
         };
         if format.csv {
-            parse_csv(text, format, &mut push).unwrap();
+            parse_csv(text, format, 1, &mut push).unwrap();
         } else {
-            parse_text(text, format, &mut push).unwrap();
+            parse_text(text, format, 1, &mut push).unwrap();
         }
         out
     }
@@ -481,6 +743,18 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].1, vec![Some("1".into()), Some("a\tb".into()), None]);
         assert_eq!(r[1].1[1], Some("x\\y".into()));
+    }
+
+    #[test]
+    fn records_end_at_the_last_newline_outside_quotes() {
+        let csv = CopyFormat::csv_with(false);
+        assert_eq!(csv.records_end(b"1,a\n2,\"b\nc\"\n3,\"d\n"), 12);
+        assert_eq!(csv.records_end(b"1,\"a\"\"\n\"\n"), 9);
+        assert_eq!(csv.records_end(b"1,\"no end\n"), 0);
+        let backslash = CopyFormat { escape: b'\\', ..CopyFormat::csv_with(false) };
+        assert_eq!(backslash.records_end(b"1,\"a\\\"\n\"\n2"), 9);
+        assert_eq!(CopyFormat::text().records_end(b"1\ta\n2\tb"), 4);
+        assert_eq!(CopyFormat::text().records_end(b"1\ta"), 0);
     }
 
     #[test]

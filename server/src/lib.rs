@@ -5,7 +5,8 @@
 //! - the Postgres wire protocol (pgwire): startup, authentication, TLS, cancellation, and
 //!   encoding results ([`wire`]);
 //! - sessions: settings, transaction-block state, `COPY FROM STDIN` in progress
-//!   ([`session`], [`copy_in`]);
+//!   ([`session`], [`copy_in`]), and the chunked, atomic writer of inserted rows
+//!   ([`table_writer`]);
 //! - statement dispatch: telling statements apart and running each with its handler, and
 //!   Describe of prepared statements ([`handlers`]);
 //! - the per-statement DataFusion context over the durable catalog ([`engine`],
@@ -34,6 +35,7 @@ pub mod runtime;
 pub mod session;
 pub mod source_table;
 pub mod system_tables;
+pub mod table_writer;
 pub mod taskmanager;
 pub mod wire;
 

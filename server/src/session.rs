@@ -7,7 +7,7 @@ use std::sync::Arc;
 use weir_planner::{sqlstate, SqlError, SqlResult};
 
 use crate::commit_gate::CommitGate;
-use crate::copy_in::CopyInState;
+use crate::copy_in::CopyIn;
 
 /// Settings every session starts with, with the values Postgres reports by default.
 /// `(name, default, description)`.
@@ -80,7 +80,7 @@ pub struct Session {
     pub database: String,
     settings: BTreeMap<String, (String, String)>,
     pub transaction: TransactionState,
-    pub copy_in: Option<CopyInState>,
+    pub copy_in: Option<CopyIn>,
     /// Whether the running statement may still be cancelled (see `commit_gate`).
     pub commit: Arc<CommitGate>,
 }

@@ -27,6 +27,7 @@ mod roles;
 mod sink_restarts;
 mod slt;
 mod stream_joins;
+mod streaming_writes;
 mod support;
 
 use std::future::Future;
@@ -144,6 +145,18 @@ fn main() {
         }),
         ("limits::a_query_over_the_memory_limit_fails_with_53200", || {
             Box::pin(limits::a_query_over_the_memory_limit_fails_with_53200())
+        }),
+        ("streaming_writes::copy_with_a_bad_row_near_the_end_leaves_nothing", || {
+            Box::pin(streaming_writes::copy_with_a_bad_row_near_the_end_leaves_nothing())
+        }),
+        ("streaming_writes::interrupted_copy_leaves_nothing", || {
+            Box::pin(streaming_writes::interrupted_copy_leaves_nothing())
+        }),
+        ("streaming_writes::multi_chunk_copy_and_insert_select_are_complete_or_nothing", || {
+            Box::pin(streaming_writes::multi_chunk_copy_and_insert_select_are_complete_or_nothing())
+        }),
+        ("streaming_writes::a_select_under_statement_timeout_streams_its_rows", || {
+            Box::pin(streaming_writes::a_select_under_statement_timeout_streams_its_rows())
         }),
         ("storage::disk_full_writes_fail_with_53100_and_the_server_recovers", || {
             Box::pin(disk_full::writes_fail_with_53100_and_the_server_recovers())

@@ -32,6 +32,7 @@ use rocksdb::{
 use weir_plan::KEY_GROUPS;
 
 use crate::error::{StorageError, StorageResult};
+use crate::owned_snapshot::OwnedSnapshot;
 
 /// Magic bytes at the start of a serialized snapshot (format version 1).
 const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRST01";
@@ -625,30 +626,16 @@ fn visit_range(
 }
 
 /// The RocksDB backend's snapshot: a RocksDB snapshot (the sequence number it pins, so
-/// compaction keeps the versions it sees) and the database it belongs to.
-///
-/// `rocksdb::Snapshot` borrows its database, and rocksdb 0.25 has no owning variant, so the
-/// borrow is stretched to `'static` and the database is kept alive by the `Arc` alongside it.
+/// compaction keeps the versions it sees) with its database, and the range it covers.
 struct RocksDbSnapshot {
-    /// Declared before `db` so that it is dropped (the RocksDB snapshot released) first.
-    snapshot: Snapshot<'static>,
-    db: Arc<DB>,
+    snapshot: OwnedSnapshot,
     ns: StateNamespace,
     groups: Range<u16>,
 }
 
 impl RocksDbSnapshot {
     fn take(db: &Arc<DB>, ns: StateNamespace, groups: Range<u16>) -> Self {
-        let db = Arc::clone(db);
-        // SAFETY: the reference points into the `Arc`'s heap allocation, which neither moves
-        // nor is freed while `db` (stored in the same struct) holds a count on it. The
-        // reference lives only inside `snapshot`; it never leaves this struct, and struct
-        // fields drop in declaration order, so `snapshot` (which releases the RocksDB
-        // snapshot through the reference) is dropped while `db` still keeps the database
-        // open. `DB` is `Sync`, so using it through a shared reference from the thread that
-        // writes the handle out is fine.
-        let pinned: &'static DB = unsafe { &*Arc::as_ptr(&db) };
-        RocksDbSnapshot { snapshot: pinned.snapshot(), db, ns, groups }
+        RocksDbSnapshot { snapshot: OwnedSnapshot::take(db), ns, groups }
     }
 }
 
@@ -657,7 +644,7 @@ impl StateSnapshot for RocksDbSnapshot {
         let (from, to) = self.ns.bounds(&self.groups);
         let mut writer = SnapshotWriter { out, bytes: 0 };
         writer.begin(&self.groups)?;
-        visit_range(&self.db, &from, &to, Some(&self.snapshot), &mut |key, value| {
+        visit_range(self.snapshot.db(), &from, &to, Some(self.snapshot.get()), &mut |key, value| {
             writer.entry(&key[NAMESPACE_PREFIX_LEN..], value)?;
             Ok(true)
         })?;

@@ -23,16 +23,20 @@
 //!
 //! Writes are applied as one RocksDB `WriteBatch` with a synced WAL, so a statement is either
 //! entirely durable or not applied at all, and it is durable before the client is told so.
+//! An insert too large for one batch in memory is written in chunks that readers do not see
+//! and a crash discards, and committed by one small synced write ([`ChunkedInsert`]).
 //!
 //! This crate must not own operators, SQL or the JobGraph's meaning: it stores what the
 //! layers above hand it.
 
 mod catalog_format;
 mod checkpoint_store;
+mod chunked_insert;
 mod codec;
 mod declared_length;
 mod error;
 pub mod keyed_state;
+mod owned_snapshot;
 pub mod state_table;
 mod store;
 mod table;
@@ -40,6 +44,7 @@ pub mod view_store;
 
 pub use catalog_format::CATALOG_FORMAT;
 pub use checkpoint_store::{CheckpointStore, S3Options};
+pub use chunked_insert::{ChunkedInsert, CHUNK_BYTES};
 pub use error::{StorageError, StorageResult};
 pub use store::{CatalogChange, Store};
 pub use table::{ChangeOp, ChangelogEntry, RowConversion, TableScan, TableStore, SCAN_BATCH_ROWS};

@@ -540,6 +540,7 @@ impl Store {
         let (from, to) = (id.to_be_bytes(), (id + 1).to_be_bytes());
         wb.delete_range_cf(self.cf(CF_ROWS)?, from, to);
         wb.delete_range_cf(self.cf(CF_LOG)?, from, to);
+        wb.delete_cf(self.cf(CF_CATALOG)?, crate::chunked_insert::staging_key(id));
         self.write_synced(wb)?;
         tables.remove(&key);
         info!(table = name, id, "table dropped");

@@ -8,9 +8,10 @@
 //! | `table_log`   | table id · sequence number  | op byte · the full row         |
 //!
 //! A table without a primary key uses the sequence number of the row's insert as a hidden
-//! row id. Every statement writes its rows and its log entries in one synced `WriteBatch`.
-//! Callers serialize writers to one table by holding [`TableStore::write_lock`]; reads never
-//! block.
+//! row id. A statement writes its rows and its log entries in one synced `WriteBatch`, or,
+//! when they are too many to hold in memory at once (a large `COPY`, `INSERT ... SELECT`), in
+//! chunks that stay invisible until one synced commit (see `chunked_insert`). Callers
+//! serialize writers to one table by holding [`TableStore::write_lock`]; reads never block.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB
 use crate::codec::RowCodec;
 use crate::declared_length::fit_declared_lengths;
 use crate::error::{StorageError, StorageResult};
+use crate::owned_snapshot::OwnedSnapshot;
 use crate::store::{CF_LOG, CF_ROWS};
 use weir_plan::catalog::{TableDef, TableId};
 
@@ -56,9 +58,9 @@ pub type RowConversion = dyn Fn(&RecordBatch) -> StorageResult<RecordBatch> + Se
 
 /// A table's definition and the row codec that reads and writes its rows in that shape.
 /// `ALTER TABLE` replaces both at once (see [`TableStore::relayout`]).
-struct Layout {
-    def: Arc<TableDef>,
-    codec: RowCodec,
+pub(crate) struct Layout {
+    pub(crate) def: Arc<TableDef>,
+    pub(crate) codec: RowCodec,
 }
 
 pub struct TableStore {
@@ -66,19 +68,23 @@ pub struct TableStore {
     /// changes, a primary-key check reads existing keys), so concurrent statements on one
     /// table apply one after another. Readers never take it. `ALTER TABLE` holds it too.
     pub write_lock: Arc<tokio::sync::Mutex<()>>,
-    db: Arc<DB>,
+    pub(crate) db: Arc<DB>,
     /// Never changes, not even when the table is renamed: it prefixes every stored key.
-    id: TableId,
+    pub(crate) id: TableId,
     /// The current shape of the rows. Readers take it together with a RocksDB snapshot
     /// under the read lock; [`TableStore::relayout`] rewrites the rows and swaps it under
     /// the write lock, so a reader decodes old rows with the old layout or new rows with
     /// the new one, never a mix. The `Arc` of the table itself is shared with running view
     /// jobs, which is why the layout changes inside it.
     layout: RwLock<Arc<Layout>>,
-    /// Sequence number the next changelog entry gets.
-    next_seq: AtomicU64,
+    /// Sequence number the next committed changelog entry gets.
+    pub(crate) next_seq: AtomicU64,
     /// Publishes `next_seq` after each commit, so changelog readers wake up on new writes.
-    committed_seq: tokio::sync::watch::Sender<u64>,
+    pub(crate) committed_seq: tokio::sync::watch::Sender<u64>,
+    /// While a chunked insert is writing (see `chunked_insert`), the point every reader reads
+    /// at: taken just before its first chunk, so none of its rows or changelog entries are
+    /// seen until it commits (or, rolled back, never).
+    pub(crate) pinned: std::sync::Mutex<Option<Arc<OwnedSnapshot>>>,
 }
 
 /// What a finished scan saw: the changelog offset its rows reflect (the first sequence
@@ -91,15 +97,23 @@ pub struct TableScan {
 impl TableStore {
     pub(crate) fn open(db: Arc<DB>, def: TableDef) -> StorageResult<Self> {
         let codec = RowCodec::new(&def)?;
-        let next_seq = last_log_seq(&db, def.id)?.map_or(1, |s| s + 1);
-        Ok(Self {
+        let id = def.id;
+        let table = Self {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             db,
-            id: def.id,
+            id,
             layout: RwLock::new(Arc::new(Layout { def: Arc::new(def), codec })),
-            next_seq: AtomicU64::new(next_seq),
-            committed_seq: tokio::sync::watch::Sender::new(next_seq),
-        })
+            next_seq: AtomicU64::new(1),
+            committed_seq: tokio::sync::watch::Sender::new(1),
+            pinned: std::sync::Mutex::new(None),
+        };
+        // A chunked insert that never committed (the server died while it ran) goes first,
+        // so that the sequence numbers below are those of committed changes only.
+        crate::chunked_insert::recover(&table)?;
+        let next_seq = last_log_seq(&table.db, id)?.map_or(1, |s| s + 1);
+        table.next_seq.store(next_seq, Ordering::SeqCst);
+        table.committed_seq.send_replace(next_seq);
+        Ok(table)
     }
 
     /// The table's current definition.
@@ -112,16 +126,19 @@ impl TableStore {
         self.layout().codec.schema().clone()
     }
 
-    fn layout(&self) -> Arc<Layout> {
+    pub(crate) fn layout(&self) -> Arc<Layout> {
         // A panic while the lock was held cannot leave a half-written layout (it is swapped
         // whole), so a poisoned lock still holds a valid one.
         self.layout.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// The current layout and a RocksDB snapshot that agrees with it.
-    fn layout_and_snapshot(&self) -> (Arc<Layout>, rocksdb::SnapshotWithThreadMode<'_, DB>) {
+    /// The current layout and a RocksDB snapshot that agrees with it: the pinned one while a
+    /// chunked insert is writing, else one taken now.
+    fn layout_and_snapshot(&self) -> (Arc<Layout>, Arc<OwnedSnapshot>) {
         let guard = self.layout.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (guard.clone(), self.db.snapshot())
+        let pinned = self.pinned.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let snapshot = pinned.unwrap_or_else(|| Arc::new(OwnedSnapshot::take(&self.db)));
+        (guard.clone(), snapshot)
     }
 
     /// Inserts every row of `batch` or none: fails on a NULL in a NOT NULL column, a value
@@ -129,18 +146,31 @@ impl TableStore {
     /// or twice in the batch).
     pub fn insert(&self, batch: &RecordBatch) -> StorageResult<usize> {
         let layout = self.layout();
+        let (wb, seq) = self.prepare_insert(&layout, batch, self.next_seq.load(Ordering::SeqCst))?;
+        self.commit(wb, seq)?;
+        Ok(batch.num_rows())
+    }
+
+    /// Checks the rows of `batch` as [`TableStore::insert`] does (a primary key against the
+    /// rows stored now) and puts them and their changelog entries, numbered from `seq`, into
+    /// a write batch; returns it and the sequence number after its last entry.
+    pub(crate) fn prepare_insert(
+        &self,
+        layout: &Layout,
+        batch: &RecordBatch,
+        mut seq: u64,
+    ) -> StorageResult<(WriteBatch, u64)> {
         let batch = &*fit_declared_lengths(&layout.def, batch)?;
-        check_shape(&layout, batch)?;
-        check_not_null(&layout, batch)?;
+        check_shape(layout, batch)?;
+        check_not_null(layout, batch)?;
         let values = layout.codec.encode_values(batch)?;
         let keys = layout.codec.encode_keys(batch)?;
         if let Some(keys) = &keys {
             let key_bytes: Vec<Vec<u8>> = keys.iter().map(|k| self.row_key(k.as_ref())).collect();
-            self.check_unique(&layout, batch, &key_bytes, &HashSet::new())?;
+            self.check_unique(layout, batch, &key_bytes, &HashSet::new())?;
         }
         let mut wb = WriteBatch::default();
         let (rows_cf, log_cf) = self.cfs()?;
-        let mut seq = self.next_seq.load(Ordering::SeqCst);
         for i in 0..batch.num_rows() {
             let value = values.row(i);
             let key = match &keys {
@@ -151,8 +181,7 @@ impl TableStore {
             wb.put_cf(log_cf, self.log_key(seq), log_value(OP_INSERT, value.as_ref()));
             seq += 1;
         }
-        self.commit(wb, seq)?;
-        Ok(batch.num_rows())
+        Ok((wb, seq))
     }
 
     /// Deletes the rows of `old_rows` (full rows as read from this table): by primary key,
@@ -227,11 +256,11 @@ impl TableStore {
         let prefix = self.id.to_be_bytes();
 
         let mut log_opts = ReadOptions::default();
-        log_opts.set_snapshot(&snapshot);
+        log_opts.set_snapshot(snapshot.get());
         let next_seq = last_log_seq_with(&self.db, log_cf, self.id, log_opts)?.map_or(1, |s| s + 1);
 
         let mut opts = ReadOptions::default();
-        opts.set_snapshot(&snapshot);
+        opts.set_snapshot(snapshot.get());
         opts.set_iterate_upper_bound((self.id + 1).to_be_bytes().to_vec());
         let iter = self.db.iterator_cf_opt(rows_cf, opts, IteratorMode::From(&prefix, Direction::Forward));
         let mut pending: Vec<Box<[u8]>> = Vec::with_capacity(SCAN_BATCH_ROWS);
@@ -277,7 +306,7 @@ impl TableStore {
         let mut values: Vec<rocksdb::DBPinnableSlice<'_>> = Vec::new();
         for (chunk_index, chunk) in key_bytes.chunks(4096).enumerate() {
             let mut opts = ReadOptions::default();
-            opts.set_snapshot(&snapshot);
+            opts.set_snapshot(snapshot.get());
             for (j, result) in
                 self.db.batched_multi_get_cf_opt(rows_cf, chunk.iter(), false, &opts).into_iter().enumerate()
             {
@@ -302,7 +331,7 @@ impl TableStore {
         let log_cf = self.cf(CF_LOG)?;
         let (layout, snapshot) = self.layout_and_snapshot();
         let mut opts = ReadOptions::default();
-        opts.set_snapshot(&snapshot);
+        opts.set_snapshot(snapshot.get());
         opts.set_iterate_upper_bound((self.id + 1).to_be_bytes().to_vec());
         let start = self.log_key(from_seq);
         let iter = self.db.iterator_cf_opt(log_cf, opts, IteratorMode::From(&start, Direction::Forward));
@@ -482,7 +511,7 @@ impl TableStore {
         flush(&mut entries, wb)
     }
 
-    fn commit(&self, wb: WriteBatch, next_seq: u64) -> StorageResult<()> {
+    pub(crate) fn commit(&self, wb: WriteBatch, next_seq: u64) -> StorageResult<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(wb, &opts)?;
@@ -564,27 +593,27 @@ impl TableStore {
         Ok(())
     }
 
-    fn row_key(&self, suffix: &[u8]) -> Vec<u8> {
+    pub(crate) fn row_key(&self, suffix: &[u8]) -> Vec<u8> {
         let mut key = Vec::with_capacity(8 + suffix.len());
         key.extend_from_slice(&self.id.to_be_bytes());
         key.extend_from_slice(suffix);
         key
     }
 
-    fn log_key(&self, seq: u64) -> [u8; 16] {
+    pub(crate) fn log_key(&self, seq: u64) -> [u8; 16] {
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&self.id.to_be_bytes());
         key[8..].copy_from_slice(&seq.to_be_bytes());
         key
     }
 
-    fn cf(&self, name: &str) -> StorageResult<&rocksdb::ColumnFamily> {
+    pub(crate) fn cf(&self, name: &str) -> StorageResult<&rocksdb::ColumnFamily> {
         self.db
             .cf_handle(name)
             .ok_or_else(|| StorageError::CorruptCatalog(format!("missing column family {name}")))
     }
 
-    fn cfs(&self) -> StorageResult<(&rocksdb::ColumnFamily, &rocksdb::ColumnFamily)> {
+    pub(crate) fn cfs(&self) -> StorageResult<(&rocksdb::ColumnFamily, &rocksdb::ColumnFamily)> {
         Ok((self.cf(CF_ROWS)?, self.cf(CF_LOG)?))
     }
 }

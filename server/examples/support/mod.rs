@@ -25,19 +25,26 @@ pub async fn start(
     )?;
     apply_state_settings(&mut config)?;
     adjust(&mut config);
+    // The bootstrap superuser: the only role a fresh data directory has.
+    let user = config.user.clone();
     tokio::spawn(async move {
         if let Err(e) = weir_server::serve(config).await {
             eprintln!("server failed: {e}");
         }
     });
-    let conn = format!("host=127.0.0.1 port={port} user=bench dbname=weir");
+    let conn = format!("host=127.0.0.1 port={port} user={user} dbname=weir");
+    let started = std::time::Instant::now();
     let client = loop {
         match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
             Ok((client, connection)) => {
                 tokio::spawn(connection);
                 break client;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            // Refused while the server starts; anything else (a login error) is final.
+            Err(e) if e.as_db_error().is_none() && started.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => return Err(format!("connecting to the benchmark's server: {e}").into()),
         }
     };
     Ok(BenchServer { _dir: dir, client })

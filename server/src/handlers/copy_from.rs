@@ -1,6 +1,7 @@
-//! `COPY table [(columns)] FROM STDIN [WITH (...)]`: validates the statement and puts the
-//! session into copy-in mode; the data is parsed and written when the client finishes
-//! (see `copy_in.rs`), all or nothing.
+//! `COPY table [(columns)] FROM STDIN [WITH (...)]`: validates the statement, takes the
+//! table's write lock (held until the COPY commits or is rolled back) and puts the session
+//! into copy-in mode; the data is parsed and written in chunks as it arrives and committed
+//! when the client finishes (see `copy_in.rs`), all or nothing.
 
 use weir_planner::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
@@ -9,6 +10,7 @@ use weir_planner::{normalize_ident, split_name, sqlstate, SqlError, SqlResult};
 
 use super::{Context, Outcome};
 use crate::copy_in::{CopyFormat, CopyInState};
+use crate::table_writer::TableWriter;
 
 pub async fn start(
     cx: &Context<'_>,
@@ -102,7 +104,13 @@ pub async fn start(
         }
     }
     let columns = column_indices.len();
-    cx.session()?.copy_in = Some(CopyInState::new(table, column_indices, format));
+    let writer = TableWriter::lock(&table).await;
+    let (timeout_ms, gate) = {
+        let session = cx.session()?;
+        (session.statement_timeout_ms(), session.commit.clone())
+    };
+    let copy = CopyInState::start(writer, table, column_indices, format, timeout_ms, gate).await;
+    cx.session()?.copy_in = Some(copy);
     Ok(Outcome::CopyIn { columns })
 }
 

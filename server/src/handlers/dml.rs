@@ -5,12 +5,16 @@
 //! rows — old values, and for UPDATE the new ones — so every expression DataFusion supports
 //! works in SET and WHERE; the rows are then replaced or removed by primary key (in a table
 //! without one, stored rows of equal values, one per row selected) in one atomic write. The table's write lock is held from the SELECT to the write, so concurrent
-//! statements on a table apply one after another and never lose an update. INSERT works
-//! the same way: DataFusion plans and runs the rows to insert, and the handler writes them.
+//! statements on a table apply one after another and never lose an update. INSERT is
+//! planned and run by DataFusion too, but its rows are not collected: each batch goes to
+//! the statement's `TableWriter` as it is produced, which writes them in bounded chunks
+//! kept invisible until the commit, so `INSERT ... SELECT` over a large query holds one
+//! chunk in memory, and is still all or nothing.
 //!
-//! The write goes through `commit_gate::write_with_lock`: a cancel or `statement_timeout`
-//! before it stops the statement with nothing written, one during it is ignored, and the
-//! lock is held until the write has finished even if the statement's future is dropped.
+//! The write goes through the session's commit gate (`commit_gate::write_with_lock`, or the
+//! `TableWriter`'s commit): a cancel or `statement_timeout` before it stops the statement
+//! with nothing written, one during it is ignored, and the lock is held until the write has
+//! finished (or been rolled back) even if the statement's future is dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use arrow::array::{Array, RecordBatch};
 use arrow::compute::{cast_with_options, concat_batches, CastOptions};
 use arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
+use futures::StreamExt;
 use weir_plan::catalog::ColumnType;
 use weir_planner::sqlparser::ast::{
     AssignmentTarget, Delete, FromTable, Statement, TableFactor, TableWithJoins, Update,
@@ -27,12 +32,13 @@ use weir_planner::{normalize_ident, parse_sql, split_name, sqlstate, SqlError, S
 use weir_storage::TableStore;
 
 use super::access::{Object, ObjectKind};
-use super::planning::{collect, plan};
+use super::planning::{collect, plan, stream};
 use super::{Context, Outcome};
 use crate::commit_gate::write_with_lock;
 use crate::engine::Engine;
 use crate::privileges::PrivilegeSet;
-use crate::wire::errors::{from_arrow, from_storage};
+use crate::table_writer::TableWriter;
+use crate::wire::errors::{from_arrow, from_datafusion, from_storage};
 
 pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Outcome> {
     let Statement::Insert(insert) = &mut statement else {
@@ -57,21 +63,18 @@ pub async fn insert(cx: &Context<'_>, mut statement: Statement) -> SqlResult<Out
         return Err(SqlError::internal(format!("INSERT planned as {}", plan.display())));
     };
     let commit = cx.session()?.commit.clone();
-    let lock = table.write_lock.clone().lock_owned().await;
-    let batches = collect(&ctx, dml.input.as_ref().clone()).await?;
+    let mut writer = TableWriter::lock(&table).await;
     let schema = table.schema();
-    let mut rows = Vec::with_capacity(batches.len());
-    for batch in batches {
+    let mut batches = stream(&ctx, dml.input.as_ref().clone()).await?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(from_datafusion)?;
         // The input may carry different field names or nullability; the table's own schema
         // is what gets stored.
-        rows.push(RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(from_arrow)?);
+        writer
+            .push(RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(from_arrow)?)
+            .await?;
     }
-    let batch = concat_batches(&schema, &rows).map_err(from_arrow)?;
-    if batch.num_rows() == 0 {
-        return Ok(Outcome::Command { tag: "INSERT", rows: Some(0) });
-    }
-    let store = table.clone();
-    let n = write_with_lock(&commit, lock, move || store.insert(&batch).map_err(from_storage)).await?;
+    let n = writer.commit(&commit).await?;
     Ok(Outcome::Command { tag: "INSERT", rows: Some(n) })
 }
 

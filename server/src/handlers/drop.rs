@@ -86,6 +86,17 @@ pub async fn run(
             doomed_views.insert(*id);
         }
     }
+    // A table is dropped under its write lock: a running write (a COPY of many chunks)
+    // finishes or rolls back first, and none starts meanwhile. Taken in name order, so two
+    // DROPs of the same tables cannot wait for each other.
+    let mut write_locks = Vec::with_capacity(tables.len());
+    let mut lock_order: Vec<&(String, String)> = tables.iter().collect();
+    lock_order.sort();
+    for (schema, table) in lock_order {
+        if let Some(stored) = store.table(schema, table) {
+            write_locks.push(stored.write_lock.clone().lock_owned().await);
+        }
+    }
     drop_jobs(cx, &views, &doomed_views).await?;
     for (schema, table) in tables {
         let store = store.clone();
@@ -94,6 +105,7 @@ pub async fn run(
             .map_err(|e| SqlError::internal(format!("drop table task failed: {e}")))?
             .map_err(from_storage)?;
     }
+    drop(write_locks);
     for (id, _) in &requested {
         super::access::forget_object(cx, *id);
     }

@@ -160,6 +160,15 @@ pub fn rows(batch: arrow::array::RecordBatch) -> Outcome {
 }
 
 /// Runs a plan to completion and returns its batches.
+/// Runs `plan`, its batches produced as they are read.
+pub async fn stream(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+) -> SqlResult<datafusion::physical_plan::SendableRecordBatchStream> {
+    let df = ctx.execute_logical_plan(plan).await.map_err(from_datafusion)?;
+    df.execute_stream().await.map_err(from_datafusion)
+}
+
 pub async fn collect(ctx: &SessionContext, plan: LogicalPlan) -> SqlResult<Vec<arrow::array::RecordBatch>> {
     let df = ctx.execute_logical_plan(plan).await.map_err(from_datafusion)?;
     df.collect().await.map_err(from_datafusion)

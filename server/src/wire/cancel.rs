@@ -102,10 +102,12 @@ impl CancelHandler for WeirCancelHandler {
     }
 }
 
-/// Ends `inner` with an error item once the session is cancelled.
+/// Ends `inner` with an error item once the session is cancelled, or once its statement's
+/// `statement_timeout` passes ([`Cancellable::with_deadline`]).
 pub struct Cancellable<S> {
     inner: S,
     cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
+    timeout: Option<Pin<Box<tokio::time::Sleep>>>,
     done: bool,
 }
 
@@ -118,7 +120,19 @@ impl<S> Cancellable<S> {
                 futures::future::pending::<()>().await;
             }
         });
-        Self { inner, cancelled, done: false }
+        Self { inner, cancelled, timeout: None, done: false }
+    }
+
+    /// A stream that only ends at its statement's deadline (a session without a cancel
+    /// signal).
+    pub fn never_cancelled(inner: S) -> Self {
+        Self { inner, cancelled: Box::pin(futures::future::pending()), timeout: None, done: false }
+    }
+
+    /// Also ends the stream with `57014` when `deadline` passes.
+    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
+        self.timeout = Some(Box::pin(tokio::time::sleep_until(deadline)));
+        self
     }
 }
 
@@ -132,11 +146,18 @@ where
         if self.done {
             return Poll::Ready(None);
         }
-        if self.cancelled.as_mut().poll(cx).is_ready() {
+        let reason = if self.cancelled.as_mut().poll(cx).is_ready() {
+            Some("canceling statement due to user request")
+        } else if self.timeout.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready()) {
+            Some("canceling statement due to statement timeout")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             self.done = true;
             return Poll::Ready(Some(Err(super::errors::to_pgwire(weir_planner::SqlError::new(
                 weir_planner::sqlstate::QUERY_CANCELED,
-                "canceling statement due to user request",
+                reason,
             )))));
         }
         Pin::new(&mut self.inner).poll_next(cx)

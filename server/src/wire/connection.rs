@@ -92,6 +92,9 @@ pub async fn serve<H: PgWireServerHandlers>(
                 break;
             }
         }
+        if !matches!(socket.state(), PgWireConnectionState::CopyInProgress(_)) {
+            super::end_abandoned_copy(&socket).await;
+        }
         if is_cancel {
             break;
         }

@@ -112,6 +112,18 @@ pub fn arm_idle_timeout(session: &Mutex<Session>, secure: bool) {
     }
 }
 
+/// Rolls back a COPY the connection is no longer in: one that left copy-in mode on a
+/// protocol error (an unexpected message), without CopyDone or CopyFail. Its table's write
+/// lock is released at once, not when the session next runs a statement or goes away.
+pub async fn end_abandoned_copy<C: ClientInfo + ?Sized>(client: &C) {
+    let Some(session) = client.session_extensions().get::<Mutex<Session>>() else { return };
+    let copy = session.lock().ok().and_then(|mut s| s.copy_in.take());
+    if let Some(copy) = copy {
+        tracing::info!("COPY abandoned by a protocol error; rolling it back");
+        copy.lock().await.abort().await;
+    }
+}
+
 /// The cancel signal of the client's session, if it registered one at start-up.
 fn cancel_of<C: ClientInfo + ?Sized>(client: &C) -> Option<tokio::sync::watch::Receiver<u64>> {
     client.session_extensions().get::<Arc<cancel::SessionCancel>>().map(|c| c.subscribe())
@@ -130,6 +142,7 @@ async fn run_statement(
         Err(_) => return Err(SqlError::internal("session poisoned")),
     };
     commit.start_statement();
+    let deadline = (timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
     let cx = Context { engine, session, params };
     let user = session.lock().map(|s| s.user.clone()).unwrap_or_default();
     let span = tracing::info_span!("statement", %user, params = params.len());
@@ -140,7 +153,7 @@ async fn run_statement(
             Outcome::TransactionEnd { warning, .. } => warning.clone(),
             _ => None,
         };
-        Ok((to_response(outcome, format, timeout_ms > 0, cancel).await?, warning))
+        Ok((to_response(outcome, format, deadline, cancel).await?, warning))
     };
     let work = tracing::Instrument::instrument(work, span);
     if timeout_ms == 0 {
@@ -161,47 +174,41 @@ async fn run_statement(
     }
 }
 
+/// A query's rows are streamed to the client as they are produced, never collected first:
+/// under `statement_timeout` the stream itself ends with `57014` at the deadline (the rows
+/// sent before it are the client's to discard, as with Postgres).
 async fn to_response(
     outcome: Outcome,
     format: &Format,
-    collect_now: bool,
+    deadline: Option<tokio::time::Instant>,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> SqlResult<Response> {
     Ok(match outcome {
         Outcome::Rows { schema, stream } => {
             let fields = Arc::new(encode::field_infos(&schema, format));
-            if collect_now {
-                // Under a statement timeout the rows are produced inside it.
-                let batches: Vec<_> = stream.collect().await;
-                let mut rows = Vec::new();
-                for batch in batches {
-                    let batch = batch.map_err(errors::from_datafusion)?;
-                    rows.extend(encode::encode_batch(&batch, &fields)?.into_iter().map(Ok));
-                }
-                Response::Query(QueryResponse::new(fields, futures::stream::iter(rows)))
-            } else {
-                let row_fields = fields.clone();
-                // The session is not idle while pgwire still sends these rows.
-                let busy = idle::Busy::new();
-                let rows = stream.flat_map(move |batch| {
-                    let _ = &busy;
-                    let encoded = match batch {
-                        Ok(batch) => match encode::encode_batch(&batch, &row_fields) {
-                            Ok(rows) => rows.into_iter().map(Ok).collect(),
-                            Err(e) => vec![Err(to_pgwire(e))],
-                        },
-                        Err(e) => vec![Err(to_pgwire(errors::from_datafusion(e)))],
-                    };
-                    futures::stream::iter(encoded)
-                });
-                match cancel {
-                    Some(receiver) => Response::Query(QueryResponse::new(
-                        fields,
-                        cancel::Cancellable::new(Box::pin(rows), receiver),
-                    )),
-                    None => Response::Query(QueryResponse::new(fields, rows)),
-                }
-            }
+            let row_fields = fields.clone();
+            // The session is not idle while pgwire still sends these rows.
+            let busy = idle::Busy::new();
+            let rows = stream.flat_map(move |batch| {
+                let _ = &busy;
+                let encoded = match batch {
+                    Ok(batch) => match encode::encode_batch(&batch, &row_fields) {
+                        Ok(rows) => rows.into_iter().map(Ok).collect(),
+                        Err(e) => vec![Err(to_pgwire(e))],
+                    },
+                    Err(e) => vec![Err(to_pgwire(errors::from_datafusion(e)))],
+                };
+                futures::stream::iter(encoded)
+            });
+            let rows = match cancel {
+                Some(receiver) => cancel::Cancellable::new(Box::pin(rows), receiver),
+                None => cancel::Cancellable::never_cancelled(Box::pin(rows)),
+            };
+            let rows = match deadline {
+                Some(deadline) => rows.with_deadline(deadline),
+                None => rows,
+            };
+            Response::Query(QueryResponse::new(fields, rows))
         }
         Outcome::Command { tag, rows } => {
             let mut t = Tag::new(tag);
@@ -446,9 +453,12 @@ impl CopyHandler for QueryHandler {
     {
         let _busy = idle::Busy::new();
         let session = session_of(client);
-        let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
-        if let Some(copy) = s.copy_in.as_mut() {
-            copy.push(&copy_data.data);
+        let (copy, gate) = {
+            let s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
+            (s.copy_in.clone(), s.commit.clone())
+        };
+        if let Some(copy) = copy {
+            copy.lock().await.receive(&copy_data.data, &gate).await;
         }
         Ok(())
     }
@@ -461,30 +471,14 @@ impl CopyHandler for QueryHandler {
     {
         let _busy = idle::Busy::new();
         let session = session_of(client);
-        let copy = session
-            .lock()
-            .map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?
-            .copy_in
-            .take()
+        let (copy, gate) = {
+            let mut s = session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?;
+            (s.copy_in.take(), s.commit.clone())
+        };
+        let copy = copy
             .ok_or_else(|| to_pgwire(SqlError::new(sqlstate::PROTOCOL_VIOLATION, "no COPY in progress")))?;
-        let table = copy.table.clone();
-        let commit =
-            session.lock().map_err(|_| to_pgwire(SqlError::internal("session poisoned")))?.commit.clone();
-        commit.start_statement();
-        let lock = table.write_lock.clone().lock_owned().await;
-        // Parsing and writing run to their end once started (see commit_gate).
-        let written = crate::commit_gate::write_with_lock(&commit, lock, move || -> SqlResult<usize> {
-            let batches = copy.parse()?;
-            let schema = copy.table.schema();
-            let batch = arrow::compute::concat_batches(&schema, &batches)
-                .map_err(|e| SqlError::internal(e.to_string()))?;
-            if batch.num_rows() == 0 {
-                return Ok(0);
-            }
-            copy.table.insert(&batch).map_err(errors::from_storage)
-        })
-        .await;
-        match written {
+        let finished = copy.lock().await.finish(&gate).await;
+        match finished {
             Ok(n) => {
                 let tag = Tag::new("COPY").with_rows(n);
                 client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
@@ -504,8 +498,9 @@ impl CopyHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(client);
-        if let Ok(mut s) = session.lock() {
-            s.copy_in = None;
+        let copy = session.lock().ok().and_then(|mut s| s.copy_in.take());
+        if let Some(copy) = copy {
+            copy.lock().await.abort().await;
         }
         to_pgwire(SqlError::new(
             sqlstate::QUERY_CANCELED,
