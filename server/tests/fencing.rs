@@ -12,13 +12,15 @@ use crate::recovery::{fast_failover_config, finish_and_flush_splits, reference_c
 use crate::support::cluster::TestCluster;
 use crate::support::{free_port, TestServer};
 
-fn ddl(events: u64, out: &std::path::Path) -> String {
+/// A paced nexmark source of `events` events, `gap_ns` apart, and a CSV file sink `out` of
+/// its bids (with a header line if `header`).
+pub(crate) fn paced_bids_to_file(events: u64, gap_ns: u64, out: &std::path::Path, header: bool) -> String {
     format!(
         "CREATE SOURCE bid (auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP)
            WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '{events}',
-                 nexmark.min.event.gap.in.ns = '10000', nexmark.use.real.time = 'true');
+                 nexmark.min.event.gap.in.ns = '{gap_ns}', nexmark.use.real.time = 'true');
          CREATE SINK out AS SELECT auction, bidder, price, date_time FROM bid
-           WITH (connector = 'file', path = '{}', format = 'csv');",
+           WITH (connector = 'file', path = '{}', format = 'csv', header = '{header}');",
         out.display()
     )
 }
@@ -47,7 +49,10 @@ pub async fn a_paused_taskmanager_writes_nothing_after_its_job_moved() -> Result
         [("reference", &reference, &expected_file), ("cluster", &cluster.jobmanager, &out_file)]
     {
         let client = server.connect().await;
-        client.batch_execute(&ddl(events, file)).await.map_err(|e| format!("{name} DDL: {e:?}"))?;
+        client
+            .batch_execute(&paced_bids_to_file(events, 10_000, file, false))
+            .await
+            .map_err(|e| format!("{name} DDL: {e:?}"))?;
     }
 
     for pause in 1..=2 {

@@ -7,19 +7,9 @@
 use std::time::Duration;
 
 use crate::clients::{check, show};
+use crate::fencing::paced_bids_to_file;
 use crate::recovery::{allow_files, finish_and_flush_splits, reference_config, rows, write_config};
 use crate::support::TestServer;
-
-fn ddl(events: u64, out: &std::path::Path) -> String {
-    format!(
-        "CREATE SOURCE bid (auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP)
-           WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '{events}',
-                 nexmark.min.event.gap.in.ns = '20000', nexmark.use.real.time = 'true');
-         CREATE SINK out AS SELECT auction, bidder, price, date_time FROM bid
-           WITH (connector = 'file', path = '{}', format = 'csv', header = 'true');",
-        out.display()
-    )
-}
 
 /// The lines of a file after its header, sorted: the sink's rows as a multiset.
 fn sorted_rows(path: &std::path::Path) -> Result<(String, Vec<String>), String> {
@@ -51,7 +41,10 @@ pub async fn a_file_sink_killed_before_its_first_checkpoint_writes_each_row_once
     let events = 300_000;
     for (name, server, file) in [("reference", &reference, &expected_file), ("victim", &victim, &out_file)] {
         let client = server.connect().await;
-        client.batch_execute(&ddl(events, file)).await.map_err(|e| format!("{name} DDL: {e:?}"))?;
+        client
+            .batch_execute(&paced_bids_to_file(events, 20_000, file, true))
+            .await
+            .map_err(|e| format!("{name} DDL: {e:?}"))?;
     }
 
     for kill in 1..=2 {
