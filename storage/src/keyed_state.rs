@@ -119,6 +119,23 @@ impl StateNamespace {
     fn bounds(&self, groups: &Range<u16>) -> (Vec<u8>, Vec<u8>) {
         (self.key(groups.start, &[]), self.key(groups.end, &[]))
     }
+
+    /// The stored-key ranges that hold the entries of key groups `groups` whose key starts
+    /// with `prefix`: one range per key group (a scan seeks straight to the prefix and stops
+    /// after it, rather than reading the whole key group), or one range for no prefix.
+    fn prefix_ranges(&self, groups: &Range<u16>, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if prefix.is_empty() {
+            return vec![self.bounds(groups)];
+        }
+        groups
+            .clone()
+            .map(|group| {
+                let from = self.key(group, prefix);
+                let to = successor(&from).unwrap_or_else(|| self.key(group + 1, &[]));
+                (from, to)
+            })
+            .collect()
+    }
 }
 
 /// Changes to apply atomically: `(key group, key, Some(value))` puts, `None` deletes.
@@ -251,6 +268,19 @@ fn read_entries_within(
 /// Whether a snapshot entry (key group, then key) is in `groups`.
 fn in_groups(group_and_key: &[u8], groups: &Range<u16>) -> bool {
     group_and_key.get(..2).is_some_and(|g| groups.contains(&u16::from_be_bytes([g[0], g[1]])))
+}
+
+/// The smallest key above every key that starts with `prefix` (`None` if there is none:
+/// `prefix` is all `0xFF`).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last != u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
 }
 
 fn split_key(stored: &[u8]) -> Option<(u16, &[u8])> {
@@ -399,11 +429,12 @@ impl KeyedStateBackend for InMemoryStateBackend {
     ) -> StorageResult<()> {
         check_groups(&groups)?;
         let map = self.read()?;
-        let (from, to) = ns.bounds(&groups);
-        for (key, value) in map.range(from..to) {
-            let Some((group, user_key)) = split_key(key) else { continue };
-            if user_key.starts_with(prefix) && !visit(group, user_key, value) {
-                break;
+        for (from, to) in ns.prefix_ranges(&groups, prefix) {
+            for (key, value) in map.range(from..to) {
+                let Some((group, user_key)) = split_key(key) else { continue };
+                if user_key.starts_with(prefix) && !visit(group, user_key, value) {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -679,11 +710,18 @@ impl KeyedStateBackend for RocksDbStateBackend {
         visit: &mut Visitor<'_>,
     ) -> StorageResult<()> {
         check_groups(&groups)?;
-        let (from, to) = ns.bounds(&groups);
-        visit_range(&self.db, &from, &to, None, &mut |key, value| {
-            let Some((group, user_key)) = split_key(key) else { return Ok(true) };
-            Ok(!user_key.starts_with(prefix) || visit(group, user_key, value))
-        })
+        let mut stopped = false;
+        for (from, to) in ns.prefix_ranges(&groups, prefix) {
+            visit_range(&self.db, &from, &to, None, &mut |key, value| {
+                let Some((group, user_key)) = split_key(key) else { return Ok(true) };
+                stopped = user_key.starts_with(prefix) && !visit(group, user_key, value);
+                Ok(!stopped)
+            })?;
+            if stopped {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn snapshot_handle(
@@ -797,6 +835,54 @@ mod tests {
             })
             .expect("scan");
         seen
+    }
+
+    #[test]
+    fn a_prefix_scan_seeks_to_the_prefix_and_stops_after_it() {
+        both(|b| {
+            let mut batch = StateWriteBatch::default();
+            for (group, key) in
+                [(2, &b"a\xff"[..]), (2, b"a\xff\xff"), (2, b"a\xffz"), (2, b"b"), (5, b"a\xff1"), (5, b"a")]
+            {
+                batch.put(group, key, "v");
+            }
+            // Many entries after the prefix in its key group: a scan that read the whole
+            // group would still be right, only slow; the stop below checks the bound.
+            for i in 0..100u32 {
+                batch.put(2, [b"c".as_slice(), &i.to_be_bytes()].concat(), "v");
+            }
+            b.write(NS, batch).expect("write");
+            let keys = |groups: Range<u16>, prefix: &[u8]| {
+                let mut seen = Vec::new();
+                b.scan(NS, groups, prefix, &mut |group, key, _| {
+                    seen.push((group, key.to_vec()));
+                    true
+                })
+                .expect("scan");
+                seen
+            };
+            assert_eq!(
+                keys(0..KEY_GROUPS, b"a\xff"),
+                [
+                    (2, b"a\xff".to_vec()),
+                    (2, b"a\xffz".to_vec()),
+                    (2, b"a\xff\xff".to_vec()),
+                    (5, b"a\xff1".to_vec())
+                ]
+            );
+            assert_eq!(keys(2..3, b"\xff"), []);
+            assert_eq!(keys(5..6, b"a"), [(5, b"a".to_vec()), (5, b"a\xff1".to_vec())]);
+            // A visitor that stops ends the scan across key groups too.
+            let mut visited = 0;
+            b.scan(NS, 0..KEY_GROUPS, b"a", &mut |_, _, _| {
+                visited += 1;
+                false
+            })
+            .expect("scan");
+            assert_eq!(visited, 1);
+            assert_eq!(successor(b"a\xff"), Some(b"b".to_vec()));
+            assert_eq!(successor(b"\xff\xff"), None);
+        });
     }
 
     #[test]
