@@ -276,6 +276,14 @@ pub struct AggregateSpec {
     pub state_ttl_ms: Option<u64>,
 }
 
+impl AggregateSpec {
+    /// Whether nothing bounds the groups it keeps: no window closes them, no TTL drops
+    /// them, and there is more than the one group of an aggregate without GROUP BY.
+    pub fn holds_unbounded_state(&self) -> bool {
+        self.window.is_none() && !self.global && self.state_ttl_ms.is_none()
+    }
+}
+
 /// How an aggregate grouped by a watermarked column (a window's `window_end`, or the event
 /// time itself) closes groups.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -347,6 +355,11 @@ pub struct JoinSpec {
     pub left_expiry: Option<TimeBound>,
     #[serde(default)]
     pub right_expiry: Option<TimeBound>,
+    /// Which column of each side makes its rows late (dropped and counted) once the
+    /// watermark has passed it: the column the other side's expiry counts on. `None` in a
+    /// job graph stored before this field existed: each side's expiry column.
+    #[serde(default)]
+    pub lateness: Option<JoinLateness>,
     /// State time-to-live (`streaming_state_ttl`, `WITH (state_ttl = ...)`): a row not
     /// written for this long (wall-clock) is dropped. Only where nothing else bounds state.
     #[serde(default)]
@@ -393,6 +406,26 @@ pub struct TimeBound {
     pub offset_us: i64,
 }
 
+/// The late-row columns of an interval join. A side's row may expire on a column the
+/// watermark does not bound (q9's `expires`), as long as the other side's rows are checked
+/// for lateness on the column the condition compares it with: then no on-time row of the
+/// other side can still match it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct JoinLateness {
+    pub left: Option<usize>,
+    pub right: Option<usize>,
+}
+
+impl JoinSpec {
+    /// The column each side's rows are late on (see [`JoinLateness`]).
+    pub fn late_columns(&self) -> [Option<usize>; 2] {
+        match self.lateness {
+            Some(l) => [l.left, l.right],
+            None => [self.left_expiry.map(|b| b.column), self.right_expiry.map(|b| b.column)],
+        }
+    }
+}
+
 /// Top-N per partition: `ROW_NUMBER() OVER (PARTITION BY partition ORDER BY order)` kept
 /// to ranks `1..=limit`. Every row of a partition is kept (rows past the limit move up when
 /// a top row is deleted), except over an append-only input, where rows past the limit can
@@ -414,6 +447,12 @@ pub struct TopNSpec {
 }
 
 impl TopNSpec {
+    /// Whether nothing bounds its state: without a TTL it keeps every row of a retracting
+    /// input, and the first rows of every partition of an append-only one.
+    pub fn holds_unbounded_state(&self) -> bool {
+        self.state_ttl_ms.is_none() && (!self.append_only_input || !self.partition.is_empty())
+    }
+
     pub fn output(&self) -> Vec<FieldSpec> {
         let mut fields: Vec<FieldSpec> = self.input_fields.iter().take(self.width).cloned().collect();
         fields.push(FieldSpec::new("rank", &DataType::UInt64));
@@ -702,6 +741,7 @@ impl fmt::Display for OperatorSpec {
                 };
                 let ttl = match spec.state_ttl_ms {
                     Some(ms) => format!(" (state_ttl {ms} ms: idle groups dropped and retracted)"),
+                    None if spec.holds_unbounded_state() => " (unbounded: grows with distinct groups)".into(),
                     None => String::new(),
                 };
                 write!(
@@ -764,7 +804,11 @@ impl fmt::Display for OperatorSpec {
                     })
                     .collect();
                 let state = match (spec.append_only_input, spec.state_ttl_ms) {
-                    (true, _) => "the first rows of each partition".to_string(),
+                    (true, Some(ms)) => format!("the first rows of each partition (state_ttl {ms} ms)"),
+                    (true, None) if spec.holds_unbounded_state() => {
+                        "the first rows of each partition (unbounded: grows with partitions)".to_string()
+                    }
+                    (true, None) => "the first rows".to_string(),
                     (false, Some(ms)) => format!("every row of each partition (state_ttl {ms} ms)"),
                     (false, None) => "every row of each partition (unbounded)".to_string(),
                 };
@@ -874,12 +918,10 @@ impl JobGraph {
                             unbounded.push(format!("HashJoin right (vertex {})", vertex.id));
                         }
                     }
-                    OperatorSpec::TopN(spec) if spec.state_ttl_ms.is_none() && !spec.append_only_input => {
+                    OperatorSpec::TopN(spec) if spec.holds_unbounded_state() => {
                         unbounded.push(format!("TopN (vertex {})", vertex.id));
                     }
-                    OperatorSpec::HashAggregate(spec)
-                        if spec.window.is_none() && !spec.global && spec.state_ttl_ms.is_none() =>
-                    {
+                    OperatorSpec::HashAggregate(spec) if spec.holds_unbounded_state() => {
                         unbounded.push(format!("HashAggregate (vertex {})", vertex.id));
                     }
                     _ => {}

@@ -92,6 +92,9 @@ fn main() {
         ("streaming::window_join_state_stays_bounded_on_a_long_stream", || {
             Box::pin(stream_joins::window_join_state_stays_bounded_on_a_long_stream())
         }),
+        ("streaming::interval_join_state_stays_bounded_on_a_long_stream", || {
+            Box::pin(stream_joins::interval_join_state_stays_bounded_on_a_long_stream())
+        }),
         ("recovery::temporal_join_recovers_exactly_once", || {
             Box::pin(stream_joins::temporal_join_recovers_exactly_once())
         }),

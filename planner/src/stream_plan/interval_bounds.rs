@@ -7,29 +7,49 @@
 //! join drops the row from its state: a regular join whose state the watermark bounds.
 //! Each conjunct `a.t + x <= b.t + y` (also spelled with `<`, `>`, `>=` or `BETWEEN`)
 //! between a column of each side gives the side of `b` the bound `b.t + (y - x)` on the
-//! other side's time. A column counts if no change below the watermark can still come for
-//! it: a watermarked column of an append-only input (sources, tables with a watermark,
-//! `EMIT ON WINDOW CLOSE` aggregates), or the `window_end` of a window aggregate that emits
-//! on update (it sends a closing window's last changes before the watermark that closes
-//! it); other columns of a retracting input may still change after the watermark passed
-//! them.
+//! other side's time, and makes the other side's rows late on `a.t`. `a` counts if no
+//! change below the watermark can still come for it: a watermarked column of an
+//! append-only input (sources, tables with a watermark, `EMIT ON WINDOW CLOSE`
+//! aggregates), or the `window_end` of a window aggregate that emits on update (it sends a
+//! closing window's last changes before the watermark that closes it); other columns of a
+//! retracting input may still change after the watermark passed them. `b` only needs to be
+//! a timestamp if its side is append-only (Nexmark q9's `A.expires`): a row that will
+//! never be retracted can be dropped on any of its own values.
 
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
-use weir_plan::job_graph::{StreamProperties, TimeBound};
+use weir_plan::job_graph::{JoinLateness, StreamProperties, TimeBound};
+
+/// What bounds each side of a join: when its rows expire, and which of its columns makes a
+/// row late.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct JoinBounds {
+    pub left: Option<TimeBound>,
+    pub right: Option<TimeBound>,
+    pub lateness: JoinLateness,
+}
 
 /// The bounds for the left side's rows and the right side's, from `filter` over `combined`
-/// (the left input's columns, then the right's). A column counts only if the watermark
-/// bounds it on its side and it is a timestamp.
+/// (the left input's columns, then the right's).
+///
+/// A conjunct `a.t + x <= b.t + y` with `a` on one side and `b` on the other lets `b`'s
+/// side drop a row once the watermark passes its `b.t + (y - x)`, provided
+/// - `a` bounds every change of its side (see [`bounds_every_change`]), so that its rows
+///   older than the watermark can be dropped as late: every row that could still match has
+///   `a.t` at or past the watermark;
+/// - and `b` is a timestamp of an append-only side (a dropped row is never retracted later),
+///   or bounds every change of its side. It need not carry a watermark: Nexmark q9's
+///   auctions expire on `expires`, their bids are late on `date_time`.
 pub(super) fn interval_bounds(
     filter: Option<&Expr>,
     combined: &DFSchema,
     left_width: usize,
     left: &StreamProperties,
     right: &StreamProperties,
-) -> (Option<TimeBound>, Option<TimeBound>) {
-    let Some(filter) = filter else { return (None, None) };
+) -> JoinBounds {
+    let mut bounds = JoinBounds::default();
+    let Some(filter) = filter else { return bounds };
     let mut comparisons = Vec::new();
     for conjunct in split_conjunction(filter) {
         match conjunct {
@@ -45,34 +65,40 @@ pub(super) fn interval_bounds(
             _ => {}
         }
     }
-    let time_column = |e: &Expr| -> Option<(usize, i64)> {
-        let (index, offset) = term(e, combined)?;
-        let is_timestamp =
-            matches!(combined.field(index).data_type(), arrow::datatypes::DataType::Timestamp(_, _));
-        let watermarked = match index < left_width {
-            true => bounds_every_change(left, index),
-            false => bounds_every_change(right, index - left_width),
-        };
-        (is_timestamp && watermarked).then_some((index, offset))
+    let side = |index: usize| match index < left_width {
+        true => (left, index),
+        false => (right, index - left_width),
     };
-    let (mut left_bound, mut right_bound): (Option<TimeBound>, Option<TimeBound>) = (None, None);
-    let tighter = |bound: &mut Option<TimeBound>, new: TimeBound| {
-        if bound.is_none_or(|b| new.offset_us < b.offset_us) {
-            *bound = Some(new);
-        }
+    let timestamp = |e: &Expr| -> Option<(usize, i64)> {
+        let (index, offset) = term(e, combined)?;
+        matches!(combined.field(index).data_type(), arrow::datatypes::DataType::Timestamp(_, _))
+            .then_some((index, offset))
     };
     for (smaller, larger) in comparisons {
-        let (Some((a, x)), Some((b, y))) = (time_column(smaller), time_column(larger)) else { continue };
+        let (Some((a, x)), Some((b, y))) = (timestamp(smaller), timestamp(larger)) else { continue };
+        if (a < left_width) == (b < left_width) {
+            continue;
+        }
+        let ((a_side, a_column), (b_side, b_column)) = (side(a), side(b));
+        if !bounds_every_change(a_side, a_column)
+            || !(b_side.append_only || bounds_every_change(b_side, b_column))
+        {
+            continue;
+        }
         let Some(offset_us) = y.checked_sub(x) else { continue };
         // a.t <= b.t + offset: a row of b's side only matches rows of a's side up to its
         // own time plus the offset.
-        match (a < left_width, b < left_width) {
-            (true, false) => tighter(&mut right_bound, TimeBound { column: b - left_width, offset_us }),
-            (false, true) => tighter(&mut left_bound, TimeBound { column: b, offset_us }),
-            _ => {}
+        let bound = TimeBound { column: b_column, offset_us };
+        let (expiry, late) = match b < left_width {
+            true => (&mut bounds.left, &mut bounds.lateness.right),
+            false => (&mut bounds.right, &mut bounds.lateness.left),
+        };
+        if expiry.is_none_or(|current| offset_us < current.offset_us) {
+            *expiry = Some(bound);
+            *late = Some(a_column);
         }
     }
-    (left_bound, right_bound)
+    bounds
 }
 
 /// `column`, `column + interval` or `column - interval`: the column's index and the

@@ -14,10 +14,11 @@ use datafusion::logical_expr::expr::Cast;
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::{Expr, ExprSchemable, Join, JoinType, LogicalPlan};
 use weir_plan::job_graph::{
-    Edge, FieldSpec, JoinKind, JoinSpec, OperatorSpec, Partitioning, StreamProperties,
+    Edge, FieldSpec, JoinKind, JoinLateness, JoinSpec, OperatorSpec, Partitioning, StreamProperties,
+    TimeBound,
 };
 
-use super::interval_bounds::{describe, interval_bounds, window_bounds};
+use super::interval_bounds::{describe, interval_bounds, window_bounds, JoinBounds};
 use super::{expr_sql_mapped, fields_of, Lowering, WithChain};
 use crate::error::{sqlstate, SqlError, SqlResult};
 
@@ -107,15 +108,20 @@ impl Lowering<'_> {
         // joins keep state like regular joins), then the TTL for what they leave unbounded.
         let (first_output, second_output) =
             (&self.vertices[first.vertex].output, &self.vertices[second.vertex].output);
-        let (left_expiry, right_expiry) = match swapped {
+        let bounds = match swapped {
             false => match window_bounds(&first.keys, &second.keys, first_output, second_output) {
-                Some((left, right)) => (Some(left), Some(right)),
+                Some((left, right)) => JoinBounds {
+                    left: Some(left),
+                    right: Some(right),
+                    lateness: JoinLateness { left: Some(left.column), right: Some(right.column) },
+                },
                 None => {
                     interval_bounds(join.filter.as_ref(), &combined, left_width, first_output, second_output)
                 }
             },
-            true => (None, None),
+            true => JoinBounds::default(),
         };
+        let (left_expiry, right_expiry) = (bounds.left, bounds.right);
         let ttl = self.state_ttl_ms;
 
         let properties = self.join_properties(kind, &first, &second);
@@ -132,9 +138,14 @@ impl Lowering<'_> {
             right_fields: second.fields.clone(),
             filter,
             left_state_bound: describe(left_expiry, ttl),
-            right_state_bound: describe(right_expiry, ttl),
+            // Named as in the join's condition: the right side's columns after the left's.
+            right_state_bound: describe(
+                right_expiry.map(|b| TimeBound { column: first.fields.len() + b.column, ..b }),
+                ttl,
+            ),
             left_expiry,
             right_expiry,
+            lateness: Some(bounds.lateness),
             state_ttl_ms: ttl,
         };
         let vertex =

@@ -77,6 +77,9 @@ struct SideInfo {
     tracks_degree: bool,
     /// Interval join: when a row of this side can no longer match.
     expiry: Option<TimeBound>,
+    /// Interval join: the column on which a row of this side is late (older than the
+    /// watermark), so dropped: rows of the other side may have expired on it.
+    late_column: Option<usize>,
 }
 
 impl SideInfo {
@@ -85,6 +88,7 @@ impl SideInfo {
         keys: &[usize],
         tracks_degree: bool,
         expiry: Option<TimeBound>,
+        late_column: Option<usize>,
     ) -> ExecResult<Self> {
         let sort = |i: usize| -> ExecResult<SortField> {
             let field = schema
@@ -107,6 +111,7 @@ impl SideInfo {
             null_row,
             tracks_degree,
             expiry,
+            late_column,
         })
     }
 
@@ -124,12 +129,14 @@ impl SideInfo {
         Ok(groups.first().copied().unwrap_or(0) as u16)
     }
 
-    /// The event time (microseconds) of each row of `batch`, if this side has an expiry.
-    fn times(&self, batch: &StreamBatch) -> ExecResult<Option<TimestampMicrosecondArray>> {
-        let Some(bound) = self.expiry else { return Ok(None) };
-        let column = batch.data.columns().get(bound.column).ok_or_else(|| {
-            ExecError::InvalidGraph(format!("join time column {} out of range", bound.column))
-        })?;
+    /// The times (microseconds) of column `column` of `batch`, if there is one.
+    fn times(batch: &StreamBatch, column: Option<usize>) -> ExecResult<Option<TimestampMicrosecondArray>> {
+        let Some(column) = column else { return Ok(None) };
+        let column = batch
+            .data
+            .columns()
+            .get(column)
+            .ok_or_else(|| ExecError::InvalidGraph(format!("join time column {column} out of range")))?;
         let micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
         Ok(micros.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned())
     }
@@ -169,14 +176,21 @@ impl HashJoin {
         }
         let left_schema = schema_of(&spec.left_fields)?;
         let right_schema = schema_of(&spec.right_fields)?;
+        let [left_late, right_late] = spec.late_columns();
         let left = SideInfo::new(
             &left_schema,
             &spec.left_keys,
             spec.kind.pads_left() || spec.kind.left_only(),
             spec.left_expiry,
+            left_late,
         )?;
-        let right =
-            SideInfo::new(&right_schema, &spec.right_keys, spec.kind.pads_right(), spec.right_expiry)?;
+        let right = SideInfo::new(
+            &right_schema,
+            &spec.right_keys,
+            spec.kind.pads_right(),
+            spec.right_expiry,
+            right_late,
+        )?;
         let mut pair_fields = left_schema.fields().to_vec();
         pair_fields.extend(right_schema.fields().iter().cloned());
         let pair_schema = Arc::new(Schema::new(pair_fields));
@@ -410,7 +424,8 @@ impl Operator for HashJoin {
         let rows = info.row_converter.convert_columns(batch.data.columns())?;
         let groups = key_groups(&batch, &info.keys)?;
         let null_keys = self.null_keys(input, &batch);
-        let times = info.times(&batch)?;
+        let times = SideInfo::times(&batch, info.expiry.map(|b| b.column))?;
+        let late_times = SideInfo::times(&batch, info.late_column)?;
         let bound = info.expiry;
         let ttl_expiry = self.ttl_us.map(|ttl| wall_clock_us().saturating_add(ttl));
         let backend = self.backend.clone();
@@ -426,15 +441,14 @@ impl Operator for HashJoin {
             while next < n && candidates.len() < CHUNK_PAIRS {
                 let i = next;
                 next += 1;
+                // Its matches may be gone already: dropped, as windows drop late rows.
+                if late_times.as_ref().is_some_and(|t| t.is_valid(i) && t.value(i) < self.watermark) {
+                    self.late_rows += 1;
+                    continue;
+                }
                 let expires = match (&times, bound) {
                     (Some(times), Some(bound)) if times.is_valid(i) => {
-                        let time = times.value(i);
-                        // Its matches may be gone already: dropped, as windows drop late rows.
-                        if time < self.watermark {
-                            self.late_rows += 1;
-                            continue;
-                        }
-                        time.saturating_add(bound.offset_us)
+                        times.value(i).saturating_add(bound.offset_us)
                     }
                     _ => ttl_expiry.unwrap_or(i64::MAX),
                 };

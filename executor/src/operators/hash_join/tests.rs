@@ -23,6 +23,7 @@ fn spec(kind: JoinKind, filter: Option<&str>) -> JoinSpec {
         right_state_bound: None,
         left_expiry: None,
         right_expiry: None,
+        lateness: None,
         state_ttl_ms: None,
     }
 }
@@ -306,6 +307,67 @@ fn an_interval_join_drops_rows_the_watermark_has_closed_and_late_rows() {
     j.on_watermark(141_000_000, &mut Vec::new()).unwrap();
     j.on_barrier(&Barrier::new(2), &mut Vec::new()).unwrap();
     assert_eq!(j.state_rows(), 0);
+}
+
+/// Nexmark q9's shape: `ON a.id = b.auction AND b.t BETWEEN a.t AND a.expires`. An auction
+/// expires on `expires` (no watermark on it) because bids are late on their own time.
+#[test]
+fn an_interval_join_expires_rows_on_a_column_without_a_watermark() {
+    let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+    let spec = JoinSpec {
+        left_fields: vec![
+            FieldSpec::new("id", &DataType::Int64),
+            FieldSpec::new("t", &ts),
+            FieldSpec::new("expires", &ts),
+        ],
+        right_fields: vec![FieldSpec::new("auction", &DataType::Int64), FieldSpec::new("t2", &ts)],
+        filter: Some("_c4 >= _c1 AND _c4 <= _c2".into()),
+        left_expiry: Some(weir_plan::job_graph::TimeBound { column: 2, offset_us: 0 }),
+        right_expiry: Some(weir_plan::job_graph::TimeBound { column: 1, offset_us: 0 }),
+        lateness: Some(weir_plan::job_graph::JoinLateness { left: Some(1), right: Some(1) }),
+        ..spec(JoinKind::Inner, None)
+    };
+    let mut j = HashJoin::new(
+        &spec,
+        &ExprCompiler::default(),
+        Arc::new(InMemoryStateBackend::default()),
+        NS,
+        usize::MAX,
+    )
+    .unwrap();
+    let secs = |v: Vec<i64>| -> ArrayRef {
+        Arc::new(arrow::array::TimestampMicrosecondArray::from(
+            v.iter().map(|s| s * 1_000_000).collect::<Vec<_>>(),
+        ))
+    };
+    let auctions = |ids: Vec<i64>, t: Vec<i64>, expires: Vec<i64>| {
+        batch(
+            vec![
+                ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+                ("t", secs(t)),
+                ("expires", secs(expires)),
+            ],
+            None,
+        )
+    };
+    let rows = |out: &[StreamBatch]| out.iter().map(StreamBatch::num_rows).sum::<usize>();
+    feed(&mut j, LEFT, auctions(vec![1], vec![100], vec![200]));
+    assert_eq!(rows(&feed(&mut j, RIGHT, timed(vec![1], vec![150]))), 1);
+    // At 160 s the bid of 150 s is gone; the auction, open until 200 s, stays.
+    j.on_watermark(160_000_000, &mut Vec::new()).unwrap();
+    j.on_barrier(&Barrier::new(1), &mut Vec::new()).unwrap();
+    assert_eq!(j.state_rows(), 1);
+    // A bid older than the watermark is late, though its auction is still open.
+    assert!(feed(&mut j, RIGHT, timed(vec![1], vec![155])).is_empty());
+    assert_eq!(j.late_rows(), 1);
+    assert_eq!(rows(&feed(&mut j, RIGHT, timed(vec![1], vec![170]))), 1);
+    // Past 200 s the auction can match no on-time bid: dropped. An auction older than the
+    // watermark is late even if it expires later.
+    j.on_watermark(201_000_000, &mut Vec::new()).unwrap();
+    j.on_barrier(&Barrier::new(2), &mut Vec::new()).unwrap();
+    assert_eq!(j.state_rows(), 0);
+    assert!(feed(&mut j, LEFT, auctions(vec![2], vec![190], vec![300])).is_empty());
+    assert_eq!(j.late_rows(), 2);
 }
 
 /// Rows of update-mode window aggregates, `(key, window_end seconds, count)`, with ops.
