@@ -19,7 +19,7 @@
 //!   [`KeyedStateBackend::restore`] loads such a stream back.
 
 use std::io::{Read, Write};
-use std::ops::Range;
+use std::ops::{Bound, Range};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -377,24 +377,36 @@ fn invalid(what: &str) -> StorageError {
 }
 
 /// State in memory: one ordered persistent map, so a snapshot is an O(1) clone.
+///
+/// Keys are shared (`Arc`) like values: a write after a snapshot copies each tree node it
+/// touches, and copying a node must not allocate and copy each of its keys (with owned
+/// keys, checkpoints every second made a join spend most of its time copying its state).
 #[derive(Default)]
 pub struct InMemoryStateBackend {
-    entries: RwLock<OrdMap<Vec<u8>, Arc<[u8]>>>,
+    entries: RwLock<EntryMap>,
+}
+
+type EntryMap = OrdMap<Arc<[u8]>, Arc<[u8]>>;
+
+/// `from..to` over the map's shared keys.
+fn key_range<'a>(from: &'a [u8], to: &'a [u8]) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+    (Bound::Included(from), Bound::Excluded(to))
 }
 
 impl InMemoryStateBackend {
-    fn read(&self) -> StorageResult<OrdMap<Vec<u8>, Arc<[u8]>>> {
+    fn read(&self) -> StorageResult<EntryMap> {
         self.entries.read().map(|e| e.clone()).map_err(|_| invalid("state lock poisoned"))
     }
 
     fn replace_range(&self, from: &[u8], to: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> StorageResult<()> {
         let mut map = self.entries.write().map_err(|_| invalid("state lock poisoned"))?;
-        let doomed: Vec<Vec<u8>> = map.range(from.to_vec()..to.to_vec()).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<Arc<[u8]>> =
+            map.range::<_, [u8]>(key_range(from, to)).map(|(k, _)| Arc::clone(k)).collect();
         for key in doomed {
-            map.remove(&key);
+            map.remove(&key[..]);
         }
         for (key, value) in entries {
-            map.insert(key, Arc::from(value));
+            map.insert(Arc::from(key), Arc::from(value));
         }
         Ok(())
     }
@@ -403,7 +415,7 @@ impl InMemoryStateBackend {
 impl KeyedStateBackend for InMemoryStateBackend {
     fn get(&self, ns: StateNamespace, key_group: u16, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         let map = self.entries.read().map_err(|_| invalid("state lock poisoned"))?;
-        Ok(map.get(&ns.key(key_group, key)).map(|v| v.to_vec()))
+        Ok(map.get(&ns.key(key_group, key)[..]).map(|v| v.to_vec()))
     }
 
     fn write(&self, ns: StateNamespace, batch: StateWriteBatch) -> StorageResult<()> {
@@ -413,8 +425,8 @@ impl KeyedStateBackend for InMemoryStateBackend {
         let mut map = self.entries.write().map_err(|_| invalid("state lock poisoned"))?;
         for (group, key, value) in batch.changes {
             match value {
-                Some(value) => map.insert(ns.key(group, &key), Arc::from(value)),
-                None => map.remove(&ns.key(group, &key)),
+                Some(value) => map.insert(Arc::from(ns.key(group, &key)), Arc::from(value)),
+                None => map.remove(&ns.key(group, &key)[..]),
             };
         }
         Ok(())
@@ -430,7 +442,7 @@ impl KeyedStateBackend for InMemoryStateBackend {
         check_groups(&groups)?;
         let map = self.read()?;
         for (from, to) in ns.prefix_ranges(&groups, prefix) {
-            for (key, value) in map.range(from..to) {
+            for (key, value) in map.range::<_, [u8]>(key_range(&from, &to)) {
                 let Some((group, user_key)) = split_key(key) else { continue };
                 if user_key.starts_with(prefix) && !visit(group, user_key, value) {
                     return Ok(());
@@ -469,7 +481,7 @@ impl KeyedStateBackend for InMemoryStateBackend {
         let added = entries.len() as u64;
         let mut map = self.entries.write().map_err(|_| invalid("state lock poisoned"))?;
         for (key, value) in entries {
-            map.insert(key, Arc::from(value));
+            map.insert(Arc::from(key), Arc::from(value));
         }
         Ok(added)
     }
@@ -487,7 +499,7 @@ impl KeyedStateBackend for InMemoryStateBackend {
 
 /// The memory backend's snapshot: its own O(1) clone of the map, untouched by later writes.
 struct InMemorySnapshot {
-    map: OrdMap<Vec<u8>, Arc<[u8]>>,
+    map: EntryMap,
     ns: StateNamespace,
     groups: Range<u16>,
 }
@@ -497,7 +509,7 @@ impl StateSnapshot for InMemorySnapshot {
         let (from, to) = self.ns.bounds(&self.groups);
         let mut writer = SnapshotWriter { out, bytes: 0 };
         writer.begin(&self.groups)?;
-        for (key, value) in self.map.range(from..to) {
+        for (key, value) in self.map.range::<_, [u8]>(key_range(&from, &to)) {
             writer.entry(&key[NAMESPACE_PREFIX_LEN..], value)?;
         }
         writer.finish()
