@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_tls;
 mod differential;
 mod disk_full;
+mod extended_streaming;
 mod fencing;
 mod fuzz_sources;
 mod fuzz_sql;
@@ -157,6 +158,15 @@ fn main() {
         }),
         ("streaming_writes::a_select_under_statement_timeout_streams_its_rows", || {
             Box::pin(streaming_writes::a_select_under_statement_timeout_streams_its_rows())
+        }),
+        ("extended_streaming::a_portal_with_a_row_limit_is_suspended_and_resumed", || {
+            Box::pin(extended_streaming::a_portal_with_a_row_limit_is_suspended_and_resumed())
+        }),
+        ("extended_streaming::a_large_extended_select_streams_in_bounded_memory", || {
+            Box::pin(extended_streaming::a_large_extended_select_streams_in_bounded_memory())
+        }),
+        ("extended_streaming::cancel_and_timeout_stop_a_streaming_select", || {
+            Box::pin(extended_streaming::cancel_and_timeout_stop_a_streaming_select())
         }),
         ("storage::disk_full_writes_fail_with_53100_and_the_server_recovers", || {
             Box::pin(disk_full::writes_fail_with_53100_and_the_server_recovers())

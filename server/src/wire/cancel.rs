@@ -107,8 +107,31 @@ impl CancelHandler for WeirCancelHandler {
 pub struct Cancellable<S> {
     inner: S,
     cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
-    timeout: Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: Option<Arc<StatementDeadline>>,
+    /// The timer armed for the deadline last read from `deadline`.
+    timer: Option<(tokio::time::Instant, Pin<Box<tokio::time::Sleep>>)>,
     done: bool,
+}
+
+/// When the session's statement must end under `statement_timeout`, shared by the session's
+/// result streams. PostgreSQL counts the timeout from each Execute message of the extended
+/// protocol, so a portal resumed after `PortalSuspended` gets a new deadline
+/// (`super::portal_execute`); a stream reads the deadline each time it is polled, which is
+/// only while its statement or Execute runs.
+#[derive(Debug, Default)]
+pub struct StatementDeadline(Mutex<Option<tokio::time::Instant>>);
+
+impl StatementDeadline {
+    /// Sets the deadline of the statement (or Execute) that starts now; `None`: no timeout.
+    pub fn set(&self, deadline: Option<tokio::time::Instant>) {
+        if let Ok(mut d) = self.0.lock() {
+            *d = deadline;
+        }
+    }
+
+    fn get(&self) -> Option<tokio::time::Instant> {
+        self.0.lock().ok().and_then(|d| *d)
+    }
 }
 
 impl<S> Cancellable<S> {
@@ -120,19 +143,35 @@ impl<S> Cancellable<S> {
                 futures::future::pending::<()>().await;
             }
         });
-        Self { inner, cancelled, timeout: None, done: false }
+        Self { inner, cancelled, deadline: None, timer: None, done: false }
     }
 
     /// A stream that only ends at its statement's deadline (a session without a cancel
     /// signal).
     pub fn never_cancelled(inner: S) -> Self {
-        Self { inner, cancelled: Box::pin(futures::future::pending()), timeout: None, done: false }
+        Self {
+            inner,
+            cancelled: Box::pin(futures::future::pending()),
+            deadline: None,
+            timer: None,
+            done: false,
+        }
     }
 
-    /// Also ends the stream with `57014` when `deadline` passes.
-    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
-        self.timeout = Some(Box::pin(tokio::time::sleep_until(deadline)));
+    /// Also ends the stream with `57014` when the session's statement deadline passes.
+    pub fn with_deadline(mut self, deadline: Arc<StatementDeadline>) -> Self {
+        self.deadline = Some(deadline);
         self
+    }
+
+    /// Whether the current statement deadline has passed (re-arming the timer when the
+    /// deadline moved, so the task is woken when the new one passes).
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.deadline.as_ref().and_then(|d| d.get()) else { return false };
+        if !matches!(&self.timer, Some((armed, _)) if *armed == at) {
+            self.timer = Some((at, Box::pin(tokio::time::sleep_until(at))));
+        }
+        self.timer.as_mut().is_some_and(|(_, sleep)| sleep.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -148,7 +187,7 @@ where
         }
         let reason = if self.cancelled.as_mut().poll(cx).is_ready() {
             Some("canceling statement due to user request")
-        } else if self.timeout.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready()) {
+        } else if self.timed_out(cx) {
             Some("canceling statement due to statement timeout")
         } else {
             None

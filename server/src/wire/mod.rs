@@ -10,6 +10,7 @@ pub mod errors;
 pub mod frame_guard;
 pub mod idle;
 pub mod params;
+pub mod portal_execute;
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -124,6 +125,22 @@ pub async fn end_abandoned_copy<C: ClientInfo + ?Sized>(client: &C) {
     }
 }
 
+/// The statement deadline shared by the session's result streams.
+fn deadline_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<cancel::StatementDeadline> {
+    client.session_extensions().get_or_insert_with(cancel::StatementDeadline::default)
+}
+
+/// How a statement's rows reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowDelivery {
+    /// pgwire sends them after the handler returned (simple query protocol): the stream
+    /// itself keeps the session busy for the idle clock.
+    AfterReturn,
+    /// `portal_execute` sends them while its Execute runs, and holds the session busy
+    /// itself; a suspended portal's stream must not keep an idle session busy.
+    DuringExecute,
+}
+
 /// The cancel signal of the client's session, if it registered one at start-up.
 fn cancel_of<C: ClientInfo + ?Sized>(client: &C) -> Option<tokio::sync::watch::Receiver<u64>> {
     client.session_extensions().get::<Arc<cancel::SessionCancel>>().map(|c| c.subscribe())
@@ -136,6 +153,8 @@ async fn run_statement(
     params: &[datafusion::common::ScalarValue],
     format: &Format,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
+    statement_deadline: Arc<cancel::StatementDeadline>,
+    delivery: RowDelivery,
 ) -> SqlResult<(Response, Option<String>)> {
     let (timeout_ms, commit) = match session.lock() {
         Ok(s) => (s.statement_timeout_ms(), s.commit.clone()),
@@ -143,6 +162,7 @@ async fn run_statement(
     };
     commit.start_statement();
     let deadline = (timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
+    statement_deadline.set(deadline);
     let cx = Context { engine, session, params };
     let user = session.lock().map(|s| s.user.clone()).unwrap_or_default();
     let span = tracing::info_span!("statement", %user, params = params.len());
@@ -153,7 +173,7 @@ async fn run_statement(
             Outcome::TransactionEnd { warning, .. } => warning.clone(),
             _ => None,
         };
-        Ok((to_response(outcome, format, deadline, cancel).await?, warning))
+        Ok((to_response(outcome, format, statement_deadline, cancel, delivery).await?, warning))
     };
     let work = tracing::Instrument::instrument(work, span);
     if timeout_ms == 0 {
@@ -174,21 +194,23 @@ async fn run_statement(
     }
 }
 
-/// A query's rows are streamed to the client as they are produced, never collected first:
-/// under `statement_timeout` the stream itself ends with `57014` at the deadline (the rows
-/// sent before it are the client's to discard, as with Postgres).
+/// A query's rows are streamed to the client as they are produced, never collected first
+/// (in both protocols; the extended one through [`portal_execute`]): under
+/// `statement_timeout` the stream itself ends with `57014` at the deadline (the rows sent
+/// before it are the client's to discard, as with Postgres).
 async fn to_response(
     outcome: Outcome,
     format: &Format,
-    deadline: Option<tokio::time::Instant>,
+    deadline: Arc<cancel::StatementDeadline>,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
+    delivery: RowDelivery,
 ) -> SqlResult<Response> {
     Ok(match outcome {
         Outcome::Rows { schema, stream } => {
             let fields = Arc::new(encode::field_infos(&schema, format));
             let row_fields = fields.clone();
             // The session is not idle while pgwire still sends these rows.
-            let busy = idle::Busy::new();
+            let busy = (delivery == RowDelivery::AfterReturn).then(idle::Busy::new);
             let rows = stream.flat_map(move |batch| {
                 let _ = &busy;
                 let encoded = match batch {
@@ -204,10 +226,7 @@ async fn to_response(
                 Some(receiver) => cancel::Cancellable::new(Box::pin(rows), receiver),
                 None => cancel::Cancellable::never_cancelled(Box::pin(rows)),
             };
-            let rows = match deadline {
-                Some(deadline) => rows.with_deadline(deadline),
-                None => rows,
-            };
+            let rows = rows.with_deadline(deadline);
             Response::Query(QueryResponse::new(fields, rows))
         }
         Outcome::Command { tag, rows } => {
@@ -287,6 +306,8 @@ impl QueryHandler {
                 &[],
                 &Format::UnifiedText,
                 cancel_of(client),
+                deadline_of(client),
+                RowDelivery::AfterReturn,
             )
             .await
             {
@@ -385,6 +406,27 @@ impl ExtendedQueryHandler for QueryHandler {
         self.parser.clone()
     }
 
+    /// pgwire's own Execute collects a portal's rows (all of them without a row limit)
+    /// before sending any; Weir's streams them (see [`portal_execute`]).
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let _busy = idle::Busy::new();
+        let resumed = portal_execute::execute(self, client, message).await;
+        if let Some(session) = client.session_extensions().get::<Mutex<Session>>() {
+            arm_idle_timeout(&session, client.is_secure());
+        }
+        resumed
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -425,6 +467,8 @@ impl ExtendedQueryHandler for QueryHandler {
             &values,
             &portal.result_column_format,
             cancel_of(client),
+            deadline_of(client),
+            RowDelivery::DuringExecute,
         )
         .await;
         arm_idle_timeout(&session, client.is_secure());
