@@ -195,11 +195,16 @@ impl JobManager {
         rx.await.map_err(|_| gone())?
     }
 
-    /// Stops a job and forgets its view's contents.
+    /// Stops a job and forgets its view's contents; returns once its checkpoints are
+    /// deleted too (the actor also deletes them, in the background).
     pub async fn drop_job(&self, view_id: u64) -> ExecResult<()> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Drop { view_id, reply })?;
-        rx.await.map_err(|_| gone())
+        rx.await.map_err(|_| gone())?;
+        if let Some(settings) = &self.checkpoints {
+            settings.store.delete_prefix(&format!("{}/", job_prefix(view_id))).await?;
+        }
+        Ok(())
     }
 
     /// Stops a job without waiting (for cleanup paths that cannot await). Commands are

@@ -1,9 +1,12 @@
 //! Query cancellation.
 //!
-//! pgwire cancels a statement's *planning* future when a CancelRequest arrives, but rows are
-//! produced later, while pgwire drains the result stream. So Weir keeps its own registry of
-//! sessions by (pid, secret key); a cancel request bumps the session's cancel generation, and
-//! every result stream stops with `57014` when the generation it started under changes.
+//! pgwire would drop a statement's future when a CancelRequest arrives, but rows are produced
+//! later, while the result is sent, and a statement stopped half-way may have to undo what it
+//! did before its client is told. So Weir keeps its own registry of sessions by (pid, secret
+//! key); a cancel request stops the session's statement through its commit gate (which
+//! `super::run_statement` waits on, and which a statement that is writing refuses) and bumps
+//! the session's cancel generation, and every result stream stops with `57014` when the
+//! generation it started under changes.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -94,9 +97,13 @@ impl CancelHandler for WeirCancelHandler {
             Some(false) => {
                 tracing::info!(pid = request.pid, "cancel request ignored: the statement is writing")
             }
-            found => {
-                let planning = self.connections.cancel(request.pid, &request.secret_key).await;
-                tracing::info!(pid = request.pid, found = found.is_some() || planning, "cancel request");
+            // Weir's own signal stops the statement (and waits for its undo, see
+            // `super::run_statement`) and its rows.
+            Some(true) => tracing::info!(pid = request.pid, "cancel request"),
+            // A session Weir did not register: pgwire's signal stops its statement.
+            None => {
+                let found = self.connections.cancel(request.pid, &request.secret_key).await;
+                tracing::info!(pid = request.pid, found, "cancel request");
             }
         }
     }

@@ -176,22 +176,31 @@ async fn run_statement(
         Ok((to_response(outcome, format, statement_deadline, cancel, delivery).await?, warning))
     };
     let work = tracing::Instrument::instrument(work, span);
-    if timeout_ms == 0 {
-        work.await
-    } else {
-        let mut work = std::pin::pin!(work);
-        tokio::select! {
-            result = &mut work => result,
-            () = tokio::time::sleep(Duration::from_millis(timeout_ms)) => {
-                // A statement that is writing finishes and reports it (see commit_gate).
-                if commit.try_cancel() {
-                    Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout"))
-                } else {
-                    work.await
-                }
-            }
+    // Cancel requests and the timeout stop the statement here rather than in pgwire, so a
+    // statement that undoes itself when stopped (CREATE MATERIALIZED VIEW, CREATE SINK) has
+    // undone everything before its client hears `57014` (see commit_gate).
+    let mut work = Box::pin(work);
+    let timeout = async {
+        match timeout_ms {
+            0 => futures::future::pending().await,
+            ms => tokio::time::sleep(Duration::from_millis(ms)).await,
         }
-    }
+    };
+    let result = tokio::select! {
+        result = &mut work => result,
+        // A statement that is writing finishes and reports it (see commit_gate).
+        () = timeout => match commit.try_cancel() {
+            true => Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout")),
+            false => (&mut work).await,
+        },
+        () = commit.wait_cancelled() => {
+            Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request"))
+        }
+    };
+    // A stopped or failed statement's undo is done before its client hears of it.
+    drop(work);
+    commit.undone().await;
+    result
 }
 
 /// A query's rows are streamed to the client as they are produced, never collected first
