@@ -160,7 +160,8 @@ pub async fn create_view_and_sink_stopped_mid_backfill_leave_nothing() -> Result
     for (create, drop, small) in &statements {
         let full = backfill_time(&client, create, drop).await?;
         eprintln!("uninterrupted: {create} took {full:?}");
-        check(state(&client, &data).await? == before, format!("DROP after `{create}` left something"))?;
+        let now = state(&client, &data).await?;
+        check(now == before, format!("DROP after `{create}` left {now:?} (before: {before:?})"))?;
         for stop in [Stop::Timeout, Stop::CancelRequest] {
             let after = full / 3;
             let started = Instant::now();

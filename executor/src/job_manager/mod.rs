@@ -145,7 +145,9 @@ impl JobManager {
     /// discarded.
     pub async fn deploy(&self, graph: JobGraph) -> ExecResult<()> {
         if let Some(settings) = &self.checkpoints {
-            settings.store.delete_prefix(&format!("{}/", job_prefix(graph.id()))).await?;
+            let prefix = format!("{}/", job_prefix(graph.id()));
+            settings.store.reopen_prefix(&prefix);
+            settings.store.delete_prefix(&prefix).await?;
         }
         let (reply, rx) = oneshot::channel();
         self.send(Command::Deploy { graph, restore: None, reply })?;
@@ -202,7 +204,7 @@ impl JobManager {
         self.send(Command::Drop { view_id, reply })?;
         rx.await.map_err(|_| gone())?;
         if let Some(settings) = &self.checkpoints {
-            settings.store.delete_prefix(&format!("{}/", job_prefix(view_id))).await?;
+            settings.store.retire_prefix(&format!("{}/", job_prefix(view_id))).await?;
         }
         Ok(())
     }
