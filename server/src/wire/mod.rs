@@ -130,6 +130,17 @@ fn deadline_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<cancel::StatementDeadl
     client.session_extensions().get_or_insert_with(cancel::StatementDeadline::default)
 }
 
+/// What can stop a session's statement: its cancel signal (if it registered one at
+/// start-up) and its `statement_timeout` deadline.
+struct Interrupts {
+    cancel: Option<tokio::sync::watch::Receiver<u64>>,
+    deadline: Arc<cancel::StatementDeadline>,
+}
+
+fn interrupts_of<C: ClientInfo + ?Sized>(client: &C) -> Interrupts {
+    Interrupts { cancel: cancel_of(client), deadline: deadline_of(client) }
+}
+
 /// How a statement's rows reach the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RowDelivery {
@@ -152,10 +163,10 @@ async fn run_statement(
     statement: WeirStatement,
     params: &[datafusion::common::ScalarValue],
     format: &Format,
-    cancel: Option<tokio::sync::watch::Receiver<u64>>,
-    statement_deadline: Arc<cancel::StatementDeadline>,
+    interrupts: Interrupts,
     delivery: RowDelivery,
 ) -> SqlResult<(Response, Option<String>)> {
+    let Interrupts { cancel, deadline: statement_deadline } = interrupts;
     let (timeout_ms, commit) = match session.lock() {
         Ok(s) => (s.statement_timeout_ms(), s.commit.clone()),
         Err(_) => return Err(SqlError::internal("session poisoned")),
@@ -314,8 +325,7 @@ impl QueryHandler {
                 statement,
                 &[],
                 &Format::UnifiedText,
-                cancel_of(client),
-                deadline_of(client),
+                interrupts_of(client),
                 RowDelivery::AfterReturn,
             )
             .await
@@ -475,8 +485,7 @@ impl ExtendedQueryHandler for QueryHandler {
             prepared.statement.clone(),
             &values,
             &portal.result_column_format,
-            cancel_of(client),
-            deadline_of(client),
+            interrupts_of(client),
             RowDelivery::DuringExecute,
         )
         .await;
