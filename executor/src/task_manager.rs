@@ -202,6 +202,9 @@ pub struct LocalTaskManager {
     readers: crate::sources::reader_pool::ReaderPool,
     /// Whether this process may still write for its tasks' jobs (see `lease`).
     lease: Arc<Lease>,
+    /// Where tasks run: a runtime of their own (see [`LocalTaskManager::with_runtime`]), or
+    /// the caller's.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl LocalTaskManager {
@@ -248,7 +251,19 @@ impl LocalTaskManager {
             split_limit: Default::default(),
             readers: Default::default(),
             lease: Lease::unbounded(),
+            runtime: None,
         }
+    }
+
+    /// Runs tasks on `runtime` instead of the runtime that deploys them. An operator works
+    /// through a batch without yielding, so tasks that always have input (a backfill) keep
+    /// every worker thread of their runtime busy for seconds at a time; on a runtime of their
+    /// own they cannot delay the server's sessions, whose timers (`statement_timeout`),
+    /// cancel requests and queries then run on threads the operating system schedules
+    /// beside them.
+    pub fn with_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Sinks write and checkpoints upload only while `lease` holds: the lease a TaskManager
@@ -516,7 +531,10 @@ impl TaskManager for LocalTaskManager {
         };
         let events = self.events.clone();
         let (id, deployment) = (desc.id, desc.deployment);
-        let inner = tokio::spawn(task.run());
+        let inner = match &self.runtime {
+            Some(runtime) => runtime.spawn(task.run()),
+            None => tokio::spawn(task.run()),
+        };
         handles.push(inner.abort_handle());
         // A panic inside the task is caught here and reported like any failure.
         tokio::spawn(async move {

@@ -8,6 +8,12 @@
 //! taken under one lock per session ([`CommitGate`]), by [`CommitGate::begin`] on the writer's
 //! side and [`CommitGate::try_cancel`] on the canceller's.
 //!
+//! DDL follows the same rule (see `handlers::atomic_ddl`): a statement that changes the
+//! catalog in several steps (DROP ... CASCADE, ALTER TABLE) enters the write phase before its
+//! first change; `CREATE MATERIALIZED VIEW` and `CREATE SINK` stay cancellable through their
+//! backfill and undo themselves when stopped, and the `57014` reply waits for the undo
+//! ([`CommitGate::defer_undo`], [`CommitGate::undone`]).
+//!
 //! The write itself runs on a blocking thread that owns the table's write lock
 //! ([`write_with_lock`]): even if the statement's future is dropped (a connection closed
 //! mid-write), the lock is held until the write has finished, so no second writer can
@@ -34,11 +40,28 @@ pub struct CommitGate {
     phase: Mutex<Phase>,
     /// Woken when a cancel or timeout stops the statement.
     cancelled: tokio::sync::Notify,
+    /// Undo work of a stopped statement that its `57014` reply waits for.
+    undo: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Default for CommitGate {
     fn default() -> Self {
-        Self { phase: Mutex::new(Phase::Running), cancelled: tokio::sync::Notify::new() }
+        Self {
+            phase: Mutex::new(Phase::Running),
+            cancelled: tokio::sync::Notify::new(),
+            undo: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// [`Writing`] that owns its gate, for statements that hold it across awaits.
+pub struct OwnedWriting {
+    gate: std::sync::Arc<CommitGate>,
+}
+
+impl Drop for OwnedWriting {
+    fn drop(&mut self) {
+        self.gate.set(Phase::Running);
     }
 }
 
@@ -76,14 +99,47 @@ impl CommitGate {
     /// The statement is about to write: from now on it is not cancelled. `57014` if a
     /// cancel or timeout came first.
     pub fn begin(&self) -> SqlResult<Writing<'_>> {
+        self.enter_write_phase()?;
+        Ok(Writing { gate: self })
+    }
+
+    /// [`CommitGate::begin`] for a statement that holds the write phase across awaits.
+    pub fn begin_owned(self: &std::sync::Arc<Self>) -> SqlResult<OwnedWriting> {
+        self.enter_write_phase()?;
+        Ok(OwnedWriting { gate: self.clone() })
+    }
+
+    fn enter_write_phase(&self) -> SqlResult<()> {
         self.update(|phase| match *phase {
             Phase::Cancelled => Err(cancelled()),
             _ => {
                 *phase = Phase::Writing;
                 Ok(())
             }
-        })?;
-        Ok(Writing { gate: self })
+        })
+    }
+
+    /// Registers undo work of the running statement (started by a guard dropped with the
+    /// statement); [`CommitGate::undone`] waits for it.
+    pub fn defer_undo(&self, undo: tokio::task::JoinHandle<()>) {
+        match self.undo.lock() {
+            Ok(mut u) => u.push(undo),
+            Err(poisoned) => poisoned.into_inner().push(undo),
+        }
+    }
+
+    /// Returns once the undo work of a stopped statement has finished.
+    pub async fn undone(&self) {
+        loop {
+            let next = match self.undo.lock() {
+                Ok(mut u) => u.pop(),
+                Err(poisoned) => poisoned.into_inner().pop(),
+            };
+            let Some(undo) = next else { return };
+            if let Err(e) = undo.await {
+                tracing::warn!(error = %e, "undo of a stopped statement failed");
+            }
+        }
     }
 
     /// Whether a cancel or timeout has stopped the statement (a `COPY FROM STDIN` looks at

@@ -79,6 +79,7 @@ pub fn start(
     let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
     // One reader pool for the process, shared by its in-process TaskManagers.
     let readers = config.sources.reader_pool();
+    let dataflow = dataflow_runtime()?;
     let task_managers: Vec<Arc<dyn TaskManager>> = (0..LOCAL_TASK_MANAGERS)
         .map(|id| {
             let tm = LocalTaskManager::new(
@@ -91,7 +92,8 @@ pub fn start(
             )
             .with_state(state.clone())
             .with_file_access(files.clone())
-            .with_source_readers(config.sources.split_limit, readers.clone());
+            .with_source_readers(config.sources.split_limit, readers.clone())
+            .with_runtime(dataflow.clone());
             let tm = match cluster {
                 true => tm.with_data_address(rpc_advertised(config)),
                 false => tm,
@@ -156,6 +158,22 @@ pub fn start(
 /// The rpc address TaskManagers send the frontend's channels to.
 fn rpc_advertised(config: &Config) -> String {
     config.cluster.advertise_data.clone().unwrap_or_else(|| config.cluster.rpc.to_string())
+}
+
+/// The runtime the in-process TaskManagers run their tasks on, apart from the one that
+/// serves sessions (see `LocalTaskManager::with_runtime`): a backfill that keeps every
+/// dataflow thread busy no longer holds back a `statement_timeout`, a cancel request or
+/// another client's query. Created once, for the life of the process.
+fn dataflow_runtime() -> Result<tokio::runtime::Handle, String> {
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> = std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("weir-dataflow")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the dataflow runtime: {e}"))
+    });
+    runtime.as_ref().map(|r| r.handle().clone()).map_err(Clone::clone)
 }
 
 /// The checkpoint store as every process of a cluster can open it: a relative local path

@@ -425,13 +425,6 @@ fn panics_in(log: &str) -> Option<String> {
     log.lines().find(|l| l.contains("panicked at")).map(str::to_string)
 }
 
-/// Peak resident memory of the server process, in KiB.
-fn peak_rss_kib(server: &TestServer) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()?)).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Random and mutated messages in every connection state against a live server (trust
 /// authentication), and the same start-up and SCRAM exchanges against one that requires a
 /// password. Between bursts a normal client must be answered; at the end the log must hold
@@ -450,7 +443,7 @@ pub async fn live_server_survives_random_messages() -> Result<(), String> {
     let scram =
         TestServer::start_with(&dir.path().join("scram"), &["--config".into(), config.display().to_string()]);
 
-    let rss_before = peak_rss_kib(&server).unwrap_or(0);
+    let rss_before = server.peak_rss_kib().unwrap_or(0);
     let end = deadline(25);
     let mut bursts = 0u64;
     while std::time::Instant::now() < end {
@@ -465,7 +458,7 @@ pub async fn live_server_survives_random_messages() -> Result<(), String> {
             .await
             .map_err(|e| format!("after {bursts} bursts: {e}; log tail: {}", target.log_tail()))?;
     }
-    let rss_after = peak_rss_kib(&server).unwrap_or(0);
+    let rss_after = server.peak_rss_kib().unwrap_or(0);
     println!(
         "  wire_network: {bursts} connections of random messages; peak RSS {} MiB -> {} MiB",
         rss_before / 1024,

@@ -12,8 +12,10 @@ mod atomic_writes;
 mod clients;
 mod cluster;
 mod cluster_tls;
+mod ddl_atomicity;
 mod differential;
 mod disk_full;
+mod extended_streaming;
 mod fencing;
 mod fuzz_sources;
 mod fuzz_sql;
@@ -160,6 +162,27 @@ fn main() {
         }),
         ("streaming_writes::a_select_under_statement_timeout_streams_its_rows", || {
             Box::pin(streaming_writes::a_select_under_statement_timeout_streams_its_rows())
+        }),
+        ("ddl_atomicity::create_view_and_sink_stopped_mid_backfill_leave_nothing", || {
+            Box::pin(ddl_atomicity::create_view_and_sink_stopped_mid_backfill_leave_nothing())
+        }),
+        ("ddl_atomicity::a_stopped_file_sink_leaves_no_rows", || {
+            Box::pin(ddl_atomicity::a_stopped_file_sink_leaves_no_rows())
+        }),
+        ("ddl_atomicity::drop_cascade_alter_and_create_table_are_all_or_nothing", || {
+            Box::pin(ddl_atomicity::drop_cascade_alter_and_create_table_are_all_or_nothing())
+        }),
+        ("ddl_atomicity::kill_9_during_a_view_backfill_leaves_it_complete_or_absent", || {
+            Box::pin(ddl_atomicity::kill_9_during_a_view_backfill_leaves_it_complete_or_absent())
+        }),
+        ("extended_streaming::a_portal_with_a_row_limit_is_suspended_and_resumed", || {
+            Box::pin(extended_streaming::a_portal_with_a_row_limit_is_suspended_and_resumed())
+        }),
+        ("extended_streaming::a_large_extended_select_streams_in_bounded_memory", || {
+            Box::pin(extended_streaming::a_large_extended_select_streams_in_bounded_memory())
+        }),
+        ("extended_streaming::cancel_and_timeout_stop_a_streaming_select", || {
+            Box::pin(extended_streaming::cancel_and_timeout_stop_a_streaming_select())
         }),
         ("storage::disk_full_writes_fail_with_53100_and_the_server_recovers", || {
             Box::pin(disk_full::writes_fail_with_53100_and_the_server_recovers())

@@ -56,7 +56,44 @@ pub struct S3Options {
 pub struct CheckpointStore {
     url: String,
     store: Arc<dyn ObjectStore>,
+    /// Prefixes of dropped jobs and the writes in flight (see
+    /// [`CheckpointStore::retire_prefix`]), shared by clones.
+    retirement: Arc<Retirement>,
 }
+
+#[derive(Debug, Default)]
+struct Retirement {
+    state: std::sync::Mutex<RetirementState>,
+    /// Woken when a write ends.
+    write_ended: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct RetirementState {
+    retired: std::collections::BTreeSet<String>,
+    /// Paths being written (one entry per write).
+    writing: Vec<String>,
+}
+
+/// A write in flight, registered with its store's [`Retirement`] until dropped.
+struct InFlightWrite {
+    retirement: Arc<Retirement>,
+    path: String,
+}
+
+impl Drop for InFlightWrite {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.retirement.state.lock() {
+            if let Some(i) = state.writing.iter().position(|p| *p == self.path) {
+                state.writing.swap_remove(i);
+            }
+        }
+        self.retirement.write_ended.notify_waiters();
+    }
+}
+
+/// How long retiring a prefix waits for the writes in flight under it.
+const RETIRE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl CheckpointStore {
     /// Opens the store at `url`: `file:///absolute/dir`, or a plain (absolute or relative)
@@ -93,7 +130,7 @@ impl CheckpointStore {
             .map_err(|e| StorageError::Invalid(format!("checkpoint location {url}: {e}")))?
             // Deleting a checkpoint's last object removes its now empty directories.
             .with_automatic_cleanup(true);
-        Ok(CheckpointStore { url: url.to_string(), store: Arc::new(local) })
+        Ok(CheckpointStore { url: url.to_string(), store: Arc::new(local), retirement: Default::default() })
     }
 
     fn open_s3(url: &str, rest: &str, s3: &S3Options) -> StorageResult<CheckpointStore> {
@@ -126,7 +163,7 @@ impl CheckpointStore {
             "" => Arc::new(bucket_store),
             prefix => Arc::new(PrefixStore::new(bucket_store, prefix)),
         };
-        Ok(CheckpointStore { url: url.to_string(), store })
+        Ok(CheckpointStore { url: url.to_string(), store, retirement: Default::default() })
     }
 
     /// The location this store was opened with.
@@ -138,6 +175,7 @@ impl CheckpointStore {
     /// object or the new one, never part of it (the local backend writes a temporary file and
     /// renames it into place).
     pub async fn put_bytes(&self, path: &str, data: Bytes) -> StorageResult<()> {
+        let _writing = self.start_write(path)?;
         let location = self.location(path)?;
         self.store
             .put(&location, PutPayload::from_bytes(data))
@@ -162,6 +200,14 @@ impl CheckpointStore {
     /// work (iterating a RocksDB snapshot). If `write` or the upload fails, the upload is
     /// abandoned and no object appears at `path` (an existing one is left as it was).
     pub async fn put_streamed<F>(&self, path: &str, write: F) -> StorageResult<u64>
+    where
+        F: FnOnce(&mut dyn Write) -> StorageResult<()> + Send + 'static,
+    {
+        let _writing = self.start_write(path)?;
+        self.put_streamed_unregistered(path, write).await
+    }
+
+    async fn put_streamed_unregistered<F>(&self, path: &str, write: F) -> StorageResult<u64>
     where
         F: FnOnce(&mut dyn Write) -> StorageResult<()> + Send + 'static,
     {
@@ -264,6 +310,59 @@ impl CheckpointStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error("delete", path, e)),
         }
+    }
+
+    /// Deletes every object under `prefix` for good: a dropped job's checkpoints. Writes
+    /// under it are refused from now on, and the ones in flight (a task's upload, a commit
+    /// record, both run in the background and may outlive their job) are waited for (up to
+    /// a minute) before the deletion, so nothing of the job reappears after this returns.
+    /// [`CheckpointStore::reopen_prefix`] undoes it.
+    pub async fn retire_prefix(&self, prefix: &str) -> StorageResult<()> {
+        let retirement = &self.retirement;
+        if let Ok(mut state) = retirement.state.lock() {
+            state.retired.insert(prefix.to_string());
+        }
+        let writes_ended = async {
+            loop {
+                let ended = retirement.write_ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                let writing = retirement
+                    .state
+                    .lock()
+                    .map(|s| s.writing.iter().any(|p| p.starts_with(prefix)))
+                    .unwrap_or(false);
+                if !writing {
+                    return;
+                }
+                ended.await;
+            }
+        };
+        if tokio::time::timeout(RETIRE_WAIT, writes_ended).await.is_err() {
+            tracing::warn!(prefix, "checkpoint writes of a dropped job still running; deleting anyway");
+        }
+        self.delete_prefix(prefix).await
+    }
+
+    /// Accepts writes under a retired `prefix` again (a job deployed anew under it).
+    pub fn reopen_prefix(&self, prefix: &str) {
+        if let Ok(mut state) = self.retirement.state.lock() {
+            state.retired.remove(prefix);
+        }
+    }
+
+    /// Registers a write of `path`, or refuses it under a retired prefix.
+    fn start_write(&self, path: &str) -> StorageResult<InFlightWrite> {
+        let mut state = self
+            .retirement
+            .state
+            .lock()
+            .map_err(|_| StorageError::Invalid("checkpoint store state poisoned".into()))?;
+        if state.retired.iter().any(|prefix| path.starts_with(prefix.as_str())) {
+            return Err(StorageError::Invalid(format!("checkpoint object {path} belongs to a dropped job")));
+        }
+        state.writing.push(path.to_string());
+        Ok(InFlightWrite { retirement: self.retirement.clone(), path: path.to_string() })
     }
 
     /// Deletes every object under `prefix` (as [`CheckpointStore::list`] counts them).
@@ -400,6 +499,31 @@ mod tests {
     /// Deterministic, non-repeating-looking content: byte `i` of the stream.
     fn pattern(i: u64) -> u8 {
         (i.wrapping_mul(2_654_435_761) >> 13) as u8
+    }
+
+    #[tokio::test]
+    async fn a_retired_prefix_stays_empty_until_reopened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        store.put_bytes("job-7/epoch-1/_metadata.json", Bytes::from_static(b"m")).await.expect("put");
+        store.put_bytes("job-70/epoch-1/_metadata.json", Bytes::from_static(b"m")).await.expect("put");
+        // A clone (as the background writers hold) shares the retirement.
+        let writer = store.clone();
+        store.retire_prefix("job-7/").await.expect("retire");
+        assert!(store.list("job-7/").await.expect("list").is_empty());
+        assert!(writer.put_bytes("job-7/epoch-2/_metadata.json", Bytes::from_static(b"late")).await.is_err());
+        let streamed = writer
+            .put_streamed("job-7/epoch-2/piece", |out| {
+                out.write_all(b"late").map_err(|e| StorageError::Invalid(e.to_string()))
+            })
+            .await;
+        assert!(streamed.is_err(), "a late upload of a dropped job is refused");
+        assert!(store.list("job-7/").await.expect("list").is_empty());
+        assert!(!dir.path().join("job-7").exists(), "no empty directory is left");
+        // Another job's prefix is untouched.
+        assert_eq!(store.list("job-70/").await.expect("list").len(), 1);
+        store.reopen_prefix("job-7/");
+        store.put_bytes("job-7/epoch-3/_metadata.json", Bytes::from_static(b"new")).await.expect("put again");
     }
 
     #[tokio::test]

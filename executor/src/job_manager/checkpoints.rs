@@ -352,7 +352,7 @@ impl Actor {
         self.history.retain(|(j, _), _| *j != job);
         let Some(settings) = self.config.checkpoints.clone() else { return };
         tokio::spawn(async move {
-            if let Err(e) = settings.store.delete_prefix(&format!("{}/", job_prefix(job))).await {
+            if let Err(e) = settings.store.retire_prefix(&format!("{}/", job_prefix(job))).await {
                 warn!(job, error = %e, "could not delete a dropped job's checkpoints");
             }
         });

@@ -145,7 +145,9 @@ impl JobManager {
     /// discarded.
     pub async fn deploy(&self, graph: JobGraph) -> ExecResult<()> {
         if let Some(settings) = &self.checkpoints {
-            settings.store.delete_prefix(&format!("{}/", job_prefix(graph.id()))).await?;
+            let prefix = format!("{}/", job_prefix(graph.id()));
+            settings.store.reopen_prefix(&prefix);
+            settings.store.delete_prefix(&prefix).await?;
         }
         let (reply, rx) = oneshot::channel();
         self.send(Command::Deploy { graph, restore: None, reply })?;
@@ -195,11 +197,16 @@ impl JobManager {
         rx.await.map_err(|_| gone())?
     }
 
-    /// Stops a job and forgets its view's contents.
+    /// Stops a job and forgets its view's contents; returns once its checkpoints are
+    /// deleted too (the actor also deletes them, in the background).
     pub async fn drop_job(&self, view_id: u64) -> ExecResult<()> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Drop { view_id, reply })?;
-        rx.await.map_err(|_| gone())
+        rx.await.map_err(|_| gone())?;
+        if let Some(settings) = &self.checkpoints {
+            settings.store.retire_prefix(&format!("{}/", job_prefix(view_id))).await?;
+        }
+        Ok(())
     }
 
     /// Stops a job without waiting (for cleanup paths that cannot await). Commands are

@@ -32,8 +32,8 @@ use std::sync::Arc;
 
 use tracing::info;
 
-pub use self::start::remove_markers;
 use self::start::StartMarker;
+pub use self::start::{cut_back_to_start, remove_markers};
 use super::{DeferredState, Operator, OperatorSnapshot};
 use crate::connectors::{check_known_options, FileAccess, OptionError};
 use crate::error::{ExecError, ExecResult};

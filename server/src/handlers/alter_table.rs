@@ -156,6 +156,10 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
     if def == *before {
         return Ok(TAG);
     }
+    // From here the ALTER runs to its end: a cancel or timeout no longer stops it between
+    // dropping the readers and rewriting the table, nor leaves the rewrite running without
+    // the table's write lock (see atomic_ddl).
+    let _committing = super::atomic_ddl::write_phase(cx)?;
     if !cascade_to.is_empty() {
         // The readers stop before the layout changes under them.
         super::drop::drop_readers(cx, &cascade_to).await?;

@@ -23,6 +23,7 @@ use weir_planner::{
 };
 use weir_storage::Store;
 
+use super::atomic_ddl::UnfinishedJob;
 use super::planning::rows;
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
@@ -124,10 +125,11 @@ pub async fn run(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     };
-    store.create_view(def).map_err(from_storage)?;
     // Nothing of a failed or cancelled CREATE remains: until the backfill is visible, the
     // guard undoes the catalog entry and the job if this statement ends early.
-    let mut guard = Undo { engine: cx.engine.clone(), view_id, schema, name: name.clone(), armed: true };
+    let mut guard = UnfinishedJob::view(cx, view_id, &schema, &name)?;
+    store.create_view(def).map_err(from_storage)?;
+    guard.created();
     super::access::record_owner(cx, view_id)?;
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
         let e = from_exec(e);
@@ -136,7 +138,7 @@ pub async fn run(
             format!("materialized view \"{name}\" could not be started: {}", e.message),
         ));
     }
-    guard.armed = false;
+    guard.finish();
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
 }
 
@@ -224,36 +226,6 @@ pub(crate) async fn plan_stream_job(
     let optimized = state.optimize(&plan).map_err(from_datafusion)?;
     let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, &options)?;
     Ok((graph, optimized))
-}
-
-/// Removes a half-created view when the statement fails or is cancelled (its future
-/// dropped by `statement_timeout` or a cancel request).
-struct Undo {
-    engine: Arc<crate::engine::Engine>,
-    view_id: u64,
-    schema: String,
-    name: String,
-    armed: bool,
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        tracing::info!(view = %self.name, "undoing a materialized view whose CREATE did not complete");
-        // Both happen before the session's next statement can look: the catalog write is
-        // synchronous, and the JobManager handles the stop before any later command.
-        self.engine.jobs.stop_job(self.view_id);
-        if let Err(e) = self.engine.store.drop_view(&self.schema, &self.name) {
-            tracing::warn!(view = %self.name, error = %e, "could not remove the unfinished view");
-        }
-        // Its owner entry, if already written (harmless if left: ids are never reused).
-        let _ = self.engine.roles.update(|catalog| {
-            catalog.forget_object(self.view_id);
-            Ok(())
-        });
-    }
 }
 
 /// The view's column names: the optional column list, else the query's result names.

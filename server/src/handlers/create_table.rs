@@ -44,6 +44,8 @@ pub async fn run(
     super::access::require_create_in(cx, &plan.def.schema_name)?;
     let store = cx.engine.store.clone();
     let if_not_exists = plan.if_not_exists;
+    // The table is created and its owner recorded, or neither (see atomic_ddl).
+    let _writing = super::atomic_ddl::write_phase(cx)?;
     let result = tokio::task::spawn_blocking(move || store.create_table(plan.def))
         .await
         .map_err(|e| SqlError::internal(format!("create table task failed: {e}")))?;

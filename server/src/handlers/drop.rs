@@ -86,6 +86,9 @@ pub async fn run(
             doomed_views.insert(*id);
         }
     }
+    // From here the DROP runs to its end: a cancel or timeout no longer stops it half-way
+    // (see atomic_ddl).
+    let _writing = super::atomic_ddl::write_phase(cx)?;
     // A table is dropped under its write lock: a running write (a COPY of many chunks)
     // finishes or rolls back first, and none starts meanwhile. Taken in name order, so two
     // DROPs of the same tables cannot wait for each other.
@@ -182,6 +185,8 @@ pub async fn run_stream(cx: &Context<'_>, stmt: &DropStream) -> SqlResult<Outcom
         doomed.extend(dependents);
         sources.push((schema, relation));
     }
+    // From here the DROP runs to its end (see atomic_ddl).
+    let _writing = super::atomic_ddl::write_phase(cx)?;
     drop_jobs(cx, &jobs, &doomed).await?;
     for (schema, name) in sources {
         let source = store.drop_source(&schema, &name).map_err(from_storage)?;

@@ -18,6 +18,7 @@
 mod access;
 mod alter_parallelism;
 mod alter_table;
+mod atomic_ddl;
 mod comment;
 mod copy_from;
 mod create_index;

@@ -10,6 +10,7 @@ use weir_plan::catalog::{SinkDef, Watermark};
 use weir_planner::{plan_create_source, split_connector, split_name, sqlstate, CreateSink, CreateSource};
 use weir_planner::{JobOptions, SqlError, SqlResult};
 
+use super::atomic_ddl::UnfinishedJob;
 use super::create_mv::plan_stream_job;
 use super::{Context, Outcome};
 use crate::engine::DEFAULT_SCHEMA;
@@ -141,18 +142,20 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         job_graph: graph.clone(),
         created_at: now_secs(),
     };
+    // A failed, cancelled or timed-out CREATE leaves nothing behind: not the catalog entry,
+    // not the job, not the rows it wrote to its file (see atomic_ddl).
+    let file = match &config {
+        weir_executor::operators::sink::SinkConfig::File { path, .. } => cx.engine.files.sink_path(path).ok(),
+        _ => None,
+    };
+    let mut guard = UnfinishedJob::sink(cx, id, &schema, &name, file)?;
     store.create_sink(def).map_err(from_storage)?;
-    if let Err(e) = super::access::record_owner(cx, id) {
-        // A failed statement leaves nothing behind.
-        let _ = store.drop_sink(&schema, &name);
-        return Err(e);
-    }
+    guard.created();
+    super::access::record_owner(cx, id)?;
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
-        cx.engine.jobs.stop_job(id);
-        let _ = store.drop_sink(&schema, &name);
-        super::access::forget_object(cx, id);
         let e = from_exec(e);
         return Err(SqlError::new(e.code, format!("sink \"{name}\" could not be started: {}", e.message)));
     }
+    guard.finish();
     Ok(Outcome::Command { tag: "CREATE SINK", rows: None })
 }

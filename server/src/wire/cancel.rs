@@ -1,9 +1,12 @@
 //! Query cancellation.
 //!
-//! pgwire cancels a statement's *planning* future when a CancelRequest arrives, but rows are
-//! produced later, while pgwire drains the result stream. So Weir keeps its own registry of
-//! sessions by (pid, secret key); a cancel request bumps the session's cancel generation, and
-//! every result stream stops with `57014` when the generation it started under changes.
+//! pgwire would drop a statement's future when a CancelRequest arrives, but rows are produced
+//! later, while the result is sent, and a statement stopped half-way may have to undo what it
+//! did before its client is told. So Weir keeps its own registry of sessions by (pid, secret
+//! key); a cancel request stops the session's statement through its commit gate (which
+//! `super::run_statement` waits on, and which a statement that is writing refuses) and bumps
+//! the session's cancel generation, and every result stream stops with `57014` when the
+//! generation it started under changes.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -94,9 +97,13 @@ impl CancelHandler for WeirCancelHandler {
             Some(false) => {
                 tracing::info!(pid = request.pid, "cancel request ignored: the statement is writing")
             }
-            found => {
-                let planning = self.connections.cancel(request.pid, &request.secret_key).await;
-                tracing::info!(pid = request.pid, found = found.is_some() || planning, "cancel request");
+            // Weir's own signal stops the statement (and waits for its undo, see
+            // `super::run_statement`) and its rows.
+            Some(true) => tracing::info!(pid = request.pid, "cancel request"),
+            // A session Weir did not register: pgwire's signal stops its statement.
+            None => {
+                let found = self.connections.cancel(request.pid, &request.secret_key).await;
+                tracing::info!(pid = request.pid, found, "cancel request");
             }
         }
     }
@@ -107,8 +114,31 @@ impl CancelHandler for WeirCancelHandler {
 pub struct Cancellable<S> {
     inner: S,
     cancelled: Pin<Box<dyn Future<Output = ()> + Send>>,
-    timeout: Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: Option<Arc<StatementDeadline>>,
+    /// The timer armed for the deadline last read from `deadline`.
+    timer: Option<(tokio::time::Instant, Pin<Box<tokio::time::Sleep>>)>,
     done: bool,
+}
+
+/// When the session's statement must end under `statement_timeout`, shared by the session's
+/// result streams. PostgreSQL counts the timeout from each Execute message of the extended
+/// protocol, so a portal resumed after `PortalSuspended` gets a new deadline
+/// (`super::portal_execute`); a stream reads the deadline each time it is polled, which is
+/// only while its statement or Execute runs.
+#[derive(Debug, Default)]
+pub struct StatementDeadline(Mutex<Option<tokio::time::Instant>>);
+
+impl StatementDeadline {
+    /// Sets the deadline of the statement (or Execute) that starts now; `None`: no timeout.
+    pub fn set(&self, deadline: Option<tokio::time::Instant>) {
+        if let Ok(mut d) = self.0.lock() {
+            *d = deadline;
+        }
+    }
+
+    fn get(&self) -> Option<tokio::time::Instant> {
+        self.0.lock().ok().and_then(|d| *d)
+    }
 }
 
 impl<S> Cancellable<S> {
@@ -120,19 +150,35 @@ impl<S> Cancellable<S> {
                 futures::future::pending::<()>().await;
             }
         });
-        Self { inner, cancelled, timeout: None, done: false }
+        Self { inner, cancelled, deadline: None, timer: None, done: false }
     }
 
     /// A stream that only ends at its statement's deadline (a session without a cancel
     /// signal).
     pub fn never_cancelled(inner: S) -> Self {
-        Self { inner, cancelled: Box::pin(futures::future::pending()), timeout: None, done: false }
+        Self {
+            inner,
+            cancelled: Box::pin(futures::future::pending()),
+            deadline: None,
+            timer: None,
+            done: false,
+        }
     }
 
-    /// Also ends the stream with `57014` when `deadline` passes.
-    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
-        self.timeout = Some(Box::pin(tokio::time::sleep_until(deadline)));
+    /// Also ends the stream with `57014` when the session's statement deadline passes.
+    pub fn with_deadline(mut self, deadline: Arc<StatementDeadline>) -> Self {
+        self.deadline = Some(deadline);
         self
+    }
+
+    /// Whether the current statement deadline has passed (re-arming the timer when the
+    /// deadline moved, so the task is woken when the new one passes).
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.deadline.as_ref().and_then(|d| d.get()) else { return false };
+        if !matches!(&self.timer, Some((armed, _)) if *armed == at) {
+            self.timer = Some((at, Box::pin(tokio::time::sleep_until(at))));
+        }
+        self.timer.as_mut().is_some_and(|(_, sleep)| sleep.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -148,7 +194,7 @@ where
         }
         let reason = if self.cancelled.as_mut().poll(cx).is_ready() {
             Some("canceling statement due to user request")
-        } else if self.timeout.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready()) {
+        } else if self.timed_out(cx) {
             Some("canceling statement due to statement timeout")
         } else {
             None

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod frame_guard;
 pub mod idle;
 pub mod params;
+pub mod portal_execute;
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -124,6 +125,33 @@ pub async fn end_abandoned_copy<C: ClientInfo + ?Sized>(client: &C) {
     }
 }
 
+/// The statement deadline shared by the session's result streams.
+fn deadline_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<cancel::StatementDeadline> {
+    client.session_extensions().get_or_insert_with(cancel::StatementDeadline::default)
+}
+
+/// What can stop a session's statement: its cancel signal (if it registered one at
+/// start-up) and its `statement_timeout` deadline.
+struct Interrupts {
+    cancel: Option<tokio::sync::watch::Receiver<u64>>,
+    deadline: Arc<cancel::StatementDeadline>,
+}
+
+fn interrupts_of<C: ClientInfo + ?Sized>(client: &C) -> Interrupts {
+    Interrupts { cancel: cancel_of(client), deadline: deadline_of(client) }
+}
+
+/// How a statement's rows reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowDelivery {
+    /// pgwire sends them after the handler returned (simple query protocol): the stream
+    /// itself keeps the session busy for the idle clock.
+    AfterReturn,
+    /// `portal_execute` sends them while its Execute runs, and holds the session busy
+    /// itself; a suspended portal's stream must not keep an idle session busy.
+    DuringExecute,
+}
+
 /// The cancel signal of the client's session, if it registered one at start-up.
 fn cancel_of<C: ClientInfo + ?Sized>(client: &C) -> Option<tokio::sync::watch::Receiver<u64>> {
     client.session_extensions().get::<Arc<cancel::SessionCancel>>().map(|c| c.subscribe())
@@ -135,14 +163,17 @@ async fn run_statement(
     statement: WeirStatement,
     params: &[datafusion::common::ScalarValue],
     format: &Format,
-    cancel: Option<tokio::sync::watch::Receiver<u64>>,
+    interrupts: Interrupts,
+    delivery: RowDelivery,
 ) -> SqlResult<(Response, Option<String>)> {
+    let Interrupts { cancel, deadline: statement_deadline } = interrupts;
     let (timeout_ms, commit) = match session.lock() {
         Ok(s) => (s.statement_timeout_ms(), s.commit.clone()),
         Err(_) => return Err(SqlError::internal("session poisoned")),
     };
     commit.start_statement();
     let deadline = (timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
+    statement_deadline.set(deadline);
     let cx = Context { engine, session, params };
     let user = session.lock().map(|s| s.user.clone()).unwrap_or_default();
     let span = tracing::info_span!("statement", %user, params = params.len());
@@ -153,42 +184,53 @@ async fn run_statement(
             Outcome::TransactionEnd { warning, .. } => warning.clone(),
             _ => None,
         };
-        Ok((to_response(outcome, format, deadline, cancel).await?, warning))
+        Ok((to_response(outcome, format, statement_deadline, cancel, delivery).await?, warning))
     };
     let work = tracing::Instrument::instrument(work, span);
-    if timeout_ms == 0 {
-        work.await
-    } else {
-        let mut work = std::pin::pin!(work);
-        tokio::select! {
-            result = &mut work => result,
-            () = tokio::time::sleep(Duration::from_millis(timeout_ms)) => {
-                // A statement that is writing finishes and reports it (see commit_gate).
-                if commit.try_cancel() {
-                    Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout"))
-                } else {
-                    work.await
-                }
-            }
+    // Cancel requests and the timeout stop the statement here rather than in pgwire, so a
+    // statement that undoes itself when stopped (CREATE MATERIALIZED VIEW, CREATE SINK) has
+    // undone everything before its client hears `57014` (see commit_gate).
+    let mut work = Box::pin(work);
+    let timeout = async {
+        match timeout_ms {
+            0 => futures::future::pending().await,
+            ms => tokio::time::sleep(Duration::from_millis(ms)).await,
         }
-    }
+    };
+    let result = tokio::select! {
+        result = &mut work => result,
+        // A statement that is writing finishes and reports it (see commit_gate).
+        () = timeout => match commit.try_cancel() {
+            true => Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to statement timeout")),
+            false => (&mut work).await,
+        },
+        () = commit.wait_cancelled() => {
+            Err(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request"))
+        }
+    };
+    // A stopped or failed statement's undo is done before its client hears of it.
+    drop(work);
+    commit.undone().await;
+    result
 }
 
-/// A query's rows are streamed to the client as they are produced, never collected first:
-/// under `statement_timeout` the stream itself ends with `57014` at the deadline (the rows
-/// sent before it are the client's to discard, as with Postgres).
+/// A query's rows are streamed to the client as they are produced, never collected first
+/// (in both protocols; the extended one through [`portal_execute`]): under
+/// `statement_timeout` the stream itself ends with `57014` at the deadline (the rows sent
+/// before it are the client's to discard, as with Postgres).
 async fn to_response(
     outcome: Outcome,
     format: &Format,
-    deadline: Option<tokio::time::Instant>,
+    deadline: Arc<cancel::StatementDeadline>,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
+    delivery: RowDelivery,
 ) -> SqlResult<Response> {
     Ok(match outcome {
         Outcome::Rows { schema, stream } => {
             let fields = Arc::new(encode::field_infos(&schema, format));
             let row_fields = fields.clone();
             // The session is not idle while pgwire still sends these rows.
-            let busy = idle::Busy::new();
+            let busy = (delivery == RowDelivery::AfterReturn).then(idle::Busy::new);
             let rows = stream.flat_map(move |batch| {
                 let _ = &busy;
                 let encoded = match batch {
@@ -204,10 +246,7 @@ async fn to_response(
                 Some(receiver) => cancel::Cancellable::new(Box::pin(rows), receiver),
                 None => cancel::Cancellable::never_cancelled(Box::pin(rows)),
             };
-            let rows = match deadline {
-                Some(deadline) => rows.with_deadline(deadline),
-                None => rows,
-            };
+            let rows = rows.with_deadline(deadline);
             Response::Query(QueryResponse::new(fields, rows))
         }
         Outcome::Command { tag, rows } => {
@@ -286,7 +325,8 @@ impl QueryHandler {
                 statement,
                 &[],
                 &Format::UnifiedText,
-                cancel_of(client),
+                interrupts_of(client),
+                RowDelivery::AfterReturn,
             )
             .await
             {
@@ -385,6 +425,27 @@ impl ExtendedQueryHandler for QueryHandler {
         self.parser.clone()
     }
 
+    /// pgwire's own Execute collects a portal's rows (all of them without a row limit)
+    /// before sending any; Weir's streams them (see [`portal_execute`]).
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let _busy = idle::Busy::new();
+        let resumed = portal_execute::execute(self, client, message).await;
+        if let Some(session) = client.session_extensions().get::<Mutex<Session>>() {
+            arm_idle_timeout(&session, client.is_secure());
+        }
+        resumed
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -424,7 +485,8 @@ impl ExtendedQueryHandler for QueryHandler {
             prepared.statement.clone(),
             &values,
             &portal.result_column_format,
-            cancel_of(client),
+            interrupts_of(client),
+            RowDelivery::DuringExecute,
         )
         .await;
         arm_idle_timeout(&session, client.is_secure());

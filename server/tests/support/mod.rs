@@ -85,6 +85,13 @@ impl TestServer {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Peak resident memory of the server process so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     pub fn connection_string(&self) -> String {
         format!("host=127.0.0.1 port={} user=weir dbname=weir", self.port)
     }

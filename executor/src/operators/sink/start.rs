@@ -100,6 +100,64 @@ pub fn remove_markers(file: &Path, sink_id: u64) -> std::io::Result<usize> {
     Ok(removed)
 }
 
+/// Undoes what sink `sink_id` wrote beside `file` (subtask 0's file; the others are
+/// `file.N`) for a `CREATE SINK` that did not complete: every file with a start marker of
+/// this sink is cut back to the length the marker recorded (removed if the sink began it,
+/// at length 0), then the marker is removed. Waits up to `wait` for the sink's stopping
+/// tasks to let go of each file's lock. Returns how many files were cut back.
+pub fn cut_back_to_start(file: &Path, sink_id: u64, wait: std::time::Duration) -> std::io::Result<usize> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else { return Ok(0) };
+    let (prefix, suffix) = (format!(".{}", name.to_string_lossy()), format!("{SUFFIX}{sink_id}"));
+    let mut cut = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(data_name) =
+            entry_name.strip_suffix(&suffix).filter(|_| entry_name.starts_with(&prefix)).map(|n| &n[1..])
+        else {
+            continue;
+        };
+        let marker = StartMarker { path: entry.path() };
+        let length = marker.read().map_err(std::io::Error::other)?;
+        let data = dir.join(data_name);
+        if let Some(length) = length {
+            cut_file(&data, length, wait)?;
+            cut += 1;
+        }
+        std::fs::remove_file(entry.path())?;
+    }
+    Ok(cut)
+}
+
+/// Cuts `file` back to `length` once no sink holds its lock (removes it at length 0).
+fn cut_file(file: &Path, length: u64, wait: std::time::Duration) -> std::io::Result<()> {
+    let handle = match no_follow(OpenOptions::new().write(true)).open(file) {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match handle.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(format!("{} is still locked by its sink", file.display())))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    match length {
+        0 => std::fs::remove_file(file),
+        _ => {
+            handle.set_len(length)?;
+            handle.sync_all()
+        }
+    }
+}
+
 /// Never follows a symlink swapped in for the marker.
 fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
     #[cfg(unix)]
@@ -130,6 +188,49 @@ mod tests {
         assert_eq!(marker.read().expect("read"), None);
         // Another sink's marker stays.
         assert_eq!(StartMarker::beside(&file, 8).expect("marker").read().expect("read"), Some(5));
+    }
+
+    #[test]
+    fn an_unfinished_sink_is_cut_back_to_where_it_began() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("out.csv");
+        // Subtask 0 appended to a file that held 6 bytes; subtask 1 began its file.
+        std::fs::write(&file, "before").expect("write");
+        StartMarker::beside(&file, 3).expect("marker").record(6).expect("record");
+        std::fs::write(&file, "before1,a\n2,b\n").expect("write");
+        let second = dir.path().join("out.csv.1");
+        StartMarker::beside(&second, 3).expect("marker").record(0).expect("record");
+        std::fs::write(&second, "3,c\n").expect("write");
+        // Another sink's file and marker are not touched.
+        let other = dir.path().join("other.csv");
+        std::fs::write(&other, "x,y\n").expect("write");
+        StartMarker::beside(&other, 3).expect("marker").record(0).expect("record");
+
+        let cut = cut_back_to_start(&file, 3, std::time::Duration::from_secs(1)).expect("cut back");
+        assert_eq!(cut, 2);
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "before");
+        assert!(!second.exists(), "the file the sink began is removed");
+        assert_eq!(StartMarker::beside(&file, 3).expect("marker").read().expect("read"), None);
+        assert_eq!(std::fs::read_to_string(&other).expect("read"), "x,y\n");
+    }
+
+    #[test]
+    fn cutting_back_waits_for_the_sinks_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("out.csv");
+        std::fs::write(&file, "ab").expect("write");
+        StartMarker::beside(&file, 4).expect("marker").record(1).expect("record");
+        let held = File::open(&file).expect("open");
+        held.lock().expect("lock");
+        let refused = cut_back_to_start(&file, 4, std::time::Duration::from_millis(100));
+        assert!(refused.is_err(), "a file still locked by its sink is not cut");
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        cut_back_to_start(&file, 4, std::time::Duration::from_secs(5)).expect("cut back once released");
+        releaser.join().expect("join");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "a");
     }
 
     #[test]
