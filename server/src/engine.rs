@@ -76,6 +76,7 @@ impl Engine {
         Arc::new(CatalogSnapshot {
             tables: self.store.tables().iter().map(|t| t.def().as_ref().clone()).collect(),
             views: self.store.views(),
+            sources: self.store.sources(),
             database: session.database.clone(),
             user: session.user.clone(),
             settings: session.settings(),

@@ -283,6 +283,20 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
         ("\\dv", "dv.out"),
         ("\\di", "di.out"),
     ])?;
+    // A source is a foreign table to psql: its connector the server, its options the
+    // table's. \dt and \dm leave it out.
+    run_ok(
+        "CREATE SOURCE bids (auction BIGINT, price BIGINT, date_time TIMESTAMP, proc_time AS PROCTIME(), \
+         WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND) \
+         WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '10')",
+    )?;
+    compare(&[
+        ("\\d", "d_with_source.out"),
+        ("\\dE", "dE.out"),
+        ("\\d bids", "d_bids.out"),
+        ("\\dt", "dt.out"),
+        ("\\dm", "dm_with_view.out"),
+    ])?;
     // ROLLBACK cannot undo a statement that already ran, and says so.
     let out = Command::new("psql")
         .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "weir", "-d", "weir"])

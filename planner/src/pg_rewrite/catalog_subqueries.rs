@@ -102,7 +102,7 @@ pub fn rewrite_array_subquery(expr: &mut Expr) {
     if !is_array || query.limit_clause.is_some() || query.fetch.is_some() || query.with.is_some() {
         return;
     }
-    if let Some(mapped) = array_map(query) {
+    if let Some(mapped) = array_map(query).or_else(|| options_as_unnest(query).and_then(|q| array_map(&q))) {
         *expr = mapped;
         return;
     }
@@ -227,6 +227,59 @@ fn array_map(query: &Query) -> Option<Expr> {
     }
     let mapped = call("array_transform", vec![source, lambda(element_expr)]);
     Some(call("coalesce", vec![mapped, call("make_array", vec![])]))
+}
+
+/// `SELECT f(option_name, option_value) FROM pg_options_to_table(a)` (psql's `\d` of a
+/// foreign table lists its options so) as `SELECT f(..) FROM unnest(a) weir_option`, each
+/// `name=value` element split at its first `=` as Postgres does.
+fn options_as_unnest(query: &Query) -> Option<Query> {
+    let mut query = query.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let [table] = select.from.as_mut_slice() else {
+        return None;
+    };
+    let TableFactor::Table { name, alias, args: Some(_), .. } = &mut table.relation else {
+        return None;
+    };
+    if !name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_options_to_table"))
+    {
+        return None;
+    }
+    let element = Ident::new("weir_option");
+    *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("unnest"))]);
+    *alias = Some(datafusion::sql::sqlparser::ast::TableAlias {
+        explicit: false,
+        name: element.clone(),
+        columns: vec![],
+        at: None,
+    });
+    let option = || Expr::Identifier(element.clone());
+    let equals = || Expr::Value(Value::SingleQuotedString("=".into()).into());
+    let option_name =
+        call("split_part", vec![option(), equals(), Expr::Value(Value::Number("1".into(), false).into())]);
+    let after_equals = Expr::BinaryOp {
+        left: Box::new(call("strpos", vec![option(), equals()])),
+        op: BinaryOperator::Plus,
+        right: Box::new(Expr::Value(Value::Number("1".into(), false).into())),
+    };
+    let option_value = call("substr", vec![option(), after_equals]);
+    let _ = visit_expressions_mut(&mut select.projection, |e| {
+        if let Expr::Identifier(i) = e {
+            if i.value.eq_ignore_ascii_case("option_name") {
+                *e = option_name.clone();
+            } else if i.value.eq_ignore_ascii_case("option_value") {
+                *e = option_value.clone();
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(query)
 }
 
 /// `ORDER BY 1` or `ORDER BY <alias>` in a one-column subquery.
@@ -726,6 +779,21 @@ mod tests {
             "SELECT coalesce((SELECT array_agg(b.rolname ORDER BY b.rolname) FROM pg_catalog.pg_auth_members m \
              JOIN pg_catalog.pg_roles b ON (m.roleid = b.oid) WHERE m.member = r.oid), make_array()) \
              FROM pg_catalog.pg_roles r"
+        );
+    }
+
+    #[test]
+    fn options_of_a_foreign_table_become_array_transform() {
+        assert_eq!(
+            rewrite(
+                "SELECT pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_ident(option_name) || ' ' || \
+                 pg_catalog.quote_literal(option_value) FROM pg_catalog.pg_options_to_table(ftoptions)), ', ') \
+                 FROM pg_catalog.pg_foreign_table f"
+            ),
+            "SELECT array_to_string(coalesce(array_transform(ftoptions, weir_option -> \
+             quote_ident(split_part(weir_option, '=', 1)) || ' ' || \
+             quote_literal(substr(weir_option, strpos(weir_option, '=') + 1))), make_array()), ', ') \
+             FROM pg_catalog.pg_foreign_table f"
         );
     }
 

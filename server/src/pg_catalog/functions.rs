@@ -715,6 +715,10 @@ fn utility_functions(_snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
             let names = strings(arg(args, 0)?)?;
             text_rows(rows, |row| Ok(str_at(&names, row).map(naming::quote_ident)))
         }),
+        function("quote_literal", &[1], Returns::Fixed(text), |args, rows| {
+            let values = strings(arg(args, 0)?)?;
+            text_rows(rows, |row| Ok(str_at(&values, row).map(naming::quote_literal)))
+        }),
         function("pg_typeof", &[1], Returns::Fixed(text), |args, rows| {
             let name = pg_type_name_of(arg(args, 0)?.data_type());
             text_rows(rows, |_| Ok(Some(name.clone())))

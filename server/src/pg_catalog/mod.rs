@@ -23,6 +23,8 @@
 //! - [`naming`]: relation names read and printed as `regclass` does, and `quote_ident`.
 //! - [`pg_class`]: `pg_class` and `pg_attribute`.
 //! - [`indexes`]: `pg_index`, `pg_constraint`, `pg_get_indexdef` / `pg_get_constraintdef`.
+//! - [`foreign_tables`]: sources as foreign tables (relkind `f`), their connectors as
+//!   foreign servers.
 //! - [`relation_views`]: `pg_tables`, `pg_views`, `pg_matviews`, `pg_indexes`.
 //! - [`empty_catalogs`]: catalogs of features Weir lacks, which psql reads anyway.
 //! - [`cluster`]: databases, roles, settings, access methods, collations, tablespaces.
@@ -37,6 +39,7 @@
 mod cluster;
 pub(crate) mod columns;
 mod empty_catalogs;
+mod foreign_tables;
 mod functions;
 mod indexes;
 mod information_schema;
@@ -56,7 +59,7 @@ use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::Result as DfResult;
-use weir_plan::catalog::{TableDef, ViewDef};
+use weir_plan::catalog::{SourceDef, TableDef, ViewDef};
 
 pub use functions::register_functions;
 pub use naming::quote_ident;
@@ -68,6 +71,8 @@ pub struct CatalogSnapshot {
     pub tables: Vec<TableDef>,
     /// Materialized views (shown in `pg_class` with relkind `m`).
     pub views: Vec<ViewDef>,
+    /// Sources (shown in `pg_class` as foreign tables, relkind `f`).
+    pub sources: Vec<SourceDef>,
     /// Current database name, e.g. "weir".
     pub database: String,
     /// Current user, e.g. "weir".

@@ -87,6 +87,16 @@ fn finish_part(current: &mut String, was_quoted: &mut bool) -> String {
     part
 }
 
+/// A string as a SQL literal, as Postgres' `quote_literal` writes it: in single quotes,
+/// quotes doubled, and with backslashes doubled behind an `E` prefix.
+pub fn quote_literal(value: &str) -> String {
+    let quoted = value.replace('\'', "''");
+    match value.contains('\\') {
+        true => format!("E'{}'", quoted.replace('\\', "\\\\")),
+        false => format!("'{quoted}'"),
+    }
+}
+
 /// Postgres' `quote_ident`: quotes unless the name is a plain lower-case identifier and not
 /// a reserved word.
 pub fn quote_ident(name: &str) -> String {

@@ -10,6 +10,7 @@ use datafusion::error::Result;
 
 use super::columns::{build_batch, Columns, Row};
 use super::empty_catalogs as empty;
+use super::foreign_tables as foreign;
 use super::{cluster, indexes, information_schema as info, namespaces, pg_class, relation_views, types};
 use super::{CatalogSnapshot, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID};
 
@@ -114,9 +115,9 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     table("pg_publication_rel", 6106, empty::PG_PUBLICATION_REL, no_rows),
     table("pg_event_trigger", 3466, empty::PG_EVENT_TRIGGER, no_rows),
     table("pg_subscription", 6100, empty::PG_SUBSCRIPTION, no_rows),
-    table("pg_foreign_data_wrapper", 2328, empty::PG_FOREIGN_DATA_WRAPPER, no_rows),
-    table("pg_foreign_server", 1417, empty::PG_FOREIGN_SERVER, no_rows),
-    table("pg_foreign_table", 3118, empty::PG_FOREIGN_TABLE, no_rows),
+    table("pg_foreign_data_wrapper", 2328, empty::PG_FOREIGN_DATA_WRAPPER, foreign::pg_foreign_data_wrapper),
+    table("pg_foreign_server", 1417, empty::PG_FOREIGN_SERVER, foreign::pg_foreign_server),
+    table("pg_foreign_table", 3118, empty::PG_FOREIGN_TABLE, foreign::pg_foreign_table),
     table("pg_proc", 1255, cluster::PG_PROC, no_rows),
     table("pg_enum", 3501, cluster::PG_ENUM, no_rows),
     table("pg_range", 3541, cluster::PG_RANGE, no_rows),

@@ -8,7 +8,7 @@
 //! a relation of kind `m` with its columns and no indexes; `pg_matviews` lists it with its
 //! definition.
 
-use weir_plan::catalog::{TableDef, ViewDef};
+use weir_plan::catalog::{SourceDef, TableDef, ViewDef};
 
 use super::namespaces::namespace_oid;
 use super::registry::{self, SystemKind};
@@ -21,7 +21,8 @@ pub struct Relation {
     pub oid: i64,
     pub name: String,
     pub namespace: i64,
-    /// `pg_class.relkind`: `r` table, `v` view, `m` materialized view, `i` index.
+    /// `pg_class.relkind`: `r` table, `v` view, `m` materialized view, `i` index, `f`
+    /// foreign table (a source).
     pub kind: &'static str,
     pub attributes: Vec<Attribute>,
     pub has_index: bool,
@@ -72,6 +73,11 @@ fn user_table(def: &TableDef) -> Relation {
         user: true,
         object: Some(def.id),
     }
+}
+
+/// A source: a foreign table (its rows live outside Weir), never indexed.
+fn user_source(def: &SourceDef) -> Relation {
+    Relation { kind: "f", has_index: false, ..user_table(&def.relation()) }
 }
 
 /// A materialized view: its columns as a table's, stored in the heap, never indexed.
@@ -140,6 +146,7 @@ pub fn all_relations(snapshot: &CatalogSnapshot) -> Vec<Relation> {
         }
     }
     relations.extend(snapshot.views.iter().map(user_view));
+    relations.extend(snapshot.sources.iter().map(user_source));
     relations
 }
 

@@ -59,6 +59,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
             ],
             "SELECT customer, sum(amount) AS total, count(*) AS n FROM orders GROUP BY customer",
         )],
+        sources: Vec::new(),
         database: "weir".into(),
         user: "weir".into(),
         settings: vec![
