@@ -926,6 +926,33 @@ mod tests {
     }
 
     #[test]
+    fn decimal_sums_with_special_values_round_trip() {
+        use crate::functions::numeric_special::{NAN, NEG_INF, POS_INF};
+        // Group 1 (rows 1, 4, 7) holds NaN and both infinities: NaN; after the retractions
+        // of the NaN and of -Infinity, Infinity.
+        let values = [Some(1), Some(NAN), Some(3), Some(4), Some(NEG_INF), Some(6), None, Some(POS_INF)];
+        let before = [Rows(decimals(&values), vec![1; 8])];
+        let after =
+            [Rows(decimals(&[Some(5), Some(NAN), Some(2), Some(8), Some(NEG_INF)]), vec![1, -1, 1, 1, -1])];
+        let sum = DataType::Decimal128(38, 2);
+        round_trip(make(Sum, Some(DataType::Decimal128(10, 2)), sum.clone(), false), &before, &after);
+        round_trip(
+            make(Avg, Some(DataType::Decimal128(10, 2)), DataType::Decimal128(38, 6), false),
+            &before,
+            &after,
+        );
+        let mut acc = make(Sum, Some(DataType::Decimal128(10, 2)), sum, false)();
+        spread(acc.as_mut(), &before[0]);
+        let results = |acc: &mut Box<dyn GroupAccumulator>| {
+            let out = acc.evaluate(&[1]).unwrap();
+            out.as_primitive::<Decimal128Type>().value(0)
+        };
+        assert_eq!(results(&mut acc), NAN);
+        spread(acc.as_mut(), &after[0]);
+        assert_eq!(results(&mut acc), POS_INF);
+    }
+
+    #[test]
     fn count_rows_round_trips() {
         let before = [Rows(None, vec![1, 1, 1, 1, 1, 1, 1, -1])];
         round_trip(
