@@ -490,8 +490,8 @@ fn bad(row: usize, (code, message): (&'static str, String)) -> BadField {
 }
 
 /// A numeric field that does not read: `22003` when it is too big for its column (as in
-/// Postgres, which says "numeric field overflow"), `0A000` for NaN and infinities, else
-/// `22P02`.
+/// Postgres, which says "numeric field overflow"; also an infinity in `numeric(p, s)`),
+/// else `22P02`.
 fn numeric_field_error(
     row: usize,
     e: datafusion::error::DataFusionError,
@@ -782,8 +782,14 @@ mod tests {
         let (row, code, message) =
             convert_column(&too_big, &column_type, &DataType::Decimal128(10, 2)).expect_err("1e9");
         assert_eq!((row, code, message.as_str()), (1, "22003", "numeric field overflow"));
+        // NaN fits numeric(10,2); an infinity does not, as in Postgres.
         let nan = StringArray::from(vec![Some("NaN")]);
-        let (_, code, _) = convert_column(&nan, &column_type, &DataType::Decimal128(10, 2)).expect_err("NaN");
-        assert_eq!(code, "0A000");
+        let converted = convert_column(&nan, &column_type, &DataType::Decimal128(10, 2)).expect("NaN");
+        let values = converted.as_any().downcast_ref::<arrow::array::Decimal128Array>().expect("decimals");
+        assert_eq!(values.value(0), weir_executor::functions::numeric_special::NAN);
+        let infinity = StringArray::from(vec![Some("-Infinity")]);
+        let (_, code, _) =
+            convert_column(&infinity, &column_type, &DataType::Decimal128(10, 2)).expect_err("-Infinity");
+        assert_eq!(code, "22003");
     }
 }

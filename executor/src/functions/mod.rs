@@ -41,10 +41,12 @@ mod integer_arithmetic;
 mod interval;
 mod interval_arithmetic;
 pub mod numeric;
-mod numeric_aggregates;
+pub mod numeric_aggregates;
 mod numeric_div;
 mod numeric_mul;
 mod numeric_rounding;
+pub mod numeric_special;
+mod numeric_special_rule;
 mod numeric_to_integer;
 mod numeric_to_text;
 mod text_to_numeric;
@@ -100,6 +102,20 @@ pub fn session_context_with_runtime(
     ctx.add_analyzer_rule(Arc::new(text_to_numeric::TextToNumeric));
     ctx.register_udf(numeric_to_text::numeric_to_text());
     ctx.add_analyzer_rule(Arc::new(numeric_to_text::NumericToText));
+    // NaN and ±Infinity: last, so that it sees every cast and operator the rules above leave.
+    for special in [
+        numeric_special::numeric_arith(),
+        numeric_special::numeric_neg(),
+        numeric_special::numeric_cast(),
+        numeric_special::numeric_to_float(),
+        numeric_special::float_to_numeric(),
+        numeric_special::numeric_finite(),
+        numeric_special::abs(),
+        numeric_special::trunc(),
+    ] {
+        ctx.register_udf(special);
+    }
+    ctx.add_analyzer_rule(Arc::new(numeric_special_rule::NumericSpecialValues));
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.
     for planner in [

@@ -32,6 +32,9 @@ pub fn is_unconstrained(dt: &DataType) -> bool {
 /// `numeric` (stored at scale 10) drops the padding zeros, as Postgres prints the value
 /// that was written. The wire protocol's encoder and casts to text share it.
 pub fn numeric_text(value: i128, scale: i8) -> String {
+    if let Some(special) = super::numeric_special::special(value) {
+        return special.text().to_string();
+    }
     let digits = value.unsigned_abs().to_string();
     let places = scale.max(0) as usize;
     let mut text = if places == 0 {
@@ -80,18 +83,18 @@ pub fn div_round(value: i256, divisor: i256) -> Option<i256> {
 /// Moves `value` from scale `from` to scale `to` (rounding half away from zero when the
 /// scale shrinks), checks it has at most `precision` digits, and narrows it to `i128`.
 pub fn fit(value: i256, from: i8, precision: u8, to: i8) -> Result<i128, DataFusionError> {
-    let type_name = format!("numeric({precision},{to})");
+    let type_name = || format!("numeric({precision},{to})");
     let shift = i32::from(to) - i32::from(from);
     let scaled = if shift >= 0 {
         value.checked_mul(pow10(shift.unsigned_abs()))
     } else {
         div_round(value, pow10(shift.unsigned_abs()))
     };
-    let scaled = scaled.ok_or_else(|| out_of_range(format!("the result does not fit {type_name}")))?;
+    let scaled = scaled.ok_or_else(|| out_of_range(format!("the result does not fit {}", type_name())))?;
     let limit = pow10(u32::from(precision));
     match scaled.checked_abs() {
-        Some(abs) if abs < limit => scaled.to_i128().ok_or_else(|| out_of_range(type_name)),
-        _ => Err(out_of_range(format!("the result does not fit {type_name}"))),
+        Some(abs) if abs < limit => scaled.to_i128().ok_or_else(|| out_of_range(type_name())),
+        _ => Err(out_of_range(format!("the result does not fit {}", type_name()))),
     }
 }
 

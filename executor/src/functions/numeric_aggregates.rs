@@ -8,9 +8,13 @@
 //! is produced. Streaming views do the same in their own accumulators
 //! (`operators/hash_aggregate/accumulators.rs`); both return the types declared here.
 //!
+//! `NaN` and the infinities are counted apart from the sum (see
+//! [`SpecialCounts`]): `sum` of `Infinity` and `-Infinity` is `NaN`, as in Postgres.
+//!
 //! Return types: `sum(numeric(p, s))` is `numeric(38, s)`; `avg(numeric(p, s))` is
-//! `numeric(38, s + 4)`, and unconstrained `numeric` stays unconstrained for both. `sum`
-//! and `avg` of integers keep DataFusion's types (`bigint`, `double precision`).
+//! `numeric(38, s + 4)`, and unconstrained `numeric` stays unconstrained for both. As in
+//! Postgres, `avg` of integers is `numeric` (`numeric(38, 16)`, see [`integer_avg`]) and
+//! `sum(bigint)` is `numeric` (`numeric(38, 0)`); `sum` of smaller integers is `bigint`.
 
 use std::sync::Arc;
 
@@ -26,6 +30,7 @@ use datafusion::logical_expr::{
 };
 
 use super::numeric::{div_round, fit, is_unconstrained, out_of_range, pow10, UNCONSTRAINED_SCALE};
+use super::numeric_special::SpecialCounts;
 
 /// Which of the two aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,14 +44,14 @@ enum Kind {
 pub struct ExactSumAvg {
     kind: Kind,
     inner: Arc<AggregateUDF>,
+    signature: Signature,
 }
 
 /// `sum`, replacing DataFusion's.
 pub fn sum() -> AggregateUDF {
-    AggregateUDF::new_from_impl(ExactSumAvg {
-        kind: Kind::Sum,
-        inner: datafusion::functions_aggregate::sum::sum_udaf(),
-    })
+    let inner = datafusion::functions_aggregate::sum::sum_udaf();
+    let signature = Signature::user_defined(datafusion::logical_expr::Volatility::Immutable);
+    AggregateUDF::new_from_impl(ExactSumAvg { kind: Kind::Sum, inner, signature })
 }
 
 /// `avg`, replacing DataFusion's.
@@ -54,11 +59,78 @@ pub fn avg() -> AggregateUDF {
     AggregateUDF::new_from_impl(ExactSumAvg {
         kind: Kind::Avg,
         inner: datafusion::functions_aggregate::average::avg_udaf(),
+        signature: avg_signature(),
     })
 }
 
-/// The return type of `sum`/`avg` over a decimal of scale `s`, as declared for views too.
+/// DataFusion's `avg` signature, except that integers stay integers (DataFusion's makes
+/// them `double precision`): their average is an exact `numeric`.
+fn avg_signature() -> Signature {
+    use datafusion::common::types::{logical_float64, NativeType};
+    use datafusion::logical_expr::{Coercion, TypeSignature, TypeSignatureClass, Volatility};
+    let exact = |class| TypeSignature::Coercible(vec![Coercion::new_exact(class)]);
+    Signature::one_of(
+        vec![
+            exact(TypeSignatureClass::Decimal),
+            exact(TypeSignatureClass::Integer),
+            exact(TypeSignatureClass::Duration),
+            TypeSignature::Coercible(vec![Coercion::new_implicit(
+                TypeSignatureClass::Native(logical_float64()),
+                vec![TypeSignatureClass::Float],
+                NativeType::Float64,
+            )]),
+        ],
+        Volatility::Immutable,
+    )
+}
+
+/// The scale of `avg` over integers (see [`integer_avg`]).
+pub const INTEGER_AVG_SCALE: i8 = 16;
+
+/// The scale Postgres gives the quotient `sum / count` of two integers (its
+/// `select_div_scale`): 16 significant digits, counted in its base-10000 digits, so fewer
+/// places for a larger quotient (`1000000000.50000000`) and more for a smaller one
+/// (`0.50000000000000000000`).
+fn postgres_quotient_scale(sum: i256, count: i64) -> i32 {
+    // A positive integer's weight (base-10000 digits before the point, less one) and
+    // leading base-10000 digit; 0 has both 0.
+    let base_10000 = |v: i256| {
+        let (mut v, ten_thousand, mut weight) = (v.wrapping_abs(), i256::from_i128(10_000), 0i32);
+        while v >= ten_thousand {
+            v = v.wrapping_div(ten_thousand);
+            weight += 1;
+        }
+        (weight, v)
+    };
+    let (sum_weight, sum_first) = base_10000(sum);
+    let (count_weight, count_first) = base_10000(i256::from_i128(i128::from(count)));
+    let mut quotient_weight = sum_weight - count_weight;
+    if sum_first <= count_first {
+        quotient_weight -= 1;
+    }
+    (16 - 4 * quotient_weight).clamp(0, 1000)
+}
+
+/// `avg` of integers as Postgres computes it, `sum / count` rounded half away from zero to
+/// Postgres' scale for the quotient, written at [`INTEGER_AVG_SCALE`] (`1.6666666666666667`
+/// as in Postgres; `1000000000.5000000000000000` where Postgres prints
+/// `1000000000.50000000`, the same value). Past 16 places (an average below 1) the value is
+/// rounded at 16 places where Postgres keeps more.
+pub fn integer_avg(sum: i256, count: i64) -> Result<i128> {
+    let places = postgres_quotient_scale(sum, count).min(i32::from(INTEGER_AVG_SCALE));
+    let too_big = || out_of_range("avg");
+    let scaled = sum.checked_mul(pow10(places.unsigned_abs())).ok_or_else(too_big)?;
+    let quotient = div_round(scaled, i256::from_i128(i128::from(count))).ok_or_else(too_big)?;
+    fit(quotient, places as i8, 38, INTEGER_AVG_SCALE)
+}
+
+/// The return type of `sum`/`avg` over a decimal of scale `s`, and of `avg` over integers
+/// and `sum` over `bigint` (both `numeric`, as in Postgres), as declared for views too.
 pub fn decimal_result(kind_is_avg: bool, input: &DataType) -> Option<DataType> {
+    match (kind_is_avg, input) {
+        (true, t) if t.is_integer() => return Some(DataType::Decimal128(38, INTEGER_AVG_SCALE)),
+        _ => {}
+    }
     let DataType::Decimal128(_, s) = input else { return None };
     let scale = match (kind_is_avg, is_unconstrained(input)) {
         (_, true) => UNCONSTRAINED_SCALE,
@@ -71,8 +143,7 @@ pub fn decimal_result(kind_is_avg: bool, input: &DataType) -> Option<DataType> {
 impl ExactSumAvg {
     /// Whether this call is computed here rather than by DataFusion.
     fn exact(&self, input: &DataType, distinct: bool) -> bool {
-        !distinct
-            && matches!((self.kind, input), (_, DataType::Decimal128(..)) | (Kind::Sum, DataType::Int64))
+        !distinct && (matches!(input, DataType::Decimal128(..)) || is_signed_integer(input))
     }
 
     fn accumulator_for(&self, input: &DataType, output: &DataType) -> Result<Box<dyn Accumulator>> {
@@ -86,6 +157,7 @@ impl ExactSumAvg {
             output: output.clone(),
             sum: i256::ZERO,
             count: 0,
+            specials: SpecialCounts::default(),
         }))
     }
 }
@@ -98,9 +170,33 @@ impl AggregateUDFImpl for ExactSumAvg {
         self.inner.aliases()
     }
     fn signature(&self) -> &Signature {
-        self.inner.signature()
+        &self.signature
+    }
+    /// `sum`: DataFusion's coercions, except that a `bigint` argument is summed as
+    /// `numeric(38, 0)`, so that its sum is `numeric` as in Postgres, and smaller integers
+    /// stay as they are (DataFusion makes them `bigint`, whose sum would then be `numeric`
+    /// too, where Postgres' `sum(int)` is `bigint`). Coercing twice changes nothing.
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let fields: Vec<FieldRef> =
+            arg_types.iter().map(|t| Arc::new(Field::new("argument", t.clone(), true))).collect();
+        let coerced = datafusion::logical_expr::type_coercion::functions::fields_with_udf(
+            &fields,
+            self.inner.as_ref(),
+        )?;
+        Ok(arg_types
+            .iter()
+            .zip(coerced)
+            .map(|(given, field)| match given {
+                DataType::Int64 => DataType::Decimal128(38, 0),
+                t if is_signed_integer(t) => t.clone(),
+                _ => field.data_type().clone(),
+            })
+            .collect())
     }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        if self.kind == Kind::Sum && arg_types.first().is_some_and(is_signed_integer) {
+            return Ok(DataType::Int64);
+        }
         match arg_types.first().and_then(|t| decimal_result(self.kind == Kind::Avg, t)) {
             Some(t) => Ok(t),
             None => self.inner.return_type(arg_types),
@@ -111,7 +207,8 @@ impl AggregateUDFImpl for ExactSumAvg {
         if self.exact(&input, args.is_distinct) {
             return self.accumulator_for(&input, args.return_field.data_type());
         }
-        self.inner.inner().accumulator(args)
+        let inner = self.inner.inner().accumulator(args)?;
+        Ok(bigint_input(inner, &input))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let input = args.input_fields[0].data_type();
@@ -125,6 +222,9 @@ impl AggregateUDFImpl for ExactSumAvg {
         Ok(vec![
             Arc::new(Field::new(format_state_name(args.name, "sum"), DataType::Decimal256(76, scale), true)),
             Arc::new(Field::new(format_state_name(args.name, "count"), DataType::Int64, true)),
+            Arc::new(Field::new(format_state_name(args.name, "nan"), DataType::Int64, true)),
+            Arc::new(Field::new(format_state_name(args.name, "pos_inf"), DataType::Int64, true)),
+            Arc::new(Field::new(format_state_name(args.name, "neg_inf"), DataType::Int64, true)),
         ])
     }
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
@@ -139,7 +239,8 @@ impl AggregateUDFImpl for ExactSumAvg {
         if self.exact(&input, args.is_distinct) {
             return self.accumulator_for(&input, args.return_field.data_type());
         }
-        self.inner.inner().create_sliding_accumulator(args)
+        let inner = self.inner.inner().create_sliding_accumulator(args)?;
+        Ok(bigint_input(inner, &input))
     }
     fn reverse_expr(&self) -> ReversedUDAF {
         ReversedUDAF::Identical
@@ -152,6 +253,52 @@ impl AggregateUDFImpl for ExactSumAvg {
     }
 }
 
+fn is_signed_integer(t: &DataType) -> bool {
+    matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64)
+}
+
+/// `sum(DISTINCT x)` of a `smallint` or `int` is DataFusion's, which reads its input as
+/// `bigint` (the type DataFusion's own coercion gives it; Weir's keeps the argument's).
+fn bigint_input(inner: Box<dyn Accumulator>, input: &DataType) -> Box<dyn Accumulator> {
+    match is_signed_integer(input) && input != &DataType::Int64 {
+        true => Box::new(BigintInput { inner }),
+        false => inner,
+    }
+}
+
+#[derive(Debug)]
+struct BigintInput {
+    inner: Box<dyn Accumulator>,
+}
+
+fn as_bigint(values: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
+    Ok(values.iter().map(|v| arrow::compute::cast(v, &DataType::Int64)).collect::<Result<_, _>>()?)
+}
+
+impl Accumulator for BigintInput {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.inner.update_batch(&as_bigint(values)?)
+    }
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.inner.retract_batch(&as_bigint(values)?)
+    }
+    fn supports_retract_batch(&self) -> bool {
+        self.inner.supports_retract_batch()
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.inner.state()
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.inner.merge_batch(states)
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.inner.evaluate()
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+}
+
 /// A 256-bit running sum and count; the result is checked against the return type.
 #[derive(Debug)]
 struct ExactAccumulator {
@@ -161,11 +308,14 @@ struct ExactAccumulator {
     output: DataType,
     sum: i256,
     count: i64,
+    /// `NaN`s and infinities among the values, which are not in `sum`.
+    specials: SpecialCounts,
 }
 
 impl ExactAccumulator {
     fn add(&mut self, values: &ArrayRef, sign: i64) -> Result<()> {
         let weight = i256::from_i128(i128::from(sign));
+        let specials = &mut self.specials;
         let mut add = |v: i256| {
             // Exact: 2^255 is beyond any sum of 2^63 values below 2^128.
             self.sum = self.sum.wrapping_add(v.wrapping_mul(weight));
@@ -174,9 +324,16 @@ impl ExactAccumulator {
         match values.data_type() {
             DataType::Decimal128(..) => {
                 let values = values.as_primitive::<Decimal128Type>();
-                values.iter().flatten().for_each(|v| add(i256::from_i128(v)));
+                for v in values.iter().flatten() {
+                    match specials.count(v, sign) {
+                        // Counted, and in the count of values `avg` divides by.
+                        true => add(i256::ZERO),
+                        false => add(i256::from_i128(v)),
+                    }
+                }
             }
-            DataType::Int64 => {
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                let values = arrow::compute::cast(values, &DataType::Int64)?;
                 let values = values.as_primitive::<Int64Type>();
                 values.iter().flatten().for_each(|v| add(i256::from_i128(i128::from(v))));
             }
@@ -200,15 +357,30 @@ impl Accumulator for ExactAccumulator {
         Ok(vec![
             ScalarValue::Decimal256(Some(self.sum), 76, self.scale),
             ScalarValue::Int64(Some(self.count)),
+            ScalarValue::Int64(Some(self.specials.nan)),
+            ScalarValue::Int64(Some(self.specials.pos_inf)),
+            ScalarValue::Int64(Some(self.specials.neg_inf)),
         ])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let sums = states[0].as_primitive::<Decimal256Type>();
         let counts = states[1].as_primitive::<Int64Type>();
+        let special = |at: usize, i: usize| {
+            states
+                .get(at)
+                .map(|s| s.as_primitive::<Int64Type>())
+                .filter(|s| s.is_valid(i))
+                .map_or(0, |s| s.value(i))
+        };
         for i in 0..sums.len() {
             if sums.is_valid(i) && counts.is_valid(i) {
                 self.sum = self.sum.wrapping_add(sums.value(i));
                 self.count += counts.value(i);
+                self.specials.merge(SpecialCounts {
+                    nan: special(2, i),
+                    pos_inf: special(3, i),
+                    neg_inf: special(4, i),
+                });
             }
         }
         Ok(())
@@ -217,9 +389,15 @@ impl Accumulator for ExactAccumulator {
         if self.count <= 0 {
             return ScalarValue::try_from(&self.output);
         }
+        if let (DataType::Decimal128(p, s), Some(special)) = (&self.output, self.specials.result()) {
+            return Ok(ScalarValue::Decimal128(Some(special), *p, *s));
+        }
         match (&self.output, self.kind) {
             (DataType::Decimal128(p, s), Kind::Sum) => {
                 Ok(ScalarValue::Decimal128(Some(fit(self.sum, self.scale, *p, *s)?), *p, *s))
+            }
+            (DataType::Decimal128(p, s), Kind::Avg) if self.scale == 0 && *s == INTEGER_AVG_SCALE => {
+                Ok(ScalarValue::Decimal128(Some(integer_avg(self.sum, self.count)?), *p, *s))
             }
             (DataType::Decimal128(p, s), Kind::Avg) => {
                 // Divide at two more digits than the result, then round once in `fit`.
@@ -261,7 +439,14 @@ mod tests {
         let is_avg = kind == Kind::Avg;
         let output = decimal_result(is_avg, &input).unwrap_or(DataType::Int64);
         let scale = if let DataType::Decimal128(_, s) = input { s } else { 0 };
-        ExactAccumulator { kind, scale, output, sum: i256::ZERO, count: 0 }
+        ExactAccumulator {
+            kind,
+            scale,
+            output,
+            sum: i256::ZERO,
+            count: 0,
+            specials: SpecialCounts::default(),
+        }
     }
 
     #[test]
@@ -293,10 +478,56 @@ mod tests {
     }
 
     #[test]
-    fn bigint_sum_overflow_is_an_error() {
-        let mut a = acc(Kind::Sum, DataType::Int64);
-        a.update_batch(&[Arc::new(Int64Array::from(vec![i64::MAX, 1])) as ArrayRef]).unwrap();
-        assert!(a.evaluate().unwrap_err().to_string().contains("bigint out of range"));
+    fn bigint_sums_are_numeric_past_bigint() {
+        // bigint arguments are coerced to numeric(38, 0) (see `coerce_types`).
+        let coerce = |t: DataType| sum().coerce_types(&[t]).unwrap();
+        assert_eq!(coerce(DataType::Int64), vec![DataType::Decimal128(38, 0)]);
+        assert_eq!(coerce(DataType::Int32), vec![DataType::Int32]);
+        // Coercing again changes nothing.
+        assert_eq!(coerce(DataType::Decimal128(38, 0)), vec![DataType::Decimal128(38, 0)]);
+        let mut a = acc(Kind::Sum, DataType::Decimal128(38, 0));
+        let max = i128::from(i64::MAX);
+        a.update_batch(&[decimals(&[max, max], 38, 0)]).unwrap();
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Decimal128(Some(2 * max), 38, 0));
+    }
+
+    #[test]
+    fn integer_averages_have_postgres_scale() {
+        let avg = |values: Vec<i64>| {
+            let mut a = acc(Kind::Avg, DataType::Int64);
+            a.update_batch(&[Arc::new(Int64Array::from(values)) as ArrayRef]).unwrap();
+            match a.evaluate().unwrap() {
+                ScalarValue::Decimal128(Some(v), 38, 16) => super::super::numeric::numeric_text(v, 16),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Expected values from PostgreSQL 15.
+        assert_eq!(avg(vec![1, 2, 2]), "1.6666666666666667");
+        assert_eq!(avg(vec![-1, -2, -2]), "-1.6666666666666667");
+        assert_eq!(avg(vec![1, 2, 3]), "2.0000000000000000");
+        assert_eq!(avg(vec![12345, 12346]), "12345.5000000000000000");
+        // Postgres: 1000000000.50000000 (8 places), the same value.
+        assert_eq!(avg(vec![1_000_000_000, 1_000_000_001]), "1000000000.5000000000000000");
+        // Postgres: 9223372036854775807, rounded to a whole number.
+        assert_eq!(avg(vec![i64::MAX, i64::MAX - 1]), "9223372036854775807.0000000000000000");
+    }
+
+    #[test]
+    fn special_values_are_counted_and_can_be_retracted() {
+        use super::super::numeric_special::{NAN, NEG_INF, POS_INF};
+        let mut sum = acc(Kind::Sum, DataType::Decimal128(38, 10));
+        sum.update_batch(&[decimals(&[POS_INF, 5, NEG_INF], 38, 10)]).unwrap();
+        assert_eq!(sum.evaluate().unwrap(), ScalarValue::Decimal128(Some(NAN), 38, 10));
+        sum.retract_batch(&[decimals(&[NEG_INF], 38, 10)]).unwrap();
+        assert_eq!(sum.evaluate().unwrap(), ScalarValue::Decimal128(Some(POS_INF), 38, 10));
+        sum.retract_batch(&[decimals(&[POS_INF], 38, 10)]).unwrap();
+        assert_eq!(sum.evaluate().unwrap(), ScalarValue::Decimal128(Some(5), 38, 10));
+        let mut avg = acc(Kind::Avg, DataType::Decimal128(10, 2));
+        avg.update_batch(&[decimals(&[NAN, 100], 10, 2)]).unwrap();
+        let state: Vec<ArrayRef> = avg.state().unwrap().iter().map(|v| v.to_array().unwrap()).collect();
+        let mut merged = acc(Kind::Avg, DataType::Decimal128(10, 2));
+        merged.merge_batch(&state).unwrap();
+        assert_eq!(merged.evaluate().unwrap(), ScalarValue::Decimal128(Some(NAN), 38, 6));
     }
 
     #[test]

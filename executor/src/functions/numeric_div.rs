@@ -9,7 +9,8 @@
 //! `numeric` (`Decimal128(38, 10)`, ten places, as products with an unconstrained factor
 //! are), computed exactly in 256 bits and rounded half away from zero as Postgres rounds.
 //! A divisor of zero raises `22012`; a quotient beyond 28 digits before the point raises
-//! `22003`. Integer division is untouched.
+//! `22003`. Integer division is untouched. `NaN` and the infinities divide as in Postgres
+//! (see [`super::numeric_special`]).
 
 use std::sync::Arc;
 
@@ -44,6 +45,10 @@ pub fn needs_numeric_div(left: &DataType, right: &DataType) -> bool {
 
 /// `(a / 10^sa) / (b / 10^sb)` at the unconstrained scale, rounded half away from zero.
 fn quotient(a: i128, sa: i8, b: i128, sb: i8) -> Result<i128> {
+    use super::numeric_special::{arith, is_special, Op};
+    if is_special(a) || is_special(b) {
+        return arith(Op::Div, a, sa, b, sb, UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE);
+    }
     if b == 0 {
         return Err(DataFusionError::ArrowError(Box::new(arrow::error::ArrowError::DivideByZero), None));
     }

@@ -27,6 +27,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use super::numeric::{fit, is_unconstrained, unconstrained, UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE};
+use super::numeric_special::{arith, is_special, Op};
 
 /// `numeric_mul(a, b)`: the exact product of two numerics (or integers), as unconstrained numeric.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -89,8 +90,14 @@ impl ScalarUDFImpl for NumericMul {
             out.push(if left.is_null(i) || right.is_null(i) {
                 None
             } else {
-                let product = i256::from_i128(left.value(i)).wrapping_mul(i256::from_i128(right.value(i)));
-                Some(fit(product, ls + rs, UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE)?)
+                let (l, r) = (left.value(i), right.value(i));
+                Some(match is_special(l) || is_special(r) {
+                    true => arith(Op::Mul, l, ls, r, rs, UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE)?,
+                    false => {
+                        let product = i256::from_i128(l).wrapping_mul(i256::from_i128(r));
+                        fit(product, ls + rs, UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE)?
+                    }
+                })
             });
         }
         let array = Decimal128Array::from(out)

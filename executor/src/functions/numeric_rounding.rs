@@ -8,7 +8,8 @@
 //!   never raises the scale above the argument's, so it printed `0.1`.
 //!
 //! Both were found by `pg_differential.py`. Other argument types keep DataFusion's
-//! functions, which these wrap.
+//! functions, which these wrap. `NaN` and the infinities are their own `ceil`, `floor`
+//! and `round`, as in Postgres.
 
 use std::sync::Arc;
 
@@ -77,6 +78,12 @@ impl ScalarUDFImpl for WholeNumeric {
         }
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        super::numeric_special::keep_specials(args, |args| self.whole_numbers(args))
+    }
+}
+
+impl WholeNumeric {
+    fn whole_numbers(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [argument] = args.args.as_slice() else { return self.inner.invoke_with_args(args) };
         let DataType::Decimal128(precision, scale) = argument.data_type() else {
             return self.inner.invoke_with_args(args);
@@ -201,7 +208,13 @@ impl ScalarUDFImpl for RoundToPlaces {
             None => self.inner.return_field_from_args(args),
         }
     }
-    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        super::numeric_special::keep_specials(args, |args| self.round_numbers(args))
+    }
+}
+
+impl RoundToPlaces {
+    fn round_numbers(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         places_as_int(&mut args)?;
         let (DataType::Decimal128(_, places), Some(argument)) =
             (args.return_type().clone(), args.arg_fields.first().map(|f| f.data_type().clone()))

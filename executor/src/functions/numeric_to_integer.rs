@@ -45,20 +45,25 @@ impl ScalarUDFImpl for NumericRound {
         }
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let input = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;
-        let DataType::Decimal128(_, scale) = input.data_type() else {
-            return Err(DataFusionError::Internal("numeric_round of a non-decimal".into()));
-        };
-        let values = input.as_primitive::<Decimal128Type>();
-        let rounded = values
-            .iter()
-            .map(|v| v.map(|v| fit(i256::from_i128(v), *scale, 38, 0)).transpose())
-            .collect::<Result<Decimal128Array>>()?
-            .with_precision_and_scale(38, 0)?;
-        let out: Arc<dyn Array> = Arc::new(rounded);
-        super::columnar(out, scalar)
+        // The special values stay: the cast around this raises Postgres' error for them.
+        super::numeric_special::keep_specials(args, round_numbers)
     }
+}
+
+fn round_numbers(args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+    let input = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;
+    let DataType::Decimal128(_, scale) = input.data_type() else {
+        return Err(DataFusionError::Internal("numeric_round of a non-decimal".into()));
+    };
+    let values = input.as_primitive::<Decimal128Type>();
+    let rounded = values
+        .iter()
+        .map(|v| v.map(|v| fit(i256::from_i128(v), *scale, 38, 0)).transpose())
+        .collect::<Result<Decimal128Array>>()?
+        .with_precision_and_scale(38, 0)?;
+    let out: Arc<dyn Array> = Arc::new(rounded);
+    super::columnar(out, scalar)
 }
 
 fn is_integer(t: &DataType) -> bool {

@@ -4,9 +4,11 @@
 //! were not Postgres'. [`TextToNumeric`] plans every cast of text to a decimal, written or
 //! added by coercion (an `INSERT` of a string into a `numeric` column), as `text_to_numeric`.
 //!
+//! `NaN`, `Infinity` and `-Infinity` (also `inf`, any case) are read as Postgres reads them
+//! (see [`super::numeric_special`]); an infinity fits unconstrained `numeric` only.
+//!
 //! Errors: `22P02 invalid input syntax for type numeric`, `22003` when the value does not fit
-//! the type, and `0A000` for `NaN` and `Infinity`, which Postgres' `numeric` has and Weir's
-//! (a 128-bit decimal) cannot hold. `TRY_CAST` (not Postgres syntax) keeps Arrow's cast.
+//! the type. `TRY_CAST` (not Postgres syntax) keeps Arrow's cast.
 
 use std::sync::Arc;
 
@@ -93,15 +95,8 @@ fn invalid(text: &str) -> DataFusionError {
 /// `text` as a decimal of `precision` and `scale`, rounded half away from zero.
 pub fn parse_numeric(text: &str, precision: u8, scale: i8) -> Result<i128> {
     let trimmed = text.trim();
-    let unsigned = trimmed.trim_start_matches(['+', '-']);
-    let special = ["nan", "infinity", "inf"].iter().any(|s| unsigned.eq_ignore_ascii_case(s));
-    if special && trimmed.len() - unsigned.len() <= 1 {
-        return Err(DataFusionError::ArrowError(
-            Box::new(ArrowError::NotYetImplemented(format!(
-                "numeric value \"{trimmed}\" is not supported: Weir's numeric holds finite values only"
-            ))),
-            None,
-        ));
+    if let Some(special) = super::numeric_special::parse_special(trimmed) {
+        return super::numeric_special::rescale(special.stored(), &DataType::Utf8, precision, scale);
     }
     let (negative, body) = match trimmed.as_bytes().first() {
         Some(b'-') => (true, &trimmed[1..]),
@@ -242,9 +237,14 @@ mod tests {
             let e = parse(big, 4, 2).expect_err(big);
             assert!(e.contains("numeric field overflow"), "{big}: {e}");
         }
-        for special in ["NaN", "Infinity", "-infinity", "inf"] {
-            let e = parse(special, 38, 10).expect_err(special);
-            assert!(e.contains("not supported"), "{special}: {e}");
-        }
+        use super::super::numeric_special::{NAN, NEG_INF, POS_INF};
+        assert_eq!(parse(" NaN ", 38, 10), Ok(NAN));
+        assert_eq!(parse("nan", 5, 2), Ok(NAN));
+        assert_eq!(parse("Infinity", 38, 10), Ok(POS_INF));
+        assert_eq!(parse("-inf", 38, 10), Ok(NEG_INF));
+        let e = parse("+infinity", 10, 2).expect_err("infinity in numeric(10,2)");
+        assert!(e.contains("cannot hold an infinite value"), "{e}");
+        let e = parse("-NaN", 38, 10).expect_err("-NaN");
+        assert!(e.contains("invalid input syntax"), "{e}");
     }
 }

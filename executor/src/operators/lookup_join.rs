@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::compute::{cast_with_options, filter, take, CastOptions};
+use arrow::compute::{filter, take, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_plan::job_graph::{schema_of, LookupJoinSpec, OperatorSpec};
@@ -193,7 +193,7 @@ impl Operator for LookupJoin {
             .key_columns
             .iter()
             .zip(&self.key_types)
-            .map(|(&c, t)| cast_with_options(batch.data.column(c), t, &options))
+            .map(|(&c, t)| crate::functions::numeric_special::cast_array(batch.data.column(c), t, &options))
             .collect::<Result<Vec<_>, _>>()?;
         let (positions, lookup) = self.look_up(&keys)?;
         let mut found: Vec<Option<u32>> = vec![None; batch.num_rows()];

@@ -211,6 +211,8 @@ fn lock(file: &File, path: &str) -> ExecResult<()> {
 
 impl FileWriter {
     fn write(&mut self, batch: &StreamBatch) -> ExecResult<()> {
+        // Arrow's CSV and JSON writers would print the integers that stand for them.
+        crate::functions::numeric_special::reject_specials(&batch.data, "a file sink")?;
         match self.format {
             FileFormat::Csv => {
                 let with_header = self.header && !self.wrote_header;

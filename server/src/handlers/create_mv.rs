@@ -222,8 +222,11 @@ pub(crate) async fn plan_stream_job(
         split_limit: cx.engine.split_limit(),
     };
     let options = JobOptions { temporal_tables: temporal_tables(query)?, ..options.clone() };
+    super::implicit_coercion::check(&plan)?;
     check_temporal_versions(&plan, &options.temporal_tables, &catalog)?;
     let optimized = state.optimize(&plan).map_err(from_datafusion)?;
+    let optimized = weir_executor::functions::numeric_special::spell_special_literals(optimized)
+        .map_err(from_datafusion)?;
     let graph = plan_job_graph(&optimized, id, name, parallelism, &catalog, &options)?;
     Ok((graph, optimized))
 }

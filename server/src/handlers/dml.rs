@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
-use arrow::compute::{cast_with_options, concat_batches, CastOptions};
+use arrow::compute::{concat_batches, CastOptions};
 use arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
 use futures::StreamExt;
@@ -105,7 +105,7 @@ pub async fn update(cx: &Context<'_>, update: Update) -> SqlResult<Outcome> {
         }
         let column_type = &table.def().columns[i].column_type;
         new_columns.push(
-            cast_with_options(column, field.data_type(), &options)
+            weir_executor::functions::numeric_special::cast_array(column, field.data_type(), &options)
                 .map_err(|e| assignment_error(column.data_type(), column_type, field.name(), e))?,
         );
     }

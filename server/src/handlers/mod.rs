@@ -30,6 +30,7 @@ mod describe;
 mod dml;
 mod drop;
 mod flush;
+mod implicit_coercion;
 mod inject_failure;
 mod insert_defaults;
 mod planning;

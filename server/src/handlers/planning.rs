@@ -55,6 +55,7 @@ pub(super) async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> S
         .await
         .map_err(from_datafusion)?;
     reject_window_tvfs(&plan)?;
+    super::implicit_coercion::check(&plan)?;
     let plan = pin_values_types(plan).map_err(from_datafusion)?;
     decode_bytea_literals(plan).map_err(from_datafusion)
 }

@@ -293,6 +293,20 @@ fn write_binary(col: &ArrayRef, row: usize, buf: &mut BytesMut) -> Result<(), Sq
 
 /// Postgres' binary `numeric`: base-10000 digits with weight, sign and display scale.
 fn write_numeric_binary(value: i128, scale: i8, buf: &mut BytesMut) {
+    use weir_executor::functions::numeric_special::{special, Special};
+    // NaN and the infinities: no digits, and their own sign words.
+    if let Some(special) = special(value) {
+        let sign: u16 = match special {
+            Special::NaN => 0xC000,
+            Special::PosInf => 0xD000,
+            Special::NegInf => 0xF000,
+        };
+        buf.put_i16(0);
+        buf.put_i16(0);
+        buf.put_u16(sign);
+        buf.put_i16(0);
+        return;
+    }
     let negative = value < 0;
     let scale = scale.max(0) as u32;
     let digits_str = value.unsigned_abs().to_string();

@@ -347,7 +347,7 @@ fn no_common_type(m: &str) -> Option<SqlError> {
 }
 
 /// Postgres' type categories (`pg_type.typcategory`): types of one category have a common type.
-fn type_category(t: &ColumnType) -> char {
+pub(crate) fn type_category(t: &ColumnType) -> char {
     match t {
         ColumnType::Boolean => 'B',
         ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => 'N',
@@ -360,7 +360,7 @@ fn type_category(t: &ColumnType) -> char {
 }
 
 /// A type's name without its modifier, as Postgres names types in these messages.
-fn pg_type_name(t: &ColumnType) -> String {
+pub(crate) fn pg_type_name(t: &ColumnType) -> String {
     match t {
         ColumnType::Numeric { .. } => "numeric".into(),
         ColumnType::Varchar { .. } => "character varying".into(),

@@ -27,6 +27,8 @@ use arrow::row::{RowConverter, SortField};
 
 use crate::error::{ExecError, ExecResult};
 use crate::functions::numeric::{div_round, fit, out_of_range, pow10};
+use crate::functions::numeric_aggregates::integer_avg;
+use crate::functions::numeric_special::{self, SpecialCounts};
 use weir_plan::job_graph::AggregateKind;
 
 /// The state of one aggregate call over all groups of the operator.
@@ -369,7 +371,14 @@ struct SumAvg {
     exact: Vec<i256>,
     float: Vec<f64>,
     counts: Vec<i64>,
+    /// Decimal `NaN`s and infinities, which are not in `exact` (see [`SpecialCounts`]).
+    specials: Vec<SpecialCounts>,
 }
+
+/// Marks a saved decimal group that holds special values: written where the count would
+/// be (a value no `i64` count takes), then the count and the three special counts. Groups
+/// without special values are saved as before, so older checkpoints load.
+const SPECIALS_FOLLOW: i128 = 1 << 100;
 
 impl SumAvg {
     fn new(kind: AggregateKind, input: &DataType, output: &DataType) -> ExecResult<Self> {
@@ -388,7 +397,7 @@ impl SumAvg {
             (_, Num::Int | Num::Decimal(_), DataType::Decimal128(_, s)) => Finish::AvgDecimal(*s),
             _ => Finish::AvgFloat,
         };
-        Ok(Self { num, finish, exact: vec![], float: vec![], counts: vec![] })
+        Ok(Self { num, finish, exact: vec![], float: vec![], counts: vec![], specials: vec![] })
     }
 }
 
@@ -427,6 +436,35 @@ fn add<T: ArrowPrimitiveType, S: Summand>(
     Ok(())
 }
 
+/// [`add`] for decimals: the special values are counted in `specials`, not summed.
+fn add_decimals(
+    values: &ArrayRef,
+    groups: &[u32],
+    weights: &[i8],
+    sums: &mut [i256],
+    counts: &mut [i64],
+    specials: &mut [SpecialCounts],
+) -> ExecResult<()> {
+    let values =
+        values.as_primitive_opt::<Decimal128Type>().ok_or_else(|| internal("sum", values.data_type()))?;
+    let raw = values.values();
+    for (i, (&g, &w)) in groups.iter().zip(weights).enumerate().filter(|(i, _)| values.is_valid(*i)) {
+        let g = g as usize;
+        if !specials[g].count(raw[i], i64::from(w)) {
+            sums[g] = sums[g].add_weighted(i256::from(raw[i]), w);
+        }
+        counts[g] += i64::from(w);
+    }
+    Ok(())
+}
+
+impl SumAvg {
+    /// The group's result when it holds a special value.
+    fn special(&self, group: u32) -> Option<i128> {
+        self.specials.get(group as usize).and_then(SpecialCounts::result)
+    }
+}
+
 impl GroupAccumulator for SumAvg {
     fn output_type(&self) -> DataType {
         match (self.finish, self.num) {
@@ -441,6 +479,9 @@ impl GroupAccumulator for SumAvg {
             _ => self.exact.resize(groups, i256::ZERO),
         }
         self.counts.resize(groups, 0);
+        if matches!(self.num, Num::Decimal(_)) {
+            self.specials.resize(groups, SpecialCounts::default());
+        }
     }
     fn reset(&mut self, group: usize) {
         match self.num {
@@ -448,6 +489,9 @@ impl GroupAccumulator for SumAvg {
             _ => self.exact[group] = i256::ZERO,
         }
         self.counts[group] = 0;
+        if let Some(specials) = self.specials.get_mut(group) {
+            *specials = SpecialCounts::default();
+        }
     }
     fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], weights: &[i8]) -> ExecResult<()> {
         let values = values.ok_or_else(|| ExecError::Internal("sum/avg without input".into()))?;
@@ -469,7 +513,7 @@ impl GroupAccumulator for SumAvg {
             DataType::UInt64 => {
                 add::<UInt64Type, _>(values, groups, weights, e, c, |v| i256::from(i128::from(v)))
             }
-            DataType::Decimal128(..) => add::<Decimal128Type, _>(values, groups, weights, e, c, i256::from),
+            DataType::Decimal128(..) => add_decimals(values, groups, weights, e, c, &mut self.specials),
             DataType::Float16 => add::<Float16Type, _>(values, groups, weights, f, c, f64::from),
             DataType::Float32 => add::<Float32Type, _>(values, groups, weights, f, c, f64::from),
             DataType::Float64 => add::<Float64Type, _>(values, groups, weights, f, c, |v| v),
@@ -495,9 +539,10 @@ impl GroupAccumulator for SumAvg {
                 let scale = if let Num::Decimal(s) = num { s } else { 0 };
                 let mut sums = Vec::with_capacity(groups.len());
                 for &g in groups {
-                    sums.push(match count(g) > 0 {
-                        true => Some(fit(exact[g as usize], scale, 38, scale)?),
-                        false => None,
+                    sums.push(match (count(g) > 0, self.special(g)) {
+                        (false, _) => None,
+                        (true, Some(special)) => Some(special),
+                        (true, None) => Some(fit(exact[g as usize], scale, 38, scale)?),
                     });
                 }
                 Arc::new(Decimal128Array::from(sums).with_precision_and_scale(38, scale)?)
@@ -507,7 +552,8 @@ impl GroupAccumulator for SumAvg {
                 Arc::new(Float64Array::from_iter(groups.iter().map(|&g| {
                     let g_ = g as usize;
                     let sum = if num == Num::Float { float[g_] } else { i256_to_f64(exact[g_]) / divisor };
-                    (count(g) > 0).then(|| sum / count(g) as f64)
+                    let special = self.special(g).map(|v| numeric_special::to_f64(v, 0));
+                    (count(g) > 0).then(|| special.unwrap_or(sum / count(g) as f64))
                 })))
             }
             Finish::AvgDecimal(out_scale) => {
@@ -519,6 +565,11 @@ impl GroupAccumulator for SumAvg {
                     let (sum, n) = (exact[g as usize], i256::from(count(g)));
                     avgs.push(match count(g) {
                         n_ if n_ <= 0 => None,
+                        _ if self.special(g).is_some() => self.special(g),
+                        // Postgres' scale for an integer average, as in batch queries.
+                        _ if num == Num::Int => {
+                            Some(integer_avg(sum, count(g)).map_err(ExecError::DataFusion)?)
+                        }
                         _ => {
                             let scaled = match extra >= 0 {
                                 true => sum.checked_mul(pow10(extra.unsigned_abs())),
@@ -539,7 +590,15 @@ impl GroupAccumulator for SumAvg {
             Num::Float => codec::put_f64(out, self.float[group]),
             _ => codec::put_i256(out, self.exact[group]),
         }
-        codec::put_i64(out, self.counts[group]);
+        match self.specials.get(group).filter(|s| !s.is_zero()) {
+            None => codec::put_i64(out, self.counts[group]),
+            Some(specials) => {
+                codec::put_i128(out, SPECIALS_FOLLOW);
+                for count in [self.counts[group], specials.nan, specials.pos_inf, specials.neg_inf] {
+                    codec::put_i64(out, count);
+                }
+            }
+        }
     }
     fn load(&mut self, group: usize, input: &mut &[u8]) -> ExecResult<()> {
         let mut rest = *input;
@@ -552,7 +611,21 @@ impl GroupAccumulator for SumAvg {
             }
             _ => {
                 let sum = codec::get_i256(&mut rest)?;
-                let count = codec::get_i64(&mut rest)?;
+                let count = match codec::get_i128(&mut rest)? {
+                    SPECIALS_FOLLOW => {
+                        let count = codec::get_i64(&mut rest)?;
+                        let specials = SpecialCounts {
+                            nan: codec::get_i64(&mut rest)?,
+                            pos_inf: codec::get_i64(&mut rest)?,
+                            neg_inf: codec::get_i64(&mut rest)?,
+                        };
+                        let slot =
+                            self.specials.get_mut(group).ok_or_else(|| codec::corrupt("special counts"))?;
+                        *slot = specials;
+                        count
+                    }
+                    count => i64::try_from(count).map_err(|_| codec::corrupt("integer out of i64 range"))?,
+                };
                 self.exact[group] = sum;
                 self.counts[group] = count;
             }
@@ -850,6 +923,33 @@ mod tests {
             assert!(matches!(err, ExecError::Internal(_)), "{err}");
             assert_eq!(restored.evaluate(&[2]).unwrap().to_data(), expected);
         }
+    }
+
+    #[test]
+    fn decimal_sums_with_special_values_round_trip() {
+        use crate::functions::numeric_special::{NAN, NEG_INF, POS_INF};
+        // Group 1 (rows 1, 4, 7) holds NaN and both infinities: NaN; after the retractions
+        // of the NaN and of -Infinity, Infinity.
+        let values = [Some(1), Some(NAN), Some(3), Some(4), Some(NEG_INF), Some(6), None, Some(POS_INF)];
+        let before = [Rows(decimals(&values), vec![1; 8])];
+        let after =
+            [Rows(decimals(&[Some(5), Some(NAN), Some(2), Some(8), Some(NEG_INF)]), vec![1, -1, 1, 1, -1])];
+        let sum = DataType::Decimal128(38, 2);
+        round_trip(make(Sum, Some(DataType::Decimal128(10, 2)), sum.clone(), false), &before, &after);
+        round_trip(
+            make(Avg, Some(DataType::Decimal128(10, 2)), DataType::Decimal128(38, 6), false),
+            &before,
+            &after,
+        );
+        let mut acc = make(Sum, Some(DataType::Decimal128(10, 2)), sum, false)();
+        spread(acc.as_mut(), &before[0]);
+        let results = |acc: &mut Box<dyn GroupAccumulator>| {
+            let out = acc.evaluate(&[1]).unwrap();
+            out.as_primitive::<Decimal128Type>().value(0)
+        };
+        assert_eq!(results(&mut acc), NAN);
+        spread(acc.as_mut(), &after[0]);
+        assert_eq!(results(&mut acc), POS_INF);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch};
-use arrow::compute::{can_cast_types, cast_with_options, CastOptions};
+use arrow::compute::{can_cast_types, CastOptions};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
@@ -367,7 +367,9 @@ impl HashAggregate {
             .zip(self.output_schema.fields())
             .map(|(col, field)| match col.data_type() == field.data_type() {
                 true => Ok(col),
-                false => Ok(cast_with_options(&col, field.data_type(), &options)?),
+                false => {
+                    Ok(crate::functions::numeric_special::cast_array(&col, field.data_type(), &options)?)
+                }
             })
             .collect()
     }
