@@ -16,11 +16,7 @@ use crate::support::TestServer;
 
 pub async fn window_join_state_stays_bounded_on_a_long_stream() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
-    // Operators report their state at barriers: a short interval samples the run often.
-    let config = dir.path().join("weir.toml");
-    std::fs::write(&config, "[streaming]\nbarrier_interval_ms = 50\n").map_err(show)?;
-    let server =
-        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let server = sampled_server(dir.path())?;
     let client = server.connect().await;
     // A million events per second of wall time, one per microsecond of event time, into
     // 100 ms windows: about 20 windows over 2 s.
@@ -79,21 +75,13 @@ pub async fn window_join_state_stays_bounded_on_a_long_stream() -> Result<(), St
         ));
     }
     // The view equals the same join run in batch over the two aggregates, as multisets.
-    let differ: i64 = client
-        .query_one(
-            "SELECT (SELECT count(*) FROM (
-                 SELECT * FROM joined EXCEPT ALL
-                 SELECT c.auction, c.window_end, c.n, t.top FROM counts c JOIN tops t
-                 ON c.auction = t.auction AND c.window_end = t.window_end) x)
-              + (SELECT count(*) FROM (
-                 SELECT c.auction, c.window_end, c.n, t.top FROM counts c JOIN tops t
-                 ON c.auction = t.auction AND c.window_end = t.window_end
-                 EXCEPT ALL SELECT * FROM joined) y)",
-            &[],
-        )
-        .await
-        .map_err(show)?
-        .get(0);
+    let differ = rows_differing(
+        &client,
+        "joined",
+        "SELECT c.auction, c.window_end, c.n, t.top FROM counts c JOIN tops t \
+         ON c.auction = t.auction AND c.window_end = t.window_end",
+    )
+    .await?;
     if differ != 0 {
         return Err(format!("the window join differs from batch in {differ} rows"));
     }
@@ -197,10 +185,7 @@ async fn peak_join_state(client: &tokio_postgres::Client, job: &str) -> Result<(
 /// (an unbounded auction side would keep all of them).
 pub async fn interval_join_state_stays_bounded_on_a_long_stream() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
-    let config = dir.path().join("weir.toml");
-    std::fs::write(&config, "[streaming]\nbarrier_interval_ms = 50\n").map_err(show)?;
-    let server =
-        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let server = sampled_server(dir.path())?;
     let client = server.connect().await;
     // 50,000 events per second of wall time, one per 20 us of event time; an auction lasts
     // up to some 70 ms of event time, and the watermark lags 5 ms.
@@ -263,19 +248,25 @@ pub async fn interval_join_state_stays_bounded_on_a_long_stream() -> Result<(), 
     }
     let batch = "SELECT A.id, A.expires, B.price, B.date_time FROM auctions A, bids B \
                  WHERE A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires";
-    let differ: i64 = client
-        .query_one(
-            &format!(
-                "SELECT (SELECT count(*) FROM (SELECT * FROM joined EXCEPT ALL {batch}) x)
-                      + (SELECT count(*) FROM ({batch} EXCEPT ALL SELECT * FROM joined) y)"
-            ),
-            &[],
-        )
-        .await
-        .map_err(show)?
-        .get(0);
+    let differ = rows_differing(&client, "joined", batch).await?;
     if differ != 0 {
         return Err(format!("the interval join differs from batch in {differ} rows"));
     }
     Ok(())
+}
+
+/// A server whose operators report their state at 50 ms barriers, so a run is sampled often.
+fn sampled_server(dir: &std::path::Path) -> Result<TestServer, String> {
+    let config = dir.join("weir.toml");
+    std::fs::write(&config, "[streaming]\nbarrier_interval_ms = 50\n").map_err(show)?;
+    Ok(TestServer::start_with(&dir.join("data"), &["--config".into(), config.display().to_string()]))
+}
+
+/// How many rows `view` and the batch query `batch` differ in, as multisets.
+async fn rows_differing(client: &tokio_postgres::Client, view: &str, batch: &str) -> Result<i64, String> {
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM (SELECT * FROM {view} EXCEPT ALL {batch}) x)
+              + (SELECT count(*) FROM ({batch} EXCEPT ALL SELECT * FROM {view}) y)"
+    );
+    Ok(client.query_one(&sql, &[]).await.map_err(show)?.get(0))
 }
