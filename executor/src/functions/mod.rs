@@ -47,6 +47,7 @@ mod numeric_mul;
 mod numeric_rounding;
 mod numeric_to_integer;
 mod numeric_to_text;
+mod statement_time;
 mod text_to_numeric;
 
 pub use text_to_numeric::parse_numeric;
@@ -74,11 +75,15 @@ pub fn session_context_with_runtime(
     ctx.register_udf(numeric_mul::numeric_mul());
     ctx.register_udf(numeric_div::numeric_div());
     ctx.register_udf(float_division::float_div());
-    for checked in
-        [integer_arithmetic::int_add(), integer_arithmetic::int_sub(), integer_arithmetic::int_mul()]
-    {
+    for checked in [
+        integer_arithmetic::int_add(),
+        integer_arithmetic::int_sub(),
+        integer_arithmetic::int_mul(),
+        integer_arithmetic::int_div(),
+    ] {
         ctx.register_udf(checked);
     }
+    ctx.add_analyzer_rule(Arc::new(integer_arithmetic::IntegerNegation));
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
     ctx.register_udf(interval_arithmetic::interval_mul());
@@ -86,6 +91,9 @@ pub fn session_context_with_runtime(
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
     ctx.register_udf(to_char::to_char());
     ctx.register_udf(date_trunc::date_trunc());
+    // `timestamp with time zone`, replacing DataFusion's `timestamp`; and `localtimestamp`.
+    ctx.register_udf(statement_time::now());
+    ctx.register_udf(statement_time::localtimestamp());
     ctx.register_udf(date_arithmetic::date_add_days());
     ctx.register_udf(to_timestamp::to_timestamp());
     ctx.register_udf(to_timestamp::to_date());
