@@ -77,6 +77,9 @@ fn main() {
         ("restart::altered_and_renamed_table_survives_kill_9", || {
             Box::pin(alter_table::altered_and_renamed_table_survives_kill_9())
         }),
+        ("restart::retyped_and_rekeyed_table_survives_kill_9", || {
+            Box::pin(alter_table::retyped_and_rekeyed_table_survives_kill_9())
+        }),
         ("restart::views_are_redeployed_after_kill_9", || {
             Box::pin(clients::views_are_redeployed_after_kill_9())
         }),

@@ -68,7 +68,11 @@ pub fn session_context_with_runtime(
     config: SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 ) -> SessionContext {
-    let config = config.set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
+    let config = config
+        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+        // `timestamp with time zone` literals and casts are UTC-tagged, as Weir's
+        // timestamptz columns are (DataFusion made them `timestamp` without a zone).
+        .set_str("datafusion.execution.time_zone", "+00:00");
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
