@@ -49,6 +49,8 @@ mod numeric_to_integer;
 mod numeric_to_text;
 mod statement_time;
 mod text_to_numeric;
+mod timestamp_diff;
+mod timestamp_to_text;
 
 pub use text_to_numeric::parse_numeric;
 mod to_char;
@@ -98,6 +100,11 @@ pub fn session_context_with_runtime(
     // `timestamp with time zone`, replacing DataFusion's `timestamp`; and `localtimestamp`.
     ctx.register_udf(statement_time::now());
     ctx.register_udf(statement_time::localtimestamp());
+    ctx.register_udf(timestamp_diff::timestamp_diff());
+    for text in timestamp_to_text::timestamp_text_udfs() {
+        ctx.register_udf(text);
+    }
+    ctx.add_analyzer_rule(Arc::new(timestamp_to_text::TimestampToText));
     ctx.register_udf(date_arithmetic::date_add_days());
     ctx.register_udf(to_timestamp::to_timestamp());
     ctx.register_udf(to_timestamp::to_date());
@@ -121,6 +128,7 @@ pub fn session_context_with_runtime(
         Arc::new(date_arithmetic::DateArithmetic),
         Arc::new(integer_arithmetic::IntegerOverflow),
         Arc::new(float_division::FloatDivision),
+        Arc::new(timestamp_diff::TimestampSubtraction),
     ] {
         if let Err(e) = ctx.register_expr_planner(planner) {
             tracing::error!("Weir's expression planner not registered: {e}");
