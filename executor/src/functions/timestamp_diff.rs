@@ -32,11 +32,17 @@ struct TimestampDiff {
     signature: Signature,
 }
 
+/// Any two timestamps: a view's operators compile the call again over their own input
+/// types (a window's bounds are in nanoseconds there), so the arguments are brought to
+/// microseconds when it runs.
 pub fn timestamp_diff() -> ScalarUDF {
+    ScalarUDF::new_from_impl(TimestampDiff { signature: Signature::any(2, Volatility::Immutable) })
+}
+
+/// `value` as microseconds without a time zone (UTC).
+pub(super) fn as_micros(value: &ColumnarValue, rows: usize) -> Result<arrow::array::ArrayRef> {
     let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
-    ScalarUDF::new_from_impl(TimestampDiff {
-        signature: Signature::exact(vec![micros.clone(), micros], Volatility::Immutable),
-    })
+    Ok(arrow::compute::cast(&value.to_array(rows)?, &micros)?)
 }
 
 /// Postgres' `timestamp_mi`: the difference in microseconds, whole days moved out of the
@@ -65,7 +71,7 @@ impl ScalarUDFImpl for TimestampDiff {
         let [a, b] = args.args.as_slice() else {
             return Err(DataFusionError::Internal("timestamp_diff takes two arguments".into()));
         };
-        let (a, b) = (a.to_array(rows)?, b.to_array(rows)?);
+        let (a, b) = (as_micros(a, rows)?, as_micros(b, rows)?);
         let (a, b) =
             (a.as_primitive::<TimestampMicrosecondType>(), b.as_primitive::<TimestampMicrosecondType>());
         let out = (0..rows)

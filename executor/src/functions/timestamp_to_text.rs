@@ -29,12 +29,9 @@ struct TimestampText {
     signature: Signature,
 }
 
+/// Any timestamp (see `timestamp_diff`: operators compile the call over their own types).
 fn timestamp_text(with_zone: bool) -> ScalarUDF {
-    let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
-    ScalarUDF::new_from_impl(TimestampText {
-        with_zone,
-        signature: Signature::exact(vec![micros], Volatility::Immutable),
-    })
+    ScalarUDF::new_from_impl(TimestampText { with_zone, signature: Signature::any(1, Volatility::Immutable) })
 }
 
 pub fn timestamp_text_udfs() -> [ScalarUDF; 2] {
@@ -74,7 +71,7 @@ impl ScalarUDFImpl for TimestampText {
         let [value] = args.args.as_slice() else {
             return Err(DataFusionError::Internal(format!("{} takes one argument", self.name())));
         };
-        let values = value.to_array(rows)?;
+        let values = super::timestamp_diff::as_micros(value, rows)?;
         let values = values.as_primitive::<TimestampMicrosecondType>();
         let out: StringArray = (0..rows)
             .map(|i| values.is_valid(i).then(|| format(values.value(i), self.with_zone)).flatten())

@@ -167,7 +167,10 @@ async fn set_type(
         None => quote_ident(&name),
     };
     let from_plan = plan_over_table(cx, altering.before, &format!("({source})")).await?;
-    let from = from_plan.schema().field(0).data_type().clone();
+    let from = match from_plan.schema().fields().first() {
+        Some(field) => field.data_type().clone(),
+        None => return Err(SqlError::internal("a USING expression planned without a column")),
+    };
     let assignable = match using {
         None => assignment_cast(category_of(old_type), category_of(&new_type)),
         Some(_) => assignment_cast(category_of_arrow(&from), category_of(&new_type)),
@@ -225,10 +228,13 @@ fn conversion_of(cx: &Context<'_>, plan: LogicalPlan, before: &TableDef) -> SqlR
         let session = cx.session()?;
         cx.engine.session_context(&session).map_err(from_datafusion)?
     };
-    let LogicalPlan::Projection(projection) = plan else {
-        return Err(SqlError::internal("a column conversion did not plan as a projection"));
+    let (LogicalPlan::Projection(projection), true) = (&plan, plan.schema().fields().len() == 1) else {
+        return Err(SqlError::internal("a column conversion did not plan as a projection of one column"));
     };
-    let reads_subquery = projection.expr[0]
+    let Some(expr) = projection.expr.first() else {
+        return Err(SqlError::internal("a column conversion planned without an expression"));
+    };
+    let reads_subquery = expr
         .exists(|e| {
             Ok(matches!(
                 e,
@@ -254,7 +260,7 @@ fn conversion_of(cx: &Context<'_>, plan: LogicalPlan, before: &TableDef) -> SqlR
             })
         })
         .collect::<SqlResult<Vec<usize>>>()?;
-    let expr = ctx.create_physical_expr(projection.expr[0].clone(), input_schema).map_err(from_datafusion)?;
+    let expr = ctx.create_physical_expr(expr.clone(), input_schema).map_err(from_datafusion)?;
     Ok(Conversion {
         expr,
         reads,
