@@ -53,6 +53,10 @@ pub enum ExecError {
     /// A view or sink reads a view whose job is not running (SQLSTATE 55000).
     #[error("materialized view {view} that this view reads is not running ({state})")]
     InputNotRunning { view: String, state: String },
+    /// FLUSH waits until writes are visible in every view, and this one has failed (it
+    /// restarts from its latest checkpoint) (SQLSTATE 55000).
+    #[error("materialized view {view} has failed, so FLUSH cannot make writes visible in it: {reason}")]
+    ViewFailed { view: String, reason: String },
     /// The job of a view being created failed before its first epoch committed; `sqlstate`
     /// is the code of the error that failed it (a `22012` division by zero in its query),
     /// when it has one.
@@ -76,7 +80,7 @@ impl ExecError {
         match self {
             ExecError::Arrow(e) => arrow_sqlstate(e),
             ExecError::DataFusion(e) => datafusion_sqlstate(e),
-            ExecError::InputNotRunning { .. } => Some("55000"),
+            ExecError::InputNotRunning { .. } | ExecError::ViewFailed { .. } => Some("55000"),
             ExecError::JobFailed { sqlstate, .. } => Some(sqlstate.unwrap_or("XX000")),
             ExecError::Storage(e) => Some(e.sqlstate()),
             ExecError::Plan(_)

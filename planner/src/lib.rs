@@ -12,6 +12,7 @@ mod create_table;
 mod error;
 mod flink_syntax;
 mod hop_panes;
+mod literal_types;
 mod parser;
 mod pg_rewrite;
 mod stream_ddl;
@@ -22,6 +23,7 @@ mod window_tvf;
 
 pub use create_table::{normalize_ident, plan_added_column, plan_create_table, split_name, CreateTablePlan};
 pub use error::{sqlstate, ErrorDetails, SqlError, SqlResult};
+pub use literal_types::type_integer_literals;
 pub use parser::{parse_sql, RenameTarget, RenamedKind, WeirStatement};
 pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
 pub use stream_ddl::{

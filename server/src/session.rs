@@ -79,6 +79,10 @@ pub struct Session {
     pub user: String,
     pub database: String,
     settings: BTreeMap<String, (String, String)>,
+    /// The values the session started with where they are not the defaults: given by the
+    /// client at startup (`application_name`) or by the server's configuration
+    /// (`idle_session_timeout`). `RESET` goes back to them, as in Postgres.
+    startup: BTreeMap<String, String>,
     pub transaction: TransactionState,
     pub copy_in: Option<CopyIn>,
     /// Whether the running statement may still be cancelled (see `commit_gate`).
@@ -95,6 +99,7 @@ impl Session {
             user,
             database,
             settings,
+            startup: BTreeMap::new(),
             transaction: TransactionState::Idle,
             copy_in: None,
             commit: Arc::default(),
@@ -108,6 +113,7 @@ impl Session {
             user: other.user.clone(),
             database: other.database.clone(),
             settings: other.settings.clone(),
+            startup: other.startup.clone(),
             transaction: other.transaction,
             copy_in: None,
             commit: other.commit.clone(),
@@ -190,14 +196,24 @@ impl Session {
         Ok(())
     }
 
-    /// `RESET name` (and `SET name TO DEFAULT`): the setting's default again.
+    /// Sets `name` as the session starts: the value `RESET` goes back to.
+    pub fn set_startup(&mut self, name: &str, value: &str) -> SqlResult<()> {
+        self.set(name, value)?;
+        let key = name.to_ascii_lowercase();
+        if let Some((_, value)) = self.settings.get(&key) {
+            self.startup.insert(key, value.clone());
+        }
+        Ok(())
+    }
+
+    /// `RESET name` (and `SET name TO DEFAULT`): the value the session started with again.
     pub fn reset(&mut self, name: &str) -> SqlResult<()> {
         Self::check_known(name)?;
         self.reset_known(name);
         Ok(())
     }
 
-    /// `RESET ALL`: every setting's default again.
+    /// `RESET ALL`: every setting's starting value again.
     pub fn reset_all(&mut self) {
         let names: Vec<String> = self.settings.keys().cloned().collect();
         for name in names {
@@ -207,7 +223,11 @@ impl Session {
 
     fn reset_known(&mut self, name: &str) {
         let key = name.to_ascii_lowercase();
-        if let Some((n, v, _)) = DEFAULT_SETTINGS.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(&key)) {
+        if let Some(value) = self.startup.get(&key) {
+            let display = self.settings.get(&key).map_or_else(|| name.to_string(), |(n, _)| n.clone());
+            self.settings.insert(key, (display, value.clone()));
+        } else if let Some((n, v, _)) = DEFAULT_SETTINGS.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(&key))
+        {
             self.settings.insert(key, (n.to_string(), v.to_string()));
         } else {
             self.settings.remove(&key);
@@ -344,6 +364,14 @@ mod tests {
         s.set("TimeZone", "UTC").unwrap();
         s.reset("application_name").unwrap();
         assert_eq!(s.get("application_name"), Some(""));
+        // A value the client gave at startup is what RESET goes back to.
+        s.set_startup("application_name", "psql").unwrap();
+        s.set("application_name", "other").unwrap();
+        s.reset("application_name").unwrap();
+        assert_eq!(s.get("application_name"), Some("psql"));
+        s.set("application_name", "other").unwrap();
+        s.reset_all();
+        assert_eq!(s.get("application_name"), Some("psql"));
         assert!(s.reset("no_such_setting").is_err());
         s.set("myapp.user_id", "7").unwrap();
         s.reset_all();

@@ -393,7 +393,7 @@ pub async fn garbage_bytes() -> Result<(), String> {
     let mut buf = [0u8; 1024];
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
     let row = healthy.query_one("SELECT 1 + 1", &[]).await.map_err(show)?;
-    check(row.get::<_, i64>(0) == 2, "healthy session broken")
+    check(row.get::<_, i32>(0) == 2, "healthy session broken")
 }
 
 /// SCRAM-SHA-256 with a stored verifier, TLS with a configured certificate, an unknown
@@ -424,7 +424,7 @@ pub async fn scram_tls_and_startup_errors() -> Result<(), String> {
     let (client, connection) =
         tokio_postgres::connect(&connect("pencil", "weir"), tokio_postgres::NoTls).await.map_err(show)?;
     tokio::spawn(connection);
-    let two: i64 = client.query_one("SELECT 1 + 1", &[]).await.map_err(show)?.get(0);
+    let two: i32 = client.query_one("SELECT 1 + 1", &[]).await.map_err(show)?.get(0);
     check(two == 2, "query after SCRAM login")?;
     let wrong = tokio_postgres::connect(&connect("wrong", "weir"), tokio_postgres::NoTls)
         .await

@@ -413,7 +413,7 @@ async fn still_answers(server: &TestServer, password: Option<&str>) -> Result<()
         let (client, connection) =
             tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(show)?;
         tokio::spawn(connection);
-        let two: i64 = client.query_one("SELECT 1 + 1", &[]).await.map_err(show)?.get(0);
+        let two: i32 = client.query_one("SELECT 1 + 1", &[]).await.map_err(show)?.get(0);
         check(two == 2, "1 + 1")
     };
     tokio::time::timeout(Duration::from_secs(20), attempt)

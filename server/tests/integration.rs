@@ -26,6 +26,7 @@ mod limits;
 mod recovery;
 mod rescale;
 mod roles;
+mod session_startup;
 mod sink_restarts;
 mod slt;
 mod stream_joins;
@@ -79,6 +80,9 @@ fn main() {
         ("restart::altered_and_renamed_table_survives_kill_9", || {
             Box::pin(alter_table::altered_and_renamed_table_survives_kill_9())
         }),
+        ("restart::retyped_and_rekeyed_table_survives_kill_9", || {
+            Box::pin(alter_table::retyped_and_rekeyed_table_survives_kill_9())
+        }),
         ("restart::views_are_redeployed_after_kill_9", || {
             Box::pin(clients::views_are_redeployed_after_kill_9())
         }),
@@ -120,6 +124,9 @@ fn main() {
         }),
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),
+        ("session::reset_restores_the_startup_application_name", || {
+            Box::pin(session_startup::reset_restores_the_startup_application_name())
+        }),
         ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),
         ("security::scram_tls_and_startup_errors", || Box::pin(clients::scram_tls_and_startup_errors())),
         ("security::max_connections_refuses_one_more_session", || {

@@ -236,11 +236,6 @@ def quotient_to_fewer_places(weir, pg, _pg_message):
     return -a.as_tuple().exponent <= 10 and b.quantize(Decimal(1).scaleb(-10), rounding=ROUND_HALF_UP) == a
 
 
-def integer_literal_is_bigint(weir, pg, pg_message):
-    """Integer literals are bigint in Weir, so int4 overflow does not happen."""
-    return weir[0] == "ok" and pg == ("error", "22") and pg_message == "integer out of range"
-
-
 def null_result_without_error(weir, pg, _pg_message):
     """An expression whose result is NULL anyway is folded to NULL before its other
     operands are evaluated, so their errors (bad text, overflow) are not raised."""
@@ -251,7 +246,6 @@ def null_result_without_error(weir, pg, _pg_message):
 KNOWN = {
     "display scale of unconstrained numeric": same_number_other_scale,
     "scale of numeric quotients": quotient_to_fewer_places,
-    "integer literals are bigint": integer_literal_is_bigint,
     "errors beside a NULL result": null_result_without_error,
 }
 

@@ -26,7 +26,7 @@ use crate::declared_length::fit_declared_lengths;
 use crate::error::{StorageError, StorageResult};
 use crate::owned_snapshot::OwnedSnapshot;
 use crate::store::{CF_LOG, CF_ROWS};
-use weir_plan::catalog::{TableDef, TableId};
+use weir_plan::catalog::{ColumnType, TableDef, TableId};
 
 /// Rows per batch produced by scans.
 pub const SCAN_BATCH_ROWS: usize = 8192;
@@ -422,11 +422,13 @@ impl TableStore {
         wb: &mut WriteBatch,
     ) -> StorageResult<()> {
         let rows_cf = self.cf(CF_ROWS)?;
-        let rekey = old.def.primary_key != new.def.primary_key;
+        let rekey = old.def.primary_key != new.def.primary_key || key_types(&old.def) != key_types(&new.def);
         if rekey {
             wb.delete_range_cf(rows_cf, self.id.to_be_bytes(), (self.id + 1).to_be_bytes());
         }
         let mut next_row_id = 1u64;
+        // New keys must be unique (a key added, or a key column's values converted).
+        let mut seen_keys: HashSet<Box<[u8]>> = HashSet::new();
         let mut flush = |keys: &mut Vec<Box<[u8]>>,
                          values: &mut Vec<Box<[u8]>>,
                          wb: &mut WriteBatch|
@@ -434,17 +436,23 @@ impl TableStore {
             if values.is_empty() {
                 return Ok(());
             }
-            let batch = convert(&old.codec.decode_values(values.iter().map(|v| v.as_ref()))?)?;
-            check_shape(new, &batch)?;
-            check_not_null(new, &batch)?;
-            let encoded = new.codec.encode_values(&batch)?;
+            let converted = convert(&old.codec.decode_values(values.iter().map(|v| v.as_ref()))?)?;
+            let batch = &*fit_declared_lengths(&new.def, &converted)?;
+            check_shape(new, batch)?;
+            check_not_null(new, batch)?;
+            let encoded = new.codec.encode_values(batch)?;
             let new_keys = match rekey {
-                true => new.codec.encode_keys(&batch)?,
+                true => new.codec.encode_keys(batch)?,
                 false => None,
             };
             for (i, old_key) in keys.iter().enumerate() {
                 let key = match (&new_keys, rekey) {
-                    (Some(new_keys), _) => self.row_key(new_keys.row(i).as_ref()),
+                    (Some(new_keys), _) => {
+                        if !seen_keys.insert(new_keys.row(i).as_ref().into()) {
+                            return Err(unique_violation(&new.def, batch, i));
+                        }
+                        self.row_key(new_keys.row(i).as_ref())
+                    }
                     (None, true) => {
                         next_row_id += 1;
                         self.row_key(&(next_row_id - 1).to_be_bytes())
@@ -487,9 +495,10 @@ impl TableStore {
                 return Ok(());
             }
             let rows = entries.iter().map(|(_, value)| value.get(1..).unwrap_or_default());
-            let batch = convert(&old.codec.decode_values(rows)?)?;
-            check_shape(new, &batch)?;
-            let encoded = new.codec.encode_values(&batch)?;
+            let converted = convert(&old.codec.decode_values(rows)?)?;
+            let batch = &*fit_declared_lengths(&new.def, &converted)?;
+            check_shape(new, batch)?;
+            let encoded = new.codec.encode_values(batch)?;
             for (i, (key, value)) in entries.iter().enumerate() {
                 let op = value.first().copied().unwrap_or(OP_INSERT);
                 wb.put_cf(log_cf, key, log_value(op, encoded.row(i).as_ref()));
@@ -631,6 +640,11 @@ fn check_shape(layout: &Layout, batch: &RecordBatch) -> StorageResult<()> {
             layout.def.name
         ))),
     }
+}
+
+/// The types of a table's primary key columns: stored keys are encoded in them.
+fn key_types(def: &TableDef) -> Vec<&ColumnType> {
+    def.primary_key.iter().filter_map(|&i| def.columns.get(i)).map(|c| &c.column_type).collect()
 }
 
 fn check_not_null(layout: &Layout, batch: &RecordBatch) -> StorageResult<()> {

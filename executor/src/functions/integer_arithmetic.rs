@@ -1,22 +1,27 @@
-//! `+`, `-` and `*` of integers raise `22003` on overflow, as Postgres does (`integer out of
-//! range`, `bigint out of range`), instead of DataFusion's silent wrap-around: a wrong
-//! answer `pg_differential.py` found (`-896242622679 * 870197977268` gave
-//! `1375295732989511892`).
+//! `+`, `-`, `*`, `/` and unary `-` of integers raise `22003` on overflow, as Postgres does
+//! (`integer out of range`, `bigint out of range`), instead of DataFusion's silent
+//! wrap-around: a wrong answer `pg_differential.py` found (`-896242622679 * 870197977268`
+//! gave `1375295732989511892`). Division and negation overflow only at the smallest value
+//! (`-2147483648 / -1`, `-(-2147483648)`), where Arrow's own error did not say which type.
 //!
-//! [`IntegerOverflow`] plans those operators over two integer operands as `int_add`,
-//! `int_sub` and `int_mul`, which compute in the wider of the two types with Arrow's
-//! checked kernels.
+//! [`IntegerOverflow`] plans those binary operators over two integer operands as `int_add`,
+//! `int_sub`, `int_mul` and `int_div`, which compute in the wider of the two types with
+//! Arrow's checked kernels; [`IntegerNegation`] makes `-x` of an integer `int_sub(0, x)`.
 
 use std::sync::Arc;
 
 use arrow::compute::kernels::numeric;
 use arrow::datatypes::DataType;
-use datafusion::common::DFSchema;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    ColumnarValue, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,6 +29,7 @@ enum Op {
     Add,
     Sub,
     Mul,
+    Div,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -46,6 +52,10 @@ pub fn int_sub() -> ScalarUDF {
 
 pub fn int_mul() -> ScalarUDF {
     udf(Op::Mul)
+}
+
+pub fn int_div() -> ScalarUDF {
+    udf(Op::Div)
 }
 
 /// The type two integers of these types compute in: the wider one.
@@ -81,6 +91,7 @@ impl ScalarUDFImpl for CheckedInteger {
             Op::Add => "int_add",
             Op::Sub => "int_sub",
             Op::Mul => "int_mul",
+            Op::Div => "int_div",
         }
     }
     fn signature(&self) -> &Signature {
@@ -99,11 +110,13 @@ impl ScalarUDFImpl for CheckedInteger {
         let t = args.return_field.data_type().clone();
         let a = arrow::compute::cast(&args.args[0].to_array(rows)?, &t)?;
         let b = arrow::compute::cast(&args.args[1].to_array(rows)?, &t)?;
-        // Arrow's `add`, `sub` and `mul` are the checked kernels.
+        // Arrow's `add`, `sub`, `mul` and `div` are the checked kernels (`div` truncates
+        // toward zero as Postgres does, and raises DivideByZero, `22012`).
         let out = match self.op {
             Op::Add => numeric::add(&a, &b),
             Op::Sub => numeric::sub(&a, &b),
             Op::Mul => numeric::mul(&a, &b),
+            Op::Div => numeric::div(&a, &b),
         }
         .map_err(|e| match e {
             arrow::error::ArrowError::ArithmeticOverflow(_) => out_of_range(&t),
@@ -123,6 +136,7 @@ impl ExprPlanner for IntegerOverflow {
             BinaryOperator::Plus => int_add(),
             BinaryOperator::Minus => int_sub(),
             BinaryOperator::Multiply => int_mul(),
+            BinaryOperator::Divide => int_div(),
             _ => return Ok(PlannerResult::Original(expr)),
         };
         // Operands whose type is not known yet (parameters) are left to DataFusion.
@@ -133,6 +147,31 @@ impl ExprPlanner for IntegerOverflow {
             _ => Ok(PlannerResult::Original(expr)),
         }
     }
+}
+
+/// `-x` of an integer as `int_sub(0, x)`, which raises `22003` for the smallest value
+/// (DataFusion's negation raised Arrow's `Overflow happened on: - -2147483648`).
+#[derive(Debug, Default)]
+pub struct IntegerNegation;
+
+impl AnalyzerRule for IntegerNegation {
+    fn name(&self) -> &str {
+        "weir_integer_negation"
+    }
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        super::rewrite_plan_expressions(plan, negate_checked)
+    }
+}
+
+fn negate_checked(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::Negative(inner) = e else { return Ok(Transformed::no(e)) };
+    let zero = match inner.get_type(schema) {
+        Ok(DataType::Int16) => ScalarValue::Int16(Some(0)),
+        Ok(DataType::Int32) => ScalarValue::Int32(Some(0)),
+        Ok(DataType::Int64) => ScalarValue::Int64(Some(0)),
+        _ => return Ok(Transformed::no(Expr::Negative(inner))),
+    };
+    Ok(Transformed::yes(int_sub().call(vec![Expr::Literal(zero, None), *inner])))
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ pub mod numeric_special;
 mod numeric_special_rule;
 mod numeric_to_integer;
 mod numeric_to_text;
+mod statement_time;
 mod text_to_numeric;
+mod timestamp_diff;
+mod timestamp_to_text;
 
 pub use text_to_numeric::parse_numeric;
 mod to_char;
@@ -69,18 +72,26 @@ pub fn session_context_with_runtime(
     config: SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 ) -> SessionContext {
-    let config = config.set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
+    let config = config
+        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+        // `timestamp with time zone` literals and casts are UTC-tagged, as Weir's
+        // timestamptz columns are (DataFusion made them `timestamp` without a zone).
+        .set_str("datafusion.execution.time_zone", "+00:00");
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
     ctx.register_udf(numeric_mul::numeric_mul());
     ctx.register_udf(numeric_div::numeric_div());
     ctx.register_udf(float_division::float_div());
-    for checked in
-        [integer_arithmetic::int_add(), integer_arithmetic::int_sub(), integer_arithmetic::int_mul()]
-    {
+    for checked in [
+        integer_arithmetic::int_add(),
+        integer_arithmetic::int_sub(),
+        integer_arithmetic::int_mul(),
+        integer_arithmetic::int_div(),
+    ] {
         ctx.register_udf(checked);
     }
+    ctx.add_analyzer_rule(Arc::new(integer_arithmetic::IntegerNegation));
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
     ctx.register_udf(interval_arithmetic::interval_mul());
@@ -88,6 +99,14 @@ pub fn session_context_with_runtime(
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
     ctx.register_udf(to_char::to_char());
     ctx.register_udf(date_trunc::date_trunc());
+    // `timestamp with time zone`, replacing DataFusion's `timestamp`; and `localtimestamp`.
+    ctx.register_udf(statement_time::now());
+    ctx.register_udf(statement_time::localtimestamp());
+    ctx.register_udf(timestamp_diff::timestamp_diff());
+    for text in timestamp_to_text::timestamp_text_udfs() {
+        ctx.register_udf(text);
+    }
+    ctx.add_analyzer_rule(Arc::new(timestamp_to_text::TimestampToText));
     ctx.register_udf(date_arithmetic::date_add_days());
     ctx.register_udf(to_timestamp::to_timestamp());
     ctx.register_udf(to_timestamp::to_date());
@@ -125,6 +144,7 @@ pub fn session_context_with_runtime(
         Arc::new(date_arithmetic::DateArithmetic),
         Arc::new(integer_arithmetic::IntegerOverflow),
         Arc::new(float_division::FloatDivision),
+        Arc::new(timestamp_diff::TimestampSubtraction),
     ] {
         if let Err(e) = ctx.register_expr_planner(planner) {
             tracing::error!("Weir's expression planner not registered: {e}");

@@ -148,7 +148,10 @@ fn round_argument_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
     };
     match arg_types {
         [x] => Ok(vec![value(x)?]),
-        [x, places] if places.is_integer() || places.is_null() => Ok(vec![value(x)?, DataType::Int64]),
+        // An integer keeps its type: a cast would hide a constant's value from the result
+        // type (`round(x, 2)` has 2 places).
+        [x, places] if places.is_integer() => Ok(vec![value(x)?, places.clone()]),
+        [x, places] if places.is_null() => Ok(vec![value(x)?, DataType::Int64]),
         [_, places] => {
             plan_err!("round's second argument (the decimal places) must be an integer, not {places}")
         }

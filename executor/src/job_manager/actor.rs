@@ -71,6 +71,11 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::Flush { reply } => {
+                // A failed view would be skipped: FLUSH says so instead of succeeding.
+                if let Some(failed) = self.jobs.values().find_map(|job| job.failure()) {
+                    let _ = reply.send(Err(failed));
+                    return;
+                }
                 self.inject(None);
                 self.flush_waiters.push((self.injected, reply));
                 self.try_commit();

@@ -103,6 +103,16 @@ impl Actor {
         for (_, _, waiter) in drain_where(&mut self.deploy_waiters, |(v, _, _)| *v == job_id) {
             let _ = waiter.send(Err(ExecError::JobFailed { reason: reason.clone(), sqlstate }));
         }
+        // FLUSHes waiting for an epoch this job takes part in will not see it commit there.
+        if let Some(job) = self.jobs.get(&job_id) {
+            let first_epoch = job.first_epoch;
+            for (_, waiter) in drain_where(&mut self.flush_waiters, |(epoch, _)| *epoch >= first_epoch) {
+                let _ = waiter.send(Err(ExecError::ViewFailed {
+                    view: job.graph.target.name.clone(),
+                    reason: reason.clone(),
+                }));
+            }
+        }
         let readers: Vec<u64> = self
             .jobs
             .iter()

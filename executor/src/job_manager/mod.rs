@@ -286,6 +286,16 @@ struct Job {
 impl Job {
     /// Whether the job's tasks run: it has not failed and is not waiting for slots (it may
     /// still be creating).
+    /// FLUSH's error while this job has failed (before its restart).
+    fn failure(&self) -> Option<ExecError> {
+        match &self.state {
+            JobState::Failed { reason } => {
+                Some(ExecError::ViewFailed { view: self.graph.target.name.clone(), reason: reason.clone() })
+            }
+            _ => None,
+        }
+    }
+
     fn running(&self) -> bool {
         !matches!(
             self.state,

@@ -29,6 +29,7 @@ use weir_planner::sqlparser::tokenizer::{Token, Tokenizer};
 use weir_planner::{normalize_ident, plan_added_column, split_name, sqlstate, SqlError, SqlResult};
 use weir_storage::{CatalogChange, StorageError, TableStore};
 
+use super::alter_column::{self, Altering, Conversion};
 use super::rename::{self, Statement};
 use super::{Context, Outcome};
 use crate::wire::errors::from_storage;
@@ -37,11 +38,13 @@ const TAG: Outcome = Outcome::Command { tag: "ALTER TABLE", rows: None };
 
 /// Where a column of the altered table comes from.
 #[derive(Clone)]
-enum ColumnSource {
+pub(super) enum ColumnSource {
     /// Column `i` of the table as it was.
     Kept(usize),
     /// A new column: this value in every existing row.
     Added(ScalarValue),
+    /// A column whose type changed: computed from the row as it was.
+    Converted(Arc<Conversion>),
 }
 
 pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
@@ -147,9 +150,18 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
                     dropped_columns.push((def.id, position as i32 + 1));
                 }
             }
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                let mut altering = Altering { table: &table, before: &before, def: &mut def, sources: &mut sources };
+                alter_column::alter_column(cx, &mut altering, column_name, op).await?;
+            }
+            AlterTableOperation::AddConstraint { constraint, .. } => {
+                let mut altering = Altering { table: &table, before: &before, def: &mut def, sources: &mut sources };
+                alter_column::add_constraint(cx, &mut altering, constraint)?;
+            }
             other => {
-                return Err(SqlError::unsupported(format!("ALTER TABLE ... {}", action_name(other)))
-                    .with_hint("Weir's ALTER TABLE adds, drops and renames columns and renames tables"))
+                return Err(SqlError::unsupported(format!("ALTER TABLE ... {}", action_name(other))).with_hint(
+                    "Weir's ALTER TABLE adds, drops, renames and alters columns, adds a primary key and renames tables",
+                ))
             }
         }
     }
@@ -164,6 +176,23 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
         // The readers stop before the layout changes under them.
         super::drop::drop_readers(cx, &cascade_to).await?;
     }
+    // Defaults and NOT NULL dropped change the definition only; anything else rewrites the
+    // rows (which checks NOT NULL and the key).
+    let same_rows = sources.iter().enumerate().all(|(i, s)| matches!(s, ColumnSource::Kept(k) if *k == i))
+        && sources.len() == before.columns.len()
+        && def.primary_key == before.primary_key
+        && def
+            .columns
+            .iter()
+            .zip(&before.columns)
+            .all(|(a, b)| a.column_type == b.column_type && (a.not_null <= b.not_null));
+    let conversions: Vec<Arc<Conversion>> = sources
+        .iter()
+        .filter_map(|s| match s {
+            ColumnSource::Converted(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
     let schema_after = def.arrow_schema();
     let convert = move |batch: &RecordBatch| -> Result<RecordBatch, StorageError> {
         let columns = sources
@@ -171,6 +200,7 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
             .zip(schema_after.fields())
             .map(|(source, field)| match source {
                 ColumnSource::Kept(i) => Ok(batch.column(*i).clone()),
+                ColumnSource::Converted(conversion) => conversion.evaluate(batch),
                 ColumnSource::Added(value) => {
                     let array = value
                         .to_array_of_size(batch.num_rows())
@@ -188,10 +218,28 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
     tracing::info!(table = %name, columns = def.columns.len(), "altering table: rewriting its rows and changelog");
     let change = CatalogChange { table: Some(def), dropped_columns, ..Default::default() };
     let store = store.clone();
-    tokio::task::spawn_blocking(move || store.alter(change, Some(&convert)))
-        .await
-        .map_err(|e| SqlError::internal(format!("alter table task failed: {e}")))?
-        .map_err(from_storage)?;
+    let altered = tokio::task::spawn_blocking(move || match same_rows {
+        true => store.alter(change, None),
+        false => store.alter(change, Some(&convert)),
+    })
+    .await
+    .map_err(|e| SqlError::internal(format!("alter table task failed: {e}")))?;
+    altered.map_err(|e| {
+        // A value that did not convert, with the SQLSTATE its cast gave.
+        if let Some(error) = conversions.iter().find_map(|c| c.error()) {
+            return error;
+        }
+        match e {
+            // Postgres' words when stored rows break a NOT NULL or key the statement adds.
+            StorageError::NotNullViolation { table, column } => alter_column::contains_nulls(&column, &table),
+            StorageError::UniqueViolation { constraint, detail } => SqlError::new(
+                sqlstate::UNIQUE_VIOLATION,
+                format!("could not create unique index \"{constraint}\""),
+            )
+            .with_detail(detail.replace(" already exists.", " is duplicated.")),
+            other => from_storage(other),
+        }
+    })?;
     Ok(TAG)
 }
 
@@ -206,7 +254,7 @@ fn action_name(operation: &AlterTableOperation) -> String {
 
 /// Computes a column's `DEFAULT` once, as a value of the column's type (errors as the
 /// cast gives them, e.g. `22001` for a text too long).
-async fn default_value(
+pub(super) async fn default_value(
     cx: &Context<'_>,
     default: &str,
     column_type: &weir_plan::catalog::ColumnType,
@@ -274,6 +322,41 @@ fn drop_column(def: &mut TableDef, position: usize) -> SqlResult<()> {
     Ok(())
 }
 
+/// A materialized view or sink that reads a table.
+pub(super) struct Reader {
+    pub id: u64,
+    /// `materialized view v`, `sink s`.
+    pub label: String,
+    definition: String,
+}
+
+impl Reader {
+    /// Whether its query may use `column` (names it, or selects `*`).
+    pub fn uses(&self, column: &str) -> bool {
+        mentions(&self.definition, column)
+    }
+}
+
+/// The views and sinks that read table `table`.
+pub(super) fn readers_of(cx: &Context<'_>, table: u64) -> Vec<Reader> {
+    let store = &cx.engine.store;
+    store
+        .views()
+        .into_iter()
+        .filter(|v| v.depends_on.contains(&table))
+        .map(|v| Reader {
+            id: v.id(),
+            label: format!("materialized view {}", v.relation.name),
+            definition: v.definition,
+        })
+        .chain(store.sinks().into_iter().filter(|s| s.depends_on.contains(&table)).map(|s| Reader {
+            id: s.id,
+            label: format!("sink {}", s.name),
+            definition: s.definition,
+        }))
+        .collect()
+}
+
 /// The views and sinks to drop before `column` of `def` is dropped: none when nothing reads
 /// the table; with `cascade`, those that read it (all of which must use the column). A
 /// running view reads a table's columns by position, so one that reads the table without
@@ -284,26 +367,14 @@ fn readers_to_drop(
     column: &str,
     cascade: bool,
 ) -> SqlResult<BTreeSet<u64>> {
-    let store = &cx.engine.store;
-    let readers: Vec<(u64, String, String)> = store
-        .views()
-        .into_iter()
-        .filter(|v| v.depends_on.contains(&def.id))
-        .map(|v| (v.id(), format!("materialized view {}", v.relation.name), v.definition))
-        .chain(
-            store
-                .sinks()
-                .into_iter()
-                .filter(|s| s.depends_on.contains(&def.id))
-                .map(|s| (s.id, format!("sink {}", s.name), s.definition)),
-        )
-        .collect();
+    let readers = readers_of(cx, def.id);
     if readers.is_empty() {
         return Ok(BTreeSet::new());
     }
     let table = &def.name;
-    let (using, other): (Vec<_>, Vec<_>) = readers.into_iter().partition(|(_, _, sql)| mentions(sql, column));
-    if let (true, Some((_, reader, _))) = (cascade, other.first()) {
+    let (using, other): (Vec<_>, Vec<_>) = readers.into_iter().partition(|r| r.uses(column));
+    if let (true, Some(reader)) = (cascade, other.first()) {
+        let reader = &reader.label;
         return Err(SqlError::unsupported(format!(
             "dropping column {column} of table {table} while {reader} reads the table without using it: Weir's \
              running views read a table's columns by position"
@@ -313,13 +384,14 @@ fn readers_to_drop(
     if !cascade {
         let detail: Vec<String> = using
             .iter()
-            .map(|(_, reader, _)| format!("{reader} depends on column {column} of table {table}"))
-            .chain(other.iter().map(|(_, reader, _)| format!("{reader} depends on table {table}")))
+            .map(|r| format!("{} depends on column {column} of table {table}", r.label))
+            .chain(other.iter().map(|r| format!("{} depends on table {table}", r.label)))
             .collect();
         let hint = match other.first() {
             None => "Use DROP ... CASCADE to drop the dependent objects too.".to_string(),
-            Some((_, reader, _)) => format!(
-                "Weir's running views read a table's columns by position: drop {reader} first, then the column"
+            Some(reader) => format!(
+                "Weir's running views read a table's columns by position: drop {} first, then the column",
+                reader.label
             ),
         };
         return Err(SqlError::new(
@@ -329,7 +401,7 @@ fn readers_to_drop(
         .with_detail(detail.join("\n"))
         .with_hint(hint));
     }
-    Ok(using.into_iter().map(|(id, _, _)| id).collect())
+    Ok(using.into_iter().map(|r| r.id).collect())
 }
 
 /// Whether query text `sql` may use column `column`: it names it, or selects `*`.

@@ -216,6 +216,7 @@ pub(crate) async fn plan_stream_job(
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
         .map_err(from_datafusion)?;
+    let plan = weir_planner::type_integer_literals(plan).map_err(from_datafusion)?;
     let catalog = Catalog {
         store: cx.engine.store.clone(),
         files: cx.engine.files.clone(),

@@ -16,6 +16,7 @@
 //! `access.rs` (the privilege checks statements make before they act).
 
 mod access;
+mod alter_column;
 mod alter_parallelism;
 mod alter_table;
 mod atomic_ddl;

@@ -54,6 +54,7 @@ pub(super) async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> S
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
         .map_err(from_datafusion)?;
+    let plan = weir_planner::type_integer_literals(plan).map_err(from_datafusion)?;
     reject_window_tvfs(&plan)?;
     super::implicit_coercion::check(&plan)?;
     let plan = pin_values_types(plan).map_err(from_datafusion)?;

@@ -156,8 +156,11 @@ impl StartupHandler for WeirStartup {
             let default_idle = self.engine.config.idle_session_timeout_ms;
             if default_idle > 0 {
                 new_session
-                    .set("idle_session_timeout", &default_idle.to_string())
+                    .set_startup("idle_session_timeout", &default_idle.to_string())
                     .map_err(super::to_pgwire)?;
+            }
+            if let Some(name) = startup.parameters.get(METADATA_APPLICATION_NAME) {
+                new_session.set_startup("application_name", name).map_err(super::to_pgwire)?;
             }
             let new_session = Mutex::new(new_session);
             super::arm_idle_timeout(&new_session, client.is_secure());

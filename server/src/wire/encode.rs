@@ -438,7 +438,7 @@ fn trim_fraction(s: String) -> String {
 pub fn format_interval(v: IntervalMonthDayNano) -> String {
     let mut parts = Vec::new();
     let (years, months) = (v.months / 12, v.months % 12);
-    let plural = |n: i32, one: &str, many: &str| format!("{n} {}", if n.abs() == 1 { one } else { many });
+    let plural = |n: i32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     if years != 0 {
         parts.push(plural(years, "year", "years"));
     }

@@ -1,0 +1,125 @@
+//! A `timestamp` cast to text reads as Postgres prints it: `2026-01-01 10:00:00.5`, and a
+//! `timestamp with time zone` with the session's offset, `2026-01-01 10:00:00.5+00` (UTC is
+//! the only time zone). Arrow's cast wrote ISO 8601 (`2026-01-01T10:00:00.500`, without a
+//! zone), so `now()::text`, `'at ' || ts` and text comparisons disagreed with Postgres.
+//!
+//! [`TimestampToText`] plans every such cast as `timestamp_text`, which formats the value
+//! as the wire protocol shows it.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, StringArray};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use chrono::DateTime;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::DFSchema;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    cast, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+/// `timestamp_text(ts, with_zone)`: Postgres' text of a timestamp in microseconds.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TimestampText {
+    /// `timestamp with time zone`: the UTC offset follows.
+    with_zone: bool,
+    signature: Signature,
+}
+
+/// Any timestamp (see `timestamp_diff`: operators compile the call over their own types).
+fn timestamp_text(with_zone: bool) -> ScalarUDF {
+    ScalarUDF::new_from_impl(TimestampText { with_zone, signature: Signature::any(1, Volatility::Immutable) })
+}
+
+pub fn timestamp_text_udfs() -> [ScalarUDF; 2] {
+    [timestamp_text(false), timestamp_text(true)]
+}
+
+/// Postgres' output: date, time, the fraction without trailing zeros, `+00` for UTC.
+fn format(micros: i64, with_zone: bool) -> Option<String> {
+    let time = DateTime::from_timestamp_micros(micros)?.naive_utc();
+    let mut text = time.format("%Y-%m-%d %H:%M:%S").to_string();
+    let fraction = micros.rem_euclid(1_000_000);
+    if fraction != 0 {
+        text.push_str(format!(".{fraction:06}").trim_end_matches('0'));
+    }
+    if with_zone {
+        text.push_str("+00");
+    }
+    Some(text)
+}
+
+impl ScalarUDFImpl for TimestampText {
+    fn name(&self) -> &str {
+        match self.with_zone {
+            true => "timestamptz_text",
+            false => "timestamp_text",
+        }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if scalar { 1 } else { args.number_rows };
+        let [value] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal(format!("{} takes one argument", self.name())));
+        };
+        let values = super::timestamp_diff::as_micros(value, rows)?;
+        let values = values.as_primitive::<TimestampMicrosecondType>();
+        let out: StringArray = (0..rows)
+            .map(|i| values.is_valid(i).then(|| format(values.value(i), self.with_zone)).flatten())
+            .collect();
+        super::columnar(Arc::new(out), scalar)
+    }
+}
+
+/// Plans every cast of a timestamp to text as `timestamp_text` / `timestamptz_text`.
+#[derive(Debug, Default)]
+pub struct TimestampToText;
+
+impl AnalyzerRule for TimestampToText {
+    fn name(&self) -> &str {
+        "weir_timestamp_to_text"
+    }
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        super::rewrite_plan_expressions(plan, rewrite_expr)
+    }
+}
+
+fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr, field }) = e else { return Ok(Transformed::no(e)) };
+    let zone = match expr.get_type(schema) {
+        Ok(DataType::Timestamp(_, zone)) => zone,
+        _ => return Ok(Transformed::no(Expr::Cast(Cast { expr, field }))),
+    };
+    if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        return Ok(Transformed::no(Expr::Cast(Cast { expr, field })));
+    }
+    let micros = cast(*expr, DataType::Timestamp(TimeUnit::Microsecond, None));
+    let text = timestamp_text(zone.is_some()).call(vec![micros]);
+    Ok(Transformed::yes(match field.data_type() {
+        DataType::Utf8 => text,
+        other => text.cast_to(other, schema)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format;
+
+    #[test]
+    fn timestamps_read_as_postgres_prints_them() {
+        let at = 1_767_261_600_500_000; // 2026-01-01 10:00:00.5 UTC
+        assert_eq!(format(at, false).as_deref(), Some("2026-01-01 10:00:00.5"));
+        assert_eq!(format(at, true).as_deref(), Some("2026-01-01 10:00:00.5+00"));
+        assert_eq!(format(at - 500_000, true).as_deref(), Some("2026-01-01 10:00:00+00"));
+        assert_eq!(format(-1, false).as_deref(), Some("1969-12-31 23:59:59.999999"));
+    }
+}
