@@ -17,6 +17,7 @@ use weir_storage::{InMemoryViewStates, Store, TableStore, ViewStateStore};
 
 use super::*;
 use crate::data_plane::{DataPlane, LocalDataPlane};
+use crate::error::ExecError;
 use crate::task_events::{JobManagerEndpoint, LocalEndpoint};
 use crate::task_manager::{LocalTaskManager, TaskManager};
 use crate::ViewTable;
@@ -298,13 +299,19 @@ async fn a_failing_operator_fails_its_job_and_commits_go_on() {
     }];
     f.jobs.deploy(graph).await.unwrap();
     f.table.insert(&rows(&f.table, vec![1], vec!["a"], vec![5])).unwrap();
-    f.jobs.flush().await.unwrap();
+    // FLUSH returns (rather than waiting for the failed view forever) and says which view
+    // failed and why.
+    match f.jobs.flush().await {
+        Err(ExecError::ViewFailed { view, reason }) => {
+            assert_eq!(view, "agg");
+            assert!(reason.contains("Divide by zero"), "{reason}");
+        }
+        other => panic!("FLUSH over a failed view returned {other:?}"),
+    }
     let status = f.jobs.status().await.unwrap();
     assert!(status.jobs[0].status.starts_with("failed:"), "{}", status.jobs[0].status);
     let failure = status.jobs[0].last_failure.clone().unwrap_or_default();
     assert!(failure.contains("Divide by zero"), "{failure}");
-    // FLUSH keeps working for everyone else.
-    f.jobs.flush().await.unwrap();
     // The job is restarted after its backoff; the same row fails it again.
     for _ in 0..100 {
         if f.jobs.status().await.unwrap().jobs[0].restarts >= 1 {
