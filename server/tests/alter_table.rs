@@ -70,7 +70,7 @@ pub async fn altered_and_renamed_table_survives_kill_9() -> Result<(), String> {
         .await
         .map_err(show)?;
     let row = client
-        .query_one("SELECT n, total FROM revenue_by_customer WHERE customer = 'new'", &[])
+        .query_one("SELECT n, total::BIGINT FROM revenue_by_customer WHERE customer = 'new'", &[])
         .await
         .map_err(show)?;
     check(row.get::<_, i64>(0) == 1 && row.get::<_, i64>(1) == 5, "a new write reaches the restarted view")?;

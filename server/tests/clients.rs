@@ -588,7 +588,8 @@ pub async fn views_are_redeployed_after_kill_9() -> Result<(), String> {
         )
         .await
         .map_err(show)?;
-    let query = "SELECT (SELECT count(*) FROM revenue) AS groups, (SELECT sum(n) FROM revenue) AS rows_, \
+    let query =
+        "SELECT (SELECT count(*) FROM revenue) AS groups, (SELECT sum(n)::BIGINT FROM revenue) AS rows_, \
                  (SELECT count(*) FROM big) AS big_groups";
     let before = client.query_one(query, &[]).await.map_err(show)?;
     let before: (i64, i64, i64) = (before.get(0), before.get::<_, i64>(1), before.get(2));
@@ -602,8 +603,10 @@ pub async fn views_are_redeployed_after_kill_9() -> Result<(), String> {
     check(before == after, format!("views after restart {after:?}, before {before:?}"))?;
 
     client.batch_execute("INSERT INTO orders VALUES (10, 'new', 7); FLUSH;").await.map_err(show)?;
-    let row =
-        client.query_one("SELECT n, total FROM revenue WHERE customer = 'new'", &[]).await.map_err(show)?;
+    let row = client
+        .query_one("SELECT n, total::BIGINT FROM revenue WHERE customer = 'new'", &[])
+        .await
+        .map_err(show)?;
     check(row.get::<_, i64>(0) == 1 && row.get::<_, i64>(1) == 7, "a new write reaches the rebuilt view")?;
     let jobs: Vec<String> = client
         .query("SELECT view || ':' || status FROM weir_catalog.jobs ORDER BY view", &[])
@@ -871,7 +874,7 @@ pub async fn rocksdb_state_outgrows_memory_and_survives_kill_9() -> Result<(), S
                fields.k.kind = 'sequence', fields.k.start = '1', fields.k.end = '{ROWS}');
              SET streaming_parallelism = 2;
              CREATE MATERIALIZED VIEW totals AS
-               SELECT count(*) AS groups, sum(n) AS rows_, max(n) AS most
+               SELECT count(*) AS groups, sum(n)::BIGINT AS rows_, max(n) AS most
                FROM (SELECT k % {KEYS} AS key, count(*) AS n FROM keys GROUP BY k % {KEYS}) g;"
         ))
         .await

@@ -209,7 +209,7 @@ pub async fn a_stopped_file_sink_leaves_no_rows() -> Result<(), String> {
         .map_err(show)?;
     let before = state(&client, &dir.path().join("data")).await?;
     let (mut stopped_count, mut completed) = (0, 0);
-    for (trial, millis) in [5u64, 50, 200, 500, 1000, 2000].into_iter().enumerate() {
+    for (trial, millis) in [1u64, 2, 5, 50, 200, 500, 1000, 2000].into_iter().enumerate() {
         let stop = if trial % 2 == 0 { Stop::Timeout } else { Stop::CancelRequest };
         let create = "CREATE SINK out AS SELECT id, v FROM src WITH (connector = 'file', path = 'out.csv', format = 'csv')";
         let outcome = stopped(&client, create, Duration::from_millis(millis), stop).await?;

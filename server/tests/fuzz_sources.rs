@@ -190,7 +190,7 @@ pub async fn malformed_rows_are_counted_and_good_rows_kept() -> Result<(), Strin
             "CREATE SOURCE {source} (id BIGINT, k BIGINT, name VARCHAR)
                WITH (connector = 'file', path = '{path}', format = '{format}');
              CREATE MATERIALIZED VIEW {source}_v AS
-               SELECT count(*) AS n, sum(id) AS s, sum(length(name)) AS l FROM {source}"
+               SELECT count(*) AS n, sum(id)::BIGINT AS s, sum(length(name)) AS l FROM {source}"
         );
         if let Err(e) = client.batch_execute(&ddl).await {
             failures.push(format!("{source}: {e:?}"));

@@ -116,7 +116,7 @@ async fn setup(client: &Client) -> Result<(), String> {
         .batch_execute(
             "CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(60));
              INSERT INTO t SELECT i, 'before' FROM generate_series(1, 10) AS g(i);
-             CREATE MATERIALIZED VIEW tv AS SELECT count(*) AS n, sum(id) AS s FROM t;",
+             CREATE MATERIALIZED VIEW tv AS SELECT count(*) AS n, sum(id)::BIGINT AS s FROM t;",
         )
         .await
         .map_err(show)?;
@@ -294,7 +294,7 @@ pub async fn multi_chunk_copy_and_insert_select_are_complete_or_nothing() -> Res
     let total = ROWS + 10;
     let sum = total * (total + 1) / 2;
     check(view(&client).await? == (total, sum), "the view does not see every row of the COPY")?;
-    let row = client.query_one("SELECT count(*), sum(id) FROM t", &[]).await.map_err(show)?;
+    let row = client.query_one("SELECT count(*), sum(id)::BIGINT FROM t", &[]).await.map_err(show)?;
     check((row.get::<_, i64>(0), row.get::<_, i64>(1)) == (total, sum), "the table lacks rows of the COPY")?;
 
     // An INSERT ... SELECT that reads the table it writes, over several chunks, reads it as
