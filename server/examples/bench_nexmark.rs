@@ -135,7 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let rows = loop {
             let row = client
                 .query_one(
-                    "SELECT bool_and(status = 'finished'), sum(rows_read) FROM weir_catalog.sources WHERE job = $1",
+                    "SELECT bool_and(status = 'finished'), sum(rows_read)::BIGINT FROM weir_catalog.sources WHERE job = $1",
                     &[query],
                 )
                 .await?;
