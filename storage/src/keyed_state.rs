@@ -115,6 +115,13 @@ impl StateNamespace {
         out
     }
 
+    /// [`Self::key`] built straight into a shared buffer (one allocation), for the memory
+    /// backend's map.
+    fn shared_key(&self, key_group: u16, key: &[u8]) -> Arc<[u8]> {
+        let group = key_group.to_be_bytes();
+        self.prefix().iter().chain(&group).chain(key).copied().collect()
+    }
+
     /// Stored keys of key groups `groups` start at the first bound and end before the second.
     fn bounds(&self, groups: &Range<u16>) -> (Vec<u8>, Vec<u8>) {
         (self.key(groups.start, &[]), self.key(groups.end, &[]))
@@ -425,7 +432,7 @@ impl KeyedStateBackend for InMemoryStateBackend {
         let mut map = self.entries.write().map_err(|_| invalid("state lock poisoned"))?;
         for (group, key, value) in batch.changes {
             match value {
-                Some(value) => map.insert(Arc::from(ns.key(group, &key)), Arc::from(value)),
+                Some(value) => map.insert(ns.shared_key(group, &key), Arc::from(value)),
                 None => map.remove(&ns.key(group, &key)[..]),
             };
         }

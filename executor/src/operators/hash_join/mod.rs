@@ -425,7 +425,11 @@ impl Operator for HashJoin {
         let groups = key_groups(&batch, &info.keys)?;
         let null_keys = self.null_keys(input, &batch);
         let times = SideInfo::times(&batch, info.expiry.map(|b| b.column))?;
-        let late_times = SideInfo::times(&batch, info.late_column)?;
+        // Usually the column a row expires on is the one it is late on: cast it once.
+        let late_times = match info.late_column == info.expiry.map(|b| b.column) {
+            true => times.clone(),
+            false => SideInfo::times(&batch, info.late_column)?,
+        };
         let bound = info.expiry;
         let ttl_expiry = self.ttl_us.map(|ttl| wall_clock_us().saturating_add(ttl));
         let backend = self.backend.clone();
