@@ -70,8 +70,6 @@ struct SideInfo {
     key_converter: RowConverter,
     row_converter: RowConverter,
     parser: RowParser,
-    /// Row bytes of an all-NULL row: the padding of an unmatched row of the other side.
-    null_row: Box<[u8]>,
     /// Whether this side's rows need their degree (they are emitted while unmatched, or,
     /// for semi and anti joins, by whether they are matched).
     tracks_degree: bool,
@@ -100,15 +98,12 @@ impl SideInfo {
         let key_converter = RowConverter::new(keys.iter().map(|&k| sort(k)).collect::<ExecResult<_>>()?)?;
         let row_converter =
             RowConverter::new((0..schema.fields().len()).map(sort).collect::<ExecResult<_>>()?)?;
-        let nulls: Vec<ArrayRef> = schema.fields().iter().map(|f| new_null_array(f.data_type(), 1)).collect();
-        let null_row = row_converter.convert_columns(&nulls)?.row(0).as_ref().into();
         let parser = row_converter.parser();
         Ok(Self {
             keys: keys.to_vec(),
             key_converter,
             row_converter,
             parser,
-            null_row,
             tracks_degree,
             expiry,
             late_column,
@@ -229,20 +224,19 @@ impl HashJoin {
     }
 
     /// Which candidate pairs pass the extra condition: pair `p` is input row `rows[p]` of
-    /// `batch` (side `side`) with `candidates[p]` of the other side. One evaluation for all
-    /// pairs; all pass without a condition.
+    /// `batch` (side `side`) with candidate `p` of the other side, whose columns are
+    /// `theirs`. One evaluation for all pairs; all pass without a condition.
     fn passing(
         &self,
         side: usize,
         batch: &StreamBatch,
         rows: &[u32],
-        candidates: &[Arc<[u8]>],
+        theirs: &[ArrayRef],
     ) -> ExecResult<Vec<bool>> {
-        let Some(filter) = &self.filter else { return Ok(vec![true; candidates.len()]) };
-        if candidates.is_empty() {
+        let Some(filter) = &self.filter else { return Ok(vec![true; rows.len()]) };
+        if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let other = &self.sides[1 - side];
         let indices = arrow::array::UInt32Array::from(rows.to_vec());
         let mine = batch
             .data
@@ -250,14 +244,13 @@ impl HashJoin {
             .iter()
             .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
             .collect::<Result<Vec<_>, _>>()?;
-        let theirs = other.row_converter.convert_rows(candidates.iter().map(|r| other.parser.parse(r)))?;
         let columns: Vec<ArrayRef> = match side {
-            LEFT => mine.into_iter().chain(theirs).collect(),
-            _ => theirs.into_iter().chain(mine).collect(),
+            LEFT => mine.into_iter().chain(theirs.iter().cloned()).collect(),
+            _ => theirs.iter().cloned().chain(mine).collect(),
         };
-        let options = RecordBatchOptions::new().with_row_count(Some(candidates.len()));
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
         let pairs = RecordBatch::try_new_with_options(self.pair_schema.clone(), columns, &options)?;
-        let result = filter.evaluate(&pairs)?.into_array(candidates.len())?;
+        let result = filter.evaluate(&pairs)?.into_array(rows.len())?;
         let result = result
             .as_any()
             .downcast_ref::<BooleanArray>()
@@ -265,58 +258,36 @@ impl HashJoin {
         Ok((0..result.len()).map(|i| result.is_valid(i) && result.value(i)).collect())
     }
 
-    /// A row of side `side` that cannot match (a NULL key): emitted as it is, padded, if
-    /// its side keeps unmatched rows.
-    fn unmatched(&self, side: usize, row: &[u8], op: i8, emit: &mut Emitter) -> ExecResult<()> {
+    /// Input row `row` that cannot match (a NULL key): emitted as it is, padded, if its
+    /// side keeps unmatched rows.
+    fn unmatched(&self, side: usize, row: u32, op: i8, emit: &mut Emitter) {
         let shows_unmatched = match (side, self.kind) {
             (LEFT, JoinKind::LeftAnti) => true,
             (LEFT, kind) => kind.pads_left(),
             (_, kind) => kind.pads_right(),
         };
         if shows_unmatched {
-            self.emit_padded(side, row, op, 1, emit)?;
-        }
-        Ok(())
-    }
-
-    /// Emits `row` of side `side` `times` times, NULL-padded on the other side (or alone,
-    /// for semi and anti joins).
-    fn emit_padded(&self, side: usize, row: &[u8], op: i8, times: i64, emit: &mut Emitter) -> ExecResult<()> {
-        match side {
-            LEFT => emit.push(self, row, &self.sides[RIGHT].null_row, op, times),
-            _ => emit.push(self, &self.sides[LEFT].null_row, row, op, times),
+            emit.push(Some(row), None, op, 1);
         }
     }
 
-    fn emit_pair(
-        &self,
-        side: usize,
-        mine: &[u8],
-        theirs: &[u8],
-        op: i8,
-        times: i64,
-        emit: &mut Emitter,
-    ) -> ExecResult<()> {
-        match side {
-            LEFT => emit.push(self, mine, theirs, op, times),
-            _ => emit.push(self, theirs, mine, op, times),
-        }
-    }
-
-    /// Applies one change of side `side` (`row` with key `key`) and emits its effect.
-    /// `candidates` are the other side's rows of the key (read before this batch; only
-    /// their degrees change while it is applied, so those are read now), `passing` whether
-    /// each passes the extra condition with `row`.
+    /// Applies one change of side `side` (input row `input_row`, `row` in row bytes, with
+    /// key `key`) and emits its effect. `candidates` are the other side's rows of the key
+    /// (read before this batch; only their degrees change while it is applied, so those are
+    /// read now), numbered from `first_candidate` in the chunk, `passing` whether each
+    /// passes the extra condition with `row`.
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         side: usize,
         key: &[u8],
         key_group: u16,
+        input_row: u32,
         row: &[u8],
         op: i8,
         expires: i64,
         candidates: &[Arc<[u8]>],
+        first_candidate: usize,
         passing: &[bool],
         emit: &mut Emitter,
     ) -> ExecResult<()> {
@@ -324,34 +295,38 @@ impl HashJoin {
         let backend = self.backend.clone();
         self.states[side].load(backend.as_ref(), self.namespace, key_group, key)?;
         let current = self.states[other].get(key);
-        let matches: Vec<(&[u8], RowState)> = candidates
+        let matches: Vec<(u32, &[u8], RowState)> = candidates
             .iter()
             .zip(passing)
-            .filter(|(_, pass)| **pass)
-            .filter_map(|(c, _)| current?.rows.get(c).filter(|s| s.count > 0).map(|s| (c.as_ref(), *s)))
+            .enumerate()
+            .filter(|(_, (_, pass))| **pass)
+            .filter_map(|(n, (c, _))| {
+                let state = current?.rows.get(c).filter(|s| s.count > 0)?;
+                Some(((first_candidate + n) as u32, c.as_ref(), *state))
+            })
             .collect();
-        let matches = matches.into_iter();
-        let degree: i64 = matches.clone().map(|(_, s)| s.count).sum();
+        let degree: i64 = matches.iter().map(|(_, _, s)| s.count).sum();
         let delta = if op == OP_DELETE { -1 } else { 1 };
         let tracks = self.sides[side].tracks_degree;
         self.states[side].apply(key, row, delta, if tracks { degree } else { 0 }, expires)?;
+        let mine = Some(input_row);
 
         if self.kind.left_only() {
             let semi = self.kind == JoinKind::LeftSemi;
             if side == LEFT {
                 if semi == (degree > 0) {
-                    emit.push(self, row, &[], op, 1)?;
+                    emit.push(mine, None, op, 1);
                 }
                 return Ok(());
             }
-            for (left_row, state) in matches {
+            for (theirs, left_row, state) in matches {
                 let after = state.degree + delta;
                 let flips = (state.degree == 0) != (after == 0);
                 if flips {
                     // A semi join shows the row while matched, an anti join while not.
                     let shown_now = semi == (after > 0);
                     let op = if shown_now { OP_INSERT } else { OP_DELETE };
-                    emit.push(self, left_row, &[], op, state.count)?;
+                    emit.push(None, Some(theirs), op, state.count);
                 }
                 self.states[LEFT].add_degree(key, left_row, delta)?;
             }
@@ -362,25 +337,25 @@ impl HashJoin {
         let pads = self.sides[side].tracks_degree;
         // A delete takes back the padded row last; an insert retracts it first.
         if op == OP_DELETE && pads && degree == 0 {
-            self.emit_padded(side, row, op, 1, emit)?;
+            emit.push(mine, None, op, 1);
         }
-        for (their_row, state) in matches {
+        for (theirs, their_row, state) in matches {
             if other_pads {
                 let after = state.degree + delta;
                 if state.degree == 0 && after > 0 {
-                    self.emit_padded(other, their_row, OP_DELETE, state.count, emit)?;
+                    emit.push(None, Some(theirs), OP_DELETE, state.count);
                 }
-                self.emit_pair(side, row, their_row, op, state.count, emit)?;
+                emit.push(mine, Some(theirs), op, state.count);
                 if state.degree > 0 && after == 0 {
-                    self.emit_padded(other, their_row, OP_INSERT, state.count, emit)?;
+                    emit.push(None, Some(theirs), OP_INSERT, state.count);
                 }
                 self.states[other].add_degree(key, their_row, delta)?;
             } else {
-                self.emit_pair(side, row, their_row, op, state.count, emit)?;
+                emit.push(mine, Some(theirs), op, state.count);
             }
         }
         if op != OP_DELETE && pads && degree == 0 {
-            self.emit_padded(side, row, op, 1, emit)?;
+            emit.push(mine, None, op, 1);
         }
         Ok(())
     }
@@ -433,12 +408,11 @@ impl Operator for HashJoin {
         let bound = info.expiry;
         let ttl_expiry = self.ttl_us.map(|ttl| wall_clock_us().saturating_add(ttl));
         let backend = self.backend.clone();
-        let mut emit = Emitter::default();
         let n = batch.num_rows();
         let mut next = 0;
         while next < n {
             // Gather the rows of a chunk and their candidates (up to a chunk of pairs), so
-            // that the extra condition is evaluated once for all pairs of the chunk.
+            // that the candidates are decoded once, for the extra condition and the output.
             let mut plans: Vec<RowPlan> = Vec::new();
             let mut pair_rows: Vec<u32> = Vec::new();
             let mut candidates: Vec<Arc<[u8]>> = Vec::new();
@@ -472,29 +446,33 @@ impl Operator for HashJoin {
                 }
                 plans.push(RowPlan { row: i, null_key, expires, candidates: first..candidates.len() });
             }
-            let passing = self.passing(input, &batch, &pair_rows, &candidates)?;
+            let other = &self.sides[1 - input];
+            let theirs =
+                other.row_converter.convert_rows(candidates.iter().map(|r| other.parser.parse(r)))?;
+            let passing = self.passing(input, &batch, &pair_rows, &theirs)?;
+            let mut emit = Emitter::default();
             for plan in plans {
                 let i = plan.row;
-                let row = rows.row(i);
                 if plan.null_key {
-                    self.unmatched(input, row.as_ref(), batch.op(i), &mut emit)?;
+                    self.unmatched(input, i as u32, batch.op(i), &mut emit);
                     continue;
                 }
                 self.apply(
                     input,
                     keys.row(i).as_ref(),
                     groups[i] as u16,
-                    row.as_ref(),
+                    i as u32,
+                    rows.row(i).as_ref(),
                     batch.op(i),
                     plan.expires,
                     &candidates[plan.candidates.clone()],
+                    plan.candidates.start,
                     &passing[plan.candidates],
                     &mut emit,
                 )?;
             }
+            emit.finish(self, input, &batch, &theirs, out)?;
         }
-        emit.flush(self)?;
-        out.append(&mut emit.done);
         Ok(())
     }
 
@@ -588,65 +566,67 @@ impl Operator for HashJoin {
     }
 }
 
-/// Collects output rows as row bytes of each side and turns them into batches of at most
-/// [`OUTPUT_BATCH_ROWS`] rows.
+/// Collects the output rows of one chunk, each as an input row and a candidate of the other
+/// side (either may be absent: NULL padding), and builds batches of them by `take`: the
+/// input side from the input batch, the other side from the chunk's decoded candidates.
+/// No row is decoded from row bytes for the output.
 #[derive(Default)]
 struct Emitter {
-    /// Finished batches, in order.
-    done: Vec<StreamBatch>,
-    left: Vec<u8>,
-    left_ends: Vec<usize>,
-    right: Vec<u8>,
-    right_ends: Vec<usize>,
+    mine: Vec<Option<u32>>,
+    theirs: Vec<Option<u32>>,
     ops: Vec<i8>,
 }
 
 impl Emitter {
-    fn push(&mut self, join: &HashJoin, left: &[u8], right: &[u8], op: i8, times: i64) -> ExecResult<()> {
+    fn push(&mut self, mine: Option<u32>, theirs: Option<u32>, op: i8, times: i64) {
         for _ in 0..times.max(0) {
-            self.left.extend_from_slice(left);
-            self.left_ends.push(self.left.len());
-            self.right.extend_from_slice(right);
-            self.right_ends.push(self.right.len());
+            self.mine.push(mine);
+            self.theirs.push(theirs);
             self.ops.push(op);
-            if self.ops.len() >= OUTPUT_BATCH_ROWS {
-                self.flush(join)?;
-            }
         }
-        Ok(())
     }
 
-    /// Turns the collected rows into a batch.
-    fn flush(&mut self, join: &HashJoin) -> ExecResult<()> {
-        if self.ops.is_empty() {
-            return Ok(());
-        }
-        let rows = |info: &SideInfo, bytes: &[u8], ends: &[usize]| -> ExecResult<Vec<ArrayRef>> {
-            let mut start = 0;
-            let parsed = ends.iter().map(|&end| {
-                let row = info.parser.parse(&bytes[start..end]);
-                start = end;
-                row
-            });
-            Ok(info.row_converter.convert_rows(parsed)?)
+    /// Turns the collected rows into batches of at most [`OUTPUT_BATCH_ROWS`] rows, appended
+    /// to `out`. `input` is the side of `batch`, `theirs` the other side's candidates.
+    fn finish(
+        self,
+        join: &HashJoin,
+        input: usize,
+        batch: &StreamBatch,
+        theirs: &[ArrayRef],
+        out: &mut Vec<StreamBatch>,
+    ) -> ExecResult<()> {
+        let pick = |columns: &[ArrayRef], rows: &[Option<u32>]| -> ExecResult<Vec<ArrayRef>> {
+            let indices = arrow::array::UInt32Array::from(rows.to_vec());
+            columns
+                .iter()
+                .map(|c| match indices.null_count() == indices.len() {
+                    // No row of this side: all padding (the candidates may be empty).
+                    true => Ok(new_null_array(c.data_type(), indices.len())),
+                    false => Ok(arrow::compute::take(c.as_ref(), &indices, None)?),
+                })
+                .collect()
         };
-        let mut columns = rows(&join.sides[LEFT], &self.left, &self.left_ends)?;
-        if !join.kind.left_only() {
-            columns.extend(rows(&join.sides[RIGHT], &self.right, &self.right_ends)?);
+        let mut start = 0;
+        while start < self.ops.len() {
+            let end = (start + OUTPUT_BATCH_ROWS).min(self.ops.len());
+            let mine = || pick(batch.data.columns(), &self.mine[start..end]);
+            let theirs = || pick(theirs, &self.theirs[start..end]);
+            let columns: Vec<ArrayRef> = match (join.kind.left_only(), input) {
+                (true, LEFT) => mine()?,
+                (true, _) => theirs()?,
+                (false, LEFT) => mine()?.into_iter().chain(theirs()?).collect(),
+                (false, _) => theirs()?.into_iter().chain(mine()?).collect(),
+            };
+            let options = RecordBatchOptions::new().with_row_count(Some(end - start));
+            let data = RecordBatch::try_new_with_options(join.output_schema.clone(), columns, &options)?;
+            let ops = &self.ops[start..end];
+            out.push(match ops.iter().all(|&op| op == OP_INSERT) {
+                true => StreamBatch::inserts(data),
+                false => StreamBatch::with_ops(data, Int8Array::from(ops.to_vec())),
+            });
+            start = end;
         }
-        let options = RecordBatchOptions::new().with_row_count(Some(self.ops.len()));
-        let data = RecordBatch::try_new_with_options(join.output_schema.clone(), columns, &options)?;
-        let all_inserts = self.ops.iter().all(|&op| op == OP_INSERT);
-        let ops = Int8Array::from(std::mem::take(&mut self.ops));
-        self.done.push(if all_inserts {
-            StreamBatch::inserts(data)
-        } else {
-            StreamBatch::with_ops(data, ops)
-        });
-        self.left.clear();
-        self.left_ends.clear();
-        self.right.clear();
-        self.right_ends.clear();
         Ok(())
     }
 }
