@@ -11,9 +11,12 @@
 //! retractions are exact, and an operator-defined count — a join's *degree*: how many rows
 //! of the other side match it, with their multiplicity.
 //!
-//! Changes are tracked per row and written once per barrier ([`KeyedRows::flush`]); a row
-//! whose count drops to zero stays as a tombstone until then, so its delete is written too.
-//! Eviction happens right after a flush, when every key is clean. A row's bytes are shared
+//! Changes are tracked per row and written on checkpoint barriers, or on any barrier when
+//! the cache is over its limit ([`KeyedRows::flush`]); a stored row whose count drops to
+//! zero stays as a tombstone until then, so its delete is written too, while a row that came
+//! and went in between is forgotten at the next barrier ([`KeyedRows::drop_gone`]). Between
+//! checkpoints the backend is read only by the operator itself, for keys it evicted, and
+//! those are clean. Eviction happens right after a flush, when every key is clean. A row's bytes are shared
 //! (`Arc`) by the map, the list of changed rows and the operators' lists of candidates, so
 //! that tracking or matching a row never copies it.
 //!
@@ -319,6 +322,39 @@ impl KeyedRows {
         self.flushes += 1;
     }
 
+    /// Between checkpoints: forgets the rows that came and went since the last flush (the
+    /// backend never had them, so they need no delete); every other change stays to be
+    /// written by the next [`Self::flush`].
+    pub fn drop_gone(&mut self) {
+        let mut still_dirty = Vec::with_capacity(self.dirty_keys.len());
+        for key in std::mem::take(&mut self.dirty_keys) {
+            let Some(entry) = self.keys.get_mut(&key) else { continue };
+            let rows = &mut entry.rows;
+            entry.dirty.retain(|row| match rows.get(row) {
+                Some(state) if state.count == 0 && !state.stored => {
+                    rows.remove(row);
+                    false
+                }
+                _ => true,
+            });
+            match (entry.dirty.is_empty(), entry.rows.is_empty()) {
+                (_, true) => {
+                    self.keys.remove(&key);
+                }
+                (false, false) => still_dirty.push(key),
+                (true, false) => {}
+            }
+        }
+        self.dirty_keys = still_dirty;
+        self.flushes += 1;
+    }
+
+    /// Whether more than `limit` rows are in memory: the next barrier must flush, so that
+    /// keys can be evicted.
+    pub fn over_cache(&self, limit: usize) -> bool {
+        self.cached_rows > limit
+    }
+
     /// Past `limit` rows in memory, forgets the least recently used keys (all clean: call it
     /// right after [`Self::flush`]) down to three quarters of it; the backend keeps them.
     pub fn evict(&mut self, limit: usize) {
@@ -558,6 +594,40 @@ mod tests {
         backend.write(NS, batch).unwrap();
         side.reset_to_backend(&backend, NS, Some(0)).unwrap();
         assert!(side.load(&backend, NS, 0, b"k").unwrap().rows.is_empty());
+    }
+
+    #[test]
+    fn between_checkpoints_changes_wait_in_memory_and_rows_that_came_and_went_are_forgotten() {
+        let backend = InMemoryStateBackend::default();
+        let mut side = KeyedRows::new(0);
+        side.load(&backend, NS, 0, b"k").unwrap();
+        side.apply(b"k", b"kept", 1, 0, i64::MAX).unwrap();
+        let mut batch = StateWriteBatch::default();
+        side.flush(&mut batch);
+        backend.write(NS, batch).unwrap();
+        // Between two checkpoints: a stored row goes, another comes and goes, a third comes.
+        side.apply(b"k", b"kept", -1, 0, i64::MAX).unwrap();
+        side.apply(b"k", b"brief", 1, 0, i64::MAX).unwrap();
+        side.apply(b"k", b"brief", -1, 0, i64::MAX).unwrap();
+        side.apply(b"k", b"new", 1, 0, i64::MAX).unwrap();
+        side.drop_gone();
+        let held: Vec<&[u8]> = side.get(b"k").unwrap().rows.keys().map(|r| r.as_ref()).collect();
+        assert_eq!(held, vec![b"kept".as_slice(), b"new"], "the brief row is forgotten, the tombstone kept");
+        // A key whose rows all came and went leaves memory.
+        side.load(&backend, NS, 0, b"gone").unwrap();
+        side.apply(b"gone", b"r", 1, 0, i64::MAX).unwrap();
+        side.apply(b"gone", b"r", -1, 0, i64::MAX).unwrap();
+        side.drop_gone();
+        assert!(side.get(b"gone").is_none());
+        // The next checkpoint writes what waited: the delete and the new row.
+        let mut batch = StateWriteBatch::default();
+        side.flush(&mut batch);
+        assert_eq!(batch.changes.len(), 2);
+        backend.write(NS, batch).unwrap();
+        side.reset_to_backend(&backend, NS, Some(1)).unwrap();
+        assert_eq!(rows(&side, b"k"), vec![]);
+        side.load(&backend, NS, 0, b"k").unwrap();
+        assert_eq!(rows(&side, b"k"), vec![(b"new".to_vec(), 1, 0)]);
     }
 
     #[test]

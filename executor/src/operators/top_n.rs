@@ -279,9 +279,15 @@ impl Operator for TopN {
         Ok(())
     }
 
-    fn on_barrier(&mut self, _barrier: &Barrier, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    /// Changes are written on checkpoint barriers, or when the cache must evict; between
+    /// checkpoints nothing reads the backend but this operator.
+    fn on_barrier(&mut self, barrier: &Barrier, out: &mut Vec<StreamBatch>) -> ExecResult<()> {
         if self.ttl_us.is_some() {
             self.expire_ttl(out)?;
+        }
+        if !barrier.checkpoint && !self.rows.over_cache(self.cache_rows) {
+            self.rows.drop_gone();
+            return Ok(());
         }
         let mut batch = StateWriteBatch::default();
         self.rows.flush(&mut batch);

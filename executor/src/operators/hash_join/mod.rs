@@ -360,8 +360,17 @@ impl HashJoin {
         Ok(())
     }
 
-    /// Writes both sides' changes since the last barrier in one batch, then evicts.
-    fn flush(&mut self) -> ExecResult<()> {
+    /// On a checkpoint barrier, or when a side must evict: writes both sides' changes since
+    /// the last flush in one batch, then evicts. Otherwise the changes wait in memory for
+    /// the next checkpoint (rows that came and went are forgotten now): between
+    /// checkpoints nothing reads the backend but this operator.
+    fn flush(&mut self, barrier: &Barrier) -> ExecResult<()> {
+        if !barrier.checkpoint && !self.states.iter().any(|s| s.over_cache(self.cache_rows)) {
+            for state in &mut self.states {
+                state.drop_gone();
+            }
+            return Ok(());
+        }
         let mut batch = StateWriteBatch::default();
         for state in &mut self.states {
             state.flush(&mut batch);
@@ -476,7 +485,7 @@ impl Operator for HashJoin {
         Ok(())
     }
 
-    fn on_barrier(&mut self, _barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
+    fn on_barrier(&mut self, barrier: &Barrier, _out: &mut Vec<StreamBatch>) -> ExecResult<()> {
         // Rows that can no longer match (interval joins) or have outlived the TTL go first.
         let now = wall_clock_us();
         for side in [LEFT, RIGHT] {
@@ -489,7 +498,7 @@ impl Operator for HashJoin {
             self.states[side]
                 .expire(self.backend.as_ref(), self.namespace, clock, &|key| info.key_group(key))?;
         }
-        self.flush()
+        self.flush(barrier)
     }
 
     /// A regular join may emit a row of any age whenever the other side changes, so no
@@ -509,7 +518,7 @@ impl Operator for HashJoin {
     }
 
     fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
-        // `on_barrier` flushed: the backend holds both sides as of the barrier.
+        // `on_barrier` flushed (a checkpoint barrier): the backend holds both sides as of it.
         let handle = self.backend.snapshot_handle(self.namespace, 0..weir_plan::KEY_GROUPS)?;
         let mut meta = Vec::with_capacity(32);
         meta.extend_from_slice(&self.states[LEFT].total_rows.to_le_bytes());
