@@ -239,6 +239,8 @@ impl KeyedRows {
         state.degree = degree;
         let relist = expires != i64::MAX && after > 0 && state.expires != expires;
         state.expires = expires;
+        let newly_dirty = !state.dirty;
+        state.dirty = true;
         if relist {
             let bucket = bucket_of(expires);
             if entry.listed.is_none_or(|listed| bucket < listed) {
@@ -246,18 +248,19 @@ impl KeyedRows {
                 self.by_expiry.entry(bucket).or_default().push(key.into());
             }
         }
-        let Some(state) = entry.rows.get_mut(row) else {
-            return Err(ExecError::Internal("keyed rows: an applied row is missing".into()));
-        };
-        let newly_dirty = !state.dirty;
-        state.dirty = true;
         if newly_dirty {
             if entry.dirty.is_empty() {
                 self.dirty_keys.push(key.into());
             }
             entry.dirty.push(shared);
         }
-        match (before > 0, after > 0) {
+        self.count_live(before > 0, after > 0);
+        Ok(())
+    }
+
+    /// Keeps the live-row counters as a row goes from present or not to present or not.
+    fn count_live(&mut self, was_live: bool, is_live: bool) {
+        match (was_live, is_live) {
             (false, true) => {
                 self.cached_rows += 1;
                 self.total_rows += 1;
@@ -268,7 +271,6 @@ impl KeyedRows {
             }
             _ => {}
         }
-        Ok(())
     }
 
     /// Adds `delta` to the degree of `row` under the resident `key`.
@@ -460,7 +462,8 @@ impl KeyedRows {
         }
     }
 
-    /// Loads `key` and drops its rows that expire before `now`; returns how many went.
+    /// Loads `key` and drops its rows that expire before `now`; returns how many went. One
+    /// pass over the key's rows, which also finds when the next of them expires.
     pub fn expire_key(
         &mut self,
         backend: &dyn KeyedStateBackend,
@@ -469,26 +472,41 @@ impl KeyedRows {
         key: &[u8],
         now: i64,
     ) -> ExecResult<u64> {
-        let expired: Vec<(Arc<[u8]>, RowState)> = match self.peek(backend, ns, key_group, key)? {
-            Some(rows) => {
-                rows.live_shared().filter(|(_, s)| s.expires < now).map(|(r, s)| (Arc::clone(r), s)).collect()
+        if self.peek(backend, ns, key_group, key)?.is_none() {
+            return Ok(0);
+        }
+        let Some(RowsOfKey { rows, dirty, listed, .. }) = self.keys.get_mut(key) else { return Ok(0) };
+        let was_clean = dirty.is_empty();
+        let mut expired = 0u64;
+        let mut next = i64::MAX;
+        for (row, state) in rows.iter_mut().filter(|(_, s)| s.count > 0) {
+            if state.expires >= now {
+                next = next.min(state.expires);
+                continue;
             }
-            None => return Ok(0),
-        };
-        for (row, state) in &expired {
-            self.apply(key, row, -state.count, state.degree, i64::MAX)?;
+            state.count = 0;
+            state.expires = i64::MAX;
+            expired += 1;
+            if !state.dirty {
+                state.dirty = true;
+                dirty.push(Arc::clone(row));
+            }
         }
         // Rows that expire later keep the key listed, under the earliest of their buckets.
-        if let Some(entry) = self.keys.get_mut(key) {
-            let next = entry.live().map(|(_, s)| s.expires).filter(|&e| e != i64::MAX).min();
-            if let Some(next) = next.map(bucket_of) {
-                if entry.listed.is_none_or(|listed| next < listed) {
-                    entry.listed = Some(next);
-                    self.by_expiry.entry(next).or_default().push(key.into());
-                }
-            }
+        let relist = (next != i64::MAX).then(|| bucket_of(next)).filter(|&b| listed.is_none_or(|l| b < l));
+        if let Some(bucket) = relist {
+            *listed = Some(bucket);
         }
-        Ok(expired.len() as u64)
+        let now_dirty = !dirty.is_empty();
+        if let Some(bucket) = relist {
+            self.by_expiry.entry(bucket).or_default().push(key.into());
+        }
+        if was_clean && now_dirty {
+            self.dirty_keys.push(key.into());
+        }
+        self.cached_rows -= expired as usize;
+        self.total_rows = self.total_rows.saturating_sub(expired);
+        Ok(expired)
     }
 
     /// Keys in memory.
