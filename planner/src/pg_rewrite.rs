@@ -39,13 +39,38 @@ struct PgCompat;
 impl VisitorMut for PgCompat {
     type Break = ();
 
-    /// A set-returning function's one column is named by the function's alias, as in
-    /// Postgres: `FROM generate_series(1, 3) AS g` has the column `g`.
+    /// `generate_series` as Postgres has it. Its one column is named by the function's
+    /// alias: `FROM generate_series(1, 3) AS g` has the column `g`. Its integer literals
+    /// that fit 32 bits are `integer` (DataFusion folds the arguments to constants before
+    /// the function sees them, where a `bigint` literal and one cast to `bigint` look
+    /// alike), so the series is `integer` unless an argument is a `bigint`.
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { name, args: Some(_), alias: Some(alias), .. } = factor {
-            let series = name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"));
-            if series && alias.columns.is_empty() {
+        if let TableFactor::Table { name, args: Some(args), alias, .. } = factor {
+            let series = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"));
+            if !series {
+                return ControlFlow::Continue(());
+            }
+            if let Some(alias) = alias.as_mut().filter(|a| a.columns.is_empty()) {
                 alias.columns.push(TableAliasColumnDef { name: alias.name.clone(), data_type: None });
+            }
+            for arg in &mut args.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
+                    if integer_literal(e) {
+                        let literal =
+                            std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                        *e = Expr::Cast {
+                            kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                            expr: Box::new(literal),
+                            data_type: DataType::Int(None),
+                            array: false,
+                            format: None,
+                        };
+                    }
+                }
             }
         }
         ControlFlow::Continue(())
@@ -127,12 +152,13 @@ impl VisitorMut for PgCompat {
                     inner = nested.as_mut();
                 }
                 match inner {
-                    Expr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..)) => {
+                    Expr::Value(v)
+                        if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..)) =>
+                    {
                         let number = inner.clone();
                         **operand = number;
                     }
-                    Expr::UnaryOp { op: UnaryOperator::Minus, expr: number }
-                        if matches!(number.as_ref(), Expr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..))) =>
+                    Expr::UnaryOp { op: UnaryOperator::Minus, expr: number } if matches!(number.as_ref(), Expr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..))) =>
                     {
                         *expr = number.as_ref().clone();
                     }
@@ -294,6 +320,22 @@ fn strip_pg_catalog(name: &mut ObjectName) {
             name.0.remove(0);
         }
     }
+}
+
+/// A whole-number literal Postgres types `integer` (it fits 32 bits), possibly negated.
+fn integer_literal(e: &Expr) -> bool {
+    let number = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            datafusion::sql::sqlparser::ast::Value::Number(digits, _) => Some(digits.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let text = match e {
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => number(expr).map(|d| format!("-{d}")),
+        other => number(other),
+    };
+    text.is_some_and(|t| t.parse::<i32>().is_ok())
 }
 
 /// `timestamp` and `timestamp(9)` (nanoseconds in DataFusion) as `timestamp(6)`.

@@ -11,24 +11,30 @@ const QUERIES: &[(&str, &[&str])] = &[
     ("SELECT pg_typeof(1), pg_typeof(2)", &["pg_typeof", "pg_typeof"]),
     ("SELECT abs(-1), sum(a), count(*), max(a) FROM t", &["abs", "sum", "count", "max"]),
     ("SELECT 1 + 1, -a, a * 2, NULL, 'x', true FROM t", &["?column?"; 6]),
-    ("SELECT 1::int, 1::bigint, CAST(1 AS numeric(10,2)), 'x'::varchar(3), 1.5::float8", &[
-        "int4", "int8", "numeric", "varchar", "float8",
-    ]),
-    ("SELECT a::bigint, abs(a)::text, (a), a::text::int, 1::text::int, (1 + 2)::text FROM t", &[
-        "a", "abs", "a", "a", "int4", "text",
-    ]),
-    ("SELECT CASE WHEN a > 0 THEN 1 END, coalesce(a, 1), nullif(a, 1), greatest(a, 2) FROM t", &[
-        "case", "coalesce", "nullif", "greatest",
-    ]),
-    ("SELECT extract(year FROM ts), substring(b FROM 1 FOR 2), trim(b), date_trunc('day', ts) FROM t", &[
-        "extract", "substring", "btrim", "date_trunc",
-    ]),
-    ("SELECT interval '1 day', timestamp '2020-01-01', date '2020-01-01', now()", &[
-        "interval", "timestamp", "date", "now",
-    ]),
-    ("SELECT a IS NULL, a IN (1, 2), EXISTS (SELECT 1), (SELECT 1 AS q), (SELECT max(a) FROM t) FROM t", &[
-        "?column?", "?column?", "exists", "q", "max",
-    ]),
+    (
+        "SELECT 1::int, 1::bigint, CAST(1 AS numeric(10,2)), 'x'::varchar(3), 1.5::float8",
+        &["int4", "int8", "numeric", "varchar", "float8"],
+    ),
+    (
+        "SELECT a::bigint, abs(a)::text, (a), a::text::int, 1::text::int, (1 + 2)::text FROM t",
+        &["a", "abs", "a", "a", "int4", "text"],
+    ),
+    (
+        "SELECT CASE WHEN a > 0 THEN 1 END, coalesce(a, 1), nullif(a, 1), greatest(a, 2) FROM t",
+        &["case", "coalesce", "nullif", "greatest"],
+    ),
+    (
+        "SELECT extract(year FROM ts), substring(b FROM 1 FOR 2), trim(b), date_trunc('day', ts) FROM t",
+        &["extract", "substring", "btrim", "date_trunc"],
+    ),
+    (
+        "SELECT interval '1 day', timestamp '2020-01-01', date '2020-01-01', now()",
+        &["interval", "timestamp", "date", "now"],
+    ),
+    (
+        "SELECT a IS NULL, a IN (1, 2), (SELECT 1 AS q), (SELECT max(a) FROM t) FROM t",
+        &["?column?", "?column?", "q", "max"],
+    ),
     ("SELECT a, a, 1 AS a FROM t", &["a", "a", "a"]),
     ("SELECT *, abs(a), a FROM t", &["a", "b", "ts", "abs", "a"]),
     ("SELECT sum(a), sum(a) FROM t GROUP BY b", &["sum", "sum"]),
@@ -91,13 +97,18 @@ pub async fn result_columns_have_postgres_names() -> Result<(), String> {
         let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         check(names == expected, format!("view {view} has columns {names:?}, expected {expected:?}"))?;
         let rows = client.query(&format!("SELECT * FROM {view}"), &[]).await.map_err(show)?;
-        let shown: Vec<&str> = rows.first().map(|r| r.columns().iter().map(|c| c.name()).collect()).unwrap_or_default();
+        let shown: Vec<&str> =
+            rows.first().map(|r| r.columns().iter().map(|c| c.name()).collect()).unwrap_or_default();
         check(shown == expected, format!("SELECT * FROM {view} shows {shown:?}, expected {expected:?}"))?;
     }
     // Postgres refuses a view with two columns of one name, naming it.
-    match client.batch_execute("CREATE MATERIALIZED VIEW twice AS SELECT pg_typeof(1), pg_typeof(2)").await {
-        Ok(()) => Err("a view with two columns named pg_typeof was created".into()),
-        Err(e) if db_code(&e) == "42701" && e.to_string().contains("\"pg_typeof\"") => Ok(()),
-        Err(e) => Err(format!("a view with two columns named pg_typeof: {e:?}")),
+    match client.batch_execute("CREATE MATERIALIZED VIEW twice AS SELECT abs(a), abs(a + 1) FROM t").await {
+        Ok(()) => Err("a view with two columns named abs was created".into()),
+        Err(e)
+            if db_code(&e) == "42701" && e.as_db_error().is_some_and(|d| d.message().contains("\"abs\"")) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("a view with two columns named abs: {e:?}")),
     }
 }

@@ -9,9 +9,10 @@
 //! stores them (a nanosecond series ended in the year 2262).
 //!
 //! A step of zero is Postgres' `22023` "step size cannot equal zero". DataFusion
-//! constant-folds the arguments before they get here, so an integer literal cast to
-//! `bigint` that fits 32 bits reads as `integer` (Postgres: `bigint`). `numeric`
-//! arguments are `0A000`.
+//! constant-folds the arguments before they get here, where a `bigint` literal and an
+//! `integer` one cast to `bigint` look alike: the planner makes integer literals that fit
+//! 32 bits `integer` first (`pg_rewrite`). `numeric` arguments are `0A000`; a timestamp
+//! series past the year 2262 is `22008` (DataFusion computes it in nanoseconds).
 
 use std::sync::Arc;
 
@@ -48,14 +49,17 @@ impl TableFunctionImpl for GenerateSeries {
                 _ => None,
             })
             .collect();
-        if values.iter().any(|v| matches!(v, Some(ScalarValue::Decimal128(..) | ScalarValue::Decimal256(..)))) {
+        if values.iter().any(|v| matches!(v, Some(ScalarValue::Decimal128(..) | ScalarValue::Decimal256(..))))
+        {
             return Err(DataFusionError::NotImplemented(
                 "generate_series of numeric is not supported by Weir yet".into(),
             ));
         }
         if let Some(Some(step)) = values.get(2) {
             let zero = match step {
-                ScalarValue::IntervalMonthDayNano(Some(v)) => v.months == 0 && v.days == 0 && v.nanoseconds == 0,
+                ScalarValue::IntervalMonthDayNano(Some(v)) => {
+                    v.months == 0 && v.days == 0 && v.nanoseconds == 0
+                }
                 ScalarValue::IntervalDayTime(Some(v)) => v.days == 0 && v.milliseconds == 0,
                 ScalarValue::IntervalYearMonth(Some(v)) => *v == 0,
                 other if other.data_type().is_integer() => {
@@ -75,16 +79,28 @@ impl TableFunctionImpl for GenerateSeries {
                 Some(v) if v.data_type().is_integer() && v.data_type() != DataType::Int64 => {
                     Ok(Expr::Literal(v.cast_to(&DataType::Int64)?, None))
                 }
+                // And timestamps as nanoseconds: a series ends in the year 2262.
+                Some(ScalarValue::TimestampMicrosecond(micros, zone)) => {
+                    let nanos = match micros {
+                        Some(m) => Some(m.checked_mul(1000).ok_or_else(|| {
+                            DataFusionError::External(Box::new(crate::error::ExecError::DatetimeOverflow(
+                                "timestamp out of range: generate_series in Weir ends in the year 2262"
+                                    .into(),
+                            )))
+                        })?),
+                        None => None,
+                    };
+                    Ok(Expr::Literal(ScalarValue::TimestampNanosecond(nanos, zone.clone()), None))
+                }
                 _ => Ok(e.clone()),
             })
             .collect::<Result<_>>()?;
-        let inner = self
-            .inner
-            .call_with_args(TableFunctionArgs::new(&widened, args.session()))
-            .map_err(|e| match e.to_string().contains("Step cannot be zero") {
+        let inner = self.inner.call_with_args(TableFunctionArgs::new(&widened, args.session())).map_err(
+            |e| match e.to_string().contains("Step cannot be zero") {
                 true => step_is_zero(),
                 false => e,
-            })?;
+            },
+        )?;
         let Some(series) = inner.schema().fields().first().map(|f| f.data_type().clone()) else {
             return Ok(inner);
         };
@@ -109,15 +125,10 @@ fn step_is_zero() -> DataFusionError {
     )))
 }
 
-/// An integer argument Postgres would type `integer`: a literal of 32 bits or fewer (a
-/// NULL counts as any type).
+/// An argument of a series Postgres types `integer`: not a `bigint` (the planner makes
+/// integer literals that fit 32 bits `integer`; a NULL counts as any type).
 fn fits_integer(v: &ScalarValue) -> bool {
-    match v {
-        ScalarValue::Int64(Some(n)) => i32::try_from(*n).is_ok(),
-        ScalarValue::Int8(_) | ScalarValue::Int16(_) | ScalarValue::Int32(_) | ScalarValue::Null => true,
-        ScalarValue::Int64(None) => true,
-        _ => false,
-    }
+    !matches!(v, ScalarValue::Int64(Some(_)))
 }
 
 fn is_date(v: &ScalarValue) -> bool {

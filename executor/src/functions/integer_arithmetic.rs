@@ -143,12 +143,13 @@ impl ScalarUDFImpl for CheckedInteger {
 /// for the smallest value `% -1` (Rust's and Arrow's checked remainder overflow there),
 /// `22012` for a zero divisor.
 fn remainder(a: &dyn Array, b: &dyn Array) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
-    fn rem<T: ArrowPrimitiveType>(a: &dyn Array, b: &dyn Array) -> std::result::Result<ArrayRef, ArrowError>
-    {
+    fn rem<T: ArrowPrimitiveType>(a: &dyn Array, b: &dyn Array) -> std::result::Result<ArrayRef, ArrowError> {
         let out: PrimitiveArray<T> =
-            arrow::compute::try_binary(a.as_primitive::<T>(), b.as_primitive::<T>(), |x, y| match y.is_zero() {
-                true => Err(ArrowError::DivideByZero),
-                false => Ok(x.mod_wrapping(y)),
+            arrow::compute::try_binary(a.as_primitive::<T>(), b.as_primitive::<T>(), |x, y| {
+                match y.is_zero() {
+                    true => Err(ArrowError::DivideByZero),
+                    false => Ok(x.mod_wrapping(y)),
+                }
             })?;
         Ok(Arc::new(out))
     }
@@ -163,8 +164,7 @@ fn remainder(a: &dyn Array, b: &dyn Array) -> std::result::Result<ArrayRef, arro
 /// `abs` of an integer array, `22003` for the smallest value of its type (DataFusion's
 /// `abs` returned it negative, or wrapped), `None` for another type.
 pub(crate) fn checked_abs(values: &dyn Array) -> Option<Result<ArrayRef>> {
-    fn abs<T: ArrowPrimitiveType>(values: &dyn Array) -> Result<ArrayRef>
-    {
+    fn abs<T: ArrowPrimitiveType>(values: &dyn Array) -> Result<ArrayRef> {
         let out: PrimitiveArray<T> = values
             .as_primitive::<T>()
             .try_unary(|v| match v.is_lt(T::Native::ZERO) {
@@ -248,7 +248,10 @@ mod tests {
         let a = arrow::array::Int32Array::from(vec![Some(i32::MIN), Some(-7), None, Some(7)]);
         let b = arrow::array::Int32Array::from(vec![Some(-1), Some(3), Some(0), Some(-3)]);
         let out = remainder(&a, &b).unwrap();
-        assert_eq!(out.as_primitive::<Int32Type>(), &arrow::array::Int32Array::from(vec![Some(0), Some(-1), None, Some(1)]));
+        assert_eq!(
+            out.as_primitive::<Int32Type>(),
+            &arrow::array::Int32Array::from(vec![Some(0), Some(-1), None, Some(1)])
+        );
         let zero = arrow::array::Int32Array::from(vec![Some(0)]);
         assert!(matches!(remainder(&a.slice(0, 1), &zero), Err(ArrowError::DivideByZero)));
     }
@@ -260,7 +263,10 @@ mod tests {
         assert!(err.contains("smallint out of range"), "{err}");
         let ints = arrow::array::Int64Array::from(vec![Some(-5), None, Some(i64::MAX)]);
         let out = checked_abs(&ints).unwrap().unwrap();
-        assert_eq!(out.as_primitive::<Int64Type>(), &arrow::array::Int64Array::from(vec![Some(5), None, Some(i64::MAX)]));
+        assert_eq!(
+            out.as_primitive::<Int64Type>(),
+            &arrow::array::Int64Array::from(vec![Some(5), None, Some(i64::MAX)])
+        );
         assert!(checked_abs(&arrow::array::Float64Array::from(vec![-1.0])).is_none());
     }
 }

@@ -142,7 +142,10 @@ pub fn session_context_with_runtime(
     ctx.add_analyzer_rule(Arc::new(numeric_special_rule::NumericSpecialValues));
     // Postgres' result types for `generate_series` in FROM, replacing DataFusion's.
     match ctx.table_function("generate_series") {
-        Ok(series) => ctx.register_udtf("generate_series", generate_series::generate_series(Arc::clone(series.function()))),
+        Ok(series) => ctx.register_udtf(
+            "generate_series",
+            generate_series::generate_series(Arc::clone(series.function())),
+        ),
         Err(e) => tracing::error!("DataFusion's generate_series not found: {e}"),
     }
     // Registered planners are consulted after DataFusion's own, which leave `*` and

@@ -229,8 +229,7 @@ impl AggregateUDFImpl for ExactSumAvg {
         ])
     }
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !self.exact(args.expr_fields[0].data_type())
-            && self.inner.inner().groups_accumulator_supported(args)
+        !self.exact(args.expr_fields[0].data_type()) && self.inner.inner().groups_accumulator_supported(args)
     }
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         self.inner.inner().create_groups_accumulator(args)
@@ -414,7 +413,9 @@ struct DistinctExact {
 impl DistinctExact {
     fn insert(&mut self, values: &ArrayRef) -> Result<()> {
         match values.data_type() {
-            DataType::Decimal128(..) => self.values.extend(values.as_primitive::<Decimal128Type>().iter().flatten()),
+            DataType::Decimal128(..) => {
+                self.values.extend(values.as_primitive::<Decimal128Type>().iter().flatten())
+            }
             _ => {
                 let values = arrow::compute::cast(values, &DataType::Int64)?;
                 self.values.extend(values.as_primitive::<Int64Type>().iter().flatten().map(i128::from));

@@ -226,9 +226,7 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             let e = Expr::ScalarFunction(ScalarFunction { func, args });
             Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
         }
-        Expr::AggregateFunction(mut aggregate)
-            if !aware_aggregate(aggregate.func.name()) =>
-        {
+        Expr::AggregateFunction(mut aggregate) if !aware_aggregate(aggregate.func.name()) => {
             let name = aggregate.func.name().to_string();
             let (args, changed) = guard_arguments(std::mem::take(&mut aggregate.params.args), &name, schema);
             aggregate.params.args = args;

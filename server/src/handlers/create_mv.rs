@@ -18,8 +18,9 @@ use weir_planner::sqlparser::ast::{
     CreateTableOptions, CreateView, Expr as SqlExpr, Query, SqlOption, Statement, Value as SqlValue,
 };
 use weir_planner::{
-    check_temporal_versions, name_result_columns, normalize_ident, result_column_name, plan_job_graph, rewrite_for_datafusion,
-    split_name, sqlstate, temporal_tables, JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
+    check_temporal_versions, name_result_columns, normalize_ident, plan_job_graph, result_column_name,
+    rewrite_for_datafusion, split_name, sqlstate, temporal_tables, JobOptions, SqlError, SqlResult,
+    StreamCatalog, StreamInput,
 };
 use weir_storage::Store;
 
@@ -245,7 +246,9 @@ fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> 
             ));
         }
         let mut names: Vec<String> = create.columns.iter().map(|c| normalize_ident(&c.name)).collect();
-        names.extend(output.fields().iter().skip(names.len()).map(|f| result_column_name(f.name()).to_string()));
+        names.extend(
+            output.fields().iter().skip(names.len()).map(|f| result_column_name(f.name()).to_string()),
+        );
         names
     };
     for (i, n) in names.iter().enumerate() {
