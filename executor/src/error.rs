@@ -46,6 +46,10 @@ pub enum ExecError {
     /// A feature Weir does not have, said so (SQLSTATE 0A000).
     #[error("{0}")]
     Unsupported(String),
+    /// A function argument Postgres refuses (`generate_series` with a step of zero)
+    /// (SQLSTATE 22023).
+    #[error("{0}")]
+    InvalidParameter(String),
     /// A statement asks for more than a limit the server's configuration sets (SQLSTATE
     /// 53400); the message names the setting to raise.
     #[error("{0}")]
@@ -88,7 +92,7 @@ impl ExecError {
             | ExecError::Internal(_)
             | ExecError::ChannelClosed(_)
             | ExecError::Fenced(_) => Some("XX000"),
-            ExecError::Connector(_) => Some("22023"),
+            ExecError::Connector(_) | ExecError::InvalidParameter(_) => Some("22023"),
             ExecError::PermissionDenied(_) => Some("42501"),
             ExecError::NotEnoughSlots { .. } => Some("53000"),
             ExecError::DatetimeOverflow(_) => Some("22008"),

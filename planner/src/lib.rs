@@ -25,7 +25,10 @@ pub use create_table::{normalize_ident, plan_added_column, plan_create_table, sp
 pub use error::{sqlstate, ErrorDetails, SqlError, SqlResult};
 pub use literal_types::type_integer_literals;
 pub use parser::{parse_sql, RenameTarget, RenamedKind, WeirStatement};
-pub use pg_rewrite::{name_result_columns, rewrite_for_datafusion, ALWAYS_EMPTY_CATALOG_TABLES};
+pub use pg_rewrite::{
+    figure_column_name, name_result_columns, result_column_name, rewrite_for_datafusion,
+    ALWAYS_EMPTY_CATALOG_TABLES,
+};
 pub use stream_ddl::{
     plan_create_source, plan_watermark, split_connector, CreateSink, CreateSource, DropStream,
 };

@@ -7,12 +7,15 @@
 //! collation), the `pg_catalog.` qualifier is dropped from functions and types, and casts to
 //! the `reg*` types become calls to `weir_regclass()` / `weir_regtype()` / ... functions the
 //! server registers (they translate between oids and names). Bare `current_schema` and
-//! friends become the function calls they are in Postgres, and unaliased select-list
-//! expressions that DataFusion would name identically get distinct names.
+//! friends become the function calls they are in Postgres, as `@ x` becomes `abs(x)`, and
+//! unaliased select-list expressions that DataFusion would name identically get distinct
+//! names (the outermost select list is named as Postgres names it first, see
+//! [`column_names`]).
 //!
 //! Correlated subqueries in catalog queries are reshaped in [`catalog_subqueries`].
 
 mod catalog_subqueries;
+mod column_names;
 mod numeric_literals;
 
 use std::ops::ControlFlow;
@@ -20,90 +23,58 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CharacterLength, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr,
-    Statement, VisitMut, VisitorMut,
+    Statement, TableAliasColumnDef, TableFactor, UnaryOperator, VisitMut, VisitorMut,
 };
 
 pub use catalog_subqueries::ALWAYS_EMPTY_CATALOG_TABLES;
+pub use column_names::{figure_column_name, name_result_columns, result_column_name};
 
 /// Applies every compatibility rewrite to `statement` in place.
 pub fn rewrite_for_datafusion(statement: &mut Statement) {
     let _ = statement.visit(&mut PgCompat);
 }
 
-/// Gives a query's result columns the names Postgres would (see
-/// [`name_columns_like_postgres`]). Separate from [`rewrite_for_datafusion`] because it
-/// changes only names, never meaning.
-pub fn name_result_columns(statement: &mut Statement) {
-    if let Statement::Query(query) = statement {
-        name_columns_like_postgres(&mut query.body);
-    }
-}
-
-/// Postgres names an unaliased result column after the function it calls (`count`, not
-/// `count(*)`), looking through casts, and `?column?` for other expressions. Clients show
-/// these names, and some read columns by them. Applied to the outermost select list when the
-/// resulting names stay unique (DataFusion requires that) and no `*` hides other names.
-fn name_columns_like_postgres(body: &mut SetExpr) {
-    let select = match body {
-        SetExpr::Select(select) => select,
-        SetExpr::SetOperation { left, .. } => return name_columns_like_postgres(left),
-        SetExpr::Query(query) => return name_columns_like_postgres(&mut query.body),
-        _ => return,
-    };
-    if select
-        .projection
-        .iter()
-        .any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)))
-    {
-        return;
-    }
-    let proposed: Vec<Option<String>> = select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => postgres_column_name(e),
-            _ => None,
-        })
-        .collect();
-    let final_names: Vec<String> = select
-        .projection
-        .iter()
-        .zip(&proposed)
-        .map(|(item, p)| match (item, p) {
-            (_, Some(p)) => p.clone(),
-            (SelectItem::ExprWithAlias { alias, .. }, _) => alias.value.clone(),
-            (SelectItem::UnnamedExpr(e), None) => datafusion_name(e),
-            _ => String::new(),
-        })
-        .collect();
-    for (i, item) in select.projection.iter_mut().enumerate() {
-        let Some(name) = &proposed[i] else { continue };
-        if final_names.iter().filter(|n| *n == name).count() > 1 {
-            continue;
-        }
-        if let SelectItem::UnnamedExpr(e) = item {
-            *item =
-                SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', name.clone()) };
-        }
-    }
-}
-
-fn postgres_column_name(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()),
-        Expr::Cast { expr, .. } | Expr::Nested(expr) => postgres_column_name(expr),
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
-        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } | Expr::Case { .. } => {
-            Some("?column?".into())
-        }
-        _ => None,
-    }
-}
-
 struct PgCompat;
 
 impl VisitorMut for PgCompat {
     type Break = ();
+
+    /// `generate_series` as Postgres has it. Its one column is named by the function's
+    /// alias: `FROM generate_series(1, 3) AS g` has the column `g`. Its integer literals
+    /// that fit 32 bits are `integer` (DataFusion folds the arguments to constants before
+    /// the function sees them, where a `bigint` literal and one cast to `bigint` look
+    /// alike), so the series is `integer` unless an argument is a `bigint`.
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, args: Some(args), alias, .. } = factor {
+            let series = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"));
+            if !series {
+                return ControlFlow::Continue(());
+            }
+            if let Some(alias) = alias.as_mut().filter(|a| a.columns.is_empty()) {
+                alias.columns.push(TableAliasColumnDef { name: alias.name.clone(), data_type: None });
+            }
+            for arg in &mut args.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
+                    if integer_literal(e) {
+                        let literal =
+                            std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                        *e = Expr::Cast {
+                            kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                            expr: Box::new(literal),
+                            data_type: DataType::Int(None),
+                            array: false,
+                            format: None,
+                        };
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match expr {
@@ -128,6 +99,9 @@ impl VisitorMut for PgCompat {
                 );
             }
             Expr::Cast { expr: inner, data_type, .. } => {
+                // `timestamp` is microseconds, as Weir stores it (DataFusion's default is
+                // nanoseconds, which end in 2262; see `functions::timestamp_range`).
+                microsecond_timestamp(data_type);
                 if let Some(function) = reg_cast_function(data_type) {
                     let arg = std::mem::replace(
                         inner.as_mut(),
@@ -169,6 +143,36 @@ impl VisitorMut for PgCompat {
                 catalog_subqueries::rewrite_array_subquery(expr);
             }
             Expr::Subquery(_) => catalog_subqueries::normalize_scalar_subquery(expr),
+            Expr::TypedString(typed) => microsecond_timestamp(&mut typed.data_type),
+            // A negated number is a number, as Postgres' parser folds it: `-(-2147483648)`
+            // is the bigint 2147483648, `-(2147483648)` the integer -2147483648.
+            Expr::UnaryOp { op: UnaryOperator::Minus, expr: operand } => {
+                let mut inner = operand.as_mut();
+                while let Expr::Nested(nested) = inner {
+                    inner = nested.as_mut();
+                }
+                match inner {
+                    Expr::Value(v)
+                        if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..)) =>
+                    {
+                        let number = inner.clone();
+                        **operand = number;
+                    }
+                    Expr::UnaryOp { op: UnaryOperator::Minus, expr: number } if matches!(number.as_ref(), Expr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..))) =>
+                    {
+                        *expr = number.as_ref().clone();
+                    }
+                    _ => {}
+                }
+            }
+            // Postgres' prefix `@` is `abs` (DataFusion has no such operator).
+            Expr::UnaryOp { op: UnaryOperator::PGAbs, expr: operand } => {
+                let operand = std::mem::replace(
+                    operand.as_mut(),
+                    Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                );
+                *expr = call("abs", vec![operand]);
+            }
             Expr::Identifier(ident) if ident.quote_style.is_none() => {
                 let lower = ident.value.to_ascii_lowercase();
                 if SQL_VALUE_FUNCTIONS.contains(&lower.as_str()) {
@@ -318,6 +322,29 @@ fn strip_pg_catalog(name: &mut ObjectName) {
     }
 }
 
+/// A whole-number literal Postgres types `integer` (it fits 32 bits), possibly negated.
+fn integer_literal(e: &Expr) -> bool {
+    let number = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            datafusion::sql::sqlparser::ast::Value::Number(digits, _) => Some(digits.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let text = match e {
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => number(expr).map(|d| format!("-{d}")),
+        other => number(other),
+    };
+    text.is_some_and(|t| t.parse::<i32>().is_ok())
+}
+
+/// `timestamp` and `timestamp(9)` (nanoseconds in DataFusion) as `timestamp(6)`.
+fn microsecond_timestamp(data_type: &mut DataType) {
+    if let DataType::Timestamp(precision @ (None | Some(9)), _) = data_type {
+        *precision = Some(6);
+    }
+}
+
 fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
         name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
@@ -348,8 +375,8 @@ mod tests {
 
     fn named(sql: &str) -> String {
         let WeirStatement::Sql(mut stmt) = parse_sql(sql).unwrap().remove(0) else { panic!("not SQL") };
-        rewrite_for_datafusion(&mut stmt);
         name_result_columns(&mut stmt);
+        rewrite_for_datafusion(&mut stmt);
         stmt.to_string()
     }
 
@@ -359,9 +386,8 @@ mod tests {
             named("SELECT customer, sum(amount), count(*)::int, 1 + 1 FROM orders GROUP BY customer"),
             "SELECT customer, sum(amount) AS \"sum\", count(*)::INT AS \"count\", 1 + 1 AS \"?column?\" FROM orders GROUP BY customer"
         );
-        // Names that would collide are left to DataFusion.
-        assert_eq!(named("SELECT max(a), max(b) FROM t"), "SELECT max(a), max(b) FROM t");
-        assert_eq!(named("SELECT *, count(*) FROM t"), "SELECT *, count(*) FROM t");
+        // Names are taken before the rewrites: a cast to regclass is named as written.
+        assert_eq!(named("SELECT 'orders'::regclass"), "SELECT weir_regclass('orders') AS \"regclass\"");
     }
 
     #[test]

@@ -47,7 +47,7 @@ async fn simple_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>, Str
 }
 
 fn as_text(rows: &[tokio_postgres::Row]) -> Vec<Vec<String>> {
-    rows.iter().map(|r| vec![r.get::<_, i64>(0).to_string(), r.get::<_, String>(1)]).collect()
+    rows.iter().map(|r| vec![r.get::<_, i32>(0).to_string(), r.get::<_, String>(1)]).collect()
 }
 
 /// Two portals of one statement, executed alternately with row limits, each give the first
@@ -69,8 +69,8 @@ pub async fn a_portal_with_a_row_limit_is_suspended_and_resumed() -> Result<(), 
         .prepare("SELECT i, 'row ' || CAST(i AS TEXT) FROM generate_series(1, 1000) AS g(i) WHERE i <= $1 ORDER BY i")
         .await
         .map_err(show)?;
-    let first = tx.bind(&statement, &[&997i64]).await.map_err(show)?;
-    let second = tx.bind(&statement, &[&997i64]).await.map_err(show)?;
+    let first = tx.bind(&statement, &[&997i32]).await.map_err(show)?;
+    let second = tx.bind(&statement, &[&997i32]).await.map_err(show)?;
     let (mut from_first, mut from_second) = (Vec::new(), Vec::new());
     for (limit, first_gets) in [(300, 300), (300, 300), (300, 300), (300, 97)] {
         let rows = tx.query_portal(&first, limit).await.map_err(show)?;

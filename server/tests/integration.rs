@@ -12,6 +12,7 @@ mod atomic_writes;
 mod clients;
 mod cluster;
 mod cluster_tls;
+mod column_names;
 mod ddl_atomicity;
 mod differential;
 mod disk_full;
@@ -121,6 +122,9 @@ fn main() {
         }),
         ("differential::random_expressions_agree_with_postgres", || {
             Box::pin(differential::random_expressions_agree_with_postgres())
+        }),
+        ("column_names::result_columns_have_postgres_names", || {
+            Box::pin(column_names::result_columns_have_postgres_names())
         }),
         ("psql::meta_commands_and_copy", || Box::pin(clients::psql_meta_commands_and_copy())),
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),

@@ -1,17 +1,23 @@
-//! `+`, `-`, `*`, `/` and unary `-` of integers raise `22003` on overflow, as Postgres does
-//! (`integer out of range`, `bigint out of range`), instead of DataFusion's silent
-//! wrap-around: a wrong answer `pg_differential.py` found (`-896242622679 * 870197977268`
-//! gave `1375295732989511892`). Division and negation overflow only at the smallest value
-//! (`-2147483648 / -1`, `-(-2147483648)`), where Arrow's own error did not say which type.
+//! `+`, `-`, `*`, `/`, unary `-` and `abs` of integers raise `22003` on overflow, as
+//! Postgres does (`smallint out of range`, `integer out of range`, `bigint out of range`),
+//! instead of DataFusion's silent wrap-around: a wrong answer `pg_differential.py` found
+//! (`-896242622679 * 870197977268` gave `1375295732989511892`). Division, negation and
+//! `abs` overflow only at the smallest value (`-2147483648 / -1`, `-(-2147483648)`,
+//! `abs(-2147483648)`), where Arrow's own error did not say which type, or DataFusion's
+//! `abs` wrapped. `%` never overflows: the smallest value `% -1` is `0`, as in Postgres
+//! (Arrow's checked remainder raised an overflow there).
 //!
 //! [`IntegerOverflow`] plans those binary operators over two integer operands as `int_add`,
-//! `int_sub`, `int_mul` and `int_div`, which compute in the wider of the two types with
-//! Arrow's checked kernels; [`IntegerNegation`] makes `-x` of an integer `int_sub(0, x)`.
+//! `int_sub`, `int_mul`, `int_div` and `int_mod`, which compute in the wider of the two
+//! types with Arrow's checked kernels; [`IntegerNegation`] makes `-x` of an integer
+//! `int_sub(0, x)`; [`checked_abs`] is `abs` of an integer array.
 
 use std::sync::Arc;
 
+use arrow::array::{Array, ArrayRef, ArrowNativeTypeOp, AsArray, PrimitiveArray};
 use arrow::compute::kernels::numeric;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Int16Type, Int32Type, Int64Type};
+use arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue};
@@ -30,6 +36,7 @@ enum Op {
     Sub,
     Mul,
     Div,
+    Mod,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -56,6 +63,10 @@ pub fn int_mul() -> ScalarUDF {
 
 pub fn int_div() -> ScalarUDF {
     udf(Op::Div)
+}
+
+pub fn int_mod() -> ScalarUDF {
+    udf(Op::Mod)
 }
 
 /// The type two integers of these types compute in: the wider one.
@@ -92,6 +103,7 @@ impl ScalarUDFImpl for CheckedInteger {
             Op::Sub => "int_sub",
             Op::Mul => "int_mul",
             Op::Div => "int_div",
+            Op::Mod => "int_mod",
         }
     }
     fn signature(&self) -> &Signature {
@@ -117,6 +129,7 @@ impl ScalarUDFImpl for CheckedInteger {
             Op::Sub => numeric::sub(&a, &b),
             Op::Mul => numeric::mul(&a, &b),
             Op::Div => numeric::div(&a, &b),
+            Op::Mod => remainder(&a, &b),
         }
         .map_err(|e| match e {
             arrow::error::ArrowError::ArithmeticOverflow(_) => out_of_range(&t),
@@ -126,7 +139,50 @@ impl ScalarUDFImpl for CheckedInteger {
     }
 }
 
-/// Plans `+`, `-`, `*` of two integers as their checked functions.
+/// `a % b` of two integer arrays of one type: Postgres' remainder (the sign of `a`), `0`
+/// for the smallest value `% -1` (Rust's and Arrow's checked remainder overflow there),
+/// `22012` for a zero divisor.
+fn remainder(a: &dyn Array, b: &dyn Array) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    fn rem<T: ArrowPrimitiveType>(a: &dyn Array, b: &dyn Array) -> std::result::Result<ArrayRef, ArrowError> {
+        let out: PrimitiveArray<T> =
+            arrow::compute::try_binary(a.as_primitive::<T>(), b.as_primitive::<T>(), |x, y| {
+                match y.is_zero() {
+                    true => Err(ArrowError::DivideByZero),
+                    false => Ok(x.mod_wrapping(y)),
+                }
+            })?;
+        Ok(Arc::new(out))
+    }
+    match a.data_type() {
+        DataType::Int16 => rem::<Int16Type>(a, b),
+        DataType::Int32 => rem::<Int32Type>(a, b),
+        DataType::Int64 => rem::<Int64Type>(a, b),
+        other => Err(ArrowError::InvalidArgumentError(format!("int_mod of {other}"))),
+    }
+}
+
+/// `abs` of an integer array, `22003` for the smallest value of its type (DataFusion's
+/// `abs` returned it negative, or wrapped), `None` for another type.
+pub(crate) fn checked_abs(values: &dyn Array) -> Option<Result<ArrayRef>> {
+    fn abs<T: ArrowPrimitiveType>(values: &dyn Array) -> Result<ArrayRef> {
+        let out: PrimitiveArray<T> = values
+            .as_primitive::<T>()
+            .try_unary(|v| match v.is_lt(T::Native::ZERO) {
+                true => v.neg_checked(),
+                false => Ok(v),
+            })
+            .map_err(|_| out_of_range(values.data_type()))?;
+        Ok(Arc::new(out))
+    }
+    Some(match values.data_type() {
+        DataType::Int16 => abs::<Int16Type>(values),
+        DataType::Int32 => abs::<Int32Type>(values),
+        DataType::Int64 => abs::<Int64Type>(values),
+        _ => return None,
+    })
+}
+
+/// Plans `+`, `-`, `*`, `/`, `%` of two integers as their checked functions.
 #[derive(Debug, Default)]
 pub struct IntegerOverflow;
 
@@ -137,6 +193,7 @@ impl ExprPlanner for IntegerOverflow {
             BinaryOperator::Minus => int_sub(),
             BinaryOperator::Multiply => int_mul(),
             BinaryOperator::Divide => int_div(),
+            BinaryOperator::Modulo => int_mod(),
             _ => return Ok(PlannerResult::Original(expr)),
         };
         // Operands whose type is not known yet (parameters) are left to DataFusion.
@@ -184,5 +241,32 @@ mod tests {
         assert_eq!(result_type(&DataType::Int16, &DataType::Int16), Some(DataType::Int16));
         assert_eq!(result_type(&DataType::Int32, &DataType::Float64), None);
         assert_eq!(result_type(&DataType::Utf8, &DataType::Int32), None);
+    }
+
+    #[test]
+    fn remainder_of_the_smallest_value_by_minus_one_is_zero() {
+        let a = arrow::array::Int32Array::from(vec![Some(i32::MIN), Some(-7), None, Some(7)]);
+        let b = arrow::array::Int32Array::from(vec![Some(-1), Some(3), Some(0), Some(-3)]);
+        let out = remainder(&a, &b).unwrap();
+        assert_eq!(
+            out.as_primitive::<Int32Type>(),
+            &arrow::array::Int32Array::from(vec![Some(0), Some(-1), None, Some(1)])
+        );
+        let zero = arrow::array::Int32Array::from(vec![Some(0)]);
+        assert!(matches!(remainder(&a.slice(0, 1), &zero), Err(ArrowError::DivideByZero)));
+    }
+
+    #[test]
+    fn abs_of_the_smallest_value_is_out_of_range() {
+        let small = arrow::array::Int16Array::from(vec![i16::MIN]);
+        let err = checked_abs(&small).unwrap().unwrap_err().to_string();
+        assert!(err.contains("smallint out of range"), "{err}");
+        let ints = arrow::array::Int64Array::from(vec![Some(-5), None, Some(i64::MAX)]);
+        let out = checked_abs(&ints).unwrap().unwrap();
+        assert_eq!(
+            out.as_primitive::<Int64Type>(),
+            &arrow::array::Int64Array::from(vec![Some(5), None, Some(i64::MAX)])
+        );
+        assert!(checked_abs(&arrow::array::Float64Array::from(vec![-1.0])).is_none());
     }
 }

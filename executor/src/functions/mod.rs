@@ -37,6 +37,7 @@ macro_rules! udf_identity {
 mod date_arithmetic;
 mod date_trunc;
 mod float_division;
+mod generate_series;
 mod integer_arithmetic;
 mod interval;
 mod interval_arithmetic;
@@ -52,6 +53,7 @@ mod numeric_to_text;
 mod statement_time;
 mod text_to_numeric;
 mod timestamp_diff;
+mod timestamp_range;
 mod timestamp_to_text;
 
 pub use text_to_numeric::parse_numeric;
@@ -88,9 +90,12 @@ pub fn session_context_with_runtime(
         integer_arithmetic::int_sub(),
         integer_arithmetic::int_mul(),
         integer_arithmetic::int_div(),
+        integer_arithmetic::int_mod(),
     ] {
         ctx.register_udf(checked);
     }
+    // First, before other rules read the types of casts and literals.
+    ctx.add_analyzer_rule(Arc::new(timestamp_range::MicrosecondTimestamps));
     ctx.add_analyzer_rule(Arc::new(integer_arithmetic::IntegerNegation));
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
@@ -135,6 +140,14 @@ pub fn session_context_with_runtime(
         ctx.register_udf(special);
     }
     ctx.add_analyzer_rule(Arc::new(numeric_special_rule::NumericSpecialValues));
+    // Postgres' result types for `generate_series` in FROM, replacing DataFusion's.
+    match ctx.table_function("generate_series") {
+        Ok(series) => ctx.register_udtf(
+            "generate_series",
+            generate_series::generate_series(Arc::clone(series.function())),
+        ),
+        Err(e) => tracing::error!("DataFusion's generate_series not found: {e}"),
+    }
     // Registered planners are consulted after DataFusion's own, which leave `*` and
     // comparisons alone.
     for planner in [

@@ -141,24 +141,21 @@ pub fn decimal_result(kind_is_avg: bool, input: &DataType) -> Option<DataType> {
 }
 
 impl ExactSumAvg {
-    /// Whether this call is computed here rather than by DataFusion.
-    fn exact(&self, input: &DataType, distinct: bool) -> bool {
-        !distinct && (matches!(input, DataType::Decimal128(..)) || is_signed_integer(input))
+    /// Whether this call is computed here rather than by DataFusion: decimals and
+    /// integers, `DISTINCT` or not (DataFusion's `DISTINCT` sum of decimals wrapped around
+    /// in 128 bits and added `NaN`'s sentinel as a number; its `avg(DISTINCT int)` had no
+    /// accumulator for Weir's return type).
+    fn exact(&self, input: &DataType) -> bool {
+        matches!(input, DataType::Decimal128(..)) || is_signed_integer(input)
     }
 
-    fn accumulator_for(&self, input: &DataType, output: &DataType) -> Result<Box<dyn Accumulator>> {
-        let scale = match input {
-            DataType::Decimal128(_, s) => *s,
-            _ => 0,
-        };
-        Ok(Box::new(ExactAccumulator {
-            kind: self.kind,
-            scale,
-            output: output.clone(),
-            sum: i256::ZERO,
-            count: 0,
-            specials: SpecialCounts::default(),
-        }))
+    fn accumulator_for(&self, args: &AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let input = args.expr_fields[0].data_type();
+        let exact = ExactAccumulator::new(self.kind, input, args.return_field.data_type());
+        Ok(match args.is_distinct {
+            true => Box::new(DistinctExact { input: input.clone(), values: Default::default(), exact }),
+            false => Box::new(exact),
+        })
     }
 }
 
@@ -204,16 +201,20 @@ impl AggregateUDFImpl for ExactSumAvg {
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let input = args.expr_fields[0].data_type().clone();
-        if self.exact(&input, args.is_distinct) {
-            return self.accumulator_for(&input, args.return_field.data_type());
+        if self.exact(&input) {
+            return self.accumulator_for(&args);
         }
-        let inner = self.inner.inner().accumulator(args)?;
-        Ok(bigint_input(inner, &input))
+        self.inner.inner().accumulator(args)
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let input = args.input_fields[0].data_type();
-        if !self.exact(input, args.is_distinct) {
+        if !self.exact(input) {
             return self.inner.inner().state_fields(args);
+        }
+        if args.is_distinct {
+            let item = Arc::new(Field::new_list_field(input.clone(), true));
+            let name = format_state_name(args.name, "distinct");
+            return Ok(vec![Arc::new(Field::new(name, DataType::List(item), true))]);
         }
         let scale = match input {
             DataType::Decimal128(_, s) => *s,
@@ -228,19 +229,17 @@ impl AggregateUDFImpl for ExactSumAvg {
         ])
     }
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !self.exact(args.expr_fields[0].data_type(), args.is_distinct)
-            && self.inner.inner().groups_accumulator_supported(args)
+        !self.exact(args.expr_fields[0].data_type()) && self.inner.inner().groups_accumulator_supported(args)
     }
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         self.inner.inner().create_groups_accumulator(args)
     }
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let input = args.expr_fields[0].data_type().clone();
-        if self.exact(&input, args.is_distinct) {
-            return self.accumulator_for(&input, args.return_field.data_type());
+        if self.exact(&input) {
+            return self.accumulator_for(&args);
         }
-        let inner = self.inner.inner().create_sliding_accumulator(args)?;
-        Ok(bigint_input(inner, &input))
+        self.inner.inner().create_sliding_accumulator(args)
     }
     fn reverse_expr(&self) -> ReversedUDAF {
         ReversedUDAF::Identical
@@ -257,48 +256,6 @@ fn is_signed_integer(t: &DataType) -> bool {
     matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64)
 }
 
-/// `sum(DISTINCT x)` of a `smallint` or `int` is DataFusion's, which reads its input as
-/// `bigint` (the type DataFusion's own coercion gives it; Weir's keeps the argument's).
-fn bigint_input(inner: Box<dyn Accumulator>, input: &DataType) -> Box<dyn Accumulator> {
-    match is_signed_integer(input) && input != &DataType::Int64 {
-        true => Box::new(BigintInput { inner }),
-        false => inner,
-    }
-}
-
-#[derive(Debug)]
-struct BigintInput {
-    inner: Box<dyn Accumulator>,
-}
-
-fn as_bigint(values: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
-    Ok(values.iter().map(|v| arrow::compute::cast(v, &DataType::Int64)).collect::<Result<_, _>>()?)
-}
-
-impl Accumulator for BigintInput {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.inner.update_batch(&as_bigint(values)?)
-    }
-    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.inner.retract_batch(&as_bigint(values)?)
-    }
-    fn supports_retract_batch(&self) -> bool {
-        self.inner.supports_retract_batch()
-    }
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.inner.state()
-    }
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.inner.merge_batch(states)
-    }
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.inner.evaluate()
-    }
-    fn size(&self) -> usize {
-        self.inner.size()
-    }
-}
-
 /// A 256-bit running sum and count; the result is checked against the return type.
 #[derive(Debug)]
 struct ExactAccumulator {
@@ -313,6 +270,21 @@ struct ExactAccumulator {
 }
 
 impl ExactAccumulator {
+    fn new(kind: Kind, input: &DataType, output: &DataType) -> Self {
+        let scale = match input {
+            DataType::Decimal128(_, s) => *s,
+            _ => 0,
+        };
+        ExactAccumulator {
+            kind,
+            scale,
+            output: output.clone(),
+            sum: i256::ZERO,
+            count: 0,
+            specials: SpecialCounts::default(),
+        }
+    }
+
     fn add(&mut self, values: &ArrayRef, sign: i64) -> Result<()> {
         let weight = i256::from_i128(i128::from(sign));
         let specials = &mut self.specials;
@@ -426,6 +398,75 @@ impl Accumulator for ExactAccumulator {
     }
 }
 
+/// `sum(DISTINCT x)` and `avg(DISTINCT x)` of decimals and integers: the distinct values
+/// (a decimal's `NaN` and infinities among them, by their sentinels), summed exactly by an
+/// [`ExactAccumulator`] when the result is asked for.
+#[derive(Debug)]
+struct DistinctExact {
+    input: DataType,
+    /// The distinct values, integers widened to `i128`.
+    values: std::collections::HashSet<i128>,
+    /// Empty; fed the distinct values at [`Accumulator::evaluate`].
+    exact: ExactAccumulator,
+}
+
+impl DistinctExact {
+    fn insert(&mut self, values: &ArrayRef) -> Result<()> {
+        match values.data_type() {
+            DataType::Decimal128(..) => {
+                self.values.extend(values.as_primitive::<Decimal128Type>().iter().flatten())
+            }
+            _ => {
+                let values = arrow::compute::cast(values, &DataType::Int64)?;
+                self.values.extend(values.as_primitive::<Int64Type>().iter().flatten().map(i128::from));
+            }
+        }
+        Ok(())
+    }
+
+    /// The distinct values as an array of the input's type.
+    fn array(&self) -> Result<ArrayRef> {
+        let values: Vec<i128> = self.values.iter().copied().collect();
+        Ok(match &self.input {
+            DataType::Decimal128(p, s) => {
+                Arc::new(arrow::array::Decimal128Array::from(values).with_precision_and_scale(*p, *s)?)
+            }
+            other => {
+                // Each came from a value of the input's integer type.
+                let narrow: Vec<i64> = values.iter().map(|v| i64::try_from(*v).unwrap_or_default()).collect();
+                arrow::compute::cast(&arrow::array::Int64Array::from(narrow), other)?
+            }
+        })
+    }
+}
+
+impl Accumulator for DistinctExact {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.insert(&values[0])
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let array = self.array()?;
+        let values =
+            (0..array.len()).map(|i| ScalarValue::try_from_array(&array, i)).collect::<Result<Vec<_>>>()?;
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(&values, &self.input))])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = states[0].as_list::<i32>();
+        for list in lists.iter().flatten() {
+            self.insert(&list)?;
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let mut exact = ExactAccumulator::new(self.exact.kind, &self.input, &self.exact.output);
+        exact.update_batch(&[self.array()?])?;
+        exact.evaluate()
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.capacity() * std::mem::size_of::<i128>()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,6 +488,34 @@ mod tests {
             count: 0,
             specials: SpecialCounts::default(),
         }
+    }
+
+    fn distinct(kind: Kind, input: DataType) -> DistinctExact {
+        let exact = acc(kind, input.clone());
+        DistinctExact { input, values: Default::default(), exact }
+    }
+
+    /// Expected values from PostgreSQL 15 (`sum(DISTINCT x)` over `Infinity`, 1,
+    /// `Infinity`; over `-Infinity`, 2.5, 2.5).
+    #[test]
+    fn distinct_sums_count_each_value_once_specials_included() {
+        use super::super::numeric_special::{NAN, NEG_INF, POS_INF};
+        let mut sum = distinct(Kind::Sum, DataType::Decimal128(38, 10));
+        sum.update_batch(&[decimals(&[POS_INF, 10_000_000_000, POS_INF], 38, 10)]).unwrap();
+        assert_eq!(sum.evaluate().unwrap(), ScalarValue::Decimal128(Some(POS_INF), 38, 10));
+        let mut avg = distinct(Kind::Avg, DataType::Decimal128(38, 1));
+        avg.update_batch(&[decimals(&[NEG_INF, 25, 25], 38, 1)]).unwrap();
+        assert_eq!(avg.evaluate().unwrap(), ScalarValue::Decimal128(Some(NEG_INF), 38, 5));
+        avg.update_batch(&[decimals(&[POS_INF], 38, 1)]).unwrap();
+        assert_eq!(avg.evaluate().unwrap(), ScalarValue::Decimal128(Some(NAN), 38, 5));
+        // Partial states merge as a union: 1 + 2 + 3, each once.
+        let ints = |v: Vec<i32>| Arc::new(arrow::array::Int32Array::from(v)) as ArrayRef;
+        let (mut a, mut b) = (distinct(Kind::Avg, DataType::Int32), distinct(Kind::Avg, DataType::Int32));
+        a.update_batch(&[ints(vec![1, 2, 2])]).unwrap();
+        b.update_batch(&[ints(vec![2, 3])]).unwrap();
+        let state = b.state().unwrap().remove(0).to_array().unwrap();
+        a.merge_batch(&[state]).unwrap();
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Decimal128(Some(20_000_000_000_000_000), 38, 16));
     }
 
     #[test]

@@ -669,7 +669,8 @@ impl ScalarUDFImpl for FloatToNumeric {
 }
 
 /// DataFusion's `abs` or `trunc`, with `NaN` and the infinities as Postgres has them:
-/// `trunc` keeps them, `abs` keeps `NaN` and makes both infinities `Infinity`.
+/// `trunc` keeps them, `abs` keeps `NaN` and makes both infinities `Infinity`. `abs` of an
+/// integer raises `22003` for the type's smallest value, as Postgres does.
 #[derive(Debug)]
 struct KeepsSpecials {
     inner: Arc<dyn ScalarUDFImpl>,
@@ -721,6 +722,13 @@ impl ScalarUDFImpl for KeepsSpecials {
         self.inner.return_field_from_args(args)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if let (true, [value]) = (self.absolute, args.args.as_slice()) {
+            let scalar = matches!(value, ColumnarValue::Scalar(_));
+            let values = value.to_array(if scalar { 1 } else { args.number_rows })?;
+            if let Some(out) = super::integer_arithmetic::checked_abs(&values) {
+                return super::columnar(out?, scalar);
+            }
+        }
         let infinite = |v: i128| if self.absolute { POS_INF } else { v };
         map_specials(args, infinite, |args| self.inner.invoke_with_args(args))
     }

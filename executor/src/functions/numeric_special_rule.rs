@@ -62,10 +62,12 @@ const AWARE_FUNCTIONS: &[&str] = &[
     "greatest",
     "least",
     "pg_typeof",
+    // Formats NaN and the infinities as Postgres does.
+    "to_char",
 ];
 
-/// Aggregate and window functions that do (`sum` and `avg` count the special values;
-/// `DISTINCT` ones excepted, see [`aware_aggregate`]).
+/// Aggregate and window functions that do (`sum` and `avg` count the special values,
+/// `DISTINCT` or not).
 const AWARE_AGGREGATES: &[&str] =
     &["sum", "avg", "min", "max", "count", "first_value", "last_value", "nth_value", "lag", "lead"];
 
@@ -148,9 +150,8 @@ fn guard_arguments(args: Vec<Expr>, name: &str, schema: &DFSchema) -> (Vec<Expr>
     (args, changed)
 }
 
-fn aware_aggregate(name: &str, distinct: bool) -> bool {
-    // DISTINCT sum/avg are DataFusion's own, which add the sentinels as numbers.
-    AWARE_AGGREGATES.contains(&name) && !(distinct && matches!(name, "sum" | "avg"))
+fn aware_aggregate(name: &str) -> bool {
+    AWARE_AGGREGATES.contains(&name)
 }
 
 /// The replacement of a cast of `inner` (of type `from`) to `to`, if it needs one.
@@ -225,9 +226,7 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             let e = Expr::ScalarFunction(ScalarFunction { func, args });
             Ok(if changed { Transformed::yes(e) } else { Transformed::no(e) })
         }
-        Expr::AggregateFunction(mut aggregate)
-            if !aware_aggregate(aggregate.func.name(), aggregate.params.distinct) =>
-        {
+        Expr::AggregateFunction(mut aggregate) if !aware_aggregate(aggregate.func.name()) => {
             let name = aggregate.func.name().to_string();
             let (args, changed) = guard_arguments(std::mem::take(&mut aggregate.params.args), &name, schema);
             aggregate.params.args = args;
@@ -247,7 +246,7 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 
 fn aware_window(window: &WindowFunction) -> bool {
     match &window.fun {
-        WindowFunctionDefinition::AggregateUDF(f) => aware_aggregate(f.name(), window.params.distinct),
+        WindowFunctionDefinition::AggregateUDF(f) => aware_aggregate(f.name()),
         WindowFunctionDefinition::WindowUDF(f) => AWARE_AGGREGATES.contains(&f.name()),
     }
 }

@@ -22,7 +22,6 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan, Volatility};
-use datafusion::sql::unparser::expr_to_sql;
 use weir_plan::catalog::Watermark;
 use weir_plan::job_graph::{
     AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, JobTarget, OperatorSpec,
@@ -710,13 +709,19 @@ fn unalias(expr: &Expr) -> &Expr {
     }
 }
 
+/// The fields of `schema`, named as a client sees them (a sink writes these names), not by
+/// the unique names duplicate result columns get for DataFusion (see
+/// [`crate::result_column_name`]).
 fn fields_of(schema: &arrow::datatypes::Schema) -> Vec<FieldSpec> {
     FieldSpec::from_schema(schema)
+        .into_iter()
+        .map(|f| FieldSpec { name: crate::result_column_name(&f.name).to_string(), data_type: f.data_type })
+        .collect()
 }
 
 fn field_spec(schema: &DFSchema, i: usize) -> FieldSpec {
     let field = schema.field(i);
-    FieldSpec::new(field.name(), field.data_type())
+    FieldSpec::new(crate::result_column_name(field.name()), field.data_type())
 }
 
 /// Writes `expr` as SQL over positional column names of `schema`.
@@ -754,7 +759,40 @@ fn expr_sql_mapped(expr: &Expr, schema: &DFSchema, position: &dyn Fn(usize) -> u
             other => SqlError::internal(format!("cannot plan expression {expr}: {other}")),
         })?
         .data;
-    expr_to_sql(&positional)
+    datafusion::sql::unparser::Unparser::new(&ExpressionDialect)
+        .expr_to_sql(&positional)
         .map(|sql| sql.to_string())
         .map_err(|e| SqlError::unsupported(format!("expression {expr} in a materialized view ({e})")))
+}
+
+/// How the JobGraph writes an expression: DataFusion's default dialect, except that a
+/// timestamp type keeps its unit (`TIMESTAMP(6)`), so that the TaskManager that parses it
+/// computes in the microseconds Weir stores rather than DataFusion's default nanoseconds,
+/// which end in the year 2262 (see `weir_executor::functions::timestamp_range`).
+struct ExpressionDialect;
+
+impl datafusion::sql::unparser::dialect::Dialect for ExpressionDialect {
+    fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
+        datafusion::sql::unparser::dialect::DefaultDialect {}.identifier_quote_style(identifier)
+    }
+
+    fn timestamp_cast_dtype(
+        &self,
+        unit: &arrow::datatypes::TimeUnit,
+        zone: &Option<Arc<str>>,
+    ) -> datafusion::sql::sqlparser::ast::DataType {
+        use arrow::datatypes::TimeUnit;
+        use datafusion::sql::sqlparser::ast::TimezoneInfo;
+        let precision = match unit {
+            TimeUnit::Second => 0,
+            TimeUnit::Millisecond => 3,
+            TimeUnit::Microsecond => 6,
+            TimeUnit::Nanosecond => 9,
+        };
+        let zone = match zone {
+            Some(_) => TimezoneInfo::WithTimeZone,
+            None => TimezoneInfo::None,
+        };
+        datafusion::sql::sqlparser::ast::DataType::Timestamp(Some(precision), zone)
+    }
 }

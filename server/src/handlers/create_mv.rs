@@ -18,8 +18,9 @@ use weir_planner::sqlparser::ast::{
     CreateTableOptions, CreateView, Expr as SqlExpr, Query, SqlOption, Statement, Value as SqlValue,
 };
 use weir_planner::{
-    check_temporal_versions, name_result_columns, normalize_ident, plan_job_graph, rewrite_for_datafusion,
-    split_name, sqlstate, temporal_tables, JobOptions, SqlError, SqlResult, StreamCatalog, StreamInput,
+    check_temporal_versions, name_result_columns, normalize_ident, plan_job_graph, result_column_name,
+    rewrite_for_datafusion, split_name, sqlstate, temporal_tables, JobOptions, SqlError, SqlResult,
+    StreamCatalog, StreamInput,
 };
 use weir_storage::Store;
 
@@ -209,8 +210,9 @@ pub(crate) async fn plan_stream_job(
         (cx.engine.session_context(&session).map_err(from_datafusion)?, session.streaming_parallelism())
     };
     let mut statement = Statement::Query(Box::new(query.clone()));
-    rewrite_for_datafusion(&mut statement);
+    // Named as written, before the rewrites change expressions (`x::regclass`).
     name_result_columns(&mut statement);
+    rewrite_for_datafusion(&mut statement);
     let state = ctx.state();
     let plan = state
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
@@ -235,7 +237,7 @@ pub(crate) async fn plan_stream_job(
 /// The view's column names: the optional column list, else the query's result names.
 fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> {
     let names: Vec<String> = if create.columns.is_empty() {
-        output.fields().iter().map(|f| f.name().clone()).collect()
+        output.fields().iter().map(|f| result_column_name(f.name()).to_string()).collect()
     } else {
         if create.columns.len() > output.fields().len() {
             return Err(SqlError::new(
@@ -244,7 +246,9 @@ fn column_names(create: &CreateView, output: &Schema) -> SqlResult<Vec<String>> 
             ));
         }
         let mut names: Vec<String> = create.columns.iter().map(|c| normalize_ident(&c.name)).collect();
-        names.extend(output.fields().iter().skip(names.len()).map(|f| f.name().clone()));
+        names.extend(
+            output.fields().iter().skip(names.len()).map(|f| result_column_name(f.name()).to_string()),
+        );
         names
     };
     for (i, n) in names.iter().enumerate() {

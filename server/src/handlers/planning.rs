@@ -47,8 +47,9 @@ pub async fn plan_reading(
 /// Plans `statement` in `ctx`, parameters left unbound (Describe reads their types from
 /// the plan).
 pub(super) async fn plan_in(ctx: &SessionContext, mut statement: Statement) -> SqlResult<LogicalPlan> {
-    rewrite_for_datafusion(&mut statement);
+    // Named as written, before the rewrites change expressions (`x::regclass`).
     name_result_columns(&mut statement);
+    rewrite_for_datafusion(&mut statement);
     let plan = ctx
         .state()
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))

@@ -82,7 +82,7 @@ pub fn field_infos(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .map(|(i, f)| {
             let ty = pg_type(f);
             let format = if binary_supported(&ty) { format.format_for(i) } else { FieldFormat::Text };
-            FieldInfo::new(f.name().clone(), None, None, ty, format)
+            FieldInfo::new(weir_planner::result_column_name(f.name()).to_string(), None, None, ty, format)
         })
         .collect()
 }

@@ -16,6 +16,8 @@ use arrow::datatypes::{
     UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use datafusion::error::{DataFusionError, Result};
+
+use crate::functions::numeric_special::Special as NumericSpecial;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -83,8 +85,9 @@ fn format_one(value: &ArrayRef, i: usize, format: &str) -> Result<String> {
         let negative = text.starts_with('-');
         let digits = text.trim_start_matches('-');
         let (integer, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-        number::format(negative, integer, fraction, format).map_err(unsupported)
+        number::format(negative, integer, fraction, format).map_err(format_error)
     };
+    let special = |special: number::Special| number::format_special(special, format).map_err(format_error);
     let timestamp = |micros: Option<i64>, zone: Option<&str>| -> Result<String> {
         let t = micros
             .and_then(chrono::DateTime::from_timestamp_micros)
@@ -119,20 +122,44 @@ fn format_one(value: &ArrayRef, i: usize, format: &str) -> Result<String> {
         DataType::UInt16 => number(value.as_primitive::<UInt16Type>().value(i).to_string()),
         DataType::UInt32 => number(value.as_primitive::<UInt32Type>().value(i).to_string()),
         DataType::UInt64 => number(value.as_primitive::<UInt64Type>().value(i).to_string()),
-        DataType::Float32 => float(f64::from(value.as_primitive::<Float32Type>().value(i)), number),
-        DataType::Float64 => float(value.as_primitive::<Float64Type>().value(i), number),
+        DataType::Float32 => float(f64::from(value.as_primitive::<Float32Type>().value(i)), number, special),
+        DataType::Float64 => float(value.as_primitive::<Float64Type>().value(i), number, special),
         DataType::Decimal128(_, scale) => {
             let v = value.as_primitive::<arrow::datatypes::Decimal128Type>().value(i);
-            number(decimal_text(v, *scale))
+            match crate::functions::numeric_special::special(v) {
+                Some(NumericSpecial::NaN) => special(number::Special::NaN),
+                Some(NumericSpecial::PosInf) => special(number::Special::Infinity { negative: false }),
+                Some(NumericSpecial::NegInf) => special(number::Special::Infinity { negative: true }),
+                None => number(decimal_text(v, *scale)),
+            }
         }
         other => Err(unsupported(format!("to_char of {other}"))),
     }
 }
 
-/// A float as plain decimal digits (15 significant ones, as Postgres uses for float8).
-fn float(v: f64, number: impl Fn(String) -> Result<String>) -> Result<String> {
-    if !v.is_finite() {
-        return Err(unsupported("to_char of NaN or infinity".into()));
+/// `to_char`'s error for a pattern it cannot apply.
+fn format_error(e: number::FormatError) -> DataFusionError {
+    match e {
+        number::FormatError::Unsupported(message) => unsupported(message),
+        number::FormatError::NotANumber => DataFusionError::ArrowError(
+            Box::new(arrow::error::ArrowError::ParseError("\"NaN\" is not a number".into())),
+            None,
+        ),
+    }
+}
+
+/// A float as plain decimal digits (15 significant ones, as Postgres uses for float8);
+/// `NaN` and the infinities as Postgres formats them.
+fn float(
+    v: f64,
+    number: impl Fn(String) -> Result<String>,
+    special: impl Fn(number::Special) -> Result<String>,
+) -> Result<String> {
+    if v.is_nan() {
+        return special(number::Special::NaN);
+    }
+    if v.is_infinite() {
+        return special(number::Special::Infinity { negative: v < 0.0 });
     }
     let text = format!("{:.*e}", 14, v);
     let value: f64 = text.parse().unwrap_or(v);
@@ -169,7 +196,7 @@ mod tests {
         assert_eq!(decimal_text(123450, 2), "1234.50");
         assert_eq!(decimal_text(-5, 3), "-0.005");
         assert_eq!(decimal_text(12, -2), "1200");
-        let as_text = |v: f64| float(v, Ok).unwrap();
+        let as_text = |v: f64| float(v, Ok, |_| Ok(String::new())).unwrap();
         assert_eq!(as_text(12345678.9), "12345678.9");
         assert_eq!(as_text(0.1 + 0.2), "0.3");
     }

@@ -87,25 +87,93 @@ fn parse(format: &str) -> Result<Format, String> {
     Ok(Format { items, fill_mode })
 }
 
+/// Why a number could not be formatted.
+#[derive(Debug, PartialEq)]
+pub enum FormatError {
+    /// A pattern Weir does not implement, or a malformed one (`0A000`).
+    Unsupported(String),
+    /// `TH` of `NaN`: Postgres' `22P02` `"NaN" is not a number`.
+    NotANumber,
+}
+
+impl From<String> for FormatError {
+    fn from(message: String) -> Self {
+        FormatError::Unsupported(message)
+    }
+}
+
+/// A value that is not a number: `numeric` or float `NaN` or an infinity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Special {
+    NaN,
+    Infinity { negative: bool },
+}
+
 /// Formats a number given as its sign, its integer digits (no leading zeros, "0" for zero)
 /// and enough fraction digits, rounding to the pattern's decimal places.
-pub fn format(negative: bool, integer: &str, fraction: &str, format: &str) -> Result<String, String> {
-    let Format { items, fill_mode } = parse(format)?;
-    let point = items.iter().position(|i| *i == Item::Point);
-    let is_digit = |i: &Item| matches!(i, Item::Nine | Item::Zero);
-    let pre = items.iter().take(point.unwrap_or(items.len())).filter(|i| is_digit(i)).count();
-    let post = point.map_or(0, |p| items[p..].iter().filter(|i| is_digit(i)).count());
+pub fn format(negative: bool, integer: &str, fraction: &str, format: &str) -> Result<String, FormatError> {
+    let format = parse(format)?;
+    let (_, post) = digit_places(&format);
     let (integer, fraction) = round(integer, fraction, post);
     let zero = integer.trim_start_matches('0').is_empty() && fraction.chars().all(|c| c == '0');
-    let negative = negative && !zero;
     // An integer part of zero shows no digit when there are decimal places.
     let int_digits: Vec<char> = match integer.trim_start_matches('0') {
         "" if post > 0 => vec![],
         "" => vec!['0'],
         digits => digits.chars().collect(),
     };
-    let overflow = int_digits.len() > pre;
+    Ok(render(&format, negative && !zero, &int_digits, &fraction, Shape::Number))
+}
+
+/// Formats `NaN` or an infinity as Postgres does: an infinity fills every digit place with
+/// `#` (as a number too wide for the pattern), with its sign; `NaN` is printed as if its
+/// three letters were integer digits, and nothing from the decimal point on is shown
+/// (`to_char('NaN'::numeric, '999.99')` is ` NaN`), or `#` where three digits do not fit.
+pub fn format_special(special: Special, format: &str) -> Result<String, FormatError> {
+    let format = parse(format)?;
+    Ok(match special {
+        Special::Infinity { negative } => render(&format, negative, &[], "", Shape::Overflow),
+        Special::NaN if format.items.iter().any(|i| matches!(i, Item::Ordinal(_))) => {
+            return Err(FormatError::NotANumber)
+        }
+        Special::NaN => render(&format, false, &['N', 'a', 'N'], "", Shape::NaN),
+    })
+}
+
+/// How [`render`] shows the value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
+    /// Its digits, or `#` when they do not fit.
+    Number,
+    /// `#` in every digit place.
+    Overflow,
+    /// `NaN`'s letters as integer digits, stopping at the decimal point.
+    NaN,
+}
+
+/// The pattern's digit places before and after the decimal point.
+fn digit_places(format: &Format) -> (usize, usize) {
+    let point = format.items.iter().position(|i| *i == Item::Point);
+    let is_digit = |i: &&Item| matches!(i, Item::Nine | Item::Zero);
+    let pre = format.items.iter().take(point.unwrap_or(format.items.len())).filter(is_digit).count();
+    let post = point.map_or(0, |p| format.items[p..].iter().filter(is_digit).count());
+    (pre, post)
+}
+
+/// Lays out a value's integer digits and (rounded) fraction digits in the pattern.
+fn render(format: &Format, negative: bool, int_digits: &[char], fraction: &str, shape: Shape) -> String {
+    let Format { items, fill_mode } = format;
+    let fill_mode = *fill_mode;
+    let point = items.iter().position(|i| *i == Item::Point);
+    let is_digit = |i: &Item| matches!(i, Item::Nine | Item::Zero);
+    let (pre, post) = digit_places(format);
+    let overflow = shape == Shape::Overflow || int_digits.len() > pre;
     let explicit_sign = items.iter().any(|i| matches!(i, Item::Sign | Item::Minus | Item::SignAlways));
+    // `NaN` shows nothing from the decimal point on (unless it overflows).
+    let items = match (shape, point) {
+        (Shape::NaN, Some(p)) if !overflow => &items[..p],
+        _ => &items[..],
+    };
     let mut out: Vec<char> = Vec::new();
     // The implicit sign's place, in front of the number (an anchored '-' moves next to
     // its first digit).
@@ -146,7 +214,7 @@ pub fn format(negative: bool, integer: &str, fraction: &str, format: &str) -> Re
                 fraction_index += 1;
             }
             Item::Point => {
-                if post > 0 || fill_mode {
+                if post > 0 || fill_mode || overflow {
                     out.push('.');
                 }
             }
@@ -208,7 +276,7 @@ pub fn format(negative: bool, integer: &str, fraction: &str, format: &str) -> Re
             text.truncate(text.len() - trim);
         }
     }
-    Ok(text)
+    text
 }
 
 /// `integer.fraction` rounded half away from zero to `places` decimals.
@@ -292,7 +360,40 @@ mod tests {
         for (value, pattern, expected) in cases {
             assert_eq!(fmt(value, pattern), expected, "to_char({value}, '{pattern}')");
         }
+        assert_eq!(fmt("12345", "99."), " ##.");
         assert!(format(false, "1", "", "RN").is_err());
         assert!(format(false, "1", "", "9.9.9").is_err());
+    }
+
+    /// Expected values are PostgreSQL 15's (`to_char('NaN'::numeric, '999')`, ...).
+    #[test]
+    fn nan_and_infinities_format_as_in_postgres() {
+        let cases = [
+            ("999", " NaN", " ###", "-###"),
+            ("9.99", " #.##", " #.##", "-#.##"),
+            ("FM999.99", "NaN", "###.##", "-###.##"),
+            ("S999", "+NaN", "+###", "-###"),
+            ("9,999", "   NaN", " #,###", "-#,###"),
+            ("0000", " 0NaN", " ####", "-####"),
+            ("MI999", " NaN", " ###", "-###"),
+            ("999MI", "NaN ", "### ", "###-"),
+            ("PL999", "+ NaN", "+ ###", " -###"),
+            ("99G99", "  N,aN", " ##,##", "-##,##"),
+            ("999.99", " NaN", " ###.##", "-###.##"),
+            ("999.99S", "NaN", "###.##+", "###.##-"),
+            ("S9999.9", " +NaN", "+####.#", "-####.#"),
+            ("9999D", "  NaN", " ####.", "-####."),
+            ("\"x\"999", "x NaN", "x ###", "x-###"),
+            ("999th", "", " ###", "-###"),
+        ];
+        for (pattern, nan, infinity, negative_infinity) in cases {
+            if !nan.is_empty() {
+                assert_eq!(format_special(Special::NaN, pattern), Ok(nan.to_string()), "NaN '{pattern}'");
+            }
+            let inf = |negative| format_special(Special::Infinity { negative }, pattern);
+            assert_eq!(inf(false), Ok(infinity.to_string()), "Infinity '{pattern}'");
+            assert_eq!(inf(true), Ok(negative_infinity.to_string()), "-Infinity '{pattern}'");
+        }
+        assert_eq!(format_special(Special::NaN, "999th"), Err(FormatError::NotANumber));
     }
 }

@@ -1,0 +1,173 @@
+//! `generate_series` in `FROM` with Postgres' result types and column name.
+//!
+//! DataFusion's series is always `bigint` (or a nanosecond `timestamp`) in a column named
+//! `value`; Postgres' is `integer` for integer arguments, `bigint` when one is a `bigint`,
+//! `timestamp` / `timestamp with time zone` for a timestamp or date series with an
+//! interval step, in a column named `generate_series`. [`generate_series`] wraps
+//! DataFusion's function: DataFusion still produces the values (lazily, batch by batch),
+//! and a projection casts them to Postgres' type, with microsecond timestamps as Weir
+//! stores them (a nanosecond series ended in the year 2262).
+//!
+//! A step of zero is Postgres' `22023` "step size cannot equal zero". DataFusion
+//! constant-folds the arguments before they get here, where a `bigint` literal and an
+//! `integer` one cast to `bigint` look alike: the planner makes integer literals that fit
+//! 32 bits `integer` first (`pg_rewrite`). `numeric` arguments are `0A000`; a timestamp
+//! series past the year 2262 is `22008` (DataFusion computes it in nanoseconds).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_expr::expressions::{CastExpr, Column};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// Postgres' `generate_series(start, stop [, step])`, wrapping DataFusion's (`inner`).
+pub fn generate_series(inner: Arc<dyn TableFunctionImpl>) -> Arc<dyn TableFunctionImpl> {
+    Arc::new(GenerateSeries { inner })
+}
+
+#[derive(Debug)]
+struct GenerateSeries {
+    inner: Arc<dyn TableFunctionImpl>,
+}
+
+/// The column Postgres names a series by.
+const COLUMN: &str = "generate_series";
+
+impl TableFunctionImpl for GenerateSeries {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let values: Vec<Option<&ScalarValue>> = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Literal(v, _) => Some(v),
+                _ => None,
+            })
+            .collect();
+        if values.iter().any(|v| matches!(v, Some(ScalarValue::Decimal128(..) | ScalarValue::Decimal256(..))))
+        {
+            return Err(DataFusionError::NotImplemented(
+                "generate_series of numeric is not supported by Weir yet".into(),
+            ));
+        }
+        if let Some(Some(step)) = values.get(2) {
+            let zero = match step {
+                ScalarValue::IntervalMonthDayNano(Some(v)) => {
+                    v.months == 0 && v.days == 0 && v.nanoseconds == 0
+                }
+                ScalarValue::IntervalDayTime(Some(v)) => v.days == 0 && v.milliseconds == 0,
+                ScalarValue::IntervalYearMonth(Some(v)) => *v == 0,
+                other if other.data_type().is_integer() => {
+                    other.cast_to(&DataType::Int64).ok() == Some(ScalarValue::Int64(Some(0)))
+                }
+                _ => false,
+            };
+            if zero {
+                return Err(step_is_zero());
+            }
+        }
+        // DataFusion's function reads integers as `bigint` literals only.
+        let widened: Vec<Expr> = exprs
+            .iter()
+            .zip(&values)
+            .map(|(e, v)| match v {
+                Some(v) if v.data_type().is_integer() && v.data_type() != DataType::Int64 => {
+                    Ok(Expr::Literal(v.cast_to(&DataType::Int64)?, None))
+                }
+                // And timestamps as nanoseconds: a series ends in the year 2262.
+                Some(ScalarValue::TimestampMicrosecond(micros, zone)) => {
+                    let nanos = match micros {
+                        Some(m) => Some(m.checked_mul(1000).ok_or_else(|| {
+                            DataFusionError::External(Box::new(crate::error::ExecError::DatetimeOverflow(
+                                "timestamp out of range: generate_series in Weir ends in the year 2262"
+                                    .into(),
+                            )))
+                        })?),
+                        None => None,
+                    };
+                    Ok(Expr::Literal(ScalarValue::TimestampNanosecond(nanos, zone.clone()), None))
+                }
+                _ => Ok(e.clone()),
+            })
+            .collect::<Result<_>>()?;
+        let inner = self.inner.call_with_args(TableFunctionArgs::new(&widened, args.session())).map_err(
+            |e| match e.to_string().contains("Step cannot be zero") {
+                true => step_is_zero(),
+                false => e,
+            },
+        )?;
+        let Some(series) = inner.schema().fields().first().map(|f| f.data_type().clone()) else {
+            return Ok(inner);
+        };
+        let postgres = match &series {
+            DataType::Int64 if values.iter().all(|v| v.is_none_or(fits_integer)) => DataType::Int32,
+            DataType::Int64 => DataType::Int64,
+            // A date series is `timestamp with time zone` in Postgres (dates are read as such).
+            DataType::Timestamp(_, None) if values.first().is_some_and(|v| v.is_some_and(is_date)) => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
+            }
+            DataType::Timestamp(_, zone) => DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
+            other => other.clone(),
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new(COLUMN, postgres, false)]));
+        Ok(Arc::new(TypedSeries { inner, schema }))
+    }
+}
+
+fn step_is_zero() -> DataFusionError {
+    DataFusionError::External(Box::new(crate::error::ExecError::InvalidParameter(
+        "step size cannot equal zero".into(),
+    )))
+}
+
+/// An argument of a series Postgres types `integer`: not a `bigint` (the planner makes
+/// integer literals that fit 32 bits `integer`; a NULL counts as any type).
+fn fits_integer(v: &ScalarValue) -> bool {
+    !matches!(v, ScalarValue::Int64(Some(_)))
+}
+
+fn is_date(v: &ScalarValue) -> bool {
+    matches!(v, ScalarValue::Date32(_) | ScalarValue::Date64(_))
+}
+
+/// DataFusion's series, cast to Postgres' type and named `generate_series`.
+#[derive(Debug)]
+struct TypedSeries {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for TypedSeries {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let plan = self.inner.scan(state, projection, filters, limit).await?;
+        if plan.schema().fields().is_empty() {
+            // Only the number of rows is read (`count(*)`).
+            return Ok(plan);
+        }
+        let target = self.schema.field(0).data_type().clone();
+        let value = Arc::new(Column::new(plan.schema().field(0).name(), 0));
+        let cast = Arc::new(CastExpr::new(value, target, None));
+        Ok(Arc::new(ProjectionExec::try_new(
+            vec![(cast as Arc<dyn datafusion::physical_expr::PhysicalExpr>, COLUMN.to_string())],
+            plan,
+        )?))
+    }
+}
