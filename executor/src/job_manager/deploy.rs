@@ -277,6 +277,7 @@ fn execution_graph(
                 checkpointed: false,
                 remote_outputs,
                 deployment,
+                watermark_alignment: graph.watermark_alignment,
             });
         }
         if let Some(SourceSpec::View { view_id, .. }) = &vertex.source {
@@ -354,6 +355,7 @@ mod tests {
         let left = vec![FieldSpec::new("a", &DataType::Int64)];
         let right = vec![FieldSpec::new("b", &DataType::Utf8), FieldSpec::new("c", &DataType::Int64)];
         let graph = JobGraph {
+            watermark_alignment: None,
             target: JobTarget { id: 7, name: "two_inputs".into(), kind: TargetKind::MaterializedView },
             vertices: vec![
                 table_vertex(0, 1, left.clone()),
