@@ -72,7 +72,7 @@ pub struct TaskDescriptor {
     pub deployment: u64,
     /// The job's watermark alignment, for the subtasks of its event-time sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watermark_alignment: Option<weir_plan::job_graph::WatermarkAlignment>,
+    pub watermark_alignment: Option<crate::sources::alignment::SourceAlignment>,
 }
 
 /// One input channel of a task and the vertex's input edge it carries.

@@ -73,6 +73,14 @@ pub struct ConnectorSource {
     alignment: Option<AlignmentMember>,
 }
 
+/// Whether watermark alignment held a source back before a read.
+enum Held {
+    No,
+    Paused,
+    /// The job was stopped while the source waited.
+    Stopped,
+}
+
 /// What woke a paused source.
 enum Wake {
     Barrier(Option<Barrier>),
@@ -144,11 +152,12 @@ impl ConnectorSource {
                 continue;
             }
             if !idle && self.alignment.is_some() {
-                if !self.hold_while_ahead().await? {
-                    return Ok(());
+                match self.hold_while_ahead().await? {
+                    Held::No => {}
+                    // Time spent paused is not time without rows.
+                    Held::Paused => last_rows = Instant::now(),
+                    Held::Stopped => return Ok(()),
                 }
-                // Time spent paused is not time without rows.
-                last_rows = Instant::now();
             }
             match self.read(readers).await? {
                 Ok(ReadOutcome::Batch(batch)) => {
@@ -215,10 +224,9 @@ impl ConnectorSource {
 
     /// Waits while watermark alignment says this split leads its job's slowest source by
     /// more than the maximum drift, serving barriers meanwhile (so checkpoints complete).
-    /// `false` when the job was stopped while it waited.
-    async fn hold_while_ahead(&mut self) -> ExecResult<bool> {
-        let Some(member) = &self.alignment else { return Ok(true) };
-        let Some(slowest) = member.must_pause() else { return Ok(true) };
+    async fn hold_while_ahead(&mut self) -> ExecResult<Held> {
+        let Some(member) = &self.alignment else { return Ok(Held::No) };
+        let Some(slowest) = member.must_pause() else { return Ok(Held::No) };
         let (job, max_drift_ms) = (member.job(), member.max_drift() / 1000);
         let (source, split) = (self.metrics.source_name.clone(), self.metrics.split);
         let watermark = self.watermark.as_ref().and_then(WatermarkGenerator::current).unwrap_or(i64::MIN);
@@ -248,7 +256,7 @@ impl ConnectorSource {
             counted = now;
             match wake {
                 Wake::Barrier(Some(barrier)) => self.barrier(barrier).await?,
-                Wake::Barrier(None) => return Ok(false),
+                Wake::Barrier(None) => return Ok(Held::Stopped),
                 Wake::Check => {}
             }
             if self.alignment.as_ref().and_then(AlignmentMember::must_pause).is_none() {
@@ -263,7 +271,7 @@ impl ConnectorSource {
             paused_ms = started.elapsed().as_millis() as u64,
             "source split resumed: the job's slowest source caught up"
         );
-        Ok(true)
+        Ok(Held::Paused)
     }
 
     /// Reads the next batch on the pool; the outer error is the pool's, the inner the reader's.
@@ -492,11 +500,13 @@ mod tests {
     fn a_source_ahead_of_its_job_pauses_serving_barriers_until_the_slowest_catches_up() {
         let groups = crate::sources::alignment::AlignmentGroups::default();
         let task = |vertex| crate::task::TaskId { job: 1, vertex, subtask: 0 };
-        let slow = groups.join(task(0), 1, 5 * S);
+        let alignment =
+            crate::sources::alignment::SourceAlignment { max_drift_us: 5 * S, members_in_process: 2 };
+        let slow = groups.join(task(0), 1, alignment);
         slow.reading(Some(0));
         let script = VecDeque::from([rows(&[10]), rows(&[20]), rows(&[30]), rows(&[40])]);
         let reader = Scripted { script, errors: vec![], endless: true, read: 0 };
-        let member = groups.join(task(1), 1, 5 * S);
+        let member = groups.join(task(1), 1, alignment);
         let (mut rx, barriers, metrics, handle) = start_aligned(reader, OnError::Skip, 60_000, Some(member));
         let next = |rx: &mut mpsc::Receiver<Message>| describe(&rx.blocking_recv().unwrap());
         assert_eq!([next(&mut rx), next(&mut rx)], ["rows 1", "W 6"]);

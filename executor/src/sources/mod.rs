@@ -88,7 +88,7 @@ pub struct SourceContext<'a> {
     pub readers: &'a reader_pool::ReaderPool,
     /// The process's watermark alignment groups, and the job's alignment if it has one.
     pub alignment: &'a alignment::AlignmentGroups,
-    pub watermark_alignment: Option<weir_plan::job_graph::WatermarkAlignment>,
+    pub watermark_alignment: Option<alignment::SourceAlignment>,
 }
 
 /// Starts the source of a task whose vertex reads a table or a connector; `None` for a
@@ -172,8 +172,7 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                 source = source.with_proctime(&schema, *column)?;
             }
             if let (Some(alignment), Some(_)) = (cx.watermark_alignment, watermark) {
-                source =
-                    source.with_alignment(cx.alignment.join(cx.task, cx.deployment, alignment.max_drift_us));
+                source = source.with_alignment(cx.alignment.join(cx.task, cx.deployment, alignment));
             }
             let (id, deployment, events) = (cx.task, cx.deployment, cx.events);
             let span = tracing::info_span!("source", job = id.job, source = %source_name, split);
