@@ -137,11 +137,13 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
     config.check_access(&cx.engine.files).map_err(from_exec)?;
     let store = &cx.engine.store;
     let id = store.allocate_id().map_err(from_storage)?;
+    // Apart from the struct below: each reads the session, whose lock a temporary would hold.
+    let watermark_alignment_max_drift_ms = super::create_mv::alignment_drift_ms(cx, alignment_drift)?;
     let job_options = JobOptions {
         emit_on_window_close: stmt.emit_on_window_close,
         sink: Some((connector.clone(), options.clone())),
         state_ttl_ms: cx.session()?.streaming_state_ttl_ms(),
-        watermark_alignment_max_drift_ms: super::create_mv::alignment_drift_ms(cx, alignment_drift)?,
+        watermark_alignment_max_drift_ms,
         ..Default::default()
     };
     let (graph, _) = plan_stream_job(cx, &stmt.query, id, &name, &job_options).await?;
