@@ -242,14 +242,11 @@ impl ConnectorSource {
         self.metrics.set_status("paused");
         let started = Instant::now();
         let mut counted = started;
-        loop {
-            let wake = match self.alignment.as_mut() {
-                Some(member) => tokio::select! {
-                    barrier = self.barriers.recv() => Wake::Barrier(barrier),
-                    () = member.changed() => Wake::Check,
-                    () = tokio::time::sleep(PAUSED_RECHECK) => Wake::Check,
-                },
-                None => break,
+        while let Some(member) = self.alignment.as_mut() {
+            let wake = tokio::select! {
+                barrier = self.barriers.recv() => Wake::Barrier(barrier),
+                () = member.changed() => Wake::Check,
+                () = tokio::time::sleep(PAUSED_RECHECK) => Wake::Check,
             };
             let now = Instant::now();
             self.metrics.add_paused(now - counted);

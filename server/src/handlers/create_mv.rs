@@ -178,6 +178,9 @@ struct ViewOptions {
     alignment_drift_ms: Option<u64>,
 }
 
+/// Parses a view option's duration into milliseconds; the error is a hint.
+type DurationParser = fn(&str) -> Result<u64, String>;
+
 /// `WITH (state_ttl = '...', watermark_alignment_max_drift = '...')` of `CREATE
 /// MATERIALIZED VIEW`; any other option is an error.
 fn view_options(options: &CreateTableOptions) -> SqlResult<ViewOptions> {
@@ -203,7 +206,7 @@ fn view_options(options: &CreateTableOptions) -> SqlResult<ViewOptions> {
             other => other.to_string(),
         };
         let name = key.value.to_ascii_lowercase();
-        let (parse, slot): (fn(&str) -> Result<u64, String>, _) = match name.as_str() {
+        let (parse, slot): (DurationParser, _) = match name.as_str() {
             "state_ttl" => (crate::session::parse_state_ttl, &mut parsed.state_ttl_ms),
             "watermark_alignment_max_drift" => {
                 (crate::session::parse_alignment_drift, &mut parsed.alignment_drift_ms)
