@@ -234,8 +234,8 @@ impl ConnectorSource {
             job,
             source = %source,
             split,
-            watermark_us = watermark,
-            slowest_us = slowest,
+            watermark = %event_time(watermark),
+            slowest = %event_time(slowest),
             max_drift_ms,
             "source split paused: its watermark leads the job's slowest source by more than the maximum drift"
         );
@@ -330,6 +330,16 @@ impl ConnectorSource {
             self.metrics.watermark.store(w, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(advanced)
+    }
+}
+
+/// A watermark for the log: a UTC timestamp, or what `i64::MIN` stands for there (a source
+/// of the job that has not read yet).
+fn event_time(micros: i64) -> String {
+    match (micros, chrono::DateTime::from_timestamp_micros(micros)) {
+        (i64::MIN, _) => "a source that has not read yet".into(),
+        (_, Some(t)) => t.naive_utc().to_string(),
+        (_, None) => format!("{micros} us"),
     }
 }
 
