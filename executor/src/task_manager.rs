@@ -70,6 +70,9 @@ pub struct TaskDescriptor {
     /// it keeps the checkpoint pieces of different attempts apart.
     #[serde(default)]
     pub deployment: u64,
+    /// The job's watermark alignment, for the subtasks of its event-time sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_alignment: Option<crate::sources::alignment::SourceAlignment>,
 }
 
 /// One input channel of a task and the vertex's input edge it carries.
@@ -200,6 +203,9 @@ pub struct LocalTaskManager {
     /// The most splits a source may have, and the threads their reads run on.
     split_limit: crate::connectors::SplitLimit,
     readers: crate::sources::reader_pool::ReaderPool,
+    /// The watermark alignment groups of the jobs whose sources run here: one for the
+    /// process, shared by its in-process TaskManagers.
+    alignment: Arc<crate::sources::alignment::AlignmentGroups>,
     /// Whether this process may still write for its tasks' jobs (see `lease`).
     lease: Arc<Lease>,
     /// Where tasks run: a runtime of their own (see [`LocalTaskManager::with_runtime`]), or
@@ -250,6 +256,7 @@ impl LocalTaskManager {
             files: FileAccess::default(),
             split_limit: Default::default(),
             readers: Default::default(),
+            alignment: Arc::default(),
             lease: Lease::unbounded(),
             runtime: None,
         }
@@ -302,6 +309,13 @@ impl LocalTaskManager {
     ) -> Self {
         self.split_limit = split_limit;
         self.readers = readers;
+        self
+    }
+
+    /// Aligns the sources of a job with those in `groups` (shared by the TaskManagers of a
+    /// process, so a job's sources align across them).
+    pub fn with_alignment_groups(mut self, groups: Arc<crate::sources::alignment::AlignmentGroups>) -> Self {
+        self.alignment = groups;
         self
     }
 
@@ -502,6 +516,8 @@ impl TaskManager for LocalTaskManager {
                 files: &self.files,
                 split_limit: self.split_limit,
                 readers: &self.readers,
+                alignment: &self.alignment,
+                watermark_alignment: desc.watermark_alignment,
             },
         )?;
         let mut handles = Vec::new();

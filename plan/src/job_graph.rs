@@ -21,6 +21,21 @@ pub struct JobGraph {
     /// What the job maintains; its id also names the job.
     pub target: JobTarget,
     pub vertices: Vec<Vertex>,
+    /// Whether the job's event-time sources read in step (see [`WatermarkAlignment`]);
+    /// `None` when they read as fast as they can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_alignment: Option<WatermarkAlignment>,
+}
+
+/// Watermark alignment of a job's sources: a source subtask whose watermark is more than
+/// `max_drift_us` ahead of the slowest active event-time source subtask of the job pauses
+/// reading until the others catch up, so a fast source does not fill the job's state (a
+/// join's build side, open windows) with rows the slow one's watermark cannot yet close.
+/// Applied to jobs that read more than one event-time source (see `docs/event-time.md`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WatermarkAlignment {
+    /// The most a source subtask's watermark may lead the slowest one's, in microseconds.
+    pub max_drift_us: i64,
 }
 
 /// The catalog object a job keeps up to date: a materialized view or a sink. Its id names
@@ -620,6 +635,25 @@ impl JobGraph {
             .collect()
     }
 
+    /// How many vertices read a `CREATE SOURCE` with a `WATERMARK` (a source read twice
+    /// counts twice: its two readers can drift apart like two sources).
+    pub fn event_time_sources(&self) -> usize {
+        self.vertices
+            .iter()
+            .filter(|v| matches!(&v.source, Some(SourceSpec::Connector { watermark: Some(_), .. })))
+            .count()
+    }
+
+    /// Aligns the job's sources' watermarks within `max_drift_ms` (0: not at all) when it
+    /// reads more than one event-time source; a job with one has nothing to align.
+    pub fn with_watermark_alignment(mut self, max_drift_ms: u64) -> Self {
+        self.watermark_alignment =
+            (max_drift_ms > 0 && self.event_time_sources() > 1).then(|| WatermarkAlignment {
+                max_drift_us: i64::try_from(max_drift_ms.saturating_mul(1000)).unwrap_or(i64::MAX),
+            });
+        self
+    }
+
     /// The tables this job reads: as a source, or by lookup in a temporal join.
     pub fn table_inputs(&self) -> Vec<u64> {
         let scanned = self.vertices.iter().filter_map(|v| match &v.source {
@@ -638,6 +672,13 @@ impl fmt::Display for JobGraph {
     /// The EXPLAIN form: one block per vertex, sinks first, like a plan tree read top-down.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "JobGraph for {} {}", self.target.kind.label(), self.target.name)?;
+        if let Some(alignment) = &self.watermark_alignment {
+            writeln!(
+                f,
+                "Watermark alignment: a source pauses while its watermark leads the slowest by more than {} ms",
+                alignment.max_drift_us / 1000
+            )?;
+        }
         for vertex in self.vertices.iter().rev() {
             let mut line =
                 format!("Vertex {} (parallelism {}; {})", vertex.id, vertex.parallelism, vertex.output);

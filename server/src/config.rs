@@ -34,6 +34,10 @@ pub struct Config {
     pub idle_session_timeout_ms: u64,
     /// How often the JobManager closes an epoch (`[streaming] barrier_interval_ms`).
     pub barrier_interval_ms: u64,
+    /// Default maximum drift of watermark alignment for jobs reading more than one
+    /// event-time source, in milliseconds; 0 = off
+    /// (`[streaming] watermark_alignment_max_drift_ms`).
+    pub watermark_alignment_max_drift_ms: u64,
     /// Where operators keep keyed state (`[state]`).
     pub state: StateConfig,
     /// Checkpoints (`[checkpoint]`); `None` when `interval = "off"`.
@@ -68,6 +72,11 @@ pub enum Mode {
 
 /// As Postgres.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+
+/// How far (in event time) one source of a job may read ahead of its slowest one, by
+/// default: ten seconds, a few batches of a fast generator, far less than the state a
+/// source reading freely ahead fills.
+pub const DEFAULT_WATERMARK_ALIGNMENT_MAX_DRIFT_MS: u64 = 10_000;
 
 /// `[sources]`: how connector sources share the process.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +204,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_session_timeout_ms: 0,
             barrier_interval_ms: 1000,
+            watermark_alignment_max_drift_ms: DEFAULT_WATERMARK_ALIGNMENT_MAX_DRIFT_MS,
             state: StateConfig {
                 backend: StateBackendKind::Memory,
                 block_cache_bytes: 64 << 20,
@@ -391,6 +401,7 @@ pub fn parse_duration(key: &str, text: &str) -> Result<Duration, String> {
 #[serde(deny_unknown_fields)]
 pub struct StreamingSection {
     pub barrier_interval_ms: Option<u64>,
+    pub watermark_alignment_max_drift_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -545,6 +556,10 @@ impl Config {
                 Some(ms) => ms,
                 None => 1000,
             },
+            watermark_alignment_max_drift_ms: file
+                .streaming
+                .watermark_alignment_max_drift_ms
+                .unwrap_or(DEFAULT_WATERMARK_ALIGNMENT_MAX_DRIFT_MS),
         };
         config.validate()?;
         Ok(config)

@@ -79,6 +79,8 @@ pub fn start(
     let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
     // One reader pool for the process, shared by its in-process TaskManagers.
     let readers = config.sources.reader_pool();
+    // And one set of watermark alignment groups, so a job's sources align across them.
+    let alignment = Arc::new(weir_executor::sources::alignment::AlignmentGroups::default());
     let dataflow = dataflow_runtime()?;
     let task_managers: Vec<Arc<dyn TaskManager>> = (0..LOCAL_TASK_MANAGERS)
         .map(|id| {
@@ -93,6 +95,7 @@ pub fn start(
             .with_state(state.clone())
             .with_file_access(files.clone())
             .with_source_readers(config.sources.split_limit, readers.clone())
+            .with_alignment_groups(alignment.clone())
             .with_runtime(dataflow.clone());
             let tm = match cluster {
                 true => tm.with_data_address(rpc_advertised(config)),

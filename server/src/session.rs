@@ -53,7 +53,8 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
 ];
 
 /// Weir's own session settings (besides those in [`DEFAULT_SETTINGS`]).
-const WEIR_SETTINGS: &[&str] = &["streaming_parallelism", "streaming_state_ttl"];
+const WEIR_SETTINGS: &[&str] =
+    &["streaming_parallelism", "streaming_state_ttl", "streaming_watermark_alignment_max_drift"];
 
 /// Settings whose value Weir cannot honour other than the default.
 const FIXED_SETTINGS: &[(&str, &[&str])] = &[
@@ -189,6 +190,9 @@ impl Session {
             "streaming_state_ttl" => {
                 parse_state_ttl(value).map_err(|hint| invalid_value(name, value).with_hint(hint))?.to_string()
             }
+            "streaming_watermark_alignment_max_drift" => parse_alignment_drift(value)
+                .map_err(|hint| invalid_value(name, value).with_hint(hint))?
+                .to_string(),
             _ => value.to_string(),
         };
         let display = self.settings.get(&key).map(|(n, _)| n.clone()).unwrap_or_else(|| name.to_string());
@@ -245,6 +249,12 @@ impl Session {
     /// `streaming_state_ttl` in milliseconds; `None` when off.
     pub fn streaming_state_ttl_ms(&self) -> Option<u64> {
         self.get("streaming_state_ttl").and_then(|v| v.parse().ok()).filter(|&ms| ms > 0)
+    }
+
+    /// `streaming_watermark_alignment_max_drift` in milliseconds (0: off); `None` when the
+    /// session has not set it (the server's default applies).
+    pub fn streaming_watermark_alignment_max_drift_ms(&self) -> Option<u64> {
+        self.get("streaming_watermark_alignment_max_drift").and_then(|v| v.parse().ok())
     }
 
     /// `statement_timeout` in milliseconds; 0 means none.
@@ -335,9 +345,38 @@ pub fn parse_state_ttl(value: &str) -> Result<u64, String> {
     n.checked_mul(factor).ok_or_else(|| "the state TTL is too long".to_string())
 }
 
+/// A watermark alignment drift (`'10s'`, `'1 min'`, `'500ms'`, a bare number of
+/// milliseconds; `0` or `'off'` for no alignment) in milliseconds; the error is a hint
+/// saying what fits.
+pub fn parse_alignment_drift(value: &str) -> Result<u64, String> {
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    parse_state_ttl(value).map_err(|_| {
+        "a maximum drift is a whole number with a unit: ms, s, min, h or d (for example '10s'), \
+         or 0 or 'off' for no alignment"
+            .to_string()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alignment_drifts_take_units_and_off() {
+        assert_eq!(parse_alignment_drift("10s"), Ok(10_000));
+        assert_eq!(parse_alignment_drift("1 min"), Ok(60_000));
+        assert_eq!(parse_alignment_drift("250"), Ok(250));
+        assert_eq!(parse_alignment_drift("OFF"), Ok(0));
+        assert_eq!(parse_alignment_drift("0"), Ok(0));
+        assert!(parse_alignment_drift("soon").unwrap_err().contains("'off'"));
+        let mut s = Session::new("u".into(), "d".into());
+        assert_eq!(s.streaming_watermark_alignment_max_drift_ms(), None);
+        s.set("streaming_watermark_alignment_max_drift", "2s").unwrap();
+        assert_eq!(s.streaming_watermark_alignment_max_drift_ms(), Some(2000));
+        assert!(s.set("streaming_watermark_alignment_max_drift", "-1s").is_err());
+    }
 
     #[test]
     fn state_ttls_take_units_and_refuse_overflow() {

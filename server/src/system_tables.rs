@@ -169,6 +169,7 @@ impl SystemTable {
                 Field::new("last_error", DataType::Utf8, true),
                 Field::new("offset", DataType::Utf8, true),
                 timestamp("watermark"),
+                bigint("paused_ms", false),
             ],
             Kind::Watermarks => vec![
                 text("job"),
@@ -342,6 +343,7 @@ impl SystemTable {
         let mut last_error = Vec::new();
         let mut offset = Vec::new();
         let mut watermark = Vec::new();
+        let mut paused_ms = Vec::new();
         for (task, m) in &readers {
             let s = m.state();
             source.push(m.source_name.clone());
@@ -354,6 +356,7 @@ impl SystemTable {
             last_error.push(s.last_error);
             offset.push((!s.offset.is_empty()).then_some(s.offset));
             watermark.push(watermark_value(Some(metrics::load(&m.watermark))));
+            paused_ms.push((metrics::count(&m.paused_us) / 1000) as i64);
         }
         for def in self.store.sources() {
             if readers.iter().any(|(_, m)| m.source_id == def.id) {
@@ -369,6 +372,7 @@ impl SystemTable {
             last_error.push(None);
             offset.push(None);
             watermark.push(None);
+            paused_ms.push(0);
         }
         vec![
             Arc::new(StringArray::from(source)),
@@ -381,6 +385,7 @@ impl SystemTable {
             Arc::new(StringArray::from(last_error)),
             Arc::new(StringArray::from(offset)),
             Arc::new(TimestampMicrosecondArray::from(watermark)),
+            Arc::new(Int64Array::from(paused_ms)),
         ]
     }
 }

@@ -33,6 +33,7 @@ mod slt;
 mod stream_joins;
 mod streaming_writes;
 mod support;
+mod watermark_alignment;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -101,6 +102,12 @@ fn main() {
         }),
         ("streaming::interval_join_state_stays_bounded_on_a_long_stream", || {
             Box::pin(stream_joins::interval_join_state_stays_bounded_on_a_long_stream())
+        }),
+        ("streaming::aligned_sources_keep_interval_join_state_bounded", || {
+            Box::pin(watermark_alignment::aligned_sources_keep_interval_join_state_bounded())
+        }),
+        ("streaming::finished_and_idle_sources_do_not_stall_aligned_ones", || {
+            Box::pin(watermark_alignment::finished_and_idle_sources_do_not_stall_aligned_ones())
         }),
         ("recovery::temporal_join_recovers_exactly_once", || {
             Box::pin(stream_joins::temporal_join_recovers_exactly_once())

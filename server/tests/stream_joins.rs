@@ -151,7 +151,10 @@ pub async fn temporal_join_recovers_exactly_once() -> Result<(), String> {
 
 /// The largest state any subtask of the join in `job` reported while the sources ran, and
 /// how many samples were taken.
-async fn peak_join_state(client: &tokio_postgres::Client, job: &str) -> Result<(i64, u32), String> {
+pub(crate) async fn peak_join_state(
+    client: &tokio_postgres::Client,
+    job: &str,
+) -> Result<(i64, u32), String> {
     let started = std::time::Instant::now();
     let mut peak = 0i64;
     let mut samples = 0;
@@ -180,7 +183,8 @@ async fn peak_join_state(client: &tokio_postgres::Client, job: &str) -> Result<(
 /// Nexmark q4/q9's join, `B.date_time BETWEEN A.date_time AND A.expires`, on a long
 /// stream: auctions expire on `expires` (a column without a watermark), bids on their time.
 /// While the sources run, how much the join holds depends on how far the auction source
-/// runs ahead of the bid source (sources are not aligned), so that is only printed; once
+/// runs ahead of the bid source (within the default watermark alignment's drift; see
+/// `watermark_alignment.rs` for the bound it gives), so that is only printed; once
 /// both have finished, the final watermark closes every auction and the join holds nothing
 /// (an unbounded auction side would keep all of them).
 pub async fn interval_join_state_stays_bounded_on_a_long_stream() -> Result<(), String> {
@@ -256,14 +260,18 @@ pub async fn interval_join_state_stays_bounded_on_a_long_stream() -> Result<(), 
 }
 
 /// A server whose operators report their state at 50 ms barriers, so a run is sampled often.
-fn sampled_server(dir: &std::path::Path) -> Result<TestServer, String> {
+pub(crate) fn sampled_server(dir: &std::path::Path) -> Result<TestServer, String> {
     let config = dir.join("weir.toml");
     std::fs::write(&config, "[streaming]\nbarrier_interval_ms = 50\n").map_err(show)?;
     Ok(TestServer::start_with(&dir.join("data"), &["--config".into(), config.display().to_string()]))
 }
 
 /// How many rows `view` and the batch query `batch` differ in, as multisets.
-async fn rows_differing(client: &tokio_postgres::Client, view: &str, batch: &str) -> Result<i64, String> {
+pub(crate) async fn rows_differing(
+    client: &tokio_postgres::Client,
+    view: &str,
+    batch: &str,
+) -> Result<i64, String> {
     let sql = format!(
         "SELECT (SELECT count(*) FROM (SELECT * FROM {view} EXCEPT ALL {batch}) x)
               + (SELECT count(*) FROM ({batch} EXCEPT ALL SELECT * FROM {view}) y)"

@@ -23,6 +23,8 @@ pub struct SourceMetrics {
     pub parse_errors: AtomicU64,
     /// Microseconds; `i64::MIN` until the first watermark.
     pub watermark: AtomicI64,
+    /// Microseconds the reader was paused by watermark alignment, in all.
+    pub paused_us: AtomicU64,
     state: Mutex<ReaderState>,
 }
 
@@ -71,6 +73,10 @@ impl SourceMetrics {
     pub fn add_rows(&self, rows: u64) {
         self.rows_read.fetch_add(rows, Ordering::Relaxed);
     }
+
+    pub fn add_paused(&self, paused: std::time::Duration) {
+        self.paused_us.fetch_add(u64::try_from(paused.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
 }
 
 type Registry = Mutex<BTreeMap<TaskId, Arc<SourceMetrics>>>;
@@ -113,6 +119,8 @@ pub struct SourceReport {
     pub status: String,
     pub last_error: Option<String>,
     pub offset: String,
+    #[serde(default)]
+    pub paused_us: u64,
 }
 
 /// Every reader of this process, as reports.
@@ -139,6 +147,7 @@ pub fn reports_where(keep: impl Fn(&TaskId) -> bool) -> Vec<SourceReport> {
                 status: state.status,
                 last_error: state.last_error,
                 offset: state.offset,
+                paused_us: count(&m.paused_us),
             }
         })
         .collect()
@@ -152,6 +161,7 @@ pub fn apply_reports(reports: Vec<SourceReport>) {
         metrics.rows_read.store(report.rows_read, Ordering::Relaxed);
         metrics.parse_errors.store(report.parse_errors, Ordering::Relaxed);
         metrics.watermark.store(report.watermark, Ordering::Relaxed);
+        metrics.paused_us.store(report.paused_us, Ordering::Relaxed);
         if let Ok(mut state) = metrics.state.lock() {
             *state =
                 ReaderState { status: report.status, last_error: report.last_error, offset: report.offset };

@@ -17,6 +17,7 @@ use crate::checkpoint_protocol::CheckpointCoordinator;
 use crate::data_plane::{ChannelId, ChannelIds};
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Epoch, Mutation, Subscription};
+use crate::sources::alignment::SourceAlignment;
 use crate::task::TaskId;
 use crate::task_manager::{InputChannel, TaskDescriptor, TaskManagerRole};
 
@@ -221,6 +222,7 @@ fn execution_graph(
             }
         }
     }
+    let alignment = aligned_sources_by_process(graph, placement, addresses)?;
     for vertex in &graph.vertices {
         let input_schemas = graph.edge_fields(vertex.id)?;
         let mut subscription = Vec::new();
@@ -277,6 +279,13 @@ fn execution_graph(
                 checkpointed: false,
                 remote_outputs,
                 deployment,
+                watermark_alignment: match (&graph.watermark_alignment, aligned_source(vertex)) {
+                    (Some(aligned), true) => Some(SourceAlignment {
+                        max_drift_us: aligned.max_drift_us,
+                        members_in_process: alignment.get(&addresses.get(&tm)).copied().unwrap_or(0),
+                    }),
+                    _ => None,
+                },
             });
         }
         if let Some(SourceSpec::View { view_id, .. }) = &vertex.source {
@@ -290,6 +299,35 @@ fn execution_graph(
         }
     }
     Ok(plan)
+}
+
+/// Whether the subtasks of `vertex` take part in its job's watermark alignment: those of an
+/// event-time `CREATE SOURCE`.
+fn aligned_source(vertex: &weir_plan::job_graph::Vertex) -> bool {
+    matches!(&vertex.source, Some(SourceSpec::Connector { watermark: Some(_), .. }))
+}
+
+/// How many aligned source subtasks of `graph` run in each process, by the data address of
+/// the process (`None`: this one). A process's sources align with each other, so each
+/// process's group waits for its own members only.
+fn aligned_sources_by_process<'a>(
+    graph: &JobGraph,
+    placement: &Placement,
+    addresses: &'a BTreeMap<usize, String>,
+) -> ExecResult<BTreeMap<Option<&'a String>, usize>> {
+    let mut counts = BTreeMap::new();
+    if graph.watermark_alignment.is_none() {
+        return Ok(counts);
+    }
+    for vertex in graph.vertices.iter().filter(|v| aligned_source(v)) {
+        for subtask in 0..vertex.parallelism {
+            let (tm, _) = placement.get(&(vertex.id, subtask)).copied().ok_or_else(|| {
+                ExecError::Internal(format!("subtask {subtask} of vertex {} was not placed", vertex.id))
+            })?;
+            *counts.entry(addresses.get(&tm)).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// A JobGraph expanded for deployment: every subtask's descriptor and placement, the
@@ -354,6 +392,7 @@ mod tests {
         let left = vec![FieldSpec::new("a", &DataType::Int64)];
         let right = vec![FieldSpec::new("b", &DataType::Utf8), FieldSpec::new("c", &DataType::Int64)];
         let graph = JobGraph {
+            watermark_alignment: None,
             target: JobTarget { id: 7, name: "two_inputs".into(), kind: TargetKind::MaterializedView },
             vertices: vec![
                 table_vertex(0, 1, left.clone()),

@@ -127,6 +127,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
     let source_schema = FieldSpec::from_schema(&table.schema());
     let output = vec![field("k", DataType::Utf8), field("n", DataType::Int64), field("s", DataType::Int64)];
     JobGraph {
+        watermark_alignment: None,
         target: JobTarget { id: 10, name: "agg".into(), kind: TargetKind::MaterializedView },
         vertices: vec![
             Vertex {
@@ -175,6 +176,7 @@ fn aggregate_graph(table: &TableStore) -> JobGraph {
 fn filter_graph() -> JobGraph {
     let schema = vec![field("k", DataType::Utf8), field("n", DataType::Int64), field("s", DataType::Int64)];
     JobGraph {
+        watermark_alignment: None,
         target: JobTarget { id: 11, name: "big".into(), kind: TargetKind::MaterializedView },
         vertices: vec![Vertex {
             id: 0,

@@ -11,6 +11,11 @@
 //! been read to its end sends a final `Watermark(i64::MAX)`, which closes every window, and
 //! keeps serving barriers until the job is stopped.
 //!
+//! In a job whose sources are aligned ([`alignment`](super::alignment)), the source reports
+//! its watermark to its job's group after each batch, and before each read pauses while
+//! its watermark leads the job's slowest source by more than the maximum drift, still
+//! serving barriers.
+//!
 //! A source with a processing-time column (`proc_time AS PROCTIME()`) fills it here, with
 //! the time each batch is emitted ([`ProctimeFiller`]), before the watermark sees the batch.
 //!
@@ -31,6 +36,7 @@ use crate::connectors::{ReadOutcome, SplitReader};
 use crate::data_plane::ChannelSender;
 use crate::error::{ExecError, ExecResult};
 use crate::message::{Barrier, Message, StreamBatch};
+use crate::sources::alignment::AlignmentMember;
 use crate::sources::proctime::ProctimeFiller;
 use crate::sources::reader_pool::ReaderPool;
 use crate::sources::watermark::WatermarkGenerator;
@@ -38,6 +44,9 @@ use weir_plan::catalog::Watermark;
 
 /// Longest sleep between checks for barriers while a reader has nothing to return.
 const MAX_POLL_SLEEP: Duration = Duration::from_millis(10);
+
+/// A paused source checks its alignment at least this often, besides when woken.
+const PAUSED_RECHECK: Duration = Duration::from_millis(100);
 
 /// How a source treats malformed rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +69,22 @@ pub struct ConnectorSource {
     metrics: Arc<SourceMetrics>,
     out: ChannelSender,
     barriers: mpsc::UnboundedReceiver<Barrier>,
+    /// The split's place in its job's watermark alignment; `None` when not aligned.
+    alignment: Option<AlignmentMember>,
+}
+
+/// Whether watermark alignment held a source back before a read.
+enum Held {
+    No,
+    Paused,
+    /// The job was stopped while the source waited.
+    Stopped,
+}
+
+/// What woke a paused source.
+enum Wake {
+    Barrier(Option<Barrier>),
+    Check,
 }
 
 impl ConnectorSource {
@@ -73,7 +98,25 @@ impl ConnectorSource {
         barriers: mpsc::UnboundedReceiver<Barrier>,
     ) -> ExecResult<Self> {
         let watermark = watermark.map(|spec| WatermarkGenerator::new(spec, schema)).transpose()?;
-        Ok(Self { reader: Some(reader), watermark, proctime: None, settings, metrics, out, barriers })
+        Ok(Self {
+            reader: Some(reader),
+            watermark,
+            proctime: None,
+            settings,
+            metrics,
+            out,
+            barriers,
+            alignment: None,
+        })
+    }
+
+    /// Reads in step with the other members of `member`'s group (its job's event-time
+    /// sources). A source without a watermark is never aligned.
+    pub fn with_alignment(mut self, member: AlignmentMember) -> Self {
+        if self.watermark.is_some() {
+            self.alignment = Some(member);
+        }
+        self
     }
 
     /// Fills column `column` of `schema` (the source's columns; the reader reads the others)
@@ -108,11 +151,22 @@ impl ConnectorSource {
                 }
                 continue;
             }
+            if !idle && self.alignment.is_some() {
+                match self.hold_while_ahead().await? {
+                    Held::No => {}
+                    // Time spent paused is not time without rows.
+                    Held::Paused => last_rows = Instant::now(),
+                    Held::Stopped => return Ok(()),
+                }
+            }
             match self.read(readers).await? {
                 Ok(ReadOutcome::Batch(batch)) => {
                     self.report_errors()?;
                     if batch.num_rows() == 0 {
                         continue;
+                    }
+                    if idle {
+                        self.metrics.set_status("running");
                     }
                     idle = false;
                     last_rows = Instant::now();
@@ -122,6 +176,9 @@ impl ConnectorSource {
                         None => batch,
                     };
                     let watermark = self.advance_watermark(&batch)?;
+                    if let Some(member) = &self.alignment {
+                        member.reading(self.watermark.as_ref().and_then(WatermarkGenerator::current));
+                    }
                     self.send(Message::Batch(StreamBatch::inserts(batch))).await?;
                     if let Some(w) = watermark {
                         self.send(Message::Watermark(w)).await?;
@@ -134,6 +191,9 @@ impl ConnectorSource {
                         idle = true;
                         self.metrics.set_status("idle");
                         info!(source = %name, split, "source split is idle; it no longer holds back the watermark");
+                        if let Some(member) = &self.alignment {
+                            member.idle();
+                        }
                         self.send(Message::Idle).await?;
                     }
                     tokio::time::sleep(wait.min(MAX_POLL_SLEEP)).await;
@@ -141,6 +201,9 @@ impl ConnectorSource {
                 Ok(ReadOutcome::Finished) => {
                     self.report_errors()?;
                     finished = true;
+                    if let Some(member) = &self.alignment {
+                        member.finished();
+                    }
                     self.metrics.set_status("finished");
                     let offset = self.reader()?.offset();
                     self.metrics.set_offset(offset.to_string());
@@ -157,6 +220,55 @@ impl ConnectorSource {
                 }
             }
         }
+    }
+
+    /// Waits while watermark alignment says this split leads its job's slowest source by
+    /// more than the maximum drift, serving barriers meanwhile (so checkpoints complete).
+    async fn hold_while_ahead(&mut self) -> ExecResult<Held> {
+        let Some(member) = &self.alignment else { return Ok(Held::No) };
+        let Some(slowest) = member.must_pause() else { return Ok(Held::No) };
+        let (job, max_drift_ms) = (member.job(), member.max_drift() / 1000);
+        let (source, split) = (self.metrics.source_name.clone(), self.metrics.split);
+        let watermark = self.watermark.as_ref().and_then(WatermarkGenerator::current).unwrap_or(i64::MIN);
+        info!(
+            job,
+            source = %source,
+            split,
+            watermark = %event_time(watermark),
+            slowest = %event_time(slowest),
+            max_drift_ms,
+            "source split paused: its watermark leads the job's slowest source by more than the maximum drift"
+        );
+        self.metrics.set_status("paused");
+        let started = Instant::now();
+        let mut counted = started;
+        while let Some(member) = self.alignment.as_mut() {
+            let wake = tokio::select! {
+                barrier = self.barriers.recv() => Wake::Barrier(barrier),
+                () = member.changed() => Wake::Check,
+                () = tokio::time::sleep(PAUSED_RECHECK) => Wake::Check,
+            };
+            let now = Instant::now();
+            self.metrics.add_paused(now - counted);
+            counted = now;
+            match wake {
+                Wake::Barrier(Some(barrier)) => self.barrier(barrier).await?,
+                Wake::Barrier(None) => return Ok(Held::Stopped),
+                Wake::Check => {}
+            }
+            if self.alignment.as_ref().and_then(AlignmentMember::must_pause).is_none() {
+                break;
+            }
+        }
+        self.metrics.set_status("running");
+        info!(
+            job,
+            source = %source,
+            split,
+            paused_ms = started.elapsed().as_millis() as u64,
+            "source split resumed: the job's slowest source caught up"
+        );
+        Ok(Held::Paused)
     }
 
     /// Reads the next batch on the pool; the outer error is the pool's, the inner the reader's.
@@ -218,6 +330,16 @@ impl ConnectorSource {
             self.metrics.watermark.store(w, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(advanced)
+    }
+}
+
+/// A watermark for the log: a UTC timestamp, or what `i64::MIN` stands for there (a source
+/// of the job that has not read yet).
+fn event_time(micros: i64) -> String {
+    match (micros, chrono::DateTime::from_timestamp_micros(micros)) {
+        (i64::MIN, _) => "a source that has not read yet".into(),
+        (_, Some(t)) => t.naive_utc().to_string(),
+        (_, None) => format!("{micros} us"),
     }
 }
 
@@ -291,6 +413,21 @@ mod tests {
         Arc<SourceMetrics>,
         std::thread::JoinHandle<ExecResult<()>>,
     ) {
+        start_aligned(reader, on_error, idle_ms, None)
+    }
+
+    /// [`start`], the source a member of an alignment group.
+    fn start_aligned(
+        reader: Scripted,
+        on_error: OnError,
+        idle_ms: u64,
+        alignment: Option<AlignmentMember>,
+    ) -> (
+        mpsc::Receiver<Message>,
+        mpsc::UnboundedSender<Barrier>,
+        Arc<SourceMetrics>,
+        std::thread::JoinHandle<ExecResult<()>>,
+    ) {
         let (tx, rx) = mpsc::channel(64);
         let (barrier_tx, barrier_rx) = mpsc::unbounded_channel();
         let metrics = Arc::new(SourceMetrics::new(1, "s", "test", 0));
@@ -300,7 +437,7 @@ mod tests {
             positional_expr: "_c0 - INTERVAL '4' SECOND".into(),
         };
         let settings = SourceSettings { on_error, idle_timeout: Duration::from_millis(idle_ms) };
-        let source = ConnectorSource::new(
+        let mut source = ConnectorSource::new(
             Box::new(reader),
             &schema(),
             Some(&watermark),
@@ -310,6 +447,9 @@ mod tests {
             barrier_rx,
         )
         .unwrap();
+        if let Some(member) = alignment {
+            source = source.with_alignment(member);
+        }
         let handle = std::thread::spawn(move || {
             let mut source = source;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -359,6 +499,45 @@ mod tests {
         assert_eq!(metrics.state().status, "idle");
         barriers.send(Barrier::new(1)).unwrap();
         assert_eq!(describe(&rx.blocking_recv().unwrap()), "B1");
+        drop(barriers);
+        handle.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_source_ahead_of_its_job_pauses_serving_barriers_until_the_slowest_catches_up() {
+        let groups = crate::sources::alignment::AlignmentGroups::default();
+        let task = |vertex| crate::task::TaskId { job: 1, vertex, subtask: 0 };
+        let alignment =
+            crate::sources::alignment::SourceAlignment { max_drift_us: 5 * S, members_in_process: 2 };
+        let slow = groups.join(task(0), 1, alignment);
+        slow.reading(Some(0));
+        let script = VecDeque::from([rows(&[10]), rows(&[20]), rows(&[30]), rows(&[40])]);
+        let reader = Scripted { script, errors: vec![], endless: true, read: 0 };
+        let member = groups.join(task(1), 1, alignment);
+        let (mut rx, barriers, metrics, handle) = start_aligned(reader, OnError::Skip, 60_000, Some(member));
+        let next = |rx: &mut mpsc::Receiver<Message>| describe(&rx.blocking_recv().unwrap());
+        assert_eq!([next(&mut rx), next(&mut rx)], ["rows 1", "W 6"]);
+        // 6 s leads the slowest (0 s) by more than 5 s: nothing more is read...
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(rx.try_recv().is_err(), "a source beyond the drift read on");
+        assert_eq!(metrics.state().status, "paused");
+        // ...but barriers pass, so checkpoints complete.
+        barriers.send(Barrier::new(1)).unwrap();
+        assert_eq!(next(&mut rx), "B1");
+        assert!(crate::connectors::metrics::count(&metrics.paused_us) > 0);
+        // The slowest catching up to within the drift lets it read on while it stays within
+        // it: 16 s is within 5 s of 12 s, 26 s is not.
+        slow.reading(Some(12 * S));
+        assert_eq!(
+            [next(&mut rx), next(&mut rx), next(&mut rx), next(&mut rx)],
+            ["rows 1", "W 16", "rows 1", "W 26"]
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(rx.try_recv().is_err(), "26 s leads 12 s by more than 5 s");
+        // A finished (or stopped) slowest member holds nothing back.
+        slow.finished();
+        assert_eq!([next(&mut rx), next(&mut rx)], ["rows 1", "W 36"]);
+        assert_eq!(metrics.state().status, "running");
         drop(barriers);
         handle.join().unwrap().unwrap();
     }

@@ -4,7 +4,9 @@
 //!
 //! * **table** ([`table`]): a stored table's snapshot, then its changelog;
 //! * **connector** ([`connector`]): one split of a `CREATE SOURCE`'s connector, read a batch
-//!   at a time on the bounded [`reader_pool`], with the split's watermark ([`watermark`]);
+//!   at a time on the bounded [`reader_pool`], with the split's watermark ([`watermark`]),
+//!   in step with the job's other event-time sources when the job aligns them
+//!   ([`alignment`]);
 //! * **view**: another view's materialize subtask. It needs no reader here: the JobManager
 //!   gives the task an input channel, and the upstream materialize task, at the barrier
 //!   carrying the subscription, sends its contents and then every change into it.
@@ -14,6 +16,7 @@
 //! order with its rows and, on checkpoint barriers, records its offset. [`start`] is the one
 //! place that wires a source for a task.
 
+pub mod alignment;
 pub mod connector;
 pub mod proctime;
 pub mod reader_pool;
@@ -83,6 +86,9 @@ pub struct SourceContext<'a> {
     pub split_limit: crate::connectors::SplitLimit,
     /// Where connector reads run.
     pub readers: &'a reader_pool::ReaderPool,
+    /// The process's watermark alignment groups, and the job's alignment if it has one.
+    pub alignment: &'a alignment::AlignmentGroups,
+    pub watermark_alignment: Option<alignment::SourceAlignment>,
 }
 
 /// Starts the source of a task whose vertex reads a table or a connector; `None` for a
@@ -164,6 +170,9 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                 ConnectorSource::new(reader, &schema, watermark.as_ref(), settings, metrics, tx, barrier_rx)?;
             if let Some(column) = proctime_column {
                 source = source.with_proctime(&schema, *column)?;
+            }
+            if let (Some(alignment), Some(_)) = (cx.watermark_alignment, watermark) {
+                source = source.with_alignment(cx.alignment.join(cx.task, cx.deployment, alignment));
             }
             let (id, deployment, events) = (cx.task, cx.deployment, cx.events);
             let span = tracing::info_span!("source", job = id.job, source = %source_name, split);

@@ -32,6 +32,11 @@ impl WatermarkGenerator {
         Ok(Self { expr, time_only, current: i64::MIN })
     }
 
+    /// The watermark so far; `None` before the first row with an event time.
+    pub fn current(&self) -> Option<i64> {
+        (self.current != i64::MIN).then_some(self.current)
+    }
+
     /// Takes in a batch of the source's rows; returns the new watermark if it advanced.
     pub fn observe(&mut self, batch: &RecordBatch) -> ExecResult<Option<i64>> {
         if batch.num_rows() == 0 {

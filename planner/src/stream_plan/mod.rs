@@ -80,6 +80,11 @@ pub struct JobOptions {
     pub state_ttl_ms: Option<u64>,
     /// The tables the query reads `FOR SYSTEM_TIME AS OF PROCTIME()` (see [`temporal_tables`]).
     pub temporal_tables: Vec<TemporalTable>,
+    /// Watermark alignment of the job's sources (`WITH (watermark_alignment_max_drift =
+    /// ...)`, `streaming_watermark_alignment_max_drift`, `[streaming]
+    /// watermark_alignment_max_drift_ms`), in milliseconds; 0 leaves sources unaligned.
+    /// Applies only to jobs that read more than one event-time source.
+    pub watermark_alignment_max_drift_ms: u64,
 }
 
 /// Looks relations up by the name a plan's `TableScan` carries.
@@ -161,7 +166,8 @@ pub fn plan_job_graph(
         None => TargetKind::MaterializedView,
     };
     let target = JobTarget { id: view_id, name: view_name.to_string(), kind };
-    Ok(JobGraph { target, vertices: lowering.vertices })
+    let graph = JobGraph { target, vertices: lowering.vertices, watermark_alignment: None };
+    Ok(graph.with_watermark_alignment(options.watermark_alignment_max_drift_ms))
 }
 
 impl Lowering<'_> {

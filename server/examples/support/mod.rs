@@ -53,8 +53,13 @@ pub async fn start(
 /// `WEIR_BENCH_CHECKPOINT` (`off`, or an interval such as `1s`; default: Weir's default),
 /// `WEIR_BENCH_STATE` (`memory` or `rocksdb`), `WEIR_BENCH_CACHE_GROUPS` (groups or rows an
 /// operator keeps in memory before evicting to the backend) and `WEIR_BENCH_BLOCK_CACHE_MB`
-/// (RocksDB's block cache) choose how a benchmark's server keeps state.
+/// (RocksDB's block cache) choose how a benchmark's server keeps state;
+/// `WEIR_BENCH_ALIGNMENT_MS` sets the default maximum drift of watermark alignment (`0`:
+/// sources unaligned).
 fn apply_state_settings(config: &mut weir_server::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+    if let Ok(drift) = std::env::var("WEIR_BENCH_ALIGNMENT_MS") {
+        config.watermark_alignment_max_drift_ms = drift.parse()?;
+    }
     if let Ok(interval) = std::env::var("WEIR_BENCH_CHECKPOINT") {
         match interval.as_str() {
             "off" => config.checkpoint = None,
@@ -83,8 +88,9 @@ fn apply_state_settings(config: &mut weir_server::config::Config) -> Result<(), 
         config.state.block_cache_bytes = mb.parse::<usize>()? << 20;
     }
     eprintln!(
-        "state backend {:?}, checkpoints {}",
+        "state backend {:?}, watermark alignment max drift {} ms, checkpoints {}",
         config.state.backend,
+        config.watermark_alignment_max_drift_ms,
         config.checkpoint.as_ref().map_or("off".to_string(), |c| format!("every {:?}", c.interval))
     );
     Ok(())

@@ -1,4 +1,5 @@
-//! `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [(columns)] [WITH (state_ttl = '...')] AS query` and
+//! `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name [(columns)] [WITH (state_ttl = '...',
+//! watermark_alignment_max_drift = '...')] AS query` and
 //! `EXPLAIN CREATE MATERIALIZED VIEW ...`.
 //!
 //! The query is bound and optimized by DataFusion in the session's catalog, lowered into a
@@ -63,12 +64,20 @@ pub async fn run(
     }
 
     super::access::require_create_in(cx, &schema)?;
-    let state_ttl_ms = match view_state_ttl(&create.options)? {
+    let view_options = view_options(&create.options)?;
+    let state_ttl_ms = match view_options.state_ttl_ms {
         Some(ttl) => (ttl > 0).then_some(ttl),
         None => cx.session()?.streaming_state_ttl_ms(),
     };
+    let watermark_alignment_max_drift_ms = alignment_drift_ms(cx, view_options.alignment_drift_ms)?;
     let view_id = if explain { 0 } else { store.allocate_id().map_err(from_storage)? };
-    let options = JobOptions { emit_on_window_close, sink: None, state_ttl_ms, ..Default::default() };
+    let options = JobOptions {
+        emit_on_window_close,
+        sink: None,
+        state_ttl_ms,
+        watermark_alignment_max_drift_ms,
+        ..Default::default()
+    };
     let (graph, optimized) = plan_stream_job(cx, &create.query, view_id, &name, &options).await?;
     super::access::require_reads_of(cx, &stream_inputs(&graph))?;
     if explain {
@@ -143,20 +152,45 @@ pub async fn run(
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
 }
 
+/// The maximum drift of a new job's watermark alignment, in milliseconds (0: off): the
+/// statement's own option, else the session's `streaming_watermark_alignment_max_drift`,
+/// else the server's `[streaming] watermark_alignment_max_drift_ms`.
+pub(crate) fn alignment_drift_ms(cx: &Context<'_>, option: Option<u64>) -> SqlResult<u64> {
+    Ok(match option {
+        Some(ms) => ms,
+        None => cx
+            .session()?
+            .streaming_watermark_alignment_max_drift_ms()
+            .unwrap_or(cx.engine.config.watermark_alignment_max_drift_ms),
+    })
+}
+
 /// The tables, views and sources a job reads, by id.
 pub(crate) fn stream_inputs(graph: &weir_plan::JobGraph) -> Vec<u64> {
     graph.table_inputs().into_iter().chain(graph.view_inputs()).chain(graph.source_inputs()).collect()
 }
 
-/// `WITH (state_ttl = '...')` of `CREATE MATERIALIZED VIEW`, in milliseconds (0: none); any
-/// other option is an error.
-fn view_state_ttl(options: &CreateTableOptions) -> SqlResult<Option<u64>> {
+/// The options of `CREATE MATERIALIZED VIEW ... WITH (...)`, each `None` unless given.
+#[derive(Default)]
+struct ViewOptions {
+    /// `state_ttl`, in milliseconds (0: none).
+    state_ttl_ms: Option<u64>,
+    /// `watermark_alignment_max_drift`, in milliseconds (0: off).
+    alignment_drift_ms: Option<u64>,
+}
+
+/// Parses a view option's duration into milliseconds; the error is a hint.
+type DurationParser = fn(&str) -> Result<u64, String>;
+
+/// `WITH (state_ttl = '...', watermark_alignment_max_drift = '...')` of `CREATE
+/// MATERIALIZED VIEW`; any other option is an error.
+fn view_options(options: &CreateTableOptions) -> SqlResult<ViewOptions> {
     let list = match options {
-        CreateTableOptions::None => return Ok(None),
+        CreateTableOptions::None => return Ok(ViewOptions::default()),
         CreateTableOptions::With(list) => list,
         _ => return Err(SqlError::unsupported("these options on CREATE MATERIALIZED VIEW")),
     };
-    let mut ttl = None;
+    let mut parsed = ViewOptions::default();
     for option in list {
         let SqlOption::KeyValue { key, value } = option else {
             return Err(SqlError::new(
@@ -164,13 +198,6 @@ fn view_state_ttl(options: &CreateTableOptions) -> SqlResult<Option<u64>> {
                 format!("unknown view option {option}"),
             ));
         };
-        if !key.value.eq_ignore_ascii_case("state_ttl") {
-            return Err(SqlError::new(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                format!("unknown materialized view option \"{}\"", key.value),
-            )
-            .with_hint("A materialized view takes WITH (state_ttl = '...')."));
-        }
         let text = match value {
             SqlExpr::Value(v) => match &v.value {
                 SqlValue::SingleQuotedString(s) => s.clone(),
@@ -179,16 +206,27 @@ fn view_state_ttl(options: &CreateTableOptions) -> SqlResult<Option<u64>> {
             },
             other => other.to_string(),
         };
-        let ms = crate::session::parse_state_ttl(&text).map_err(|hint| {
-            SqlError::new(
+        let name = key.value.to_ascii_lowercase();
+        let (parse, slot): (DurationParser, _) = match name.as_str() {
+            "state_ttl" => (crate::session::parse_state_ttl, &mut parsed.state_ttl_ms),
+            "watermark_alignment_max_drift" => {
+                (crate::session::parse_alignment_drift, &mut parsed.alignment_drift_ms)
+            }
+            _ => return Err(SqlError::new(
                 sqlstate::INVALID_PARAMETER_VALUE,
-                format!("invalid value for state_ttl: \"{text}\""),
+                format!("unknown materialized view option \"{}\"", key.value),
             )
-            .with_hint(hint)
+            .with_hint(
+                "A materialized view takes WITH (state_ttl = '...', watermark_alignment_max_drift = '...').",
+            )),
+        };
+        let ms = parse(&text).map_err(|hint| {
+            SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid value for {name}: \"{text}\""))
+                .with_hint(hint)
         })?;
-        ttl = Some(ms);
+        *slot = Some(ms);
     }
-    Ok(ttl)
+    Ok(parsed)
 }
 
 /// The one column `EXPLAIN CREATE MATERIALIZED VIEW` returns: the job graph, a line a row.

@@ -129,6 +129,12 @@ pub async fn show(cx: &Context<'_>, variable: &[Ident]) -> SqlResult<Outcome> {
         }
         "session_authorization" => Some(session.user.clone()),
         "streaming_parallelism" => Some(session.streaming_parallelism().to_string()),
+        "streaming_watermark_alignment_max_drift" => Some(
+            session
+                .streaming_watermark_alignment_max_drift_ms()
+                .unwrap_or(cx.engine.config.watermark_alignment_max_drift_ms)
+                .to_string(),
+        ),
         _ => session.get(&name).map(str::to_string),
     }
     .ok_or_else(|| {

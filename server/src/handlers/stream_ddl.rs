@@ -104,6 +104,9 @@ pub(crate) fn check_watermark_expression(
     Ok(())
 }
 
+/// The option of `CREATE SINK ... WITH (...)` that sets the job's watermark alignment.
+const ALIGNMENT_OPTION: &str = "watermark_alignment_max_drift";
+
 pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outcome> {
     let (schema, name) = split_name(&stmt.name)?;
     check_schema(&schema)?;
@@ -114,7 +117,18 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
         return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
     }
     super::access::require_create_in(cx, &schema)?;
-    let (connector, options) = split_connector(&stmt.options)?;
+    let (connector, mut options) = split_connector(&stmt.options)?;
+    // The job's own option, not the connector's.
+    let alignment_drift = match options.remove(ALIGNMENT_OPTION) {
+        Some(text) => Some(crate::session::parse_alignment_drift(&text).map_err(|hint| {
+            SqlError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid value for {ALIGNMENT_OPTION}: \"{text}\""),
+            )
+            .with_hint(hint)
+        })?),
+        None => None,
+    };
     if connector == "file" {
         super::access::require_file_access(cx, true)?;
     }
@@ -123,10 +137,13 @@ pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outco
     config.check_access(&cx.engine.files).map_err(from_exec)?;
     let store = &cx.engine.store;
     let id = store.allocate_id().map_err(from_storage)?;
+    // Apart from the struct below: each reads the session, whose lock a temporary would hold.
+    let watermark_alignment_max_drift_ms = super::create_mv::alignment_drift_ms(cx, alignment_drift)?;
     let job_options = JobOptions {
         emit_on_window_close: stmt.emit_on_window_close,
         sink: Some((connector.clone(), options.clone())),
         state_ttl_ms: cx.session()?.streaming_state_ttl_ms(),
+        watermark_alignment_max_drift_ms,
         ..Default::default()
     };
     let (graph, _) = plan_stream_job(cx, &stmt.query, id, &name, &job_options).await?;

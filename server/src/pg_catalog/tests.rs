@@ -89,6 +89,7 @@ fn view(id: u64, name: &str, columns: Vec<ColumnDef>, definition: &str) -> ViewD
         parallelism: 1,
         depends_on: vec![1],
         job_graph: weir_plan::JobGraph {
+            watermark_alignment: None,
             target: weir_plan::JobTarget {
                 id,
                 name: name.into(),
