@@ -27,6 +27,7 @@ mod recovery;
 mod rescale;
 mod roles;
 mod session_startup;
+mod sessions;
 mod sink_restarts;
 mod slt;
 mod stream_joins;
@@ -126,6 +127,18 @@ fn main() {
         ("psycopg::driver_round_trip", || Box::pin(clients::psycopg_round_trip())),
         ("session::reset_restores_the_startup_application_name", || {
             Box::pin(session_startup::reset_restores_the_startup_application_name())
+        }),
+        ("sessions::backend_pid_is_the_key_data_pid_and_listed_in_pg_stat_activity", || {
+            Box::pin(sessions::backend_pid_is_the_key_data_pid_and_listed_in_pg_stat_activity())
+        }),
+        ("sessions::pg_cancel_backend_stops_a_statement_atomically", || {
+            Box::pin(sessions::pg_cancel_backend_stops_a_statement_atomically())
+        }),
+        ("sessions::pg_terminate_backend_ends_the_session", || {
+            Box::pin(sessions::pg_terminate_backend_ends_the_session())
+        }),
+        ("sessions::only_permitted_roles_signal_sessions", || {
+            Box::pin(sessions::only_permitted_roles_signal_sessions())
         }),
         ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),
         ("security::scram_tls_and_startup_errors", || Box::pin(clients::scram_tls_and_startup_errors())),
