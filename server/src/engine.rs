@@ -51,6 +51,8 @@ pub struct Engine {
     pub roles: Arc<crate::privileges::Roles>,
     /// Every connected session (see `backends.rs`).
     pub backends: Arc<crate::backends::Backends>,
+    /// Relation names being created by statements that have not committed.
+    pub name_claims: Arc<crate::name_claims::NameClaims>,
 }
 
 impl Engine {
@@ -67,7 +69,7 @@ impl Engine {
         let files = file_access(&config)?;
         let roles = Arc::new(crate::privileges::Roles::open(store.clone(), &config.user)?);
         let jobs = crate::runtime::start(&store, &view_states, &config, &files)?;
-        Ok(Self { store, config, jobs, view_states, files, roles, backends: Arc::default() })
+        Ok(Self { store, config, jobs, view_states, files, roles, backends: Arc::default(), name_claims: Arc::default() })
     }
 
     pub fn database_exists(&self, name: &str) -> bool {

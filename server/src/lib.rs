@@ -29,6 +29,7 @@ pub mod config;
 pub mod copy_in;
 pub mod engine;
 pub mod handlers;
+pub mod name_claims;
 pub mod pg_catalog;
 pub mod postgres_settings;
 pub mod privileges;

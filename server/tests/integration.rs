@@ -13,6 +13,7 @@ mod clients;
 mod cluster;
 mod cluster_tls;
 mod ddl_atomicity;
+mod ddl_visibility;
 mod differential;
 mod disk_full;
 mod extended_streaming;
@@ -191,6 +192,9 @@ fn main() {
         }),
         ("ddl_atomicity::drop_cascade_alter_and_create_table_are_all_or_nothing", || {
             Box::pin(ddl_atomicity::drop_cascade_alter_and_create_table_are_all_or_nothing())
+        }),
+        ("ddl_visibility::an_uncommitted_view_is_invisible_and_its_name_waits", || {
+            Box::pin(ddl_visibility::an_uncommitted_view_is_invisible_and_its_name_waits())
         }),
         ("ddl_atomicity::kill_9_during_a_view_backfill_leaves_it_complete_or_absent", || {
             Box::pin(ddl_atomicity::kill_9_during_a_view_backfill_leaves_it_complete_or_absent())
