@@ -1,10 +1,11 @@
 //! A TaskManager in another process, as the JobManager sees it: every [`TaskManager`] call
 //! becomes a command on that process's control stream.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use weir_executor::data_plane::ChannelId;
 use weir_executor::message::Barrier;
 use weir_executor::task::TaskId;
@@ -20,6 +21,38 @@ pub struct RemoteTaskManager {
     pub(crate) data_address: String,
     pub(crate) commands: mpsc::UnboundedSender<JobManagerMessage>,
     pub(crate) last_heartbeat: Arc<Mutex<SystemTime>>,
+    /// Who waits for the TaskManager's `JobFenced` of each dropped job.
+    pub(crate) fences: Arc<DropFences>,
+}
+
+/// The fences of dropped jobs a TaskManager has not confirmed yet (see
+/// [`TaskManager::fence_dropped_job`]).
+#[derive(Default)]
+pub struct DropFences(Mutex<HashMap<u64, Vec<oneshot::Sender<()>>>>);
+
+impl DropFences {
+    fn wait_for(&self, job: u64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut waiting) = self.0.lock() {
+            waiting.entry(job).or_default().push(tx);
+        }
+        rx
+    }
+
+    /// The TaskManager confirmed `job` fenced.
+    pub(crate) fn fenced(&self, job: u64) {
+        let waiters = self.0.lock().ok().and_then(|mut w| w.remove(&job)).unwrap_or_default();
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// The TaskManager is gone: it writes nothing more, nobody need wait for it.
+    pub(crate) fn release_all(&self) {
+        if let Ok(mut waiting) = self.0.lock() {
+            waiting.clear();
+        }
+    }
 }
 
 impl RemoteTaskManager {
@@ -69,7 +102,14 @@ impl TaskManager for RemoteTaskManager {
     }
 
     fn cancel_job(&self, job: u64) {
-        let _ = self.send(Kind::Cancel(proto::CancelJob { job }));
+        let _ = self.send(Kind::Cancel(proto::CancelJob { job, dropped: false }));
+    }
+
+    fn fence_dropped_job(&self, job: u64) -> Option<oneshot::Receiver<()>> {
+        let fenced = self.fences.wait_for(job);
+        // A TaskManager that is gone cannot answer, nor write any more.
+        self.send(Kind::Cancel(proto::CancelJob { job, dropped: true })).ok()?;
+        Some(fenced)
     }
 
     fn release_channels(&self, channels: &[ChannelId]) {

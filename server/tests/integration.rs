@@ -11,6 +11,7 @@ mod alter_table;
 mod atomic_writes;
 mod clients;
 mod cluster;
+mod cluster_drop;
 mod cluster_tls;
 mod ddl_atomicity;
 mod ddl_visibility;
@@ -234,6 +235,9 @@ fn main() {
         }),
         ("cluster::a_paused_taskmanager_writes_nothing_after_its_job_moved", || {
             Box::pin(fencing::a_paused_taskmanager_writes_nothing_after_its_job_moved())
+        }),
+        ("cluster::a_dropped_view_leaves_no_checkpoint_files", || {
+            Box::pin(cluster_drop::a_dropped_view_leaves_no_checkpoint_files())
         }),
         ("cluster::processes_talk_over_mutual_tls", || {
             Box::pin(cluster_tls::processes_talk_over_mutual_tls())

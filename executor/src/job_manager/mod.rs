@@ -51,6 +51,10 @@ use crate::task::{job_prefix, TaskId};
 use crate::task_events::{OperatorStats, TaskEvent};
 use crate::task_manager::TaskManager;
 
+/// How long dropping a job waits for the TaskManagers' uploads of it to end (as long as a
+/// TaskManager waits for them itself).
+const FENCE_WAIT: Duration = Duration::from_secs(65);
+
 /// Whether a job takes checkpoints: one that reads other views rebuilds its state from
 /// them instead, so it is never ahead of or behind what it reads.
 fn takes_checkpoints(graph: &JobGraph) -> bool {
@@ -94,7 +98,9 @@ enum Command {
     Rescale { graph: JobGraph, reply: oneshot::Sender<ExecResult<()>> },
     InjectFailure { view_id: u64, reply: oneshot::Sender<ExecResult<()>> },
     CheckpointWritten { job: u64, epoch: Epoch, result: Result<(), String> },
-    Drop { view_id: u64, reply: oneshot::Sender<()> },
+    /// Replies with the fences of the TaskManagers' uploads of the job (see
+    /// [`TaskManager::fence_dropped_job`]).
+    Drop { view_id: u64, reply: oneshot::Sender<Vec<oneshot::Receiver<()>>> },
     Flush { reply: oneshot::Sender<ExecResult<Epoch>> },
     Status { reply: oneshot::Sender<ClusterStatus> },
     AddTaskManager { tm: Arc<dyn TaskManager> },
@@ -198,11 +204,20 @@ impl JobManager {
     }
 
     /// Stops a job and forgets its view's contents; returns once its checkpoints are
-    /// deleted too (the actor also deletes them, in the background).
+    /// deleted too (the actor also deletes them, in the background). The deletion waits
+    /// until no TaskManager is uploading a piece of the job (each fences its uploads, see
+    /// [`TaskManager::fence_dropped_job`]; a lost one can no longer write once its lease ran
+    /// out), so no late upload lands after it.
     pub async fn drop_job(&self, view_id: u64) -> ExecResult<()> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Drop { view_id, reply })?;
-        rx.await.map_err(|_| gone())?;
+        let fences = rx.await.map_err(|_| gone())?;
+        let waiting = fences.len();
+        // A fence whose TaskManager went away resolves with an error: nothing to wait for.
+        let fenced = futures::future::join_all(fences);
+        if tokio::time::timeout(FENCE_WAIT, fenced).await.is_err() {
+            tracing::warn!(job = view_id, taskmanagers = waiting, "uploads of a dropped job still running; deleting anyway");
+        }
         if let Some(settings) = &self.checkpoints {
             settings.store.retire_prefix(&format!("{}/", job_prefix(view_id))).await?;
         }
