@@ -118,14 +118,20 @@ impl JobManagerService for ControlService {
             id,
             reports,
             acks,
-            last_heartbeat,
-            fences,
+            Answers { last_heartbeat, fences },
             self.jobs.clone(),
             self.events.clone(),
             self.settings.heartbeat_timeout,
         ));
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(outgoing).map(Ok))))
     }
+}
+
+/// What a TaskManager's reports update besides the JobManager: when it was last heard
+/// from, and who waits for its `JobFenced` answers.
+struct Answers {
+    last_heartbeat: Arc<Mutex<SystemTime>>,
+    fences: Arc<DropFences>,
 }
 
 /// Reads one TaskManager's control stream until it ends, breaks or goes silent, then
@@ -135,12 +141,12 @@ async fn watch(
     id: usize,
     mut reports: Streaming<TaskManagerMessage>,
     acks: mpsc::UnboundedSender<JobManagerMessage>,
-    last_heartbeat: Arc<Mutex<SystemTime>>,
-    fences: Arc<DropFences>,
+    answers: Answers,
     jobs: JobManager,
     events: Arc<dyn JobManagerEndpoint>,
     timeout: Duration,
 ) {
+    let Answers { last_heartbeat, fences } = answers;
     let reason = loop {
         match tokio::time::timeout(timeout, reports.message()).await {
             Err(_) => break format!("no heartbeat for {} ms", timeout.as_millis()),

@@ -69,7 +69,16 @@ impl Engine {
         let files = file_access(&config)?;
         let roles = Arc::new(crate::privileges::Roles::open(store.clone(), &config.user)?);
         let jobs = crate::runtime::start(&store, &view_states, &config, &files)?;
-        Ok(Self { store, config, jobs, view_states, files, roles, backends: Arc::default(), name_claims: Arc::default() })
+        Ok(Self {
+            store,
+            config,
+            jobs,
+            view_states,
+            files,
+            roles,
+            backends: Arc::default(),
+            name_claims: Arc::default(),
+        })
     }
 
     pub fn database_exists(&self, name: &str) -> bool {

@@ -38,13 +38,16 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub async fn a_dropped_view_leaves_no_checkpoint_files() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(show)?;
     let config = dir.path().join("weir.toml");
-    std::fs::write(&config, "state.backend = \"rocksdb\"\n[checkpoint]\ninterval = \"100ms\"\n").map_err(show)?;
+    std::fs::write(&config, "state.backend = \"rocksdb\"\n[checkpoint]\ninterval = \"100ms\"\n")
+        .map_err(show)?;
     let cluster = TestCluster::start(dir.path(), 2, 4, Some(&config));
     cluster.wait_for_taskmanagers(2).await?;
     let client = cluster.jobmanager.connect().await;
     client.batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)").await.map_err(db)?;
     client
-        .batch_execute("INSERT INTO t SELECT i, 'value ' || CAST(i AS TEXT) FROM generate_series(1, 30000) AS g(i)")
+        .batch_execute(
+            "INSERT INTO t SELECT i, 'value ' || CAST(i AS TEXT) FROM generate_series(1, 30000) AS g(i)",
+        )
         .await
         .map_err(db)?;
     // Rows keep coming, so every checkpoint has state to upload.
@@ -72,7 +75,9 @@ pub async fn a_dropped_view_leaves_no_checkpoint_files() -> Result<(), String> {
     for round in 0..4 {
         let name = format!("v{round}");
         client
-            .batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS SELECT a.id, b.v FROM t a JOIN t b ON a.id = b.id"))
+            .batch_execute(&format!(
+                "CREATE MATERIALIZED VIEW {name} AS SELECT a.id, b.v FROM t a JOIN t b ON a.id = b.id"
+            ))
             .await
             .map_err(db)?;
         let id: i64 = client

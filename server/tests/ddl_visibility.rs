@@ -32,7 +32,12 @@ fn ended<T>(result: Result<T, tokio_postgres::Error>) -> String {
 }
 
 async fn count(client: &Client, sql: &str) -> Result<i64, String> {
-    client.query_one(sql, &[]).await.map_err(|e| format!("{sql}: {}", ended::<()>(Err(e))))?.try_get(0).map_err(show)
+    client
+        .query_one(sql, &[])
+        .await
+        .map_err(|e| format!("{sql}: {}", ended::<()>(Err(e))))?
+        .try_get(0)
+        .map_err(show)
 }
 
 /// Waits until `condition` (a query giving a count) is positive.
@@ -101,7 +106,9 @@ pub async fn an_uncommitted_view_is_invisible_and_its_name_waits() -> Result<(),
     // The first is cancelled and undone: the second succeeds, alone under the name.
     let pid: i32 = observer
         .query_one(
-            &format!("SELECT pid FROM pg_stat_activity WHERE query = 'CREATE MATERIALIZED VIEW j AS {SLOW_QUERY}'"),
+            &format!(
+                "SELECT pid FROM pg_stat_activity WHERE query = 'CREATE MATERIALIZED VIEW j AS {SLOW_QUERY}'"
+            ),
             &[],
         )
         .await

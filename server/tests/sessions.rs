@@ -55,8 +55,16 @@ async fn connect(
     Ok((client, rx))
 }
 
-async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(client: &Client, sql: &str) -> Result<T, String> {
-    client.query_one(sql, &[]).await.map_err(|e| format!("{sql}: {}", failure::<()>(Err(e))))?.try_get(0).map_err(show)
+async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    client: &Client,
+    sql: &str,
+) -> Result<T, String> {
+    client
+        .query_one(sql, &[])
+        .await
+        .map_err(|e| format!("{sql}: {}", failure::<()>(Err(e))))?
+        .try_get(0)
+        .map_err(show)
 }
 
 /// Waits until `pg_stat_activity` shows an active session running a statement that starts
@@ -163,16 +171,8 @@ pub async fn backend_pid_is_the_key_data_pid_and_listed_in_pg_stat_activity() ->
         )
         .await
         .map_err(show)?;
-    let seen: (String, String, String, String, String, String, bool, String) = (
-        row.get(0),
-        row.get(1),
-        row.get(2),
-        row.get(3),
-        row.get(4),
-        row.get(5),
-        row.get(6),
-        row.get(7),
-    );
+    let seen: (String, String, String, String, String, String, bool, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5), row.get(6), row.get(7));
     let query = "SELECT datname, usename, application_name, client_addr, state, query, backend_start <= \
                  query_start, backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid()";
     let expected = (
@@ -266,10 +266,11 @@ pub async fn pg_cancel_backend_stops_a_statement_atomically() -> Result<(), Stri
     )
     .await?;
     let sent: bool = scalar(&admin, &format!("SELECT pg_cancel_backend({holder_pid})")).await?;
-    let inserted = tokio::time::timeout(Duration::from_secs(20), admin.execute("INSERT INTO t VALUES (7000)", &[]))
-        .await
-        .map_err(|_| "the cancelled COPY kept the table's write lock".to_string())?
-        .map_err(show)?;
+    let inserted =
+        tokio::time::timeout(Duration::from_secs(20), admin.execute("INSERT INTO t VALUES (7000)", &[]))
+            .await
+            .map_err(|_| "the cancelled COPY kept the table's write lock".to_string())?
+            .map_err(show)?;
     let finished = failure(copy.as_mut().finish().await);
     let count: i64 = scalar(&admin, "SELECT count(*) FROM t").await?;
     if !sent || inserted != 1 || !finished.starts_with("57014") || count != 2 {
@@ -310,7 +311,8 @@ pub async fn pg_terminate_backend_ends_the_session() -> Result<(), String> {
             "terminate: returned {ended}, INSERT ended with {outcome}, then {after}, closed {closed}"
         ));
     }
-    let listed: i64 = scalar(&admin, &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")).await?;
+    let listed: i64 =
+        scalar(&admin, &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")).await?;
     drop(copy);
     drop(holder);
     let count: i64 = scalar(&admin, "SELECT count(*) FROM t").await?;
@@ -356,7 +358,8 @@ pub async fn only_permitted_roles_signal_sessions() -> Result<(), String> {
         return Err(format!("bob terminating alice: {denied}"));
     }
     // bob sees alice connected, but not what she runs.
-    let hidden: String = scalar(&bob, &format!("SELECT query FROM pg_stat_activity WHERE pid = {alice_pid}")).await?;
+    let hidden: String =
+        scalar(&bob, &format!("SELECT query FROM pg_stat_activity WHERE pid = {alice_pid}")).await?;
     if hidden != "<insufficient privilege>" {
         return Err(format!("bob reads alice's query: {hidden}"));
     }
@@ -376,7 +379,9 @@ pub async fn only_permitted_roles_signal_sessions() -> Result<(), String> {
     let sent: bool = scalar(&bob, &format!("SELECT pg_cancel_backend({alice_pid})")).await?;
     let denied = failure(bob.query_one(&format!("SELECT pg_terminate_backend({admin_pid})"), &[]).await);
     if !sent || denied != "42501 must be a superuser to terminate superuser process" {
-        return Err(format!("bob in pg_signal_backend: cancel alice {sent}, terminate the superuser: {denied}"));
+        return Err(format!(
+            "bob in pg_signal_backend: cancel alice {sent}, terminate the superuser: {denied}"
+        ));
     }
     // Still connected: a denied signal did nothing.
     let alive: i32 = scalar(&admin, "SELECT 1").await?;

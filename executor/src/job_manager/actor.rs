@@ -70,7 +70,8 @@ impl Actor {
                 self.try_commit();
                 // Asked of every TaskManager, also when the job was stopped already (an
                 // undone CREATE stops it first): any of them may have run a task of it.
-                let fences = self.task_managers.iter().filter_map(|tm| tm.fence_dropped_job(view_id)).collect();
+                let fences =
+                    self.task_managers.iter().filter_map(|tm| tm.fence_dropped_job(view_id)).collect();
                 let _ = reply.send(fences);
             }
             Command::Flush { reply } => {

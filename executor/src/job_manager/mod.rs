@@ -91,6 +91,10 @@ impl Default for JobManagerConfig {
     }
 }
 
+/// What a `Drop` replies: the fences of the TaskManagers' checkpoint uploads of the job
+/// (see [`TaskManager::fence_dropped_job`]).
+type UploadFences = Vec<oneshot::Receiver<()>>;
+
 enum Command {
     Deploy { graph: JobGraph, restore: Option<Recovered>, reply: oneshot::Sender<ExecResult<()>> },
     StartAt { epoch: Epoch },
@@ -98,9 +102,7 @@ enum Command {
     Rescale { graph: JobGraph, reply: oneshot::Sender<ExecResult<()>> },
     InjectFailure { view_id: u64, reply: oneshot::Sender<ExecResult<()>> },
     CheckpointWritten { job: u64, epoch: Epoch, result: Result<(), String> },
-    /// Replies with the fences of the TaskManagers' uploads of the job (see
-    /// [`TaskManager::fence_dropped_job`]).
-    Drop { view_id: u64, reply: oneshot::Sender<Vec<oneshot::Receiver<()>>> },
+    Drop { view_id: u64, reply: oneshot::Sender<UploadFences> },
     Flush { reply: oneshot::Sender<ExecResult<Epoch>> },
     Status { reply: oneshot::Sender<ClusterStatus> },
     AddTaskManager { tm: Arc<dyn TaskManager> },
@@ -216,7 +218,7 @@ impl JobManager {
         // A fence whose TaskManager went away resolves with an error: nothing to wait for.
         let fenced = futures::future::join_all(fences);
         if tokio::time::timeout(FENCE_WAIT, fenced).await.is_err() {
-            tracing::warn!(job = view_id, taskmanagers = waiting, "uploads of a dropped job still running; deleting anyway");
+            tracing::warn!(job = view_id, waiting, "uploads of a dropped job still running; deleting anyway");
         }
         if let Some(settings) = &self.checkpoints {
             settings.store.retire_prefix(&format!("{}/", job_prefix(view_id))).await?;

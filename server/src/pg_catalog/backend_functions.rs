@@ -17,7 +17,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlan, ScalarUDF, Volatility};
 use weir_planner::{sqlstate, SqlError};
 
-use super::functions::{arg, bool_rows, boolean, function_with_volatility, int4, int4_rows, int_at, ints, Returns};
+use super::functions::{
+    arg, bool_rows, boolean, function_with_volatility, int4, int4_rows, int_at, ints, Returns,
+};
 use super::CatalogSnapshot;
 use crate::backends::{Signal, Signalled};
 
@@ -29,12 +31,20 @@ pub(super) fn functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
     let cancel = snapshot.clone();
     let terminate = snapshot.clone();
     vec![
-        function_with_volatility("pg_backend_pid", &[0], Volatility::Stable, Returns::Fixed(int4), move |_, rows| {
-            int4_rows(rows, |_| Ok(Some(pid)))
-        }),
-        function_with_volatility(CANCEL, &[1], Volatility::Volatile, Returns::Fixed(boolean), move |args, rows| {
-            signal_each(&cancel, args, rows, Signal::Cancel)
-        }),
+        function_with_volatility(
+            "pg_backend_pid",
+            &[0],
+            Volatility::Stable,
+            Returns::Fixed(int4),
+            move |_, rows| int4_rows(rows, |_| Ok(Some(pid))),
+        ),
+        function_with_volatility(
+            CANCEL,
+            &[1],
+            Volatility::Volatile,
+            Returns::Fixed(boolean),
+            move |args, rows| signal_each(&cancel, args, rows, Signal::Cancel),
+        ),
         function_with_volatility(
             TERMINATE,
             &[1, 2],
@@ -52,7 +62,9 @@ pub fn signals_sessions(plan: &LogicalPlan) -> bool {
     let _ = plan.apply_with_subqueries(|node| {
         for expr in node.expressions() {
             let calls = expr
-                .exists(|e| Ok(matches!(e, Expr::ScalarFunction(f) if [CANCEL, TERMINATE].contains(&f.name()))))
+                .exists(|e| {
+                    Ok(matches!(e, Expr::ScalarFunction(f) if [CANCEL, TERMINATE].contains(&f.name())))
+                })
                 .unwrap_or(false);
             if calls {
                 found = true;
@@ -71,7 +83,12 @@ fn error(code: &'static str, message: impl Into<String>) -> DataFusionError {
 /// Sends `signal` to the session of each row's pid: NULL for a NULL argument (the functions
 /// are strict), `false` with a warning for a pid that is no session, `42501` if the
 /// statement's role may not signal it.
-fn signal_each(snapshot: &CatalogSnapshot, args: &[ArrayRef], rows: usize, signal: Signal) -> Result<ArrayRef> {
+fn signal_each(
+    snapshot: &CatalogSnapshot,
+    args: &[ArrayRef],
+    rows: usize,
+    signal: Signal,
+) -> Result<ArrayRef> {
     let pids = ints(arg(args, 0)?)?;
     let timeouts = args.get(1).map(ints).transpose()?;
     bool_rows(rows, |row| {

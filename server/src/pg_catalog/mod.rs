@@ -38,6 +38,7 @@
 //! Oids are `Int64` columns tagged as `oid` for the wire layer. DataFusion compares them with
 //! the quoted literals psql inlines (`c.oid = '16385'`) by casting the literal.
 
+mod backend_functions;
 mod cluster;
 pub(crate) mod columns;
 mod empty_catalogs;
@@ -53,7 +54,6 @@ mod relation_views;
 mod relations;
 mod stat_activity;
 mod types;
-mod backend_functions;
 mod viewdef;
 
 use std::fmt;

@@ -11,7 +11,9 @@ use datafusion::error::Result;
 use super::columns::{build_batch, Columns, Row};
 use super::empty_catalogs as empty;
 use super::foreign_tables as foreign;
-use super::{cluster, indexes, information_schema as info, namespaces, pg_class, relation_views, stat_activity, types};
+use super::{
+    cluster, indexes, information_schema as info, namespaces, pg_class, relation_views, stat_activity, types,
+};
 use super::{CatalogSnapshot, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,8 +65,14 @@ pub fn pg_stat_activity(snapshot: &CatalogSnapshot) -> Vec<Row> {
         .filter_map(|backend| {
             let activity = backend.activity()?;
             let role_oid = snapshot.privileges.role(&backend.user).map(|r| r.oid);
-            let head =
-                row![DATABASE_OID, backend.database.as_str(), backend.pid, Value::Null, role_oid, backend.user.as_str()];
+            let head = row![
+                DATABASE_OID,
+                backend.database.as_str(),
+                backend.pid,
+                Value::Null,
+                role_oid,
+                backend.user.as_str()
+            ];
             let visible = may_see_activity(&snapshot.privileges, &snapshot.user, &backend.user);
             let rest = if visible {
                 row![
