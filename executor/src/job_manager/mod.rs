@@ -175,6 +175,29 @@ impl JobManager {
         }
     }
 
+    /// Deletes the checkpoints of every job but `keep` (the views and sinks of the catalog):
+    /// those of a `CREATE` that a crash interrupted before it committed. Call only at
+    /// startup, before any job runs. Returns how many jobs' checkpoints went.
+    pub async fn sweep_checkpoints_except(
+        &self,
+        keep: &std::collections::BTreeSet<u64>,
+    ) -> ExecResult<usize> {
+        let Some(settings) = &self.checkpoints else { return Ok(0) };
+        let orphans: std::collections::BTreeSet<u64> = settings
+            .store
+            .list("")
+            .await?
+            .iter()
+            .filter_map(|path| path.strip_prefix("job-")?.split('/').next()?.parse().ok())
+            .filter(|job| !keep.contains(job))
+            .collect();
+        for job in &orphans {
+            tracing::info!(job, "deleting the checkpoints of a job the catalog does not have");
+            settings.store.delete_prefix(&format!("{}/", job_prefix(*job))).await?;
+        }
+        Ok(orphans.len())
+    }
+
     /// Before any job is deployed at startup: epochs continue after `epoch` (the latest
     /// checkpoint found), so new checkpoints never reuse an epoch.
     pub fn start_at(&self, epoch: Epoch) -> ExecResult<()> {
