@@ -29,7 +29,7 @@ use crate::proto::job_manager_message::Kind as Command;
 use crate::proto::job_manager_service_server::{JobManagerService, JobManagerServiceServer};
 use crate::proto::task_manager_message::Kind as Report;
 use crate::proto::{HeartbeatAck, JobManagerMessage, Registered, TaskManagerMessage, PROTOCOL_VERSION};
-use crate::remote_task_manager::RemoteTaskManager;
+use crate::remote_task_manager::{DropFences, RemoteTaskManager};
 
 /// How the JobManager treats TaskManagers.
 #[derive(Clone)]
@@ -103,12 +103,14 @@ impl JobManagerService for ControlService {
         });
         let last_heartbeat = Arc::new(Mutex::new(SystemTime::now()));
         let acks = commands.clone();
+        let fences = Arc::new(DropFences::default());
         let tm = RemoteTaskManager {
             id,
             slots: register.slots as usize,
             data_address: register.data_address.clone(),
             commands,
             last_heartbeat: last_heartbeat.clone(),
+            fences: fences.clone(),
         };
         info!(taskmanager = id, host = %register.host, peer = %peer, slots = register.slots, data = %register.data_address, "taskmanager registering");
         self.jobs.add_task_manager(Arc::new(tm)).map_err(|e| Status::unavailable(e.to_string()))?;
@@ -116,13 +118,20 @@ impl JobManagerService for ControlService {
             id,
             reports,
             acks,
-            last_heartbeat,
+            Answers { last_heartbeat, fences },
             self.jobs.clone(),
             self.events.clone(),
             self.settings.heartbeat_timeout,
         ));
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(outgoing).map(Ok))))
     }
+}
+
+/// What a TaskManager's reports update besides the JobManager: when it was last heard
+/// from, and who waits for its `JobFenced` answers.
+struct Answers {
+    last_heartbeat: Arc<Mutex<SystemTime>>,
+    fences: Arc<DropFences>,
 }
 
 /// Reads one TaskManager's control stream until it ends, breaks or goes silent, then
@@ -132,11 +141,12 @@ async fn watch(
     id: usize,
     mut reports: Streaming<TaskManagerMessage>,
     acks: mpsc::UnboundedSender<JobManagerMessage>,
-    last_heartbeat: Arc<Mutex<SystemTime>>,
+    answers: Answers,
     jobs: JobManager,
     events: Arc<dyn JobManagerEndpoint>,
     timeout: Duration,
 ) {
+    let Answers { last_heartbeat, fences } = answers;
     let reason = loop {
         match tokio::time::timeout(timeout, reports.message()).await {
             Err(_) => break format!("no heartbeat for {} ms", timeout.as_millis()),
@@ -170,10 +180,12 @@ async fn watch(
                     }
                     Err(e) => break format!("sent a malformed task event: {e}"),
                 },
+                Some(Report::Fenced(fenced)) => fences.fenced(fenced.job),
                 Some(Report::Register(_)) | None => break "sent an unexpected control message".to_string(),
             },
         }
     };
+    fences.release_all();
     let _ = jobs.task_manager_lost(id, reason);
 }
 

@@ -18,7 +18,7 @@ use tracing::{debug, error, info, warn};
 use weir_executor::connectors::{metrics, FileAccess};
 use weir_executor::lease::Lease;
 use weir_executor::message::Barrier;
-use weir_executor::task::TaskId;
+use weir_executor::task::{job_prefix, TaskId};
 use weir_executor::task_events::{JobManagerEndpoint, TaskEvent};
 use weir_executor::task_manager::{StateServices, TaskDescriptor, TaskManager};
 use weir_executor::{ExecError, ExecResult, LocalTaskManager};
@@ -177,6 +177,7 @@ async fn session(
     // word; a JobManager of this release always sends its timeout.
     let timeout = Duration::from_millis(registered.heartbeat_timeout_ms.max(1));
     let lease = Lease::valid_for(timeout);
+    let drop_fence = DropFence { checkpoints: state.checkpoints.clone(), reports: reports.clone() };
     let tm = LocalTaskManager::worker(id, settings.slots, plane.clone(), endpoint.clone())
         .with_lease(lease.clone())
         .with_state(state)
@@ -226,7 +227,7 @@ async fn session(
             }
             Ok(Some(message)) => {
                 if let Some(command) = message.kind {
-                    handle(&tm, &*endpoint, command);
+                    handle(&tm, &*endpoint, &drop_fence, command);
                 }
             }
             Ok(None) => break "closed".to_string(),
@@ -243,7 +244,27 @@ async fn session(
     Ok(())
 }
 
-fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, command: Command) {
+/// What a TaskManager does for a dropped job besides cancelling its tasks: it refuses the
+/// job's checkpoint writes and tells the JobManager once those under way have ended.
+struct DropFence {
+    checkpoints: Option<CheckpointStore>,
+    reports: mpsc::UnboundedSender<TaskManagerMessage>,
+}
+
+impl DropFence {
+    fn dropped(&self, job: u64) {
+        let (checkpoints, reports) = (self.checkpoints.clone(), self.reports.clone());
+        tokio::spawn(async move {
+            if let Some(store) = checkpoints {
+                store.fence_prefix(&format!("{}/", job_prefix(job))).await;
+            }
+            debug!(job, "checkpoint uploads of the dropped job fenced");
+            let _ = reports.send(TaskManagerMessage { kind: Some(Report::Fenced(proto::JobFenced { job })) });
+        });
+    }
+}
+
+fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, drop_fence: &DropFence, command: Command) {
     match command {
         Command::Deploy(deploy) => {
             let desc: TaskDescriptor = match serde_json::from_slice(&deploy.descriptor_json) {
@@ -278,6 +299,9 @@ fn handle(tm: &LocalTaskManager, events: &dyn JobManagerEndpoint, command: Comma
             tm.cancel_job(cancel.job);
             // Its readers are gone from this process; the frontend keeps their last figures.
             metrics::unregister_job(cancel.job);
+            if cancel.dropped {
+                drop_fence.dropped(cancel.job);
+            }
         }
         Command::Release(release) => tm.release_channels(&release.channels),
         Command::Registered(_) | Command::HeartbeatAck(_) => {}

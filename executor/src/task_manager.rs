@@ -172,6 +172,14 @@ pub trait TaskManager: Send + Sync {
     fn inject_barrier(&self, task: TaskId, barrier: Barrier) -> ExecResult<()>;
     /// Stops every task of a job.
     fn cancel_job(&self, job: u64);
+    /// The job was dropped (its tasks were cancelled): nothing of it may reach the checkpoint
+    /// store any more. Returns what resolves once this TaskManager's uploads of it have
+    /// ended and later ones are refused, so the job's checkpoints can be deleted for good;
+    /// `None` when there is nothing to wait for here (a TaskManager in the JobManager's
+    /// process shares its checkpoint store, which fences its own writes).
+    fn fence_dropped_job(&self, _job: u64) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        None
+    }
     /// Forgets channels of a stopped job (or of one whose deployment failed).
     fn release_channels(&self, channels: &[ChannelId]);
 }

@@ -42,6 +42,8 @@ pub struct CommitGate {
     cancelled: tokio::sync::Notify,
     /// Undo work of a stopped statement that its `57014` reply waits for.
     undo: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Woken when a write phase ends (a session asked to terminate waits for it).
+    write_ended: tokio::sync::Notify,
 }
 
 impl Default for CommitGate {
@@ -50,6 +52,7 @@ impl Default for CommitGate {
             phase: Mutex::new(Phase::Running),
             cancelled: tokio::sync::Notify::new(),
             undo: Mutex::new(Vec::new()),
+            write_ended: tokio::sync::Notify::new(),
         }
     }
 }
@@ -61,7 +64,7 @@ pub struct OwnedWriting {
 
 impl Drop for OwnedWriting {
     fn drop(&mut self) {
-        self.gate.set(Phase::Running);
+        self.gate.end_write();
     }
 }
 
@@ -72,7 +75,7 @@ pub struct Writing<'a> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        self.gate.set(Phase::Running);
+        self.gate.end_write();
     }
 }
 
@@ -88,6 +91,24 @@ impl CommitGate {
         match self.phase.lock() {
             Ok(mut p) => f(&mut p),
             Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    fn end_write(&self) {
+        self.set(Phase::Running);
+        self.write_ended.notify_waiters();
+    }
+
+    /// Returns once the statement is not writing (at once if it is not).
+    pub async fn wait_not_writing(&self) {
+        loop {
+            let ended = self.write_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.update(|phase| *phase != Phase::Writing) {
+                return;
+            }
+            ended.await;
         }
     }
 

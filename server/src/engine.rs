@@ -49,6 +49,10 @@ pub struct Engine {
     pub files: FileAccess,
     /// Roles, owners and grants (see `privileges.rs`).
     pub roles: Arc<crate::privileges::Roles>,
+    /// Every connected session (see `backends.rs`).
+    pub backends: Arc<crate::backends::Backends>,
+    /// Relation names being created by statements that have not committed.
+    pub name_claims: Arc<crate::name_claims::NameClaims>,
 }
 
 impl Engine {
@@ -65,7 +69,16 @@ impl Engine {
         let files = file_access(&config)?;
         let roles = Arc::new(crate::privileges::Roles::open(store.clone(), &config.user)?);
         let jobs = crate::runtime::start(&store, &view_states, &config, &files)?;
-        Ok(Self { store, config, jobs, view_states, files, roles })
+        Ok(Self {
+            store,
+            config,
+            jobs,
+            view_states,
+            files,
+            roles,
+            backends: Arc::default(),
+            name_claims: Arc::default(),
+        })
     }
 
     pub fn database_exists(&self, name: &str) -> bool {
@@ -83,6 +96,9 @@ impl Engine {
             server_version: PG_SERVER_VERSION.to_string(),
             comments: self.store.comments(),
             privileges: self.roles.snapshot(),
+            sessions: self.backends.clone(),
+            backend_pid: session.backend_pid,
+            notices: session.notices.clone(),
         })
     }
 

@@ -5,7 +5,8 @@
 //! - the Postgres wire protocol (pgwire): startup, authentication, TLS, cancellation, and
 //!   encoding results ([`wire`]);
 //! - sessions: settings, transaction-block state, `COPY FROM STDIN` in progress
-//!   ([`session`], [`copy_in`]), and the chunked, atomic writer of inserted rows
+//!   ([`session`], [`copy_in`]), every session's pid, activity, cancel and terminate
+//!   ([`backends`]), and the chunked, atomic writer of inserted rows
 //!   ([`table_writer`]);
 //! - statement dispatch: telling statements apart and running each with its handler, and
 //!   Describe of prepared statements ([`handlers`]);
@@ -22,11 +23,13 @@
 //! `weir-planner`'s: lowering a bound query to a JobGraph). Handlers call into those crates
 //! and store what they return; they do not reimplement either.
 
+pub mod backends;
 pub mod commit_gate;
 pub mod config;
 pub mod copy_in;
 pub mod engine;
 pub mod handlers;
+pub mod name_claims;
 pub mod pg_catalog;
 pub mod postgres_settings;
 pub mod privileges;
@@ -59,8 +62,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let verifier = config.password.as_deref().map(ScramVerifier::parse).transpose()?;
     let (tls, cert_pem) = load_tls(&config)?;
     let connections = Arc::new(ConnectionManager::new());
-    let cancels = Arc::new(wire::cancel::CancelRegistry::default());
-    let startup = WeirStartup::new(engine.clone(), connections.clone(), cancels.clone(), verifier, cert_pem)?
+    let startup = WeirStartup::new(engine.clone(), connections.clone(), verifier, cert_pem)?
         .requiring_tls(config.tls_required)
         .limiting_sessions(config.max_connections);
     let handlers = Arc::new(WeirHandlers {
@@ -68,7 +70,6 @@ pub async fn serve(config: Config) -> Result<(), String> {
         queries: Arc::new(QueryHandler::new(engine.clone())),
         startup: Arc::new(startup),
         connections,
-        cancels,
     });
     let listener = TcpListener::bind(config.listen)
         .await

@@ -6,9 +6,12 @@
 //!   config change renames it. It owns every relation created before roles existed.
 //! * **Roles** made with `CREATE ROLE` carry the attributes `SUPERUSER`, `LOGIN`,
 //!   `CREATEROLE` and a SCRAM-SHA-256 verifier (never the password).
-//! * **Predefined roles** `pg_read_server_files`, `pg_write_server_files` and
-//!   `pg_database_owner` exist from the start with Postgres' oids; granting the first two
-//!   lets a role use `file` sources and sinks.
+//! * **Predefined roles** `pg_read_server_files`, `pg_write_server_files`,
+//!   `pg_signal_backend`, `pg_read_all_stats` and `pg_database_owner` exist from the start
+//!   with Postgres' oids; granting the first two lets a role use `file` sources and sinks,
+//!   `pg_signal_backend` lets it cancel and terminate other roles' sessions, and
+//!   `pg_read_all_stats` lets it see every session's query in `pg_stat_activity` (see
+//!   `backends.rs`).
 //! * **Ownership and ACLs**: the role that creates a table, view, source or sink owns it.
 //!   An object nobody granted anything on has the default ACL (its owner has everything),
 //!   shown as a NULL `relacl` as in Postgres; the first GRANT or REVOKE writes the ACL out
@@ -39,9 +42,18 @@ pub const BOOTSTRAP_ROLE_OID: i64 = 10;
 pub const READ_SERVER_FILES: &str = "pg_read_server_files";
 pub const WRITE_SERVER_FILES: &str = "pg_write_server_files";
 pub const DATABASE_OWNER: &str = "pg_database_owner";
+/// Members may cancel and terminate other roles' sessions (not superusers').
+pub const SIGNAL_BACKEND: &str = "pg_signal_backend";
+/// Members see every session's activity in `pg_stat_activity`.
+pub const READ_ALL_STATS: &str = "pg_read_all_stats";
 /// Predefined roles: (oid, name), Postgres 15's oids.
-pub const PREDEFINED_ROLES: &[(i64, &str)] =
-    &[(4569, READ_SERVER_FILES), (4570, WRITE_SERVER_FILES), (6171, DATABASE_OWNER)];
+pub const PREDEFINED_ROLES: &[(i64, &str)] = &[
+    (3375, READ_ALL_STATS),
+    (4200, SIGNAL_BACKEND),
+    (4569, READ_SERVER_FILES),
+    (4570, WRITE_SERVER_FILES),
+    (6171, DATABASE_OWNER),
+];
 /// The first oid a created role gets, as in Postgres.
 const FIRST_ROLE_OID: i64 = 16384;
 

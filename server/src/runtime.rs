@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use weir_executor::checkpoint_protocol::CheckpointConfig as CheckpointProtocol;
 use weir_executor::data_plane::{DataPlane, LocalDataPlane};
 use weir_executor::job_manager::CheckpointSettings;
@@ -197,6 +197,14 @@ pub async fn redeploy_views(store: &Store, jobs: &JobManager) {
     let mut all: Vec<JobGraph> = store.views().into_iter().map(|v| v.job_graph).collect();
     all.extend(store.sinks().into_iter().map(|s| s.job_graph));
     all.sort_by_key(JobGraph::id);
+    // A view's catalog entry is written only when its CREATE commits: the checkpoints of
+    // one a crash interrupted during its backfill belong to no job.
+    let known = all.iter().map(JobGraph::id).collect();
+    match jobs.sweep_checkpoints_except(&known).await {
+        Ok(0) => {}
+        Ok(swept) => info!(jobs = swept, "checkpoints of uncommitted jobs deleted"),
+        Err(e) => warn!(error = %e, "could not sweep the checkpoints of uncommitted jobs"),
+    }
     if all.is_empty() {
         return;
     }

@@ -88,6 +88,33 @@ pub struct Session {
     pub copy_in: Option<CopyIn>,
     /// Whether the running statement may still be cancelled (see `commit_gate`).
     pub commit: Arc<CommitGate>,
+    /// The process id the client was sent in `BackendKeyData` (`pg_backend_pid()`); 0 until
+    /// the session is registered (see `backends.rs`).
+    pub backend_pid: i32,
+    /// Warnings the running statement raised, sent to the client before its result.
+    pub notices: Arc<Notices>,
+}
+
+/// Warnings a statement raises while it runs (a system function's `WARNING`, such as
+/// `pg_cancel_backend` of a pid that is no session), sent before its result.
+#[derive(Debug, Default)]
+pub struct Notices(std::sync::Mutex<Vec<String>>);
+
+impl Notices {
+    pub fn warn(&self, message: String) {
+        match self.0.lock() {
+            Ok(mut n) => n.push(message),
+            Err(poisoned) => poisoned.into_inner().push(message),
+        }
+    }
+
+    /// The warnings raised since the last call.
+    pub fn take(&self) -> Vec<String> {
+        match self.0.lock() {
+            Ok(mut n) => std::mem::take(&mut *n),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
 }
 
 impl Session {
@@ -104,6 +131,8 @@ impl Session {
             transaction: TransactionState::Idle,
             copy_in: None,
             commit: Arc::default(),
+            backend_pid: 0,
+            notices: Arc::default(),
         }
     }
 
@@ -118,6 +147,8 @@ impl Session {
             transaction: other.transaction,
             copy_in: None,
             commit: other.commit.clone(),
+            backend_pid: other.backend_pid,
+            notices: other.notices.clone(),
         }
     }
 

@@ -11,9 +11,11 @@ mod alter_table;
 mod atomic_writes;
 mod clients;
 mod cluster;
+mod cluster_drop;
 mod cluster_tls;
 mod column_names;
 mod ddl_atomicity;
+mod ddl_visibility;
 mod differential;
 mod disk_full;
 mod extended_streaming;
@@ -28,6 +30,7 @@ mod recovery;
 mod rescale;
 mod roles;
 mod session_startup;
+mod sessions;
 mod sink_restarts;
 mod slt;
 mod stream_joins;
@@ -138,6 +141,18 @@ fn main() {
         ("session::reset_restores_the_startup_application_name", || {
             Box::pin(session_startup::reset_restores_the_startup_application_name())
         }),
+        ("sessions::backend_pid_is_the_key_data_pid_and_listed_in_pg_stat_activity", || {
+            Box::pin(sessions::backend_pid_is_the_key_data_pid_and_listed_in_pg_stat_activity())
+        }),
+        ("sessions::pg_cancel_backend_stops_a_statement_atomically", || {
+            Box::pin(sessions::pg_cancel_backend_stops_a_statement_atomically())
+        }),
+        ("sessions::pg_terminate_backend_ends_the_session", || {
+            Box::pin(sessions::pg_terminate_backend_ends_the_session())
+        }),
+        ("sessions::only_permitted_roles_signal_sessions", || {
+            Box::pin(sessions::only_permitted_roles_signal_sessions())
+        }),
         ("protocol::garbage_does_not_hurt_other_sessions", || Box::pin(clients::garbage_bytes())),
         ("security::scram_tls_and_startup_errors", || Box::pin(clients::scram_tls_and_startup_errors())),
         ("security::max_connections_refuses_one_more_session", || {
@@ -190,6 +205,9 @@ fn main() {
         ("ddl_atomicity::drop_cascade_alter_and_create_table_are_all_or_nothing", || {
             Box::pin(ddl_atomicity::drop_cascade_alter_and_create_table_are_all_or_nothing())
         }),
+        ("ddl_visibility::an_uncommitted_view_is_invisible_and_its_name_waits", || {
+            Box::pin(ddl_visibility::an_uncommitted_view_is_invisible_and_its_name_waits())
+        }),
         ("ddl_atomicity::kill_9_during_a_view_backfill_leaves_it_complete_or_absent", || {
             Box::pin(ddl_atomicity::kill_9_during_a_view_backfill_leaves_it_complete_or_absent())
         }),
@@ -228,6 +246,9 @@ fn main() {
         }),
         ("cluster::a_paused_taskmanager_writes_nothing_after_its_job_moved", || {
             Box::pin(fencing::a_paused_taskmanager_writes_nothing_after_its_job_moved())
+        }),
+        ("cluster::a_dropped_view_leaves_no_checkpoint_files", || {
+            Box::pin(cluster_drop::a_dropped_view_leaves_no_checkpoint_files())
         }),
         ("cluster::processes_talk_over_mutual_tls", || {
             Box::pin(cluster_tls::processes_talk_over_mutual_tls())

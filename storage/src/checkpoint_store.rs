@@ -318,6 +318,15 @@ impl CheckpointStore {
     /// a minute) before the deletion, so nothing of the job reappears after this returns.
     /// [`CheckpointStore::reopen_prefix`] undoes it.
     pub async fn retire_prefix(&self, prefix: &str) -> StorageResult<()> {
+        self.fence_prefix(prefix).await;
+        self.delete_prefix(prefix).await
+    }
+
+    /// Refuses writes under `prefix` from now on and returns once the ones in flight have
+    /// ended (or after a minute): the first half of [`CheckpointStore::retire_prefix`], for
+    /// a process whose writes another one deletes (a TaskManager's uploads of a dropped job,
+    /// which the JobManager deletes once every TaskManager is fenced).
+    pub async fn fence_prefix(&self, prefix: &str) {
         let retirement = &self.retirement;
         if let Ok(mut state) = retirement.state.lock() {
             state.retired.insert(prefix.to_string());
@@ -339,9 +348,8 @@ impl CheckpointStore {
             }
         };
         if tokio::time::timeout(RETIRE_WAIT, writes_ended).await.is_err() {
-            tracing::warn!(prefix, "checkpoint writes of a dropped job still running; deleting anyway");
+            tracing::warn!(prefix, "checkpoint writes of a dropped job still running after a minute");
         }
-        self.delete_prefix(prefix).await
     }
 
     /// Accepts writes under a retired `prefix` again (a job deployed anew under it).

@@ -68,7 +68,11 @@ impl Actor {
                 self.stop_job(view_id);
                 self.view_states.remove(view_id);
                 self.try_commit();
-                let _ = reply.send(());
+                // Asked of every TaskManager, also when the job was stopped already (an
+                // undone CREATE stops it first): any of them may have run a task of it.
+                let fences =
+                    self.task_managers.iter().filter_map(|tm| tm.fence_dropped_job(view_id)).collect();
+                let _ = reply.send(fences);
             }
             Command::Flush { reply } => {
                 // A failed view would be skipped: FLUSH says so instead of succeeding.

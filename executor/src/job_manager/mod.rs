@@ -51,6 +51,10 @@ use crate::task::{job_prefix, TaskId};
 use crate::task_events::{OperatorStats, TaskEvent};
 use crate::task_manager::TaskManager;
 
+/// How long dropping a job waits for the TaskManagers' uploads of it to end (as long as a
+/// TaskManager waits for them itself).
+const FENCE_WAIT: Duration = Duration::from_secs(65);
+
 /// Whether a job takes checkpoints: one that reads other views rebuilds its state from
 /// them instead, so it is never ahead of or behind what it reads.
 fn takes_checkpoints(graph: &JobGraph) -> bool {
@@ -87,6 +91,10 @@ impl Default for JobManagerConfig {
     }
 }
 
+/// What a `Drop` replies: the fences of the TaskManagers' checkpoint uploads of the job
+/// (see [`TaskManager::fence_dropped_job`]).
+type UploadFences = Vec<oneshot::Receiver<()>>;
+
 enum Command {
     Deploy { graph: JobGraph, restore: Option<Recovered>, reply: oneshot::Sender<ExecResult<()>> },
     StartAt { epoch: Epoch },
@@ -94,7 +102,7 @@ enum Command {
     Rescale { graph: JobGraph, reply: oneshot::Sender<ExecResult<()>> },
     InjectFailure { view_id: u64, reply: oneshot::Sender<ExecResult<()>> },
     CheckpointWritten { job: u64, epoch: Epoch, result: Result<(), String> },
-    Drop { view_id: u64, reply: oneshot::Sender<()> },
+    Drop { view_id: u64, reply: oneshot::Sender<UploadFences> },
     Flush { reply: oneshot::Sender<ExecResult<Epoch>> },
     Status { reply: oneshot::Sender<ClusterStatus> },
     AddTaskManager { tm: Arc<dyn TaskManager> },
@@ -167,6 +175,29 @@ impl JobManager {
         }
     }
 
+    /// Deletes the checkpoints of every job but `keep` (the views and sinks of the catalog):
+    /// those of a `CREATE` that a crash interrupted before it committed. Call only at
+    /// startup, before any job runs. Returns how many jobs' checkpoints went.
+    pub async fn sweep_checkpoints_except(
+        &self,
+        keep: &std::collections::BTreeSet<u64>,
+    ) -> ExecResult<usize> {
+        let Some(settings) = &self.checkpoints else { return Ok(0) };
+        let orphans: std::collections::BTreeSet<u64> = settings
+            .store
+            .list("")
+            .await?
+            .iter()
+            .filter_map(|path| path.strip_prefix("job-")?.split('/').next()?.parse().ok())
+            .filter(|job| !keep.contains(job))
+            .collect();
+        for job in &orphans {
+            tracing::info!(job, "deleting the checkpoints of a job the catalog does not have");
+            settings.store.delete_prefix(&format!("{}/", job_prefix(*job))).await?;
+        }
+        Ok(orphans.len())
+    }
+
     /// Before any job is deployed at startup: epochs continue after `epoch` (the latest
     /// checkpoint found), so new checkpoints never reuse an epoch.
     pub fn start_at(&self, epoch: Epoch) -> ExecResult<()> {
@@ -198,11 +229,20 @@ impl JobManager {
     }
 
     /// Stops a job and forgets its view's contents; returns once its checkpoints are
-    /// deleted too (the actor also deletes them, in the background).
+    /// deleted too (the actor also deletes them, in the background). The deletion waits
+    /// until no TaskManager is uploading a piece of the job (each fences its uploads, see
+    /// [`TaskManager::fence_dropped_job`]; a lost one can no longer write once its lease ran
+    /// out), so no late upload lands after it.
     pub async fn drop_job(&self, view_id: u64) -> ExecResult<()> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Drop { view_id, reply })?;
-        rx.await.map_err(|_| gone())?;
+        let fences = rx.await.map_err(|_| gone())?;
+        let waiting = fences.len();
+        // A fence whose TaskManager went away resolves with an error: nothing to wait for.
+        let fenced = futures::future::join_all(fences);
+        if tokio::time::timeout(FENCE_WAIT, fenced).await.is_err() {
+            tracing::warn!(job = view_id, waiting, "uploads of a dropped job still running; deleting anyway");
+        }
         if let Some(settings) = &self.checkpoints {
             settings.store.retire_prefix(&format!("{}/", job_prefix(view_id))).await?;
         }

@@ -574,3 +574,16 @@ async fn in_a_cluster_jobs_wait_for_slots_and_move_off_a_lost_worker() {
     let remaining = status.task_managers.iter().find(|t| t.id == 2).unwrap();
     assert_eq!((remaining.slots_used, remaining.tasks), (2, 2));
 }
+
+#[tokio::test]
+async fn startup_sweeps_the_checkpoints_of_jobs_the_catalog_does_not_have() {
+    let f = fixture_full(1, 2, true);
+    let store = weir_storage::CheckpointStore::open(&f._dir.path().join("checkpoints").display().to_string())
+        .unwrap();
+    for path in ["job-3/epoch-000000000001/v0-s0-d1.state", "job-4/epoch-000000000001/v0-s0-d1.state"] {
+        store.put_bytes(path, vec![1u8].into()).await.unwrap();
+    }
+    let keep = std::collections::BTreeSet::from([3u64]);
+    assert_eq!(f.jobs.sweep_checkpoints_except(&keep).await.unwrap(), 1);
+    assert_eq!(store.list("").await.unwrap(), ["job-3/epoch-000000000001/v0-s0-d1.state"]);
+}

@@ -8,17 +8,20 @@
 //!   ([`write_phase`]) after their checks and before their first change: a cancel or timeout
 //!   before it stops them with nothing changed, one during it is ignored and they complete.
 //! * `CREATE MATERIALIZED VIEW` and `CREATE SINK` stay cancellable through their backfill,
-//!   which may take minutes: the catalog entry is written and the job deployed under an
-//!   [`UnfinishedJob`] guard. If the statement is stopped (its future dropped) before the
-//!   backfill is visible, the guard removes the catalog entry and the owner record at once,
-//!   and starts the rest of the undo, which the `57014` reply waits for: the job stopped and
-//!   its checkpoints deleted, and a file sink's files cut back to where the sink began
-//!   (removed if it began them), with its start markers. The name is free again when the
-//!   client hears `57014`.
+//!   which may take minutes: the job is deployed under an [`UnfinishedJob`] guard. A view's
+//!   catalog entry is written only once its backfill is visible (the commit; until then no
+//!   other session sees it or builds on it, see `crate::name_claims`); a sink's before its
+//!   job starts. If the statement is stopped (its future dropped) before it completes, the
+//!   guard removes the catalog entry (if written) and the owner record at once, and starts
+//!   the rest of the undo, which the `57014` reply waits for: the job stopped and its
+//!   checkpoints deleted, and a file sink's files cut back to where the sink began (removed
+//!   if it began them), with its start markers. The name is free again when the client
+//!   hears `57014`.
 //!
-//! A kill -9 during a backfill leaves the catalog entry without its job: the restarted
-//! server deploys the job again and listens only once every job has committed its first
-//! epoch, so the view is there, complete (docs/security.md).
+//! A kill -9 during a view's backfill leaves no catalog entry: the view is absent after the
+//! restart, as an uncommitted Postgres transaction is. A sink's entry is written first: the
+//! restarted server deploys its job again and listens only once every job has committed
+//! its first epoch (docs/security.md).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,7 +62,10 @@ pub(super) struct UnfinishedJob {
     schema: String,
     name: String,
     kind: JobKind,
+    /// The job may be running: an early end stops it.
     armed: bool,
+    /// The catalog entry is written: an early end removes it.
+    cataloged: bool,
 }
 
 impl UnfinishedJob {
@@ -86,12 +92,25 @@ impl UnfinishedJob {
             name: name.to_string(),
             kind,
             armed: false,
+            cataloged: false,
         })
     }
 
-    /// The catalog entry is written: from now on, an early end undoes it.
+    /// The catalog entry is written and the job about to be deployed: from now on, an
+    /// early end undoes both.
     pub(super) fn created(&mut self) {
         self.armed = true;
+        self.cataloged = true;
+    }
+
+    /// The job is about to be deployed, before its catalog entry: an early end stops it.
+    pub(super) fn deploying(&mut self) {
+        self.armed = true;
+    }
+
+    /// The catalog entry is written (after [`UnfinishedJob::deploying`]).
+    pub(super) fn cataloged(&mut self) {
+        self.cataloged = true;
     }
 
     /// The job's backfill is visible: the statement completed.
@@ -113,9 +132,10 @@ impl Drop for UnfinishedJob {
         // Commands are handled in order: any later statement sees the job gone.
         self.engine.jobs.stop_job(self.id);
         let store = &self.engine.store;
-        let removed = match self.kind {
-            JobKind::View => store.drop_view(&self.schema, &self.name).map(|_| ()),
-            JobKind::Sink { .. } => store.drop_sink(&self.schema, &self.name).map(|_| ()),
+        let removed = match (self.cataloged, &self.kind) {
+            (false, _) => Ok(()),
+            (true, JobKind::View) => store.drop_view(&self.schema, &self.name).map(|_| ()),
+            (true, JobKind::Sink { .. }) => store.drop_sink(&self.schema, &self.name).map(|_| ()),
         };
         if let Err(e) = removed {
             tracing::warn!(name = %self.name, error = %e, "could not remove the unfinished {what} from the catalog");

@@ -3,8 +3,10 @@
 //! `EXPLAIN CREATE MATERIALIZED VIEW ...`.
 //!
 //! The query is bound and optimized by DataFusion in the session's catalog, lowered into a
-//! JobGraph by the planner, stored in the catalog with the view, and deployed. The
-//! statement returns once the view holds the backfilled contents of what it reads.
+//! JobGraph by the planner and deployed; once the view holds the backfilled contents of what
+//! it reads, the statement commits: the view is stored in the catalog and other sessions
+//! see it. Until then its name is claimed (`crate::name_claims`): other sessions get
+//! `42P01` for it, and a concurrent CREATE of the same name waits for this one to end.
 
 use std::sync::Arc;
 
@@ -52,6 +54,12 @@ pub async fn run(
         ));
     }
     let store = &cx.engine.store;
+    // Until this statement commits, the name is claimed: a concurrent CREATE of it waits
+    // here, then finds it taken (or free, if this one is undone); see name_claims.
+    let _claim = match explain {
+        true => None,
+        false => Some(cx.engine.name_claims.claim(&schema, &name).await),
+    };
     let taken = store.table(&schema, &name).is_some()
         || store.view(&schema, &name).is_some()
         || store.source(&schema, &name).is_some()
@@ -135,12 +143,10 @@ pub async fn run(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     };
-    // Nothing of a failed or cancelled CREATE remains: until the backfill is visible, the
-    // guard undoes the catalog entry and the job if this statement ends early.
+    // Nothing of a failed or cancelled CREATE remains: until it commits, the guard stops
+    // the job (and deletes its checkpoints) if this statement ends early.
     let mut guard = UnfinishedJob::view(cx, view_id, &schema, &name)?;
-    store.create_view(def).map_err(from_storage)?;
-    guard.created();
-    super::access::record_owner(cx, view_id)?;
+    guard.deploying();
     if let Err(e) = cx.engine.jobs.deploy(graph).await {
         let e = from_exec(e);
         return Err(SqlError::new(
@@ -148,6 +154,18 @@ pub async fn run(
             format!("materialized view \"{name}\" could not be started: {}", e.message),
         ));
     }
+    // The backfill is visible: the statement commits, and only now do other sessions see
+    // the view (as Postgres shows nobody a relation before its transaction commits). No
+    // await from here to the end: a cancel can no longer come between.
+    if let Some(gone) = def.depends_on.iter().find(|id| !relation_exists(store, **id)) {
+        return Err(SqlError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("materialized view \"{name}\" could not be created: a relation it reads (id {gone}) was dropped meanwhile"),
+        ));
+    }
+    store.create_view(def).map_err(from_storage)?;
+    guard.cataloged();
+    super::access::record_owner(cx, view_id)?;
     guard.finish();
     Ok(Outcome::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
 }
@@ -163,6 +181,13 @@ pub(crate) fn alignment_drift_ms(cx: &Context<'_>, option: Option<u64>) -> SqlRe
             .streaming_watermark_alignment_max_drift_ms()
             .unwrap_or(cx.engine.config.watermark_alignment_max_drift_ms),
     })
+}
+
+/// Whether table, view or source `id` exists.
+fn relation_exists(store: &Store, id: u64) -> bool {
+    store.tables().iter().any(|t| t.def().id == id)
+        || store.views().iter().any(|v| v.id() == id)
+        || store.sources().iter().any(|s| s.id == id)
 }
 
 /// The tables, views and sources a job reads, by id.

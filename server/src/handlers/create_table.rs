@@ -42,6 +42,8 @@ pub async fn run(
             .with_detail("The prefix \"pg_\" is reserved for system catalogs."));
     }
     super::access::require_create_in(cx, &plan.def.schema_name)?;
+    // Waits for a concurrent statement creating the same name (see name_claims).
+    let _claim = cx.engine.name_claims.claim(&plan.def.schema_name, &plan.def.name).await;
     let store = cx.engine.store.clone();
     let if_not_exists = plan.if_not_exists;
     // The table is created and its owner recorded, or neither (see atomic_ddl).

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::TryStreamExt;
 use weir_planner::sqlparser::ast::Statement;
 use weir_planner::SqlResult;
 
@@ -14,8 +16,17 @@ use crate::wire::errors::from_datafusion;
 
 pub async fn run(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
     let (ctx, plan) = plan(cx, statement).await?;
+    let signals = crate::pg_catalog::signals_sessions(&plan);
     let df = ctx.execute_logical_plan(plan).await.map_err(from_datafusion)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(from_datafusion)?;
+    if signals {
+        // `pg_cancel_backend` and the like: every signal sent, and its warnings raised,
+        // before the first row goes out (see `pg_catalog::backend_functions`).
+        let batches: Vec<_> = stream.try_collect().await.map_err(from_datafusion)?;
+        let rows = futures::stream::iter(batches.into_iter().map(Ok));
+        let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rows));
+        return Ok(Outcome::Rows { schema, stream });
+    }
     Ok(Outcome::Rows { schema, stream })
 }

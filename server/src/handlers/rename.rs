@@ -127,6 +127,14 @@ pub fn rename_relation(
     if new == old {
         return Err(SqlError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{new}\" already exists")));
     }
+    // A name a concurrent statement is creating (see name_claims).
+    let Some(_claim) = cx.engine.name_claims.try_claim(&schema, &new) else {
+        return Err(SqlError::new(
+            "55006",
+            format!("relation \"{new}\" is being created by a concurrent statement"),
+        )
+        .with_hint("Retry once that statement has ended."));
+    };
     let id = found.id();
     let mut change = CatalogChange::default();
     match found {

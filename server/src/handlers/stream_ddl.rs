@@ -44,6 +44,8 @@ fn invalid_option(e: impl std::fmt::Display) -> SqlError {
 pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<Outcome> {
     let mut def = plan_create_source(stmt)?;
     check_schema(&def.schema_name)?;
+    // Waits for a concurrent statement creating the same name (see name_claims).
+    let _claim = cx.engine.name_claims.claim(&def.schema_name, &def.name).await;
     if name_taken(cx, &def.schema_name, &def.name) {
         if stmt.if_not_exists {
             return Ok(Outcome::Command { tag: "CREATE SOURCE", rows: None });
@@ -110,6 +112,7 @@ const ALIGNMENT_OPTION: &str = "watermark_alignment_max_drift";
 pub async fn create_sink(cx: &Context<'_>, stmt: &CreateSink) -> SqlResult<Outcome> {
     let (schema, name) = split_name(&stmt.name)?;
     check_schema(&schema)?;
+    let _claim = cx.engine.name_claims.claim(&schema, &name).await;
     if name_taken(cx, &schema, &name) {
         if stmt.if_not_exists {
             return Ok(Outcome::Command { tag: "CREATE SINK", rows: None });

@@ -39,7 +39,7 @@ pub fn register_functions(ctx: &SessionContext, snapshot: Arc<CatalogSnapshot>) 
 
 /// How a function's result type is decided.
 #[derive(Clone, Copy)]
-enum Returns {
+pub(super) enum Returns {
     Fixed(fn() -> DataType),
     /// `weir_regclass('t')` is an oid, `weir_regclass(16385)` a name.
     OidForTextElseName,
@@ -104,13 +104,13 @@ impl ScalarUDFImpl for PgFunction {
 fn text() -> DataType {
     DataType::Utf8
 }
-fn boolean() -> DataType {
+pub(super) fn boolean() -> DataType {
     DataType::Boolean
 }
 fn int8() -> DataType {
     DataType::Int64
 }
-fn int4() -> DataType {
+pub(super) fn int4() -> DataType {
     DataType::Int32
 }
 fn text_list() -> DataType {
@@ -123,14 +123,26 @@ fn function(
     returns: Returns,
     body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
 ) -> ScalarUDF {
+    function_with_volatility(name, arities, Volatility::Stable, returns, body)
+}
+
+/// [`function`] with the given volatility (`Volatile` for a function with side effects,
+/// which the optimizer must neither fold nor skip).
+pub(super) fn function_with_volatility(
+    name: &'static str,
+    arities: &[usize],
+    volatility: Volatility,
+    returns: Returns,
+    body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
     let signature = match arities {
-        [0] => Signature::nullary(Volatility::Stable),
+        [0] => Signature::nullary(volatility),
         _ => Signature::one_of(
             arities
                 .iter()
                 .map(|&n| if n == 0 { TypeSignature::Nullary } else { TypeSignature::Any(n) })
                 .collect(),
-            Volatility::Stable,
+            volatility,
         ),
     };
     ScalarUDF::new_from_impl(PgFunction { name, signature, returns, body: Arc::new(body) })
@@ -153,12 +165,12 @@ fn variadic(
 // ---------------------------------------------------------------------------------------
 // Argument and result helpers
 
-fn arg(args: &[ArrayRef], i: usize) -> Result<&ArrayRef> {
+pub(super) fn arg(args: &[ArrayRef], i: usize) -> Result<&ArrayRef> {
     args.get(i).ok_or_else(|| DataFusionError::Internal(format!("missing argument {}", i + 1)))
 }
 
 /// An argument as int8; strings holding numbers convert, others become NULL.
-fn ints(array: &ArrayRef) -> Result<Int64Array> {
+pub(super) fn ints(array: &ArrayRef) -> Result<Int64Array> {
     Ok(cast(array, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
 }
 
@@ -174,7 +186,7 @@ fn is_text(array: &ArrayRef) -> bool {
     matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-fn int_at(array: &Int64Array, row: usize) -> Option<i64> {
+pub(super) fn int_at(array: &Int64Array, row: usize) -> Option<i64> {
     array.is_valid(row).then(|| array.value(row))
 }
 
@@ -216,7 +228,7 @@ fn text_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<String>>) ->
     Ok(Arc::new(b.finish()))
 }
 
-fn bool_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<bool>>) -> Result<ArrayRef> {
+pub(super) fn bool_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<bool>>) -> Result<ArrayRef> {
     let mut b = BooleanBuilder::new();
     for row in 0..rows {
         b.append_option(f(row)?);
@@ -228,7 +240,7 @@ fn int8_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<i64>>) -> Re
     (0..rows).map(&mut f).collect::<Result<Int64Array>>().map(|a| Arc::new(a) as ArrayRef)
 }
 
-fn int4_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<i32>>) -> Result<ArrayRef> {
+pub(super) fn int4_rows(rows: usize, mut f: impl FnMut(usize) -> Result<Option<i32>>) -> Result<ArrayRef> {
     (0..rows).map(&mut f).collect::<Result<Int32Array>>().map(|a| Arc::new(a) as ArrayRef)
 }
 
@@ -243,6 +255,7 @@ fn constant_text(value: Option<String>) -> impl Fn(&[ArrayRef], usize) -> Result
 fn functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
     let mut out = Vec::new();
     out.extend(session_functions(snapshot));
+    out.extend(super::backend_functions::functions(snapshot));
     out.extend(catalog_functions(snapshot));
     out.extend(reg_functions(snapshot));
     out.extend(utility_functions(snapshot));
@@ -261,10 +274,6 @@ fn session_functions(snapshot: &Arc<CatalogSnapshot>) -> Vec<ScalarUDF> {
     );
     let mut out = vec![
         function("version", &[0], Returns::Fixed(text), constant_text(Some(version))),
-        function("pg_backend_pid", &[0], Returns::Fixed(int4), |_, rows| {
-            let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-            int4_rows(rows, |_| Ok(Some(pid)))
-        }),
         function("pg_is_in_recovery", &[0], Returns::Fixed(boolean), |_, rows| {
             bool_rows(rows, |_| Ok(Some(false)))
         }),

@@ -31,11 +31,14 @@
 //! - [`types`]: built-in types, type modifiers and `format_type()`.
 //! - [`information_schema`]: the SQL-standard views over the same data.
 //! - [`functions`]: system functions (`format_type`, `pg_get_indexdef`, `::regclass`, ...).
+//! - [`backend_functions`]: `pg_backend_pid`, `pg_cancel_backend`, `pg_terminate_backend`.
+//! - [`stat_activity`]: `pg_stat_activity`, one row per session.
 //! - [`viewdef`]: `pg_get_viewdef`, a view's stored query in Postgres' layout.
 //!
 //! Oids are `Int64` columns tagged as `oid` for the wire layer. DataFusion compares them with
 //! the quoted literals psql inlines (`c.oid = '16385'`) by casting the literal.
 
+mod backend_functions;
 mod cluster;
 pub(crate) mod columns;
 mod empty_catalogs;
@@ -49,6 +52,7 @@ mod pg_class;
 mod registry;
 mod relation_views;
 mod relations;
+mod stat_activity;
 mod types;
 mod viewdef;
 
@@ -61,6 +65,7 @@ use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::Result as DfResult;
 use weir_plan::catalog::{SourceDef, TableDef, ViewDef};
 
+pub use backend_functions::signals_sessions;
 pub use functions::register_functions;
 pub use naming::quote_ident;
 pub use types::{format_type, type_modifier, type_oid};
@@ -85,6 +90,13 @@ pub struct CatalogSnapshot {
     pub comments: std::collections::BTreeMap<(u64, i32), String>,
     /// Roles, memberships, owners and grants.
     pub privileges: Arc<crate::privileges::PrivilegeCatalog>,
+    /// The server's sessions, live (for `pg_stat_activity` and the functions that signal
+    /// sessions).
+    pub sessions: Arc<crate::backends::Backends>,
+    /// The statement's own session's pid (`pg_backend_pid()`).
+    pub backend_pid: i32,
+    /// Where the statement's warnings go.
+    pub notices: Arc<crate::session::Notices>,
 }
 
 impl CatalogSnapshot {

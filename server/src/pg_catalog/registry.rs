@@ -11,7 +11,9 @@ use datafusion::error::Result;
 use super::columns::{build_batch, Columns, Row};
 use super::empty_catalogs as empty;
 use super::foreign_tables as foreign;
-use super::{cluster, indexes, information_schema as info, namespaces, pg_class, relation_views, types};
+use super::{
+    cluster, indexes, information_schema as info, namespaces, pg_class, relation_views, stat_activity, types,
+};
 use super::{CatalogSnapshot, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +141,7 @@ static SYSTEM_RELATIONS: &[SystemRelation] = &[
     view("pg_views", 12005, relation_views::PG_VIEWS, relation_views::pg_views),
     view("pg_matviews", 12006, relation_views::PG_MATVIEWS, relation_views::pg_matviews),
     view("pg_indexes", 12007, relation_views::PG_INDEXES, relation_views::pg_indexes),
+    view("pg_stat_activity", 12008, stat_activity::PG_STAT_ACTIVITY, stat_activity::pg_stat_activity),
     // information_schema.
     info_view("schemata", 13201, info::SCHEMATA, info::schemata),
     info_view("tables", 13202, info::TABLES, info::tables),

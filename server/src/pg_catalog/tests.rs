@@ -69,6 +69,9 @@ fn snapshot() -> Arc<CatalogSnapshot> {
         server_version: "15.0".into(),
         comments: Default::default(),
         privileges: Default::default(),
+        sessions: Default::default(),
+        backend_pid: 0,
+        notices: Default::default(),
     })
 }
 

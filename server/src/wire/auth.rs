@@ -38,18 +38,19 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use crate::backends::{Backend, Identity};
 use crate::engine::{Engine, PG_SERVER_VERSION};
 use crate::session::Session;
 
 pub struct WeirStartup {
     engine: Arc<Engine>,
-    cancels: Arc<super::cancel::CancelRegistry>,
     connections: Arc<ConnectionManager>,
     parameters: Arc<WeirParameters>,
     scram: SASLAuthStartupHandler<WeirParameters>,
     /// Whether `auth.password` is set (otherwise the bootstrap user is trusted).
     password_configured: bool,
-    pids: RandomPidSecretKeyGenerator,
+    /// One generator for both ways in (trusted and SCRAM), so no two sessions share a pid.
+    pids: Arc<RandomPidSecretKeyGenerator>,
     tls_required: bool,
     /// Sessions started and not yet ended, and how many may be.
     sessions: Arc<std::sync::atomic::AtomicUsize>,
@@ -69,7 +70,6 @@ impl WeirStartup {
     pub fn new(
         engine: Arc<Engine>,
         connections: Arc<ConnectionManager>,
-        cancels: Arc<super::cancel::CancelRegistry>,
         verifier: Option<ScramVerifier>,
         tls_certificate_pem: Option<Vec<u8>>,
     ) -> Result<Self, String> {
@@ -82,17 +82,18 @@ impl WeirStartup {
                 .configure_certificate(pem)
                 .map_err(|e| format!("TLS certificate for SCRAM channel binding: {e}"))?;
         }
+        let pids = Arc::new(RandomPidSecretKeyGenerator::default());
         let scram = SASLAuthStartupHandler::new(parameters.clone())
             .with_scram(scram_auth)
+            .with_pid_secret_key_generator(pids.clone())
             .with_connection_manager(connections.clone());
         Ok(Self {
             engine,
-            cancels,
             connections,
             parameters,
             scram,
             password_configured,
-            pids: RandomPidSecretKeyGenerator::default(),
+            pids,
             tls_required: false,
             sessions: Arc::default(),
             max_sessions: usize::MAX,
@@ -213,15 +214,26 @@ impl WeirStartup {
         }
     }
 
-    /// Registers the session for cancel requests once its pid and secret key are known.
+    /// Registers the session (for cancel requests, `pg_cancel_backend`, `pg_stat_activity`)
+    /// once its pid and secret key are known.
     fn register_cancel<C: ClientInfo>(&self, client: &C) {
         let (pid, secret) = client.pid_and_secret_key();
-        if pid == 0 || client.session_extensions().get::<Arc<super::cancel::SessionCancel>>().is_some() {
+        if pid == 0 || client.session_extensions().get::<Arc<Backend>>().is_some() {
             return;
         }
-        let commit = super::session_of(client).lock().map(|s| s.commit.clone()).unwrap_or_default();
-        let (cancel, registration) = self.cancels.register(pid, &secret, commit);
-        client.session_extensions().insert::<Arc<super::cancel::SessionCancel>>(cancel);
+        let session = super::session_of(client);
+        let Ok(mut session) = session.lock() else { return };
+        session.backend_pid = pid;
+        let identity = Identity {
+            user: session.user.clone(),
+            database: session.database.clone(),
+            client: Some(client.socket_addr()),
+            application_name: session.get("application_name").unwrap_or_default().to_string(),
+        };
+        let (backend, registration) =
+            self.engine.backends.register(pid, &secret.to_bytes(), identity, session.commit.clone());
+        drop(session);
+        client.session_extensions().insert::<Arc<Backend>>(backend);
         client.session_extensions().insert(registration);
     }
 }

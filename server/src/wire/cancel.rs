@@ -2,13 +2,13 @@
 //!
 //! pgwire would drop a statement's future when a CancelRequest arrives, but rows are produced
 //! later, while the result is sent, and a statement stopped half-way may have to undo what it
-//! did before its client is told. So Weir keeps its own registry of sessions by (pid, secret
-//! key); a cancel request stops the session's statement through its commit gate (which
-//! `super::run_statement` waits on, and which a statement that is writing refuses) and bumps
-//! the session's cancel generation, and every result stream stops with `57014` when the
-//! generation it started under changes.
+//! did before its client is told. So Weir keeps its own registry of sessions
+//! (`crate::backends`, by pid, checked against the secret key); a cancel request stops the
+//! session's statement through its commit gate (which `super::run_statement` waits on, and
+//! which a statement that is writing refuses) and bumps the session's cancel generation, and
+//! every result stream stops with `57014` when the generation it started under changes.
+//! `pg_cancel_backend` takes the same path.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -18,81 +18,19 @@ use futures::{Future, Stream};
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::ConnectionManager;
 use pgwire::messages::cancel::CancelRequest;
-use pgwire::messages::startup::SecretKey;
 use tokio::sync::watch;
 
-type Key = (i32, Vec<u8>);
-
-/// Per-session cancel signal.
-pub struct SessionCancel {
-    generation: watch::Sender<u64>,
-    /// Whether the session's running statement may be stopped (a write in progress may not).
-    commit: Arc<crate::commit_gate::CommitGate>,
-}
-
-impl SessionCancel {
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
-    }
-}
-
-#[derive(Default)]
-pub struct CancelRegistry {
-    sessions: Mutex<HashMap<Key, Arc<SessionCancel>>>,
-}
-
-/// Removes a session from the registry when its connection ends.
-pub struct Registration {
-    registry: Arc<CancelRegistry>,
-    key: Key,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if let Ok(mut sessions) = self.registry.sessions.lock() {
-            sessions.remove(&self.key);
-        }
-    }
-}
-
-impl CancelRegistry {
-    pub fn register(
-        self: &Arc<Self>,
-        pid: i32,
-        secret: &SecretKey,
-        commit: Arc<crate::commit_gate::CommitGate>,
-    ) -> (Arc<SessionCancel>, Registration) {
-        let key = (pid, secret.to_bytes().to_vec());
-        let (tx, _) = watch::channel(0);
-        let cancel = Arc::new(SessionCancel { generation: tx, commit });
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(key.clone(), cancel.clone());
-        }
-        (cancel, Registration { registry: self.clone(), key })
-    }
-
-    /// Cancels the session's statement; `None` if no session has this key, `Some(false)` if
-    /// its statement is writing and is left to finish.
-    fn cancel(&self, pid: i32, secret: &SecretKey) -> Option<bool> {
-        let key = (pid, secret.to_bytes().to_vec());
-        let session = self.sessions.lock().ok().and_then(|s| s.get(&key).cloned())?;
-        if !session.commit.try_cancel() {
-            return Some(false);
-        }
-        session.generation.send_modify(|g| *g += 1);
-        Some(true)
-    }
-}
+use crate::backends::Backends;
 
 pub struct WeirCancelHandler {
-    pub registry: Arc<CancelRegistry>,
+    pub backends: Arc<Backends>,
     pub connections: Arc<ConnectionManager>,
 }
 
 #[async_trait]
 impl CancelHandler for WeirCancelHandler {
     async fn on_cancel_request(&self, request: CancelRequest) {
-        match self.registry.cancel(request.pid, &request.secret_key) {
+        match self.backends.cancel_request(request.pid, &request.secret_key.to_bytes()) {
             // Writing: the statement completes and its client is told so.
             Some(false) => {
                 tracing::info!(pid = request.pid, "cancel request ignored: the statement is writing")

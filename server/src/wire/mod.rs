@@ -33,6 +33,7 @@ use pgwire::messages::PgWireBackendMessage;
 use tracing::{debug, warn};
 use weir_planner::{parse_sql, sqlstate, SqlError, SqlResult, WeirStatement};
 
+use crate::backends::{self, Backend};
 use crate::engine::Engine;
 use crate::handlers::{self, describe_statement, Context, Outcome, StatementDescription};
 use crate::session::Session;
@@ -44,7 +45,6 @@ pub struct WeirHandlers {
     pub queries: Arc<QueryHandler>,
     pub startup: Arc<auth::WeirStartup>,
     pub connections: Arc<ConnectionManager>,
-    pub cancels: Arc<cancel::CancelRegistry>,
 }
 
 impl PgWireServerHandlers for WeirHandlers {
@@ -66,7 +66,7 @@ impl PgWireServerHandlers for WeirHandlers {
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         Arc::new(cancel::WeirCancelHandler {
-            registry: self.cancels.clone(),
+            backends: self.engine.backends.clone(),
             connections: self.connections.clone(),
         })
     }
@@ -135,10 +135,46 @@ fn deadline_of<C: ClientInfo + ?Sized>(client: &C) -> Arc<cancel::StatementDeadl
 struct Interrupts {
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
     deadline: Arc<cancel::StatementDeadline>,
+    /// The session's registry entry (if it registered at start-up), told when statements
+    /// start and end for `pg_stat_activity`.
+    backend: Option<Arc<Backend>>,
 }
 
 fn interrupts_of<C: ClientInfo + ?Sized>(client: &C) -> Interrupts {
-    Interrupts { cancel: cancel_of(client), deadline: deadline_of(client) }
+    let backend = client.session_extensions().get::<Arc<Backend>>().map(|b| b.as_ref().clone());
+    Interrupts { cancel: cancel_of(client), deadline: deadline_of(client), backend }
+}
+
+/// While alive, the session's statement is `active` in `pg_stat_activity`; dropped when the
+/// statement ends, or with its row stream once every row was sent.
+struct StatementActivity {
+    backend: Arc<Backend>,
+    session: Arc<Mutex<Session>>,
+}
+
+impl StatementActivity {
+    fn start(backend: Option<Arc<Backend>>, session: &Arc<Mutex<Session>>, query: &str) -> Option<Self> {
+        let backend = backend?;
+        let application_name = application_name_of(session);
+        backend.statement_started(query, &application_name);
+        Some(Self { backend, session: session.clone() })
+    }
+}
+
+impl Drop for StatementActivity {
+    fn drop(&mut self) {
+        use crate::session::TransactionState;
+        let state = match self.session.lock().map(|s| s.transaction) {
+            Ok(TransactionState::Idle) | Err(_) => backends::State::Idle,
+            Ok(TransactionState::InBlock { .. }) => backends::State::IdleInTransaction,
+            Ok(TransactionState::Failed) => backends::State::IdleInTransactionAborted,
+        };
+        self.backend.statement_ended(state, &application_name_of(&self.session));
+    }
+}
+
+fn application_name_of(session: &Mutex<Session>) -> String {
+    session.lock().ok().and_then(|s| s.get("application_name").map(str::to_string)).unwrap_or_default()
 }
 
 /// How a statement's rows reach the client.
@@ -154,23 +190,30 @@ enum RowDelivery {
 
 /// The cancel signal of the client's session, if it registered one at start-up.
 fn cancel_of<C: ClientInfo + ?Sized>(client: &C) -> Option<tokio::sync::watch::Receiver<u64>> {
-    client.session_extensions().get::<Arc<cancel::SessionCancel>>().map(|c| c.subscribe())
+    client.session_extensions().get::<Arc<crate::backends::Backend>>().map(|b| b.subscribe_cancel())
 }
 
+/// Runs one statement (`query`: the text `pg_stat_activity` shows for it); returns its
+/// response and the warnings it raised, to send before it.
+#[allow(clippy::too_many_arguments)]
 async fn run_statement(
     engine: &Arc<Engine>,
     session: &Arc<Mutex<Session>>,
     statement: WeirStatement,
+    query: &str,
     params: &[datafusion::common::ScalarValue],
     format: &Format,
     interrupts: Interrupts,
     delivery: RowDelivery,
-) -> SqlResult<(Response, Option<String>)> {
-    let Interrupts { cancel, deadline: statement_deadline } = interrupts;
-    let (timeout_ms, commit) = match session.lock() {
-        Ok(s) => (s.statement_timeout_ms(), s.commit.clone()),
+) -> SqlResult<(Response, Vec<String>)> {
+    let Interrupts { cancel, deadline: statement_deadline, backend } = interrupts;
+    let (timeout_ms, commit, notices) = match session.lock() {
+        Ok(s) => (s.statement_timeout_ms(), s.commit.clone(), s.notices.clone()),
         Err(_) => return Err(SqlError::internal("session poisoned")),
     };
+    // Warnings of an earlier statement that failed before they were sent are stale now.
+    notices.take();
+    let activity = StatementActivity::start(backend, session, query);
     commit.start_statement();
     let deadline = (timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
     statement_deadline.set(deadline);
@@ -184,7 +227,7 @@ async fn run_statement(
             Outcome::TransactionEnd { warning, .. } => warning.clone(),
             _ => None,
         };
-        Ok((to_response(outcome, format, statement_deadline, cancel, delivery).await?, warning))
+        Ok((to_response(outcome, format, statement_deadline, cancel, delivery, activity).await?, warning))
     };
     let work = tracing::Instrument::instrument(work, span);
     // Cancel requests and the timeout stop the statement here rather than in pgwire, so a
@@ -211,7 +254,11 @@ async fn run_statement(
     // A stopped or failed statement's undo is done before its client hears of it.
     drop(work);
     commit.undone().await;
-    result
+    let mut warnings = notices.take();
+    result.map(|(response, warning)| {
+        warnings.extend(warning);
+        (response, warnings)
+    })
 }
 
 /// A query's rows are streamed to the client as they are produced, never collected first
@@ -224,6 +271,7 @@ async fn to_response(
     deadline: Arc<cancel::StatementDeadline>,
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
     delivery: RowDelivery,
+    activity: Option<StatementActivity>,
 ) -> SqlResult<Response> {
     Ok(match outcome {
         Outcome::Rows { schema, stream } => {
@@ -232,7 +280,7 @@ async fn to_response(
             // The session is not idle while pgwire still sends these rows.
             let busy = (delivery == RowDelivery::AfterReturn).then(idle::Busy::new);
             let rows = stream.flat_map(move |batch| {
-                let _ = &busy;
+                let _ = (&busy, &activity);
                 let encoded = match batch {
                     Ok(batch) => match encode::encode_batch(&batch, &row_fields) {
                         Ok(rows) => rows.into_iter().map(Ok).collect(),
@@ -323,6 +371,7 @@ impl QueryHandler {
                 &self.engine,
                 session,
                 statement,
+                query,
                 &[],
                 &Format::UnifiedText,
                 interrupts_of(client),
@@ -330,8 +379,8 @@ impl QueryHandler {
             )
             .await
             {
-                Ok((response, warning)) => {
-                    if let Some(message) = warning {
+                Ok((response, warnings)) => {
+                    for message in warnings {
                         send_warning(client, message).await?;
                     }
                     let is_copy = matches!(response, Response::CopyIn(_));
@@ -483,6 +532,7 @@ impl ExtendedQueryHandler for QueryHandler {
             &self.engine,
             &session,
             prepared.statement.clone(),
+            &prepared.sql,
             &values,
             &portal.result_column_format,
             interrupts_of(client),
@@ -491,8 +541,8 @@ impl ExtendedQueryHandler for QueryHandler {
         .await;
         arm_idle_timeout(&session, client.is_secure());
         match result {
-            Ok((response, warning)) => {
-                if let Some(message) = warning {
+            Ok((response, warnings)) => {
+                for message in warnings {
                     send_warning(client, message).await?;
                 }
                 Ok(response)
