@@ -146,7 +146,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if row.get::<_, Option<bool>>(0) == Some(true) {
                 break row.get::<_, Option<i64>>(1).unwrap_or(0);
             }
-            if polls % 25 != 0 {
+            if !polls.is_multiple_of(25) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
