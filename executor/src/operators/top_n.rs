@@ -15,7 +15,7 @@
 
 use crate::operators::float_keys::normalized;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int8Array, RecordBatch, RecordBatchOptions, UInt64Array};
@@ -25,8 +25,9 @@ use arrow::row::{RowConverter, RowParser, SortField};
 use weir_plan::job_graph::{schema_of, TopNSpec};
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
+use super::keyed_rows::snapshot::{split_meta, RowsState};
 use super::keyed_rows::KeyedRows;
-use super::{DeferredState, Operator, OperatorSnapshot};
+use super::{Operator, OperatorSnapshot};
 use crate::clock::wall_clock_us;
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::key_groups;
@@ -46,6 +47,9 @@ pub struct TopN {
     backend: Arc<dyn KeyedStateBackend>,
     namespace: StateNamespace,
     cache_rows: usize,
+    /// Rows are kept in memory only (the memory backend): checkpoints encode them from
+    /// memory, and nothing is written to the backend.
+    in_memory: bool,
     /// State time-to-live in microseconds of wall-clock time.
     ttl_us: Option<i64>,
 }
@@ -89,17 +93,30 @@ impl TopN {
             partition_converter,
             row_converter,
             parser,
-            rows: KeyedRows::new(0),
+            rows: match cache_rows {
+                usize::MAX => KeyedRows::new(0).kept_in_memory(),
+                _ => KeyedRows::new(0),
+            },
             schema: schema_of(&spec.output())?,
             backend,
             namespace,
             cache_rows: cache_rows.max(1),
+            in_memory: cache_rows == usize::MAX,
             ttl_us: spec.state_ttl_ms.map(|ms| i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)),
         })
     }
 
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    fn rows_state(&mut self) -> RowsState<'_> {
+        RowsState {
+            sides: std::slice::from_mut(&mut self.rows),
+            backend: self.backend.as_ref(),
+            namespace: self.namespace,
+            in_memory: self.in_memory,
+        }
     }
 
     /// The first `limit` rows of a resident partition, each copy with its rank.
@@ -285,7 +302,7 @@ impl Operator for TopN {
         if self.ttl_us.is_some() {
             self.expire_ttl(out)?;
         }
-        if !barrier.checkpoint && !self.rows.over_cache(self.cache_rows) {
+        if self.in_memory || (!barrier.checkpoint && !self.rows.over_cache(self.cache_rows)) {
             self.rows.drop_gone();
             return Ok(());
         }
@@ -307,40 +324,39 @@ impl Operator for TopN {
         self.rows.total_rows
     }
 
-    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
-        let handle = self.backend.snapshot_handle(self.namespace, 0..weir_plan::KEY_GROUPS)?;
-        let meta = self.rows.total_rows.to_le_bytes().to_vec();
-        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
-            handle.write_to(out)?;
-            Ok(())
-        });
-        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
+    fn snapshot(&mut self, incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
+        let (kind, deferred, delta) = self.rows_state().snapshot(incremental)?;
+        let mut meta = vec![kind];
+        meta.extend_from_slice(&self.rows.total_rows.to_le_bytes());
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta }))
+    }
+
+    fn writes_deltas(&self) -> bool {
+        self.in_memory
     }
 
     fn restore(&mut self, meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
-        let total = meta
+        let (kind, fields) = split_meta(meta, 8)?;
+        let total = fields
             .get(..8)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes)
             .ok_or_else(|| ExecError::Internal("top-n snapshot: meta is corrupt".into()))?;
         let input = deferred.ok_or_else(|| ExecError::Internal("top-n snapshot without its rows".into()))?;
-        self.backend.restore(self.namespace, input)?;
-        self.rows.reset_to_backend(self.backend.as_ref(), self.namespace, Some(total))?;
-        Ok(())
+        self.rows_state().restore(kind, input, None, Some(&[total]))
     }
 
     /// The partitions of the key groups this subtask owns now are added to its (new,
-    /// empty) namespace; the rows are counted again.
+    /// empty) state; the rows are counted again.
     fn restore_rescaled(
         &mut self,
-        _meta: &[u8],
+        meta: &[u8],
         deferred: Option<&mut dyn Read>,
         scope: &super::RescaleScope,
     ) -> ExecResult<()> {
+        let (kind, _) = split_meta(meta, 8)?;
         let input = deferred.ok_or_else(|| ExecError::Internal("top-n snapshot without its rows".into()))?;
-        self.backend.restore_within(self.namespace, input, scope.key_groups.clone())?;
-        self.rows.reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
-        Ok(())
+        self.rows_state().restore(kind, input, Some(scope), None)
     }
 }
 

@@ -23,7 +23,7 @@
 //! checkpoint is the backend's snapshot of the namespace.
 
 use crate::operators::float_keys::normalized;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -38,8 +38,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_plan::job_graph::{schema_of, JoinKind, JoinSpec, TimeBound};
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
+use super::keyed_rows::snapshot::{split_meta, RowsState};
 use super::keyed_rows::{KeyedRows, RowState};
-use super::{DeferredState, Operator, OperatorSnapshot};
+use super::{Operator, OperatorSnapshot};
 use crate::clock::wall_clock_us;
 use crate::error::{ExecError, ExecResult};
 use crate::exchange::key_groups;
@@ -150,6 +151,9 @@ pub struct HashJoin {
     namespace: StateNamespace,
     /// Rows each side keeps in memory before evicting keys to the backend.
     cache_rows: usize,
+    /// Rows are kept in memory only (the memory backend): checkpoints encode them from
+    /// memory, and nothing is written to the backend.
+    in_memory: bool,
     /// State time-to-live in microseconds of wall-clock time.
     ttl_us: Option<i64>,
     /// The input watermark (event time in microseconds); rows of a side with an expiry
@@ -194,13 +198,17 @@ impl HashJoin {
             kind: spec.kind,
             null_equals_null: spec.null_equals_null,
             sides: [left, right],
-            states: [KeyedRows::new(LEFT as u8), KeyedRows::new(RIGHT as u8)],
+            states: [LEFT, RIGHT].map(|side| match cache_rows {
+                usize::MAX => KeyedRows::new(side as u8).kept_in_memory(),
+                _ => KeyedRows::new(side as u8),
+            }),
             filter,
             pair_schema,
             output_schema: schema_of(&spec.output())?,
             backend,
             namespace,
             cache_rows: cache_rows.max(1),
+            in_memory: cache_rows == usize::MAX,
             ttl_us: spec.state_ttl_ms.map(|ms| i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)),
             watermark: i64::MIN,
             late_rows: 0,
@@ -363,9 +371,11 @@ impl HashJoin {
     /// On a checkpoint barrier, or when a side must evict: writes both sides' changes since
     /// the last flush in one batch, then evicts. Otherwise the changes wait in memory for
     /// the next checkpoint (rows that came and went are forgotten now): between
-    /// checkpoints nothing reads the backend but this operator.
+    /// checkpoints nothing reads the backend but this operator. Rows kept in memory only
+    /// are never written; the checkpoint encodes them.
     fn flush(&mut self, barrier: &Barrier) -> ExecResult<()> {
-        if !barrier.checkpoint && !self.states.iter().any(|s| s.over_cache(self.cache_rows)) {
+        let must_evict = self.states.iter().any(|s| s.over_cache(self.cache_rows));
+        if self.in_memory || (!barrier.checkpoint && !must_evict) {
             for state in &mut self.states {
                 state.drop_gone();
             }
@@ -382,6 +392,17 @@ impl HashJoin {
             state.evict(self.cache_rows);
         }
         Ok(())
+    }
+}
+
+impl HashJoin {
+    fn rows_state(&mut self) -> RowsState<'_> {
+        RowsState {
+            sides: &mut self.states,
+            backend: self.backend.as_ref(),
+            namespace: self.namespace,
+            in_memory: self.in_memory,
+        }
     }
 }
 
@@ -517,62 +538,61 @@ impl Operator for HashJoin {
         self.states[LEFT].total_rows + self.states[RIGHT].total_rows
     }
 
-    fn snapshot(&mut self, _incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
-        // `on_barrier` flushed (a checkpoint barrier): the backend holds both sides as of it.
-        let handle = self.backend.snapshot_handle(self.namespace, 0..weir_plan::KEY_GROUPS)?;
-        let mut meta = Vec::with_capacity(32);
+    fn snapshot(&mut self, incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
+        let (kind, deferred, delta) = self.rows_state().snapshot(incremental)?;
+        let mut meta = Vec::with_capacity(33);
+        meta.push(kind);
         meta.extend_from_slice(&self.states[LEFT].total_rows.to_le_bytes());
         meta.extend_from_slice(&self.states[RIGHT].total_rows.to_le_bytes());
         meta.extend_from_slice(&self.watermark.to_le_bytes());
         meta.extend_from_slice(&self.late_rows.to_le_bytes());
-        let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
-            handle.write_to(out)?;
-            Ok(())
-        });
-        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta: false }))
+        Ok(Some(OperatorSnapshot { meta, deferred: Some(deferred), delta }))
+    }
+
+    fn writes_deltas(&self) -> bool {
+        self.in_memory
     }
 
     fn restore(&mut self, meta: &[u8], deferred: Option<&mut dyn Read>) -> ExecResult<()> {
-        let count = |range: std::ops::Range<usize>| -> ExecResult<u64> {
-            meta.get(range)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-                .ok_or_else(|| ExecError::Internal("join snapshot: meta is corrupt".into()))
-        };
-        let (left, right) = (count(0..8)?, count(8..16)?);
-        self.watermark = count(16..24)? as i64;
-        self.late_rows = count(24..32)?;
+        let (kind, fields) = split_meta(meta, META_FIELDS)?;
+        let [left, right, watermark, late_rows] = meta_fields(fields)?;
+        self.watermark = watermark as i64;
+        self.late_rows = late_rows;
         let input = deferred.ok_or_else(|| ExecError::Internal("join snapshot without its rows".into()))?;
-        self.backend.restore(self.namespace, input)?;
-        self.states[LEFT].reset_to_backend(self.backend.as_ref(), self.namespace, Some(left))?;
-        self.states[RIGHT].reset_to_backend(self.backend.as_ref(), self.namespace, Some(right))?;
-        Ok(())
+        self.rows_state().restore(kind, input, None, Some(&[left, right]))
     }
 
     /// Both sides' rows of the key groups this subtask owns now are added to its (new,
-    /// empty) namespace; the row counts are counted again.
+    /// empty) state; the row counts are counted again.
     fn restore_rescaled(
         &mut self,
         meta: &[u8],
         deferred: Option<&mut dyn Read>,
         scope: &super::RescaleScope,
     ) -> ExecResult<()> {
-        let field = |range: std::ops::Range<usize>| -> ExecResult<u64> {
-            meta.get(range)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-                .ok_or_else(|| ExecError::Internal("join snapshot: meta is corrupt".into()))
-        };
-        self.watermark = self.watermark.max(field(16..24)? as i64);
+        let (kind, fields) = split_meta(meta, META_FIELDS)?;
+        let [_, _, watermark, late_rows] = meta_fields(fields)?;
+        self.watermark = self.watermark.max(watermark as i64);
         if scope.last_piece {
-            self.late_rows += field(24..32)?;
+            self.late_rows += late_rows;
         }
         let input = deferred.ok_or_else(|| ExecError::Internal("join snapshot without its rows".into()))?;
-        self.backend.restore_within(self.namespace, input, scope.key_groups.clone())?;
-        self.states[LEFT].reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
-        self.states[RIGHT].reset_to_backend(self.backend.as_ref(), self.namespace, None)?;
-        Ok(())
+        self.rows_state().restore(kind, input, Some(scope), None)
     }
+}
+
+/// The join's own meta fields: both sides' row counts, the watermark, the late rows.
+const META_FIELDS: usize = 32;
+
+fn meta_fields(fields: &[u8]) -> ExecResult<[u64; 4]> {
+    let field = |i: usize| -> ExecResult<u64> {
+        fields
+            .get(i * 8..i * 8 + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| ExecError::Internal("join snapshot: meta is corrupt".into()))
+    };
+    Ok([field(0)?, field(1)?, field(2)?, field(3)?])
 }
 
 /// Collects the output rows of one chunk, each as an input row and a candidate of the other

@@ -33,6 +33,8 @@ use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBat
 
 use crate::error::{ExecError, ExecResult};
 
+pub mod snapshot;
+
 /// A stored row's multiplicity and degree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowState {
@@ -98,6 +100,13 @@ pub struct KeyedRows {
     /// The backend may hold keys that are not in memory (after an eviction or a restore).
     backend_has_more: bool,
     flushes: u64,
+    /// A full snapshot of this side was taken since it started or was restored, so that
+    /// the next may be a delta (see [`snapshot`]).
+    has_full_snapshot: bool,
+    /// Kept in memory only: changes are tracked for delta snapshots once a full one was
+    /// taken (before, every row is in the next full snapshot anyway, and without
+    /// checkpoints nothing would ever clear the lists).
+    in_memory: bool,
     /// Keys holding rows that expire, by expiry (rounded up to [`EXPIRY_GRANULE`]): where
     /// [`Self::expire`] looks, so that it never walks rows that cannot have expired. A key
     /// may be listed more than once, or after its rows are gone.
@@ -119,16 +128,25 @@ impl KeyedRows {
             total_rows: 0,
             backend_has_more: false,
             flushes: 0,
+            has_full_snapshot: false,
+            in_memory: false,
             by_expiry: BTreeMap::new(),
         }
     }
 
+    /// A side kept in memory only (see [`snapshot`]).
+    pub fn kept_in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
+    }
+
+    /// Whether changes are listed for the next flush or delta.
+    fn tracks_changes(&self) -> bool {
+        !self.in_memory || self.has_full_snapshot
+    }
+
     fn prefix(&self, key: &[u8]) -> Vec<u8> {
-        let mut prefix = Vec::with_capacity(5 + key.len());
-        prefix.push(self.side);
-        prefix.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        prefix.extend_from_slice(key);
-        prefix
+        prefix_of(self.side, key)
     }
 
     /// Makes `key` resident (loading its rows from the backend if it may hold them) and
@@ -222,6 +240,7 @@ impl KeyedRows {
     /// expires (`i64::MAX`: never). A delete of a row the side does not hold is an error: the
     /// input's changelog is inconsistent.
     pub fn apply(&mut self, key: &[u8], row: &[u8], delta: i64, degree: i64, expires: i64) -> ExecResult<()> {
+        let tracking = self.tracks_changes();
         let entry = self.keys.get_mut(key).ok_or_else(not_loaded)?;
         let shared = match entry.rows.get_key_value(row) {
             Some((stored, _)) => Arc::clone(stored),
@@ -235,12 +254,22 @@ impl KeyedRows {
                 "join input retracted a row it never inserted (inconsistent changelog)".into(),
             ));
         }
+        if after == 0 && !state.stored {
+            // Came and went since the last flush: nothing to write, so it goes now. A copy
+            // of its `Arc` in `dirty` is left without the map's and skipped.
+            entry.rows.remove(row);
+            if entry.rows.is_empty() && entry.dirty.is_empty() {
+                self.keys.remove(key);
+            }
+            self.count_live(before > 0, false);
+            return Ok(());
+        }
         state.count = after;
         state.degree = degree;
         let relist = expires != i64::MAX && after > 0 && state.expires != expires;
         state.expires = expires;
-        let newly_dirty = !state.dirty;
-        state.dirty = true;
+        let newly_dirty = tracking && !state.dirty;
+        state.dirty |= tracking;
         if relist {
             let bucket = bucket_of(expires);
             if entry.listed.is_none_or(|listed| bucket < listed) {
@@ -275,14 +304,15 @@ impl KeyedRows {
 
     /// Adds `delta` to the degree of `row` under the resident `key`.
     pub fn add_degree(&mut self, key: &[u8], row: &[u8], delta: i64) -> ExecResult<()> {
+        let tracking = self.tracks_changes();
         let entry = self.keys.get_mut(key).ok_or_else(not_loaded)?;
         let (shared, was_dirty) = match entry.rows.get_key_value(row) {
-            Some((stored, state)) => (Arc::clone(stored), state.dirty),
+            Some((stored, state)) => (Arc::clone(stored), state.dirty || !tracking),
             None => return Err(ExecError::Internal("join state: a matched row is missing".into())),
         };
         if let Some(state) = entry.rows.get_mut(row) {
             state.degree += delta;
-            state.dirty = true;
+            state.dirty |= tracking;
         }
         if !was_dirty {
             if entry.dirty.is_empty() {
@@ -293,28 +323,36 @@ impl KeyedRows {
         Ok(())
     }
 
-    /// Stages every change since the last flush into `batch` (puts, and deletes of rows
-    /// that are gone); drops tombstones and keys left empty.
-    pub fn flush(&mut self, batch: &mut StateWriteBatch) {
+    /// Hands every change since the last flush to `sink` (puts, and deletes of stored rows
+    /// that are gone); drops tombstones and keys left empty. The rows are then clean and
+    /// stored: in the backend, or in the checkpoint chain of a side kept in memory.
+    pub fn flush(&mut self, sink: &mut dyn ChangeSink) {
         for key in std::mem::take(&mut self.dirty_keys) {
             let prefix = self.prefix(&key);
             let Some(entry) = self.keys.get_mut(&key) else { continue };
             for row in std::mem::take(&mut entry.dirty) {
-                let stored_key = || [prefix.as_slice(), &row].concat();
+                if is_gone(&row) {
+                    continue;
+                }
                 match entry.rows.get_mut(&row) {
                     Some(state) if state.count > 0 => {
                         state.dirty = false;
                         state.stored = true;
-                        let value = encode_value(state.count, state.degree, state.expires).to_vec();
-                        batch.put(entry.key_group, stored_key(), value);
+                        sink.put(
+                            entry.key_group,
+                            &prefix,
+                            &row,
+                            encode_value(state.count, state.degree, state.expires),
+                        );
                     }
                     Some(state) if !state.stored => {
                         entry.rows.remove(&row);
                     }
-                    _ => {
+                    Some(_) => {
                         entry.rows.remove(&row);
-                        batch.delete(entry.key_group, stored_key());
+                        sink.delete(entry.key_group, &prefix, &row);
                     }
+                    None => {}
                 }
             }
             if entry.rows.is_empty() {
@@ -324,21 +362,40 @@ impl KeyedRows {
         self.flushes += 1;
     }
 
-    /// Between checkpoints: forgets the rows that came and went since the last flush (the
-    /// backend never had them, so they need no delete); every other change stays to be
-    /// written by the next [`Self::flush`].
+    /// Hands every live row to `sink` (a full snapshot of a side kept in memory): all rows
+    /// are clean and stored afterwards, tombstones and pending changes gone.
+    pub fn write_all(&mut self, sink: &mut dyn ChangeSink) {
+        self.dirty_keys.clear();
+        let side = self.side;
+        self.keys.retain(|key, entry| {
+            entry.dirty.clear();
+            entry.rows.retain(|_, state| state.count > 0);
+            let prefix = prefix_of(side, key);
+            for (row, state) in entry.rows.iter_mut() {
+                state.dirty = false;
+                state.stored = true;
+                sink.put(
+                    entry.key_group,
+                    &prefix,
+                    row,
+                    encode_value(state.count, state.degree, state.expires),
+                );
+            }
+            !entry.rows.is_empty()
+        });
+        self.flushes += 1;
+        self.has_full_snapshot = true;
+    }
+
+    /// Between checkpoints: forgets the pending changes of rows that came and went since
+    /// the last flush (they left the map when their count reached zero, and the backend
+    /// never had them, so they need no delete); every other change stays to be written by
+    /// the next [`Self::flush`]. Cheap: a gone row is one whose `Arc` only `dirty` holds.
     pub fn drop_gone(&mut self) {
         let mut still_dirty = Vec::with_capacity(self.dirty_keys.len());
         for key in std::mem::take(&mut self.dirty_keys) {
             let Some(entry) = self.keys.get_mut(&key) else { continue };
-            let rows = &mut entry.rows;
-            entry.dirty.retain(|row| match rows.get(row) {
-                Some(state) if state.count == 0 && !state.stored => {
-                    rows.remove(row);
-                    false
-                }
-                _ => true,
-            });
+            entry.dirty.retain(|row| !is_gone(row));
             match (entry.dirty.is_empty(), entry.rows.is_empty()) {
                 (_, true) => {
                     self.keys.remove(&key);
@@ -376,6 +433,78 @@ impl KeyedRows {
                 self.backend_has_more = true;
             }
         }
+    }
+
+    /// Forgets every row (a full snapshot is restored next).
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.dirty_keys.clear();
+        self.by_expiry.clear();
+        self.cached_rows = 0;
+        self.total_rows = 0;
+        self.backend_has_more = false;
+        self.has_full_snapshot = false;
+    }
+
+    /// Sets `row` of `key` to a restored state (`None`: the row is gone), clean and stored.
+    pub fn restore_row(&mut self, key_group: u16, key: &[u8], row: &[u8], value: Option<(i64, i64, i64)>) {
+        let entry = match self.keys.get_mut(key) {
+            Some(entry) => entry,
+            None => {
+                self.keys.entry(key.into()).or_insert_with(|| RowsOfKey { key_group, ..Default::default() })
+            }
+        };
+        let was_live = entry.rows.get(row).is_some_and(|s| s.count > 0);
+        let is_live = match value {
+            Some((count, degree, expires)) if count > 0 => {
+                let state = RowState { count, degree, expires, dirty: false, stored: true };
+                entry.rows.insert(Arc::from(row), state);
+                if expires != i64::MAX {
+                    let bucket = bucket_of(expires);
+                    if entry.listed.is_none_or(|listed| bucket < listed) {
+                        entry.listed = Some(bucket);
+                        self.by_expiry.entry(bucket).or_default().push(key.into());
+                    }
+                }
+                true
+            }
+            _ => {
+                entry.rows.remove(row);
+                if entry.rows.is_empty() {
+                    self.keys.remove(key);
+                }
+                false
+            }
+        };
+        self.count_live(was_live, is_live);
+    }
+
+    /// Moves every row of this side the backend holds into memory (a side kept in memory
+    /// restoring a backend snapshot); the caller drops the namespace after.
+    pub fn load_all_from_backend(
+        &mut self,
+        backend: &dyn KeyedStateBackend,
+        ns: StateNamespace,
+    ) -> ExecResult<()> {
+        let mut rows = Vec::new();
+        let mut corrupt = false;
+        backend.scan(ns, 0..weir_plan::KEY_GROUPS, &[self.side], &mut |group, stored, value| {
+            let len = stored.get(1..5).and_then(|l| l.try_into().ok()).map(u32::from_le_bytes);
+            let parts =
+                len.and_then(|len| Some((stored.get(5..5 + len as usize)?, stored.get(5 + len as usize..)?)));
+            match (parts, decode_value(value)) {
+                (Some((key, row)), Some(value)) => rows.push((group, key.to_vec(), row.to_vec(), value)),
+                _ => corrupt = true,
+            }
+            !corrupt
+        })?;
+        if corrupt {
+            return Err(ExecError::Internal("keyed rows: a stored row is corrupt".into()));
+        }
+        for (group, key, row, value) in rows {
+            self.restore_row(group, &key, &row, Some(value));
+        }
+        Ok(())
     }
 
     /// Forgets everything in memory: the backend now holds the side's state (a restore).
@@ -475,29 +604,40 @@ impl KeyedRows {
         if self.peek(backend, ns, key_group, key)?.is_none() {
             return Ok(0);
         }
+        let tracking = self.tracks_changes();
         let Some(RowsOfKey { rows, dirty, listed, .. }) = self.keys.get_mut(key) else { return Ok(0) };
         let was_clean = dirty.is_empty();
         let mut expired = 0u64;
         let mut next = i64::MAX;
-        for (row, state) in rows.iter_mut().filter(|(_, s)| s.count > 0) {
+        rows.retain(|row, state| {
+            if state.count == 0 {
+                return true;
+            }
             if state.expires >= now {
                 next = next.min(state.expires);
-                continue;
+                return true;
+            }
+            expired += 1;
+            if !state.stored {
+                return false;
             }
             state.count = 0;
             state.expires = i64::MAX;
-            expired += 1;
-            if !state.dirty {
+            if tracking && !state.dirty {
                 state.dirty = true;
                 dirty.push(Arc::clone(row));
             }
-        }
+            true
+        });
         // Rows that expire later keep the key listed, under the earliest of their buckets.
         let relist = (next != i64::MAX).then(|| bucket_of(next)).filter(|&b| listed.is_none_or(|l| b < l));
         if let Some(bucket) = relist {
             *listed = Some(bucket);
         }
         let now_dirty = !dirty.is_empty();
+        if rows.is_empty() && !now_dirty {
+            self.keys.remove(key);
+        }
         if let Some(bucket) = relist {
             self.by_expiry.entry(bucket).or_default().push(key.into());
         }
@@ -520,6 +660,38 @@ impl KeyedRows {
     pub fn cached_rows(&self) -> usize {
         self.cached_rows
     }
+}
+
+/// Where [`KeyedRows::flush`] and [`KeyedRows::write_all`] send rows: a backend's write
+/// batch, or the entries of a checkpoint of a side kept in memory. `prefix` is the side's
+/// tag and the key (see the module docs for the layout).
+pub trait ChangeSink {
+    fn put(&mut self, key_group: u16, prefix: &[u8], row: &[u8], value: [u8; 24]);
+    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &[u8]);
+}
+
+impl ChangeSink for StateWriteBatch {
+    fn put(&mut self, key_group: u16, prefix: &[u8], row: &[u8], value: [u8; 24]) {
+        StateWriteBatch::put(self, key_group, [prefix, row].concat(), value.to_vec());
+    }
+
+    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &[u8]) {
+        StateWriteBatch::delete(self, key_group, [prefix, row].concat());
+    }
+}
+
+/// A stored key's prefix: the side's tag and the key, length first.
+fn prefix_of(side: u8, key: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(5 + key.len());
+    prefix.push(side);
+    prefix.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    prefix.extend_from_slice(key);
+    prefix
+}
+
+/// A row listed in a key's `dirty` that has left the map since (only the list holds it).
+fn is_gone(row: &Arc<[u8]>) -> bool {
+    Arc::strong_count(row) == 1
 }
 
 /// The expiry bucket of a time: bucket `b` holds `((b - 1) * G, b * G]`.
