@@ -18,10 +18,10 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int8Array, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::array::{ArrayRef, Int8Array, RecordBatch, RecordBatchOptions, UInt32Array, UInt64Array};
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, RowParser, SortField};
+use arrow::row::{RowConverter, RowParser, Rows, SortField};
 use weir_plan::job_graph::{schema_of, TopNSpec};
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
@@ -41,6 +41,9 @@ pub struct TopN {
     partition_converter: Option<RowConverter>,
     /// Order columns (with their sort options), then every column of the input.
     row_converter: RowConverter,
+    /// The order columns alone: their bytes are a prefix of a row's, enough to reject a
+    /// row that ranks past a full partition's limit without encoding the whole row.
+    order_converter: RowConverter,
     parser: RowParser,
     rows: KeyedRows,
     schema: SchemaRef,
@@ -83,6 +86,7 @@ impl TopN {
             let options = SortOptions { descending: o.descending, nulls_first: o.nulls_first };
             sort_fields.push(SortField::new_with_options(field(o.column)?, options));
         }
+        let order_converter = RowConverter::new(sort_fields.clone())?;
         for c in 0..input.fields().len() {
             sort_fields.push(SortField::new(field(c)?));
         }
@@ -92,6 +96,7 @@ impl TopN {
             spec: spec.clone(),
             partition_converter,
             row_converter,
+            order_converter,
             parser,
             rows: match cache_rows {
                 usize::MAX => KeyedRows::new(0).kept_in_memory(),
@@ -136,16 +141,48 @@ impl TopN {
     }
 
     /// Whether `row` would rank after the last of `limit` rows the partition already holds.
-    fn ranks_past_the_limit(&self, key: &[u8], row: &[u8]) -> bool {
+    /// Given only the row's order columns (`order_only`), whether they alone rank it after
+    /// that row: as the order bytes are a prefix of the row's, equal order values compare
+    /// as less, and the whole row decides.
+    fn ranks_past_the_limit(&self, key: &[u8], row: &[u8], order_only: bool) -> bool {
         let Some(rows) = self.rows.get(key) else { return false };
         let mut held = 0u64;
         for (kept, state) in rows.live() {
             held += state.count as u64;
             if held >= self.spec.limit {
-                return row >= kept;
+                return if order_only { row > kept } else { row >= kept };
             }
         }
         false
+    }
+
+    /// Over an append-only input, the rows of `batch` that may enter their partition's
+    /// first `limit` rows (all of them otherwise), judged by their order columns against
+    /// the partitions as they are before the batch (a partition's last kept row only moves
+    /// up as rows come, so a row rejected now would be rejected later in the batch too).
+    fn candidates(
+        &mut self,
+        batch: &StreamBatch,
+        keys: Option<&Rows>,
+        groups: &[usize],
+    ) -> ExecResult<Vec<u32>> {
+        let n = batch.num_rows();
+        if !self.spec.append_only_input {
+            return Ok((0..n as u32).collect());
+        }
+        let order: Vec<ArrayRef> =
+            self.spec.order.iter().map(|o| batch.data.column(o.column).clone()).collect();
+        let order = self.order_converter.convert_columns(&order)?;
+        let backend = self.backend.clone();
+        let mut candidates = Vec::with_capacity(n);
+        for (i, &group) in groups.iter().enumerate() {
+            let key: &[u8] = keys.map_or(&[], |k| k.row(i).data());
+            self.rows.load(backend.as_ref(), self.namespace, group as u16, key)?;
+            if !self.ranks_past_the_limit(key, order.row(i).data(), true) {
+                candidates.push(i as u32);
+            }
+        }
+        Ok(candidates)
     }
 
     /// Over an append-only input, drops the rows of a partition past the limit.
@@ -256,9 +293,21 @@ impl Operator for TopN {
             true => vec![0; n],
             false => key_groups(&batch, &self.spec.partition)?,
         };
+        let candidates = self.candidates(&batch, keys.as_ref(), &groups)?;
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        // Only the candidates are encoded whole.
         let mut sort_columns: Vec<ArrayRef> =
             self.spec.order.iter().map(|o| batch.data.column(o.column).clone()).collect();
         sort_columns.extend(batch.data.columns().iter().cloned());
+        if candidates.len() < n {
+            let indices = UInt32Array::from(candidates.clone());
+            sort_columns = sort_columns
+                .iter()
+                .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
+                .collect::<Result<_, _>>()?;
+        }
         let rows = self.row_converter.convert_columns(&sort_columns)?;
 
         // The partitions this batch touches, in order of first touch, with their top rows
@@ -267,12 +316,14 @@ impl Operator for TopN {
         let mut before: HashMap<Box<[u8]>, Ranked> = HashMap::new();
         let backend = self.backend.clone();
         let expires = self.ttl_us.map_or(i64::MAX, |ttl| wall_clock_us().saturating_add(ttl));
-        for (i, group) in groups.into_iter().enumerate() {
+        for (j, &i) in candidates.iter().enumerate() {
+            let i = i as usize;
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
-            self.rows.load(backend.as_ref(), self.namespace, group as u16, key)?;
+            let row = rows.row(j);
+            self.rows.load(backend.as_ref(), self.namespace, groups[i] as u16, key)?;
             // Over an append-only input, a row that ranks after a full partition's last kept
             // row can never be shown: it changes nothing and is not kept.
-            if self.spec.append_only_input && self.ranks_past_the_limit(key, rows.row(i).data()) {
+            if self.spec.append_only_input && self.ranks_past_the_limit(key, row.data(), false) {
                 continue;
             }
             if !before.contains_key(key) {
@@ -280,7 +331,7 @@ impl Operator for TopN {
                 touched.push(key.into());
             }
             let delta = if batch.op(i) == OP_DELETE { -1 } else { 1 };
-            self.rows.apply(key, rows.row(i).data(), delta, 0, expires)?;
+            self.rows.apply(key, row.data(), delta, 0, expires)?;
         }
         let mut emit = Emitter::new();
         for key in touched {
@@ -302,7 +353,14 @@ impl Operator for TopN {
         if self.ttl_us.is_some() {
             self.expire_ttl(out)?;
         }
-        if self.in_memory || (!barrier.checkpoint && !self.rows.over_cache(self.cache_rows)) {
+        if self.in_memory {
+            // A checkpoint's snapshot takes the changes next.
+            if !barrier.checkpoint {
+                self.rows.drop_gone();
+            }
+            return Ok(());
+        }
+        if !barrier.checkpoint && !self.rows.over_cache(self.cache_rows) {
             self.rows.drop_gone();
             return Ok(());
         }
@@ -515,6 +573,43 @@ mod tests {
         feed(&mut t, rows(vec!["a"; 5], vec![1, 2, 3, 4, 5], vec![1, 2, 3, 4, 5], None));
         feed(&mut t, rows(vec!["b"; 3], vec![1, 2, 3], vec![6, 7, 8], None));
         assert_eq!(t.state_rows(), 2);
+    }
+
+    #[test]
+    fn over_an_append_only_input_rows_past_the_limit_change_nothing_and_ties_go_by_the_whole_row() {
+        let mut t = top_n(1, false, true);
+        feed(&mut t, rows(vec!["a", "b"], vec![5, 3], vec![9, 1], None));
+        // Lower prices (rejected by their order columns alone), then a tie on the price that
+        // the whole row ranks first (id 1 before id 9), then a tie it ranks after.
+        let out = feed(
+            &mut t,
+            rows(vec!["a", "a", "b", "a", "a"], vec![4, 1, 2, 5, 5], vec![1, 2, 3, 1, 10], None),
+        );
+        assert_output(
+            &out,
+            &[
+                "+----+---+-------+----+------+",
+                "| op | g | price | id | rank |",
+                "+----+---+-------+----+------+",
+                "| -  | a | 5     | 9  |      |",
+                "| +  | a | 5     | 1  |      |",
+                "+----+---+-------+----+------+",
+            ],
+        );
+        assert!(feed(&mut t, rows(vec!["a", "b"], vec![1, 3], vec![0, 2], None)).is_empty());
+        assert_eq!(t.state_rows(), 2);
+        let out = feed(&mut t, rows(vec!["b"], vec![6], vec![0], None));
+        assert_output(
+            &out,
+            &[
+                "+----+---+-------+----+------+",
+                "| op | g | price | id | rank |",
+                "+----+---+-------+----+------+",
+                "| -  | b | 3     | 1  |      |",
+                "| +  | b | 6     | 0  |      |",
+                "+----+---+-------+----+------+",
+            ],
+        );
     }
 
     #[test]

@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+/// The allocator the `weir` binary uses (see its `main.rs`), so that the benchmarks measure
+/// what a server runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The running server's data directory (removed when dropped) and a connected client.
 pub struct BenchServer {
     pub _dir: tempfile::TempDir,

@@ -375,6 +375,10 @@ impl HashJoin {
     /// are never written; the checkpoint encodes them.
     fn flush(&mut self, barrier: &Barrier) -> ExecResult<()> {
         let must_evict = self.states.iter().any(|s| s.over_cache(self.cache_rows));
+        if self.in_memory && barrier.checkpoint {
+            // The checkpoint's snapshot takes the changes next.
+            return Ok(());
+        }
         if self.in_memory || (!barrier.checkpoint && !must_evict) {
             for state in &mut self.states {
                 state.drop_gone();
