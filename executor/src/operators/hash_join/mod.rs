@@ -23,6 +23,7 @@
 //! checkpoint is the backend's snapshot of the namespace.
 
 use crate::operators::float_keys::normalized;
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, RowParser, SortField};
+use datafusion::common::hash_utils::RandomState;
 use datafusion::physical_expr::PhysicalExpr;
 use weir_plan::job_graph::{schema_of, JoinKind, JoinSpec, TimeBound};
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
@@ -232,14 +234,16 @@ impl HashJoin {
     }
 
     /// Which candidate pairs pass the extra condition: pair `p` is input row `rows[p]` of
-    /// `batch` (side `side`) with candidate `p` of the other side, whose columns are
-    /// `theirs`. One evaluation for all pairs; all pass without a condition.
+    /// `batch` (side `side`) with row `of_pair[p]` of the other side's distinct candidates,
+    /// whose columns are `theirs`. One evaluation for all pairs; all pass without a
+    /// condition.
     fn passing(
         &self,
         side: usize,
         batch: &StreamBatch,
         rows: &[u32],
         theirs: &[ArrayRef],
+        of_pair: &[u32],
     ) -> ExecResult<Vec<bool>> {
         let Some(filter) = &self.filter else { return Ok(vec![true; rows.len()]) };
         if rows.is_empty() {
@@ -252,9 +256,14 @@ impl HashJoin {
             .iter()
             .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
             .collect::<Result<Vec<_>, _>>()?;
+        let pairs_of = arrow::array::UInt32Array::from(of_pair.to_vec());
+        let theirs = theirs
+            .iter()
+            .map(|c| arrow::compute::take(c.as_ref(), &pairs_of, None))
+            .collect::<Result<Vec<_>, _>>()?;
         let columns: Vec<ArrayRef> = match side {
-            LEFT => mine.into_iter().chain(theirs.iter().cloned()).collect(),
-            _ => theirs.iter().cloned().chain(mine).collect(),
+            LEFT => mine.into_iter().chain(theirs).collect(),
+            _ => theirs.into_iter().chain(mine).collect(),
         };
         let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
         let pairs = RecordBatch::try_new_with_options(self.pair_schema.clone(), columns, &options)?;
@@ -450,6 +459,9 @@ impl Operator for HashJoin {
             let mut plans: Vec<RowPlan> = Vec::new();
             let mut pair_rows: Vec<u32> = Vec::new();
             let mut candidates: Vec<Arc<[u8]>> = Vec::new();
+            // Each distinct candidate is decoded once (many rows of a chunk often match the
+            // same row: a hot auction's bids); `distinct_of` maps a pair to its candidate's.
+            let mut distinct = Distinct::default();
             while next < n && candidates.len() < CHUNK_PAIRS {
                 let i = next;
                 next += 1;
@@ -473,6 +485,7 @@ impl Operator for HashJoin {
                         self.states[1 - input].peek(backend.as_ref(), self.namespace, group, key.as_ref())?
                     {
                         for (row, _) in found.live_shared() {
+                            distinct.add(row);
                             candidates.push(Arc::clone(row));
                             pair_rows.push(i as u32);
                         }
@@ -482,8 +495,8 @@ impl Operator for HashJoin {
             }
             let other = &self.sides[1 - input];
             let theirs =
-                other.row_converter.convert_rows(candidates.iter().map(|r| other.parser.parse(r)))?;
-            let passing = self.passing(input, &batch, &pair_rows, &theirs)?;
+                other.row_converter.convert_rows(distinct.rows.iter().map(|r| other.parser.parse(r)))?;
+            let passing = self.passing(input, &batch, &pair_rows, &theirs, &distinct.of_pair)?;
             let mut emit = Emitter::default();
             for plan in plans {
                 let i = plan.row;
@@ -505,7 +518,7 @@ impl Operator for HashJoin {
                     &mut emit,
                 )?;
             }
-            emit.finish(self, input, &batch, &theirs, out)?;
+            emit.finish(self, input, &batch, &theirs, &distinct.of_pair, out)?;
         }
         Ok(())
     }
@@ -620,15 +633,22 @@ impl Emitter {
     }
 
     /// Turns the collected rows into batches of at most [`OUTPUT_BATCH_ROWS`] rows, appended
-    /// to `out`. `input` is the side of `batch`, `theirs` the other side's candidates.
+    /// to `out`. `input` is the side of `batch`, `theirs` the other side's distinct
+    /// candidates, `of_pair` a pair's candidate among them.
     fn finish(
-        self,
+        mut self,
         join: &HashJoin,
         input: usize,
         batch: &StreamBatch,
         theirs: &[ArrayRef],
+        of_pair: &[u32],
         out: &mut Vec<StreamBatch>,
     ) -> ExecResult<()> {
+        for pair in self.theirs.iter_mut().flatten() {
+            *pair = of_pair.get(*pair as usize).copied().ok_or_else(|| {
+                ExecError::Internal("join output names a candidate the chunk does not have".into())
+            })?;
+        }
         let pick = |columns: &[ArrayRef], rows: &[Option<u32>]| -> ExecResult<Vec<ArrayRef>> {
             let indices = arrow::array::UInt32Array::from(rows.to_vec());
             columns
@@ -661,6 +681,27 @@ impl Emitter {
             start = end;
         }
         Ok(())
+    }
+}
+
+/// A chunk's distinct candidates, told apart by their shared allocation (the same row of
+/// the other side is the same `Arc` in every pair it is in).
+#[derive(Default)]
+struct Distinct {
+    rows: Vec<Arc<[u8]>>,
+    /// For each pair, its candidate's index in `rows`.
+    of_pair: Vec<u32>,
+    index: HashMap<*const u8, u32, RandomState>,
+}
+
+impl Distinct {
+    fn add(&mut self, row: &Arc<[u8]>) {
+        let next = self.rows.len() as u32;
+        let index = *self.index.entry(Arc::as_ptr(row) as *const u8).or_insert(next);
+        if index == next {
+            self.rows.push(Arc::clone(row));
+        }
+        self.of_pair.push(index);
     }
 }
 

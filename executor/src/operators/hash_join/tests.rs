@@ -182,6 +182,29 @@ fn an_extra_condition_decides_what_counts_as_a_match() {
 }
 
 #[test]
+fn rows_of_a_batch_matching_the_same_rows_pair_with_each_of_them_under_the_condition() {
+    // ON l.k = r.k AND l.l < r.r: the left rows are candidates of several right rows of
+    // one batch (each decoded once for all of them).
+    let mut j =
+        join_with(JoinKind::Inner, Some("_c1 < _c3"), Arc::new(InMemoryStateBackend::default()), usize::MAX);
+    feed(&mut j, LEFT, side(vec![Some(1), Some(1), Some(2)], vec!["b", "d", "x"], None));
+    let out =
+        feed(&mut j, RIGHT, side(vec![Some(1), Some(1), Some(2), Some(1)], vec!["c", "e", "a", "a"], None));
+    assert_output(
+        &out,
+        &[
+            "+----+---+---+----+---+",
+            "| op | k | l | k2 | r |",
+            "+----+---+---+----+---+",
+            "| +  | 1 | b | 1  | c |",
+            "| +  | 1 | b | 1  | e |",
+            "| +  | 1 | d | 1  | e |",
+            "+----+---+---+----+---+",
+        ],
+    );
+}
+
+#[test]
 fn semi_and_anti_joins_follow_whether_a_left_row_has_a_match() {
     for (kind, expected) in [
         (JoinKind::LeftSemi, ["| +  | 1 | a |", "| -  | 1 | a |"]),
