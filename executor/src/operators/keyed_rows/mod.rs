@@ -666,16 +666,16 @@ impl KeyedRows {
 /// batch, or the entries of a checkpoint of a side kept in memory. `prefix` is the side's
 /// tag and the key (see the module docs for the layout).
 pub trait ChangeSink {
-    fn put(&mut self, key_group: u16, prefix: &[u8], row: &[u8], value: [u8; 24]);
-    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &[u8]);
+    fn put(&mut self, key_group: u16, prefix: &[u8], row: &Arc<[u8]>, value: [u8; 24]);
+    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &Arc<[u8]>);
 }
 
 impl ChangeSink for StateWriteBatch {
-    fn put(&mut self, key_group: u16, prefix: &[u8], row: &[u8], value: [u8; 24]) {
+    fn put(&mut self, key_group: u16, prefix: &[u8], row: &Arc<[u8]>, value: [u8; 24]) {
         StateWriteBatch::put(self, key_group, [prefix, row].concat(), value.to_vec());
     }
 
-    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &[u8]) {
+    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &Arc<[u8]>) {
         StateWriteBatch::delete(self, key_group, [prefix, row].concat());
     }
 }

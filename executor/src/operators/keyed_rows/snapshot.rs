@@ -18,7 +18,8 @@
 //! stored_key`, then `END`; the key group is a `u16`, stored keys are `u32`-length prefixed
 //! and laid out as in the backend (`tag | key length | key | row`), values are 24 bytes.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
 
 use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
 
@@ -38,30 +39,65 @@ const PUT: u8 = 0;
 const REMOVE: u8 = 1;
 const END: u8 = 2;
 
-/// The encoded entries of a memory piece.
+/// A memory piece's entries as taken at the barrier: the rows are shared, not copied, and
+/// encoded later, off the data path, by [`Entries::write_to`].
 #[derive(Default)]
 struct Entries {
-    bytes: Vec<u8>,
+    items: Vec<Item>,
+    /// The key of the rows being added (the last `Item::Key`).
+    current: Option<(u16, Box<[u8]>)>,
+}
+
+enum Item {
+    /// The rows that follow are of this key group and stored-key prefix.
+    Key(u16, Box<[u8]>),
+    Put(Arc<[u8]>, [u8; 24]),
+    Remove(Arc<[u8]>),
 }
 
 impl Entries {
-    fn stored_key(&mut self, tag: u8, key_group: u16, prefix: &[u8], row: &[u8]) {
-        self.bytes.push(tag);
-        self.bytes.extend_from_slice(&key_group.to_le_bytes());
-        self.bytes.extend_from_slice(&((prefix.len() + row.len()) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(prefix);
-        self.bytes.extend_from_slice(row);
+    fn key(&mut self, key_group: u16, prefix: &[u8]) {
+        if self.current.as_ref().is_some_and(|(group, current)| *group == key_group && **current == *prefix) {
+            return;
+        }
+        self.current = Some((key_group, prefix.into()));
+        self.items.push(Item::Key(key_group, prefix.into()));
+    }
+
+    fn write_to(self, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut out = BufWriter::with_capacity(1 << 20, out);
+        let (mut group, mut prefix): (u16, Box<[u8]>) = (0, Box::default());
+        let stored_key = |out: &mut BufWriter<_>, tag: u8, group: u16, prefix: &[u8], row: &[u8]| {
+            out.write_all(&[tag])?;
+            out.write_all(&group.to_le_bytes())?;
+            out.write_all(&((prefix.len() + row.len()) as u32).to_le_bytes())?;
+            out.write_all(prefix)?;
+            out.write_all(row)
+        };
+        for item in self.items {
+            match item {
+                Item::Key(g, p) => (group, prefix) = (g, p),
+                Item::Put(row, value) => {
+                    stored_key(&mut out, PUT, group, &prefix, &row)?;
+                    out.write_all(&value)?;
+                }
+                Item::Remove(row) => stored_key(&mut out, REMOVE, group, &prefix, &row)?,
+            }
+        }
+        out.write_all(&[END])?;
+        out.flush()
     }
 }
 
 impl ChangeSink for Entries {
-    fn put(&mut self, key_group: u16, prefix: &[u8], row: &[u8], value: [u8; 24]) {
-        self.stored_key(PUT, key_group, prefix, row);
-        self.bytes.extend_from_slice(&value);
+    fn put(&mut self, key_group: u16, prefix: &[u8], row: &Arc<[u8]>, value: [u8; 24]) {
+        self.key(key_group, prefix);
+        self.items.push(Item::Put(Arc::clone(row), value));
     }
 
-    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &[u8]) {
-        self.stored_key(REMOVE, key_group, prefix, row);
+    fn delete(&mut self, key_group: u16, prefix: &[u8], row: &Arc<[u8]>) {
+        self.key(key_group, prefix);
+        self.items.push(Item::Remove(Arc::clone(row)));
     }
 }
 
@@ -97,10 +133,8 @@ impl RowsState<'_> {
                 false => side.write_all(&mut entries),
             }
         }
-        entries.bytes.push(END);
-        let bytes = entries.bytes;
         let deferred: DeferredState = Box::new(move |out: &mut dyn Write| {
-            out.write_all(&bytes).map_err(|e| ExecError::Internal(format!("keyed rows snapshot: {e}")))
+            entries.write_to(out).map_err(|e| ExecError::Internal(format!("keyed rows snapshot: {e}")))
         });
         Ok((if incremental { DELTA } else { FULL }, deferred, incremental))
     }
