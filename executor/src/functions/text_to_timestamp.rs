@@ -1,0 +1,176 @@
+//! Text cast to `timestamp`, `timestamp with time zone` or `date` reads what Postgres reads
+//! ([`super::timestamp_input`]). [`TextToTimestamp`] plans every such cast, written
+//! (`CAST(s AS timestamp)`, `TIMESTAMP '2020-01-01 12:00'`) or added by coercion (a string
+//! inserted into a `timestamp` column), as `text_to_timestamp(text, target)`, whose second
+//! argument names the target type as Arrow writes it (a constant string, which survives
+//! the streaming plan's expressions as a typed NULL would not). `TRY_CAST` (not Postgres syntax) keeps Arrow's
+//! cast.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, Date32Array, PrimitiveArray};
+use arrow::datatypes::{
+    DataType, Field, FieldRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::Cast;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use super::timestamp_input::{parse_date, parse_timestamp};
+use crate::error::ExecError;
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextToTimestampFn {
+    signature: Signature,
+}
+
+pub fn text_to_timestamp() -> ScalarUDF {
+    ScalarUDF::new_from_impl(TextToTimestampFn { signature: Signature::any(2, Volatility::Immutable) })
+}
+
+/// A date or timestamp type the text can be read as.
+fn readable(t: &DataType) -> bool {
+    matches!(t, DataType::Date32 | DataType::Timestamp(..))
+}
+
+impl ScalarUDFImpl for TextToTimestampFn {
+    fn name(&self) -> &str {
+        "text_to_timestamp"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Err(DataFusionError::Internal("text_to_timestamp's type follows from its arguments".into()))
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let target = match args.scalar_arguments.get(1).copied().flatten() {
+            Some(ScalarValue::Utf8(Some(name)) | ScalarValue::Utf8View(Some(name))) => {
+                name.parse::<DataType>().ok()
+            }
+            _ => None,
+        };
+        match target {
+            Some(t) if readable(&t) => Ok(Arc::new(Field::new(self.name(), t, true))),
+            other => Err(DataFusionError::Plan(format!(
+                "text_to_timestamp needs a constant date or timestamp type, not {other:?}"
+            ))),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;
+        let text = arrow::compute::cast(&input, &DataType::Utf8)?;
+        let out = read_column(text.as_string::<i32>(), args.return_field.data_type())
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        super::columnar(out, scalar)
+    }
+}
+
+/// Every string of `strings` read as `target` (a date or timestamp type); the first that
+/// does not read is the error. Shared with `COPY`, which reads a column of fields.
+pub fn read_column(
+    strings: &arrow::array::StringArray,
+    target: &DataType,
+) -> std::result::Result<ArrayRef, ExecError> {
+    let micros =
+        |with_zone: bool| strings.iter().map(move |v| v.map(|v| parse_timestamp(v, with_zone)).transpose());
+    let out_of_range = || ExecError::DatetimeOverflow("timestamp out of range".into());
+    let array: ArrayRef = match target {
+        DataType::Date32 => Arc::new(
+            strings
+                .iter()
+                .map(|v| v.map(parse_date).transpose())
+                .collect::<std::result::Result<Date32Array, _>>()?,
+        ),
+        DataType::Timestamp(unit, zone) => {
+            let with_zone = zone.is_some();
+            let values = micros(with_zone).collect::<std::result::Result<Vec<Option<i64>>, _>>()?;
+            match unit {
+                TimeUnit::Microsecond => Arc::new(
+                    PrimitiveArray::<TimestampMicrosecondType>::from(values).with_timezone_opt(zone.clone()),
+                ),
+                TimeUnit::Nanosecond => {
+                    let nanos = values
+                        .into_iter()
+                        .map(|v| v.map(|v| v.checked_mul(1000).ok_or_else(out_of_range)).transpose())
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    Arc::new(
+                        PrimitiveArray::<TimestampNanosecondType>::from(nanos)
+                            .with_timezone_opt(zone.clone()),
+                    )
+                }
+                TimeUnit::Millisecond => {
+                    let millis: Vec<_> = values.into_iter().map(|v| v.map(|v| v.div_euclid(1000))).collect();
+                    Arc::new(
+                        PrimitiveArray::<TimestampMillisecondType>::from(millis)
+                            .with_timezone_opt(zone.clone()),
+                    )
+                }
+                TimeUnit::Second => {
+                    let seconds: Vec<_> =
+                        values.into_iter().map(|v| v.map(|v| v.div_euclid(1_000_000))).collect();
+                    Arc::new(
+                        PrimitiveArray::<TimestampSecondType>::from(seconds).with_timezone_opt(zone.clone()),
+                    )
+                }
+            }
+        }
+        other => return Err(ExecError::Internal(format!("text read as {other}"))),
+    };
+    Ok(array)
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Plans every cast of text to a date or timestamp as `text_to_timestamp`.
+#[derive(Debug, Default)]
+pub struct TextToTimestamp;
+
+impl AnalyzerRule for TextToTimestamp {
+    fn name(&self) -> &str {
+        "weir_text_to_timestamp"
+    }
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        super::rewrite_plan_expressions(plan, rewrite_expr)
+    }
+}
+
+fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::Cast(Cast { expr, field })
+            if readable(field.data_type()) && expr.get_type(schema).is_ok_and(|t| is_text(&t)) =>
+        {
+            let target = Expr::Literal(ScalarValue::Utf8(Some(field.data_type().to_string())), None);
+            Ok(Transformed::yes(text_to_timestamp().call(vec![*expr, target])))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_types_survive_their_names() {
+        for t in [
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        ] {
+            assert_eq!(t.to_string().parse::<DataType>().ok(), Some(t));
+        }
+    }
+}
