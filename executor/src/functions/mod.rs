@@ -51,6 +51,7 @@ pub mod numeric_special;
 mod numeric_special_rule;
 mod numeric_to_integer;
 mod numeric_to_text;
+mod series_values;
 mod statement_time;
 mod text_to_numeric;
 pub mod text_to_timestamp;
