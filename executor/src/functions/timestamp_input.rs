@@ -8,7 +8,8 @@
 //! and applied a UTC offset to a `timestamp` without time zone, which Postgres ignores.
 //!
 //! The forms read are Postgres' ISO 8601 ones: a date `Y-M-D` (a year of one or two digits
-//! is 1970–2069, as Postgres reads it; three or more digits as written) or `YYYYMMDD`;
+//! is 1970–2069, as Postgres reads it; three or more digits as written) or its digits
+//! alone (`YYYYMMDD`, `YYMMDD`, more digits for a longer year);
 //! optionally a time after `T` or blanks, `H:M`, `H:M:S` or `H:M:S.fraction` (the fraction
 //! rounded to microseconds as Postgres rounds it, `24:00:00` and a leap second `:60` carry
 //! into the next minute or day); optionally a zone (`Z`, `UTC`, `GMT`, `+HH`, `+HH:MM`,
@@ -243,8 +244,11 @@ fn read(text: &str) -> Result<Reading, Fault> {
             return Err(Fault::Syntax);
         }
         (first, number(month)?, number(day)?)
-    } else if first.len() == 8 {
-        (&first[..4], number(&first[4..6])?, number(&first[6..])?)
+    } else if first.len() >= 6 {
+        // Digits alone: the last two the day, two before them the month, the rest the
+        // year (`20200101`, `200101`, `202000101`), as Postgres reads them.
+        let n = first.len();
+        (&first[..n - 4], number(&first[n - 4..n - 2])?, number(&first[n - 2..])?)
     } else {
         return Err(Fault::Syntax);
     };
@@ -433,6 +437,8 @@ mod tests {
         assert_eq!(ts("2020-01-01"), Ok(at(2020, 1, 1, 0, 0, 0, 0)));
         assert_eq!(ts("  2020-1-2   3:4:5  "), Ok(at(2020, 1, 2, 3, 4, 5, 0)));
         assert_eq!(ts("20200101 12:00"), Ok(at(2020, 1, 1, 12, 0, 0, 0)));
+        assert_eq!(ts("200101"), Ok(at(2020, 1, 1, 0, 0, 0, 0)));
+        assert_eq!(ts("157260217 10:42"), Ok(at(15726, 2, 17, 10, 42, 0, 0)));
         assert_eq!(ts("2020-01-01 1:2:3."), Ok(at(2020, 1, 1, 1, 2, 3, 0)));
         assert_eq!(ts("1-1-1"), Ok(at(2001, 1, 1, 0, 0, 0, 0)));
         assert_eq!(ts("99-1-1"), Ok(at(1999, 1, 1, 0, 0, 0, 0)));
