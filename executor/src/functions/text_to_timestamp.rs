@@ -109,7 +109,7 @@ pub fn read_column(
                     )
                 }
                 TimeUnit::Millisecond => {
-                    let millis: Vec<_> = values.into_iter().map(|v| v.map(|v| v.div_euclid(1000))).collect();
+                    let millis: Vec<_> = values.into_iter().map(|v| v.map(|v| round_to(v, 1000))).collect();
                     Arc::new(
                         PrimitiveArray::<TimestampMillisecondType>::from(millis)
                             .with_timezone_opt(zone.clone()),
@@ -117,7 +117,7 @@ pub fn read_column(
                 }
                 TimeUnit::Second => {
                     let seconds: Vec<_> =
-                        values.into_iter().map(|v| v.map(|v| v.div_euclid(1_000_000))).collect();
+                        values.into_iter().map(|v| v.map(|v| round_to(v, 1_000_000))).collect();
                     Arc::new(
                         PrimitiveArray::<TimestampSecondType>::from(seconds).with_timezone_opt(zone.clone()),
                     )
@@ -127,6 +127,19 @@ pub fn read_column(
         other => return Err(ExecError::Internal(format!("text read as {other}"))),
     };
     Ok(array)
+}
+
+/// Microseconds since 1970 in units of `unit` microseconds, as Postgres rounds
+/// `timestamp(0)` and `timestamp(3)`: half a unit away from its epoch, 2000-01-01
+/// (`1969-12-31 23:59:58.5` is `23:59:58`, `2020-01-01 12:00:00.5` is `12:00:01`).
+fn round_to(micros: i64, unit: i64) -> i64 {
+    const POSTGRES_EPOCH: i64 = 946_684_800_000_000;
+    let (since, half) = (i128::from(micros) - i128::from(POSTGRES_EPOCH), i128::from(unit / 2));
+    let units = match since >= 0 {
+        true => (since + half) / i128::from(unit),
+        false => -((-since + half) / i128::from(unit)),
+    };
+    (units + i128::from(POSTGRES_EPOCH / unit)) as i64
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -161,6 +174,16 @@ fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coarser_units_round_as_postgres_does() {
+        let second = 1_000_000;
+        // 2020-01-01 12:00:00.5 and 1969-12-31 23:59:58.5, as Postgres rounds them.
+        assert_eq!(round_to(1_577_880_000_500_000, second), 1_577_880_001);
+        assert_eq!(round_to(-1_500_000, second), -2);
+        assert_eq!(round_to(1_577_880_000_000_500, 1000), 1_577_880_000_001);
+        assert_eq!(round_to(1_577_880_000_400_000, second), 1_577_880_000);
+    }
 
     #[test]
     fn target_types_survive_their_names() {
