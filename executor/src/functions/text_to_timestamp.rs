@@ -3,7 +3,9 @@
 //! (`CAST(s AS timestamp)`, `TIMESTAMP '2020-01-01 12:00'`) or added by coercion (a string
 //! inserted into a `timestamp` column), as `text_to_timestamp(text, target)`, whose second
 //! argument names the target type as Arrow writes it (a constant string, which survives
-//! the streaming plan's expressions as a typed NULL would not). `TRY_CAST` (not Postgres syntax) keeps Arrow's
+//! the streaming plan's expressions as a typed NULL would not). The same function rounds a
+//! timestamp cast to `timestamp(0)` or `timestamp(3)` as Postgres rounds it (Arrow's cast
+//! cut it). `TRY_CAST` (not Postgres syntax) keeps Arrow's
 //! cast.
 
 use std::sync::Arc;
@@ -68,9 +70,17 @@ impl ScalarUDFImpl for TextToTimestampFn {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let input = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;
-        let text = arrow::compute::cast(&input, &DataType::Utf8)?;
-        let out = read_column(text.as_string::<i32>(), args.return_field.data_type())
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let out = match (input.data_type(), args.return_field.data_type()) {
+            // A timestamp to a coarser precision.
+            (DataType::Timestamp(TimeUnit::Microsecond, _), DataType::Timestamp(unit, zone)) => {
+                let values = input.as_primitive::<TimestampMicrosecondType>().iter().collect();
+                in_unit(values, unit, zone)
+            }
+            (_, target) => {
+                read_column(arrow::compute::cast(&input, &DataType::Utf8)?.as_string::<i32>(), target)
+            }
+        }
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
         super::columnar(out, scalar)
     }
 }
@@ -83,7 +93,6 @@ pub fn read_column(
 ) -> std::result::Result<ArrayRef, ExecError> {
     let micros =
         |with_zone: bool| strings.iter().map(move |v| v.map(|v| parse_timestamp(v, with_zone)).transpose());
-    let out_of_range = || ExecError::DatetimeOverflow("timestamp out of range".into());
     let array: ArrayRef = match target {
         DataType::Date32 => Arc::new(
             strings
@@ -92,41 +101,42 @@ pub fn read_column(
                 .collect::<std::result::Result<Date32Array, _>>()?,
         ),
         DataType::Timestamp(unit, zone) => {
-            let with_zone = zone.is_some();
-            let values = micros(with_zone).collect::<std::result::Result<Vec<Option<i64>>, _>>()?;
-            match unit {
-                TimeUnit::Microsecond => Arc::new(
-                    PrimitiveArray::<TimestampMicrosecondType>::from(values).with_timezone_opt(zone.clone()),
-                ),
-                TimeUnit::Nanosecond => {
-                    let nanos = values
-                        .into_iter()
-                        .map(|v| v.map(|v| v.checked_mul(1000).ok_or_else(out_of_range)).transpose())
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
-                    Arc::new(
-                        PrimitiveArray::<TimestampNanosecondType>::from(nanos)
-                            .with_timezone_opt(zone.clone()),
-                    )
-                }
-                TimeUnit::Millisecond => {
-                    let millis: Vec<_> = values.into_iter().map(|v| v.map(|v| round_to(v, 1000))).collect();
-                    Arc::new(
-                        PrimitiveArray::<TimestampMillisecondType>::from(millis)
-                            .with_timezone_opt(zone.clone()),
-                    )
-                }
-                TimeUnit::Second => {
-                    let seconds: Vec<_> =
-                        values.into_iter().map(|v| v.map(|v| round_to(v, 1_000_000))).collect();
-                    Arc::new(
-                        PrimitiveArray::<TimestampSecondType>::from(seconds).with_timezone_opt(zone.clone()),
-                    )
-                }
-            }
+            let values = micros(zone.is_some()).collect::<std::result::Result<Vec<Option<i64>>, _>>()?;
+            in_unit(values, unit, zone)?
         }
         other => return Err(ExecError::Internal(format!("text read as {other}"))),
     };
     Ok(array)
+}
+
+/// Timestamps in microseconds as a column of `unit` (rounded as Postgres rounds to a
+/// coarser precision) and `zone`.
+fn in_unit(
+    values: Vec<Option<i64>>,
+    unit: &TimeUnit,
+    zone: &Option<Arc<str>>,
+) -> std::result::Result<ArrayRef, ExecError> {
+    let out_of_range = || ExecError::DatetimeOverflow("timestamp out of range".into());
+    let zone = zone.clone();
+    let coarser = |unit| values.iter().map(|v| v.map(|v| round_to(v, unit))).collect::<Vec<_>>();
+    Ok(match unit {
+        TimeUnit::Microsecond => {
+            Arc::new(PrimitiveArray::<TimestampMicrosecondType>::from(values).with_timezone_opt(zone))
+        }
+        TimeUnit::Nanosecond => {
+            let nanos = values
+                .iter()
+                .map(|v| v.map(|v| v.checked_mul(1000).ok_or_else(out_of_range)).transpose())
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Arc::new(PrimitiveArray::<TimestampNanosecondType>::from(nanos).with_timezone_opt(zone))
+        }
+        TimeUnit::Millisecond => {
+            Arc::new(PrimitiveArray::<TimestampMillisecondType>::from(coarser(1000)).with_timezone_opt(zone))
+        }
+        TimeUnit::Second => {
+            Arc::new(PrimitiveArray::<TimestampSecondType>::from(coarser(1_000_000)).with_timezone_opt(zone))
+        }
+    })
 }
 
 /// Microseconds since 1970 in units of `unit` microseconds, as Postgres rounds
@@ -160,9 +170,14 @@ impl AnalyzerRule for TextToTimestamp {
 }
 
 fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // Arrow cuts a timestamp cast to `timestamp(0)` or `timestamp(3)`; Postgres rounds.
+    let to_coarser =
+        |t: &DataType| matches!(t, DataType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond, _));
+    let microseconds = |t: &DataType| matches!(t, DataType::Timestamp(TimeUnit::Microsecond, _));
     match e {
         Expr::Cast(Cast { expr, field })
-            if readable(field.data_type()) && expr.get_type(schema).is_ok_and(|t| is_text(&t)) =>
+            if readable(field.data_type()) && expr.get_type(schema).is_ok_and(|t| is_text(&t))
+                || to_coarser(field.data_type()) && expr.get_type(schema).is_ok_and(|t| microseconds(&t)) =>
         {
             let target = Expr::Literal(ScalarValue::Utf8(Some(field.data_type().to_string())), None);
             Ok(Transformed::yes(text_to_timestamp().call(vec![*expr, target])))
