@@ -221,7 +221,9 @@ fn number(digits: &[u8]) -> Result<i64, Fault> {
 
 fn read(text: &str) -> Result<Reading, Fault> {
     let trimmed = text.trim();
-    match trimmed.to_ascii_lowercase().as_str() {
+    // The special words (a date starts with a digit: no lowercase copy for it).
+    let word = trimmed.bytes().next().is_some_and(|b| !b.is_ascii_digit());
+    match if word { trimmed.to_ascii_lowercase() } else { String::new() }.as_str() {
         "epoch" => return Ok(Reading::Epoch),
         "infinity" | "+infinity" | "-infinity" => {
             return Err(Fault::Unsupported("Weir's dates and timestamps hold no infinities"));
