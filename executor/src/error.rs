@@ -40,6 +40,12 @@ pub enum ExecError {
     /// A date, time or interval result out of its type's range (SQLSTATE 22008).
     #[error("{0}")]
     DatetimeOverflow(String),
+    /// Text that is not a value of the type it is read as (SQLSTATE 22P02).
+    #[error("{0}")]
+    InvalidText(String),
+    /// A UTC offset beyond ±15:59:59 (SQLSTATE 22009).
+    #[error("{0}")]
+    TimeZoneDisplacement(String),
     /// Text that does not read as the date/time template says (SQLSTATE 22007).
     #[error("{0}")]
     InvalidDatetimeFormat(String),
@@ -97,6 +103,8 @@ impl ExecError {
             ExecError::NotEnoughSlots { .. } => Some("53000"),
             ExecError::DatetimeOverflow(_) => Some("22008"),
             ExecError::InvalidDatetimeFormat(_) => Some("22007"),
+            ExecError::InvalidText(_) => Some("22P02"),
+            ExecError::TimeZoneDisplacement(_) => Some("22009"),
             ExecError::Unsupported(_) => Some("0A000"),
             ExecError::LimitExceeded(_) => Some("53400"),
             ExecError::InOperator { source, .. } => source.sqlstate(),
@@ -196,9 +204,9 @@ fn external_sqlstate(inner: &(dyn std::error::Error + Send + Sync + 'static)) ->
 /// Every SQLSTATE [`ExecError::sqlstate`] can return, so that a code received as text (a
 /// task's failure reported by another process) maps back to it.
 const SQLSTATES: &[&str] = &[
-    "0A000", "22000", "22001", "22003", "22007", "22008", "22011", "22012", "22023", "22P02", "22P04",
-    "23502", "23505", "42501", "42P01", "42P07", "53000", "53100", "53200", "53400", "55000", "58030",
-    "XX000", "XX001",
+    "0A000", "22000", "22001", "22003", "22007", "22008", "22009", "22011", "22012", "22023", "22P02",
+    "22P04", "23502", "23505", "42501", "42P01", "42P07", "53000", "53100", "53200", "53400", "55000",
+    "58030", "XX000", "XX001",
 ];
 
 /// `code` as one of the SQLSTATEs the runtime reports; `None` for any other text.

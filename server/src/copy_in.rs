@@ -458,6 +458,18 @@ fn convert_column(
                 return Ok(Arc::new(array));
             }
         }
+        // Postgres' date and time input, as in SQL casts.
+        ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz => {
+            return weir_executor::functions::text_to_timestamp::read_column(strings, target).map_err(|e| {
+                let row = (0..strings.len())
+                    .find(|&i| {
+                        let one = strings.slice(i, 1);
+                        weir_executor::functions::text_to_timestamp::read_column(&one, target).is_err()
+                    })
+                    .unwrap_or(0);
+                (row, e.sqlstate().unwrap_or(sqlstate::INVALID_TEXT_REPRESENTATION), e.to_string())
+            });
+        }
         ColumnType::Boolean => {
             let mut builder = arrow::array::BooleanBuilder::new();
             for (row, value) in strings.iter().enumerate() {

@@ -36,6 +36,7 @@ mod slt;
 mod stream_joins;
 mod streaming_writes;
 mod support;
+mod timestamp_input;
 mod watermark_alignment;
 
 use std::future::Future;
@@ -127,6 +128,9 @@ fn main() {
         ("sources::on_error_fail_reports_the_row", || Box::pin(clients::on_error_fail_reports_the_row())),
         ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
         ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
+        ("copy::reads_dates_and_times_as_postgres_does", || {
+            Box::pin(timestamp_input::copy_reads_dates_and_times_as_postgres_does())
+        }),
         ("atomicity::cancelled_writes_are_all_or_nothing", || {
             Box::pin(atomic_writes::cancelled_writes_are_all_or_nothing())
         }),

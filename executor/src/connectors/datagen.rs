@@ -30,8 +30,8 @@ use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int16Array, Int32Array,
     Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::compute::kernels::cast_utils::{parse_decimal, string_to_timestamp_nanos, Parser};
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, SchemaRef, TimeUnit};
+use arrow::compute::kernels::cast_utils::parse_decimal;
+use arrow::datatypes::{DataType, Decimal128Type, Field, SchemaRef, TimeUnit};
 use serde_json::json;
 
 use super::options::{
@@ -764,14 +764,15 @@ fn bad_value(col: &str, attr: &str, value: &str, expected: &str) -> OptionError 
     must_be(&format!("fields.{col}.{attr}"), expected, value)
 }
 
+/// A timestamp option as SQL reads timestamp text (a zone written is applied; none is UTC).
 fn parse_timestamp_micros(col: &str, attr: &str, value: &str) -> Result<i64, OptionError> {
-    string_to_timestamp_nanos(value)
-        .map(|nanos| nanos.div_euclid(1_000))
+    crate::functions::timestamp_input::parse_timestamp(value, true)
         .map_err(|_| bad_value(col, attr, value, "a timestamp like '2024-01-01 00:00:00'"))
 }
 
 fn parse_date(col: &str, attr: &str, value: &str) -> Result<i32, OptionError> {
-    Date32Type::parse(value).ok_or_else(|| bad_value(col, attr, value, "a date like '2024-01-01'"))
+    crate::functions::timestamp_input::parse_date(value)
+        .map_err(|_| bad_value(col, attr, value, "a date like '2024-01-01'"))
 }
 
 fn int_range(data_type: &DataType) -> (i128, i128) {
@@ -822,6 +823,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use arrow::array::{Array, AsArray};
     use arrow::compute::concat_batches;
+    use arrow::compute::kernels::cast_utils::{string_to_timestamp_nanos, Parser};
+    use arrow::datatypes::Date32Type;
     use arrow::datatypes::{
         Date32Type as D32, Decimal128Type as Dec, Float64Type, Int32Type, Int64Type, Schema,
         TimestampMicrosecondType,

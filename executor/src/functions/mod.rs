@@ -36,6 +36,7 @@ macro_rules! udf_identity {
 
 mod date_arithmetic;
 mod date_trunc;
+pub mod datetime_text;
 mod float_division;
 mod generate_series;
 mod integer_arithmetic;
@@ -50,9 +51,12 @@ pub mod numeric_special;
 mod numeric_special_rule;
 mod numeric_to_integer;
 mod numeric_to_text;
+mod series_values;
 mod statement_time;
 mod text_to_numeric;
+pub mod text_to_timestamp;
 mod timestamp_diff;
+pub mod timestamp_input;
 mod timestamp_range;
 mod timestamp_to_text;
 
@@ -97,6 +101,9 @@ pub fn session_context_with_runtime(
     // First, before other rules read the types of casts and literals.
     ctx.add_analyzer_rule(Arc::new(timestamp_range::MicrosecondTimestamps));
     ctx.add_analyzer_rule(Arc::new(integer_arithmetic::IntegerNegation));
+    // Postgres' timestamp and date input, after the rule above made the casts microseconds.
+    ctx.register_udf(text_to_timestamp::text_to_timestamp());
+    ctx.add_analyzer_rule(Arc::new(text_to_timestamp::TextToTimestamp));
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
     ctx.register_udf(interval_arithmetic::interval_mul());

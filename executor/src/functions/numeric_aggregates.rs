@@ -12,8 +12,9 @@
 //! [`SpecialCounts`]): `sum` of `Infinity` and `-Infinity` is `NaN`, as in Postgres.
 //!
 //! Return types: `sum(numeric(p, s))` is `numeric(38, s)`; `avg(numeric(p, s))` is
-//! `numeric(38, s + 4)`, and unconstrained `numeric` stays unconstrained for both. As in
-//! Postgres, `avg` of integers is `numeric` (`numeric(38, 16)`, see [`integer_avg`]) and
+//! `numeric(38, max(16, s))` (fewer places when `p - s` digits before the point need the
+//! room), and unconstrained `numeric` stays unconstrained for both. As in Postgres, `avg`
+//! of integers is `numeric` (`numeric(38, 16)`, see [`decimal_avg`]) and
 //! `sum(bigint)` is `numeric` (`numeric(38, 0)`); `sum` of smaller integers is `bigint`.
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use datafusion::logical_expr::{
     SetMonotonicity, Signature,
 };
 
-use super::numeric::{div_round, fit, is_unconstrained, out_of_range, pow10, UNCONSTRAINED_SCALE};
+use super::numeric::{fit, is_unconstrained, postgres_quotient, printed_scale, UNCONSTRAINED_SCALE};
 use super::numeric_special::SpecialCounts;
 
 /// Which of the two aggregates.
@@ -84,44 +85,25 @@ fn avg_signature() -> Signature {
     )
 }
 
-/// The scale of `avg` over integers (see [`integer_avg`]).
+/// The scale of `avg` over integers (see [`decimal_avg`]).
 pub const INTEGER_AVG_SCALE: i8 = 16;
 
-/// The scale Postgres gives the quotient `sum / count` of two integers (its
-/// `select_div_scale`): 16 significant digits, counted in its base-10000 digits, so fewer
-/// places for a larger quotient (`1000000000.50000000`) and more for a smaller one
-/// (`0.50000000000000000000`).
-fn postgres_quotient_scale(sum: i256, count: i64) -> i32 {
-    // A positive integer's weight (base-10000 digits before the point, less one) and
-    // leading base-10000 digit; 0 has both 0.
-    let base_10000 = |v: i256| {
-        let (mut v, ten_thousand, mut weight) = (v.wrapping_abs(), i256::from_i128(10_000), 0i32);
-        while v >= ten_thousand {
-            v = v.wrapping_div(ten_thousand);
-            weight += 1;
-        }
-        (weight, v)
+/// `avg` as Postgres computes it: `sum / count` (`sum` at `sum_scale`) rounded half away
+/// from zero at the places Postgres keeps (its `select_div_scale`: 16 significant digits,
+/// counted in base-10000 digits, and no fewer than the values' scale), written at
+/// `out_scale`: `1.6666666666666667`, `6173.8350000000000000` as in Postgres;
+/// `1000000000.5000000000000000` where Postgres prints `1000000000.50000000`, the same
+/// value. Past `out_scale` places (an average below 1, with 20 in Postgres) the value is
+/// rounded at `out_scale`. Unconstrained `numeric` (its sum and average both at scale 10)
+/// counts the places its sum prints, as for quotients.
+pub fn decimal_avg(sum: i256, sum_scale: i8, count: i64, out_scale: i8) -> Result<i128> {
+    let unconstrained = sum_scale == UNCONSTRAINED_SCALE && out_scale == UNCONSTRAINED_SCALE;
+    let sum_dscale = match unconstrained {
+        true => printed_scale(sum, sum_scale),
+        false => i32::from(sum_scale),
     };
-    let (sum_weight, sum_first) = base_10000(sum);
-    let (count_weight, count_first) = base_10000(i256::from_i128(i128::from(count)));
-    let mut quotient_weight = sum_weight - count_weight;
-    if sum_first <= count_first {
-        quotient_weight -= 1;
-    }
-    (16 - 4 * quotient_weight).clamp(0, 1000)
-}
-
-/// `avg` of integers as Postgres computes it, `sum / count` rounded half away from zero to
-/// Postgres' scale for the quotient, written at [`INTEGER_AVG_SCALE`] (`1.6666666666666667`
-/// as in Postgres; `1000000000.5000000000000000` where Postgres prints
-/// `1000000000.50000000`, the same value). Past 16 places (an average below 1) the value is
-/// rounded at 16 places where Postgres keeps more.
-pub fn integer_avg(sum: i256, count: i64) -> Result<i128> {
-    let places = postgres_quotient_scale(sum, count).min(i32::from(INTEGER_AVG_SCALE));
-    let too_big = || out_of_range("avg");
-    let scaled = sum.checked_mul(pow10(places.unsigned_abs())).ok_or_else(too_big)?;
-    let quotient = div_round(scaled, i256::from_i128(i128::from(count))).ok_or_else(too_big)?;
-    fit(quotient, places as i8, 38, INTEGER_AVG_SCALE)
+    let count = i256::from_i128(i128::from(count));
+    postgres_quotient((sum, sum_scale, sum_dscale), (count, 0, 0), 38, out_scale)
 }
 
 /// The return type of `sum`/`avg` over a decimal of scale `s`, and of `avg` over integers
@@ -131,11 +113,16 @@ pub fn decimal_result(kind_is_avg: bool, input: &DataType) -> Option<DataType> {
         (true, t) if t.is_integer() => return Some(DataType::Decimal128(38, INTEGER_AVG_SCALE)),
         _ => {}
     }
-    let DataType::Decimal128(_, s) = input else { return None };
+    let DataType::Decimal128(p, s) = input else { return None };
     let scale = match (kind_is_avg, is_unconstrained(input)) {
         (_, true) => UNCONSTRAINED_SCALE,
         (false, false) => *s,
-        (true, false) => (*s + 4).min(38),
+        // Postgres' 16 places for an average of 1 to 9999 (more places where the values
+        // have more), less where the values' digits before the point need the room.
+        (true, false) => {
+            let whole_digits = (i16::from(*p) - i16::from(*s)).max(0);
+            INTEGER_AVG_SCALE.max(*s).min((38 - whole_digits) as i8)
+        }
     };
     Some(DataType::Decimal128(38, scale))
 }
@@ -368,20 +355,8 @@ impl Accumulator for ExactAccumulator {
             (DataType::Decimal128(p, s), Kind::Sum) => {
                 Ok(ScalarValue::Decimal128(Some(fit(self.sum, self.scale, *p, *s)?), *p, *s))
             }
-            (DataType::Decimal128(p, s), Kind::Avg) if self.scale == 0 && *s == INTEGER_AVG_SCALE => {
-                Ok(ScalarValue::Decimal128(Some(integer_avg(self.sum, self.count)?), *p, *s))
-            }
             (DataType::Decimal128(p, s), Kind::Avg) => {
-                // Divide at two more digits than the result, then round once in `fit`.
-                let extra = i32::from(*s) - i32::from(self.scale) + 2;
-                let n = i256::from_i128(i128::from(self.count));
-                let scaled = if extra >= 0 {
-                    self.sum.checked_mul(pow10(extra.unsigned_abs()))
-                } else {
-                    div_round(self.sum, pow10(extra.unsigned_abs()))
-                };
-                let avg = scaled.and_then(|v| div_round(v, n)).ok_or_else(|| out_of_range("avg"))?;
-                Ok(ScalarValue::Decimal128(Some(fit(avg, *s + 2, *p, *s)?), *p, *s))
+                Ok(ScalarValue::Decimal128(Some(decimal_avg(self.sum, self.scale, self.count, *s)?), *p, *s))
             }
             (DataType::Int64, Kind::Sum) => match self.sum.to_i128().and_then(|v| i64::try_from(v).ok()) {
                 Some(v) => Ok(ScalarValue::Int64(Some(v))),
@@ -505,9 +480,9 @@ mod tests {
         assert_eq!(sum.evaluate().unwrap(), ScalarValue::Decimal128(Some(POS_INF), 38, 10));
         let mut avg = distinct(Kind::Avg, DataType::Decimal128(38, 1));
         avg.update_batch(&[decimals(&[NEG_INF, 25, 25], 38, 1)]).unwrap();
-        assert_eq!(avg.evaluate().unwrap(), ScalarValue::Decimal128(Some(NEG_INF), 38, 5));
+        assert_eq!(avg.evaluate().unwrap(), ScalarValue::Decimal128(Some(NEG_INF), 38, 1));
         avg.update_batch(&[decimals(&[POS_INF], 38, 1)]).unwrap();
-        assert_eq!(avg.evaluate().unwrap(), ScalarValue::Decimal128(Some(NAN), 38, 5));
+        assert_eq!(avg.evaluate().unwrap(), ScalarValue::Decimal128(Some(NAN), 38, 1));
         // Partial states merge as a union: 1 + 2 + 3, each once.
         let ints = |v: Vec<i32>| Arc::new(arrow::array::Int32Array::from(v)) as ArrayRef;
         let (mut a, mut b) = (distinct(Kind::Avg, DataType::Int32), distinct(Kind::Avg, DataType::Int32));
@@ -542,8 +517,32 @@ mod tests {
     fn avg_rounds_half_away_from_zero() {
         let mut a = acc(Kind::Avg, DataType::Decimal128(10, 0));
         a.update_batch(&[decimals(&[-1, -1, 0], 10, 0)]).unwrap();
-        // -2/3 = -0.66666666... at scale 4.
-        assert_eq!(a.evaluate().unwrap(), ScalarValue::Decimal128(Some(-6667), 38, 4));
+        // -2/3 = -0.66666666... at scale 16 (Postgres: 20 places).
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Decimal128(Some(-6_666_666_666_666_667), 38, 16));
+    }
+
+    #[test]
+    fn decimal_averages_have_postgres_places_rounded_once() {
+        let avg = |values: &[i128], p: u8, s: i8| {
+            let mut a = acc(Kind::Avg, DataType::Decimal128(p, s));
+            a.update_batch(&[decimals(values, p, s)]).unwrap();
+            match a.evaluate().unwrap() {
+                ScalarValue::Decimal128(Some(v), 38, scale) => super::super::numeric::numeric_text(v, scale),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Expected values from PostgreSQL 15.
+        assert_eq!(avg(&[100, 200], 10, 2), "1.5000000000000000");
+        assert_eq!(avg(&[1_234_567, 200], 10, 2), "6173.8350000000000000");
+        // Postgres: 0.01500000000000000000; the same value at 16 places.
+        assert_eq!(avg(&[1, 2], 10, 2), "0.0150000000000000");
+        // 1/20001 = 0.0000499975...: once rounded at 16 places, not at 6 and then at 4
+        // (which gave 0.0001).
+        let mut values = vec![0i128; 20_000];
+        values.push(1);
+        assert_eq!(avg(&values, 10, 0), "0.0000499975001250");
+        // Unconstrained: the places the sum prints (Postgres: 61728395.875000000000).
+        assert_eq!(avg(&[1_234_567_895_000_000_000, 22_500_000_000], 38, 10), "61728395.875");
     }
 
     #[test]
@@ -596,7 +595,7 @@ mod tests {
         let state: Vec<ArrayRef> = avg.state().unwrap().iter().map(|v| v.to_array().unwrap()).collect();
         let mut merged = acc(Kind::Avg, DataType::Decimal128(10, 2));
         merged.merge_batch(&state).unwrap();
-        assert_eq!(merged.evaluate().unwrap(), ScalarValue::Decimal128(Some(NAN), 38, 6));
+        assert_eq!(merged.evaluate().unwrap(), ScalarValue::Decimal128(Some(NAN), 38, 16));
     }
 
     #[test]

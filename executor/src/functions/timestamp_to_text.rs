@@ -4,13 +4,13 @@
 //! zone), so `now()::text`, `'at ' || ts` and text comparisons disagreed with Postgres.
 //!
 //! [`TimestampToText`] plans every such cast as `timestamp_text`, which formats the value
-//! as the wire protocol shows it.
+//! as the wire protocol shows it, and a `date` cast to text as `date_text` (Arrow wrote
+//! `+20200-01-01` and `0000-01-01` where Postgres writes `20200-01-01` and `0001-01-01 BC`).
 
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, StringArray};
-use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use chrono::DateTime;
+use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::DFSchema;
@@ -34,22 +34,50 @@ fn timestamp_text(with_zone: bool) -> ScalarUDF {
     ScalarUDF::new_from_impl(TimestampText { with_zone, signature: Signature::any(1, Volatility::Immutable) })
 }
 
-pub fn timestamp_text_udfs() -> [ScalarUDF; 2] {
-    [timestamp_text(false), timestamp_text(true)]
+pub fn timestamp_text_udfs() -> [ScalarUDF; 3] {
+    [timestamp_text(false), timestamp_text(true), date_text()]
 }
 
-/// Postgres' output: date, time, the fraction without trailing zeros, `+00` for UTC.
+/// `date_text(d)`: Postgres' text of a `date`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DateText {
+    signature: Signature,
+}
+
+fn date_text() -> ScalarUDF {
+    ScalarUDF::new_from_impl(DateText {
+        signature: Signature::exact(vec![DataType::Date32], Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for DateText {
+    fn name(&self) -> &str {
+        "date_text"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if scalar { 1 } else { args.number_rows };
+        let [value] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal("date_text takes one argument".into()));
+        };
+        let values = value.to_array(rows)?;
+        let values = values.as_primitive::<Date32Type>();
+        let out: StringArray = (0..rows)
+            .map(|i| values.is_valid(i).then(|| super::datetime_text::date_text(values.value(i))).flatten())
+            .collect();
+        super::columnar(Arc::new(out), scalar)
+    }
+}
+
+/// Postgres' output (see [`super::datetime_text`]).
 fn format(micros: i64, with_zone: bool) -> Option<String> {
-    let time = DateTime::from_timestamp_micros(micros)?.naive_utc();
-    let mut text = time.format("%Y-%m-%d %H:%M:%S").to_string();
-    let fraction = micros.rem_euclid(1_000_000);
-    if fraction != 0 {
-        text.push_str(format!(".{fraction:06}").trim_end_matches('0'));
-    }
-    if with_zone {
-        text.push_str("+00");
-    }
-    Some(text)
+    super::datetime_text::timestamp_text(micros, with_zone)
 }
 
 impl ScalarUDFImpl for TimestampText {
@@ -95,15 +123,17 @@ impl AnalyzerRule for TimestampToText {
 
 fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let Expr::Cast(Cast { expr, field }) = e else { return Ok(Transformed::no(e)) };
-    let zone = match expr.get_type(schema) {
-        Ok(DataType::Timestamp(_, zone)) => zone,
-        _ => return Ok(Transformed::no(Expr::Cast(Cast { expr, field }))),
-    };
     if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
         return Ok(Transformed::no(Expr::Cast(Cast { expr, field })));
     }
-    let micros = cast(*expr, DataType::Timestamp(TimeUnit::Microsecond, None));
-    let text = timestamp_text(zone.is_some()).call(vec![micros]);
+    let text = match expr.get_type(schema) {
+        Ok(DataType::Timestamp(_, zone)) => {
+            let micros = cast(*expr, DataType::Timestamp(TimeUnit::Microsecond, None));
+            timestamp_text(zone.is_some()).call(vec![micros])
+        }
+        Ok(DataType::Date32) => date_text().call(vec![*expr]),
+        _ => return Ok(Transformed::no(Expr::Cast(Cast { expr, field }))),
+    };
     Ok(Transformed::yes(match field.data_type() {
         DataType::Utf8 => text,
         other => text.cast_to(other, schema)?,

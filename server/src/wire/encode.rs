@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::*;
 use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, TimeUnit};
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, NaiveDate, NaiveTime};
+use chrono::NaiveTime;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
@@ -392,10 +392,7 @@ pub fn format_decimal(value: i128, scale: i8) -> String {
 }
 
 pub fn format_date(days: i32) -> String {
-    match NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
-        Some(d) => d.format("%Y-%m-%d").to_string(),
-        None => days.to_string(),
-    }
+    weir_executor::functions::datetime_text::date_text(days).unwrap_or_else(|| days.to_string())
 }
 
 pub fn format_time(micros: i64) -> String {
@@ -408,17 +405,8 @@ pub fn format_time(micros: i64) -> String {
 }
 
 pub fn format_timestamp(micros: i64, with_tz: bool) -> String {
-    match DateTime::from_timestamp_micros(micros) {
-        Some(dt) => {
-            let s = trim_fraction(dt.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string());
-            if with_tz {
-                format!("{s}+00")
-            } else {
-                s
-            }
-        }
-        None => micros.to_string(),
-    }
+    weir_executor::functions::datetime_text::timestamp_text(micros, with_tz)
+        .unwrap_or_else(|| micros.to_string())
 }
 
 fn trim_fraction(s: String) -> String {

@@ -83,6 +83,18 @@ pub fn decode_param(
             DataType::Binary => ScalarValue::Binary(Some(
                 crate::copy_in::decode_bytea(text).ok_or_else(|| bad(format!("\"{text}\" is not bytea")))?,
             )),
+            // Postgres' date and time input, as casts read it.
+            DataType::Date32 | DataType::Timestamp(..) => {
+                let strings = arrow::array::StringArray::from(vec![text]);
+                let column = weir_executor::functions::text_to_timestamp::read_column(&strings, &target)
+                    .map_err(|e| {
+                        SqlError::new(
+                            e.sqlstate().unwrap_or(sqlstate::INVALID_TEXT_REPRESENTATION),
+                            format!("invalid value for parameter ${}: {e}", index + 1),
+                        )
+                    })?;
+                ScalarValue::try_from_array(&column, 0).map_err(|e| SqlError::internal(e.to_string()))?
+            }
             _ => ScalarValue::Utf8(Some(text.to_string())),
         }
     };
@@ -155,6 +167,22 @@ fn decode_binary(bytes: &[u8], ty: Type, target: &DataType) -> Result<ScalarValu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_dates_and_timestamps_read_as_postgres_reads_them() {
+        let text = |t: &'static str, target: DataType| {
+            decode_param(0, Some(&Bytes::from_static(t.as_bytes())), false, None, Some(&target))
+        };
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        // 2020-01-01 12:00:00, without its seconds.
+        assert_eq!(
+            text("2020-01-01 12:00", ts.clone()).ok(),
+            Some(ScalarValue::TimestampMicrosecond(Some(1_577_880_000_000_000), None))
+        );
+        assert_eq!(text("1970-01-02", DataType::Date32).ok(), Some(ScalarValue::Date32(Some(1))));
+        assert_eq!(text("2021-02-29", ts).map_err(|e| e.code).err(), Some("22008"));
+        assert_eq!(text("noon", DataType::Date32).map_err(|e| e.code).err(), Some("22P02"));
+    }
 
     #[test]
     fn text_and_binary_parameters() {

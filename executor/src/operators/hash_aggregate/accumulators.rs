@@ -26,8 +26,8 @@ use arrow::datatypes::*;
 use arrow::row::{RowConverter, SortField};
 
 use crate::error::{ExecError, ExecResult};
-use crate::functions::numeric::{div_round, fit, out_of_range, pow10};
-use crate::functions::numeric_aggregates::integer_avg;
+use crate::functions::numeric::fit;
+use crate::functions::numeric_aggregates::decimal_avg;
 use crate::functions::numeric_special::{self, SpecialCounts};
 use weir_plan::job_graph::AggregateKind;
 
@@ -338,10 +338,6 @@ impl GroupAccumulator for Counts {
     }
 }
 
-fn avg_out_of_range() -> ExecError {
-    ExecError::DataFusion(out_of_range("avg"))
-}
-
 /// An exact sum as a float, for `avg` returning `double precision`.
 fn i256_to_f64(v: i256) -> f64 {
     v.to_i128().map_or_else(|| v.to_string().parse().unwrap_or(f64::NAN), |v| v as f64)
@@ -558,26 +554,16 @@ impl GroupAccumulator for SumAvg {
             }
             Finish::AvgDecimal(out_scale) => {
                 let in_scale = if let Num::Decimal(s) = num { s } else { 0 };
-                // Divide at two more digits than the result, then round once in `fit`.
-                let extra = i32::from(out_scale) - i32::from(in_scale) + 2;
                 let mut avgs = Vec::with_capacity(groups.len());
                 for &g in groups {
-                    let (sum, n) = (exact[g as usize], i256::from(count(g)));
                     avgs.push(match count(g) {
-                        n_ if n_ <= 0 => None,
+                        n if n <= 0 => None,
                         _ if self.special(g).is_some() => self.special(g),
-                        // Postgres' scale for an integer average, as in batch queries.
-                        _ if num == Num::Int => {
-                            Some(integer_avg(sum, count(g)).map_err(ExecError::DataFusion)?)
-                        }
-                        _ => {
-                            let scaled = match extra >= 0 {
-                                true => sum.checked_mul(pow10(extra.unsigned_abs())),
-                                false => div_round(sum, pow10(extra.unsigned_abs())),
-                            };
-                            let avg = scaled.and_then(|v| div_round(v, n)).ok_or_else(avg_out_of_range)?;
-                            Some(fit(avg, out_scale + 2, 38, out_scale)?)
-                        }
+                        // Postgres' places for the quotient, as in batch queries.
+                        n => Some(
+                            decimal_avg(exact[g as usize], in_scale, n, out_scale)
+                                .map_err(ExecError::DataFusion)?,
+                        ),
                     });
                 }
                 Arc::new(Decimal128Array::from(avgs).with_precision_and_scale(38, out_scale)?)
