@@ -12,6 +12,7 @@ use weir_server::config::{Config, Mode, Overrides};
 /// mimalloc rather than glibc's allocator: operators that keep rows allocate and free one
 /// buffer per row, and glibc's `malloc`/`free` (with its arena consolidation) took about a
 /// quarter of a join's CPU, and its per-thread arenas held hundreds of MB of freed memory.
+/// Built without transparent huge pages (see `Cargo.toml`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

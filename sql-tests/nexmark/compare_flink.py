@@ -5,7 +5,9 @@ ROUNDS rounds of (Flink run, Weir run) alternated, then the median of each side.
     python3 sql-tests/nexmark/compare_flink.py PREFIX [QUERIES=q3,q4,q8,q9] [ROUNDS=3] [PARALLELISM=1]
 
 PREFIX is what ../shared/peers/flink/gen_nexmark.py --out-prefix wrote (PREFIX_person.csv,
-PREFIX_auction.csv, PREFIX_bid.csv). Weir runs `bench_nexmark` (build it first with
+PREFIX_auction.csv, PREFIX_bid.csv). The queries over bids alone (q0, q1, q2, q5, q7) read
+PREFIX_bid.csv on both sides, so a bids file from gen_bids.py named PREFIX_bid.csv serves
+them too. Weir runs `bench_nexmark` (build it first with
 `cargo build --release -p weir-server --example bench_nexmark`), one process per run, so
 each run's peak RSS is its own. Flink runs `run_flink.py` from the peer folder
 (FLINK_PEER, default ../shared/peers/flink) with the Python of FLINK_PYTHON (default
@@ -25,8 +27,13 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Queries over the three files; the others (q0, q1, q2, q5, q7) read the bids alone.
+JOIN_QUERIES = {"q3", "q4", "q7_join", "q8", "q9"}
+
+
 def weir_run(binary, query, prefix, parallelism):
-    out = subprocess.run([binary, query, prefix, "0", str(parallelism)], capture_output=True, text=True,
+    source = prefix if query in JOIN_QUERIES else f"{prefix}_bid.csv"
+    out = subprocess.run([binary, query, source, "0", str(parallelism)], capture_output=True, text=True,
                          check=True).stdout
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
