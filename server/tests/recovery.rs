@@ -204,7 +204,10 @@ pub(crate) async fn rows(client: &Client, sql: &str) -> Result<Rows, String> {
     let messages = tokio::time::timeout(Duration::from_secs(60), client.simple_query(sql))
         .await
         .map_err(|_| format!("{sql}: no answer within 60 s"))?
-        .map_err(|e| format!("{sql}: {e}"))?;
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{sql}: {} {}", db.code().code(), db.message()),
+            None => format!("{sql}: {e}"),
+        })?;
     Ok(messages
         .into_iter()
         .filter_map(|m| match m {
