@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result as DfResult;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
@@ -25,17 +24,8 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
-use datafusion::prelude::SessionContext;
 
-/// `ctx` with [`SingleStreamResults`] run after DataFusion's own physical optimizer rules.
-pub fn with_single_stream_results(ctx: SessionContext) -> SessionContext {
-    let state = SessionStateBuilder::new_from_existing(ctx.state())
-        .with_physical_optimizer_rule(Arc::new(SingleStreamResults))
-        .build();
-    SessionContext::new_with_state(state)
-}
-
-/// The physical optimizer rule: see the module docs.
+/// The physical optimizer rule, run after DataFusion's own (see the module docs).
 #[derive(Debug, Default)]
 pub struct SingleStreamResults;
 
@@ -100,8 +90,9 @@ mod tests {
     use datafusion::arrow::array::{Int32Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::execution::session_state::SessionStateBuilder;
     use datafusion::physical_plan::displayable;
-    use datafusion::prelude::SessionConfig;
+    use datafusion::prelude::{SessionConfig, SessionContext};
 
     /// Rows enough (more than a batch) for DataFusion to split a scan of them.
     const ROWS: i32 = 20_000;
@@ -110,8 +101,10 @@ mod tests {
     /// table `t` of [`ROWS`] rows.
     fn context(with_rule: bool) -> SessionContext {
         let config = SessionConfig::new().with_target_partitions(2);
-        let ctx = SessionContext::new_with_config(config);
-        let ctx = if with_rule { with_single_stream_results(ctx) } else { ctx };
+        let state = SessionStateBuilder::new().with_config(config).with_default_features();
+        let state =
+            if with_rule { state.with_physical_optimizer_rule(Arc::new(SingleStreamResults)) } else { state };
+        let ctx = SessionContext::new_with_state(state.build());
         let schema = Arc::new(Schema::new(vec![
             Field::new("i", DataType::Int32, false),
             Field::new("s", DataType::Utf8, false),
