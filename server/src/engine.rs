@@ -112,7 +112,11 @@ impl Engine {
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
         let runtime = crate::query_memory::query_runtime(self.config.query_memory_limit_bytes)?;
-        let ctx = weir_executor::functions::session_context_with_runtime(config, runtime);
+        let ctx = weir_executor::functions::session_context_with_runtime(
+            config,
+            runtime,
+            vec![Arc::new(crate::single_stream_results::SingleStreamResults)],
+        );
         let snapshot = self.catalog_snapshot(session);
         let pg = pg_catalog::pg_catalog_schema(snapshot.clone());
         let catalog = MemoryCatalogProvider::new();

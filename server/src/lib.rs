@@ -36,6 +36,7 @@ pub mod privileges;
 pub mod query_memory;
 pub mod runtime;
 pub mod session;
+pub mod single_stream_results;
 pub mod source_table;
 pub mod system_tables;
 pub mod table_writer;

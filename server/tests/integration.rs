@@ -34,6 +34,7 @@ mod sessions;
 mod sink_restarts;
 mod slt;
 mod stream_joins;
+mod streamed_results;
 mod streaming_writes;
 mod support;
 mod timestamp_input;
@@ -220,6 +221,9 @@ fn main() {
         }),
         ("extended_streaming::a_large_extended_select_streams_in_bounded_memory", || {
             Box::pin(extended_streaming::a_large_extended_select_streams_in_bounded_memory())
+        }),
+        ("streamed_results::a_large_select_with_expressions_streams_in_bounded_memory", || {
+            Box::pin(streamed_results::a_large_select_with_expressions_streams_in_bounded_memory())
         }),
         ("extended_streaming::cancel_and_timeout_stop_a_streaming_select", || {
             Box::pin(extended_streaming::cancel_and_timeout_stop_a_streaming_select())

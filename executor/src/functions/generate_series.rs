@@ -22,18 +22,12 @@ use std::sync::Arc;
 use arrow::datatypes::{i256, DataType, Field, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_expr::expressions::{CastExpr, Column};
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
-};
+use datafusion::physical_plan::ExecutionPlan;
 
 use super::series_values::{interval_sign, SeriesTable, SeriesValues};
 
@@ -275,57 +269,6 @@ impl TableProvider for TypedSeries {
             vec![(cast as Arc<dyn datafusion::physical_expr::PhysicalExpr>, COLUMN.to_string())],
             plan,
         )?;
-        Ok(Arc::new(SeriesCast(Arc::new(projection))))
-    }
-}
-
-/// The cast of a series, kept in the series' one partition: as a plain projection with a
-/// cast, DataFusion would split the series round-robin to cast it in parallel, and the
-/// repartitioned stream buffered hundreds of MB of a large result that the client reads
-/// more slowly than it is made (`extended_streaming::a_large_extended_select_streams_in_bounded_memory`).
-#[derive(Debug)]
-struct SeriesCast(Arc<dyn ExecutionPlan>);
-
-impl DisplayAs for SeriesCast {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "SeriesCast: ")?;
-        self.0.fmt_as(t, f)
-    }
-}
-
-impl ExecutionPlan for SeriesCast {
-    fn name(&self) -> &str {
-        "SeriesCast"
-    }
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.0.properties()
-    }
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        self.0.children()
-    }
-    fn apply_expressions(
-        &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        self.0.apply_expressions(f)
-    }
-    fn replace_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-        options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(SeriesCast(Arc::clone(&self.0).replace_children(children, options)?)))
-    }
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
-    }
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false; self.0.children().len()]
-    }
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        self.0.execute(partition, context)
+        Ok(Arc::new(projection))
     }
 }

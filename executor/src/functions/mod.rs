@@ -70,20 +70,29 @@ pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
 /// arithmetic and aggregates are exact or raise `22003`, intervals compare and group by
 /// their normalized value.
 pub fn session_context(config: SessionConfig) -> SessionContext {
-    session_context_with_runtime(config, Default::default())
+    session_context_with_runtime(config, Default::default(), Vec::new())
 }
 
-/// [`session_context`] whose queries run in `runtime` (its memory pool, its spill files).
+/// [`session_context`] whose queries run in `runtime` (its memory pool, its spill files),
+/// with `physical_rules` run after DataFusion's physical optimizer rules.
 pub fn session_context_with_runtime(
     config: SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    physical_rules: Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>>,
 ) -> SessionContext {
     let config = config
         .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
         // `timestamp with time zone` literals and casts are UTC-tagged, as Weir's
         // timestamptz columns are (DataFusion made them `timestamp` without a zone).
         .set_str("datafusion.execution.time_zone", "+00:00");
-    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+    let state = physical_rules.into_iter().fold(
+        datafusion::execution::session_state::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features(),
+        |state, rule| state.with_physical_optimizer_rule(rule),
+    );
+    let mut ctx = SessionContext::new_with_state(state.build());
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
     ctx.register_udf(numeric_mul::numeric_mul());
