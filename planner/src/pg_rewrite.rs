@@ -59,7 +59,9 @@ impl VisitorMut for PgCompat {
             }
             for arg in &mut args.args {
                 if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
-                    if integer_literal(e) {
+                    if let Some(read) = numeric_text(e) {
+                        *e = read;
+                    } else if integer_literal(e) {
                         let literal =
                             std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
                         *e = Expr::Cast {
@@ -336,6 +338,31 @@ fn integer_literal(e: &Expr) -> bool {
         other => number(other),
     };
     text.is_some_and(|t| t.parse::<i32>().is_ok())
+}
+
+/// A string cast to `numeric` (`'NaN'::numeric`) as the call of Weir's reader of numeric
+/// text, `text_to_numeric(text, precision, scale)`, which the analyzer makes of such a cast
+/// elsewhere: the arguments of `generate_series` are folded to constants before any
+/// analyzer rule runs, with Arrow's cast, which refuses `NaN` and the infinities (`22P02`
+/// where Postgres' series says `22023` `start value cannot be NaN`).
+fn numeric_text(e: &Expr) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{ExactNumberInfo, Value};
+    use weir_plan::catalog::{DEFAULT_NUMERIC_PRECISION, DEFAULT_NUMERIC_SCALE};
+    let Expr::Cast { expr, data_type: DataType::Numeric(info) | DataType::Decimal(info), .. } = e else {
+        return None;
+    };
+    let Expr::Value(v) = expr.as_ref() else { return None };
+    let Value::SingleQuotedString(_) = &v.value else { return None };
+    let (precision, scale) = match info {
+        ExactNumberInfo::None => (u64::from(DEFAULT_NUMERIC_PRECISION), i64::from(DEFAULT_NUMERIC_SCALE)),
+        ExactNumberInfo::Precision(p) => (*p, 0),
+        ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+    };
+    let number = |n: String| Expr::value(Value::Number(n, false));
+    Some(call(
+        "text_to_numeric",
+        vec![*expr.clone(), number(precision.to_string()), number(scale.to_string())],
+    ))
 }
 
 /// `timestamp` and `timestamp(9)` (nanoseconds in DataFusion) as `timestamp(6)`.

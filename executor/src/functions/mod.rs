@@ -63,6 +63,7 @@ mod timestamp_to_text;
 pub use text_to_numeric::parse_numeric;
 mod to_char;
 mod to_timestamp;
+mod zone_abbreviations;
 
 pub use numeric_aggregates::decimal_result as sum_avg_decimal_result;
 

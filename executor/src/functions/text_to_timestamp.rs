@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Date32Array, PrimitiveArray};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, PrimitiveArray};
 use arrow::datatypes::{
     DataType, Field, FieldRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType,
@@ -91,18 +91,35 @@ pub fn read_column(
     strings: &arrow::array::StringArray,
     target: &DataType,
 ) -> std::result::Result<ArrayRef, ExecError> {
-    let micros =
-        |with_zone: bool| strings.iter().map(move |v| v.map(|v| parse_timestamp(v, with_zone)).transpose());
+    read_column_each(strings, target, |_, e| Err(e))
+}
+
+/// Every string of `strings` read as `target` (a date or timestamp type); a string that
+/// does not read is handed to `bad` with its row, which either ends the reading with an
+/// error or makes the value NULL (`Ok`): the `file` source counts such rows as malformed.
+pub fn read_column_each(
+    strings: &arrow::array::StringArray,
+    target: &DataType,
+    mut bad: impl FnMut(usize, ExecError) -> std::result::Result<(), ExecError>,
+) -> std::result::Result<ArrayRef, ExecError> {
+    let mut read = |parse: &dyn Fn(&str) -> std::result::Result<i64, ExecError>| {
+        let mut values = Vec::with_capacity(strings.len());
+        for (row, text) in strings.iter().enumerate() {
+            values.push(match text.map(parse).transpose() {
+                Ok(value) => value,
+                Err(e) => bad(row, e).map(|()| None)?,
+            });
+        }
+        Ok::<_, ExecError>(values)
+    };
     let array: ArrayRef = match target {
-        DataType::Date32 => Arc::new(
-            strings
-                .iter()
-                .map(|v| v.map(parse_date).transpose())
-                .collect::<std::result::Result<Date32Array, _>>()?,
-        ),
+        DataType::Date32 => {
+            let days = read(&|text| parse_date(text).map(i64::from))?;
+            Arc::new(days.into_iter().map(|d| d.map(|d| d as i32)).collect::<Date32Array>())
+        }
         DataType::Timestamp(unit, zone) => {
-            let values = micros(zone.is_some()).collect::<std::result::Result<Vec<Option<i64>>, _>>()?;
-            in_unit(values, unit, zone)?
+            let with_zone = zone.is_some();
+            in_unit(read(&|text| parse_timestamp(text, with_zone))?, unit, zone)?
         }
         other => return Err(ExecError::Internal(format!("text read as {other}"))),
     };

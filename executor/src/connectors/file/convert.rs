@@ -1,14 +1,16 @@
 //! Declared types: which are supported, what the decoders are asked to produce, and the
 //! last step from decoded columns to a batch of the declared schema.
 //!
-//! The decoders produce a "read schema" (every column nullable, Binary read as text). Then
-//! [`conform`] casts what still differs (text to Binary, or a Parquet file's own types) and
-//! checks NOT NULL; a value that cannot be cast or a NULL in a NOT NULL column makes its row
-//! malformed, and the row is filtered out and reported rather than failing the batch.
+//! The decoders produce a "read schema" (every column nullable, Binary, dates and timestamps
+//! read as text). Then [`conform`] reads dates and timestamps as Postgres reads them (the
+//! reader of casts and `COPY`), casts what still differs (text to Binary, or a Parquet
+//! file's own types) and checks NOT NULL; a value that cannot be read or cast or a NULL in a
+//! NOT NULL column makes its row malformed, and the row is filtered out and reported rather
+//! than failing the batch.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{cast, cast_with_options, filter, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -16,6 +18,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use super::OptionError;
 use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
+use crate::functions::text_to_timestamp::read_column_each;
 
 /// Longest value text quoted in a row error.
 const MAX_VALUE_CHARS: usize = 60;
@@ -48,12 +51,20 @@ pub(super) fn check_supported(field: &Field) -> Result<(), OptionError> {
     }
 }
 
-/// The type the text decoders produce for a declared type.
+/// The type the text decoders produce for a declared type. Dates and timestamps are read
+/// as text and converted by [`conform`] with the reader casts use (Arrow's decoders want
+/// the seconds and refuse `Z` for a `timestamp`, where Postgres reads both).
 fn read_type(data_type: &DataType) -> DataType {
     match data_type {
         DataType::Binary => DataType::Utf8,
+        t if read_as_time(t) => DataType::Utf8,
         other => other.clone(),
     }
+}
+
+/// A declared type whose text the shared date and time reader converts.
+fn read_as_time(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Date32 | DataType::Timestamp(..))
 }
 
 /// The schema handed to arrow-csv / arrow-json: declared names and (readable) types, all
@@ -96,6 +107,18 @@ pub(super) fn conform(
     for (column, field) in columns.into_iter().zip(schema.fields()) {
         let column = if column.data_type() == field.data_type() {
             column
+        } else if let (Some(strings), true) = (column.as_string_opt::<i32>(), read_as_time(field.data_type()))
+        {
+            read_column_each(strings, field.data_type(), |row, _| {
+                let text = quote_value(strings.value(row));
+                let reason = format!(
+                    "column {}: cannot parse {text} as {}",
+                    field.name(),
+                    sql_type_name(field.data_type())
+                );
+                flag(&mut reasons, row, reason);
+                Ok(())
+            })?
         } else {
             let strict = CastOptions { safe: false, ..Default::default() };
             match cast_with_options(&column, field.data_type(), &strict) {

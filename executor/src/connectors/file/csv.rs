@@ -39,7 +39,12 @@ pub(super) struct CsvFormat {
 impl CsvFormat {
     pub(super) fn new(declared: SchemaRef, options: CsvOptions) -> Self {
         let read = read_schema(&declared);
-        let text_columns = read.fields().iter().map(|f| f.data_type() == &DataType::Utf8).collect();
+        // Dates and timestamps are read as text too, but their `""` is NULL.
+        let text_columns = declared
+            .fields()
+            .iter()
+            .map(|f| matches!(f.data_type(), DataType::Utf8 | DataType::Binary))
+            .collect();
         CsvFormat { declared, read, delimiter: options.delimiter, text_columns }
     }
 

@@ -641,3 +641,54 @@ fn split_size_is_checked() {
         assert!(e.to_string().contains("split.size"), "{e}");
     }
 }
+
+/// Dates and timestamps read as a cast reads them (values from PostgreSQL 15): no seconds,
+/// `T`, a zone (ignored by `timestamp`), a date's digits alone, an abbreviation; text that
+/// is not a date is a malformed row, and a quoted empty field is NULL.
+#[test]
+fn csv_and_json_read_dates_and_timestamps_as_postgres_does() {
+    let s = schema(&[
+        ("id", DataType::Int64, true),
+        ("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ("tz", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true),
+        ("d", DataType::Date32, true),
+    ]);
+    let content = "1,2020-01-01 12:00,2020-01-01T12:00:00Z,20200101\n\
+                   2,2020-01-01T12:00:00Z,2020-01-01 12:00+02,2020-01-01 23:59\n\
+                   3,noon,2020-01-01 12:00 pst,2020-01-01\n\
+                   4,2020-01-01 12:00:00.1234567,2020-01-01 12:00 PST,2021-02-29\n\
+                   5,\"\",2020-07-01 12:00 Europe/Paris,\n";
+    let (csv_rows, errors) = read_csv(content, &[], Arc::clone(&s));
+    assert_eq!(
+        csv_rows,
+        vec![
+            "1|2020-01-01T12:00:00|2020-01-01T12:00:00Z|2020-01-01",
+            "2|2020-01-01T12:00:00|2020-01-01T10:00:00Z|2020-01-01",
+            "5|NULL|2020-07-01T10:00:00Z|NULL",
+        ]
+    );
+    assert_eq!(
+        errors,
+        vec![
+            err("t.csv line 3", "column ts: cannot parse \"noon\" as timestamp"),
+            err("t.csv line 4", "column d: cannot parse \"2021-02-29\" as date"),
+        ]
+    );
+
+    let json = r#"{"id": 1, "ts": "2020-01-01 12:00", "tz": "2020-01-01T12:00:00Z", "d": "20200101"}
+{"id": 2, "ts": "2020-01-01 12:00:00.1234567", "tz": "2020-01-01 12:00 pst", "d": "2020-01-01 23:59"}
+{"id": 3, "ts": "noon"}
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "t.json", json);
+    let c = connector(&path, &[("format", "json")], s);
+    let (batches, errors) = read_all(c.open(0).expect("open").as_mut());
+    assert_eq!(
+        rows(&batches),
+        vec![
+            "1|2020-01-01T12:00:00|2020-01-01T12:00:00Z|2020-01-01",
+            "2|2020-01-01T12:00:00.123457|2020-01-01T20:00:00Z|2020-01-01",
+        ]
+    );
+    assert_eq!(errors, vec![err("t.json line 3", "column ts: cannot parse \"noon\" as timestamp")]);
+}
