@@ -491,17 +491,6 @@ fn parse_flag(options: &ConnectorOptions, key: &str) -> Result<bool, OptionError
     parse_bool(raw, BoolWords::Lenient).ok_or_else(|| invalid_value_got(key, "'true' or 'false'", raw))
 }
 
-/// Days from 1970-01-01 to the given proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 /// `YYYY-MM-DD HH:MM:SS` (UTC), `YYYY-MM-DD`, or integer milliseconds since the epoch.
 fn parse_base_time(raw: &str) -> Result<i64, OptionError> {
     let err = || {
@@ -552,7 +541,7 @@ fn parse_base_time(raw: &str) -> Result<i64, OptionError> {
     if !valid {
         return Err(err());
     }
-    let days = days_from_civil(year, month, day);
+    let days = crate::functions::timestamp_input::days_from_civil(year, month, day).ok_or_else(err)?;
     Ok(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
 }
 

@@ -460,7 +460,7 @@ fn read_offset(c: &mut Cursor) -> Result<i64, Fault> {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (year 0 is 1 BC); `None` for a
 /// month or day that does not exist.
-fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }

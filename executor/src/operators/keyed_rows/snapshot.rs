@@ -67,21 +67,22 @@ impl Entries {
     fn write_to(self, out: &mut dyn Write) -> std::io::Result<()> {
         let mut out = BufWriter::with_capacity(1 << 20, out);
         let (mut group, mut prefix): (u16, Box<[u8]>) = (0, Box::default());
-        let stored_key = |out: &mut BufWriter<_>, tag: u8, group: u16, prefix: &[u8], row: &[u8]| {
+        for item in self.items {
+            let (tag, row, value) = match item {
+                Item::Key(g, p) => {
+                    (group, prefix) = (g, p);
+                    continue;
+                }
+                Item::Put(row, value) => (PUT, row, Some(value)),
+                Item::Remove(row) => (REMOVE, row, None),
+            };
             out.write_all(&[tag])?;
             out.write_all(&group.to_le_bytes())?;
             out.write_all(&((prefix.len() + row.len()) as u32).to_le_bytes())?;
-            out.write_all(prefix)?;
-            out.write_all(row)
-        };
-        for item in self.items {
-            match item {
-                Item::Key(g, p) => (group, prefix) = (g, p),
-                Item::Put(row, value) => {
-                    stored_key(&mut out, PUT, group, &prefix, &row)?;
-                    out.write_all(&value)?;
-                }
-                Item::Remove(row) => stored_key(&mut out, REMOVE, group, &prefix, &row)?,
+            out.write_all(&prefix)?;
+            out.write_all(&row)?;
+            if let Some(value) = value {
+                out.write_all(&value)?;
             }
         }
         out.write_all(&[END])?;
@@ -253,12 +254,12 @@ fn split_stored_key(stored: &[u8]) -> ExecResult<(u8, &[u8], &[u8])> {
     Ok((tag, key, row))
 }
 
+/// Receives a memory piece's entry: key group, stored key, value (`None`: removed).
+type EntryVisitor<'a> = dyn FnMut(u16, &[u8], Option<&[u8]>) -> ExecResult<()> + 'a;
+
 /// Reads a memory piece's entries up to `END`, each as key group, stored key and value
 /// (`None`: removed).
-fn read_entries(
-    input: &mut dyn Read,
-    apply: &mut dyn FnMut(u16, &[u8], Option<&[u8]>) -> ExecResult<()>,
-) -> ExecResult<()> {
+fn read_entries(input: &mut dyn Read, apply: &mut EntryVisitor<'_>) -> ExecResult<()> {
     let mut input = BufReader::new(input);
     let mut stored = Vec::new();
     let mut value = [0u8; 24];
@@ -311,8 +312,11 @@ mod tests {
         (kind, bytes, delta)
     }
 
-    /// Every live row as (key, row, count, degree, expires), sorted.
-    fn contents(side: &KeyedRows) -> Vec<(Vec<u8>, Vec<u8>, i64, i64, i64)> {
+    /// A live row: key, row, count, degree, expires.
+    type Held = (Vec<u8>, Vec<u8>, i64, i64, i64);
+
+    /// Every live row, sorted.
+    fn contents(side: &KeyedRows) -> Vec<Held> {
         let mut all: Vec<_> = side
             .keys
             .iter()
