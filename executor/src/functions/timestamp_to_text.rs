@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, StringArray};
-use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::DFSchema;
@@ -61,17 +61,12 @@ impl ScalarUDFImpl for DateText {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { args.number_rows };
-        let [value] = args.args.as_slice() else {
-            return Err(DataFusionError::Internal("date_text takes one argument".into()));
-        };
-        let values = value.to_array(rows)?;
-        let values = values.as_primitive::<Date32Type>();
-        let out: StringArray = (0..rows)
-            .map(|i| values.is_valid(i).then(|| super::datetime_text::date_text(values.value(i))).flatten())
-            .collect();
-        super::columnar(Arc::new(out), scalar)
+        texts_of::<Date32Type>(
+            args,
+            self.name(),
+            |value, rows| value.to_array(rows),
+            super::datetime_text::date_text,
+        )
     }
 }
 
@@ -94,18 +89,30 @@ impl ScalarUDFImpl for TimestampText {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { args.number_rows };
-        let [value] = args.args.as_slice() else {
-            return Err(DataFusionError::Internal(format!("{} takes one argument", self.name())));
-        };
-        let values = super::timestamp_diff::as_micros(value, rows)?;
-        let values = values.as_primitive::<TimestampMicrosecondType>();
-        let out: StringArray = (0..rows)
-            .map(|i| values.is_valid(i).then(|| format(values.value(i), self.with_zone)).flatten())
-            .collect();
-        super::columnar(Arc::new(out), scalar)
+        texts_of::<TimestampMicrosecondType>(args, self.name(), super::timestamp_diff::as_micros, |micros| {
+            format(micros, self.with_zone)
+        })
     }
+}
+
+/// The text of each value of a one-argument call: `values` turns the argument into an array
+/// of `T`, `text` gives a value's text (`None`: NULL).
+fn texts_of<T: ArrowPrimitiveType>(
+    args: ScalarFunctionArgs,
+    name: &str,
+    values: impl Fn(&ColumnarValue, usize) -> Result<ArrayRef>,
+    text: impl Fn(T::Native) -> Option<String>,
+) -> Result<ColumnarValue> {
+    let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let rows = if scalar { 1 } else { args.number_rows };
+    let [value] = args.args.as_slice() else {
+        return Err(DataFusionError::Internal(format!("{name} takes one argument")));
+    };
+    let values = values(value, rows)?;
+    let values = values.as_primitive::<T>();
+    let out: StringArray =
+        (0..rows).map(|i| values.is_valid(i).then(|| text(values.value(i))).flatten()).collect();
+    super::columnar(Arc::new(out), scalar)
 }
 
 /// Plans every cast of a timestamp to text as `timestamp_text` / `timestamptz_text`.

@@ -320,6 +320,8 @@ impl Operator for TopN {
             let i = i as usize;
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
             let row = rows.row(j);
+            // Loaded again: a delete earlier in the batch may have left the key empty, and
+            // an empty key leaves memory.
             self.rows.load(backend.as_ref(), self.namespace, groups[i] as u16, key)?;
             // Over an append-only input, a row that ranks after a full partition's last kept
             // row can never be shown: it changes nothing and is not kept.
