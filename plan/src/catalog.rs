@@ -38,10 +38,26 @@ pub enum ColumnType {
     },
     Bytea,
     Date,
-    Time,
-    Timestamp,
-    Timestamptz,
-    Interval,
+    /// `time(precision)`, `timestamp(precision)`, `timestamptz(precision)` and
+    /// `interval(precision)`: digits kept after the second (0 to 6), `None` when declared
+    /// without a modifier. Catalogs written before the precision was kept have no field
+    /// and read as `None`; a column without one is written as before.
+    Time {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precision: Option<u8>,
+    },
+    Timestamp {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precision: Option<u8>,
+    },
+    Timestamptz {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precision: Option<u8>,
+    },
+    Interval {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precision: Option<u8>,
+    },
     Json,
     Jsonb,
 }
@@ -64,10 +80,12 @@ impl ColumnType {
             }
             ColumnType::Bytea => DataType::Binary,
             ColumnType::Date => DataType::Date32,
-            ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
-            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            ColumnType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00"))),
-            ColumnType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            ColumnType::Time { .. } => DataType::Time64(TimeUnit::Microsecond),
+            ColumnType::Timestamp { .. } => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColumnType::Timestamptz { .. } => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
+            }
+            ColumnType::Interval { .. } => DataType::Interval(IntervalUnit::MonthDayNano),
         }
     }
 
@@ -89,10 +107,10 @@ impl ColumnType {
             }
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Bytea,
             DataType::Date32 | DataType::Date64 => ColumnType::Date,
-            DataType::Time32(_) | DataType::Time64(_) => ColumnType::Time,
-            DataType::Timestamp(_, None) => ColumnType::Timestamp,
-            DataType::Timestamp(_, Some(_)) => ColumnType::Timestamptz,
-            DataType::Interval(_) => ColumnType::Interval,
+            DataType::Time32(_) | DataType::Time64(_) => ColumnType::Time { precision: None },
+            DataType::Timestamp(_, None) => ColumnType::Timestamp { precision: None },
+            DataType::Timestamp(_, Some(_)) => ColumnType::Timestamptz { precision: None },
+            DataType::Interval(_) => ColumnType::Interval { precision: None },
             _ => ColumnType::Text,
         }
     }
@@ -115,14 +133,49 @@ impl ColumnType {
             ColumnType::Varchar { length: None } => "character varying".into(),
             ColumnType::Bytea => "bytea".into(),
             ColumnType::Date => "date".into(),
-            ColumnType::Time => "time without time zone".into(),
-            ColumnType::Timestamp => "timestamp without time zone".into(),
-            ColumnType::Timestamptz => "timestamp with time zone".into(),
-            ColumnType::Interval => "interval".into(),
+            ColumnType::Time { precision } => format!("time{} without time zone", modifier(precision)),
+            ColumnType::Timestamp { precision } => {
+                format!("timestamp{} without time zone", modifier(precision))
+            }
+            ColumnType::Timestamptz { precision } => {
+                format!("timestamp{} with time zone", modifier(precision))
+            }
+            ColumnType::Interval { precision } => format!("interval{}", modifier(precision)),
             ColumnType::Json => "json".into(),
             ColumnType::Jsonb => "jsonb".into(),
         }
     }
+
+    /// The declared fractional-seconds precision of a time, timestamp or interval column.
+    pub fn time_precision(&self) -> Option<u8> {
+        match self {
+            ColumnType::Time { precision }
+            | ColumnType::Timestamp { precision }
+            | ColumnType::Timestamptz { precision }
+            | ColumnType::Interval { precision } => *precision,
+            _ => None,
+        }
+    }
+
+    /// The type a value assigned to the column is cast to in SQL before the column's store
+    /// fits it to the declared length or precision (`22001` for a too long `varchar(n)`,
+    /// rounding for `timestamp(p)`), as a Postgres assignment does. An explicit cast to
+    /// `varchar(n)` would cut the value, and DataFusion has no `timestamp(2)`.
+    pub fn assignment_cast_name(&self) -> String {
+        match self {
+            ColumnType::Varchar { .. } => "text".into(),
+            ColumnType::Time { .. } => ColumnType::Time { precision: None }.pg_display_name(),
+            ColumnType::Timestamp { .. } => ColumnType::Timestamp { precision: None }.pg_display_name(),
+            ColumnType::Timestamptz { .. } => ColumnType::Timestamptz { precision: None }.pg_display_name(),
+            ColumnType::Interval { .. } => ColumnType::Interval { precision: None }.pg_display_name(),
+            other => other.pg_display_name(),
+        }
+    }
+}
+
+/// `(p)` for a declared precision, nothing without one.
+fn modifier(precision: &Option<u8>) -> String {
+    precision.map(|p| format!("({p})")).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,4 +348,46 @@ pub struct SinkDef {
     pub depends_on: Vec<TableId>,
     pub job_graph: JobGraph,
     pub created_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_types_written_before_precisions_were_kept_still_read() {
+        // A column as catalogs before declared precisions stored it.
+        for (json, expected) in [
+            (r#"{"type":"timestamp"}"#, ColumnType::Timestamp { precision: None }),
+            (r#"{"type":"timestamptz"}"#, ColumnType::Timestamptz { precision: None }),
+            (r#"{"type":"time"}"#, ColumnType::Time { precision: None }),
+            (r#"{"type":"interval"}"#, ColumnType::Interval { precision: None }),
+        ] {
+            let read: ColumnType = serde_json::from_str(json).unwrap();
+            assert_eq!(read, expected);
+            // Written back as before: an older Weir still reads it.
+            assert_eq!(serde_json::to_string(&read).unwrap(), json);
+        }
+        let declared = ColumnType::Timestamptz { precision: Some(3) };
+        let json = serde_json::to_string(&declared).unwrap();
+        assert_eq!(json, r#"{"type":"timestamptz","precision":3}"#);
+        assert_eq!(serde_json::from_str::<ColumnType>(&json).unwrap(), declared);
+    }
+
+    #[test]
+    fn precisions_show_as_postgres_names_them() {
+        let names = [
+            (ColumnType::Timestamp { precision: Some(0) }, "timestamp(0) without time zone"),
+            (ColumnType::Timestamptz { precision: Some(3) }, "timestamp(3) with time zone"),
+            (ColumnType::Time { precision: Some(2) }, "time(2) without time zone"),
+            (ColumnType::Interval { precision: Some(1) }, "interval(1)"),
+            (ColumnType::Timestamp { precision: None }, "timestamp without time zone"),
+        ];
+        for (t, name) in names {
+            assert_eq!(t.pg_display_name(), name);
+        }
+        let t = ColumnType::Timestamp { precision: Some(2) };
+        assert_eq!(t.assignment_cast_name(), "timestamp without time zone");
+        assert_eq!(t.time_precision(), Some(2));
+    }
 }

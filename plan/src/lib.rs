@@ -4,6 +4,7 @@
 //!   deploys;
 //! * [`catalog`]: the definitions of tables, views, sources and sinks as the catalog stores
 //!   them (a view's definition holds its JobGraph);
+//! * [`time_precision`]: what a declared `timestamp(p)` precision does to a value;
 //! * [`ids`]: the names the runtime gives its parts (jobs, tasks, epochs, channels) and the
 //!   key groups keyed state and exchanges agree on.
 //!
@@ -16,6 +17,7 @@ pub mod catalog;
 mod error;
 pub mod ids;
 pub mod job_graph;
+pub mod time_precision;
 
 pub use catalog::{
     ColumnDef, ColumnType, SinkDef, SourceDef, TableDef, TableId, ViewDef, Watermark,

@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(p.def.primary_key, vec![0]);
         assert_eq!(p.def.columns[1].column_type, ColumnType::Text);
         assert!(p.def.columns[1].not_null);
-        assert_eq!(p.def.columns[3].column_type, ColumnType::Timestamp);
+        assert_eq!(p.def.columns[3].column_type, ColumnType::Timestamp { precision: None });
 
         let p = plan("CREATE TABLE IF NOT EXISTS t (a INT, b VARCHAR(10), PRIMARY KEY (b, a))").unwrap();
         assert!(p.if_not_exists);

@@ -36,7 +36,7 @@ pub use stream_plan::{
     check_temporal_versions, plan_job_graph, temporal_tables, JobOptions, StreamCatalog, StreamInput,
     TemporalTable,
 };
-pub use types::column_type_from_sql;
+pub use types::{column_type_from_sql, precision_warning};
 pub use window_tvf::{WindowTvf, WindowTvfPlanner};
 
 /// Re-export of the SQL AST so callers use the exact version DataFusion does.

@@ -550,7 +550,10 @@ mod tests {
         let def = crate::stream_ddl::plan_create_source(source).unwrap();
         assert_eq!(def.proctime_column, Some(1));
         assert_eq!(def.columns[1].name, "Proc");
-        assert_eq!(def.columns[1].column_type, weir_plan::catalog::ColumnType::Timestamptz);
+        assert_eq!(
+            def.columns[1].column_type,
+            weir_plan::catalog::ColumnType::Timestamptz { precision: None }
+        );
         assert_eq!(def.watermark.as_ref().map(|w| w.column), Some(2));
         assert_eq!(def.connector_schema().fields().len(), 2);
 
@@ -567,6 +570,12 @@ mod tests {
             ),
             "0A000"
         );
+        // A source does not round its values to a declared precision; six digits is every value.
+        assert_eq!(refused("CREATE SOURCE s (ts TIMESTAMP(3)) WITH (connector = 'datagen')"), "0A000");
+        assert_eq!(refused("CREATE SOURCE s (a INT, t TIME(0)) WITH (connector = 'datagen')"), "0A000");
+        let six = parse_sql("CREATE SOURCE s (ts TIMESTAMP(6)) WITH (connector = 'datagen')").unwrap();
+        let WeirStatement::CreateSource(six) = &six[0] else { panic!("{six:?}") };
+        assert!(crate::stream_ddl::plan_create_source(six).is_ok());
         let err = parse_sql("CREATE TABLE t (id INT, proc_time AS PROCTIME())").unwrap_err();
         assert_eq!(err.code, "0A000", "{}", err.message);
         // Not a column list: untouched.

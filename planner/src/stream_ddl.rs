@@ -243,6 +243,29 @@ pub fn split_connector(options: &[(String, String)]) -> SqlResult<(String, BTree
     Ok((connector.to_ascii_lowercase(), map))
 }
 
+/// A source's rows go from its connector to the views that read it without passing a
+/// table's store, which is where a declared `timestamp(3)` rounds its values: a source
+/// column declared with fewer than six digits is refused rather than shown with a
+/// precision its values do not have.
+fn reject_rounding_precisions(columns: &[weir_plan::catalog::ColumnDef]) -> SqlResult<()> {
+    use weir_plan::time_precision::MAX_TIME_PRECISION;
+    let Some(column) =
+        columns.iter().find(|c| c.column_type.time_precision().is_some_and(|p| p < MAX_TIME_PRECISION))
+    else {
+        return Ok(());
+    };
+    Err(SqlError::unsupported(format!(
+        "source column \"{}\" of type {}: sources do not round values to a declared precision",
+        column.name,
+        column.column_type.pg_display_name()
+    ))
+    .with_hint(format!(
+        "Declare the column {} and round in the view that reads it, e.g. date_trunc('second', {}).",
+        column.column_type.assignment_cast_name(),
+        column.name
+    )))
+}
+
 /// Validates a `CREATE SOURCE` into its catalog definition (id 0, connector options not yet
 /// checked: that is the connector's job).
 pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
@@ -251,6 +274,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> SqlResult<SourceDef> {
         return Err(SqlError::unsupported("a source without columns"));
     }
     let (columns, _) = crate::create_table::plan_columns(&stmt.columns, &name, false)?;
+    reject_rounding_precisions(&columns)?;
     let proctime_column = plan_proctime_column(&stmt.computed, &columns)?;
     if stmt.columns.len() == stmt.computed.len() {
         return Err(SqlError::unsupported("a source whose only column is its processing time")
@@ -334,7 +358,7 @@ pub fn plan_watermark(columns: &[ColumnDef], column: &Ident, expr: &Expr) -> Sql
     })?;
     if !matches!(
         columns[index].column_type,
-        weir_plan::catalog::ColumnType::Timestamp | weir_plan::catalog::ColumnType::Timestamptz
+        weir_plan::catalog::ColumnType::Timestamp { .. } | weir_plan::catalog::ColumnType::Timestamptz { .. }
     ) {
         return Err(SqlError::new(
             sqlstate::DATATYPE_MISMATCH,

@@ -416,7 +416,7 @@ fn convert_column(
     column_type: &ColumnType,
     target: &DataType,
 ) -> Result<ArrayRef, BadField> {
-    let type_name = column_type.pg_display_name();
+    let type_name = crate::wire::errors::pg_type_name(column_type);
     let invalid =
         || (sqlstate::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {type_name}"));
     match column_type {
@@ -459,7 +459,7 @@ fn convert_column(
             }
         }
         // Postgres' date and time input, as in SQL casts.
-        ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz => {
+        ColumnType::Date | ColumnType::Timestamp { .. } | ColumnType::Timestamptz { .. } => {
             return weir_executor::functions::text_to_timestamp::read_column(strings, target).map_err(|e| {
                 let row = (0..strings.len())
                     .find(|&i| {

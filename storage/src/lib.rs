@@ -34,6 +34,7 @@ mod checkpoint_store;
 mod chunked_insert;
 mod codec;
 mod declared_length;
+mod declared_precision;
 mod error;
 pub mod keyed_state;
 mod owned_snapshot;

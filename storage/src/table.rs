@@ -22,7 +22,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use crate::codec::RowCodec;
-use crate::declared_length::fit_declared_lengths;
+use crate::declared_precision::fit_declared_types;
 use crate::error::{StorageError, StorageResult};
 use crate::owned_snapshot::OwnedSnapshot;
 use crate::store::{CF_LOG, CF_ROWS};
@@ -160,7 +160,7 @@ impl TableStore {
         batch: &RecordBatch,
         mut seq: u64,
     ) -> StorageResult<(WriteBatch, u64)> {
-        let batch = &*fit_declared_lengths(&layout.def, batch)?;
+        let batch = &*fit_declared_types(&layout.def, batch)?;
         check_shape(layout, batch)?;
         check_not_null(layout, batch)?;
         let values = layout.codec.encode_values(batch)?;
@@ -210,7 +210,7 @@ impl TableStore {
             return Err(StorageError::Invalid("update: old and new row counts differ".into()));
         }
         let layout = self.layout();
-        let new_rows = &*fit_declared_lengths(&layout.def, new_rows)?;
+        let new_rows = &*fit_declared_types(&layout.def, new_rows)?;
         check_shape(&layout, old_rows)?;
         check_shape(&layout, new_rows)?;
         check_not_null(&layout, new_rows)?;
@@ -437,7 +437,7 @@ impl TableStore {
                 return Ok(());
             }
             let converted = convert(&old.codec.decode_values(values.iter().map(|v| v.as_ref()))?)?;
-            let batch = &*fit_declared_lengths(&new.def, &converted)?;
+            let batch = &*fit_declared_types(&new.def, &converted)?;
             check_shape(new, batch)?;
             check_not_null(new, batch)?;
             let encoded = new.codec.encode_values(batch)?;
@@ -496,7 +496,7 @@ impl TableStore {
             }
             let rows = entries.iter().map(|(_, value)| value.get(1..).unwrap_or_default());
             let converted = convert(&old.codec.decode_values(rows)?)?;
-            let batch = &*fit_declared_lengths(&new.def, &converted)?;
+            let batch = &*fit_declared_types(&new.def, &converted)?;
             check_shape(new, batch)?;
             let encoded = new.codec.encode_values(batch)?;
             for (i, (key, value)) in entries.iter().enumerate() {

@@ -157,16 +157,10 @@ fn in_unit(
 }
 
 /// Microseconds since 1970 in units of `unit` microseconds, as Postgres rounds
-/// `timestamp(0)` and `timestamp(3)`: half a unit away from its epoch, 2000-01-01
-/// (`1969-12-31 23:59:58.5` is `23:59:58`, `2020-01-01 12:00:00.5` is `12:00:01`).
+/// `timestamp(0)` and `timestamp(3)`: the rounding a column declared `timestamp(p)` stores
+/// its values with, defined once in [`weir_plan::time_precision`].
 fn round_to(micros: i64, unit: i64) -> i64 {
-    const POSTGRES_EPOCH: i64 = 946_684_800_000_000;
-    let (since, half) = (i128::from(micros) - i128::from(POSTGRES_EPOCH), i128::from(unit / 2));
-    let units = match since >= 0 {
-        true => (since + half) / i128::from(unit),
-        false => -((-since + half) / i128::from(unit)),
-    };
-    (units + i128::from(POSTGRES_EPOCH / unit)) as i64
+    weir_plan::time_precision::timestamp_in_units(micros, unit)
 }
 
 fn is_text(t: &DataType) -> bool {

@@ -122,6 +122,7 @@ pub(super) async fn alter_column(
         AlterColumnOperation::DropDefault => altering.def.columns[position].default = None,
         AlterColumnOperation::SetDataType { data_type, using, .. } => {
             let new_type = column_type_from_sql(data_type)?;
+            cx.warn_reduced_precisions([data_type])?;
             set_type(cx, altering, position, new_type, using.as_ref()).await?;
         }
         AlterColumnOperation::AddGenerated { .. } => {
@@ -191,11 +192,9 @@ async fn set_type(
         });
     }
     // A varchar(n) value is cast to text and its length checked as the row is stored
-    // (`22001`), as in an assignment; an explicit cast would cut it.
-    let target = match &new_type {
-        ColumnType::Varchar { .. } => "text".to_string(),
-        other => other.pg_display_name(),
-    };
+    // (`22001`), as in an assignment; an explicit cast would cut it. A timestamp(p) value
+    // is rounded to its precision as the row is stored.
+    let target = new_type.assignment_cast_name();
     let plan = plan_over_table(cx, altering.before, &format!("CAST(({source}) AS {target})")).await?;
     let conversion = conversion_of(cx, plan, altering.before)?;
     tracing::debug!(table = %table, column = %name, to = %new_type.pg_display_name(), "changing a column's type");
@@ -295,9 +294,9 @@ fn category_of(t: &ColumnType) -> Category {
         ColumnType::Text | ColumnType::Varchar { .. } => Category::Text,
         ColumnType::Bytea => Category::Bytes,
         ColumnType::Date => Category::Date,
-        ColumnType::Time => Category::Time,
-        ColumnType::Timestamp | ColumnType::Timestamptz => Category::Timestamp,
-        ColumnType::Interval => Category::Interval,
+        ColumnType::Time { .. } => Category::Time,
+        ColumnType::Timestamp { .. } | ColumnType::Timestamptz { .. } => Category::Timestamp,
+        ColumnType::Interval { .. } => Category::Interval,
         ColumnType::Json | ColumnType::Jsonb => Category::Json,
     }
 }

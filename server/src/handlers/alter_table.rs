@@ -98,6 +98,7 @@ pub async fn run(cx: &Context<'_>, alter: AlterTable) -> SqlResult<Outcome> {
         match operation {
             AlterTableOperation::AddColumn { if_not_exists, column_def, column_position: None, .. } => {
                 let (column, primary_key) = plan_added_column(column_def, &name)?;
+                cx.warn_reduced_precisions([&column_def.data_type])?;
                 if def.column_index(&column.name).is_some() {
                     if *if_not_exists {
                         continue;
@@ -259,7 +260,7 @@ pub(super) async fn default_value(
     default: &str,
     column_type: &weir_plan::catalog::ColumnType,
 ) -> SqlResult<ScalarValue> {
-    let query = format!("SELECT CAST(({default}) AS {})", column_type.pg_display_name());
+    let query = format!("SELECT CAST(({default}) AS {})", column_type.assignment_cast_name());
     let statement = match weir_planner::parse_sql(&query)?.pop() {
         Some(weir_planner::WeirStatement::Sql(statement)) => *statement,
         _ => return Err(SqlError::internal("a default's query did not parse as a query")),

@@ -14,6 +14,7 @@ pub async fn run(
     watermark: Option<(&Ident, &Expr)>,
 ) -> SqlResult<Outcome> {
     let mut plan = plan_create_table(create)?;
+    cx.warn_reduced_precisions(create.columns.iter().map(|c| &c.data_type))?;
     if let Some((column, expr)) = watermark {
         let def = plan_watermark(&plan.def.columns, column, expr)?;
         super::stream_ddl::check_watermark_expression(&plan.def.arrow_schema(), &def)?;
@@ -25,7 +26,7 @@ pub async fn run(
     // A default must compute a value of the column's type without reading any column.
     for column in &plan.def.columns {
         let Some(default) = &column.default else { continue };
-        let check = format!("SELECT CAST(({default}) AS {})", column.column_type.pg_display_name());
+        let check = format!("SELECT CAST(({default}) AS {})", column.column_type.assignment_cast_name());
         let statement = match weir_planner::parse_sql(&check)?.pop() {
             Some(weir_planner::WeirStatement::Sql(statement)) => *statement,
             _ => return Err(SqlError::internal("a default's check did not parse as a query")),

@@ -6,17 +6,47 @@
 //! reaches the view's output unchanged (through projections, filters, sorts, joins and
 //! GROUP BY keys) keeps the type declared on the table, view or source it comes from; any
 //! other column is typed from its Arrow type.
+//!
+//! The same tracing gives a query's result columns their Postgres type modifier in
+//! RowDescription ([`with_declared_modifiers`]): `SELECT ts FROM t` over a `timestamp(0)`
+//! column reports modifier 0, as Postgres does, and a computed column -1.
 
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
 use weir_plan::catalog::{ColumnDef, ColumnType};
 use weir_storage::Store;
 
 use crate::engine::DEFAULT_SCHEMA;
+use crate::pg_catalog;
+use crate::wire::encode;
 
 /// The declared type of each output column of `plan` that passes an input column through.
 pub fn declared_column_types(plan: &LogicalPlan, store: &Store) -> Vec<Option<ColumnType>> {
     (0..plan.schema().fields().len()).map(|i| trace(plan, i, store)).collect()
+}
+
+/// `schema` (the result of `plan`) with each column that passes a declared column through
+/// annotated with that column's type modifier, when the wire type it is sent as is the
+/// declared type's (`numeric(10,2)`, `timestamp(3)`; not `varchar(n)`, sent as `text`).
+pub fn with_declared_modifiers(schema: SchemaRef, plan: &LogicalPlan, store: &Store) -> SchemaRef {
+    let declared = declared_column_types(plan, store);
+    if declared.iter().all(Option::is_none) {
+        return schema;
+    }
+    let fields = schema.fields().iter().zip(declared).map(|(field, declared)| {
+        let typmod = declared
+            .filter(|t| i64::from(encode::pg_type(field).oid()) == pg_catalog::type_oid(t))
+            .map(|t| pg_catalog::type_modifier(&t))
+            .filter(|m| *m >= 0);
+        match typmod {
+            Some(typmod) => Arc::new(encode::with_type_modifier(field.as_ref().clone(), typmod)),
+            None => field.clone(),
+        }
+    });
+    Arc::new(Schema::new_with_metadata(fields.collect::<Vec<_>>(), schema.metadata().clone()))
 }
 
 fn trace(plan: &LogicalPlan, i: usize, store: &Store) -> Option<ColumnType> {

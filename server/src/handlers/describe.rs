@@ -108,7 +108,10 @@ async fn describe_planned(
         }
     }
     let result = match statement {
-        Statement::Query(_) | Statement::Explain { .. } => Some(Arc::new(plan.schema().as_arrow().clone())),
+        Statement::Query(_) | Statement::Explain { .. } => {
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            Some(super::declared_types::with_declared_modifiers(schema, &plan, &engine.store))
+        }
         _ => None,
     };
     Ok(StatementDescription { param_types, result })

@@ -95,6 +95,22 @@ impl Context<'_> {
     pub fn session(&self) -> SqlResult<MutexGuard<'_, Session>> {
         self.session.lock().map_err(|_| SqlError::internal("session state poisoned by an earlier panic"))
     }
+
+    /// Raises Postgres' warning for each time type of `declared` with more than six digits
+    /// after the second (`TIMESTAMP(7) precision reduced to maximum allowed, 6`), which the
+    /// column keeps as six.
+    pub fn warn_reduced_precisions<'t>(
+        &self,
+        declared: impl IntoIterator<Item = &'t weir_planner::sqlparser::ast::DataType>,
+    ) -> SqlResult<()> {
+        let warnings: Vec<String> =
+            declared.into_iter().filter_map(weir_planner::precision_warning).collect();
+        if !warnings.is_empty() {
+            let session = self.session()?;
+            warnings.into_iter().for_each(|w| session.notices.warn(w));
+        }
+        Ok(())
+    }
 }
 
 /// Every kind of statement Weir accepts, told apart once by [`classify`]. Each holds the

@@ -17,8 +17,9 @@ use crate::wire::errors::from_datafusion;
 pub async fn run(cx: &Context<'_>, statement: Statement) -> SqlResult<Outcome> {
     let (ctx, plan) = plan(cx, statement).await?;
     let signals = crate::pg_catalog::signals_sessions(&plan);
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    let schema = super::declared_types::with_declared_modifiers(schema, &plan, &cx.engine.store);
     let df = ctx.execute_logical_plan(plan).await.map_err(from_datafusion)?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(from_datafusion)?;
     if signals {
         // `pg_cancel_backend` and the like: every signal sent, and its warnings raised,

@@ -43,6 +43,7 @@ fn invalid_option(e: impl std::fmt::Display) -> SqlError {
 
 pub async fn create_source(cx: &Context<'_>, stmt: &CreateSource) -> SqlResult<Outcome> {
     let mut def = plan_create_source(stmt)?;
+    cx.warn_reduced_precisions(stmt.columns.iter().map(|c| &c.data_type))?;
     check_schema(&def.schema_name)?;
     // Waits for a concurrent statement creating the same name (see name_claims).
     let _claim = cx.engine.name_claims.claim(&def.schema_name, &def.name).await;

@@ -174,8 +174,12 @@ fn type_facts(a: &Attribute) -> TypeFacts {
             }
         }
         types::DATE => (None, None, None, None, None, Some(0)),
-        types::TIME | types::TIMETZ | types::TIMESTAMP | types::TIMESTAMPTZ | types::INTERVAL => {
+        types::TIME | types::TIMETZ | types::TIMESTAMP | types::TIMESTAMPTZ => {
             (None, None, None, None, None, Some(if typmod >= 0 { typmod } else { 6 }))
+        }
+        types::INTERVAL => {
+            let precision = types::interval_precision(a.typmod).map_or(6, i64::from);
+            (None, None, None, None, None, Some(precision))
         }
         _ => (None, None, None, None, None, None),
     }

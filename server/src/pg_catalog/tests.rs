@@ -33,7 +33,7 @@ fn snapshot() -> Arc<CatalogSnapshot> {
                     column("id", ColumnType::Int8, true),
                     column("customer", ColumnType::Text, false),
                     column("amount", ColumnType::Float8, false),
-                    column("ts", ColumnType::Timestamp, false),
+                    column("ts", ColumnType::Timestamp { precision: None }, false),
                 ],
                 primary_key: vec![0],
                 watermark: None,

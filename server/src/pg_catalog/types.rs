@@ -205,10 +205,10 @@ pub fn type_oid(column_type: &ColumnType) -> i64 {
         ColumnType::Varchar { .. } => VARCHAR,
         ColumnType::Bytea => BYTEA,
         ColumnType::Date => DATE,
-        ColumnType::Time => TIME,
-        ColumnType::Timestamp => TIMESTAMP,
-        ColumnType::Timestamptz => TIMESTAMPTZ,
-        ColumnType::Interval => INTERVAL,
+        ColumnType::Time { .. } => TIME,
+        ColumnType::Timestamp { .. } => TIMESTAMP,
+        ColumnType::Timestamptz { .. } => TIMESTAMPTZ,
+        ColumnType::Interval { .. } => INTERVAL,
         ColumnType::Json => JSON,
         ColumnType::Jsonb => JSONB,
     }
@@ -224,8 +224,30 @@ pub fn type_modifier(column_type: &ColumnType) -> i32 {
             let scale = i32::from(scale.unwrap_or(0)) & 0x7ff;
             ((i32::from(*p) << 16) | scale) + VARHDRSZ
         }
+        ColumnType::Interval { precision: Some(p) } => interval_typmod(*p),
+        ColumnType::Time { precision: Some(p) }
+        | ColumnType::Timestamp { precision: Some(p) }
+        | ColumnType::Timestamptz { precision: Some(p) } => i32::from(*p),
         _ => -1,
     }
+}
+
+/// `INTERVAL_FULL_RANGE`: an interval declared without fields (`interval(3)`).
+const INTERVAL_FULL_RANGE: i32 = 0x7fff;
+/// `INTERVAL_FULL_PRECISION`: an interval declared with fields and no precision.
+const INTERVAL_FULL_PRECISION: i32 = 0xffff;
+
+/// Postgres' `INTERVAL_TYPMOD(precision, range)` of an interval without fields: `interval(1)`
+/// is `2147418113`.
+fn interval_typmod(precision: u8) -> i32 {
+    (INTERVAL_FULL_RANGE << 16) | i32::from(precision)
+}
+
+/// The fractional-seconds precision an `interval` type modifier declares, `None` for full
+/// precision (`INTERVAL_PRECISION(typmod)`).
+pub fn interval_precision(typmod: i32) -> Option<i32> {
+    let precision = typmod & 0xffff;
+    (typmod >= 0 && precision != INTERVAL_FULL_PRECISION).then_some(precision)
 }
 
 /// `typlen` of a type, as `pg_attribute.attlen` repeats it.
@@ -279,6 +301,11 @@ pub fn format_type(oid: i64, typmod: Option<i32>) -> String {
         (TIMETZ, Some(p)) => format!("time({p}) with time zone"),
         (TIMESTAMP, Some(p)) => format!("timestamp({p}) without time zone"),
         (TIMESTAMPTZ, Some(p)) => format!("timestamp({p}) with time zone"),
+        // Intervals declared with fields (`interval day to second`) are not kept by Weir.
+        (INTERVAL, Some(m)) => match interval_precision(m) {
+            Some(p) if m >> 16 == INTERVAL_FULL_RANGE => format!("interval({p})"),
+            _ => "interval".to_string(),
+        },
         (BIT, Some(n)) => format!("bit({n})"),
         (VARBIT, Some(n)) => format!("bit varying({n})"),
         _ => ty.sql_name.unwrap_or(ty.name).to_string(),
@@ -503,10 +530,14 @@ mod tests {
             ColumnType::Varchar { length: Some(20) },
             ColumnType::Bytea,
             ColumnType::Date,
-            ColumnType::Time,
-            ColumnType::Timestamp,
-            ColumnType::Timestamptz,
-            ColumnType::Interval,
+            ColumnType::Time { precision: None },
+            ColumnType::Time { precision: Some(2) },
+            ColumnType::Timestamp { precision: None },
+            ColumnType::Timestamp { precision: Some(0) },
+            ColumnType::Timestamptz { precision: None },
+            ColumnType::Timestamptz { precision: Some(3) },
+            ColumnType::Interval { precision: None },
+            ColumnType::Interval { precision: Some(1) },
             ColumnType::Json,
             ColumnType::Jsonb,
         ]
@@ -529,6 +560,13 @@ mod tests {
         assert_eq!(type_modifier(&ColumnType::Numeric { precision: None, scale: None }), -1);
         assert_eq!(type_modifier(&ColumnType::Text), -1);
         assert_eq!(numeric_precision_scale(655366), (10, 2));
+        // PostgreSQL 15's atttypmod of timestamp(0), timestamptz(3), time(2), interval(1).
+        assert_eq!(type_modifier(&ColumnType::Timestamp { precision: Some(0) }), 0);
+        assert_eq!(type_modifier(&ColumnType::Timestamptz { precision: Some(3) }), 3);
+        assert_eq!(type_modifier(&ColumnType::Time { precision: Some(2) }), 2);
+        assert_eq!(type_modifier(&ColumnType::Interval { precision: Some(1) }), 2147418113);
+        assert_eq!(interval_precision(2147418113), Some(1));
+        assert_eq!(type_modifier(&ColumnType::Timestamp { precision: None }), -1);
     }
 
     #[test]

@@ -20,9 +20,14 @@ use weir_planner::SqlError;
 /// (`varchar` vs `text` vs `json` are all Utf8).
 pub const PG_TYPE_METADATA_KEY: &str = "weir.pg_type";
 
+/// Arrow field metadata key carrying a result column's Postgres type modifier (`atttypmod`,
+/// e.g. 0 for a `timestamp(0)` column), sent in RowDescription; -1 without it.
+pub const PG_TYPMOD_METADATA_KEY: &str = "weir.pg_typmod";
+
 /// Days between 1970-01-01 (Arrow's epoch) and 2000-01-01 (Postgres' epoch).
 const PG_EPOCH_DAYS: i32 = 10_957;
-const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * 86_400_000_000;
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * MICROS_PER_DAY;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 pub fn pg_type(field: &Field) -> Type {
     if let Some(name) = field.metadata().get(PG_TYPE_METADATA_KEY) {
@@ -82,7 +87,9 @@ pub fn field_infos(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .map(|(i, f)| {
             let ty = pg_type(f);
             let format = if binary_supported(&ty) { format.format_for(i) } else { FieldFormat::Text };
+            let typmod = f.metadata().get(PG_TYPMOD_METADATA_KEY).and_then(|m| m.parse::<i32>().ok());
             FieldInfo::new(weir_planner::result_column_name(f.name()).to_string(), None, None, ty, format)
+                .with_type_modifier(typmod.unwrap_or(-1))
         })
         .collect()
 }
@@ -396,6 +403,10 @@ pub fn format_date(days: i32) -> String {
 }
 
 pub fn format_time(micros: i64) -> String {
+    // `23:59:59.995` stored in a `time(2)` column is `24:00:00`, as in Postgres.
+    if micros == MICROS_PER_DAY {
+        return "24:00:00".into();
+    }
     let secs = (micros / 1_000_000) as u32;
     let frac = (micros % 1_000_000) as u32;
     match NaiveTime::from_num_seconds_from_midnight_opt(secs, frac * 1000) {
@@ -456,6 +467,13 @@ pub fn format_interval(v: IntervalMonthDayNano) -> String {
 pub fn annotate(field: Field, pg_type_name: &str) -> Field {
     let mut metadata = field.metadata().clone();
     metadata.insert(PG_TYPE_METADATA_KEY.to_string(), pg_type_name.to_string());
+    field.with_metadata(metadata)
+}
+
+/// A result field with the Postgres type modifier RowDescription reports for it.
+pub fn with_type_modifier(field: Field, typmod: i32) -> Field {
+    let mut metadata = field.metadata().clone();
+    metadata.insert(PG_TYPMOD_METADATA_KEY.to_string(), typmod.to_string());
     field.with_metadata(metadata)
 }
 

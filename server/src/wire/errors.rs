@@ -353,8 +353,8 @@ pub(crate) fn type_category(t: &ColumnType) -> char {
         ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => 'N',
         ColumnType::Float4 | ColumnType::Float8 | ColumnType::Numeric { .. } => 'N',
         ColumnType::Text | ColumnType::Varchar { .. } => 'S',
-        ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz => 'D',
-        ColumnType::Time | ColumnType::Interval => 'T',
+        ColumnType::Date | ColumnType::Timestamp { .. } | ColumnType::Timestamptz { .. } => 'D',
+        ColumnType::Time { .. } | ColumnType::Interval { .. } => 'T',
         ColumnType::Bytea | ColumnType::Json | ColumnType::Jsonb => 'U',
     }
 }
@@ -364,6 +364,10 @@ pub(crate) fn pg_type_name(t: &ColumnType) -> String {
     match t {
         ColumnType::Numeric { .. } => "numeric".into(),
         ColumnType::Varchar { .. } => "character varying".into(),
+        ColumnType::Time { .. } => "time without time zone".into(),
+        ColumnType::Timestamp { .. } => "timestamp without time zone".into(),
+        ColumnType::Timestamptz { .. } => "timestamp with time zone".into(),
+        ColumnType::Interval { .. } => "interval".into(),
         other => other.pg_display_name(),
     }
 }
