@@ -297,6 +297,21 @@ pub async fn psql_meta_commands_and_copy() -> Result<(), String> {
         ("\\dt", "dt.out"),
         ("\\dm", "dm_with_view.out"),
     ])?;
+    // Declared time precisions, in a table and in a view passing its columns through.
+    run_ok(
+        "CREATE TABLE stamps (id BIGINT PRIMARY KEY, a TIMESTAMP(0), b TIMESTAMPTZ(3), c TIME(2), \
+         d INTERVAL(1), e TIMESTAMP)",
+    )?;
+    run_ok(
+        "CREATE MATERIALIZED VIEW stamps_view AS \
+         SELECT a, b, c, d, a + INTERVAL '1 second' AS later FROM stamps",
+    )?;
+    compare(&[("\\d stamps", "d_stamps.out"), ("\\d stamps_view", "d_stamps_view.out")])?;
+    let (_, err, ok) = psql("CREATE TABLE wide (t TIMESTAMP(7))")?;
+    check(
+        ok && err.contains("WARNING:  TIMESTAMP(7) precision reduced to maximum allowed, 6"),
+        format!("CREATE TABLE with timestamp(7): {err}"),
+    )?;
     // ROLLBACK cannot undo a statement that already ran, and says so.
     let out = Command::new("psql")
         .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "weir", "-d", "weir"])

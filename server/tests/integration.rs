@@ -37,6 +37,7 @@ mod stream_joins;
 mod streamed_results;
 mod streaming_writes;
 mod support;
+mod time_precision;
 mod timestamp_input;
 mod watermark_alignment;
 
@@ -129,6 +130,9 @@ fn main() {
         ("sources::on_error_fail_reports_the_row", || Box::pin(clients::on_error_fail_reports_the_row())),
         ("tokio_postgres::prepared_statements", || Box::pin(clients::tokio_postgres_prepared_statements())),
         ("tokio_postgres::copy_and_cancel", || Box::pin(clients::tokio_postgres_copy_and_cancel())),
+        ("time_precision::parameters_copy_and_row_description", || {
+            Box::pin(time_precision::parameters_copy_and_row_description())
+        }),
         ("copy::reads_dates_and_times_as_postgres_does", || {
             Box::pin(timestamp_input::copy_reads_dates_and_times_as_postgres_does())
         }),
