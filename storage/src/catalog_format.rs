@@ -206,6 +206,37 @@ mod tests {
     }
 
     #[test]
+    fn a_table_written_before_time_precisions_were_kept_opens() {
+        use weir_plan::catalog::ColumnType;
+        let dir = tempfile::tempdir().unwrap();
+        let mut key = b"table/".to_vec();
+        key.extend_from_slice(&3u64.to_be_bytes());
+        // Columns as a Weir that dropped `timestamp(0)`'s precision wrote them.
+        let table = json!({
+            "id": 3, "schema_name": "public", "name": "events", "primary_key": [],
+            "columns": [
+                {"name": "ts", "column_type": {"type": "timestamp"}, "not_null": false},
+                {"name": "tz", "column_type": {"type": "timestamptz"}, "not_null": false},
+                {"name": "t", "column_type": {"type": "time"}, "not_null": false},
+                {"name": "i", "column_type": {"type": "interval"}, "not_null": false}
+            ]
+        });
+        write_format_1(dir.path(), &[(key, table)]);
+        let store = Store::open(dir.path()).unwrap();
+        let def = store.table("public", "events").expect("the table opens").def();
+        let types: Vec<_> = def.columns.iter().map(|c| c.column_type.clone()).collect();
+        assert_eq!(
+            types,
+            vec![
+                ColumnType::Timestamp { precision: None },
+                ColumnType::Timestamptz { precision: None },
+                ColumnType::Time { precision: None },
+                ColumnType::Interval { precision: None },
+            ]
+        );
+    }
+
+    #[test]
     fn an_unreadable_job_graph_stops_startup_naming_the_object() {
         let dir = tempfile::tempdir().unwrap();
         write_format_1(dir.path(), &[(sink_key(5), format_1_sink("{not json".into()))]);
