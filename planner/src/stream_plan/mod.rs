@@ -19,9 +19,9 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, LogicalPlan, Volatility};
+use datafusion::logical_expr::{cast, lit, Distinct, Expr, ExprSchemable, LogicalPlan, Volatility};
 use weir_plan::catalog::Watermark;
 use weir_plan::job_graph::{
     AggregateCall, AggregateKind, AggregateSpec, Edge, FieldSpec, JobGraph, JobTarget, OperatorSpec,
@@ -470,9 +470,16 @@ impl Lowering<'_> {
                         "{name} with several arguments in a materialized view"
                     )));
                 };
+                let arg_type = arg.get_type(input_schema)?;
+                // The view's accumulators add numbers only: refused here, with 0A000, rather
+                // than by the job graph's check when the view starts.
+                if matches!(kind, AggregateKind::Sum | AggregateKind::Avg)
+                    && matches!(arg_type, arrow::datatypes::DataType::Interval(_))
+                {
+                    return Err(SqlError::unsupported(format!("{name}(interval) in a materialized view")));
+                }
                 exprs.push(expr_sql(arg, input_schema)?);
-                fields
-                    .push(FieldSpec::new(format!("_arg{}", aggregates.len()), &arg.get_type(input_schema)?));
+                fields.push(FieldSpec::new(format!("_arg{}", aggregates.len()), &arg_type));
                 Some(exprs.len() - 1)
             };
             aggregates.push(AggregateCall { kind, input_column });
@@ -751,6 +758,15 @@ fn expr_sql_mapped(expr: &Expr, schema: &DFSchema, position: &dyn Fn(usize) -> u
                     "volatile function {}() in a materialized view",
                     f.name()
                 )))
+            }
+            // A float constant written as a number would be read back as a `numeric` (Weir
+            // reads decimal literals as Postgres does), and compared with a `real` column
+            // as a decimal the column's values can overflow: written as text cast to its type.
+            Expr::Literal(ScalarValue::Float32(Some(v)), _) => {
+                Ok(Transformed::yes(cast(lit(v.to_string()), arrow::datatypes::DataType::Float32)))
+            }
+            Expr::Literal(ScalarValue::Float64(Some(v)), _) => {
+                Ok(Transformed::yes(cast(lit(v.to_string()), arrow::datatypes::DataType::Float64)))
             }
             Expr::ScalarSubquery(_)
             | Expr::Exists(_)
