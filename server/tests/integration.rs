@@ -142,6 +142,9 @@ fn main() {
         ("differential::random_expressions_agree_with_postgres", || {
             Box::pin(differential::random_expressions_agree_with_postgres())
         }),
+        ("differential::random_table_queries_and_views_agree_with_postgres", || {
+            Box::pin(differential::random_table_queries_and_views_agree_with_postgres())
+        }),
         ("column_names::result_columns_have_postgres_names", || {
             Box::pin(column_names::result_columns_have_postgres_names())
         }),

@@ -45,6 +45,18 @@ def start_weir(binary, work):
     return proc, f"host=127.0.0.1 port={port} user=weir dbname=weir"
 
 
+def connect_when_up(dsn, seconds=10):
+    """A connection to a server that is starting: retried until it answers."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def start_postgres(work):
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
     if not bins:
@@ -310,12 +322,7 @@ def main():
     stop_pg, pg_dsn = (None, os.environ["PG_DSN"]) if os.environ.get("PG_DSN") else start_postgres(work)
     unexplained = 0
     try:
-        for _ in range(100):
-            try:
-                w = psycopg.connect(weir_dsn, autocommit=True)
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.1)
+        w = connect_when_up(weir_dsn)
         p = psycopg.connect(pg_dsn, autocommit=True)
         gen = Gen(random.Random(seed), random.Random(-seed))
         kinds, examples = Counter(), {}

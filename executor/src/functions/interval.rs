@@ -12,13 +12,17 @@
 //!   months and hours into days), by the analyzer rule [`IntervalGrouping`]. A group of
 //!   `'24 hours'` and `'1 day'` is shown as `1 day`, where Postgres shows one of its
 //!   members.
+//! * `count(DISTINCT iv)` (any DISTINCT aggregate) counts the justified values, and `min`
+//!   and `max` pick by key, the same rule rewriting them: `min(iv)` is
+//!   `interval_from_key(min(interval_key(iv)))`, so it shows the justified value too.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Decimal128Array, IntervalMonthDayNanoArray};
+use arrow::datatypes::Decimal128Type;
 use arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -44,7 +48,11 @@ fn key(v: IntervalMonthDayNano) -> i128 {
 /// Postgres' `justify_interval`: whole days out of the time part, whole 30-day months out
 /// of the days, all parts with the value's sign. `None` if the months leave `i32`.
 fn justify(v: IntervalMonthDayNano) -> Option<IntervalMonthDayNano> {
-    let total = key(v);
+    from_key(key(v))
+}
+
+/// The justified interval of a [`key`]: every interval of that value justifies to it.
+fn from_key(total: i128) -> Option<IntervalMonthDayNano> {
     let month = 30 * NANOS_PER_DAY;
     let months = i32::try_from(total / month).ok()?;
     let rest = total % month;
@@ -57,6 +65,7 @@ fn justify(v: IntervalMonthDayNano) -> Option<IntervalMonthDayNano> {
 enum Which {
     Key,
     Justify,
+    FromKey,
 }
 
 /// `interval_key(interval)` and `justify_interval(interval)`.
@@ -80,11 +89,20 @@ pub fn justify_interval() -> ScalarUDF {
     })
 }
 
+/// `interval_from_key(numeric)`: the justified interval of a key, for `min` and `max`.
+pub fn interval_from_key() -> ScalarUDF {
+    ScalarUDF::new_from_impl(IntervalFunction {
+        which: Which::FromKey,
+        signature: Signature::exact(vec![DataType::Decimal128(38, 0)], Volatility::Immutable),
+    })
+}
+
 impl ScalarUDFImpl for IntervalFunction {
     fn name(&self) -> &str {
         match self.which {
             Which::Key => "interval_key",
             Which::Justify => "justify_interval",
+            Which::FromKey => "interval_from_key",
         }
     }
     fn signature(&self) -> &Signature {
@@ -93,41 +111,44 @@ impl ScalarUDFImpl for IntervalFunction {
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.which {
             Which::Key => DataType::Decimal128(38, 0),
-            Which::Justify => interval_type(),
+            Which::Justify | Which::FromKey => interval_type(),
         })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let array = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;
-        let values = array.as_primitive::<IntervalMonthDayNanoType>();
+        let intervals = || array.as_primitive::<IntervalMonthDayNanoType>();
         let out: Arc<dyn Array> = match self.which {
             Which::Key => Arc::new(
-                values
+                intervals()
                     .iter()
                     .map(|v| v.map(key))
                     .collect::<Decimal128Array>()
                     .with_precision_and_scale(38, 0)?,
             ),
-            Which::Justify => {
-                let mut justified = Vec::with_capacity(values.len());
-                for v in values.iter() {
-                    justified.push(match v {
-                        Some(v) => Some(justify(v).ok_or_else(|| {
-                            DataFusionError::ArrowError(
-                                Box::new(arrow::error::ArrowError::ArithmeticOverflow(
-                                    "interval out of range".into(),
-                                )),
-                                None,
-                            )
-                        })?),
-                        None => None,
-                    });
-                }
-                Arc::new(IntervalMonthDayNanoArray::from(justified))
-            }
+            Which::Justify => Arc::new(
+                intervals()
+                    .iter()
+                    .map(|v| v.map(|v| justify(v).ok_or_else(out_of_range)).transpose())
+                    .collect::<Result<IntervalMonthDayNanoArray>>()?,
+            ),
+            Which::FromKey => Arc::new(
+                array
+                    .as_primitive::<Decimal128Type>()
+                    .iter()
+                    .map(|k| k.map(|k| from_key(k).ok_or_else(out_of_range)).transpose())
+                    .collect::<Result<IntervalMonthDayNanoArray>>()?,
+            ),
         };
         super::columnar(out, scalar)
     }
+}
+
+fn out_of_range() -> DataFusionError {
+    DataFusionError::ArrowError(
+        Box::new(arrow::error::ArrowError::ArithmeticOverflow("interval out of range".into())),
+        None,
+    )
 }
 
 fn is_interval(e: &Expr, schema: &DFSchema) -> bool {
@@ -174,18 +195,55 @@ fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
             let preserver = NamePreserver::new_for_projection();
             let mut changed = false;
             for group in aggregate.group_expr.iter_mut() {
-                if matches!(group, Expr::Column(_)) && is_interval(group, &schema) {
+                // Every interval key, a column or an expression (`GROUP BY -iv`).
+                if is_interval(group, &schema) {
                     let name = preserver.save(group);
                     *group = name.restore(justify_interval().call(vec![group.clone()]));
                     changed = true;
                 }
             }
-            let plan = LogicalPlan::Aggregate(aggregate);
-            if changed {
-                Ok(Transformed::yes(plan.recompute_schema()?))
-            } else {
-                Ok(Transformed::no(plan))
+            for e in aggregate.aggr_expr.iter_mut() {
+                let name = preserver.save(e);
+                let rewritten = e.clone().transform_up(|e| distinct_intervals_by_value(e, &schema))?;
+                if rewritten.transformed {
+                    *e = name.restore(rewritten.data);
+                    changed = true;
+                }
             }
+            let mut over_keys = Vec::new();
+            for (i, e) in aggregate.aggr_expr.iter_mut().enumerate() {
+                if let Some(keyed) = min_max_over_key(e, &schema) {
+                    let name = preserver.save(e);
+                    *e = name.restore(keyed);
+                    over_keys.push(i);
+                }
+            }
+            let aggregates = aggregate.aggr_expr.len();
+            let plan = LogicalPlan::Aggregate(aggregate);
+            if !changed && over_keys.is_empty() {
+                return Ok(Transformed::no(plan));
+            }
+            let plan = plan.recompute_schema()?;
+            if over_keys.is_empty() {
+                return Ok(Transformed::yes(plan));
+            }
+            // `min`/`max` over keys give numbers: back to intervals, under the same names.
+            let output = plan.schema().clone();
+            let first_aggregate = output.fields().len() - aggregates;
+            let exprs = output
+                .iter()
+                .enumerate()
+                .map(|(i, (qualifier, field))| {
+                    let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+                    match i.checked_sub(first_aggregate).is_some_and(|a| over_keys.contains(&a)) {
+                        true => interval_from_key()
+                            .call(vec![column])
+                            .alias_qualified(qualifier.cloned(), field.name()),
+                        false => column,
+                    }
+                })
+                .collect();
+            Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?)))
         }
         LogicalPlan::Distinct(Distinct::All(input)) => {
             let schema = input.schema().clone();
@@ -224,6 +282,40 @@ fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         }
         other => Ok(Transformed::no(other)),
     }
+}
+
+/// `count(DISTINCT iv)` and other DISTINCT aggregates of intervals count equal values
+/// once (`'24 hours'` and `'1 day'` are one), by their justified form, as `GROUP BY` does.
+fn distinct_intervals_by_value(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::AggregateFunction(mut f)
+            if f.params.distinct && f.params.args.iter().any(|a| is_interval(a, schema)) =>
+        {
+            f.params.args = std::mem::take(&mut f.params.args)
+                .into_iter()
+                .map(|a| match is_interval(&a, schema) {
+                    true => justify_interval().call(vec![a]),
+                    false => a,
+                })
+                .collect();
+            Ok(Transformed::yes(Expr::AggregateFunction(f)))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// `min(iv)` / `max(iv)` as the same aggregate of `interval_key(iv)`: the least and greatest
+/// by value, as in Postgres (`1 mon` is less than `31 days`), where DataFusion's compare
+/// months, then days, then nanoseconds. The caller turns the key back into an interval.
+fn min_max_over_key(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::AggregateFunction(f) = e else { return None };
+    let [argument] = f.params.args.as_slice() else { return None };
+    if !matches!(f.func.name(), "min" | "max") || !is_interval(argument, schema) {
+        return None;
+    }
+    let mut keyed = f.clone();
+    keyed.params.args = vec![interval_key().call(vec![argument.clone()])];
+    Some(Expr::AggregateFunction(keyed))
 }
 
 #[cfg(test)]

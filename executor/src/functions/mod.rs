@@ -34,6 +34,7 @@ macro_rules! udf_identity {
     };
 }
 
+mod boolean_tests;
 mod date_arithmetic;
 mod date_trunc;
 pub mod datetime_text;
@@ -42,6 +43,7 @@ mod generate_series;
 mod integer_arithmetic;
 mod interval;
 mod interval_arithmetic;
+pub mod interval_text;
 pub mod numeric;
 pub mod numeric_aggregates;
 mod numeric_div;
@@ -96,6 +98,9 @@ pub fn session_context_with_runtime(
     let mut ctx = SessionContext::new_with_state(state.build());
     ctx.register_udaf(numeric_aggregates::sum());
     ctx.register_udaf(numeric_aggregates::avg());
+    // Postgres' `variance` is `var_samp` (DataFusion has no `variance`).
+    let var_samp = datafusion::functions_aggregate::variance::var_samp_udaf();
+    ctx.register_udaf(var_samp.as_ref().clone().with_aliases(["variance"]));
     ctx.register_udf(numeric_mul::numeric_mul());
     ctx.register_udf(numeric_div::numeric_div());
     ctx.register_udf(float_division::float_div());
@@ -111,11 +116,13 @@ pub fn session_context_with_runtime(
     // First, before other rules read the types of casts and literals.
     ctx.add_analyzer_rule(Arc::new(timestamp_range::MicrosecondTimestamps));
     ctx.add_analyzer_rule(Arc::new(integer_arithmetic::IntegerNegation));
+    ctx.add_analyzer_rule(Arc::new(boolean_tests::BooleanTests));
     // Postgres' timestamp and date input, after the rule above made the casts microseconds.
     ctx.register_udf(text_to_timestamp::text_to_timestamp());
     ctx.add_analyzer_rule(Arc::new(text_to_timestamp::TextToTimestamp));
     ctx.register_udf(interval::interval_key());
     ctx.register_udf(interval::justify_interval());
+    ctx.register_udf(interval::interval_from_key());
     ctx.register_udf(interval_arithmetic::interval_mul());
     ctx.register_udf(interval_arithmetic::interval_div());
     // Postgres' patterns, replacing DataFusion's chrono-format to_char.
@@ -128,6 +135,7 @@ pub fn session_context_with_runtime(
     for text in timestamp_to_text::timestamp_text_udfs() {
         ctx.register_udf(text);
     }
+    ctx.register_udf(interval_text::interval_text());
     ctx.add_analyzer_rule(Arc::new(timestamp_to_text::TimestampToText));
     ctx.register_udf(date_arithmetic::date_add_days());
     ctx.register_udf(to_timestamp::to_timestamp());

@@ -7,14 +7,19 @@
 //! * `round(x, n)` with a constant `n` has scale `n`: `round(0.1, 2)` is `0.10`. DataFusion's
 //!   never raises the scale above the argument's, so it printed `0.1`.
 //!
-//! Both were found by `pg_differential.py`. Other argument types keep DataFusion's
+//! * `ceil`, `floor` and `round` (without places) of unconstrained `numeric` are
+//!   unconstrained `numeric` (see [`whole_unconstrained`]).
+//! * `round` of a float rounds half to even, as Postgres' (found by
+//!   `pg_table_differential.py`).
+//!
+//! The first two were found by `pg_differential.py`. Other argument types keep DataFusion's
 //! functions, which these wrap. `NaN` and the infinities are their own `ceil`, `floor`
 //! and `round`, as in Postgres.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Decimal128Type};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type};
 use arrow::datatypes::{Field, FieldRef};
 use datafusion::common::plan_err;
 use datafusion::common::ScalarValue;
@@ -22,6 +27,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+
+use super::numeric::{is_unconstrained, unconstrained, UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Direction {
@@ -73,6 +80,7 @@ impl ScalarUDFImpl for WholeNumeric {
     }
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         match args {
+            [t] if is_unconstrained(t) => Ok(unconstrained()),
             [DataType::Decimal128(precision, scale)] => Ok(whole_type(*precision, *scale)),
             other => self.inner.return_type(other),
         }
@@ -94,19 +102,49 @@ impl WholeNumeric {
             DataFusionError::Internal(format!("a decimal scale of {scale} in {}", self.name()))
         })?;
         let direction = self.direction;
-        let whole = input.as_primitive::<Decimal128Type>().unary::<_, Decimal128Type>(|v| {
+        let whole_of = move |v: i128| {
             let (quotient, remainder) = (v / divisor, v % divisor);
             match direction {
                 Direction::Ceil if remainder > 0 => quotient + 1,
                 Direction::Floor if remainder < 0 => quotient - 1,
                 _ => quotient,
             }
-        });
+        };
+        if is_unconstrained(&argument.data_type()) {
+            return super::columnar(whole_unconstrained(&input, divisor, whole_of)?, scalar);
+        }
+        let whole = input.as_primitive::<Decimal128Type>().unary::<_, Decimal128Type>(whole_of);
         let DataType::Decimal128(p, s) = whole_type(precision, scale) else {
             return Err(DataFusionError::Internal("whole_type is a decimal".into()));
         };
         let out: Arc<dyn Array> = Arc::new(whole.with_precision_and_scale(p, s)?);
         super::columnar(out, scalar)
+    }
+}
+
+/// `ceil`, `floor` and `round` (without places) of unconstrained `numeric` are unconstrained
+/// `numeric`, as in Postgres, holding the whole value `whole_of` gives (a quotient by
+/// `divisor`, the scale's power of ten). A `numeric(38,0)` result, as DataFusion's `round`
+/// gave, left no room for places in what is computed from it: `avg(round(x))` of 1.2 and
+/// 2.1 was 2, where Postgres gives 1.5 (found by `pg_table_differential.py`).
+fn whole_unconstrained(input: &ArrayRef, divisor: i128, whole_of: impl Fn(i128) -> i128) -> Result<ArrayRef> {
+    let out = input
+        .as_primitive::<Decimal128Type>()
+        .try_unary::<_, Decimal128Type, _>(|v| {
+            whole_of(v)
+                .checked_mul(divisor)
+                .ok_or_else(|| arrow::error::ArrowError::ArithmeticOverflow("numeric out of range".into()))
+        })?
+        .with_precision_and_scale(UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE)?;
+    Ok(Arc::new(out))
+}
+
+/// Half away from zero, as Postgres rounds `numeric`.
+fn round_half_away(v: i128, divisor: i128) -> i128 {
+    let (quotient, remainder) = (v / divisor, v % divisor);
+    match remainder.unsigned_abs() * 2 >= divisor.unsigned_abs() {
+        true => quotient + v.signum(),
+        false => quotient,
     }
 }
 
@@ -133,14 +171,16 @@ pub fn round() -> ScalarUDF {
     })
 }
 
-/// `round`'s argument types: decimals, integers and `real` as they are, other numbers as
-/// `double precision`; the places as `bigint` (DataFusion's takes them as `int`, cast in
-/// [`places_as_int`] at evaluation, where the type no longer matters to planning).
+/// `round`'s argument types: decimals and integers as they are, other numbers as `double
+/// precision` (`real` too, without places, as in Postgres); the places as `bigint`
+/// (DataFusion's takes them as `int`, cast in [`places_as_int`] at evaluation, where the
+/// type no longer matters to planning).
 fn round_argument_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
     let value = |t: &DataType| match t {
-        DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Float32 | DataType::Float64 => {
-            Ok(t.clone())
-        }
+        DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Float64 => Ok(t.clone()),
+        // Postgres has no round(real): a `real` is rounded as `double precision`.
+        DataType::Float32 if arg_types.len() == 1 => Ok(DataType::Float64),
+        DataType::Float32 => Ok(t.clone()),
         t if t.is_integer() => Ok(t.clone()),
         DataType::Null => Ok(DataType::Float64),
         t if t.is_numeric() => Ok(DataType::Float64),
@@ -201,6 +241,11 @@ impl ScalarUDFImpl for RoundToPlaces {
         self.inner.return_type(args)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        if let [value] = args.arg_fields {
+            if is_unconstrained(value.data_type()) {
+                return Ok(Arc::new(Field::new(self.name(), unconstrained(), value.is_nullable())));
+            }
+        }
         let argument = args.arg_fields.first().map(|f| f.data_type().clone());
         let places = args.scalar_arguments.get(1).copied().flatten();
         match argument.as_ref().and_then(|a| padded_type(a, places)) {
@@ -212,12 +257,50 @@ impl ScalarUDFImpl for RoundToPlaces {
         }
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if let [value] = args.args.as_slice() {
+            if let Some(rounded) = round_float_ties_even(value) {
+                return Ok(rounded);
+            }
+        }
         super::numeric_special::keep_specials(args, |args| self.round_numbers(args))
     }
 }
 
+/// `round` of a `double precision` or `real` rounds half to even, as Postgres' (C's
+/// `rint`): `round(2.5::float8)` is 2 and `round(-0.5::float8)` is -0. DataFusion's rounds
+/// half away from zero (3 and -1). `None` for other types.
+fn round_float_ties_even(value: &ColumnarValue) -> Option<ColumnarValue> {
+    Some(match value {
+        ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+            ColumnarValue::Scalar(ScalarValue::Float64(v.map(f64::round_ties_even)))
+        }
+        ColumnarValue::Scalar(ScalarValue::Float32(v)) => {
+            ColumnarValue::Scalar(ScalarValue::Float32(v.map(f32::round_ties_even)))
+        }
+        ColumnarValue::Array(a) => match a.data_type() {
+            DataType::Float64 => ColumnarValue::Array(Arc::new(
+                a.as_primitive::<Float64Type>().unary::<_, Float64Type>(f64::round_ties_even),
+            )),
+            DataType::Float32 => ColumnarValue::Array(Arc::new(
+                a.as_primitive::<Float32Type>().unary::<_, Float32Type>(f32::round_ties_even),
+            )),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
 impl RoundToPlaces {
     fn round_numbers(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if let [value] = args.args.as_slice() {
+            if is_unconstrained(&value.data_type()) {
+                let scalar = matches!(value, ColumnarValue::Scalar(_));
+                let input = value.to_array(if scalar { 1 } else { args.number_rows })?;
+                let divisor = 10i128.pow(UNCONSTRAINED_SCALE as u32);
+                let out = whole_unconstrained(&input, divisor, |v| round_half_away(v, divisor))?;
+                return super::columnar(out, scalar);
+            }
+        }
         places_as_int(&mut args)?;
         let (DataType::Decimal128(_, places), Some(argument)) =
             (args.return_type().clone(), args.arg_fields.first().map(|f| f.data_type().clone()))

@@ -2,7 +2,9 @@
 //! (`CAST(2.5 AS integer)` is 3, `CAST(-437830.564 AS bigint)` is -437831); Arrow's cast
 //! truncates, a wrong answer `pg_differential.py` found. [`NumericToInteger`] rounds the
 //! value first, with `numeric_round`, in every cast of a plan — written ones and those
-//! coercion adds (an INSERT of a `numeric` into an `integer` column).
+//! coercion adds (an INSERT of a `numeric` into an `integer` column). A `double precision`
+//! or `real` cast to an integer type rounds half to even, as Postgres' (`rint`), with
+//! `round` (found by `pg_table_differential.py`).
 
 use std::sync::Arc;
 
@@ -85,6 +87,7 @@ impl AnalyzerRule for NumericToInteger {
 
 fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let decimal = |inner: &Expr| matches!(inner.get_type(schema), Ok(DataType::Decimal128(_, s)) if s > 0);
+    let float = |inner: &Expr| matches!(inner.get_type(schema), Ok(DataType::Float32 | DataType::Float64));
     match e {
         Expr::Cast(Cast { expr, field }) if is_integer(field.data_type()) && decimal(&expr) => {
             Ok(Transformed::yes(Expr::Cast(Cast {
@@ -95,6 +98,14 @@ fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         Expr::TryCast(TryCast { expr, field }) if is_integer(field.data_type()) && decimal(&expr) => {
             Ok(Transformed::yes(Expr::TryCast(TryCast {
                 expr: Box::new(numeric_round().call(vec![*expr])),
+                field,
+            })))
+        }
+        // A float rounds half to even, as Postgres' rint (`CAST(2.5::float8 AS int)` is 2,
+        // `CAST(1.5::float8 AS bigint)` 2); Arrow's cast truncated (1).
+        Expr::Cast(Cast { expr, field }) if is_integer(field.data_type()) && float(&expr) => {
+            Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: Box::new(super::numeric_rounding::round().call(vec![*expr])),
                 field,
             })))
         }

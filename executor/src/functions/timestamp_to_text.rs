@@ -5,12 +5,15 @@
 //!
 //! [`TimestampToText`] plans every such cast as `timestamp_text`, which formats the value
 //! as the wire protocol shows it, and a `date` cast to text as `date_text` (Arrow wrote
-//! `+20200-01-01` and `0000-01-01` where Postgres writes `20200-01-01` and `0001-01-01 BC`).
+//! `+20200-01-01` and `0000-01-01` where Postgres writes `20200-01-01` and `0001-01-01 BC`),
+//! and an `interval` cast to text as `interval_text` (see `interval_text`).
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
-use arrow::datatypes::{ArrowPrimitiveType, DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Date32Type, IntervalUnit, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::DFSchema;
@@ -139,6 +142,9 @@ fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             timestamp_text(zone.is_some()).call(vec![micros])
         }
         Ok(DataType::Date32) => date_text().call(vec![*expr]),
+        Ok(DataType::Interval(IntervalUnit::MonthDayNano)) => {
+            super::interval_text::interval_text().call(vec![*expr])
+        }
         _ => return Ok(Transformed::no(Expr::Cast(Cast { expr, field }))),
     };
     Ok(Transformed::yes(match field.data_type() {

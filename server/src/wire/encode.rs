@@ -7,13 +7,14 @@
 use std::sync::Arc;
 
 use arrow::array::*;
-use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use bytes::{BufMut, BytesMut};
 use chrono::NaiveTime;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 use pgwire::messages::data::DataRow;
+use weir_executor::functions::interval_text::format_interval;
 use weir_planner::SqlError;
 
 /// Arrow field metadata key carrying the Postgres type name when Arrow's type is ambiguous
@@ -433,36 +434,6 @@ fn trim_fraction(s: String) -> String {
     }
 }
 
-/// Postgres' default `IntervalStyle = postgres` text, e.g. `1 year 2 mons 3 days 04:05:06`.
-pub fn format_interval(v: IntervalMonthDayNano) -> String {
-    let mut parts = Vec::new();
-    let (years, months) = (v.months / 12, v.months % 12);
-    let plural = |n: i32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    if years != 0 {
-        parts.push(plural(years, "year", "years"));
-    }
-    if months != 0 {
-        parts.push(plural(months, "mon", "mons"));
-    }
-    if v.days != 0 {
-        parts.push(plural(v.days, "day", "days"));
-    }
-    let micros = v.nanoseconds / 1000;
-    if micros != 0 || parts.is_empty() {
-        let sign = if micros < 0 { "-" } else { "" };
-        let m = micros.unsigned_abs();
-        let (h, rem) = (m / 3_600_000_000, m % 3_600_000_000);
-        let (min, rem) = (rem / 60_000_000, rem % 60_000_000);
-        let (s, us) = (rem / 1_000_000, rem % 1_000_000);
-        let mut t = format!("{sign}{h:02}:{min:02}:{s:02}");
-        if us != 0 {
-            t.push_str(format!(".{us:06}").trim_end_matches('0'));
-        }
-        parts.push(t);
-    }
-    parts.join(" ")
-}
-
 /// A schema's field with Weir's Postgres type annotation.
 pub fn annotate(field: Field, pg_type_name: &str) -> Field {
     let mut metadata = field.metadata().clone();
@@ -484,6 +455,7 @@ pub fn schema_ref(fields: Vec<Field>) -> Arc<Schema> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::IntervalMonthDayNano;
 
     #[test]
     fn floats_print_like_postgres() {
