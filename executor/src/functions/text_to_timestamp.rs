@@ -100,11 +100,21 @@ pub fn read_column(
 pub fn read_column_each(
     strings: &arrow::array::StringArray,
     target: &DataType,
+    bad: impl FnMut(usize, ExecError) -> std::result::Result<(), ExecError>,
+) -> std::result::Result<ArrayRef, ExecError> {
+    read_texts_each(strings.iter(), target, bad)
+}
+
+/// [`read_column_each`] over texts not gathered in an array (the `file` source's CSV
+/// fields, read where they lie in the input).
+pub fn read_texts_each<'a>(
+    texts: impl ExactSizeIterator<Item = Option<&'a str>> + Clone,
+    target: &DataType,
     mut bad: impl FnMut(usize, ExecError) -> std::result::Result<(), ExecError>,
 ) -> std::result::Result<ArrayRef, ExecError> {
     let mut read = |parse: &dyn Fn(&str) -> std::result::Result<i64, ExecError>| {
-        let mut values = Vec::with_capacity(strings.len());
-        for (row, text) in strings.iter().enumerate() {
+        let mut values = Vec::with_capacity(texts.len());
+        for (row, text) in texts.clone().enumerate() {
             values.push(match text.map(parse).transpose() {
                 Ok(value) => value,
                 Err(e) => bad(row, e).map(|()| None)?,

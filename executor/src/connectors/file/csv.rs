@@ -20,6 +20,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 use super::convert::{quote_value, read_schema};
+use super::csv_plain;
 use super::text::{find_either, Decoded, Record, RecordFormat, Scanned};
 use super::CsvOptions;
 use crate::connectors::type_names::sql_type_name;
@@ -176,6 +177,18 @@ impl RecordFormat for CsvFormat {
     }
 
     fn decode(&self, chunk: &[u8], records: &[Record]) -> ExecResult<Decoded> {
+        if let Some(columns) = csv_plain::decode(chunk, records, &self.declared, self.delimiter) {
+            let rows = (0..records.len()).collect();
+            return Ok(Decoded { columns, rows, errors: Vec::new() });
+        }
+        self.decode_general(chunk, records)
+    }
+}
+
+impl CsvFormat {
+    /// Decodes a chunk with arrow-csv: in one piece when every record is good, else record
+    /// by record.
+    pub(super) fn decode_general(&self, chunk: &[u8], records: &[Record]) -> ExecResult<Decoded> {
         let fast = match self.decode_bytes(&self.read, chunk, records.len()) {
             Ok(Some(batch)) if batch.num_rows() == records.len() => Some(batch),
             _ => None,

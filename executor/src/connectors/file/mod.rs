@@ -23,6 +23,7 @@
 
 mod convert;
 mod csv;
+mod csv_plain;
 mod json;
 mod parquet;
 mod text;

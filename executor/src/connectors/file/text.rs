@@ -76,7 +76,8 @@ pub(super) struct Record {
 /// What [`RecordFormat::decode`] made of a chunk.
 pub(super) struct Decoded {
     /// The good rows, one array per declared column, in the read types of
-    /// [`convert::read_schema`]; empty when there is no good row.
+    /// [`convert::read_schema`] or already in the declared type; empty when there is no
+    /// good row.
     pub columns: Vec<ArrayRef>,
     /// For each good row, the index of its record in the chunk.
     pub rows: Vec<usize>,
