@@ -29,7 +29,7 @@ with psycopg.connect("host=127.0.0.1 port={port} user=weir dbname=weir", autocom
     # Text parameters (binary=False is psycopg's default for these; sent as text with a type).
     cur.execute("INSERT INTO t (id, a) VALUES (%s, %s::text::timestamp)", (2, "1969-12-31 23:59:58.5"))
     with cur.copy("COPY t (id, a, b, c, d) FROM STDIN") as copy:
-        copy.write("3\t2020-01-01 12:00:00.5\t1999-12-31 23:59:59.9995+00\t23:59:59.995\t1 day 00:00:00.15\n")
+        copy.write("3\t2020-01-01 12:00:00.5\t1999-12-31 23:59:59.9995+00\t23:59:59.995\t1 day 0.15 seconds\n")
     cur.execute("SELECT id, a::text, b::text, c::text, d::text FROM t ORDER BY id")
     rows = cur.fetchall()
     expected = [

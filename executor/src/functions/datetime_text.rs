@@ -1,4 +1,4 @@
-//! Postgres' text of a `date` and a `timestamp` (`DateStyle = ISO`), the one writer for the
+//! Postgres' text of a `date`, a `timestamp` and a `time` (`DateStyle = ISO`), the one writer for the
 //! wire protocol and casts to text: a year of at least four digits without a sign
 //! (`20200-01-01`, where chrono's `%Y` wrote `+20200`), and a year before 1 AD counted back
 //! from 1 with `BC` after the value (`0001-01-01 BC` is chrono's year 0).
@@ -44,6 +44,21 @@ pub fn timestamp_text(micros: i64, with_zone: bool) -> Option<String> {
     Some(era(text, bc))
 }
 
+/// A `time` (microseconds since midnight, `24:00:00` included) as Postgres prints it: the
+/// fraction without trailing zeros. `None` outside a day.
+pub fn time_text(micros: i64) -> Option<String> {
+    if !(0..=86_400_000_000).contains(&micros) {
+        return None;
+    }
+    let secs = micros / 1_000_000;
+    let mut text = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let fraction = micros % 1_000_000;
+    if fraction != 0 {
+        text.push_str(format!(".{fraction:06}").trim_end_matches('0'));
+    }
+    Some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +76,15 @@ mod tests {
         let micros = i64::from(day(-4713, 11, 24)) * 86_400_000_000 + 500_000;
         assert_eq!(timestamp_text(micros, true).as_deref(), Some("4714-11-24 00:00:00.5+00 BC"));
         assert_eq!(timestamp_text(-1, false).as_deref(), Some("1969-12-31 23:59:59.999999"));
+    }
+
+    #[test]
+    fn times_print_as_postgres_prints_them() {
+        assert_eq!(time_text(43_200_130_000).as_deref(), Some("12:00:00.13"));
+        assert_eq!(time_text(0).as_deref(), Some("00:00:00"));
+        assert_eq!(time_text(86_399_999_999).as_deref(), Some("23:59:59.999999"));
+        assert_eq!(time_text(86_400_000_000).as_deref(), Some("24:00:00"));
+        assert_eq!(time_text(86_400_000_001), None);
+        assert_eq!(time_text(-1), None);
     }
 }

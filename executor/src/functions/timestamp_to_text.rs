@@ -6,13 +6,15 @@
 //! [`TimestampToText`] plans every such cast as `timestamp_text`, which formats the value
 //! as the wire protocol shows it, and a `date` cast to text as `date_text` (Arrow wrote
 //! `+20200-01-01` and `0000-01-01` where Postgres writes `20200-01-01` and `0001-01-01 BC`),
-//! and an `interval` cast to text as `interval_text` (see `interval_text`).
+//! an `interval` cast to text as `interval_text` (see `interval_text`), and a `time` as
+//! `time_text` (Arrow wrote `12:00:00.130` and refused `24:00:00`).
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, IntervalUnit, TimeUnit, TimestampMicrosecondType,
+    ArrowPrimitiveType, DataType, Date32Type, IntervalUnit, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType,
 };
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
@@ -37,8 +39,41 @@ fn timestamp_text(with_zone: bool) -> ScalarUDF {
     ScalarUDF::new_from_impl(TimestampText { with_zone, signature: Signature::any(1, Volatility::Immutable) })
 }
 
-pub fn timestamp_text_udfs() -> [ScalarUDF; 3] {
-    [timestamp_text(false), timestamp_text(true), date_text()]
+pub fn timestamp_text_udfs() -> [ScalarUDF; 4] {
+    [timestamp_text(false), timestamp_text(true), date_text(), time_text()]
+}
+
+/// `time_text(t)`: Postgres' text of a `time` (Arrow's cast wrote `12:00:00.130` for
+/// `12:00:00.13` and refused `24:00:00`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TimeText {
+    signature: Signature,
+}
+
+fn time_text() -> ScalarUDF {
+    ScalarUDF::new_from_impl(TimeText {
+        signature: Signature::exact(vec![DataType::Time64(TimeUnit::Microsecond)], Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for TimeText {
+    fn name(&self) -> &str {
+        "time_text"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        texts_of::<Time64MicrosecondType>(
+            args,
+            self.name(),
+            |value, rows| value.to_array(rows),
+            super::datetime_text::time_text,
+        )
+    }
 }
 
 /// `date_text(d)`: Postgres' text of a `date`.
@@ -142,6 +177,9 @@ fn rewrite_expr(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             timestamp_text(zone.is_some()).call(vec![micros])
         }
         Ok(DataType::Date32) => date_text().call(vec![*expr]),
+        Ok(DataType::Time32(_) | DataType::Time64(_)) => {
+            time_text().call(vec![cast(*expr, DataType::Time64(TimeUnit::Microsecond))])
+        }
         Ok(DataType::Interval(IntervalUnit::MonthDayNano)) => {
             super::interval_text::interval_text().call(vec![*expr])
         }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use arrow::array::*;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use bytes::{BufMut, BytesMut};
-use chrono::NaiveTime;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
@@ -404,34 +403,12 @@ pub fn format_date(days: i32) -> String {
 }
 
 pub fn format_time(micros: i64) -> String {
-    // `23:59:59.995` stored in a `time(2)` column is `24:00:00`, as in Postgres.
-    if micros == MICROS_PER_DAY {
-        return "24:00:00".into();
-    }
-    let secs = (micros / 1_000_000) as u32;
-    let frac = (micros % 1_000_000) as u32;
-    match NaiveTime::from_num_seconds_from_midnight_opt(secs, frac * 1000) {
-        Some(t) => trim_fraction(t.format("%H:%M:%S%.6f").to_string()),
-        None => micros.to_string(),
-    }
+    weir_executor::functions::datetime_text::time_text(micros).unwrap_or_else(|| micros.to_string())
 }
 
 pub fn format_timestamp(micros: i64, with_tz: bool) -> String {
     weir_executor::functions::datetime_text::timestamp_text(micros, with_tz)
         .unwrap_or_else(|| micros.to_string())
-}
-
-fn trim_fraction(s: String) -> String {
-    if let Some((head, frac)) = s.rsplit_once('.') {
-        let frac = frac.trim_end_matches('0');
-        if frac.is_empty() {
-            head.to_string()
-        } else {
-            format!("{head}.{frac}")
-        }
-    } else {
-        s
-    }
 }
 
 /// A schema's field with Weir's Postgres type annotation.

@@ -5,7 +5,7 @@
 //! (2000-01-01) to the Unix epoch is checked arithmetic, and a value that does not fit (or a
 //! TIME outside a day) is `22008 datetime_field_overflow`, never a wrapped value.
 
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, IntervalMonthDayNano, TimeUnit};
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
 use pgwire::api::Type;
@@ -153,6 +153,15 @@ fn decode_binary(bytes: &[u8], ty: Type, target: &DataType) -> Result<ScalarValu
         Type::TIMESTAMPTZ => {
             ScalarValue::TimestampMicrosecond(Some(timestamp(fixed(8)?)?), Some("+00:00".into()))
         }
+        // Microseconds, days and months, as Postgres sends an interval.
+        Type::INTERVAL => {
+            let b = fixed(16)?;
+            let micros = i64::from_be_bytes(be8(&b[..8]));
+            let days = i32::from_be_bytes(be4(&b[8..12]));
+            let months = i32::from_be_bytes(be4(&b[12..]));
+            let nanos = micros.checked_mul(1000).ok_or_else(|| out_of_range("interval"))?;
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(months, days, nanos)))
+        }
         Type::NUMERIC => {
             return Err(BadParam(
                 sqlstate::FEATURE_NOT_SUPPORTED,
@@ -182,6 +191,25 @@ mod tests {
         assert_eq!(text("1970-01-02", DataType::Date32).ok(), Some(ScalarValue::Date32(Some(1))));
         assert_eq!(text("2021-02-29", ts).map_err(|e| e.code).err(), Some("22008"));
         assert_eq!(text("noon", DataType::Date32).map_err(|e| e.code).err(), Some("22P02"));
+    }
+
+    #[test]
+    fn a_binary_interval_is_microseconds_days_and_months() {
+        let interval = DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano);
+        let wire = |micros: i64, days: i32, months: i32| {
+            let mut bytes = micros.to_be_bytes().to_vec();
+            bytes.extend(days.to_be_bytes());
+            bytes.extend(months.to_be_bytes());
+            decode_param(0, Some(&Bytes::from(bytes)), true, Some(&Type::INTERVAL), Some(&interval))
+        };
+        assert_eq!(
+            wire(-150_000, 1, 14).ok(),
+            Some(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(14, 1, -150_000_000))))
+        );
+        assert_eq!(wire(i64::MAX, 0, 0).map_err(|e| e.code).err(), Some("22008"));
+        let short =
+            decode_param(0, Some(&Bytes::from(vec![0u8; 8])), true, Some(&Type::INTERVAL), Some(&interval));
+        assert_eq!(short.map_err(|e| e.code).err(), Some("22P02"));
     }
 
     #[test]
