@@ -732,8 +732,22 @@ pub async fn sql_generator_statements_succeed_or_fail_cleanly() -> Result<(), St
 
     // Every view still equals its query run in batch.
     if !server_dead(&server) {
-        if let Ran::Broken(why) = run(&client, "FLUSH").await {
-            failures.push(format!("final FLUSH: {why}"));
+        // FLUSH refuses to run while any view has failed (it could not make writes visible
+        // there), which would leave the healthy views unflushed and their comparison up to
+        // timing: failed views are reported and dropped first.
+        let jobs = rows(&client, "SELECT view, status FROM weir_catalog.jobs").await?;
+        for job in &jobs {
+            let (Some(name), Some(status)) = (&job[0], &job[1]) else { continue };
+            if status.starts_with("failed") {
+                let query = checks.iter().find(|c| &c.name == name).map_or("", |c| c.batch.as_str());
+                println!("    view {name} not compared: status {status:?}; its query: {query}");
+                run(&client, &format!("DROP MATERIALIZED VIEW IF EXISTS {name} CASCADE")).await;
+            }
+        }
+        match run(&client, "FLUSH").await {
+            Ran::Ok => {}
+            Ran::Error { code, message } => failures.push(format!("final FLUSH: {code} {message}")),
+            Ran::Broken(why) => failures.push(format!("final FLUSH: {why}")),
         }
         let jobs = rows(&client, "SELECT view, status FROM weir_catalog.jobs").await?;
         let mut compared = 0;
@@ -755,12 +769,29 @@ pub async fn sql_generator_statements_succeed_or_fail_cleanly() -> Result<(), St
             compared += 1;
             let agrees = if check.subset_only { is_sub_multiset(&view, &batch) } else { view == batch };
             if !agrees {
+                let missing = |of: &Vec<Vec<Option<String>>>, from: &Vec<Vec<Option<String>>>| {
+                    let mut rest = from.clone();
+                    of.iter()
+                        .filter(|row| match rest.iter().position(|r| r == *row) {
+                            Some(at) => {
+                                rest.swap_remove(at);
+                                false
+                            }
+                            None => true,
+                        })
+                        .take(8)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                };
                 failures.push(format!(
-                    "view {} differs from its batch query {}\n      view:  {:?}\n      batch: {:?}",
+                    "view {} differs from its batch query {}\n      {} rows in the view, {} in batch\n      \
+                     only in the view:  {:?}\n      only in batch: {:?}",
                     check.name,
                     check.batch,
-                    view.iter().take(8).collect::<Vec<_>>(),
-                    batch.iter().take(8).collect::<Vec<_>>()
+                    view.len(),
+                    batch.len(),
+                    missing(&view, &batch),
+                    missing(&batch, &view)
                 ));
             }
         }
