@@ -90,6 +90,10 @@ pub trait SplitReader: Send {
 
     /// Moves a freshly opened reader to `offset` (a value `offset()` returned before).
     fn seek(&mut self, offset: &serde_json::Value) -> ExecResult<()>;
+
+    /// Lets the reader run part of its work (decoding what it has read) on `pool`'s other
+    /// threads, ahead of the batches asked for. Readers whose work does not split ignore it.
+    fn decode_on(&mut self, _pool: &crate::sources::reader_pool::ReaderPool) {}
 }
 
 /// A configured connector: knows its splits and opens readers for them.

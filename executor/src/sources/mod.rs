@@ -162,6 +162,7 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             if let Some(offset) = cx.offset {
                 reader.seek(offset)?;
             }
+            reader.decode_on(cx.readers);
             let metrics = Arc::new(SourceMetrics::new(*source_id, source_name, connector, split));
             crate::connectors::metrics::register(cx.task, metrics.clone());
             let (tx, rx) = local_channel();

@@ -28,6 +28,12 @@ pub fn default_reader_threads() -> usize {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Where a job joins the queue.
+enum Priority {
+    First,
+    Last,
+}
+
 /// A handle to the pool; clones share its threads. The threads stop once every handle is
 /// gone and the queued reads are done.
 #[derive(Clone)]
@@ -87,27 +93,59 @@ impl ReaderPool {
         &self,
         mut reader: Box<dyn SplitReader>,
     ) -> ExecResult<(Box<dyn SplitReader>, ExecResult<ReadOutcome>)> {
-        self.run(move || {
-            let outcome = reader.next_batch();
-            (reader, outcome)
-        })
-        .await
+        let (tx, rx) = oneshot::channel();
+        // Ahead of queued decoding: a source waits for its read, while decoding queued by
+        // readers is work for threads that would otherwise be idle.
+        self.submit(
+            Box::new(move || {
+                let outcome = reader.next_batch();
+                let _ = tx.send((reader, outcome));
+            }),
+            Priority::First,
+        );
+        rx.await.map_err(|_| ExecError::Internal("a source read panicked on its reader thread".into()))
     }
 
     /// Runs `work` on a pool thread. If the task awaiting it is dropped, the work still runs
     /// to its end and its result is dropped.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> ExecResult<T> {
         let (tx, rx) = oneshot::channel();
-        self.submit(Box::new(move || {
-            let _ = tx.send(work());
-        }));
+        self.submit(
+            Box::new(move || {
+                let _ = tx.send(work());
+            }),
+            Priority::Last,
+        );
         rx.await.map_err(|_| ExecError::Internal("a source read panicked on its reader thread".into()))
     }
 
-    fn submit(&self, job: Job) {
+    /// Queues `work` on the pool and returns at once. The caller can later
+    /// [`join`](Stealable::join) it: if no pool thread has started it by then, the caller
+    /// runs it itself. A reader can so hand work to the pool without ever waiting for a
+    /// thread the pool may not have free (every thread may be a reader waiting in turn).
+    pub fn spawn_stealable<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Stealable<T> {
+        let slot =
+            Arc::new(Slot { state: Mutex::new(SlotState::Queued(Box::new(work))), done: Condvar::new() });
+        let queued = Arc::clone(&slot);
+        self.submit(
+            Box::new(move || {
+                queued.run_if_queued(true);
+            }),
+            Priority::Last,
+        );
+        Stealable { slot }
+    }
+
+    fn submit(&self, job: Job, priority: Priority) {
         let shared = &self.handle.shared;
         let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.jobs.push_back(job);
+        match priority {
+            Priority::First => queue.jobs.push_front(job),
+            Priority::Last => queue.jobs.push_back(job),
+        }
         if queue.idle == 0 && queue.threads < shared.max_threads {
             queue.threads += 1;
             let index = queue.threads;
@@ -163,6 +201,100 @@ impl Drop for Handle {
     }
 }
 
+/// Work queued by [`ReaderPool::spawn_stealable`]. Dropping it before it starts cancels it.
+pub struct Stealable<T> {
+    slot: Arc<Slot<T>>,
+}
+
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
+    done: Condvar,
+}
+
+enum SlotState<T> {
+    Queued(Box<dyn FnOnce() -> T + Send>),
+    Running,
+    Done(ExecResult<T>),
+    /// Its result was taken, or it was cancelled before it started.
+    Gone,
+}
+
+impl<T> Slot<T> {
+    /// Runs the work here if nobody has started it. On a pool thread a panic becomes an
+    /// error result (the joining reader reports it); on the joining thread it propagates.
+    fn run_if_queued(&self, on_pool: bool) -> bool {
+        let work = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match std::mem::replace(&mut *state, SlotState::Running) {
+                SlotState::Queued(work) => work,
+                other => {
+                    *state = other;
+                    return false;
+                }
+            }
+        };
+        let result = if on_pool {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .map_err(|_| ExecError::Internal("a source decode panicked on its reader thread".into()))
+        } else {
+            Ok(work())
+        };
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        *state = SlotState::Done(result);
+        self.done.notify_all();
+        true
+    }
+}
+
+impl<T> Stealable<T> {
+    /// Work that no pool will run: [`join`](Self::join) runs it on the joining thread.
+    pub fn deferred(work: impl FnOnce() -> T + Send + 'static) -> Self {
+        Stealable {
+            slot: Arc::new(Slot {
+                state: Mutex::new(SlotState::Queued(Box::new(work))),
+                done: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Runs the work on this thread if no pool thread has started it yet; true if it did.
+    pub fn run_here_if_queued(&self) -> bool {
+        self.slot.run_if_queued(false)
+    }
+
+    /// Whether a pool thread is running the work right now.
+    pub fn is_running(&self) -> bool {
+        matches!(*self.slot.state.lock().unwrap_or_else(PoisonError::into_inner), SlotState::Running)
+    }
+
+    /// The work's result: run here if not started, else waited for.
+    pub fn join(self) -> ExecResult<T> {
+        self.slot.run_if_queued(false);
+        let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match std::mem::replace(&mut *state, SlotState::Gone) {
+                SlotState::Done(result) => return result,
+                SlotState::Running => {
+                    *state = SlotState::Running;
+                    state = self.slot.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                }
+                SlotState::Queued(_) | SlotState::Gone => {
+                    return Err(ExecError::Internal("a source decode was lost".into()))
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for Stealable<T> {
+    fn drop(&mut self) {
+        let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*state, SlotState::Queued(_)) {
+            *state = SlotState::Gone;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -192,6 +324,61 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 3);
         assert_eq!(pool.handle.shared.queue.lock().unwrap().threads, 3);
+    }
+
+    /// Waits until a pool thread has finished `work`, without running it here.
+    fn wait_until_done<T>(work: &Stealable<T>) {
+        while !matches!(*work.slot.state.lock().unwrap(), SlotState::Done(_)) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Queues work that holds the pool's only thread until the returned sender is used.
+    fn occupy(pool: &ReaderPool) -> (std::sync::mpsc::Sender<()>, Stealable<bool>) {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let busy = pool.spawn_stealable(move || blocked.recv().is_ok());
+        while !busy.is_running() {
+            std::thread::yield_now();
+        }
+        (release, busy)
+    }
+
+    #[test]
+    fn stealable_work_runs_once_on_the_pool_or_on_the_joining_thread() {
+        // The pool's one thread is busy: the joining thread runs the work itself, once.
+        let pool = ReaderPool::new(1);
+        let (release, busy) = occupy(&pool);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let stolen = pool.spawn_stealable(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::current().id()
+        });
+        assert_eq!(stolen.join().unwrap(), std::thread::current().id());
+        release.send(()).unwrap();
+        assert!(busy.join().unwrap());
+        // Queued after the stolen work: once it is done, the pool thread has passed the
+        // stolen work's job without running it again.
+        let marker = pool.spawn_stealable(|| std::thread::current().name().map(str::to_owned));
+        wait_until_done(&marker);
+        let name = marker.join().unwrap().unwrap_or_default();
+        assert!(name.starts_with("weir-source-reader"), "{name}");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn dropped_stealable_work_never_runs_and_a_panic_is_an_error() {
+        let pool = ReaderPool::new(1);
+        let (release, busy) = occupy(&pool);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counted = ran.clone();
+        drop(pool.spawn_stealable(move || counted.fetch_add(1, Ordering::SeqCst)));
+        let panics = pool.spawn_stealable(|| -> u32 { panic!("decoder bug") });
+        release.send(()).unwrap();
+        assert!(busy.join().unwrap());
+        wait_until_done(&panics);
+        assert!(panics.join().unwrap_err().to_string().contains("panicked"));
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use arrow::error::ArrowError;
 
 use super::convert::{quote_value, read_schema};
 use super::csv_plain;
-use super::text::{find_either, Decoded, Record, RecordFormat, Scanned};
+use super::text::{Decoded, Record, RecordFormat, Scanned};
 use super::CsvOptions;
 use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
@@ -162,7 +162,7 @@ impl CsvFormat {
 impl RecordFormat for CsvFormat {
     fn scan(&self, buf: &[u8], eof: bool) -> Option<Scanned> {
         // Fast path: a line without quotes.
-        match find_either(buf, b'\n', QUOTE) {
+        match memchr::memchr2(b'\n', QUOTE, buf) {
             Some(i) if buf[i] == b'\n' => Some(line_end(buf, i, false)),
             Some(_) => scan_quoted(buf, eof, self.delimiter),
             None if eof && !buf.is_empty() => {

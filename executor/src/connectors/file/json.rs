@@ -15,7 +15,7 @@ use arrow::error::ArrowError;
 use arrow_json::ReaderBuilder;
 
 use super::convert::{quote_value, read_schema};
-use super::text::{find_either, Decoded, Record, RecordFormat, Scanned};
+use super::text::{Decoded, Record, RecordFormat, Scanned};
 use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
 
@@ -89,7 +89,7 @@ impl JsonFormat {
 
 impl RecordFormat for JsonFormat {
     fn scan(&self, buf: &[u8], eof: bool) -> Option<Scanned> {
-        match find_either(buf, b'\n', b'\n') {
+        match memchr::memchr(b'\n', buf) {
             Some(i) => Some(Scanned { content_end: i, next: i + 1, newlines: 1, flag: false }),
             None if eof && !buf.is_empty() => {
                 Some(Scanned { content_end: buf.len(), next: buf.len(), newlines: 1, flag: false })

@@ -14,6 +14,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use super::FileConnector;
 use crate::connectors::file_access::FileAccess;
 use crate::connectors::{Connector, ConnectorOptions, ReadOutcome, RowError, SplitLimit, SplitReader};
+use crate::sources::reader_pool::ReaderPool;
 
 /// These tests read temporary files wherever they are; confinement is tested in
 /// `file_access`.
@@ -261,6 +262,93 @@ fn csv_large_file_spans_batches_and_buffer_refills() {
 }
 
 #[test]
+fn decoding_ahead_on_a_pool_gives_the_batches_errors_and_offsets_of_a_plain_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut content = String::from("id,name\n");
+    for i in 1..=200_000 {
+        match i {
+            77_777 => content.push_str("oops,not a number\n"),
+            // A quoted field across lines, and blank lines, in later buffers.
+            99_999 => content.push_str("99999,\"two\nlines\"\n\n\n"),
+            _ => content.push_str(&format!("{i},name number {i} with some padding text\n")),
+        }
+    }
+    assert!(content.len() > 2 * super::text::READ_CHUNK, "file crosses buffer refills");
+    let path = write(dir.path(), "big.csv", &content);
+    for batch_size in ["8192", "1000"] {
+        let c = connector(
+            &path,
+            &[("format", "csv"), ("header", "true"), ("batch.size", batch_size)],
+            two_columns(),
+        );
+        let plain = read_with_offsets(c.open(0).expect("open"));
+        let pooled = read_with_offsets(open_pooled(&c, 0));
+        assert_eq!(plain.0.iter().map(Vec::len).sum::<usize>(), 199_999);
+        assert_eq!(plain.1, vec![err("big.csv line 77778", "column id: cannot parse \"oops\" as bigint")]);
+        assert_eq!(pooled, plain, "batch.size {batch_size}");
+    }
+
+    // Byte ranges read on pools hold every row once, errors at their lines in the file.
+    let whole = connector(&path, &[("format", "csv"), ("header", "true")], two_columns());
+    let (whole_batches, whole_errors, _) = read_with_offsets(whole.open(0).expect("open"));
+    let ranged =
+        connector(&path, &[("format", "csv"), ("header", "true"), ("split.size", "1MB")], two_columns());
+    assert!(ranged.splits() > 5);
+    let (mut all, mut errors) = (Vec::new(), Vec::new());
+    for split in 0..ranged.splits() {
+        let (batches, e, _) = read_with_offsets(open_pooled(&ranged, split));
+        all.extend(batches.into_iter().flatten());
+        errors.extend(e);
+    }
+    assert_eq!(all, whole_batches.into_iter().flatten().collect::<Vec<_>>());
+    assert_eq!(errors, whole_errors);
+
+    let mut json = String::new();
+    for i in 0..100_000 {
+        json.push_str(&if i == 5_000 {
+            "nope\n".to_string()
+        } else {
+            format!("{{\"id\":{i},\"name\":\"n{i}\"}}\n")
+        });
+    }
+    let path = write(dir.path(), "big.json", &json);
+    let c = connector(&path, &[("format", "json")], two_columns());
+    let plain = read_with_offsets(c.open(0).expect("open"));
+    assert_eq!(plain.1.len(), 1);
+    assert_eq!(read_with_offsets(open_pooled(&c, 0)), plain);
+}
+
+#[test]
+fn a_record_longer_than_the_room_before_a_buffer_spans_the_read_boundary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = "x".repeat(300_000);
+    let mut content = String::new();
+    let mut expected = Vec::new();
+    let mut i = 0;
+    // Short rows up to just before the first read boundary, then rows longer than the
+    // headroom, so one of them is cut by each of the next boundaries.
+    while content.len() < super::text::READ_CHUNK - 1000 {
+        content.push_str(&format!("{i},short\n"));
+        expected.push(format!("{i}|short"));
+        i += 1;
+    }
+    for _ in 0..40 {
+        content.push_str(&format!("{i},\"{long}\"\n"));
+        expected.push(format!("{i}|{long}"));
+        i += 1;
+    }
+    content.push_str(&format!("{i},last"));
+    expected.push(format!("{i}|last"));
+    let path = write(dir.path(), "long.csv", &content);
+    let c = connector(&path, &[("format", "csv")], two_columns());
+    for reader in [c.open(0).expect("open"), open_pooled(&c, 0)] {
+        let (batches, errors, _) = read_with_offsets(reader);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(batches.into_iter().flatten().eq(expected.iter().cloned()));
+    }
+}
+
+#[test]
 fn glob_over_several_files_gives_one_split_each() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "b.csv", "2,b\n");
@@ -277,15 +365,48 @@ fn glob_over_several_files_gives_one_split_each() {
     assert!(c.open(3).is_err());
 }
 
+/// Opens `split` with a pool of two threads decoding ahead of the reads, as a running
+/// source does.
+fn open_pooled(c: &FileConnector, split: usize) -> Box<dyn SplitReader> {
+    let mut reader = c.open(split).expect("open");
+    reader.decode_on(&ReaderPool::new(2));
+    reader
+}
+
+/// Reads a split to its end: its rows, row errors and the offset after each outcome.
+fn read_with_offsets(
+    mut reader: Box<dyn SplitReader>,
+) -> (Vec<Vec<String>>, Vec<RowError>, Vec<serde_json::Value>) {
+    let (mut batches, mut errors, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        let outcome = reader.next_batch().expect("read");
+        errors.extend(reader.take_errors());
+        offsets.push(reader.offset());
+        match outcome {
+            ReadOutcome::Batch(b) => batches.push(rows(&[b])),
+            ReadOutcome::Wait(_) => {}
+            ReadOutcome::Finished => return (batches, errors, offsets),
+        }
+    }
+}
+
 /// Reading with a stop-and-resume after every batch gives the uninterrupted result.
 fn assert_resume_equals_uninterrupted(c: &FileConnector) {
-    let (whole, whole_errors) = read_all(c.open(0).expect("open").as_mut());
+    assert_resume_equals_uninterrupted_with(c, |c| c.open(0).expect("open"));
+    assert_resume_equals_uninterrupted_with(c, |c| open_pooled(c, 0));
+}
+
+fn assert_resume_equals_uninterrupted_with(
+    c: &FileConnector,
+    open: impl Fn(&FileConnector) -> Box<dyn SplitReader>,
+) {
+    let (whole, whole_errors) = read_all(open(c).as_mut());
     let whole = rows(&whole);
     let mut resumed = Vec::new();
     let mut resumed_errors = Vec::new();
     let mut offset: Option<serde_json::Value> = None;
     loop {
-        let mut reader = c.open(0).expect("open");
+        let mut reader = open(c);
         if let Some(o) = &offset {
             reader.seek(o).expect("seek");
         }
@@ -576,22 +697,6 @@ fn csv_bid_throughput() {
         content.len() / 1_000_000,
         n as f64 / elapsed.as_secs_f64() / 1e6
     );
-}
-
-#[test]
-fn find_either_matches_a_plain_search() {
-    let text: Vec<u8> = (0..300u32)
-        .map(|i| [b'a', b'\n', b'"', 0x80, 0xff, b'x', 0x0a ^ 0x80][(i * 7 % 13 % 7) as usize])
-        .collect();
-    for start in 0..text.len() {
-        for len in [0, 1, 7, 8, 9, 15, 16, 17, 40] {
-            let s = &text[start..(start + len).min(text.len())];
-            let plain = s.iter().position(|&c| c == b'\n' || c == b'"');
-            assert_eq!(super::text::find_either(s, b'\n', b'"'), plain);
-            let plain = s.iter().position(|&c| c == 0x80);
-            assert_eq!(super::text::find_either(s, 0x80, 0x80), plain);
-        }
-    }
 }
 
 #[test]

@@ -1,53 +1,56 @@
 //! The reader shared by the line-oriented formats (CSV, JSON lines): buffered chunked IO,
 //! record boundaries with physical line numbers, batching, offsets and row errors.
 //!
-//! The file is read with plain blocking `std::fs::File` reads into one buffer of a few MiB.
+//! The file is read with plain blocking `std::fs::File` reads into buffers of a few MiB.
 //! A [`RecordFormat`] says where each record ends (a CSV record may span lines inside quotes)
 //! and decodes a run of whole records at once; this reader turns its output into batches of
-//! the declared schema and keeps `{"byte", "line"}` just after the last record consumed.
+//! the declared schema and keeps `{"byte", "line"}` just after the last record returned.
+//!
+//! Finding record ends is one pass over the bytes; decoding them is several times more work.
+//! So the reader splits the two: it cuts the buffer into chunks of whole records (slices
+//! sharing the buffer, not copies) and, when given a [`ReaderPool`], queues the decoding of
+//! the next few chunks there, up to [`READ_AHEAD`] ahead of the batch asked for. The pool's
+//! other threads decode them while this one scans on, and batches still come out in file
+//! order with their row errors and offsets. A chunk no other thread has started by the time
+//! its batch is needed is decoded by the reader itself (see [`Stealable`]), so a busy or
+//! one-thread pool never leaves a read waiting on another. Without a pool every chunk is
+//! decoded when its batch is asked for.
 
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 
 use super::{convert, display_name, io_error, offset_field};
 use crate::connectors::file_access::FileAccess;
 use crate::connectors::{ReadOutcome, RowError, SplitReader};
 use crate::error::{ExecError, ExecResult};
+use crate::sources::reader_pool::{ReaderPool, Stealable};
 
-/// Bytes read from the file at a time; the buffer is refilled when less than half is left.
+/// Bytes read from the file at a time into a fresh buffer.
 pub(super) const READ_CHUNK: usize = 4 << 20;
+
+/// A new buffer is taken when less than this is left unscanned in the current one.
+const REFILL_BELOW: usize = 64 << 10;
+
+/// Room left free at the start of each buffer read, where the unscanned end of the buffer
+/// before it is copied, so a record cut by the read boundary is whole without copying the
+/// new buffer.
+const HEADROOM: usize = REFILL_BELOW;
+
+/// Chunks scanned and queued for decoding beyond the batch being returned, when a pool
+/// decodes them.
+pub(super) const READ_AHEAD: usize = 2;
 
 /// A record longer than this (e.g. an unterminated quote swallowing the file) fails the read.
 const MAX_RECORD_BYTES: usize = 64 << 20;
-
-/// Position of the first byte of `buf` equal to `a` or `b`. Scans eight bytes at a time
-/// (a byte-wise "has zero" test on `u64` words), since finding line ends is the one pass
-/// over every input byte outside arrow's decoders.
-pub(super) fn find_either(buf: &[u8], a: u8, b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
-    let mut words = buf.chunks_exact(8);
-    let mut at = 0;
-    for word in words.by_ref() {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let v = u64::from_le_bytes(bytes);
-        let (xa, xb) = (v ^ pa, v ^ pb);
-        let hits = (xa.wrapping_sub(ONES) & !xa & HIGHS) | (xb.wrapping_sub(ONES) & !xb & HIGHS);
-        if hits != 0 {
-            // The lowest flagged byte is exact (borrows only run towards higher bytes).
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    words.remainder().iter().position(|&c| c == a || c == b).map(|i| at + i)
-}
 
 /// Where a record found by [`RecordFormat::scan`] ends, relative to its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +88,8 @@ pub(super) struct Decoded {
     pub errors: Vec<(usize, String)>,
 }
 
-/// A line-oriented file format.
-pub(super) trait RecordFormat: Send {
+/// A line-oriented file format. Shared by the threads that decode a reader's chunks.
+pub(super) trait RecordFormat: Send + Sync + 'static {
     /// Finds the end of the record starting at `buf[0]`. `None` if the record may continue
     /// past the end of `buf` (never when `eof`, unless `buf` is empty).
     fn scan(&self, buf: &[u8], eof: bool) -> Option<Scanned>;
@@ -99,24 +102,50 @@ pub(super) trait RecordFormat: Send {
     fn decode(&self, chunk: &[u8], records: &[Record]) -> ExecResult<Decoded>;
 }
 
+/// A chunk's rows and its malformed records.
+struct DecodedChunk {
+    batch: Option<RecordBatch>,
+    /// (split-relative line of the record, reason), in record order.
+    errors: Vec<(u64, String)>,
+}
+
+/// A chunk of whole records, cut from the buffer and being decoded.
+struct Chunk {
+    decoding: Stealable<ExecResult<DecodedChunk>>,
+    /// The file offset and lines consumed just after the chunk's last record.
+    end: (u64, u64),
+}
+
 /// Reads one CSV or JSON-lines file.
 pub(super) struct TextReader<F> {
     path: PathBuf,
     name: String,
-    format: F,
+    format: Arc<F>,
     schema: SchemaRef,
     batch_size: usize,
-    file: File,
-    /// Unconsumed input is `buf[pos..]`; `buf[0]` is at file offset `buf_offset`.
-    buf: Vec<u8>,
+    /// Read at explicit offsets, from this thread or the pool's.
+    file: Arc<File>,
+    /// File offset of the next buffer to read.
+    next_read: u64,
+    /// The next buffer, being read ahead on the pool (or read when joined).
+    reading: Option<Stealable<std::io::Result<Block>>>,
+    /// Unscanned input is `buf[pos..]`; `buf[0]` is at file offset `buf_offset`.
+    buf: Bytes,
     pos: usize,
     buf_offset: u64,
     eof: bool,
-    /// Physical lines consumed so far (before `buf[pos]`).
+    /// Physical lines scanned so far (before `buf[pos]`).
     line: u64,
     /// The first record is a header still to be skipped.
     header_pending: bool,
-    finished: bool,
+    /// Every record of the split has been scanned.
+    scanned_all: bool,
+    /// Chunks scanned but not yet returned, oldest first.
+    ahead: VecDeque<Chunk>,
+    /// Where chunks are decoded besides on this thread; `None`: each chunk when needed.
+    helpers: Option<ReaderPool>,
+    /// `{"byte", "line"}` just after the last chunk returned.
+    returned: (u64, u64),
     errors: Vec<RowError>,
     /// This split's byte range of the file: records that start in `[start, end)`.
     range: (u64, u64),
@@ -144,17 +173,22 @@ impl<F: RecordFormat> TextReader<F> {
             access: access.clone(),
             path: path.to_path_buf(),
             name: display_name(path),
-            format,
+            format: Arc::new(format),
             schema,
             batch_size,
-            file,
-            buf: Vec::new(),
+            file: Arc::new(file),
+            next_read: 0,
+            reading: None,
+            buf: Bytes::new(),
             pos: 0,
             buf_offset: 0,
             eof: false,
             line: 0,
             header_pending: header && range.0 == 0,
-            finished: false,
+            scanned_all: false,
+            ahead: VecDeque::new(),
+            helpers: None,
+            returned: (0, 0),
             errors: Vec::new(),
             range,
             lines_before: (range.0 == 0).then_some(0),
@@ -162,6 +196,7 @@ impl<F: RecordFormat> TextReader<F> {
         if range.0 > 0 {
             reader.skip_to_record_start()?;
         }
+        reader.returned = (reader.buf_offset + reader.pos as u64, reader.line);
         Ok(reader)
     }
 
@@ -169,22 +204,21 @@ impl<F: RecordFormat> TextReader<F> {
     /// `range.0`: right after the first `\n` at or after `range.0 - 1`.
     fn skip_to_record_start(&mut self) -> ExecResult<()> {
         let from = self.range.0 - 1;
-        self.file.seek(SeekFrom::Start(from)).map_err(|e| io_error(&self.path, "seek in", e))?;
+        self.next_read = from;
         self.buf_offset = from;
         loop {
             self.fill(READ_CHUNK)?;
-            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-                self.pos = i + 1;
+            if let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                self.pos += i + 1;
                 // From here on the split starts at its first record.
                 self.range.0 = self.buf_offset + self.pos as u64;
                 return Ok(());
             }
+            self.pos = self.buf.len();
             if self.eof {
-                self.pos = self.buf.len();
-                self.finished = true;
+                self.scanned_all = true;
                 return Ok(());
             }
-            self.pos = self.buf.len();
         }
     }
 
@@ -197,28 +231,42 @@ impl<F: RecordFormat> TextReader<F> {
         self.lines_before.unwrap_or(0) + line
     }
 
-    /// Drops consumed bytes and reads until `want` unconsumed bytes are buffered or the file ends.
+    /// Unless the file has ended or `want` unscanned bytes are buffered already, makes the
+    /// next buffer(s) read the current one: the unscanned bytes followed by the file's next
+    /// bytes, until `want` are unscanned. The old buffer lives on in the chunks cut from it
+    /// until they are decoded. The buffer after is then read ahead on the pool.
     fn fill(&mut self, want: usize) -> ExecResult<()> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
+        while !self.eof && self.buf.len() - self.pos < want {
+            let reading = match self.reading.take() {
+                Some(reading) => reading,
+                None => self.read_block(),
+            };
+            let block = reading.join()?.map_err(|e| io_error(&self.path, "read", e))?;
+            self.eof = block.eof;
+            self.next_read += block.len() as u64;
+            let tail = &self.buf[self.pos..];
             self.buf_offset += self.pos as u64;
             self.pos = 0;
-        }
-        while !self.eof && self.buf.len() < want {
-            let ask = (want - self.buf.len()).max(READ_CHUNK / 4);
-            // `read_to_end` on a `take` appends without zero-filling the buffer first.
-            match (&mut self.file).take(ask as u64).read_to_end(&mut self.buf) {
-                Ok(n) if n < ask => self.eof = true,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(&self.path, "read", e)),
+            self.buf = block.after(tail);
+            if !self.eof {
+                self.reading = Some(self.read_block());
             }
         }
         Ok(())
     }
 
-    /// Consumes up to `batch_size` records from the buffer. Returns them with the end of the
-    /// consumed bytes and the line count after them; consumes nothing if no record is complete.
+    /// Starts reading the [`READ_CHUNK`] bytes at `next_read`, on the pool if there is one.
+    fn read_block(&self) -> Stealable<std::io::Result<Block>> {
+        let (file, at) = (Arc::clone(&self.file), self.next_read);
+        let read = move || Block::read(&file, at);
+        match &self.helpers {
+            Some(pool) => pool.spawn_stealable(read),
+            None => Stealable::deferred(read),
+        }
+    }
+
+    /// Scans up to `batch_size` records from the buffer. Returns them with the end of the
+    /// scanned bytes and the line count after them; scans nothing if no record is complete.
     fn collect(&mut self) -> (Vec<Record>, usize, u64) {
         let mut records = Vec::new();
         let mut p = self.pos;
@@ -246,47 +294,21 @@ impl<F: RecordFormat> TextReader<F> {
         (records, p, line)
     }
 
-    /// Decodes a chunk of records into a batch (if any row is good), recording row errors.
-    fn decode_chunk(
-        &mut self,
-        records: &[Record],
-        end: usize,
-    ) -> ExecResult<Option<arrow::array::RecordBatch>> {
-        let chunk = &self.buf[self.pos..end];
-        let decoded = self.format.decode(chunk, records)?;
-        let mut errors = decoded.errors;
-        let batch = if decoded.rows.is_empty() {
-            None
-        } else {
-            let mut bad = Vec::new();
-            let batch = convert::conform(decoded.columns, &self.schema, &mut bad)?;
-            errors.extend(bad.into_iter().map(|(row, reason)| (decoded.rows[row], reason)));
-            batch
-        };
-        errors.sort_by_key(|(record, _)| *record);
-        for (record, reason) in errors {
-            let line = records.get(record).map_or(0, |r| r.line);
-            let line = self.file_line(line);
-            self.errors.push(RowError { location: format!("{} line {line}", self.name), reason });
-        }
-        Ok(batch)
-    }
-}
-
-impl<F: RecordFormat> SplitReader for TextReader<F> {
-    fn next_batch(&mut self) -> ExecResult<ReadOutcome> {
+    /// Cuts the next chunk of records from the file and queues its decoding (on the pool,
+    /// if the reader has one). `None` once the split has been scanned to its end.
+    fn scan_chunk(&mut self) -> ExecResult<Option<Chunk>> {
         loop {
-            if self.finished {
-                return Ok(ReadOutcome::Finished);
+            if self.scanned_all {
+                return Ok(None);
             }
-            if !self.eof && self.buf.len() - self.pos < READ_CHUNK / 2 {
+            if self.buf.len() - self.pos < REFILL_BELOW {
                 self.fill(READ_CHUNK)?;
             }
             let (records, end, line) = self.collect();
             if end == self.pos {
                 let at_range_end = self.buf_offset + self.pos as u64 >= self.range.1;
                 if at_range_end || (self.pos == self.buf.len() && self.eof) {
-                    self.finished = true;
+                    self.scanned_all = true;
                     continue;
                 }
                 // One record longer than the buffered input: read more.
@@ -302,20 +324,83 @@ impl<F: RecordFormat> SplitReader for TextReader<F> {
                 self.fill(pending + READ_CHUNK)?;
                 continue;
             }
-            if records.is_empty() {
-                // Only blank lines or the header.
-                self.pos = end;
-                self.line = line;
-                continue;
-            }
-            let batch = self.decode_chunk(&records, end)?;
+            let bytes = self.buf.slice(self.pos..end);
             self.pos = end;
             self.line = line;
-            return Ok(match batch {
-                Some(batch) => ReadOutcome::Batch(batch),
+            let chunk_end = (self.buf_offset + end as u64, line);
+            let (format, schema) = (Arc::clone(&self.format), Arc::clone(&self.schema));
+            let work = move || decode_chunk(&*format, &schema, &bytes, &records);
+            let decoding = match &self.helpers {
+                Some(pool) => pool.spawn_stealable(work),
+                None => Stealable::deferred(work),
+            };
+            return Ok(Some(Chunk { decoding, end: chunk_end }));
+        }
+    }
+}
+
+/// Decodes a chunk of records into a batch (if any row is good) and its malformed records.
+fn decode_chunk<F: RecordFormat>(
+    format: &F,
+    schema: &SchemaRef,
+    chunk: &[u8],
+    records: &[Record],
+) -> ExecResult<DecodedChunk> {
+    if records.is_empty() {
+        // Only blank lines or the header.
+        return Ok(DecodedChunk { batch: None, errors: Vec::new() });
+    }
+    let decoded = format.decode(chunk, records)?;
+    let mut errors = decoded.errors;
+    let batch = if decoded.rows.is_empty() {
+        None
+    } else {
+        let mut bad = Vec::new();
+        let batch = convert::conform(decoded.columns, schema, &mut bad)?;
+        errors.extend(bad.into_iter().map(|(row, reason)| (decoded.rows[row], reason)));
+        batch
+    };
+    errors.sort_by_key(|(record, _)| *record);
+    let errors = errors
+        .into_iter()
+        .map(|(record, reason)| (records.get(record).map_or(0, |r| r.line), reason))
+        .collect();
+    Ok(DecodedChunk { batch, errors })
+}
+
+impl<F: RecordFormat> SplitReader for TextReader<F> {
+    fn next_batch(&mut self) -> ExecResult<ReadOutcome> {
+        loop {
+            let depth = if self.helpers.is_some() { READ_AHEAD + 1 } else { 1 };
+            while self.ahead.len() < depth {
+                match self.scan_chunk()? {
+                    Some(chunk) => self.ahead.push_back(chunk),
+                    None => break,
+                }
+            }
+            let Some(chunk) = self.ahead.pop_front() else { return Ok(ReadOutcome::Finished) };
+            if chunk.decoding.is_running() {
+                // Another thread decodes the oldest chunk: decode a later one meanwhile.
+                for later in &self.ahead {
+                    if later.decoding.run_here_if_queued() {
+                        break;
+                    }
+                }
+            }
+            let decoded = chunk.decoding.join()??;
+            let had_errors = !decoded.errors.is_empty();
+            for (line, reason) in decoded.errors {
+                let line = self.file_line(line);
+                self.errors.push(RowError { location: format!("{} line {line}", self.name), reason });
+            }
+            self.returned = chunk.end;
+            match decoded.batch {
+                Some(batch) => return Ok(ReadOutcome::Batch(batch)),
                 // Every row was bad: give the caller a chance to drain the errors.
-                None => ReadOutcome::Wait(Duration::ZERO),
-            });
+                None if had_errors => return Ok(ReadOutcome::Wait(Duration::ZERO)),
+                // Only blank lines or the header.
+                None => {}
+            }
         }
     }
 
@@ -324,7 +409,7 @@ impl<F: RecordFormat> SplitReader for TextReader<F> {
     }
 
     fn offset(&self) -> serde_json::Value {
-        serde_json::json!({ "byte": self.buf_offset + self.pos as u64, "line": self.line })
+        serde_json::json!({ "byte": self.returned.0, "line": self.returned.1 })
     }
 
     fn seek(&mut self, offset: &serde_json::Value) -> ExecResult<()> {
@@ -337,17 +422,70 @@ impl<F: RecordFormat> SplitReader for TextReader<F> {
                 self.path.display()
             )));
         }
-        self.file.seek(SeekFrom::Start(byte)).map_err(|e| io_error(&self.path, "seek in", e))?;
-        self.buf.clear();
+        // What was read ahead of the old position is dropped (and so never decoded).
+        self.next_read = byte;
+        self.reading = None;
+        self.ahead.clear();
+        self.buf = Bytes::new();
         self.pos = 0;
         self.buf_offset = byte;
         self.eof = false;
         self.line = line;
-        self.finished = false;
+        self.returned = (byte, line);
+        self.scanned_all = false;
         if byte > self.range.0 {
             self.header_pending = false;
         }
         Ok(())
+    }
+
+    fn decode_on(&mut self, pool: &ReaderPool) {
+        self.helpers = Some(pool.clone());
+    }
+}
+
+/// [`READ_CHUNK`] bytes of the file (fewer at its end), after [`HEADROOM`] free bytes.
+struct Block {
+    bytes: Vec<u8>,
+    eof: bool,
+}
+
+impl Block {
+    /// Reads the block at file offset `at`.
+    fn read(file: &File, at: u64) -> std::io::Result<Block> {
+        let mut bytes = vec![0u8; HEADROOM + READ_CHUNK];
+        let mut filled = HEADROOM;
+        while filled < bytes.len() {
+            match file.read_at(&mut bytes[filled..], at + (filled - HEADROOM) as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let eof = filled < bytes.len();
+        bytes.truncate(filled);
+        Ok(Block { bytes, eof })
+    }
+
+    /// Bytes read from the file.
+    fn len(&self) -> usize {
+        self.bytes.len() - HEADROOM
+    }
+
+    /// `tail` (the unscanned end of the buffer before) followed by the block: in place
+    /// when it fits the headroom, as it does but for records longer than it.
+    fn after(mut self, tail: &[u8]) -> Bytes {
+        if tail.len() <= HEADROOM {
+            let start = HEADROOM - tail.len();
+            self.bytes[start..HEADROOM].copy_from_slice(tail);
+            Bytes::from(self.bytes).slice(start..)
+        } else {
+            let mut joined = Vec::with_capacity(tail.len() + self.len());
+            joined.extend_from_slice(tail);
+            joined.extend_from_slice(&self.bytes[HEADROOM..]);
+            Bytes::from(joined)
+        }
     }
 }
 
