@@ -145,6 +145,10 @@ pub enum SourceSpec {
         /// each batch; the connector reads the others.
         #[serde(default)]
         proctime_column: Option<usize>,
+        /// The columns the job uses (ascending, of `schema`), when not all of them: the
+        /// connector may hand the others on as placeholders instead of their values.
+        #[serde(default)]
+        read_columns: Option<Vec<usize>>,
     },
 }
 
@@ -704,7 +708,12 @@ impl fmt::Display for JobGraph {
                     writeln!(f, "  ViewSource: {view_name} (contents, then changes)")?
                 }
                 Some(SourceSpec::Connector {
-                    source_name, connector, watermark, proctime_column, ..
+                    source_name,
+                    connector,
+                    watermark,
+                    proctime_column,
+                    read_columns,
+                    ..
                 }) => {
                     let wm = match watermark {
                         Some(w) => format!("watermark {}", w.positional_expr),
@@ -714,7 +723,14 @@ impl fmt::Display for JobGraph {
                         Some(c) => format!("; processing time in _c{c}"),
                         None => String::new(),
                     };
-                    writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm}{proctime})")?
+                    let reads = match read_columns {
+                        Some(columns) => {
+                            let names = columns.iter().map(|c| format!("_c{c}")).collect::<Vec<_>>();
+                            format!("; reads {}", names.join(", "))
+                        }
+                        None => String::new(),
+                    };
+                    writeln!(f, "  ConnectorSource: {source_name} ({connector}; {wm}{proctime}{reads})")?
                 }
                 None => {}
             }

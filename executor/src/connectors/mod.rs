@@ -94,6 +94,12 @@ pub trait SplitReader: Send {
     /// Lets the reader run part of its work (decoding what it has read) on `pool`'s other
     /// threads, ahead of the batches asked for. Readers whose work does not split ignore it.
     fn decode_on(&mut self, _pool: &crate::sources::reader_pool::ReaderPool) {}
+
+    /// Says which columns (indices of the connector's schema, ascending) the job uses. A
+    /// reader may then return the others as placeholders (zeros, empty strings) rather than
+    /// their values, to spare building and carrying them; it still checks them, so the
+    /// rows it skips as malformed are the same whichever columns a job uses.
+    fn read_only(&mut self, _columns: &[usize]) {}
 }
 
 /// A configured connector: knows its splits and opens readers for them.

@@ -147,6 +147,7 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
             schema,
             watermark,
             proctime_column,
+            read_columns,
         }) => {
             let schema = schema_of(schema)?;
             let settings = source_settings(options)?;
@@ -163,6 +164,16 @@ pub fn start(spec: Option<&SourceSpec>, cx: SourceContext<'_>) -> ExecResult<Opt
                 reader.seek(offset)?;
             }
             reader.decode_on(cx.readers);
+            if let Some(columns) = read_columns {
+                // The connector's columns are the source's without the processing-time column.
+                let proctime = proctime_column.unwrap_or(usize::MAX);
+                let connector_columns: Vec<usize> = columns
+                    .iter()
+                    .filter(|c| **c != proctime)
+                    .map(|c| if *c > proctime { c - 1 } else { *c })
+                    .collect();
+                reader.read_only(&connector_columns);
+            }
             let metrics = Arc::new(SourceMetrics::new(*source_id, source_name, connector, split));
             crate::connectors::metrics::register(cx.task, metrics.clone());
             let (tx, rx) = local_channel();

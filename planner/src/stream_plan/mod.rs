@@ -223,6 +223,36 @@ struct Lowering<'a> {
     temporal_joins: usize,
 }
 
+/// The columns of a source a scan uses, when not all: those it projects, those its
+/// pushed-down filters read, and those the source's watermark is computed from.
+fn read_columns(
+    scan: &datafusion::logical_expr::TableScan,
+    watermark: Option<&Watermark>,
+) -> Option<Vec<usize>> {
+    let projection = scan.projection.as_ref()?;
+    let schema = scan.source.schema();
+    let mut columns: std::collections::BTreeSet<usize> = projection.iter().copied().collect();
+    for filter in &scan.filters {
+        for column in filter.column_refs() {
+            columns.insert(schema.index_of(&column.name).ok()?);
+        }
+    }
+    if let Some(watermark) = watermark {
+        columns.insert(watermark.column);
+        columns.extend(positional_columns(&watermark.positional_expr));
+    }
+    (columns.len() < schema.fields().len()).then(|| columns.into_iter().collect())
+}
+
+/// The `_cN` columns SQL text over positional names mentions (any `_cN` in it, so a
+/// string literal may add a column, never lose one).
+fn positional_columns(sql: &str) -> impl Iterator<Item = usize> + '_ {
+    sql.match_indices("_c").filter_map(move |(at, _)| {
+        let digits: String = sql[at + 2..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
 impl Lowering<'_> {
     /// Lowers `plan`; returns the vertex whose chain produces its rows.
     fn lower(&mut self, plan: &LogicalPlan) -> SqlResult<usize> {
@@ -273,6 +303,7 @@ impl Lowering<'_> {
                             watermark_columns: watermark.iter().map(|w| w.column).collect(),
                             ..Default::default()
                         };
+                        let read_columns = read_columns(scan, watermark.as_ref());
                         let source = SourceSpec::Connector {
                             source_id: id,
                             source_name: name,
@@ -281,6 +312,7 @@ impl Lowering<'_> {
                             schema: schema.clone(),
                             watermark,
                             proctime_column,
+                            read_columns,
                         };
                         (source, splits.max(1), properties)
                     }

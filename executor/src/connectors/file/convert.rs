@@ -20,6 +20,64 @@ use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
 use crate::functions::text_to_timestamp::read_column_each;
 
+/// A column of `len` placeholder values of `data_type` (zeros, false, empty strings; no
+/// NULLs, so it fits a NOT NULL column), for a column the job does not use. `None` for a type
+/// without one.
+pub(super) fn placeholder(data_type: &DataType, len: usize) -> Option<ArrayRef> {
+    let zeros = arrow::array::ArrayData::new_null(data_type, len).into_builder().nulls(None).build().ok()?;
+    Some(arrow::array::make_array(zeros))
+}
+
+/// The columns a job does not use, and their placeholders: made once per reader at its
+/// batch size and sliced for each batch, so they cost no memory per batch.
+#[derive(Default)]
+pub(super) struct Unused {
+    /// Per column: its placeholder if the job does not use it.
+    columns: Vec<Option<ArrayRef>>,
+}
+
+impl Unused {
+    /// Placeholders of up to `rows` rows for the columns of `schema` not in `used`.
+    pub(super) fn new(schema: &Schema, used: &[usize], rows: usize) -> Self {
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| (!used.contains(&i)).then(|| placeholder(field.data_type(), rows)).flatten())
+            .collect();
+        Unused { columns }
+    }
+
+    /// Whether the job does not use column `column`.
+    pub(super) fn is_unused(&self, column: usize) -> bool {
+        matches!(self.columns.get(column), Some(Some(_)))
+    }
+
+    /// `rows` placeholders for column `column` if the job does not use it.
+    pub(super) fn placeholder(&self, column: usize, rows: usize) -> Option<ArrayRef> {
+        let full = self.columns.get(column)?.as_ref()?;
+        (rows <= full.len()).then(|| full.slice(0, rows))
+    }
+
+    /// `batch` with placeholders in the unused columns, which frees their values.
+    pub(super) fn blank(&self, batch: RecordBatch) -> ExecResult<RecordBatch> {
+        if self.columns.iter().all(Option::is_none) {
+            return Ok(batch);
+        }
+        let rows = batch.num_rows();
+        let columns = batch
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, column)| match self.placeholder(i, rows) {
+                Some(blank) if blank.data_type() == column.data_type() => blank,
+                _ => Arc::clone(column),
+            })
+            .collect();
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+}
+
 /// Longest value text quoted in a row error.
 const MAX_VALUE_CHARS: usize = 60;
 

@@ -19,7 +19,7 @@ use arrow::csv::ReaderBuilder;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-use super::convert::{quote_value, read_schema};
+use super::convert::{quote_value, read_schema, Unused};
 use super::csv_plain;
 use super::text::{Decoded, Record, RecordFormat, Scanned};
 use super::CsvOptions;
@@ -176,8 +176,8 @@ impl RecordFormat for CsvFormat {
         content.is_empty()
     }
 
-    fn decode(&self, chunk: &[u8], records: &[Record]) -> ExecResult<Decoded> {
-        if let Some(columns) = csv_plain::decode(chunk, records, &self.declared, self.delimiter) {
+    fn decode(&self, chunk: &[u8], records: &[Record], unused: &Unused) -> ExecResult<Decoded> {
+        if let Some(columns) = csv_plain::decode(chunk, records, &self.declared, self.delimiter, unused) {
             let rows = (0..records.len()).collect();
             return Ok(Decoded { columns, rows, errors: Vec::new() });
         }

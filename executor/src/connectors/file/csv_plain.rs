@@ -25,6 +25,7 @@ use arrow::datatypes::{
     Schema,
 };
 
+use super::convert::{placeholder, Unused};
 use super::text::Record;
 use crate::functions::text_to_timestamp::read_texts_each;
 
@@ -89,12 +90,15 @@ impl<'a> Fields<'a> {
 
 /// The columns of `records`, one per field of `declared`: text and binary columns as text
 /// (the read types of the general path, which [`super::convert::conform`] finishes), every
-/// other column in its declared type. `None` hands the chunk to the general path.
+/// other column in its declared type. An `unused` text column is a placeholder (its values
+/// are valid UTF-8 and, if it is NOT NULL, none is empty: all there is to check). `None`
+/// hands the chunk to the general path.
 pub(super) fn decode(
     chunk: &[u8],
     records: &[Record],
     declared: &Schema,
     delimiter: u8,
+    unused: &Unused,
 ) -> Option<Vec<ArrayRef>> {
     let fields = Fields::split(chunk, records, declared.fields().len(), delimiter)?;
     declared
@@ -121,6 +125,15 @@ pub(super) fn decode(
                 DataType::Boolean => {
                     let parsed = values.map(|v| v.map_or(Some(None), |text| parse_bool(text).map(Some)));
                     Arc::new(parsed.collect::<Option<BooleanArray>>()?)
+                }
+                DataType::Utf8 | DataType::Binary if unused.is_unused(i) => {
+                    if !field.is_nullable() && values.clone().any(|v| v.is_none()) {
+                        return None;
+                    }
+                    match unused.placeholder(i, values.len()) {
+                        Some(blank) if blank.data_type() == &DataType::Utf8 => blank,
+                        _ => placeholder(&DataType::Utf8, values.len())?,
+                    }
                 }
                 DataType::Utf8 | DataType::Binary => {
                     let bytes = values.clone().map(|v| v.map_or(0, str::len)).sum();
@@ -216,7 +229,7 @@ mod tests {
         let finish = |columns| conform(columns, &schema(), &mut Vec::new()).expect("conform");
         let general = format.decode_general(chunk, &records).expect("general path");
         assert!(general.errors.is_empty(), "{:?}", general.errors);
-        let fast = super::decode(chunk, &records, &schema(), b',').and_then(finish);
+        let fast = super::decode(chunk, &records, &schema(), b',', &Default::default()).and_then(finish);
         (fast, finish(general.columns))
     }
 
@@ -259,7 +272,10 @@ mod tests {
         for case in &cases {
             let chunk = format!("{good}{case}");
             let records = records(chunk.as_bytes());
-            assert!(super::decode(chunk.as_bytes(), &records, &schema(), b',').is_none(), "{chunk:?}");
+            assert!(
+                super::decode(chunk.as_bytes(), &records, &schema(), b',', &Default::default()).is_none(),
+                "{chunk:?}"
+            );
         }
         // Values that do not parse, and bytes that are not UTF-8.
         let bad_values = [
@@ -272,11 +288,14 @@ mod tests {
         for case in &bad_values {
             let chunk = format!("{good}{case}");
             let records = records(chunk.as_bytes());
-            assert!(super::decode(chunk.as_bytes(), &records, &schema(), b',').is_none(), "{chunk:?}");
+            assert!(
+                super::decode(chunk.as_bytes(), &records, &schema(), b',', &Default::default()).is_none(),
+                "{chunk:?}"
+            );
         }
         let mut invalid = good.as_bytes().to_vec();
         invalid[good.find(",s,").expect("s") + 1] = 0xff;
-        assert!(super::decode(&invalid, &records(&invalid), &schema(), b',').is_none());
+        assert!(super::decode(&invalid, &records(&invalid), &schema(), b',', &Default::default()).is_none());
     }
 
     #[test]
@@ -291,7 +310,7 @@ mod tests {
     fn a_decoded_chunk_without_quotes_is_decoded_by_the_fast_path_through_the_format() {
         let chunk = b"1,2,3,1,1,1,true,s,2024-01-01,2024-01-01 00:00,2024-01-01 00:00,2024-01-01 00:00Z,b\n";
         let format = CsvFormat::new(schema(), CsvOptions { header: false, delimiter: b',' });
-        let decoded = format.decode(chunk, &records(chunk)).expect("decode");
+        let decoded = format.decode(chunk, &records(chunk), &Default::default()).expect("decode");
         // The fast path gives timestamps in their declared type; the general one as text.
         assert_eq!(decoded.columns[9].data_type(), &DataType::Timestamp(TimeUnit::Microsecond, None));
     }

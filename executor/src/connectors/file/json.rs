@@ -14,7 +14,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_json::ReaderBuilder;
 
-use super::convert::{quote_value, read_schema};
+use super::convert::{quote_value, read_schema, Unused};
 use super::text::{Decoded, Record, RecordFormat, Scanned};
 use crate::connectors::type_names::sql_type_name;
 use crate::error::ExecResult;
@@ -102,7 +102,7 @@ impl RecordFormat for JsonFormat {
         content.iter().all(u8::is_ascii_whitespace)
     }
 
-    fn decode(&self, chunk: &[u8], records: &[Record]) -> ExecResult<Decoded> {
+    fn decode(&self, chunk: &[u8], records: &[Record], _unused: &Unused) -> ExecResult<Decoded> {
         if let Ok(Some(batch)) = Self::decode_bytes(&self.read, chunk, records.len()) {
             if batch.num_rows() == records.len() {
                 let rows = (0..records.len()).collect();

@@ -28,14 +28,15 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 
-use super::{convert, display_name, io_error, offset_field};
+use super::convert::{self, Unused};
+use super::{display_name, io_error, offset_field};
 use crate::connectors::file_access::FileAccess;
 use crate::connectors::{ReadOutcome, RowError, SplitReader};
 use crate::error::{ExecError, ExecResult};
 use crate::sources::reader_pool::{ReaderPool, Stealable};
 
 /// Bytes read from the file at a time into a fresh buffer.
-pub(super) const READ_CHUNK: usize = 4 << 20;
+pub(super) const READ_CHUNK: usize = 1 << 20;
 
 /// A new buffer is taken when less than this is left unscanned in the current one.
 const REFILL_BELOW: usize = 64 << 10;
@@ -98,8 +99,9 @@ pub(super) trait RecordFormat: Send + Sync + 'static {
     fn is_blank(&self, content: &[u8]) -> bool;
 
     /// Decodes `records` (ranges of `chunk`, which holds them contiguously along with any
-    /// blank lines between them).
-    fn decode(&self, chunk: &[u8], records: &[Record]) -> ExecResult<Decoded>;
+    /// blank lines between them). A column the job does not use may be decoded as its
+    /// placeholder once its values are checked.
+    fn decode(&self, chunk: &[u8], records: &[Record], unused: &Unused) -> ExecResult<Decoded>;
 }
 
 /// A chunk's rows and its malformed records.
@@ -144,6 +146,8 @@ pub(super) struct TextReader<F> {
     ahead: VecDeque<Chunk>,
     /// Where chunks are decoded besides on this thread; `None`: each chunk when needed.
     helpers: Option<ReaderPool>,
+    /// Columns the job does not use, returned as placeholders (empty: every column is used).
+    unused: Arc<Unused>,
     /// `{"byte", "line"}` just after the last chunk returned.
     returned: (u64, u64),
     errors: Vec<RowError>,
@@ -188,6 +192,7 @@ impl<F: RecordFormat> TextReader<F> {
             scanned_all: false,
             ahead: VecDeque::new(),
             helpers: None,
+            unused: Arc::default(),
             returned: (0, 0),
             errors: Vec::new(),
             range,
@@ -328,8 +333,9 @@ impl<F: RecordFormat> TextReader<F> {
             self.pos = end;
             self.line = line;
             let chunk_end = (self.buf_offset + end as u64, line);
-            let (format, schema) = (Arc::clone(&self.format), Arc::clone(&self.schema));
-            let work = move || decode_chunk(&*format, &schema, &bytes, &records);
+            let (format, schema, unused) =
+                (Arc::clone(&self.format), Arc::clone(&self.schema), Arc::clone(&self.unused));
+            let work = move || decode_chunk(&*format, &schema, &bytes, &records, &unused);
             let decoding = match &self.helpers {
                 Some(pool) => pool.spawn_stealable(work),
                 None => Stealable::deferred(work),
@@ -339,18 +345,20 @@ impl<F: RecordFormat> TextReader<F> {
     }
 }
 
-/// Decodes a chunk of records into a batch (if any row is good) and its malformed records.
+/// Decodes a chunk of records into a batch (if any row is good) and its malformed records,
+/// with placeholders in the `unused` columns.
 fn decode_chunk<F: RecordFormat>(
     format: &F,
     schema: &SchemaRef,
     chunk: &[u8],
     records: &[Record],
+    unused: &Unused,
 ) -> ExecResult<DecodedChunk> {
     if records.is_empty() {
         // Only blank lines or the header.
         return Ok(DecodedChunk { batch: None, errors: Vec::new() });
     }
-    let decoded = format.decode(chunk, records)?;
+    let decoded = format.decode(chunk, records, unused)?;
     let mut errors = decoded.errors;
     let batch = if decoded.rows.is_empty() {
         None
@@ -358,7 +366,7 @@ fn decode_chunk<F: RecordFormat>(
         let mut bad = Vec::new();
         let batch = convert::conform(decoded.columns, schema, &mut bad)?;
         errors.extend(bad.into_iter().map(|(row, reason)| (decoded.rows[row], reason)));
-        batch
+        batch.map(|batch| unused.blank(batch)).transpose()?
     };
     errors.sort_by_key(|(record, _)| *record);
     let errors = errors
@@ -441,6 +449,10 @@ impl<F: RecordFormat> SplitReader for TextReader<F> {
 
     fn decode_on(&mut self, pool: &ReaderPool) {
         self.helpers = Some(pool.clone());
+    }
+
+    fn read_only(&mut self, columns: &[usize]) {
+        self.unused = Arc::new(Unused::new(&self.schema, columns, self.batch_size));
     }
 }
 

@@ -33,7 +33,10 @@ use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBat
 
 use crate::error::{ExecError, ExecResult};
 
+mod row_map;
 pub mod snapshot;
+
+pub use row_map::RowMap;
 
 /// A stored row's multiplicity and degree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +65,7 @@ impl Default for RowState {
 /// The rows of one key.
 #[derive(Debug, Default)]
 pub struct RowsOfKey {
-    pub rows: BTreeMap<Arc<[u8]>, RowState>,
+    pub rows: RowMap,
     key_group: u16,
     /// Rows changed since the last flush.
     dirty: Vec<Arc<[u8]>>,
@@ -246,7 +249,7 @@ impl KeyedRows {
             Some((stored, _)) => Arc::clone(stored),
             None => Arc::from(row),
         };
-        let state = entry.rows.entry(Arc::clone(&shared)).or_default();
+        let state = entry.rows.get_or_insert_default(Arc::clone(&shared));
         let before = state.count;
         let after = before + delta;
         if after < 0 {
