@@ -349,6 +349,72 @@ fn a_record_longer_than_the_room_before_a_buffer_spans_the_read_boundary() {
 }
 
 #[test]
+fn columns_a_job_does_not_use_are_placeholders_but_still_checked() {
+    let s = schema(&[
+        ("id", DataType::Int64, false),
+        ("name", DataType::Utf8, false),
+        ("price", DataType::Int64, true),
+        ("note", DataType::Utf8, true),
+        ("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+    ]);
+    let mut content = String::new();
+    for i in 0..3000 {
+        let line = match i {
+            // Malformed only in columns the job does not use: still skipped.
+            100 => "100,,1,n,2024-01-01 00:00:00\n".to_string(),
+            200 => "200,x,oops,n,2024-01-01 00:00:00\n".to_string(),
+            // Quoted: the general path, same placeholders.
+            300 => "300,\"q, x\",3,\"n\",2024-01-01 00:00:00\n".to_string(),
+            _ => format!("{i},name {i},{i},note {i},2024-01-01 00:00:{:02}\n", i % 60),
+        };
+        content.push_str(&line);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "u.csv", &content);
+    let c = connector(&path, &[("format", "csv"), ("batch.size", "256")], s);
+    let (all, all_errors, _) = read_with_offsets(c.open(0).expect("open"));
+    assert_eq!(all_errors.len(), 2, "{all_errors:?}");
+    for pooled in [false, true] {
+        let mut reader = if pooled { open_pooled(&c, 0) } else { c.open(0).expect("open") };
+        reader.read_only(&[0, 4]);
+        let mut batches = Vec::new();
+        let mut errors = Vec::new();
+        loop {
+            let outcome = reader.next_batch().expect("read");
+            errors.extend(reader.take_errors());
+            match outcome {
+                ReadOutcome::Batch(b) => batches.push(b),
+                ReadOutcome::Wait(_) => {}
+                ReadOutcome::Finished => break,
+            }
+        }
+        assert_eq!(errors, all_errors, "the same rows are malformed");
+        // The used columns are read; the others hold zeros and empty strings.
+        let used: Vec<String> = rows(&batches)
+            .iter()
+            .map(|r| {
+                let f: Vec<&str> = r.split('|').collect();
+                format!("{}|{}", f[0], f[4])
+            })
+            .collect();
+        let expected: Vec<String> = all
+            .iter()
+            .flatten()
+            .map(|r| {
+                let f: Vec<&str> = r.split('|').collect();
+                format!("{}|{}", f[0], f[4])
+            })
+            .collect();
+        assert_eq!(used, expected);
+        for batch in &batches {
+            assert_eq!(batch.column(1).as_string::<i32>().iter().flatten().collect::<String>(), "");
+            assert!(batch.column(2).as_primitive::<Int64Type>().values().iter().all(|v| *v == 0));
+            assert_eq!(batch.column(1).null_count() + batch.column(2).null_count(), 0);
+        }
+    }
+}
+
+#[test]
 fn glob_over_several_files_gives_one_split_each() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "b.csv", "2,b\n");
