@@ -93,7 +93,9 @@ pub struct KeyedRows {
     /// The first byte of every stored key (0 and 1 for a join's left and right side), so
     /// that several of these share one namespace.
     side: u8,
-    keys: HashMap<Box<[u8]>, RowsOfKey, RandomState>,
+    /// Each key's rows behind a pointer: most keys have one row, and the table's slots,
+    /// twice as many as keys right after it grows, stay small.
+    keys: HashMap<Box<[u8]>, Box<RowsOfKey>, RandomState>,
     /// Keys with changes since the last flush.
     dirty_keys: Vec<Box<[u8]>>,
     /// Live rows (count > 0) in memory, for eviction.
@@ -167,7 +169,7 @@ impl KeyedRows {
                 false => RowsOfKey { key_group, ..Default::default() },
             };
             self.cached_rows += entry.rows.len();
-            self.keys.insert(key.into(), entry);
+            self.keys.insert(key.into(), Box::new(entry));
         }
         let flushes = self.flushes;
         let entry = self
@@ -197,12 +199,12 @@ impl KeyedRows {
                 return Ok(None);
             }
             self.cached_rows += entry.rows.len();
-            self.keys.insert(key.into(), entry);
+            self.keys.insert(key.into(), Box::new(entry));
         }
         let flushes = self.flushes;
         Ok(self.keys.get_mut(key).map(|entry| {
             entry.touched = flushes;
-            &*entry
+            &**entry
         }))
     }
 
@@ -236,7 +238,7 @@ impl KeyedRows {
 
     /// The resident rows of `key` (call [`Self::load`] first).
     pub fn get(&self, key: &[u8]) -> Option<&RowsOfKey> {
-        self.keys.get(key)
+        self.keys.get(key).map(|entry| &**entry)
     }
 
     /// Adds `delta` copies of `row` under the resident `key`, setting its degree and when it
@@ -453,9 +455,10 @@ impl KeyedRows {
     pub fn restore_row(&mut self, key_group: u16, key: &[u8], row: &[u8], value: Option<(i64, i64, i64)>) {
         let entry = match self.keys.get_mut(key) {
             Some(entry) => entry,
-            None => {
-                self.keys.entry(key.into()).or_insert_with(|| RowsOfKey { key_group, ..Default::default() })
-            }
+            None => self
+                .keys
+                .entry(key.into())
+                .or_insert_with(|| Box::new(RowsOfKey { key_group, ..Default::default() })),
         };
         let was_live = entry.rows.get(row).is_some_and(|s| s.count > 0);
         let is_live = match value {
@@ -608,7 +611,10 @@ impl KeyedRows {
             return Ok(0);
         }
         let tracking = self.tracks_changes();
-        let Some(RowsOfKey { rows, dirty, listed, .. }) = self.keys.get_mut(key) else { return Ok(0) };
+        let Some(RowsOfKey { rows, dirty, listed, .. }) = self.keys.get_mut(key).map(|entry| &mut **entry)
+        else {
+            return Ok(0);
+        };
         let was_clean = dirty.is_empty();
         let mut expired = 0u64;
         let mut next = i64::MAX;
