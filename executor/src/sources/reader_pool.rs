@@ -127,8 +127,7 @@ impl ReaderPool {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Stealable<T> {
-        let slot =
-            Arc::new(Slot { state: Mutex::new(SlotState::Queued(Box::new(work))), done: Condvar::new() });
+        let slot = Slot::queued(work);
         let queued = Arc::clone(&slot);
         self.submit(
             Box::new(move || {
@@ -220,6 +219,10 @@ enum SlotState<T> {
 }
 
 impl<T> Slot<T> {
+    fn queued(work: impl FnOnce() -> T + Send + 'static) -> Arc<Self> {
+        Arc::new(Slot { state: Mutex::new(SlotState::Queued(Box::new(work))), done: Condvar::new() })
+    }
+
     /// Runs the work here if nobody has started it. On a pool thread a panic becomes an
     /// error result (the joining reader reports it); on the joining thread it propagates.
     fn run_if_queued(&self, on_pool: bool) -> bool {
@@ -249,12 +252,7 @@ impl<T> Slot<T> {
 impl<T> Stealable<T> {
     /// Work that no pool will run: [`join`](Self::join) runs it on the joining thread.
     pub fn deferred(work: impl FnOnce() -> T + Send + 'static) -> Self {
-        Stealable {
-            slot: Arc::new(Slot {
-                state: Mutex::new(SlotState::Queued(Box::new(work))),
-                done: Condvar::new(),
-            }),
-        }
+        Stealable { slot: Slot::queued(work) }
     }
 
     /// Runs the work on this thread if no pool thread has started it yet; true if it did.

@@ -390,21 +390,12 @@ fn columns_a_job_does_not_use_are_placeholders_but_still_checked() {
         }
         assert_eq!(errors, all_errors, "the same rows are malformed");
         // The used columns are read; the others hold zeros and empty strings.
-        let used: Vec<String> = rows(&batches)
-            .iter()
-            .map(|r| {
-                let f: Vec<&str> = r.split('|').collect();
-                format!("{}|{}", f[0], f[4])
-            })
-            .collect();
-        let expected: Vec<String> = all
-            .iter()
-            .flatten()
-            .map(|r| {
-                let f: Vec<&str> = r.split('|').collect();
-                format!("{}|{}", f[0], f[4])
-            })
-            .collect();
+        let id_and_ts = |row: &String| {
+            let fields: Vec<&str> = row.split('|').collect();
+            format!("{}|{}", fields[0], fields[4])
+        };
+        let used: Vec<String> = rows(&batches).iter().map(id_and_ts).collect();
+        let expected: Vec<String> = all.iter().flatten().map(id_and_ts).collect();
         assert_eq!(used, expected);
         for batch in &batches {
             assert_eq!(batch.column(1).as_string::<i32>().iter().flatten().collect::<String>(), "");
