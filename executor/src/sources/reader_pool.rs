@@ -93,28 +93,35 @@ impl ReaderPool {
         &self,
         mut reader: Box<dyn SplitReader>,
     ) -> ExecResult<(Box<dyn SplitReader>, ExecResult<ReadOutcome>)> {
-        let (tx, rx) = oneshot::channel();
         // Ahead of queued decoding: a source waits for its read, while decoding queued by
         // readers is work for threads that would otherwise be idle.
-        self.submit(
-            Box::new(move || {
+        self.run_queued(
+            move || {
                 let outcome = reader.next_batch();
-                let _ = tx.send((reader, outcome));
-            }),
+                (reader, outcome)
+            },
             Priority::First,
-        );
-        rx.await.map_err(|_| ExecError::Internal("a source read panicked on its reader thread".into()))
+        )
+        .await
     }
 
     /// Runs `work` on a pool thread. If the task awaiting it is dropped, the work still runs
     /// to its end and its result is dropped.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> ExecResult<T> {
+        self.run_queued(work, Priority::Last).await
+    }
+
+    async fn run_queued<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        priority: Priority,
+    ) -> ExecResult<T> {
         let (tx, rx) = oneshot::channel();
         self.submit(
             Box::new(move || {
                 let _ = tx.send(work());
             }),
-            Priority::Last,
+            priority,
         );
         rx.await.map_err(|_| ExecError::Internal("a source read panicked on its reader thread".into()))
     }

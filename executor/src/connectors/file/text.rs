@@ -260,13 +260,17 @@ impl<F: RecordFormat> TextReader<F> {
         Ok(())
     }
 
-    /// Starts reading the [`READ_CHUNK`] bytes at `next_read`, on the pool if there is one.
+    /// Starts reading the [`READ_CHUNK`] bytes at `next_read`.
     fn read_block(&self) -> Stealable<std::io::Result<Block>> {
         let (file, at) = (Arc::clone(&self.file), self.next_read);
-        let read = move || Block::read(&file, at);
+        self.start(move || Block::read(&file, at))
+    }
+
+    /// Queues `work` on the pool if the reader has one; else it runs when joined.
+    fn start<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Stealable<T> {
         match &self.helpers {
-            Some(pool) => pool.spawn_stealable(read),
-            None => Stealable::deferred(read),
+            Some(pool) => pool.spawn_stealable(work),
+            None => Stealable::deferred(work),
         }
     }
 
@@ -335,11 +339,7 @@ impl<F: RecordFormat> TextReader<F> {
             let chunk_end = (self.buf_offset + end as u64, line);
             let (format, schema, unused) =
                 (Arc::clone(&self.format), Arc::clone(&self.schema), Arc::clone(&self.unused));
-            let work = move || decode_chunk(&*format, &schema, &bytes, &records, &unused);
-            let decoding = match &self.helpers {
-                Some(pool) => pool.spawn_stealable(work),
-                None => Stealable::deferred(work),
-            };
+            let decoding = self.start(move || decode_chunk(&*format, &schema, &bytes, &records, &unused));
             return Ok(Some(Chunk { decoding, end: chunk_end }));
         }
     }
