@@ -616,13 +616,25 @@ impl RocksDbStateBackend {
         let mut cf_opts = Options::default();
         cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         cf_opts.set_write_buffer_size(tuning.write_buffer_bytes);
+        // One memtable takes writes while at most one more is flushed: memtables never hold
+        // more than twice the write buffer.
+        cf_opts.set_max_write_buffer_number(2);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&Cache::new_lru_cache(tuning.block_cache_bytes));
         // Operators look up keys that are mostly absent (a new group): bloom filters answer
-        // those without reading data blocks. Filters and indexes stay in memory outside the
-        // block cache (about 1.3 bytes per key): with a small cache they would otherwise be
-        // evicted and read back, whole, for every lookup.
+        // those without reading data blocks. Filters and indexes grow with the state (over a
+        // byte per key), so they live in the block cache too, where its size bounds them:
+        // partitioned into blocks of 4 KiB, so a lookup reads one partition back, not a
+        // file's whole filter; only each file's small top-level index stays pinned. They
+        // are cached at high priority, ahead of data blocks.
         table.set_bloom_filter(10.0, false);
+        table.set_optimize_filters_for_memory(true);
+        table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_metadata_block_size(4096);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table.set_pin_top_level_index_and_filter(true);
         cf_opts.set_block_based_table_factory(&table);
         let cf_options = cf_opts.clone();
         let db = DB::open_cf_descriptors(&db_opts, dir, [ColumnFamilyDescriptor::new(CF_STATE, cf_opts)])?;

@@ -264,6 +264,20 @@ impl TopN {
             }
         }
     }
+
+    /// Writes the changes since the last flush, then evicts partitions past the cache size.
+    /// Between barriers too, once several times the cache size is in memory
+    /// ([`super::keyed_rows::EPOCH_SLACK`]): the backend is this
+    /// operator's working copy, snapshotted at checkpoint barriers after the flush.
+    fn write_and_evict(&mut self) -> ExecResult<()> {
+        let mut batch = StateWriteBatch::default();
+        self.rows.flush(&mut batch);
+        if !batch.is_empty() {
+            self.backend.write(self.namespace, batch)?;
+        }
+        self.rows.evict(self.cache_rows);
+        Ok(())
+    }
 }
 
 impl Operator for TopN {
@@ -346,6 +360,9 @@ impl Operator for TopN {
         }
         let mut done = emit.finish(self)?;
         out.append(&mut done);
+        if !self.in_memory && self.rows.over_memory_limit(self.cache_rows) {
+            self.write_and_evict()?;
+        }
         Ok(())
     }
 
@@ -366,13 +383,7 @@ impl Operator for TopN {
             self.rows.drop_gone();
             return Ok(());
         }
-        let mut batch = StateWriteBatch::default();
-        self.rows.flush(&mut batch);
-        if !batch.is_empty() {
-            self.backend.write(self.namespace, batch)?;
-        }
-        self.rows.evict(self.cache_rows);
-        Ok(())
+        self.write_and_evict()
     }
 
     /// A partition's top rows can change with any later row, whatever its time.
@@ -610,6 +621,40 @@ mod tests {
                 "| -  | b | 3     | 1  |      |",
                 "| +  | b | 6     | 0  |      |",
                 "+----+---+-------+----+------+",
+            ],
+        );
+    }
+
+    #[test]
+    fn within_an_epoch_rows_in_memory_stay_bounded_by_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks =
+            weir_storage::keyed_state::RocksDbStateBackend::open(dir.path(), &Default::default()).unwrap();
+        let mut spec = top_n(2, true, false).spec;
+        spec.append_only_input = false;
+        // A cache of 8 rows; 100 partitions of 3 rows, 10 partitions a batch, no barrier.
+        let mut t = TopN::new(&spec, Arc::new(rocks), NS, 8).unwrap();
+        for b in 0..10 {
+            let groups: Vec<String> = (b * 10..b * 10 + 10).flat_map(|p| vec![format!("p{p}"); 3]).collect();
+            let prices: Vec<i64> = (0..30).map(|i| i % 3).collect();
+            let ids: Vec<i64> = (0..30).map(|i| b * 30 + i).collect();
+            feed(&mut t, rows(groups.iter().map(String::as_str).collect(), prices, ids, None));
+            assert!(t.rows.cached_rows() <= 32, "batch {b}: {} rows", t.rows.cached_rows());
+        }
+        assert_eq!(t.state_rows(), 300);
+        // Partition p0, written early and evicted: its top row goes and the third moves up.
+        let out = feed(&mut t, rows(vec!["p0"], vec![2], vec![2], Some(vec![-1])));
+        assert_output(
+            &out,
+            &[
+                "+----+----+-------+----+------+",
+                "| op | g  | price | id | rank |",
+                "+----+----+-------+----+------+",
+                "| -  | p0 | 2     | 2  | 1    |",
+                "| -  | p0 | 1     | 1  | 2    |",
+                "| +  | p0 | 1     | 1  | 1    |",
+                "| +  | p0 | 0     | 0  | 2    |",
+                "+----+----+-------+----+------+",
             ],
         );
     }

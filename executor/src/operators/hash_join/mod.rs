@@ -394,6 +394,15 @@ impl HashJoin {
             }
             return Ok(());
         }
+        self.write_and_evict()
+    }
+
+    /// Writes both sides' changes since the last flush in one batch, then evicts keys past
+    /// the cache size. Between barriers too, once a side holds several times the cache size
+    /// ([`super::keyed_rows::EPOCH_SLACK`]): the
+    /// backend is this operator's working copy (a checkpoint snapshots it at the barrier,
+    /// after the flush), so changes may reach it at any time.
+    fn write_and_evict(&mut self) -> ExecResult<()> {
         let mut batch = StateWriteBatch::default();
         for state in &mut self.states {
             state.flush(&mut batch);
@@ -519,6 +528,9 @@ impl Operator for HashJoin {
                 )?;
             }
             emit.finish(self, input, &batch, &theirs, &distinct.of_pair, out)?;
+        }
+        if !self.in_memory && self.states.iter().any(|s| s.over_memory_limit(self.cache_rows)) {
+            self.write_and_evict()?;
         }
         Ok(())
     }

@@ -273,6 +273,37 @@ fn state_survives_eviction_and_a_snapshot_restore_on_both_backends() {
 }
 
 #[test]
+fn within_an_epoch_rows_in_memory_stay_bounded_by_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let rocks =
+        weir_storage::keyed_state::RocksDbStateBackend::open(dir.path(), &Default::default()).unwrap();
+    let backend: Arc<dyn KeyedStateBackend> = Arc::new(rocks);
+    // A cache of 10 rows, and 500 left rows in batches of 10 with no barrier between them.
+    let mut j = join_with(JoinKind::LeftOuter, None, backend.clone(), 10);
+    for b in 0..50 {
+        let keys: Vec<Option<i64>> = (b * 10..b * 10 + 10).map(Some).collect();
+        feed(&mut j, LEFT, side(keys, vec!["a"; 10], None));
+        assert!(j.states[LEFT].cached_rows() <= 40, "batch {b}: {} rows", j.states[LEFT].cached_rows());
+    }
+    assert_eq!(j.state_rows(), 500);
+    // Rows written early are still matched and retracted exactly: one is deleted, and a
+    // right row for every key replaces the padded rows of the 499 left.
+    let out = feed(&mut j, LEFT, side(vec![Some(3)], vec!["a"], Some(vec![-1])));
+    assert_eq!(format(&out).len(), 5, "the padded row of key 3 goes: {:?}", format(&out));
+    let keys: Vec<Option<i64>> = (0..500).map(Some).collect();
+    let out = feed(&mut j, RIGHT, side(keys, vec!["x"; 500], None));
+    let (deletes, inserts) = out.iter().fold((0, 0), |(d, i), b| {
+        let deleted = (0..b.num_rows()).filter(|&r| b.op(r) == OP_DELETE).count();
+        (d + deleted, i + b.num_rows() - deleted)
+    });
+    assert_eq!((deletes, inserts), (499, 499));
+    assert!(j.states[RIGHT].cached_rows() <= 40, "{} rows", j.states[RIGHT].cached_rows());
+    j.on_barrier(&Barrier::checkpoint(1), &mut Vec::new()).unwrap();
+    assert!(j.states[LEFT].cached_rows() <= 10 && j.states[RIGHT].cached_rows() <= 10);
+    assert_eq!(j.state_rows(), 999);
+}
+
+#[test]
 fn a_retraction_of_a_row_never_inserted_is_an_error_not_a_wrong_answer() {
     let mut j = join(JoinKind::Inner);
     let mut out = Vec::new();
