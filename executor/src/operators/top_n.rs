@@ -267,8 +267,8 @@ impl TopN {
 
     /// Writes the changes since the last flush, then evicts partitions past the cache size.
     /// Between barriers too, once several times the cache size is in memory
-    /// ([`super::keyed_rows::EPOCH_SLACK`]): the backend is this
-    /// operator's working copy, snapshotted at checkpoint barriers after the flush.
+    /// ([`super::keyed_rows::EPOCH_SLACK`]): the backend is this operator's working copy,
+    /// snapshotted at checkpoint barriers after the flush.
     fn write_and_evict(&mut self) -> ExecResult<()> {
         let mut batch = StateWriteBatch::default();
         self.rows.flush(&mut batch);
@@ -642,7 +642,8 @@ mod tests {
             assert!(t.rows.cached_rows() <= 32, "batch {b}: {} rows", t.rows.cached_rows());
         }
         assert_eq!(t.state_rows(), 300);
-        // Partition p0, written early and evicted: its top row goes and the third moves up.
+        // Partition p0, written early and evicted: its top row goes, the second moves up to
+        // rank 1 and the third into rank 2.
         let out = feed(&mut t, rows(vec!["p0"], vec![2], vec![2], Some(vec![-1])));
         assert_output(
             &out,

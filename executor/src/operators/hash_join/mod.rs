@@ -399,9 +399,9 @@ impl HashJoin {
 
     /// Writes both sides' changes since the last flush in one batch, then evicts keys past
     /// the cache size. Between barriers too, once a side holds several times the cache size
-    /// ([`super::keyed_rows::EPOCH_SLACK`]): the
-    /// backend is this operator's working copy (a checkpoint snapshots it at the barrier,
-    /// after the flush), so changes may reach it at any time.
+    /// ([`super::keyed_rows::EPOCH_SLACK`]): the backend is this operator's working copy (a
+    /// checkpoint snapshots it at the barrier, after the flush), so changes may reach it at
+    /// any time.
     fn write_and_evict(&mut self) -> ExecResult<()> {
         let mut batch = StateWriteBatch::default();
         for state in &mut self.states {
