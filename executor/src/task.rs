@@ -57,6 +57,7 @@ impl Chain {
                 name: o.name().to_string(),
                 late_rows: o.late_rows(),
                 state_rows: o.state_rows(),
+                state_rows_in_memory: o.state_rows_in_memory(),
             })
             .collect()
     }

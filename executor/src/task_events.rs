@@ -19,6 +19,9 @@ pub struct OperatorStats {
     pub name: String,
     pub late_rows: u64,
     pub state_rows: u64,
+    /// Of `state_rows`, those in memory (absent from reports of older releases).
+    #[serde(default)]
+    pub state_rows_in_memory: u64,
 }
 
 /// What a task tells the JobManager.
@@ -141,7 +144,12 @@ mod tests {
             rows_in: 10,
             rows_out: 4,
             watermark: -5,
-            operators: vec![OperatorStats { name: "HashAggregate".into(), late_rows: 1, state_rows: 7 }],
+            operators: vec![OperatorStats {
+                name: "HashAggregate".into(),
+                late_rows: 1,
+                state_rows: 7,
+                state_rows_in_memory: 7,
+            }],
         };
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(serde_json::to_string(&serde_json::from_str::<TaskEvent>(&json).unwrap()).unwrap(), json);

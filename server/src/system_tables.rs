@@ -5,7 +5,8 @@
 //!   `restarting`, `failed: …`, `waiting_for_slots`), parallelism, created, last committed
 //!   epoch, restarts and attempts, the last failure (naming the TaskManager it came from).
 //! * `tasks`: one row per subtask — job, vertex, subtask, operators, taskmanager, slot,
-//!   status, rows in / out, last finished epoch, input watermark, state entries.
+//!   status, rows in / out, last finished epoch, input watermark, state entries (and how
+//!   many of them are in memory).
 //! * `sources`: one row per source split being read (and one per source no job reads) —
 //!   status, rows read, malformed rows skipped, last error, offset, watermark.
 //! * `watermarks`: one row per operator of every task that has a watermark — its current
@@ -157,6 +158,7 @@ impl SystemTable {
                 timestamp("watermark"),
                 bigint("state_rows", false),
                 bigint("state_bytes", true),
+                bigint("state_rows_in_memory", false),
             ],
             Kind::Sources => vec![
                 text("source"),
@@ -260,6 +262,9 @@ impl SystemTable {
                             .map(|t| t.operator_stats.iter().map(|o| o.state_rows as i64).sum::<i64>()),
                     )),
                     Arc::new(Int64Array::from_iter(tasks.iter().map(|t| t.state_bytes.map(|b| b as i64)))),
+                    Arc::new(Int64Array::from_iter_values(tasks.iter().map(|t| {
+                        t.operator_stats.iter().map(|o| o.state_rows_in_memory as i64).sum::<i64>()
+                    }))),
                 ]
             }
             Kind::Sources => self.source_rows(status),

@@ -97,6 +97,9 @@ fn main() {
         ("joins::random_changes_on_both_sides_agree_with_batch_across_kill_9", || {
             Box::pin(joins::random_changes_on_both_sides_agree_with_batch_across_kill_9())
         }),
+        ("joins::a_join_state_far_larger_than_its_cache_stays_bounded_and_exact", || {
+            Box::pin(joins::a_join_state_far_larger_than_its_cache_stays_bounded_and_exact())
+        }),
         ("streaming::concurrent_writers_agree_with_batch", || {
             Box::pin(clients::concurrent_writers_agree_with_batch())
         }),

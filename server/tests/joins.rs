@@ -124,3 +124,59 @@ async fn compare(client: &Client, view: &str, query: &str) -> Result<(), String>
         format!("{view}: {differing} rows differ from batch ({in_view} in the view, {in_batch} in batch)"),
     )
 }
+
+/// A join whose state is a hundred times its cache, arriving in one statement per side (one
+/// epoch each): the join writes and evicts within the epoch, `weir_catalog.tasks` shows the
+/// rows in memory staying near the cache while the state holds every row, and the view
+/// equals batch after the inserts, after deleting half of one side (rows that are only in
+/// RocksDB), and after a kill -9.
+pub async fn a_join_state_far_larger_than_its_cache_stays_bounded_and_exact() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        "[state]\nbackend = \"rocksdb\"\nblock_cache_mb = 4\nwrite_buffer_mb = 4\ncache_groups = 100\n\
+         [checkpoint]\ninterval = \"300ms\"\n[streaming]\nbarrier_interval_ms = 100\n",
+    )
+    .map_err(show)?;
+    let mut server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let client = server.connect().await;
+    let query = "SELECT a.id AS a_id, a.k, b.id AS b_id FROM a LEFT JOIN b ON a.k = b.k";
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE a (id INT PRIMARY KEY, k INT);
+             CREATE TABLE b (id INT PRIMARY KEY, k INT);
+             SET streaming_parallelism = 2;
+             CREATE MATERIALIZED VIEW big_join AS {query};
+             INSERT INTO a SELECT i, i % 5000 FROM generate_series(1, 10000) AS g(i);
+             INSERT INTO b SELECT i, i FROM generate_series(1, 10000) AS g(i);
+             FLUSH;"
+        ))
+        .await
+        .map_err(show)?;
+    let state = "SELECT count(*), sum(state_rows)::BIGINT, sum(state_rows_in_memory)::BIGINT \
+                 FROM weir_catalog.tasks WHERE job = 'big_join' AND operators LIKE '%HashJoin%'";
+    let row = client.query_one(state, &[]).await.map_err(show)?;
+    let (subtasks, rows, in_memory): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    // After a barrier each side of each subtask keeps at most its cache (100 rows).
+    check(
+        subtasks == 2 && rows == 20_000 && in_memory <= 400,
+        format!(
+            "{subtasks} join subtasks hold {rows} rows (2 and 20000 expected), {in_memory} of them in memory \
+             (at most 400 expected)"
+        ),
+    )?;
+    compare(&client, "big_join", query).await.map_err(|e| format!("after the inserts: {e}"))?;
+    client.batch_execute("DELETE FROM a WHERE id % 2 = 0; FLUSH;").await.map_err(show)?;
+    compare(&client, "big_join", query).await.map_err(|e| format!("after the deletes: {e}"))?;
+    // A checkpoint after the deletes, then kill -9.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.restart();
+    let client = server.connect().await;
+    client
+        .batch_execute("INSERT INTO b SELECT i, i % 100 FROM generate_series(10001, 12000) AS g(i); FLUSH;")
+        .await
+        .map_err(show)?;
+    compare(&client, "big_join", query).await.map_err(|e| format!("after the restart: {e}"))
+}

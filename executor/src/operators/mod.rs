@@ -76,6 +76,12 @@ pub trait Operator: Send {
         0
     }
 
+    /// Of [`Self::state_rows`], those held in memory; the rest are in the state backend
+    /// (RocksDB), read back when needed. All of them unless the operator evicts.
+    fn state_rows_in_memory(&self) -> u64 {
+        self.state_rows()
+    }
+
     /// Called right after `on_barrier` of a checkpoint barrier: the state as of the end of
     /// the epoch, or `None` for a stateless operator. Only the cheap part may run here; the
     /// rest goes into [`OperatorSnapshot::deferred`]. With `incremental`, the previous

@@ -395,6 +395,10 @@ impl Operator for TopN {
         self.rows.total_rows
     }
 
+    fn state_rows_in_memory(&self) -> u64 {
+        self.rows.cached_rows() as u64
+    }
+
     fn snapshot(&mut self, incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         let (kind, deferred, delta) = self.rows_state().snapshot(incremental)?;
         let mut meta = vec![kind];

@@ -567,6 +567,10 @@ impl Operator for HashJoin {
         self.states[LEFT].total_rows + self.states[RIGHT].total_rows
     }
 
+    fn state_rows_in_memory(&self) -> u64 {
+        self.states.iter().map(|s| s.cached_rows() as u64).sum()
+    }
+
     fn snapshot(&mut self, incremental: bool) -> ExecResult<Option<OperatorSnapshot>> {
         let (kind, deferred, delta) = self.rows_state().snapshot(incremental)?;
         let mut meta = Vec::with_capacity(33);

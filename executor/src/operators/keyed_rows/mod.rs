@@ -682,7 +682,6 @@ impl KeyedRows {
     }
 
     /// Rows in memory.
-    #[cfg(test)]
     pub fn cached_rows(&self) -> usize {
         self.cached_rows
     }
