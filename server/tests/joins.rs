@@ -25,6 +25,26 @@ const VIEWS: &[(&str, &str)] = &[
     ("j_three", "SELECT a.id AS a_id, b.id AS b_id, c.x FROM a JOIN b ON a.k = b.k JOIN c ON c.k = b.k + 1"),
 ];
 
+/// A server keeping state in RocksDB behind a cache of `cache_groups` rows per side, with
+/// small RocksDB buffers and frequent barriers and checkpoints; its data directory goes when
+/// the first value is dropped.
+fn rocksdb_server(cache_groups: usize) -> Result<(tempfile::TempDir, TestServer), String> {
+    let dir = tempfile::tempdir().map_err(show)?;
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[state]\nbackend = \"rocksdb\"\nblock_cache_mb = 4\nwrite_buffer_mb = 4\n\
+             cache_groups = {cache_groups}\n[checkpoint]\ninterval = \"300ms\"\n\
+             [streaming]\nbarrier_interval_ms = 100\n"
+        ),
+    )
+    .map_err(show)?;
+    let server =
+        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    Ok((dir, server))
+}
+
 /// xorshift, seeded per test run so a failure names its seed.
 struct Rng(u64);
 
@@ -38,16 +58,7 @@ impl Rng {
 }
 
 pub async fn random_changes_on_both_sides_agree_with_batch_across_kill_9() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(show)?;
-    let config = dir.path().join("weir.toml");
-    std::fs::write(
-        &config,
-        "[state]\nbackend = \"rocksdb\"\nblock_cache_mb = 4\nwrite_buffer_mb = 4\ncache_groups = 40\n\
-         [checkpoint]\ninterval = \"300ms\"\n[streaming]\nbarrier_interval_ms = 100\n",
-    )
-    .map_err(show)?;
-    let mut server =
-        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let (_dir, mut server) = rocksdb_server(40)?;
     let client = server.connect().await;
     client
         .batch_execute(
@@ -131,16 +142,7 @@ async fn compare(client: &Client, view: &str, query: &str) -> Result<(), String>
 /// equals batch after the inserts, after deleting half of one side (rows that are only in
 /// RocksDB), and after a kill -9.
 pub async fn a_join_state_far_larger_than_its_cache_stays_bounded_and_exact() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(show)?;
-    let config = dir.path().join("weir.toml");
-    std::fs::write(
-        &config,
-        "[state]\nbackend = \"rocksdb\"\nblock_cache_mb = 4\nwrite_buffer_mb = 4\ncache_groups = 100\n\
-         [checkpoint]\ninterval = \"300ms\"\n[streaming]\nbarrier_interval_ms = 100\n",
-    )
-    .map_err(show)?;
-    let mut server =
-        TestServer::start_with(&dir.path().join("data"), &["--config".into(), config.display().to_string()]);
+    let (_dir, mut server) = rocksdb_server(100)?;
     let client = server.connect().await;
     let query = "SELECT a.id AS a_id, a.k, b.id AS b_id FROM a LEFT JOIN b ON a.k = b.k";
     client
