@@ -23,7 +23,7 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, RowParser, Rows, SortField};
 use weir_plan::job_graph::{schema_of, TopNSpec};
-use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
+use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace};
 
 use super::keyed_rows::snapshot::{split_meta, RowsState};
 use super::keyed_rows::KeyedRows;
@@ -265,18 +265,10 @@ impl TopN {
         }
     }
 
-    /// Writes the changes since the last flush, then evicts partitions past the cache size.
-    /// Between barriers too, once several times the cache size is in memory
-    /// ([`super::keyed_rows::EPOCH_SLACK`]): the backend is this operator's working copy,
-    /// snapshotted at checkpoint barriers after the flush.
+    /// Writes the changes and evicts partitions (see [`super::keyed_rows::write_and_evict`]).
     fn write_and_evict(&mut self) -> ExecResult<()> {
-        let mut batch = StateWriteBatch::default();
-        self.rows.flush(&mut batch);
-        if !batch.is_empty() {
-            self.backend.write(self.namespace, batch)?;
-        }
-        self.rows.evict(self.cache_rows);
-        Ok(())
+        let rows = std::slice::from_mut(&mut self.rows);
+        super::keyed_rows::write_and_evict(rows, self.backend.as_ref(), self.namespace, self.cache_rows)
     }
 }
 

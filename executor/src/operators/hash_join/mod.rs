@@ -38,10 +38,10 @@ use arrow::row::{RowConverter, RowParser, SortField};
 use datafusion::common::hash_utils::RandomState;
 use datafusion::physical_expr::PhysicalExpr;
 use weir_plan::job_graph::{schema_of, JoinKind, JoinSpec, TimeBound};
-use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace, StateWriteBatch};
+use weir_storage::keyed_state::{KeyedStateBackend, StateNamespace};
 
 use super::keyed_rows::snapshot::{split_meta, RowsState};
-use super::keyed_rows::{KeyedRows, RowState};
+use super::keyed_rows::{write_and_evict, KeyedRows, RowState};
 use super::{Operator, OperatorSnapshot};
 use crate::clock::wall_clock_us;
 use crate::error::{ExecError, ExecResult};
@@ -397,23 +397,9 @@ impl HashJoin {
         self.write_and_evict()
     }
 
-    /// Writes both sides' changes since the last flush in one batch, then evicts keys past
-    /// the cache size. Between barriers too, once a side holds several times the cache size
-    /// ([`super::keyed_rows::EPOCH_SLACK`]): the backend is this operator's working copy (a
-    /// checkpoint snapshots it at the barrier, after the flush), so changes may reach it at
-    /// any time.
+    /// Writes both sides' changes in one batch and evicts (see [`write_and_evict`]).
     fn write_and_evict(&mut self) -> ExecResult<()> {
-        let mut batch = StateWriteBatch::default();
-        for state in &mut self.states {
-            state.flush(&mut batch);
-        }
-        if !batch.is_empty() {
-            self.backend.write(self.namespace, batch)?;
-        }
-        for state in &mut self.states {
-            state.evict(self.cache_rows);
-        }
-        Ok(())
+        write_and_evict(&mut self.states, self.backend.as_ref(), self.namespace, self.cache_rows)
     }
 }
 

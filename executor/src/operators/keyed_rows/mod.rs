@@ -687,6 +687,30 @@ impl KeyedRows {
     }
 }
 
+/// Writes the changes of `states` (a join's two sides, or a Top-N's one) since their last
+/// flush to `backend` in one batch, then evicts keys past `limit` rows from each. Called at
+/// barriers, and between them once a state is over [`KeyedRows::over_memory_limit`]: the
+/// backend is the operator's working copy (a checkpoint snapshots it at the barrier, after
+/// the flush), so changes may reach it at any time.
+pub fn write_and_evict(
+    states: &mut [KeyedRows],
+    backend: &dyn KeyedStateBackend,
+    ns: StateNamespace,
+    limit: usize,
+) -> ExecResult<()> {
+    let mut batch = StateWriteBatch::default();
+    for state in states.iter_mut() {
+        state.flush(&mut batch);
+    }
+    if !batch.is_empty() {
+        backend.write(ns, batch)?;
+    }
+    for state in states.iter_mut() {
+        state.evict(limit);
+    }
+    Ok(())
+}
+
 /// Where [`KeyedRows::flush`] and [`KeyedRows::write_all`] send rows: a backend's write
 /// batch, or the entries of a checkpoint of a side kept in memory. `prefix` is the side's
 /// tag and the key (see the module docs for the layout).
